@@ -1,0 +1,154 @@
+# orchestrator — build, test, run.
+#
+#   make run     install what is missing, build, start local services, run `orchestrator serve`
+#   make test    install what is missing, build, run every test against private services
+#   make asan    the tests under AddressSanitizer and UBSan
+#   make bench   benchmarks beside the reference implementations
+#   make         just build bin/orchestrator
+#
+# Variables: CC (gcc or clang), BUILD (build folder), T (only tests whose name contains T).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+CC ?= cc
+BUILD ?= build
+BIN := bin/orchestrator
+ifneq ($(BUILD),build)
+BIN := $(BUILD)/bin/orchestrator
+endif
+
+PKGS := libpq jansson libevent libevent_pthreads hiredis libcurl libgit2 libsodium libseccomp
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT ?= -O2
+SAN ?=
+# snprintf truncation is deliberate throughout (bounded messages); gcc only
+ifeq ($(findstring clang,$(shell $(CC) --version 2>/dev/null)),)
+WARN_EXTRA := -Wno-format-truncation
+endif
+CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2 \
+	-Wno-format-nonliteral $(WARN_EXTRA) -g $(OPT) $(SAN) -pthread -I. -I$(BUILD)/gen $(PKG_CFLAGS) \
+	$(EXTRA_CFLAGS)
+LDFLAGS := $(SAN) -pthread $(EXTRA_LDFLAGS)
+LDLIBS := $(PKG_LIBS) -lm
+
+PARTS := core engine llm secrets bot spawner nodes
+LIB_SRC := $(foreach d,$(PARTS),$(wildcard $(d)/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
+CLI_SRC := $(wildcard cli/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/liborch.a
+
+EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard nodes/prompts/*))
+
+TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(wildcard tests/unit/test_*.c tests/integration/test_*.c)
+TEST_BIN := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(TEST_SRC)))
+PROG_SRC := $(wildcard tests/progs/*.c tests/fakes/*.c)
+PROG_BIN := $(patsubst %.c,$(BUILD)/tests/progs/%,$(notdir $(PROG_SRC)))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
+
+vpath test_%.c tests/unit tests/integration
+vpath %.c tests/progs tests/fakes bench
+
+.PHONY: all deps check-deps run services stop test test-build asan bench clean distclean fmt
+
+all: check-deps $(BIN)
+
+deps:
+	@tests/env/deps.sh
+
+check-deps:
+	@pkg-config --exists $(PKGS) || { echo "missing libraries: run 'make deps' (or make run / make test, which install them)" >&2; \
+		pkg-config --print-errors --exists $(PKGS); exit 1; }
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/embedded.c: tests/env/embed.sh $(EMBED_SRC)
+	@mkdir -p $(dir $@)
+	tests/env/embed.sh $@ $(EMBED_SRC)
+
+$(BUILD)/obj/gen/embedded.o: $(BUILD)/gen/embedded.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/integration/test_%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/progs/%: $(BUILD)/obj/progs/%.o $(TEST_SUPPORT_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/progs/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/benchsrc/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/benchsrc/%.o: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+test-build: check-deps $(BIN) $(TEST_BIN) $(PROG_BIN)
+
+# The one test command: installs what is missing, builds, starts private
+# PostgreSQL and Redis servers, runs everything, stops them (also on failure).
+test:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory test-build
+	@BUILD=$(BUILD) BIN=$(BIN) tests/run.sh $(T)
+
+asan:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test-build
+	@BUILD=build/asan BIN=build/asan/bin/orchestrator ASAN=1 \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh $(T)
+
+bench:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory $(BIN) $(BENCH_BIN) $(PROG_BIN)
+	@BUILD=$(BUILD) BIN=$(BIN) bench/run.sh $(B)
+
+# Local services for `make run` (data under ORCH_DATA_DIR/services).
+services:
+	@tests/env/deps.sh
+	@tests/env/services.sh start
+
+stop:
+	@tests/env/services.sh stop
+
+run:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory all
+	@tests/env/services.sh start
+	@$(BIN) migrate
+	@echo "orchestrator: services are up; starting 'orchestrator serve' (Ctrl-C stops it; 'make stop' stops the services)"
+	@exec $(BIN) serve
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,56 @@
+/*
+ * cli — what the subcommands of bin/orchestrator share: the loaded
+ * configuration, opening the database, option parsing and printing.
+ * One file per subcommand (cmd_*.c) implements `int cmd_NAME(int argc,
+ * char **argv)` returning the process exit status.
+ */
+#ifndef ORCH_CLI_CLI_H
+#define ORCH_CLI_CLI_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/pg.h"
+
+/* The configuration loaded by main() before a subcommand runs. */
+extern orch_config cli_cfg;
+
+/* Opens a connection to DATABASE_URL, printing the reason on failure.
+ * Returns NULL on failure. */
+pg_conn *cli_db(void);
+
+/* Prints "orchestrator: <what>: <err_last()>" to stderr and returns 1. */
+int cli_fail(const char *what);
+
+/* Prints a usage error and returns 2. */
+int cli_usage(const char *usage);
+
+/* True when argv[i] is `name` and a value follows; advances *i past it. */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
+
+/* True when argv[*i] is the flag `name`. */
+int cli_flag(char **argv, int i, const char *name);
+
+/* Parses a positive integer argument; -1 when it is not one. */
+int64_t cli_int(const char *s);
+
+/* Prints a JSON value, indented, with a newline. */
+void cli_print_json(const json_t *j);
+
+/* "3m12s", "0.4s", "2h05m" for a duration in seconds. */
+void cli_fmt_age(double seconds, char *out, size_t cap);
+
+int cmd_migrate(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_threads(int argc, char **argv);
+int cmd_history(int argc, char **argv);
+int cmd_state(int argc, char **argv);
+int cmd_fork(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+
+#endif

@@ -1,0 +1,106 @@
+/*
+ * orchestrator serve | engine — the long-running roles.
+ *
+ * `engine` runs the graph engine: worker threads claim queued runs of the
+ * graphs built into this binary. `serve` runs every role this binary has in
+ * one process. SIGINT or SIGTERM stop gracefully: no new claims, runs in
+ * progress finish their current step and return to the queue.
+ */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "engine/control.h"
+#include "engine/engine.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char USAGE[] =
+	"orchestrator serve|engine [--threads N]\n"
+	"  Runs until SIGINT or SIGTERM. --threads overrides ORCH_ENGINE_THREADS.\n"
+	"  serve also prunes old checkpoints hourly (ORCH_RETENTION_DAYS).";
+
+static void prune_now(pg_pool *pool)
+{
+	pg_conn *c = NULL;
+	eng_prune_stats st;
+
+	if (pg_pool_acquire(pool, 5000, &c) < 0)
+		return;
+	if (eng_prune(c, cli_cfg.retention_days, cli_cfg.retention_keep, &st) < 0)
+		log_warn("serve", "retention pass failed: %s", err_last());
+	else if (st.checkpoints > 0 || st.events > 0)
+		log_info("serve", "retention: %d threads pruned, %d checkpoints and %d events deleted",
+			 st.threads, st.checkpoints, st.events);
+	pg_pool_release(pool, c);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	int serve_all = strcmp(argv[0], "serve") == 0;
+	int64_t threads = cli_cfg.engine_threads;
+	eng_options opt;
+	eng_engine *e = NULL;
+	pg_pool *pool = NULL;
+	sigset_t sigs;
+	int64_t last_prune = 0;
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		if (cli_opt(argc, argv, &i, "--threads", &v) && (threads = cli_int(v)) >= 1)
+			continue;
+		if (cli_flag(argv, i, "--help")) {
+			puts(USAGE);
+			return 0;
+		}
+		return cli_usage(USAGE);
+	}
+	/* signals are taken by sigwait below, in this thread only */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size) < 0)
+		return cli_fail("database pool");
+	memset(&opt, 0, sizeof(opt));
+	opt.threads = (int)threads;
+	opt.lease_ms = cli_cfg.lease_ms;
+	opt.poll_ms = cli_cfg.poll_ms;
+	if (eng_engine_new(&e, pool, &opt) < 0) {
+		cli_fail("engine");
+		goto done;
+	}
+	/* the factory's graphs (nodes/) register here once they exist */
+	if (eng_engine_start(e) < 0) {
+		cli_fail("engine");
+		goto done;
+	}
+	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
+		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
+	for (;;) {
+		struct timespec tick = {.tv_sec = 5, .tv_nsec = 0};
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_info("serve", "signal %d: stopping gracefully", sig);
+			break;
+		}
+		if (serve_all && util_mono_ms() - last_prune >= 3600 * 1000) {
+			last_prune = util_mono_ms();
+			prune_now(pool);
+		}
+	}
+	rc = 0;
+done:
+	eng_engine_free(e);
+	pg_pool_free(pool);
+	return rc;
+}

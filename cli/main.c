@@ -1,0 +1,156 @@
+/*
+ * bin/orchestrator — one binary, one subcommand per role or action.
+ */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ORCH_VERSION "0.1.0"
+
+orch_config cli_cfg;
+
+typedef struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} command;
+
+static const command commands[] = {
+	{"serve", cmd_serve, "run every role in one process (the single-machine default)"},
+	{"engine", cmd_serve, "run the graph engine only (scale out: several may share a database)"},
+	{"migrate", cmd_migrate, "create or update the database schema"},
+	{"status", cmd_status, "threads, runs, waiting work and live engines (--json)"},
+	{"threads", cmd_threads, "list threads with their latest run"},
+	{"history", cmd_history, "a thread's checkpoints, newest first"},
+	{"state", cmd_state, "a thread's state at its latest or a given checkpoint"},
+	{"fork", cmd_fork, "start a new run from an old checkpoint of a thread"},
+	{"run", cmd_run, "show one run"},
+	{"cancel", cmd_cancel, "cancel a thread's active runs (or one run with --run)"},
+	{"retry", cmd_retry, "queue a failed or cancelled run again from its last checkpoint"},
+	{"prune", cmd_prune, "delete old checkpoints of finished threads (retention)"},
+	{NULL, NULL, NULL},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "orchestrator %s — a self-hosted software factory\n\n"
+		     "usage: orchestrator <command> [options]\n\ncommands:\n",
+		ORCH_VERSION);
+	for (const command *c = commands; c->name; c++)
+		fprintf(out, "  %-10s %s\n", c->name, c->summary);
+	fprintf(out, "\n'orchestrator <command> --help' describes a command. Configuration comes "
+		     "from the environment\n(DATABASE_URL, REDIS_URL, ORCH_DATA_DIR, ...); see "
+		     "README.md.\n");
+}
+
+pg_conn *cli_db(void)
+{
+	pg_conn *c = NULL;
+
+	if (pg_conn_open(&c, cli_cfg.database_url) < 0) {
+		fprintf(stderr, "orchestrator: %s\n", err_last());
+		return NULL;
+	}
+	return c;
+}
+
+int cli_fail(const char *what)
+{
+	fprintf(stderr, "orchestrator: %s: %s\n", what, err_last());
+	return 1;
+}
+
+int cli_usage(const char *text)
+{
+	fprintf(stderr, "usage: %s\n", text);
+	return 2;
+}
+
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
+		*value = argv[*i] + n + 1;
+		return 1;
+	}
+	if (strcmp(argv[*i], name) != 0 || *i + 1 >= argc)
+		return 0;
+	*value = argv[++*i];
+	return 1;
+}
+
+int cli_flag(char **argv, int i, const char *name)
+{
+	return strcmp(argv[i], name) == 0;
+}
+
+int64_t cli_int(const char *s)
+{
+	int64_t v;
+
+	if (cfg_parse_int(s, &v) < 0 || v < 0)
+		return -1;
+	return v;
+}
+
+void cli_print_json(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
+
+void cli_fmt_age(double s, char *out, size_t cap)
+{
+	long t = (long)s;
+
+	if (s < 60)
+		snprintf(out, cap, "%.1fs", s);
+	else if (s < 3600)
+		snprintf(out, cap, "%ldm%02lds", t / 60, t % 60);
+	else if (s < 86400)
+		snprintf(out, cap, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+	else
+		snprintf(out, cap, "%ldd%02ldh", t / 86400, (t % 86400) / 3600);
+}
+
+int main(int argc, char **argv)
+{
+	const char *name;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("orchestrator %s\n", ORCH_VERSION);
+		return 0;
+	}
+	if (util_init() < 0) {
+		fprintf(stderr, "orchestrator: %s\n", err_last());
+		return 1;
+	}
+	if (cfg_load(&cli_cfg) < 0) {
+		fprintf(stderr, "orchestrator: configuration: %s\n", err_last());
+		return 2;
+	}
+	log_configure(cli_cfg.log_level, cli_cfg.log_text);
+	name = argv[1];
+	for (const command *c = commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c->fn(argc - 1, argv + 1);
+	fprintf(stderr, "orchestrator: unknown command '%s'\n\n", name);
+	usage(stderr);
+	return 2;
+}

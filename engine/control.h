@@ -1,0 +1,87 @@
+/*
+ * control — the engine's tables seen from outside an engine: starting and
+ * queueing runs, delivering events, cancelling, time travel (history, state
+ * at a checkpoint, fork), retention and the status report. Used by the CLI,
+ * the bot and tests; every function runs on a borrowed connection and is
+ * one short transaction, so any process may call them while engines run.
+ */
+#ifndef ORCH_ENGINE_CONTROL_H
+#define ORCH_ENGINE_CONTROL_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/pg.h"
+
+/* Queues a run of `graph` on thread `key` (created when new, with
+ * `metadata`, may be NULL) with `input` (may be NULL). The run waits behind
+ * the thread's active run, if any. ERR_CONFLICT when the thread exists with
+ * another graph. out_thread/out_run may be NULL. */
+int eng_start(pg_conn *c, const char *key, const char *graph, const json_t *input,
+	      const json_t *metadata, int64_t *out_thread, int64_t *out_run);
+
+/* Queues a run on an existing thread. ERR_NOTFOUND when there is none. */
+int eng_enqueue(pg_conn *c, int64_t thread_id, const json_t *input, int64_t *out_run);
+
+/* Resolves "42" (an id) or a thread key to the thread's id. */
+int eng_thread_find(pg_conn *c, const char *id_or_key, int64_t *out_id);
+
+/* Stores event `key` = `value` for a thread. When its run waits for `key`
+ * the run is queued again and *out_run (may be NULL) gets its id, else 0.
+ * A repeated non-NULL `idem` stores nothing (*out_dup set when non-NULL). */
+int eng_deliver(pg_conn *c, int64_t thread_id, const char *key, const json_t *value,
+		const char *idem, int64_t *out_run, int *out_dup);
+
+/* Cancels a run: a queued or waiting run at once, a running one at its next
+ * step boundary. *out_state (cap 16, may be NULL) gets the run's status
+ * afterwards. ERR_NOTFOUND when the run is not active. */
+int eng_cancel_run(pg_conn *c, int64_t run_id, char *out_state);
+
+/* Cancels every active run of a thread; *out_n (may be NULL) gets how many. */
+int eng_cancel_thread(pg_conn *c, int64_t thread_id, int *out_n);
+
+/* Queues a failed or cancelled run again, to continue from its last
+ * checkpoint (tasks that finished in its last step are not run again). */
+int eng_retry_run(pg_conn *c, int64_t run_id);
+
+/* Queues a new run on the thread that starts from checkpoint `seq`: the
+ * state there, with `update` applied (may be NULL), continuing with the
+ * tasks that were next at that checkpoint (or from START when it was the
+ * end). Later checkpoints are kept: the fork is a new branch. */
+int eng_fork(pg_conn *c, int64_t thread_id, int seq, const json_t *update, int64_t *out_run);
+
+/* The thread's checkpoints, newest first, at most `limit`: an array of
+ * {"seq","parent","run","step","nodes","next","snapshot","delta_bytes","at"}. */
+int eng_history(pg_conn *c, int64_t thread_id, int limit, json_t **out);
+
+/* The state at checkpoint `seq` (0: the latest) and the tasks that were
+ * next there. out_next and out_seq may be NULL. ERR_NOTFOUND when the thread
+ * has no such checkpoint. */
+int eng_state_at(pg_conn *c, int64_t thread_id, int seq, json_t **out_state, json_t **out_next,
+		 int *out_seq);
+
+/* A run as JSON: id, thread, status, step, error, waiting_on, timestamps. */
+int eng_run_get(pg_conn *c, int64_t run_id, json_t **out);
+
+/* Threads, most recently updated first: id, key, graph, run status, steps. */
+int eng_threads_list(pg_conn *c, int limit, json_t **out);
+
+typedef struct eng_prune_stats {
+	int threads;         /* threads pruned */
+	int checkpoints;     /* checkpoints deleted */
+	int snapshots;       /* snapshots written so kept checkpoints stay readable */
+	int events;          /* consumed events deleted */
+} eng_prune_stats;
+
+/* Retention: for threads with no active run and no update for `days` days,
+ * keeps the newest `keep` checkpoints (each still readable: a snapshot is
+ * written where its history is cut) and deletes older ones, with consumed
+ * events and leftover pending writes. */
+int eng_prune(pg_conn *c, int days, int keep, eng_prune_stats *out);
+
+/* The status report: threads, runs by state, the oldest waiting and queued
+ * runs, engines (alive when their heartbeat is younger than lease_ms),
+ * recent failures, outbox backlog. */
+int eng_status(pg_conn *c, int64_t lease_ms, json_t **out);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * engine — executes graph runs durably from the PostgreSQL run queue.
+ *
+ * An engine holds compiled graphs and a connection pool. Its worker threads
+ * claim queued runs of those graphs (FOR UPDATE SKIP LOCKED, with a lease),
+ * execute them super-step by super-step, and commit one checkpoint per step
+ * in one pipelined transaction together with the step's outbox rows and
+ * consumed events. A run that waits for an event parks and frees its
+ * thread. A heartbeat renews the leases of the runs it holds; when an engine
+ * dies its leases expire and any other engine takes the runs over from their
+ * last checkpoint. Any number of engine processes may share one database.
+ *
+ * eng_invoke and eng_resume run one invocation in the calling thread (no
+ * queue hop), for callers that want the answer at once: the CLI, tests,
+ * benchmarks. They use the same claim, lease and commit path.
+ */
+#ifndef ORCH_ENGINE_ENGINE_H
+#define ORCH_ENGINE_ENGINE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/pg.h"
+#include "engine/graph.h"
+
+typedef struct eng_engine eng_engine;
+
+/* Called after a run stops executing in this engine: done, failed,
+ * cancelled, waiting, or released. From an engine thread. */
+typedef void (*eng_run_hook)(int64_t run_id, int64_t thread_id, const char *status,
+			     void *udata);
+
+typedef struct eng_options {
+	const char *id;        /* unique engine id; NULL: "<host>-<pid>-<random>" */
+	int threads;           /* workers claiming queued runs; 0: inline calls only */
+	int64_t lease_ms;      /* lease on a held run; 0: 30 s */
+	int64_t poll_ms;       /* idle workers look for work this often; 0: 1 s */
+	int cache_entries;     /* thread states kept in memory; 0: 256, -1: none */
+	int64_t cache_bytes;   /* their approximate size cap; 0: 4 MiB */
+	int max_takeovers;     /* a run whose engine died this often fails; 0: 10 */
+	void *app;             /* handed to nodes through eng_ctx_app() */
+	eng_run_hook on_run_end;
+	void *hook_udata;
+} eng_options;
+
+/* Creates an engine on `pool` (borrowed; must outlive the engine).
+ * `opt` may be NULL for the defaults. The caller owns *out. */
+int eng_engine_new(eng_engine **out, pg_pool *pool, const eng_options *opt);
+
+/* Registers a compiled graph (borrowed; must outlive the engine). Only runs
+ * of registered graphs are claimed. Call before eng_engine_start. */
+int eng_engine_add_graph(eng_engine *e, const eng_graph *g);
+
+/* Starts the worker, listener and heartbeat threads. */
+int eng_engine_start(eng_engine *e);
+
+/* Stops claiming. Runs in progress finish their current step and go back to
+ * the queue, where another engine (or this one, restarted) picks them up.
+ * Returns when every engine thread has ended. Safe to call twice. */
+void eng_engine_stop(eng_engine *e);
+
+/* Stops (if needed) and frees. NULL is a no-op. */
+void eng_engine_free(eng_engine *e);
+
+const char *eng_engine_id(const eng_engine *e);
+
+/* Runs in progress in this engine right now. */
+int eng_engine_busy(const eng_engine *e);
+
+/* The outcome of an inline invocation. */
+typedef struct eng_result {
+	int64_t run_id, thread_id;
+	char status[16];   /* done | waiting | failed | cancelled | queued | stored */
+	json_t *state;     /* with ENG_WANT_STATE: the state at the end (owned) */
+	json_t *wait;      /* waiting: what the parked nodes asked (owned) */
+	char error[1024];  /* failed: why */
+} eng_result;
+
+#define ENG_WANT_STATE 1
+
+/* Starts a run of `graph` on thread `thread_key` (created when new) with
+ * `input` (an update, borrowed; NULL for none) and executes it in the
+ * calling thread until it is done, waits, fails or is cancelled. When the
+ * thread already has an active run, the new run is queued behind it and
+ * status is "queued". Returns 0 when the outcome is in *out (a failed run
+ * is an outcome: status "failed" and error), a negative code when the
+ * database could not be reached. Clear *out with eng_result_clear. */
+int eng_invoke(eng_engine *e, const char *graph, const char *thread_key, const json_t *input,
+	       int flags, eng_result *out);
+
+/* Delivers event `key` = `value` to a thread and, when its run waits for
+ * that key, resumes it in the calling thread as eng_invoke does. Status
+ * "stored" when no run waited for the key (the event stays for a later
+ * eng_await). */
+int eng_resume(eng_engine *e, int64_t thread_id, const char *key, const json_t *value,
+	       int flags, eng_result *out);
+
+void eng_result_clear(eng_result *r);
+
+#endif

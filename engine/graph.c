@@ -1,0 +1,348 @@
+#include "engine/graph_int.h"
+#include "core/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const eng_retry eng_retry_default = {
+	.max_attempts = 3,
+	.initial_ms = 200,
+	.max_ms = 5000,
+	.factor = 2.0,
+	.jitter = 1,
+	.retry_on = 0,
+};
+
+struct eng_graph {
+	char *name;
+	eng_node_def start;
+	eng_node_def *nodes;
+	int nnodes, cap;
+	eng_schema *schema;
+	int recursion_limit;
+	int compiled;
+};
+
+struct eng_next {
+	const eng_graph *g;
+	json_t *tasks;
+	int rc; /* first error seen */
+};
+
+int eng_graph_new(eng_graph **out, const char *name)
+{
+	eng_graph *g;
+
+	*out = NULL;
+	if (!name || !*name)
+		return err_set(ERR_INVALID, "a graph needs a name");
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return err_set(ERR_NOMEM, "out of memory");
+	g->name = strdup(name);
+	g->start.name = strdup(ENG_START);
+	if (!g->name || !g->start.name || eng_schema_new(&g->schema) < 0) {
+		eng_graph_free(g);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	g->recursion_limit = ENG_DEFAULT_RECURSION_LIMIT;
+	*out = g;
+	return 0;
+}
+
+static void node_clear(eng_node_def *n)
+{
+	free(n->name);
+	free(n->edges);
+}
+
+void eng_graph_free(eng_graph *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < g->nnodes; i++)
+		node_clear(&g->nodes[i]);
+	node_clear(&g->start);
+	free(g->nodes);
+	eng_schema_free(g->schema);
+	free(g->name);
+	free(g);
+}
+
+static int find_index(const eng_graph *g, const char *name)
+{
+	for (int i = 0; i < g->nnodes; i++)
+		if (strcmp(g->nodes[i].name, name) == 0)
+			return i;
+	return -2;
+}
+
+const eng_node_def *eng_graph_node(const eng_graph *g, const char *name)
+{
+	int i;
+
+	if (strcmp(name, ENG_START) == 0)
+		return &g->start;
+	i = find_index(g, name);
+	return i >= 0 ? &g->nodes[i] : NULL;
+}
+
+static int check_mutable(const eng_graph *g)
+{
+	if (g->compiled)
+		return err_set(ERR_INVALID, "graph '%s' is compiled and can no longer change",
+			       g->name);
+	return 0;
+}
+
+int eng_graph_add_node(eng_graph *g, const char *name, eng_node_fn fn, void *udata,
+		       const eng_retry *retry)
+{
+	eng_node_def *n;
+	int rc = check_mutable(g);
+
+	if (rc < 0)
+		return rc;
+	if (!name || !*name || !fn)
+		return err_set(ERR_INVALID, "a node needs a name and a function");
+	if (strcmp(name, ENG_START) == 0 || strcmp(name, ENG_END) == 0)
+		return err_set(ERR_INVALID, "'%s' is a reserved node name", name);
+	if (find_index(g, name) >= 0)
+		return err_set(ERR_CONFLICT, "graph '%s' already has a node '%s'", g->name, name);
+	if (retry && retry->max_attempts < 1)
+		return err_set(ERR_INVALID, "node '%s': max_attempts must be at least 1", name);
+	if (g->nnodes == g->cap) {
+		int ncap = g->cap ? g->cap * 2 : 8;
+		eng_node_def *p = realloc(g->nodes, (size_t)ncap * sizeof(*p));
+		if (!p)
+			return err_set(ERR_NOMEM, "out of memory");
+		g->nodes = p;
+		g->cap = ncap;
+	}
+	n = &g->nodes[g->nnodes];
+	memset(n, 0, sizeof(*n));
+	n->name = strdup(name);
+	if (!n->name)
+		return err_set(ERR_NOMEM, "out of memory");
+	n->fn = fn;
+	n->udata = udata;
+	n->retry = retry ? *retry : eng_retry_default;
+	if (n->retry.retry_on == 0)
+		n->retry.retry_on = ENG_RETRY_TRANSIENT;
+	if (n->retry.factor < 1.0)
+		n->retry.factor = 1.0;
+	g->nnodes++;
+	return 0;
+}
+
+/* Edges name nodes that exist already: add nodes first, then edges. */
+static eng_node_def *mutable_node(eng_graph *g, const char *name)
+{
+	int i;
+
+	if (strcmp(name, ENG_START) == 0)
+		return &g->start;
+	i = find_index(g, name);
+	return i >= 0 ? &g->nodes[i] : NULL;
+}
+
+int eng_graph_add_edge(eng_graph *g, const char *from, const char *to)
+{
+	eng_node_def *src;
+	int target, *p, rc = check_mutable(g);
+
+	if (rc < 0)
+		return rc;
+	src = mutable_node(g, from);
+	if (!src)
+		return err_set(ERR_INVALID, "edge from unknown node '%s' (add nodes before edges)",
+			       from);
+	if (strcmp(to, ENG_END) == 0) {
+		target = -1;
+	} else {
+		target = find_index(g, to);
+		if (target < 0)
+			return err_set(ERR_INVALID, "edge from '%s' to unknown node '%s'", from, to);
+	}
+	for (int i = 0; i < src->nedges; i++)
+		if (src->edges[i] == target)
+			return 0;
+	p = realloc(src->edges, (size_t)(src->nedges + 1) * sizeof(int));
+	if (!p)
+		return err_set(ERR_NOMEM, "out of memory");
+	src->edges = p;
+	src->edges[src->nedges++] = target;
+	return 0;
+}
+
+int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void *udata)
+{
+	eng_node_def *src;
+	int rc = check_mutable(g);
+
+	if (rc < 0)
+		return rc;
+	src = mutable_node(g, from);
+	if (!src)
+		return err_set(ERR_INVALID, "router after unknown node '%s'", from);
+	if (src->router)
+		return err_set(ERR_CONFLICT, "node '%s' already has a router", from);
+	src->router = fn;
+	src->router_udata = udata;
+	return 0;
+}
+
+int eng_graph_set_reducer(eng_graph *g, const char *key, eng_reducer r)
+{
+	int rc = check_mutable(g);
+	return rc < 0 ? rc : eng_schema_set(g->schema, key, r);
+}
+
+void eng_graph_set_recursion_limit(eng_graph *g, int limit)
+{
+	if (!g->compiled && limit > 0)
+		g->recursion_limit = limit;
+}
+
+int eng_graph_compile(eng_graph *g)
+{
+	char *seen;
+	int *stack, sp = 0, rc = 0;
+
+	if (g->compiled)
+		return 0;
+	if (g->start.nedges == 0 && !g->start.router)
+		return err_set(ERR_INVALID, "graph '%s' has no edge from START", g->name);
+	if (g->nnodes == 0)
+		return err_set(ERR_INVALID, "graph '%s' has no nodes", g->name);
+	/* reachability over fixed edges; nodes behind routers count as reachable
+	 * when any node on the path has a router (its targets are dynamic) */
+	seen = calloc((size_t)g->nnodes, 1);
+	stack = calloc((size_t)g->nnodes + 1, sizeof(int));
+	if (!seen || !stack) {
+		free(seen);
+		free(stack);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	{
+		int dynamic = g->start.router != NULL;
+		for (int i = 0; i < g->start.nedges; i++)
+			if (g->start.edges[i] >= 0 && !seen[g->start.edges[i]]) {
+				seen[g->start.edges[i]] = 1;
+				stack[sp++] = g->start.edges[i];
+			}
+		while (sp > 0) {
+			const eng_node_def *n = &g->nodes[stack[--sp]];
+			if (n->router)
+				dynamic = 1;
+			for (int i = 0; i < n->nedges; i++) {
+				int t = n->edges[i];
+				if (t >= 0 && !seen[t]) {
+					seen[t] = 1;
+					stack[sp++] = t;
+				}
+			}
+		}
+		if (!dynamic)
+			for (int i = 0; i < g->nnodes; i++)
+				if (!seen[i]) {
+					rc = err_set(ERR_INVALID,
+						     "node '%s' of graph '%s' cannot be reached from START",
+						     g->nodes[i].name, g->name);
+					break;
+				}
+	}
+	free(seen);
+	free(stack);
+	if (rc == 0)
+		g->compiled = 1;
+	return rc;
+}
+
+const char *eng_graph_name(const eng_graph *g)
+{
+	return g->name;
+}
+
+const eng_schema *eng_graph_schema(const eng_graph *g)
+{
+	return g->schema;
+}
+
+int eng_graph_recursion_limit(const eng_graph *g)
+{
+	return g->recursion_limit;
+}
+
+int eng_graph_compiled(const eng_graph *g)
+{
+	return g->compiled;
+}
+
+int eng_tasks_add(const eng_graph *g, json_t *tasks, const char *node, json_t *input)
+{
+	json_t *t;
+	size_t i;
+	json_t *it;
+
+	if (strcmp(node, ENG_END) == 0) {
+		json_decref(input);
+		return 0;
+	}
+	if (find_index(g, node) < 0) {
+		json_decref(input);
+		return err_set(ERR_INVALID, "unknown node '%s' in graph '%s'", node, g->name);
+	}
+	if (!input) {
+		json_array_foreach(tasks, i, it) {
+			if (!json_object_get(it, "input") &&
+			    strcmp(json_string_value(json_object_get(it, "node")), node) == 0)
+				return 0;
+		}
+		t = json_pack("{s:s}", "node", node);
+	} else {
+		t = json_pack("{s:s,s:o}", "node", node, "input", input);
+	}
+	if (!t || json_array_append_new(tasks, t) < 0)
+		return err_set(ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+int eng_next_add(eng_next *n, const char *node)
+{
+	int rc = eng_tasks_add(n->g, n->tasks, node, NULL);
+	if (rc < 0 && n->rc == 0)
+		n->rc = rc;
+	return rc;
+}
+
+int eng_next_send(eng_next *n, const char *node, json_t *input)
+{
+	int rc = eng_tasks_add(n->g, n->tasks, node, input ? input : json_null());
+	if (rc < 0 && n->rc == 0)
+		n->rc = rc;
+	return rc;
+}
+
+int eng_graph_targets(const eng_graph *g, const eng_node_def *from, const json_t *state,
+		      json_t *tasks)
+{
+	int rc;
+
+	for (int i = 0; i < from->nedges; i++) {
+		if (from->edges[i] < 0)
+			continue;
+		rc = eng_tasks_add(g, tasks, g->nodes[from->edges[i]].name, NULL);
+		if (rc < 0)
+			return rc;
+	}
+	if (from->router) {
+		eng_next next = {.g = g, .tasks = tasks, .rc = 0};
+		rc = from->router(state, &next, from->router_udata);
+		if (rc == 0)
+			rc = next.rc;
+		if (rc < 0)
+			return err_wrap("router after '%s'", from->name);
+	}
+	return 0;
+}

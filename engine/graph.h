@@ -1,0 +1,116 @@
+/*
+ * graph — defining a graph: nodes, edges, routers, reducers, retries.
+ *
+ * A graph is built once at start-up, compiled (checked), then shared
+ * read-only by every engine thread. Execution follows LangGraph's Pregel
+ * model: a run proceeds in super-steps; the tasks of one step all see the
+ * same state, their updates are applied together (in task order) at the end
+ * of the step, and the next step's tasks are the targets of the nodes that
+ * ran: fixed edges, the node's router (a conditional edge, called with the
+ * new state), and any eng_goto/eng_send the node itself asked for. Plain
+ * targets named more than once run once; eng_send tasks each run with their
+ * own input (LangGraph's Send), so one node can run many times in one step.
+ * A step with no targets ends the run.
+ *
+ *   eng_graph *g;
+ *   eng_graph_new(&g, "factory");
+ *   eng_graph_add_node(g, "brainstorm", brainstorm_fn, NULL, NULL);
+ *   eng_graph_add_edge(g, ENG_START, "brainstorm");
+ *   eng_graph_add_router(g, "brainstorm", after_brainstorm, NULL);
+ *   eng_graph_set_reducer(g, "messages", ENG_APPEND);
+ *   eng_graph_compile(g);
+ */
+#ifndef ORCH_ENGINE_GRAPH_H
+#define ORCH_ENGINE_GRAPH_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "engine/state.h"
+
+#define ENG_START "__start__"
+#define ENG_END "__end__"
+#define ENG_DEFAULT_RECURSION_LIMIT 1000
+
+typedef struct eng_graph eng_graph;
+typedef struct eng_ctx eng_ctx;   /* a node's view of its run; see engine/ctx.h */
+typedef struct eng_next eng_next; /* targets a router chooses */
+
+/* A node. Reads the state (borrowed, read-only: it is shared with the other
+ * tasks of the step) and its input (the eng_send payload, or NULL), and sets
+ * *update to a new JSON object (or leaves it NULL for no change); the engine
+ * takes ownership of *update. Returns 0, ERR_WAIT after eng_await parked it,
+ * or a negative err_code with err_set() explaining the failure, which the
+ * node's retry policy may retry. Called from engine threads, several at once:
+ * a node must be thread-safe. */
+typedef int (*eng_node_fn)(eng_ctx *ctx, const json_t *state, const json_t *input,
+			   json_t **update);
+
+/* A router (conditional edge) after a node: adds the next targets with
+ * eng_next_add/eng_next_send given the state after the step. Adding nothing,
+ * or ENG_END, ends this branch. Returns 0 or a negative err_code. */
+typedef int (*eng_router_fn)(const json_t *state, eng_next *next, void *udata);
+
+/* Retry policy of a node. Delays grow from initial_ms by `factor` up to
+ * max_ms; with jitter each delay is drawn from [d/2, d]. */
+typedef struct eng_retry {
+	int max_attempts;  /* total tries, >= 1 (1: no retry) */
+	int64_t initial_ms;
+	int64_t max_ms;
+	double factor;
+	int jitter;
+	uint32_t retry_on; /* ENG_RETRY_ON(code) bits; 0 means ENG_RETRY_TRANSIENT */
+} eng_retry;
+
+#define ENG_RETRY_ON(code) (1u << (-(code)))
+/* Failures worth another try: network, timeouts, rate limits, lost DB. */
+#define ENG_RETRY_TRANSIENT                                                                    \
+	(ENG_RETRY_ON(ERR_IO) | ENG_RETRY_ON(ERR_DB) | ENG_RETRY_ON(ERR_TIMEOUT) |              \
+	 ENG_RETRY_ON(ERR_BUSY) | ENG_RETRY_ON(ERR_HTTP) | ENG_RETRY_ON(ERR_REDIS) |             \
+	 ENG_RETRY_ON(ERR_RETRY))
+#define ENG_RETRY_ALL 0xffffffffu
+
+/* The policy used when a node is added without one: 3 tries, 200 ms to 5 s. */
+extern const eng_retry eng_retry_default;
+
+/* Creates an empty graph named `name` (runs refer to graphs by name). */
+int eng_graph_new(eng_graph **out, const char *name);
+void eng_graph_free(eng_graph *g);
+
+/* Adds a node. `udata` is handed to the node through eng_ctx_udata().
+ * `retry` is copied; NULL uses eng_retry_default. ERR_CONFLICT for a second
+ * node of the same name, ERR_INVALID for a reserved name. */
+int eng_graph_add_node(eng_graph *g, const char *name, eng_node_fn fn, void *udata,
+		       const eng_retry *retry);
+
+/* A fixed edge. `from` may be ENG_START, `to` may be ENG_END. Several edges
+ * from one node fan out: all targets run in the next step. */
+int eng_graph_add_edge(eng_graph *g, const char *from, const char *to);
+
+/* A conditional edge: after `from` runs, `fn` picks the targets. At most one
+ * router per node (ENG_START may have one too). */
+int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void *udata);
+
+int eng_graph_set_reducer(eng_graph *g, const char *key, eng_reducer r);
+
+/* Maximum super-steps per run (default ENG_DEFAULT_RECURSION_LIMIT). */
+void eng_graph_set_recursion_limit(eng_graph *g, int limit);
+
+/* Checks the graph: every edge names a node, START leads somewhere, every
+ * node is reachable. ERR_INVALID naming the problem. After this the graph
+ * is read-only and may be shared between threads. */
+int eng_graph_compile(eng_graph *g);
+
+const char *eng_graph_name(const eng_graph *g);
+
+/* --- used by routers --- */
+
+/* Adds a target node (or ENG_END). */
+int eng_next_add(eng_next *n, const char *node);
+
+/* Adds a task that runs `node` with its own `input` (steals the reference;
+ * NULL means no input). */
+int eng_next_send(eng_next *n, const char *node, json_t *input);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * graph_int — what the engine reads of a compiled graph. Not for nodes or
+ * graph authors (they use engine/graph.h).
+ */
+#ifndef ORCH_ENGINE_GRAPH_INT_H
+#define ORCH_ENGINE_GRAPH_INT_H
+
+#include "engine/graph.h"
+
+typedef struct eng_node_def {
+	char *name;
+	eng_node_fn fn;
+	void *udata;
+	eng_retry retry;
+	int *edges;   /* node indices; -1 is END */
+	int nedges;
+	eng_router_fn router;
+	void *router_udata;
+} eng_node_def;
+
+/* The node called `name`, or NULL. ENG_START resolves to the start pseudo
+ * node (which has edges and a router but no function). */
+const eng_node_def *eng_graph_node(const eng_graph *g, const char *name);
+
+const eng_schema *eng_graph_schema(const eng_graph *g);
+int eng_graph_recursion_limit(const eng_graph *g);
+int eng_graph_compiled(const eng_graph *g);
+
+/* Appends to `tasks` (a JSON array of {"node": name[, "input": v]}) the
+ * targets of `from` for the next step: its fixed edges and what its router
+ * picks given `state`. Plain targets already in `tasks` are not added twice.
+ * ERR_INVALID when the router names an unknown node; the router's own error
+ * otherwise. */
+int eng_graph_targets(const eng_graph *g, const eng_node_def *from, const json_t *state,
+		      json_t *tasks);
+
+/* Appends a task to `tasks` the way eng_graph_targets does: a plain target
+ * (input NULL) once, a task with input always. ENG_END is ignored.
+ * ERR_INVALID for an unknown node. */
+int eng_tasks_add(const eng_graph *g, json_t *tasks, const char *node, json_t *input);
+
+#endif

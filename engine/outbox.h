@@ -1,0 +1,90 @@
+/*
+ * outbox — delivering the side effects that steps wrote.
+ *
+ * A node's eng_emit() writes an outbox row in its step's transaction; a
+ * relay claims pending rows of the kinds it handles, delivers each (a
+ * Telegram message, a Redis XADD), and marks it sent. A claim is a lease:
+ * a relay that dies leaves its rows to be claimed again when the lease
+ * expires, so delivery is at least once, and the row id is the idempotency
+ * key a receiver uses to drop the duplicate. Rows that share a `dest` are
+ * delivered in id order: a dest's next row is claimable only once the rows
+ * before it are sent (or dead).
+ *
+ * Two levels: the row functions (claim, done, retry, defer, dead) for
+ * relays with their own loop, and eng_relay, a thread that listens for new
+ * rows and calls a handler for each.
+ */
+#ifndef ORCH_ENGINE_OUTBOX_H
+#define ORCH_ENGINE_OUTBOX_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/pg.h"
+
+typedef struct eng_outbox_row {
+	int64_t id;        /* unique and stable: use it as the idempotency key */
+	int64_t thread_id, run_id;
+	int step;
+	int attempts;      /* failed deliveries so far */
+	char kind[64];
+	char *dest;        /* NULL when the row has none */
+	json_t *payload;
+} eng_outbox_row;
+
+/* Claims up to `limit` deliverable rows of the kinds in `kinds` (a text[]
+ * literal such as {telegram.send}) for `claim_ms`. *out (owned; free with
+ * eng_outbox_rows_free) gets *n rows, oldest first. */
+int eng_outbox_claim(pg_conn *c, const char *relay_id, const char *kinds, int limit,
+		     int64_t claim_ms, eng_outbox_row **out, int *n);
+void eng_outbox_rows_free(eng_outbox_row *rows, int n);
+
+/* Marks a row delivered, keeping `result` (may be NULL) for the record. */
+int eng_outbox_done(pg_conn *c, int64_t id, const json_t *result);
+
+/* Records a failed delivery: the row is tried again after `delay_ms`, or
+ * becomes dead once it has failed `max_attempts` times. *out_dead (may be
+ * NULL) is set when it became dead. */
+int eng_outbox_retry(pg_conn *c, int64_t id, const char *error, int64_t delay_ms,
+		     int max_attempts, int *out_dead);
+
+/* Puts a row back without counting a failure (a rate limit said "later"). */
+int eng_outbox_defer(pg_conn *c, int64_t id, int64_t delay_ms);
+
+/* Gives up on a row for good (the receiver refused it). */
+int eng_outbox_dead(pg_conn *c, int64_t id, const char *error);
+
+/* --- the relay thread --- */
+
+typedef struct eng_relay eng_relay;
+
+/* Delivers one row. Returns 0 when delivered (*result, owned by the relay,
+ * may be set); ERR_BUSY to defer without counting a failure; ERR_DENIED,
+ * ERR_INVALID or ERR_AUTH when the receiver will never accept it (dead);
+ * any other negative code for a failure worth retrying. *retry_after_ms,
+ * when set above 0, overrides the backoff (Telegram's retry_after). */
+typedef int (*eng_relay_fn)(const eng_outbox_row *row, json_t **result,
+			    int64_t *retry_after_ms, void *udata);
+
+typedef struct eng_relay_options {
+	const char *name;       /* for logs and claims, e.g. "telegram" */
+	const char *kinds;      /* text[] literal of the kinds handled */
+	int batch;              /* rows per claim (default 50) */
+	int64_t claim_ms;       /* lease on claimed rows (default 60 s) */
+	int max_attempts;       /* failures before a row is dead (default 10) */
+	int64_t backoff_ms;     /* first retry delay (default 1 s), doubling */
+	int64_t max_backoff_ms; /* cap (default 5 min) */
+	int64_t poll_ms;        /* look for due retries this often (default 1 s) */
+} eng_relay_options;
+
+int eng_relay_new(eng_relay **out, pg_pool *pool, const eng_relay_options *opt,
+		  eng_relay_fn fn, void *udata);
+int eng_relay_start(eng_relay *r);
+void eng_relay_stop(eng_relay *r);
+void eng_relay_free(eng_relay *r);
+
+/* One pass without the thread: claims a batch and delivers it. *out_n (may
+ * be NULL) gets the number of rows handled. */
+int eng_relay_run_once(eng_relay *r, int *out_n);
+
+#endif

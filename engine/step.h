@@ -1,0 +1,86 @@
+/*
+ * step — running the tasks of one super-step (engine-internal).
+ *
+ * Tasks run with their node's retry policy, in parallel threads when there
+ * are several. Each produces a task_result: its update, routing, outbox rows,
+ * the events it took and the keys it waits for. Nothing touches the database
+ * here: the engine turns the results into a checkpoint, pending writes or a
+ * failure, and commits them.
+ */
+#ifndef ORCH_ENGINE_STEP_H
+#define ORCH_ENGINE_STEP_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "engine/ctx.h"
+#include "engine/graph_int.h"
+
+/* State the tasks of one step share: the thread's unconsumed events, and
+ * which task took which (so two parallel tasks never take the same one). */
+typedef struct step_shared {
+	pthread_mutex_t mu;
+	json_t *events;   /* [{"id": n, "key": k, "value": v}], borrowed */
+	int *taken_by;    /* per event: task index + 1, or 0 */
+	size_t nevents;
+	const atomic_int *cancel; /* set when the run is asked to cancel */
+} step_shared;
+
+typedef struct task_result {
+	int rc;           /* 0 done, ERR_WAIT, or the failure's err_code */
+	int from_pending; /* restored from pending writes; not run in this step */
+	int attempts;
+	json_t *update;   /* object or NULL */
+	json_t *gotos;    /* [{"node": n[, "input": v]}] */
+	json_t *outbox;   /* [{"kind": k, "dest": d, "payload": p}] */
+	json_t *taken;    /* event ids */
+	json_t *waits;    /* keys */
+	json_t *wait_payload;
+	char error[1024];
+} task_result;
+
+struct eng_ctx {
+	const eng_graph *g;
+	const eng_node_def *node;
+	int64_t run_id, thread_id;
+	const char *thread_key;
+	int step, attempt, task;
+	void *app;
+	step_shared *sh;
+	task_result *res;
+};
+
+typedef struct step_input {
+	const eng_graph *g;
+	int64_t run_id, thread_id;
+	const char *thread_key;
+	int step;
+	void *app;
+	const json_t *state;   /* read-only during the step */
+	const json_t *tasks;   /* [{"node": n[, "input": v]}] */
+	const json_t *pending; /* {"<task index>": {"update":..,"goto":..}} or NULL */
+	step_shared *sh;
+} step_input;
+
+int step_shared_init(step_shared *sh, json_t *events, const atomic_int *cancel);
+void step_shared_destroy(step_shared *sh);
+
+/* Runs every task of the step that has no pending write; fills results[i]
+ * for i < number of tasks (the array must be zeroed). Returns 0 once every
+ * task has finished, waited or failed (see results[i].rc); a negative code
+ * only when the step could not be run at all (out of memory, bad task). */
+int step_execute(const step_input *in, task_result *results);
+
+void task_result_clear(task_result *r);
+
+/* The tasks of the next step given the state after this one: for each task
+ * in order, its node's edges, its router and its gotos. Caller owns *out. */
+int step_next(const eng_graph *g, const json_t *state, const json_t *tasks,
+	      const task_result *results, json_t **out);
+
+/* The pending-write form of a finished task: {"update": u, "goto": [...]}. */
+json_t *task_result_pending(const task_result *r);
+
+#endif
