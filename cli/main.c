@@ -3,6 +3,7 @@
  */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -137,7 +138,7 @@ int main(int argc, char **argv)
 		printf("orchestrator %s\n", ORCH_VERSION);
 		return 0;
 	}
-	if (util_init() < 0) {
+	if (util_init() < 0 || http_global_init() < 0) {
 		fprintf(stderr, "orchestrator: %s\n", err_last());
 		return 1;
 	}

@@ -1,6 +1,7 @@
 #include "core/log.h"
+#include "core/buf.h"
+#include "core/redact.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -8,7 +9,6 @@
 
 static int g_level = LOG_INFO;
 static int g_text;
-static _Atomic(log_redact_fn) g_redact;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -35,11 +35,6 @@ int log_level_get(void)
 	return g_level;
 }
 
-void log_set_redactor(log_redact_fn fn)
-{
-	atomic_store(&g_redact, fn);
-}
-
 static void write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
@@ -57,7 +52,6 @@ void log_writev(int level, const char *mod, const char *fmt, va_list ap)
 	struct timespec now;
 	struct tm tm;
 	buf msg, line;
-	log_redact_fn redact;
 
 	if (level < g_level || level < LOG_DEBUG || level > LOG_ERROR)
 		return;
@@ -73,9 +67,7 @@ void log_writev(int level, const char *mod, const char *fmt, va_list ap)
 		buf_reset(&msg);
 		buf_puts(&msg, "(log message too long)");
 	}
-	redact = atomic_load(&g_redact);
-	if (redact)
-		redact(&msg);
+	redact_buf(&msg);
 	if (g_text) {
 		buf_printf(&line, "%s %-5s %s: %s\n", ts, level_names[level], mod,
 			   buf_cstr(&msg));

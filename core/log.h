@@ -5,8 +5,8 @@
  *
  * Each line is formatted in memory and written with one write(2), so lines
  * from several threads or processes never interleave. Every message passes
- * the redaction hook (installed by secrets/) before it is written: core does
- * not know which values are secret, only that someone may.
+ * redact_buf() (core/redact.h) before it is written: core does not know
+ * which values are secret, only that the secrets module does.
  * ORCH_LOG_FORMAT=text gives "ts level mod: msg" lines for people.
  */
 #ifndef ORCH_CORE_LOG_H
@@ -14,7 +14,6 @@
 
 #include <stdarg.h>
 
-#include "core/buf.h"
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3, LOG_OFF = 4 };
 
@@ -25,11 +24,6 @@ int log_level_parse(const char *s);
  * against concurrent logging; call at start-up. */
 void log_configure(int level, int text_format);
 int log_level_get(void);
-
-/* A redactor rewrites `msg` in place, removing secret values. It must be
- * thread-safe. NULL removes the hook. */
-typedef void (*log_redact_fn)(buf *msg);
-void log_set_redactor(log_redact_fn fn);
 
 /* Writes one line if `level` is enabled. `mod` names the module ("engine"). */
 void log_write(int level, const char *mod, const char *fmt, ...)

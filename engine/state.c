@@ -164,7 +164,10 @@ int eng_state_apply(const eng_schema *s, json_t *state, json_t *delta, const jso
 					json_object_clear(op);
 					rc = json_object_set(op, "set", target) < 0 ? ERR_NOMEM : 0;
 				} else {
-					rc = d ? merge_into(d, val) : err_set(ERR_NOMEM, "out of memory");
+					/* the delta keeps nulls: they delete on replay */
+					rc = d && json_object_update(d, val) == 0
+						     ? 0
+						     : err_set(ERR_NOMEM, "out of memory");
 				}
 			}
 			break;

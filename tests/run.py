@@ -27,8 +27,9 @@ TAP_PLAN = re.compile(r"^1\.\.(\d+)")
 
 
 def psql(base, db, sql):
+    env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{base}/{db}", "-c", sql],
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL, env=env)
 
 
 def discover(build, filters):

@@ -4,6 +4,9 @@
 # also when a test fails or the run is interrupted.
 #
 #   BUILD=build BIN=bin/orchestrator tests/run.sh [NAME-FILTER...]
+#
+# TEST_PG_PORT and TEST_REDIS_PORT_BASE choose where the search for free
+# ports starts (54330 and 63800), for several checkouts testing at once.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -22,8 +25,8 @@ trap 'exit 130' INT TERM
 
 stop_services
 rm -rf "$svc_dir"
-pg_port=$(pick_port 54330)
-redis_port=$(pick_port 63800)
+pg_port=$(pick_port "${TEST_PG_PORT:-54330}")
+redis_port=$(pick_port "${TEST_REDIS_PORT_BASE:-63800}")
 tests/env/services.sh start --dir "$svc_dir" --pg-port "$pg_port" --redis-port "$redis_port" >/dev/null || {
 	echo "could not start the test services"
 	echo "0 passed, 1 failed"

@@ -1,0 +1,165 @@
+/* core: errors, buffers, configuration parsing, backoff. */
+#include "tests/support/support.h"
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/pg.h"
+#include "core/redact.h"
+#include "core/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void test_err_per_thread(void **state)
+{
+	(void)state;
+	assert_int_equal(err_set(ERR_INVALID, "bad %d", 7), ERR_INVALID);
+	assert_string_equal(err_last(), "bad 7");
+	assert_int_equal(err_last_code(), ERR_INVALID);
+	err_wrap("while parsing %s", "x");
+	assert_string_equal(err_last(), "while parsing x: bad 7");
+	assert_string_equal(err_name(ERR_LEASE), "lease");
+	err_clear();
+	assert_string_equal(err_last(), "");
+}
+
+static void test_buf_cap(void **state)
+{
+	buf b;
+	(void)state;
+	buf_init(&b, 8);
+	assert_int_equal(buf_puts(&b, "12345678"), 0);
+	assert_int_equal(buf_putc(&b, 'x'), ERR_TOOBIG);
+	assert_int_equal(b.len, 8);
+	assert_string_equal(buf_cstr(&b), "12345678");
+	buf_reset(&b);
+	assert_int_equal(buf_printf(&b, "%d-%s", 42, "ab"), 0);
+	assert_string_equal(buf_cstr(&b), "42-ab");
+	buf_free(&b);
+	assert_string_equal(buf_cstr(&b), "");
+}
+
+static void test_buf_json_escape(void **state)
+{
+	buf b;
+	(void)state;
+	buf_init(&b, 0);
+	buf_put_json_str(&b, "a\"b\\c\n\x01");
+	assert_string_equal(buf_cstr(&b), "a\\\"b\\\\c\\n\\u0001");
+	buf_free(&b);
+}
+
+static void test_config_parsers(void **state)
+{
+	int64_t v;
+	(void)state;
+	assert_int_equal(cfg_parse_duration_ms("250ms", &v), 0);
+	assert_int_equal(v, 250);
+	assert_int_equal(cfg_parse_duration_ms("30s", &v), 0);
+	assert_int_equal(v, 30000);
+	assert_int_equal(cfg_parse_duration_ms("5m", &v), 0);
+	assert_int_equal(v, 300000);
+	assert_int_equal(cfg_parse_duration_ms("1500", &v), 0);
+	assert_int_equal(v, 1500);
+	assert_int_equal(cfg_parse_duration_ms("5x", &v), ERR_INVALID);
+	assert_int_equal(cfg_parse_size("512M", &v), 0);
+	assert_int_equal(v, 512LL << 20);
+	assert_int_equal(cfg_parse_size("2GiB", &v), 0);
+	assert_int_equal(v, 2LL << 30);
+	assert_int_equal(cfg_parse_size("12q", &v), ERR_INVALID);
+	assert_int_equal(cfg_parse_int("12a", &v), ERR_INVALID);
+}
+
+static void test_config_env(void **state)
+{
+	orch_config cfg;
+	(void)state;
+	setenv("ORCH_ENGINE_THREADS", "7", 1);
+	setenv("ORCH_LEASE", "2s", 1);
+	assert_int_equal(cfg_load(&cfg), 0);
+	assert_int_equal(cfg.engine_threads, 7);
+	assert_int_equal(cfg.lease_ms, 2000);
+	setenv("ORCH_ENGINE_THREADS", "many", 1);
+	assert_int_equal(cfg_load(&cfg), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "ORCH_ENGINE_THREADS"));
+	setenv("ORCH_ENGINE_THREADS", "0", 1);
+	assert_int_equal(cfg_load(&cfg), ERR_INVALID);
+	unsetenv("ORCH_ENGINE_THREADS");
+	setenv("ORCH_LOG_LEVEL", "loud", 1);
+	assert_int_equal(cfg_load(&cfg), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "ORCH_LOG_LEVEL"));
+	unsetenv("ORCH_LOG_LEVEL");
+	unsetenv("ORCH_LEASE");
+}
+
+static void test_backoff_bounds(void **state)
+{
+	(void)state;
+	for (int attempt = 0; attempt < 12; attempt++) {
+		for (int k = 0; k < 50; k++) {
+			int64_t cap = 100LL << attempt;
+			int64_t d = util_backoff_ms(attempt, 100, 5000);
+			if (cap > 5000)
+				cap = 5000;
+			assert_true(d >= cap / 2 && d <= cap);
+		}
+	}
+}
+
+static void test_pg_url_redact(void **state)
+{
+	char out[256];
+	(void)state;
+	pg_url_redact("postgresql://bob:s3cret@db:5432/x", out, sizeof(out));
+	assert_string_equal(out, "postgresql://bob:***@db:5432/x");
+	pg_url_redact("host=db password=s3cret user=bob", out, sizeof(out));
+	assert_null(strstr(out, "s3cret"));
+	pg_url_redact("postgresql://bob@db/x", out, sizeof(out));
+	assert_string_equal(out, "postgresql://bob@db/x");
+}
+
+static void test_pg_text_array(void **state)
+{
+	buf b;
+	const char *items[] = {"a", "b\"c", "d\\e", "x,y"};
+	(void)state;
+	buf_init(&b, 0);
+	assert_int_equal(pg_text_array(&b, items, 4), 0);
+	assert_string_equal(buf_cstr(&b), "{\"a\",\"b\\\"c\",\"d\\\\e\",\"x,y\"}");
+	buf_free(&b);
+}
+
+static void upper_filter(buf *b)
+{
+	for (size_t i = 0; i < b->len; i++)
+		if (b->data[i] == 's')
+			b->data[i] = '*';
+}
+
+static void test_redact_hook(void **state)
+{
+	char *s;
+	(void)state;
+	s = redact_str("secrets");
+	assert_string_equal(s, "secrets");
+	free(s);
+	redact_set(upper_filter);
+	s = redact_str("secrets");
+	assert_string_equal(s, "*ecret*");
+	free(s);
+	redact_set(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_err_per_thread), cmocka_unit_test(test_buf_cap),
+		cmocka_unit_test(test_buf_json_escape), cmocka_unit_test(test_config_parsers),
+		cmocka_unit_test(test_config_env), cmocka_unit_test(test_backoff_bounds),
+		cmocka_unit_test(test_pg_url_redact), cmocka_unit_test(test_pg_text_array),
+		cmocka_unit_test(test_redact_hook),
+	};
+	ts_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

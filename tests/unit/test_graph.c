@@ -1,0 +1,400 @@
+/* engine without a database: reducers, deltas, graph checks, edges, routers,
+ * fan-out (parallel nodes and Send), retries and waits inside one step. */
+#include "tests/support/support.h"
+
+#include "core/err.h"
+#include "engine/ctx.h"
+#include "engine/graph_int.h"
+#include "engine/state.h"
+#include "engine/step.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+/* --- reducers and deltas --- */
+
+static void test_reducers(void **st)
+{
+	eng_schema *s;
+	json_t *state = ts_json("{\"log\":[\"a\"],\"meta\":{\"k\":1,\"z\":2},\"topic\":\"x\"}");
+	json_t *delta = json_object();
+	json_t *u1 = ts_json("{\"log\":[\"b\",\"c\"],\"meta\":{\"k\":5,\"z\":null},\"topic\":\"y\"}");
+	json_t *u2 = ts_json("{\"log\":\"d\",\"topic\":\"z\",\"new\":[1]}");
+	json_t *expect = ts_json("{\"log\":[\"a\",\"b\",\"c\",\"d\"],\"meta\":{\"k\":5},"
+				 "\"topic\":\"z\",\"new\":[1]}");
+	(void)st;
+	assert_int_equal(eng_schema_new(&s), 0);
+	eng_schema_set(s, "log", ENG_APPEND);
+	eng_schema_set(s, "meta", ENG_MERGE);
+	assert_int_equal(eng_update_check(s, u1), 0);
+	assert_int_equal(eng_state_apply(s, state, delta, u1), 0);
+	assert_int_equal(eng_state_apply(s, state, delta, u2), 0);
+	assert_true(json_equal(state, expect));
+	/* the delta replays onto the old state to the same result */
+	{
+		json_t *old = ts_json("{\"log\":[\"a\"],\"meta\":{\"k\":1,\"z\":2},\"topic\":\"x\"}");
+		assert_int_equal(eng_delta_apply(old, delta), 0);
+		assert_true(json_equal(old, expect));
+		json_decref(old);
+	}
+	/* the delta holds only what was appended, not the whole list */
+	assert_int_equal(json_array_size(json_object_get(json_object_get(delta, "log"), "append")), 3);
+	json_decref(state);
+	json_decref(delta);
+	json_decref(u1);
+	json_decref(u2);
+	json_decref(expect);
+	eng_schema_free(s);
+}
+
+static void test_update_must_be_object(void **st)
+{
+	eng_schema *s;
+	json_t *bad = ts_json("[1,2]");
+	json_t *badmerge = ts_json("{\"meta\":3}");
+	(void)st;
+	eng_schema_new(&s);
+	eng_schema_set(s, "meta", ENG_MERGE);
+	assert_int_equal(eng_update_check(s, bad), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "array"));
+	assert_int_equal(eng_update_check(s, badmerge), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "meta"));
+	assert_int_equal(eng_update_check(s, NULL), 0);
+	json_decref(bad);
+	json_decref(badmerge);
+	eng_schema_free(s);
+}
+
+static void test_delta_rejects_garbage(void **st)
+{
+	json_t *state = json_object();
+	json_t *d1 = ts_json("[1]");
+	json_t *d2 = ts_json("{\"k\":{\"append\":5}}");
+	(void)st;
+	assert_int_equal(eng_delta_apply(state, d1), ERR_PARSE);
+	assert_int_equal(eng_delta_apply(state, d2), ERR_PARSE);
+	json_decref(state);
+	json_decref(d1);
+	json_decref(d2);
+}
+
+/* --- graphs --- */
+
+static int node_ok(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	*update = json_pack("{s:[s]}", "log", eng_ctx_node(ctx));
+	return 0;
+}
+
+static int node_echo_input(eng_ctx *ctx, const json_t *state, const json_t *input,
+			   json_t **update)
+{
+	(void)state;
+	(void)ctx;
+	*update = json_pack("{s:[O]}", "log", input);
+	return 0;
+}
+
+static int route_fan(const json_t *state, eng_next *next, void *udata)
+{
+	(void)state;
+	(void)udata;
+	eng_next_add(next, "b");
+	eng_next_add(next, "c");
+	eng_next_add(next, "b"); /* duplicates of a plain target run once */
+	eng_next_send(next, "w", json_integer(1));
+	eng_next_send(next, "w", json_integer(2));
+	return 0;
+}
+
+static int route_unknown(const json_t *state, eng_next *next, void *udata)
+{
+	(void)state;
+	(void)udata;
+	return eng_next_add(next, "nope");
+}
+
+static eng_graph *fan_graph(void)
+{
+	eng_graph *g;
+	assert_int_equal(eng_graph_new(&g, "fan"), 0);
+	eng_graph_add_node(g, "a", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "b", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "c", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "w", node_echo_input, NULL, NULL);
+	eng_graph_add_node(g, "x", node_ok, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "a");
+	eng_graph_add_router(g, "a", route_fan, NULL);
+	eng_graph_add_router(g, "x", route_unknown, NULL);
+	eng_graph_add_edge(g, "b", ENG_END);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	assert_int_equal(eng_graph_compile(g), 0);
+	return g;
+}
+
+static void test_graph_checks(void **st)
+{
+	eng_graph *g;
+	(void)st;
+	assert_int_equal(eng_graph_new(&g, "bad"), 0);
+	assert_int_equal(eng_graph_compile(g), ERR_INVALID); /* no START edge */
+	assert_int_equal(eng_graph_add_node(g, ENG_START, node_ok, NULL, NULL), ERR_INVALID);
+	assert_int_equal(eng_graph_add_node(g, "a", node_ok, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_node(g, "a", node_ok, NULL, NULL), ERR_CONFLICT);
+	assert_int_equal(eng_graph_add_edge(g, "a", "ghost"), ERR_INVALID);
+	assert_int_equal(eng_graph_add_edge(g, "ghost", "a"), ERR_INVALID);
+	assert_int_equal(eng_graph_add_node(g, "island", node_ok, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_edge(g, ENG_START, "a"), 0);
+	assert_int_equal(eng_graph_compile(g), ERR_INVALID); /* island unreachable */
+	assert_non_null(strstr(err_last(), "island"));
+	assert_int_equal(eng_graph_add_edge(g, "a", "island"), 0);
+	assert_int_equal(eng_graph_compile(g), 0);
+	assert_int_equal(eng_graph_add_node(g, "late", node_ok, NULL, NULL), ERR_INVALID);
+	eng_graph_free(g);
+}
+
+/* Runs one step of `tasks` against `state`, returning results[] (caller clears). */
+static task_result *run_step(eng_graph *g, json_t *state, json_t *tasks, json_t *events)
+{
+	size_t n = json_array_size(tasks);
+	task_result *res = calloc(n ? n : 1, sizeof(*res));
+	step_shared sh;
+	atomic_int cancel = 0;
+	json_t *ev = events ? events : json_array();
+	step_input in = {.g = g, .run_id = 1, .thread_id = 1, .thread_key = "t", .step = 1,
+			 .state = state, .tasks = tasks, .sh = &sh};
+
+	assert_int_equal(step_shared_init(&sh, ev, &cancel), 0);
+	assert_int_equal(step_execute(&in, res), 0);
+	step_shared_destroy(&sh);
+	if (!events)
+		json_decref(ev);
+	return res;
+}
+
+static void test_fan_out_and_send(void **st)
+{
+	eng_graph *g = fan_graph();
+	json_t *state = json_object(), *tasks = json_array(), *next = NULL, *delta = json_object();
+	task_result *res;
+	(void)st;
+	assert_int_equal(eng_graph_targets(g, eng_graph_node(g, ENG_START), state, tasks), 0);
+	assert_int_equal(json_array_size(tasks), 1);
+	res = run_step(g, state, tasks, NULL);
+	assert_int_equal(res[0].rc, 0);
+	eng_state_apply(eng_graph_schema(g), state, delta, res[0].update);
+	assert_int_equal(step_next(g, state, tasks, res, &next), 0);
+	/* b and c once each, then two Send tasks to w with their own inputs */
+	assert_int_equal(json_array_size(next), 4);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(next, 0), "node")), "b");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(next, 1), "node")), "c");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(next, 3), "input")), 2);
+	task_result_clear(&res[0]);
+	free(res);
+
+	/* the four tasks run in one step (in parallel) and see the same state */
+	res = run_step(g, state, next, NULL);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(res[i].rc, 0);
+		eng_state_apply(eng_graph_schema(g), state, delta, res[i].update);
+	}
+	{
+		json_t *expect = ts_json("[\"a\",\"b\",\"c\",1,2]");
+		assert_true(json_equal(json_object_get(state, "log"), expect));
+		json_decref(expect);
+	}
+	{
+		json_t *after = NULL;
+		assert_int_equal(step_next(g, state, next, res, &after), 0);
+		assert_int_equal(json_array_size(after), 0); /* b goes to END, c and w have no edges */
+		json_decref(after);
+	}
+	for (int i = 0; i < 4; i++)
+		task_result_clear(&res[i]);
+	free(res);
+	json_decref(next);
+	json_decref(tasks);
+	json_decref(state);
+	json_decref(delta);
+	eng_graph_free(g);
+}
+
+static void test_router_unknown_node(void **st)
+{
+	eng_graph *g = fan_graph();
+	json_t *state = json_object(), *tasks = ts_json("[{\"node\":\"x\"}]"), *next = NULL;
+	task_result res[1];
+	(void)st;
+	memset(res, 0, sizeof(res));
+	assert_int_equal(step_next(g, state, tasks, res, &next), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "nope"));
+	assert_null(next);
+	json_decref(state);
+	json_decref(tasks);
+	eng_graph_free(g);
+}
+
+/* --- retries --- */
+
+static atomic_int flaky_calls;
+
+static int node_flaky(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	atomic_fetch_add(&flaky_calls, 1);
+	if (eng_ctx_attempt(ctx) < 3) {
+		eng_emit(ctx, "note", NULL, json_string("from a failed attempt"));
+		return err_set(ERR_HTTP, "connection reset");
+	}
+	*update = json_pack("{s:i}", "attempts", eng_ctx_attempt(ctx));
+	return 0;
+}
+
+static int node_fatal(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)ctx;
+	(void)state;
+	(void)input;
+	(void)update;
+	atomic_fetch_add(&flaky_calls, 1);
+	return err_set(ERR_INVALID, "the spec is malformed");
+}
+
+static int node_bad_update(eng_ctx *ctx, const json_t *state, const json_t *input,
+			   json_t **update)
+{
+	(void)ctx;
+	(void)state;
+	(void)input;
+	*update = json_string("not an object");
+	return 0;
+}
+
+static void test_retry_policy(void **st)
+{
+	eng_graph *g;
+	eng_retry fast = {.max_attempts = 3, .initial_ms = 1, .max_ms = 5, .factor = 2, .jitter = 1};
+	json_t *state = json_object();
+	json_t *tasks = ts_json("[{\"node\":\"flaky\"},{\"node\":\"fatal\"},{\"node\":\"bad\"}]");
+	task_result *res;
+	(void)st;
+	eng_graph_new(&g, "retry");
+	eng_graph_add_node(g, "flaky", node_flaky, NULL, &fast);
+	eng_graph_add_node(g, "fatal", node_fatal, NULL, &fast);
+	eng_graph_add_node(g, "bad", node_bad_update, NULL, &fast);
+	eng_graph_add_edge(g, ENG_START, "flaky");
+	eng_graph_add_edge(g, ENG_START, "fatal");
+	eng_graph_add_edge(g, ENG_START, "bad");
+	assert_int_equal(eng_graph_compile(g), 0);
+	atomic_store(&flaky_calls, 0);
+	res = run_step(g, state, tasks, NULL);
+	/* flaky: two transient failures, then success; the failed attempts'
+	 * outbox rows are gone */
+	assert_int_equal(res[0].rc, 0);
+	assert_int_equal(res[0].attempts, 3);
+	assert_int_equal(json_integer_value(json_object_get(res[0].update, "attempts")), 3);
+	assert_int_equal(json_array_size(res[0].outbox), 0);
+	/* fatal: ERR_INVALID is not retried */
+	assert_int_equal(res[1].rc, ERR_INVALID);
+	assert_int_equal(res[1].attempts, 1);
+	assert_non_null(strstr(res[1].error, "malformed"));
+	assert_int_equal(atomic_load(&flaky_calls), 4);
+	/* a non-object update is a clear error, not a crash */
+	assert_int_equal(res[2].rc, ERR_INVALID);
+	assert_non_null(strstr(res[2].error, "not an object"));
+	for (int i = 0; i < 3; i++)
+		task_result_clear(&res[i]);
+	free(res);
+	json_decref(tasks);
+	json_decref(state);
+	eng_graph_free(g);
+}
+
+/* --- waits and events --- */
+
+static int node_gate(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	json_t *v = NULL;
+	int rc;
+	(void)state;
+	(void)input;
+	rc = eng_await(ctx, "approval", json_pack("{s:s}", "q", "ok?"), &v);
+	if (rc < 0)
+		return rc;
+	*update = json_pack("{s:o}", "decision", v);
+	return 0;
+}
+
+static int node_collect(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	json_t *all = NULL;
+	(void)state;
+	(void)input;
+	eng_take(ctx, "result", &all);
+	*update = json_pack("{s:o}", "results", all);
+	return 0;
+}
+
+static void test_await_and_take(void **st)
+{
+	eng_graph *g;
+	json_t *state = json_object(), *tasks = ts_json("[{\"node\":\"gate\"},{\"node\":\"collect\"}]");
+	json_t *none = json_array();
+	json_t *events = ts_json("[{\"id\":1,\"key\":\"result\",\"value\":\"r1\"},"
+				 "{\"id\":2,\"key\":\"approval\",\"value\":\"yes\"},"
+				 "{\"id\":3,\"key\":\"result\",\"value\":\"r2\"}]");
+	task_result *res;
+	(void)st;
+	eng_graph_new(&g, "gate");
+	eng_graph_add_node(g, "gate", node_gate, NULL, NULL);
+	eng_graph_add_node(g, "collect", node_collect, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "gate");
+	eng_graph_add_edge(g, ENG_START, "collect");
+	eng_graph_compile(g);
+
+	/* no events: the gate waits, collect takes nothing */
+	res = run_step(g, state, tasks, none);
+	assert_int_equal(res[0].rc, ERR_WAIT);
+	assert_string_equal(json_string_value(json_array_get(res[0].waits, 0)), "approval");
+	assert_string_equal(json_string_value(json_object_get(res[0].wait_payload, "q")), "ok?");
+	assert_int_equal(res[1].rc, 0);
+	assert_int_equal(json_array_size(json_object_get(res[1].update, "results")), 0);
+	task_result_clear(&res[0]);
+	task_result_clear(&res[1]);
+	free(res);
+
+	/* with events: the gate gets its value, collect takes both results */
+	res = run_step(g, state, tasks, events);
+	assert_int_equal(res[0].rc, 0);
+	assert_string_equal(json_string_value(json_object_get(res[0].update, "decision")), "yes");
+	assert_int_equal(json_integer_value(json_array_get(res[0].taken, 0)), 2);
+	assert_int_equal(json_array_size(json_object_get(res[1].update, "results")), 2);
+	assert_int_equal(json_array_size(res[1].taken), 2);
+	task_result_clear(&res[0]);
+	task_result_clear(&res[1]);
+	free(res);
+	json_decref(none);
+	json_decref(events);
+	json_decref(tasks);
+	json_decref(state);
+	eng_graph_free(g);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reducers),
+		cmocka_unit_test(test_update_must_be_object),
+		cmocka_unit_test(test_delta_rejects_garbage),
+		cmocka_unit_test(test_graph_checks),
+		cmocka_unit_test(test_fan_out_and_send),
+		cmocka_unit_test(test_router_unknown_node),
+		cmocka_unit_test(test_retry_policy),
+		cmocka_unit_test(test_await_and_take),
+	};
+	ts_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
