@@ -179,8 +179,8 @@ static const pg_stmt STMT_KEPT = {
 
 static const pg_stmt STMT_SET_SNAPSHOT = {
 	"ctl_set_snapshot",
-	"UPDATE checkpoints SET snapshot = $3::jsonb, chain_len = 0, chain_bytes = 0, "
-	"snap_bytes = octet_length($3) WHERE thread_id = $1 AND seq = $2",
+	"UPDATE checkpoints SET snapshot = $3::text::jsonb, chain_len = 0, chain_bytes = 0, "
+	"snap_bytes = octet_length($3::text) WHERE thread_id = $1 AND seq = $2",
 	3,
 };
 
