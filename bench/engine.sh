@@ -30,7 +30,7 @@ fi
 if pg_isready -q -h 127.0.0.1 -p "$PGPORT" 2>/dev/null && [ -s "$ref_json" ]; then
 	db_base=$pg_base
 else
-	port=54360
+	port=25500
 	while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 	tests/env/services.sh start --dir "$out/services" --pg-port "$port" --redis-port $((port + 10000)) >/dev/null
 	trap 'tests/env/services.sh stop --dir "$out/services" >/dev/null 2>&1' EXIT

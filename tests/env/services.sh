@@ -8,8 +8,8 @@
 #   services.sh status [--dir DIR]
 #
 # Defaults: DIR = $ORCH_SERVICES_DIR, else $ORCH_DATA_DIR/services, else
-# ~/.local/share/orchestrator/services; ports $ORCH_PG_PORT (54320) and
-# $ORCH_REDIS_PORT (63790), the ports of the default DATABASE_URL and
+# ~/.local/share/orchestrator/services; ports $ORCH_PG_PORT (15432) and
+# $ORCH_REDIS_PORT (16379), the ports of the default DATABASE_URL and
 # REDIS_URL. PostgreSQL: superuser and database "orchestrator", trust
 # authentication on loopback, default durability (fsync on). Redis:
 # appendonly on, so a restart loses nothing.
@@ -19,8 +19,8 @@ cmd=${1:-}
 shift || true
 data_home=${XDG_DATA_HOME:-${HOME:-/root}/.local/share}
 dir=${ORCH_SERVICES_DIR:-${ORCH_DATA_DIR:-$data_home/orchestrator}/services}
-pg_port=${ORCH_PG_PORT:-54320}
-redis_port=${ORCH_REDIS_PORT:-63790}
+pg_port=${ORCH_PG_PORT:-15432}
+redis_port=${ORCH_REDIS_PORT:-16379}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--dir) dir=$2; shift 2 ;;
