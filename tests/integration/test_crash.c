@@ -59,23 +59,9 @@ static void worker_kill(pid_t pid, int sig)
 	waitpid(pid, &status, 0);
 }
 
-typedef struct wait_arg {
-	const char *sql;
-	int64_t want;
-} wait_arg;
-
-static int sql_reaches(void *p)
-{
-	wait_arg *w = p;
-	return ts_sql_int(db, w->sql) == w->want;
-}
-
 static void await_sql(const char *sql, int64_t want, int64_t timeout_ms)
 {
-	wait_arg w = {sql, want};
-	if (!ts_wait_for(sql_reaches, &w, timeout_ms))
-		fail_msg("timed out waiting for %s = %lld (got %lld)", sql, (long long)want,
-			 (long long)ts_sql_int(db, sql));
+	ts_await_sql(db, sql, want, timeout_ms);
 }
 
 /* Loads the exec log into the table exec_log(run, step, node, pid). */

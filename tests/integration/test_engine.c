@@ -46,24 +46,10 @@ static int64_t q(const char *fmt, ...)
 	return ts_sql_int(db, sql);
 }
 
-typedef struct wait_arg {
-	const char *sql;
-	int64_t want;
-} wait_arg;
-
-static int sql_reaches(void *p)
-{
-	wait_arg *w = p;
-	return ts_sql_int(db, w->sql) == w->want;
-}
-
 /* Waits (generously: the machine may be loaded) until `sql` returns `want`. */
 static void await_sql(const char *sql, int64_t want)
 {
-	wait_arg w = {sql, want};
-	if (!ts_wait_for(sql_reaches, &w, 60000))
-		fail_msg("timed out waiting for %s = %lld (got %lld)", sql, (long long)want,
-			 (long long)ts_sql_int(db, sql));
+	ts_await_sql(db, sql, want, 60000);
 }
 
 /* Lines of the exec log matching "run step node". */
