@@ -473,22 +473,21 @@ static int check_row(const PGresult *r, int i, const char *handle, const sec_gra
 {
 	if (i < 0)
 		return err_set(ERR_NOTFOUND,
-			       "handle %s does not exist: the worker was not started; allocate one "
-			       "with 'orchestrator resources allocate' and grant that",
+			       "handle %s does not exist: allocate one with 'orchestrator "
+			       "resources allocate' and grant that",
 			       handle);
 	if (strcmp(pg_val(r, i, 1), g->scope) != 0)
 		return err_set(ERR_DENIED,
-			       "handle %s is not granted to project %s: the worker was not started",
+			       "handle %s does not belong to project %s",
 			       handle, g->scope);
 	if (strcmp(pg_val(r, i, 4), "t") == 0)
 		return err_set(ERR_DENIED,
-			       "handle %s was revoked (%s): the worker was not started; allocate a "
-			       "new handle if it still needs secret %s",
+			       "handle %s was revoked (%s): allocate a new handle if it still "
+			       "needs secret %s",
 			       handle, pg_val(r, i, 5), pg_val(r, i, 6));
 	if (strcmp(pg_val(r, i, 7), "t") == 0)
 		return err_set(ERR_NOTFOUND,
-			       "handle %s stands for secret %s, which was removed: the worker was "
-			       "not started",
+			       "handle %s stands for secret %s, which was removed",
 			       handle, pg_val(r, i, 6));
 	if (!allow_llm && strcmp(pg_val(r, i, 2), "llm") == 0)
 		return err_set(ERR_DENIED,
@@ -535,7 +534,6 @@ static int resolve(sec_store *s, pg_conn *c, const sec_grant *g, int allow_llm, 
 		rc = sec_handle_check(g->handles[i]);
 		if (rc < 0) {
 			failed = g->handles[i];
-			err_wrap("the worker was not started");
 			goto done;
 		}
 		for (size_t k = 0; k < nu; k++)
@@ -576,8 +574,8 @@ static int resolve(sec_store *s, pg_conn *c, const sec_grant *g, int allow_llm, 
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(pg_val(r, rows[k], 3), pg_val(r, rows[i], 3)) == 0) {
 				rc = err_set(ERR_CONFLICT,
-					     "handles %s and %s both set variable %s: the worker was "
-					     "not started; grant only one of them",
+					     "handles %s and %s both set variable %s: grant only one "
+					     "of them",
 					     uniq[k], uniq[i], pg_val(r, rows[i], 3));
 				failed = uniq[i];
 				goto done;
@@ -648,8 +646,11 @@ static int resolve(sec_store *s, pg_conn *c, const sec_grant *g, int allow_llm, 
 	*out = e;
 	e = NULL;
 done:
-	if (rc < 0 && failed)
+	if (rc < 0 && failed) {
+		if (!allow_llm)
+			err_wrap("the worker was not started");
 		rc = deny(c, g, failed);
+	}
 	for (size_t i = 0; plain && i < g->nhandles; i++)
 		sec_value_free(plain[i]);
 	free(plain);
