@@ -11,6 +11,7 @@
 
 #define NAME_MAX_LEN 128
 #define MARK_PREFIX "[redacted:"
+#define FIRST4_SHIFT 18 /* a 2^18-bit (32 KiB) prefilter: fits the L1/L2 cache */
 
 /* A secret the filter was taught: its value in locked memory. */
 typedef struct source {
@@ -40,7 +41,7 @@ typedef struct table {
 	size_t npats;
 	slot *slots;           /* sodium_malloc; power-of-two open addressing */
 	size_t nslots;
-	uint8_t *first2;       /* sodium_malloc; 65536-bit set of first two bytes */
+	uint8_t *first4;       /* sodium_malloc; FIRST4_BITS-bit set of hashed first 4 bytes */
 	char (*names)[NAME_MAX_LEN + 1]; /* copied from the sources */
 } table;
 
@@ -62,8 +63,8 @@ static void table_free(table *t)
 		sodium_free(t->bytes);
 	if (t->slots)
 		sodium_free(t->slots);
-	if (t->first2)
-		sodium_free(t->first2);
+	if (t->first4)
+		sodium_free(t->first4);
 	free(t->pats);
 	free(t->names);
 	free(t);
@@ -239,6 +240,13 @@ static uint64_t load8(const unsigned char *p)
 	return v;
 }
 
+static uint32_t first4_of(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return (v * 2654435761u) >> (32 - FIRST4_SHIFT);
+}
+
 static size_t slot_of(uint64_t prefix, size_t nslots)
 {
 	return (size_t)((prefix * 0x9E3779B97F4A7C15ULL) >> 17) & (nslots - 1);
@@ -303,18 +311,18 @@ static int table_build(table **out)
 	while (t->nslots < groups * 2)
 		t->nslots *= 2;
 	t->slots = sodium_malloc(t->nslots * sizeof(slot));
-	t->first2 = sodium_malloc(65536 / 8);
-	if (!t->slots || !t->first2) {
+	t->first4 = sodium_malloc((1u << FIRST4_SHIFT) / 8);
+	if (!t->slots || !t->first4) {
 		rc = ERR_NOMEM;
 		goto done;
 	}
 	memset(t->slots, 0, t->nslots * sizeof(slot));
-	memset(t->first2, 0, 65536 / 8);
+	memset(t->first4, 0, (1u << FIRST4_SHIFT) / 8);
 	for (size_t i = 0; i < f.npats;) {
 		const unsigned char *p = f.bytes + f.pats[i].off;
 		uint64_t pre = load8(p);
 		size_t j = i + 1, h;
-		unsigned first = (unsigned)p[0] << 8 | p[1];
+		uint32_t first = first4_of(p);
 
 		while (j < f.npats && memcmp(f.bytes + f.pats[j].off, p, 8) == 0)
 			j++;
@@ -324,7 +332,7 @@ static int table_build(table **out)
 		t->slots[h].prefix = pre;
 		t->slots[h].start = (uint32_t)i;
 		t->slots[h].count = (uint32_t)(j - i);
-		t->first2[first >> 3] |= (uint8_t)(1u << (first & 7));
+		t->first4[first >> 3] |= (uint8_t)(1u << (first & 7));
 		i = j;
 	}
 	t->bytes = f.bytes;
@@ -518,10 +526,10 @@ void sec_redact_buf(buf *b)
 	n = b->len;
 	buf_init(&out, b->max);
 	for (i = 0; i + SEC_REDACT_MIN <= n;) {
-		unsigned f2 = (unsigned)p[i] << 8 | p[i + 1];
+		uint32_t f4 = first4_of(p + i);
 		const pattern *m;
 
-		if (!(t->first2[f2 >> 3] & (1u << (f2 & 7)))) {
+		if (!(t->first4[f4 >> 3] & (1u << (f4 & 7)))) {
 			i++;
 			continue;
 		}

@@ -139,12 +139,18 @@ static void leak_attempts(const sec_env *env)
 	for (size_t i = 0; i < sec_env_count(env); i++) {
 		const char *v = sec_env_value(env, i);
 		size_t n = strlen(v);
-		char b64[1024], hex[1024];
+		char b64[1024], b64url[1024], hex[1024], hexup[1024];
 		sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)v, n,
 				  sodium_base64_VARIANT_ORIGINAL);
+		sodium_bin2base64(b64url, sizeof(b64url), (const unsigned char *)v, n,
+				  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 		sodium_bin2hex(hex, sizeof(hex), (const unsigned char *)v, n);
+		for (size_t k = 0; hex[k]; k++)
+			hexup[k] = (char)(hex[k] >= 'a' && hex[k] <= 'f' ? hex[k] - 'a' + 'A' : hex[k]);
+		hexup[strlen(hex)] = '\0';
 		log_debug("spawner", "resolved %s", sec_env_strings(env)[i]);
-		log_debug("spawner", "as base64 %s, as hex %s", b64, hex);
+		log_debug("spawner", "as base64 %s, as base64url %s", b64, b64url);
+		log_debug("spawner", "as hex %s, as HEX %s", hex, hexup);
 		log_warn("spawner", "careless warning with the value %s inside", v);
 	}
 }
