@@ -272,6 +272,12 @@ static int load_matching(sec_key **out, const sec_keysrc *src, int version, cons
 		return 0;
 	if (rec < 0)
 		return err_last_code();
+	if (code == ERR_NOTFOUND)
+		return err_set(ERR_NOTFOUND,
+			       "master key file %s does not exist, but this database's secrets are "
+			       "sealed with a master key (version %d): restore the file from your "
+			       "backup, or point ORCH_MASTER_KEY_FILE or ORCH_MASTER_KEY at the key",
+			       src->path, version);
 	return err_set(code, "%s", keep);
 }
 

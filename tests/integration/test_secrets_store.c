@@ -147,6 +147,9 @@ static void test_init_never_makes_a_second_key(void **st)
 	assert_int_equal(sec_store_init(g_c, &src, ACTOR, &rep), ERR_NOTFOUND);
 	assert_non_null(strstr(err_last(), "restore"));
 	assert_int_not_equal(access(other, F_OK), 0);
+	/* opening with that missing file says the key must be restored */
+	assert_null(open_path(other, ERR_NOTFOUND));
+	assert_non_null(strstr(err_last(), "restore the file"));
 	/* a different key that exists: refused as the wrong key */
 	assert_int_equal(sec_key_generate(&k), 0);
 	assert_int_equal(sec_key_write_file(k, other), 0);

@@ -1,7 +1,7 @@
 /*
  * secrets_run — a scripted run that uses secrets, for the canary test.
  *
- *   secrets_run --scope PROJECT --out FILE [--grant HANDLE]...
+ *   secrets_run --scope PROJECT --out FILE [--grant HANDLE]... [--fail-quoting yes]
  *
  * Does what `orchestrator serve` and the spawner will do, with a real
  * engine run in PostgreSQL:
@@ -15,7 +15,10 @@
  *      relays the worker's output to the log, as a spawner relays live
  *      output, and delivers the result to the run;
  *   4. "collect" keeps a filtered tail of the output in the state (as a
- *      transcript writer would) or fails the run with the refusal.
+ *      transcript writer would) or fails the run with the refusal. With
+ *      --fail-quoting it resolves the first handle itself (as a merge step
+ *      pushing with a token would) and fails with an error quoting the
+ *      value: the run's stored error must not hold it.
  * Along the way it logs the values it resolved, plain, base64 and hex, on
  * purpose: every log line must still come out without them.
  * Prints "run N done" or "run N failed: ERROR"; exits 0, or 3 when the run
@@ -44,6 +47,9 @@
 
 #define MAX_GRANTS 16
 
+static pg_pool *g_pool;
+static int g_fail_quoting;
+
 /* --- the graph --- */
 
 static int node_spawn(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
@@ -65,11 +71,30 @@ static int node_collect(eng_ctx *ctx, const json_t *state, const json_t *input, 
 {
 	json_t *res = NULL;
 	int rc;
-	(void)state;
 	(void)input;
 	rc = eng_await(ctx, "worker.result", NULL, &res);
 	if (rc < 0)
 		return rc;
+	if (g_fail_quoting && json_is_true(json_object_get(res, "ok"))) {
+		const char *h = json_string_value(json_array_get(json_object_get(state, "handles"), 0));
+		const char *scope = json_string_value(json_object_get(state, "scope"));
+		char *token = NULL;
+		pg_conn *c = NULL;
+		json_decref(res);
+		rc = pg_pool_acquire(g_pool, 5000, &c);
+		if (rc == 0)
+			rc = sec_res_resolve(sec_runtime_store(), c, scope, h, "node:collect",
+					     eng_ctx_run_id(ctx), &token);
+		if (c)
+			pg_pool_release(g_pool, c);
+		if (rc < 0)
+			return rc;
+		rc = err_set(ERR_GIT, "git push to https://x-access-token:%s@git.example/o/r failed: "
+				      "remote rejected",
+			     token);
+		sec_value_free(token);
+		return rc;
+	}
 	if (!json_is_true(json_object_get(res, "ok"))) {
 		rc = err_set(ERR_NODE, "%s", json_string_value(json_object_get(res, "error")));
 		json_decref(res);
@@ -245,6 +270,8 @@ int main(int argc, char **argv)
 			outpath = argv[i + 1];
 		else if (strcmp(argv[i], "--grant") == 0 && ng < MAX_GRANTS)
 			grants[ng++] = argv[i + 1];
+		else if (strcmp(argv[i], "--fail-quoting") == 0)
+			g_fail_quoting = strcmp(argv[i + 1], "yes") == 0;
 	}
 	if (!scope || !outpath) {
 		fprintf(stderr, "usage: secrets_run --scope PROJECT --out FILE [--grant HANDLE]...\n");
@@ -255,8 +282,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_configure(cfg.log_level, cfg.log_text);
-	if (pg_pool_new(&pool, cfg.database_url, 4) < 0 ||
-	    sec_runtime_start(pool, cfg.data_dir, NULL) < 0) {
+	if (pg_pool_new(&pool, cfg.database_url, 4) < 0) {
+		fprintf(stderr, "secrets_run: %s\n", err_last());
+		return 1;
+	}
+	g_pool = pool;
+	if (sec_runtime_start(pool, cfg.data_dir, NULL) < 0) {
 		fprintf(stderr, "secrets_run: %s\n", err_last());
 		return 1;
 	}

@@ -122,6 +122,16 @@ def main():
     t.check("does not exist" in psql("SELECT error FROM runs ORDER BY id DESC LIMIT 1"),
             "the run records why it failed")
 
+    # a node's error that quotes the value (a failed push with a token URL)
+    out6 = os.path.join(DATA, "worker-error.env")
+    r = run(["--scope", scope, "--out", out6, "--grant", handle, "--fail-quoting", "yes"],
+            prog="secrets_run", env=debug)
+    t.check(r.code == 3 and "git push to https://x-access-token:[redacted:CANARY_TOKEN]@" in r.out,
+            "a run failing with an error that quotes the canary stores it filtered", r)
+    stored = psql("SELECT error FROM runs ORDER BY id DESC LIMIT 1")
+    t.check("[redacted:CANARY_TOKEN]" in stored and canary not in stored,
+            "the run's stored error holds the marker, not the value", stored)
+
     # revoked
     r = run(["resources", "revoke", handle, "--reason", "canary test"], env=debug)
     t.check(r.code == 0, "the handle is revoked", r)
@@ -130,8 +140,10 @@ def main():
     t.check(r.code == 3 and "revoked" in r.out, "a revoked handle fails the run", r)
     t.check(not os.path.exists(out5), "... and no worker started")
     t.check(int(psql(f"SELECT count(*) FROM secret_audit WHERE action = 'deny' AND handle = "
-                     f"'{handle}'")) == 2,
-            "each refusal is audited")
+                     f"'{handle}'")) == 2 and
+            psql(f"SELECT count(*) FROM secret_audit WHERE action = 'resolve' AND handle = "
+                 f"'{handle}' AND actor = 'node:collect'") == "1",
+            "each refusal and resolution is audited")
 
     # where the canary must never be
     value_forms = forms(canary)

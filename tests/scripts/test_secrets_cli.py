@@ -116,6 +116,13 @@ def main():
     t.check(r.code == 1 and "not the key" in r.err, "verify with a wrong key fails", r)
     r = run(["secrets", "init"], env=wenv)
     t.check(r.code == 1, "init with a wrong key fails", r)
+    r = run(["serve"], env=wenv)
+    t.check(r.code == 1 and "not the key" in r.err, "serve with a wrong key stops at start-up", r)
+    os.chmod(key_file, 0o640)
+    r = run(["serve"])
+    os.chmod(key_file, 0o600)
+    t.check(r.code == 1 and "chmod 600" in r.err,
+            "serve with a key file open to the group stops at start-up", r)
     t.check(fingerprint() == before and open(wrong).read() == "ab" * 32 + "\n"
             and open(key_file).read() == key_text, "... and nothing was written or replaced")
     r = run(["secrets", "list"], env=env_with(ORCH_MASTER_KEY_FILE=os.path.join(DATA, "none")))
