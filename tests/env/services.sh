@@ -44,7 +44,10 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # PostgreSQL refuses to run as root; as root it runs as the 'postgres' user,
 # which must be able to reach its data folder. When `dir` sits under a private
-# folder (mktemp -d is 0700), the data goes to /var/tmp with a link here.
+# folder (mktemp -d is 0700), the data goes to /var/tmp with a link here, and
+# the server is always given the link's target, never a path through `dir`.
+pg_dir() { readlink -f "$dir/pg"; }
+
 pg_data() {
 	local d="$dir/pg"
 	if is_root && [ ! -e "$d" ]; then
@@ -61,7 +64,7 @@ pg_data() {
 		fi
 	fi
 	mkdir -p "$d"
-	echo "$d"
+	pg_dir
 }
 
 pg_start() {
@@ -83,8 +86,7 @@ shared_buffers = 128MB
 logging_collector = off
 log_min_messages = warning
 CONF
-	if is_root; then chown postgres "$dir/pg.conf.tmp"; fi
-	as_pg cp "$dir/pg.conf.tmp" "$d/orchestrator.conf"
+	as_pg tee "$d/orchestrator.conf" <"$dir/pg.conf.tmp" >/dev/null
 	rm -f "$dir/pg.conf.tmp"
 	grep -q "^include_if_exists = 'orchestrator.conf'" "$d/postgresql.conf" ||
 		as_pg sh -c "echo \"include_if_exists = 'orchestrator.conf'\" >> '$d/postgresql.conf'"
@@ -110,7 +112,8 @@ CONF
 pg_port_of() { sed -n "s/^port = //p" "$1/orchestrator.conf" 2>/dev/null | tail -1; }
 
 pg_stop() {
-	local d="$dir/pg"
+	local d
+	d=$(pg_dir)
 	[ -f "$d/PG_VERSION" ] || return 0
 	if as_pg "$pgbin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
 		as_pg "$pgbin/pg_ctl" -D "$d" -m fast -w stop >/dev/null && echo "postgresql stopped"
@@ -169,7 +172,7 @@ case $cmd in
 start) pg_start; redis_start ;;
 stop) redis_stop; pg_stop ;;
 status)
-	d="$dir/pg"
+	d=$(pg_dir)
 	if [ -f "$d/PG_VERSION" ] && as_pg "$pgbin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
 		echo "postgresql: running on 127.0.0.1:$(pg_port_of "$d")"
 	else
