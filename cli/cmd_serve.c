@@ -12,6 +12,7 @@
 #include "core/util.h"
 #include "engine/control.h"
 #include "engine/engine.h"
+#include "secrets/runtime.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -70,6 +71,11 @@ int cmd_serve(int argc, char **argv)
 
 	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size) < 0)
 		return cli_fail("database pool");
+	/* the redaction filter and the secrets store, before any thread starts */
+	if (sec_runtime_start(pool, cli_cfg.data_dir, NULL) < 0) {
+		cli_fail("start");
+		goto done;
+	}
 	memset(&opt, 0, sizeof(opt));
 	opt.threads = (int)threads;
 	opt.lease_ms = cli_cfg.lease_ms;
@@ -101,6 +107,7 @@ int cmd_serve(int argc, char **argv)
 	rc = 0;
 done:
 	eng_engine_free(e);
+	sec_runtime_stop();
 	pg_pool_free(pool);
 	return rc;
 }
