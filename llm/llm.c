@@ -34,6 +34,7 @@ struct llm_service {
 	pthread_mutex_t stop_mu;
 	pthread_cond_t stop_cv;
 	int stopping;
+	atomic_int saved; /* figures were written: remove them at the end */
 };
 
 void llm_request_init(llm_request *rq)
@@ -117,6 +118,8 @@ int llm_service_save_stats(llm_service *s)
 	if (rc < 0)
 		return rc;
 	rc = llm_sched_stats_save(c, s->instance, st, n);
+	if (rc == 0)
+		atomic_store(&s->saved, 1);
 	pg_pool_release(s->opt.pool, c);
 	return rc;
 }
@@ -211,12 +214,14 @@ void llm_service_free(llm_service *s)
 	if (!s)
 		return;
 	if (s->stats_running) {
-		pg_conn *c = NULL;
 		pthread_mutex_lock(&s->stop_mu);
 		s->stopping = 1;
 		pthread_cond_signal(&s->stop_cv);
 		pthread_mutex_unlock(&s->stop_mu);
 		pthread_join(s->stats_thread, NULL);
+	}
+	if (atomic_load(&s->saved)) {
+		pg_conn *c = NULL;
 		if (pg_pool_acquire(s->opt.pool, 2000, &c) == 0) {
 			llm_sched_stats_clear(c, s->instance);
 			pg_pool_release(s->opt.pool, c);
@@ -266,6 +271,7 @@ typedef struct xfer_ctx {
 	http_response *resp;
 	llm_sse *sse;
 	int sse_rc;
+	char sse_msg[512]; /* the stream parser's message (http_do overwrites err_last) */
 	buf errbody;
 } xfer_ctx;
 
@@ -279,6 +285,8 @@ static int on_stream_data(const char *data, size_t len, void *udata)
 		return 0;
 	}
 	x->sse_rc = llm_sse_feed(x->sse, data, len);
+	if (x->sse_rc < 0)
+		snprintf(x->sse_msg, sizeof(x->sse_msg), "%s", err_last());
 	return x->sse_rc < 0 ? 1 : 0;
 }
 
@@ -476,9 +484,11 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		/* the stream parser stopped the transfer: its reason counts */
 		ar->rc = x.sse_rc;
 		snprintf(ar->outcome, sizeof(ar->outcome), "%s",
-			 x.sse_rc == ERR_CANCELLED ? "cancelled" : "parse");
-		err_set(x.sse_rc, "model '%s' at endpoint '%s': %s", m->name, e->name,
-			x.sse_rc == ERR_CANCELLED ? "the caller stopped the stream" : err_last());
+			 x.sse_rc == ERR_CANCELLED ? "cancelled"
+			 : x.sse_rc == ERR_HTTP	   ? "provider_error"
+						   : "parse");
+		ar->retryable = x.sse_rc == ERR_HTTP && !ar->delivered;
+		err_set(x.sse_rc, "model '%s' at endpoint '%s': %s", m->name, e->name, x.sse_msg);
 		goto done;
 	}
 	if (rc < 0) {
@@ -490,10 +500,12 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		default: snprintf(ar->outcome, sizeof(ar->outcome), "network"); break;
 		}
 		ar->retryable = (rc == ERR_TIMEOUT || rc == ERR_HTTP) && !ar->delivered;
-		if (rc == ERR_HTTP && ar->delivered)
+		if (rc == ERR_HTTP && ar->delivered) {
+			snprintf(text, sizeof(text), "%s", err_last());
 			err_set(ERR_HTTP, "model '%s' at endpoint '%s': the stream broke after part of the "
 					  "reply had arrived (%s); not retried, as the reply was "
-					  "already being shown", m->name, e->name, err_last());
+					  "already being shown", m->name, e->name, text);
+		}
 		else
 			err_wrap("model '%s' at endpoint '%s'", m->name, e->name);
 		goto done;
@@ -527,7 +539,12 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 			ar->retryable = 0;
 			snprintf(ar->outcome, sizeof(ar->outcome), "context");
 		}
-		err_set(ar->rc, "model '%s' at endpoint '%s': %s", m->name, e->name, err_last());
+		if (ar->rc == ERR_CONTEXT)
+			err_set(ERR_CONTEXT, "model '%s' at endpoint '%s': the prompt does not fit the "
+					     "model's context (%s); trim or summarise the conversation",
+				m->name, e->name, text);
+		else
+			err_wrap("model '%s' at endpoint '%s'", m->name, e->name);
 		goto done;
 	}
 	snprintf(ar->outcome, sizeof(ar->outcome), "ok");

@@ -618,6 +618,11 @@ int llm_registry_route(const llm_registry *r, const char *name, const int **out,
 			*n = r->roles[i].n;
 			return 0;
 		}
+	if (r->n_role == 0) { /* no roles at all: every role uses the first model */
+		*out = &r->ident[0];
+		*n = 1;
+		return 0;
+	}
 	list[0] = '\0';
 	for (int i = 0; i < r->n_role; i++) {
 		int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",

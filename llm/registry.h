@@ -93,7 +93,8 @@ void llm_registry_sched(const llm_registry *r, int *lookahead, int *starvation);
 /* The models a role escalates through, in order, as model indices into
  * *out (borrowed) with their count in *n. A name that is not a role but a
  * model gives that one model; an unknown role falls back to the "default"
- * role. ERR_NOTFOUND, naming the configured roles, when none applies. */
+ * role, and without any roles every role gets the first model of the file.
+ * ERR_NOTFOUND, naming the configured roles, when none applies. */
 int llm_registry_route(const llm_registry *r, const char *role, const int **out, int *n);
 
 /* The role names, in file order: r->roles[i] for i < n. Borrowed. */

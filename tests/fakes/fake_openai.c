@@ -50,7 +50,7 @@ static json_t *g_queue;   /* array of replies */
 static json_t *g_default; /* a reply or NULL */
 static json_t *g_records;
 static int g_record = 1;
-static long g_requests, g_inflight, g_max_inflight, g_completions, g_streams;
+static long g_epoch, g_requests, g_inflight, g_max_inflight, g_completions, g_streams;
 static struct evbuffer *g_completion; /* the built-in reply */
 static char *g_stream_events[21];
 
@@ -63,6 +63,7 @@ typedef struct pending {
 	int closing;
 	struct event *timer;
 	int counted;
+	long epoch;       /* counted in the figures of this reset epoch */
 } pending;
 
 static double now_ms(void)
@@ -168,7 +169,7 @@ static void record(struct evhttp_request *req, json_t *body, const char *raw)
 
 static void finish(pending *p)
 {
-	if (p->counted)
+	if (p->counted && p->epoch == g_epoch)
 		g_inflight--;
 	if (p->timer)
 		event_free(p->timer);
@@ -411,6 +412,7 @@ static void on_completions(struct evhttp_request *req)
 	else
 		g_completions++;
 	p->counted = 1;
+	p->epoch = g_epoch;
 	if (++g_inflight > g_max_inflight)
 		g_max_inflight = g_inflight;
 	p->timer = evtimer_new(g_base, tick, p);
@@ -480,8 +482,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		json_decref(g_default);
 		g_default = NULL;
 		g_record = 1;
-		g_requests = g_max_inflight = g_completions = g_streams = 0;
-		g_max_inflight = g_inflight;
+		/* replies still pending from before stop counting */
+		g_epoch++;
+		g_requests = g_inflight = g_max_inflight = g_completions = g_streams = 0;
 		send_json(req, 200, "{\"ok\":true}");
 		return;
 	}
