@@ -35,6 +35,7 @@ static const command commands[] = {
 	{"cancel", cmd_cancel, "cancel a thread's active runs (or one run with --run)"},
 	{"retry", cmd_retry, "queue a failed or cancelled run again from its last checkpoint"},
 	{"prune", cmd_prune, "delete old checkpoints of finished threads (retention)"},
+	{"llm", cmd_llm, "language models: the registry, a test call, budgets"},
 	{NULL, NULL, NULL},
 };
 

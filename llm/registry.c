@@ -402,13 +402,13 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin)
 	if (!json_is_object(eps) || json_object_size(eps) == 0)
 		return err_set(ERR_INVALID, "%s: \"endpoints\" must be an object with at least one "
 					    "endpoint", origin);
-	if (!json_is_object(models) || json_object_size(models) == 0)
-		return err_set(ERR_INVALID, "%s: \"models\" must be an object with at least one model",
-			       origin);
 	json_object_foreach(eps, k, v) {
 		if ((rc = parse_endpoint(r, k, v, origin)) < 0)
 			return rc;
 	}
+	if (!json_is_object(models) || json_object_size(models) == 0)
+		return err_set(ERR_INVALID, "%s: \"models\" must be an object with at least one model",
+			       origin);
 	json_object_foreach(models, k, v) {
 		if ((rc = parse_model(r, k, v, origin)) < 0)
 			return rc;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,8 @@ void fake_llm_start(fake_llm *f)
 	if (f->pid < 0)
 		fail_msg("fork failed");
 	if (f->pid == 0) {
+		/* never outlive the test (a failed assertion skips fake_llm_stop) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fds[1], 1);
 		close(fds[0]);
 		close(fds[1]);
