@@ -61,7 +61,8 @@ pg_data() {
 		fi
 	fi
 	mkdir -p "$d"
-	echo "$d"
+	# the real path: the postgres user may not pass through a private parent
+	readlink -f "$d"
 }
 
 pg_start() {
@@ -83,8 +84,8 @@ shared_buffers = 128MB
 logging_collector = off
 log_min_messages = warning
 CONF
-	if is_root; then chown postgres "$dir/pg.conf.tmp"; fi
-	as_pg cp "$dir/pg.conf.tmp" "$d/orchestrator.conf"
+	cp "$dir/pg.conf.tmp" "$d/orchestrator.conf"
+	if is_root; then chown postgres "$d/orchestrator.conf"; fi
 	rm -f "$dir/pg.conf.tmp"
 	grep -q "^include_if_exists = 'orchestrator.conf'" "$d/postgresql.conf" ||
 		as_pg sh -c "echo \"include_if_exists = 'orchestrator.conf'\" >> '$d/postgresql.conf'"
@@ -110,7 +111,8 @@ CONF
 pg_port_of() { sed -n "s/^port = //p" "$1/orchestrator.conf" 2>/dev/null | tail -1; }
 
 pg_stop() {
-	local d="$dir/pg"
+	local d
+	d=$(readlink -f "$dir/pg")
 	[ -f "$d/PG_VERSION" ] || return 0
 	if as_pg "$pgbin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
 		as_pg "$pgbin/pg_ctl" -D "$d" -m fast -w stop >/dev/null && echo "postgresql stopped"
