@@ -620,6 +620,7 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		cc->attempt++;
 		write_row(cc, m, e, NULL, 0, 0, 0, rc == ERR_AUTH ? "auth" : "invalid", errmsg, 0, res,
 			  1);
+		res = 0;
 		err_set(rc, "%s", errmsg);
 		goto done;
 	}
@@ -632,6 +633,7 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		cc->attempt++;
 		write_row(cc, m, e, NULL, 0, 0, 0, rc == ERR_CANCELLED ? "cancelled" : "queue_timeout",
 			  errmsg, 0, res, 1);
+		res = 0;
 		err_set(rc, "%s", errmsg);
 		goto done;
 	}

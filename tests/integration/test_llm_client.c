@@ -822,6 +822,40 @@ static void test_slots_end_to_end(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM llm_sched_stats"), 0);
 }
 
+static int stats_rows(void *p)
+{
+	(void)p;
+	return sql_int("SELECT count(*) FROM llm_sched_stats") == 3;
+}
+
+static void test_stats_thread(void **state)
+{
+	llm_registry *r = NULL;
+	llm_service *s = NULL;
+	llm_options o;
+	llm_call c = {.role = "cheap", .project = "figures"};
+	llm_request rq;
+	llm_response out;
+	(void)state;
+
+	memset(&o, 0, sizeof(o));
+	o.pool = g_pool;
+	o.project_budget = o.user_budget = -1;
+	o.stats_interval_ms = 50;
+	assert_int_equal(llm_registry_load_file(&r, fake_llm_models_file(&g_fake, "m3.json",
+									 MODELS)), 0);
+	assert_int_equal(llm_service_new(&s, r, &o), 0);
+	request(&rq);
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	llm_response_free(&out);
+	/* the serving process's thread writes its figures for `status` on its own */
+	assert_true(ts_wait_for(stats_rows, NULL, 10000));
+	llm_service_free(s);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_sched_stats"), 0);
+	/* a reservation never outlives its call */
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_reservations"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -837,6 +871,7 @@ int main(void)
 		cmocka_unit_test_setup(test_budgets, before_each),
 		cmocka_unit_test_setup(test_keys_and_redaction, before_each),
 		cmocka_unit_test_setup(test_slots_end_to_end, before_each),
+		cmocka_unit_test_setup(test_stats_thread, before_each),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, setup, teardown);
