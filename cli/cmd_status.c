@@ -121,13 +121,13 @@ static void print_llm(const json_t *llm)
 		printf("slots           no serving process reports (none running, or none has made a "
 		       "call yet)\n");
 	} else {
-		printf("slots           %-14s %9s %7s %9s %9s %9s %9s\n", "endpoint", "in flight",
-		       "queued", "granted", "avg wait", "max wait", "oldest");
+		printf("slots           %-26s %-14s %9s %7s %9s %9s %9s %9s\n", "process", "endpoint",
+		       "in flight", "queued", "granted", "avg wait", "max wait", "oldest");
 		json_array_foreach(sch, i, e) {
 			cli_fmt_age(real(e, "wait_avg_ms") / 1000.0, wait, sizeof(wait));
 			cli_fmt_age(real(e, "wait_max_ms") / 1000.0, maxw, sizeof(maxw));
 			cli_fmt_age(real(e, "oldest_wait_ms") / 1000.0, old, sizeof(old));
-			printf("  %-13s %-14s %5lld/%-3lld %7lld %9lld %9s %9s %9s%s\n",
+			printf("                %-26.26s %-14s %5lld/%-3lld %7lld %9lld %9s %9s %9s%s\n",
 			       str(e, "instance"), str(e, "endpoint"), num(e, "in_flight"),
 			       num(e, "slots"), num(e, "queued"), num(e, "granted"), wait, maxw,
 			       num(e, "queued") > 0 ? old : "-",
