@@ -77,7 +77,7 @@ typedef struct llm_call {
 	const char *node;          /* the graph node calling */
 	const char *worker;        /* the worker calling */
 	const char *owner;         /* fairness key; NULL: the thread, else the project */
-	int priority;              /* enum llm_priority; 0 (interactive) when zeroed */
+	int priority;              /* enum llm_priority; LLM_PRIO_NORMAL when zeroed */
 	const atomic_int *cancel;  /* non-zero stops the call (queue, request, backoff) */
 } llm_call;
 

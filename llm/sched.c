@@ -14,7 +14,7 @@
 typedef struct waiter {
 	struct waiter *prev, *next;
 	int endpoint;
-	int prio;
+	int prio;        /* rank: 0 interactive, 1 normal, 2 background */
 	int pinned;
 	int passed;
 	int granted;
@@ -228,7 +228,8 @@ int llm_sched_acquire(llm_sched *s, int endpoint, int priority, const char *owne
 		return err_set(ERR_INVALID, "scheduler: no endpoint %d", endpoint);
 	memset(&w, 0, sizeof(w));
 	w.endpoint = endpoint;
-	w.prio = priority < 0 ? 0 : priority > 2 ? 2 : priority;
+	/* rank: 0 interactive, 1 normal, 2 background (unknown values: normal) */
+	w.prio = priority == LLM_PRIO_INTERACTIVE ? 0 : priority == LLM_PRIO_BACKGROUND ? 2 : 1;
 	w.enq_us = start;
 	pthread_cond_init(&w.cv, NULL);
 

@@ -29,9 +29,11 @@
 
 typedef struct llm_sched llm_sched;
 
+/* Served in the order interactive, normal, background. NORMAL is 0 so a
+ * zeroed llm_call never jumps the queue by accident. */
 enum llm_priority {
-	LLM_PRIO_INTERACTIVE = 0, /* a person is waiting for this reply */
-	LLM_PRIO_NORMAL = 1,      /* graph nodes */
+	LLM_PRIO_NORMAL = 0,      /* graph nodes */
+	LLM_PRIO_INTERACTIVE = 1, /* a person is waiting for this reply */
 	LLM_PRIO_BACKGROUND = 2,  /* workers, summaries, evals */
 };
 
