@@ -48,6 +48,11 @@ void cli_fmt_time(int64_t ms, char *out, size_t cap);
  * USER), else "cli:uid N". */
 void cli_actor(char *out, size_t cap);
 
+/* Installs the redaction filter, opens the secrets store (when `secrets
+ * init` was run) and lets the LLM layer resolve endpoint keys from it.
+ * Fails on a wrong or unreadable master key. Call before other threads. */
+int cli_start_secrets(pg_pool *pool);
+
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -61,5 +66,6 @@ int cmd_retry(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_secrets(int argc, char **argv);
 int cmd_resources(int argc, char **argv);
+int cmd_llm(int argc, char **argv);
 
 #endif

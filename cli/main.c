@@ -39,6 +39,7 @@ static const command commands[] = {
 	{"prune", cmd_prune, "delete old checkpoints of finished threads (retention)"},
 	{"secrets", cmd_secrets, "the encrypted secrets store: init, set, list, rm, rotate-key"},
 	{"resources", cmd_resources, "handles that grant secrets to a project's workers"},
+	{"llm", cmd_llm, "language models: the registry, a test call, budgets"},
 	{NULL, NULL, NULL},
 };
 
