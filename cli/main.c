@@ -40,6 +40,7 @@ static const command commands[] = {
 	{"secrets", cmd_secrets, "the encrypted secrets store: init, set, list, rm, rotate-key"},
 	{"resources", cmd_resources, "handles that grant secrets to a project's workers"},
 	{"llm", cmd_llm, "language models: the registry, a test call, budgets"},
+	{"spawner", cmd_spawner, "run the spawner role: spawn requests from Redis to sandboxed workers"},
 	{NULL, NULL, NULL},
 };
 
