@@ -52,5 +52,6 @@ int cmd_run(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_sandbox(int argc, char **argv);
 
 #endif

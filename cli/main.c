@@ -35,6 +35,7 @@ static const command commands[] = {
 	{"cancel", cmd_cancel, "cancel a thread's active runs (or one run with --run)"},
 	{"retry", cmd_retry, "queue a failed or cancelled run again from its last checkpoint"},
 	{"prune", cmd_prune, "delete old checkpoints of finished threads (retention)"},
+	{"sandbox", cmd_sandbox, "run one command in a sandbox (sandbox run -- CMD), sweep leftovers"},
 	{NULL, NULL, NULL},
 };
 
