@@ -112,6 +112,7 @@ typedef struct ns_impl {
 	char *strs[96]; /* strings owned by the plan */
 	size_t nstrs;
 	char map[64];  /* "0 <base> 65536\n" */
+	int netns_fd;  /* the box's loopback-only network namespace */
 	/* the current command */
 	pid_t pid;
 	int pidfd, out_r, err_r, in_w, rep_r, life_w;
@@ -128,6 +129,7 @@ typedef struct launch {
 	const ns_impl *ni;
 	int in_r, out_w, err_w, rep_w, life_r;
 	const int *cg_join;
+	int netns_fd;
 	int go_r, go_w, exec_r, exec_w; /* A <-> B, created by A */
 	uid_t a_uid;
 } launch;
@@ -623,6 +625,8 @@ __attribute__((noreturn)) static void a_main(launch *l)
 	int st, rep;
 	char sbuf[8];
 
+	if (setns(l->netns_fd, CLONE_NEWNET) < 0)
+		c_fail(l->rep_w, "join the box's network namespace", NULL, errno);
 	/* 0 stdin, 1 stdout, 2 stderr, 3 report, 4 life, 5.. cgroup joins */
 	fds[n++] = l->in_r;
 	fds[n++] = l->out_w;
@@ -657,7 +661,6 @@ __attribute__((noreturn)) static void a_main(launch *l)
 		c_fail(rep, "chdir", "/", errno);
 	if (sethostname("sandbox", 7) < 0 || setdomainname("sandbox", 7) < 0)
 		c_fail(rep, "set the host name", NULL, errno);
-	c_loopback_up(rep);
 	c_rlimit(rep, RLIMIT_NOFILE, b->nofile, "RLIMIT_NOFILE");
 	c_rlimit(rep, RLIMIT_FSIZE, b->fsize_bytes, "RLIMIT_FSIZE");
 	c_rlimit(rep, RLIMIT_CORE, 0, "RLIMIT_CORE");
@@ -749,6 +752,70 @@ static void run_reset(ns_impl *ni)
 	memset(&ni->ru, 0, sizeof(ni->ru));
 }
 
+/* Creates the box's network namespace: only loopback, up. A helper process
+ * is born in it, brings lo up and is held until we hold the namespace. */
+static int make_netns(int *out)
+{
+	struct clone_args ca;
+	int p[2], q[2], rc = 0, st;
+	long pid;
+	char c, path[64];
+
+	*out = -1;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_set(ERR_IO, "pipe: %s", strerror(errno));
+	if (pipe2(q, O_CLOEXEC) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return err_set(ERR_IO, "pipe: %s", strerror(errno));
+	}
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_NEWNET;
+	ca.exit_signal = SIGCHLD;
+	pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid < 0 && errno == ENOSYS)
+		pid = syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
+	if (pid == 0) {
+		/* system calls only: the caller may be multi-threaded */
+		close(p[0]);
+		close(q[1]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		c_loopback_up(p[1]);
+		if (write(p[1], "R\0\0", 3) < 0 || read(q[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	close(q[0]);
+	if (pid < 0) {
+		rc = err_set(ERR_SANDBOX,
+			     "cannot create a network namespace: %s (the ns backend needs root)",
+			     strerror(errno));
+		goto done;
+	}
+	{
+		char m[400];
+		ssize_t n = read(p[0], m, sizeof(m) - 1);
+		if (n != 3 || m[0] != 'R') {
+			m[n > 3 ? n : 3] = 0;
+			rc = err_set(ERR_SANDBOX, "cannot set up the sandbox network: %s",
+				     n > 3 ? m + 3 : "the helper died");
+			goto done;
+		}
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+	*out = open(path, O_RDONLY | O_CLOEXEC);
+	if (*out < 0)
+		rc = err_set(ERR_SANDBOX, "cannot hold the network namespace: %s", strerror(errno));
+done:
+	close(q[1]);
+	close(p[0]);
+	if (pid > 0)
+		while (waitpid((pid_t)pid, &st, 0) < 0 && errno == EINTR)
+			;
+	return rc;
+}
+
 static int ns_prepare(sbx *b)
 {
 	ns_impl *ni = calloc(1, sizeof(*ni));
@@ -759,6 +826,7 @@ static int ns_prepare(sbx *b)
 		return err_set(ERR_NOMEM, "out of memory");
 	b->impl = ni;
 	ni->pidfd = ni->out_r = ni->err_r = ni->in_w = ni->rep_r = ni->life_w = -1;
+	ni->netns_fd = -1;
 	buf_init(&ni->rep, 1 << 16);
 	if (geteuid() != 0)
 		return err_set(ERR_SANDBOX,
@@ -808,6 +876,9 @@ static int ns_prepare(sbx *b)
 	rc = build_plan(b, ni);
 	if (rc < 0)
 		return rc;
+	rc = make_netns(&ni->netns_fd);
+	if (rc < 0)
+		return rc;
 	rc = sbx_cg_new(&ni->cg, b);
 	if (rc < 0)
 		return rc;
@@ -837,6 +908,8 @@ static void ns_destroy(sbx *b)
 			;
 	}
 	run_reset(ni);
+	if (ni->netns_fd >= 0)
+		close(ni->netns_fd);
 	sbx_cg_free(ni->cg);
 	for (size_t i = 0; i < ni->nstrs; i++)
 		free(ni->strs[i]);
@@ -1030,10 +1103,11 @@ static int ns_start(sbx *b)
 	l.life_r = life[0];
 	l.cg_join = sbx_cg_join_fds(ni->cg);
 	l.a_uid = b->uid_base;
+	l.netns_fd = ni->netns_fd;
 	sbx_cg_before(ni->cg);
 
 	memset(&ca, 0, sizeof(ca));
-	ca.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD;
+	ca.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD;
 	ca.pidfd = (uint64_t)(uintptr_t)&ni->pidfd;
 	ca.exit_signal = SIGCHLD;
 	pid = syscall(SYS_clone3, &ca, sizeof(ca));
