@@ -77,5 +77,6 @@ struct spw_spawner;
 struct llm_service;
 int cli_spawner_start(pg_pool *pool, struct llm_service *llm, int workers,
 		      struct spw_spawner **out);
+int cmd_sandbox(int argc, char **argv);
 
 #endif
