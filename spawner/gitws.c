@@ -414,6 +414,27 @@ done:
 	return rc;
 }
 
+int spw_git_clean(spw_git *g, const char *commit)
+{
+	git_checkout_options co;
+	git_object *obj = NULL;
+	git_oid id;
+	int grc;
+
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED |
+			       GIT_CHECKOUT_REMOVE_IGNORED | GIT_CHECKOUT_DONT_UPDATE_INDEX;
+	grc = git_oid_fromstr(&id, commit);
+	if (grc >= 0)
+		grc = git_object_lookup(&obj, g->host, &id, GIT_OBJECT_COMMIT);
+	if (grc >= 0)
+		grc = git_checkout_tree(g->host, obj, &co);
+	git_object_free(obj);
+	if (grc < 0)
+		return git_fail(grc, "cannot reset the workspace to the commit");
+	return 0;
+}
+
 /* --- push --- */
 
 typedef struct push_state {

@@ -69,6 +69,12 @@ typedef struct spw_diffstat {
 int spw_git_commit(spw_git *g, const char *message, char out_commit[41], int *out_changed,
 		   spw_diffstat *stat);
 
+/* Makes the work tree exactly the commit `commit` (40 hex digits, as
+ * spw_git_commit returned it): untracked and ignored files (build output,
+ * caches, the agent's own .git) are deleted, so the tests that verify the
+ * work run on what is committed and pushed. ERR_GIT. */
+int spw_git_clean(spw_git *g, const char *commit);
+
 /* Pushes `branch` (forced: it belongs to the task) to `url`. ERR_GIT with
  * the reason, also when the remote rejects the update; ERR_AUTH when
  * credentials were refused. */

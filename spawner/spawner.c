@@ -180,7 +180,7 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 			      sizeof(out->sandbox_image))) < 0 ||
 	    (rc = cfg_env_str("ORCH_SANDBOX_RUNTIME", NULL, out->sandbox_runtime,
 			      sizeof(out->sandbox_runtime))) < 0 ||
-	    (rc = cfg_env_str("ORCH_WORKER_DISK_KIND", "loop", out->disk_kind,
+	    (rc = cfg_env_str("ORCH_WORKER_DISK_KIND", "tmpfs", out->disk_kind,
 			      sizeof(out->disk_kind))) < 0)
 		return rc;
 	INT("ORCH_SANDBOX_DEGRADED", 0, 0, 1, allow_degraded);

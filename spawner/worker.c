@@ -526,6 +526,12 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	}
 	if (ar.exit == AGENT_SUBMITTED && req->test_command) {
 		wlog(w, "status", "running the tests");
+		/* on exactly what is committed: no stale build output or cache */
+		rc = spw_git_clean(git, commit);
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "%s", err_last());
+			goto done;
+		}
 		rc = run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
