@@ -707,6 +707,46 @@ static void test_cleanup_removes_dead_workspaces(void **state)
 	assert_false(path_exists("%s/workers/%s", "stray-9"));
 }
 
+static void test_serve_runs_the_spawner(void **state)
+{
+	rds_conn *c = redis(g_private.url);
+	json_t *res;
+	buf out;
+	pid_t pid;
+	int st;
+	(void)state;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		setenv("REDIS_URL", g_private.url, 1);
+		setenv("ORCH_SPAWN_RELAY", "0", 1);
+		setenv("ORCH_ENGINE_THREADS", "1", 1);
+		if (!freopen("/dev/null", "w", stderr))
+			_exit(126);
+		execl(ts_bin(), ts_bin(), "serve", (char *)NULL);
+		_exit(127);
+	}
+	xadd(c, "serve-1", json_pack("{s:s}", "id", "serve-1"));
+	res = await_result(c, "serve-1");
+	expect_status(res, "invalid");
+	json_decref(res);
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	rds_free(c);
+
+	/* a bad setting stops the spawner at start-up, naming the variable */
+	buf_init(&out, 0);
+	assert_int_equal(tss_sh(&out, "ORCH_MAX_WORKERS=0 '%s' spawner 2>&1", ts_bin()), 1);
+	assert_non_null(strstr(buf_cstr(&out), "ORCH_MAX_WORKERS"));
+	buf_reset(&out);
+	assert_int_equal(tss_sh(&out, "ORCH_WORKER_DISK_KIND=floppy '%s' spawner 2>&1", ts_bin()), 1);
+	assert_non_null(strstr(buf_cstr(&out), "ORCH_WORKER_DISK_KIND"));
+	buf_free(&out);
+}
+
 /* --- setup --- */
 
 static void cli(const char *args, char *out, size_t cap)
@@ -818,6 +858,7 @@ int main(void)
 		cmocka_unit_test(test_redis_restart_loses_nothing),
 		cmocka_unit_test(test_killed_spawner_reclaimed),
 		cmocka_unit_test(test_cleanup_removes_dead_workspaces),
+		cmocka_unit_test(test_serve_runs_the_spawner),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, setup, teardown);
