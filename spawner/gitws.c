@@ -114,7 +114,7 @@ static int resolve_base(git_repository *r, const char *base, git_oid *out)
 	int grc;
 
 	if (!base || !*base) {
-		grc = git_reference_name_to_id(out, r, "HEAD");
+		grc = git_reference_name_to_id(out, r, "refs/orch/default");
 		if (grc < 0)
 			return git_fail(grc, "the repository has no default branch (is it empty?)");
 		return 0;
@@ -142,15 +142,54 @@ static int resolve_base(git_repository *r, const char *base, git_oid *out)
 	return 0;
 }
 
+/* An in-memory remote for `url`: nothing is read from or written to any
+ * configuration (no url.*.insteadOf rewriting either, which also keeps
+ * libgit2 1.5 from leaking a regex match per configuration entry). */
+static int remote_for(git_remote **out, git_repository *repo, const char *url)
+{
+	git_remote_create_options ro;
+
+	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	ro.repository = repo;
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(out, url, &ro);
+}
+
+/* Fetches `specs` from `url` into `repo` through an anonymous remote. */
+static int fetch_into(git_repository *repo, const char *url, char **specs, size_t n,
+		      cred_state *st, const char *what)
+{
+	git_fetch_options fo;
+	git_remote *remote = NULL;
+	git_strarray arr = {specs, n};
+	int grc;
+
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	set_callbacks(&fo.callbacks, st);
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	grc = remote_for(&remote, repo, url);
+	if (grc >= 0)
+		grc = git_remote_fetch(remote, &arr, &fo, NULL);
+	git_remote_free(remote);
+	return grc < 0 ? git_fail(grc, what) : 0;
+}
+
 int spw_git_prepare(spw_git **out, const char *url, const spw_git_cred *cred, const char *base,
 		    const char *branch, const char *host_dir, const char *workspace)
 {
-	git_clone_options co;
 	git_repository *agent = NULL;
 	git_commit *bc = NULL;
 	git_reference *ref = NULL;
 	git_config *cfg = NULL;
+	git_checkout_options co;
 	cred_state st = {cred, 0};
+	char head_spec[] = "+HEAD:refs/orch/default";
+	char heads_spec[] = "+refs/heads/*:refs/heads/*";
+	char tags_spec[] = "+refs/tags/*:refs/tags/*";
+	char *host_specs[] = {heads_spec, tags_spec, head_spec};
+	char task_spec[300], task_ref[160];
+	char *agent_specs[] = {task_spec};
 	spw_git *g;
 	int rc, grc;
 
@@ -163,20 +202,20 @@ int spw_git_prepare(spw_git **out, const char *url, const spw_git_cred *cred, co
 		return err_set(ERR_NOMEM, "out of memory");
 	snprintf(g->workspace, sizeof(g->workspace), "%s", workspace);
 	snprintf(g->branch, sizeof(g->branch), "%s", branch);
+	snprintf(task_ref, sizeof(task_ref), "refs/heads/%s", branch);
+	snprintf(task_spec, sizeof(task_spec), "+%s:%s", task_ref, task_ref);
 
-	/* 1. the host's bare clone */
-	git_clone_options_init(&co, GIT_CLONE_OPTIONS_VERSION);
-	co.bare = 1;
-	co.local = GIT_CLONE_LOCAL_NO_LINKS;
-	co.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
-	set_callbacks(&co.fetch_opts.callbacks, &st);
-	grc = git_clone(&g->host, url, host_dir, &co);
+	/* 1. the host's bare copy of the project's branches and tags */
+	grc = git_repository_init(&g->host, host_dir, 1);
 	if (grc < 0) {
-		rc = git_fail(grc, "cannot clone the project repository");
+		rc = git_fail(grc, "cannot create the host's repository");
 		goto done;
 	}
+	rc = fetch_into(g->host, url, host_specs, 3, &st, "cannot clone the project repository");
+	if (rc < 0)
+		goto done;
 	/* 2. the base and the task's branch */
-	rc = resolve_base(g->host, base, &g->base);
+	rc = resolve_base(g->host, base && *base ? base : NULL, &g->base);
 	if (rc < 0)
 		goto done;
 	git_oid_tostr(g->base_hex, sizeof(g->base_hex), &g->base);
@@ -194,26 +233,33 @@ int spw_git_prepare(spw_git **out, const char *url, const spw_git_cred *cred, co
 	git_reference_free(ref);
 	ref = NULL;
 
-	/* 3. the agent's clone in the workspace, on the task's branch */
-	memset(&co, 0, sizeof(co));
-	git_clone_options_init(&co, GIT_CLONE_OPTIONS_VERSION);
-	co.local = GIT_CLONE_LOCAL_NO_LINKS;
-	co.checkout_branch = branch;
-	co.checkout_opts.checkout_strategy = GIT_CHECKOUT_FORCE;
-	grc = git_clone(&agent, git_repository_path(g->host), workspace, &co);
+	/* 3. the agent's repository in the workspace, on the task's branch,
+	 * without a remote (the host's path means nothing in a sandbox) */
+	grc = git_repository_init(&agent, workspace, 0);
 	if (grc < 0) {
-		rc = git_fail(grc, "cannot create the workspace");
+		rc = git_fail(grc, "cannot create the workspace's repository");
 		goto done;
 	}
-	git_remote_delete(agent, "origin");
-	git_error_clear();
+	rc = fetch_into(agent, git_repository_path(g->host), agent_specs, 1, NULL,
+			"cannot fill the workspace");
+	if (rc < 0)
+		goto done;
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy = GIT_CHECKOUT_FORCE;
+	grc = git_repository_set_head(agent, task_ref);
+	if (grc >= 0)
+		grc = git_checkout_head(agent, &co);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot check the task's branch out");
+		goto done;
+	}
 	if (git_repository_config(&cfg, agent) == 0) {
 		git_config_set_string(cfg, "user.name", "orchestrator agent");
 		git_config_set_string(cfg, "user.email", "agent@orchestrator.invalid");
 		git_config_free(cfg);
 	}
 
-	/* the host's view of the work tree: the base tree as its index */
+	/* the host's view of the work tree */
 	grc = git_repository_set_workdir(g->host, workspace, 0);
 	if (grc < 0) {
 		rc = git_fail(grc, "cannot attach the workspace");
@@ -475,7 +521,7 @@ int spw_git_push(spw_git *g, const char *url, const spw_git_cred *cred, const ch
 	po.callbacks.credentials = push_cred_cb;
 	po.callbacks.push_update_reference = push_ref_cb;
 	po.callbacks.payload = &ps;
-	grc = git_remote_create_anonymous(&remote, g->host, url);
+	grc = remote_for(&remote, g->host, url);
 	if (grc >= 0)
 		grc = git_remote_push(remote, &refspecs, &po);
 	if (grc < 0)
