@@ -126,7 +126,8 @@ typedef struct sbx_result {
 	int oom_killed;      /* the memory limit was reached and a process killed */
 	int pids_limited;    /* a fork or clone failed at the process limit */
 	int fsize_limited;   /* a write passed RLIMIT_FSIZE (SIGXFSZ) */
-	int disk_full;       /* the workspace quota is used up */
+	int disk_full;       /* the workspace's file system has less than 1 MiB
+				or 1% left after the command */
 	buf out, err;        /* captured stdout/stderr: head, a marker, tail */
 	uint64_t out_bytes, err_bytes; /* everything the command wrote */
 	int out_truncated, err_truncated;
