@@ -544,6 +544,8 @@ static int b_main(void *arg)
 	for (int c = 0; c <= 63; c++)
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 			c_fail(rep, "drop the capability bounding set", NULL, errno);
+	if (b->nproc_fallback)
+		c_rlimit(rep, RLIMIT_NPROC, b->pids, "RLIMIT_NPROC");
 	if (syscall(SYS_setgroups, 0, NULL) < 0)
 		c_fail(rep, "setgroups", NULL, errno);
 	if (syscall(SYS_setresgid, INNER_ID, INNER_ID, INNER_ID) < 0)
