@@ -553,6 +553,26 @@ static void test_many_commands_one_workspace(void **state)
 	sh(b, "wc -l < /workspace/log", 0, &r);
 	assert_string_equal(buf_cstr(&r.out), "20\n");
 	sbx_result_free(&r);
+	/* host code writes into the workspace (as git would); after sbx_reown
+	 * the sandbox may change it */
+	{
+		char p[PATH_MAX + 16];
+		struct stat st;
+		FILE *f;
+		snprintf(p, sizeof(p), "%s/hostfile", ws);
+		f = fopen(p, "w");
+		fputs("host\n", f);
+		fclose(f);
+		sh(b, "echo more >> /workspace/hostfile", 0, &r);
+		assert_int_not_equal(r.exit_code, 0);
+		sbx_result_free(&r);
+		assert_int_equal(sbx_reown(b), 0);
+		assert_int_equal(stat(p, &st), 0);
+		assert_int_equal(st.st_uid, sbx_uid(b));
+		sh(b, "echo more >> /workspace/hostfile && cat /workspace/hostfile", 0, &r);
+		assert_string_equal(buf_cstr(&r.out), "host\nmore\n");
+		sbx_result_free(&r);
+	}
 	sbx_free(b);
 }
 
@@ -570,6 +590,16 @@ static void test_stdin_cwd_and_exec_errors(void **state)
 	assert_int_equal(sbx_run(b, &c, &r), 0);
 	assert_string_equal(buf_cstr(&r.out), "hello\nworld\n");
 	sbx_result_free(&r);
+	/* a command that never reads its input: no SIGPIPE for the owner */
+	{
+		static char big[1 << 20];
+		const char *t[] = {"true", NULL};
+		memset(big, 'x', sizeof(big));
+		c = (sbx_cmd){.argv = t, .stdin_data = big, .stdin_len = sizeof(big)};
+		assert_int_equal(sbx_run(b, &c, &r), 0);
+		assert_int_equal(r.exit_code, 0);
+		sbx_result_free(&r);
+	}
 	c = (sbx_cmd){.argv = missing};
 	assert_int_equal(sbx_run(b, &c, &r), 0);
 	assert_int_equal(r.exit_code, 127);
