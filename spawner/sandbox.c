@@ -325,6 +325,20 @@ void sbx_free(sbx *b)
 	free(b);
 }
 
+int sbx_reown(sbx *b)
+{
+	if (b->kind != SBX_NS || !b->workspace)
+		return 0;
+	if (b->active)
+		return err_set(ERR_BUSY, "a command is running in this box");
+	return sbx_chown_tree(b->workspace, b->uid_base + 1000, b->uid_base + 1000);
+}
+
+uint32_t sbx_uid(const sbx *b)
+{
+	return b->kind == SBX_NS ? b->uid_base + 1000 : 1000;
+}
+
 sbx_backend sbx_kind(const sbx *b)
 {
 	return b->kind;

@@ -126,7 +126,8 @@ typedef struct sbx_result {
 	int oom_killed;      /* the memory limit was reached and a process killed */
 	int pids_limited;    /* a fork or clone failed at the process limit */
 	int fsize_limited;   /* a write passed RLIMIT_FSIZE (SIGXFSZ) */
-	int disk_full;       /* the workspace quota is used up */
+	int disk_full;       /* the workspace's file system has less than 1 MiB
+				or 1% left after the command */
 	buf out, err;        /* captured stdout/stderr: head, a marker, tail */
 	uint64_t out_bytes, err_bytes; /* everything the command wrote */
 	int out_truncated, err_truncated;
@@ -150,7 +151,10 @@ void sbx_free(sbx *b);
 
 /* Starts `cmd` in a fresh sandbox. ERR_BUSY when a command of this box has
  * not been collected, ERR_INVALID for a bad command, ERR_SANDBOX when the
- * sandbox could not be set up (nothing of the command ran). */
+ * sandbox could not be set up (nothing of the command ran).
+ * ns: the sandbox is killed when the THREAD that called sbx_start exits
+ * (PR_SET_PDEATHSIG follows the thread), so start and wait from a thread
+ * that outlives the command. */
 int sbx_start(sbx *b, const sbx_cmd *cmd);
 
 /* Waits up to `slice_ms` (< 0: until the end) for the command to finish,
@@ -173,6 +177,17 @@ int sbx_collect(sbx *b, sbx_result *out);
 int sbx_run(sbx *b, const sbx_cmd *cmd, sbx_result *out);
 
 void sbx_result_free(sbx_result *r);
+
+/* Gives every file of the workspace back to the sandbox user (host uid
+ * sbx_uid()). Call it after host-side code (git checkout, commit) wrote
+ * into the workspace, or the next command may not modify those files.
+ * Does not follow links. No-op for docker. ERR_BUSY while a command runs. */
+int sbx_reown(sbx *b);
+
+/* The host uid that owns what the sandbox writes in the workspace (ns:
+ * uid_base + 1000). Host tools that refuse files of another owner (git's
+ * safe.directory, libgit2's owner validation) need to be told. */
+uint32_t sbx_uid(const sbx *b);
 
 /* The backend of a box, and a short description of its isolation. */
 sbx_backend sbx_kind(const sbx *b);

@@ -10,7 +10,8 @@
  * rule), the process moves itself into a leaf "orch-supervisor" first, as
  * container runtimes do. Each box's groups are named
  * orch-sbx-<owner pid>-<n> below the process's own cgroup, so sbx_sweep can
- * find the groups of an owner that died. */
+ * find the groups of an owner that died. ORCH_SANDBOX_CGROUP=v2 makes the
+ * layer ignore v1 hierarchies. */
 #include "spawner/sbx_int.h"
 
 #include "core/err.h"
@@ -210,8 +211,11 @@ static void load_layout(void)
 					snprintf(own_v1[c], PATH_MAX, "%s", path);
 		}
 	}
+	/* ORCH_SANDBOX_CGROUP=v2 ignores v1 hierarchies (a host moving to v2) */
+	const char *pick = getenv("ORCH_SANDBOX_CGROUP");
+	int use_v1 = !(pick && strcmp(pick, "v2") == 0);
 	for (int c = 0; c < C_N; c++)
-		if (v1_mnt[c][0] && own_v1[c][0])
+		if (use_v1 && v1_mnt[c][0] && own_v1[c][0])
 			join_path(g_lay.v1[c], PATH_MAX, v1_mnt[c], v1_root[c], own_v1[c]);
 	if (v2_mnt[0] && have_v2) {
 		char ctrls[512] = "";
@@ -343,7 +347,8 @@ int sbx_cg_new(sbx_cg **out, sbx *b)
 				     ctrl_name[c], ctrl_name[c], ctrl_name[c]);
 			goto done;
 		}
-		snprintf(val, sizeof(val), "no %s limit (controller unavailable)", ctrl_name[c]);
+		snprintf(val, sizeof(val), "no %s limit (controller unavailable)%s", ctrl_name[c],
+			 c == C_PIDS ? ", RLIMIT_NPROC only" : "");
 		sbx_degrade(b, val);
 	}
 
@@ -412,10 +417,11 @@ int sbx_cg_new(sbx_cg **out, sbx *b)
 				snprintf(t + strlen(t), 64 - strlen(t), "%s%s", t[0] ? "," : "",
 					 ctrl_name[c]);
 		}
-		snprintf(cg->desc, sizeof(cg->desc), "cgroup%s%s%s%s%s%s", v1s[0] ? " v1 " : "", v1s,
-			 v2s[0] ? " v2 " : "", v2s, cg->v2dir[0] ? " (v2 kill)" : "",
-			 v1s[0] || v2s[0] ? "" : " none");
+		snprintf(cg->desc, sizeof(cg->desc), "cgroup limits:%s%s%s%s%s%s", v1s[0] ? " v1 " : "",
+			 v1s, v2s[0] ? " v2 " : "", v2s, v1s[0] || v2s[0] ? "" : " none",
+			 cg->v2dir[0] ? ", tree kill via cgroup2" : "");
 	}
+	b->nproc_fallback = missing[C_PIDS];
 	*out = cg;
 	cg = NULL;
 done:

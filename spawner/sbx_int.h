@@ -68,6 +68,7 @@ struct sbx {
 	char *net;
 	uint32_t uid_base;
 	int allow_degraded;
+	int nproc_fallback; /* no pids cgroup: cap processes with RLIMIT_NPROC */
 	sbx_bind *binds;   /* strings owned */
 	size_t nbinds;
 	char *docker_socket, *image, *runtime, *workspace_volume;

@@ -42,6 +42,7 @@
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -544,6 +545,8 @@ static int b_main(void *arg)
 	for (int c = 0; c <= 63; c++)
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 			c_fail(rep, "drop the capability bounding set", NULL, errno);
+	if (b->nproc_fallback)
+		c_rlimit(rep, RLIMIT_NPROC, b->pids, "RLIMIT_NPROC");
 	if (syscall(SYS_setgroups, 0, NULL) < 0)
 		c_fail(rep, "setgroups", NULL, errno);
 	if (syscall(SYS_setresgid, INNER_ID, INNER_ID, INNER_ID) < 0)
@@ -816,6 +819,11 @@ done:
 	return rc;
 }
 
+static void sweep_once(void)
+{
+	sbx_sweep(NULL);
+}
+
 static int ns_prepare(sbx *b)
 {
 	ns_impl *ni = calloc(1, sizeof(*ni));
@@ -848,6 +856,11 @@ static int ns_prepare(sbx *b)
 	rc = sbx_seccomp_prog(&ni->prog);
 	if (rc < 0)
 		return rc;
+	{
+		/* the first box of a process removes what crashed owners left */
+		static pthread_once_t swept = PTHREAD_ONCE_INIT;
+		pthread_once(&swept, sweep_once);
+	}
 	if (b->rootfs) {
 		static const char *const need[] = {"proc", "dev", "tmp", "workspace", NULL};
 		for (int i = 0; need[i]; i++) {
@@ -1005,6 +1018,32 @@ static int ns_kill(sbx *b)
 	return 0;
 }
 
+/* write(2) to a pipe whose reader may be gone, without the SIGPIPE that
+ * would kill the caller: the signal is blocked in this thread and a pending
+ * one we caused is consumed. */
+static ssize_t write_nosigpipe(int fd, const void *p, size_t n)
+{
+	sigset_t pipe_set, old, pending;
+	int had_pending;
+	ssize_t w;
+	int e;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	had_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	w = write(fd, p, n);
+	e = errno;
+	if (w < 0 && e == EPIPE && !had_pending) {
+		struct timespec zero = {0, 0};
+		sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return w;
+}
+
 /* One round of waiting: polls the pipes and A for at most `ms`. */
 static void step(sbx *b, int64_t ms)
 {
@@ -1049,7 +1088,8 @@ static void step(sbx *b, int64_t ms)
 		if (pf[iw].revents & (POLLERR | POLLHUP)) {
 			close_fd(&ni->in_w);
 		} else {
-			ssize_t w = write(ni->in_w, r->stdin_data + r->stdin_off, r->stdin_len - r->stdin_off);
+			ssize_t w = write_nosigpipe(ni->in_w, r->stdin_data + r->stdin_off,
+						    r->stdin_len - r->stdin_off);
 			if (w > 0)
 				r->stdin_off += (size_t)w;
 			if ((w < 0 && errno != EAGAIN) || r->stdin_off >= r->stdin_len)

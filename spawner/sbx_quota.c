@@ -71,8 +71,11 @@ int sbx_fs_full(const char *dir)
 
 	if (statvfs(dir, &sv) < 0)
 		return 0;
-	/* less than 64 KiB left counts as full */
-	return (uint64_t)sv.f_bavail * sv.f_frsize < 65536;
+	/* less than 1 MiB or 1% left counts as full: file systems keep some
+	 * blocks back (ext4's delayed allocation), so ENOSPC comes before 0 */
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	return avail < (1u << 20) || avail * 100 < total;
 }
 
 /* ---- quotas ---- */
@@ -123,7 +126,9 @@ static int run_prog(char *const argv[])
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
-static int loop_attach(const char *img, char *dev, size_t cap)
+/* Attaches `img` to a free loop device; *out_fd keeps the device open (with
+ * autoclear, closing the last fd before the mount would detach it). */
+static int loop_attach(const char *img, char *dev, size_t cap, int *out_fd)
 {
 	int ctl = -1, fd = -1, lfd = -1, rc = 0;
 	long n;
@@ -153,8 +158,11 @@ static int loop_attach(const char *img, char *dev, size_t cap)
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.fd = (unsigned)fd;
 		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
-		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0)
-			goto done; /* attached; autoclear detaches it at unmount */
+		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0) {
+			*out_fd = lfd; /* attached; autoclear detaches it at unmount */
+			lfd = -1;
+			goto done;
+		}
 		close(lfd);
 		lfd = -1;
 		if (errno != EBUSY) {
@@ -165,7 +173,7 @@ static int loop_attach(const char *img, char *dev, size_t cap)
 	rc = err_set(ERR_SANDBOX, "loop quota: every loop device is busy");
 done:
 	if (lfd >= 0)
-		close(lfd); /* the mount keeps the device */
+		close(lfd);
 	if (fd >= 0)
 		close(fd);
 	if (ctl >= 0)
@@ -176,7 +184,7 @@ done:
 int sbx_quota_mount(const char *dir, int64_t bytes, sbx_quota_kind kind)
 {
 	char opts[128], img[PATH_MAX], dev[64];
-	int rc = 0, e;
+	int rc = 0, e, lfd = -1;
 
 	if (bytes < (1 << 20))
 		return err_set(ERR_INVALID, "a workspace quota must be at least 1 MiB");
@@ -221,21 +229,18 @@ int sbx_quota_mount(const char *dir, int64_t bytes, sbx_quota_kind kind)
 				       strerror(-rc));
 		}
 	}
-	rc = loop_attach(img, dev, sizeof(dev));
+	rc = loop_attach(img, dev, sizeof(dev), &lfd);
 	if (rc < 0) {
 		unlink(img);
 		return rc;
 	}
 	if (mount(dev, dir, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0) {
 		e = errno;
-		int lfd = open(dev, O_RDWR | O_CLOEXEC);
-		if (lfd >= 0) {
-			ioctl(lfd, LOOP_CLR_FD, 0);
-			close(lfd);
-		}
+		close(lfd); /* autoclear detaches the device */
 		unlink(img);
 		return err_set(ERR_SANDBOX, "cannot mount %s on %s: %s", dev, dir, strerror(e));
 	}
+	close(lfd);
 	{
 		/* an empty file system: no lost+found for the project to see */
 		char lf[PATH_MAX];

@@ -528,6 +528,8 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		wlog(w, "status", "running the tests");
 		/* on exactly what is committed: no stale build output or cache */
 		rc = spw_git_clean(git, commit);
+		if (rc == 0)
+			rc = sbx_reown(box); /* what the host wrote goes back to the sandbox */
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "%s", err_last());
 			goto done;
