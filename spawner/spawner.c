@@ -180,7 +180,7 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 			      sizeof(out->sandbox_image))) < 0 ||
 	    (rc = cfg_env_str("ORCH_SANDBOX_RUNTIME", NULL, out->sandbox_runtime,
 			      sizeof(out->sandbox_runtime))) < 0 ||
-	    (rc = cfg_env_str("ORCH_WORKER_DISK_KIND", "tmpfs", out->disk_kind,
+	    (rc = cfg_env_str("ORCH_WORKER_DISK_KIND", "loop", out->disk_kind,
 			      sizeof(out->disk_kind))) < 0)
 		return rc;
 	INT("ORCH_SANDBOX_DEGRADED", 0, 0, 1, allow_degraded);
@@ -220,7 +220,7 @@ int spw_preflight(const spw_config *cfg)
 		return err_set(ERR_IO, "cannot create %s: %s", dir, strerror(errno));
 	if (strcmp(cfg->disk_kind, "loop") == 0 && access("/dev/loop-control", R_OK | W_OK) != 0)
 		return err_set(ERR_SANDBOX, "the loop disk quota needs /dev/loop-control (missing "
-					    "here): set ORCH_WORKER_DISK_KIND=tmpfs");
+					    "here): set ORCH_WORKER_DISK_KIND=tmpfs (memory-backed) or none");
 	if (spw_git_global_init() < 0)
 		return ERR_GIT;
 	/* a real sandbox, so a host that cannot isolate is found now */

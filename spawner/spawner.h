@@ -114,7 +114,7 @@ typedef struct spw_config {
 	char sandbox_image[256];     /* ORCH_SANDBOX_IMAGE (docker) */
 	char sandbox_runtime[64];    /* ORCH_SANDBOX_RUNTIME (docker) */
 	int allow_degraded;          /* ORCH_SANDBOX_DEGRADED (0) */
-	char disk_kind[16];          /* ORCH_WORKER_DISK_KIND: tmpfs | loop | none (tmpfs) */
+	char disk_kind[16];          /* ORCH_WORKER_DISK_KIND: loop | tmpfs | none (loop) */
 } spw_config;
 
 /* Defaults, then the environment (README: "Spawner and workers"). `redis_url`

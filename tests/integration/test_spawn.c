@@ -325,6 +325,9 @@ static void test_outbox_to_result(void **state)
 	}
 	assert_non_null(strstr(rds_str(rds_at(msg, 3)), "\"status\":\"done\""));
 	rds_reply_free(msg);
+	printf("# e2e worker: %lld ms from claim to result (clone, quota, base tests, 3 model "
+	       "replies, 2 sandboxed commands, commit, tests, push)\n",
+	       (long long)json_integer_value(json_object_get(st, "wall_ms")));
 	/* the record, the transcript; the workspace is gone */
 	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE id = '%s' AND state = "
 				 "'finished' AND status = 'done' AND attempt = 1", id), 1);
@@ -818,7 +821,10 @@ static int setup(void **state)
 	eng_engine_add_graph(g_engine, g_waiter);
 	assert_int_equal(eng_engine_start(g_engine), 0);
 
+	/* the main spawner uses the loop-device disk quota, the others tmpfs */
+	setenv("ORCH_WORKER_DISK_KIND", "loop", 1);
 	assert_int_equal(spw_config_from_env(&cfg, getenv("REDIS_URL"), getenv("ORCH_DATA_DIR")), 0);
+	setenv("ORCH_WORKER_DISK_KIND", "tmpfs", 1);
 	if (spw_preflight(&cfg) < 0)
 		fail_msg("preflight: %s", err_last());
 	assert_int_equal(spw_new(&g_spawner, &cfg, g_pool, g_llm), 0);
