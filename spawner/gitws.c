@@ -1,6 +1,7 @@
 #include "spawner/gitws.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/redact.h"
 
 #include <git2.h>
 #include <pthread.h>
@@ -457,6 +458,66 @@ done:
 	git_tree_free(tree);
 	git_tree_free(base_tree);
 	git_index_free(idx);
+	return rc;
+}
+
+int spw_git_find_secrets(spw_git *g, const char *commit, char *out_path, size_t cap)
+{
+	git_commit *c = NULL;
+	git_tree *a = NULL, *b = NULL;
+	git_diff *diff = NULL;
+	git_oid id;
+	int grc, rc = 0;
+
+	out_path[0] = '\0';
+	grc = git_oid_fromstr(&id, commit);
+	if (grc >= 0)
+		grc = git_commit_lookup(&c, g->host, &id);
+	if (grc >= 0)
+		grc = git_commit_tree(&b, c);
+	if (grc >= 0)
+		grc = git_tree_lookup(&a, g->host, &g->base_tree);
+	if (grc >= 0)
+		grc = git_diff_tree_to_tree(&diff, g->host, a, b, NULL);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot read the work's changes");
+		goto done;
+	}
+	for (size_t i = 0; i < git_diff_num_deltas(diff) && rc == 0; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+		git_blob *blob = NULL;
+		buf text;
+
+		if (d->status == GIT_DELTA_DELETED || git_oid_is_zero(&d->new_file.id))
+			continue;
+		if (git_blob_lookup(&blob, g->host, &d->new_file.id) < 0) {
+			rc = git_fail(-1, "cannot read a changed file");
+			break;
+		}
+		buf_init(&text, 0);
+		if (buf_append(&text, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob)) == 0) {
+			size_t len = text.len;
+			char *before = len ? malloc(len) : NULL;
+
+			if (before)
+				memcpy(before, text.data, len);
+			redact_buf(&text);
+			if (before && (text.len != len || memcmp(before, text.data, len) != 0)) {
+				snprintf(out_path, cap, "%s", d->new_file.path);
+				rc = 1;
+			}
+			if (before)
+				sodium_memzero(before, len);
+			free(before);
+		}
+		buf_free_wipe(&text);
+		git_blob_free(blob);
+	}
+done:
+	git_diff_free(diff);
+	git_tree_free(a);
+	git_tree_free(b);
+	git_commit_free(c);
 	return rc;
 }
 

@@ -69,6 +69,13 @@ typedef struct spw_diffstat {
 int spw_git_commit(spw_git *g, const char *message, char out_commit[41], int *out_changed,
 		   spw_diffstat *stat);
 
+/* Looks for secret values in what `commit` changed from the base: every
+ * added or modified file passes the redaction filter (core/redact.h), which
+ * knows every secret this process loaded. Returns 1 and names the first
+ * such file in out_path[cap] when one holds a value (in any form the filter
+ * knows), 0 when none does, or ERR_GIT. */
+int spw_git_find_secrets(spw_git *g, const char *commit, char *out_path, size_t cap);
+
 /* Makes the work tree exactly the commit `commit` (40 hex digits, as
  * spw_git_commit returned it): untracked and ignored files (build output,
  * caches, the agent's own .git) are deleted, so the tests that verify the

@@ -63,7 +63,9 @@
  *                 had no test_command: nothing checked it
  *     failed      the agent did not finish (a limit, a loop, the budget: see
  *                 agent.exit) or its tests failed or shrank; what it did is
- *                 committed and pushed all the same when anything changed
+ *                 committed and pushed all the same when anything changed,
+ *                 unless a changed file holds a secret's value (then nothing
+ *                 is pushed and reason names the file)
  *     refused     the worker did not start: a handle is unknown, revoked or
  *                 another project's, or the repository is not allowed
  *     invalid     the request is malformed (reason says which field)

@@ -12,8 +12,9 @@
  *   4. the sandbox (one box for the worker; every command a fresh sandbox);
  *   5. the base's test inventory, when there is a test command;
  *   6. the agent (spawner/agent.h);
- *   7. the commit of the work tree, then the tests in a fresh sandbox
- *      (after the commit, so nothing the tests write is committed);
+ *   7. the commit of the work tree; a changed file holding a secret's value
+ *      stops here (nothing is pushed); then the work tree is reset to the
+ *      commit and the tests run in a fresh sandbox;
  *   8. the push of task/<task>, when anything changed;
  *   9. the sandbox and the workspace are removed; the transcript stays.
  */
@@ -524,6 +525,23 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			goto done;
 		}
 	}
+	/* no secret's value leaves in the work */
+	if (changed) {
+		char leak[512];
+
+		rc = spw_git_find_secrets(git, commit, leak, sizeof(leak));
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "%s", err_last());
+			goto done;
+		}
+		if (rc == 1) {
+			status = "failed";
+			snprintf(reason, sizeof(reason),
+				 "the work was not pushed: %s holds the value of a secret (the agent "
+				 "wrote a credential into the project)", leak);
+			goto done;
+		}
+	}
 	if (ar.exit == AGENT_SUBMITTED && req->test_command) {
 		wlog(w, "status", "running the tests");
 		/* on exactly what is committed: no stale build output or cache */
@@ -673,6 +691,22 @@ done:
 				agent_transcript_append(transcript, l);
 			json_decref(l);
 		}
+	}
+	if (res) {
+		/* the result goes to Redis, the database and a chat: no secret value
+		 * in it, whatever field it hides in (a file name, a branch...) */
+		char *text = json_dumps(res, JSON_COMPACT);
+		char *red = text ? redact_str(text) : NULL;
+
+		if (red && strcmp(red, text) != 0) {
+			json_t *clean = json_loads(red, 0, NULL);
+			if (clean) {
+				json_decref(res);
+				res = clean;
+			}
+		}
+		free(text);
+		free(red);
 	}
 	wlog(w, "status", "worker %s ended: %s: %s", req->id, status, reason);
 	json_decref(tests);

@@ -482,6 +482,35 @@ static void test_refused_handles(void **state)
 	await_no_pending(g_redis);
 }
 
+static void test_secret_in_the_work_not_pushed(void **state)
+{
+	json_t *req, *res;
+	char *file;
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	tss_script(&g_fake, json_pack("[o, o]",
+				      tss_bash("echo \"api_token = $TOKEN_A\" > settings.ini && "
+					       "echo \"$TOKEN_A\" | base64 > token.b64 && ls"),
+				      tss_tool("submit", "{}")));
+	req = request("leak-1", "leak1", TSS_TEST_CMD);
+	json_object_set_new(req, "handles", json_pack("[s]", g_handle_ok));
+	xadd(g_redis, "leak-1", req);
+	res = await_result(g_redis, "leak-1");
+	expect_status(res, "failed");
+	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")), "not pushed"));
+	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")), "settings.ini"));
+	assert_true(json_is_false(json_object_get(res, "pushed")));
+	file = git_show("task/leak1:settings.ini");
+	assert_null(file);
+	{
+		char *all = json_dumps(res, JSON_COMPACT);
+		assert_null(strstr(all, "value-a-123"));
+		free(all);
+	}
+	json_decref(res);
+}
+
 static void test_failing_or_shrinking_tests_not_done(void **state)
 {
 	json_t *res, *t;
@@ -859,6 +888,7 @@ int main(void)
 		cmocka_unit_test(test_repeated_id_one_worker),
 		cmocka_unit_test(test_malformed_requests),
 		cmocka_unit_test(test_refused_handles),
+		cmocka_unit_test(test_secret_in_the_work_not_pushed),
 		cmocka_unit_test(test_failing_or_shrinking_tests_not_done),
 		cmocka_unit_test(test_hostile_agent_contained),
 		cmocka_unit_test(test_redis_restart_loses_nothing),
