@@ -114,6 +114,35 @@ static int count_items(const char *s, const char *sep, spw_testsum *o, int stric
 	return items;
 }
 
+/* Reads a non-negative decimal number at *p (at most 9 digits, so no
+ * overflow) and moves *p past it. 0 when there is none. */
+static int read_count(const char **p, int *out)
+{
+	long v = 0;
+	int digits = 0;
+
+	while (isdigit((unsigned char)**p) && digits < 9) {
+		v = v * 10 + (**p - '0');
+		(*p)++;
+		digits++;
+	}
+	if (digits == 0 || isdigit((unsigned char)**p))
+		return 0;
+	*out = (int)v;
+	return 1;
+}
+
+/* Moves *p past `word` when the text there starts with it. */
+static int skip_word(const char **p, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (strncmp(*p, word, n) != 0)
+		return 0;
+	*p += n;
+	return 1;
+}
+
 static int max0(int v)
 {
 	return v < 0 ? 0 : v;
@@ -190,7 +219,10 @@ static int parse_unittest(const char *text, const char *end, spw_testsum *o)
 
 		if (!line_str(&l, b, sizeof(b)))
 			continue;
-		if (sscanf(b, "Ran %d test", &n) == 1 && n >= 0 && strstr(b, " in ")) {
+		const char *q = b;
+
+		if (skip_word(&q, "Ran ") && read_count(&q, &n) && skip_word(&q, " test") &&
+		    strstr(b, " in ")) {
 			ran = n;
 			verdict = 0;
 			failed = skipped = 0;
@@ -289,23 +321,23 @@ static int parse_plain(const char *text, const char *end, spw_testsum *o)
 
 	while (next_line(&p, end, &l)) {
 		const char *s = l.s;
-		int a, b, c = 0, n = 0;
-		char tail[32] = "";
+		int a, b, c = 0;
+		const char *q;
 		char buf[160];
 		size_t len;
 
 		/* skip "word: " */
-		for (const char *q = s; q < l.e && q - s < 40; q++) {
-			if (*q == ':' && q + 1 < l.e && q[1] == ' ') {
+		for (const char *r = s; r < l.e && r - s < 40; r++) {
+			if (*r == ':' && r + 1 < l.e && r[1] == ' ') {
 				int word = 1;
-				for (const char *w = s; w < q; w++)
+				for (const char *w = s; w < r; w++)
 					if (!isalnum((unsigned char)*w) && *w != '_' && *w != '-')
 						word = 0;
-				if (word && q > s)
-					s = q + 2;
+				if (word && r > s)
+					s = r + 2;
 				break;
 			}
-			if (*q == ' ')
+			if (*r == ' ')
 				break;
 		}
 		len = (size_t)(l.e - s);
@@ -313,11 +345,12 @@ static int parse_plain(const char *text, const char *end, spw_testsum *o)
 			continue;
 		memcpy(buf, s, len);
 		buf[len] = '\0';
-		if (sscanf(buf, "%d passed, %d failed%n", &a, &b, &n) != 2)
+		q = buf;
+		if (!read_count(&q, &a) || !skip_word(&q, " passed, ") || !read_count(&q, &b) ||
+		    !skip_word(&q, " failed"))
 			continue;
-		if (buf[n] != '\0' && sscanf(buf + n, ", %d skipped%31s", &c, tail) != 1)
-			continue;
-		if (a < 0 || b < 0 || c < 0)
+		if (*q && (!skip_word(&q, ", ") || !read_count(&q, &c) || !skip_word(&q, " skipped") ||
+			   *q))
 			continue;
 		o->passed = a;
 		o->failed = b;
