@@ -27,7 +27,10 @@
  *                         "action" | "output" | "status", "text": ...} (lossy:
  *                         pub/sub; the transcript is the record)
  *
- * Exactly once: a request id has one row in the `workers` table. The first
+ * Exactly once: a request id has one row in the `workers` table (PostgreSQL
+ * rather than a Redis key: the record must outlive a Redis that lost its
+ * data, lives beside the runs and events it belongs to, and its lease runs
+ * on the database's clock, one for every spawner). The first
  * spawner to insert it runs the worker; a repeated id (the relay delivering
  * twice, a producer retrying) never starts a second one: while the first
  * runs the duplicate entry stays pending, and once it has finished the

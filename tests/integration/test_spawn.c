@@ -248,7 +248,11 @@ static void test_outbox_to_result(void **state)
 
 	fake_llm_reset(&g_fake);
 	fix_script();
-	assert_int_equal(rds_cmd(sub, NULL, "PSUBSCRIBE", "worker:result:*", NULL), 0);
+	/* two patterns: the first confirmation is the reply, the second is read */
+	assert_int_equal(rds_cmd(sub, NULL, "PSUBSCRIBE", "worker:result:*", "worker:log:*", NULL),
+			 0);
+	assert_int_equal(rds_read(sub, 5000, &msg), 0);
+	rds_reply_free(msg);
 	json_object_del(req, "id"); /* the relay names it after the outbox row */
 	input = json_pack("{s:o}", "request", req);
 	assert_int_equal(eng_start(g_db, "spawn-e2e", "spawntest", input, NULL, &thread, &run), 0);
@@ -316,15 +320,35 @@ static void test_outbox_to_result(void **state)
 	/* the same result on the results stream, and announced */
 	res = await_result(g_redis, id);
 	assert_true(json_equal(res, st));
-	assert_int_equal(rds_read(sub, 10000, &msg), 0);
-	assert_string_equal(rds_str(rds_at(msg, 0)), "pmessage");
 	{
-		char channel[64];
+		/* live lines while it ran, then the announcement */
+		char channel[64], logch[64];
+		int actions = 0, statuses = 0;
+
 		snprintf(channel, sizeof(channel), "worker:result:%s", id);
-		assert_string_equal(rds_str(rds_at(msg, 2)), channel);
+		snprintf(logch, sizeof(logch), "worker:log:%s", id);
+		for (;;) {
+			json_t *line;
+
+			assert_int_equal(rds_read(sub, 10000, &msg), 0);
+			assert_string_equal(rds_str(rds_at(msg, 0)), "pmessage");
+			if (strcmp(rds_str(rds_at(msg, 2)), channel) == 0)
+				break;
+			assert_string_equal(rds_str(rds_at(msg, 2)), logch);
+			line = ts_json(rds_str(rds_at(msg, 3)));
+			if (strcmp(json_string_value(json_object_get(line, "kind")), "action") == 0 &&
+			    strstr(json_string_value(json_object_get(line, "text")), "sed -i"))
+				actions++;
+			if (strcmp(json_string_value(json_object_get(line, "kind")), "status") == 0)
+				statuses++;
+			json_decref(line);
+			rds_reply_free(msg);
+		}
+		assert_int_equal(actions, 1);
+		assert_true(statuses >= 3);
+		assert_non_null(strstr(rds_str(rds_at(msg, 3)), "\"status\":\"done\""));
+		rds_reply_free(msg);
 	}
-	assert_non_null(strstr(rds_str(rds_at(msg, 3)), "\"status\":\"done\""));
-	rds_reply_free(msg);
 	printf("# e2e worker: %lld ms from claim to result (clone, quota, base tests, 3 model "
 	       "replies, 2 sandboxed commands, commit, tests, push)\n",
 	       (long long)json_integer_value(json_object_get(st, "wall_ms")));
@@ -722,6 +746,27 @@ static void test_killed_spawner_reclaimed(void **state)
 	rds_free(c);
 }
 
+static void test_gives_up_after_dead_spawners(void **state)
+{
+	json_t *res;
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	/* three spawners died running it: its lease expired on attempt 3 */
+	ts_sql(g_db, "INSERT INTO workers (id, task, project, owner, attempt, lease_until) VALUES "
+		     "('doomed-1', 'doomed', 'proj-1', 'gone-1-x', 3, now() - interval '1 minute')");
+	xadd(g_redis, "doomed-1", request("doomed-1", "doomed", NULL));
+	res = await_result(g_redis, "doomed-1");
+	expect_status(res, "error");
+	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")),
+			       "gave up after 3 attempts"));
+	assert_int_equal(fake_llm_count(&g_fake), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE id = 'doomed-1' AND state = "
+				 "'finished' AND attempt = 4"), 1);
+	await_no_pending(g_redis);
+	json_decref(res);
+}
+
 static void test_cleanup_removes_dead_workspaces(void **state)
 {
 	char dir[1024];
@@ -893,6 +938,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_agent_contained),
 		cmocka_unit_test(test_redis_restart_loses_nothing),
 		cmocka_unit_test(test_killed_spawner_reclaimed),
+		cmocka_unit_test(test_gives_up_after_dead_spawners),
 		cmocka_unit_test(test_cleanup_removes_dead_workspaces),
 		cmocka_unit_test(test_serve_runs_the_spawner),
 	};
