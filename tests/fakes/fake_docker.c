@@ -84,10 +84,23 @@ static void finish_waiters(ctr *c)
 {
 	if (c->state != 2 || c->fds[0] >= 0 || c->fds[1] >= 0)
 		return; /* not exited, or output still to read */
-	for (int i = 0; i < c->nwait; i++)
-		reply_json(c->waiters[i], 200,
-			   json_pack("{s:i,s:n}", "StatusCode", c->exit_code, "Error"));
-	c->nwait = 0;
+	while (c->nwait > 0) {
+		struct evhttp_request *rq = c->waiters[--c->nwait];
+		evhttp_connection_set_closecb(evhttp_request_get_connection(rq), NULL, NULL);
+		reply_json(rq, 200, json_pack("{s:i,s:n}", "StatusCode", c->exit_code, "Error"));
+	}
+}
+
+/* A client that gave up waiting (its timeout) closes the connection: its
+ * parked wait request is freed by libevent, so forget it. */
+static void on_close(struct evhttp_connection *conn, void *arg)
+{
+	(void)arg;
+	for (ctr *c = g_ctrs; c; c = c->next)
+		for (int i = 0; i < c->nwait; i++)
+			if (evhttp_request_get_connection(c->waiters[i]) == conn) {
+				c->waiters[i--] = c->waiters[--c->nwait];
+			}
 }
 
 static void on_output(evutil_socket_t fd, short what, void *arg)
@@ -224,8 +237,11 @@ static void drop(ctr *c)
 		if (c->fds[k] >= 0)
 			close(c->fds[k]);
 	}
-	for (int i = 0; i < c->nwait; i++)
-		reply_msg(c->waiters[i], 404, "container removed");
+	while (c->nwait > 0) {
+		struct evhttp_request *rq = c->waiters[--c->nwait];
+		evhttp_connection_set_closecb(evhttp_request_get_connection(rq), NULL, NULL);
+		reply_msg(rq, 404, "container removed");
+	}
 	while (*p && *p != c)
 		p = &(*p)->next;
 	if (*p)
@@ -326,6 +342,8 @@ static void handle(struct evhttp_request *rq, void *arg)
 		} else if (strcmp(action, "wait") == 0) {
 			if (c->nwait < 16) {
 				c->waiters[c->nwait++] = rq;
+				evhttp_connection_set_closecb(evhttp_request_get_connection(rq), on_close,
+							      NULL);
 				finish_waiters(c);
 			} else {
 				reply_msg(rq, 500, "too many waiters");
