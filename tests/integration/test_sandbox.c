@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "spawner/sandbox.h"
+#include "spawner/sbx_int.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -882,9 +883,40 @@ static void test_cli(void **state)
 	assert_non_null(strstr(out, "no command given"));
 }
 
+static void test_capture_head_and_tail(void **state)
+{
+	sbx_capture c;
+	buf out;
+	int trunc;
+	(void)state;
+	/* fits: everything, in order, whatever the pieces */
+	assert_int_equal(sbx_capture_init(&c, 10), 0);
+	sbx_capture_add(&c, "0123", 4);
+	sbx_capture_add(&c, "456789", 6);
+	buf_init(&out, 0);
+	assert_int_equal(sbx_capture_finish(&c, &out, &trunc), 0);
+	assert_false(trunc);
+	assert_string_equal(buf_cstr(&out), "0123456789");
+	buf_free(&out);
+	sbx_capture_free(&c);
+	/* too long: the first half and the last half, the middle counted */
+	assert_int_equal(sbx_capture_init(&c, 10), 0);
+	for (const char *p = "0123456789abcdefghijklmnopqrstuvwxyz"; *p; p += 3)
+		sbx_capture_add(&c, p, 3);
+	sbx_capture_add(&c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 26);
+	buf_init(&out, 0);
+	assert_int_equal(sbx_capture_finish(&c, &out, &trunc), 0);
+	assert_true(trunc);
+	assert_int_equal(c.total, 62);
+	assert_string_equal(buf_cstr(&out), "01234\n[... 52 bytes omitted ...]\nVWXYZ");
+	buf_free(&out);
+	sbx_capture_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_capture_head_and_tail),
 		cmocka_unit_test(test_basic_run),
 		cmocka_unit_test(test_env_only_granted),
 		cmocka_unit_test(test_read_shadow_and_host_files),
