@@ -41,6 +41,18 @@ void cli_print_json(const json_t *j);
 /* "3m12s", "0.4s", "2h05m" for a duration in seconds. */
 void cli_fmt_age(double seconds, char *out, size_t cap);
 
+/* "2026-11-21 20:01:02Z" for milliseconds since the epoch; "never" for 0. */
+void cli_fmt_time(int64_t ms, char *out, size_t cap);
+
+/* Who runs this command, for audit trails: "cli:USER" (SUDO_USER, then
+ * USER), else "cli:uid N". */
+void cli_actor(char *out, size_t cap);
+
+/* Installs the redaction filter, opens the secrets store (when `secrets
+ * init` was run) and lets the LLM layer resolve endpoint keys from it.
+ * Fails on a wrong or unreadable master key. Call before other threads. */
+int cli_start_secrets(pg_pool *pool);
+
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -52,6 +64,9 @@ int cmd_run(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_secrets(int argc, char **argv);
+int cmd_resources(int argc, char **argv);
+int cmd_llm(int argc, char **argv);
 int cmd_sandbox(int argc, char **argv);
 
 #endif

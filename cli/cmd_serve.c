@@ -12,6 +12,8 @@
 #include "core/util.h"
 #include "engine/control.h"
 #include "engine/engine.h"
+#include "secrets/runtime.h"
+#include "llm/llm.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -47,6 +49,9 @@ int cmd_serve(int argc, char **argv)
 	eng_options opt;
 	eng_engine *e = NULL;
 	pg_pool *pool = NULL;
+	llm_service *llm = NULL;
+	llm_registry *reg = NULL;
+	llm_options lo;
 	sigset_t sigs;
 	int64_t last_prune = 0;
 	int rc = 1;
@@ -70,6 +75,25 @@ int cmd_serve(int argc, char **argv)
 
 	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size) < 0)
 		return cli_fail("database pool");
+	/* the redaction filter and the secrets store, before any thread starts */
+	if (cli_start_secrets(pool) < 0) {
+		cli_fail("start");
+		goto done;
+	}
+	/* language models: a broken models file stops start-up, not the first call */
+	if (llm_options_from_env(&lo) < 0 || llm_registry_load(&reg) < 0) {
+		cli_fail("language models");
+		goto done;
+	}
+	lo.pool = pool;
+	if (llm_service_new(&llm, reg, &lo) < 0) {
+		cli_fail("language models");
+		goto done;
+	}
+	log_info("serve", "language models from %s: %d models on %d endpoints",
+		 llm_registry_origin(llm_service_registry(llm)),
+		 llm_registry_n_models(llm_service_registry(llm)),
+		 llm_registry_n_endpoints(llm_service_registry(llm)));
 	memset(&opt, 0, sizeof(opt));
 	opt.threads = (int)threads;
 	opt.lease_ms = cli_cfg.lease_ms;
@@ -101,6 +125,8 @@ int cmd_serve(int argc, char **argv)
 	rc = 0;
 done:
 	eng_engine_free(e);
+	sec_runtime_stop();
+	llm_service_free(llm); /* after the engine: nodes may call it until then */
 	pg_pool_free(pool);
 	return rc;
 }

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "engine/control.h"
+#include "llm/ledger.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,7 +11,9 @@
 static const char USAGE[] =
 	"orchestrator status [--json]\n"
 	"  Threads, runs by state, the oldest waiting and queued runs, live engines,\n"
-	"  recent failures and the outbox backlog. --json prints the same for scripts.";
+	"  recent failures and the outbox backlog; language models: slots, queues and\n"
+	"  waits per endpoint, tokens and cost per project and per model, budgets.\n"
+	"  --json prints the same for scripts (the models part under \"llm\").";
 
 static long long num(const json_t *o, const char *k)
 {
@@ -104,6 +107,66 @@ static void print_human(const json_t *st)
 	}
 }
 
+static void print_llm(const json_t *llm)
+{
+	const json_t *sch = json_object_get(llm, "schedulers");
+	const json_t *day = json_object_get(llm, "last_24h");
+	const json_t *budgets = json_object_get(llm, "budgets");
+	char wait[32], maxw[32], old[32];
+	size_t i;
+	json_t *e;
+
+	printf("\nlanguage models\n");
+	if (json_array_size(sch) == 0) {
+		printf("slots           no serving process reports (none running, or none has made a "
+		       "call yet)\n");
+	} else {
+		printf("slots           %-26s %-14s %9s %7s %9s %9s %9s %9s\n", "process", "endpoint",
+		       "in flight", "queued", "granted", "avg wait", "max wait", "oldest");
+		json_array_foreach(sch, i, e) {
+			cli_fmt_age(real(e, "wait_avg_ms") / 1000.0, wait, sizeof(wait));
+			cli_fmt_age(real(e, "wait_max_ms") / 1000.0, maxw, sizeof(maxw));
+			cli_fmt_age(real(e, "oldest_wait_ms") / 1000.0, old, sizeof(old));
+			printf("                %-26.26s %-14s %5lld/%-3lld %7lld %9lld %9s %9s %9s%s\n",
+			       str(e, "instance"), str(e, "endpoint"), num(e, "in_flight"),
+			       num(e, "slots"), num(e, "queued"), num(e, "granted"), wait, maxw,
+			       num(e, "queued") > 0 ? old : "-",
+			       json_is_true(json_object_get(e, "stale")) ? "  (stale: process gone?)"
+									  : "");
+		}
+	}
+	printf("last 24 hours   %lld calls, %lld tokens in, %lld out, $%.4f, %lld failed\n",
+	       num(day, "calls"), num(day, "tokens_in"), num(day, "tokens_out"), real(day, "cost_usd"),
+	       num(day, "failures"));
+	if (json_array_size(json_object_get(llm, "projects")) > 0) {
+		printf("by project      %-24s %8s %12s %12s %12s %8s\n", "project", "calls", "tokens in",
+		       "tokens out", "cost $", "failed");
+		json_array_foreach(json_object_get(llm, "projects"), i, e)
+			printf("                %-24s %8lld %12lld %12lld %12.4f %8lld\n",
+			       str(e, "project"), num(e, "calls"), num(e, "tokens_in"),
+			       num(e, "tokens_out"), real(e, "cost_usd"), num(e, "failures"));
+	}
+	if (json_array_size(json_object_get(llm, "models")) > 0) {
+		printf("by model        %-24s %8s %12s %12s %12s %8s %9s\n", "model @ endpoint", "calls",
+		       "tokens in", "tokens out", "cost $", "failed", "avg ms");
+		json_array_foreach(json_object_get(llm, "models"), i, e) {
+			char name[160];
+			snprintf(name, sizeof(name), "%s @ %s", str(e, "model"), str(e, "endpoint"));
+			printf("                %-24s %8lld %12lld %12lld %12.4f %8lld %9.0f\n", name,
+			       num(e, "calls"), num(e, "tokens_in"), num(e, "tokens_out"),
+			       real(e, "cost_usd"), num(e, "failures"), real(e, "latency_avg_ms"));
+		}
+	}
+	json_array_foreach(budgets, i, e) {
+		printf("%s%-7s %-24s $%.4f spent, $%.4f reserved of $%.4f%s\n",
+		       i == 0 ? "budgets         " : "                ", str(e, "kind"), str(e, "scope"),
+		       real(e, "spent_usd"), real(e, "reserved_usd"), real(e, "limit_usd"),
+		       real(e, "spent_usd") + real(e, "reserved_usd") >= real(e, "limit_usd")
+			       ? "  (exhausted)"
+			       : "");
+	}
+}
+
 int cmd_status(int argc, char **argv)
 {
 	int as_json = 0;
@@ -126,6 +189,17 @@ int cmd_status(int argc, char **argv)
 	if (!c)
 		return 1;
 	rc = eng_status(c, cli_cfg.lease_ms, &st);
+	if (rc == 0) {
+		json_t *llm = NULL;
+		int64_t stale_ms;
+		/* figures older than three save intervals belong to a process that is gone */
+		if (cfg_env_duration_ms("ORCH_LLM_STATS_INTERVAL", 5000, 100, 3600000, &stale_ms) < 0)
+			stale_ms = 5000;
+		if (llm_status(c, stale_ms * 3, &llm) == 0)
+			json_object_set_new(st, "llm", llm);
+		else
+			json_object_set_new(st, "llm", json_pack("{ss}", "error", err_last()));
+	}
 	pg_conn_close(c);
 	if (rc < 0) {
 		if (strstr(err_last(), "does not exist"))
@@ -135,8 +209,14 @@ int cmd_status(int argc, char **argv)
 	}
 	if (as_json)
 		cli_print_json(st);
-	else
+	else {
 		print_human(st);
+		if (json_object_get(json_object_get(st, "llm"), "error"))
+			printf("\nlanguage models: %s (run 'orchestrator migrate')\n",
+			       str(json_object_get(st, "llm"), "error"));
+		else
+			print_llm(json_object_get(st, "llm"));
+	}
 	json_decref(st);
 	return 0;
 }

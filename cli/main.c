@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define ORCH_VERSION "0.1.0"
 
@@ -35,6 +37,9 @@ static const command commands[] = {
 	{"cancel", cmd_cancel, "cancel a thread's active runs (or one run with --run)"},
 	{"retry", cmd_retry, "queue a failed or cancelled run again from its last checkpoint"},
 	{"prune", cmd_prune, "delete old checkpoints of finished threads (retention)"},
+	{"secrets", cmd_secrets, "the encrypted secrets store: init, set, list, rm, rotate-key"},
+	{"resources", cmd_resources, "handles that grant secrets to a project's workers"},
+	{"llm", cmd_llm, "language models: the registry, a test call, budgets"},
 	{"sandbox", cmd_sandbox, "run one command in a sandbox (sandbox run -- CMD), sweep leftovers"},
 	{NULL, NULL, NULL},
 };
@@ -65,6 +70,10 @@ pg_conn *cli_db(void)
 int cli_fail(const char *what)
 {
 	fprintf(stderr, "orchestrator: %s: %s\n", what, err_last());
+	if (err_last_code() == ERR_DB && strcmp(pg_last_sqlstate(), "42P01") == 0 &&
+	    !strstr(err_last(), "orchestrator migrate"))
+		fprintf(stderr, "orchestrator: the database lacks part of its schema: run "
+				"'orchestrator migrate' first\n");
 	return 1;
 }
 
@@ -124,6 +133,31 @@ void cli_fmt_age(double s, char *out, size_t cap)
 		snprintf(out, cap, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
 	else
 		snprintf(out, cap, "%ldd%02ldh", t / 86400, (t % 86400) / 3600);
+}
+
+void cli_fmt_time(int64_t ms, char *out, size_t cap)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0) {
+		snprintf(out, cap, "never");
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+void cli_actor(char *out, size_t cap)
+{
+	const char *user = getenv("SUDO_USER");
+
+	if (!user || !*user)
+		user = getenv("USER");
+	if (user && *user)
+		snprintf(out, cap, "cli:%.64s", user);
+	else
+		snprintf(out, cap, "cli:uid %d", (int)getuid());
 }
 
 int main(int argc, char **argv)

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CFG_DEFAULT_DATABASE_URL "postgresql://orchestrator@127.0.0.1:54320/orchestrator"
-#define CFG_DEFAULT_REDIS_URL "redis://127.0.0.1:63790/0"
+#define CFG_DEFAULT_DATABASE_URL "postgresql://orchestrator@127.0.0.1:15432/orchestrator"
+#define CFG_DEFAULT_REDIS_URL "redis://127.0.0.1:16379/0"
 
 typedef struct orch_config {
 	char database_url[1024];  /* DATABASE_URL */

@@ -18,6 +18,7 @@ typedef struct xfer {
 	size_t max;
 	int too_big;
 	int cancelled;
+	int retry_after_ms_hdr; /* Retry-After-Ms seen: it wins over Retry-After */
 } xfer;
 
 int http_global_init(void)
@@ -112,9 +113,24 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 
 	memcpy(line, data, k);
 	line[k] = '\0';
-	if (strncasecmp(line, "retry-after:", 12) == 0)
-		x->out->retry_after_ms = parse_retry_after(line + 12);
-	else if (strncasecmp(line, "content-type:", 13) == 0) {
+	if (strncmp(line, "HTTP/", 5) == 0) {
+		/* a new response (after a 100 or a redirect): known before the body */
+		const char *sp = strchr(line, ' ');
+		x->out->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+		x->out->retry_after_ms = -1;
+		x->retry_after_ms_hdr = 0;
+	} else if (strncasecmp(line, "retry-after-ms:", 15) == 0) {
+		char *end;
+		double ms = strtod(line + 15, &end);
+		if (end != line + 15 && ms >= 0) {
+			x->out->retry_after_ms = (int64_t)ms;
+			x->retry_after_ms_hdr = 1;
+		}
+	} else if (strncasecmp(line, "retry-after:", 12) == 0) {
+		if (!x->retry_after_ms_hdr)
+			x->out->retry_after_ms = parse_retry_after(line + 12);
+	}
+	if (strncasecmp(line, "content-type:", 13) == 0) {
 		char *v = line + 13, *e;
 		while (*v == ' ')
 			v++;

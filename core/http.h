@@ -46,10 +46,13 @@ typedef struct http_request {
 } http_request;
 
 typedef struct http_response {
-	long status;            /* HTTP status; 0 when no response arrived */
+	long status;            /* HTTP status; 0 when no response arrived. Set as soon as
+				 * the status line arrives, so an on_data callback that
+				 * holds this response may read it */
 	buf body;               /* the body unless streamed; caller frees with http_response_free */
 	char content_type[128];
-	int64_t retry_after_ms; /* from a Retry-After header (seconds or a date); -1 if absent */
+	int64_t retry_after_ms; /* from Retry-After-Ms, else Retry-After (seconds or a date);
+				 * -1 if absent */
 	double total_ms;
 } http_response;
 

@@ -17,6 +17,18 @@ static const pg_stmt STMT_START = {
 	4,
 };
 
+static const pg_stmt STMT_START_MANY = {
+	"ctl_start_many",
+	"WITH k AS (SELECT x->>'key' AS key, x->'input' AS input, n FROM "
+	"jsonb_array_elements($2::jsonb) WITH ORDINALITY AS a(x, n)), "
+	"t AS (INSERT INTO threads (key, graph) SELECT DISTINCT key, $1 FROM k "
+	"ON CONFLICT (key) DO UPDATE SET updated_at = now() RETURNING id, key, graph) "
+	"INSERT INTO runs (thread_id, graph, input) SELECT t.id, t.graph, "
+	"nullif(k.input, 'null'::jsonb) FROM k JOIN t ON t.key = k.key WHERE t.graph = $1 "
+	"ORDER BY k.n RETURNING id",
+	2,
+};
+
 static const pg_stmt STMT_ENQUEUE = {
 	"ctl_enqueue",
 	"INSERT INTO runs (thread_id, graph, input) SELECT id, graph, $2::jsonb FROM threads "
@@ -179,8 +191,8 @@ static const pg_stmt STMT_KEPT = {
 
 static const pg_stmt STMT_SET_SNAPSHOT = {
 	"ctl_set_snapshot",
-	"UPDATE checkpoints SET snapshot = $3::jsonb, chain_len = 0, chain_bytes = 0, "
-	"snap_bytes = octet_length($3) WHERE thread_id = $1 AND seq = $2",
+	"UPDATE checkpoints SET snapshot = $3::text::jsonb, chain_len = 0, chain_bytes = 0, "
+	"snap_bytes = octet_length($3::text) WHERE thread_id = $1 AND seq = $2",
 	3,
 };
 
@@ -241,6 +253,33 @@ int eng_start(pg_conn *c, const char *key, const char *graph, const json_t *inpu
 	PQclear(res);
 	free(in);
 	free(meta);
+	return rc;
+}
+
+int eng_start_many(pg_conn *c, const char *graph, const json_t *items, json_t **out_runs)
+{
+	char *text = json_dumps(items, JSON_COMPACT);
+	const char *params[2] = {graph, text};
+	PGresult *res = NULL;
+	int rc;
+
+	if (out_runs)
+		*out_runs = NULL;
+	if (!text)
+		return err_set(ERR_NOMEM, "out of memory");
+	rc = pg_exec_stmt(c, &res, &STMT_START_MANY, params);
+	if (rc == 0 && (size_t)pg_rows(res) != json_array_size(items))
+		rc = err_set(ERR_CONFLICT, "%zu of %zu threads belong to another graph than '%s'",
+			     json_array_size(items) - (size_t)pg_rows(res), json_array_size(items),
+			     graph);
+	if (rc == 0 && out_runs) {
+		json_t *ids = json_array();
+		for (int i = 0; ids && i < pg_rows(res); i++)
+			json_array_append_new(ids, json_integer(pg_int(res, i, 0)));
+		*out_runs = ids;
+	}
+	PQclear(res);
+	free(text);
 	return rc;
 }
 

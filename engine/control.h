@@ -20,6 +20,12 @@
 int eng_start(pg_conn *c, const char *key, const char *graph, const json_t *input,
 	      const json_t *metadata, int64_t *out_thread, int64_t *out_run);
 
+/* Queues many runs of `graph` in one statement: `items` is an array of
+ * {"key": thread key, "input": update or absent}; threads are created when
+ * new. *out_runs (may be NULL; owned) gets the run ids in item order. Items
+ * whose thread belongs to another graph get no run (ERR_CONFLICT for all). */
+int eng_start_many(pg_conn *c, const char *graph, const json_t *items, json_t **out_runs);
+
 /* Queues a run on an existing thread. ERR_NOTFOUND when there is none. */
 int eng_enqueue(pg_conn *c, int64_t thread_id, const json_t *input, int64_t *out_run);
 

@@ -41,9 +41,10 @@ int eng_ctx_cancelled(const eng_ctx *ctx);
 
 /* Takes the oldest delivered, unconsumed event with `key` into *out (owned
  * by the caller) and returns 0. When there is none, records that the run
- * waits for `key` (with `payload`, e.g. the question to show; borrowed) and
- * returns ERR_WAIT, which the node must return. */
-int eng_await(eng_ctx *ctx, const char *key, const json_t *payload, json_t **out);
+ * waits for `key` (with `payload`, e.g. the question to show) and returns
+ * ERR_WAIT, which the node must return. Steals `payload` (may be NULL) in
+ * both cases, so it can be built in the call. */
+int eng_await(eng_ctx *ctx, const char *key, json_t *payload, json_t **out);
 
 /* Takes every delivered, unconsumed event with `key`, oldest first, into
  * *out (a new array, possibly empty). Never waits. */
@@ -51,8 +52,9 @@ int eng_take(eng_ctx *ctx, const char *key, json_t **out);
 
 /* Records a wait for `key` without taking anything, so a node can wait for
  * the first of several keys: call it once per key, then return ERR_WAIT.
- * Returns ERR_WAIT. */
-int eng_wait(eng_ctx *ctx, const char *key, const json_t *payload);
+ * Steals `payload` (may be NULL; the first one given is kept). Returns
+ * ERR_WAIT. */
+int eng_wait(eng_ctx *ctx, const char *key, json_t *payload);
 
 /* --- side effects --- */
 

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/redact.h"
 #include "core/util.h"
 #include "engine/graph_int.h"
 #include "engine/step.h"
@@ -490,13 +491,19 @@ done:
  * naming an unknown node, the recursion limit). */
 static int run_fail(run_exec *x, const char *why, const char *node, const commit_parts *p)
 {
+	/* a node's error may quote a secret (a URL with a token): the stored
+	 * error passes the redaction filter like a log line */
+	char *safe = redact_str(why);
 	int rc;
 
-	snprintf(x->error, sizeof(x->error), "%s", why);
-	log_warn("engine", "run %lld failed at step %d: %s", (long long)x->r.run_id, x->step, why);
-	rc = run_commit(x, 0, NULL, NULL, p, "failed", why, node);
+	if (!safe)
+		return err_set(ERR_NOMEM, "out of memory filtering a run's error");
+	snprintf(x->error, sizeof(x->error), "%s", safe);
+	log_warn("engine", "run %lld failed at step %d: %s", (long long)x->r.run_id, x->step, safe);
+	rc = run_commit(x, 0, NULL, NULL, p, "failed", safe, node);
 	if (rc == 0)
 		snprintf(x->status, sizeof(x->status), "failed");
+	free(safe);
 	return rc;
 }
 

@@ -103,28 +103,35 @@ static int take(eng_ctx *ctx, const char *key, int all, json_t *into)
 	return found;
 }
 
-int eng_wait(eng_ctx *ctx, const char *key, const json_t *payload)
+int eng_wait(eng_ctx *ctx, const char *key, json_t *payload)
 {
 	json_t *w = ensure_array(&ctx->res->waits);
 
-	if (!w || json_array_append_new(w, json_string(key)) < 0)
+	if (!w || json_array_append_new(w, json_string(key)) < 0) {
+		json_decref(payload);
 		return err_set(ERR_NOMEM, "out of memory");
+	}
 	if (payload && !ctx->res->wait_payload)
-		ctx->res->wait_payload = json_deep_copy(payload);
+		ctx->res->wait_payload = payload;
+	else
+		json_decref(payload);
 	return ERR_WAIT;
 }
 
-int eng_await(eng_ctx *ctx, const char *key, const json_t *payload, json_t **out)
+int eng_await(eng_ctx *ctx, const char *key, json_t *payload, json_t **out)
 {
 	json_t *got = json_array();
 	int n;
 
 	*out = NULL;
-	if (!got)
+	if (!got) {
+		json_decref(payload);
 		return err_set(ERR_NOMEM, "out of memory");
+	}
 	n = take(ctx, key, 0, got);
 	if (n < 0) {
 		json_decref(got);
+		json_decref(payload);
 		return n;
 	}
 	if (n == 0) {
@@ -133,6 +140,7 @@ int eng_await(eng_ctx *ctx, const char *key, const json_t *payload, json_t **out
 	}
 	*out = json_incref(json_array_get(got, 0));
 	json_decref(got);
+	json_decref(payload);
 	return 0;
 }
 

@@ -98,6 +98,38 @@ static const pg_stmt STMT_LOAD_CHAIN = {
 	2,
 };
 
+/* A super-step that completed, in one statement: the fenced UPDATE of the
+ * run comes first and every other change reads from its RETURNING, so when
+ * the lease is gone (another engine holds the run) nothing at all is
+ * written and no row comes back. $13 is the new status (running or done),
+ * $14 the lease token, $15 the outbox rows, $16 the events consumed, $17
+ * whether the step's pending writes are to be dropped. */
+static const pg_stmt STMT_STEP = {
+	"eng_step",
+	"WITH r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), "
+	" status = CASE WHEN cancel_requested AND $13 = 'running' THEN 'cancelled' ELSE $13 END, "
+	" lease_owner = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_owner END, "
+	" lease_until = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_until END, "
+	" error = NULL, error_node = NULL, "
+	" finished_at = CASE WHEN $13 <> 'running' OR cancel_requested THEN now() END "
+	" WHERE id = $4 AND lease_token = $14 AND status = 'running' RETURNING status), "
+	"ck AS (INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, "
+	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, "
+	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r), "
+	"ob AS (INSERT INTO outbox (thread_id, run_id, step, kind, dest, payload) "
+	" SELECT $1, $4, $5, x->>'kind', x->>'dest', x->'payload' FROM r, "
+	" jsonb_array_elements(coalesce($15::jsonb, '[]'::jsonb)) WITH ORDINALITY AS a(x, n) "
+	" ORDER BY n), "
+	"ev AS (UPDATE events SET consumed_at = now(), consumed_by = $4 "
+	" WHERE id = ANY ($16::bigint[]) AND consumed_at IS NULL AND EXISTS (SELECT 1 FROM r)), "
+	"pw AS (DELETE FROM pending_writes WHERE run_id = $4 AND step = $5 AND $17::boolean "
+	" AND EXISTS (SELECT 1 FROM r)), "
+	"th AS (UPDATE threads SET updated_at = now() WHERE id = $1 "
+	" AND EXISTS (SELECT 1 FROM r WHERE status <> 'running')) "
+	"SELECT status, CASE WHEN status <> 'running' THEN pg_notify('orch_runs', '') END FROM r",
+	17,
+};
+
 static const pg_stmt STMT_CK_INSERT = {
 	"eng_ck_insert",
 	"INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, "
@@ -390,6 +422,45 @@ done:
 	return rc;
 }
 
+/* A completed step (checkpoint, status running or done): one statement. */
+static int commit_step(pg_conn *c, const store_step *s, char *status_out)
+{
+	char run[24], thread[24], tok[24], step[16], seq[16], parent[16];
+	char clen[16], cbytes[24], sbytes[24];
+	const char *params[17] = {thread, seq, s->parent_seq > 0 ? parent : NULL, run, step,
+				  s->nodes, s->delta, s->snapshot, s->next, clen, cbytes, sbytes,
+				  s->status, tok, s->outbox, s->consumed,
+				  s->delete_pending ? "true" : "false"};
+	PGresult *res = NULL;
+	int rc;
+
+	snprintf(run, sizeof(run), "%lld", (long long)s->run_id);
+	snprintf(thread, sizeof(thread), "%lld", (long long)s->thread_id);
+	snprintf(tok, sizeof(tok), "%lld", (long long)s->token);
+	snprintf(step, sizeof(step), "%d", s->step);
+	snprintf(seq, sizeof(seq), "%d", s->seq);
+	snprintf(parent, sizeof(parent), "%d", s->parent_seq);
+	snprintf(clen, sizeof(clen), "%d", s->chain.len);
+	snprintf(cbytes, sizeof(cbytes), "%lld", (long long)s->chain.bytes);
+	snprintf(sbytes, sizeof(sbytes), "%lld", (long long)s->chain.snap_bytes);
+	rc = pg_exec_stmt(c, &res, &STMT_STEP, params);
+	if (rc < 0) {
+		if (strcmp(pg_last_sqlstate(), "23505") == 0)
+			rc = err_set(ERR_LEASE, "run %lld: checkpoint %d exists already: %s",
+				     (long long)s->run_id, s->seq, err_last());
+		return rc;
+	}
+	if (pg_rows(res) == 0)
+		rc = err_set(ERR_LEASE,
+			     "run %lld no longer holds its lease (another engine took it over); "
+			     "step %d was not written",
+			     (long long)s->run_id, s->step);
+	else
+		snprintf(status_out, 16, "%s", pg_val(res, 0, 0));
+	PQclear(res);
+	return rc;
+}
+
 int store_commit(pg_conn *c, const store_step *s, char *status_out)
 {
 	char run[24], thread[24], tok[24], lease[24], step[16], done_step[16], seq[16], parent[16];
@@ -406,6 +477,10 @@ int store_commit(pg_conn *c, const store_step *s, char *status_out)
 	pg_pipe pipe;
 	int rc;
 
+	if (s->seq > 0 && !s->pending &&
+	    (strcmp(s->status, "running") == 0 || strcmp(s->status, "done") == 0))
+		return commit_step(c, s, status_out);
+
 	snprintf(run, sizeof(run), "%lld", (long long)s->run_id);
 	snprintf(thread, sizeof(thread), "%lld", (long long)s->thread_id);
 	snprintf(tok, sizeof(tok), "%lld", (long long)s->token);
@@ -418,6 +493,8 @@ int store_commit(pg_conn *c, const store_step *s, char *status_out)
 	snprintf(cbytes, sizeof(cbytes), "%lld", (long long)s->chain.bytes);
 	snprintf(sbytes, sizeof(sbytes), "%lld", (long long)s->chain.snap_bytes);
 
+	/* the other endings (waiting, failed) carry pending writes and need
+	 * orch_advance's checks: several statements, one pipelined transaction */
 	pg_pipe_init(&pipe);
 	if (s->seq > 0)
 		pg_pipe_add(&pipe, &STMT_CK_INSERT, ck);

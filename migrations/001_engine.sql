@@ -42,7 +42,7 @@ CREATE TABLE runs (
 	started_at       timestamptz,
 	updated_at       timestamptz NOT NULL DEFAULT now(),
 	finished_at      timestamptz
-);
+) WITH (fillfactor = 80); -- room for HOT updates: a run is updated at every step
 CREATE INDEX runs_queued ON runs (id) WHERE status = 'queued';
 CREATE INDEX runs_leases ON runs (lease_until) WHERE status = 'running';
 CREATE INDEX runs_thread_active ON runs (thread_id, id) WHERE status IN ('queued', 'running', 'waiting');
@@ -143,22 +143,27 @@ END $$;
 CREATE TRIGGER runs_notify AFTER INSERT OR UPDATE OF status ON runs
 	FOR EACH ROW WHEN (NEW.status = 'queued') EXECUTE FUNCTION orch_runs_notify();
 
--- Wakes relays when outbox rows are written (once per transaction).
+-- Wakes relays when outbox rows are written.
 CREATE FUNCTION orch_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM pg_notify('orch_outbox', '');
 	RETURN NULL;
 END $$;
+-- per row, so a statement that inserts nothing notifies nobody; PostgreSQL
+-- folds a transaction's identical notifications into one
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-	FOR EACH STATEMENT EXECUTE FUNCTION orch_outbox_notify();
+	FOR EACH ROW EXECUTE FUNCTION orch_outbox_notify();
 
 -- Ends a super-step's transaction: checks that the caller still holds the
 -- run's lease (else raises SQLSTATE OR001 and the whole step rolls back),
 -- records the run's progress and new status, and wakes engines when the
--- thread may have a next run. A run asked to cancel becomes 'cancelled'. A
--- run that parks on keys for which an event is already stored is queued
--- again at once, so a wake-up is never lost: events are delivered under the
--- same thread row lock (orch_deliver).
+-- thread may have a next run. A run asked to cancel becomes 'cancelled'.
+-- The common case (a step of a running run) is one UPDATE that touches no
+-- indexed column, so PostgreSQL can keep it a HOT update; the lease itself
+-- is renewed by the engine's heartbeat, not here. A run that parks on keys
+-- for which an event is already stored is queued again at once, so a
+-- wake-up is never lost: events are delivered under the same thread row
+-- lock (orch_deliver).
 CREATE FUNCTION orch_advance(p_run bigint, p_token bigint, p_lease_ms int, p_step int,
 	p_seq int, p_status text, p_waiting text[], p_wait_payload jsonb,
 	p_error text, p_error_node text) RETURNS text LANGUAGE plpgsql AS $$
@@ -167,16 +172,43 @@ DECLARE
 	v_cancel boolean;
 	v_status text := p_status;
 BEGIN
+	IF p_status <> 'waiting' THEN
+		UPDATE runs SET
+			step = p_step,
+			last_seq = coalesce(p_seq, last_seq),
+			status = CASE WHEN cancel_requested AND p_status = 'running'
+				THEN 'cancelled' ELSE p_status END,
+			lease_owner = CASE WHEN p_status = 'running' AND NOT cancel_requested
+				THEN lease_owner END,
+			lease_until = CASE WHEN p_status = 'running' AND NOT cancel_requested
+				THEN lease_until END,
+			error = p_error,
+			error_node = p_error_node,
+			updated_at = now(),
+			finished_at = CASE WHEN p_status <> 'running' OR cancel_requested
+				THEN now() END
+		WHERE id = p_run AND lease_token = p_token AND status = 'running'
+		RETURNING thread_id, status INTO v_thread, v_status;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'run % no longer holds its lease (another engine took it over)',
+				p_run USING ERRCODE = 'OR001';
+		END IF;
+		IF v_status <> 'running' THEN
+			UPDATE threads SET updated_at = now() WHERE id = v_thread;
+			PERFORM pg_notify('orch_runs', '');
+		END IF;
+		RETURN v_status;
+	END IF;
+
 	SELECT thread_id, cancel_requested INTO v_thread, v_cancel FROM runs
 		WHERE id = p_run AND lease_token = p_token AND status = 'running' FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'run % no longer holds its lease (another engine took it over)', p_run
 			USING ERRCODE = 'OR001';
 	END IF;
-	IF v_cancel AND p_status IN ('running', 'waiting') THEN
+	IF v_cancel THEN
 		v_status := 'cancelled';
-	END IF;
-	IF v_status = 'waiting' THEN
+	ELSE
 		PERFORM 1 FROM threads WHERE id = v_thread FOR UPDATE;
 		IF EXISTS (SELECT 1 FROM events WHERE thread_id = v_thread AND consumed_at IS NULL
 				AND key = ANY (p_waiting)) THEN
@@ -185,23 +217,19 @@ BEGIN
 	END IF;
 	UPDATE runs SET
 		step = p_step,
-		last_seq = coalesce(p_seq, last_seq),
 		status = v_status,
-		waiting_on = CASE WHEN v_status IN ('waiting', 'queued') THEN p_waiting END,
-		wait_payload = CASE WHEN v_status IN ('waiting', 'queued') THEN p_wait_payload END,
-		lease_until = CASE WHEN v_status = 'running'
-			THEN now() + make_interval(secs => p_lease_ms / 1000.0) END,
-		lease_owner = CASE WHEN v_status = 'running' THEN lease_owner END,
-		error = p_error,
-		error_node = p_error_node,
+		waiting_on = CASE WHEN v_status <> 'cancelled' THEN p_waiting END,
+		wait_payload = CASE WHEN v_status <> 'cancelled' THEN p_wait_payload END,
+		lease_until = NULL,
+		lease_owner = NULL,
+		error = NULL,
+		error_node = NULL,
 		ready_at = now(),
 		updated_at = now(),
-		finished_at = CASE WHEN v_status IN ('done', 'failed', 'cancelled') THEN now() END
+		finished_at = CASE WHEN v_status = 'cancelled' THEN now() END
 	WHERE id = p_run;
-	IF v_status <> 'running' THEN
-		UPDATE threads SET updated_at = now() WHERE id = v_thread;
-		PERFORM pg_notify('orch_runs', '');
-	END IF;
+	UPDATE threads SET updated_at = now() WHERE id = v_thread;
+	PERFORM pg_notify('orch_runs', '');
 	RETURN v_status;
 END $$;
 

@@ -6,17 +6,30 @@
 #   BUILD=build BIN=bin/orchestrator tests/run.sh [NAME-FILTER...]
 #
 # TEST_PG_PORT and TEST_REDIS_PORT_BASE choose where the search for free
-# ports starts (54330 and 63800), for several checkouts testing at once.
+# ports starts (25432 and 26379), for several checkouts testing at once.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BIN=${BIN:-bin/orchestrator}
 svc_dir=$BUILD/test-services
 
+# the first port from $1 that can be bound on 127.0.0.1 (ports below the
+# kernel's ephemeral range, so no outgoing connection holds them)
 pick_port() {
-	local p=$1
-	while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
-	echo "$p"
+	python3 - "$1" <<'PY'
+import socket, sys
+p = int(sys.argv[1])
+while True:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        break
+    except OSError:
+        p += 1
+    finally:
+        s.close()
+print(p)
+PY
 }
 
 stop_services() { tests/env/services.sh stop --dir "$svc_dir" >/dev/null 2>&1 || true; }
@@ -25,8 +38,8 @@ trap 'exit 130' INT TERM
 
 stop_services
 rm -rf "$svc_dir"
-pg_port=$(pick_port "${TEST_PG_PORT:-54330}")
-redis_port=$(pick_port "${TEST_REDIS_PORT_BASE:-63800}")
+pg_port=$(pick_port "${TEST_PG_PORT:-25432}")
+redis_port=$(pick_port "${TEST_REDIS_PORT_BASE:-26379}")
 tests/env/services.sh start --dir "$svc_dir" --pg-port "$pg_port" --redis-port "$redis_port" >/dev/null || {
 	echo "could not start the test services"
 	echo "0 passed, 1 failed"

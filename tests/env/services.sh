@@ -8,8 +8,8 @@
 #   services.sh status [--dir DIR]
 #
 # Defaults: DIR = $ORCH_SERVICES_DIR, else $ORCH_DATA_DIR/services, else
-# ~/.local/share/orchestrator/services; ports $ORCH_PG_PORT (54320) and
-# $ORCH_REDIS_PORT (63790), the ports of the default DATABASE_URL and
+# ~/.local/share/orchestrator/services; ports $ORCH_PG_PORT (15432) and
+# $ORCH_REDIS_PORT (16379), the ports of the default DATABASE_URL and
 # REDIS_URL. PostgreSQL: superuser and database "orchestrator", trust
 # authentication on loopback, default durability (fsync on). Redis:
 # appendonly on, so a restart loses nothing.
@@ -19,8 +19,8 @@ cmd=${1:-}
 shift || true
 data_home=${XDG_DATA_HOME:-${HOME:-/root}/.local/share}
 dir=${ORCH_SERVICES_DIR:-${ORCH_DATA_DIR:-$data_home/orchestrator}/services}
-pg_port=${ORCH_PG_PORT:-54320}
-redis_port=${ORCH_REDIS_PORT:-63790}
+pg_port=${ORCH_PG_PORT:-15432}
+redis_port=${ORCH_REDIS_PORT:-16379}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--dir) dir=$2; shift 2 ;;
@@ -39,7 +39,7 @@ if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
 fi
 
 is_root() { [ "$(id -u)" = 0 ]; }
-as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if is_root; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # PostgreSQL refuses to run as root; as root it runs as the 'postgres' user,
@@ -61,7 +61,7 @@ pg_data() {
 		fi
 	fi
 	mkdir -p "$d"
-	echo "$d"
+	readlink -f "$d"
 }
 
 pg_start() {
@@ -74,20 +74,18 @@ pg_start() {
 		}
 	fi
 	# settings are rewritten on every start so the port can change
-	cat >"$dir/pg.conf.tmp" <<CONF
+	cat >"$d/orchestrator.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $pg_port
-unix_socket_directories = '$(readlink -f "$d")'
+unix_socket_directories = '$d'
 max_connections = 200
 shared_buffers = 128MB
 logging_collector = off
 log_min_messages = warning
 CONF
-	if is_root; then chown postgres "$dir/pg.conf.tmp"; fi
-	as_pg cp "$dir/pg.conf.tmp" "$d/orchestrator.conf"
-	rm -f "$dir/pg.conf.tmp"
 	grep -q "^include_if_exists = 'orchestrator.conf'" "$d/postgresql.conf" ||
-		as_pg sh -c "echo \"include_if_exists = 'orchestrator.conf'\" >> '$d/postgresql.conf'"
+		echo "include_if_exists = 'orchestrator.conf'" >>"$d/postgresql.conf"
+	if is_root; then chown postgres:postgres "$d/orchestrator.conf"; fi
 	if as_pg "$pgbin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
 		echo "postgresql already running (port $(pg_port_of "$d"))"
 		return 0
@@ -110,7 +108,8 @@ CONF
 pg_port_of() { sed -n "s/^port = //p" "$1/orchestrator.conf" 2>/dev/null | tail -1; }
 
 pg_stop() {
-	local d="$dir/pg"
+	local d
+	d=$(readlink -f "$dir/pg")
 	[ -f "$d/PG_VERSION" ] || return 0
 	if as_pg "$pgbin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
 		as_pg "$pgbin/pg_ctl" -D "$d" -m fast -w stop >/dev/null && echo "postgresql stopped"
@@ -169,7 +168,7 @@ case $cmd in
 start) pg_start; redis_start ;;
 stop) redis_stop; pg_stop ;;
 status)
-	d="$dir/pg"
+	d=$(readlink -f "$dir/pg")
 	if [ -f "$d/PG_VERSION" ] && as_pg "$pgbin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
 		echo "postgresql: running on 127.0.0.1:$(pg_port_of "$d")"
 	else

@@ -96,3 +96,24 @@ int ts_wait_for(int (*cond)(void *), void *udata, int64_t timeout_ms)
 		util_sleep_ms(10);
 	return v;
 }
+
+typedef struct await_arg {
+	pg_conn *c;
+	const char *sql;
+	int64_t want;
+} await_arg;
+
+static int sql_reaches(void *p)
+{
+	await_arg *a = p;
+	return ts_sql_int(a->c, a->sql) == a->want;
+}
+
+void ts_await_sql(pg_conn *c, const char *sql, int64_t want, int64_t timeout_ms)
+{
+	await_arg a = {c, sql, want};
+
+	if (!ts_wait_for(sql_reaches, &a, timeout_ms))
+		fail_msg("timed out waiting for %s = %lld (got %lld)", sql, (long long)want,
+			 (long long)ts_sql_int(c, sql));
+}

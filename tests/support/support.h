@@ -52,4 +52,8 @@ json_t *ts_json(const char *text);
  * passes; returns the last value. */
 int ts_wait_for(int (*cond)(void *), void *udata, int64_t timeout_ms);
 
+/* Waits until `sql` (one integer value) returns `want`, polling; fails the
+ * test after timeout_ms with the last value seen. */
+void ts_await_sql(pg_conn *c, const char *sql, int64_t want, int64_t timeout_ms);
+
 #endif

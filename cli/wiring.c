@@ -1,0 +1,34 @@
+/*
+ * wiring — connects parts that must not know each other (ARCHITECTURE §2):
+ * the LLM layer reads endpoint keys through a resolver hook, which the
+ * secrets module fills here, in the program that links both.
+ */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "llm/registry.h"
+#include "secrets/runtime.h"
+#include "secrets/store.h"
+
+static int llm_key_from_secrets(const char *name, buf *out, void *udata)
+{
+	char *value = NULL;
+	int rc;
+
+	(void)udata;
+	rc = sec_resolve_name(name, &value);
+	if (rc < 0)
+		return rc;
+	rc = buf_puts(out, value);
+	sec_value_free(value);
+	return rc;
+}
+
+int cli_start_secrets(pg_pool *pool)
+{
+	int rc = sec_runtime_start(pool, cli_cfg.data_dir, NULL);
+
+	if (rc < 0)
+		return rc;
+	llm_set_secret_resolver(llm_key_from_secrets, NULL);
+	return 0;
+}

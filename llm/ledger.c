@@ -1,0 +1,342 @@
+#include "llm/ledger.h"
+#include "core/err.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const pg_stmt STMT_RESERVE = {
+	"llm_reserve",
+	"SELECT reservation, refused_kind, refused_scope, limit_usd::float8, spent_usd::float8, "
+	"reserved_usd::float8 FROM llm_reserve($1, $2, $3::numeric, $4::int, $5::numeric, $6::numeric)",
+	6,
+};
+
+static const pg_stmt STMT_INSERT = {
+	"llm_insert_call",
+	"INSERT INTO llm_calls (call_id, attempt, project, user_id, thread_id, run_id, node, worker, "
+	"role, model, endpoint, tokens_in, tokens_out, estimated, cost_usd, latency_ms, queue_ms, "
+	"http_status, outcome, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+	"$13, $14, $15::numeric, $16, $17, $18, $19, $20)",
+	20,
+};
+
+static const pg_stmt STMT_SETTLE = {
+	"llm_settle",
+	"SELECT llm_settle($1::bigint, $2, $3, $4::numeric)",
+	4,
+};
+
+static const pg_stmt STMT_BUDGET_SET = {
+	"llm_budget_set",
+	"INSERT INTO llm_budgets (kind, scope, limit_usd, spent_usd) VALUES ($1, $2, $3::numeric, "
+	"coalesce((SELECT sum(cost_usd) FROM llm_calls WHERE ($1 = 'project' AND project = $2) "
+	"OR ($1 = 'user' AND user_id = $2)), 0)) "
+	"ON CONFLICT (kind, scope) DO UPDATE SET limit_usd = EXCLUDED.limit_usd, updated_at = now()",
+	3,
+};
+
+static const pg_stmt STMT_BUDGET_EXTEND = {
+	"llm_budget_extend",
+	"UPDATE llm_budgets SET limit_usd = limit_usd + $3::numeric, updated_at = now() "
+	"WHERE kind = $1 AND scope = $2 RETURNING limit_usd::float8",
+	3,
+};
+
+static const pg_stmt STMT_BUDGET_REMOVE = {
+	"llm_budget_remove",
+	"DELETE FROM llm_budgets WHERE kind = $1 AND scope = $2",
+	2,
+};
+
+static const pg_stmt STMT_BUDGET_LIST = {
+	"llm_budget_list",
+	"SELECT coalesce(json_agg(json_build_object('kind', b.kind, 'scope', b.scope, "
+	"'limit_usd', b.limit_usd::float8, 'spent_usd', b.spent_usd::float8, "
+	"'reserved_usd', coalesce((SELECT sum(r.amount_usd) FROM llm_reservations r "
+	"WHERE r.expires_at > now() AND ((b.kind = 'project' AND r.project = b.scope) "
+	"OR (b.kind = 'user' AND r.user_id = b.scope))), 0)::float8) ORDER BY b.kind, b.scope), "
+	"'[]')::text FROM llm_budgets b",
+	0,
+};
+
+static const pg_stmt STMT_STATUS = {
+	"llm_status",
+	"SELECT json_build_object("
+	"'schedulers', (SELECT coalesce(json_agg(json_build_object('instance', instance, "
+	"'endpoint', endpoint, 'slots', slots, 'in_flight', in_flight, 'queued', queued, "
+	"'granted', granted, 'wait_avg_ms', CASE WHEN granted > 0 THEN wait_total_ms / granted "
+	"ELSE 0 END, 'wait_max_ms', wait_max_ms, 'oldest_wait_ms', oldest_wait_ms, "
+	"'age_s', extract(epoch FROM now() - updated_at), "
+	"'stale', updated_at < now() - make_interval(secs => $1::int / 1000.0)) "
+	"ORDER BY instance, endpoint), '[]') FROM llm_sched_stats), "
+	"'projects', (SELECT coalesce(json_agg(p ORDER BY p.cost_usd DESC, p.project), '[]') FROM "
+	"(SELECT coalesce(project, '(none)') AS project, count(*) AS calls, "
+	"sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, "
+	"sum(cost_usd)::float8 AS cost_usd, count(*) FILTER (WHERE outcome <> 'ok') AS failures "
+	"FROM llm_calls GROUP BY project) p), "
+	"'models', (SELECT coalesce(json_agg(m ORDER BY m.cost_usd DESC, m.model), '[]') FROM "
+	"(SELECT model, endpoint, count(*) AS calls, sum(tokens_in) AS tokens_in, "
+	"sum(tokens_out) AS tokens_out, sum(cost_usd)::float8 AS cost_usd, "
+	"count(*) FILTER (WHERE outcome <> 'ok') AS failures, "
+	"coalesce(avg(latency_ms) FILTER (WHERE outcome = 'ok'), 0) AS latency_avg_ms "
+	"FROM llm_calls GROUP BY model, endpoint) m), "
+	"'last_24h', (SELECT json_build_object('calls', count(*), "
+	"'tokens_in', coalesce(sum(tokens_in), 0), 'tokens_out', coalesce(sum(tokens_out), 0), "
+	"'cost_usd', coalesce(sum(cost_usd), 0)::float8, "
+	"'failures', count(*) FILTER (WHERE outcome <> 'ok')) "
+	"FROM llm_calls WHERE created_at > now() - interval '24 hours'))::text",
+	1,
+};
+
+static const pg_stmt STMT_STATS_SAVE = {
+	"llm_sched_save",
+	"INSERT INTO llm_sched_stats (instance, endpoint, slots, in_flight, queued, granted, "
+	"wait_total_ms, wait_max_ms, oldest_wait_ms, updated_at) VALUES ($1, $2, $3, $4, $5, $6, "
+	"$7, $8, $9, now()) ON CONFLICT (instance, endpoint) DO UPDATE SET slots = EXCLUDED.slots, "
+	"in_flight = EXCLUDED.in_flight, queued = EXCLUDED.queued, granted = EXCLUDED.granted, "
+	"wait_total_ms = EXCLUDED.wait_total_ms, wait_max_ms = EXCLUDED.wait_max_ms, "
+	"oldest_wait_ms = EXCLUDED.oldest_wait_ms, updated_at = now()",
+	9,
+};
+
+static const pg_stmt STMT_STATS_CLEAR = {
+	"llm_sched_clear",
+	"DELETE FROM llm_sched_stats WHERE instance = $1",
+	1,
+};
+
+static const pg_stmt STMT_STATS_PRUNE = {
+	"llm_sched_prune",
+	"DELETE FROM llm_sched_stats WHERE updated_at < now() - interval '1 day'",
+	0,
+};
+
+static void fmt_usd(char *out, size_t cap, double v)
+{
+	snprintf(out, cap, "%.9f", isfinite(v) && v > 0 ? v : 0.0);
+}
+
+int llm_ledger_reserve(pg_conn *c, const char *project, const char *user, double amount,
+		       int64_t ttl_ms, double project_default, double user_default,
+		       int64_t *out_id, llm_budget_info *refused)
+{
+	char amt[40], ttl[24], pd[40], ud[40];
+	const char *params[6] = {project, user, amt, ttl, project_default >= 0 ? pd : NULL,
+				 user_default >= 0 ? ud : NULL};
+	PGresult *r = NULL;
+	int rc;
+
+	*out_id = 0;
+	if (!project && !user)
+		return 0;
+	fmt_usd(amt, sizeof(amt), amount);
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)(ttl_ms > 0 ? ttl_ms : 3600000));
+	fmt_usd(pd, sizeof(pd), project_default);
+	fmt_usd(ud, sizeof(ud), user_default);
+	rc = pg_exec_stmt(c, &r, &STMT_RESERVE, params);
+	if (rc < 0)
+		return err_wrap("reserving the budget of a model call");
+	if (!pg_isnull(r, 0, 0)) {
+		*out_id = pg_int(r, 0, 0);
+		PQclear(r);
+		return 0;
+	}
+	memset(refused, 0, sizeof(*refused));
+	snprintf(refused->kind, sizeof(refused->kind), "%s", pg_val(r, 0, 1));
+	snprintf(refused->scope, sizeof(refused->scope), "%s", pg_val(r, 0, 2));
+	refused->limit_usd = strtod(pg_val(r, 0, 3), NULL);
+	refused->spent_usd = strtod(pg_val(r, 0, 4), NULL);
+	refused->reserved_usd = strtod(pg_val(r, 0, 5), NULL);
+	refused->needed_usd = amount;
+	PQclear(r);
+	return err_set(ERR_BUDGET,
+		       "the %s budget of '%s' would be exceeded: $%.4f spent and $%.4f reserved of "
+		       "$%.4f, and this call may cost up to $%.4f (extend it with 'orchestrator llm "
+		       "budget extend --%s %s --add USD')",
+		       refused->kind, refused->scope, refused->spent_usd, refused->reserved_usd,
+		       refused->limit_usd, amount, refused->kind, refused->scope);
+}
+
+int llm_ledger_record(pg_conn *c, const llm_ledger_row *row, int settle, int64_t res)
+{
+	char attempt[16], thread[24], run[24], tin[24], tout[24], cost[40], lat[32], q[32], st[16],
+		resid[24];
+	const char *ins[20] = {row->call_id, attempt, row->project, row->user,
+			       row->thread_id ? thread : NULL, row->run_id ? run : NULL, row->node,
+			       row->worker, row->role, row->model, row->endpoint, tin, tout,
+			       row->estimated ? "t" : "f", cost, lat, q,
+			       row->http_status ? st : NULL, row->outcome, row->error};
+	const char *set[4] = {res ? resid : NULL, row->project, row->user, cost};
+	pg_pipe p;
+	int rc;
+
+	snprintf(attempt, sizeof(attempt), "%d", row->attempt);
+	snprintf(thread, sizeof(thread), "%lld", (long long)row->thread_id);
+	snprintf(run, sizeof(run), "%lld", (long long)row->run_id);
+	snprintf(tin, sizeof(tin), "%lld", (long long)row->tokens_in);
+	snprintf(tout, sizeof(tout), "%lld", (long long)row->tokens_out);
+	fmt_usd(cost, sizeof(cost), row->cost_usd);
+	snprintf(lat, sizeof(lat), "%.3f", row->latency_ms);
+	snprintf(q, sizeof(q), "%.3f", row->queue_ms);
+	snprintf(st, sizeof(st), "%d", row->http_status);
+	snprintf(resid, sizeof(resid), "%lld", (long long)res);
+	pg_pipe_init(&p);
+	pg_pipe_add(&p, &STMT_INSERT, ins);
+	if (settle && (res || row->cost_usd > 0) && (row->project || row->user))
+		pg_pipe_add(&p, &STMT_SETTLE, set);
+	rc = pg_pipe_run(&p, c);
+	pg_pipe_clear(&p);
+	if (rc < 0)
+		return err_wrap("writing the LLM ledger");
+	return 0;
+}
+
+static int check_kind(const char *kind)
+{
+	if (!kind || (strcmp(kind, "project") != 0 && strcmp(kind, "user") != 0))
+		return err_set(ERR_INVALID, "a budget's kind is 'project' or 'user', not '%s'",
+			       kind ? kind : "");
+	return 0;
+}
+
+int llm_budget_set(pg_conn *c, const char *kind, const char *scope, double limit_usd)
+{
+	char lim[40];
+	const char *params[3] = {kind, scope, lim};
+	int rc = check_kind(kind);
+
+	if (rc < 0)
+		return rc;
+	if (!scope || !*scope)
+		return err_set(ERR_INVALID, "a budget needs a scope (a project or user name)");
+	if (!isfinite(limit_usd) || limit_usd < 0)
+		return err_set(ERR_INVALID, "a budget's limit must be a non-negative amount of USD");
+	fmt_usd(lim, sizeof(lim), limit_usd);
+	return pg_exec_stmt(c, NULL, &STMT_BUDGET_SET, params);
+}
+
+int llm_budget_extend(pg_conn *c, const char *kind, const char *scope, double add_usd,
+		      double *out_limit)
+{
+	char add[40];
+	const char *params[3] = {kind, scope, add};
+	PGresult *r = NULL;
+	int rc = check_kind(kind);
+
+	if (rc < 0)
+		return rc;
+	if (!isfinite(add_usd) || add_usd <= 0)
+		return err_set(ERR_INVALID, "extend a budget by a positive amount of USD");
+	fmt_usd(add, sizeof(add), add_usd);
+	rc = pg_exec_stmt(c, &r, &STMT_BUDGET_EXTEND, params);
+	if (rc < 0)
+		return rc;
+	if (pg_rows(r) == 0) {
+		PQclear(r);
+		return err_set(ERR_NOTFOUND, "the %s '%s' has no budget (set one with 'orchestrator "
+					     "llm budget set --%s %s --limit USD')", kind, scope, kind,
+			       scope);
+	}
+	if (out_limit)
+		*out_limit = strtod(pg_val(r, 0, 0), NULL);
+	PQclear(r);
+	return 0;
+}
+
+int llm_budget_remove(pg_conn *c, const char *kind, const char *scope)
+{
+	const char *params[2] = {kind, scope};
+	PGresult *r = NULL;
+	int rc = check_kind(kind);
+
+	if (rc < 0)
+		return rc;
+	rc = pg_exec_stmt(c, &r, &STMT_BUDGET_REMOVE, params);
+	if (rc == 0 && pg_affected(r) == 0)
+		rc = err_set(ERR_NOTFOUND, "the %s '%s' has no budget", kind, scope);
+	PQclear(r);
+	return rc;
+}
+
+static int json_result(pg_conn *c, const pg_stmt *st, const char *const *params, json_t **out)
+{
+	PGresult *r = NULL;
+	json_error_t e;
+	int rc;
+
+	*out = NULL;
+	rc = pg_exec_stmt(c, &r, st, params);
+	if (rc < 0)
+		return rc;
+	*out = json_loads(pg_val(r, 0, 0), 0, &e);
+	PQclear(r);
+	if (!*out)
+		return err_set(ERR_PARSE, "%s: bad JSON from the database: %s", st->name, e.text);
+	return 0;
+}
+
+int llm_budget_list(pg_conn *c, json_t **out)
+{
+	return json_result(c, &STMT_BUDGET_LIST, NULL, out);
+}
+
+int llm_status(pg_conn *c, int64_t stale_ms, json_t **out)
+{
+	char ms[24];
+	const char *params[1] = {ms};
+	json_t *budgets = NULL;
+	int rc;
+
+	snprintf(ms, sizeof(ms), "%lld", (long long)stale_ms);
+	rc = json_result(c, &STMT_STATUS, params, out);
+	if (rc == 0)
+		rc = llm_budget_list(c, &budgets);
+	if (rc < 0) {
+		json_decref(*out);
+		*out = NULL;
+		return rc;
+	}
+	json_object_set_new(*out, "budgets", budgets);
+	return 0;
+}
+
+int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats *st, int n)
+{
+	pg_pipe p;
+	char v[PG_PIPE_MAX][7][32];
+	const char *params[PG_PIPE_MAX][9];
+	int rc = 0;
+
+	for (int base = 0; base < n && rc == 0; base += PG_PIPE_MAX - 1) {
+		int k = n - base < PG_PIPE_MAX - 1 ? n - base : PG_PIPE_MAX - 1;
+		pg_pipe_init(&p);
+		for (int i = 0; i < k; i++) {
+			const llm_sched_stats *s = &st[base + i];
+			snprintf(v[i][0], 32, "%d", s->slots);
+			snprintf(v[i][1], 32, "%d", s->in_flight);
+			snprintf(v[i][2], 32, "%d", s->queued);
+			snprintf(v[i][3], 32, "%lld", (long long)s->granted);
+			snprintf(v[i][4], 32, "%.3f", s->wait_total_ms);
+			snprintf(v[i][5], 32, "%.3f", s->wait_max_ms);
+			snprintf(v[i][6], 32, "%.3f", s->oldest_wait_ms);
+			params[i][0] = instance;
+			params[i][1] = s->name;
+			for (int j = 0; j < 7; j++)
+				params[i][2 + j] = v[i][j];
+			pg_pipe_add(&p, &STMT_STATS_SAVE, params[i]);
+		}
+		if (base == 0)
+			pg_pipe_add(&p, &STMT_STATS_PRUNE, NULL);
+		rc = pg_pipe_run(&p, c);
+		pg_pipe_clear(&p);
+	}
+	return rc;
+}
+
+int llm_sched_stats_clear(pg_conn *c, const char *instance)
+{
+	const char *params[1] = {instance};
+	return pg_exec_stmt(c, NULL, &STMT_STATS_CLEAR, params);
+}

@@ -1,0 +1,84 @@
+/*
+ * ledger — every model call and every budget, in PostgreSQL.
+ *
+ * Each HTTP attempt at a model is one row of llm_calls (who asked: project,
+ * user, thread, run, node or worker; what: role, model, endpoint; what it
+ * cost: tokens, USD, latency, time queued; how it ended: outcome). Budgets
+ * (llm_budgets) limit what a project or a user may spend: before a call its
+ * worst-case cost (prompt estimate and max_tokens at the model's prices) is
+ * reserved against both, and the call is refused with ERR_BUDGET when that
+ * would pass a limit; after the call the reservation is replaced by the
+ * actual cost. A reservation of a process that died expires on its own.
+ *
+ * Every function runs on a borrowed connection; the row and its settlement
+ * go in one pipelined round trip. Costs are USD as numeric(18,9).
+ */
+#ifndef ORCH_LLM_LEDGER_H
+#define ORCH_LLM_LEDGER_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/pg.h"
+#include "llm/sched.h"
+#include "llm/wire.h"
+
+typedef struct llm_ledger_row {
+	const char *call_id;
+	int attempt;
+	const char *project, *user;  /* may be NULL */
+	int64_t thread_id, run_id;   /* 0: none */
+	const char *node, *worker, *role; /* may be NULL */
+	const char *model, *endpoint;
+	int64_t tokens_in, tokens_out;
+	int estimated;
+	double cost_usd, latency_ms, queue_ms;
+	int http_status;             /* 0: none */
+	const char *outcome;         /* "ok", "http_429", "timeout", "budget", ... */
+	const char *error;           /* may be NULL */
+} llm_ledger_row;
+
+/* Reserves `amount` USD for ttl_ms against the budgets of `project` and
+ * `user` (either may be NULL). A scope without a budget gets one with the
+ * default limit when it is >= 0. Returns 0 with *out_id (0 when there was
+ * nothing to reserve against), or ERR_BUDGET with *refused filled and a
+ * message saying how to extend the budget. */
+int llm_ledger_reserve(pg_conn *c, const char *project, const char *user, double amount,
+		       int64_t ttl_ms, double project_default, double user_default,
+		       int64_t *out_id, llm_budget_info *refused);
+
+/* Writes `row` and, when `settle` is set, releases reservation `res` (0:
+ * none) and adds the row's cost to the budgets of its project and user;
+ * one round trip. */
+int llm_ledger_record(pg_conn *c, const llm_ledger_row *row, int settle, int64_t res);
+
+/* Sets the limit of a budget (kind "project" or "user"), creating it with
+ * the scope's spending so far from the ledger. */
+int llm_budget_set(pg_conn *c, const char *kind, const char *scope, double limit_usd);
+
+/* Raises a budget's limit by `add_usd` (what the person's "extend" button
+ * does). ERR_NOTFOUND when the scope has no budget. *out_limit (may be
+ * NULL) gets the new limit. */
+int llm_budget_extend(pg_conn *c, const char *kind, const char *scope, double add_usd,
+		      double *out_limit);
+
+/* Deletes a budget: the scope then has no limit. */
+int llm_budget_remove(pg_conn *c, const char *kind, const char *scope);
+
+/* The budgets as an array of {kind, scope, limit_usd, spent_usd,
+ * reserved_usd}. */
+int llm_budget_list(pg_conn *c, json_t **out);
+
+/* The LLM part of `orchestrator status`: {"schedulers": [...per serving
+ * process and endpoint...], "projects": [...], "models": [...],
+ * "budgets": [...], "last_24h": {...}}. Figures of schedulers not updated
+ * for stale_ms are marked stale. */
+int llm_status(pg_conn *c, int64_t stale_ms, json_t **out);
+
+/* Persists a scheduler's figures for this process (`instance`). */
+int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats *st, int n);
+
+/* Removes this process's figures (at shutdown). */
+int llm_sched_stats_clear(pg_conn *c, const char *instance);
+
+#endif

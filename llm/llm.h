@@ -1,0 +1,96 @@
+/*
+ * llm — what nodes and workers call to talk to a language model.
+ *
+ * An llm_service ties the parts together: the registry (which model serves
+ * a role, where, at what price), the slot scheduler (how many requests each
+ * endpoint serves at once, in which order), the OpenAI-compatible client
+ * (llm/wire.h over core/http.h: streaming or not, tools, JSON schema,
+ * timeouts, retries with Retry-After and backoff, cancellation) and the
+ * ledger with budgets (llm/ledger.h).
+ *
+ * llm_chat() asks a role's models in order, cheapest first: a model that
+ * fails (after its retries), whose reply does not parse, or whose structured
+ * output still fails validation after one re-ask with the validation error,
+ * is given up for the next one. It stops at once, without escalating, on
+ * ERR_BUDGET (the caller should ask the person to extend the budget; the
+ * figures are in out->budget), ERR_CANCELLED and ERR_INVALID (a request
+ * that cannot be sent). ERR_CONTEXT means the prompt fits none of the
+ * role's models (out->context_needed / context_limit): trim or summarise.
+ *
+ * Every HTTP attempt, and every refused call, is a ledger row. Secrets:
+ * each request body passes redact_buf() before it is sent; API keys go only
+ * into the Authorization header and never into a log line or a message.
+ */
+#ifndef ORCH_LLM_LLM_H
+#define ORCH_LLM_LLM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/pg.h"
+#include "llm/ledger.h"
+#include "llm/registry.h"
+#include "llm/sched.h"
+#include "llm/wire.h"
+
+typedef struct llm_service llm_service;
+
+typedef struct llm_options {
+	pg_pool *pool;               /* ledger and budgets (borrowed); NULL: neither */
+	int64_t stats_interval_ms;   /* persist scheduler figures this often; 0: 5 s; < 0: never */
+	double project_budget;       /* USD limit of a project without a budget; < 0: none */
+	double user_budget;          /* USD limit of a user without a budget; < 0: none */
+	int64_t queue_timeout_ms;    /* longest wait for a slot; 0: 10 min; < 0: no limit */
+	int64_t reserve_ttl_ms;      /* reservations of a dead process expire; 0: 2 h */
+} llm_options;
+
+/* Defaults, then the environment: ORCH_LLM_PROJECT_BUDGET and
+ * ORCH_LLM_USER_BUDGET (USD), ORCH_LLM_STATS_INTERVAL and
+ * ORCH_LLM_QUEUE_TIMEOUT (durations). ERR_INVALID naming the variable. */
+int llm_options_from_env(llm_options *out);
+
+/* Creates a service that owns `reg` (also on failure). opt may be NULL for
+ * the defaults without a database. With a pool and stats_interval_ms >= 0
+ * a thread persists the scheduler's figures for `orchestrator status`.
+ * The caller owns *out. */
+int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt);
+
+/* Stops the figures thread (removing this process's figures) and frees.
+ * No call may be in progress. NULL is a no-op. */
+void llm_service_free(llm_service *s);
+
+/* Borrowed. */
+llm_registry *llm_service_registry(llm_service *s);
+llm_sched *llm_service_sched(llm_service *s);
+const char *llm_service_instance(const llm_service *s);
+
+/* Writes the scheduler's figures now (the thread does it periodically). */
+int llm_service_save_stats(llm_service *s);
+
+/* Who is calling, for routing, fairness, budgets and the ledger. Every
+ * pointer is borrowed for the duration of the call; all may be NULL/0. */
+typedef struct llm_call {
+	const char *role;          /* a role or a model name; NULL: "default" */
+	const char *project;       /* budget scope */
+	const char *user;          /* budget scope */
+	int64_t thread_id, run_id;
+	const char *node;          /* the graph node calling */
+	const char *worker;        /* the worker calling */
+	const char *owner;         /* fairness key; NULL: the thread, else the project */
+	int priority;              /* enum llm_priority; LLM_PRIO_NORMAL when zeroed */
+	const atomic_int *cancel;  /* non-zero stops the call (queue, request, backoff) */
+} llm_call;
+
+/* Asks the models of call->role for a reply to `rq`, as described above.
+ * `out` is initialised here; the caller frees it with llm_response_free in
+ * every case. Returns 0, or a negative code with a message naming the
+ * model and endpoint: ERR_BUDGET, ERR_CONTEXT, ERR_CANCELLED, ERR_TIMEOUT,
+ * ERR_AUTH, ERR_HTTP, ERR_RETRY (rate limited past the retries), ERR_PARSE
+ * (a reply that does not parse or does not match the schema), ERR_NOTFOUND
+ * (no such role or model), ERR_INVALID. Thread-safe. */
+int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_response *out);
+
+/* An llm_request with every field unset (temperature -1). */
+void llm_request_init(llm_request *rq);
+
+#endif

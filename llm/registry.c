@@ -1,0 +1,746 @@
+#include "llm/registry.h"
+#include "core/config.h"
+#include "core/err.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ENDPOINTS 64
+#define MAX_MODELS 256
+#define MAX_ROLES 64
+#define MAX_ROLE_MODELS 16
+
+typedef struct role {
+	char name[64];
+	int models[MAX_ROLE_MODELS];
+	int n;
+} role;
+
+struct llm_registry {
+	char origin[256];
+	int n_ep, n_model, n_role;
+	llm_endpoint ep[MAX_ENDPOINTS];
+	llm_model model[MAX_MODELS];
+	role roles[MAX_ROLES];
+	int lookahead, starvation;
+	int ident[MAX_MODELS];   /* ident[i] == i: one-model routes point here */
+	pthread_mutex_t mu;      /* guards the cached secret keys */
+	buf secret_key[MAX_ENDPOINTS];
+};
+
+typedef struct resolver {
+	llm_secret_fn fn;
+	void *udata;
+} resolver;
+
+static pthread_mutex_t g_res_mu = PTHREAD_MUTEX_INITIALIZER;
+static resolver g_res;
+
+void llm_set_secret_resolver(llm_secret_fn fn, void *udata)
+{
+	pthread_mutex_lock(&g_res_mu);
+	g_res.fn = fn;
+	g_res.udata = udata;
+	pthread_mutex_unlock(&g_res_mu);
+}
+
+static int reg_alloc(llm_registry **out, const char *origin)
+{
+	llm_registry *r = calloc(1, sizeof(*r));
+
+	*out = NULL;
+	if (!r)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(r->origin, sizeof(r->origin), "%s", origin);
+	r->lookahead = 64;
+	r->starvation = 16;
+	pthread_mutex_init(&r->mu, NULL);
+	for (int i = 0; i < MAX_ENDPOINTS; i++)
+		buf_init(&r->secret_key[i], 8192);
+	for (int i = 0; i < MAX_MODELS; i++)
+		r->ident[i] = i;
+	*out = r;
+	return 0;
+}
+
+void llm_registry_free(llm_registry *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < MAX_ENDPOINTS; i++)
+		buf_free_wipe(&r->secret_key[i]);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static void endpoint_defaults(llm_endpoint *e)
+{
+	e->slots = 4;
+	e->timeout_ms = 600000;
+	e->connect_timeout_ms = 10000;
+	e->max_retries = 3;
+	e->retry_base_ms = 500;
+	e->retry_max_ms = 20000;
+	e->max_retry_wait_ms = 120000;
+	e->stream_usage = 1;
+	snprintf(e->max_tokens_field, sizeof(e->max_tokens_field), "max_tokens");
+}
+
+/* Checks and normalises a base URL in place: http(s)://..., no trailing
+ * slash, no /chat/completions. */
+static int fix_base_url(char *u, const char *where)
+{
+	size_t n;
+	const char *suffix = "/chat/completions";
+
+	if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
+		return err_set(ERR_INVALID,
+			       "%s: base_url must start with http:// or https:// "
+			       "(e.g. http://127.0.0.1:8080/v1)", where);
+	n = strlen(u);
+	if (n > strlen(suffix) && strcmp(u + n - strlen(suffix), suffix) == 0) {
+		n -= strlen(suffix);
+		u[n] = '\0';
+	}
+	while (n > 0 && u[n - 1] == '/')
+		u[--n] = '\0';
+	return 0;
+}
+
+/* --- parsing the file --- */
+
+static int check_keys(json_t *obj, const char *where, const char *const *allowed)
+{
+	const char *k;
+	json_t *v;
+	char list[512];
+	size_t used = 0;
+
+	json_object_foreach(obj, k, v) {
+		int ok = 0;
+		for (const char *const *a = allowed; *a; a++)
+			if (strcmp(*a, k) == 0)
+				ok = 1;
+		if (ok)
+			continue;
+		list[0] = '\0';
+		used = 0;
+		for (const char *const *a = allowed; *a; a++) {
+			int n = snprintf(list + used, sizeof(list) - used, "%s%s",
+					 a == allowed ? "" : ", ", *a);
+			if (n < 0 || (size_t)n >= sizeof(list) - used)
+				break;
+			used += (size_t)n;
+		}
+		return err_set(ERR_INVALID, "%s: unknown key '%s' (known keys: %s)", where, k, list);
+	}
+	return 0;
+}
+
+static int get_str(json_t *obj, const char *key, const char *where, char *out, size_t cap,
+		   int required)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			return err_set(ERR_INVALID, "%s: '%s' is required", where, key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return err_set(ERR_INVALID, "%s: '%s' must be a string", where, key);
+	if (json_string_length(v) >= cap)
+		return err_set(ERR_INVALID, "%s: '%s' is longer than %zu characters", where, key,
+			       cap - 1);
+	snprintf(out, cap, "%s", json_string_value(v));
+	return 0;
+}
+
+static int get_int(json_t *obj, const char *key, const char *where, int64_t min, int64_t max,
+		   int64_t *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return err_set(ERR_INVALID, "%s: '%s' must be an integer between %lld and %lld",
+			       where, key, (long long)min, (long long)max);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int get_num(json_t *obj, const char *key, const char *where, double *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e6)
+		return err_set(ERR_INVALID, "%s: '%s' must be a non-negative number (USD per 1M "
+					    "tokens)", where, key);
+	*out = json_number_value(v);
+	return 0;
+}
+
+/* A duration: "30s", "10m", "500ms", or a number of seconds. */
+static int get_dur(json_t *obj, const char *key, const char *where, int64_t *out)
+{
+	json_t *v = json_object_get(obj, key);
+	int64_t ms;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_number(v) && json_number_value(v) >= 0) {
+		*out = (int64_t)(json_number_value(v) * 1000.0);
+		return 0;
+	}
+	if (json_is_string(v) && cfg_parse_duration_ms(json_string_value(v), &ms) == 0) {
+		*out = ms;
+		return 0;
+	}
+	return err_set(ERR_INVALID, "%s: '%s' must be a duration such as \"30s\", \"10m\" or a "
+				    "number of seconds", where, key);
+}
+
+static int get_bool(json_t *obj, const char *key, const char *where, int *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return err_set(ERR_INVALID, "%s: '%s' must be true or false", where, key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int find_endpoint(const llm_registry *r, const char *name)
+{
+	for (int i = 0; i < r->n_ep; i++)
+		if (strcmp(r->ep[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int find_model(const llm_registry *r, const char *name)
+{
+	for (int i = 0; i < r->n_model; i++)
+		if (strcmp(r->model[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const char *origin)
+{
+	static const char *const keys[] = {"base_url", "api_key_env", "api_key_secret", "slots",
+					   "timeout", "connect_timeout", "max_retries",
+					   "retry_base", "retry_max", "max_retry_wait",
+					   "stream_usage", "max_tokens_field", "local", NULL};
+	char where[256];
+	llm_endpoint *e;
+	int64_t v;
+	int rc;
+
+	snprintf(where, sizeof(where), "%s: endpoints.%s", origin, name);
+	if (r->n_ep >= MAX_ENDPOINTS)
+		return err_set(ERR_INVALID, "%s: more than %d endpoints", origin, MAX_ENDPOINTS);
+	if (strlen(name) >= sizeof(e->name) || !*name)
+		return err_set(ERR_INVALID, "%s: endpoint names are 1 to 63 characters", where);
+	if (!json_is_object(o))
+		return err_set(ERR_INVALID, "%s must be an object", where);
+	rc = check_keys(o, where, keys);
+	if (rc < 0)
+		return rc;
+	e = &r->ep[r->n_ep];
+	memset(e, 0, sizeof(*e));
+	endpoint_defaults(e);
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	if ((rc = get_str(o, "base_url", where, e->base_url, sizeof(e->base_url), 1)) < 0 ||
+	    (rc = fix_base_url(e->base_url, where)) < 0 ||
+	    (rc = get_str(o, "api_key_env", where, e->key_env, sizeof(e->key_env), 0)) < 0 ||
+	    (rc = get_str(o, "api_key_secret", where, e->key_secret, sizeof(e->key_secret), 0)) < 0 ||
+	    (rc = get_str(o, "max_tokens_field", where, e->max_tokens_field,
+			  sizeof(e->max_tokens_field), 0)) < 0 ||
+	    (rc = get_dur(o, "timeout", where, &e->timeout_ms)) < 0 ||
+	    (rc = get_dur(o, "connect_timeout", where, &e->connect_timeout_ms)) < 0 ||
+	    (rc = get_dur(o, "retry_base", where, &e->retry_base_ms)) < 0 ||
+	    (rc = get_dur(o, "retry_max", where, &e->retry_max_ms)) < 0 ||
+	    (rc = get_dur(o, "max_retry_wait", where, &e->max_retry_wait_ms)) < 0 ||
+	    (rc = get_bool(o, "stream_usage", where, &e->stream_usage)) < 0 ||
+	    (rc = get_bool(o, "local", where, &e->local)) < 0)
+		return rc;
+	if (e->key_env[0] && e->key_secret[0])
+		return err_set(ERR_INVALID, "%s: give api_key_env or api_key_secret, not both", where);
+	if (strcmp(e->max_tokens_field, "max_tokens") != 0 &&
+	    strcmp(e->max_tokens_field, "max_completion_tokens") != 0)
+		return err_set(ERR_INVALID,
+			       "%s: max_tokens_field must be \"max_tokens\" or \"max_completion_tokens\"",
+			       where);
+	v = e->slots;
+	if ((rc = get_int(o, "slots", where, 1, 4096, &v)) < 0)
+		return rc;
+	e->slots = (int)v;
+	v = e->max_retries;
+	if ((rc = get_int(o, "max_retries", where, 0, 20, &v)) < 0)
+		return rc;
+	e->max_retries = (int)v;
+	if (e->timeout_ms <= 0 || e->connect_timeout_ms <= 0)
+		return err_set(ERR_INVALID, "%s: timeouts must be positive", where);
+	if (!json_object_get(o, "local"))
+		e->local = strstr(e->base_url, "://127.") || strstr(e->base_url, "://localhost") ||
+			   strstr(e->base_url, "://[::1]");
+	r->n_ep++;
+	return 0;
+}
+
+static int parse_model(llm_registry *r, const char *name, json_t *o, const char *origin)
+{
+	static const char *const keys[] = {"endpoint", "model", "context", "max_output",
+					   "price_in", "price_out", NULL};
+	char where[256], ep[64] = "";
+	llm_model *m;
+	int64_t v;
+	int rc;
+
+	snprintf(where, sizeof(where), "%s: models.%s", origin, name);
+	if (r->n_model >= MAX_MODELS)
+		return err_set(ERR_INVALID, "%s: more than %d models", origin, MAX_MODELS);
+	if (strlen(name) >= sizeof(m->name) || !*name)
+		return err_set(ERR_INVALID, "%s: model names are 1 to 95 characters", where);
+	if (!json_is_object(o))
+		return err_set(ERR_INVALID, "%s must be an object", where);
+	if ((rc = check_keys(o, where, keys)) < 0)
+		return rc;
+	m = &r->model[r->n_model];
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	snprintf(m->id, sizeof(m->id), "%s", name);
+	m->context = 8192;
+	m->max_output = 2048;
+	if ((rc = get_str(o, "endpoint", where, ep, sizeof(ep), 1)) < 0 ||
+	    (rc = get_str(o, "model", where, m->id, sizeof(m->id), 0)) < 0 ||
+	    (rc = get_num(o, "price_in", where, &m->price_in)) < 0 ||
+	    (rc = get_num(o, "price_out", where, &m->price_out)) < 0)
+		return rc;
+	m->endpoint = find_endpoint(r, ep);
+	if (m->endpoint < 0)
+		return err_set(ERR_INVALID, "%s: endpoint '%s' is not defined under \"endpoints\"",
+			       where, ep);
+	if ((rc = get_int(o, "context", where, 256, 100000000, &m->context)) < 0)
+		return rc;
+	v = m->max_output;
+	if ((rc = get_int(o, "max_output", where, 1, 10000000, &v)) < 0)
+		return rc;
+	m->max_output = (int)v;
+	if (m->max_output >= m->context)
+		return err_set(ERR_INVALID, "%s: max_output (%d) must be smaller than context (%lld)",
+			       where, m->max_output, (long long)m->context);
+	r->n_model++;
+	return 0;
+}
+
+static int parse_role(llm_registry *r, const char *name, json_t *v, const char *origin)
+{
+	char where[256];
+	role *ro;
+	size_t i;
+	json_t *m;
+
+	snprintf(where, sizeof(where), "%s: roles.%s", origin, name);
+	if (r->n_role >= MAX_ROLES)
+		return err_set(ERR_INVALID, "%s: more than %d roles", origin, MAX_ROLES);
+	if (strlen(name) >= sizeof(ro->name) || !*name)
+		return err_set(ERR_INVALID, "%s: role names are 1 to 63 characters", where);
+	ro = &r->roles[r->n_role];
+	memset(ro, 0, sizeof(*ro));
+	snprintf(ro->name, sizeof(ro->name), "%s", name);
+	if (json_is_string(v)) {
+		ro->models[0] = find_model(r, json_string_value(v));
+		if (ro->models[0] < 0)
+			return err_set(ERR_INVALID, "%s: model '%s' is not defined under \"models\"",
+				       where, json_string_value(v));
+		ro->n = 1;
+		r->n_role++;
+		return 0;
+	}
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return err_set(ERR_INVALID, "%s must be a model name or a non-empty list of model "
+					    "names (cheapest first)", where);
+	if (json_array_size(v) > MAX_ROLE_MODELS)
+		return err_set(ERR_INVALID, "%s: at most %d models", where, MAX_ROLE_MODELS);
+	json_array_foreach(v, i, m) {
+		int k = json_is_string(m) ? find_model(r, json_string_value(m)) : -1;
+		if (k < 0)
+			return err_set(ERR_INVALID, "%s[%zu]: model '%s' is not defined under \"models\"",
+				       where, i, json_is_string(m) ? json_string_value(m) : "?");
+		ro->models[ro->n++] = k;
+	}
+	r->n_role++;
+	return 0;
+}
+
+static int parse_root(llm_registry *r, json_t *root, const char *origin)
+{
+	static const char *const keys[] = {"endpoints", "models", "roles", "scheduler", NULL};
+	static const char *const skeys[] = {"lookahead", "starvation", NULL};
+	json_t *eps, *models, *roles, *sched, *v;
+	const char *k;
+	char where[300];
+	int rc;
+
+	if (!json_is_object(root))
+		return err_set(ERR_INVALID, "%s: the top level must be an object", origin);
+	if ((rc = check_keys(root, origin, keys)) < 0)
+		return rc;
+	eps = json_object_get(root, "endpoints");
+	models = json_object_get(root, "models");
+	roles = json_object_get(root, "roles");
+	if (!json_is_object(eps) || json_object_size(eps) == 0)
+		return err_set(ERR_INVALID, "%s: \"endpoints\" must be an object with at least one "
+					    "endpoint", origin);
+	json_object_foreach(eps, k, v) {
+		if ((rc = parse_endpoint(r, k, v, origin)) < 0)
+			return rc;
+	}
+	if (!json_is_object(models) || json_object_size(models) == 0)
+		return err_set(ERR_INVALID, "%s: \"models\" must be an object with at least one model",
+			       origin);
+	json_object_foreach(models, k, v) {
+		if ((rc = parse_model(r, k, v, origin)) < 0)
+			return rc;
+	}
+	if (roles && !json_is_object(roles))
+		return err_set(ERR_INVALID, "%s: \"roles\" must be an object", origin);
+	json_object_foreach(roles, k, v) {
+		if ((rc = parse_role(r, k, v, origin)) < 0)
+			return rc;
+	}
+	sched = json_object_get(root, "scheduler");
+	if (sched) {
+		int64_t n;
+		snprintf(where, sizeof(where), "%s: scheduler", origin);
+		if (!json_is_object(sched))
+			return err_set(ERR_INVALID, "%s must be an object", where);
+		if ((rc = check_keys(sched, where, skeys)) < 0)
+			return rc;
+		n = r->lookahead;
+		if ((rc = get_int(sched, "lookahead", where, 1, 100000, &n)) < 0)
+			return rc;
+		r->lookahead = (int)n;
+		n = r->starvation;
+		if ((rc = get_int(sched, "starvation", where, 1, 100000, &n)) < 0)
+			return rc;
+		r->starvation = (int)n;
+	}
+	return 0;
+}
+
+int llm_registry_load_text(llm_registry **out, const char *text, const char *origin)
+{
+	json_error_t e;
+	json_t *root;
+	llm_registry *r = NULL;
+	int rc;
+
+	*out = NULL;
+	root = json_loads(text, 0, &e);
+	if (!root)
+		return err_set(ERR_PARSE, "%s: not valid JSON: %s (line %d, column %d)", origin,
+			       e.text, e.line, e.column);
+	rc = reg_alloc(&r, origin);
+	if (rc == 0)
+		rc = parse_root(r, root, origin);
+	json_decref(root);
+	if (rc < 0) {
+		llm_registry_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int llm_registry_load_file(llm_registry **out, const char *path)
+{
+	FILE *f;
+	buf b;
+	char chunk[8192];
+	size_t n;
+	int rc = 0;
+
+	*out = NULL;
+	f = fopen(path, "r");
+	if (!f)
+		return err_set(ERR_IO, "cannot read the model registry %s (ORCH_MODELS): %m", path);
+	buf_init(&b, (size_t)4 << 20);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && rc == 0)
+		rc = buf_append(&b, chunk, n);
+	if (ferror(f) && rc == 0)
+		rc = err_set(ERR_IO, "error reading %s", path);
+	fclose(f);
+	if (rc == 0)
+		rc = llm_registry_load_text(out, buf_cstr(&b), path);
+	buf_free(&b);
+	return rc;
+}
+
+int llm_registry_load(llm_registry **out)
+{
+	char path[1024], base[512], model[128];
+	int64_t slots, context, maxout;
+	llm_registry *r = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = cfg_env_str("ORCH_MODELS", NULL, path, sizeof(path))) < 0)
+		return rc;
+	if (path[0])
+		return llm_registry_load_file(out, path);
+	if ((rc = cfg_env_str("LLM_BASE_URL", NULL, base, sizeof(base))) < 0 ||
+	    (rc = cfg_env_str("LLM_MODEL", NULL, model, sizeof(model))) < 0 ||
+	    (rc = cfg_env_int("LLM_SLOTS", 4, 1, 4096, &slots)) < 0 ||
+	    (rc = cfg_env_int("LLM_CONTEXT", 8192, 256, 100000000, &context)) < 0 ||
+	    (rc = cfg_env_int("LLM_MAX_TOKENS", 2048, 1, 10000000, &maxout)) < 0)
+		return rc;
+	if (!base[0]) {
+		if (model[0])
+			return err_set(ERR_INVALID, "LLM_MODEL is set but LLM_BASE_URL is not: set "
+						    "LLM_BASE_URL too (e.g. http://127.0.0.1:8080/v1)");
+		return reg_alloc(out, "none");
+	}
+	if (!model[0])
+		return err_set(ERR_INVALID, "LLM_BASE_URL is set but LLM_MODEL is not: set "
+					    "LLM_MODEL to the model's id on that server");
+	if (maxout >= context)
+		return err_set(ERR_INVALID, "LLM_MAX_TOKENS (%lld) must be smaller than LLM_CONTEXT "
+					    "(%lld)", (long long)maxout, (long long)context);
+	rc = reg_alloc(&r, "LLM_BASE_URL");
+	if (rc < 0)
+		return rc;
+	endpoint_defaults(&r->ep[0]);
+	snprintf(r->ep[0].name, sizeof(r->ep[0].name), "default");
+	snprintf(r->ep[0].base_url, sizeof(r->ep[0].base_url), "%s", base);
+	rc = fix_base_url(r->ep[0].base_url, "LLM_BASE_URL");
+	if (rc < 0) {
+		llm_registry_free(r);
+		return rc;
+	}
+	if (getenv("LLM_API_KEY"))
+		snprintf(r->ep[0].key_env, sizeof(r->ep[0].key_env), "LLM_API_KEY");
+	r->ep[0].slots = (int)slots;
+	r->ep[0].local = strstr(base, "://127.") || strstr(base, "://localhost");
+	r->n_ep = 1;
+	snprintf(r->model[0].name, sizeof(r->model[0].name), "%s", model);
+	snprintf(r->model[0].id, sizeof(r->model[0].id), "%s", model);
+	r->model[0].endpoint = 0;
+	r->model[0].context = context;
+	r->model[0].max_output = (int)maxout;
+	r->n_model = 1;
+	snprintf(r->roles[0].name, sizeof(r->roles[0].name), "default");
+	r->roles[0].models[0] = 0;
+	r->roles[0].n = 1;
+	r->n_role = 1;
+	*out = r;
+	return 0;
+}
+
+const char *llm_registry_origin(const llm_registry *r)
+{
+	return r->origin;
+}
+
+int llm_registry_n_endpoints(const llm_registry *r)
+{
+	return r->n_ep;
+}
+
+int llm_registry_n_models(const llm_registry *r)
+{
+	return r->n_model;
+}
+
+const llm_endpoint *llm_registry_endpoint(const llm_registry *r, int i)
+{
+	return i >= 0 && i < r->n_ep ? &r->ep[i] : NULL;
+}
+
+const llm_model *llm_registry_model(const llm_registry *r, int i)
+{
+	return i >= 0 && i < r->n_model ? &r->model[i] : NULL;
+}
+
+void llm_registry_sched(const llm_registry *r, int *lookahead, int *starvation)
+{
+	*lookahead = r->lookahead;
+	*starvation = r->starvation;
+}
+
+int llm_registry_n_roles(const llm_registry *r)
+{
+	return r->n_role;
+}
+
+const char *llm_registry_role_name(const llm_registry *r, int i)
+{
+	return i >= 0 && i < r->n_role ? r->roles[i].name : NULL;
+}
+
+int llm_registry_route(const llm_registry *r, const char *name, const int **out, int *n)
+{
+	char list[512];
+	size_t used = 0;
+	int k;
+
+	*out = NULL;
+	*n = 0;
+	if (r->n_model == 0)
+		return err_set(ERR_NOTFOUND,
+			       "no language models are configured: set ORCH_MODELS to a models file, "
+			       "or LLM_BASE_URL and LLM_MODEL (README.md, \"LLM models and budgets\")");
+	for (int i = 0; name && i < r->n_role; i++)
+		if (strcmp(r->roles[i].name, name) == 0) {
+			*out = r->roles[i].models;
+			*n = r->roles[i].n;
+			return 0;
+		}
+	k = name ? find_model(r, name) : -1;
+	if (k >= 0) {
+		*out = &r->ident[k];
+		*n = 1;
+		return 0;
+	}
+	for (int i = 0; i < r->n_role; i++)
+		if (strcmp(r->roles[i].name, "default") == 0) {
+			*out = r->roles[i].models;
+			*n = r->roles[i].n;
+			return 0;
+		}
+	if (r->n_role == 0) { /* no roles at all: every role uses the first model */
+		*out = &r->ident[0];
+		*n = 1;
+		return 0;
+	}
+	list[0] = '\0';
+	for (int i = 0; i < r->n_role; i++) {
+		int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+				 r->roles[i].name);
+		if (w < 0 || (size_t)w >= sizeof(list) - used)
+			break;
+		used += (size_t)w;
+	}
+	return err_set(ERR_NOTFOUND,
+		       "%s: no role or model named '%s' and no \"default\" role (roles: %s)",
+		       r->origin, name ? name : "", list[0] ? list : "none");
+}
+
+int llm_registry_key(llm_registry *r, int i, buf *out)
+{
+	const llm_endpoint *e = llm_registry_endpoint(r, i);
+	llm_secret_fn fn;
+	void *ud;
+	int rc = 0;
+
+	if (!e)
+		return err_set(ERR_INVALID, "no endpoint %d", i);
+	if (e->key_env[0]) {
+		const char *v = getenv(e->key_env);
+		if (!v || !*v)
+			return err_set(ERR_AUTH,
+				       "endpoint '%s' takes its API key from the environment variable "
+				       "%s, which is not set", e->name, e->key_env);
+		return buf_puts(out, v);
+	}
+	if (!e->key_secret[0])
+		return 0;
+	pthread_mutex_lock(&r->mu);
+	if (r->secret_key[i].len == 0) {
+		pthread_mutex_lock(&g_res_mu);
+		fn = g_res.fn;
+		ud = g_res.udata;
+		pthread_mutex_unlock(&g_res_mu);
+		if (!fn) {
+			rc = err_set(ERR_AUTH,
+				     "endpoint '%s' takes its API key from secret '%s', but no secrets "
+				     "store is available in this process", e->name, e->key_secret);
+		} else {
+			rc = fn(e->key_secret, &r->secret_key[i], ud);
+			if (rc < 0 || r->secret_key[i].len == 0) {
+				buf_free_wipe(&r->secret_key[i]);
+				buf_init(&r->secret_key[i], 8192);
+				rc = err_set(ERR_AUTH,
+					     "endpoint '%s' takes its API key from secret '%s', which "
+					     "could not be read (store it with 'orchestrator secrets "
+					     "set %s')", e->name, e->key_secret, e->key_secret);
+			}
+		}
+	}
+	if (rc == 0)
+		rc = buf_append(out, r->secret_key[i].data, r->secret_key[i].len);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+int llm_registry_describe(llm_registry *r, json_t **out)
+{
+	json_t *root = json_object(), *eps = json_array(), *models = json_array(),
+	       *roles = json_object();
+
+	*out = NULL;
+	if (!root || !eps || !models || !roles) {
+		json_decref(root);
+		json_decref(eps);
+		json_decref(models);
+		json_decref(roles);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	json_object_set_new(root, "origin", json_string(r->origin));
+	for (int i = 0; i < r->n_ep; i++) {
+		const llm_endpoint *e = &r->ep[i];
+		json_t *o = json_object();
+		buf k;
+		const char *src = e->key_env[0] ? "env" : e->key_secret[0] ? "secret" : "none";
+		int present;
+
+		buf_init(&k, 8192);
+		present = e->key_env[0] || e->key_secret[0] ? llm_registry_key(r, i, &k) == 0 : 1;
+		buf_free_wipe(&k);
+		json_object_set_new(o, "name", json_string(e->name));
+		json_object_set_new(o, "base_url", json_string(e->base_url));
+		json_object_set_new(o, "slots", json_integer(e->slots));
+		json_object_set_new(o, "key_source", json_string(src));
+		json_object_set_new(o, "key_name", json_string(e->key_env[0]      ? e->key_env
+							       : e->key_secret[0] ? e->key_secret
+										  : ""));
+		json_object_set_new(o, "key_present", json_boolean(present));
+		json_object_set_new(o, "timeout_ms", json_integer(e->timeout_ms));
+		json_object_set_new(o, "max_retries", json_integer(e->max_retries));
+		json_object_set_new(o, "local", json_boolean(e->local));
+		json_array_append_new(eps, o);
+	}
+	for (int i = 0; i < r->n_model; i++) {
+		const llm_model *m = &r->model[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(m->name));
+		json_object_set_new(o, "id", json_string(m->id));
+		json_object_set_new(o, "endpoint", json_string(r->ep[m->endpoint].name));
+		json_object_set_new(o, "context", json_integer(m->context));
+		json_object_set_new(o, "max_output", json_integer(m->max_output));
+		json_object_set_new(o, "price_in", json_real(m->price_in));
+		json_object_set_new(o, "price_out", json_real(m->price_out));
+		json_array_append_new(models, o);
+	}
+	for (int i = 0; i < r->n_role; i++) {
+		json_t *a = json_array();
+		for (int k = 0; k < r->roles[i].n; k++)
+			json_array_append_new(a, json_string(r->model[r->roles[i].models[k]].name));
+		json_object_set_new(roles, r->roles[i].name, a);
+	}
+	json_object_set_new(root, "endpoints", eps);
+	json_object_set_new(root, "models", models);
+	json_object_set_new(root, "roles", roles);
+	*out = root;
+	return 0;
+}

@@ -1,0 +1,563 @@
+/*
+ * fake_openai — an OpenAI-compatible chat completions server for tests and
+ * benchmarks, on loopback, scriptable per test over HTTP.
+ *
+ *   fake_openai [--port N]      prints {"port": N} on stdout once listening
+ *
+ * POST {any}/chat/completions answers from the script queue (first reply
+ * whose "model" matches the request's, or has none), else the default
+ * reply, else a built-in completion (or a 20-chunk stream when the request
+ * asks for "stream": true), like the reference fake in
+ * ../shared/anchors/openai-node. A request without model and messages gets
+ * 400, as from OpenAI. Each request is recorded (headers and body).
+ *
+ * Control API (not part of OpenAI's):
+ *   POST /__script   [reply, ...] appended to the queue, or
+ *                    {"replies": [...], "default": reply|null, "record": bool}
+ *   GET  /__requests the recorded requests: [{"path","headers","body","t_ms"}]
+ *   GET  /__stats    {"requests","inflight","max_inflight","completions","streams"}
+ *   POST /__reset    empties the queue, the records and the counters
+ *
+ * A reply: {"model": filter, "times": n (1), "delay_ms": before answering,
+ *   "status": 200, "headers": {...}, "json": value | "body": raw text,
+ *   "stream": [chunk object (sent as "data: {json}") | raw string, ...],
+ *   "chunk_delay_ms": between chunks, "done": false (no "data: [DONE]"),
+ *   "after": "end" | "hang" (never ends; ": keep-alive" comments every
+ *            keepalive_ms, 0 for silence) | "reset" (TCP reset) |
+ *            "truncate" (announce a longer body, then close)}
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RECORDS 20000
+
+static struct event_base *g_base;
+static json_t *g_queue;   /* array of replies */
+static json_t *g_default; /* a reply or NULL */
+static json_t *g_records;
+static int g_record = 1;
+static long g_epoch, g_requests, g_inflight, g_max_inflight, g_completions, g_streams;
+static struct evbuffer *g_completion; /* the built-in reply */
+static char *g_stream_events[21];
+
+typedef struct pending {
+	struct evhttp_request *req;
+	json_t *reply;    /* owned reference; NULL: built-in */
+	int stream;
+	size_t next;      /* next stream item */
+	int started;
+	int closing;
+	struct event *timer;
+	int counted;
+	long epoch;       /* counted in the figures of this reset epoch */
+} pending;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void send_json(struct evhttp_request *req, int status, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evbuffer_add(b, text, strlen(text));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", b);
+	evbuffer_free(b);
+}
+
+static void send_value(struct evhttp_request *req, int status, json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	send_json(req, status, s ? s : "null");
+	free(s);
+}
+
+static void build_builtin(void)
+{
+	static const char *const tokens[] = {"Hello", "!", " How", " can", " I", " help", " you",
+					     " today", "?", " I", " can", " draft", " a", " plan",
+					     ",", " review", " code", " or"};
+	const char *completion =
+		"{\"id\":\"chatcmpl-fake0000000000000000000000\",\"object\":\"chat.completion\","
+		"\"created\":1795000000,\"model\":\"fake-model\",\"choices\":[{\"index\":0,"
+		"\"message\":{\"role\":\"assistant\",\"content\":\"Hello! How can I help you "
+		"today?\",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":"
+		"\"stop\"}],\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":9,\"total_tokens\":"
+		"28,\"prompt_tokens_details\":{\"cached_tokens\":0,\"audio_tokens\":0},"
+		"\"completion_tokens_details\":{\"reasoning_tokens\":0,\"audio_tokens\":0,"
+		"\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}},"
+		"\"service_tier\":\"default\",\"system_fingerprint\":\"fp_fake\"}";
+	const char *head = "data: {\"id\":\"chatcmpl-fake0000000000000000000000\",\"object\":"
+			   "\"chat.completion.chunk\",\"created\":1795000000,\"model\":\"fake-model\","
+			   "\"service_tier\":\"default\",\"system_fingerprint\":\"fp_fake\",\"choices\":"
+			   "[{\"index\":0,\"delta\":";
+	char tmp[1024];
+
+	g_completion = evbuffer_new();
+	evbuffer_add(g_completion, completion, strlen(completion));
+	snprintf(tmp, sizeof(tmp), "%s{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
+				   "\"logprobs\":null,\"finish_reason\":null}]}\n\n", head);
+	g_stream_events[0] = strdup(tmp);
+	for (int i = 0; i < 18; i++) {
+		snprintf(tmp, sizeof(tmp), "%s{\"content\":\"%s\"},\"logprobs\":null,"
+					   "\"finish_reason\":null}]}\n\n", head, tokens[i]);
+		g_stream_events[i + 1] = strdup(tmp);
+	}
+	snprintf(tmp, sizeof(tmp), "%s{},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
+				   "\"usage\":null}\n\n", head);
+	g_stream_events[19] = strdup(tmp);
+	g_stream_events[20] = NULL;
+}
+
+static json_t *body_json(struct evhttp_request *req, char **raw_out)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in);
+	char *raw = malloc(n + 1);
+	json_t *j;
+
+	evbuffer_remove(in, raw, n);
+	raw[n] = '\0';
+	j = json_loadb(raw, n, 0, NULL);
+	*raw_out = raw;
+	return j;
+}
+
+static void record(struct evhttp_request *req, json_t *body, const char *raw)
+{
+	json_t *r, *h;
+	struct evkeyval *kv;
+
+	if (!g_record || json_array_size(g_records) >= MAX_RECORDS)
+		return;
+	r = json_object();
+	h = json_object();
+	for (kv = evhttp_request_get_input_headers(req)->tqh_first; kv; kv = kv->next.tqe_next) {
+		char key[128];
+		size_t i;
+		for (i = 0; kv->key[i] && i < sizeof(key) - 1; i++)
+			key[i] = (char)((kv->key[i] >= 'A' && kv->key[i] <= 'Z') ? kv->key[i] + 32
+										  : kv->key[i]);
+		key[i] = '\0';
+		json_object_set_new(h, key, json_string(kv->value));
+	}
+	json_object_set_new(r, "path", json_string(evhttp_request_get_uri(req)));
+	json_object_set_new(r, "headers", h);
+	json_object_set_new(r, "body", body ? json_incref(body) : json_string(raw));
+	json_object_set_new(r, "t_ms", json_real(now_ms()));
+	json_array_append_new(g_records, r);
+}
+
+static void finish(pending *p)
+{
+	if (p->counted && p->epoch == g_epoch)
+		g_inflight--;
+	if (p->timer)
+		event_free(p->timer);
+	json_decref(p->reply);
+	free(p);
+}
+
+static long iget(json_t *o, const char *k, long def)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (long)json_integer_value(v) : def;
+}
+
+static const char *sget(json_t *o, const char *k, const char *def)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	return v ? v : def;
+}
+
+static void reset_conn(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	struct linger lg = {1, 0};
+
+	if (!c)
+		return;
+	if (bev)
+		setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	evhttp_connection_free(c); /* frees req too */
+}
+
+static void tick(evutil_socket_t fd, short what, void *arg);
+
+static void schedule(pending *p, long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(p->timer, &tv);
+}
+
+static void add_headers(struct evhttp_request *req, json_t *reply, const char *ctype)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	json_t *hs = json_object_get(reply, "headers"), *v;
+	const char *k;
+	int has_ct = 0;
+
+	json_object_foreach(hs, k, v) {
+		if (json_is_string(v)) {
+			evhttp_add_header(oh, k, json_string_value(v));
+			if (strcasecmp(k, "content-type") == 0)
+				has_ct = 1;
+		}
+	}
+	if (!has_ct)
+		evhttp_add_header(oh, "Content-Type", ctype);
+}
+
+/* Sends the next piece of a reply. */
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+	pending *p = arg;
+	struct evhttp_request *req = p->req;
+	json_t *items = json_object_get(p->reply, "stream");
+	const char *after = sget(p->reply, "after", "end");
+	struct evbuffer *b;
+	(void)fd;
+	(void)what;
+
+	if (p->started && !evhttp_request_get_connection(req)) {
+		evhttp_send_reply_end(req); /* the client left: this frees req */
+		finish(p);
+		return;
+	}
+	if (p->closing) { /* the "reset" after the last chunk */
+		reset_conn(req);
+		finish(p);
+		return;
+	}
+	if (!p->stream) {
+		int status = (int)iget(p->reply, "status", 200);
+		json_t *jv = json_object_get(p->reply, "json");
+		const char *raw = sget(p->reply, "body", NULL);
+		b = evbuffer_new();
+		if (jv) {
+			char *s = json_dumps(jv, JSON_COMPACT | JSON_ENCODE_ANY);
+			evbuffer_add(b, s, strlen(s));
+			free(s);
+		} else if (raw) {
+			evbuffer_add(b, raw, strlen(raw));
+		} else {
+			evbuffer_add_buffer_reference(b, g_completion);
+		}
+		if (p->reply)
+			add_headers(req, p->reply, "application/json");
+		else
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+					  "application/json");
+		if (strcmp(after, "truncate") == 0) {
+			char cl[32];
+			snprintf(cl, sizeof(cl), "%zu", evbuffer_get_length(b) + 100);
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", cl);
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		}
+		if (strcmp(after, "reset") == 0) {
+			evbuffer_free(b);
+			reset_conn(req);
+			finish(p);
+			return;
+		}
+		evhttp_send_reply(req, status, "Reply", b);
+		evbuffer_free(b);
+		finish(p);
+		return;
+	}
+	if (!p->started) {
+		if (p->reply)
+			add_headers(req, p->reply, "text/event-stream");
+		else
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+					  "text/event-stream");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-cache");
+		evhttp_send_reply_start(req, (int)iget(p->reply, "status", 200), "OK");
+		p->started = 1;
+	}
+	b = evbuffer_new();
+	if (!p->reply) { /* the built-in stream: one event per tick */
+		if (g_stream_events[p->next]) {
+			evbuffer_add(b, g_stream_events[p->next], strlen(g_stream_events[p->next]));
+			p->next++;
+		} else {
+			evbuffer_add(b, "data: [DONE]\n\n", 14);
+			evhttp_send_reply_chunk(req, b);
+			evbuffer_free(b);
+			evhttp_send_reply_end(req);
+			finish(p);
+			return;
+		}
+		evhttp_send_reply_chunk(req, b);
+		evbuffer_free(b);
+		schedule(p, 0);
+		return;
+	}
+	if (p->next < json_array_size(items)) {
+		json_t *it = json_array_get(items, p->next++);
+		if (json_is_string(it)) {
+			evbuffer_add(b, json_string_value(it), json_string_length(it));
+		} else {
+			char *s = json_dumps(it, JSON_COMPACT);
+			evbuffer_add_printf(b, "data: %s\n\n", s);
+			free(s);
+		}
+		evhttp_send_reply_chunk(req, b);
+		evbuffer_free(b);
+		schedule(p, iget(p->reply, "chunk_delay_ms", 0));
+		return;
+	}
+	if (p->next == json_array_size(items)) {
+		p->next++;
+		if (!json_is_false(json_object_get(p->reply, "done")) && strcmp(after, "end") == 0)
+			evbuffer_add(b, "data: [DONE]\n\n", 14);
+	}
+	if (strcmp(after, "hang") == 0) {
+		long ka = iget(p->reply, "keepalive_ms", 100);
+		if (ka > 0)
+			evbuffer_add(b, ": keep-alive\n\n", 14);
+		if (evbuffer_get_length(b))
+			evhttp_send_reply_chunk(req, b);
+		evbuffer_free(b);
+		schedule(p, ka > 0 ? ka : 100);
+		return;
+	}
+	if (strcmp(after, "reset") == 0) {
+		if (evbuffer_get_length(b))
+			evhttp_send_reply_chunk(req, b);
+		evbuffer_free(b);
+		p->closing = 1;
+		schedule(p, 30); /* let the chunks leave before the reset */
+		return;
+	}
+	if (evbuffer_get_length(b))
+		evhttp_send_reply_chunk(req, b);
+	evbuffer_free(b);
+	evhttp_send_reply_end(req);
+	finish(p);
+}
+
+/* Takes the first queued reply for `model`, or the default. New reference. */
+static json_t *take_reply(const char *model)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(g_queue, i, r) {
+		const char *m = sget(r, "model", NULL);
+		long times;
+		if (m && (!model || strcmp(m, model) != 0))
+			continue;
+		json_incref(r);
+		times = iget(r, "times", 1);
+		if (times > 1)
+			json_object_set_new(r, "times", json_integer(times - 1));
+		else
+			json_array_remove(g_queue, i);
+		return r;
+	}
+	if (g_default)
+		json_incref(g_default);
+	return g_default;
+}
+
+static void on_completions(struct evhttp_request *req)
+{
+	char *raw = NULL;
+	json_t *body = body_json(req, &raw);
+	const char *model = json_string_value(json_object_get(body, "model"));
+	pending *p;
+
+	g_requests++;
+	record(req, body, raw);
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		send_json(req, 404, "{\"error\":{\"message\":\"Unknown request URL\",\"type\":"
+				    "\"invalid_request_error\",\"code\":\"unknown_url\"}}");
+		goto done;
+	}
+	if (!json_is_object(body) || !model || !json_is_array(json_object_get(body, "messages"))) {
+		send_json(req, 400, "{\"error\":{\"message\":\"model and messages are required\","
+				    "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
+		goto done;
+	}
+	p = calloc(1, sizeof(*p));
+	p->req = req;
+	p->reply = take_reply(model);
+	if (p->reply)
+		p->stream = json_object_get(p->reply, "stream") != NULL;
+	else
+		p->stream = json_is_true(json_object_get(body, "stream"));
+	if (p->stream)
+		g_streams++;
+	else
+		g_completions++;
+	p->counted = 1;
+	p->epoch = g_epoch;
+	if (++g_inflight > g_max_inflight)
+		g_max_inflight = g_inflight;
+	p->timer = evtimer_new(g_base, tick, p);
+	if (!p->reply) { /* the fast path of benchmarks */
+		tick(-1, 0, p);
+		goto done;
+	}
+	schedule(p, iget(p->reply, "delay_ms", 0));
+done:
+	json_decref(body);
+	free(raw);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	const char *uri = evhttp_request_get_uri(req);
+	char path[512];
+	size_t n;
+	(void)arg;
+
+	snprintf(path, sizeof(path), "%s", uri);
+	if (strchr(path, '?'))
+		*strchr(path, '?') = '\0';
+	n = strlen(path);
+	if (n >= 17 && strcmp(path + n - 17, "/chat/completions") == 0) {
+		on_completions(req);
+		return;
+	}
+	if (strcmp(path, "/__script") == 0) {
+		char *raw = NULL;
+		json_t *b = body_json(req, &raw);
+		json_t *replies = json_is_array(b) ? b : json_object_get(b, "replies");
+		if (!b) {
+			send_json(req, 400, "{\"error\":\"the script is not JSON\"}");
+		} else {
+			json_array_extend(g_queue, replies ? replies : json_array());
+			if (json_is_object(b) && json_object_get(b, "default")) {
+				json_decref(g_default);
+				g_default = json_is_null(json_object_get(b, "default"))
+						    ? NULL
+						    : json_incref(json_object_get(b, "default"));
+			}
+			if (json_is_object(b) && json_is_boolean(json_object_get(b, "record")))
+				g_record = json_is_true(json_object_get(b, "record"));
+			send_json(req, 200, "{\"ok\":true}");
+		}
+		json_decref(b);
+		free(raw);
+		return;
+	}
+	if (strcmp(path, "/__requests") == 0) {
+		send_value(req, 200, g_records);
+		return;
+	}
+	if (strcmp(path, "/__stats") == 0) {
+		json_t *s = json_pack("{sisisisisisi}", "requests", (int)g_requests, "inflight",
+				      (int)g_inflight, "max_inflight", (int)g_max_inflight,
+				      "completions", (int)g_completions, "streams", (int)g_streams,
+				      "queued", (int)json_array_size(g_queue));
+		send_value(req, 200, s);
+		json_decref(s);
+		return;
+	}
+	if (strcmp(path, "/__reset") == 0) {
+		json_array_clear(g_queue);
+		json_array_clear(g_records);
+		json_decref(g_default);
+		g_default = NULL;
+		g_record = 1;
+		/* replies still pending from before stop counting */
+		g_epoch++;
+		g_requests = g_inflight = g_max_inflight = g_completions = g_streams = 0;
+		send_json(req, 200, "{\"ok\":true}");
+		return;
+	}
+	send_json(req, 404, "{\"error\":{\"message\":\"Unknown request URL\",\"type\":"
+			    "\"invalid_request_error\",\"code\":\"unknown_url\"}}");
+}
+
+static void on_signal(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	event_base_loopbreak(g_base);
+}
+
+int main(int argc, char **argv)
+{
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	struct event *sigterm, *sigint;
+	int port = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+			char *end;
+			long v = strtol(argv[++i], &end, 10);
+			if (*end || v < 0 || v > 65535) {
+				fprintf(stderr, "fake_openai: --port takes a port number\n");
+				return 2;
+			}
+			port = (int)v;
+		} else {
+			fprintf(stderr, "usage: fake_openai [--port N]\n");
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	g_base = event_base_new();
+	http = evhttp_new(g_base);
+	g_queue = json_array();
+	g_records = json_array();
+	build_builtin();
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+						 EVHTTP_REQ_DELETE);
+	evhttp_set_max_body_size(http, 64 << 20);
+	evhttp_set_gencb(http, on_request, NULL);
+	sock = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
+	if (!sock) {
+		fprintf(stderr, "fake_openai: cannot listen on 127.0.0.1:%d\n", port);
+		return 1;
+	}
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &len);
+		printf("{\"port\": %d}\n", ntohs(sin->sin_port));
+		fflush(stdout);
+	}
+	sigterm = evsignal_new(g_base, SIGTERM, on_signal, NULL);
+	sigint = evsignal_new(g_base, SIGINT, on_signal, NULL);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	event_base_dispatch(g_base);
+	event_free(sigterm);
+	event_free(sigint);
+	evhttp_free(http);
+	event_base_free(g_base);
+	json_decref(g_queue);
+	json_decref(g_records);
+	json_decref(g_default);
+	evbuffer_free(g_completion);
+	for (int i = 0; g_stream_events[i]; i++)
+		free(g_stream_events[i]);
+	return 0;
+}

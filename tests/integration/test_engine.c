@@ -1,0 +1,840 @@
+/* The engine against a real PostgreSQL: runs, checkpoints, waits and resume,
+ * fork, double-texting, cancel, failures, pending writes, outbox delivery,
+ * delta storage, retention, lost connections and lease takeover. */
+#include "tests/support/graphs.h"
+#include "tests/support/support.h"
+
+#include "core/err.h"
+#include "core/util.h"
+#include "engine/control.h"
+#include "engine/ctx.h"
+#include "engine/engine.h"
+#include "engine/outbox.h"
+#include "engine/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pg_pool *pool;
+static pg_conn *db;
+static eng_graph *linear, *gate;
+static char exec_log[512];
+
+static eng_engine *engine_new(int threads, int64_t lease_ms)
+{
+	eng_options opt = {.threads = threads, .lease_ms = lease_ms, .poll_ms = 50};
+	eng_engine *e = NULL;
+
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, linear), 0);
+	assert_int_equal(eng_engine_add_graph(e, gate), 0);
+	return e;
+}
+
+static int64_t q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t q(const char *fmt, ...)
+{
+	char sql[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return ts_sql_int(db, sql);
+}
+
+/* Waits (generously: the machine may be loaded) until `sql` returns `want`. */
+static void await_sql(const char *sql, int64_t want)
+{
+	ts_await_sql(db, sql, want, 60000);
+}
+
+/* Lines of the exec log matching "run step node". */
+static int exec_count(int64_t run, int step, const char *node)
+{
+	FILE *f = fopen(exec_log, "r");
+	char line[256];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		long long r;
+		int s;
+		char nd[64];
+		if (sscanf(line, "%lld %d %63s", &r, &s, nd) == 3 && r == run &&
+		    (step < 0 || s == step) && strcmp(nd, node) == 0)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static int setup(void **st)
+{
+	(void)st;
+	pool = ts_pool(8);
+	db = ts_conn();
+	linear = tsg_linear4();
+	gate = tsg_gate();
+	snprintf(exec_log, sizeof(exec_log), "%s/exec.log", getenv("ORCH_DATA_DIR"));
+	setenv("TSG_EXEC_LOG", exec_log, 1);
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	eng_graph_free(linear);
+	eng_graph_free(gate);
+	pg_conn_close(db);
+	pg_pool_free(pool);
+	return 0;
+}
+
+/* --- a 4-node graph, inline --- */
+
+static void test_linear_inline(void **st)
+{
+	eng_engine *e = engine_new(0, 30000);
+	eng_result r;
+	pg_stats before, after;
+	json_t *expect = ts_json("[\"brainstorm:ok\",\"architect:ok\",\"developer:ok\",\"reviewer:ok\"]");
+	(void)st;
+
+	assert_int_equal(eng_invoke(e, "linear4", "lin-1", NULL, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	assert_true(json_equal(json_object_get(r.state, "log"), expect));
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE thread_id = %lld",
+			   (long long)r.thread_id),
+			 4);
+	assert_int_equal(q("SELECT count(*) FROM outbox WHERE run_id = %lld AND dest = 'lin-1'",
+			   (long long)r.run_id),
+			 4);
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'done' "
+			   "AND step = 4 AND last_seq = 4",
+			   (long long)r.run_id),
+			 1);
+	eng_result_clear(&r);
+
+	/* one network round trip per super-step, plus one to create and claim */
+	pg_stats_get(&before);
+	assert_int_equal(eng_invoke(e, "linear4", "lin-2", NULL, 0, &r), 0);
+	pg_stats_get(&after);
+	assert_string_equal(r.status, "done");
+	assert_int_equal(after.round_trips - before.round_trips, 5);
+	assert_true(after.statements - before.statements <= 13);
+	eng_result_clear(&r);
+	json_decref(expect);
+	eng_engine_free(e);
+}
+
+/* --- queued runs executed by worker threads --- */
+
+static void test_queue_workers(void **st)
+{
+	eng_engine *e = engine_new(3, 30000);
+	char key[64];
+	(void)st;
+
+	assert_int_equal(eng_engine_start(e), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(key, sizeof(key), "queue-%d", i);
+		assert_int_equal(eng_start(db, key, "linear4", NULL, NULL, NULL, NULL), 0);
+	}
+	await_sql("SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id "
+		  "WHERE t.key LIKE 'queue-%' AND r.status = 'done'",
+		  20);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints c JOIN threads t ON t.id = c.thread_id "
+			   "WHERE t.key LIKE 'queue-%%'"),
+			 80);
+	/* the engine shows up as alive in the status report */
+	{
+		json_t *s = NULL;
+		assert_int_equal(eng_status(db, 30000, &s), 0);
+		assert_true(json_array_size(json_object_get(s, "engines")) >= 1);
+		json_decref(s);
+	}
+	eng_engine_free(e);
+	assert_int_equal(q("SELECT count(*) FROM engines WHERE stopped_at IS NOT NULL"), 1);
+}
+
+/* --- waits: park, resume with the value --- */
+
+static void test_wait_and_resume_inline(void **st)
+{
+	eng_engine *e = engine_new(0, 30000);
+	eng_result r;
+	json_t *yes = json_string("yes");
+	json_t *expect = ts_json("[\"prepare:ok\",\"ask:yes\",\"finish:ok\"]");
+	int64_t run, thread;
+	(void)st;
+
+	assert_int_equal(eng_invoke(e, "gate", "gate-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "waiting");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(json_array_get(r.wait, 0), "payload"), "question")),
+			    "ship it?");
+	run = r.run_id;
+	thread = r.thread_id;
+	eng_result_clear(&r);
+	/* parked: no lease, no engine */
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'waiting' "
+			   "AND lease_owner IS NULL AND 'approval' = ANY (waiting_on)",
+			   (long long)run),
+			 1);
+	assert_int_equal(eng_resume(e, thread, "approval", yes, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	assert_int_equal(r.run_id, run);
+	assert_true(json_equal(json_object_get(r.state, "log"), expect));
+	/* prepare ran once; ask ran twice (parked, then resumed); the event is consumed */
+	assert_int_equal(exec_count(run, -1, "prepare"), 1);
+	assert_int_equal(exec_count(run, -1, "ask"), 2);
+	assert_int_equal(q("SELECT count(*) FROM events WHERE thread_id = %lld AND consumed_by = %lld",
+			   (long long)thread, (long long)run),
+			 1);
+	/* a second resume finds nobody waiting: the event is only stored */
+	eng_result_clear(&r);
+	assert_int_equal(eng_resume(e, thread, "approval", yes, 0, &r), 0);
+	assert_string_equal(r.status, "stored");
+	eng_result_clear(&r);
+	json_decref(yes);
+	json_decref(expect);
+	eng_engine_free(e);
+}
+
+static void test_wait_and_deliver_queued(void **st)
+{
+	eng_engine *e = engine_new(2, 30000);
+	json_t *v = json_string("later");
+	int64_t thread, run, woken = 0;
+	int dup = -1;
+	(void)st;
+
+	assert_int_equal(eng_engine_start(e), 0);
+	assert_int_equal(eng_start(db, "gate-2", "gate", NULL, NULL, &thread, &run), 0);
+	await_sql("SELECT count(*) FROM runs WHERE thread_id = (SELECT id FROM threads WHERE key = "
+		  "'gate-2') AND status = 'waiting'",
+		  1);
+	assert_int_equal(eng_deliver(db, thread, "approval", v, "click-1", &woken, &dup), 0);
+	assert_int_equal(woken, run);
+	assert_int_equal(dup, 0);
+	/* the same click delivered again changes nothing */
+	assert_int_equal(eng_deliver(db, thread, "approval", v, "click-1", &woken, &dup), 0);
+	assert_int_equal(dup, 1);
+	await_sql("SELECT count(*) FROM runs WHERE thread_id = (SELECT id FROM threads WHERE key = "
+		  "'gate-2') AND status = 'done'",
+		  1);
+	assert_int_equal(q("SELECT count(*) FROM events WHERE thread_id = %lld", (long long)thread), 1);
+	json_decref(v);
+	eng_engine_free(e);
+}
+
+/* An event delivered before the node asks is there when it asks. */
+static void test_event_before_wait(void **st)
+{
+	eng_engine *e = engine_new(0, 30000);
+	eng_result r;
+	json_t *v = json_string("early");
+	int64_t thread;
+	(void)st;
+
+	assert_int_equal(eng_start(db, "gate-3", "gate", NULL, NULL, &thread, NULL), 0);
+	assert_int_equal(eng_cancel_thread(db, thread, NULL), 0);
+	assert_int_equal(eng_deliver(db, thread, "approval", v, NULL, NULL, NULL), 0);
+	assert_int_equal(eng_invoke(e, "gate", "gate-3", NULL, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r.state, "log"), 1)),
+			    "ask:early");
+	eng_result_clear(&r);
+	json_decref(v);
+	eng_engine_free(e);
+}
+
+/* --- time travel --- */
+
+static void test_fork_from_checkpoint(void **st)
+{
+	eng_engine *e = engine_new(1, 30000);
+	eng_result r;
+	json_t *hist = NULL, *state = NULL, *next = NULL;
+	json_t *upd = ts_json("{\"log\":[\"edited\"]}");
+	int64_t thread, fork_run;
+	int seq = 0;
+	(void)st;
+
+	assert_int_equal(eng_invoke(e, "linear4", "fork-1", NULL, 0, &r), 0);
+	thread = r.thread_id;
+	eng_result_clear(&r);
+	assert_int_equal(eng_history(db, thread, 10, &hist), 0);
+	assert_int_equal(json_array_size(hist), 4);
+	/* newest first; checkpoint 2 was after architect, with developer next */
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(json_array_get(hist, 2), "next"), 0), "node")),
+		"developer");
+	json_decref(hist);
+	assert_int_equal(eng_state_at(db, thread, 2, &state, &next, &seq), 0);
+	assert_int_equal(json_array_size(json_object_get(state, "log")), 2);
+	json_decref(state);
+	json_decref(next);
+
+	assert_int_equal(eng_fork(db, thread, 2, upd, &fork_run), 0);
+	assert_int_equal(eng_engine_start(e), 0);
+	await_sql("SELECT count(*) FROM runs WHERE status = 'done' AND start_seq = 2", 1);
+	assert_int_equal(eng_state_at(db, thread, 0, &state, NULL, &seq), 0);
+	assert_int_equal(seq, 6);
+	{
+		json_t *expect = ts_json("[\"brainstorm:ok\",\"architect:ok\",\"edited\","
+					 "\"developer:ok\",\"reviewer:ok\"]");
+		assert_true(json_equal(json_object_get(state, "log"), expect));
+		json_decref(expect);
+	}
+	json_decref(state);
+	/* the branch hangs off checkpoint 2; the old branch is still readable */
+	assert_int_equal(q("SELECT parent_seq FROM checkpoints WHERE thread_id = %lld AND seq = 5",
+			   (long long)thread),
+			 2);
+	assert_int_equal(eng_state_at(db, thread, 4, &state, NULL, NULL), 0);
+	assert_int_equal(json_array_size(json_object_get(state, "log")), 4);
+	json_decref(state);
+	assert_int_equal(eng_fork(db, thread, 99, NULL, NULL), ERR_NOTFOUND);
+	json_decref(upd);
+	eng_engine_free(e);
+}
+
+/* --- double-texting and cancel --- */
+
+static void test_input_queues_behind_active_run(void **st)
+{
+	eng_engine *e = engine_new(2, 30000);
+	json_t *v = json_string("ok");
+	int64_t thread, first, second;
+	(void)st;
+
+	assert_int_equal(eng_engine_start(e), 0);
+	assert_int_equal(eng_start(db, "dbl-1", "gate", NULL, NULL, &thread, &first), 0);
+	await_sql("SELECT count(*) FROM runs WHERE thread_id = (SELECT id FROM threads WHERE key = "
+		  "'dbl-1') AND status = 'waiting'",
+		  1);
+	assert_int_equal(eng_start(db, "dbl-1", "gate", NULL, NULL, NULL, &second), 0);
+	util_sleep_ms(300); /* give the workers every chance to misbehave */
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'queued'",
+			   (long long)second),
+			 1);
+	/* the first finishes, then the second runs (and waits for its own approval) */
+	assert_int_equal(eng_deliver(db, thread, "approval", v, NULL, NULL, NULL), 0);
+	await_sql("SELECT count(*) FROM runs WHERE thread_id = (SELECT id FROM threads WHERE key = "
+		  "'dbl-1') AND status IN ('done', 'waiting')",
+		  2);
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'done'",
+			   (long long)first),
+			 1);
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'waiting'",
+			   (long long)second),
+			 1);
+	/* cancel the waiting one: at once */
+	{
+		char s[16];
+		assert_int_equal(eng_cancel_run(db, second, s), 0);
+		assert_string_equal(s, "cancelled");
+		assert_int_equal(eng_cancel_run(db, second, s), ERR_NOTFOUND);
+	}
+	json_decref(v);
+	eng_engine_free(e);
+}
+
+static void test_cancel_running_at_step_boundary(void **st)
+{
+	eng_engine *e = engine_new(1, 30000);
+	int64_t run;
+	char s[16];
+	(void)st;
+
+	setenv("TSG_SLEEP_MS", "150", 1);
+	assert_int_equal(eng_engine_start(e), 0);
+	assert_int_equal(eng_start(db, "cancel-1", "linear4", NULL, NULL, NULL, &run), 0);
+	await_sql("SELECT count(*) FROM runs WHERE thread_id = (SELECT id FROM threads WHERE key = "
+		  "'cancel-1') AND step >= 1",
+		  1);
+	assert_int_equal(eng_cancel_run(db, run, s), 0);
+	await_sql("SELECT count(*) FROM runs WHERE thread_id = (SELECT id FROM threads WHERE key = "
+		  "'cancel-1') AND status = 'cancelled'",
+		  1);
+	unsetenv("TSG_SLEEP_MS");
+	/* it stopped at a step boundary: every step it did is checkpointed */
+	assert_true(q("SELECT step FROM runs WHERE id = %lld", (long long)run) < 4);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld", (long long)run),
+			 q("SELECT step FROM runs WHERE id = %lld", (long long)run));
+	eng_engine_free(e);
+}
+
+/* --- failures --- */
+
+static atomic_int fail_calls;
+
+static int node_maybe_fail(eng_ctx *ctx, const json_t *state, const json_t *input,
+			   json_t **update)
+{
+	(void)ctx;
+	(void)input;
+	atomic_fetch_add(&fail_calls, 1);
+	if (json_is_true(json_object_get(state, "fail")))
+		return err_set(ERR_HTTP, "the model endpoint is down");
+	*update = json_pack("{s:[s]}", "log", "ok");
+	return 0;
+}
+
+static int node_array_update(eng_ctx *ctx, const json_t *state, const json_t *input,
+			     json_t **update)
+{
+	(void)ctx;
+	(void)state;
+	(void)input;
+	*update = json_pack("[i]", 1);
+	return 0;
+}
+
+static int node_loop(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)ctx;
+	(void)state;
+	(void)input;
+	*update = json_pack("{s:[i]}", "log", 1);
+	return 0;
+}
+
+static int route_loop(const json_t *state, eng_next *next, void *udata)
+{
+	(void)state;
+	(void)udata;
+	return eng_next_add(next, "loop");
+}
+
+static int route_ghost(const json_t *state, eng_next *next, void *udata)
+{
+	(void)state;
+	(void)udata;
+	return eng_next_add(next, "ghost");
+}
+
+static void test_failures_are_recorded(void **st)
+{
+	eng_retry fast = {.max_attempts = 2, .initial_ms = 1, .max_ms = 2, .factor = 2};
+	eng_graph *g;
+	eng_engine *e;
+	eng_result r;
+	json_t *in_fail = ts_json("{\"fail\":true}"), *in_ok = ts_json("{\"fail\":false}");
+	(void)st;
+
+	eng_graph_new(&g, "failing");
+	eng_graph_add_node(g, "work", node_maybe_fail, NULL, &fast);
+	eng_graph_add_node(g, "orphan", node_loop, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "work");
+	eng_graph_add_edge(g, "work", ENG_END);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	/* a node nothing leads to is a mistake the graph check catches */
+	assert_int_equal(eng_graph_compile(g), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "orphan"));
+	eng_graph_add_edge(g, "work", "orphan");
+	assert_int_equal(eng_graph_compile(g), 0);
+	assert_int_equal(eng_engine_new(&e, pool, NULL), 0);
+	assert_int_equal(eng_engine_add_graph(e, g), 0);
+
+	/* the node's retry policy, then a failed run with the error recorded */
+	atomic_store(&fail_calls, 0);
+	assert_int_equal(eng_invoke(e, "failing", "fail-1", in_fail, 0, &r), 0);
+	assert_string_equal(r.status, "failed");
+	assert_non_null(strstr(r.error, "endpoint is down"));
+	assert_int_equal(atomic_load(&fail_calls), 2);
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'failed' "
+			   "AND error_node = 'work' AND error LIKE '%%attempt 2 of 2%%'",
+			   (long long)r.run_id),
+			 1);
+	eng_result_clear(&r);
+	/* the thread stays usable */
+	assert_int_equal(eng_invoke(e, "failing", "fail-1", in_ok, 0, &r), 0);
+	assert_string_equal(r.status, "done");
+	eng_result_clear(&r);
+	/* and status shows the failure */
+	{
+		json_t *s = NULL;
+		assert_int_equal(eng_status(db, 30000, &s), 0);
+		assert_true(json_array_size(json_object_get(s, "recent_failures")) >= 1);
+		json_decref(s);
+	}
+	eng_engine_free(e);
+	eng_graph_free(g);
+	json_decref(in_fail);
+	json_decref(in_ok);
+}
+
+static eng_graph *entry_graph(const char *name, const char *entry, eng_node_fn fn,
+			      eng_router_fn router, int limit)
+{
+	eng_graph *g;
+	eng_graph_new(&g, name);
+	eng_graph_add_node(g, entry, fn, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, entry);
+	if (router)
+		eng_graph_add_router(g, entry, router, NULL);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	if (limit)
+		eng_graph_set_recursion_limit(g, limit);
+	assert_int_equal(eng_graph_compile(g), 0);
+	return g;
+}
+
+static void test_bad_graph_behaviour_fails_the_run(void **st)
+{
+	eng_graph *gbad = entry_graph("g-bad", "bad", node_array_update, NULL, 0);
+	eng_graph *gloop = entry_graph("g-loop", "loop", node_loop, route_loop, 12);
+	eng_graph *glost = entry_graph("g-lost", "lost", node_loop, route_ghost, 0);
+	eng_engine *e;
+	eng_result r;
+	json_t *bad_input = ts_json("{\"x\":1}");
+	(void)st;
+
+	assert_int_equal(eng_engine_new(&e, pool, NULL), 0);
+	eng_engine_add_graph(e, gbad);
+	eng_engine_add_graph(e, gloop);
+	eng_engine_add_graph(e, glost);
+
+	assert_int_equal(eng_invoke(e, "g-bad", "bad-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "failed");
+	assert_non_null(strstr(r.error, "not an object"));
+	eng_result_clear(&r);
+
+	assert_int_equal(eng_invoke(e, "g-loop", "loop-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "failed");
+	assert_non_null(strstr(r.error, "recursion limit of 12"));
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld", (long long)r.run_id),
+			 12);
+	eng_result_clear(&r);
+
+	assert_int_equal(eng_invoke(e, "g-lost", "lost-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "failed");
+	assert_non_null(strstr(r.error, "unknown node 'ghost'"));
+	eng_result_clear(&r);
+
+	/* a thread belongs to one graph */
+	assert_int_equal(eng_invoke(e, "g-bad", "loop-1", bad_input, 0, &r), ERR_CONFLICT);
+	eng_result_clear(&r);
+	json_decref(bad_input);
+	eng_engine_free(e);
+	eng_graph_free(gbad);
+	eng_graph_free(gloop);
+	eng_graph_free(glost);
+}
+
+/* --- pending writes of parallel branches --- */
+
+static atomic_int sibling_calls;
+
+static int node_sibling(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	atomic_fetch_add(&sibling_calls, 1);
+	eng_emit(ctx, "test.sibling", NULL, json_pack("{s:i}", "step", eng_ctx_step(ctx)));
+	*update = json_pack("{s:[s]}", "log", "sibling");
+	return 0;
+}
+
+static int node_waiter(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	json_t *v = NULL;
+	int rc;
+	(void)state;
+	(void)input;
+	rc = eng_await(ctx, "go", NULL, &v);
+	if (rc < 0)
+		return rc;
+	*update = json_pack("{s:[o]}", "log", v);
+	return 0;
+}
+
+static void test_pending_writes_survive_a_wait(void **st)
+{
+	eng_graph *g;
+	eng_engine *e;
+	eng_result r;
+	json_t *go = json_string("went");
+	json_t *expect = ts_json("[\"sibling\",\"went\"]");
+	int64_t thread, run;
+	(void)st;
+
+	eng_graph_new(&g, "par");
+	eng_graph_add_node(g, "sibling", node_sibling, NULL, NULL);
+	eng_graph_add_node(g, "waiter", node_waiter, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "sibling");
+	eng_graph_add_edge(g, ENG_START, "waiter");
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	assert_int_equal(eng_graph_compile(g), 0);
+	assert_int_equal(eng_engine_new(&e, pool, NULL), 0);
+	eng_engine_add_graph(e, g);
+
+	atomic_store(&sibling_calls, 0);
+	assert_int_equal(eng_invoke(e, "par", "par-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "waiting");
+	thread = r.thread_id;
+	run = r.run_id;
+	eng_result_clear(&r);
+	/* the finished sibling's write is kept, and its outbox row is out */
+	assert_int_equal(q("SELECT count(*) FROM pending_writes WHERE run_id = %lld AND node = "
+			   "'sibling'",
+			   (long long)run),
+			 1);
+	assert_int_equal(q("SELECT count(*) FROM outbox WHERE run_id = %lld", (long long)run), 1);
+	assert_int_equal(eng_resume(e, thread, "go", go, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	assert_true(json_equal(json_object_get(r.state, "log"), expect));
+	/* the sibling ran once; its write landed once; nothing was sent twice */
+	assert_int_equal(atomic_load(&sibling_calls), 1);
+	assert_int_equal(q("SELECT count(*) FROM outbox WHERE run_id = %lld", (long long)run), 1);
+	assert_int_equal(q("SELECT count(*) FROM pending_writes WHERE run_id = %lld", (long long)run),
+			 0);
+	eng_result_clear(&r);
+	json_decref(go);
+	json_decref(expect);
+	eng_engine_free(e);
+	eng_graph_free(g);
+}
+
+/* --- outbox delivery --- */
+
+typedef struct relay_log {
+	pthread_mutex_t mu;
+	json_t *seen; /* dest -> [node, ...] */
+	int fail_first;
+	int calls;
+} relay_log;
+
+static int relay_handler(const eng_outbox_row *row, json_t **result, int64_t *retry_after,
+			 void *udata)
+{
+	relay_log *l = udata;
+	const char *node = json_string_value(json_object_get(row->payload, "node"));
+	int rc = 0;
+
+	pthread_mutex_lock(&l->mu);
+	l->calls++;
+	if (l->fail_first && row->attempts == 0 && strcmp(node, "architect") == 0) {
+		*retry_after = 10;
+		rc = err_set(ERR_HTTP, "flaky receiver");
+	} else if (strcmp(row->dest, "ob-dead") == 0 && strcmp(node, "developer") == 0) {
+		rc = err_set(ERR_DENIED, "receiver refuses this one");
+	} else {
+		json_t *list = json_object_get(l->seen, row->dest);
+		if (!list) {
+			list = json_array();
+			json_object_set_new(l->seen, row->dest, list);
+		}
+		json_array_append_new(list, json_string(node));
+		*result = json_pack("{s:s}", "delivered", node);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+static int relay_drained(void *p)
+{
+	(void)p;
+	return ts_sql_int(db, "SELECT count(*) FROM outbox WHERE kind = 'test.note' AND dest LIKE "
+			      "'ob-%' AND state = 'pending'") == 0;
+}
+
+static void test_outbox_relay(void **st)
+{
+	eng_engine *e = engine_new(0, 30000);
+	eng_relay *relay;
+	eng_relay_options ro = {.name = "test", .kinds = "{test.note}", .batch = 3,
+				.backoff_ms = 10, .max_backoff_ms = 20, .poll_ms = 20};
+	relay_log log = {.seen = json_object(), .fail_first = 1};
+	eng_result r;
+	json_t *order = ts_json("[\"brainstorm\",\"architect\",\"developer\",\"reviewer\"]");
+	(void)st;
+
+	pthread_mutex_init(&log.mu, NULL);
+	ts_sql(db, "UPDATE outbox SET state = 'sent'"); /* earlier tests' rows */
+	for (int i = 0; i < 3; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "ob-%d", i);
+		assert_int_equal(eng_invoke(e, "linear4", key, NULL, 0, &r), 0);
+		eng_result_clear(&r);
+	}
+	assert_int_equal(eng_invoke(e, "linear4", "ob-dead", NULL, 0, &r), 0);
+	eng_result_clear(&r);
+	assert_int_equal(eng_relay_new(&relay, pool, &ro, relay_handler, &log), 0);
+	assert_int_equal(eng_relay_start(relay), 0);
+	if (!ts_wait_for(relay_drained, NULL, 60000))
+		fail_msg("the relay did not drain the outbox");
+	eng_relay_free(relay);
+	/* each dest got its rows once, in order, although one failed first */
+	for (int i = 0; i < 3; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "ob-%d", i);
+		assert_true(json_equal(json_object_get(log.seen, key), order));
+	}
+	assert_int_equal(q("SELECT count(*) FROM outbox WHERE dest LIKE 'ob-%%' AND state = 'sent' "
+			   "AND result IS NOT NULL"),
+			 15);
+	assert_int_equal(q("SELECT count(*) FROM outbox WHERE dest = 'ob-dead' AND state = 'dead' "
+			   "AND last_error LIKE '%%refuses%%'"),
+			 1);
+	assert_int_equal(q("SELECT max(attempts) FROM outbox WHERE dest LIKE 'ob-%%'"), 1);
+	json_decref(order);
+	json_decref(log.seen);
+	pthread_mutex_destroy(&log.mu);
+	eng_engine_free(e);
+}
+
+/* --- storage: deltas, snapshots, retention --- */
+
+static void test_long_thread_storage_and_prune(void **st)
+{
+	eng_engine *e = engine_new(0, 30000);
+	eng_result r;
+	json_t *state = NULL;
+	eng_prune_stats ps;
+	int64_t thread = 0;
+	const int turns = 150;
+	(void)st;
+
+	for (int i = 0; i < turns; i++) {
+		json_t *in = json_pack("{s:[s]}", "log", "user");
+		assert_int_equal(eng_invoke(e, "linear4", "long-1", in, 0, &r), 0);
+		assert_string_equal(r.status, "done");
+		thread = r.thread_id;
+		eng_result_clear(&r);
+		json_decref(in);
+	}
+	/* a step stores only what it added: deltas stay small while the log grows */
+	assert_true(q("SELECT max(octet_length(delta::text)) FROM checkpoints WHERE thread_id = %lld",
+		      (long long)thread) < 200);
+	assert_true(q("SELECT count(*) FROM checkpoints WHERE thread_id = %lld AND snapshot IS NOT "
+		      "NULL",
+		      (long long)thread) >= 1);
+	assert_true(q("SELECT count(*) FROM checkpoints WHERE thread_id = %lld AND snapshot IS NOT "
+		      "NULL",
+		      (long long)thread) <= 10);
+	/* storage stays linear: all snapshots together are a few times the final state */
+	assert_true(q("SELECT sum(coalesce(octet_length(snapshot::text), 0)) FROM checkpoints "
+		      "WHERE thread_id = %lld",
+		      (long long)thread) < 6 * q("SELECT snap_bytes + chain_bytes + 4096 FROM "
+						 "checkpoints WHERE thread_id = %lld AND seq = %d",
+						 (long long)thread, turns * 4));
+	/* every checkpoint reads back as the right prefix */
+	for (int seq = 1; seq <= turns * 4; seq += 37) {
+		assert_int_equal(eng_state_at(db, thread, seq, &state, NULL, NULL), 0);
+		/* after seq steps: turns begun * 1 user entry + seq node entries */
+		assert_int_equal(json_array_size(json_object_get(state, "log")),
+				 (size_t)(seq + (seq + 3) / 4));
+		json_decref(state);
+	}
+
+	/* retention keeps the newest 5 checkpoints, each still readable */
+	ts_sql(db, "UPDATE threads SET updated_at = now() - interval '40 days' WHERE key = 'long-1'");
+	assert_int_equal(eng_prune(db, 30, 5, &ps), 0);
+	assert_true(ps.threads >= 1);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE thread_id = %lld", (long long)thread),
+			 5);
+	for (int seq = turns * 4 - 4; seq <= turns * 4; seq++) {
+		assert_int_equal(eng_state_at(db, thread, seq, &state, NULL, NULL), 0);
+		assert_int_equal(json_array_size(json_object_get(state, "log")),
+				 (size_t)(seq + (seq + 3) / 4));
+		json_decref(state);
+	}
+	assert_int_equal(eng_state_at(db, thread, 10, &state, NULL, NULL), ERR_NOTFOUND);
+	/* and the thread goes on from there */
+	assert_int_equal(eng_invoke(e, "linear4", "long-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "done");
+	eng_result_clear(&r);
+	eng_engine_free(e);
+}
+
+/* --- faults: lost connections, dead engines --- */
+
+static void test_db_connections_killed(void **st)
+{
+	eng_engine *e = engine_new(2, 3000);
+	(void)st;
+
+	setenv("TSG_SLEEP_MS", "20", 1);
+	assert_int_equal(eng_engine_start(e), 0);
+	for (int i = 0; i < 12; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "kill-%d", i);
+		assert_int_equal(eng_start(db, key, "linear4", NULL, NULL, NULL, NULL), 0);
+	}
+	for (int round = 0; round < 6; round++) {
+		util_sleep_ms(120);
+		ts_sql_int(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+			       "datname = current_database() AND pid <> pg_backend_pid()");
+	}
+	unsetenv("TSG_SLEEP_MS");
+	await_sql("SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id "
+		  "WHERE t.key LIKE 'kill-%' AND r.status = 'done'",
+		  12);
+	/* every run has exactly its four checkpoints and four outbox rows */
+	assert_int_equal(q("SELECT count(*) FROM (SELECT r.id FROM runs r JOIN threads t ON t.id = "
+			   "r.thread_id JOIN checkpoints c ON c.run_id = r.id WHERE t.key LIKE "
+			   "'kill-%%' GROUP BY r.id HAVING count(*) = 4) x"),
+			 12);
+	assert_int_equal(q("SELECT count(*) FROM (SELECT run_id, step FROM outbox WHERE dest LIKE "
+			   "'kill-%%' GROUP BY run_id, step HAVING count(*) = 1) x"),
+			 48);
+	eng_engine_free(e);
+}
+
+static void test_lease_takeover(void **st)
+{
+	eng_engine *e;
+	store_run dead;
+	pg_conn *c = ts_conn();
+	int64_t run;
+	(void)st;
+
+	/* a run claimed by an engine that then dies without a word */
+	assert_int_equal(eng_start(db, "takeover-1", "linear4", NULL, NULL, NULL, &run), 0);
+	memset(&dead, 0, sizeof(dead));
+	assert_int_equal(store_claim_queued(c, "dead-engine", 300, "{linear4}", &dead), 1);
+	assert_int_equal(dead.run_id, run);
+	store_run_clear(&dead);
+	pg_conn_close(c);
+
+	e = engine_new(1, 2000);
+	assert_int_equal(eng_engine_start(e), 0);
+	await_sql("SELECT count(*) FROM runs WHERE thread_id = (SELECT id FROM threads WHERE key = "
+		  "'takeover-1') AND status = 'done'",
+		  1);
+	assert_int_equal(q("SELECT takeovers FROM runs WHERE id = %lld", (long long)run), 1);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld", (long long)run), 4);
+	eng_engine_free(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_linear_inline),
+		cmocka_unit_test(test_queue_workers),
+		cmocka_unit_test(test_wait_and_resume_inline),
+		cmocka_unit_test(test_wait_and_deliver_queued),
+		cmocka_unit_test(test_event_before_wait),
+		cmocka_unit_test(test_fork_from_checkpoint),
+		cmocka_unit_test(test_input_queues_behind_active_run),
+		cmocka_unit_test(test_cancel_running_at_step_boundary),
+		cmocka_unit_test(test_failures_are_recorded),
+		cmocka_unit_test(test_bad_graph_behaviour_fails_the_run),
+		cmocka_unit_test(test_pending_writes_survive_a_wait),
+		cmocka_unit_test(test_outbox_relay),
+		cmocka_unit_test(test_long_thread_storage_and_prune),
+		cmocka_unit_test(test_db_connections_killed),
+		cmocka_unit_test(test_lease_takeover),
+	};
+	ts_init();
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
