@@ -812,75 +812,62 @@ static void test_rootfs_folder(void **state)
 	sbx_free(b);
 }
 
+/* Runs a shell command line, returns its exit status, its output in out. */
+static int shell(const char *cmd, char *out, size_t cap)
+{
+	FILE *f = popen(cmd, "r");
+	size_t n;
+	int st;
+
+	assert_non_null(f);
+	n = fread(out, 1, cap - 1, f);
+	out[n] = 0;
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 static void test_cli(void **state)
 {
 	char cmd[PATH_MAX * 2], out[4096];
-	FILE *f;
-	size_t n;
-	int st;
 	(void)state;
 	snprintf(cmd, sizeof(cmd),
 		 "%s sandbox run --mem 64M --pids 32 --cpus 1 --timeout 30s --net none --env A=b -- "
 		 "sh -c 'echo out $A; echo err >&2; exit 3' 2>&1",
 		 ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 3);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 3);
 	assert_string_equal(out, "out b\nerr\n");
 
 	snprintf(cmd, sizeof(cmd), "%s sandbox run --timeout 200ms -- sleep 100 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 124);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 124);
 	assert_non_null(strstr(out, "timed out after 200 ms"));
 
 	snprintf(cmd, sizeof(cmd), "%s sandbox run --mem lots -- true 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 2);
 	assert_non_null(strstr(out, "--mem wants a size"));
 
 	snprintf(cmd, sizeof(cmd), "%s sandbox run --workspace /nonexistent -- true 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 2);
 	assert_non_null(strstr(out, "create it first"));
 
 	/* a host without the controllers (forced here by ignoring v1): fail
 	 * closed, or run degraded when asked, and say so */
 	snprintf(cmd, sizeof(cmd), "ORCH_SANDBOX_CGROUP=v2 %s sandbox run -- echo ran 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 125);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 125);
 	assert_non_null(strstr(out, "no memory cgroup controller"));
 	assert_null(strstr(out, "ran"));
 	snprintf(cmd, sizeof(cmd), "ORCH_SANDBOX_CGROUP=v2 %s sandbox run --allow-degraded -- echo ran 2>&1",
 		 ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "ran\n"));
 	assert_non_null(strstr(out, "NOT enforced on this host: no memory limit"));
 
 	snprintf(cmd, sizeof(cmd), "%s sandbox run -- 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 2);
 	assert_non_null(strstr(out, "no command given"));
+
+	snprintf(cmd, sizeof(cmd), "%s sandbox sweep", ts_bin());
+	assert_int_equal(shell(cmd, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "stale sandbox cgroups"));
 }
 
 static void test_capture_head_and_tail(void **state)
