@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -418,6 +419,51 @@ static void test_network_loopback_only(void **state)
 	   0, &r);
 	assert_string_equal(buf_cstr(&r.out), "lo-ok\n");
 	sbx_result_free(&r);
+	sbx_free(b);
+}
+
+static void *gateway_main(void *arg)
+{
+	int ls = *(int *)arg, c = accept(ls, NULL, NULL);
+	if (c >= 0) {
+		if (write(c, "gateway-ok\n", 11) != 11) {
+			/* the test sees the missing line */
+		}
+		close(c);
+	}
+	return NULL;
+}
+
+/* With no network, a service (the LLM gateway) is granted as a unix socket
+ * bound into the sandbox; nothing else of the host's is reachable. */
+static void test_gateway_socket_grant(void **state)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	char ws[PATH_MAX];
+	sbx_bind binds[2];
+	sbx_opts o = {.backend = SBX_NS};
+	sbx_result r;
+	pthread_t t;
+	sbx *b = NULL;
+	int ls;
+	(void)state;
+	workspace(ws, sizeof(ws));
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/gw.sock", ws);
+	ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(chmod(a.sun_path, 0666), 0);
+	assert_int_equal(listen(ls, 1), 0);
+	pthread_create(&t, NULL, gateway_main, &ls);
+	binds[0] = (sbx_bind){.host = g_progs, .inside = "/opt/progs"};
+	binds[1] = (sbx_bind){.host = a.sun_path, .inside = "/run/gateway.sock", .writable = 1};
+	o.binds = binds;
+	o.nbinds = 2;
+	assert_int_equal(sbx_new(&b, &o), 0);
+	sh(b, "/opt/progs/sbx_probe unix /run/gateway.sock; /opt/progs/sbx_probe unix /run/other.sock", 0, &r);
+	assert_string_equal(buf_cstr(&r.out), "unix=gateway-ok\nunix=ENOENT\n");
+	sbx_result_free(&r);
+	pthread_join(t, NULL);
+	close(ls);
 	sbx_free(b);
 }
 
@@ -918,6 +964,7 @@ int main(void)
 		cmocka_unit_test(test_sleep_forever_kills_tree),
 		cmocka_unit_test(test_cancel_and_kill),
 		cmocka_unit_test(test_network_loopback_only),
+		cmocka_unit_test(test_gateway_socket_grant),
 		cmocka_unit_test(test_seccomp_denies),
 		cmocka_unit_test(test_setuid_binaries),
 		cmocka_unit_test(test_symlinks_out_of_workspace),
