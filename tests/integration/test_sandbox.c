@@ -532,7 +532,7 @@ static void test_symlinks_out_of_workspace(void **state)
 	assert_int_equal(stat("/etc/shadow", &before), 0);
 	b = box(ws, 0, 0);
 	sh(b, "ln -s /etc/shadow /workspace/shadow; ln -s ../../../../../../etc /workspace/up; "
-	      "ln -s /proc/1/root /workspace/root1; echo data > /workspace/real; "
+	      "ln -s /proc/1/root /workspace/root1; echo data > /workspace/real; mkfifo /workspace/fifo; "
 	      "cat /workspace/shadow /workspace/up/shadow 2>&1 | grep -c denied; "
 	      "ls /workspace/root1/ 2>&1 | grep -c denied",
 	   0, &r);
@@ -557,6 +557,8 @@ static void test_symlinks_out_of_workspace(void **state)
 	assert_int_equal(sbx_workspace_read(&out, ws, "../../etc/shadow", 1024), ERR_DENIED);
 	assert_int_equal(sbx_workspace_read(&out, ws, "/etc/shadow", 1024), ERR_INVALID);
 	assert_int_equal(sbx_workspace_read(&out, ws, "real", 2), ERR_TOOBIG);
+	/* a FIFO would block a plain open: refused at once */
+	assert_int_equal(sbx_workspace_read(&out, ws, "fifo", 1024), ERR_DENIED);
 	sbx_free(b);
 }
 
