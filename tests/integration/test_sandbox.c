@@ -172,6 +172,52 @@ static void test_write_outside_workspace(void **state)
 	sbx_free(b);
 }
 
+
+/* Live output: the command goes on only after the owner saw its first line
+ * (the callback creates the file it waits for). */
+typedef struct live {
+	const char *ws;
+	int saw_first;
+} live;
+
+static int on_live(int stream, const char *data, size_t n, void *udata)
+{
+	live *l = udata;
+	char p[PATH_MAX + 8];
+	FILE *f;
+
+	if (stream != 1 || l->saw_first || !memmem(data, n, "first", 5))
+		return 0;
+	l->saw_first = 1;
+	snprintf(p, sizeof(p), "%s/go", l->ws);
+	f = fopen(p, "w");
+	if (f)
+		fclose(f);
+	return 0;
+}
+
+static const char *const live_argv[] = {
+	"sh", "-c", "rm -f go; echo first; while [ ! -e go ]; do sleep 0.05; done; echo second", NULL};
+
+static void test_live_output(void **state)
+{
+	char ws[PATH_MAX];
+	live l = {0};
+	sbx_cmd c = {.argv = live_argv, .timeout_ms = 30000, .on_output = on_live, .udata = &l};
+	sbx_result r;
+	sbx *b;
+	(void)state;
+	workspace(ws, sizeof(ws));
+	l.ws = ws;
+	b = box(ws, 0, 0);
+	assert_int_equal(sbx_run(b, &c, &r), 0);
+	assert_false(r.timed_out);
+	assert_int_equal(r.exit_code, 0);
+	assert_string_equal(buf_cstr(&r.out), "first\nsecond\n");
+	sbx_result_free(&r);
+	sbx_free(b);
+}
+
 static void test_fork_bomb(void **state)
 {
 	sbx_result r;
@@ -956,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_env_only_granted),
 		cmocka_unit_test(test_read_shadow_and_host_files),
 		cmocka_unit_test(test_write_outside_workspace),
+		cmocka_unit_test(test_live_output),
 		cmocka_unit_test(test_fork_bomb),
 		cmocka_unit_test(test_memory_bomb),
 		cmocka_unit_test(test_tmp_counts_against_memory),
