@@ -25,7 +25,8 @@
  *   collect  sbx_collect()  the result: status, captured output, what limit
  *                           ended it, resource use.
  *   destroy  sbx_free()     kills what is left, removes cgroups.
- * sbx_run() does start + wait + collect. A worker keeps one box for its
+ * sbx_run() does start + wait + collect. When the command exits, whatever
+ * it started in the background is killed with it. A worker keeps one box for its
  * whole task and runs each shell action, and finally the project's test
  * command, with sbx_run(): the per-command cost is a few milliseconds.
  *

@@ -9,7 +9,9 @@
  * split into stdout and stderr under the capture cap), inspect (OOM),
  * remove. The engine's socket is never made visible to a container: a
  * workspace or bind that would expose it is refused. Output reaches
- * cmd.on_output after the command ends (the logs call), not live. */
+ * cmd.on_output live: the wait follows the container's log stream (a
+ * request cut short by a slice or the timeout is resumed by skipping what
+ * was already delivered), then asks the engine for the exit status. */
 #include "spawner/sbx_int.h"
 
 #include "core/err.h"
@@ -37,6 +39,8 @@ typedef struct dk_impl {
 	unsigned char hdr[8];
 	size_t hdr_len, frame_left;
 	int frame_stream, stop;
+	uint64_t seen[3], skip[3]; /* per stream: delivered; still to skip in a replay */
+	int logs_done;
 	sbx *b;
 } dk_impl;
 
@@ -67,6 +71,16 @@ static int call(dk_impl *d, const char *method, const char *path, const char *bo
 	if (rc < 0 && rc != ERR_TIMEOUT && rc != ERR_CANCELLED)
 		err_wrap("Docker engine at %s (%s %s)", d->b->docker_socket, method, path);
 	return rc;
+}
+
+/* Changes the current error's code to `code`, keeping its message (which
+ * must not be passed to err_set as an argument: it is err_set's buffer). */
+static int recode(int code)
+{
+	char msg[1024];
+
+	snprintf(msg, sizeof(msg), "%s", err_last());
+	return err_set(code, "%s", msg);
 }
 
 /* The engine's "message" of an error reply, for people. */
@@ -121,9 +135,12 @@ static int dk_prepare(sbx *b)
 	rc = call(d, "GET", "/_ping", NULL, 5000, NULL, &r);
 	if (rc == 0 && r.status != 200)
 		rc = err_set(ERR_SANDBOX, "the Docker engine answered /_ping with HTTP %ld", r.status);
-	else if (rc < 0)
-		rc = err_set(ERR_SANDBOX, "cannot reach the Docker engine at %s: %s (is dockerd running? "
-			     "set --docker-socket or DOCKER_HOST=unix://PATH)", b->docker_socket, err_last());
+	else if (rc < 0) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_last());
+		rc = err_set(ERR_SANDBOX, "cannot reach the Docker engine: %s (is dockerd running? set "
+			     "--docker-socket or DOCKER_HOST=unix://PATH)", why);
+	}
 	http_response_free(&r);
 	if (rc < 0)
 		return rc;
@@ -229,7 +246,9 @@ static int dk_start(sbx *b)
 	if (b->run.stdin_data)
 		return err_set(ERR_INVALID, "the docker backend does not feed stdin; write the input to "
 			       "a file in the workspace instead");
-	d->running = d->have_exit = d->oom = 0;
+	d->running = d->have_exit = d->oom = d->logs_done = 0;
+	memset(d->seen, 0, sizeof(d->seen));
+	memset(d->skip, 0, sizeof(d->skip));
 	d->exit_code = -1;
 	body = create_body(b);
 	if (!body)
@@ -238,7 +257,7 @@ static int dk_start(sbx *b)
 		 atomic_fetch_add(&g_seq, 1));
 	rc = call(d, "POST", path, body, 60000, NULL, &r);
 	if (rc < 0) {
-		rc = err_set(ERR_SANDBOX, "%s", err_last());
+		rc = recode(ERR_SANDBOX);
 		goto done;
 	}
 	if (r.status == 404) {
@@ -270,7 +289,7 @@ static int dk_start(sbx *b)
 		rc = err_set(ERR_SANDBOX, "the Docker engine could not start the container (HTTP %ld): %s",
 			     r.status, msg);
 	} else if (rc < 0) {
-		rc = err_set(ERR_SANDBOX, "%s", err_last());
+		rc = recode(ERR_SANDBOX);
 	}
 	if (rc < 0)
 		dk_remove(d);
@@ -320,8 +339,13 @@ static int on_logs(const char *data, size_t len, void *udata)
 			continue;
 		}
 		size_t k = d->frame_left < len ? d->frame_left : len;
-		if (!d->stop && sbx_deliver(d->b, d->frame_stream, data, k))
-			d->stop = 1;
+		size_t drop = d->skip[d->frame_stream] < k ? (size_t)d->skip[d->frame_stream] : k;
+		d->skip[d->frame_stream] -= drop;
+		if (k > drop) {
+			d->seen[d->frame_stream] += k - drop;
+			if (!d->stop && sbx_deliver(d->b, d->frame_stream, data + drop, k - drop))
+				d->stop = 1;
+		}
 		d->frame_left -= k;
 		data += k;
 		len -= k;
@@ -329,23 +353,42 @@ static int on_logs(const char *data, size_t len, void *udata)
 	return 0;
 }
 
-static int fetch_end(sbx *b)
+/* Reads the container's log stream from where the last read stopped.
+ * follow: until the container stops (or timeout_ms). Returns 0 when the
+ * stream ended normally, ERR_TIMEOUT/ERR_CANCELLED when cut short. */
+static int read_logs(sbx *b, int follow, int64_t timeout_ms, const atomic_int *cancel)
 {
 	dk_impl *d = b->impl;
-	char path[200], url[1024];
+	char url[1024];
 	http_response r;
-	json_t *j = NULL;
-	http_request rq = {.method = "GET", .url = url, .timeout_ms = 120000,
-			   .unix_socket = b->docker_socket, .on_data = on_logs, .udata = d};
+	http_request rq = {.method = "GET", .url = url, .timeout_ms = timeout_ms < 1 ? 1 : timeout_ms,
+			   .unix_socket = b->docker_socket, .on_data = on_logs, .udata = d,
+			   .cancel = cancel};
 	int rc;
 
 	d->hdr_len = d->frame_left = 0;
-	d->stop = 0;
-	snprintf(url, sizeof(url), API "/containers/%s/logs?stdout=1&stderr=1", d->id);
+	for (int i = 1; i <= 2; i++)
+		d->skip[i] = d->seen[i];
+	snprintf(url, sizeof(url), API "/containers/%s/logs?stdout=1&stderr=1%s", d->id,
+		 follow ? "&follow=1" : "");
 	rc = http_do(d->http, &rq, &r);
-	if (rc == 0 && r.status != 200)
+	if (rc == 0 && r.status != 200) {
 		log_warn("sandbox", "logs of container %.12s: HTTP %ld", d->id, r.status);
+		rc = ERR_HTTP;
+	}
 	http_response_free(&r);
+	return rc;
+}
+
+static void fetch_end(sbx *b)
+{
+	dk_impl *d = b->impl;
+	char path[200];
+	http_response r;
+	json_t *j = NULL;
+
+	if (!d->logs_done)
+		read_logs(b, 0, 120000, NULL);
 	snprintf(path, sizeof(path), "/containers/%s/json", d->id);
 	if (call(d, "GET", path, NULL, 30000, NULL, &r) == 0 && r.status == 200 &&
 	    (j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL))) {
@@ -358,7 +401,6 @@ static int fetch_end(sbx *b)
 	}
 	json_decref(j);
 	http_response_free(&r);
-	return 0;
 }
 
 static int dk_wait(sbx *b, int64_t slice_ms)
@@ -389,6 +431,15 @@ static int dk_wait(sbx *b, int64_t slice_ms)
 			ms = left;
 		if (ms > 600000)
 			ms = 600000;
+		if (!d->logs_done) {
+			/* live output: the stream ends when the container stops */
+			rc = read_logs(b, 1, ms, rs->timed_out || rs->cancelled ? NULL : rs->cancel);
+			if (rc == ERR_TIMEOUT || rc == ERR_CANCELLED)
+				continue;
+			d->logs_done = rc == 0;
+			if (d->logs_done)
+				ms = 30000; /* stopped: the wait answers at once */
+		}
 		rc = call(d, "POST", path, NULL, ms < 1 ? 1 : ms,
 			  rs->timed_out || rs->cancelled ? NULL : rs->cancel, &r);
 		if (rc == ERR_TIMEOUT || rc == ERR_CANCELLED) {

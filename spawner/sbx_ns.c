@@ -1001,6 +1001,11 @@ static void reap(ns_impl *ni, int block)
 	if (w == ni->pid) {
 		ni->reaped = 1;
 		ni->a_status = st;
+	} else if (w < 0 && errno == ECHILD) {
+		/* someone else reaped it (SIGCHLD ignored, or a waitpid(-1)
+		 * elsewhere): the init's report still carries the status */
+		ni->reaped = 1;
+		ni->a_status = W_EXITCODE(125, 0);
 	}
 }
 

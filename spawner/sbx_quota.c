@@ -268,7 +268,8 @@ int sbx_quota_unmount(const char *dir)
 int sbx_workspace_read(buf *out, const char *dir, const char *rel, size_t max)
 {
 	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW,
+		/* non-blocking: a FIFO planted by the sandbox must not hang us */
+		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
 			   RESOLVE_NO_XDEV,
 	};
@@ -296,6 +297,7 @@ int sbx_workspace_read(buf *out, const char *dir, const char *rel, size_t max)
 		rc = err_set(ERR_DENIED, "'%s' is not a regular file", rel);
 		goto done;
 	}
+	fcntl(fd, F_SETFL, 0);
 	for (;;) {
 		char chunk[65536];
 		ssize_t n = read(fd, chunk, sizeof(chunk));

@@ -33,6 +33,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A request held open (a wait, a followed log). libevent frees it when
+ * its client goes away, before telling us through the connection's close
+ * callback; so we remember the connection and never touch a request that
+ * may be gone. */
+typedef struct pend {
+	struct evhttp_request *rq;
+	struct evhttp_connection *conn;
+} pend;
+
 typedef struct ctr {
 	char id[65];
 	json_t *cfg;
@@ -42,8 +51,10 @@ typedef struct ctr {
 	struct evbuffer *logs;
 	int fds[2];
 	struct event *evs[2];
-	struct evhttp_request *waiters[16];
+	pend waiters[16];
 	int nwait;
+	pend followers[16];
+	int nfollow;
 	struct ctr *next;
 } ctr;
 
@@ -84,10 +95,31 @@ static void finish_waiters(ctr *c)
 {
 	if (c->state != 2 || c->fds[0] >= 0 || c->fds[1] >= 0)
 		return; /* not exited, or output still to read */
-	for (int i = 0; i < c->nwait; i++)
-		reply_json(c->waiters[i], 200,
-			   json_pack("{s:i,s:n}", "StatusCode", c->exit_code, "Error"));
-	c->nwait = 0;
+	while (c->nfollow > 0) {
+		pend p = c->followers[--c->nfollow];
+		evhttp_connection_set_closecb(p.conn, NULL, NULL);
+		evhttp_send_reply_end(p.rq);
+	}
+	while (c->nwait > 0) {
+		pend p = c->waiters[--c->nwait];
+		evhttp_connection_set_closecb(p.conn, NULL, NULL);
+		reply_json(p.rq, 200, json_pack("{s:i,s:n}", "StatusCode", c->exit_code, "Error"));
+	}
+}
+
+/* A client that gave up (its timeout) closed the connection: libevent has
+ * freed its held requests, so forget them. */
+static void on_close(struct evhttp_connection *conn, void *arg)
+{
+	(void)arg;
+	for (ctr *c = g_ctrs; c; c = c->next) {
+		for (int i = 0; i < c->nwait; i++)
+			if (c->waiters[i].conn == conn)
+				c->waiters[i--] = c->waiters[--c->nwait];
+		for (int i = 0; i < c->nfollow; i++)
+			if (c->followers[i].conn == conn)
+				c->followers[i--] = c->followers[--c->nfollow];
+	}
 }
 
 static void on_output(evutil_socket_t fd, short what, void *arg)
@@ -105,6 +137,13 @@ static void on_output(evutil_socket_t fd, short what, void *arg)
 		if (evbuffer_get_length(c->logs) < (8u << 20)) {
 			evbuffer_add(c->logs, h, 8);
 			evbuffer_add(c->logs, data, (size_t)n);
+			for (int i = 0; i < c->nfollow; i++) {
+				struct evbuffer *b = evbuffer_new();
+				evbuffer_add(b, h, 8);
+				evbuffer_add(b, data, (size_t)n);
+				evhttp_send_reply_chunk(c->followers[i].rq, b);
+				evbuffer_free(b);
+			}
 		}
 		return;
 	}
@@ -224,8 +263,16 @@ static void drop(ctr *c)
 		if (c->fds[k] >= 0)
 			close(c->fds[k]);
 	}
-	for (int i = 0; i < c->nwait; i++)
-		reply_msg(c->waiters[i], 404, "container removed");
+	while (c->nwait > 0) {
+		pend w = c->waiters[--c->nwait];
+		evhttp_connection_set_closecb(w.conn, NULL, NULL);
+		reply_msg(w.rq, 404, "container removed");
+	}
+	while (c->nfollow > 0) {
+		pend f = c->followers[--c->nfollow];
+		evhttp_connection_set_closecb(f.conn, NULL, NULL);
+		evhttp_send_reply_end(f.rq);
+	}
 	while (*p && *p != c)
 		p = &(*p)->next;
 	if (*p)
@@ -325,7 +372,9 @@ static void handle(struct evhttp_request *rq, void *arg)
 			evhttp_send_reply(rq, 204, "No Content", NULL);
 		} else if (strcmp(action, "wait") == 0) {
 			if (c->nwait < 16) {
-				c->waiters[c->nwait++] = rq;
+				c->waiters[c->nwait++] = (pend){rq, evhttp_request_get_connection(rq)};
+				evhttp_connection_set_closecb(evhttp_request_get_connection(rq), on_close,
+							      NULL);
 				finish_waiters(c);
 			} else {
 				reply_msg(rq, 500, "too many waiters");
@@ -334,6 +383,17 @@ static void handle(struct evhttp_request *rq, void *arg)
 			if (c->state == 1)
 				kill(-c->pid, SIGKILL);
 			evhttp_send_reply(rq, 204, "No Content", NULL);
+		} else if (strcmp(action, "logs") == 0 && strstr(path, "follow=1") &&
+			   !(c->state == 2 && c->fds[0] < 0 && c->fds[1] < 0) && c->nfollow < 16) {
+			struct evbuffer *b = evbuffer_new();
+			evhttp_add_header(evhttp_request_get_output_headers(rq), "Content-Type",
+					  "application/vnd.docker.raw-stream");
+			evhttp_send_reply_start(rq, 200, "OK");
+			evbuffer_add_buffer_reference(b, c->logs);
+			evhttp_send_reply_chunk(rq, b);
+			evbuffer_free(b);
+			c->followers[c->nfollow++] = (pend){rq, evhttp_request_get_connection(rq)};
+			evhttp_connection_set_closecb(evhttp_request_get_connection(rq), on_close, NULL);
 		} else if (strcmp(action, "logs") == 0) {
 			struct evbuffer *b = evbuffer_new();
 			evbuffer_add_buffer_reference(b, c->logs);

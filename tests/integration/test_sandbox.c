@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "spawner/sandbox.h"
+#include "spawner/sbx_int.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -166,6 +168,52 @@ static void test_write_outside_workspace(void **state)
 	/* /tmp is fresh for every command, /workspace persists */
 	sh(b, "ls /tmp /dev/shm; cat /workspace/t", 0, &r);
 	assert_string_equal(buf_cstr(&r.out), "/dev/shm:\n\n/tmp:\nok\n");
+	sbx_result_free(&r);
+	sbx_free(b);
+}
+
+
+/* Live output: the command goes on only after the owner saw its first line
+ * (the callback creates the file it waits for). */
+typedef struct live {
+	const char *ws;
+	int saw_first;
+} live;
+
+static int on_live(int stream, const char *data, size_t n, void *udata)
+{
+	live *l = udata;
+	char p[PATH_MAX + 8];
+	FILE *f;
+
+	if (stream != 1 || l->saw_first || !memmem(data, n, "first", 5))
+		return 0;
+	l->saw_first = 1;
+	snprintf(p, sizeof(p), "%s/go", l->ws);
+	f = fopen(p, "w");
+	if (f)
+		fclose(f);
+	return 0;
+}
+
+static const char *const live_argv[] = {
+	"sh", "-c", "rm -f go; echo first; while [ ! -e go ]; do sleep 0.05; done; echo second", NULL};
+
+static void test_live_output(void **state)
+{
+	char ws[PATH_MAX];
+	live l = {0};
+	sbx_cmd c = {.argv = live_argv, .timeout_ms = 30000, .on_output = on_live, .udata = &l};
+	sbx_result r;
+	sbx *b;
+	(void)state;
+	workspace(ws, sizeof(ws));
+	l.ws = ws;
+	b = box(ws, 0, 0);
+	assert_int_equal(sbx_run(b, &c, &r), 0);
+	assert_false(r.timed_out);
+	assert_int_equal(r.exit_code, 0);
+	assert_string_equal(buf_cstr(&r.out), "first\nsecond\n");
 	sbx_result_free(&r);
 	sbx_free(b);
 }
@@ -420,6 +468,51 @@ static void test_network_loopback_only(void **state)
 	sbx_free(b);
 }
 
+static void *gateway_main(void *arg)
+{
+	int ls = *(int *)arg, c = accept(ls, NULL, NULL);
+	if (c >= 0) {
+		if (write(c, "gateway-ok\n", 11) != 11) {
+			/* the test sees the missing line */
+		}
+		close(c);
+	}
+	return NULL;
+}
+
+/* With no network, a service (the LLM gateway) is granted as a unix socket
+ * bound into the sandbox; nothing else of the host's is reachable. */
+static void test_gateway_socket_grant(void **state)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	char ws[PATH_MAX];
+	sbx_bind binds[2];
+	sbx_opts o = {.backend = SBX_NS};
+	sbx_result r;
+	pthread_t t;
+	sbx *b = NULL;
+	int ls;
+	(void)state;
+	workspace(ws, sizeof(ws));
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/gw.sock", ws);
+	ls = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(chmod(a.sun_path, 0666), 0);
+	assert_int_equal(listen(ls, 1), 0);
+	pthread_create(&t, NULL, gateway_main, &ls);
+	binds[0] = (sbx_bind){.host = g_progs, .inside = "/opt/progs"};
+	binds[1] = (sbx_bind){.host = a.sun_path, .inside = "/run/gateway.sock", .writable = 1};
+	o.binds = binds;
+	o.nbinds = 2;
+	assert_int_equal(sbx_new(&b, &o), 0);
+	sh(b, "/opt/progs/sbx_probe unix /run/gateway.sock; /opt/progs/sbx_probe unix /run/other.sock", 0, &r);
+	assert_string_equal(buf_cstr(&r.out), "unix=gateway-ok\nunix=ENOENT\n");
+	sbx_result_free(&r);
+	pthread_join(t, NULL);
+	close(ls);
+	sbx_free(b);
+}
+
 static void test_seccomp_denies(void **state)
 {
 	static const char *const expect[] = {
@@ -485,7 +578,7 @@ static void test_symlinks_out_of_workspace(void **state)
 	assert_int_equal(stat("/etc/shadow", &before), 0);
 	b = box(ws, 0, 0);
 	sh(b, "ln -s /etc/shadow /workspace/shadow; ln -s ../../../../../../etc /workspace/up; "
-	      "ln -s /proc/1/root /workspace/root1; echo data > /workspace/real; "
+	      "ln -s /proc/1/root /workspace/root1; echo data > /workspace/real; mkfifo /workspace/fifo; "
 	      "cat /workspace/shadow /workspace/up/shadow 2>&1 | grep -c denied; "
 	      "ls /workspace/root1/ 2>&1 | grep -c denied",
 	   0, &r);
@@ -510,6 +603,8 @@ static void test_symlinks_out_of_workspace(void **state)
 	assert_int_equal(sbx_workspace_read(&out, ws, "../../etc/shadow", 1024), ERR_DENIED);
 	assert_int_equal(sbx_workspace_read(&out, ws, "/etc/shadow", 1024), ERR_INVALID);
 	assert_int_equal(sbx_workspace_read(&out, ws, "real", 2), ERR_TOOBIG);
+	/* a FIFO would block a plain open: refused at once */
+	assert_int_equal(sbx_workspace_read(&out, ws, "fifo", 1024), ERR_DENIED);
 	sbx_free(b);
 }
 
@@ -811,84 +906,103 @@ static void test_rootfs_folder(void **state)
 	sbx_free(b);
 }
 
+/* Runs a shell command line, returns its exit status, its output in out. */
+static int shell(const char *cmd, char *out, size_t cap)
+{
+	FILE *f = popen(cmd, "r");
+	size_t n;
+	int st;
+
+	assert_non_null(f);
+	n = fread(out, 1, cap - 1, f);
+	out[n] = 0;
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 static void test_cli(void **state)
 {
 	char cmd[PATH_MAX * 2], out[4096];
-	FILE *f;
-	size_t n;
-	int st;
 	(void)state;
 	snprintf(cmd, sizeof(cmd),
 		 "%s sandbox run --mem 64M --pids 32 --cpus 1 --timeout 30s --net none --env A=b -- "
 		 "sh -c 'echo out $A; echo err >&2; exit 3' 2>&1",
 		 ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 3);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 3);
 	assert_string_equal(out, "out b\nerr\n");
 
 	snprintf(cmd, sizeof(cmd), "%s sandbox run --timeout 200ms -- sleep 100 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 124);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 124);
 	assert_non_null(strstr(out, "timed out after 200 ms"));
 
 	snprintf(cmd, sizeof(cmd), "%s sandbox run --mem lots -- true 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 2);
 	assert_non_null(strstr(out, "--mem wants a size"));
 
 	snprintf(cmd, sizeof(cmd), "%s sandbox run --workspace /nonexistent -- true 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 2);
 	assert_non_null(strstr(out, "create it first"));
 
 	/* a host without the controllers (forced here by ignoring v1): fail
 	 * closed, or run degraded when asked, and say so */
 	snprintf(cmd, sizeof(cmd), "ORCH_SANDBOX_CGROUP=v2 %s sandbox run -- echo ran 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 125);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 125);
 	assert_non_null(strstr(out, "no memory cgroup controller"));
 	assert_null(strstr(out, "ran"));
 	snprintf(cmd, sizeof(cmd), "ORCH_SANDBOX_CGROUP=v2 %s sandbox run --allow-degraded -- echo ran 2>&1",
 		 ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "ran\n"));
 	assert_non_null(strstr(out, "NOT enforced on this host: no memory limit"));
 
 	snprintf(cmd, sizeof(cmd), "%s sandbox run -- 2>&1", ts_bin());
-	f = popen(cmd, "r");
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	st = pclose(f);
-	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_int_equal(shell(cmd, out, sizeof(out)), 2);
 	assert_non_null(strstr(out, "no command given"));
+
+	snprintf(cmd, sizeof(cmd), "%s sandbox sweep", ts_bin());
+	assert_int_equal(shell(cmd, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "stale sandbox cgroups"));
+}
+
+static void test_capture_head_and_tail(void **state)
+{
+	sbx_capture c;
+	buf out;
+	int trunc;
+	(void)state;
+	/* fits: everything, in order, whatever the pieces */
+	assert_int_equal(sbx_capture_init(&c, 10), 0);
+	sbx_capture_add(&c, "0123", 4);
+	sbx_capture_add(&c, "456789", 6);
+	buf_init(&out, 0);
+	assert_int_equal(sbx_capture_finish(&c, &out, &trunc), 0);
+	assert_false(trunc);
+	assert_string_equal(buf_cstr(&out), "0123456789");
+	buf_free(&out);
+	sbx_capture_free(&c);
+	/* too long: the first half and the last half, the middle counted */
+	assert_int_equal(sbx_capture_init(&c, 10), 0);
+	for (const char *p = "0123456789abcdefghijklmnopqrstuvwxyz"; *p; p += 3)
+		sbx_capture_add(&c, p, 3);
+	sbx_capture_add(&c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 26);
+	buf_init(&out, 0);
+	assert_int_equal(sbx_capture_finish(&c, &out, &trunc), 0);
+	assert_true(trunc);
+	assert_int_equal(c.total, 62);
+	assert_string_equal(buf_cstr(&out), "01234\n[... 52 bytes omitted ...]\nVWXYZ");
+	buf_free(&out);
+	sbx_capture_free(&c);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_capture_head_and_tail),
 		cmocka_unit_test(test_basic_run),
 		cmocka_unit_test(test_env_only_granted),
 		cmocka_unit_test(test_read_shadow_and_host_files),
 		cmocka_unit_test(test_write_outside_workspace),
+		cmocka_unit_test(test_live_output),
 		cmocka_unit_test(test_fork_bomb),
 		cmocka_unit_test(test_memory_bomb),
 		cmocka_unit_test(test_tmp_counts_against_memory),
@@ -899,6 +1013,7 @@ int main(void)
 		cmocka_unit_test(test_sleep_forever_kills_tree),
 		cmocka_unit_test(test_cancel_and_kill),
 		cmocka_unit_test(test_network_loopback_only),
+		cmocka_unit_test(test_gateway_socket_grant),
 		cmocka_unit_test(test_seccomp_denies),
 		cmocka_unit_test(test_setuid_binaries),
 		cmocka_unit_test(test_symlinks_out_of_workspace),

@@ -37,6 +37,7 @@ static int setup(void **state)
 	snprintf(g_ws, sizeof(g_ws), "%s/ws", d && *d ? d : "/tmp");
 	mkdir(g_ws, 0755);
 	unlink(g_log);
+	unlink(g_sock);
 	ts_prog("fake_docker", prog, sizeof(prog));
 	g_fake = fork();
 	if (g_fake == 0) {
@@ -165,6 +166,49 @@ static void test_run_and_limits(void **state)
 	/* the container was removed */
 	assert_non_null(last_request(all, "DELETE", "/containers/"));
 	json_decref(all);
+}
+
+
+/* Live output: the command goes on only after the owner saw its first line
+ * (the callback creates the file it waits for). */
+typedef struct live {
+	const char *ws;
+	int saw_first;
+} live;
+
+static int on_live(int stream, const char *data, size_t n, void *udata)
+{
+	live *l = udata;
+	char p[PATH_MAX + 8];
+	FILE *f;
+
+	if (stream != 1 || l->saw_first || !memmem(data, n, "first", 5))
+		return 0;
+	l->saw_first = 1;
+	snprintf(p, sizeof(p), "%s/go", l->ws);
+	f = fopen(p, "w");
+	if (f)
+		fclose(f);
+	return 0;
+}
+
+static const char *const live_argv[] = {
+	"sh", "-c", "rm -f go; echo first; while [ ! -e go ]; do sleep 0.05; done; echo second", NULL};
+
+static void test_live_output(void **state)
+{
+	live l = {.ws = g_ws};
+	sbx_cmd c = {.argv = live_argv, .timeout_ms = 30000, .on_output = on_live, .udata = &l};
+	sbx_result r;
+	sbx *b;
+	(void)state;
+	b = dbox(NULL, NULL);
+	assert_int_equal(sbx_run(b, &c, &r), 0);
+	assert_false(r.timed_out);
+	assert_int_equal(r.exit_code, 0);
+	assert_string_equal(buf_cstr(&r.out), "first\nsecond\n");
+	sbx_result_free(&r);
+	sbx_free(b);
 }
 
 static void test_timeout_kills_and_removes(void **state)
@@ -296,6 +340,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_run_and_limits),
+		cmocka_unit_test(test_live_output),
 		cmocka_unit_test(test_timeout_kills_and_removes),
 		cmocka_unit_test(test_output_cap_and_oom),
 		cmocka_unit_test(test_refusals),

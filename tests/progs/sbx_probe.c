@@ -10,6 +10,7 @@
  *   sbx_probe kill PID            SIGKILL to PID
  *   sbx_probe mem MIB             allocates and touches MIB MiB
  *   sbx_probe read PATH           reads a file
+ *   sbx_probe unix PATH           connects to a unix socket, prints its first line
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #ifndef AF_VSOCK
@@ -136,6 +138,21 @@ int main(int argc, char **argv)
 			memset(p, 1, 1 << 20);
 		}
 		printf("allocated=%ld\n", mib);
+		return 0;
+	}
+	if (argc >= 3 && strcmp(argv[1], "unix") == 0) {
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		int s = socket(AF_UNIX, SOCK_STREAM, 0);
+		char b[128];
+		ssize_t n;
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", argv[2]);
+		if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			show("unix", -1);
+			return 0;
+		}
+		n = read(s, b, sizeof(b) - 1);
+		b[n > 0 ? n : 0] = 0;
+		printf("unix=%s", b);
 		return 0;
 	}
 	if (argc >= 3 && strcmp(argv[1], "read") == 0) {
