@@ -67,5 +67,16 @@ int cmd_prune(int argc, char **argv);
 int cmd_secrets(int argc, char **argv);
 int cmd_resources(int argc, char **argv);
 int cmd_llm(int argc, char **argv);
+int cmd_spawner(int argc, char **argv);
+
+/* Starts the spawner role on `pool` and `llm` (borrowed; they must outlive
+ * it) with the settings of the environment (workers > 0 overrides
+ * ORCH_MAX_WORKERS), after checking that this host can run workers. The
+ * caller owns *out (spw_free). */
+struct spw_spawner;
+struct llm_service;
+int cli_spawner_start(pg_pool *pool, struct llm_service *llm, int workers,
+		      struct spw_spawner **out);
+int cmd_sandbox(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "secrets/runtime.h"
 #include "llm/llm.h"
+#include "spawner/spawner.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +26,8 @@
 static const char USAGE[] =
 	"orchestrator serve|engine [--threads N]\n"
 	"  Runs until SIGINT or SIGTERM. --threads overrides ORCH_ENGINE_THREADS.\n"
-	"  serve also prunes old checkpoints hourly (ORCH_RETENTION_DAYS).";
+	"  serve also prunes old checkpoints hourly (ORCH_RETENTION_DAYS) and runs the\n"
+	"  spawner role (ORCH_SPAWNER=0 leaves it out; see 'orchestrator spawner').";
 
 static void prune_now(pg_pool *pool)
 {
@@ -52,6 +54,8 @@ int cmd_serve(int argc, char **argv)
 	llm_service *llm = NULL;
 	llm_registry *reg = NULL;
 	llm_options lo;
+	spw_spawner *sp = NULL;
+	int64_t with_spawner = 0;
 	sigset_t sigs;
 	int64_t last_prune = 0;
 	int rc = 1;
@@ -107,6 +111,13 @@ int cmd_serve(int argc, char **argv)
 		cli_fail("engine");
 		goto done;
 	}
+	if (serve_all && cfg_env_int("ORCH_SPAWNER", 1, 0, 1, &with_spawner) < 0) {
+		cli_fail("configuration");
+		goto done;
+	}
+	if (with_spawner && cli_spawner_start(pool, llm, 0, &sp) < 0)
+		log_error("serve", "the spawner role is not running: %s (the other roles run; fix "
+				   "it and restart, or set ORCH_SPAWNER=0)", err_last());
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -124,6 +135,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	spw_free(sp); /* workers call the models until they stop */
 	eng_engine_free(e);
 	sec_runtime_stop();
 	llm_service_free(llm); /* after the engine: nodes may call it until then */

@@ -16,14 +16,23 @@ padding) and hex (lower and upper case), must be absent from a pg_dump of
 the whole database and from every line any process logged or printed; so
 must the master key.
 
-Checks still to add when their parts land (see ARTIFACTS below): every
-request body the fake LLM server receives, every request the fake Telegram
-server receives, and every stored transcript. Prints TAP."""
+Then a real spawner runs a worker granted the canary (its agent scripted
+through the fake LLM server): the worker's sandbox holds the value exactly,
+and neither any request body the fake LLM server receives, nor the stored
+transcript, the results stream, the workers table or the spawner's log
+holds it. Still to add when its part lands (see ARTIFACTS below): every
+request the fake Telegram server receives. Prints TAP."""
 import base64
+import hashlib
+import json
 import os
 import secrets
+import subprocess
+import time
+import urllib.request
 
-from secrets_common import (DATA, HANDLE, LOGS, Tap, env_with, main_guard, pg_dump, psql, run)
+from secrets_common import (BIN, BUILD, DATA, HANDLE, LOGS, Tap, env_with, main_guard, pg_dump,
+                            psql, run)
 
 
 def forms(value):
@@ -163,12 +172,109 @@ def main():
                        psql("SELECT coalesce(string_agg(value::text, ''), '') FROM events")],
                       value_forms)
 
-    # ARTIFACTS: add here, as they land, the other places the canary must be
-    # absent from across the same scripted run:
-    #   - every request body the fake LLM server (tests/fakes) received;
-    #   - every request (URL and body) the fake Telegram server received;
-    #   - every stored transcript.
+    # ARTIFACTS: the other places the canary must be absent from. Still to
+    # add when its part lands: every request (URL and body) the fake Telegram
+    # server received.
+    spawner_run(t, scope, canary, value_forms, debug)
     return t.done()
+
+
+def spawner_run(t, scope, canary, value_forms, env):
+    """A real worker of the real spawner (`orchestrator spawner`) granted the
+    canary: its agent (scripted through the fake LLM server) checks the
+    variable and then prints it. The model must never see it, nor the
+    transcript hold it; the worker's environment must hold it exactly."""
+    r = run(["resources", "allocate", "--scope", scope, "--secret", "CANARY_TOKEN"], env=env)
+    handle = r.out.strip()
+    t.check(r.code == 0 and HANDLE.match(handle), "a new handle to the canary for a worker", r)
+    fake = subprocess.Popen([os.path.join(BUILD, "tests", "progs", "fake_openai")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    spawner = None
+    try:
+        port = json.loads(fake.stdout.readline())["port"]
+        base = f"http://127.0.0.1:{port}"
+        models = os.path.join(DATA, "canary-models.json")
+        with open(models, "w") as f:
+            json.dump({"endpoints": {"fake": {"base_url": base + "/v1", "max_retries": 0}},
+                       "models": {"m": {"endpoint": "fake", "model": "fake-1",
+                                        "context": 100000}},
+                       "roles": {"default": ["m"]}}, f)
+
+        def reply(name, args):
+            return {"json": {"id": "c", "object": "chat.completion", "model": "fake-1",
+                             "choices": [{"index": 0, "finish_reason": "tool_calls",
+                                          "message": {"role": "assistant", "content": None,
+                                                      "tool_calls": [{
+                                                          "id": "call_" + name, "type": "function",
+                                                          "function": {"name": name,
+                                                                       "arguments": json.dumps(args)}}]}}],
+                             "usage": {"prompt_tokens": 10, "completion_tokens": 5}}}
+        script = [reply("bash", {"command": "printenv CANARY_TOKEN | tr -d '\\n' | sha256sum"}),
+                  reply("bash", {"command": "echo \"the token is $CANARY_TOKEN\""}),
+                  reply("submit", {"summary": "checked the token"})]
+        urllib.request.urlopen(urllib.request.Request(
+            base + "/__script", data=json.dumps(script).encode(),
+            headers={"Content-Type": "application/json"}), timeout=10).read()
+        repo = os.path.join(DATA, "repos", "canary.git")
+        src = os.path.join(DATA, "repos", "canary-src")
+        subprocess.run(f"set -e; mkdir -p '{src}'; cd '{src}'; git init -q -b main .; "
+                       "echo hi > README; git add README; git -c user.name=t -c user.email=t@t "
+                       f"commit -qm init; git clone -q --bare . '{repo}'", shell=True, check=True)
+        senv = dict(env, ORCH_MODELS=models, ORCH_WORKER_DISK_KIND="tmpfs",
+                    ORCH_SPAWN_CLAIM_IDLE="5s")
+        spawner = subprocess.Popen([BIN, "spawner", "--workers", "1"], env=senv,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        req = {"id": "canary-1", "task": "canary", "project": scope, "repo": repo,
+               "prompt": "check the token", "handles": [handle]}
+        redis_cli("XADD", "orch:spawn", "*", "id", "canary-1", "req", json.dumps(req))
+        result = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and result is None and spawner.poll() is None:
+            out = redis_cli("XRANGE", "orch:results", "-", "+")
+            lines = out.splitlines()
+            for i, line in enumerate(lines):
+                if line == "canary-1" and i + 2 < len(lines):
+                    result = json.loads(lines[i + 2])
+            time.sleep(0.1)
+        t.check(result is not None and result.get("status") == "unverified",
+                "the spawner's worker granted the canary ran to its end", result)
+        stream = redis_cli("XRANGE", "orch:results", "-", "+")
+    finally:
+        if spawner is not None:
+            spawner.terminate()
+            out, err = spawner.communicate(timeout=60)
+            LOGS.append(err.decode("utf-8", "replace"))
+            LOGS.append(out.decode("utf-8", "replace"))
+        try:
+            bodies = urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/__requests", timeout=10).read().decode()
+        except Exception:  # the checks below then fail
+            bodies = ""
+        fake.terminate()
+        fake.wait()
+    digest = hashlib.sha256(canary.encode()).hexdigest()
+    t.check(digest in bodies, "the worker's sandbox held the canary, exactly (its sha256 "
+            "came back)", bodies[-1500:])
+    t.check("the token is [redacted:CANARY_TOKEN]" in bodies,
+            "the agent printed the canary, and the model got the marker instead", bodies[-1500:])
+    absent_everywhere(t, "every request body the fake LLM server received",
+                      bodies.splitlines(), value_forms)
+    transcript = os.path.join(DATA, "transcripts", "canary-1.jsonl")
+    lines = open(transcript).read().splitlines() if os.path.exists(transcript) else []
+    t.check(len(lines) >= 4 and any(digest in ln for ln in lines),
+            "the worker's transcript was written", len(lines))
+    absent_everywhere(t, "the worker's transcript", lines, value_forms)
+    absent_everywhere(t, "the results stream and the spawner's log",
+                      stream.splitlines() + LOGS[-2].splitlines(), value_forms)
+    absent_everywhere(t, "the workers table", [psql(
+        "SELECT coalesce(string_agg(result::text || request::text, ''), '') FROM workers")],
+        value_forms)
+
+
+def redis_cli(*args):
+    p = subprocess.run(["redis-cli", "-u", os.environ["REDIS_URL"], *args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True, timeout=30)
+    return p.stdout.decode("utf-8", "replace")
 
 
 if __name__ == "__main__":

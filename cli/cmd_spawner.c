@@ -1,0 +1,122 @@
+/*
+ * orchestrator spawner — the spawner role: the spawn outbox relay, the
+ * consumer of the spawn stream and the workers (spawner/spawner.h).
+ * SIGINT or SIGTERM stop it: running workers are stopped and their
+ * requests stay pending for another spawner (or this one, restarted).
+ */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/redis.h"
+#include "llm/llm.h"
+#include "secrets/runtime.h"
+#include "spawner/spawner.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char USAGE[] =
+	"orchestrator spawner [--workers N]\n"
+	"  Runs the spawner role until SIGINT or SIGTERM: relays spawn requests from the\n"
+	"  outbox to Redis, runs up to N sandboxed workers at once (ORCH_MAX_WORKERS),\n"
+	"  and reclaims the requests of spawners that died. Needs root for the ns\n"
+	"  sandbox. README.md, \"Spawner and workers\", lists its settings.";
+
+int cli_spawner_start(pg_pool *pool, llm_service *llm, int workers, spw_spawner **out)
+{
+	spw_config cfg;
+	char where[1100];
+	int rc;
+
+	*out = NULL;
+	rc = spw_config_from_env(&cfg, cli_cfg.redis_url, cli_cfg.data_dir);
+	if (rc < 0)
+		return rc;
+	if (workers > 0)
+		cfg.max_workers = workers;
+	rc = spw_preflight(&cfg);
+	if (rc < 0)
+		return rc;
+	rc = spw_new(out, &cfg, pool, llm);
+	if (rc == 0)
+		rc = spw_start(*out);
+	if (rc < 0) {
+		spw_free(*out);
+		*out = NULL;
+		return rc;
+	}
+	rds_url_redact(cfg.redis_url, where, sizeof(where));
+	log_info("spawner", "spawner %s on %s: %d workers, sandbox %s, workspaces under %s/workers",
+		 spw_id(*out), where, cfg.max_workers, cfg.sandbox, cfg.data_dir);
+	return 0;
+}
+
+int cmd_spawner(int argc, char **argv)
+{
+	int64_t workers = 0;
+	pg_pool *pool = NULL;
+	llm_registry *reg = NULL;
+	llm_service *llm = NULL;
+	llm_options lo;
+	spw_spawner *sp = NULL;
+	sigset_t sigs;
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		if (cli_opt(argc, argv, &i, "--workers", &v) && (workers = cli_int(v)) >= 1)
+			continue;
+		if (cli_flag(argv, i, "--help")) {
+			puts(USAGE);
+			return 0;
+		}
+		return cli_usage(USAGE);
+	}
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size) < 0)
+		return cli_fail("database pool");
+	if (cli_start_secrets(pool) < 0) {
+		cli_fail("start");
+		goto done;
+	}
+	if (llm_options_from_env(&lo) < 0 || llm_registry_load(&reg) < 0) {
+		cli_fail("language models");
+		goto done;
+	}
+	lo.pool = pool;
+	if (llm_service_new(&llm, reg, &lo) < 0) {
+		cli_fail("language models");
+		goto done;
+	}
+	if (cli_spawner_start(pool, llm, (int)workers, &sp) < 0) {
+		cli_fail("spawner");
+		goto done;
+	}
+	log_info("spawner", "running (pid %d); SIGINT or SIGTERM stops it", (int)getpid());
+	for (;;) {
+		int sig = sigwaitinfo(&sigs, NULL);
+
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_info("spawner", "signal %d: stopping; running workers go back to the queue",
+				 sig);
+			break;
+		}
+	}
+	rc = 0;
+done:
+	spw_free(sp); /* before the models: workers call them until they stop */
+	sec_runtime_stop();
+	llm_service_free(llm);
+	pg_pool_free(pool);
+	return rc;
+}

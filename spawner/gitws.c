@@ -1,0 +1,595 @@
+#include "spawner/gitws.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/redact.h"
+
+#include <git2.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct spw_git {
+	git_repository *host;   /* bare clone, work tree set to the workspace */
+	char workspace[1024];
+	char branch[128];
+	char base_hex[GIT_OID_HEXSZ + 1];
+	git_oid base;
+	git_oid base_tree;
+};
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_init_rc;
+
+static void global_init(void)
+{
+	if (git_libgit2_init() < 0) {
+		g_init_rc = ERR_GIT;
+		return;
+	}
+	/* the host's own git configuration must not change what a worker does */
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA, "");
+	/* workspaces belong to the sandbox's user; the host reads them as root */
+	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1);
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+}
+
+int spw_git_global_init(void)
+{
+	pthread_once(&g_once, global_init);
+	if (g_init_rc < 0)
+		return err_set(ERR_GIT, "libgit2 could not be initialised");
+	return 0;
+}
+
+/* Translates libgit2's last error into ERR_GIT (ERR_AUTH for refused
+ * credentials) with `what` in front. */
+static int git_fail(int grc, const char *what)
+{
+	const git_error *e = git_error_last();
+	const char *msg = e && e->message ? e->message : "unknown error";
+	int code = ERR_GIT;
+
+	if (grc == GIT_EAUTH || (e && e->klass == GIT_ERROR_HTTP && strstr(msg, "401")) ||
+	    strstr(msg, "authentication"))
+		code = ERR_AUTH;
+	err_set(code, "git: %s: %s", what, msg);
+	git_error_clear();
+	return code;
+}
+
+/* --- credentials --- */
+
+typedef struct cred_state {
+	const spw_git_cred *cred;
+	int tries;
+} cred_state;
+
+static int cred_cb(git_credential **out, const char *url, const char *user_from_url,
+		   unsigned int allowed, void *payload)
+{
+	cred_state *st = payload;
+	const char *secret = st && st->cred ? st->cred->secret : NULL;
+
+	(void)url;
+	if (!secret || !*secret || st->tries++ > 0)
+		return GIT_PASSTHROUGH; /* no (more) credentials: the operation fails with auth */
+	if ((allowed & GIT_CREDENTIAL_SSH_MEMORY) && strncmp(secret, "-----BEGIN", 10) == 0)
+		return git_credential_ssh_key_memory_new(out, user_from_url ? user_from_url : "git",
+							 NULL, secret, NULL);
+	if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
+		const char *colon = strchr(secret, ':');
+		char user[256];
+		int rc;
+
+		if (colon && (size_t)(colon - secret) < sizeof(user) && colon != secret) {
+			memcpy(user, secret, (size_t)(colon - secret));
+			user[colon - secret] = '\0';
+			rc = git_credential_userpass_plaintext_new(out, user, colon + 1);
+			sodium_memzero(user, sizeof(user));
+			return rc;
+		}
+		return git_credential_userpass_plaintext_new(out, "x-access-token", secret);
+	}
+	return GIT_PASSTHROUGH;
+}
+
+static void set_callbacks(git_remote_callbacks *cb, cred_state *st)
+{
+	cb->credentials = cred_cb;
+	cb->payload = st;
+}
+
+/* --- prepare --- */
+
+static int resolve_base(git_repository *r, const char *base, git_oid *out)
+{
+	git_object *obj = NULL;
+	git_commit *commit = NULL;
+	char spec[320];
+	int grc;
+
+	if (!base || !*base) {
+		grc = git_reference_name_to_id(out, r, "refs/orch/default");
+		if (grc < 0)
+			return git_fail(grc, "the repository has no default branch (is it empty?)");
+		return 0;
+	}
+	/* a branch or tag of the project first, then a commit id */
+	snprintf(spec, sizeof(spec), "refs/heads/%s", base);
+	grc = git_revparse_single(&obj, r, spec);
+	if (grc < 0) {
+		snprintf(spec, sizeof(spec), "refs/tags/%s", base);
+		grc = git_revparse_single(&obj, r, spec);
+	}
+	if (grc < 0)
+		grc = git_revparse_single(&obj, r, base);
+	if (grc < 0) {
+		git_error_clear();
+		return err_set(ERR_GIT, "git: the base '%s' is no branch, tag or commit of the "
+					"repository", base);
+	}
+	grc = git_object_peel((git_object **)&commit, obj, GIT_OBJECT_COMMIT);
+	git_object_free(obj);
+	if (grc < 0)
+		return git_fail(grc, "the base is not a commit");
+	git_oid_cpy(out, git_commit_id(commit));
+	git_commit_free(commit);
+	return 0;
+}
+
+/* An in-memory remote for `url`: nothing is read from or written to any
+ * configuration (no url.*.insteadOf rewriting either, which also keeps
+ * libgit2 1.5 from leaking a regex match per configuration entry). */
+static int remote_for(git_remote **out, git_repository *repo, const char *url)
+{
+	git_remote_create_options ro;
+
+	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	ro.repository = repo;
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	return git_remote_create_with_opts(out, url, &ro);
+}
+
+/* Fetches `specs` from `url` into `repo` through an anonymous remote. */
+static int fetch_into(git_repository *repo, const char *url, char **specs, size_t n,
+		      cred_state *st, const char *what)
+{
+	git_fetch_options fo;
+	git_remote *remote = NULL;
+	git_strarray arr = {specs, n};
+	int grc;
+
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	set_callbacks(&fo.callbacks, st);
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	grc = remote_for(&remote, repo, url);
+	if (grc >= 0)
+		grc = git_remote_fetch(remote, &arr, &fo, NULL);
+	git_remote_free(remote);
+	return grc < 0 ? git_fail(grc, what) : 0;
+}
+
+int spw_git_prepare(spw_git **out, const char *url, const spw_git_cred *cred, const char *base,
+		    const char *branch, const char *host_dir, const char *workspace)
+{
+	git_repository *agent = NULL;
+	git_commit *bc = NULL;
+	git_reference *ref = NULL;
+	git_config *cfg = NULL;
+	git_checkout_options co;
+	cred_state st = {cred, 0};
+	char head_spec[] = "+HEAD:refs/orch/default";
+	char heads_spec[] = "+refs/heads/*:refs/heads/*";
+	char tags_spec[] = "+refs/tags/*:refs/tags/*";
+	char *host_specs[] = {heads_spec, tags_spec, head_spec};
+	char task_spec[300], task_ref[160];
+	char *agent_specs[] = {task_spec};
+	spw_git *g;
+	int rc, grc;
+
+	*out = NULL;
+	rc = spw_git_global_init();
+	if (rc < 0)
+		return rc;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(g->workspace, sizeof(g->workspace), "%s", workspace);
+	snprintf(g->branch, sizeof(g->branch), "%s", branch);
+	snprintf(task_ref, sizeof(task_ref), "refs/heads/%s", branch);
+	snprintf(task_spec, sizeof(task_spec), "+%s:%s", task_ref, task_ref);
+
+	/* 1. the host's bare copy of the project's branches and tags */
+	grc = git_repository_init(&g->host, host_dir, 1);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot create the host's repository");
+		goto done;
+	}
+	rc = fetch_into(g->host, url, host_specs, 3, &st, "cannot clone the project repository");
+	if (rc < 0)
+		goto done;
+	/* 2. the base and the task's branch */
+	rc = resolve_base(g->host, base && *base ? base : NULL, &g->base);
+	if (rc < 0)
+		goto done;
+	git_oid_tostr(g->base_hex, sizeof(g->base_hex), &g->base);
+	grc = git_commit_lookup(&bc, g->host, &g->base);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot read the base commit");
+		goto done;
+	}
+	git_oid_cpy(&g->base_tree, git_commit_tree_id(bc));
+	grc = git_branch_create(&ref, g->host, branch, bc, 1);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot create the task's branch");
+		goto done;
+	}
+	git_reference_free(ref);
+	ref = NULL;
+
+	/* 3. the agent's repository in the workspace, on the task's branch,
+	 * without a remote (the host's path means nothing in a sandbox) */
+	grc = git_repository_init(&agent, workspace, 0);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot create the workspace's repository");
+		goto done;
+	}
+	rc = fetch_into(agent, git_repository_path(g->host), agent_specs, 1, NULL,
+			"cannot fill the workspace");
+	if (rc < 0)
+		goto done;
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy = GIT_CHECKOUT_FORCE;
+	grc = git_repository_set_head(agent, task_ref);
+	if (grc >= 0)
+		grc = git_checkout_head(agent, &co);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot check the task's branch out");
+		goto done;
+	}
+	if (git_repository_config(&cfg, agent) == 0) {
+		git_config_set_string(cfg, "user.name", "orchestrator agent");
+		git_config_set_string(cfg, "user.email", "agent@orchestrator.invalid");
+		git_config_free(cfg);
+	}
+
+	/* the host's view of the work tree */
+	grc = git_repository_set_workdir(g->host, workspace, 0);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot attach the workspace");
+		goto done;
+	}
+	rc = 0;
+done:
+	git_commit_free(bc);
+	git_repository_free(agent);
+	if (rc < 0) {
+		spw_git_free(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+void spw_git_free(spw_git *g)
+{
+	if (!g)
+		return;
+	git_repository_free(g->host);
+	free(g);
+}
+
+const char *spw_git_base(const spw_git *g)
+{
+	return g->base_hex;
+}
+
+/* --- the diff --- */
+
+static int hash_line(const git_diff_delta *d, const git_diff_hunk *h, const git_diff_line *l,
+		     void *payload)
+{
+	crypto_generichash_state *st = payload;
+
+	(void)d;
+	(void)h;
+	crypto_generichash_update(st, (const unsigned char *)&l->origin, 1);
+	crypto_generichash_update(st, (const unsigned char *)l->content, l->content_len);
+	return 0;
+}
+
+int spw_git_fingerprint(spw_git *g, unsigned char out[32])
+{
+	git_diff_options o;
+	git_diff *diff = NULL;
+	git_tree *tree = NULL;
+	crypto_generichash_state st;
+	int grc, rc = 0;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
+	o.flags = GIT_DIFF_INCLUDE_UNTRACKED | GIT_DIFF_RECURSE_UNTRACKED_DIRS |
+		  GIT_DIFF_SHOW_UNTRACKED_CONTENT | GIT_DIFF_SHOW_BINARY;
+	grc = git_tree_lookup(&tree, g->host, &g->base_tree);
+	if (grc >= 0)
+		grc = git_diff_tree_to_workdir(&diff, g->host, tree, &o);
+	if (grc >= 0)
+		grc = git_diff_print(diff, GIT_DIFF_FORMAT_PATCH, hash_line, &st);
+	if (grc < 0)
+		rc = git_fail(grc, "cannot compare the workspace with the base");
+	crypto_generichash_final(&st, out, 32);
+	git_diff_free(diff);
+	git_tree_free(tree);
+	return rc;
+}
+
+static int diff_names(const git_diff_delta *d, float progress, void *payload)
+{
+	spw_diffstat *s = payload;
+	size_t used = strlen(s->names);
+	const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
+
+	(void)progress;
+	if (path && used + strlen(path) + 2 < sizeof(s->names))
+		snprintf(s->names + used, sizeof(s->names) - used, "%s\n", path);
+	return 0;
+}
+
+static int diffstat(spw_git *g, const git_oid *tree_id, spw_diffstat *out)
+{
+	git_tree *a = NULL, *b = NULL;
+	git_diff *diff = NULL;
+	git_diff_stats *stats = NULL;
+	int grc, rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	grc = git_tree_lookup(&a, g->host, &g->base_tree);
+	if (grc >= 0)
+		grc = git_tree_lookup(&b, g->host, tree_id);
+	if (grc >= 0)
+		grc = git_diff_tree_to_tree(&diff, g->host, a, b, NULL);
+	if (grc >= 0)
+		grc = git_diff_get_stats(&stats, diff);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot count the changes");
+		goto done;
+	}
+	out->files = (int)git_diff_stats_files_changed(stats);
+	out->insertions = (int)git_diff_stats_insertions(stats);
+	out->deletions = (int)git_diff_stats_deletions(stats);
+	for (size_t i = 0; i < git_diff_num_deltas(diff); i++)
+		diff_names(git_diff_get_delta(diff, i), 0, out);
+done:
+	git_diff_stats_free(stats);
+	git_diff_free(diff);
+	git_tree_free(a);
+	git_tree_free(b);
+	return rc;
+}
+
+static void author(char *name, size_t ncap, char *email, size_t ecap)
+{
+	const char *a = getenv("ORCH_GIT_AUTHOR");
+	const char *lt = a ? strchr(a, '<') : NULL;
+	const char *gt = lt ? strchr(lt, '>') : NULL;
+
+	snprintf(name, ncap, "orchestrator worker");
+	snprintf(email, ecap, "worker@orchestrator.invalid");
+	if (!a || !lt || !gt || lt == a)
+		return;
+	snprintf(name, ncap, "%.*s", (int)(lt - a), a);
+	for (size_t n = strlen(name); n > 0 && name[n - 1] == ' '; n--)
+		name[n - 1] = '\0';
+	snprintf(email, ecap, "%.*s", (int)(gt - lt - 1), lt + 1);
+}
+
+int spw_git_commit(spw_git *g, const char *message, char out_commit[41], int *out_changed,
+		   spw_diffstat *stat)
+{
+	git_index *idx = NULL;
+	git_tree *base_tree = NULL, *tree = NULL;
+	git_commit *parent = NULL;
+	git_signature *sig = NULL;
+	git_oid tree_id, commit_id;
+	char *all[] = {"*"};
+	git_strarray spec = {all, 1};
+	char name[128], email[128], refname[160];
+	int grc, rc = 0;
+
+	*out_changed = 0;
+	snprintf(out_commit, 41, "%s", g->base_hex);
+	if (stat)
+		memset(stat, 0, sizeof(*stat));
+	grc = git_repository_index(&idx, g->host);
+	if (grc >= 0)
+		grc = git_tree_lookup(&base_tree, g->host, &g->base_tree);
+	if (grc >= 0)
+		grc = git_index_read_tree(idx, base_tree);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot read the base tree");
+		goto done;
+	}
+	grc = git_index_add_all(idx, &spec, GIT_INDEX_ADD_DEFAULT, NULL, NULL);
+	if (grc >= 0)
+		grc = git_index_update_all(idx, &spec, NULL, NULL);
+	if (grc >= 0)
+		grc = git_index_write_tree(&tree_id, idx);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot record the workspace's files");
+		goto done;
+	}
+	if (git_oid_equal(&tree_id, &g->base_tree))
+		goto done; /* nothing changed */
+	author(name, sizeof(name), email, sizeof(email));
+	snprintf(refname, sizeof(refname), "refs/heads/%s", g->branch);
+	grc = git_signature_now(&sig, name, email);
+	if (grc >= 0)
+		grc = git_tree_lookup(&tree, g->host, &tree_id);
+	if (grc >= 0)
+		grc = git_commit_lookup(&parent, g->host, &g->base);
+	if (grc >= 0)
+		grc = git_commit_create(&commit_id, g->host, NULL, sig, sig, "UTF-8", message, tree,
+					1, (const git_commit **)&parent);
+	if (grc >= 0) {
+		git_reference *ref = NULL;
+
+		grc = git_reference_create(&ref, g->host, refname, &commit_id, 1,
+					   "orchestrator: the worker's commit");
+		git_reference_free(ref);
+	}
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot commit the work");
+		goto done;
+	}
+	git_oid_tostr(out_commit, 41, &commit_id);
+	*out_changed = 1;
+	if (stat)
+		rc = diffstat(g, &tree_id, stat);
+done:
+	git_signature_free(sig);
+	git_commit_free(parent);
+	git_tree_free(tree);
+	git_tree_free(base_tree);
+	git_index_free(idx);
+	return rc;
+}
+
+int spw_git_find_secrets(spw_git *g, const char *commit, char *out_path, size_t cap)
+{
+	git_commit *c = NULL;
+	git_tree *a = NULL, *b = NULL;
+	git_diff *diff = NULL;
+	git_oid id;
+	int grc, rc = 0;
+
+	out_path[0] = '\0';
+	grc = git_oid_fromstr(&id, commit);
+	if (grc >= 0)
+		grc = git_commit_lookup(&c, g->host, &id);
+	if (grc >= 0)
+		grc = git_commit_tree(&b, c);
+	if (grc >= 0)
+		grc = git_tree_lookup(&a, g->host, &g->base_tree);
+	if (grc >= 0)
+		grc = git_diff_tree_to_tree(&diff, g->host, a, b, NULL);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot read the work's changes");
+		goto done;
+	}
+	for (size_t i = 0; i < git_diff_num_deltas(diff) && rc == 0; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+		git_blob *blob = NULL;
+		buf text;
+
+		if (d->status == GIT_DELTA_DELETED || git_oid_is_zero(&d->new_file.id))
+			continue;
+		if (git_blob_lookup(&blob, g->host, &d->new_file.id) < 0) {
+			rc = git_fail(-1, "cannot read a changed file");
+			break;
+		}
+		buf_init(&text, 0);
+		if (buf_append(&text, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob)) == 0) {
+			size_t len = text.len;
+			char *before = len ? malloc(len) : NULL;
+
+			if (before)
+				memcpy(before, text.data, len);
+			redact_buf(&text);
+			if (before && (text.len != len || memcmp(before, text.data, len) != 0)) {
+				snprintf(out_path, cap, "%s", d->new_file.path);
+				rc = 1;
+			}
+			if (before)
+				sodium_memzero(before, len);
+			free(before);
+		}
+		buf_free_wipe(&text);
+		git_blob_free(blob);
+	}
+done:
+	git_diff_free(diff);
+	git_tree_free(a);
+	git_tree_free(b);
+	git_commit_free(c);
+	return rc;
+}
+
+int spw_git_clean(spw_git *g, const char *commit)
+{
+	git_checkout_options co;
+	git_object *obj = NULL;
+	git_oid id;
+	int grc;
+
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED |
+			       GIT_CHECKOUT_REMOVE_IGNORED | GIT_CHECKOUT_DONT_UPDATE_INDEX;
+	grc = git_oid_fromstr(&id, commit);
+	if (grc >= 0)
+		grc = git_object_lookup(&obj, g->host, &id, GIT_OBJECT_COMMIT);
+	if (grc >= 0)
+		grc = git_checkout_tree(g->host, obj, &co);
+	git_object_free(obj);
+	if (grc < 0)
+		return git_fail(grc, "cannot reset the workspace to the commit");
+	return 0;
+}
+
+/* --- push --- */
+
+typedef struct push_state {
+	cred_state cred;
+	char rejected[512];
+} push_state;
+
+static int push_ref_cb(const char *refname, const char *status, void *data)
+{
+	push_state *ps = data;
+
+	if (status)
+		snprintf(ps->rejected, sizeof(ps->rejected), "%s: %s", refname, status);
+	return 0;
+}
+
+static int push_cred_cb(git_credential **out, const char *url, const char *user,
+			unsigned int allowed, void *payload)
+{
+	push_state *ps = payload;
+	return cred_cb(out, url, user, allowed, &ps->cred);
+}
+
+int spw_git_push(spw_git *g, const char *url, const spw_git_cred *cred, const char *branch)
+{
+	git_push_options po;
+	git_remote *remote = NULL;
+	push_state ps;
+	char spec[300];
+	char *specs[1] = {spec};
+	git_strarray refspecs = {specs, 1};
+	int grc, rc = 0;
+
+	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	memset(&ps, 0, sizeof(ps));
+	ps.cred.cred = cred;
+	snprintf(spec, sizeof(spec), "+refs/heads/%s:refs/heads/%s", branch, branch);
+	po.callbacks.credentials = push_cred_cb;
+	po.callbacks.push_update_reference = push_ref_cb;
+	po.callbacks.payload = &ps;
+	grc = remote_for(&remote, g->host, url);
+	if (grc >= 0)
+		grc = git_remote_push(remote, &refspecs, &po);
+	if (grc < 0)
+		rc = git_fail(grc, "cannot push the task's branch");
+	else if (ps.rejected[0])
+		rc = err_set(ERR_GIT, "git: the project repository refused the push of %s",
+			     ps.rejected);
+	git_remote_free(remote);
+	return rc;
+}

@@ -1,0 +1,460 @@
+#include "spawner/request.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "secrets/resource.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const KNOWN[] = {
+	"id",      "task",      "project", "repo",  "prompt", "base",   "test_command",
+	"handles", "repo_secret", "thread_id", "run_id", "user", "role", "limits", "meta", NULL,
+};
+
+static const char *const KNOWN_LIMITS[] = {
+	"steps", "cost_usd", "wall_s", "cmd_timeout_s", "mem", "pids", "cpus", "disk",
+	"format_errors", "repeats", "stall_steps", NULL,
+};
+
+static int known(const char *const *list, const char *key)
+{
+	for (size_t i = 0; list[i]; i++)
+		if (strcmp(list[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+int spw_id_check(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	if (n == 0 || n > SPW_ID_MAX)
+		return err_set(ERR_INVALID, "\"id\" must be 1 to %d characters", SPW_ID_MAX);
+	if (!isalnum((unsigned char)id[0]))
+		return err_set(ERR_INVALID, "\"id\" must start with a letter or digit");
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)id[i]) && !strchr("._:-", id[i]))
+			return err_set(ERR_INVALID, "\"id\" may hold only letters, digits and . _ : -");
+	return 0;
+}
+
+static int task_check(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n == 0 || n > SPW_TASK_MAX)
+		return err_set(ERR_INVALID, "\"task\" must be 1 to %d characters", SPW_TASK_MAX);
+	if (!isalnum((unsigned char)t[0]))
+		return err_set(ERR_INVALID, "\"task\" must start with a letter or digit");
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)t[i]) && !strchr("._-", t[i]))
+			return err_set(ERR_INVALID,
+				       "\"task\" may hold only letters, digits and . _ - (it names "
+				       "the branch task/<task>)");
+	if (strstr(t, "..") || (n >= 5 && strcmp(t + n - 5, ".lock") == 0) || t[n - 1] == '.')
+		return err_set(ERR_INVALID, "\"task\" is not usable in a branch name");
+	return 0;
+}
+
+/* Copies a required or optional string field into out[cap]. */
+static int get_str(const json_t *j, const char *key, int required, char *out, size_t cap)
+{
+	const json_t *v = json_object_get(j, key);
+
+	out[0] = '\0';
+	if (!v || json_is_null(v)) {
+		if (required)
+			return err_set(ERR_INVALID, "\"%s\" is missing", key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return err_set(ERR_INVALID, "\"%s\" must be a string", key);
+	if (json_string_length(v) >= cap)
+		return err_set(ERR_INVALID, "\"%s\" is longer than %zu characters", key, cap - 1);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return err_set(ERR_INVALID, "\"%s\" holds a NUL character", key);
+	if (required && json_string_length(v) == 0)
+		return err_set(ERR_INVALID, "\"%s\" is empty", key);
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return 0;
+}
+
+static int get_id(const json_t *j, const char *key, int64_t *out)
+{
+	const json_t *v = json_object_get(j, key);
+
+	*out = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return err_set(ERR_INVALID, "\"%s\" must be a positive integer", key);
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+static int get_text(const json_t *j, const char *key, int required, size_t max, char **out)
+{
+	const json_t *v = json_object_get(j, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v)) {
+		if (required)
+			return err_set(ERR_INVALID, "\"%s\" is missing", key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return err_set(ERR_INVALID, "\"%s\" must be a string", key);
+	if (json_string_length(v) > max)
+		return err_set(ERR_INVALID, "\"%s\" is longer than %zu bytes", key, max);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return err_set(ERR_INVALID, "\"%s\" holds a NUL character", key);
+	if (required && json_string_length(v) == 0)
+		return err_set(ERR_INVALID, "\"%s\" is empty", key);
+	*out = strdup(json_string_value(v));
+	if (!*out)
+		return err_set(ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+static int lim_int(const json_t *l, const char *key, int64_t min, int64_t max, int64_t *out)
+{
+	const json_t *v = json_object_get(l, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return err_set(ERR_INVALID, "limits.%s must be an integer from %lld to %lld", key,
+			       (long long)min, (long long)max);
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+static int lim_num(const json_t *l, const char *key, double max, double *out)
+{
+	const json_t *v = json_object_get(l, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_number(v) || !(json_number_value(v) > 0) || json_number_value(v) > max ||
+	    !isfinite(json_number_value(v)))
+		return err_set(ERR_INVALID, "limits.%s must be a number above 0, at most %g", key,
+			       max);
+	*out = json_number_value(v);
+	return 0;
+}
+
+/* A size: bytes as an integer, or "512M", "2G". */
+static int lim_size(const json_t *l, const char *key, int64_t *out)
+{
+	const json_t *v = json_object_get(l, key);
+	int64_t b = 0;
+
+	if (!v)
+		return 0;
+	if (json_is_integer(v))
+		b = (int64_t)json_integer_value(v);
+	else if (!json_is_string(v) || cfg_parse_size(json_string_value(v), &b) < 0)
+		b = -1;
+	if (b < (1 << 20))
+		return err_set(ERR_INVALID, "limits.%s must be a size of at least 1M (bytes, or "
+					    "\"512M\", \"2G\")", key);
+	*out = b;
+	return 0;
+}
+
+static int parse_limits(const json_t *l, spw_limits *out)
+{
+	const char *key;
+	const json_t *v;
+	int64_t n;
+	int rc;
+
+	if (!l || json_is_null(l))
+		return 0;
+	if (!json_is_object(l))
+		return err_set(ERR_INVALID, "\"limits\" must be an object");
+	json_object_foreach((json_t *)l, key, v) {
+		(void)v;
+		if (!known(KNOWN_LIMITS, key))
+			return err_set(ERR_INVALID, "limits.%s is not a known limit (steps, cost_usd, "
+						    "wall_s, cmd_timeout_s, mem, pids, cpus, disk, "
+						    "format_errors, repeats, stall_steps)", key);
+	}
+	n = 0;
+	if ((rc = lim_int(l, "steps", 1, 10000, &n)) < 0)
+		return rc;
+	out->steps = (int)n;
+	if ((rc = lim_num(l, "cost_usd", 1e6, &out->cost_usd)) < 0)
+		return rc;
+	n = 0;
+	if ((rc = lim_int(l, "wall_s", 1, 7 * 86400, &n)) < 0)
+		return rc;
+	out->wall_ms = n * 1000;
+	n = 0;
+	if ((rc = lim_int(l, "cmd_timeout_s", 1, 86400, &n)) < 0)
+		return rc;
+	out->cmd_timeout_ms = n * 1000;
+	if ((rc = lim_size(l, "mem", &out->mem_bytes)) < 0)
+		return rc;
+	if ((rc = lim_int(l, "pids", 8, 1 << 20, &out->pids)) < 0)
+		return rc;
+	if ((rc = lim_num(l, "cpus", 1024, &out->cpus)) < 0)
+		return rc;
+	if ((rc = lim_size(l, "disk", &out->disk_bytes)) < 0)
+		return rc;
+	n = 0;
+	if ((rc = lim_int(l, "format_errors", 1, 1000, &n)) < 0)
+		return rc;
+	out->format_errors = (int)n;
+	n = 0;
+	if ((rc = lim_int(l, "repeats", 2, 1000, &n)) < 0)
+		return rc;
+	out->repeats = (int)n;
+	n = 0;
+	if ((rc = lim_int(l, "stall_steps", 1, 10000, &n)) < 0)
+		return rc;
+	out->stall_steps = (int)n;
+	return 0;
+}
+
+static int repo_check(const char *repo)
+{
+	static const char *const schemes[] = {"https://", "http://", "ssh://", NULL};
+
+	if (repo[0] == '/') {
+		if (strstr(repo, "/../") || strstr(repo, "/./") ||
+		    (strlen(repo) >= 3 && strcmp(repo + strlen(repo) - 3, "/..") == 0))
+			return err_set(ERR_INVALID, "\"repo\" must be a plain absolute path (no . or ..)");
+		return 0;
+	}
+	for (size_t i = 0; schemes[i]; i++)
+		if (strncmp(repo, schemes[i], strlen(schemes[i])) == 0) {
+			const char *host = repo + strlen(schemes[i]);
+			const char *at = strchr(host, '@');
+			const char *slash = strchr(host, '/');
+
+			if (at && (!slash || at < slash) && strncmp(repo, "ssh://", 6) != 0)
+				return err_set(ERR_INVALID,
+					       "\"repo\" must not hold credentials: grant them with "
+					       "\"repo_secret\" (a resource handle of kind git)");
+			return 0;
+		}
+	return err_set(ERR_INVALID, "\"repo\" must be an absolute path or an http(s):// or "
+				    "ssh:// URL");
+}
+
+void spw_request_free(spw_request *r)
+{
+	if (!r)
+		return;
+	free(r->prompt);
+	free(r->test_command);
+	for (size_t i = 0; i < r->nhandles; i++)
+		free(r->handles[i]);
+	free(r->handles);
+	json_decref(r->meta);
+	memset(r, 0, sizeof(*r));
+}
+
+int spw_request_from_json(const json_t *j, spw_request *out)
+{
+	const char *key;
+	const json_t *v, *h;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(j))
+		return err_set(ERR_INVALID, "a spawn request must be a JSON object");
+	/* the fields that address a refusal first */
+	if ((rc = get_str(j, "id", 1, out->id, sizeof(out->id))) < 0)
+		return rc;
+	if ((rc = spw_id_check(out->id)) < 0) {
+		out->id[0] = '\0';
+		return rc;
+	}
+	if ((rc = get_id(j, "thread_id", &out->thread_id)) < 0 ||
+	    (rc = get_id(j, "run_id", &out->run_id)) < 0)
+		return rc;
+	json_object_foreach((json_t *)j, key, v) {
+		(void)v;
+		if (!known(KNOWN, key))
+			return err_set(ERR_INVALID, "\"%s\" is not a field of a spawn request (see "
+						    "README: Spawner and workers)", key);
+	}
+	if ((rc = get_str(j, "task", 1, out->task, sizeof(out->task))) < 0 ||
+	    (rc = task_check(out->task)) < 0)
+		return rc;
+	if ((rc = get_str(j, "project", 1, out->project, SEC_SCOPE_MAX + 1)) < 0)
+		return rc;
+	if ((rc = get_str(j, "repo", 1, out->repo, sizeof(out->repo))) < 0 ||
+	    (rc = repo_check(out->repo)) < 0)
+		return rc;
+	if ((rc = get_text(j, "prompt", 1, SPW_PROMPT_MAX, &out->prompt)) < 0)
+		return rc;
+	if ((rc = get_str(j, "base", 0, out->base, sizeof(out->base))) < 0)
+		return rc;
+	if (out->base[0] && (out->base[0] == '-' || strstr(out->base, "..") ||
+			     strpbrk(out->base, " ~^:?*[\\")))
+		return err_set(ERR_INVALID, "\"base\" must be a branch, tag or commit id");
+	if ((rc = get_text(j, "test_command", 0, 4096, &out->test_command)) < 0)
+		return rc;
+	if (out->test_command && !out->test_command[0]) {
+		free(out->test_command);
+		out->test_command = NULL;
+	}
+	if ((rc = get_str(j, "repo_secret", 0, out->repo_secret, sizeof(out->repo_secret))) < 0)
+		return rc;
+	if (out->repo_secret[0] && (rc = sec_handle_check(out->repo_secret)) < 0)
+		return err_set(ERR_INVALID, "\"repo_secret\": %s", err_last());
+	if ((rc = get_str(j, "user", 0, out->user, sizeof(out->user))) < 0 ||
+	    (rc = get_str(j, "role", 0, out->role, sizeof(out->role))) < 0)
+		return rc;
+	h = json_object_get(j, "handles");
+	if (h && !json_is_null(h)) {
+		size_t i;
+
+		if (!json_is_array(h))
+			return err_set(ERR_INVALID, "\"handles\" must be an array of resource handles");
+		if (json_array_size(h) > SPW_HANDLES_MAX)
+			return err_set(ERR_INVALID, "\"handles\" holds more than %d handles",
+				       SPW_HANDLES_MAX);
+		if (json_array_size(h)) {
+			out->handles = calloc(json_array_size(h), sizeof(char *));
+			if (!out->handles)
+				return err_set(ERR_NOMEM, "out of memory");
+		}
+		json_array_foreach(h, i, v) {
+			if (!json_is_string(v))
+				return err_set(ERR_INVALID, "handles[%zu] must be a string", i);
+			if (sec_handle_check(json_string_value(v)) < 0)
+				return err_set(ERR_INVALID, "handles[%zu]: %s", i, err_last());
+			out->handles[i] = strdup(json_string_value(v));
+			if (!out->handles[i])
+				return err_set(ERR_NOMEM, "out of memory");
+			out->nhandles = i + 1;
+		}
+	}
+	if ((rc = parse_limits(json_object_get(j, "limits"), &out->limits)) < 0)
+		return rc;
+	v = json_object_get(j, "meta");
+	if (v && !json_is_null(v)) {
+		char *s;
+		size_t n;
+
+		if (!json_is_object(v))
+			return err_set(ERR_INVALID, "\"meta\" must be an object");
+		s = json_dumps(v, JSON_COMPACT);
+		n = s ? strlen(s) : 0;
+		free(s);
+		if (n > 4096)
+			return err_set(ERR_INVALID, "\"meta\" is larger than 4 KiB");
+		out->meta = json_deep_copy(v);
+	}
+	return 0;
+}
+
+int spw_request_parse(const char *text, size_t len, spw_request *out)
+{
+	json_error_t jerr;
+	json_t *j;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!text || len == 0)
+		return err_set(ERR_INVALID, "the spawn request is empty");
+	if (len > SPW_PROMPT_MAX + 64 * 1024)
+		return err_set(ERR_INVALID, "the spawn request is larger than %d bytes",
+			       SPW_PROMPT_MAX + 64 * 1024);
+	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return err_set(ERR_INVALID, "the spawn request is not JSON: %s (line %d)", jerr.text,
+			       jerr.line);
+	rc = spw_request_from_json(j, out);
+	json_decref(j);
+	return rc;
+}
+
+json_t *spw_request_json(const spw_request *r)
+{
+	json_t *j = json_object(), *h = json_array(), *l = json_object();
+
+	if (!j || !h || !l) {
+		json_decref(j);
+		json_decref(h);
+		json_decref(l);
+		return NULL;
+	}
+	json_object_set_new(j, "id", json_string(r->id));
+	json_object_set_new(j, "task", json_string(r->task));
+	json_object_set_new(j, "project", json_string(r->project));
+	json_object_set_new(j, "repo", json_string(r->repo));
+	if (r->base[0])
+		json_object_set_new(j, "base", json_string(r->base));
+	if (r->test_command)
+		json_object_set_new(j, "test_command", json_string(r->test_command));
+	for (size_t i = 0; i < r->nhandles; i++)
+		json_array_append_new(h, json_string(r->handles[i]));
+	json_object_set_new(j, "handles", h);
+	if (r->repo_secret[0])
+		json_object_set_new(j, "repo_secret", json_string(r->repo_secret));
+	if (r->thread_id)
+		json_object_set_new(j, "thread_id", json_integer(r->thread_id));
+	if (r->run_id)
+		json_object_set_new(j, "run_id", json_integer(r->run_id));
+	if (r->user[0])
+		json_object_set_new(j, "user", json_string(r->user));
+	if (r->role[0])
+		json_object_set_new(j, "role", json_string(r->role));
+	if (r->prompt)
+		json_object_set_new(j, "prompt", json_string(r->prompt));
+	if (r->limits.steps)
+		json_object_set_new(l, "steps", json_integer(r->limits.steps));
+	if (r->limits.cost_usd > 0)
+		json_object_set_new(l, "cost_usd", json_real(r->limits.cost_usd));
+	if (r->limits.wall_ms)
+		json_object_set_new(l, "wall_s", json_integer(r->limits.wall_ms / 1000));
+	if (r->limits.cmd_timeout_ms)
+		json_object_set_new(l, "cmd_timeout_s", json_integer(r->limits.cmd_timeout_ms / 1000));
+	if (r->limits.mem_bytes)
+		json_object_set_new(l, "mem", json_integer(r->limits.mem_bytes));
+	if (r->limits.pids)
+		json_object_set_new(l, "pids", json_integer(r->limits.pids));
+	if (r->limits.cpus > 0)
+		json_object_set_new(l, "cpus", json_real(r->limits.cpus));
+	if (r->limits.disk_bytes)
+		json_object_set_new(l, "disk", json_integer(r->limits.disk_bytes));
+	if (r->limits.format_errors)
+		json_object_set_new(l, "format_errors", json_integer(r->limits.format_errors));
+	if (r->limits.repeats)
+		json_object_set_new(l, "repeats", json_integer(r->limits.repeats));
+	if (r->limits.stall_steps)
+		json_object_set_new(l, "stall_steps", json_integer(r->limits.stall_steps));
+	json_object_set_new(j, "limits", l);
+	if (r->meta)
+		json_object_set(j, "meta", r->meta);
+	return j;
+}
+
+#define LOWER(f)                                                                               \
+	do {                                                                                   \
+		if (l->f <= 0 || (max->f > 0 && l->f > max->f))                               \
+			l->f = max->f;                                                         \
+	} while (0)
+
+void spw_limits_apply(spw_limits *l, const spw_limits *max)
+{
+	LOWER(steps);
+	LOWER(cost_usd);
+	LOWER(wall_ms);
+	LOWER(cmd_timeout_ms);
+	LOWER(mem_bytes);
+	LOWER(pids);
+	LOWER(cpus);
+	LOWER(disk_bytes);
+	LOWER(format_errors);
+	LOWER(repeats);
+	LOWER(stall_steps);
+}

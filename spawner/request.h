@@ -1,0 +1,102 @@
+/*
+ * request — a spawn request, parsed and checked at the edge.
+ *
+ * A spawn request is the JSON object a node writes with
+ * eng_emit(ctx, "spawn", NULL, payload) (the relay adds "id", "thread_id"
+ * and "run_id") or that any producer XADDs to the spawn stream. Its fields
+ * (spawner/spawner.h has the whole protocol):
+ *
+ *   id            required  idempotency id: [A-Za-z0-9][A-Za-z0-9._:-]{0,127}
+ *                           (the relay uses "ob-<outbox row id>")
+ *   task          required  task id [A-Za-z0-9][A-Za-z0-9._-]{0,63}: the branch is task/<task>
+ *   project       required  the project (its thread key): secrets scope, budgets
+ *   repo          required  the project repository: an absolute path of a local
+ *                           repository (bare or not) under ORCH_SPAWN_REPO_ROOTS, or an
+ *                           http(s):// or ssh:// URL
+ *   prompt        required  what to do, for the agent (at most 64 KiB)
+ *   base          optional  branch, tag or commit to start from (default: the
+ *                           repository's default branch)
+ *   test_command  optional  shell command that runs the project's tests; without it
+ *                           a worker can never be "done" (only "unverified")
+ *   handles       optional  resource handles granted to the worker's sandbox
+ *   repo_secret   optional  handle (kind git) whose secret authenticates clone and push
+ *   thread_id     optional  engine thread that receives the result as an event
+ *   run_id        optional  the run that asked (ledger, audit)
+ *   user          optional  budget scope of the person
+ *   role          optional  LLM role of the agent (default ORCH_AGENT_ROLE, "worker")
+ *   limits        optional  {"steps", "cost_usd", "wall_s", "cmd_timeout_s", "mem",
+ *                           "pids", "cpus", "disk", "format_errors", "repeats",
+ *                           "stall_steps"}: each may only lower the spawner's maximum
+ *   meta          optional  any JSON object (at most 4 KiB), copied into the result
+ *
+ * Unknown fields are refused, so a typo is reported rather than ignored.
+ */
+#ifndef ORCH_SPAWNER_REQUEST_H
+#define ORCH_SPAWNER_REQUEST_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPW_ID_MAX 128
+#define SPW_TASK_MAX 64
+#define SPW_PROMPT_MAX (64 * 1024)
+#define SPW_HANDLES_MAX 64
+
+/* Limits of one worker. In a request 0 means "not given"; after
+ * spw_limits_apply every field holds the value in force. */
+typedef struct spw_limits {
+	int steps;              /* model replies */
+	double cost_usd;        /* model spending */
+	int64_t wall_ms;        /* the agent's whole run */
+	int64_t cmd_timeout_ms; /* one shell action */
+	int64_t mem_bytes;      /* sandbox memory */
+	int64_t pids;           /* sandbox processes */
+	double cpus;            /* sandbox CPU */
+	int64_t disk_bytes;     /* workspace quota */
+	int format_errors;      /* replies in a row without one action */
+	int repeats;            /* the same action with the same output, diff unchanged */
+	int stall_steps;        /* steps in a row without a change to the diff */
+} spw_limits;
+
+typedef struct spw_request {
+	char id[SPW_ID_MAX + 1];
+	char task[SPW_TASK_MAX + 1];
+	char project[256];
+	char user[128];
+	char repo[1024];
+	char base[256];          /* "" : the default branch */
+	char repo_secret[64];    /* "" : none */
+	char role[96];           /* "" : the default */
+	int64_t thread_id;       /* 0: none */
+	int64_t run_id;          /* 0: none */
+	char *prompt;            /* owned */
+	char *test_command;      /* owned; NULL: none */
+	char **handles;          /* owned */
+	size_t nhandles;
+	spw_limits limits;
+	json_t *meta;            /* owned; NULL: none */
+} spw_request;
+
+/* Parses `text` into *out (initialised here; free with spw_request_free in
+ * every case). ERR_INVALID with a message naming the field and what it must
+ * be. When parsing fails the fields read so far stay set (id, thread_id),
+ * so a refusal can still be addressed to the requester. */
+int spw_request_parse(const char *text, size_t len, spw_request *out);
+
+/* The same from a parsed JSON value (borrowed). */
+int spw_request_from_json(const json_t *j, spw_request *out);
+
+void spw_request_free(spw_request *r);
+
+/* The request as JSON for the record (handles, never a secret). Owned. */
+json_t *spw_request_json(const spw_request *r);
+
+/* Checks an idempotency id's form. */
+int spw_id_check(const char *id);
+
+/* Fills every unset (0) field of `l` from `max`, and lowers every field
+ * above its maximum to it. */
+void spw_limits_apply(spw_limits *l, const spw_limits *max);
+
+#endif

@@ -1,0 +1,1253 @@
+#include "spawner/spawner.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/redact.h"
+#include "core/redis.h"
+#include "core/util.h"
+#include "engine/control.h"
+#include "engine/outbox.h"
+#include "spawner/gitws.h"
+#include "spawner/sandbox.h"
+#include "spawner/spw_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RESULTS_MAXLEN "10000"
+#define MARKER_TTL_S "2592000" /* 30 days: a result is announced once per id */
+#define LOG_RETRY_MS 5000
+
+/* Stores the result once per id (the marker), announces it, and
+ * acknowledges the entry, atomically. KEYS: results stream, spawn stream,
+ * marker. ARGV: group, entry id ("" for none), request id, result, ttl,
+ * maxlen. Returns 1 when the result was announced now, 0 when it had been. */
+static const char FINISH_LUA[] =
+	"local fresh = 0\n"
+	"if redis.call('SET', KEYS[3], ARGV[2], 'NX', 'EX', ARGV[5]) then\n"
+	"  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], '*', 'id', ARGV[3], 'result', ARGV[4])\n"
+	"  fresh = 1\n"
+	"end\n"
+	"redis.call('PUBLISH', 'worker:result:' .. ARGV[3], ARGV[4])\n"
+	"if ARGV[2] ~= '' then redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) end\n"
+	"return fresh\n";
+
+static const pg_stmt STMT_CLAIM = {
+	"spw_claim",
+	"INSERT INTO workers (id, task, project, thread_id, run_id, request, owner, lease_until, "
+	"workspace) VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::jsonb, $7, "
+	"now() + make_interval(secs => $8::bigint / 1000.0), $9) "
+	"ON CONFLICT (id) DO UPDATE SET owner = EXCLUDED.owner, attempt = workers.attempt + 1, "
+	"lease_until = EXCLUDED.lease_until, workspace = EXCLUDED.workspace, updated_at = now() "
+	"WHERE workers.state = 'running' AND (workers.lease_until IS NULL OR "
+	"workers.lease_until < now()) RETURNING attempt",
+	9,
+};
+
+static const pg_stmt STMT_LOOKUP = {
+	"spw_lookup",
+	"SELECT state, result::text, coalesce(lease_until > now(), false), owner "
+	"FROM workers WHERE id = $1",
+	1,
+};
+
+static const pg_stmt STMT_INVALID = {
+	"spw_invalid",
+	"INSERT INTO workers (id, thread_id, run_id, state, status, request, result, owner, "
+	"finished_at) VALUES ($1, $2::bigint, $3::bigint, 'finished', 'invalid', $4::jsonb, "
+	"$5::jsonb, $6, now()) ON CONFLICT (id) DO NOTHING",
+	6,
+};
+
+static const pg_stmt STMT_STORE = {
+	"spw_store",
+	"UPDATE workers SET state = 'finished', status = $4, result = $5::jsonb, "
+	"finished_at = now(), updated_at = now(), lease_until = NULL "
+	"WHERE id = $1 AND owner = $2 AND attempt = $3::int AND state = 'running'",
+	5,
+};
+
+static const pg_stmt STMT_RENEW = {
+	"spw_renew",
+	"UPDATE workers SET lease_until = now() + make_interval(secs => $4::bigint / 1000.0), "
+	"updated_at = now() WHERE id = $1 AND owner = $2 AND attempt = $3::int "
+	"AND state = 'running'",
+	4,
+};
+
+static const pg_stmt STMT_RELEASE = {
+	"spw_release",
+	"UPDATE workers SET lease_until = now() - interval '1 second', updated_at = now() "
+	"WHERE id = $1 AND owner = $2 AND attempt = $3::int AND state = 'running'",
+	3,
+};
+
+/* --- configuration --- */
+
+static int env_double(const char *name, double def, double max, double *out)
+{
+	const char *v = getenv(name);
+	char *end;
+	double d;
+
+	*out = def;
+	if (!v || !*v)
+		return 0;
+	d = strtod(v, &end);
+	if (*end || !isfinite(d) || d <= 0 || d > max)
+		return err_set(ERR_INVALID, "%s must be a number above 0, at most %g (got '%s')", name,
+			       max, v);
+	*out = d;
+	return 0;
+}
+
+static int env_size(const char *name, int64_t def, int64_t *out)
+{
+	const char *v = getenv(name);
+
+	*out = def;
+	if (!v || !*v)
+		return 0;
+	if (cfg_parse_size(v, out) < 0 || *out < (1 << 20))
+		return err_set(ERR_INVALID, "%s must be a size of at least 1M (\"512M\", \"2G\"), "
+					    "got '%s'", name, v);
+	return 0;
+}
+
+int spw_config_from_env(spw_config *out, const char *redis_url, const char *data_dir)
+{
+	int64_t v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->redis_url, sizeof(out->redis_url), "%s", redis_url ? redis_url : "");
+	snprintf(out->data_dir, sizeof(out->data_dir), "%s", data_dir ? data_dir : ".");
+#define INT(name, def, min, max, field)                                                        \
+	do {                                                                                   \
+		if ((rc = cfg_env_int(name, def, min, max, &v)) < 0)                           \
+			return rc;                                                             \
+		out->field = (int)v;                                                           \
+	} while (0)
+#define DUR(name, def, min, max, field)                                                        \
+	do {                                                                                   \
+		if ((rc = cfg_env_duration_ms(name, def, min, max, &out->field)) < 0)          \
+			return rc;                                                             \
+	} while (0)
+	INT("ORCH_MAX_WORKERS", 2, 1, 256, max_workers);
+	DUR("ORCH_SPAWN_CLAIM_IDLE", 60000, 1000, 86400000, claim_idle_ms);
+	INT("ORCH_SPAWN_MAX_ATTEMPTS", 3, 1, 100, max_attempts);
+	DUR("ORCH_SPAWN_CLEANUP", 600000, 1000, 86400000, cleanup_ms);
+	INT("ORCH_SPAWN_RELAY", 1, 0, 1, relay);
+	{
+		char def[1100];
+
+		snprintf(def, sizeof(def), "%s/repos", out->data_dir);
+		if ((rc = cfg_env_str("ORCH_SPAWN_REPO_ROOTS", def, out->repo_roots,
+				      sizeof(out->repo_roots))) < 0)
+			return rc;
+	}
+	INT("ORCH_AGENT_MAX_STEPS", 50, 1, 10000, max.steps);
+	if ((rc = env_double("ORCH_AGENT_MAX_COST", 2.0, 1e6, &out->max.cost_usd)) < 0)
+		return rc;
+	DUR("ORCH_AGENT_MAX_WALL", 1800000, 1000, 7 * 86400000LL, max.wall_ms);
+	DUR("ORCH_AGENT_CMD_TIMEOUT", 120000, 1000, 86400000, max.cmd_timeout_ms);
+	INT("ORCH_AGENT_FORMAT_ERRORS", 3, 1, 1000, max.format_errors);
+	INT("ORCH_AGENT_REPEATS", 3, 2, 1000, max.repeats);
+	INT("ORCH_AGENT_STALL_STEPS", 20, 1, 10000, max.stall_steps);
+	INT("ORCH_AGENT_TOOLS", 1, 0, 1, use_tools);
+	if ((rc = cfg_env_int("ORCH_AGENT_OUTPUT_CAP", 10000, 1000, 1 << 20, &out->output_cap)) < 0)
+		return rc;
+	if ((rc = cfg_env_str("ORCH_AGENT_ROLE", "worker", out->role, sizeof(out->role))) < 0)
+		return rc;
+	DUR("ORCH_TEST_TIMEOUT", 600000, 1000, 86400000, test_timeout_ms);
+	if ((rc = env_size("ORCH_WORKER_MEM", (int64_t)1 << 30, &out->max.mem_bytes)) < 0 ||
+	    (rc = env_size("ORCH_WORKER_DISK", (int64_t)2 << 30, &out->max.disk_bytes)) < 0)
+		return rc;
+	if ((rc = cfg_env_int("ORCH_WORKER_PIDS", 256, 8, 1 << 20, &out->max.pids)) < 0)
+		return rc;
+	if ((rc = env_double("ORCH_WORKER_CPUS", 1.0, 1024, &out->max.cpus)) < 0)
+		return rc;
+	if ((rc = cfg_env_str("ORCH_SANDBOX", "ns", out->sandbox, sizeof(out->sandbox))) < 0 ||
+	    (rc = cfg_env_str("ORCH_SANDBOX_IMAGE", NULL, out->sandbox_image,
+			      sizeof(out->sandbox_image))) < 0 ||
+	    (rc = cfg_env_str("ORCH_SANDBOX_RUNTIME", NULL, out->sandbox_runtime,
+			      sizeof(out->sandbox_runtime))) < 0 ||
+	    (rc = cfg_env_str("ORCH_WORKER_DISK_KIND", "loop", out->disk_kind,
+			      sizeof(out->disk_kind))) < 0)
+		return rc;
+	INT("ORCH_SANDBOX_DEGRADED", 0, 0, 1, allow_degraded);
+#undef INT
+#undef DUR
+	{
+		sbx_backend b;
+		if (sbx_backend_parse(out->sandbox, &b) < 0)
+			return err_set(ERR_INVALID, "ORCH_SANDBOX must be ns or docker, got '%s'",
+				       out->sandbox);
+	}
+	if (strcmp(out->disk_kind, "loop") != 0 && strcmp(out->disk_kind, "tmpfs") != 0 &&
+	    strcmp(out->disk_kind, "none") != 0)
+		return err_set(ERR_INVALID, "ORCH_WORKER_DISK_KIND must be loop, tmpfs or none, got "
+					    "'%s'", out->disk_kind);
+	return 0;
+}
+
+int spw_preflight(const spw_config *cfg)
+{
+	char dir[PATH_MAX], ws[PATH_MAX];
+	sbx_opts o;
+	sbx *box = NULL;
+	sbx_result res;
+	sbx_cmd cmd;
+	const char *argv[] = {"true", NULL};
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/workers", cfg->data_dir);
+	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST)
+		return err_set(ERR_IO, "cannot create ORCH_DATA_DIR %s: %s", cfg->data_dir,
+			       strerror(errno));
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return err_set(ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+	snprintf(dir, sizeof(dir), "%s/transcripts", cfg->data_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return err_set(ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+	if (strcmp(cfg->disk_kind, "loop") == 0 && access("/dev/loop-control", R_OK | W_OK) != 0)
+		return err_set(ERR_SANDBOX, "the loop disk quota needs /dev/loop-control (missing "
+					    "here): set ORCH_WORKER_DISK_KIND=tmpfs (memory-backed) or none");
+	if (spw_git_global_init() < 0)
+		return ERR_GIT;
+	/* a real sandbox, so a host that cannot isolate is found now */
+	snprintf(dir, sizeof(dir), "%s/workers/.preflight-%d", cfg->data_dir, (int)getpid());
+	snprintf(ws, sizeof(ws), "%s/ws", dir);
+	spw_remove_worker_dir(dir);
+	if (mkdir(dir, 0700) < 0 || mkdir(ws, 0700) < 0)
+		return err_set(ERR_IO, "cannot create %s: %s", ws, strerror(errno));
+	memset(&o, 0, sizeof(o));
+	sbx_backend_parse(cfg->sandbox, &o.backend);
+	o.workspace = ws;
+	o.mem_bytes = cfg->max.mem_bytes;
+	o.pids = cfg->max.pids;
+	o.cpus = cfg->max.cpus;
+	o.allow_degraded = cfg->allow_degraded;
+	o.image = cfg->sandbox_image[0] ? cfg->sandbox_image : NULL;
+	o.runtime = cfg->sandbox_runtime[0] ? cfg->sandbox_runtime : NULL;
+	memset(&res, 0, sizeof(res));
+	rc = sbx_new(&box, &o);
+	if (rc == 0) {
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.argv = argv;
+		cmd.timeout_ms = 30000;
+		rc = sbx_run(box, &cmd, &res);
+		if (rc == 0 && res.exit_code != 0)
+			rc = err_set(ERR_SANDBOX, "a sandbox running 'true' exited with %d: %s",
+				     res.exit_code, res.reason);
+		sbx_result_free(&res);
+	}
+	if (rc < 0)
+		err_wrap("workers cannot run on this host");
+	sbx_free(box);
+	spw_remove_worker_dir(dir);
+	return rc;
+}
+
+/* --- the spawner --- */
+
+typedef struct slot {
+	struct spw_spawner *s;
+	int busy;                /* under s->lock */
+	int joinable;            /* the thread ended; join it */
+	pthread_t thread;
+	spw_request req;
+	char entry[64];
+	int attempt;
+	atomic_int cancel;
+	atomic_int fenced;
+	rds_conn *conn;          /* the worker thread's own */
+	int64_t log_fail_ms;
+} slot;
+
+struct spw_spawner {
+	spw_config cfg;
+	pg_pool *pool;
+	llm_service *llm;
+	char id[160];
+	slot *slots;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t consumer, heart;
+	int started;
+	atomic_int stopping;
+	eng_relay *relay;
+	rds_conn *relay_conn;    /* used by the relay thread only */
+	int64_t last_cleanup;
+};
+
+const char *spw_id(const spw_spawner *s)
+{
+	return s->id;
+}
+
+int spw_busy(spw_spawner *s)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->cfg.max_workers; i++)
+		n += s->slots[i].busy;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* Repeats `fn` until it succeeds or the spawner stops. Returns its last code. */
+static int persist(spw_spawner *s, const char *what, int (*fn)(void *), void *arg)
+{
+	int attempt = 0, rc;
+
+	for (;;) {
+		rc = fn(arg);
+		if (rc >= 0 || atomic_load(&s->stopping))
+			return rc;
+		if (attempt == 0 || attempt % 10 == 0)
+			log_warn("spawner", "%s failed (retrying): %s", what, err_last());
+		util_sleep_ms(util_backoff_ms(attempt++, 100, 5000));
+	}
+}
+
+/* --- finishing --- */
+
+typedef struct fin {
+	spw_spawner *s;
+	rds_conn *conn;
+	const char *entry;   /* "" when none */
+	const char *id;
+	int64_t thread_id;
+	const json_t *result;
+	char *text;
+} fin;
+
+static int fin_deliver(void *arg)
+{
+	fin *f = arg;
+	pg_conn *c = NULL;
+	char idem[SPW_ID_MAX + 8];
+	int rc;
+
+	if (!f->thread_id)
+		return 0;
+	snprintf(idem, sizeof(idem), "spawn:%s", f->id);
+	rc = pg_pool_acquire(f->s->pool, 10000, &c);
+	if (rc < 0)
+		return rc;
+	rc = eng_deliver(c, f->thread_id, SPW_EVENT_KEY, f->result, idem, NULL, NULL);
+	pg_pool_release(f->s->pool, c);
+	if (rc == ERR_NOTFOUND) {
+		log_warn("spawner", "worker %s: %s; the result is on %s only", f->id, err_last(),
+			 SPW_RESULTS);
+		return 0;
+	}
+	return rc;
+}
+
+static int fin_redis(void *arg)
+{
+	fin *f = arg;
+	char marker[SPW_ID_MAX + 32];
+	const char *argv[] = {"EVAL", FINISH_LUA, "3", SPW_RESULTS, SPW_STREAM, marker,
+			      SPW_GROUP, f->entry, f->id, f->text, MARKER_TTL_S, RESULTS_MAXLEN};
+
+	snprintf(marker, sizeof(marker), "orch:result:%s", f->id);
+	return rds_cmdv(f->conn, NULL, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+}
+
+/* The steps after the result is stored: to the thread, then to Redis with
+ * the acknowledgement. Both idempotent. */
+static int finish_entry(spw_spawner *s, rds_conn *conn, const char *entry, const char *id,
+			int64_t thread_id, const json_t *result)
+{
+	fin f = {s, conn, entry ? entry : "", id, thread_id, result, NULL};
+	int rc;
+
+	f.text = json_dumps(result, JSON_COMPACT);
+	if (!f.text)
+		return err_set(ERR_NOMEM, "out of memory");
+	rc = persist(s, "delivering a worker's result to its thread", fin_deliver, &f);
+	if (rc == 0)
+		rc = persist(s, "announcing a worker's result on redis", fin_redis, &f);
+	free(f.text);
+	return rc;
+}
+
+/* --- the worker threads --- */
+
+static void slot_log(void *udata, const char *kind, const char *text)
+{
+	slot *sl = udata;
+	char channel[SPW_ID_MAX + 16];
+	json_t *j;
+	char *line;
+
+	if (rds_broken(sl->conn) && util_mono_ms() - sl->log_fail_ms < LOG_RETRY_MS)
+		return; /* live lines are best effort: no wait on a down server */
+	j = json_pack("{s:I, s:s, s:s}", "t", (json_int_t)util_wall_ms(), "kind", kind, "text",
+		      text);
+	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!line)
+		return;
+	snprintf(channel, sizeof(channel), "worker:log:%s", sl->req.id);
+	if (rds_cmd(sl->conn, NULL, "PUBLISH", channel, line, NULL) < 0)
+		sl->log_fail_ms = util_mono_ms();
+	free(line);
+}
+
+typedef struct store_arg {
+	spw_spawner *s;
+	slot *sl;
+	const char *status;
+	const char *text;
+	int stored;
+} store_arg;
+
+static int do_store(void *arg)
+{
+	store_arg *a = arg;
+	pg_conn *c = NULL;
+	char attempt[16];
+	const char *params[5] = {a->sl->req.id, a->s->id, attempt, a->status, a->text};
+	PGresult *res = NULL;
+	int rc;
+
+	snprintf(attempt, sizeof(attempt), "%d", a->sl->attempt);
+	rc = pg_pool_acquire(a->s->pool, 10000, &c);
+	if (rc < 0)
+		return rc;
+	rc = pg_exec_stmt(c, &res, &STMT_STORE, params);
+	if (rc == 0)
+		a->stored = pg_affected(res) == 1;
+	PQclear(res);
+	pg_pool_release(a->s->pool, c);
+	return rc;
+}
+
+static void release_lease(spw_spawner *s, slot *sl)
+{
+	pg_conn *c = NULL;
+	char attempt[16];
+	const char *params[3] = {sl->req.id, s->id, attempt};
+
+	snprintf(attempt, sizeof(attempt), "%d", sl->attempt);
+	if (pg_pool_acquire(s->pool, 5000, &c) < 0)
+		return;
+	pg_exec_stmt(c, NULL, &STMT_RELEASE, params);
+	pg_pool_release(s->pool, c);
+}
+
+static void *worker_main(void *arg)
+{
+	slot *sl = arg;
+	spw_spawner *s = sl->s;
+	spw_worker_ctx w;
+	json_t *result;
+	const char *status;
+
+	memset(&w, 0, sizeof(w));
+	w.cfg = &s->cfg;
+	w.pool = s->pool;
+	w.llm = s->llm;
+	w.spawner_id = s->id;
+	w.req = &sl->req;
+	w.attempt = sl->attempt;
+	w.cancel = &sl->cancel;
+	w.log = slot_log;
+	w.log_udata = sl;
+	result = spw_worker_run(&w);
+	status = result ? json_string_value(json_object_get(result, "status")) : NULL;
+	if (!result) {
+		log_error("spawner", "worker %s: out of memory building its result", sl->req.id);
+	} else if (atomic_load(&sl->fenced)) {
+		log_warn("spawner", "worker %s: another spawner took it over; this run's result "
+				    "is dropped", sl->req.id);
+	} else if (status && strcmp(status, "cancelled") == 0) {
+		/* stopped, not finished: another spawner runs it again */
+		release_lease(s, sl);
+		log_info("spawner", "worker %s stopped with the spawner; it will run again",
+			 sl->req.id);
+	} else {
+		store_arg a = {s, sl, status ? status : "error", NULL, 0};
+		char *text = json_dumps(result, JSON_COMPACT);
+
+		a.text = text;
+		if (text && persist(s, "storing a worker's result", do_store, &a) == 0) {
+			if (a.stored)
+				finish_entry(s, sl->conn, sl->entry, sl->req.id, sl->req.thread_id,
+					     result);
+			else
+				log_warn("spawner", "worker %s: its lease was taken over; the result "
+						    "is dropped", sl->req.id);
+		}
+		free(text);
+		log_info("spawner", "worker %s (task %s): %s", sl->req.id, sl->req.task,
+			 status ? status : "?");
+	}
+	json_decref(result);
+	pthread_mutex_lock(&s->lock);
+	sl->joinable = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Joins ended worker threads and frees their slots. */
+static void reap(spw_spawner *s)
+{
+	for (int i = 0; i < s->cfg.max_workers; i++) {
+		slot *sl = &s->slots[i];
+		int join;
+
+		pthread_mutex_lock(&s->lock);
+		join = sl->busy && sl->joinable;
+		pthread_mutex_unlock(&s->lock);
+		if (!join)
+			continue;
+		pthread_join(sl->thread, NULL);
+		pthread_mutex_lock(&s->lock);
+		spw_request_free(&sl->req);
+		sl->busy = 0;
+		sl->joinable = 0;
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+static int free_slots(spw_spawner *s)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->cfg.max_workers; i++)
+		n += !s->slots[i].busy;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+/* Takes over `req` (moved into a slot) for a new worker thread. On failure
+ * `req` is left to the caller. */
+static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int attempt)
+{
+	slot *sl = NULL;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->cfg.max_workers && !sl; i++)
+		if (!s->slots[i].busy)
+			sl = &s->slots[i];
+	if (sl) {
+		sl->req = *req;
+		memset(req, 0, sizeof(*req));
+		snprintf(sl->entry, sizeof(sl->entry), "%s", entry);
+		sl->attempt = attempt;
+		sl->joinable = 0;
+		atomic_store(&sl->cancel, 0);
+		atomic_store(&sl->fenced, 0);
+		sl->busy = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!sl)
+		return err_set(ERR_BUSY, "no free worker slot");
+	if (!sl->conn && (rc = rds_connect(&sl->conn, s->cfg.redis_url, 1)) < 0)
+		goto fail;
+	rds_set_cancel(sl->conn, &s->stopping);
+	if (pthread_create(&sl->thread, NULL, worker_main, sl) != 0) {
+		rc = err_set(ERR_IO, "cannot start a worker thread");
+		goto fail;
+	}
+	log_info("spawner", "worker %s (task %s, attempt %d) started", sl->req.id, sl->req.task,
+		 attempt);
+	return 0;
+fail:
+	pthread_mutex_lock(&s->lock);
+	*req = sl->req;
+	memset(&sl->req, 0, sizeof(sl->req));
+	sl->busy = 0;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* --- the consumer --- */
+
+/* The value of `field` in an entry's flat [f, v, f, v...] list, or NULL. */
+static const rds_reply *entry_field(const rds_reply *fields, const char *field)
+{
+	for (size_t i = 0; fields && i + 1 < fields->n; i += 2)
+		if (strcmp(rds_str(rds_at(fields, i)), field) == 0)
+			return rds_at(fields, i + 1);
+	return NULL;
+}
+
+/* Looks a worker row up. *state "" when there is none; *result owned. */
+static int lookup(spw_spawner *s, const char *id, char *state, size_t cap, json_t **result,
+		  int *live)
+{
+	pg_conn *c = NULL;
+	PGresult *res = NULL;
+	const char *params[1] = {id};
+	int rc;
+
+	state[0] = '\0';
+	*result = NULL;
+	*live = 0;
+	rc = pg_pool_acquire(s->pool, 10000, &c);
+	if (rc < 0)
+		return rc;
+	rc = pg_exec_stmt(c, &res, &STMT_LOOKUP, params);
+	if (rc == 0 && pg_rows(res) == 1) {
+		snprintf(state, cap, "%s", pg_val(res, 0, 0));
+		if (!pg_isnull(res, 0, 1))
+			*result = json_loads(pg_val(res, 0, 1), 0, NULL);
+		*live = strcmp(pg_val(res, 0, 2), "t") == 0;
+	}
+	PQclear(res);
+	pg_pool_release(s->pool, c);
+	return rc;
+}
+
+/* A request id that already has a row: finish it again from the stored
+ * result, or leave the entry pending while its worker runs elsewhere. */
+static int handle_existing(spw_spawner *s, rds_conn *r, const char *entry, const char *id,
+			   int64_t thread_id)
+{
+	char state[16];
+	json_t *result = NULL;
+	int live, rc;
+
+	rc = lookup(s, id, state, sizeof(state), &result, &live);
+	if (rc < 0)
+		return rc;
+	if (strcmp(state, "finished") == 0 && result) {
+		int64_t tid = json_integer_value(json_object_get(result, "thread_id"));
+
+		log_info("spawner", "request %s (entry %s) repeats a finished worker: its result "
+				    "is announced again, no worker starts", id, entry);
+		rc = finish_entry(s, r, entry, id, tid ? tid : thread_id, result);
+	} else {
+		log_info("spawner", "request %s (entry %s) repeats a worker that is running; the "
+				    "entry stays pending until it ends", id, entry);
+	}
+	json_decref(result);
+	return rc;
+}
+
+static int refuse_invalid(spw_spawner *s, rds_conn *r, const char *entry, const spw_request *req,
+			  const char *id, const char *raw, const char *why)
+{
+	json_t *result = spw_result_base(req, id, "invalid", why), *rq = NULL;
+	char *rtext = NULL, *qtext = NULL, *red = NULL;
+	char tid[24], rid[24];
+	const char *params[6];
+	pg_conn *c = NULL;
+	PGresult *res = NULL;
+	int rc;
+
+	if (!result)
+		return err_set(ERR_NOMEM, "out of memory");
+	json_object_set_new(result, "entry", json_string(entry));
+	json_object_set_new(result, "spawner", json_string(s->id));
+	red = redact_str(raw ? raw : "");
+	rq = json_pack("{s:s%}", "raw", red ? red : "", red ? (strlen(red) > 4096 ? 4096
+										  : strlen(red))
+							   : 0);
+	rtext = json_dumps(result, JSON_COMPACT);
+	qtext = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
+	if (!rtext || !qtext) {
+		rc = err_set(ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	snprintf(tid, sizeof(tid), "%lld", (long long)req->thread_id);
+	snprintf(rid, sizeof(rid), "%lld", (long long)req->run_id);
+	params[0] = id;
+	params[1] = req->thread_id ? tid : NULL;
+	params[2] = req->run_id ? rid : NULL;
+	params[3] = qtext;
+	params[4] = rtext;
+	params[5] = s->id;
+	rc = pg_pool_acquire(s->pool, 10000, &c);
+	if (rc < 0)
+		goto done;
+	rc = pg_exec_stmt(c, &res, &STMT_INVALID, params);
+	pg_pool_release(s->pool, c);
+	if (rc < 0)
+		goto done;
+	log_warn("spawner", "entry %s: invalid request %s: %s", entry, id, why);
+	if (pg_affected(res) == 0) /* the id has a row already */
+		rc = handle_existing(s, r, entry, id, req->thread_id);
+	else
+		rc = finish_entry(s, r, entry, id, req->thread_id, result);
+done:
+	PQclear(res);
+	json_decref(result);
+	json_decref(rq);
+	free(rtext);
+	free(qtext);
+	free(red);
+	return rc;
+}
+
+/* Claims a request's row: *attempt > 0 when this spawner runs it now. */
+static int claim(spw_spawner *s, const spw_request *req, int *attempt)
+{
+	pg_conn *c = NULL;
+	PGresult *res = NULL;
+	json_t *rq = spw_request_json(req);
+	char *rtext = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
+	char tid[24], rid[24], lease[24], dir[PATH_MAX];
+	const char *params[9];
+	int rc;
+
+	*attempt = 0;
+	json_decref(rq);
+	if (!rtext)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(tid, sizeof(tid), "%lld", (long long)req->thread_id);
+	snprintf(rid, sizeof(rid), "%lld", (long long)req->run_id);
+	snprintf(lease, sizeof(lease), "%lld", (long long)s->cfg.claim_idle_ms);
+	spw_worker_dir(&s->cfg, req->id, dir, sizeof(dir));
+	params[0] = req->id;
+	params[1] = req->task;
+	params[2] = req->project;
+	params[3] = req->thread_id ? tid : NULL;
+	params[4] = req->run_id ? rid : NULL;
+	params[5] = rtext;
+	params[6] = s->id;
+	params[7] = lease;
+	params[8] = dir;
+	rc = pg_pool_acquire(s->pool, 10000, &c);
+	if (rc == 0) {
+		rc = pg_exec_stmt(c, &res, &STMT_CLAIM, params);
+		pg_pool_release(s->pool, c);
+	}
+	if (rc == 0 && pg_rows(res) == 1)
+		*attempt = (int)pg_int(res, 0, 0);
+	PQclear(res);
+	free(rtext);
+	return rc;
+}
+
+/* Gives up on a request whose spawners kept dying. */
+static int give_up(spw_spawner *s, rds_conn *r, const char *entry, spw_request *req, int attempt)
+{
+	slot tmp;
+	store_arg a;
+	char reason[256];
+	json_t *result;
+	char *text;
+	int rc;
+
+	snprintf(reason, sizeof(reason), "gave up after %d attempts: the spawners running it died "
+					 "(ORCH_SPAWN_MAX_ATTEMPTS is %d)", attempt - 1,
+		 s->cfg.max_attempts);
+	result = spw_result_base(req, req->id, "error", reason);
+	text = result ? json_dumps(result, JSON_COMPACT) : NULL;
+	if (!text) {
+		json_decref(result);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.req = *req; /* borrowed view: not freed here */
+	tmp.attempt = attempt;
+	a.s = s;
+	a.sl = &tmp;
+	a.status = "error";
+	a.text = text;
+	a.stored = 0;
+	rc = persist(s, "storing a worker's result", do_store, &a);
+	if (rc == 0 && a.stored)
+		rc = finish_entry(s, r, entry, req->id, req->thread_id, result);
+	free(text);
+	json_decref(result);
+	return rc;
+}
+
+static int handle_entry(spw_spawner *s, rds_conn *r, const char *entry, const rds_reply *fields)
+{
+	const rds_reply *rq = entry_field(fields, "req");
+	const rds_reply *idf = entry_field(fields, "id");
+	spw_request req;
+	int attempt = 0, rc;
+
+	rc = spw_request_parse(rq ? rq->str : NULL, rq ? rq->len : 0, &req);
+	if (rc < 0) {
+		char why[1024], id[SPW_ID_MAX + 1];
+
+		snprintf(why, sizeof(why), "%s", err_last());
+		if (req.id[0])
+			snprintf(id, sizeof(id), "%s", req.id);
+		else if (idf && spw_id_check(rds_str(idf)) == 0)
+			snprintf(id, sizeof(id), "%s", rds_str(idf));
+		else
+			snprintf(id, sizeof(id), "entry:%s", entry);
+		rc = refuse_invalid(s, r, entry, &req, id, rq ? rq->str : NULL, why);
+		spw_request_free(&req);
+		return rc;
+	}
+	rc = claim(s, &req, &attempt);
+	if (rc < 0)
+		goto done;
+	if (attempt == 0) {
+		rc = handle_existing(s, r, entry, req.id, req.thread_id);
+	} else if (attempt > s->cfg.max_attempts) {
+		log_error("spawner", "request %s: spawners died %d times running it; giving up",
+			  req.id, attempt - 1);
+		rc = give_up(s, r, entry, &req, attempt);
+	} else {
+		if (attempt > 1)
+			log_warn("spawner", "request %s: its spawner died; running it again (attempt "
+					    "%d)", req.id, attempt);
+		rc = start_worker(s, &req, entry, attempt);
+		if (rc < 0)
+			release_lease(s, &(slot){.req = req, .attempt = attempt});
+	}
+done:
+	spw_request_free(&req);
+	return rc;
+}
+
+/* Handles every entry of an [[id, [f, v, ...]], ...] list. */
+static void handle_entries(spw_spawner *s, rds_conn *r, const rds_reply *list)
+{
+	for (size_t i = 0; list && i < list->n && !atomic_load(&s->stopping); i++) {
+		const rds_reply *e = rds_at(list, i);
+		const char *eid = rds_str(rds_at(e, 0));
+		const rds_reply *fields = rds_at(e, 1);
+
+		if (!eid[0])
+			continue;
+		if (!fields || fields->type != RDS_ARR) {
+			/* deleted from the stream while pending: nothing to run */
+			rds_cmd(r, NULL, "XACK", SPW_STREAM, SPW_GROUP, eid, NULL);
+			continue;
+		}
+		err_clear();
+		if (handle_entry(s, r, eid, fields) < 0)
+			log_warn("spawner", "entry %s: %s (it stays pending and is tried again)", eid,
+				 err_last());
+	}
+}
+
+static int ensure_group(rds_conn *r)
+{
+	int rc = rds_cmd(r, NULL, "XGROUP", "CREATE", SPW_STREAM, SPW_GROUP, "0", "MKSTREAM", NULL);
+
+	return rc == ERR_CONFLICT ? 0 : rc; /* BUSYGROUP: it exists */
+}
+
+static void *consumer_main(void *arg)
+{
+	spw_spawner *s = arg;
+	rds_conn *r = NULL;
+	char cursor[64] = "0-0";
+	int64_t last_claim = 0;
+	int group = 0, failures = 0;
+
+	if (rds_connect(&r, s->cfg.redis_url, 1) < 0) {
+		log_error("spawner", "consumer: %s", err_last());
+		return NULL;
+	}
+	rds_set_cancel(r, &s->stopping);
+	rds_set_timeout(r, 15000);
+	while (!atomic_load(&s->stopping)) {
+		rds_reply *rep = NULL;
+		char count[16], idle[24];
+		int nfree, rc;
+
+		reap(s);
+		nfree = free_slots(s);
+		if (!group) {
+			rc = ensure_group(r);
+			if (rc < 0) {
+				if (failures++ % 20 == 0)
+					log_warn("spawner", "cannot reach the spawn stream: %s",
+						 err_last());
+				if (!rds_broken(r)) /* a broken one waits out its backoff */
+					util_sleep_ms(util_backoff_ms(failures, 100, 5000));
+				continue;
+			}
+			group = 1;
+		}
+		if (nfree == 0) {
+			struct timespec ts;
+
+			pthread_mutex_lock(&s->lock);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+			pthread_mutex_unlock(&s->lock);
+			continue;
+		}
+		snprintf(count, sizeof(count), "%d", nfree);
+		/* entries of dead spawners, scanned in passes */
+		if (util_mono_ms() - last_claim >= s->cfg.claim_idle_ms / 2 ||
+		    strcmp(cursor, "0-0") != 0) {
+			snprintf(idle, sizeof(idle), "%lld", (long long)s->cfg.claim_idle_ms);
+			rc = rds_cmd(r, &rep, "XAUTOCLAIM", SPW_STREAM, SPW_GROUP, s->id, idle, cursor,
+				     "COUNT", count, NULL);
+			if (rc == 0) {
+				const rds_reply *gone = rds_at(rep, 2);
+
+				snprintf(cursor, sizeof(cursor), "%s", rds_str(rds_at(rep, 0)));
+				if (!cursor[0])
+					snprintf(cursor, sizeof(cursor), "0-0");
+				if (strcmp(cursor, "0-0") == 0)
+					last_claim = util_mono_ms();
+				if (rds_at(rep, 1) && rds_at(rep, 1)->n)
+					log_info("spawner", "reclaimed %zu pending entries",
+						 rds_at(rep, 1)->n);
+				handle_entries(s, r, rds_at(rep, 1));
+				for (size_t i = 0; gone && i < gone->n; i++)
+					rds_cmd(r, NULL, "XACK", SPW_STREAM, SPW_GROUP,
+						rds_str(rds_at(gone, i)), NULL);
+				rds_reply_free(rep);
+				rep = NULL;
+				failures = 0;
+				continue; /* take new entries with what is left */
+			}
+			goto fail;
+		}
+		rc = rds_cmd(r, &rep, "XREADGROUP", "GROUP", SPW_GROUP, s->id, "COUNT", count, "BLOCK",
+			     "1000", "STREAMS", SPW_STREAM, ">", NULL);
+		if (rc == 0) {
+			const rds_reply *stream = rds_at(rep, 0);
+
+			handle_entries(s, r, rds_at(stream, 1));
+			rds_reply_free(rep);
+			failures = 0;
+			continue;
+		}
+fail:
+		rds_reply_free(rep);
+		if (rc == ERR_NOTFOUND) /* NOGROUP: the server lost the group */
+			group = 0;
+		if (rc != ERR_CANCELLED && failures++ % 20 == 0)
+			log_warn("spawner", "reading the spawn stream: %s", err_last());
+		if (!rds_broken(r))
+			util_sleep_ms(util_backoff_ms(failures, 100, 5000));
+	}
+	rds_free(r);
+	return NULL;
+}
+
+/* --- heartbeats and the janitor --- */
+
+static void trim_stream(rds_conn *r)
+{
+	rds_reply *groups = NULL, *pend = NULL;
+	char minid[64] = "";
+
+	if (rds_cmd(r, &groups, "XINFO", "GROUPS", SPW_STREAM, NULL) < 0 || groups->n != 1)
+		goto done; /* only when the spawners' group is the stream's only reader */
+	{
+		const rds_reply *g = rds_at(groups, 0);
+		long long pending = rds_int(entry_field(g, "pending"), -1);
+		const char *last = rds_str(entry_field(g, "last-delivered-id"));
+
+		if (strcmp(rds_str(entry_field(g, "name")), SPW_GROUP) != 0 || pending < 0)
+			goto done;
+		if (pending == 0) {
+			snprintf(minid, sizeof(minid), "%s", last);
+		} else if (rds_cmd(r, &pend, "XPENDING", SPW_STREAM, SPW_GROUP, "-", "+", "1",
+				   NULL) == 0) {
+			snprintf(minid, sizeof(minid), "%s", rds_str(rds_at(rds_at(pend, 0), 0)));
+		}
+	}
+	if (minid[0] && strcmp(minid, "0-0") != 0)
+		rds_cmd(r, NULL, "XTRIM", SPW_STREAM, "MINID", minid, NULL);
+done:
+	rds_reply_free(groups);
+	rds_reply_free(pend);
+}
+
+static void heartbeat(spw_spawner *s, rds_conn *r)
+{
+	for (int i = 0; i < s->cfg.max_workers; i++) {
+		slot *sl = &s->slots[i];
+		char id[SPW_ID_MAX + 1], entry[64], attempt[16], lease[24];
+		const char *params[4] = {id, s->id, attempt, lease};
+		pg_conn *c = NULL;
+		PGresult *res = NULL;
+		int busy;
+
+		pthread_mutex_lock(&s->lock);
+		busy = sl->busy && !sl->joinable;
+		if (busy) {
+			snprintf(id, sizeof(id), "%s", sl->req.id);
+			snprintf(entry, sizeof(entry), "%s", sl->entry);
+			snprintf(attempt, sizeof(attempt), "%d", sl->attempt);
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!busy)
+			continue;
+		snprintf(lease, sizeof(lease), "%lld", (long long)s->cfg.claim_idle_ms);
+		if (pg_pool_acquire(s->pool, 5000, &c) == 0) {
+			if (pg_exec_stmt(c, &res, &STMT_RENEW, params) == 0 && pg_affected(res) == 0) {
+				log_warn("spawner", "worker %s: its lease was taken over; stopping it",
+					 id);
+				atomic_store(&sl->fenced, 1);
+				atomic_store(&sl->cancel, 1);
+			}
+			PQclear(res);
+			pg_pool_release(s->pool, c);
+		}
+		/* reset the entry's idle time, so no live worker's entry is reclaimed */
+		rds_cmd(r, NULL, "XCLAIM", SPW_STREAM, SPW_GROUP, s->id, "0", entry, "JUSTID", NULL);
+	}
+}
+
+static void *heart_main(void *arg)
+{
+	spw_spawner *s = arg;
+	rds_conn *r = NULL;
+	int64_t period = s->cfg.claim_idle_ms / 3;
+
+	if (rds_connect(&r, s->cfg.redis_url, 1) < 0) {
+		log_error("spawner", "heartbeat: %s", err_last());
+		return NULL;
+	}
+	rds_set_cancel(r, &s->stopping);
+	while (!atomic_load(&s->stopping)) {
+		int64_t next = util_mono_ms() + period;
+
+		heartbeat(s, r);
+		if (util_mono_ms() - s->last_cleanup >= s->cfg.cleanup_ms) {
+			s->last_cleanup = util_mono_ms();
+			spw_cleanup(s, NULL);
+			trim_stream(r);
+		}
+		while (!atomic_load(&s->stopping) && util_mono_ms() < next)
+			util_sleep_ms(50);
+	}
+	rds_free(r);
+	return NULL;
+}
+
+int spw_cleanup(spw_spawner *s, int *out_removed)
+{
+	char path[PATH_MAX];
+	DIR *d;
+	struct dirent *e;
+	int removed = 0, swept = 0;
+
+	if (out_removed)
+		*out_removed = 0;
+	if (sbx_sweep(&swept) < 0)
+		log_warn("spawner", "sweeping dead sandboxes: %s", err_last());
+	snprintf(path, sizeof(path), "%s/workers", s->cfg.data_dir);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		char state[16], dir[PATH_MAX];
+		json_t *result = NULL;
+		int live = 0, mine = 0;
+
+		if (e->d_name[0] == '.' || spw_id_check(e->d_name) < 0)
+			continue;
+		pthread_mutex_lock(&s->lock);
+		for (int i = 0; i < s->cfg.max_workers; i++)
+			if (s->slots[i].busy && strcmp(s->slots[i].req.id, e->d_name) == 0)
+				mine = 1;
+		pthread_mutex_unlock(&s->lock);
+		if (mine)
+			continue;
+		if (lookup(s, e->d_name, state, sizeof(state), &result, &live) < 0)
+			continue; /* the database decides; without it, keep everything */
+		json_decref(result);
+		if (strcmp(state, "running") == 0 && live)
+			continue; /* another spawner on this host runs it */
+		snprintf(dir, sizeof(dir), "%s/%s", path, e->d_name);
+		if (spw_remove_worker_dir(dir) < 0)
+			log_warn("spawner", "cleanup: %s", err_last());
+		else
+			removed++;
+	}
+	closedir(d);
+	if (removed || swept)
+		log_info("spawner", "cleanup: %d workspaces and %d sandbox cgroups of finished or "
+				    "dead workers removed", removed, swept);
+	if (out_removed)
+		*out_removed = removed;
+	return 0;
+}
+
+/* --- the outbox relay --- */
+
+static int relay_fn(const eng_outbox_row *row, json_t **result, int64_t *retry_after_ms,
+		    void *udata)
+{
+	spw_spawner *s = udata;
+	json_t *req;
+	char id[32], *text = NULL;
+	rds_reply *rep = NULL;
+	int rc;
+
+	(void)retry_after_ms;
+	snprintf(id, sizeof(id), "ob-%lld", (long long)row->id);
+	if (json_is_object(row->payload)) {
+		req = json_deep_copy(row->payload);
+	} else {
+		/* still sent: the spawner's refusal reaches the thread that asked */
+		req = json_object();
+		if (req)
+			json_object_set(req, "payload", row->payload ? row->payload : json_null());
+	}
+	if (!req)
+		return err_set(ERR_NOMEM, "out of memory");
+	json_object_set_new(req, "id", json_string(id));
+	if (row->thread_id)
+		json_object_set_new(req, "thread_id", json_integer(row->thread_id));
+	if (row->run_id)
+		json_object_set_new(req, "run_id", json_integer(row->run_id));
+	text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (!text)
+		return err_set(ERR_NOMEM, "out of memory");
+	rc = rds_cmd(s->relay_conn, &rep, "XADD", SPW_STREAM, "*", "id", id, "req", text, NULL);
+	if (rc == 0)
+		*result = json_pack("{s:s, s:s}", "stream", SPW_STREAM, "entry", rds_str(rep));
+	rds_reply_free(rep);
+	free(text);
+	return rc == ERR_INVALID ? ERR_REDIS : rc; /* a refused XADD is the server's, retry */
+}
+
+/* --- life cycle --- */
+
+int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service *llm)
+{
+	spw_spawner *s;
+	char host[64], rnd[9];
+	int rc;
+
+	*out = NULL;
+	if (!cfg || !pool || !llm || cfg->max_workers < 1)
+		return err_set(ERR_INVALID, "a spawner needs a configuration, a database and models");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(ERR_NOMEM, "out of memory");
+	s->cfg = *cfg;
+	s->pool = pool;
+	s->llm = llm;
+	s->slots = calloc((size_t)cfg->max_workers, sizeof(*s->slots));
+	if (!s->slots) {
+		free(s);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < cfg->max_workers; i++)
+		s->slots[i].s = s;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	util_rand_hex(rnd, 4);
+	snprintf(s->id, sizeof(s->id), "%s-%d-%s", host, (int)getpid(), rnd);
+	rc = spw_git_global_init();
+	if (rc == 0)
+		rc = rds_url_parse(cfg->redis_url, &(rds_url){0});
+	if (rc < 0) {
+		spw_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+int spw_start(spw_spawner *s)
+{
+	int rc;
+
+	if (s->started)
+		return 0;
+	atomic_store(&s->stopping, 0);
+	spw_cleanup(s, NULL);
+	s->last_cleanup = util_mono_ms();
+	if (s->cfg.relay) {
+		eng_relay_options ro;
+
+		memset(&ro, 0, sizeof(ro));
+		ro.name = "spawn-relay";
+		ro.kinds = "{" SPW_OUTBOX_KIND "}";
+		rc = rds_connect(&s->relay_conn, s->cfg.redis_url, 1);
+		if (rc < 0)
+			return rc;
+		rds_set_cancel(s->relay_conn, &s->stopping);
+		rc = eng_relay_new(&s->relay, s->pool, &ro, relay_fn, s);
+		if (rc == 0)
+			rc = eng_relay_start(s->relay);
+		if (rc < 0)
+			return rc;
+	}
+	if (pthread_create(&s->consumer, NULL, consumer_main, s) != 0)
+		return err_set(ERR_IO, "cannot start the spawner's consumer thread");
+	if (pthread_create(&s->heart, NULL, heart_main, s) != 0) {
+		atomic_store(&s->stopping, 1);
+		pthread_join(s->consumer, NULL);
+		return err_set(ERR_IO, "cannot start the spawner's heartbeat thread");
+	}
+	s->started = 1;
+	log_info("spawner", "spawner %s: up to %d workers, reclaiming after %lld ms", s->id,
+		 s->cfg.max_workers, (long long)s->cfg.claim_idle_ms);
+	return 0;
+}
+
+void spw_stop(spw_spawner *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stopping, 1);
+	for (int i = 0; i < s->cfg.max_workers; i++)
+		atomic_store(&s->slots[i].cancel, 1);
+	if (s->relay)
+		eng_relay_stop(s->relay);
+	if (s->started) {
+		pthread_join(s->consumer, NULL);
+		pthread_join(s->heart, NULL);
+		s->started = 0;
+	}
+	for (int i = 0; i < s->cfg.max_workers; i++) {
+		slot *sl = &s->slots[i];
+		int busy;
+
+		pthread_mutex_lock(&s->lock);
+		busy = sl->busy;
+		pthread_mutex_unlock(&s->lock);
+		if (busy) {
+			pthread_join(sl->thread, NULL);
+			spw_request_free(&sl->req);
+			sl->busy = 0;
+			sl->joinable = 0;
+		}
+	}
+}
+
+void spw_free(spw_spawner *s)
+{
+	if (!s)
+		return;
+	spw_stop(s);
+	eng_relay_free(s->relay);
+	rds_free(s->relay_conn);
+	for (int i = 0; i < s->cfg.max_workers; i++)
+		rds_free(s->slots[i].conn);
+	free(s->slots);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}

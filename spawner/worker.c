@@ -1,0 +1,725 @@
+/*
+ * worker — one spawn request from start to result (spw_int.h).
+ *
+ * Order of work, each step's failure ending in a result that says why:
+ *   1. grants: the request's handles become the sandbox's environment
+ *      (sec_env_resolve, all or nothing) and its repo_secret the git
+ *      credentials (sec_res_resolve, host side only): "refused" on failure,
+ *      before anything is created;
+ *   2. the repository: a local path must lie under ORCH_SPAWN_REPO_ROOTS;
+ *   3. the workspace: a fresh folder with a disk quota, the host's bare clone
+ *      beside it, the agent's clone on task/<task> in it (spawner/gitws.h);
+ *   4. the sandbox (one box for the worker; every command a fresh sandbox);
+ *   5. the base's test inventory, when there is a test command;
+ *   6. the agent (spawner/agent.h);
+ *   7. the commit of the work tree; a changed file holding a secret's value
+ *      stops here (nothing is pushed); then the work tree is reset to the
+ *      commit and the tests run in a fresh sandbox;
+ *   8. the push of task/<task>, when anything changed;
+ *   9. the sandbox and the workspace are removed; the transcript stays.
+ */
+#include "spawner/spw_int.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/embed.h"
+#include "core/redact.h"
+#include "core/util.h"
+#include "secrets/resource.h"
+#include "secrets/runtime.h"
+#include "secrets/store.h"
+#include "spawner/agent.h"
+#include "spawner/gitws.h"
+#include "spawner/sandbox.h"
+#include "spawner/testsum.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TEST_OUTPUT_CAP ((size_t)8 << 20)
+#define TEST_TAIL_KEEP 2000
+
+void spw_worker_dir(const spw_config *cfg, const char *id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/workers/%s", cfg->data_dir, id);
+}
+
+void spw_transcript_path(const spw_config *cfg, const char *id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/transcripts/%s.jsonl", cfg->data_dir, id);
+}
+
+/* --- removing a worker's folder --- */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static int is_mountpoint(const char *dir)
+{
+	struct stat a, b;
+	char up[PATH_MAX];
+
+	snprintf(up, sizeof(up), "%s/..", dir);
+	if (stat(dir, &a) < 0 || stat(up, &b) < 0)
+		return 0;
+	return a.st_dev != b.st_dev;
+}
+
+int spw_remove_worker_dir(const char *dir)
+{
+	char ws[PATH_MAX];
+	struct stat st;
+
+	if (lstat(dir, &st) < 0)
+		return errno == ENOENT ? 0 : err_set(ERR_IO, "%s: %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(ERR_IO, "%s is not a folder", dir);
+	snprintf(ws, sizeof(ws), "%s/ws", dir);
+	if (is_mountpoint(ws) && sbx_quota_unmount(ws) < 0)
+		return err_wrap("cannot remove the workspace %s", dir);
+	/* a loop quota's image lies beside the workspace */
+	if (nftw(dir, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+		return err_set(ERR_IO, "cannot remove %s: %s", dir, strerror(errno));
+	return 0;
+}
+
+/* --- results --- */
+
+json_t *spw_result_base(const spw_request *req, const char *id, const char *status,
+			const char *reason)
+{
+	json_t *r = json_object();
+	char *red = redact_str(reason ? reason : "");
+
+	if (!r || !red) {
+		json_decref(r);
+		free(red);
+		return NULL;
+	}
+	json_object_set_new(r, "id", json_string(id));
+	json_object_set_new(r, "status", json_string(status));
+	json_object_set_new(r, "reason", json_string(red));
+	free(red);
+	if (req && req->task[0])
+		json_object_set_new(r, "task", json_string(req->task));
+	if (req && req->project[0])
+		json_object_set_new(r, "project", json_string(req->project));
+	if (req && req->thread_id)
+		json_object_set_new(r, "thread_id", json_integer(req->thread_id));
+	if (req && req->run_id)
+		json_object_set_new(r, "run_id", json_integer(req->run_id));
+	if (req && req->meta)
+		json_object_set(r, "meta", req->meta);
+	return r;
+}
+
+/* --- helpers --- */
+
+static int repo_allowed(const spw_config *cfg, const char *repo, char *out, size_t cap)
+{
+	char real[PATH_MAX];
+	const char *p = cfg->repo_roots;
+
+	if (repo[0] != '/') {
+		snprintf(out, cap, "%s", repo);
+		return 0; /* a URL */
+	}
+	if (!realpath(repo, real))
+		return err_set(ERR_NOTFOUND, "the repository %s does not exist: %s", repo,
+			       strerror(errno));
+	while (*p) {
+		size_t n = strcspn(p, ":");
+		char root[PATH_MAX], rroot[PATH_MAX];
+
+		if (n > 0 && n < sizeof(root)) {
+			memcpy(root, p, n);
+			root[n] = '\0';
+			if (realpath(root, rroot)) {
+				size_t rl = strlen(rroot);
+				if (strncmp(real, rroot, rl) == 0 && (real[rl] == '/' || rl == 1)) {
+					snprintf(out, cap, "%s", real);
+					return 0;
+				}
+			}
+		}
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return err_set(ERR_DENIED, "the repository %s is not under ORCH_SPAWN_REPO_ROOTS (%s): "
+				   "put it there or add its folder to that list", repo,
+		       cfg->repo_roots);
+}
+
+static void wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
+{
+	va_list ap;
+	buf b;
+
+	if (!w->log)
+		return;
+	buf_init(&b, 1 << 16);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	redact_buf(&b);
+	w->log(w->log_udata, kind, buf_cstr(&b));
+	buf_free(&b);
+}
+
+static int embedded(const char *path, const char **out)
+{
+	const orch_embedded_file *f = embed_find(path);
+
+	if (!f)
+		return err_set(ERR_INTERNAL, "the prompt %s is not built in", path);
+	*out = f->data;
+	return 0;
+}
+
+/* Runs the test command in a fresh sandbox of `box`. */
+static int run_tests(const spw_worker_ctx *w, sbx *box, char *const *env, spw_testsum *sum,
+		     buf *tail, char *why, size_t whycap)
+{
+	const char *argv[4] = {"bash", "-c", NULL, NULL};
+	buf script;
+	sbx_cmd sc;
+	sbx_result res;
+	int rc;
+
+	buf_init(&script, 0);
+	memset(&sc, 0, sizeof(sc));
+	memset(&res, 0, sizeof(res));
+	why[0] = '\0';
+	if ((rc = buf_puts(&script, "exec 2>&1\ncd /workspace && ")) < 0 ||
+	    (rc = buf_puts(&script, w->req->test_command)) < 0)
+		goto done;
+	argv[2] = buf_cstr(&script);
+	sc.argv = argv;
+	sc.env = (const char *const *)env;
+	sc.timeout_ms = w->cfg->test_timeout_ms;
+	sc.output_cap = TEST_OUTPUT_CAP;
+	sc.cancel = w->cancel;
+	rc = sbx_run(box, &sc, &res);
+	if (rc < 0)
+		goto done;
+	spw_testsum_parse(res.out.data ? res.out.data : "", res.out.len, res.exit_code, sum);
+	if (res.timed_out || res.oom_killed || res.pids_limited || res.disk_full ||
+	    res.cancelled)
+		snprintf(why, whycap, "%s", res.reason);
+	if (tail) {
+		size_t keep = res.out.len > TEST_TAIL_KEEP ? TEST_TAIL_KEEP : res.out.len;
+		buf_reset(tail);
+		buf_append(tail, res.out.data ? res.out.data + res.out.len - keep : "", keep);
+		redact_buf(tail);
+	}
+done:
+	sbx_result_free(&res);
+	buf_free(&script);
+	return rc;
+}
+
+static json_t *sum_json(const spw_testsum *s)
+{
+	return json_pack("{s:i, s:i, s:i, s:i, s:s, s:i}", "passed", s->passed, "failed", s->failed,
+			 "skipped", s->skipped, "total", s->total, "format", s->format,
+			 "exit_code", s->exit_code);
+}
+
+static int fingerprint_cb(void *udata, unsigned char out[32])
+{
+	return spw_git_fingerprint(udata, out);
+}
+
+static int parse_disk_kind(const char *s)
+{
+	if (strcmp(s, "tmpfs") == 0)
+		return SBX_QUOTA_TMPFS;
+	if (strcmp(s, "loop") == 0)
+		return SBX_QUOTA_LOOP;
+	return 0;
+}
+
+/* --- the worker --- */
+
+json_t *spw_worker_run(const spw_worker_ctx *w)
+{
+	const spw_request *req = w->req;
+	const spw_config *cfg = w->cfg;
+	spw_limits lim = req->limits;
+	sec_env *env = NULL;
+	char *repo_secret = NULL;
+	spw_git *git = NULL;
+	spw_git_cred cred = {NULL};
+	sbx *box = NULL;
+	pg_conn *c = NULL;
+	agent_result ar;
+	spw_testsum base_sum, sum;
+	spw_diffstat ds;
+	buf sys, task, tail;
+	json_t *res = NULL, *tests = NULL;
+	char dir[PATH_MAX], ws[PATH_MAX], host[PATH_MAX], transcript[PATH_MAX], url[1100];
+	char branch[128], actor[200], commit[41] = "", why[300];
+	const char *status = "error";
+	int rc, changed = 0, pushed = 0, have_base = 0, agent_ran = 0, kind;
+	int64_t t0 = util_mono_ms();
+	char reason[1024] = "";
+
+	memset(&ar, 0, sizeof(ar));
+	memset(&ds, 0, sizeof(ds));
+	memset(&base_sum, 0, sizeof(base_sum));
+	memset(&sum, 0, sizeof(sum));
+	buf_init(&sys, 0);
+	buf_init(&task, 0);
+	buf_init(&tail, 0);
+	spw_limits_apply(&lim, &cfg->max);
+	spw_worker_dir(cfg, req->id, dir, sizeof(dir));
+	snprintf(ws, sizeof(ws), "%s/ws", dir);
+	snprintf(host, sizeof(host), "%s/host.git", dir);
+	spw_transcript_path(cfg, req->id, transcript, sizeof(transcript));
+	snprintf(branch, sizeof(branch), "task/%s", req->task);
+	snprintf(actor, sizeof(actor), "worker:%s", req->id);
+	wlog(w, "status", "worker %s (task %s, attempt %d) starting on %s", req->id, req->task,
+	     w->attempt, w->spawner_id);
+
+	/* 1. grants */
+	rc = pg_pool_acquire(w->pool, 30000, &c);
+	if (rc < 0) {
+		snprintf(reason, sizeof(reason), "the database is unreachable: %s", err_last());
+		goto done;
+	}
+	if (req->nhandles > 0 || req->repo_secret[0]) {
+		sec_store *store = sec_runtime_store();
+
+		if (!store) {
+			status = "refused";
+			snprintf(reason, sizeof(reason),
+				 "the request grants secrets but this spawner has no secrets store: "
+				 "run 'orchestrator secrets init' and restart it");
+			goto done;
+		}
+		if (req->nhandles > 0) {
+			sec_grant g;
+
+			memset(&g, 0, sizeof(g));
+			g.scope = req->project;
+			g.handles = (const char *const *)req->handles;
+			g.nhandles = req->nhandles;
+			g.actor = actor;
+			g.run_id = req->run_id;
+			rc = sec_env_resolve(store, c, &g, &env);
+			if (rc < 0) {
+				status = "refused";
+				snprintf(reason, sizeof(reason), "the worker was not started: %s",
+					 err_last());
+				goto done;
+			}
+		}
+		if (req->repo_secret[0]) {
+			rc = sec_res_resolve(store, c, req->project, req->repo_secret, actor,
+					     req->run_id, &repo_secret);
+			if (rc < 0) {
+				status = "refused";
+				snprintf(reason, sizeof(reason),
+					 "the worker was not started: repo_secret: %s", err_last());
+				goto done;
+			}
+			cred.secret = repo_secret;
+		}
+	}
+	pg_pool_release(w->pool, c);
+	c = NULL;
+
+	/* 2. the repository */
+	rc = repo_allowed(cfg, req->repo, url, sizeof(url));
+	if (rc < 0) {
+		status = "refused";
+		snprintf(reason, sizeof(reason), "%s", err_last());
+		goto done;
+	}
+
+	/* 3. the workspace (a previous attempt's is discarded) */
+	if (spw_remove_worker_dir(dir) < 0) {
+		snprintf(reason, sizeof(reason), "%s", err_last());
+		goto done;
+	}
+	{
+		char parent[PATH_MAX];
+
+		snprintf(parent, sizeof(parent), "%s/workers", cfg->data_dir);
+		mkdir(parent, 0700);
+		snprintf(parent, sizeof(parent), "%s/transcripts", cfg->data_dir);
+		mkdir(parent, 0700);
+	}
+	if (mkdir(dir, 0700) < 0 || mkdir(ws, 0700) < 0) {
+		snprintf(reason, sizeof(reason), "cannot create the workspace %s: %s", ws,
+			 strerror(errno));
+		goto done;
+	}
+	kind = parse_disk_kind(cfg->disk_kind);
+	if (kind && sbx_quota_mount(ws, lim.disk_bytes, (sbx_quota_kind)kind) < 0) {
+		snprintf(reason, sizeof(reason), "cannot give the workspace its disk quota: %s",
+			 err_last());
+		goto done;
+	}
+	if (w->attempt > 1) {
+		json_t *l = json_pack("{s:s, s:I, s:i, s:s}", "type", "attempt", "t",
+				      (json_int_t)util_wall_ms(), "attempt", w->attempt, "spawner",
+				      w->spawner_id);
+		if (l)
+			agent_transcript_append(transcript, l);
+		json_decref(l);
+	}
+	wlog(w, "status", "cloning %s (base %s)", req->repo, req->base[0] ? req->base : "default");
+	rc = spw_git_prepare(&git, url, &cred, req->base, branch, host, ws);
+	if (rc < 0) {
+		status = rc == ERR_AUTH ? "refused" : "error";
+		snprintf(reason, sizeof(reason), "%s", err_last());
+		goto done;
+	}
+
+	/* 4. the sandbox */
+	{
+		sbx_opts o;
+
+		memset(&o, 0, sizeof(o));
+		if (sbx_backend_parse(cfg->sandbox, &o.backend) < 0) {
+			snprintf(reason, sizeof(reason), "%s", err_last());
+			goto done;
+		}
+		o.workspace = ws;
+		o.mem_bytes = lim.mem_bytes;
+		o.pids = lim.pids;
+		o.cpus = lim.cpus;
+		o.allow_degraded = cfg->allow_degraded;
+		o.image = cfg->sandbox_image[0] ? cfg->sandbox_image : NULL;
+		o.runtime = cfg->sandbox_runtime[0] ? cfg->sandbox_runtime : NULL;
+		rc = sbx_new(&box, &o);
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "the sandbox could not be prepared: %s",
+				 err_last());
+			goto done;
+		}
+	}
+
+	/* 5. the base's tests */
+	if (req->test_command) {
+		wlog(w, "status", "counting the base's tests");
+		rc = run_tests(w, box, env ? sec_env_strings(env) : NULL, &base_sum, NULL, why,
+			       sizeof(why));
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "the base's tests could not be run: %s",
+				 err_last());
+			goto done;
+		}
+		have_base = 1;
+	}
+
+	/* 6. the agent */
+	{
+		agent_config ac;
+		const char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
+		char steps[16], cmdto[24];
+		const char *vars[] = {
+			"task",         req->task,
+			"branch",       branch,
+			"base",         spw_git_base(git),
+			"prompt",       req->prompt,
+			"test_command", req->test_command ? req->test_command
+							  : "(none given: find out how the project "
+							    "runs its tests)",
+			"max_steps",    steps,
+			"cmd_timeout_s", cmdto,
+			NULL,           NULL,
+		};
+
+		snprintf(steps, sizeof(steps), "%d", lim.steps);
+		snprintf(cmdto, sizeof(cmdto), "%lld", (long long)(lim.cmd_timeout_ms / 1000));
+		if (embedded("spawner/prompts/agent_system.md", &tsys) < 0 ||
+		    embedded("spawner/prompts/agent_task.md", &ttask) < 0 ||
+		    embedded("spawner/prompts/agent_format_error.md", &tfmt) < 0 ||
+		    agent_render(&sys, tsys, vars) < 0 || agent_render(&task, ttask, vars) < 0) {
+			snprintf(reason, sizeof(reason), "%s", err_last());
+			goto done;
+		}
+		memset(&ac, 0, sizeof(ac));
+		ac.llm = w->llm;
+		ac.call.role = req->role[0] ? req->role : cfg->role;
+		ac.call.project = req->project;
+		ac.call.user = req->user[0] ? req->user : NULL;
+		ac.call.thread_id = req->thread_id;
+		ac.call.run_id = req->run_id;
+		ac.call.node = "worker";
+		ac.call.worker = req->id;
+		ac.call.owner = req->project;
+		ac.call.cancel = w->cancel;
+		ac.box = box;
+		ac.env = env ? (const char *const *)sec_env_strings(env) : NULL;
+		ac.system_prompt = buf_cstr(&sys);
+		ac.task_prompt = buf_cstr(&task);
+		ac.format_error_prompt = tfmt;
+		ac.transcript = transcript;
+		ac.use_tools = cfg->use_tools;
+		ac.max_steps = lim.steps;
+		ac.max_cost_usd = lim.cost_usd;
+		ac.wall_ms = lim.wall_ms;
+		ac.cmd_timeout_ms = lim.cmd_timeout_ms;
+		ac.max_format_errors = lim.format_errors;
+		ac.max_repeats = lim.repeats;
+		ac.stall_steps = lim.stall_steps;
+		ac.output_cap = (size_t)cfg->output_cap;
+		ac.fingerprint = fingerprint_cb;
+		ac.fp_udata = git;
+		ac.log = w->log;
+		ac.log_udata = w->log_udata;
+		ac.cancel = w->cancel;
+		rc = agent_run(&ac, &ar);
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "the agent could not run: %s", err_last());
+			goto done;
+		}
+		agent_ran = 1;
+	}
+	if (ar.exit == AGENT_CANCELLED) {
+		status = "cancelled";
+		snprintf(reason, sizeof(reason), "%s", ar.reason);
+		goto done;
+	}
+
+	/* 7. commit, then the tests */
+	{
+		char msg[1200];
+		const char *summary = ar.summary && ar.summary[0] ? ar.summary : NULL;
+		size_t sl = summary ? strcspn(summary, "\n") : 0;
+
+		snprintf(msg, sizeof(msg), "task %s: %.*s\n\nWorker %s, attempt %d; agent: %s (%s).\n",
+			 req->task, summary ? (int)(sl > 200 ? 200 : sl) : 60,
+			 summary ? summary : req->prompt, req->id, w->attempt,
+			 agent_exit_name(ar.exit), ar.reason);
+		{
+			/* no secret value in a commit message */
+			char *red = redact_str(msg);
+			if (red) {
+				snprintf(msg, sizeof(msg), "%s", red);
+				free(red);
+			}
+		}
+		rc = spw_git_commit(git, msg, commit, &changed, &ds);
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "%s", err_last());
+			goto done;
+		}
+	}
+	/* no secret's value leaves in the work */
+	if (changed) {
+		char leak[512];
+
+		rc = spw_git_find_secrets(git, commit, leak, sizeof(leak));
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "%s", err_last());
+			goto done;
+		}
+		if (rc == 1) {
+			status = "failed";
+			snprintf(reason, sizeof(reason),
+				 "the work was not pushed: %s holds the value of a secret (the agent "
+				 "wrote a credential into the project)", leak);
+			goto done;
+		}
+	}
+	if (ar.exit == AGENT_SUBMITTED && req->test_command) {
+		wlog(w, "status", "running the tests");
+		/* on exactly what is committed: no stale build output or cache */
+		rc = spw_git_clean(git, commit);
+		if (rc == 0)
+			rc = sbx_reown(box); /* what the host wrote goes back to the sandbox */
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "%s", err_last());
+			goto done;
+		}
+		rc = run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why, sizeof(why));
+		if (rc < 0) {
+			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
+			goto done;
+		}
+		tests = sum_json(&sum);
+	}
+
+	/* 8. push */
+	if (changed) {
+		wlog(w, "status", "pushing %s", branch);
+		rc = spw_git_push(git, url, &cred, branch);
+		if (rc < 0) {
+			status = "error";
+			snprintf(reason, sizeof(reason), "the work is committed but not pushed: %s",
+				 err_last());
+			goto done;
+		}
+		pushed = 1;
+	}
+
+	/* the verdict */
+	if (w->cancel && atomic_load(w->cancel)) {
+		status = "cancelled";
+		snprintf(reason, sizeof(reason), "the worker was stopped");
+	} else if (ar.exit != AGENT_SUBMITTED) {
+		status = "failed";
+		snprintf(reason, sizeof(reason), "the agent did not finish: %s", ar.reason);
+	} else if (!req->test_command) {
+		status = "unverified";
+		snprintf(reason, sizeof(reason), "the agent submitted; no test command was given, so "
+						 "nothing checked the work");
+	} else if (!sum.ok) {
+		status = "failed";
+		if (sum.total >= 0)
+			snprintf(reason, sizeof(reason), "the tests failed: %d of %d failed (exit %d)%s%s",
+				 sum.failed, sum.total, sum.exit_code, why[0] ? ": " : "", why);
+		else
+			snprintf(reason, sizeof(reason), "the tests failed (exit %d)%s%s", sum.exit_code,
+				 why[0] ? ": " : "", why);
+	} else if (have_base && base_sum.total >= 0 && sum.total >= 0 &&
+		   sum.total < base_sum.total) {
+		status = "failed";
+		snprintf(reason, sizeof(reason), "the tests pass but there are fewer of them: %d, "
+						 "the base had %d", sum.total, base_sum.total);
+	} else if (have_base && base_sum.total > 0 && sum.total < 0) {
+		status = "failed";
+		snprintf(reason, sizeof(reason), "the tests no longer report a count (the base had %d "
+						 "tests)", base_sum.total);
+	} else {
+		status = "done";
+		if (sum.total >= 0)
+			snprintf(reason, sizeof(reason), "done: %d tests passed", sum.passed);
+		else
+			snprintf(reason, sizeof(reason), "done: the tests passed (exit 0)");
+	}
+	if (tests) {
+		const char *verdict = strcmp(status, "done") == 0 ? "passed"
+				      : !sum.ok			  ? "failed"
+								  : "shrank";
+		json_object_set_new(tests, "verdict", json_string(verdict));
+	}
+
+done:
+	if (c)
+		pg_pool_release(w->pool, c);
+	if (w->cancel && atomic_load(w->cancel) && strcmp(status, "error") == 0)
+		status = "cancelled"; /* a step cut short by the stop: run it again */
+	res = spw_result_base(req, req->id, status, reason);
+	if (res) {
+		json_object_set_new(res, "attempt", json_integer(w->attempt));
+		json_object_set_new(res, "spawner", json_string(w->spawner_id));
+		json_object_set_new(res, "branch", json_string(branch));
+		if (git) {
+			json_object_set_new(res, "base_commit", json_string(spw_git_base(git)));
+			json_object_set_new(res, "commit", json_string(commit[0] ? commit
+										 : spw_git_base(git)));
+			json_object_set_new(res, "changed", json_boolean(changed));
+			json_object_set_new(res, "pushed", json_boolean(pushed));
+		}
+		if (changed) {
+			json_t *paths = json_array();
+			const char *p = ds.names;
+
+			while (paths && *p) {
+				size_t n = strcspn(p, "\n");
+				json_array_append_new(paths, json_stringn(p, n));
+				p += n;
+				if (*p == '\n')
+					p++;
+			}
+			json_object_set_new(res, "diff",
+					    json_pack("{s:i, s:i, s:i, s:o}", "files", ds.files,
+						      "insertions", ds.insertions, "deletions",
+						      ds.deletions, "paths", paths ? paths : json_array()));
+		}
+		if (req->test_command && (agent_ran || have_base)) {
+			if (!tests)
+				tests = json_pack("{s:s}", "verdict", "none");
+			if (tests) {
+				json_object_set_new(tests, "command", json_string(req->test_command));
+				if (have_base)
+					json_object_set_new(tests, "base",
+							    json_pack("{s:i, s:i, s:i}", "passed",
+								      base_sum.passed, "failed",
+								      base_sum.failed, "total",
+								      base_sum.total));
+				if (tail.len)
+					json_object_set_new(tests, "output",
+							    json_string(buf_cstr(&tail)));
+				json_object_set(res, "tests", tests);
+			}
+		}
+		if (agent_ran) {
+			char *summary = ar.summary ? redact_str(ar.summary) : NULL;
+			char *areason = redact_str(ar.reason);
+
+			json_object_set_new(res, "agent",
+					    json_pack("{s:s, s:s, s:i, s:i, s:i, s:s?}", "exit",
+						      agent_exit_name(ar.exit), "reason",
+						      areason ? areason : "", "steps", ar.steps,
+						      "actions", ar.actions, "format_errors",
+						      ar.format_errors, "summary", summary));
+			free(summary);
+			free(areason);
+			json_object_set_new(res, "tokens", json_pack("{s:I, s:I}", "in",
+								     (json_int_t)ar.tokens_in, "out",
+								     (json_int_t)ar.tokens_out));
+			json_object_set_new(res, "cost_usd", json_real(ar.cost_usd));
+			json_object_set_new(res, "transcript", json_string(transcript));
+		}
+		json_object_set_new(res, "wall_ms", json_integer(util_mono_ms() - t0));
+		if (agent_ran) {
+			json_t *l = json_pack("{s:s, s:I, s:O}", "type", "result", "t",
+					      (json_int_t)util_wall_ms(), "result", res);
+			if (l)
+				agent_transcript_append(transcript, l);
+			json_decref(l);
+		}
+	}
+	if (res) {
+		/* the result goes to Redis, the database and a chat: no secret value
+		 * in it, whatever field it hides in (a file name, a branch...) */
+		char *text = json_dumps(res, JSON_COMPACT);
+		char *red = text ? redact_str(text) : NULL;
+
+		if (red && strcmp(red, text) != 0) {
+			json_t *clean = json_loads(red, 0, NULL);
+			if (clean) {
+				json_decref(res);
+				res = clean;
+			}
+		}
+		free(text);
+		free(red);
+	}
+	wlog(w, "status", "worker %s ended: %s: %s", req->id, status, reason);
+	json_decref(tests);
+	agent_result_free(&ar);
+	sbx_free(box);
+	spw_git_free(git);
+	if (dir[0] && spw_remove_worker_dir(dir) < 0)
+		log_warn("spawner", "worker %s: %s (the janitor tries again)", req->id, err_last());
+	sec_env_free(env);
+	if (repo_secret)
+		sec_value_free(repo_secret);
+	buf_free(&sys);
+	buf_free(&task);
+	buf_free(&tail);
+	return res;
+}
