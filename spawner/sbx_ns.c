@@ -779,12 +779,15 @@ static int make_netns(int *out)
 	if (pid < 0 && errno == ENOSYS)
 		pid = syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
 	if (pid == 0) {
-		/* system calls only: the caller may be multi-threaded */
-		close(p[0]);
-		close(q[1]);
+		/* system calls only: the caller may be multi-threaded. Keep only
+		 * our two pipe ends (0: from the owner, 1: to it): a copy of
+		 * another thread's pipe held while we block would keep that
+		 * thread's helper blocked, and it ours. */
+		int keep[2] = {q[0], p[1]};
+		c_arrange_fds(keep, 2, p[1]);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		c_loopback_up(p[1]);
-		if (write(p[1], "R\0\0", 3) < 0 || read(q[0], &c, 1) < 0)
+		c_loopback_up(1);
+		if (write(1, "R\0\0", 3) < 0 || read(0, &c, 1) < 0)
 			_exit(1);
 		_exit(0);
 	}
