@@ -60,7 +60,7 @@
 
 #define STAGE "/run/orch-sbx"
 #define INNER_ID 1000
-#define ID_RANGE 65536
+#define ID_RANGE 65536u
 
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
