@@ -626,6 +626,12 @@ static void test_seccomp_denies(void **state)
 	sh(b, "/opt/progs/sbx_probe syscalls", 0, &r);
 	assert_string_equal(buf_cstr(&r.out), buf_cstr(&want));
 	sbx_result_free(&r);
+#if defined(__x86_64__)
+	/* a system call of another ABI kills the process (SIGSYS) */
+	sh(b, "/opt/progs/sbx_probe x32; echo status=$?", 0, &r);
+	assert_string_equal(buf_cstr(&r.out), "status=159\n");
+	sbx_result_free(&r);
+#endif
 	buf_free(&want);
 	still_works(b);
 	sbx_free(b);
