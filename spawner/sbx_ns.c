@@ -847,6 +847,12 @@ static int ns_prepare(sbx *b)
 		return err_set(ERR_INVALID,
 			       "the ns backend offers only --net none (loopback only); use the "
 			       "docker backend for a gateway network");
+	if (b->uid_base == 0 && b->workspace && stat(b->workspace, &st) == 0 &&
+	    st.st_uid >= (1u << 20) + INNER_ID && (st.st_uid - (1u << 20) - INNER_ID) % ID_RANGE == 0 &&
+	    st.st_uid - INNER_ID <= 4294967295u - 2 * ID_RANGE) {
+		/* a workspace a box already owned keeps its owner */
+		b->uid_base = (uint32_t)(st.st_uid - INNER_ID);
+	}
 	if (b->uid_base == 0) {
 		/* 1 Mi .. ~3.9 Gi in steps of 65536: never a real user's */
 		b->uid_base = (uint32_t)((1u << 20) + util_rand_below(60000) * ID_RANGE);

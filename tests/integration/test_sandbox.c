@@ -745,6 +745,12 @@ static void test_many_commands_one_workspace(void **state)
 	sh(b, "wc -l < /workspace/log", 0, &r);
 	assert_string_equal(buf_cstr(&r.out), "20\n");
 	sbx_result_free(&r);
+	/* a later box over the same workspace keeps its owner */
+	{
+		sbx *again = box(ws, 0, 0);
+		assert_int_equal(sbx_uid(again), sbx_uid(b));
+		sbx_free(again);
+	}
 	/* host code writes into the workspace (as git would); after sbx_reown
 	 * the sandbox may change it */
 	{
