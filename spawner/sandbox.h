@@ -86,8 +86,9 @@ typedef struct sbx_opts {
 	const char *net;        /* "none" (loopback only, the default); docker may
 				   name a gateway network instead */
 	uint32_t uid_base;      /* first host uid of the box's 65536-uid range (ns);
-				   0: one picked for this box. Keep it stable for a
-				   worker: the workspace is owned by uid_base+1000. */
+				   0: the range of the workspace's current sandbox
+				   owner, else one picked at random. The workspace is
+				   owned by uid_base+1000. */
 	int allow_degraded;     /* run when a limit cannot be enforced (reported) */
 	const sbx_bind *binds;  /* extra mounts; may be NULL */
 	size_t nbinds;

@@ -50,7 +50,6 @@ struct sbx_cg {
 	char v2dir[PATH_MAX];    /* our v2 group, "" if none */
 	int v2_used[C_N];        /* controller enforced through v2 */
 	int join[C_N + 2];       /* cgroup.procs fds, -1 terminated */
-	int v2fd;
 	int64_t oom_base, pids_base;
 	char desc[128];
 };
@@ -298,7 +297,6 @@ int sbx_cg_new(sbx_cg **out, sbx *b)
 		return err_set(ERR_NOMEM, "out of memory");
 	for (int i = 0; i < C_N + 2; i++)
 		cg->join[i] = -1;
-	cg->v2fd = -1;
 	pthread_once(&g_lay_once, load_layout);
 	snprintf(name, sizeof(name), "orch-sbx-%d-%u", (int)getpid(), atomic_fetch_add(&g_seq, 1));
 
@@ -407,7 +405,6 @@ int sbx_cg_new(sbx_cg **out, sbx *b)
 			rc = err_set(ERR_SANDBOX, "cannot open %s: %s", p, strerror(errno));
 			goto done;
 		}
-		cg->v2fd = open(cg->v2dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	{
 		char v1s[64] = "", v2s[64] = "";
@@ -432,11 +429,6 @@ done:
 const int *sbx_cg_join_fds(const sbx_cg *cg)
 {
 	return cg->join;
-}
-
-int sbx_cg_v2_dirfd(const sbx_cg *cg)
-{
-	return cg->v2fd;
 }
 
 const char *sbx_cg_describe(const sbx_cg *cg)
@@ -550,8 +542,6 @@ void sbx_cg_free(sbx_cg *cg)
 	sbx_cg_kill(cg);
 	for (int i = 0; cg->join[i] >= 0; i++)
 		close(cg->join[i]);
-	if (cg->v2fd >= 0)
-		close(cg->v2fd);
 	for (int c = 0; c < C_N; c++)
 		remove_dir(cg->dir[c]);
 	remove_dir(cg->v2dir);

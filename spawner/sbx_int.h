@@ -109,9 +109,6 @@ void sbx_cg_free(sbx_cg *cg);
  * -1 terminates. */
 const int *sbx_cg_join_fds(const sbx_cg *cg);
 
-/* The v2 group's directory fd for CLONE_INTO_CGROUP, or -1. */
-int sbx_cg_v2_dirfd(const sbx_cg *cg);
-
 /* Before a command: resets peak counters and records event baselines. */
 void sbx_cg_before(sbx_cg *cg);
 /* After a command: fills oom_killed, pids_limited, mem_peak_bytes. */

@@ -60,7 +60,7 @@
 
 #define STAGE "/run/orch-sbx"
 #define INNER_ID 1000
-#define ID_RANGE 65536
+#define ID_RANGE 65536u
 
 #ifndef MOUNT_ATTR_RDONLY
 #define MOUNT_ATTR_RDONLY 0x00000001
@@ -779,12 +779,15 @@ static int make_netns(int *out)
 	if (pid < 0 && errno == ENOSYS)
 		pid = syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
 	if (pid == 0) {
-		/* system calls only: the caller may be multi-threaded */
-		close(p[0]);
-		close(q[1]);
+		/* system calls only: the caller may be multi-threaded. Keep only
+		 * our two pipe ends (0: from the owner, 1: to it): a copy of
+		 * another thread's pipe held while we block would keep that
+		 * thread's helper blocked, and it ours. */
+		int keep[2] = {q[0], p[1]};
+		c_arrange_fds(keep, 2, p[1]);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		c_loopback_up(p[1]);
-		if (write(p[1], "R\0\0", 3) < 0 || read(q[0], &c, 1) < 0)
+		c_loopback_up(1);
+		if (write(1, "R\0\0", 3) < 0 || read(0, &c, 1) < 0)
 			_exit(1);
 		_exit(0);
 	}
@@ -844,6 +847,12 @@ static int ns_prepare(sbx *b)
 		return err_set(ERR_INVALID,
 			       "the ns backend offers only --net none (loopback only); use the "
 			       "docker backend for a gateway network");
+	if (b->uid_base == 0 && b->workspace && stat(b->workspace, &st) == 0 &&
+	    st.st_uid >= (1u << 20) + INNER_ID && (st.st_uid - (1u << 20) - INNER_ID) % ID_RANGE == 0 &&
+	    st.st_uid - INNER_ID <= 4294967295u - 2 * ID_RANGE) {
+		/* a workspace a box already owned keeps its owner */
+		b->uid_base = (uint32_t)(st.st_uid - INNER_ID);
+	}
 	if (b->uid_base == 0) {
 		/* 1 Mi .. ~3.9 Gi in steps of 65536: never a real user's */
 		b->uid_base = (uint32_t)((1u << 20) + util_rand_below(60000) * ID_RANGE);

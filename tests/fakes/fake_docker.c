@@ -212,7 +212,7 @@ static void start(ctr *c)
 		c->oom = 1;
 		return;
 	}
-	if (n == 0 || pipe(o) < 0 || pipe(e) < 0) {
+	if (n == 0 || pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0) {
 		c->state = 2;
 		c->exit_code = 127;
 		return;

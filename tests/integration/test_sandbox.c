@@ -106,6 +106,97 @@ static void test_basic_run(void **state)
 	sbx_free(b);
 }
 
+/* The first line of `path`, or "" when it cannot be read. */
+static void read_line(const char *path, char *out, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	out[0] = 0;
+	if (f && fgets(out, (int)cap, f))
+		out[strcspn(out, "\n")] = 0;
+	if (f)
+		fclose(f);
+}
+
+/* This process's v1 cgroup directory for `ctrl`, or "" without v1. */
+static void own_v1_dir(const char *ctrl, char *out, size_t cap)
+{
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[1024];
+	out[0] = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *a = strchr(line, ':'), *b2 = a ? strchr(a + 1, ':') : NULL;
+		if (!b2)
+			continue;
+		*b2 = 0;
+		line[strcspn(line, "\n")] = 0;
+		b2[1 + strcspn(b2 + 1, "\n")] = 0;
+		if (strcmp(a + 1, ctrl) == 0)
+			snprintf(out, cap, "/sys/fs/cgroup/%s%s", ctrl, strcmp(b2 + 1, "/") ? b2 + 1 : "");
+	}
+	if (f)
+		fclose(f);
+}
+
+/* The value of `file` in the box cgroup of this process under `dir`. */
+static void box_value(const char *dir, const char *file, char *out, size_t cap)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char prefix[64];
+	out[0] = 0;
+	snprintf(prefix, sizeof(prefix), "orch-sbx-%d-", (int)getpid());
+	long best = -1;
+	while (d && (e = readdir(d))) {
+		char p[PATH_MAX * 2];
+		long seq;
+		if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		seq = strtol(e->d_name + strlen(prefix), NULL, 10);
+		if (seq < best)
+			continue; /* the newest box is the one under test */
+		best = seq;
+		snprintf(p, sizeof(p), "%s/%s/%s", dir, e->d_name, file);
+		read_line(p, out, cap);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void test_limits_applied(void **state)
+{
+	sbx_opts o = {.backend = SBX_NS, .mem_bytes = 48 << 20, .pids = 20, .cpus = 0.25, .nofile = 100};
+	char dir[PATH_MAX], v[64];
+	sbx_result r;
+	sbx *b = NULL;
+	(void)state;
+	assert_int_equal(sbx_new(&b, &o), 0);
+	own_v1_dir("memory", dir, sizeof(dir));
+	if (dir[0]) {
+		/* the hybrid layout of the development machines: v1 */
+		box_value(dir, "memory.limit_in_bytes", v, sizeof(v));
+		assert_string_equal(v, "50331648");
+		own_v1_dir("pids", dir, sizeof(dir));
+		box_value(dir, "pids.max", v, sizeof(v));
+		assert_string_equal(v, "20");
+		own_v1_dir("cpu", dir, sizeof(dir));
+		box_value(dir, "cpu.cfs_quota_us", v, sizeof(v));
+		assert_string_equal(v, "25000");
+		box_value(dir, "cpu.cfs_period_us", v, sizeof(v));
+		assert_string_equal(v, "100000");
+	}
+	assert_non_null(strstr(sbx_describe(b), "memory 48 MiB, 20 pids, 0.25 cpus"));
+	sh(b, "ulimit -n; ulimit -c", 0, &r);
+	assert_string_equal(buf_cstr(&r.out), "100\n0\n");
+	sbx_result_free(&r);
+	sbx_free(b);
+	/* the groups are gone with the box */
+	own_v1_dir("memory", dir, sizeof(dir));
+	if (dir[0]) {
+		box_value(dir, "memory.limit_in_bytes", v, sizeof(v));
+		assert_string_equal(v, "");
+	}
+}
+
 static void test_env_only_granted(void **state)
 {
 	const char *argv[] = {"/usr/bin/env", NULL};
@@ -535,6 +626,12 @@ static void test_seccomp_denies(void **state)
 	sh(b, "/opt/progs/sbx_probe syscalls", 0, &r);
 	assert_string_equal(buf_cstr(&r.out), buf_cstr(&want));
 	sbx_result_free(&r);
+#if defined(__x86_64__)
+	/* a system call of another ABI kills the process (SIGSYS) */
+	sh(b, "/opt/progs/sbx_probe x32; echo status=$?", 0, &r);
+	assert_string_equal(buf_cstr(&r.out), "status=159\n");
+	sbx_result_free(&r);
+#endif
 	buf_free(&want);
 	still_works(b);
 	sbx_free(b);
@@ -648,6 +745,12 @@ static void test_many_commands_one_workspace(void **state)
 	sh(b, "wc -l < /workspace/log", 0, &r);
 	assert_string_equal(buf_cstr(&r.out), "20\n");
 	sbx_result_free(&r);
+	/* a later box over the same workspace keeps its owner */
+	{
+		sbx *again = box(ws, 0, 0);
+		assert_int_equal(sbx_uid(again), sbx_uid(b));
+		sbx_free(again);
+	}
 	/* host code writes into the workspace (as git would); after sbx_reown
 	 * the sandbox may change it */
 	{
@@ -999,6 +1102,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_capture_head_and_tail),
 		cmocka_unit_test(test_basic_run),
+		cmocka_unit_test(test_limits_applied),
 		cmocka_unit_test(test_env_only_granted),
 		cmocka_unit_test(test_read_shadow_and_host_files),
 		cmocka_unit_test(test_write_outside_workspace),

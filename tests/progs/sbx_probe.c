@@ -11,6 +11,7 @@
  *   sbx_probe mem MIB             allocates and touches MIB MiB
  *   sbx_probe read PATH           reads a file
  *   sbx_probe unix PATH           connects to a unix socket, prints its first line
+ *   sbx_probe x32                 an x32-ABI system call (the filter kills the process)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -138,6 +139,15 @@ int main(int argc, char **argv)
 			memset(p, 1, 1 << 20);
 		}
 		printf("allocated=%ld\n", mib);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "x32") == 0) {
+#if defined(__x86_64__)
+		/* getpid through the x32 ABI: another architecture to seccomp */
+		show("x32", syscall(0x40000000L | SYS_getpid));
+#else
+		printf("x32=none\n");
+#endif
 		return 0;
 	}
 	if (argc >= 3 && strcmp(argv[1], "unix") == 0) {
