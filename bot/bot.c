@@ -173,6 +173,7 @@ struct bot {
 	int pipefd[2];
 	atomic_int stopping;
 	atomic_int is_leader;
+	atomic_int done;
 	pthread_t thread;
 	int thread_started;
 	int thread_rc;
@@ -373,7 +374,7 @@ static int lock_take(bot *b)
 
 static void become_follower(bot *b, const char *why)
 {
-	if (b->leader)
+	if (b->leader && !atomic_load(&b->stopping))
 		log_warn(MOD, "no longer the polling bot: %s", why);
 	poll_abort(b);
 	if (b->relay_running) {
@@ -1032,6 +1033,7 @@ static void *bot_thread(void *arg)
 	bot *b = arg;
 
 	b->thread_rc = bot_run(b);
+	atomic_store(&b->done, 1);
 	return NULL;
 }
 
@@ -1063,6 +1065,11 @@ int bot_join(bot *b)
 	pthread_join(b->thread, NULL);
 	b->thread_started = 0;
 	return b->thread_rc;
+}
+
+int bot_done(const bot *b)
+{
+	return b && atomic_load(&((bot *)b)->done);
 }
 
 int bot_is_leader(const bot *b)

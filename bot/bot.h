@@ -72,9 +72,11 @@
  *                       {"approval", "option", "label", "index", "by",
  *                        "expired": false}, or on expiry
  *                       {"approval", "option": null, "expired": true}.
- *                       Put the emit and the await in one small gate node:
- *                       the emit commits with the step that parks, so the
- *                       question is asked exactly once.
+ *                       Emit the approval in one node and await it in the
+ *                       next (a small gate node): a node that parks
+ *                       commits nothing but its wait, and the gate runs
+ *                       again on resume without asking twice. Waiting
+ *                       for "input" after a question works the same way.
  * ===================================================================
  */
 #ifndef ORCH_BOT_BOT_H
@@ -131,6 +133,10 @@ int bot_join(bot *b);
 
 /* Stops, joins and frees. NULL is a no-op. */
 void bot_free(bot *b);
+
+/* True once the thread started by bot_start has ended (bot_join returns
+ * at once then). */
+int bot_done(const bot *b);
 
 /* True while the bot runs and holds the leader lock. */
 int bot_is_leader(const bot *b);

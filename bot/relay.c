@@ -114,7 +114,7 @@ static int after_call(bot_relay *r, int64_t chat, int rc, const tg_reply *rep,
 
 static int cant_parse(int rc, const tg_reply *rep)
 {
-	return rc == ERR_INVALID && strstr(rep->description, "can't parse entities") != NULL;
+	return rc == ERR_INVALID && strcasestr(rep->description, "can't parse entities") != NULL;
 }
 
 /* The text of a payload ("html" or "text"), redacted; *html tells which. */
@@ -229,7 +229,7 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 		goto done;
 	}
 	snprintf(oid, sizeof(oid), "%lld", (long long)row->id);
-	if (tg_utf16_len(text, strlen(text)) > BOT_DOC_THRESHOLD) {
+	if ((html ? tg_html_visible_len(text) : tg_utf16_len(text, strlen(text))) > BOT_DOC_THRESHOLD) {
 		const char *fn = json_string_value(json_object_get(p, "filename"));
 		char *plain = html ? tg_html_to_plain(text) : NULL;
 		const char *body = plain ? plain : text;

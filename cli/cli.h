@@ -52,5 +52,12 @@ int cmd_run(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_bot(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+
+/* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
+ * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */
+struct bot;
+int cli_bot_start(pg_pool *pool, struct bot **out);
 
 #endif
