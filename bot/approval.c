@@ -161,10 +161,12 @@ static int parse_dec(const char *s, size_t len, int64_t max, int64_t *out)
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
-		if (v > (max - (s[i] - '0')) / 10)
+		if (v > (INT64_MAX - 9) / 10)
 			return -1;
 		v = v * 10 + (s[i] - '0');
 	}
+	if (v > max)
+		return -1;
 	*out = v;
 	return 0;
 }
