@@ -159,7 +159,7 @@ int tg_call(tg_client *c, const char *method, const json_t *params, int64_t time
 	rc = tg_method_url(c, method, &url);
 	if (rc < 0)
 		goto done;
-	body = json_dumps(params ? params : json_object(), JSON_COMPACT);
+	body = params ? json_dumps(params, JSON_COMPACT) : strdup("{}");
 	if (!body) {
 		rc = err_set(ERR_NOMEM, "out of memory");
 		goto done;
