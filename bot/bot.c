@@ -158,6 +158,7 @@ struct bot {
 	char *req;
 	int64_t retry_after_hdr;
 	int polling;
+	int64_t poll_started_us;
 
 	int started;              /* getMe and deleteWebhook done */
 	int leader;
@@ -336,6 +337,7 @@ static int poll_start(bot *b)
 	if (curl_multi_add_handle(b->multi, b->easy) != CURLM_OK)
 		return err_set(ERR_HTTP, "cannot start getUpdates");
 	b->polling = 1;
+	b->poll_started_us = util_mono_us();
 	return 0;
 }
 
@@ -718,7 +720,7 @@ static void on_poll_done(bot *b, CURLcode cc, long status)
 	tg_update *u = NULL;
 	tg_reply rep;
 	int n = 0, rc;
-	int64_t max_id = b->offset > 0 ? b->offset - 1 : 0;
+	int64_t max_id = b->offset > 0 ? b->offset - 1 : 0, t0;
 
 	if (cc != CURLE_OK) {
 		rc = err_set(cc == CURLE_OPERATION_TIMEDOUT ? ERR_TIMEOUT : ERR_HTTP,
@@ -761,7 +763,12 @@ static void on_poll_done(bot *b, CURLcode cc, long status)
 		return;
 	}
 	b->conflicts = 0;
+	t0 = util_mono_us();
 	rc = ingest(b, u, n);
+	if (n > 0)
+		log_debug(MOD, "%d update(s) stored in %.1f ms (getUpdates took %.1f ms)", n,
+			  (double)(util_mono_us() - t0) / 1000.0,
+			  (double)(t0 - b->poll_started_us) / 1000.0);
 	if (rc < 0) {
 		int64_t d = backoff(b, b->failures++, b->cfg.backoff_ms);
 		log_error(MOD, "could not store %d update(s) (%s); they stay unconfirmed, retrying in "

@@ -86,7 +86,7 @@
 
 #include "core/pg.h"
 
-#define BOT_MAX_ALLOWED 256
+#define BOT_MAX_ALLOWED 1024
 
 typedef struct bot_config {
 	char token[256];            /* TELEGRAM_BOT_TOKEN */

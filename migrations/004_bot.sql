@@ -87,8 +87,11 @@ DECLARE
 	v_graph text;
 	v_dup boolean;
 BEGIN
-	INSERT INTO bot_chats (chat) VALUES (p_chat) ON CONFLICT (chat) DO NOTHING;
 	SELECT active INTO v_active FROM bot_chats WHERE chat = p_chat FOR UPDATE;
+	IF NOT FOUND THEN
+		INSERT INTO bot_chats (chat) VALUES (p_chat) ON CONFLICT (chat) DO NOTHING;
+		SELECT active INTO v_active FROM bot_chats WHERE chat = p_chat FOR UPDATE;
+	END IF;
 	IF v_active IS NULL THEN
 		UPDATE bot_chats SET active = next_n, next_n = next_n + 1, updated_at = now()
 			WHERE chat = p_chat RETURNING active INTO v_active;

@@ -33,6 +33,7 @@
  *   POST /control/quit
  */
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -46,6 +47,7 @@
 #include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 typedef struct qupdate {
@@ -138,9 +140,14 @@ static void reply_json(struct evhttp_request *rq, int status, json_t *j)
 	json_decref(j);
 }
 
+/* When the request being answered arrived (t_ms in the log: the moment the
+ * client sent it, not when a long poll was answered). */
+static double arrived_ms;
+
 static void log_req(const char *method, json_t *params, int status, const char *error)
 {
-	json_t *e = json_pack("{s:I,s:f,s:s,s:i,s:O}", "seq", (json_int_t)++S.seq, "t_ms", now_ms(),
+	json_t *e = json_pack("{s:I,s:f,s:f,s:s,s:i,s:O}", "seq", (json_int_t)++S.seq, "t_ms",
+			      arrived_ms, "t_reply_ms", now_ms(),
 			      "method", method, "status", status, "params",
 			      params ? params : json_null());
 	if (error)
@@ -405,19 +412,23 @@ static void send_updates(struct evhttp_request *rq, json_t *params, int limit)
 }
 
 static json_t *poll_params;
+static double poll_arrived;
 
 static void poll_finish(void)
 {
 	struct evhttp_request *rq = S.poll;
 	json_t *p = poll_params;
+	double saved = arrived_ms;
 
 	if (!rq)
 		return;
+	arrived_ms = poll_arrived;
 	S.poll = NULL;
 	poll_params = NULL;
 	evtimer_del(S.poll_timer);
 	send_updates(rq, p, S.poll_limit);
 	json_decref(p);
+	arrived_ms = saved;
 }
 
 static void on_poll_timeout(evutil_socket_t fd, short k, void *arg)
@@ -432,8 +443,13 @@ static void on_poll_closed(struct evhttp_connection *c, void *arg)
 {
 	(void)c;
 	if (S.poll == arg) {
+		double saved = arrived_ms;
+		/* the client went away while its poll was held: logged, status 499 */
 		S.poll = NULL;
 		evtimer_del(S.poll_timer);
+		arrived_ms = poll_arrived;
+		log_req("getUpdates", poll_params, 499, "closed by the client");
+		arrived_ms = saved;
 		json_decref(poll_params);
 		poll_params = NULL;
 	}
@@ -441,6 +457,7 @@ static void on_poll_closed(struct evhttp_connection *c, void *arg)
 
 typedef struct delayed {
 	struct evhttp_request *rq;
+	double arrived;
 	json_t *params;
 	int limit;
 	int64_t timeout;
@@ -453,6 +470,7 @@ static void on_delayed(evutil_socket_t fd, short k, void *arg)
 	delayed *d = arg;
 	(void)fd;
 	(void)k;
+	arrived_ms = d->arrived;
 	get_updates(d->rq, d->params, 0);
 	json_decref(d->params);
 	free(d);
@@ -468,6 +486,7 @@ static void get_updates(struct evhttp_request *rq, json_t *params, int64_t delay
 		delayed *d = calloc(1, sizeof(*d));
 		struct timeval tv = {.tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000};
 		d->rq = rq;
+		d->arrived = arrived_ms;
 		d->params = json_incref(params);
 		event_base_once(S.base, -1, EV_TIMEOUT, on_delayed, d, &tv);
 		return;
@@ -480,6 +499,8 @@ static void get_updates(struct evhttp_request *rq, json_t *params, int64_t delay
 		/* Telegram ends the older request when a new one arrives */
 		struct evhttp_request *old = S.poll;
 		json_t *op = poll_params;
+		double now_arrived = arrived_ms;
+		arrived_ms = poll_arrived;
 		S.poll = NULL;
 		poll_params = NULL;
 		evtimer_del(S.poll_timer);
@@ -488,12 +509,14 @@ static void get_updates(struct evhttp_request *rq, json_t *params, int64_t delay
 			"Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
 			0);
 		json_decref(op);
+		arrived_ms = now_arrived;
 	}
 	if (S.nq > 0 || S.dup > 0 || timeout <= 0) {
 		send_updates(rq, params, limit);
 		return;
 	}
 	S.poll = rq;
+	poll_arrived = arrived_ms;
 	S.poll_limit = limit;
 	poll_params = json_incref(params);
 	evhttp_connection_set_closecb(evhttp_request_get_connection(rq), on_poll_closed, rq);
@@ -805,6 +828,15 @@ static void on_request(struct evhttp_request *rq, void *arg)
 	char tok[300];
 
 	(void)arg;
+	arrived_ms = now_ms();
+	{
+		/* answer at once, as a real API server does: no Nagle delay */
+		int one = 1;
+		struct bufferevent *bev =
+			evhttp_connection_get_bufferevent(evhttp_request_get_connection(rq));
+		if (bev)
+			setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (!path) {
 		reply_raw(rq, 400, "{}", 0);
 		return;
