@@ -365,6 +365,39 @@ static int ref_lookup(bot_relay *r, const char *dest, const char *ref, int64_t *
 	return rc;
 }
 
+/* An edit of the inline keyboard alone: removed (the only change a node
+ * may ask for; decisions go through approvals). */
+static int edit_markup(bot_relay *r, const eng_outbox_row *row, int64_t chat, const char *ref,
+		       int64_t mid, json_t **result, int64_t *retry_after)
+{
+	const char *kb = json_string_value(json_object_get(row->payload, "keyboard"));
+	char sha[128];
+	tg_message m;
+	tg_reply rep;
+	int rc;
+
+	if (!kb || strcmp(kb, "remove") != 0)
+		return err_set(ERR_INVALID, "an edit needs \"text\", \"html\" or \"keyboard\": \"remove\"");
+	if (ref && *ref) {
+		rc = ref_lookup(r, row->dest, ref, &mid, sha, sizeof(sha));
+		if (rc < 0)
+			return rc;
+	}
+	if (mid <= 0)
+		return err_set(ERR_INVALID, "nothing to edit: no message for ref '%s'", ref ? ref : "");
+	rc = pace(r, chat, retry_after);
+	if (rc < 0)
+		return rc;
+	memset(&m, 0, sizeof(m));
+	m.chat_id = row->dest;
+	m.message_id = mid;
+	rc = tg_edit_reply_markup(r->tg, &m, &rep);
+	rc = after_call(r, chat, rc, &rep, retry_after);
+	if (rc == 0)
+		*result = json_pack("{s:I}", "message_id", (json_int_t)mid);
+	return rc;
+}
+
 static int do_edit(bot_relay *r, const eng_outbox_row *row, int64_t chat, int progress,
 		   json_t **result, int64_t *retry_after)
 {
@@ -378,6 +411,11 @@ static int do_edit(bot_relay *r, const eng_outbox_row *row, int64_t chat, int pr
 
 	if (!text)
 		return err_set(ERR_NOMEM, "out of memory");
+	if (!*text && !progress) {
+		/* no text: only the keyboard changes (editMessageReplyMarkup) */
+		free(text);
+		return edit_markup(r, row, chat, ref, mid, result, retry_after);
+	}
 	crypto_generichash(h, sizeof(h), (const unsigned char *)text, strlen(text), NULL, 0);
 	sodium_bin2hex(sha_now, sizeof(sha_now), h, sizeof(h));
 	sha_old[0] = '\0';

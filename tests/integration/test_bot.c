@@ -728,8 +728,9 @@ static void test_long_and_html(void **st)
 	put_row(e->db, "telegram.progress", "6606", json_pack("{s:s,s:s}", "ref", "build", "text", "step 2/3"));
 	put_row(e->db, "telegram.progress", "6606", json_pack("{s:s,s:s}", "ref", "build", "text", "step 2/3"));
 	put_row(e->db, "telegram.edit", "6606", json_pack("{s:s,s:s}", "ref", "build", "text", "step 2/3"));
+	put_row(e->db, "telegram.edit", "6606", json_pack("{s:s,s:s}", "ref", "build", "keyboard", "remove"));
 	put_row(e->db, "telegram.action", "6606", json_pack("{s:s}", "action", "typing"));
-	assert_int_equal(wait_sql(e->db, "SELECT count(*) FROM outbox WHERE state <> 'pending'", 11), 11);
+	assert_int_equal(wait_sql(e->db, "SELECT count(*) FROM outbox WHERE state <> 'pending'", 12), 12);
 	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM outbox WHERE state = 'dead'"), 0);
 
 	sends = ts_fake_requests(&e->fake, "sendMessage");
@@ -804,7 +805,12 @@ static void test_long_and_html(void **st)
 		json_t *edits = ts_fake_requests(&e->fake, "editMessageText");
 		json_t *sends6 = ts_fake_requests(&e->fake, "sendMessage");
 		assert_int_equal(count_ok(sends6, "text", "step 1/3"), 1);
+		json_t *markup = ts_fake_requests(&e->fake, "editMessageReplyMarkup");
 		assert_int_equal(count_ok(edits, "text", "step 2/3"), 1);
+		/* no keyboard to remove: "message is not modified" counts as done */
+		assert_int_equal(json_array_size(markup), 1);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(markup, 0), "status")), 400);
+		json_decref(markup);
 		json_decref(edits);
 		json_decref(sends6);
 	}
@@ -827,6 +833,11 @@ static void test_errors_back_off(void **st)
 	json_decref(ts_fake_call(&e->fake, "/control/script",
 				 "{\"method\":\"getUpdates\",\"status\":502,\"count\":2,\"description\":"
 				 "\"Bad Gateway\"}"));
+	json_decref(ts_fake_call(&e->fake, "/control/script",
+				 "{\"method\":\"getUpdates\",\"status\":429,\"count\":1,\"retry_after\":1,"
+				 "\"description\":\"Too Many Requests: retry after 1\"}"));
+	json_decref(ts_fake_call(&e->fake, "/control/script",
+				 "{\"method\":\"getUpdates\",\"delay_ms\":300,\"count\":1}"));
 	assert_int_equal(bot_new(&e->bot, e->pool, &e->cfg), 0);
 	assert_int_equal(bot_start(e->bot), 0);
 	ts_fake_text(&e->fake, OWNER, OWNER, "after the storm");
@@ -834,10 +845,11 @@ static void test_errors_back_off(void **st)
 	assert_non_null(m);
 	json_decref(m);
 	polls = ts_fake_requests(&e->fake, "getUpdates");
-	assert_true(json_array_size(polls) >= 6);
+	assert_true(json_array_size(polls) >= 7);
 	/* after each 409 the next poll waited (backoff x5 with jitter: >= half);
-	 * after each 502 at least half the base backoff */
-	for (size_t k = 1; k < 6; k++) {
+	 * after each 502 at least half the base backoff; after the 429 its
+	 * retry_after; the slow poll was simply waited for */
+	for (size_t k = 1; k < 7; k++) {
 		json_t *prev = json_array_get(polls, k - 1), *cur = json_array_get(polls, k);
 		double gap = json_real_value(json_object_get(cur, "t_ms")) -
 			     json_real_value(json_object_get(prev, "t_ms"));
@@ -846,6 +858,8 @@ static void test_errors_back_off(void **st)
 			assert_true(gap >= 0.9 * (double)(e->cfg.backoff_ms * 5) / 2);
 		else if (st_prev == 502)
 			assert_true(gap >= 0.9 * (double)e->cfg.backoff_ms / 2);
+		else if (st_prev == 429)
+			assert_true(gap >= 950.0);
 	}
 	json_decref(polls);
 	bot_free(e->bot);
