@@ -61,7 +61,8 @@ pg_data() {
 		fi
 	fi
 	mkdir -p "$d"
-	echo "$d"
+	# the real path: postgres may not be able to pass through `dir` to the link
+	readlink -f "$d"
 }
 
 pg_start() {
@@ -110,7 +111,8 @@ CONF
 pg_port_of() { sed -n "s/^port = //p" "$1/orchestrator.conf" 2>/dev/null | tail -1; }
 
 pg_stop() {
-	local d="$dir/pg"
+	local d
+	d=$(readlink -f "$dir/pg")
 	[ -f "$d/PG_VERSION" ] || return 0
 	if as_pg "$pgbin/pg_ctl" -D "$d" status >/dev/null 2>&1; then
 		as_pg "$pgbin/pg_ctl" -D "$d" -m fast -w stop >/dev/null && echo "postgresql stopped"
