@@ -84,8 +84,8 @@ shared_buffers = 128MB
 logging_collector = off
 log_min_messages = warning
 CONF
-	if is_root; then chown postgres "$dir/pg.conf.tmp"; fi
-	as_pg cp "$dir/pg.conf.tmp" "$d/orchestrator.conf"
+	# read by this shell, written by postgres: `dir` may be closed to postgres
+	as_pg tee "$d/orchestrator.conf" <"$dir/pg.conf.tmp" >/dev/null
 	rm -f "$dir/pg.conf.tmp"
 	grep -q "^include_if_exists = 'orchestrator.conf'" "$d/postgresql.conf" ||
 		as_pg sh -c "echo \"include_if_exists = 'orchestrator.conf'\" >> '$d/postgresql.conf'"
