@@ -86,33 +86,40 @@ DECLARE
 	v_key text;
 	v_graph text;
 	v_dup boolean;
+	v_waits boolean;
 BEGIN
-	SELECT active INTO v_active FROM bot_chats WHERE chat = p_chat FOR UPDATE;
-	IF NOT FOUND THEN
+	-- the common case in one statement: the chat's active project exists
+	SELECT c.active, t.id, t.graph INTO v_active, thread_id, v_graph
+		FROM bot_chats c JOIN threads t ON t.key = c.chat || ':' || c.active
+		WHERE c.chat = p_chat FOR UPDATE OF c, t;
+	IF thread_id IS NULL THEN
 		INSERT INTO bot_chats (chat) VALUES (p_chat) ON CONFLICT (chat) DO NOTHING;
 		SELECT active INTO v_active FROM bot_chats WHERE chat = p_chat FOR UPDATE;
+		IF v_active IS NULL THEN
+			UPDATE bot_chats SET active = next_n, next_n = next_n + 1, updated_at = now()
+				WHERE chat = p_chat RETURNING active INTO v_active;
+		END IF;
+		v_key := p_chat || ':' || v_active;
+		SELECT t.id, t.graph INTO thread_id, v_graph FROM threads t WHERE t.key = v_key
+			FOR UPDATE;
+		IF thread_id IS NULL THEN
+			INSERT INTO threads (key, graph, metadata)
+				VALUES (v_key, p_graph, coalesce(p_meta, '{}') || jsonb_build_object('n', v_active))
+				RETURNING id, graph INTO thread_id, v_graph;
+		END IF;
 	END IF;
-	IF v_active IS NULL THEN
-		UPDATE bot_chats SET active = next_n, next_n = next_n + 1, updated_at = now()
-			WHERE chat = p_chat RETURNING active INTO v_active;
-	END IF;
-	v_key := p_chat || ':' || v_active;
-	SELECT t.id, t.graph INTO thread_id, v_graph FROM threads t WHERE t.key = v_key FOR UPDATE;
-	IF thread_id IS NULL THEN
-		INSERT INTO threads (key, graph, metadata)
-			VALUES (v_key, p_graph, coalesce(p_meta, '{}') || jsonb_build_object('n', v_active))
-			RETURNING id, graph INTO thread_id, v_graph;
-	END IF;
-	SELECT r.id INTO run_id FROM runs r WHERE r.thread_id = bot_route_input.thread_id
-		AND r.status = 'waiting' AND 'input' = ANY (r.waiting_on);
-	IF run_id IS NOT NULL THEN
+	-- the thread's active runs: one waiting for input takes the text
+	SELECT r.id, r.status = 'waiting' AND 'input' = ANY (r.waiting_on) INTO run_id, v_waits
+		FROM runs r WHERE r.thread_id = bot_route_input.thread_id
+		AND r.status IN ('queued', 'running', 'waiting')
+		ORDER BY (r.status = 'waiting' AND 'input' = ANY (r.waiting_on)) DESC LIMIT 1;
+	IF v_waits THEN
 		SELECT d.run_id, d.duplicate INTO run_id, v_dup
 			FROM orch_deliver(thread_id, 'input', p_input, p_idem, NULL, 0) d;
 		how := 'delivered';
 		RETURN;
 	END IF;
-	how := CASE WHEN EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = bot_route_input.thread_id
-		AND r.status IN ('queued', 'running', 'waiting')) THEN 'queued' ELSE 'started' END;
+	how := CASE WHEN run_id IS NOT NULL THEN 'queued' ELSE 'started' END;
 	INSERT INTO runs (thread_id, graph, input)
 		VALUES (thread_id, v_graph, jsonb_build_object('input', p_input)) RETURNING id INTO run_id;
 END $$;

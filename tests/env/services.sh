@@ -39,7 +39,7 @@ if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
 fi
 
 is_root() { [ "$(id -u)" = 0 ]; }
-as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if is_root; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # PostgreSQL refuses to run as root; as root it runs as the 'postgres' user,
