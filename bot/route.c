@@ -62,6 +62,13 @@ static const pg_stmt STMT_PROJECTS = {
 	1,
 };
 
+static const pg_stmt STMT_CANCEL_APPROVALS = {
+	"bot_cancel_approvals",
+	"UPDATE approvals SET state = 'expired', decided_at = now() WHERE thread_id = $1 "
+	"AND state = 'pending' RETURNING channel, chat, coalesce(message_id, 0), question",
+	1,
+};
+
 static const pg_stmt STMT_SWITCH = {
 	"bot_switch",
 	"UPDATE bot_chats SET active = $2::int, updated_at = now() WHERE chat = $1",
@@ -351,6 +358,37 @@ static int cmd_status(pg_conn *c, const bot_input *in, const char *chat)
 	return rc;
 }
 
+/* Questions of a cancelled project can no longer be answered: they end,
+ * and their Telegram messages lose their buttons. */
+static int cancel_approvals(pg_conn *c, int64_t thread)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+	PGresult *res = NULL;
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	rc = pg_exec_stmt(c, &res, &STMT_CANCEL_APPROVALS, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
+		buf html;
+		json_t *edit;
+
+		if (strcmp(pg_val(res, i, 0), "telegram") != 0 || pg_int(res, i, 2) <= 0)
+			continue;
+		buf_init(&html, 0);
+		tg_html_escape(&html, pg_val(res, i, 3), strlen(pg_val(res, i, 3)));
+		buf_puts(&html, "\n\n<i>Cancelled with the project.</i>");
+		edit = json_pack("{s:I,s:s,s:s}", "message_id", (json_int_t)pg_int(res, i, 2), "html",
+				 buf_cstr(&html), "keyboard", "remove");
+		rc = edit ? bot_emit(c, thread, "telegram.edit", pg_val(res, i, 1), edit)
+			  : err_set(ERR_NOMEM, "out of memory");
+		json_decref(edit);
+		buf_free(&html);
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int cmd_cancel(pg_conn *c, const bot_input *in, const char *chat)
 {
 	int64_t thread;
@@ -363,6 +401,9 @@ static int cmd_cancel(pg_conn *c, const bot_input *in, const char *chat)
 	if (thread == 0)
 		return bot_say(c, in->channel, in->dest, 0, "There is no project to cancel.");
 	rc = eng_cancel_thread(c, thread, &cancelled);
+	if (rc < 0)
+		return rc;
+	rc = cancel_approvals(c, thread);
 	if (rc < 0)
 		return rc;
 	if (cancelled > 0)

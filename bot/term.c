@@ -464,7 +464,7 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 	term t;
 	pg_conn *listen = NULL, *c = NULL;
 	buf line;
-	int64_t poll_ms = opt->poll_ms > 0 ? opt->poll_ms : 500;
+	int64_t poll_ms = opt->poll_ms > 0 ? opt->poll_ms : 500, last_expire = 0;
 	int rc = 0, eof = 0;
 
 	memset(&t, 0, sizeof(t));
@@ -500,6 +500,16 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 	while (!t.quit) {
 		struct pollfd pfd[2];
 		int nfd = 1, drc;
+
+		if (util_mono_ms() - last_expire >= 30000) {
+			/* nobody else expires the terminal's questions */
+			last_expire = util_mono_ms();
+			if (pg_pool_acquire(pool, 1000, &c) == 0) {
+				if (bot_approvals_expire(c, "term", NULL) < 0)
+					log_warn("chat", "expiring questions: %s", err_last());
+				pg_pool_release(pool, c);
+			}
+		}
 
 		drc = deliver(&t);
 		if (drc < 0) {

@@ -575,6 +575,22 @@ static void test_approval_expiry(void **st)
 	msg = ts_fake_wait_message(&e->fake, 4403, "Expired without a decision", WAIT_MS);
 	assert_non_null(msg);
 	json_decref(msg);
+	/* /cancel ends a project's open question too */
+	ts_fake_text(&e->fake, 4403, OWNER, "approve again");
+	msg = ts_fake_wait_message(&e->fake, 4403, "Ship it?", WAIT_MS);
+	json_decref(msg);
+	assert_int_equal(wait_sql(e->db, "SELECT count(*) FROM approvals WHERE state = 'pending' "
+					  "AND message_id IS NOT NULL", 1),
+			 1);
+	ts_fake_text(&e->fake, 4403, OWNER, "/cancel");
+	msg = ts_fake_wait_message(&e->fake, 4403, "cancelled 1 run", WAIT_MS);
+	assert_non_null(msg);
+	json_decref(msg);
+	msg = ts_fake_wait_message(&e->fake, 4403, "Cancelled with the project", WAIT_MS);
+	assert_non_null(msg);
+	assert_null(json_object_get(msg, "reply_markup"));
+	json_decref(msg);
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM approvals WHERE state = 'pending'"), 0);
 	teardown_env(e);
 }
 
