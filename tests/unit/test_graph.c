@@ -317,11 +317,12 @@ static void test_retry_policy(void **st)
 
 static int node_gate(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
 {
-	json_t *v = NULL;
+	json_t *v = NULL, *ask = json_pack("{s:s}", "q", "ok?");
 	int rc;
 	(void)state;
 	(void)input;
-	rc = eng_await(ctx, "approval", json_pack("{s:s}", "q", "ok?"), &v);
+	rc = eng_await(ctx, "approval", ask, &v); /* the payload is borrowed */
+	json_decref(ask);
 	if (rc < 0)
 		return rc;
 	*update = json_pack("{s:o}", "decision", v);
