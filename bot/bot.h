@@ -53,8 +53,9 @@
  *                       over 16384 it goes as a document. HTML that
  *                       Telegram refuses is resent as plain text.
  *   <channel>.edit      {"ref": "name"} or {"message_id": id}, with
- *                       "text"/"html"; "keyboard": "remove". An edit to
- *                       the same content counts as done.
+ *                       "text"/"html" (editMessageText) and/or
+ *                       "keyboard": "remove" (alone: editMessageReplyMarkup).
+ *                       An edit to the same content counts as done.
  *   <channel>.progress  {"ref": "name", "text"/"html"}: the first sends a
  *                       message, later ones edit it (progress without
  *                       flooding the chat).
