@@ -125,13 +125,48 @@ BEGIN
 END $$;
 
 -- Routes a batch: p_items is [{"chat", "input", "idem", "meta"}, ...], in
--- order. One call per batch keeps ingestion at one round trip.
+-- order. One call per batch keeps ingestion at one round trip. The common
+-- case — every chat has its active project and none of them waits for
+-- input — is routed set-wise (chats and threads locked in chat order, one
+-- INSERT of all runs, in item order); anything else item by item.
 CREATE FUNCTION bot_route_batch(p_graph text, p_items jsonb)
 RETURNS TABLE (idx int, thread_id bigint, run_id bigint, how text) LANGUAGE plpgsql AS $$
 DECLARE
 	v_item jsonb;
 	v_i int := 0;
+	v_chats text[];
+	v_locked text[];
+	v_threads bigint[];
+	v_graphs text[];
+	v_busy bigint[];
 BEGIN
+	SELECT array_agg(DISTINCT e->>'chat') INTO v_chats FROM jsonb_array_elements(p_items) e;
+	SELECT array_agg(l.chat ORDER BY l.chat), array_agg(l.id ORDER BY l.chat),
+		array_agg(l.graph ORDER BY l.chat) INTO v_locked, v_threads, v_graphs
+		FROM (SELECT c.chat, t.id, t.graph FROM bot_chats c
+			JOIN threads t ON t.key = c.chat || ':' || c.active
+			WHERE c.chat = ANY (v_chats) ORDER BY c.chat FOR UPDATE OF c, t) l;
+	IF v_chats IS NOT NULL AND cardinality(v_locked) = cardinality(v_chats)
+			AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = ANY (v_threads)
+				AND r.status IN ('queued', 'running', 'waiting') AND r.status = 'waiting'
+				AND 'input' = ANY (r.waiting_on)) THEN
+		SELECT array_agg(DISTINCT r.thread_id) INTO v_busy FROM runs r
+			WHERE r.thread_id = ANY (v_threads) AND r.status IN ('queued', 'running', 'waiting');
+		RETURN QUERY
+			WITH m AS (SELECT unnest(v_locked) AS chat, unnest(v_threads) AS thread,
+					unnest(v_graphs) AS graph),
+			ins AS (INSERT INTO runs (thread_id, graph, input)
+				SELECT m.thread, m.graph, jsonb_build_object('input', e.value->'input')
+				FROM jsonb_array_elements(p_items) WITH ORDINALITY e
+				JOIN m ON m.chat = e.value->>'chat' ORDER BY e.ordinality
+				RETURNING runs.id, runs.thread_id)
+			SELECT (row_number() OVER (ORDER BY ins.id))::int - 1, ins.thread_id, ins.id,
+				CASE WHEN ins.thread_id = ANY (coalesce(v_busy, '{}'))
+					OR ins.id <> min(ins.id) OVER (PARTITION BY ins.thread_id)
+					THEN 'queued' ELSE 'started' END
+			FROM ins;
+		RETURN;
+	END IF;
 	FOR v_item IN SELECT value FROM jsonb_array_elements(p_items) LOOP
 		SELECT r.thread_id, r.run_id, r.how INTO thread_id, run_id, how
 			FROM bot_route_input(v_item->>'chat', p_graph, v_item->'input', v_item->>'idem',

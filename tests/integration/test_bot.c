@@ -282,6 +282,34 @@ static void test_route_sql(void **st)
 	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM runs r JOIN threads t ON t.id = "
 				       "r.thread_id WHERE t.key = 'tg:5501:1'"),
 			 2);
+
+	/* a batch: known chats go set-wise, in order; a new chat or a run
+	 * waiting for input sends the batch item by item */
+	ts_sql(c, "SELECT * FROM bot_route_input('tg:5502', 'g', '{\"text\":\"x\"}', 'j0', NULL)");
+	ts_sql(c, "UPDATE runs SET status = 'cancelled' FROM threads t WHERE t.id = runs.thread_id "
+		  "AND t.key LIKE 'tg:550%' AND runs.status <> 'cancelled'");
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM bot_route_batch('g', '["
+				       "{\"chat\":\"tg:5502\",\"input\":{\"text\":\"p\"},\"idem\":\"j1\"},"
+				       "{\"chat\":\"tg:5501\",\"input\":{\"text\":\"q\"},\"idem\":\"j2\"},"
+				       "{\"chat\":\"tg:5502\",\"input\":{\"text\":\"r\"},\"idem\":\"j3\"}]') "
+				       "WHERE how IN ('started', 'queued')"),
+			 3);
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM runs r JOIN threads t ON t.id = "
+				       "r.thread_id WHERE t.key = 'tg:5502:1' AND r.status = 'queued'"),
+			 2);
+	/* in order: p before r */
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM runs a, runs b WHERE a.input->'input'->>'text' "
+				       "= 'p' AND b.input->'input'->>'text' = 'r' AND a.id < b.id"),
+			 1);
+	ts_sql(c, "UPDATE runs SET status = 'waiting', waiting_on = '{input}' WHERE id = (SELECT min(r.id) "
+		  "FROM runs r JOIN threads t ON t.id = r.thread_id WHERE t.key = 'tg:5501:1' AND "
+		  "r.status = 'queued')");
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM bot_route_batch('g', '["
+				       "{\"chat\":\"tg:5501\",\"input\":{\"text\":\"s\"},\"idem\":\"j4\"},"
+				       "{\"chat\":\"tg:5503\",\"input\":{\"text\":\"t\"},\"idem\":\"j5\"}]') "
+				       "WHERE how IN ('delivered', 'started')"),
+			 2);
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM events WHERE idem = 'j4'"), 1);
 	pg_conn_close(c);
 }
 
