@@ -78,5 +78,12 @@ struct llm_service;
 int cli_spawner_start(pg_pool *pool, struct llm_service *llm, int workers,
 		      struct spw_spawner **out);
 int cmd_sandbox(int argc, char **argv);
+int cmd_bot(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+
+/* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
+ * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */
+struct bot;
+int cli_bot_start(pg_pool *pool, struct bot **out);
 
 #endif

@@ -3,9 +3,11 @@
  *
  * `engine` runs the graph engine: worker threads claim queued runs of the
  * graphs built into this binary. `serve` runs every role this binary has in
- * one process. SIGINT or SIGTERM stop gracefully: no new claims, runs in
+ * one process: the engine, and the Telegram bot when TELEGRAM_BOT_TOKEN is
+ * set (without it, `orchestrator chat` is the front end). SIGINT or SIGTERM stop gracefully: no new claims, runs in
  * progress finish their current step and return to the queue.
  */
+#include "bot/bot.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -50,6 +52,7 @@ int cmd_serve(int argc, char **argv)
 	int64_t threads = cli_cfg.engine_threads;
 	eng_options opt;
 	eng_engine *e = NULL;
+	bot *b = NULL;
 	pg_pool *pool = NULL;
 	llm_service *llm = NULL;
 	llm_registry *reg = NULL;
@@ -77,7 +80,8 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size) < 0)
+	/* the bot needs its own connections besides the engine's */
+	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size + (serve_all ? 4 : 0)) < 0)
 		return cli_fail("database pool");
 	/* the redaction filter and the secrets store, before any thread starts */
 	if (cli_start_secrets(pool) < 0) {
@@ -118,6 +122,16 @@ int cmd_serve(int argc, char **argv)
 	if (with_spawner && cli_spawner_start(pool, llm, 0, &sp) < 0)
 		log_error("serve", "the spawner role is not running: %s (the other roles run; fix "
 				   "it and restart, or set ORCH_SPAWNER=0)", err_last());
+	if (serve_all) {
+		int brc = cli_bot_start(pool, &b);
+		if (brc < 0) {
+			cli_fail("telegram bot");
+			goto done;
+		}
+		if (brc == 0)
+			log_info("serve", "TELEGRAM_BOT_TOKEN is not set: running without the Telegram "
+					  "bot (`orchestrator chat` talks to this engine from a terminal)");
+	}
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -128,6 +142,10 @@ int cmd_serve(int argc, char **argv)
 			log_info("serve", "signal %d: stopping gracefully", sig);
 			break;
 		}
+		if (b && bot_done(b)) {
+			log_error("serve", "the Telegram bot stopped; stopping");
+			goto done;
+		}
 		if (serve_all && util_mono_ms() - last_prune >= 3600 * 1000) {
 			last_prune = util_mono_ms();
 			prune_now(pool);
@@ -136,6 +154,7 @@ int cmd_serve(int argc, char **argv)
 	rc = 0;
 done:
 	spw_free(sp); /* workers call the models until they stop */
+	bot_free(b);
 	eng_engine_free(e);
 	sec_runtime_stop();
 	llm_service_free(llm); /* after the engine: nodes may call it until then */

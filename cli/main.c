@@ -27,6 +27,8 @@ typedef struct command {
 static const command commands[] = {
 	{"serve", cmd_serve, "run every role in one process (the single-machine default)"},
 	{"engine", cmd_serve, "run the graph engine only (scale out: several may share a database)"},
+	{"bot", cmd_bot, "run the Telegram bot only (long polling, approvals, delivery)"},
+	{"chat", cmd_chat, "talk to orchestrator in this terminal (no Telegram needed)"},
 	{"migrate", cmd_migrate, "create or update the database schema"},
 	{"status", cmd_status, "threads, runs, waiting work and live engines (--json)"},
 	{"threads", cmd_threads, "list threads with their latest run"},

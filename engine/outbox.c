@@ -19,7 +19,7 @@ static const pg_stmt STMT_CLAIM = {
 	"AND c.state = 'pending' AND c.next_attempt_at <= now() "
 	"AND (c.claim_until IS NULL OR c.claim_until < now()) "
 	"AND (c.dest IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.dest = c.dest "
-	"AND p.kind = c.kind AND p.state = 'pending' AND p.id < c.id)) "
+	"AND p.kind = ANY ($2::text[]) AND p.state = 'pending' AND p.id < c.id)) "
 	"ORDER BY c.id LIMIT $3 FOR UPDATE SKIP LOCKED) "
 	"RETURNING o.id, o.thread_id, o.run_id, o.step, o.kind, o.dest, o.payload::text, o.attempts",
 	4,

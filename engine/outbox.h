@@ -7,8 +7,9 @@
  * a relay that dies leaves its rows to be claimed again when the lease
  * expires, so delivery is at least once, and the row id is the idempotency
  * key a receiver uses to drop the duplicate. Rows that share a `dest` are
- * delivered in id order: a dest's next row is claimable only once the rows
- * before it are sent (or dead).
+ * delivered in id order across all the kinds one relay handles (a message
+ * and the approval that follows it stay in order): a dest's next row is
+ * claimable only once the rows before it are sent (or dead).
  *
  * Two levels: the row functions (claim, done, retry, defer, dead) for
  * relays with their own loop, and eng_relay, a thread that listens for new

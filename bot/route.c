@@ -1,0 +1,522 @@
+#include "bot/route.h"
+#include "bot/text.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "engine/control.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const pg_stmt STMT_EMIT = {
+	"bot_emit",
+	"INSERT INTO outbox (thread_id, kind, dest, payload) VALUES ($1::bigint, $2, $3, $4::jsonb)",
+	4,
+};
+
+static const pg_stmt STMT_ROUTE_BATCH = {
+	"bot_route_batch",
+	"SELECT how, count(*) FROM bot_route_batch($1, $2::jsonb) GROUP BY how",
+	2,
+};
+
+static const pg_stmt STMT_ROUTE_ONE = {
+	"bot_route_one",
+	"SELECT thread_id, run_id, how FROM bot_route_input($1, $2, $3::jsonb, $4, $5::jsonb)",
+	5,
+};
+
+static const pg_stmt STMT_NEW_PROJECT = {
+	"bot_new_project",
+	"INSERT INTO bot_chats (chat, active, next_n) VALUES ($1, 1, 2) ON CONFLICT (chat) DO "
+	"UPDATE SET active = bot_chats.next_n, next_n = bot_chats.next_n + 1, updated_at = now() "
+	"RETURNING active",
+	1,
+};
+
+static const pg_stmt STMT_ACTIVE = {
+	"bot_active",
+	"SELECT c.active, coalesce(t.id, 0) FROM bot_chats c LEFT JOIN threads t "
+	"ON t.key = c.chat || ':' || c.active WHERE c.chat = $1",
+	1,
+};
+
+static const pg_stmt STMT_PROJECT = {
+	"bot_project",
+	"SELECT t.id, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'idle'), "
+	"coalesce(array_to_string(r.waiting_on, ', '), ''), coalesce(r.step, 0), "
+	"coalesce(r.error, ''), (SELECT count(*) FROM runs q WHERE q.thread_id = t.id "
+	"AND q.status = 'queued') FROM threads t LEFT JOIN LATERAL (SELECT status, waiting_on, "
+	"step, error FROM runs WHERE thread_id = t.id ORDER BY (status IN ('running', 'waiting')) "
+	"DESC, id DESC LIMIT 1) r ON true WHERE t.key = $1",
+	1,
+};
+
+static const pg_stmt STMT_PROJECTS = {
+	"bot_projects",
+	"SELECT (t.metadata->>'n')::int AS n, coalesce(t.metadata->>'title', ''), "
+	"coalesce((SELECT status FROM runs WHERE thread_id = t.id ORDER BY (status IN "
+	"('running', 'waiting')) DESC, id DESC LIMIT 1), 'idle') FROM threads t "
+	"WHERE t.key LIKE $1 || ':%' AND t.metadata ? 'n' ORDER BY n LIMIT 50",
+	1,
+};
+
+static const pg_stmt STMT_CANCEL_APPROVALS = {
+	"bot_cancel_approvals",
+	"UPDATE approvals SET state = 'expired', decided_at = now() WHERE thread_id = $1 "
+	"AND state = 'pending' RETURNING channel, chat, coalesce(message_id, 0), question",
+	1,
+};
+
+static const pg_stmt STMT_SWITCH = {
+	"bot_switch",
+	"UPDATE bot_chats SET active = $2::int, updated_at = now() WHERE chat = $1",
+	2,
+};
+
+static const pg_stmt STMT_FIND_TITLE = {
+	"bot_find_title",
+	"SELECT (metadata->>'n')::int FROM threads WHERE key LIKE $1 || ':%' AND metadata ? 'n' "
+	"AND lower(metadata->>'title') LIKE lower($2) || '%' ORDER BY updated_at DESC LIMIT 1",
+	2,
+};
+
+int bot_emit(pg_conn *c, int64_t thread_id, const char *kind, const char *dest,
+	     const json_t *payload)
+{
+	char tid[24], *p = json_dumps(payload, JSON_COMPACT);
+	const char *params[4] = {thread_id > 0 ? tid : NULL, kind, dest, p};
+	int rc;
+
+	if (!p)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, NULL, &STMT_EMIT, params);
+	free(p);
+	return rc;
+}
+
+int bot_say(pg_conn *c, const char *channel, const char *dest, int64_t thread_id,
+	    const char *text)
+{
+	char kind[32];
+	json_t *p = json_pack("{s:s}", "text", text);
+	int rc;
+
+	if (!p)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(kind, sizeof(kind), "%s.send", channel);
+	rc = bot_emit(c, thread_id, kind, dest, p);
+	json_decref(p);
+	return rc;
+}
+
+void bot_chat_key(const char *channel, const char *dest, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s:%s", strcmp(channel, "telegram") == 0 ? "tg" : channel, dest);
+}
+
+json_t *bot_input_json(const bot_input *in)
+{
+	json_t *j = json_pack("{s:s,s:s,s:s,s:{s:I,s:s,s:s}}", "text", in->text ? in->text : "",
+			      "channel", in->channel, "chat", in->dest, "user", "id",
+			      (json_int_t)in->user_id, "name", in->user_name ? in->user_name : "",
+			      "username", in->username ? in->username : "");
+
+	if (j && in->message_id)
+		json_object_set_new(j, "message_id", json_integer(in->message_id));
+	if (j && in->update_id)
+		json_object_set_new(j, "update_id", json_integer(in->update_id));
+	return j;
+}
+
+/* {"channel","chat","title"} for a new project's thread. */
+static json_t *thread_meta(const bot_input *in)
+{
+	buf title;
+	const char *t = in->text ? in->text : "";
+	json_t *j;
+
+	buf_init(&title, 0);
+	/* the first line, shortened */
+	{
+		const char *nl = strchr(t, '\n');
+		size_t n = nl ? (size_t)(nl - t) : strlen(t);
+		char *line = strndup(t, n);
+		if (line) {
+			tg_truncate(&title, line, 60);
+			free(line);
+		}
+	}
+	j = json_pack("{s:s,s:s,s:s}", "channel", in->channel, "chat", in->dest, "title",
+		      buf_cstr(&title));
+	buf_free(&title);
+	return j;
+}
+
+void bot_batch_init(bot_batch *b)
+{
+	b->items = NULL;
+}
+
+void bot_batch_clear(bot_batch *b)
+{
+	json_decref(b->items);
+	b->items = NULL;
+}
+
+int bot_batch_add(bot_batch *b, const bot_input *in, const char *idem)
+{
+	char chat[96];
+	json_t *item;
+
+	if (!b->items && !(b->items = json_array()))
+		return err_set(ERR_NOMEM, "out of memory");
+	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
+	item = json_pack("{s:s,s:o,s:s,s:o}", "chat", chat, "input", bot_input_json(in), "idem",
+			 idem, "meta", thread_meta(in));
+	if (!item || json_array_append_new(b->items, item) < 0)
+		return err_set(ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+int bot_batch_flush(bot_batch *b, pg_conn *c, const char *graph, int *out_delivered,
+		    int *out_queued)
+{
+	PGresult *res = NULL;
+	char *items;
+	int rc;
+
+	if (out_delivered)
+		*out_delivered = 0;
+	if (out_queued)
+		*out_queued = 0;
+	if (!b->items || json_array_size(b->items) == 0)
+		return 0;
+	items = json_dumps(b->items, JSON_COMPACT);
+	bot_batch_clear(b);
+	if (!items)
+		return err_set(ERR_NOMEM, "out of memory");
+	{
+		const char *params[2] = {graph, items};
+		rc = pg_exec_stmt(c, &res, &STMT_ROUTE_BATCH, params);
+	}
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
+		if (strcmp(pg_val(res, i, 0), "delivered") == 0) {
+			if (out_delivered)
+				*out_delivered += (int)pg_int(res, i, 1);
+		} else if (out_queued) {
+			*out_queued += (int)pg_int(res, i, 1);
+		}
+	}
+	PQclear(res);
+	free(items);
+	return rc;
+}
+
+int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, int *out_n)
+{
+	const char *params[1] = {chat_key};
+	PGresult *res = NULL;
+	int rc = pg_exec_stmt(c, &res, &STMT_ACTIVE, params);
+
+	*out_thread = 0;
+	*out_n = 0;
+	if (rc == 0 && pg_rows(res) > 0 && !pg_isnull(res, 0, 0)) {
+		*out_n = (int)pg_int(res, 0, 0);
+		*out_thread = pg_int(res, 0, 1);
+	}
+	PQclear(res);
+	return rc;
+}
+
+const char *bot_help_text(const char *channel)
+{
+	if (strcmp(channel, "term") == 0)
+		return "Describe an idea and orchestrator takes it from there.\n"
+		       "  /new <idea>        start a new project\n"
+		       "  /status            the active project's state\n"
+		       "  /projects          your projects\n"
+		       "  /switch <n|name>   make another project the active one\n"
+		       "  /cancel            stop the active project's work\n"
+		       "  /history [n]       the active project's last messages\n"
+		       "  /approve <n>       answer the pending question with option n (or type n)\n"
+		       "  /help, /quit\n"
+		       "Any other text goes to the active project.";
+	return "Describe an idea and orchestrator takes it from there.\n\n"
+	       "/new <idea> — start a new project\n"
+	       "/status — the active project's state\n"
+	       "/projects — your projects\n"
+	       "/switch <number or name> — make another project the active one\n"
+	       "/cancel — stop the active project's work\n"
+	       "/help — this text\n\n"
+	       "Any other message goes to the active project. Questions that need your "
+	       "decision come with buttons.";
+}
+
+static int route_one(pg_conn *c, const char *graph, const bot_input *in, const char *idem,
+		     int64_t *out_thread, char *how, size_t how_cap)
+{
+	char chat[96], *input_s = NULL, *meta_s = NULL;
+	json_t *input = bot_input_json(in), *meta = thread_meta(in);
+	PGresult *res = NULL;
+	int rc;
+
+	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
+	input_s = input ? json_dumps(input, JSON_COMPACT) : NULL;
+	meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+	if (!input_s || !meta_s) {
+		rc = err_set(ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	{
+		const char *params[5] = {chat, graph, input_s, idem, meta_s};
+		rc = pg_exec_stmt(c, &res, &STMT_ROUTE_ONE, params);
+	}
+	if (rc == 0) {
+		*out_thread = pg_int(res, 0, 0);
+		snprintf(how, how_cap, "%s", pg_val(res, 0, 2));
+	}
+done:
+	PQclear(res);
+	json_decref(input);
+	json_decref(meta);
+	free(input_s);
+	free(meta_s);
+	return rc;
+}
+
+static int cmd_new(pg_conn *c, const char *graph, const bot_input *in, const char *chat,
+		   const char *idea)
+{
+	const char *params[1] = {chat};
+	PGresult *res = NULL;
+	bot_input idea_in = *in;
+	char idem[64], how[16], msg[256];
+	int64_t thread = 0;
+	int rc, n;
+
+	if (!*idea)
+		return bot_say(c, in->channel, in->dest, 0,
+			       "Tell me the idea: /new <what you want built>");
+	rc = pg_exec_stmt(c, &res, &STMT_NEW_PROJECT, params);
+	if (rc < 0)
+		return rc;
+	n = (int)pg_int(res, 0, 0);
+	PQclear(res);
+	idea_in.text = idea;
+	snprintf(idem, sizeof(idem), "%s:new:%lld:%lld", chat, (long long)in->update_id,
+		 (long long)in->message_id);
+	rc = route_one(c, graph, &idea_in, idem, &thread, how, sizeof(how));
+	if (rc < 0)
+		return rc;
+	snprintf(msg, sizeof(msg), "Project #%d started. Plain messages now go to it; "
+				   "/projects lists all of them.",
+		 n);
+	return bot_say(c, in->channel, in->dest, thread, msg);
+}
+
+static int cmd_status(pg_conn *c, const bot_input *in, const char *chat)
+{
+	int64_t thread;
+	int n, rc;
+	char key[128];
+	PGresult *res = NULL;
+	buf out;
+
+	rc = bot_active_project(c, chat, &thread, &n);
+	if (rc < 0)
+		return rc;
+	if (thread == 0)
+		return bot_say(c, in->channel, in->dest, 0,
+			       "No project yet. Describe an idea, or use /new <idea>.");
+	snprintf(key, sizeof(key), "%s:%d", chat, n);
+	{
+		const char *params[1] = {key};
+		rc = pg_exec_stmt(c, &res, &STMT_PROJECT, params);
+	}
+	if (rc < 0)
+		return rc;
+	buf_init(&out, 0);
+	if (pg_rows(res) > 0) {
+		const char *st = pg_val(res, 0, 2);
+		buf_printf(&out, "Project #%d: %s\nState: %s", n, pg_val(res, 0, 1), st);
+		if (strcmp(st, "waiting") == 0 && *pg_val(res, 0, 3))
+			buf_printf(&out, " (for: %s)", pg_val(res, 0, 3));
+		buf_printf(&out, ", step %lld", (long long)pg_int(res, 0, 4));
+		if (pg_int(res, 0, 6) > 0)
+			buf_printf(&out, "\nQueued messages: %lld", (long long)pg_int(res, 0, 6));
+		if (strcmp(st, "failed") == 0 && *pg_val(res, 0, 5)) {
+			buf_puts(&out, "\nError: ");
+			tg_truncate(&out, pg_val(res, 0, 5), 300);
+		}
+	}
+	rc = bot_say(c, in->channel, in->dest, thread, buf_cstr(&out));
+	PQclear(res);
+	buf_free(&out);
+	return rc;
+}
+
+/* Questions of a cancelled project can no longer be answered: they end,
+ * and their Telegram messages lose their buttons. */
+static int cancel_approvals(pg_conn *c, int64_t thread)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+	PGresult *res = NULL;
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	rc = pg_exec_stmt(c, &res, &STMT_CANCEL_APPROVALS, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
+		buf html;
+		json_t *edit;
+
+		if (strcmp(pg_val(res, i, 0), "telegram") != 0 || pg_int(res, i, 2) <= 0)
+			continue;
+		buf_init(&html, 0);
+		tg_html_escape(&html, pg_val(res, i, 3), strlen(pg_val(res, i, 3)));
+		buf_puts(&html, "\n\n<i>Cancelled with the project.</i>");
+		edit = json_pack("{s:I,s:s,s:s}", "message_id", (json_int_t)pg_int(res, i, 2), "html",
+				 buf_cstr(&html), "keyboard", "remove");
+		rc = edit ? bot_emit(c, thread, "telegram.edit", pg_val(res, i, 1), edit)
+			  : err_set(ERR_NOMEM, "out of memory");
+		json_decref(edit);
+		buf_free(&html);
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int cmd_cancel(pg_conn *c, const bot_input *in, const char *chat)
+{
+	int64_t thread;
+	int n, rc, cancelled = 0;
+	char msg[160];
+
+	rc = bot_active_project(c, chat, &thread, &n);
+	if (rc < 0)
+		return rc;
+	if (thread == 0)
+		return bot_say(c, in->channel, in->dest, 0, "There is no project to cancel.");
+	rc = eng_cancel_thread(c, thread, &cancelled);
+	if (rc < 0)
+		return rc;
+	rc = cancel_approvals(c, thread);
+	if (rc < 0)
+		return rc;
+	if (cancelled > 0)
+		snprintf(msg, sizeof(msg), "Project #%d: cancelled %d run%s.", n, cancelled,
+			 cancelled == 1 ? "" : "s");
+	else
+		snprintf(msg, sizeof(msg), "Project #%d has nothing running.", n);
+	return bot_say(c, in->channel, in->dest, thread, msg);
+}
+
+static int cmd_projects(pg_conn *c, const bot_input *in, const char *chat)
+{
+	const char *params[1] = {chat};
+	PGresult *res = NULL;
+	int64_t thread;
+	int n, rc;
+	buf out;
+
+	rc = bot_active_project(c, chat, &thread, &n);
+	if (rc == 0)
+		rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
+	if (rc < 0)
+		return rc;
+	buf_init(&out, 0);
+	if (pg_rows(res) == 0)
+		buf_puts(&out, "No projects yet. Describe an idea, or use /new <idea>.");
+	else
+		buf_puts(&out, "Your projects:");
+	for (int i = 0; i < pg_rows(res); i++)
+		buf_printf(&out, "\n%s #%lld %s — %s", pg_int(res, i, 0) == n ? "▶" : " ",
+			   (long long)pg_int(res, i, 0), pg_val(res, i, 1), pg_val(res, i, 2));
+	if (pg_rows(res) > 1)
+		buf_puts(&out, "\n/switch <number> changes the active one.");
+	rc = bot_say(c, in->channel, in->dest, 0, buf_cstr(&out));
+	PQclear(res);
+	buf_free(&out);
+	return rc;
+}
+
+static int cmd_switch(pg_conn *c, const bot_input *in, const char *chat, const char *arg)
+{
+	char key[128], num[16], msg[256];
+	const char *a = arg[0] == '#' ? arg + 1 : arg;
+	int64_t v = 0, thread = 0;
+	PGresult *res = NULL;
+	int rc, n;
+
+	if (!*a)
+		return bot_say(c, in->channel, in->dest, 0,
+			       "Which one? /switch <number or name> (see /projects)");
+	if (cfg_parse_int(a, &v) < 0 || v < 1 || v > 1000000) {
+		const char *params[2] = {chat, a};
+		rc = pg_exec_stmt(c, &res, &STMT_FIND_TITLE, params);
+		if (rc < 0)
+			return rc;
+		v = pg_rows(res) > 0 ? pg_int(res, 0, 0) : 0;
+		PQclear(res);
+		res = NULL;
+	}
+	snprintf(key, sizeof(key), "%s:%lld", chat, (long long)v);
+	if (v > 0 && eng_thread_find(c, key, &thread) < 0) {
+		err_clear();
+		thread = 0;
+	}
+	if (thread == 0)
+		return bot_say(c, in->channel, in->dest, 0,
+			       "There is no such project (see /projects).");
+	snprintf(num, sizeof(num), "%lld", (long long)v);
+	{
+		const char *params[2] = {chat, num};
+		rc = pg_exec_stmt(c, NULL, &STMT_SWITCH, params);
+	}
+	if (rc < 0)
+		return rc;
+	rc = bot_active_project(c, chat, &thread, &n);
+	if (rc < 0)
+		return rc;
+	snprintf(msg, sizeof(msg), "Project #%d is now the active one.", n);
+	return bot_say(c, in->channel, in->dest, thread, msg);
+}
+
+int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *cmd,
+		const char *args)
+{
+	char chat[96];
+
+	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
+	if (strcmp(cmd, "start") == 0) {
+		buf out;
+		int rc;
+		buf_init(&out, 0);
+		buf_printf(&out, "Hello%s%s! I am orchestrator, a software factory.\n\n%s",
+			   in->user_name && *in->user_name ? ", " : "",
+			   in->user_name ? in->user_name : "", bot_help_text(in->channel));
+		rc = bot_say(c, in->channel, in->dest, 0, buf_cstr(&out));
+		buf_free(&out);
+		return rc;
+	}
+	if (strcmp(cmd, "help") == 0)
+		return bot_say(c, in->channel, in->dest, 0, bot_help_text(in->channel));
+	if (strcmp(cmd, "new") == 0)
+		return cmd_new(c, graph, in, chat, args);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(c, in, chat);
+	if (strcmp(cmd, "cancel") == 0)
+		return cmd_cancel(c, in, chat);
+	if (strcmp(cmd, "projects") == 0)
+		return cmd_projects(c, in, chat);
+	if (strcmp(cmd, "switch") == 0)
+		return cmd_switch(c, in, chat, args);
+	{
+		char msg[160];
+		snprintf(msg, sizeof(msg), "I don't know /%.40s. /help lists what I understand.", cmd);
+		return bot_say(c, in->channel, in->dest, 0, msg);
+	}
+}

@@ -1,0 +1,94 @@
+/*
+ * route — what a chat's input does, the same for Telegram and the terminal.
+ *
+ * A chat ("tg:<chat id>" or "term:<name>") has projects; project n is the
+ * thread "<chat>:<n>" of the graph named by ORCH_GRAPH, and one of them is
+ * active. Plain text goes to the active project (a chat without one gets a
+ * new project started with it):
+ *
+ *   - when the project's run waits for the event key "input"
+ *     (BOT_INPUT_KEY), the text is delivered as that event;
+ *   - otherwise a run is queued with the state update {"input": <input>},
+ *     behind the project's active run when it is busy (double texting:
+ *     enqueue). Should that busy run then park waiting for "input", the
+ *     queued text is handed to it as the event instead (a trigger in
+ *     migrations/004_bot.sql), so a question is never left unanswered
+ *     while its answer waits in the queue.
+ *
+ * <input> is {"text", "channel", "chat", "user": {"id", "name",
+ * "username"}, "message_id", "update_id"} (see bot/bot.h); the thread's
+ * metadata holds {"channel", "chat", "title", "n"}.
+ *
+ * Commands (/start, /help, /new <idea>, /status, /cancel, /projects,
+ * /switch <project>) are answered with outbox rows of kind
+ * "<channel>.send" in the caller's transaction, so a reply is sent once
+ * and in order with the nodes' messages.
+ *
+ * Every function runs on the caller's connection, inside the caller's
+ * transaction when there is one.
+ */
+#ifndef ORCH_BOT_ROUTE_H
+#define ORCH_BOT_ROUTE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/pg.h"
+
+#define BOT_INPUT_KEY "input"
+#define BOT_DEFAULT_GRAPH "factory"
+
+/* Writes an outbox row as a node's eng_emit would (thread_id 0: none). */
+int bot_emit(pg_conn *c, int64_t thread_id, const char *kind, const char *dest,
+	     const json_t *payload);
+
+/* Writes a "<channel>.send" row with `text` (plain) to `dest`. */
+int bot_say(pg_conn *c, const char *channel, const char *dest, int64_t thread_id,
+	    const char *text);
+
+/* One piece of input from a person. */
+typedef struct bot_input {
+	const char *channel;    /* "telegram" | "term" */
+	const char *dest;       /* Telegram chat id as text, or the terminal name */
+	const char *text;
+	int64_t user_id;        /* 0 for the terminal */
+	const char *user_name;
+	const char *username;
+	int64_t message_id;     /* 0 when none */
+	int64_t update_id;      /* 0 when none */
+} bot_input;
+
+/* "tg:<dest>" or "term:<dest>" into out[cap]. */
+void bot_chat_key(const char *channel, const char *dest, char *out, size_t cap);
+
+/* The input as the JSON nodes receive (new reference; NULL on ENOMEM). */
+json_t *bot_input_json(const bot_input *in);
+
+/* A batch of plain-text inputs routed in one round trip. */
+typedef struct bot_batch {
+	json_t *items;          /* [{chat, input, idem, meta}] */
+} bot_batch;
+
+void bot_batch_init(bot_batch *b);
+void bot_batch_clear(bot_batch *b);
+/* Adds one input; `idem` names it for event delivery ("tg:u:<update_id>"). */
+int bot_batch_add(bot_batch *b, const bot_input *in, const char *idem);
+/* Routes the inputs added so far (in order) with graph `graph` for new
+ * projects, and empties the batch. *out_delivered and *out_queued (may be
+ * NULL) count events delivered and runs queued or started. */
+int bot_batch_flush(bot_batch *b, pg_conn *c, const char *graph, int *out_delivered,
+		    int *out_queued);
+
+/* Handles command `cmd` ("new", without the slash) with `args` from `in`.
+ * Unknown commands get a short help. `graph` is used for new projects. */
+int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *cmd,
+		const char *args);
+
+/* The chat's active project: thread id (0 when none) and number. */
+int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, int *out_n);
+
+/* The help text (plain). */
+const char *bot_help_text(const char *channel);
+
+#endif
