@@ -148,7 +148,8 @@ int main(void)
 	eng_options copt = {.threads = threads, .cache_entries = -1};
 	pg_pool *pool = NULL;
 	pg_conn *c = NULL;
-	pg_stats s0, s1;
+	pg_stats s0, s1, c0;
+	double conc_rt_per_run;
 	eng_result r;
 	json_t *input = json_pack("{s:s,s:[]}", "topic", "bot", "log");
 	double *lat = calloc((size_t)(n_seq + n_warm + n_intr + 64), sizeof(double));
@@ -233,6 +234,7 @@ int main(void)
 	if (eng_engine_new(&ec, pool, &copt) < 0 || eng_engine_add_graph(ec, g) < 0 ||
 	    eng_engine_start(ec) < 0)
 		die("engine");
+	pg_stats_get(&c0);
 	for (int rnd = -1; rnd < rounds; rnd++) {
 		json_t *items = json_array();
 		int64_t t0;
@@ -255,16 +257,20 @@ int main(void)
 		json_decref(items);
 	}
 	conc_rate = n_conc * rounds / (conc_total_ms / 1000.0);
+	pg_stats_get(&s1);
+	conc_rt_per_run = (double)(s1.round_trips - s1.prepares - c0.round_trips + c0.prepares) /
+			  (n_conc * (rounds + 1));
 	eng_engine_free(ec);
 
 	getrusage(RUSAGE_SELF, &ru);
 	printf("{\"invocation_median_ms\": %.3f, \"invocation_p99_ms\": %.3f, "
 	       "\"sql_per_invocation\": %.2f, \"tx_per_invocation\": %.2f, "
-	       "\"concurrent50_per_s\": %.1f, \"engine_threads\": %d, "
+	       "\"concurrent50_per_s\": %.1f, \"concurrent_round_trips_per_run\": %.2f, "
+	       "\"engine_threads\": %d, "
 	       "\"turn200_over_turn1\": %.3f, \"turn_first20_median_ms\": %.3f, "
 	       "\"turn_last20_median_ms\": %.3f, \"resume_median_ms\": %.3f, "
 	       "\"resume_p99_ms\": %.3f, \"peak_rss_mib\": %.1f}\n",
-	       inv_median, inv_p99, sql_per, tx_per, conc_rate, threads, turn_ratio, turn_first,
+	       inv_median, inv_p99, sql_per, tx_per, conc_rate, conc_rt_per_run, threads, turn_ratio, turn_first,
 	       turn_last, resume_median, resume_p99, ru.ru_maxrss / 1024.0);
 	json_decref(input);
 	free(lat);

@@ -37,6 +37,15 @@ typedef struct cache_entry {
 	int64_t bytes;
 } cache_entry;
 
+/* A step waiting to be committed with others (group commit). */
+typedef struct commit_req {
+	const store_step *s;
+	int rc, done, lead;
+	char status[16];
+	char err[512];
+	struct commit_req *next;
+} commit_req;
+
 typedef struct active_run {
 	int64_t run_id;
 	atomic_int cancel;
@@ -73,6 +82,12 @@ struct eng_engine {
 	int64_t cache_bytes;
 
 	active_run *active;
+
+	/* group commit: a queue of steps and whether a thread is committing */
+	pthread_mutex_t cmu;
+	pthread_cond_t ccv;
+	commit_req *chead, *ctail;
+	int cleading;
 };
 
 static int cache_find(eng_engine *e, int64_t thread_id)
@@ -385,6 +400,72 @@ static char *ids_literal(const json_t *ids)
 	return buf_steal(&b);
 }
 
+/* Group commit (leader/follower). A thread with a completed step queues it;
+ * when nobody is committing, it commits itself, at once, together with
+ * every step queued meanwhile (up to PG_PIPE_MAX) in one transaction, and
+ * hands the lead to the oldest waiting step. A lone run pays nothing for
+ * this; under load many runs share each transaction and its WAL flush. */
+static int group_commit(eng_engine *e, const store_step *s, char *status_out)
+{
+	commit_req me = {.s = s};
+
+	pthread_mutex_lock(&e->cmu);
+	if (e->ctail)
+		e->ctail->next = &me;
+	else
+		e->chead = &me;
+	e->ctail = &me;
+	if (!e->cleading) {
+		e->cleading = 1;
+		me.lead = 1;
+	}
+	while (!me.done && !me.lead)
+		pthread_cond_wait(&e->ccv, &e->cmu);
+	while (!me.done) {
+		commit_req *batch[PG_PIPE_MAX];
+		const store_step *steps[PG_PIPE_MAX];
+		int rcs[PG_PIPE_MAX], n = 0, rc;
+		char st[PG_PIPE_MAX][16], errs[PG_PIPE_MAX][512];
+		pg_conn *c = NULL;
+
+		while (e->chead && n < PG_PIPE_MAX) {
+			batch[n] = e->chead;
+			steps[n++] = e->chead->s;
+			e->chead = e->chead->next;
+		}
+		if (!e->chead)
+			e->ctail = NULL;
+		pthread_mutex_unlock(&e->cmu);
+		rc = acquire(e, &c);
+		if (rc == 0) {
+			rc = store_commit_batch(c, steps, n, rcs, st, errs);
+			pg_pool_release(e->pool, c);
+		}
+		for (int i = 0; i < n; i++) {
+			batch[i]->rc = rc < 0 ? rc : rcs[i];
+			snprintf(batch[i]->err, sizeof(batch[i]->err), "%s",
+				 rc < 0 ? err_last() : errs[i]);
+			if (rc == 0)
+				snprintf(batch[i]->status, sizeof(batch[i]->status), "%s", st[i]);
+		}
+		pthread_mutex_lock(&e->cmu);
+		for (int i = 0; i < n; i++)
+			batch[i]->done = 1;
+	}
+	if (me.lead) {
+		if (e->chead)
+			e->chead->lead = 1;
+		else
+			e->cleading = 0;
+	}
+	pthread_cond_broadcast(&e->ccv);
+	pthread_mutex_unlock(&e->cmu);
+	if (me.rc < 0)
+		return err_set(me.rc, "%s", me.err);
+	snprintf(status_out, 16, "%s", me.status);
+	return 0;
+}
+
 /* Commits a step. With `ck` set, a checkpoint (delta, next, maybe a
  * snapshot); otherwise only pending writes and the run's new status. */
 static int run_commit(run_exec *x, int ck, const json_t *delta, const json_t *next,
@@ -464,11 +545,15 @@ static int run_commit(run_exec *x, int ck, const json_t *delta, const json_t *ne
 		s.waiting = buf_cstr(&waiting);
 		s.wait_payload = payload_s = dump(p->wait_payload);
 	}
-	rc = acquire(x->e, &c);
-	if (rc < 0)
-		goto done;
-	rc = store_commit(c, &s, x->status);
-	pg_pool_release(x->e->pool, c);
+	if (store_step_batchable(&s)) {
+		rc = group_commit(x->e, &s, x->status);
+	} else {
+		rc = acquire(x->e, &c);
+		if (rc < 0)
+			goto done;
+		rc = store_commit(c, &s, x->status);
+		pg_pool_release(x->e->pool, c);
+	}
 	if (rc == 0 && ck) {
 		x->chain = chain;
 		x->parent_seq = x->next_seq++;
@@ -959,6 +1044,8 @@ int eng_engine_new(eng_engine **out, pg_pool *pool, const eng_options *opt)
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->wake_cv, NULL);
 	pthread_cond_init(&e->stop_cv, NULL);
+	pthread_mutex_init(&e->cmu, NULL);
+	pthread_cond_init(&e->ccv, NULL);
 	*out = e;
 	return 0;
 }
@@ -1061,6 +1148,8 @@ void eng_engine_free(eng_engine *e)
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->wake_cv);
 	pthread_cond_destroy(&e->stop_cv);
+	pthread_mutex_destroy(&e->cmu);
+	pthread_cond_destroy(&e->ccv);
 	free(e);
 }
 

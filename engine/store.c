@@ -101,7 +101,9 @@ static const pg_stmt STMT_LOAD_CHAIN = {
 /* A super-step that completed, in one statement: the fenced UPDATE of the
  * run comes first and every other change reads from its RETURNING, so when
  * the lease is gone (another engine holds the run) nothing at all is
- * written and no row comes back. $13 is the new status (running or done),
+ * written and no row comes back. A run that ends wakes the engines only
+ * when its thread has another run queued: NOTIFY serialises the commits of
+ * the transactions that send it, so it is not sent for nothing. $13 is the new status (running or done),
  * $14 the lease token, $15 the outbox rows, $16 the events consumed, $17
  * whether the step's pending writes are to be dropped. */
 static const pg_stmt STMT_STEP = {
@@ -126,7 +128,9 @@ static const pg_stmt STMT_STEP = {
 	" AND EXISTS (SELECT 1 FROM r)), "
 	"th AS (UPDATE threads SET updated_at = now() WHERE id = $1 "
 	" AND EXISTS (SELECT 1 FROM r WHERE status <> 'running')) "
-	"SELECT status, CASE WHEN status <> 'running' THEN pg_notify('orch_runs', '') END FROM r",
+	"SELECT status, CASE WHEN status <> 'running' AND EXISTS (SELECT 1 FROM runs q "
+	" WHERE q.thread_id = $1 AND q.status = 'queued') THEN pg_notify('orch_runs', '') END "
+	"FROM r",
 	17,
 };
 
@@ -422,42 +426,115 @@ done:
 	return rc;
 }
 
+/* The text parameters of STMT_STEP for one step. */
+typedef struct step_params {
+	char run[24], thread[24], tok[24], step[16], seq[16], parent[16];
+	char clen[16], cbytes[24], sbytes[24];
+	const char *v[17];
+} step_params;
+
+static void step_params_fill(step_params *p, const store_step *s)
+{
+	snprintf(p->run, sizeof(p->run), "%lld", (long long)s->run_id);
+	snprintf(p->thread, sizeof(p->thread), "%lld", (long long)s->thread_id);
+	snprintf(p->tok, sizeof(p->tok), "%lld", (long long)s->token);
+	snprintf(p->step, sizeof(p->step), "%d", s->step);
+	snprintf(p->seq, sizeof(p->seq), "%d", s->seq);
+	snprintf(p->parent, sizeof(p->parent), "%d", s->parent_seq);
+	snprintf(p->clen, sizeof(p->clen), "%d", s->chain.len);
+	snprintf(p->cbytes, sizeof(p->cbytes), "%lld", (long long)s->chain.bytes);
+	snprintf(p->sbytes, sizeof(p->sbytes), "%lld", (long long)s->chain.snap_bytes);
+	p->v[0] = p->thread;
+	p->v[1] = p->seq;
+	p->v[2] = s->parent_seq > 0 ? p->parent : NULL;
+	p->v[3] = p->run;
+	p->v[4] = p->step;
+	p->v[5] = s->nodes;
+	p->v[6] = s->delta;
+	p->v[7] = s->snapshot;
+	p->v[8] = s->next;
+	p->v[9] = p->clen;
+	p->v[10] = p->cbytes;
+	p->v[11] = p->sbytes;
+	p->v[12] = s->status;
+	p->v[13] = p->tok;
+	p->v[14] = s->outbox;
+	p->v[15] = s->consumed;
+	p->v[16] = s->delete_pending ? "true" : "false";
+}
+
+/* Reads STMT_STEP's result: the run's status, or ERR_LEASE with no row. */
+static int step_outcome(const store_step *s, const PGresult *res, char *status_out)
+{
+	if (pg_rows(res) == 0)
+		return err_set(ERR_LEASE,
+			       "run %lld no longer holds its lease (another engine took it over); "
+			       "step %d was not written",
+			       (long long)s->run_id, s->step);
+	snprintf(status_out, 16, "%s", pg_val(res, 0, 0));
+	return 0;
+}
+
 /* A completed step (checkpoint, status running or done): one statement. */
 static int commit_step(pg_conn *c, const store_step *s, char *status_out)
 {
-	char run[24], thread[24], tok[24], step[16], seq[16], parent[16];
-	char clen[16], cbytes[24], sbytes[24];
-	const char *params[17] = {thread, seq, s->parent_seq > 0 ? parent : NULL, run, step,
-				  s->nodes, s->delta, s->snapshot, s->next, clen, cbytes, sbytes,
-				  s->status, tok, s->outbox, s->consumed,
-				  s->delete_pending ? "true" : "false"};
+	step_params p;
 	PGresult *res = NULL;
 	int rc;
 
-	snprintf(run, sizeof(run), "%lld", (long long)s->run_id);
-	snprintf(thread, sizeof(thread), "%lld", (long long)s->thread_id);
-	snprintf(tok, sizeof(tok), "%lld", (long long)s->token);
-	snprintf(step, sizeof(step), "%d", s->step);
-	snprintf(seq, sizeof(seq), "%d", s->seq);
-	snprintf(parent, sizeof(parent), "%d", s->parent_seq);
-	snprintf(clen, sizeof(clen), "%d", s->chain.len);
-	snprintf(cbytes, sizeof(cbytes), "%lld", (long long)s->chain.bytes);
-	snprintf(sbytes, sizeof(sbytes), "%lld", (long long)s->chain.snap_bytes);
-	rc = pg_exec_stmt(c, &res, &STMT_STEP, params);
+	step_params_fill(&p, s);
+	rc = pg_exec_stmt(c, &res, &STMT_STEP, p.v);
 	if (rc < 0) {
 		if (strcmp(pg_last_sqlstate(), "23505") == 0)
 			rc = err_set(ERR_LEASE, "run %lld: checkpoint %d exists already: %s",
 				     (long long)s->run_id, s->seq, err_last());
 		return rc;
 	}
-	if (pg_rows(res) == 0)
-		rc = err_set(ERR_LEASE,
-			     "run %lld no longer holds its lease (another engine took it over); "
-			     "step %d was not written",
-			     (long long)s->run_id, s->step);
-	else
-		snprintf(status_out, 16, "%s", pg_val(res, 0, 0));
+	rc = step_outcome(s, res, status_out);
 	PQclear(res);
+	return rc;
+}
+
+int store_step_batchable(const store_step *s)
+{
+	return s->seq > 0 && !s->pending &&
+	       (strcmp(s->status, "running") == 0 || strcmp(s->status, "done") == 0);
+}
+
+int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *rcs,
+		       char (*status)[16], char (*errs)[512])
+{
+	step_params *p;
+	pg_pipe pipe;
+	int rc;
+
+	if (n < 1 || n > PG_PIPE_MAX)
+		return err_set(ERR_INVALID, "a commit batch holds 1 to %d steps", PG_PIPE_MAX);
+	p = calloc((size_t)n, sizeof(*p));
+	if (!p)
+		return err_set(ERR_NOMEM, "out of memory");
+	pg_pipe_init(&pipe);
+	for (int i = 0; i < n; i++) {
+		step_params_fill(&p[i], steps[i]);
+		pg_pipe_add(&pipe, &STMT_STEP, p[i].v);
+	}
+	rc = pg_pipe_run(&pipe, c);
+	if (rc == 0) {
+		for (int i = 0; i < n; i++) {
+			rcs[i] = step_outcome(steps[i], pipe.res[i], status[i]);
+			snprintf(errs[i], 512, "%s", rcs[i] < 0 ? err_last() : "");
+		}
+	} else if (!pg_conn_broken(c)) {
+		/* one statement failed and took the batch's transaction with it:
+		 * each step again in a transaction of its own */
+		for (int i = 0; i < n; i++) {
+			rcs[i] = commit_step(c, steps[i], status[i]);
+			snprintf(errs[i], 512, "%s", rcs[i] < 0 ? err_last() : "");
+		}
+		rc = 0;
+	}
+	pg_pipe_clear(&pipe);
+	free(p);
 	return rc;
 }
 
@@ -477,8 +554,7 @@ int store_commit(pg_conn *c, const store_step *s, char *status_out)
 	pg_pipe pipe;
 	int rc;
 
-	if (s->seq > 0 && !s->pending &&
-	    (strcmp(s->status, "running") == 0 || strcmp(s->status, "done") == 0))
+	if (store_step_batchable(s))
 		return commit_step(c, s, status_out);
 
 	snprintf(run, sizeof(run), "%lld", (long long)s->run_id);

@@ -104,6 +104,21 @@ typedef struct store_step {
  * when the run is no longer ours; ERR_DB otherwise. */
 int store_commit(pg_conn *c, const store_step *s, char *status_out);
 
+/* True when `s` is a completed step (a checkpoint of a running or done
+ * run, no pending writes): such steps can be committed in batches. */
+int store_step_batchable(const store_step *s);
+
+/* Group commit: commits n (1..PG_PIPE_MAX) batchable steps of different runs
+ * in one pipelined transaction, one round trip. Each step is fenced on its
+ * own run's lease: a lost lease writes nothing for that step only
+ * (rcs[i] = ERR_LEASE). When a statement fails, the steps are committed
+ * again one transaction each. Per step: rcs[i], status[i] (the run's new
+ * status) and errs[i] (the message when rcs[i] < 0). Returns 0, or ERR_DB
+ * when the connection was lost (then no rcs[i] is set: the outcome is
+ * unknown and each run must recover). */
+int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *rcs,
+		       char (*status)[16], char (*errs)[512]);
+
 /* Gives a held run back to the queue (graceful stop). */
 int store_release(pg_conn *c, int64_t run_id, int64_t token);
 

@@ -816,6 +816,98 @@ static void test_lease_takeover(void **st)
 	eng_engine_free(e);
 }
 
+/* --- group commit --- */
+
+static void step_for(store_step *s, const store_run *r, int seq)
+{
+	memset(s, 0, sizeof(*s));
+	s->run_id = r->run_id;
+	s->thread_id = r->thread_id;
+	s->token = r->token;
+	s->lease_ms = 30000;
+	s->step = 1;
+	s->seq = seq;
+	s->nodes = "{brainstorm}";
+	s->delta = "{\"log\":{\"append\":[\"brainstorm:ok\"]}}";
+	s->next = "[]";
+	s->chain.len = 1;
+	s->status = "done";
+}
+
+static void test_group_commit_batch(void **st)
+{
+	store_run r[3];
+	store_step s[3];
+	const store_step *steps[3] = {&s[0], &s[1], &s[2]};
+	int rcs[3];
+	char status[3][16], errs[3][512];
+	pg_conn *c = ts_conn();
+	(void)st;
+
+	for (int i = 0; i < 3; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "batch-%d", i);
+		assert_int_equal(eng_start(db, key, "linear4", NULL, NULL, NULL, NULL), 0);
+		memset(&r[i], 0, sizeof(r[i]));
+		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &r[i]), 1);
+		step_for(&s[i], &r[i], 1);
+	}
+	/* run 1 lost its lease: its step lands nowhere, the others commit */
+	s[1].token = r[1].token + 1000;
+	assert_int_equal(store_commit_batch(c, steps, 3, rcs, status, errs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_string_equal(status[0], "done");
+	assert_int_equal(rcs[1], ERR_LEASE);
+	assert_non_null(strstr(errs[1], "lease"));
+	assert_int_equal(rcs[2], 0);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id IN (%lld, %lld)",
+			   (long long)r[0].run_id, (long long)r[2].run_id),
+			 2);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld",
+			   (long long)r[1].run_id),
+			 0);
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'running'",
+			   (long long)r[1].run_id),
+			 1);
+
+	/* a statement that fails aborts the batch's whole transaction; each
+	 * step is then committed on its own, so the good one still lands */
+	{
+		store_run x, y;
+		store_step sx, sy;
+		const store_step *two[2] = {&sy, &sx};
+
+		assert_int_equal(eng_start(db, "batch-x", "linear4", NULL, NULL, NULL, NULL), 0);
+		assert_int_equal(eng_start(db, "batch-y", "linear4", NULL, NULL, NULL, NULL), 0);
+		memset(&x, 0, sizeof(x));
+		memset(&y, 0, sizeof(y));
+		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &x), 1);
+		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &y), 1);
+		step_for(&sx, &x, 1);
+		sx.status = "running";
+		assert_int_equal(store_commit_batch(c, two + 1, 1, rcs, status, errs), 0);
+		assert_int_equal(rcs[0], 0);
+		assert_string_equal(status[0], "running");
+		/* x again at checkpoint 1, which exists: a unique violation */
+		step_for(&sy, &y, 1);
+		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs), 0);
+		assert_int_equal(rcs[0], 0);
+		assert_string_equal(status[0], "done");
+		assert_int_equal(rcs[1], ERR_LEASE);
+		assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld",
+				   (long long)y.run_id),
+				 1);
+		assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld",
+				   (long long)x.run_id),
+				 1);
+		store_run_clear(&x);
+		store_run_clear(&y);
+	}
+	for (int i = 0; i < 3; i++)
+		store_run_clear(&r[i]);
+	pg_conn_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +926,7 @@ int main(void)
 		cmocka_unit_test(test_long_thread_storage_and_prune),
 		cmocka_unit_test(test_db_connections_killed),
 		cmocka_unit_test(test_lease_takeover),
+		cmocka_unit_test(test_group_commit_batch),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, setup, teardown);
