@@ -12,7 +12,12 @@
  *
  * eng_invoke and eng_resume run one invocation in the calling thread (no
  * queue hop), for callers that want the answer at once: the CLI, tests,
- * benchmarks. They use the same claim, lease and commit path.
+ * benchmarks. They use the same claim, lease and commit path, with one
+ * difference: the transaction that creates the run (or stores the event
+ * that resumes it) does not wait for the disk, because the run's first
+ * step commits with a flush that makes it durable too, and the caller is
+ * told nothing before that. Queued runs (eng_start, eng_deliver) are
+ * durable when the call returns.
  */
 #ifndef ORCH_ENGINE_ENGINE_H
 #define ORCH_ENGINE_ENGINE_H
