@@ -5,7 +5,8 @@
  *   fake_openai [--port N]      prints {"port": N} on stdout once listening
  *
  * POST {any}/chat/completions answers from the script queue (first reply
- * whose "model" matches the request's, or has none), else the default
+ * whose "model" matches the request's, or has none, and whose "match" text,
+ * when it has one, occurs in the request's body), else the default
  * reply, else a built-in completion (or a 20-chunk stream when the request
  * asks for "stream": true), like the reference fake in
  * ../shared/anchors/openai-node. A request without model and messages gets
@@ -357,16 +358,20 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	finish(p);
 }
 
-/* Takes the first queued reply for `model`, or the default. New reference. */
-static json_t *take_reply(const char *model)
+/* Takes the first queued reply for `model` (and whose "match" text is in the
+ * request's body), or the default. New reference. */
+static json_t *take_reply(const char *model, const char *raw)
 {
 	size_t i;
 	json_t *r;
 
 	json_array_foreach(g_queue, i, r) {
 		const char *m = sget(r, "model", NULL);
+		const char *match = sget(r, "match", NULL);
 		long times;
 		if (m && (!model || strcmp(m, model) != 0))
+			continue;
+		if (match && (!raw || !strstr(raw, match)))
 			continue;
 		json_incref(r);
 		times = iget(r, "times", 1);
@@ -402,7 +407,7 @@ static void on_completions(struct evhttp_request *req)
 	}
 	p = calloc(1, sizeof(*p));
 	p->req = req;
-	p->reply = take_reply(model);
+	p->reply = take_reply(model, raw);
 	if (p->reply)
 		p->stream = json_object_get(p->reply, "stream") != NULL;
 	else
