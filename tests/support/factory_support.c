@@ -5,6 +5,7 @@
 #include "core/util.h"
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,12 @@ void tf_start(tf_env *e)
 
 void tf_stop(tf_env *e)
 {
+	for (int i = 0; i < e->npids; i++)
+		if (e->pids[i] > 0 && kill(e->pids[i], 0) == 0)
+			tf_kill(e->pids[i]);
+	for (int i = 0; i < e->npids; i++)
+		waitpid(e->pids[i], NULL, WNOHANG);
+	e->npids = 0;
 	ts_fake_stop(&e->tg);
 	fake_llm_stop(&e->llm);
 	pg_conn_close(e->db);
@@ -96,6 +103,8 @@ pid_t tf_spawn(tf_env *e, const char *role, const char *const *env)
 		execl(ts_bin(), ts_bin(), role, (char *)NULL);
 		_exit(127);
 	}
+	if (e->npids < (int)(sizeof(e->pids) / sizeof(e->pids[0])))
+		e->pids[e->npids++] = pid;
 	return pid;
 }
 
@@ -127,6 +136,12 @@ static void show_log(tf_env *e)
 	buf_init(&b, 0);
 	tss_sh(&b, "tail -n 40 '%s' 2>/dev/null", e->log);
 	fprintf(stderr, "# the processes' log ends with:\n%s\n", buf_cstr(&b));
+	buf_reset(&b);
+	tss_sh(&b, "psql -qAt '%s' -c \"SELECT r.id, t.key, r.status, r.waiting_on, r.error FROM runs "
+		   "r JOIN threads t ON t.id = r.thread_id ORDER BY r.id\" -c \"SELECT id, kind, state, "
+		   "attempts, last_error FROM outbox ORDER BY id\" -c \"SELECT id, stopped_at, "
+		   "heartbeat_at FROM engines\" 2>&1", ts_db_url());
+	fprintf(stderr, "# the database:\n%s\n", buf_cstr(&b));
 	buf_free(&b);
 }
 
@@ -319,6 +334,22 @@ json_t *tf_brainstorm_spec(void)
 				    "spec", spec));
 }
 
+json_t *tf_brainstorm_spec_named(const char *name)
+{
+	json_t *r = tf_brainstorm_spec();
+	json_t *msg = json_object_get(json_array_get(json_object_get(json_object_get(r, "json"),
+								       "choices"), 0), "message");
+	json_t *content = ts_json(json_string_value(json_object_get(msg, "content")));
+	char *s;
+
+	json_object_set_new(json_object_get(content, "spec"), "name", json_string(name));
+	s = json_dumps(content, JSON_COMPACT);
+	json_object_set_new(msg, "content", json_string(s));
+	free(s);
+	json_decref(content);
+	return r;
+}
+
 json_t *tf_plan(void)
 {
 	return json_reply(
@@ -433,6 +464,59 @@ static const char CLI[] =
 	"EOF\n"
 	TEST_CMD " 2>&1 | tail -3";
 
+const char TF_SLUG_BROKEN[] =
+	"cat > slug.py <<'EOF'\n"
+	"def slugify(text):\n"
+	"    return text\n"
+	"EOF\n"
+	"cat > test_slug.py <<'EOF'\n"
+	"import unittest\n\n"
+	"from slug import slugify\n\n\n"
+	"class TestSlug(unittest.TestCase):\n"
+	"    def test_words(self):\n"
+	"        self.assertEqual(slugify(\"Hello World\"), \"hello-world\")\n"
+	"EOF\n"
+	TEST_CMD " 2>&1 | tail -3";
+
+const char TF_SLUG_FULL[] =
+	"cat > slug.py <<'EOF'\n"
+	"import re\n\n\n"
+	"def slugify(text):\n"
+	"    return re.sub(r\"[^a-z0-9]+\", \"-\", text.lower()).strip(\"-\")\n"
+	"EOF\n"
+	"cat > test_slug.py <<'EOF'\n"
+	"import unittest\n\n"
+	"from slug import slugify\n\n\n"
+	"class TestSlug(unittest.TestCase):\n"
+	"    def test_words(self):\n"
+	"        self.assertEqual(slugify(\"Hello World\"), \"hello-world\")\n\n"
+	"    def test_empty(self):\n"
+	"        self.assertEqual(slugify(\"\"), \"\")\n\n"
+	"    def test_punctuation(self):\n"
+	"        self.assertEqual(slugify(\"Hello, World!\"), \"hello-world\")\n\n"
+	"    def test_runs(self):\n"
+	"        self.assertEqual(slugify(\"  a -- b  \"), \"a-b\")\n"
+	"EOF\n"
+	TEST_CMD " 2>&1 | tail -3";
+
+json_t *tf_agent_cmd(const char *match, const char *cmd)
+{
+	return json_pack("[o, o]", tool_reply(tss_bash(cmd), match),
+			 tool_reply(tss_tool("submit", "{\"summary\": \"done\"}"), match));
+}
+
+int tf_cli(buf *out, const char *fmt, ...)
+{
+	char args[4096], cmd[4600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", ts_bin(), args);
+	return tss_sh(out, "%s", cmd);
+}
+
 json_t *tf_agent(const char *task)
 {
 	const char *cmd = strcmp(task, "slug") == 0    ? SLUG1
@@ -473,6 +557,12 @@ json_t *tf_review(const char *task, int round, int approve)
 			  "and strip dashes at the ends; add a test for 'Hello, World!'."));
 }
 
+static void extend_new(json_t *a, json_t *b)
+{
+	json_array_extend(a, b);
+	json_decref(b);
+}
+
 void tf_script_project(tf_env *e)
 {
 	json_t *all = json_array();
@@ -480,10 +570,10 @@ void tf_script_project(tf_env *e)
 	json_array_append_new(all, tf_brainstorm_question());
 	json_array_append_new(all, tf_brainstorm_spec());
 	json_array_append_new(all, tf_plan());
-	json_array_extend(all, tf_agent("slug"));
-	json_array_extend(all, tf_agent("wc"));
-	json_array_extend(all, tf_agent("slug2"));
-	json_array_extend(all, tf_agent("cli"));
+	extend_new(all, tf_agent("slug"));
+	extend_new(all, tf_agent("wc"));
+	extend_new(all, tf_agent("slug2"));
+	extend_new(all, tf_agent("cli"));
 	json_array_append_new(all, tf_review("slug", 1, 0));
 	json_array_append_new(all, tf_review("wc", 1, 1));
 	json_array_append_new(all, tf_review("slug", 2, 1));

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/buf.h"
 #include "core/pg.h"
 #include "tests/support/fake_llm.h"
 #include "tests/support/fake_tg.h"
@@ -25,12 +26,15 @@ typedef struct tf_env {
 	fake_llm llm;
 	pg_conn *db;
 	char log[1024];     /* the processes' stderr */
+	pid_t pids[32];     /* every process started, for tf_stop */
+	int npids;
 } tf_env;
 
 /* Starts both fakes, writes the models file (one model per role:
  * m-brainstorm, m-architect, m-developer, m-reviewer) and sets the
  * environment every orchestrator process of the test inherits. */
 void tf_start(tf_env *e);
+/* Stops what tf_start and tf_spawn started, also after a failed case. */
 void tf_stop(tf_env *e);
 
 /* Starts `orchestrator <role>` ("serve", "bot", "spawner", "engine") with
@@ -74,16 +78,28 @@ void tf_script(tf_env *e, json_t *replies);
 /* The brainstorm's replies: a question, then the spec of strkit. */
 json_t *tf_brainstorm_question(void);
 json_t *tf_brainstorm_spec(void);
+/* The spec with another name. */
+json_t *tf_brainstorm_spec_named(const char *name);
 /* The architect's plan: slug and wc in parallel, cli after both. */
 json_t *tf_plan(void);
 /* The agent's replies for a task ("slug", "wc", "cli", or "slug2": the
  * second round of slug, after the review). */
 json_t *tf_agent(const char *task);
+/* An agent that runs `cmd` once and submits, for requests holding `match`. */
+json_t *tf_agent_cmd(const char *match, const char *cmd);
+/* The shell command of a worker that writes slug.py wrongly, with tests
+ * that fail; and one that writes the whole correct slug with 4 tests. */
+extern const char TF_SLUG_BROKEN[];
+extern const char TF_SLUG_FULL[];
 /* The reviewer's verdict on `task` in `round`. */
 json_t *tf_review(const char *task, int round, int approve);
 
 /* Every reply the whole strkit project needs, in order. */
 void tf_script_project(tf_env *e);
+
+/* Runs `orchestrator ARGS` (printf format), its output (stdout and stderr)
+ * into `out` (may be NULL); returns its exit status. */
+int tf_cli(buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The project's thread id (tg:111:<n>). */
 int64_t tf_thread(tf_env *e, int n);
