@@ -91,6 +91,19 @@ int cmd_new(int argc, char **argv)
 		return cli_fail("new");
 	}
 	printf("project %s:%d started (thread %lld)\n", chat, n, (long long)thread);
+	{
+		PGresult *res = NULL;
+		pg_conn *q = NULL;
+		if (pg_pool_acquire(pool, 10000, &q) == 0 &&
+		    pg_exec(q, &res, "SELECT count(*) FROM engines WHERE stopped_at IS NULL AND "
+				     "heartbeat_at > now() - interval '60 seconds'", 0, NULL) == 0 &&
+		    pg_int(res, 0, 0) == 0)
+			fprintf(stderr, "orchestrator: no engine is running on this database: start "
+					"'orchestrator serve' so the project makes progress\n");
+		PQclear(res);
+		if (q)
+			pg_pool_release(pool, q);
+	}
 	fflush(stdout);
 	if (!detach && isatty(0) && isatty(1)) {
 		bot_term_options opt;

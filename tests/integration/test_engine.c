@@ -214,11 +214,14 @@ static void test_input_applied_once(void **st)
 	eng_result r;
 	json_t *in = ts_json("{\"log\": [\"input\"]}"), *yes = json_string("yes");
 	json_t *expect = ts_json("[\"input\",\"prepare:ok\",\"ask:yes\",\"finish:ok\"]");
+	int64_t thread;
 	(void)st;
 
 	assert_int_equal(eng_invoke(e, "gate", "gate-input", in, 0, &r), 0);
 	assert_string_equal(r.status, "waiting");
-	assert_int_equal(eng_resume(e, r.thread_id, "approval", yes, ENG_WANT_STATE, &r), 0);
+	thread = r.thread_id;
+	eng_result_clear(&r);
+	assert_int_equal(eng_resume(e, thread, "approval", yes, ENG_WANT_STATE, &r), 0);
 	assert_string_equal(r.status, "done");
 	assert_true(json_equal(json_object_get(r.state, "log"), expect));
 	eng_result_clear(&r);

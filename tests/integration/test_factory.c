@@ -381,9 +381,11 @@ static void test_cancelled_project(void **st)
 
 /* A task's worker fails twice (its tests fail): the person is asked with
  * buttons, answers from the terminal by the question's id (retry), and the
- * third worker's work is reviewed, merged, and the project finishes. */
+ * third worker's work is reviewed and merged — each merge waiting for the
+ * person's approval (ORCH_MERGE_APPROVAL=1) — and the project finishes. */
 static void test_worker_failure_escalates(void **st)
 {
+	const char *env[] = {"ORCH_MERGE_APPROVAL=1", NULL};
 	pid_t serve;
 	int64_t thread, qid;
 	json_t *all = json_array();
@@ -403,7 +405,7 @@ static void test_worker_failure_escalates(void **st)
 	json_array_append_new(all, tf_review("wc", 1, 1));
 	json_array_append_new(all, tf_review("cli", 1, 1));
 	tf_script(&E, all);
-	serve = tf_spawn(&E, "serve", NULL);
+	serve = tf_spawn(&E, "serve", env);
 	tf_say(&E, "I want strkit: a tiny Python toolkit for URL slugs and word counts");
 	tf_click(&E, "Build strkit as specified", "Approve");
 	tf_click(&E, "Start building with this plan", "Approve");
@@ -432,7 +434,20 @@ static void test_worker_failure_escalates(void **st)
 	assert_non_null(strstr(buf_cstr(&out), "Already decided"));
 	/* the Telegram message shows who decided, without buttons */
 	json_decref(tf_wait_msg(&E, "(terminal)"));
+	/* every merge waits for the person: three times, from the terminal */
+	for (int k = 0; k < 3; k++) {
+		int64_t mid;
+		await_sql("SELECT (count(*) > 0)::int FROM approvals WHERE key LIKE 'q:%:merge:%' AND "
+			  "state = 'pending' AND message_id IS NOT NULL", 1);
+		mid = sql_int("SELECT min(id) FROM approvals WHERE key LIKE 'q:%%:merge:%%' AND state "
+			      "= 'pending'");
+		buf_reset(&out);
+		assert_int_equal(tf_cli(&out, "approve %lld", (long long)mid), 0);
+		assert_non_null(strstr(buf_cstr(&out), "(merge)"));
+	}
 	json_decref(tf_wait_msg(&E, "is built"));
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key LIKE 'q:%%:merge:%%' AND "
+				 "decision = 'merge'"), 3);
 	tf_check_repository(&E, thread);
 	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND task = "
 				 "'slug' AND request->>'mode' IS NULL AND status = 'failed'",
