@@ -35,7 +35,7 @@ static int64_t sql_int(const char *fmt, ...)
 	return ts_sql_int(E.db, sql);
 }
 
-static char *sql_text(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
+static char *sql_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *sql_text(const char *fmt, ...)
 {
 	char sql[4096];
@@ -123,17 +123,20 @@ static void check_finished_strkit(int64_t thread)
 	tf_check_repository(&E, thread);
 
 	/* 4 workers (slug twice: a round of changes) and 3 merges, each once */
-	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld",
-				 (long long)thread), 7);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
+				 "request->>'mode' IS DISTINCT FROM 'publish'", (long long)thread), 7);
 	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND status = "
-				 "'done' AND attempt = 1", (long long)thread), 7);
+				 "'done' AND attempt = 1 AND request->>'mode' IS DISTINCT FROM "
+				 "'publish'", (long long)thread), 7);
 	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
 				 "request->>'mode' = 'merge'", (long long)thread), 3);
 	/* one spawn row per request id: nothing asked twice */
 	assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE thread_id = %lld AND kind = "
-				 "'spawn'", (long long)thread), 7);
+				 "'spawn' AND payload->>'mode' IS DISTINCT FROM 'publish'",
+				 (long long)thread), 7);
 	assert_int_equal(sql_int("SELECT count(DISTINCT payload->>'id') FROM outbox WHERE thread_id = "
-				 "%lld AND kind = 'spawn'", (long long)thread), 7);
+				 "%lld AND kind = 'spawn' AND payload->>'mode' IS DISTINCT FROM "
+				 "'publish'", (long long)thread), 7);
 	/* slug and wc started in the same step (in parallel), cli only after both merged */
 	assert_int_equal(sql_int("SELECT count(DISTINCT (run_id, step)) FROM outbox WHERE thread_id "
 				 "= %lld AND kind = 'spawn' AND payload->'meta'->>'kind' = 'work' AND "
@@ -184,15 +187,41 @@ static void drive_strkit(void)
 
 static void test_idea_to_merged_main(void **st)
 {
+	char remote[1200], mirror[1200];
+	const char *env[2] = {remote, NULL};
 	pid_t serve;
 	int64_t thread;
 	(void)st;
 
 	begin();
+	/* every project is published to a remote: here a repository on this host */
+	snprintf(remote, sizeof(remote), "ORCH_REMOTE_URL=%s/repos/mirror-{name}.git",
+		 getenv("ORCH_DATA_DIR"));
+	snprintf(mirror, sizeof(mirror), "%s/repos/mirror-strkit.git", getenv("ORCH_DATA_DIR"));
+	assert_int_equal(tss_sh(NULL, "rm -rf '%s' && git init -q --bare -b main '%s'", mirror,
+				mirror), 0);
 	tf_script_project(&E);
-	serve = tf_spawn(&E, "serve", NULL);
+	serve = tf_spawn(&E, "serve", env);
 	drive_strkit();
 	check_finished_strkit(thread = tf_thread(&E, 1));
+	/* the remote got the scaffold first, then main after every merge */
+	json_decref(tf_wait_msg(&E, "mirror-strkit.git (pushed)"));
+	{
+		buf a, b;
+		char repo[1200];
+		buf_init(&a, 0);
+		buf_init(&b, 0);
+		snprintf(repo, sizeof(repo), "%s/repos/strkit-%lld.git", getenv("ORCH_DATA_DIR"),
+			 (long long)thread);
+		assert_int_equal(tss_sh(&a, "git --git-dir='%s' rev-parse main", repo), 0);
+		assert_int_equal(tss_sh(&b, "git --git-dir='%s' rev-parse main", mirror), 0);
+		assert_string_equal(buf_cstr(&a), buf_cstr(&b));
+		buf_free(&a);
+		buf_free(&b);
+	}
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
+				 "request->>'mode' = 'publish' AND status = 'done'", (long long)thread),
+			 1);
 	/* the spec as shown, the plan as shown */
 	assert_int_equal(tf_count_msgs(&E, "Spec, version 1"), 1);
 	assert_int_equal(tf_count_msgs(&E, "Plan, version 1"), 1);
@@ -338,10 +367,10 @@ static void test_cancelled_project(void **st)
 	json_array_append_new(all, tf_plan());
 	/* the agents think slowly: the workers are busy when the cancel comes */
 	a = tf_agent("slug");
-	tss_delay(json_array_get(a, 0), 4000);
+	tss_delay(json_array_get(a, 0), 60000);
 	extend_new(all, a);
 	a = tf_agent("wc");
-	tss_delay(json_array_get(a, 0), 4000);
+	tss_delay(json_array_get(a, 0), 60000);
 	extend_new(all, a);
 	tf_script(&E, all);
 	serve = tf_spawn(&E, "serve", NULL);
@@ -470,6 +499,76 @@ static void test_worker_failure_escalates(void **st)
 	end();
 }
 
+/* Two tasks change the same file although the plan did not say so: the
+ * second merge conflicts, the task goes back to a worker on the new main
+ * (with its previous change for reference), is reviewed again and merged.
+ * Which of the two merges first depends on which is approved first: the
+ * script has the rework of either. */
+static void test_merge_conflict_sends_task_back(void **st)
+{
+	pid_t serve;
+	int64_t thread;
+	json_t *all = json_array();
+	char slug[8192], wc[8192], *late;
+	(void)st;
+
+	begin();
+	snprintf(slug, sizeof(slug), "%s\necho '- slugify(): URL slugs' >> README.md", TF_SLUG_FULL);
+	snprintf(wc, sizeof(wc),
+		 "printf 'def word_count(text):\\n    return len(text.split())\\n' > wc.py && "
+		 "printf 'import unittest\\nfrom wc import word_count\\n\\n\\nclass T(unittest."
+		 "TestCase):\\n    def test_count(self):\\n        self.assertEqual(word_count(\"a b"
+		 "\"), 2)\\n' > test_wc.py && echo '- word_count(): words' >> README.md && "
+		 "python3 -m unittest discover -v 2>&1 | tail -3");
+	json_array_append_new(all, tf_brainstorm_spec());
+	json_array_append_new(all, tf_plan());
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", slug));
+	extend_new(all, tf_agent_cmd("Task wc, on branch task/wc", wc));
+	extend_new(all, tf_agent_cmd("could not be merged into main + Task slug, on branch", slug));
+	extend_new(all, tf_agent_cmd("could not be merged into main + Task wc, on branch", wc));
+	extend_new(all, tf_agent("cli"));
+	json_array_append_new(all, tf_review("wc", 1, 1));
+	json_array_append_new(all, tf_review("slug", 1, 1));
+	json_array_append_new(all, tf_review("wc", 2, 1));
+	json_array_append_new(all, tf_review("slug", 2, 1));
+	json_array_append_new(all, tf_review("cli", 1, 1));
+	tf_script(&E, all);
+	serve = tf_spawn(&E, "serve", NULL);
+	tf_say(&E, "I want strkit: a tiny Python toolkit for URL slugs and word counts");
+	tf_click(&E, "Build strkit as specified", "Approve");
+	tf_click(&E, "Start building with this plan", "Approve");
+	thread = tf_thread(&E, 1);
+	json_decref(tf_wait_msg(&E, "is built"));
+	/* one merge conflicted on README.md; that task was built again on the
+	 * new main, with its previous change, and merged */
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
+				 "request->>'mode' = 'merge' AND status = 'conflict' AND "
+				 "result->'conflicts' ? 'README.md'", (long long)thread), 1);
+	late = sql_text("SELECT task FROM workers WHERE thread_id = %lld AND request->>'mode' = "
+			"'merge' AND status = 'conflict'", (long long)thread);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND task = "
+				 "'%s' AND request->>'mode' IS NULL AND request->>'base' = 'main' AND "
+				 "request->>'prompt' LIKE '%%Your previous change, for reference%%' AND "
+				 "request->>'prompt' LIKE '%%README.md%%' AND status = 'done'",
+				 (long long)thread, late), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
+				 "request->>'mode' = 'merge' AND status = 'done'", (long long)thread), 3);
+	free(late);
+	{
+		buf out;
+		buf_init(&out, 0);
+		assert_int_equal(tss_sh(&out, "git --git-dir=\"$(ls -d '%s'/repos/strkit-%lld.git)\" "
+					      "show main:README.md", getenv("ORCH_DATA_DIR"),
+					(long long)thread), 0);
+		assert_non_null(strstr(buf_cstr(&out), "- word_count(): words"));
+		assert_non_null(strstr(buf_cstr(&out), "- slugify(): URL slugs"));
+		buf_free(&out);
+	}
+	tf_no_duplicate_messages(&E);
+	tf_kill(serve);
+	end();
+}
+
 /* A budget reached in the brainstorm: the person extends it with a button
  * and the conversation goes on; the extension is made once. */
 static void test_budget_extended(void **st)
@@ -593,6 +692,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_rejected_spec, teardown),
 		cmocka_unit_test_teardown(test_cancelled_project, teardown),
 		cmocka_unit_test_teardown(test_worker_failure_escalates, teardown),
+		cmocka_unit_test_teardown(test_merge_conflict_sends_task_back, teardown),
 		cmocka_unit_test_teardown(test_budget_extended, teardown),
 		cmocka_unit_test_teardown(test_terminal_commands, teardown),
 	};

@@ -282,8 +282,14 @@ json_t *tf_reply(const char *model, const char *match, const char *content)
 
 static json_t *tool_reply(json_t *r, const char *match)
 {
+	const char *plus = strstr(match, " + ");
+
 	json_object_set_new(r, "model", json_string("m-developer"));
-	json_object_set_new(r, "match", json_string(match));
+	if (plus) /* "a + b": requests holding both */
+		json_object_set_new(r, "match", json_pack("[s%, s]", match, (size_t)(plus - match),
+							  plus + 3));
+	else
+		json_object_set_new(r, "match", json_string(match));
 	return r;
 }
 

@@ -85,7 +85,8 @@ json_t *tf_plan(void);
 /* The agent's replies for a task ("slug", "wc", "cli", or "slug2": the
  * second round of slug, after the review). */
 json_t *tf_agent(const char *task);
-/* An agent that runs `cmd` once and submits, for requests holding `match`. */
+/* An agent that runs `cmd` once and submits, for requests holding `match`
+ * ("a + b": holding both a and b). */
 json_t *tf_agent_cmd(const char *match, const char *cmd);
 /* The shell command of a worker that writes slug.py wrongly, with tests
  * that fail; and one that writes the whole correct slug with 4 tests. */
