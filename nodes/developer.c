@@ -1070,6 +1070,56 @@ done:
 
 /* --- finish: the final report --- */
 
+/* The whole story as a Markdown document: the spec, each task with its
+ * rounds, reviews and tests, and the cost. */
+static int report(eng_ctx *ctx, const json_t *state, const nd_chat *chat, const nd_costs *c)
+{
+	const json_t *spec = json_object_get(state, "spec"), *pt, *f, *r;
+	const json_t *repo = json_object_get(state, "repo");
+	char filename[96];
+	size_t i, k;
+	buf md;
+	int rc;
+
+	buf_init(&md, 1 << 20);
+	buf_printf(&md, "# %s\n\n%s\n\nRepository: `%s`, branch main at `%s`\n\n## Features\n\n",
+		   str(spec, "name"), str(spec, "summary"), str(repo, "path"), str(repo, "head"));
+	json_array_foreach(json_object_get(spec, "features"), i, f) {
+		buf_printf(&md, "- **%s**\n", str(f, "name"));
+		json_array_foreach(json_object_get(f, "acceptance"), k, r)
+			buf_printf(&md, "  - %s\n", json_string_value(r));
+	}
+	buf_printf(&md, "\n## Tasks\n");
+	json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
+		const json_t *t = json_object_get(json_object_get(state, "tasks"), str(pt, "id"));
+		const json_t *tests = json_object_get(t, "tests");
+
+		buf_printf(&md, "\n### %s (`%s`): %s\n\n%s\n\n", str(pt, "title"), str(pt, "id"),
+			   nd_task_state_label(str(t, "status")), str(pt, "goal"));
+		if (json_is_object(tests))
+			buf_printf(&md, "Tests: %d passed of %d (%s).  \n", num(tests, "passed"),
+				   num(tests, "total"), str(tests, "verdict"));
+		buf_printf(&md, "Rounds: %d; workers' tokens: %d in, %d out; $%.4f.\n",
+			   num(t, "round"), num(t, "tokens_in"), num(t, "tokens_out"),
+			   json_number_value(json_object_get(t, "cost_usd")));
+		json_array_foreach(json_object_get(t, "reviews"), k, r) {
+			size_t j;
+			const json_t *cm;
+			buf_printf(&md, "\n- review, round %d: **%s** — %s\n", num(r, "round"),
+				   str(r, "verdict"), str(r, "summary"));
+			json_array_foreach(json_object_get(r, "comments"), j, cm)
+				buf_printf(&md, "  - %s%s%s\n", str(cm, "file"),
+					   *str(cm, "file") ? ": " : "", str(cm, "comment"));
+		}
+	}
+	buf_printf(&md, "\n## Cost\n\n%lld tokens in, %lld out: $%.4f ($%.4f by the workers).\n",
+		   (long long)c->tokens_in, (long long)c->tokens_out, c->cost_usd, c->workers_usd);
+	snprintf(filename, sizeof(filename), "%s-report.md", str(spec, "name"));
+	rc = nd_document(ctx, chat, filename, buf_cstr(&md), "The whole story: spec, tasks, reviews, cost.");
+	buf_free(&md);
+	return rc;
+}
+
 int nd_finish(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **update)
 {
 	const json_t *spec = json_object_get(state, "spec");
@@ -1142,6 +1192,8 @@ int nd_finish(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **upda
 			  "$%.4f for planning and review)",
 		   tin, tout, c.cost_usd, c.workers_usd, c.cost_usd - c.workers_usd);
 	rc = nd_say_html(ctx, &chat, buf_cstr(&html));
+	if (rc == 0)
+		rc = report(ctx, state, &chat, &c);
 	if (rc == 0) {
 		json_object_set_new(up, "stage", json_string("done"));
 		json_object_set_new(

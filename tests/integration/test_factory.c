@@ -204,6 +204,19 @@ static void test_idea_to_merged_main(void **st)
 	serve = tf_spawn(&E, "serve", env);
 	drive_strkit();
 	check_finished_strkit(thread = tf_thread(&E, 1));
+	/* the whole story as a document, once */
+	{
+		json_t *docs;
+		char *d;
+
+		ts_fake_wait_requests(&E.tg, "sendDocument", 1, TF_WAIT_MS);
+		docs = ts_fake_requests(&E.tg, "sendDocument");
+		d = json_dumps(docs, JSON_COMPACT);
+		assert_int_equal(json_array_size(docs), 1);
+		assert_non_null(strstr(d, "The whole story"));
+		free(d);
+		json_decref(docs);
+	}
 	/* the remote got the scaffold first, then main after every merge */
 	json_decref(tf_wait_msg(&E, "mirror-strkit.git (pushed)"));
 	{
@@ -569,6 +582,43 @@ static void test_merge_conflict_sends_task_back(void **st)
 	end();
 }
 
+/* The reviewer still wants changes after ORCH_REVIEW_ROUNDS rounds (0
+ * here): the person is asked, and has it merged as it is. */
+static void test_review_rounds_escalate(void **st)
+{
+	const char *env[] = {"ORCH_REVIEW_ROUNDS=0", NULL};
+	pid_t serve;
+	int64_t thread;
+	json_t *all = json_array();
+	(void)st;
+
+	begin();
+	json_array_append_new(all, tf_brainstorm_spec());
+	json_array_append_new(all, tf_plan());
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL));
+	extend_new(all, tf_agent("wc"));
+	extend_new(all, tf_agent("cli"));
+	json_array_append_new(all, tf_review("slug", 1, 0));
+	json_array_append_new(all, tf_review("wc", 1, 1));
+	json_array_append_new(all, tf_review("cli", 1, 1));
+	tf_script(&E, all);
+	serve = tf_spawn(&E, "serve", env);
+	tf_say(&E, "I want strkit: a tiny Python toolkit for URL slugs and word counts");
+	tf_click(&E, "Build strkit as specified", "Approve");
+	tf_click(&E, "Start building with this plan", "Approve");
+	tf_click(&E, "still has changes requested after 1 review round", "Merge as it is");
+	json_decref(tf_wait_msg(&E, "is built"));
+	thread = tf_thread(&E, 1);
+	tf_check_repository(&E, thread);
+	/* no second round: one worker for slug */
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND task = "
+				 "'slug' AND request->>'mode' IS NULL", (long long)thread), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE thread_id = %lld AND key LIKE "
+				 "'q:%%:rounds:slug' AND decision = 'accept'", (long long)thread), 1);
+	tf_kill(serve);
+	end();
+}
+
 /* A budget reached in the brainstorm: the person extends it with a button
  * and the conversation goes on; the extension is made once. */
 static void test_budget_extended(void **st)
@@ -693,6 +743,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_cancelled_project, teardown),
 		cmocka_unit_test_teardown(test_worker_failure_escalates, teardown),
 		cmocka_unit_test_teardown(test_merge_conflict_sends_task_back, teardown),
+		cmocka_unit_test_teardown(test_review_rounds_escalate, teardown),
 		cmocka_unit_test_teardown(test_budget_extended, teardown),
 		cmocka_unit_test_teardown(test_terminal_commands, teardown),
 	};
