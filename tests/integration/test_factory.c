@@ -151,13 +151,6 @@ static void check_finished_strkit(int64_t thread)
 				 "'slug' AND request->>'mode' IS NULL AND request->>'base' ~ "
 				 "'^[0-9a-f]{40}$' AND request->>'prompt' LIKE '%%asked for changes%%'",
 				 (long long)thread), 1);
-	if (getenv("TF_DEBUG")) {
-		json_t *dbg = state_of(thread);
-		char *x = json_dumps(json_object_get(dbg, "log"), JSON_INDENT(1));
-		{ FILE *f = fopen("/tmp/tf_log.json", "w"); if (f) { fputs(x, f); fclose(f); } }
-		free(x);
-		json_decref(dbg);
-	}
 	/* one progress message, edited to the end */
 	assert_int_equal(tf_count_msgs(&E, "tasks merged"), 1);
 	assert_int_equal(tf_count_msgs(&E, "3 of 3 tasks merged"), 1);

@@ -334,7 +334,12 @@ static void test_outbox_to_result(void **state)
 			assert_string_equal(rds_str(rds_at(msg, 0)), "pmessage");
 			if (strcmp(rds_str(rds_at(msg, 2)), channel) == 0)
 				break;
-			assert_string_equal(rds_str(rds_at(msg, 2)), logch);
+			if (strcmp(rds_str(rds_at(msg, 2)), logch) != 0) {
+				/* another test's worker: pub/sub channels span the server's
+				 * databases */
+				rds_reply_free(msg);
+				continue;
+			}
 			line = ts_json(rds_str(rds_at(msg, 3)));
 			if (strcmp(json_string_value(json_object_get(line, "kind")), "action") == 0 &&
 			    strstr(json_string_value(json_object_get(line, "text")), "sed -i"))
