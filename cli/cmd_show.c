@@ -20,7 +20,8 @@ static const pg_stmt STMT_THREAD = {
 	"cli_show_thread",
 	"SELECT key, graph, metadata::text, to_char(created_at AT TIME ZONE 'UTC', "
 	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), coalesce((SELECT status FROM runs WHERE thread_id = t.id "
-	"ORDER BY id DESC LIMIT 1), 'none') FROM threads t WHERE id = $1",
+	"ORDER BY id DESC LIMIT 1), 'none'), EXISTS (SELECT 1 FROM events e WHERE e.thread_id = "
+	"t.id AND e.key = 'cancel' AND e.consumed_at IS NULL) FROM threads t WHERE id = $1",
 	1,
 };
 
@@ -216,6 +217,13 @@ int cmd_show(int argc, char **argv)
 				json_of(c, &STMT_WORKERS, sid), "llm", json_of(c, &STMT_LLM, sid));
 		if (!out)
 			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	if (rc == 0 && strcmp(pg_val(res, 0, 5), "t") == 0) {
+		/* cancelled while it waited: its next run would say so */
+		json_t *sum = json_object_get(out, "summary");
+		const char *stage = json_string_value(json_object_get(sum, "stage"));
+		if (!stage || (strcmp(stage, "done") != 0 && strcmp(stage, "stopped") != 0))
+			json_object_set_new(sum, "stage", json_string("cancelled"));
 	}
 	PQclear(res);
 	json_decref(state);

@@ -71,7 +71,10 @@ static int projects(pg_conn *c, json_t *st)
 		json_decref(state);
 		if (!sum)
 			continue;
-		if (strcmp(pg_val(res, i, 8), "t") == 0)
+		/* cancelled while it waited: its next run would say so */
+		if (strcmp(pg_val(res, i, 8), "t") == 0 &&
+		    strcmp(json_string_value(json_object_get(sum, "stage")), "done") != 0 &&
+		    strcmp(json_string_value(json_object_get(sum, "stage")), "stopped") != 0)
 			json_object_set_new(sum, "stage", json_string("cancelled"));
 		json_object_set_new(sum, "thread", json_integer(pg_int(res, i, 0)));
 		json_object_set_new(sum, "key", json_string(pg_val(res, i, 1)));
