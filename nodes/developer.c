@@ -812,10 +812,10 @@ static int advance(dev *d, json_t *t)
 				 "Merge it into main?",
 				 str(t, "id"), str(t, "title"), num(tests, "passed"),
 				 num(tests, "total"));
-			if (ask(d, t, "merge", text, o, 3, json_pack("{s:s}", "resume", "merge")) < 0)
-				return ERR_NOMEM;
-			set_str(t, "status", "merge_wait");
-			return 0;
+			int rc = ask(d, t, "merge", text, o, 3, json_pack("{s:s}", "resume", "merge"));
+			if (rc == 0)
+				set_str(t, "status", "merge_wait");
+			return rc;
 		}
 		set_str(t, "status", "merge_ready");
 	}

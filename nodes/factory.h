@@ -38,8 +38,9 @@
  * Tasks: {id: {"id","title","status","round","attempt","failures",
  * "spawn","base","branch","commit","tests","diff","tokens_in","tokens_out",
  * "cost_usd","reviews","feedback","reason"}}, status one of queued,
- * working, review, reviewing, changes, approved, merge_wait, merge_ready,
- * merging, merged, blocked, skipped.
+ * working, review, reviewing, changes, review_error, review_budget,
+ * approved, merge_wait, merge_ready, merging, merged, blocked (a question
+ * waits for the person), skipped.
  *
  * EVENTS it reads: "input" (the person's text), "worker" (spawner
  * results: work, merge and publish, matched by meta.task and the request
