@@ -65,9 +65,16 @@ int nd_config_from_env(nd_config *out, const char *data_dir)
 	    (rc = cfg_env_str("ORCH_FACTORY_ROLE_WORKER", "developer", out->worker_role,
 			      sizeof(out->worker_role))) < 0)
 		return rc;
-	if (out->repos_dir[0] != '/')
-		return err_set(ERR_INVALID, "ORCH_REPOS_DIR must be an absolute path (got '%s')",
-			       out->repos_dir);
+	if (out->repos_dir[0] != '/') {
+		/* spawn requests name repositories by absolute path */
+		char cwd[1024], rel[1024];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return err_set(ERR_INVALID, "ORCH_REPOS_DIR must be an absolute path (got '%s')",
+				       out->repos_dir);
+		snprintf(rel, sizeof(rel), "%s", out->repos_dir);
+		snprintf(out->repos_dir, sizeof(out->repos_dir), "%s/%s", cwd,
+			 strncmp(rel, "./", 2) == 0 ? rel + 2 : rel);
+	}
 	if (out->remote_url[0] && strncmp(out->remote_url, "https://", 8) != 0 &&
 	    strncmp(out->remote_url, "http://", 7) != 0 && strncmp(out->remote_url, "ssh://", 6) != 0 &&
 	    out->remote_url[0] != '/')
