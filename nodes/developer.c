@@ -688,6 +688,15 @@ static void render_progress(dev *d, buf *out, const nd_costs *c)
 		buf_printf(out, "%s <code>", icon(s));
 		nd_html_escape(out, str(pt, "id"));
 		buf_puts(out, "</code> ");
+		if (strcmp(s, "blocked") == 0) {
+			/* why it waits for the person */
+			const char *kind = str(json_object_get(d->qs, str(t, "question")), "kind");
+			buf_puts(out, strcmp(kind, "failed") == 0	  ? "failed — "
+				      : strcmp(kind, "rounds") == 0 ? "changes requested — "
+				      : strcmp(kind, "budget") == 0 ? "budget reached — "
+				      : strcmp(kind, "review") == 0 ? "review failed — "
+								    : "");
+		}
 		nd_html_escape(out, nd_task_state_label(s));
 		if (num(t, "round") > 1 && strcmp(s, "merged") != 0)
 			buf_printf(out, " (round %d)", num(t, "round"));

@@ -469,6 +469,14 @@ static void test_worker_failure_escalates(void **st)
 	assert_non_null(strstr(buf_cstr(&out), "Already decided"));
 	/* the Telegram message shows who decided, without buttons */
 	json_decref(tf_wait_msg(&E, "(terminal)"));
+	{
+		/* the progress message said why the task waited */
+		json_t *edits = ts_fake_requests(&E.tg, "editMessageText");
+		char *text = json_dumps(edits, JSON_COMPACT);
+		assert_non_null(strstr(text, "failed — waiting for you"));
+		free(text);
+		json_decref(edits);
+	}
 	/* every merge waits for the person: three times, from the terminal */
 	for (int k = 0; k < 3; k++) {
 		int64_t mid;
