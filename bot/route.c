@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "engine/control.h"
 
 #include <stdio.h>
@@ -358,6 +359,12 @@ static int cmd_status(pg_conn *c, const bot_input *in, const char *chat)
 	return rc;
 }
 
+static const pg_stmt STMT_CANCEL_WORKERS = {
+	"bot_cancel_workers",
+	"SELECT spawn_cancel_thread($1::bigint, $2)",
+	2,
+};
+
 /* Questions of a cancelled project can no longer be answered: they end,
  * and their Telegram messages lose their buttons. */
 static int cancel_approvals(pg_conn *c, int64_t thread)
@@ -389,6 +396,44 @@ static int cancel_approvals(pg_conn *c, int64_t thread)
 	return rc;
 }
 
+int bot_cancel_project(pg_conn *c, int64_t thread, const char *who, int *out_runs,
+		       int *out_workers)
+{
+	char tid[24], reason[200], idem[64];
+	const char *params[2] = {tid, reason};
+	PGresult *res = NULL;
+	json_t *ev;
+	int rc, runs = 0;
+
+	if (out_runs)
+		*out_runs = 0;
+	if (out_workers)
+		*out_workers = 0;
+	rc = eng_cancel_thread(c, thread, &runs);
+	if (rc == 0)
+		rc = cancel_approvals(c, thread);
+	if (rc < 0)
+		return rc;
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	snprintf(reason, sizeof(reason), "the project was cancelled by %s", who ? who : "its owner");
+	rc = pg_exec_stmt(c, &res, &STMT_CANCEL_WORKERS, params);
+	if (rc == 0 && out_workers)
+		*out_workers = (int)pg_int(res, 0, 0);
+	PQclear(res);
+	if (rc < 0)
+		return rc;
+	/* the next run of the project learns it was cancelled */
+	ev = json_pack("{s:s, s:I}", "by", who ? who : "", "at", (json_int_t)util_wall_ms());
+	snprintf(idem, sizeof(idem), "cancel:%lld:%llx", (long long)thread,
+		 (unsigned long long)util_rand_u64());
+	rc = ev ? eng_deliver(c, thread, "cancel", ev, idem, NULL, NULL)
+		: err_set(ERR_NOMEM, "out of memory");
+	json_decref(ev);
+	if (rc == 0 && out_runs)
+		*out_runs = runs;
+	return rc;
+}
+
 static int cmd_cancel(pg_conn *c, const bot_input *in, const char *chat)
 {
 	int64_t thread;
@@ -400,10 +445,8 @@ static int cmd_cancel(pg_conn *c, const bot_input *in, const char *chat)
 		return rc;
 	if (thread == 0)
 		return bot_say(c, in->channel, in->dest, 0, "There is no project to cancel.");
-	rc = eng_cancel_thread(c, thread, &cancelled);
-	if (rc < 0)
-		return rc;
-	rc = cancel_approvals(c, thread);
+	rc = bot_cancel_project(c, thread, in->user_name && *in->user_name ? in->user_name : "/cancel",
+				&cancelled, NULL);
 	if (rc < 0)
 		return rc;
 	if (cancelled > 0)

@@ -85,6 +85,15 @@ int bot_batch_flush(bot_batch *b, pg_conn *c, const char *graph, int *out_delive
 int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *cmd,
 		const char *args);
 
+/* Cancels a project (thread `thread`): its active runs (engine/control.h),
+ * its open approvals (their Telegram messages lose their buttons), its
+ * workers (spawn_cancel_thread, migration 006: unsent requests dropped,
+ * running workers stopped), and delivers the event "cancel" ({"by", "at"})
+ * so the project's next run knows. `who` names the canceller. Runs in the
+ * caller's transaction. out_runs/out_workers (may be NULL) get the counts. */
+int bot_cancel_project(pg_conn *c, int64_t thread, const char *who, int *out_runs,
+		       int *out_workers);
+
 /* The chat's active project: thread id (0 when none) and number. */
 int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, int *out_n);
 

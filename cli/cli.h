@@ -80,6 +80,9 @@ int cli_spawner_start(pg_pool *pool, struct llm_service *llm, int workers,
 int cmd_sandbox(int argc, char **argv);
 int cmd_bot(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_new(int argc, char **argv);
+int cmd_approve(int argc, char **argv); /* approve and reject */
+int cmd_show(int argc, char **argv);
 
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
  * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */

@@ -4,7 +4,9 @@
  * `engine` runs the graph engine: worker threads claim queued runs of the
  * graphs built into this binary. `serve` runs every role this binary has in
  * one process: the engine, and the Telegram bot when TELEGRAM_BOT_TOKEN is
- * set (without it, `orchestrator chat` is the front end). SIGINT or SIGTERM stop gracefully: no new claims, runs in
+ * set (without it, `orchestrator chat` is the front end). The engine runs
+ * the factory's graph (nodes/factory.h) with the models and the database as
+ * its app context. SIGINT or SIGTERM stop gracefully: no new claims, runs in
  * progress finish their current step and return to the queue.
  */
 #include "bot/bot.h"
@@ -16,6 +18,7 @@
 #include "engine/engine.h"
 #include "secrets/runtime.h"
 #include "llm/llm.h"
+#include "nodes/factory.h"
 #include "spawner/spawner.h"
 
 #include <signal.h>
@@ -58,6 +61,8 @@ int cmd_serve(int argc, char **argv)
 	llm_registry *reg = NULL;
 	llm_options lo;
 	spw_spawner *sp = NULL;
+	eng_graph *factory = NULL;
+	nd_app app;
 	int64_t with_spawner = 0;
 	sigset_t sigs;
 	int64_t last_prune = 0;
@@ -102,16 +107,24 @@ int cmd_serve(int argc, char **argv)
 		 llm_registry_origin(llm_service_registry(llm)),
 		 llm_registry_n_models(llm_service_registry(llm)),
 		 llm_registry_n_endpoints(llm_service_registry(llm)));
+	/* the factory: its settings are checked now, not at the first project */
+	memset(&app, 0, sizeof(app));
+	app.llm = llm;
+	app.pool = pool;
+	if (nd_config_from_env(&app.cfg, cli_cfg.data_dir) < 0 || nd_factory_graph(&factory) < 0) {
+		cli_fail("the factory");
+		goto done;
+	}
 	memset(&opt, 0, sizeof(opt));
 	opt.threads = (int)threads;
 	opt.lease_ms = cli_cfg.lease_ms;
 	opt.poll_ms = cli_cfg.poll_ms;
+	opt.app = &app;
 	if (eng_engine_new(&e, pool, &opt) < 0) {
 		cli_fail("engine");
 		goto done;
 	}
-	/* the factory's graphs (nodes/) register here once they exist */
-	if (eng_engine_start(e) < 0) {
+	if (eng_engine_add_graph(e, factory) < 0 || eng_engine_start(e) < 0) {
 		cli_fail("engine");
 		goto done;
 	}
@@ -156,6 +169,7 @@ done:
 	spw_free(sp); /* workers call the models until they stop */
 	bot_free(b);
 	eng_engine_free(e);
+	eng_graph_free(factory); /* after the engine that ran it */
 	sec_runtime_stop();
 	llm_service_free(llm); /* after the engine: nodes may call it until then */
 	pg_pool_free(pool);

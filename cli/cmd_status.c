@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "engine/control.h"
 #include "llm/ledger.h"
+#include "nodes/factory.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,10 +11,156 @@
 
 static const char USAGE[] =
 	"orchestrator status [--json]\n"
-	"  Threads, runs by state, the oldest waiting and queued runs, live engines,\n"
-	"  recent failures and the outbox backlog; language models: slots, queues and\n"
-	"  waits per endpoint, tokens and cost per project and per model, budgets.\n"
-	"  --json prints the same for scripts (the models part under \"llm\").";
+	"  The factory's projects (stage, tasks, workers, open questions, tokens, cost) and\n"
+	"  the questions waiting for an answer ('orchestrator approve <id>'); threads, runs\n"
+	"  by state, the oldest waiting and queued runs, live engines, recent failures and\n"
+	"  the outbox backlog; language models: slots, queues and waits per endpoint,\n"
+	"  tokens and cost per project and per model, budgets.\n"
+	"  --json prints the same for scripts (\"projects\", \"questions\", \"llm\").";
+
+static const pg_stmt STMT_PROJECTS = {
+	"cli_status_projects",
+	"SELECT t.id, t.key, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'none'), "
+	"coalesce(l.tin, 0), coalesce(l.tout, 0), coalesce(l.cost, 0), "
+	"(SELECT count(*) FROM workers w WHERE w.thread_id = t.id AND w.state = 'running'), "
+	"EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.id AND e.key = 'cancel' "
+	"AND e.consumed_at IS NULL), to_char(t.updated_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD HH24:MI:SS\"Z\"') FROM threads t "
+	"LEFT JOIN LATERAL (SELECT status FROM runs WHERE thread_id = t.id ORDER BY id DESC "
+	"LIMIT 1) r ON true LEFT JOIN LATERAL (SELECT sum(tokens_in) AS tin, sum(tokens_out) AS "
+	"tout, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE project = t.key) l ON true "
+	"WHERE t.graph = $1 ORDER BY t.updated_at DESC LIMIT 20",
+	1,
+};
+
+static const pg_stmt STMT_QUESTIONS = {
+	"cli_status_questions",
+	"SELECT a.id, t.key, a.question, a.channel FROM approvals a JOIN threads t ON "
+	"t.id = a.thread_id WHERE a.state = 'pending' AND a.expires_at > now() AND t.graph = $1 "
+	"ORDER BY a.id LIMIT 50",
+	1,
+};
+
+static const pg_stmt STMT_UNSHOWN = {
+	"cli_status_unshown",
+	"SELECT t.key, o.payload->>'question' FROM outbox o JOIN threads t ON t.id = o.thread_id "
+	"WHERE o.kind LIKE '%.approval' AND o.state = 'pending' AND t.graph = $1 AND NOT EXISTS "
+	"(SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) ORDER BY o.id LIMIT 50",
+	1,
+};
+
+/* The factory's projects and their open questions, into st. */
+static int projects(pg_conn *c, json_t *st)
+{
+	char graph[64];
+	const char *params[1] = {graph};
+	PGresult *res = NULL;
+	json_t *list = json_array(), *qs = json_array();
+	int rc;
+
+	if (cfg_env_str("ORCH_GRAPH", ND_GRAPH, graph, sizeof(graph)) < 0)
+		snprintf(graph, sizeof(graph), "%s", ND_GRAPH);
+	rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
+		json_t *state = NULL, *sum;
+		if (eng_state_at(c, pg_int(res, i, 0), 0, &state, NULL, NULL) < 0) {
+			err_clear();
+			state = json_object();
+		}
+		sum = nd_project_summary(state);
+		json_decref(state);
+		if (!sum)
+			continue;
+		/* cancelled while it waited: its next run would say so */
+		if (strcmp(pg_val(res, i, 8), "t") == 0 &&
+		    strcmp(json_string_value(json_object_get(sum, "stage")), "done") != 0 &&
+		    strcmp(json_string_value(json_object_get(sum, "stage")), "stopped") != 0)
+			json_object_set_new(sum, "stage", json_string("cancelled"));
+		json_object_set_new(sum, "thread", json_integer(pg_int(res, i, 0)));
+		json_object_set_new(sum, "key", json_string(pg_val(res, i, 1)));
+		json_object_set_new(sum, "title", json_string(pg_val(res, i, 2)));
+		json_object_set_new(sum, "run", json_string(pg_val(res, i, 3)));
+		json_object_set_new(sum, "tokens_in", json_integer(pg_int(res, i, 4)));
+		json_object_set_new(sum, "tokens_out", json_integer(pg_int(res, i, 5)));
+		json_object_set_new(sum, "cost_usd", json_real(strtod(pg_val(res, i, 6), NULL)));
+		json_object_set_new(sum, "workers", json_integer(pg_int(res, i, 7)));
+		json_object_set_new(sum, "updated", json_string(pg_val(res, i, 9)));
+		json_array_append_new(list, sum);
+	}
+	PQclear(res);
+	res = NULL;
+	if (rc == 0)
+		rc = pg_exec_stmt(c, &res, &STMT_QUESTIONS, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++)
+		json_array_append_new(qs, json_pack("{s:I, s:s, s:s, s:s}", "id",
+						    (json_int_t)pg_int(res, i, 0), "project",
+						    pg_val(res, i, 1), "question", pg_val(res, i, 2),
+						    "channel", pg_val(res, i, 3)));
+	PQclear(res);
+	res = NULL;
+	if (rc == 0)
+		rc = pg_exec_stmt(c, &res, &STMT_UNSHOWN, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++)
+		json_array_append_new(qs, json_pack("{s:n, s:s, s:s}", "id", "project",
+						    pg_val(res, i, 0), "question", pg_val(res, i, 1)));
+	PQclear(res);
+	json_object_set_new(st, "projects", list);
+	json_object_set_new(st, "questions", qs);
+	return rc;
+}
+
+static void print_projects(const json_t *st)
+{
+	const json_t *list = json_object_get(st, "projects"), *p;
+	const json_t *qs = json_object_get(st, "questions");
+	size_t i;
+
+	printf("\nprojects\n");
+	if (json_array_size(list) == 0) {
+		printf("  none yet: describe an idea in Telegram, in 'orchestrator chat', or with "
+		       "'orchestrator new \"...\"'\n");
+		return;
+	}
+	printf("  %-22s %-18s %-12s %-16s %7s %9s %10s %10s\n", "PROJECT", "NAME", "STAGE",
+	       "TASKS", "WORKERS", "QUESTIONS", "TOKENS", "COST");
+	json_array_foreach(list, i, p) {
+		const json_t *t = json_object_get(p, "tasks");
+		const char *name = json_string_value(json_object_get(p, "name"));
+		char tasks[48];
+
+		if (json_integer_value(json_object_get(t, "total")) > 0)
+			snprintf(tasks, sizeof(tasks), "%lld/%lld merged",
+				 (long long)json_integer_value(json_object_get(t, "merged")),
+				 (long long)json_integer_value(json_object_get(t, "total")));
+		else
+			snprintf(tasks, sizeof(tasks), "-");
+		printf("  %-22.22s %-18.18s %-12s %-16s %7lld %9lld %10lld %10.4f\n",
+		       json_string_value(json_object_get(p, "key")),
+		       name ? name : json_string_value(json_object_get(p, "title")),
+		       *json_string_value(json_object_get(p, "stage"))
+			       ? json_string_value(json_object_get(p, "stage"))
+			       : "new",
+		       tasks, (long long)json_integer_value(json_object_get(p, "workers")),
+		       (long long)json_integer_value(json_object_get(p, "questions")),
+		       (long long)(json_integer_value(json_object_get(p, "tokens_in")) +
+				   json_integer_value(json_object_get(p, "tokens_out"))),
+		       json_number_value(json_object_get(p, "cost_usd")));
+	}
+	if (json_array_size(qs) == 0)
+		return;
+	printf("open questions ('orchestrator approve|reject <id or project>')\n");
+	json_array_foreach(qs, i, p) {
+		if (json_is_integer(json_object_get(p, "id")))
+			printf("  #%-6lld %-22s %.100s\n",
+			       (long long)json_integer_value(json_object_get(p, "id")),
+			       json_string_value(json_object_get(p, "project")),
+			       json_string_value(json_object_get(p, "question")));
+		else
+			printf("  %-7s %-22s %.100s\n", "(new)",
+			       json_string_value(json_object_get(p, "project")),
+			       json_string_value(json_object_get(p, "question")));
+	}
+}
 
 static long long num(const json_t *o, const char *k)
 {
@@ -189,6 +336,10 @@ int cmd_status(int argc, char **argv)
 	if (!c)
 		return 1;
 	rc = eng_status(c, cli_cfg.lease_ms, &st);
+	if (rc == 0 && projects(c, st) < 0) {
+		json_object_set_new(st, "projects_error", json_string(err_last()));
+		err_clear();
+	}
 	if (rc == 0) {
 		json_t *llm = NULL;
 		int64_t stale_ms;
@@ -211,6 +362,7 @@ int cmd_status(int argc, char **argv)
 		cli_print_json(st);
 	else {
 		print_human(st);
+		print_projects(st);
 		if (json_object_get(json_object_get(st, "llm"), "error"))
 			printf("\nlanguage models: %s (run 'orchestrator migrate')\n",
 			       str(json_object_get(st, "llm"), "error"));

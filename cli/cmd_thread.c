@@ -1,4 +1,5 @@
 /* Thread and run commands: threads, history, state, fork, run, cancel, retry. */
+#include "bot/route.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "engine/control.h"
@@ -268,16 +269,53 @@ int cmd_run(int argc, char **argv)
 }
 
 static const char USAGE_CANCEL[] =
-	"orchestrator cancel <thread> | --run <run-id>\n"
-	"  Cancels the thread's active runs (or one run): queued and waiting runs at\n"
-	"  once, a running one at its next step boundary.";
+	"orchestrator cancel <project> | --run <run-id>\n"
+	"  Cancels a project (a thread): its active runs (queued and waiting ones at once,\n"
+	"  a running one at its next step boundary), its open questions (their buttons go)\n"
+	"  and its workers (requests not started are withdrawn, running workers stop);\n"
+	"  its chat is told. --run cancels one run only.";
+
+static const pg_stmt STMT_THREAD_CHAT = {
+	"cli_cancel_chat",
+	"SELECT coalesce(metadata->>'channel', ''), coalesce(metadata->>'chat', '') FROM threads "
+	"WHERE id = $1",
+	1,
+};
+
+/* Cancels the project of thread `tid` in one transaction and tells its chat. */
+static int cancel_project(pg_conn *c, int64_t tid, int *runs, int *workers)
+{
+	char actor[96], tids[24], msg[300];
+	const char *params[1] = {tids};
+	PGresult *res = NULL;
+	int rc;
+
+	cli_actor(actor, sizeof(actor));
+	snprintf(tids, sizeof(tids), "%lld", (long long)tid);
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = bot_cancel_project(c, tid, actor, runs, workers);
+	if (rc == 0)
+		rc = pg_exec_stmt(c, &res, &STMT_THREAD_CHAT, params);
+	if (rc == 0 && pg_rows(res) == 1 && *pg_val(res, 0, 0) && *pg_val(res, 0, 1)) {
+		snprintf(msg, sizeof(msg), "🛑 This project was cancelled from the terminal (%s). "
+					   "Send /new <idea> to start another.", actor);
+		rc = bot_say(c, pg_val(res, 0, 0), pg_val(res, 0, 1), tid, msg);
+	}
+	PQclear(res);
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0)
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+	return rc;
+}
 
 int cmd_cancel(int argc, char **argv)
 {
 	list_opts o;
 	int64_t tid;
 	char state[16] = "";
-	int n = 0;
+	int n = 0, workers = 0;
 	pg_conn *c;
 	int rc = parse(argc, argv, &o, USAGE_CANCEL);
 
@@ -292,7 +330,7 @@ int cmd_cancel(int argc, char **argv)
 	} else {
 		rc = find_thread(c, o.pos[0], &tid);
 		if (rc == 0)
-			rc = eng_cancel_thread(c, tid, &n);
+			rc = cancel_project(c, tid, &n, &workers);
 	}
 	pg_conn_close(c);
 	if (rc < 0)
@@ -302,7 +340,8 @@ int cmd_cancel(int argc, char **argv)
 		       strcmp(state, "cancelled") == 0 ? "cancelled"
 						       : "cancel requested (stops at its next step)");
 	else
-		printf("%d active run%s asked to cancel\n", n, n == 1 ? "" : "s");
+		printf("%d active run%s asked to cancel, %d worker request%s withdrawn or stopped\n",
+		       n, n == 1 ? "" : "s", workers, workers == 1 ? "" : "s");
 	return 0;
 }
 

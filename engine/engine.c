@@ -281,13 +281,15 @@ static int run_prepare(run_exec *x)
 }
 
 /* Applies the run's input (first step of a new run) and, for a fresh start,
- * computes the START tasks from the state with the input. */
+ * computes the START tasks from the state with the input. A run resumed or
+ * taken over after one of its steps was checkpointed has its input in that
+ * state already: it is not applied a second time. */
 static int run_start_step(run_exec *x, json_t *delta)
 {
 	const eng_schema *schema = eng_graph_schema(x->g);
 	int rc;
 
-	if (x->r.input && !json_is_null(x->r.input)) {
+	if (x->r.input && !json_is_null(x->r.input) && x->r.last_seq < 0) {
 		rc = eng_update_check(schema, x->r.input);
 		if (rc < 0)
 			return err_wrap("run input");

@@ -593,3 +593,250 @@ int spw_git_push(spw_git *g, const char *url, const spw_git_cred *cred, const ch
 	git_remote_free(remote);
 	return rc;
 }
+
+/* --- merging and publishing --- */
+
+int spw_git_open(spw_git **out, const char *url, const spw_git_cred *cred, const char *host_dir)
+{
+	cred_state st = {cred, 0};
+	char heads_spec[] = "+refs/heads/*:refs/heads/*";
+	char tags_spec[] = "+refs/tags/*:refs/tags/*";
+	char *specs[] = {heads_spec, tags_spec};
+	spw_git *g;
+	int rc, grc;
+
+	*out = NULL;
+	rc = spw_git_global_init();
+	if (rc < 0)
+		return rc;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return err_set(ERR_NOMEM, "out of memory");
+	grc = git_repository_init(&g->host, host_dir, 1);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot create the host's repository");
+		goto done;
+	}
+	rc = fetch_into(g->host, url, specs, 2, &st, "cannot clone the project repository");
+done:
+	if (rc < 0) {
+		spw_git_free(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+int spw_git_branch_tip(spw_git *g, const char *branch, char out[41])
+{
+	char ref[300];
+	git_oid id;
+	int grc;
+
+	out[0] = '\0';
+	snprintf(ref, sizeof(ref), "refs/heads/%s", branch);
+	grc = git_reference_name_to_id(&id, g->host, ref);
+	if (grc == GIT_ENOTFOUND) {
+		git_error_clear();
+		return err_set(ERR_NOTFOUND, "git: the repository has no branch %s", branch);
+	}
+	if (grc < 0)
+		return git_fail(grc, "cannot read a branch");
+	git_oid_tostr(out, 41, &id);
+	return 0;
+}
+
+static int set_ref(spw_git *g, const char *branch, const git_oid *id, const char *why)
+{
+	git_reference *ref = NULL;
+	char name[300];
+	int grc;
+
+	snprintf(name, sizeof(name), "refs/heads/%s", branch);
+	grc = git_reference_create(&ref, g->host, name, id, 1, why);
+	git_reference_free(ref);
+	return grc < 0 ? git_fail(grc, "cannot move a branch") : 0;
+}
+
+/* Appends the conflicting paths of `idx` to out->conflicts. */
+static void list_conflicts(git_index *idx, spw_rebase *out)
+{
+	git_index_conflict_iterator *it = NULL;
+	const git_index_entry *anc, *ours, *theirs;
+
+	if (git_index_conflict_iterator_new(&it, idx) < 0) {
+		git_error_clear();
+		return;
+	}
+	while (git_index_conflict_next(&anc, &ours, &theirs, it) == 0) {
+		const git_index_entry *e = ours ? ours : theirs ? theirs : anc;
+		size_t used = strlen(out->conflicts);
+
+		if (e && e->path && used + strlen(e->path) + 2 < sizeof(out->conflicts))
+			snprintf(out->conflicts + used, sizeof(out->conflicts) - used, "%s\n", e->path);
+	}
+	git_index_conflict_iterator_free(it);
+	git_error_clear();
+}
+
+int spw_git_rebase(spw_git *g, const char *branch, const char *target, spw_rebase *out)
+{
+	git_oid tip, onto, result;
+	git_annotated_commit *ac_branch = NULL, *ac_onto = NULL;
+	git_rebase *rb = NULL;
+	git_rebase_operation *op = NULL;
+	git_rebase_options ro;
+	git_signature *sig = NULL;
+	git_commit *commit = NULL;
+	git_index *idx = NULL;
+	char name[128], email[128];
+	int grc, rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	rc = spw_git_branch_tip(g, branch, out->tip);
+	if (rc == 0)
+		rc = spw_git_branch_tip(g, target, out->onto);
+	if (rc < 0)
+		return rc;
+	git_oid_fromstr(&tip, out->tip);
+	git_oid_fromstr(&onto, out->onto);
+	git_oid_cpy(&result, &tip);
+	if (git_oid_equal(&tip, &onto) || git_graph_descendant_of(g->host, &onto, &tip) == 1) {
+		out->nothing = 1; /* the target holds the branch already */
+		git_oid_cpy(&result, &onto);
+	} else if (git_graph_descendant_of(g->host, &tip, &onto) != 1) {
+		/* replay the branch's own commits onto the target's tip */
+		author(name, sizeof(name), email, sizeof(email));
+		git_rebase_options_init(&ro, GIT_REBASE_OPTIONS_VERSION);
+		ro.inmemory = 1;
+		grc = git_signature_now(&sig, name, email);
+		if (grc >= 0)
+			grc = git_annotated_commit_lookup(&ac_branch, g->host, &tip);
+		if (grc >= 0)
+			grc = git_annotated_commit_lookup(&ac_onto, g->host, &onto);
+		if (grc >= 0)
+			grc = git_rebase_init(&rb, g->host, ac_branch, ac_onto, NULL, &ro);
+		if (grc < 0) {
+			rc = git_fail(grc, "cannot start the rebase");
+			goto done;
+		}
+		git_oid_cpy(&result, &onto);
+		while ((grc = git_rebase_next(&op, rb)) == 0) {
+			git_oid id;
+
+			git_index_free(idx);
+			idx = NULL;
+			grc = git_rebase_inmemory_index(&idx, rb);
+			if (grc < 0)
+				break;
+			if (git_index_has_conflicts(idx)) {
+				out->conflict = 1;
+				list_conflicts(idx, out);
+				break;
+			}
+			grc = git_rebase_commit(&id, rb, NULL, sig, NULL, NULL);
+			if (grc == GIT_EAPPLIED) { /* already on the target: nothing to replay */
+				git_error_clear();
+				grc = 0;
+				continue;
+			}
+			if (grc < 0)
+				break;
+			git_oid_cpy(&result, &id);
+			out->replayed++;
+		}
+		if (out->conflict) {
+			git_rebase_abort(rb);
+			git_error_clear();
+			goto done;
+		}
+		if (grc != GIT_ITEROVER && grc < 0) {
+			rc = git_fail(grc, "cannot replay the branch's commits");
+			goto done;
+		}
+		git_error_clear();
+		grc = git_rebase_finish(rb, sig);
+		if (grc < 0) {
+			rc = git_fail(grc, "cannot finish the rebase");
+			goto done;
+		}
+		if (out->replayed == 0)
+			out->nothing = 1;
+	}
+	git_oid_tostr(out->commit, sizeof(out->commit), &result);
+	/* what the result changes on the target */
+	grc = git_commit_lookup(&commit, g->host, &onto);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot read the target");
+		goto done;
+	}
+	git_oid_cpy(&g->base_tree, git_commit_tree_id(commit));
+	git_commit_free(commit);
+	commit = NULL;
+	grc = git_commit_lookup(&commit, g->host, &result);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot read the rebased commit");
+		goto done;
+	}
+	rc = diffstat(g, git_commit_tree_id(commit), &out->stat);
+	if (rc == 0)
+		rc = set_ref(g, target, &result, "orchestrator: merged");
+	if (rc == 0)
+		rc = set_ref(g, branch, &result, "orchestrator: rebased");
+done:
+	git_commit_free(commit);
+	git_index_free(idx);
+	git_rebase_free(rb);
+	git_annotated_commit_free(ac_branch);
+	git_annotated_commit_free(ac_onto);
+	git_signature_free(sig);
+	return rc;
+}
+
+int spw_git_export(spw_git *g, const char *commit, const char *workspace)
+{
+	int grc = git_repository_set_workdir(g->host, workspace, 0);
+
+	if (grc < 0)
+		return git_fail(grc, "cannot attach the workspace");
+	snprintf(g->workspace, sizeof(g->workspace), "%s", workspace);
+	return spw_git_clean(g, commit);
+}
+
+int spw_git_push_merge(spw_git *g, const char *url, const spw_git_cred *cred,
+		       const char *target, const char *branch)
+{
+	git_push_options po;
+	git_remote *remote = NULL;
+	push_state ps;
+	char tspec[300], bspec[300];
+	char *specs[2] = {tspec, bspec};
+	git_strarray refspecs = {specs, branch ? 2 : 1};
+	int grc, rc = 0;
+
+	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	memset(&ps, 0, sizeof(ps));
+	ps.cred.cred = cred;
+	/* the target only moves forward: no '+' */
+	snprintf(tspec, sizeof(tspec), "refs/heads/%s:refs/heads/%s", target, target);
+	if (branch)
+		snprintf(bspec, sizeof(bspec), "+refs/heads/%s:refs/heads/%s", branch, branch);
+	po.callbacks.credentials = push_cred_cb;
+	po.callbacks.push_update_reference = push_ref_cb;
+	po.callbacks.payload = &ps;
+	grc = remote_for(&remote, g->host, url);
+	if (grc >= 0)
+		grc = git_remote_push(remote, &refspecs, &po);
+	if (grc == GIT_ENONFASTFORWARD) {
+		rc = err_set(ERR_CONFLICT, "git: %s moved while the merge was tested: %s", target,
+			     git_error_last() ? git_error_last()->message : "not a fast-forward");
+		git_error_clear();
+	} else if (grc < 0) {
+		rc = git_fail(grc, "cannot push the merge");
+	} else if (ps.rejected[0]) {
+		rc = err_set(strstr(ps.rejected, "fast") ? ERR_CONFLICT : ERR_GIT,
+			     "git: the repository refused the push of %s", ps.rejected);
+	}
+	git_remote_free(remote);
+	return rc;
+}

@@ -87,4 +87,45 @@ int spw_git_clean(spw_git *g, const char *commit);
  * credentials were refused. */
 int spw_git_push(spw_git *g, const char *url, const spw_git_cred *cred, const char *branch);
 
+/* --- merging and publishing (request modes "merge" and "publish") --- */
+
+/* A bare clone of `url` (its branches and tags) in `host_dir`, which must
+ * not exist, with no workspace: what a merge or a publication works on.
+ * ERR_GIT, ERR_AUTH. The caller owns *out (spw_git_free). */
+int spw_git_open(spw_git **out, const char *url, const spw_git_cred *cred, const char *host_dir);
+
+/* What a rebase did. */
+typedef struct spw_rebase {
+	char onto[41];          /* the target's tip it was rebased onto */
+	char tip[41];           /* the branch's tip before */
+	char commit[41];        /* the result: the branch's new tip */
+	int replayed;           /* commits replayed (0: a fast-forward, nothing rewritten) */
+	int nothing;            /* the branch holds nothing the target lacks */
+	int conflict;           /* the rebase stopped on conflicting changes */
+	char conflicts[2048];   /* their paths, one per line, cut at the cap */
+	spw_diffstat stat;      /* what the result changes on the target */
+} spw_rebase;
+
+/* Rebases branch `branch` onto branch `target` in memory (no work tree; the
+ * original authors are kept, the committer is ORCH_GIT_AUTHOR), and points
+ * the clone's refs/heads/<target> and refs/heads/<branch> at the result.
+ * A branch that already descends from the target is a fast-forward (its
+ * commits are kept as they are). Returns 0 with out->conflict set when a
+ * commit does not apply (nothing is changed then); ERR_GIT. */
+int spw_git_rebase(spw_git *g, const char *branch, const char *target, spw_rebase *out);
+
+/* Writes commit `commit`'s files into `workspace` (an existing folder),
+ * deleting whatever else is there, so tests run on exactly that commit. */
+int spw_git_export(spw_git *g, const char *commit, const char *workspace);
+
+/* Pushes the clone's refs/heads/<target> to `url` as a fast-forward (refused
+ * when the remote's branch moved meanwhile: ERR_CONFLICT) and, when
+ * `branch` is not NULL, refs/heads/<branch> forced. ERR_GIT, ERR_AUTH. */
+int spw_git_push_merge(spw_git *g, const char *url, const spw_git_cred *cred,
+		       const char *target, const char *branch);
+
+/* The clone's refs/heads/<branch> as 40 hex digits in out[41]. ERR_GIT
+ * (ERR_NOTFOUND when there is no such branch). */
+int spw_git_branch_tip(spw_git *g, const char *branch, char out[41]);
+
 #endif

@@ -11,7 +11,8 @@
 
 static const char *const KNOWN[] = {
 	"id",      "task",      "project", "repo",  "prompt", "base",   "test_command",
-	"handles", "repo_secret", "thread_id", "run_id", "user", "role", "limits", "meta", NULL,
+	"handles", "repo_secret", "thread_id", "run_id", "user", "role", "limits", "meta",
+	"mode",    "target",    "mirror",  "min_tests", NULL,
 };
 
 static const char *const KNOWN_LIMITS[] = {
@@ -284,6 +285,13 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 			return err_set(ERR_INVALID, "\"%s\" is not a field of a spawn request (see "
 						    "README: Spawner and workers)", key);
 	}
+	if ((rc = get_str(j, "mode", 0, out->mode, sizeof(out->mode))) < 0)
+		return rc;
+	if (!out->mode[0])
+		snprintf(out->mode, sizeof(out->mode), "work");
+	if (strcmp(out->mode, "work") != 0 && strcmp(out->mode, "merge") != 0 &&
+	    strcmp(out->mode, "publish") != 0)
+		return err_set(ERR_INVALID, "\"mode\" must be \"work\", \"merge\" or \"publish\"");
 	if ((rc = get_str(j, "task", 1, out->task, sizeof(out->task))) < 0 ||
 	    (rc = task_check(out->task)) < 0)
 		return rc;
@@ -292,8 +300,27 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 	if ((rc = get_str(j, "repo", 1, out->repo, sizeof(out->repo))) < 0 ||
 	    (rc = repo_check(out->repo)) < 0)
 		return rc;
-	if ((rc = get_text(j, "prompt", 1, SPW_PROMPT_MAX, &out->prompt)) < 0)
+	if ((rc = get_text(j, "prompt", strcmp(out->mode, "work") == 0, SPW_PROMPT_MAX,
+			   &out->prompt)) < 0)
 		return rc;
+	if ((rc = get_str(j, "target", 0, out->target, sizeof(out->target))) < 0)
+		return rc;
+	if (out->target[0] && (out->target[0] == '-' || strstr(out->target, "..") ||
+			       strpbrk(out->target, " ~^:?*[\\")))
+		return err_set(ERR_INVALID, "\"target\" must be a branch name");
+	if ((rc = get_str(j, "mirror", 0, out->mirror, sizeof(out->mirror))) < 0)
+		return rc;
+	if (out->mirror[0] && (rc = repo_check(out->mirror)) < 0)
+		return err_set(ERR_INVALID, "\"mirror\": %s", err_last());
+	if (strcmp(out->mode, "publish") == 0 && !out->mirror[0])
+		return err_set(ERR_INVALID, "\"mirror\" is missing (mode publish pushes to it)");
+	v = json_object_get(j, "min_tests");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 10000000)
+			return err_set(ERR_INVALID, "\"min_tests\" must be an integer from 0");
+		out->min_tests = (int64_t)json_integer_value(v);
+	}
 	if ((rc = get_str(j, "base", 0, out->base, sizeof(out->base))) < 0)
 		return rc;
 	if (out->base[0] && (out->base[0] == '-' || strstr(out->base, "..") ||
@@ -356,6 +383,11 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 	return 0;
 }
 
+int spw_request_is_git_only(const spw_request *r)
+{
+	return strcmp(r->mode, "merge") == 0 || strcmp(r->mode, "publish") == 0;
+}
+
 int spw_request_parse(const char *text, size_t len, spw_request *out)
 {
 	json_error_t jerr;
@@ -388,7 +420,15 @@ json_t *spw_request_json(const spw_request *r)
 		return NULL;
 	}
 	json_object_set_new(j, "id", json_string(r->id));
+	if (r->mode[0] && strcmp(r->mode, "work") != 0)
+		json_object_set_new(j, "mode", json_string(r->mode));
 	json_object_set_new(j, "task", json_string(r->task));
+	if (r->target[0])
+		json_object_set_new(j, "target", json_string(r->target));
+	if (r->mirror[0])
+		json_object_set_new(j, "mirror", json_string(r->mirror));
+	if (r->min_tests > 0)
+		json_object_set_new(j, "min_tests", json_integer(r->min_tests));
 	json_object_set_new(j, "project", json_string(r->project));
 	json_object_set_new(j, "repo", json_string(r->repo));
 	if (r->base[0])

@@ -7,13 +7,23 @@
  * (spawner/spawner.h has the whole protocol):
  *
  *   id            required  idempotency id: [A-Za-z0-9][A-Za-z0-9._:-]{0,127}
- *                           (the relay uses "ob-<outbox row id>")
+ *                           (the relay keeps a payload's valid id, else uses
+ *                           "ob-<outbox row id>")
+ *   mode          optional  "work" (the default: a coding agent on the task), "merge"
+ *                           (rebase task/<task> onto `target`, re-test, fast-forward
+ *                           `target`) or "publish" (push `target` to `mirror`)
  *   task          required  task id [A-Za-z0-9][A-Za-z0-9._-]{0,63}: the branch is task/<task>
  *   project       required  the project (its thread key): secrets scope, budgets
  *   repo          required  the project repository: an absolute path of a local
  *                           repository (bare or not) under ORCH_SPAWN_REPO_ROOTS, or an
  *                           http(s):// or ssh:// URL
- *   prompt        required  what to do, for the agent (at most 64 KiB)
+ *   prompt        work      what to do, for the agent (at most 64 KiB)
+ *   target        optional  merge, publish: the branch merged into or pushed (default main)
+ *   mirror        optional  merge, publish: a second repository (a URL, or a path under
+ *                           ORCH_SPAWN_REPO_ROOTS) that gets `target` after it moved;
+ *                           repo_secret authenticates it too
+ *   min_tests     optional  merge: the re-tested result must count at least this many
+ *                           tests (what the target had), else it is "failed"
  *   base          optional  branch, tag or commit to start from (default: the
  *                           repository's default branch)
  *   test_command  optional  shell command that runs the project's tests; without it
@@ -61,6 +71,7 @@ typedef struct spw_limits {
 
 typedef struct spw_request {
 	char id[SPW_ID_MAX + 1];
+	char mode[16];           /* "work" (default), "merge" or "publish" */
 	char task[SPW_TASK_MAX + 1];
 	char project[256];
 	char user[128];
@@ -70,7 +81,10 @@ typedef struct spw_request {
 	char role[96];           /* "" : the default */
 	int64_t thread_id;       /* 0: none */
 	int64_t run_id;          /* 0: none */
-	char *prompt;            /* owned */
+	char target[256];        /* merge, publish: "" means "main" */
+	char mirror[1024];       /* merge, publish: "" for none */
+	int64_t min_tests;       /* merge: 0 for no floor */
+	char *prompt;            /* owned; NULL outside mode "work" */
 	char *test_command;      /* owned; NULL: none */
 	char **handles;          /* owned */
 	size_t nhandles;
@@ -91,6 +105,9 @@ void spw_request_free(spw_request *r);
 
 /* The request as JSON for the record (handles, never a secret). Owned. */
 json_t *spw_request_json(const spw_request *r);
+
+/* True for the modes that run no agent ("merge", "publish"). */
+int spw_request_is_git_only(const spw_request *r);
 
 /* Checks an idempotency id's form. */
 int spw_id_check(const char *id);

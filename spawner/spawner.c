@@ -79,7 +79,7 @@ static const pg_stmt STMT_RENEW = {
 	"spw_renew",
 	"UPDATE workers SET lease_until = now() + make_interval(secs => $4::bigint / 1000.0), "
 	"updated_at = now() WHERE id = $1 AND owner = $2 AND attempt = $3::int "
-	"AND state = 'running'",
+	"AND state = 'running' RETURNING cancel_requested",
 	4,
 };
 
@@ -269,6 +269,7 @@ typedef struct slot {
 	int attempt;
 	atomic_int cancel;
 	atomic_int fenced;
+	atomic_int aborted;      /* the requester cancelled it: finish it as cancelled */
 	rds_conn *conn;          /* the worker thread's own */
 	int64_t log_fail_ms;
 } slot;
@@ -474,14 +475,20 @@ static void *worker_main(void *arg)
 	} else if (atomic_load(&sl->fenced)) {
 		log_warn("spawner", "worker %s: another spawner took it over; this run's result "
 				    "is dropped", sl->req.id);
-	} else if (status && strcmp(status, "cancelled") == 0) {
+	} else if (status && strcmp(status, "cancelled") == 0 && !atomic_load(&sl->aborted)) {
 		/* stopped, not finished: another spawner runs it again */
 		release_lease(s, sl);
 		log_info("spawner", "worker %s stopped with the spawner; it will run again",
 			 sl->req.id);
 	} else {
 		store_arg a = {s, sl, status ? status : "error", NULL, 0};
-		char *text = json_dumps(result, JSON_COMPACT);
+		char *text;
+
+		if (atomic_load(&sl->aborted) && status && strcmp(status, "cancelled") == 0)
+			json_object_set_new(result, "reason",
+					    json_string("cancelled by its requester (the project was "
+							"cancelled)"));
+		text = json_dumps(result, JSON_COMPACT);
 
 		a.text = text;
 		if (text && persist(s, "storing a worker's result", do_store, &a) == 0) {
@@ -555,6 +562,7 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 		sl->joinable = 0;
 		atomic_store(&sl->cancel, 0);
 		atomic_store(&sl->fenced, 0);
+		atomic_store(&sl->aborted, 0);
 		sl->busy = 1;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -997,10 +1005,16 @@ static void heartbeat(spw_spawner *s, rds_conn *r)
 			continue;
 		snprintf(lease, sizeof(lease), "%lld", (long long)s->cfg.claim_idle_ms);
 		if (pg_pool_acquire(s->pool, 5000, &c) == 0) {
-			if (pg_exec_stmt(c, &res, &STMT_RENEW, params) == 0 && pg_affected(res) == 0) {
+			if (pg_exec_stmt(c, &res, &STMT_RENEW, params) == 0 && pg_rows(res) == 0) {
 				log_warn("spawner", "worker %s: its lease was taken over; stopping it",
 					 id);
 				atomic_store(&sl->fenced, 1);
+				atomic_store(&sl->cancel, 1);
+			} else if (pg_rows(res) == 1 && strcmp(pg_val(res, 0, 0), "t") == 0 &&
+				   !atomic_load(&sl->aborted)) {
+				log_info("spawner", "worker %s: cancelled by its requester; stopping it",
+					 id);
+				atomic_store(&sl->aborted, 1);
 				atomic_store(&sl->cancel, 1);
 			}
 			PQclear(res);
@@ -1094,13 +1108,19 @@ static int relay_fn(const eng_outbox_row *row, json_t **result, int64_t *retry_a
 {
 	spw_spawner *s = udata;
 	json_t *req;
-	char id[32], *text = NULL;
+	char id[SPW_ID_MAX + 1], *text = NULL;
 	rds_reply *rep = NULL;
 	int rc;
 
 	(void)retry_after_ms;
 	snprintf(id, sizeof(id), "ob-%lld", (long long)row->id);
 	if (json_is_object(row->payload)) {
+		const char *own = json_string_value(json_object_get(row->payload, "id"));
+
+		/* a producer that names its request (deterministically) keeps the name */
+		if (own && spw_id_check(own) == 0)
+			snprintf(id, sizeof(id), "%s", own);
+		err_clear();
 		req = json_deep_copy(row->payload);
 	} else {
 		/* still sent: the spawner's refusal reaches the thread that asked */
@@ -1125,6 +1145,27 @@ static int relay_fn(const eng_outbox_row *row, json_t **result, int64_t *retry_a
 	rds_reply_free(rep);
 	free(text);
 	return rc == ERR_INVALID ? ERR_REDIS : rc; /* a refused XADD is the server's, retry */
+}
+
+static const pg_stmt STMT_CANCEL_THREAD = {
+	"spw_cancel_thread",
+	"SELECT spawn_cancel_thread($1::bigint, $2)",
+	2,
+};
+
+int spw_cancel_thread(pg_conn *c, int64_t thread_id, const char *reason, int *out_n)
+{
+	char tid[24];
+	const char *params[2] = {tid, reason ? reason : "cancelled"};
+	PGresult *res = NULL;
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &res, &STMT_CANCEL_THREAD, params);
+	if (rc == 0 && out_n)
+		*out_n = (int)pg_int(res, 0, 0);
+	PQclear(res);
+	return rc;
 }
 
 /* --- life cycle --- */

@@ -3,7 +3,8 @@
  *
  * One spawner process runs:
  *   - the outbox relay: outbox rows of kind "spawn" (eng_emit in a node)
- *     are XADDed to the spawn stream, the row id as idempotency id;
+ *     are XADDed to the spawn stream with the payload's own valid "id", or
+ *     else "ob-<row id>", as idempotency id;
  *   - the consumer: reads the spawn stream in consumer group `spawners`,
  *     starts up to ORCH_MAX_WORKERS workers, reclaims (XAUTOCLAIM) entries
  *     whose spawner died, and finishes each entry once its result is stored;
@@ -75,6 +76,24 @@
  *     error       the spawner could not do its part (clone, sandbox, push), or
  *                 gave up after ORCH_SPAWN_MAX_ATTEMPTS spawners died on it
  *   Only "done" means done. Fields that do not apply are absent.
+ *
+ * MODES. A request's "mode" is "work" (above), "merge" or "publish" (no
+ * agent, spawner/merge.c): a merge rebases task/<task> onto "target"
+ * (default main) in memory, runs the test command on the result in a fresh
+ * sandbox and, when it passes (and counts at least "min_tests"), moves
+ * "target" forward to it (a fast-forward) and task/<task> to it; statuses
+ * done (merged), unverified (merged, no test command), conflict ("conflicts"
+ * lists the paths; nothing changed), failed (the tests fail on the rebased
+ * result; nothing changed), error (e.g. the target moved meanwhile: ask
+ * again), refused, invalid. A "mirror" then gets the target pushed as well
+ * ("mirror": {"url", "pushed", "error"}). A publication pushes "target" to
+ * "mirror": done or error.
+ *
+ * CANCELLING. spw_cancel_thread() (SQL spawn_cancel_thread, migration 006)
+ * withdraws a thread's spawn requests: unsent ones are never sent, sent ones
+ * that no spawner started get a finished "cancelled" row (so none ever
+ * starts), and running workers are stopped at their next heartbeat and
+ * finish as "cancelled" (not run again).
  *
  * THE ENGINE EVENT: a request with "thread_id" gets its result delivered to
  * that thread as event key "worker" (SPW_EVENT_KEY), value = the result
@@ -156,6 +175,11 @@ const char *spw_id(const spw_spawner *s);
 
 /* Workers running now. */
 int spw_busy(spw_spawner *s);
+
+/* Cancels the workers of engine thread `thread_id` (see CANCELLING), on the
+ * caller's connection. *out_n (may be NULL) gets how many requests were
+ * withdrawn or stopped. */
+int spw_cancel_thread(pg_conn *c, int64_t thread_id, const char *reason, int *out_n);
 
 /* Runs the janitor once: workspaces of finished or dead workers removed,
  * dead sandboxes' cgroups swept. *out_removed (may be NULL) gets the number

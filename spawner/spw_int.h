@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "core/buf.h"
 #include "core/pg.h"
 #include "llm/llm.h"
 #include "spawner/request.h"
@@ -42,6 +43,44 @@ json_t *spw_result_base(const spw_request *req, const char *id, const char *stat
  * workspace and its transcript. */
 void spw_worker_dir(const spw_config *cfg, const char *id, char *out, size_t cap);
 void spw_transcript_path(const spw_config *cfg, const char *id, char *out, size_t cap);
+
+/* Runs a request of mode "merge" or "publish" (merge.c): no agent, only
+ * git and, for a merge, the tests in a sandbox. Same contract as
+ * spw_worker_run. */
+json_t *spw_merge_run(const spw_worker_ctx *w);
+
+/* --- what worker.c and merge.c share --- */
+
+struct sec_env;
+struct sbx;
+struct spw_testsum;
+
+/* Resolves the request's handles into *env and its repo_secret into
+ * *repo_secret (both owned; NULL when the request grants none). On failure
+ * *status ("refused", "error") and reason[cap] say why. */
+int spw_worker_grants(const spw_worker_ctx *w, struct sec_env **env, char **repo_secret,
+		      const char **status, char *reason, size_t cap);
+
+/* Checks that a local repository lies under ORCH_SPAWN_REPO_ROOTS and writes
+ * its real path (or the URL unchanged) into out[cap]. ERR_DENIED,
+ * ERR_NOTFOUND. */
+int spw_repo_allowed(const spw_config *cfg, const char *repo, char *out, size_t cap);
+
+/* Runs the request's test command in a fresh sandbox of `box`: the counts
+ * go to *sum, the output's tail (redacted) to `tail` (may be NULL), what
+ * ended it early (a limit) to why[whycap]. */
+int spw_run_tests(const spw_worker_ctx *w, struct sbx *box, char *const *env,
+		  struct spw_testsum *sum, buf *tail, char *why, size_t whycap);
+
+/* The counts of a test run as JSON (owned). */
+json_t *spw_testsum_json(const struct spw_testsum *s);
+
+/* ORCH_WORKER_DISK_KIND as an sbx_quota_kind; 0 for none. */
+int spw_disk_kind(const char *s);
+
+/* A live log line, redacted, when the worker has a log callback. */
+void spw_wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Removes a worker's folder: unmounts its workspace quota, deletes the tree
  * without following links or crossing into other file systems. A missing

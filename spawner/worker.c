@@ -127,7 +127,7 @@ json_t *spw_result_base(const spw_request *req, const char *id, const char *stat
 
 /* --- helpers --- */
 
-static int repo_allowed(const spw_config *cfg, const char *repo, char *out, size_t cap)
+int spw_repo_allowed(const spw_config *cfg, const char *repo, char *out, size_t cap)
 {
 	char real[PATH_MAX];
 	const char *p = cfg->repo_roots;
@@ -163,10 +163,7 @@ static int repo_allowed(const spw_config *cfg, const char *repo, char *out, size
 		       cfg->repo_roots);
 }
 
-static void wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
+void spw_wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
 {
 	va_list ap;
 	buf b;
@@ -192,8 +189,7 @@ static int embedded(const char *path, const char **out)
 	return 0;
 }
 
-/* Runs the test command in a fresh sandbox of `box`. */
-static int run_tests(const spw_worker_ctx *w, sbx *box, char *const *env, spw_testsum *sum,
+int spw_run_tests(const spw_worker_ctx *w, sbx *box, char *const *env, spw_testsum *sum,
 		     buf *tail, char *why, size_t whycap)
 {
 	const char *argv[4] = {"bash", "-c", NULL, NULL};
@@ -234,7 +230,7 @@ done:
 	return rc;
 }
 
-static json_t *sum_json(const spw_testsum *s)
+json_t *spw_testsum_json(const spw_testsum *s)
 {
 	return json_pack("{s:i, s:i, s:i, s:i, s:s, s:i}", "passed", s->passed, "failed", s->failed,
 			 "skipped", s->skipped, "total", s->total, "format", s->format,
@@ -246,13 +242,81 @@ static int fingerprint_cb(void *udata, unsigned char out[32])
 	return spw_git_fingerprint(udata, out);
 }
 
-static int parse_disk_kind(const char *s)
+int spw_disk_kind(const char *s)
 {
 	if (strcmp(s, "tmpfs") == 0)
 		return SBX_QUOTA_TMPFS;
 	if (strcmp(s, "loop") == 0)
 		return SBX_QUOTA_LOOP;
 	return 0;
+}
+
+/* --- shared with merge.c --- */
+
+int spw_worker_grants(const spw_worker_ctx *w, sec_env **env, char **repo_secret,
+		      const char **status, char *reason, size_t cap)
+{
+	const spw_request *req = w->req;
+	pg_conn *c = NULL;
+	char actor[200];
+	int rc;
+
+	*env = NULL;
+	*repo_secret = NULL;
+	if (req->nhandles == 0 && !req->repo_secret[0])
+		return 0;
+	snprintf(actor, sizeof(actor), "worker:%s", req->id);
+	rc = pg_pool_acquire(w->pool, 30000, &c);
+	if (rc < 0) {
+		*status = "error";
+		snprintf(reason, cap, "the database is unreachable: %s", err_last());
+		return rc;
+	}
+	{
+		sec_store *store = sec_runtime_store();
+
+		if (!store) {
+			*status = "refused";
+			snprintf(reason, cap,
+				 "the request grants secrets but this spawner has no secrets store: "
+				 "run 'orchestrator secrets init' and restart it");
+			rc = ERR_DENIED;
+			goto done;
+		}
+		if (req->nhandles > 0) {
+			sec_grant g;
+
+			memset(&g, 0, sizeof(g));
+			g.scope = req->project;
+			g.handles = (const char *const *)req->handles;
+			g.nhandles = req->nhandles;
+			g.actor = actor;
+			g.run_id = req->run_id;
+			rc = sec_env_resolve(store, c, &g, env);
+			if (rc < 0) {
+				*status = "refused";
+				snprintf(reason, cap, "the worker was not started: %s", err_last());
+				goto done;
+			}
+		}
+		if (req->repo_secret[0]) {
+			rc = sec_res_resolve(store, c, req->project, req->repo_secret, actor,
+					     req->run_id, repo_secret);
+			if (rc < 0) {
+				*status = "refused";
+				snprintf(reason, cap, "the worker was not started: repo_secret: %s",
+					 err_last());
+				goto done;
+			}
+		}
+	}
+done:
+	pg_pool_release(w->pool, c);
+	if (rc < 0) {
+		sec_env_free(*env);
+		*env = NULL;
+	}
+	return rc;
 }
 
 /* --- the worker --- */
@@ -267,19 +331,20 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	spw_git *git = NULL;
 	spw_git_cred cred = {NULL};
 	sbx *box = NULL;
-	pg_conn *c = NULL;
 	agent_result ar;
 	spw_testsum base_sum, sum;
 	spw_diffstat ds;
 	buf sys, task, tail;
 	json_t *res = NULL, *tests = NULL;
 	char dir[PATH_MAX], ws[PATH_MAX], host[PATH_MAX], transcript[PATH_MAX], url[1100];
-	char branch[128], actor[200], commit[41] = "", why[300];
+	char branch[128], commit[41] = "", why[300];
 	const char *status = "error";
 	int rc, changed = 0, pushed = 0, have_base = 0, agent_ran = 0, kind;
 	int64_t t0 = util_mono_ms();
 	char reason[1024] = "";
 
+	if (spw_request_is_git_only(req))
+		return spw_merge_run(w);
 	memset(&ar, 0, sizeof(ar));
 	memset(&ds, 0, sizeof(ds));
 	memset(&base_sum, 0, sizeof(base_sum));
@@ -293,60 +358,17 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	snprintf(host, sizeof(host), "%s/host.git", dir);
 	spw_transcript_path(cfg, req->id, transcript, sizeof(transcript));
 	snprintf(branch, sizeof(branch), "task/%s", req->task);
-	snprintf(actor, sizeof(actor), "worker:%s", req->id);
-	wlog(w, "status", "worker %s (task %s, attempt %d) starting on %s", req->id, req->task,
-	     w->attempt, w->spawner_id);
+	spw_wlog(w, "status", "worker %s (task %s, attempt %d) starting on %s", req->id, req->task,
+		 w->attempt, w->spawner_id);
 
 	/* 1. grants */
-	rc = pg_pool_acquire(w->pool, 30000, &c);
-	if (rc < 0) {
-		snprintf(reason, sizeof(reason), "the database is unreachable: %s", err_last());
+	rc = spw_worker_grants(w, &env, &repo_secret, &status, reason, sizeof(reason));
+	if (rc < 0)
 		goto done;
-	}
-	if (req->nhandles > 0 || req->repo_secret[0]) {
-		sec_store *store = sec_runtime_store();
-
-		if (!store) {
-			status = "refused";
-			snprintf(reason, sizeof(reason),
-				 "the request grants secrets but this spawner has no secrets store: "
-				 "run 'orchestrator secrets init' and restart it");
-			goto done;
-		}
-		if (req->nhandles > 0) {
-			sec_grant g;
-
-			memset(&g, 0, sizeof(g));
-			g.scope = req->project;
-			g.handles = (const char *const *)req->handles;
-			g.nhandles = req->nhandles;
-			g.actor = actor;
-			g.run_id = req->run_id;
-			rc = sec_env_resolve(store, c, &g, &env);
-			if (rc < 0) {
-				status = "refused";
-				snprintf(reason, sizeof(reason), "the worker was not started: %s",
-					 err_last());
-				goto done;
-			}
-		}
-		if (req->repo_secret[0]) {
-			rc = sec_res_resolve(store, c, req->project, req->repo_secret, actor,
-					     req->run_id, &repo_secret);
-			if (rc < 0) {
-				status = "refused";
-				snprintf(reason, sizeof(reason),
-					 "the worker was not started: repo_secret: %s", err_last());
-				goto done;
-			}
-			cred.secret = repo_secret;
-		}
-	}
-	pg_pool_release(w->pool, c);
-	c = NULL;
+	cred.secret = repo_secret;
 
 	/* 2. the repository */
-	rc = repo_allowed(cfg, req->repo, url, sizeof(url));
+	rc = spw_repo_allowed(cfg, req->repo, url, sizeof(url));
 	if (rc < 0) {
 		status = "refused";
 		snprintf(reason, sizeof(reason), "%s", err_last());
@@ -371,7 +393,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			 strerror(errno));
 		goto done;
 	}
-	kind = parse_disk_kind(cfg->disk_kind);
+	kind = spw_disk_kind(cfg->disk_kind);
 	if (kind && sbx_quota_mount(ws, lim.disk_bytes, (sbx_quota_kind)kind) < 0) {
 		snprintf(reason, sizeof(reason), "cannot give the workspace its disk quota: %s",
 			 err_last());
@@ -385,7 +407,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			agent_transcript_append(transcript, l);
 		json_decref(l);
 	}
-	wlog(w, "status", "cloning %s (base %s)", req->repo, req->base[0] ? req->base : "default");
+	spw_wlog(w, "status", "cloning %s (base %s)", req->repo, req->base[0] ? req->base : "default");
 	rc = spw_git_prepare(&git, url, &cred, req->base, branch, host, ws);
 	if (rc < 0) {
 		status = rc == ERR_AUTH ? "refused" : "error";
@@ -419,8 +441,8 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 
 	/* 5. the base's tests */
 	if (req->test_command) {
-		wlog(w, "status", "counting the base's tests");
-		rc = run_tests(w, box, env ? sec_env_strings(env) : NULL, &base_sum, NULL, why,
+		spw_wlog(w, "status", "counting the base's tests");
+		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &base_sum, NULL, why,
 			       sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the base's tests could not be run: %s",
@@ -543,7 +565,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		}
 	}
 	if (ar.exit == AGENT_SUBMITTED && req->test_command) {
-		wlog(w, "status", "running the tests");
+		spw_wlog(w, "status", "running the tests");
 		/* on exactly what is committed: no stale build output or cache */
 		rc = spw_git_clean(git, commit);
 		if (rc == 0)
@@ -552,17 +574,17 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			snprintf(reason, sizeof(reason), "%s", err_last());
 			goto done;
 		}
-		rc = run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why, sizeof(why));
+		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
 			goto done;
 		}
-		tests = sum_json(&sum);
+		tests = spw_testsum_json(&sum);
 	}
 
 	/* 8. push */
 	if (changed) {
-		wlog(w, "status", "pushing %s", branch);
+		spw_wlog(w, "status", "pushing %s", branch);
 		rc = spw_git_push(git, url, &cred, branch);
 		if (rc < 0) {
 			status = "error";
@@ -616,8 +638,6 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	}
 
 done:
-	if (c)
-		pg_pool_release(w->pool, c);
 	if (w->cancel && atomic_load(w->cancel) && strcmp(status, "error") == 0)
 		status = "cancelled"; /* a step cut short by the stop: run it again */
 	res = spw_result_base(req, req->id, status, reason);
@@ -708,7 +728,7 @@ done:
 		free(text);
 		free(red);
 	}
-	wlog(w, "status", "worker %s ended: %s: %s", req->id, status, reason);
+	spw_wlog(w, "status", "worker %s ended: %s: %s", req->id, status, reason);
 	json_decref(tests);
 	agent_result_free(&ar);
 	sbx_free(box);

@@ -5,7 +5,9 @@
  *   fake_openai [--port N]      prints {"port": N} on stdout once listening
  *
  * POST {any}/chat/completions answers from the script queue (first reply
- * whose "model" matches the request's, or has none), else the default
+ * whose "model" matches the request's, or has none, and whose "match" text —
+ * or every text of a "match" array — occurs in the request's body), else the
+ * default
  * reply, else a built-in completion (or a 20-chunk stream when the request
  * asks for "stream": true), like the reference fake in
  * ../shared/anchors/openai-node. A request without model and messages gets
@@ -357,16 +359,30 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 	finish(p);
 }
 
-/* Takes the first queued reply for `model`, or the default. New reference. */
-static json_t *take_reply(const char *model)
+/* Takes the first queued reply for `model` (and whose "match" text is in the
+ * request's body), or the default. New reference. */
+static json_t *take_reply(const char *model, const char *raw)
 {
 	size_t i;
 	json_t *r;
 
 	json_array_foreach(g_queue, i, r) {
 		const char *m = sget(r, "model", NULL);
+		const json_t *match = json_object_get(r, "match");
 		long times;
+		int ok = 1;
 		if (m && (!model || strcmp(m, model) != 0))
+			continue;
+		if (json_is_string(match)) {
+			ok = raw && strstr(raw, json_string_value(match));
+		} else if (json_is_array(match)) { /* every one of them */
+			size_t k;
+			const json_t *x;
+			json_array_foreach(match, k, x)
+				if (!raw || !json_is_string(x) || !strstr(raw, json_string_value(x)))
+					ok = 0;
+		}
+		if (!ok)
 			continue;
 		json_incref(r);
 		times = iget(r, "times", 1);
@@ -402,7 +418,7 @@ static void on_completions(struct evhttp_request *req)
 	}
 	p = calloc(1, sizeof(*p));
 	p->req = req;
-	p->reply = take_reply(model);
+	p->reply = take_reply(model, raw);
 	if (p->reply)
 		p->stream = json_object_get(p->reply, "stream") != NULL;
 	else

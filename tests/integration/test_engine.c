@@ -206,6 +206,31 @@ static void test_wait_and_resume_inline(void **st)
 	eng_engine_free(e);
 }
 
+/* A run's input is applied once: resuming the run after a checkpoint does
+ * not apply it again (an appended item would appear twice). */
+static void test_input_applied_once(void **st)
+{
+	eng_engine *e = engine_new(0, 30000);
+	eng_result r;
+	json_t *in = ts_json("{\"log\": [\"input\"]}"), *yes = json_string("yes");
+	json_t *expect = ts_json("[\"input\",\"prepare:ok\",\"ask:yes\",\"finish:ok\"]");
+	int64_t thread;
+	(void)st;
+
+	assert_int_equal(eng_invoke(e, "gate", "gate-input", in, 0, &r), 0);
+	assert_string_equal(r.status, "waiting");
+	thread = r.thread_id;
+	eng_result_clear(&r);
+	assert_int_equal(eng_resume(e, thread, "approval", yes, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	assert_true(json_equal(json_object_get(r.state, "log"), expect));
+	eng_result_clear(&r);
+	json_decref(in);
+	json_decref(yes);
+	json_decref(expect);
+	eng_engine_free(e);
+}
+
 static void test_wait_and_deliver_queued(void **st)
 {
 	eng_engine *e = engine_new(2, 30000);
@@ -914,6 +939,7 @@ int main(void)
 		cmocka_unit_test(test_linear_inline),
 		cmocka_unit_test(test_queue_workers),
 		cmocka_unit_test(test_wait_and_resume_inline),
+		cmocka_unit_test(test_input_applied_once),
 		cmocka_unit_test(test_wait_and_deliver_queued),
 		cmocka_unit_test(test_event_before_wait),
 		cmocka_unit_test(test_fork_from_checkpoint),

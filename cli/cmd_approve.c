@@ -1,0 +1,285 @@
+/*
+ * orchestrator approve | reject — decides a question from the terminal,
+ * through the bot's decide-once logic (bot/approval.h), as a button would.
+ */
+#include "bot/approval.h"
+#include "bot/route.h"
+#include "bot/text.h"
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "engine/control.h"
+#include "engine/outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char USAGE[] =
+	"orchestrator approve|reject <approval-id | project> [--option ID] [--json]\n"
+	"  Answers a question a project asked (the ids are in 'orchestrator status' and\n"
+	"  'orchestrator show'; a project — its key or thread id — means the question it\n"
+	"  waits for). approve picks the affirmative answer (approve, merge, retry,\n"
+	"  extend), reject the negative one (reject, cancel, stop, skip); --option picks\n"
+	"  any answer by its id, its label or its number (1, 2, ...). The decision is\n"
+	"  taken once: a question decided already (by a click, say) is not changed.";
+
+static const pg_stmt STMT_BY_ID = {
+	"cli_approval_by_id",
+	"SELECT id, thread_id, channel, chat, question, options::text, state, "
+	"coalesce(message_id, 0), coalesce(outbox_id, 0), expires_at < now() "
+	"FROM approvals WHERE id = $1",
+	1,
+};
+
+/* Questions of the thread its run waits for, asked through the outbox but
+ * not shown yet (no approvals row): they get one now. */
+static const pg_stmt STMT_UNSHOWN = {
+	"cli_approval_unshown",
+	"SELECT o.id, o.thread_id, coalesce(o.run_id, 0), o.kind, o.dest, o.payload::text "
+	"FROM outbox o WHERE o.thread_id = $1 AND o.kind LIKE '%.approval' AND o.state = 'pending' "
+	"AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) ORDER BY o.id",
+	1,
+};
+
+static const pg_stmt STMT_OPEN = {
+	"cli_approval_open",
+	"SELECT a.id, a.question FROM approvals a WHERE a.thread_id = $1 AND a.state = 'pending' "
+	"AND a.expires_at > now() AND a.key = ANY (coalesce((SELECT r.waiting_on FROM runs r "
+	"WHERE r.thread_id = $1 AND r.status IN ('waiting', 'queued', 'running') ORDER BY r.id "
+	"DESC LIMIT 1), '{}')) ORDER BY a.id DESC",
+	1,
+};
+
+static const pg_stmt STMT_OUTBOX_DONE = {
+	"cli_approval_outbox_done",
+	"UPDATE outbox SET state = 'sent', sent_at = now(), result = $2::jsonb, claimed_by = NULL "
+	"WHERE id = $1 AND state = 'pending' AND kind = 'term.approval'",
+	2,
+};
+
+static int materialize(pg_conn *c, int64_t thread)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+	PGresult *res = NULL;
+	int64_t ttl_ms = 86400000;
+	int rc;
+
+	if (cfg_env_duration_ms("ORCH_APPROVAL_TTL", 86400000, 1000, 365LL * 86400000, &ttl_ms) < 0)
+		return ERR_INVALID;
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	rc = pg_exec_stmt(c, &res, &STMT_UNSHOWN, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
+		eng_outbox_row row;
+		bot_approval a;
+		char channel[16];
+		const char *kind = pg_val(res, i, 3);
+		size_t n = strcspn(kind, ".");
+
+		memset(&row, 0, sizeof(row));
+		row.id = pg_int(res, i, 0);
+		row.thread_id = pg_int(res, i, 1);
+		row.run_id = pg_int(res, i, 2);
+		snprintf(row.kind, sizeof(row.kind), "%s", kind);
+		row.dest = (char *)pg_val(res, i, 4);
+		row.payload = json_loads(pg_val(res, i, 5), 0, NULL);
+		snprintf(channel, sizeof(channel), "%.*s", (int)(n < sizeof(channel) ? n : 15), kind);
+		rc = row.payload ? bot_approval_create(c, &row, channel, ttl_ms / 1000, &a)
+				 : err_set(ERR_INVALID, "outbox row %lld: unreadable", (long long)row.id);
+		if (rc == 0)
+			bot_approval_clear(&a);
+		json_decref(row.payload);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The approval the argument names: an approval id, else the question the
+ * project's run waits for. *out 0 with a message when there is none or
+ * several. */
+static int resolve(pg_conn *c, const char *arg, int64_t *out)
+{
+	int64_t v = cli_int(arg), thread = 0;
+	char sid[24];
+	const char *params[1] = {sid};
+	PGresult *res = NULL;
+	int rc;
+
+	*out = 0;
+	if (v > 0) {
+		snprintf(sid, sizeof(sid), "%lld", (long long)v);
+		rc = pg_exec_stmt(c, &res, &STMT_BY_ID, params);
+		if (rc < 0)
+			return rc;
+		if (pg_rows(res) == 1) {
+			*out = v;
+			PQclear(res);
+			return 0;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	rc = eng_thread_find(c, arg, &thread);
+	if (rc < 0)
+		return err_set(ERR_NOTFOUND, "%s is neither an approval id nor a project", arg);
+	rc = materialize(c, thread);
+	if (rc < 0)
+		return rc;
+	snprintf(sid, sizeof(sid), "%lld", (long long)thread);
+	rc = pg_exec_stmt(c, &res, &STMT_OPEN, params);
+	if (rc < 0)
+		return rc;
+	if (pg_rows(res) == 0) {
+		rc = err_set(ERR_NOTFOUND, "project %s waits for no answer now", arg);
+	} else if (pg_rows(res) > 1) {
+		fprintf(stderr, "orchestrator: project %s has %d open questions; name one:\n", arg,
+			pg_rows(res));
+		for (int i = 0; i < pg_rows(res); i++)
+			fprintf(stderr, "  %6lld  %.100s\n", (long long)pg_int(res, i, 0),
+				pg_val(res, i, 1));
+		rc = err_set(ERR_CONFLICT, "several questions are open");
+	} else {
+		*out = pg_int(res, 0, 0);
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int pick(const json_t *options, const char *want, int reject, int *out)
+{
+	static const char *const yes[] = {"approve", "merge", "retry", "extend", NULL};
+	static const char *const no[] = {"reject", "cancel", "stop", "skip", NULL};
+	const char *const *pref = reject ? no : yes;
+	size_t i;
+	const json_t *o;
+
+	*out = -1;
+	if (want) {
+		int64_t n = cli_int(want);
+		json_array_foreach(options, i, o) {
+			const char *id = json_string_value(json_object_get(o, "id"));
+			const char *label = json_string_value(json_object_get(o, "label"));
+			if ((id && strcmp(id, want) == 0) || (label && strcmp(label, want) == 0) ||
+			    (n >= 1 && (size_t)n == i + 1)) {
+				*out = (int)i;
+				return 0;
+			}
+		}
+		return err_set(ERR_NOTFOUND, "the question has no answer '%s'", want);
+	}
+	for (size_t p = 0; pref[p]; p++)
+		json_array_foreach(options, i, o)
+			if (strcmp(json_string_value(json_object_get(o, "id")), pref[p]) == 0) {
+				*out = (int)i;
+				return 0;
+			}
+	if (!reject) {
+		*out = 0;
+		return 0;
+	}
+	return err_set(ERR_NOTFOUND, "the question has no negative answer: choose one with --option");
+}
+
+int cmd_approve(int argc, char **argv)
+{
+	int reject = strcmp(argv[0], "reject") == 0, as_json = 0, option = -1, rc;
+	const char *target = NULL, *want = NULL;
+	int64_t id = 0;
+	char sid[24], actor[96];
+	const char *params[1] = {sid};
+	PGresult *res = NULL;
+	json_t *options = NULL;
+	bot_actor who;
+	bot_decision d;
+	pg_conn *c;
+
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		if (cli_opt(argc, argv, &i, "--option", &v))
+			want = v;
+		else if (cli_flag(argv, i, "--json"))
+			as_json = 1;
+		else if (cli_flag(argv, i, "--help")) {
+			puts(USAGE);
+			return 0;
+		} else if (argv[i][0] == '-' || target)
+			return cli_usage(USAGE);
+		else
+			target = argv[i];
+	}
+	if (!target)
+		return cli_usage(USAGE);
+	if (!(c = cli_db()))
+		return 1;
+	memset(&d, 0, sizeof(d));
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = resolve(c, target, &id);
+	if (rc == 0) {
+		snprintf(sid, sizeof(sid), "%lld", (long long)id);
+		rc = pg_exec_stmt(c, &res, &STMT_BY_ID, params);
+	}
+	if (rc == 0) {
+		options = json_loads(pg_val(res, 0, 5), 0, NULL);
+		rc = pick(options, want, reject, &option);
+	}
+	if (rc == 0) {
+		memset(&who, 0, sizeof(who));
+		cli_actor(actor, sizeof(actor));
+		snprintf(who.name, sizeof(who.name), "%s", actor);
+		snprintf(who.username, sizeof(who.username), "%s", actor);
+		who.channel = "cli";
+		who.trusted = 1;
+		rc = bot_approval_decide(c, id, option, &who, pg_val(res, 0, 3), NULL, 0, &d);
+	}
+	if (rc == 0 && d.outcome == BOT_DEC_OK) {
+		const char *channel = pg_val(res, 0, 2);
+
+		if (strcmp(channel, "telegram") == 0 && d.message_id > 0) {
+			/* the message loses its buttons and says who decided, as after a click */
+			buf html;
+			json_t *edit;
+			buf_init(&html, 0);
+			tg_html_escape(&html, d.question, strlen(d.question));
+			buf_puts(&html, "\n\n<b>");
+			tg_html_escape(&html, d.label, strlen(d.label));
+			buf_puts(&html, "</b> — ");
+			tg_html_escape(&html, actor, strlen(actor));
+			buf_puts(&html, " (terminal)");
+			edit = json_pack("{s:I, s:s, s:s}", "message_id", (json_int_t)d.message_id,
+					 "html", buf_cstr(&html), "keyboard", "remove");
+			rc = edit ? bot_emit(c, d.thread_id, "telegram.edit", d.chat, edit)
+				  : err_set(ERR_NOMEM, "out of memory");
+			json_decref(edit);
+			buf_free(&html);
+		} else if (strcmp(channel, "term") == 0 && pg_int(res, 0, 8) > 0) {
+			/* not shown in a chat yet: it need not be, it is answered */
+			char ob[24];
+			const char *p2[2] = {ob, "{\"decided_from\": \"cli\"}"};
+			snprintf(ob, sizeof(ob), "%lld", (long long)pg_int(res, 0, 8));
+			rc = pg_exec_stmt(c, NULL, &STMT_OUTBOX_DONE, p2);
+		}
+	}
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0)
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+	PQclear(res);
+	json_decref(options);
+	pg_conn_close(c);
+	if (rc < 0)
+		return cli_fail(reject ? "reject" : "approve");
+	if (as_json) {
+		json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s}", "approval", (json_int_t)id,
+				      "outcome", d.outcome == BOT_DEC_OK ? "decided" : "refused",
+				      "option", d.option_id, "label", d.label, "reason", d.reason);
+		cli_print_json(j);
+		json_decref(j);
+	} else if (d.outcome == BOT_DEC_OK) {
+		printf("approval %lld: decided '%s' (%s)\n", (long long)id, d.label, d.option_id);
+	} else {
+		fprintf(stderr, "orchestrator: approval %lld: %s\n", (long long)id, d.reason);
+	}
+	return d.outcome == BOT_DEC_OK ? 0 : 1;
+}

@@ -1,0 +1,241 @@
+/* orchestrator show — a project's history: the conversation, the decisions,
+ * the tasks, the workers and what the models cost. */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "engine/control.h"
+#include "nodes/factory.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char USAGE[] =
+	"orchestrator show <project> [--json]\n"
+	"  A project's (a thread's) history: the conversation, its decisions and events,\n"
+	"  the questions asked and how they were answered, the tasks, every worker and\n"
+	"  merge with its result, and tokens and cost per model role. <project> is a\n"
+	"  thread's key (tg:42:1, term:ada:2) or id.";
+
+static const pg_stmt STMT_THREAD = {
+	"cli_show_thread",
+	"SELECT key, graph, metadata::text, to_char(created_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), coalesce((SELECT status FROM runs WHERE thread_id = t.id "
+	"ORDER BY id DESC LIMIT 1), 'none'), EXISTS (SELECT 1 FROM events e WHERE e.thread_id = "
+	"t.id AND e.key = 'cancel' AND e.consumed_at IS NULL) FROM threads t WHERE id = $1",
+	1,
+};
+
+static const pg_stmt STMT_QUESTIONS = {
+	"cli_show_questions",
+	"SELECT json_agg(json_build_object('id', id, 'key', key, 'question', question, 'state', "
+	"state, 'decision', decision, 'by', decided_by->>'name', 'asked', to_char(created_at AT "
+	"TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS\"Z\"')) ORDER BY id)::text FROM approvals "
+	"WHERE thread_id = $1",
+	1,
+};
+
+static const pg_stmt STMT_WORKERS = {
+	"cli_show_workers",
+	"SELECT json_agg(json_build_object('id', id, 'task', task, 'mode', coalesce(request->>'mode', "
+	"'work'), 'state', state, 'status', status, 'attempt', attempt, 'reason', "
+	"result->>'reason', 'tests', result->'tests'->>'verdict', 'tokens_in', "
+	"(result->'tokens'->>'in')::bigint, 'tokens_out', (result->'tokens'->>'out')::bigint, "
+	"'cost_usd', (result->>'cost_usd')::float8, 'branch', result->>'branch', 'commit', "
+	"result->>'commit', 'started', to_char(created_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD HH24:MI:SS\"Z\"')) ORDER BY created_at, id)::text FROM workers "
+	"WHERE thread_id = $1",
+	1,
+};
+
+static const pg_stmt STMT_LLM = {
+	"cli_show_llm",
+	"SELECT json_agg(x ORDER BY x.role)::text FROM (SELECT coalesce(role, '?') AS role, "
+	"count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, "
+	"sum(cost_usd)::float8 AS cost_usd, count(*) FILTER (WHERE outcome <> 'ok') AS failed "
+	"FROM llm_calls WHERE project = (SELECT key FROM threads WHERE id = $1) GROUP BY role) x",
+	1,
+};
+
+static json_t *json_of(pg_conn *c, const pg_stmt *st, const char *tid)
+{
+	const char *params[1] = {tid};
+	PGresult *res = NULL;
+	json_t *j = NULL;
+
+	if (pg_exec_stmt(c, &res, st, params) == 0 && pg_rows(res) == 1 && !pg_isnull(res, 0, 0))
+		j = json_loads(pg_val(res, 0, 0), 0, NULL);
+	PQclear(res);
+	return j ? j : json_array();
+}
+
+static const char *s(const json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+	return v ? v : "";
+}
+
+/* Prints `text` indented, at most `max` characters of it. */
+static void indented(const char *text, size_t max)
+{
+	size_t n = 0;
+
+	for (const char *p = text; *p && n < max; p++, n++) {
+		putchar(*p);
+		if (*p == '\n')
+			fputs("      ", stdout);
+	}
+	if (strlen(text) > max)
+		fputs("…", stdout);
+	putchar('\n');
+}
+
+static void print_human(const json_t *j)
+{
+	const json_t *st = json_object_get(j, "state"), *sum = json_object_get(j, "summary");
+	const json_t *meta = json_object_get(j, "metadata"), *e;
+	size_t i;
+	const char *k;
+	double total = 0;
+
+	printf("project %s — %s\n", s(j, "key"),
+	       *s(sum, "name") ? s(sum, "name") : s(meta, "title"));
+	printf("  stage %s, latest run %s, started %s, chat %s:%s\n",
+	       *s(sum, "stage") ? s(sum, "stage") : "-", s(j, "run"), s(j, "created"),
+	       s(meta, "channel"), s(meta, "chat"));
+	if (*s(sum, "repo"))
+		printf("  repository %s (main at %.12s)%s%s\n", s(sum, "repo"),
+		       s(json_object_get(st, "repo"), "head"), *s(sum, "remote") ? ", remote " : "",
+		       s(sum, "remote"));
+
+	printf("\nconversation\n");
+	json_array_foreach(json_object_get(st, "conversation"), i, e) {
+		printf("  %s: ", strcmp(s(e, "role"), "user") == 0 ? "you" : "orchestrator");
+		indented(s(e, "text"), 600);
+	}
+	if (json_array_size(json_object_get(st, "conversation")) == 0)
+		printf("  (none)\n");
+
+	printf("\nevents and decisions\n");
+	json_array_foreach(json_object_get(st, "log"), i, e) {
+		char when[32];
+		cli_fmt_time(json_integer_value(json_object_get(e, "at")), when, sizeof(when));
+		printf("  %s  %-18s %s%s", when, s(e, "kind"), s(e, "task"), *s(e, "task") ? ": " : "");
+		indented(s(e, "text"), 300);
+	}
+
+	printf("\nquestions\n");
+	json_array_foreach(json_object_get(j, "questions"), i, e) {
+		printf("  #%-5lld %-8s %s", (long long)json_integer_value(json_object_get(e, "id")),
+		       s(e, "state"), s(e, "asked"));
+		if (strcmp(s(e, "state"), "decided") == 0)
+			printf("  → %s by %s", s(e, "decision"), s(e, "by"));
+		printf("\n         ");
+		indented(s(e, "question"), 300);
+	}
+	if (json_array_size(json_object_get(j, "questions")) == 0)
+		printf("  (none)\n");
+
+	printf("\ntasks\n");
+	json_object_foreach((json_t *)json_object_get(st, "tasks"), k, e) {
+		const json_t *t = json_object_get(e, "tests");
+		printf("  %-14s %-28s round %lld", k, nd_task_state_label(s(e, "status")),
+		       (long long)json_integer_value(json_object_get(e, "round")));
+		if (json_integer_value(json_object_get(t, "total")) > 0)
+			printf("  %lld/%lld tests", (long long)json_integer_value(json_object_get(t, "passed")),
+			       (long long)json_integer_value(json_object_get(t, "total")));
+		printf("  %lld tokens  $%.4f\n",
+		       (long long)(json_integer_value(json_object_get(e, "tokens_in")) +
+				   json_integer_value(json_object_get(e, "tokens_out"))),
+		       json_number_value(json_object_get(e, "cost_usd")));
+	}
+	if (json_object_size(json_object_get(st, "tasks")) == 0)
+		printf("  (no plan approved yet)\n");
+
+	printf("\nworkers\n");
+	json_array_foreach(json_object_get(j, "workers"), i, e) {
+		printf("  %-36s %-7s %-10s ", s(e, "id"), s(e, "mode"),
+		       *s(e, "status") ? s(e, "status") : s(e, "state"));
+		indented(s(e, "reason"), 200);
+	}
+	if (json_array_size(json_object_get(j, "workers")) == 0)
+		printf("  (none)\n");
+
+	printf("\nmodels\n");
+	json_array_foreach(json_object_get(j, "llm"), i, e) {
+		printf("  %-12s %4lld calls  %8lld tokens in  %8lld out  $%.4f\n", s(e, "role"),
+		       (long long)json_integer_value(json_object_get(e, "calls")),
+		       (long long)json_integer_value(json_object_get(e, "tokens_in")),
+		       (long long)json_integer_value(json_object_get(e, "tokens_out")),
+		       json_number_value(json_object_get(e, "cost_usd")));
+		total += json_number_value(json_object_get(e, "cost_usd"));
+	}
+	printf("  total $%.4f\n", total);
+}
+
+int cmd_show(int argc, char **argv)
+{
+	const char *target = NULL;
+	int as_json = 0, rc;
+	int64_t tid = 0;
+	char sid[24];
+	const char *params[1] = {sid};
+	PGresult *res = NULL;
+	json_t *state = NULL, *out = NULL;
+	pg_conn *c;
+
+	for (int i = 1; i < argc; i++) {
+		if (cli_flag(argv, i, "--json"))
+			as_json = 1;
+		else if (cli_flag(argv, i, "--help")) {
+			puts(USAGE);
+			return 0;
+		} else if (argv[i][0] == '-' || target)
+			return cli_usage(USAGE);
+		else
+			target = argv[i];
+	}
+	if (!target)
+		return cli_usage(USAGE);
+	if (!(c = cli_db()))
+		return 1;
+	rc = eng_thread_find(c, target, &tid);
+	if (rc == 0) {
+		snprintf(sid, sizeof(sid), "%lld", (long long)tid);
+		rc = pg_exec_stmt(c, &res, &STMT_THREAD, params);
+	}
+	if (rc == 0 && eng_state_at(c, tid, 0, &state, NULL, NULL) < 0) {
+		err_clear(); /* no checkpoint yet: an empty state */
+		state = json_object();
+	}
+	if (rc == 0) {
+		out = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "thread",
+				(json_int_t)tid, "key", pg_val(res, 0, 0), "graph", pg_val(res, 0, 1),
+				"metadata", json_loads(pg_val(res, 0, 2), 0, NULL), "created",
+				pg_val(res, 0, 3), "run", pg_val(res, 0, 4), "summary",
+				nd_project_summary(state), "state", json_incref(state), "questions",
+				json_of(c, &STMT_QUESTIONS, sid), "workers",
+				json_of(c, &STMT_WORKERS, sid), "llm", json_of(c, &STMT_LLM, sid));
+		if (!out)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	if (rc == 0 && strcmp(pg_val(res, 0, 5), "t") == 0) {
+		/* cancelled while it waited: its next run would say so */
+		json_t *sum = json_object_get(out, "summary");
+		const char *stage = json_string_value(json_object_get(sum, "stage"));
+		if (!stage || (strcmp(stage, "done") != 0 && strcmp(stage, "stopped") != 0))
+			json_object_set_new(sum, "stage", json_string("cancelled"));
+	}
+	PQclear(res);
+	json_decref(state);
+	pg_conn_close(c);
+	if (rc < 0)
+		return cli_fail("show");
+	if (as_json) {
+		/* the summary and the parts people read; the whole state is in `state` */
+		cli_print_json(out);
+	} else {
+		print_human(out);
+	}
+	json_decref(out);
+	return 0;
+}
