@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "secrets/runtime.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -80,6 +81,11 @@ int cmd_bot(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size > 4 ? cli_cfg.db_pool_size : 4) < 0)
 		return cli_fail("database pool");
+	/* every message the relay sends passes the secrets filter */
+	if (cli_start_secrets(pool) < 0) {
+		cli_fail("secrets");
+		goto done;
+	}
 	if (bot_new(&b, pool, &cfg) < 0) {
 		cli_fail("bot");
 		goto done;
@@ -103,6 +109,7 @@ int cmd_bot(int argc, char **argv)
 		fprintf(stderr, "orchestrator: bot stopped: %s\n", err_last());
 done:
 	bot_free(b);
+	sec_runtime_stop();
 	pg_pool_free(pool);
 	return rc;
 }
@@ -144,12 +151,19 @@ int cmd_chat(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (pg_pool_new(&pool, cli_cfg.database_url, 2) < 0)
 		return cli_fail("database pool");
+	/* what the terminal shows passes the secrets filter too */
+	if (cli_start_secrets(pool) < 0) {
+		sec_runtime_stop();
+		pg_pool_free(pool);
+		return cli_fail("secrets");
+	}
 	opt.name = name;
 	opt.graph = graph;
 	opt.in_fd = 0;
 	opt.out_fd = 1;
 	opt.data_dir = cli_cfg.data_dir;
 	rc = bot_term_run(pool, &opt);
+	sec_runtime_stop();
 	pg_pool_free(pool);
 	if (rc < 0)
 		return cli_fail("chat");

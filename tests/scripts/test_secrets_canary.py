@@ -20,8 +20,9 @@ Then a real spawner runs a worker granted the canary (its agent scripted
 through the fake LLM server): the worker's sandbox holds the value exactly,
 and neither any request body the fake LLM server receives, nor the stored
 transcript, the results stream, the workers table or the spawner's log
-holds it. Still to add when its part lands (see ARTIFACTS below): every
-request the fake Telegram server receives. Prints TAP."""
+holds it. Last, messages and a document carrying the canary go out through
+a real `orchestrator bot`: no request the fake Telegram server receives
+holds it. Prints TAP."""
 import base64
 import hashlib
 import json
@@ -172,11 +173,57 @@ def main():
                        psql("SELECT coalesce(string_agg(value::text, ''), '') FROM events")],
                       value_forms)
 
-    # ARTIFACTS: the other places the canary must be absent from. Still to
-    # add when its part lands: every request (URL and body) the fake Telegram
-    # server received.
+    # ARTIFACTS: the other places the canary must be absent from
     spawner_run(t, scope, canary, value_forms, debug)
+    telegram_run(t, canary, value_forms, debug)
     return t.done()
+
+
+def telegram_run(t, canary, value_forms, env):
+    """Messages that carry the canary (as a careless node or a model might
+    write them) go out through a real `orchestrator bot` to the fake
+    Telegram server: every request it receives must lack every form."""
+    fake = subprocess.Popen([os.path.join(BUILD, "tests", "progs", "fake_telegram"),
+                             "--token", "123456:CANARY-test"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    bot = None
+    try:
+        port = int(fake.stdout.readline().split()[1])
+        base = f"http://127.0.0.1:{port}"
+        b64 = base64.b64encode(canary.encode()).decode()
+        text = f"the key is {canary}, or {b64}, or {canary.encode().hex()}"
+        for kind, payload in (
+                ("telegram.send", {"text": text}),
+                ("telegram.send", {"html": f"<b>{canary}</b> leaked"}),
+                ("telegram.document", {"filename": "log.txt", "content": text,
+                                       "caption": f"caption {canary}"})):
+            psql("INSERT INTO outbox (kind, dest, payload) VALUES "
+                 f"('{kind}', '4242', '{json.dumps(payload)}'::jsonb)")
+        benv = dict(env, TELEGRAM_BOT_TOKEN="123456:CANARY-test", TELEGRAM_API_BASE=base,
+                    ORCH_ALLOWED_USERS="42", ORCH_TG_RATE_SCALE="0.01")
+        bot = subprocess.Popen([BIN, "bot"], env=benv, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+        sent = 0
+        for _ in range(300):
+            sent = int(psql("SELECT count(*) FROM outbox WHERE dest = '4242' AND state = 'sent'"))
+            if sent == 3:
+                break
+            time.sleep(0.1)
+        t.check(sent == 3, "the bot delivered the three messages carrying the canary", sent)
+        with urllib.request.urlopen(base + "/control/requests") as r:
+            requests = json.load(r)["requests"]
+        methods = [q.get("method") for q in requests]
+        t.check("sendMessage" in methods and "sendDocument" in methods,
+                "the fake Telegram server received messages and a document", methods)
+        absent_everywhere(t, "every request the fake Telegram server received",
+                          [json.dumps(q) for q in requests], value_forms)
+    finally:
+        if bot:
+            bot.terminate()
+            out = bot.communicate(timeout=30)[0].decode("utf-8", "replace")
+            LOGS.append(out)
+        fake.terminate()
+        fake.wait(timeout=10)
 
 
 def spawner_run(t, scope, canary, value_forms, env):
