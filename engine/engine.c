@@ -83,6 +83,13 @@ struct eng_engine {
 
 	active_run *active;
 
+	/* runs claimed ahead by one worker for the idle ones (guarded by mu) */
+	store_run *ready;
+	int nready, ready_cap;
+	int reserved; /* slots of `ready` promised to claims in flight */
+	int idle;     /* workers waiting for work */
+	int claim_full; /* the last claim got every run it asked for */
+
 	/* group commit: a queue of steps and whether a thread is committing */
 	pthread_mutex_t cmu;
 	pthread_cond_t ccv;
@@ -406,7 +413,8 @@ static char *ids_literal(const json_t *ids)
  * when nobody is committing, it commits itself, at once, together with
  * every step queued meanwhile (up to PG_PIPE_MAX) in one transaction, and
  * hands the lead to the oldest waiting step. A lone run pays nothing for
- * this; under load many runs share each transaction and its WAL flush. */
+ * this; under load many runs share each transaction and its WAL flush,
+ * which is what bounds throughput with durable commits. */
 static int group_commit(eng_engine *e, const store_step *s, char *status_out)
 {
 	commit_req me = {.s = s};
@@ -848,18 +856,70 @@ static void wake_all(eng_engine *e)
 	pthread_mutex_unlock(&e->mu);
 }
 
-/* Claims one run: queued first, then (every quarter lease) expired ones.
- * 1 with *out filled, 0 when there is nothing, < 0 on database errors. */
+/* Most runs one claim takes: one for the claiming worker, the others for
+ * workers that are idle, handed over through e->ready. */
+#define CLAIM_BATCH 16
+
+/* Takes a run claimed ahead by another worker. 1 with *out filled, or 0. */
+static int ready_pop(eng_engine *e, store_run *out)
+{
+	int got = 0;
+
+	pthread_mutex_lock(&e->mu);
+	if (e->nready > 0) {
+		*out = e->ready[--e->nready];
+		got = 1;
+	}
+	pthread_mutex_unlock(&e->mu);
+	return got;
+}
+
+/* Claims work: runs claimed ahead first, then queued runs (for this worker
+ * and the idle ones, in one statement), then (every quarter lease) a run
+ * whose engine died. 1 with *out filled, 0 when there is nothing, < 0 on
+ * database errors. */
 static int claim_one(eng_engine *e, store_run *out)
 {
+	store_run got[CLAIM_BATCH];
 	pg_conn *c = NULL;
-	int rc = acquire(e, &c);
 	int64_t now = util_mono_ms();
+	int rc, want;
 
-	if (rc < 0)
+	if (ready_pop(e, out))
+		return 1;
+	pthread_mutex_lock(&e->mu);
+	/* idle workers get a run each; while the last claim came back full the
+	 * queue is deep, and this worker takes some ahead for its busy peers */
+	want = 1 + e->idle + (e->claim_full ? 3 : 0);
+	if (want > CLAIM_BATCH)
+		want = CLAIM_BATCH;
+	if (want - 1 > e->ready_cap - e->nready - e->reserved)
+		want = 1 + (e->ready_cap - e->nready - e->reserved > 0
+				    ? e->ready_cap - e->nready - e->reserved
+				    : 0);
+	e->reserved += want - 1;
+	pthread_mutex_unlock(&e->mu);
+	rc = acquire(e, &c);
+	if (rc == 0)
+		rc = store_claim_many(c, e->id, e->opt.lease_ms, e->graphs_literal, want, got);
+	pthread_mutex_lock(&e->mu);
+	e->reserved -= want - 1;
+	e->claim_full = rc >= want && want > 0;
+	if (rc > 0) {
+		*out = got[0];
+		for (int i = 1; i < rc; i++)
+			e->ready[e->nready++] = got[i];
+		if (rc > 1) {
+			e->wakeups++;
+			pthread_cond_broadcast(&e->wake_cv);
+		}
+	}
+	pthread_mutex_unlock(&e->mu);
+	if (!c)
 		return rc;
-	rc = store_claim_queued(c, e->id, e->opt.lease_ms, e->graphs_literal, out);
-	if (rc == 0 && now - atomic_load(&e->last_expired_check) >= e->opt.lease_ms / 4) {
+	if (rc > 0) {
+		rc = 1;
+	} else if (rc == 0 && now - atomic_load(&e->last_expired_check) >= e->opt.lease_ms / 4) {
 		atomic_store(&e->last_expired_check, now);
 		rc = store_claim_expired(c, e->id, e->opt.lease_ms, e->graphs_literal, out);
 		if (rc == 1)
@@ -900,7 +960,7 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&e->mu);
-		if (e->wakeups == seen && !atomic_load(&e->stopping)) {
+		if (e->wakeups == seen && !atomic_load(&e->stopping) && e->nready == 0) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += e->opt.poll_ms / 1000;
@@ -909,7 +969,9 @@ static void *worker_main(void *arg)
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
 			}
+			e->idle++;
 			pthread_cond_timedwait(&e->wake_cv, &e->mu, &ts);
+			e->idle--;
 		}
 		pthread_mutex_unlock(&e->mu);
 	}
@@ -1043,6 +1105,15 @@ int eng_engine_new(eng_engine **out, pg_pool *pool, const eng_options *opt)
 		}
 	}
 	e->graphs_literal = strdup("{}");
+	e->ready_cap = (e->opt.threads > 0 ? e->opt.threads : 1) * CLAIM_BATCH;
+	e->ready = calloc((size_t)e->ready_cap, sizeof(*e->ready));
+	if (!e->ready || !e->graphs_literal) {
+		free(e->ready);
+		free(e->graphs_literal);
+		free(e->cache);
+		free(e);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->wake_cv, NULL);
 	pthread_cond_init(&e->stop_cv, NULL);
@@ -1123,6 +1194,16 @@ void eng_engine_stop(eng_engine *e)
 	for (int i = 0; i < e->nworkers; i++)
 		pthread_join(e->workers[i], NULL);
 	e->nworkers = 0;
+	/* runs claimed ahead that nobody started go back to the queue */
+	while (e->nready > 0) {
+		store_run *r = &e->ready[--e->nready];
+		if (pg_pool_acquire(e->pool, 2000, &c) == 0) {
+			store_release(c, r->run_id, r->token);
+			pg_pool_release(e->pool, c);
+			c = NULL;
+		}
+		store_run_clear(r);
+	}
 	if (e->started) {
 		pthread_join(e->beat, NULL);
 		if (e->opt.threads > 0)
@@ -1144,6 +1225,7 @@ void eng_engine_free(eng_engine *e)
 	while (e->ncache > 0)
 		cache_drop(e, e->ncache - 1);
 	free(e->cache);
+	free(e->ready);
 	free(e->workers);
 	free(e->graphs);
 	free(e->graphs_literal);

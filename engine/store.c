@@ -20,17 +20,22 @@
 
 #define LEASE_EXPR(p) "now() + make_interval(secs => " p "::int / 1000.0)"
 
+/* A queued run is claimable when it is its thread's first active run:
+ * nothing of the thread running or waiting, no older run queued. The test
+ * is a correlated subquery on purpose: PostgreSQL runs it as one index
+ * lookup per candidate, where a NOT EXISTS may become an anti-join that
+ * scans every active run for each candidate. */
 static const pg_stmt STMT_CLAIM_QUEUED = {
 	"eng_claim_queued",
 	"UPDATE runs r SET status = 'running', lease_owner = $1, "
 	"lease_token = nextval('run_lease_tokens'), lease_until = " LEASE_EXPR("$2") ", "
 	"claims = r.claims + 1, started_at = coalesce(r.started_at, now()), updated_at = now() "
-	"WHERE r.id = (SELECT c.id FROM runs c WHERE c.status = 'queued' AND c.ready_at <= now() "
-	"AND c.graph = ANY ($3::text[]) AND NOT EXISTS (SELECT 1 FROM runs o "
+	"WHERE r.id IN (SELECT c.id FROM runs c WHERE c.status = 'queued' AND c.ready_at <= now() "
+	"AND c.graph = ANY ($3::text[]) AND (SELECT o.id FROM runs o "
 	"WHERE o.thread_id = c.thread_id AND o.status IN ('queued', 'running', 'waiting') "
-	"AND (o.id < c.id OR o.status <> 'queued')) "
-	"ORDER BY c.id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING " RUN_COLS,
-	3,
+	"ORDER BY o.status = 'queued', o.id LIMIT 1) = c.id "
+	"ORDER BY c.id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING " RUN_COLS,
+	4,
 };
 
 static const pg_stmt STMT_CLAIM_EXPIRED = {
@@ -296,14 +301,39 @@ static int claim_with(pg_conn *c, const pg_stmt *st, const char *const *params, 
 	return rc < 0 ? rc : 1;
 }
 
+int store_claim_many(pg_conn *c, const char *owner, int64_t lease_ms, const char *graphs,
+		     int limit, store_run *out)
+{
+	char lease[24], lim[16];
+	const char *params[4] = {owner, lease, graphs, lim};
+	PGresult *res = NULL;
+	int rc, n;
+
+	snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
+	snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 1);
+	rc = pg_exec_stmt(c, &res, &STMT_CLAIM_QUEUED, params);
+	if (rc < 0)
+		/* two engines claimed two runs of one thread at once: not an error */
+		return strcmp(pg_last_sqlstate(), "23505") == 0 ? 0 : rc;
+	n = pg_rows(res);
+	for (int i = 0; i < n; i++) {
+		rc = read_run(res, i, &out[i]);
+		if (rc < 0) {
+			/* the runs are claimed: their leases expire and they go on elsewhere */
+			for (int k = 0; k < i; k++)
+				store_run_clear(&out[k]);
+			PQclear(res);
+			return rc;
+		}
+	}
+	PQclear(res);
+	return n;
+}
+
 int store_claim_queued(pg_conn *c, const char *owner, int64_t lease_ms, const char *graphs,
 		       store_run *out)
 {
-	char lease[24];
-	const char *params[3] = {owner, lease, graphs};
-
-	snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
-	return claim_with(c, &STMT_CLAIM_QUEUED, params, out);
+	return store_claim_many(c, owner, lease_ms, graphs, 1, out);
 }
 
 int store_claim_expired(pg_conn *c, const char *owner, int64_t lease_ms, const char *graphs,

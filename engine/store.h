@@ -44,6 +44,11 @@ void store_run_clear(store_run *r);
 int store_claim_queued(pg_conn *c, const char *owner, int64_t lease_ms, const char *graphs,
 		       store_run *out);
 
+/* Claims up to `limit` claimable queued runs in one statement (oldest
+ * first, at most one per thread) into out[0..n-1]; returns n (0 when none). */
+int store_claim_many(pg_conn *c, const char *owner, int64_t lease_ms, const char *graphs,
+		     int limit, store_run *out);
+
 /* Claims a running run whose lease expired (its engine died). 1 or 0. */
 int store_claim_expired(pg_conn *c, const char *owner, int64_t lease_ms, const char *graphs,
 			store_run *out);

@@ -44,7 +44,6 @@ CREATE TABLE runs (
 	finished_at      timestamptz
 ) WITH (fillfactor = 80); -- room for HOT updates: a run is updated at every step
 CREATE INDEX runs_queued ON runs (id) WHERE status = 'queued';
-CREATE INDEX runs_leases ON runs (lease_until) WHERE status = 'running';
 CREATE INDEX runs_thread_active ON runs (thread_id, id) WHERE status IN ('queued', 'running', 'waiting');
 CREATE INDEX runs_thread ON runs (thread_id, id);
 -- one running-or-waiting run per thread, whatever the races between engines
