@@ -1,10 +1,10 @@
 #include "spawner/gitws.h"
 #include "core/err.h"
+#include "core/gitx.h"
 #include "core/log.h"
 #include "core/redact.h"
 
 #include <git2.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,34 +18,6 @@ struct spw_git {
 	git_oid base;
 	git_oid base_tree;
 };
-
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static int g_init_rc;
-
-static void global_init(void)
-{
-	if (git_libgit2_init() < 0) {
-		g_init_rc = ERR_GIT;
-		return;
-	}
-	/* the host's own git configuration must not change what a worker does */
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA, "");
-	/* workspaces belong to the sandbox's user; the host reads them as root */
-	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
-	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1);
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
-}
-
-int spw_git_global_init(void)
-{
-	pthread_once(&g_once, global_init);
-	if (g_init_rc < 0)
-		return err_set(ERR_GIT, "libgit2 could not be initialised");
-	return 0;
-}
 
 /* Translates libgit2's last error into ERR_GIT (ERR_AUTH for refused
  * credentials) with `what` in front. */
@@ -195,7 +167,7 @@ int spw_git_prepare(spw_git **out, const char *url, const spw_git_cred *cred, co
 	int rc, grc;
 
 	*out = NULL;
-	rc = spw_git_global_init();
+	rc = gitx_init();
 	if (rc < 0)
 		return rc;
 	g = calloc(1, sizeof(*g));
@@ -606,7 +578,7 @@ int spw_git_open(spw_git **out, const char *url, const spw_git_cred *cred, const
 	int rc, grc;
 
 	*out = NULL;
-	rc = spw_git_global_init();
+	rc = gitx_init();
 	if (rc < 0)
 		return rc;
 	g = calloc(1, sizeof(*g));
