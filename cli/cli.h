@@ -8,6 +8,7 @@
 #define ORCH_CLI_CLI_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -52,6 +53,20 @@ void cli_actor(char *out, size_t cap);
  * init` was run) and lets the LLM layer resolve endpoint keys from it.
  * Fails on a wrong or unreadable master key. Call before other threads. */
 int cli_start_secrets(pg_pool *pool);
+
+/* Blocks SIGINT and SIGTERM in this thread and in the threads it starts
+ * after, for the caller to take them with sigwait (they go into *sigs),
+ * and ignores SIGPIPE. */
+void cli_block_signals(sigset_t *sigs);
+
+/* What a long-running role opens first, in this order: a database pool of
+ * `pool_size` connections, the secrets (cli_start_secrets) and the
+ * language models (a broken models file stops start-up, not the first
+ * call). 0, or 1 after printing why (cli_fail). *pool and *llm are the
+ * caller's in every case (NULL where not reached): free them with
+ * llm_service_free, sec_runtime_stop and pg_pool_free. */
+struct llm_service;
+int cli_role_start(int pool_size, pg_pool **pool, struct llm_service **llm);
 
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);

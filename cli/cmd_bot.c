@@ -15,7 +15,6 @@
 #include "core/log.h"
 #include "secrets/runtime.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,11 +73,7 @@ int cmd_bot(int argc, char **argv)
 				"@BotFather; see README.md). Without Telegram, use `orchestrator chat`.\n");
 		return 2;
 	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_block_signals(&sigs);
 	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size > 4 ? cli_cfg.db_pool_size : 4) < 0)
 		return cli_fail("database pool");
 	/* every message the relay sends passes the secrets filter */
