@@ -99,6 +99,18 @@ int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */
 int cmd_show(int argc, char **argv);
 
+/* What the terminal front ends (chat, new) check and open first: the chat
+ * `name` (no ':' or space: it is part of the chat's key), ORCH_GRAPH into
+ * graph[cap], SIGPIPE ignored, a pool of two connections in *pool (the
+ * caller's: pg_pool_free). 0, or the exit status after printing why: 2 for
+ * a bad name, 1 otherwise. */
+int cli_term_open(const char *name, char *graph, size_t cap, pg_pool **pool);
+
+/* The conversation in this terminal (stdin, stdout) as chat `name` on
+ * graph `graph` until the person leaves (bot/term.h). bot_term_run's
+ * result. */
+int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color);
+
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
  * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */
 struct bot;
