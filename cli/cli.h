@@ -33,6 +33,37 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
 /* True when argv[*i] is the flag `name`. */
 int cli_flag(char **argv, int i, const char *name);
 
+/* The arguments of a command on one thing, "<target> [--json]" and, when
+ * `opt` is not NULL, "[<opt> VALUE]" (into *opt_value, left alone when
+ * absent); --help prints `usage`. -1 when the command goes on with *target
+ * set; otherwise the exit status to return: 0 after --help, 2 after a
+ * usage error (no target, a second one, an unknown option). */
+int cli_target_args(int argc, char **argv, const char *usage, const char *opt,
+		    const char **opt_value, const char **target, int *as_json);
+
+/* The arguments of an action on one thing, "NAME [<flag>]": *name, and
+ * *flag_set 1 when the flag is given. -1 when the action goes on;
+ * otherwise 2 after printing `usage` (no NAME, a second one, anything
+ * else). */
+int cli_name_args(int argc, char **argv, const char *usage, const char *flag, int *flag_set,
+		  const char **name);
+
+/* An action of a command with actions ("secrets set", "resources list"):
+ * its name, another name for it (NULL: none), and the function that runs
+ * it with argv[0] the action. */
+typedef struct cli_action {
+	const char *name;
+	const char *alias;
+	int (*run)(int argc, char **argv);
+} cli_action;
+
+/* Runs the action argv[1] from `actions` (ended by a NULL name) with the
+ * arguments after the command. No action: usage (2); "--help" or "help":
+ * prints `usage` (0); an unknown action says so, then usage (2). `cmd`
+ * names the command in the message. */
+int cli_actions(int argc, char **argv, const char *cmd, const char *usage,
+		const cli_action *actions);
+
 /* Parses a positive integer argument; -1 when it is not one. */
 int64_t cli_int(const char *s);
 
