@@ -719,16 +719,43 @@ int sec_store_resolve_name(sec_store *s, pg_conn *c, const char *name, const cha
 	return 0;
 }
 
-static int64_t ms_of(const PGresult *r, int row, int col)
+int64_t sec_ms_of(const PGresult *r, int row, int col)
 {
 	return pg_isnull(r, row, col) ? 0 : pg_int(r, row, col);
+}
+
+void *sec_rows_read(const PGresult *r, size_t size, sec_row_fn fill, size_t *n)
+{
+	int rows = pg_rows(r);
+	char *v = calloc(rows ? (size_t)rows : 1, size);
+
+	if (!v) {
+		err_set(ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	for (int i = 0; i < rows; i++)
+		fill(r, i, v + (size_t)i * size);
+	*n = (size_t)rows;
+	return v;
+}
+
+static void secret_info_of(const PGresult *r, int i, void *item)
+{
+	sec_secret_info *o = item;
+
+	snprintf(o->name, sizeof(o->name), "%s", pg_val(r, i, 0));
+	snprintf(o->scope, sizeof(o->scope), "%s", pg_val(r, i, 1));
+	o->created_ms = sec_ms_of(r, i, 2);
+	o->updated_ms = sec_ms_of(r, i, 3);
+	o->last_used_ms = sec_ms_of(r, i, 4);
+	o->uses = pg_int(r, i, 5);
+	o->handles = (int)pg_int(r, i, 6);
 }
 
 int sec_store_list(pg_conn *c, sec_secret_info **out, size_t *n)
 {
 	PGresult *r = NULL;
-	sec_secret_info *v = NULL;
-	int rc, rows;
+	int rc;
 
 	rc = pg_exec(c, &r,
 		     "SELECT s.name, coalesce(s.scope, ''), "
@@ -739,28 +766,11 @@ int sec_store_list(pg_conn *c, sec_secret_info **out, size_t *n)
 		     "  AND r.revoked_at IS NULL) "
 		     "FROM secrets s ORDER BY s.name",
 		     0, NULL);
-	if (rc < 0)
-		goto done;
-	rows = pg_rows(r);
-	v = calloc(rows ? (size_t)rows : 1, sizeof(*v));
-	if (!v) {
-		rc = err_set(ERR_NOMEM, "out of memory");
-		goto done;
+	if (rc == 0) {
+		*out = sec_rows_read(r, sizeof(**out), secret_info_of, n);
+		if (!*out)
+			rc = ERR_NOMEM;
 	}
-	for (int i = 0; i < rows; i++) {
-		snprintf(v[i].name, sizeof(v[i].name), "%s", pg_val(r, i, 0));
-		snprintf(v[i].scope, sizeof(v[i].scope), "%s", pg_val(r, i, 1));
-		v[i].created_ms = ms_of(r, i, 2);
-		v[i].updated_ms = ms_of(r, i, 3);
-		v[i].last_used_ms = ms_of(r, i, 4);
-		v[i].uses = pg_int(r, i, 5);
-		v[i].handles = (int)pg_int(r, i, 6);
-	}
-	*out = v;
-	*n = (size_t)rows;
-	v = NULL;
-done:
-	free(v);
 	PQclear(r);
 	return rc;
 }
