@@ -340,6 +340,24 @@ static int store_new(sec_store **out, sec_key *key, int version, const char *kcv
 	return 0;
 }
 
+/* Opens a transaction (*in_tx becomes 1 once it is open: the caller rolls
+ * it back), reads the key row locked with `lock` and brings the store's key
+ * up to it (sec_store_sync). */
+static int begin_synced(sec_store *s, pg_conn *c, const char *lock, int *in_tx)
+{
+	char kcv[SEC_KCV_HEX + 1];
+	int version = 0;
+	int rc = sec_tx_begin(c);
+
+	if (rc < 0)
+		return rc;
+	*in_tx = 1;
+	rc = read_key_row(c, lock, &version, kcv);
+	if (rc == 0)
+		rc = sec_store_sync(s, version, kcv);
+	return rc;
+}
+
 int sec_store_open(sec_store **out, pg_conn *c, const sec_keysrc *src)
 {
 	char kcv[SEC_KCV_HEX + 1];
@@ -553,10 +571,9 @@ done:
 int sec_store_set(sec_store *s, pg_conn *c, const char *name, const char *scope,
 		  const void *value, size_t len, const char *actor, int *out_created)
 {
-	char kcv[SEC_KCV_HEX + 1];
 	char *nonce_hex = NULL, *sealed_hex = NULL;
 	PGresult *r = NULL;
-	int version = 0, rc, in_tx = 0, created;
+	int rc, in_tx = 0, created;
 
 	rc = sec_name_check(name);
 	if (rc == 0 && scope && *scope)
@@ -568,13 +585,7 @@ int sec_store_set(sec_store *s, pg_conn *c, const char *name, const char *scope,
 	if (rc < 0)
 		return rc;
 
-	rc = sec_tx_begin(c);
-	if (rc < 0)
-		goto done;
-	in_tx = 1;
-	rc = read_key_row(c, "FOR SHARE", &version, kcv);
-	if (rc == 0)
-		rc = sec_store_sync(s, version, kcv);
+	rc = begin_synced(s, c, "FOR SHARE", &in_tx);
 	if (rc < 0)
 		goto done;
 	if (scope && *scope) {
@@ -946,13 +957,7 @@ int sec_store_rotate(sec_store *s, pg_conn *c, sec_key *new_key, const char *act
 		file_written = 1;
 	}
 
-	rc = sec_tx_begin(c);
-	if (rc < 0)
-		goto done;
-	in_tx = 1;
-	rc = read_key_row(c, "FOR UPDATE", &version, kcv);
-	if (rc == 0)
-		rc = sec_store_sync(s, version, kcv);
+	rc = begin_synced(s, c, "FOR UPDATE", &in_tx);
 	if (rc < 0)
 		goto done;
 	rc = pg_exec(c, &r,
