@@ -8,6 +8,7 @@
 #define ORCH_CLI_CLI_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -32,6 +33,37 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **value)
 /* True when argv[*i] is the flag `name`. */
 int cli_flag(char **argv, int i, const char *name);
 
+/* The arguments of a command on one thing, "<target> [--json]" and, when
+ * `opt` is not NULL, "[<opt> VALUE]" (into *opt_value, left alone when
+ * absent); --help prints `usage`. -1 when the command goes on with *target
+ * set; otherwise the exit status to return: 0 after --help, 2 after a
+ * usage error (no target, a second one, an unknown option). */
+int cli_target_args(int argc, char **argv, const char *usage, const char *opt,
+		    const char **opt_value, const char **target, int *as_json);
+
+/* The arguments of an action on one thing, "NAME [<flag>]": *name, and
+ * *flag_set 1 when the flag is given. -1 when the action goes on;
+ * otherwise 2 after printing `usage` (no NAME, a second one, anything
+ * else). */
+int cli_name_args(int argc, char **argv, const char *usage, const char *flag, int *flag_set,
+		  const char **name);
+
+/* An action of a command with actions ("secrets set", "resources list"):
+ * its name, another name for it (NULL: none), and the function that runs
+ * it with argv[0] the action. */
+typedef struct cli_action {
+	const char *name;
+	const char *alias;
+	int (*run)(int argc, char **argv);
+} cli_action;
+
+/* Runs the action argv[1] from `actions` (ended by a NULL name) with the
+ * arguments after the command. No action: usage (2); "--help" or "help":
+ * prints `usage` (0); an unknown action says so, then usage (2). `cmd`
+ * names the command in the message. */
+int cli_actions(int argc, char **argv, const char *cmd, const char *usage,
+		const cli_action *actions);
+
 /* Parses a positive integer argument; -1 when it is not one. */
 int64_t cli_int(const char *s);
 
@@ -52,6 +84,20 @@ void cli_actor(char *out, size_t cap);
  * init` was run) and lets the LLM layer resolve endpoint keys from it.
  * Fails on a wrong or unreadable master key. Call before other threads. */
 int cli_start_secrets(pg_pool *pool);
+
+/* Blocks SIGINT and SIGTERM in this thread and in the threads it starts
+ * after, for the caller to take them with sigwait (they go into *sigs),
+ * and ignores SIGPIPE. */
+void cli_block_signals(sigset_t *sigs);
+
+/* What a long-running role opens first, in this order: a database pool of
+ * `pool_size` connections, the secrets (cli_start_secrets) and the
+ * language models (a broken models file stops start-up, not the first
+ * call). 0, or 1 after printing why (cli_fail). *pool and *llm are the
+ * caller's in every case (NULL where not reached): free them with
+ * llm_service_free, sec_runtime_stop and pg_pool_free. */
+struct llm_service;
+int cli_role_start(int pool_size, pg_pool **pool, struct llm_service **llm);
 
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -83,6 +129,18 @@ int cmd_chat(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */
 int cmd_show(int argc, char **argv);
+
+/* What the terminal front ends (chat, new) check and open first: the chat
+ * `name` (no ':' or space: it is part of the chat's key), ORCH_GRAPH into
+ * graph[cap], SIGPIPE ignored, a pool of two connections in *pool (the
+ * caller's: pg_pool_free). 0, or the exit status after printing why: 2 for
+ * a bad name, 1 otherwise. */
+int cli_term_open(const char *name, char *graph, size_t cap, pg_pool **pool);
+
+/* The conversation in this terminal (stdin, stdout) as chat `name` on
+ * graph `graph` until the person leaves (bot/term.h). bot_term_run's
+ * result. */
+int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color);
 
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
  * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */

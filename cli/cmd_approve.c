@@ -194,22 +194,9 @@ int cmd_approve(int argc, char **argv)
 	bot_decision d;
 	pg_conn *c;
 
-	for (int i = 1; i < argc; i++) {
-		const char *v;
-		if (cli_opt(argc, argv, &i, "--option", &v))
-			want = v;
-		else if (cli_flag(argv, i, "--json"))
-			as_json = 1;
-		else if (cli_flag(argv, i, "--help")) {
-			puts(USAGE);
-			return 0;
-		} else if (argv[i][0] == '-' || target)
-			return cli_usage(USAGE);
-		else
-			target = argv[i];
-	}
-	if (!target)
-		return cli_usage(USAGE);
+	rc = cli_target_args(argc, argv, USAGE, "--option", &want, &target, &as_json);
+	if (rc >= 0)
+		return rc;
 	if (!(c = cli_db()))
 		return 1;
 	memset(&d, 0, sizeof(d));

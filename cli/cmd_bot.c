@@ -15,7 +15,6 @@
 #include "core/log.h"
 #include "secrets/runtime.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,11 +73,7 @@ int cmd_bot(int argc, char **argv)
 				"@BotFather; see README.md). Without Telegram, use `orchestrator chat`.\n");
 		return 2;
 	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	cli_block_signals(&sigs);
 	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size > 4 ? cli_cfg.db_pool_size : 4) < 0)
 		return cli_fail("database pool");
 	/* every message the relay sends passes the secrets filter */
@@ -114,17 +109,45 @@ done:
 	return rc;
 }
 
-int cmd_chat(int argc, char **argv)
+int cli_term_open(const char *name, char *graph, size_t cap, pg_pool **pool)
+{
+	*pool = NULL;
+	for (const char *p = name; *p; p++)
+		if (*p == ':' || *p == ' ') {
+			fprintf(stderr, "orchestrator: a chat name has no ':' or spaces\n");
+			return 2;
+		}
+	if (cfg_env_str("ORCH_GRAPH", BOT_DEFAULT_GRAPH, graph, cap) < 0)
+		return cli_fail("configuration");
+	signal(SIGPIPE, SIG_IGN);
+	if (pg_pool_new(pool, cli_cfg.database_url, 2) < 0)
+		return cli_fail("database pool");
+	return 0;
+}
+
+int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color)
 {
 	bot_term_options opt;
+
+	memset(&opt, 0, sizeof(opt));
+	opt.name = name;
+	opt.graph = graph;
+	opt.in_fd = 0;
+	opt.out_fd = 1;
+	opt.data_dir = cli_cfg.data_dir;
+	opt.color = color;
+	return bot_term_run(pool, &opt);
+}
+
+int cmd_chat(int argc, char **argv)
+{
 	pg_pool *pool = NULL;
 	char name[64], graph[64];
 	const char *user = getenv("USER");
-	int rc;
+	int rc, color;
 
-	memset(&opt, 0, sizeof(opt));
 	snprintf(name, sizeof(name), "%s", user && *user ? user : "local");
-	opt.color = isatty(1) && !getenv("NO_COLOR");
+	color = isatty(1) && !getenv("NO_COLOR");
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		if (cli_opt(argc, argv, &i, "--name", &v)) {
@@ -132,7 +155,7 @@ int cmd_chat(int argc, char **argv)
 			continue;
 		}
 		if (cli_flag(argv, i, "--no-color")) {
-			opt.color = 0;
+			color = 0;
 			continue;
 		}
 		if (cli_flag(argv, i, "--help")) {
@@ -141,28 +164,16 @@ int cmd_chat(int argc, char **argv)
 		}
 		return cli_usage(USAGE_CHAT);
 	}
-	for (const char *p = name; *p; p++)
-		if (*p == ':' || *p == ' ') {
-			fprintf(stderr, "orchestrator: a chat name has no ':' or spaces\n");
-			return 2;
-		}
-	if (cfg_env_str("ORCH_GRAPH", BOT_DEFAULT_GRAPH, graph, sizeof(graph)) < 0)
-		return cli_fail("configuration");
-	signal(SIGPIPE, SIG_IGN);
-	if (pg_pool_new(&pool, cli_cfg.database_url, 2) < 0)
-		return cli_fail("database pool");
+	rc = cli_term_open(name, graph, sizeof(graph), &pool);
+	if (rc)
+		return rc;
 	/* what the terminal shows passes the secrets filter too */
 	if (cli_start_secrets(pool) < 0) {
 		sec_runtime_stop();
 		pg_pool_free(pool);
 		return cli_fail("secrets");
 	}
-	opt.name = name;
-	opt.graph = graph;
-	opt.in_fd = 0;
-	opt.out_fd = 1;
-	opt.data_dir = cli_cfg.data_dir;
-	rc = bot_term_run(pool, &opt);
+	rc = cli_term_run(pool, name, graph, color);
 	sec_runtime_stop();
 	pg_pool_free(pool);
 	if (rc < 0)

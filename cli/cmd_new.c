@@ -1,11 +1,8 @@
 /* orchestrator new — starts a project from the terminal. */
 #include "bot/route.h"
-#include "bot/term.h"
 #include "cli/cli.h"
-#include "core/config.h"
 #include "core/err.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,16 +53,9 @@ int cmd_new(int argc, char **argv)
 	}
 	if (!idea[0])
 		return cli_usage(USAGE);
-	for (const char *p = name; *p; p++)
-		if (*p == ':' || *p == ' ') {
-			fprintf(stderr, "orchestrator: a chat name has no ':' or spaces\n");
-			return 2;
-		}
-	if (cfg_env_str("ORCH_GRAPH", BOT_DEFAULT_GRAPH, graph, sizeof(graph)) < 0)
-		return cli_fail("configuration");
-	signal(SIGPIPE, SIG_IGN);
-	if (pg_pool_new(&pool, cli_cfg.database_url, 2) < 0)
-		return cli_fail("database pool");
+	rc = cli_term_open(name, graph, sizeof(graph), &pool);
+	if (rc)
+		return rc;
 	rc = pg_pool_acquire(pool, 10000, &c);
 	memset(&in, 0, sizeof(in));
 	in.channel = "term";
@@ -106,16 +96,7 @@ int cmd_new(int argc, char **argv)
 	}
 	fflush(stdout);
 	if (!detach && isatty(0) && isatty(1)) {
-		bot_term_options opt;
-
-		memset(&opt, 0, sizeof(opt));
-		opt.name = name;
-		opt.graph = graph;
-		opt.in_fd = 0;
-		opt.out_fd = 1;
-		opt.data_dir = cli_cfg.data_dir;
-		opt.color = !getenv("NO_COLOR");
-		rc = bot_term_run(pool, &opt);
+		rc = cli_term_run(pool, name, graph, !getenv("NO_COLOR"));
 		if (rc < 0) {
 			pg_pool_free(pool);
 			return cli_fail("chat");

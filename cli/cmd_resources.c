@@ -177,19 +177,10 @@ static int do_show(int argc, char **argv)
 	size_t na = 0;
 	pg_conn *c;
 
-	for (int i = 1; i < argc; i++) {
-		if (cli_flag(argv, i, "--json")) {
-			as_json = 1;
-			continue;
-		}
-		if (argv[i][0] != '-' && !handle) {
-			handle = argv[i];
-			continue;
-		}
-		return cli_usage("orchestrator resources show HANDLE [--json]");
-	}
-	if (!handle)
-		return cli_usage("orchestrator resources show HANDLE [--json]");
+	rc = cli_name_args(argc, argv, "orchestrator resources show HANDLE [--json]", "--json",
+			   &as_json, &handle);
+	if (rc >= 0)
+		return rc;
 	c = cli_db();
 	if (!c)
 		return 1;
@@ -333,25 +324,15 @@ static int do_audit(int argc, char **argv)
 
 int cmd_resources(int argc, char **argv)
 {
-	const char *action = argc > 1 ? argv[1] : NULL;
+	static const cli_action actions[] = {
+		{"allocate", NULL, do_allocate},
+		{"list", "ls", do_list},
+		{"show", NULL, do_show},
+		{"revoke", NULL, do_revoke},
+		{"audit", NULL, do_audit},
+		{NULL, NULL, NULL},
+	};
 
 	sec_redact_install();
-	if (!action)
-		return cli_usage(USAGE);
-	if (strcmp(action, "--help") == 0 || strcmp(action, "help") == 0) {
-		puts(USAGE);
-		return 0;
-	}
-	if (strcmp(action, "allocate") == 0)
-		return do_allocate(argc - 1, argv + 1);
-	if (strcmp(action, "list") == 0 || strcmp(action, "ls") == 0)
-		return do_list(argc - 1, argv + 1);
-	if (strcmp(action, "show") == 0)
-		return do_show(argc - 1, argv + 1);
-	if (strcmp(action, "revoke") == 0)
-		return do_revoke(argc - 1, argv + 1);
-	if (strcmp(action, "audit") == 0)
-		return do_audit(argc - 1, argv + 1);
-	fprintf(stderr, "orchestrator: resources: unknown action '%s'\n", action);
-	return cli_usage(USAGE);
+	return cli_actions(argc, argv, "resources", USAGE, actions);
 }

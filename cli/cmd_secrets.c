@@ -121,7 +121,7 @@ static int read_stdin_value(const char *prompt, size_t max, char **out, size_t *
 	return 0;
 }
 
-static int do_init(void)
+static int do_init(int argc, char **argv)
 {
 	char actor[SEC_ACTOR_MAX + 1];
 	sec_keysrc src;
@@ -129,6 +129,9 @@ static int do_init(void)
 	pg_conn *c;
 	int rc;
 
+	(void)argv;
+	if (argc > 1)
+		return cli_usage("orchestrator secrets init");
 	if (load_src(&src) < 0)
 		return 1;
 	c = cli_db();
@@ -280,19 +283,10 @@ static int do_rm(int argc, char **argv)
 	pg_conn *c;
 	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (cli_flag(argv, i, "--revoke-handles")) {
-			revoke = 1;
-			continue;
-		}
-		if (argv[i][0] != '-' && !name) {
-			name = argv[i];
-			continue;
-		}
-		return cli_usage("orchestrator secrets rm NAME [--revoke-handles]");
-	}
-	if (!name)
-		return cli_usage("orchestrator secrets rm NAME [--revoke-handles]");
+	rc = cli_name_args(argc, argv, "orchestrator secrets rm NAME [--revoke-handles]",
+			   "--revoke-handles", &revoke, &name);
+	if (rc >= 0)
+		return rc;
 	c = cli_db();
 	if (!c)
 		return 1;
@@ -378,13 +372,16 @@ static int verify_one(const char *name, const char *value, size_t len, void *uda
 	return 0;
 }
 
-static int do_verify(void)
+static int do_verify(int argc, char **argv)
 {
 	verify_count vc = {0, 0};
 	pg_conn *c = NULL;
 	sec_store *s = NULL;
 	int rc;
 
+	(void)argv;
+	if (argc > 1)
+		return cli_usage("orchestrator secrets verify");
 	if (open_store(&c, &s) < 0)
 		return 1;
 	rc = sec_store_foreach(s, c, verify_one, &vc);
@@ -403,34 +400,17 @@ static int do_verify(void)
 
 int cmd_secrets(int argc, char **argv)
 {
-	const char *action = argc > 1 ? argv[1] : NULL;
+	static const cli_action actions[] = {
+		{"init", NULL, do_init},
+		{"set", NULL, do_set},
+		{"list", "ls", do_list},
+		{"rm", NULL, do_rm},
+		{"rotate-key", NULL, do_rotate},
+		{"verify", NULL, do_verify},
+		{NULL, NULL, NULL},
+	};
 
 	/* values this process reads never reach its own log lines */
 	sec_redact_install();
-	if (!action)
-		return cli_usage(USAGE);
-	if (strcmp(action, "--help") == 0 || strcmp(action, "help") == 0) {
-		puts(USAGE);
-		return 0;
-	}
-	if (strcmp(action, "init") == 0) {
-		if (argc > 2)
-			return cli_usage("orchestrator secrets init");
-		return do_init();
-	}
-	if (strcmp(action, "set") == 0)
-		return do_set(argc - 1, argv + 1);
-	if (strcmp(action, "list") == 0 || strcmp(action, "ls") == 0)
-		return do_list(argc - 1, argv + 1);
-	if (strcmp(action, "rm") == 0)
-		return do_rm(argc - 1, argv + 1);
-	if (strcmp(action, "rotate-key") == 0)
-		return do_rotate(argc - 1, argv + 1);
-	if (strcmp(action, "verify") == 0) {
-		if (argc > 2)
-			return cli_usage("orchestrator secrets verify");
-		return do_verify();
-	}
-	fprintf(stderr, "orchestrator: secrets: unknown action '%s'\n", action);
-	return cli_usage(USAGE);
+	return cli_actions(argc, argv, "secrets", USAGE, actions);
 }

@@ -24,7 +24,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,8 +57,6 @@ int cmd_serve(int argc, char **argv)
 	bot *b = NULL;
 	pg_pool *pool = NULL;
 	llm_service *llm = NULL;
-	llm_registry *reg = NULL;
-	llm_options lo;
 	spw_spawner *sp = NULL;
 	eng_graph *factory = NULL;
 	nd_app app;
@@ -79,30 +76,10 @@ int cmd_serve(int argc, char **argv)
 		return cli_usage(USAGE);
 	}
 	/* signals are taken by sigwait below, in this thread only */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	cli_block_signals(&sigs);
 	/* the bot needs its own connections besides the engine's */
-	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size + (serve_all ? 4 : 0)) < 0)
-		return cli_fail("database pool");
-	/* the redaction filter and the secrets store, before any thread starts */
-	if (cli_start_secrets(pool) < 0) {
-		cli_fail("start");
+	if (cli_role_start(cli_cfg.db_pool_size + (serve_all ? 4 : 0), &pool, &llm))
 		goto done;
-	}
-	/* language models: a broken models file stops start-up, not the first call */
-	if (llm_options_from_env(&lo) < 0 || llm_registry_load(&reg) < 0) {
-		cli_fail("language models");
-		goto done;
-	}
-	lo.pool = pool;
-	if (llm_service_new(&llm, reg, &lo) < 0) {
-		cli_fail("language models");
-		goto done;
-	}
 	log_info("serve", "language models from %s: %d models on %d endpoints",
 		 llm_registry_origin(llm_service_registry(llm)),
 		 llm_registry_n_models(llm_service_registry(llm)),

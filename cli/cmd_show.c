@@ -183,19 +183,9 @@ int cmd_show(int argc, char **argv)
 	json_t *state = NULL, *out = NULL;
 	pg_conn *c;
 
-	for (int i = 1; i < argc; i++) {
-		if (cli_flag(argv, i, "--json"))
-			as_json = 1;
-		else if (cli_flag(argv, i, "--help")) {
-			puts(USAGE);
-			return 0;
-		} else if (argv[i][0] == '-' || target)
-			return cli_usage(USAGE);
-		else
-			target = argv[i];
-	}
-	if (!target)
-		return cli_usage(USAGE);
+	rc = cli_target_args(argc, argv, USAGE, NULL, NULL, &target, &as_json);
+	if (rc >= 0)
+		return rc;
 	if (!(c = cli_db()))
 		return 1;
 	rc = eng_thread_find(c, target, &tid);

@@ -12,7 +12,6 @@
 #include "secrets/runtime.h"
 #include "spawner/spawner.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,9 +59,7 @@ int cmd_spawner(int argc, char **argv)
 {
 	int64_t workers = 0;
 	pg_pool *pool = NULL;
-	llm_registry *reg = NULL;
 	llm_service *llm = NULL;
-	llm_options lo;
 	spw_spawner *sp = NULL;
 	sigset_t sigs;
 	int rc = 1;
@@ -77,27 +74,9 @@ int cmd_spawner(int argc, char **argv)
 		}
 		return cli_usage(USAGE);
 	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size) < 0)
-		return cli_fail("database pool");
-	if (cli_start_secrets(pool) < 0) {
-		cli_fail("start");
+	cli_block_signals(&sigs);
+	if (cli_role_start(cli_cfg.db_pool_size, &pool, &llm))
 		goto done;
-	}
-	if (llm_options_from_env(&lo) < 0 || llm_registry_load(&reg) < 0) {
-		cli_fail("language models");
-		goto done;
-	}
-	lo.pool = pool;
-	if (llm_service_new(&llm, reg, &lo) < 0) {
-		cli_fail("language models");
-		goto done;
-	}
 	if (cli_spawner_start(pool, llm, (int)workers, &sp) < 0) {
 		cli_fail("spawner");
 		goto done;

@@ -109,6 +109,69 @@ int cli_flag(char **argv, int i, const char *name)
 	return strcmp(argv[i], name) == 0;
 }
 
+int cli_target_args(int argc, char **argv, const char *usage, const char *opt,
+		    const char **opt_value, const char **target, int *as_json)
+{
+	*target = NULL;
+	*as_json = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		if (opt && cli_opt(argc, argv, &i, opt, &v))
+			*opt_value = v;
+		else if (cli_flag(argv, i, "--json"))
+			*as_json = 1;
+		else if (cli_flag(argv, i, "--help")) {
+			puts(usage);
+			return 0;
+		} else if (argv[i][0] == '-' || *target)
+			return cli_usage(usage);
+		else
+			*target = argv[i];
+	}
+	if (!*target)
+		return cli_usage(usage);
+	return -1;
+}
+
+int cli_name_args(int argc, char **argv, const char *usage, const char *flag, int *flag_set,
+		  const char **name)
+{
+	*name = NULL;
+	*flag_set = 0;
+	for (int i = 1; i < argc; i++) {
+		if (cli_flag(argv, i, flag)) {
+			*flag_set = 1;
+			continue;
+		}
+		if (argv[i][0] != '-' && !*name) {
+			*name = argv[i];
+			continue;
+		}
+		return cli_usage(usage);
+	}
+	if (!*name)
+		return cli_usage(usage);
+	return -1;
+}
+
+int cli_actions(int argc, char **argv, const char *cmd, const char *usage,
+		const cli_action *actions)
+{
+	const char *action = argc > 1 ? argv[1] : NULL;
+
+	if (!action)
+		return cli_usage(usage);
+	if (strcmp(action, "--help") == 0 || strcmp(action, "help") == 0) {
+		puts(usage);
+		return 0;
+	}
+	for (const cli_action *a = actions; a->name; a++)
+		if (strcmp(action, a->name) == 0 || (a->alias && strcmp(action, a->alias) == 0))
+			return a->run(argc - 1, argv + 1);
+	fprintf(stderr, "orchestrator: %s: unknown action '%s'\n", cmd, action);
+	return cli_usage(usage);
+}
+
 int64_t cli_int(const char *s)
 {
 	int64_t v;

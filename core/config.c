@@ -40,6 +40,16 @@ static int split_number(const char *s, int64_t *num, const char **suffix)
 	return 0;
 }
 
+/* *out = n * mul for the value `s`, unless that overflows ("'s': <what>
+ * too large"). */
+static int scale(const char *s, int64_t n, int64_t mul, const char *what, int64_t *out)
+{
+	if (n > INT64_MAX / mul)
+		return err_set(ERR_INVALID, "'%s': %s too large", s, what);
+	*out = n * mul;
+	return 0;
+}
+
 int cfg_parse_duration_ms(const char *s, int64_t *out)
 {
 	int64_t n, mul;
@@ -60,10 +70,7 @@ int cfg_parse_duration_ms(const char *s, int64_t *out)
 		mul = 86400000;
 	else
 		return err_set(ERR_INVALID, "'%s': unknown duration unit (use ms, s, m, h or d)", s);
-	if (n > INT64_MAX / mul)
-		return err_set(ERR_INVALID, "'%s': duration too large", s);
-	*out = n * mul;
-	return 0;
+	return scale(s, n, mul, "duration", out);
 }
 
 int cfg_parse_size(const char *s, int64_t *out)
@@ -85,49 +92,46 @@ int cfg_parse_size(const char *s, int64_t *out)
 	if (*u && u[1] != '\0' && strcmp(u + 1, "i") != 0 && strcmp(u + 1, "B") != 0 &&
 	    strcmp(u + 1, "iB") != 0)
 		return err_set(ERR_INVALID, "'%s': unknown size unit (use k, M or G)", s);
-	if (n > INT64_MAX / mul)
-		return err_set(ERR_INVALID, "'%s': size too large", s);
-	*out = n * mul;
+	return scale(s, n, mul, "size", out);
+}
+
+/* The variable `name` read by `parse` and checked against [min, max]
+ * (`unit` follows the bounds in the message); `def` when it is unset or
+ * empty. `expected` says what a value that does not parse should be. */
+static int env_number(const char *name, int64_t def, int64_t min, int64_t max,
+		      int (*parse)(const char *, int64_t *), const char *expected,
+		      const char *unit, int64_t *out)
+{
+	const char *v = getenv(name);
+	int64_t n;
+
+	if (!v || !*v) {
+		*out = def;
+		return 0;
+	}
+	if (parse(v, &n) < 0)
+		return err_set(ERR_INVALID, "%s=%s: expected %s", name, v, expected);
+	if (n < min || n > max)
+		return err_set(ERR_INVALID, "%s=%s: must be between %lld%s and %lld%s", name, v,
+			       (long long)min, unit, (long long)max, unit);
+	*out = n;
 	return 0;
 }
 
 int cfg_env_int(const char *name, int64_t def, int64_t min, int64_t max, int64_t *out)
 {
-	const char *v = getenv(name);
-	int64_t n;
+	char expected[96];
 
-	if (!v || !*v) {
-		*out = def;
-		return 0;
-	}
-	if (cfg_parse_int(v, &n) < 0)
-		return err_set(ERR_INVALID, "%s=%s: expected an integer between %lld and %lld",
-			       name, v, (long long)min, (long long)max);
-	if (n < min || n > max)
-		return err_set(ERR_INVALID, "%s=%s: must be between %lld and %lld", name, v,
-			       (long long)min, (long long)max);
-	*out = n;
-	return 0;
+	snprintf(expected, sizeof(expected), "an integer between %lld and %lld", (long long)min,
+		 (long long)max);
+	return env_number(name, def, min, max, cfg_parse_int, expected, "", out);
 }
 
 int cfg_env_duration_ms(const char *name, int64_t def, int64_t min_ms, int64_t max_ms,
 			int64_t *out)
 {
-	const char *v = getenv(name);
-	int64_t n;
-
-	if (!v || !*v) {
-		*out = def;
-		return 0;
-	}
-	if (cfg_parse_duration_ms(v, &n) < 0)
-		return err_set(ERR_INVALID, "%s=%s: expected a duration such as 500ms, 30s or 5m",
-			       name, v);
-	if (n < min_ms || n > max_ms)
-		return err_set(ERR_INVALID, "%s=%s: must be between %lldms and %lldms", name, v,
-			       (long long)min_ms, (long long)max_ms);
-	*out = n;
-	return 0;
+	return env_number(name, def, min_ms, max_ms, cfg_parse_duration_ms,
+			  "a duration such as 500ms, 30s or 5m", "ms", out);
 }
 
 int cfg_env_str(const char *name, const char *def, char *out, size_t cap)

@@ -348,15 +348,22 @@ int eng_deliver(pg_conn *c, int64_t thread_id, const char *key, const json_t *va
 	return rc;
 }
 
+/* Runs `st`, whose one parameter is the row id `id`, into *res (may be
+ * NULL). */
+static int exec_id(pg_conn *c, const pg_stmt *st, int64_t id, PGresult **res)
+{
+	char sid[24];
+	const char *params[1] = {sid};
+
+	snprintf(sid, sizeof(sid), "%lld", (long long)id);
+	return pg_exec_stmt(c, res, st, params);
+}
+
 int eng_cancel_run(pg_conn *c, int64_t run_id, char *out_state)
 {
-	char id[24];
-	const char *params[1] = {id};
 	PGresult *res = NULL;
-	int rc;
+	int rc = exec_id(c, &STMT_CANCEL_RUN, run_id, &res);
 
-	snprintf(id, sizeof(id), "%lld", (long long)run_id);
-	rc = pg_exec_stmt(c, &res, &STMT_CANCEL_RUN, params);
 	if (rc == 0 && pg_rows(res) == 0)
 		rc = err_set(ERR_NOTFOUND, "run %lld is not queued, running or waiting",
 			     (long long)run_id);
@@ -370,13 +377,9 @@ int eng_cancel_run(pg_conn *c, int64_t run_id, char *out_state)
 
 int eng_cancel_thread(pg_conn *c, int64_t thread_id, int *out_n)
 {
-	char id[24];
-	const char *params[1] = {id};
 	PGresult *res = NULL;
-	int rc;
+	int rc = exec_id(c, &STMT_CANCEL_THREAD, thread_id, &res);
 
-	snprintf(id, sizeof(id), "%lld", (long long)thread_id);
-	rc = pg_exec_stmt(c, &res, &STMT_CANCEL_THREAD, params);
 	if (rc == 0 && out_n)
 		*out_n = pg_rows(res);
 	if (rc == 0 && pg_rows(res) > 0)
@@ -387,13 +390,9 @@ int eng_cancel_thread(pg_conn *c, int64_t thread_id, int *out_n)
 
 int eng_retry_run(pg_conn *c, int64_t run_id)
 {
-	char id[24];
-	const char *params[1] = {id};
 	PGresult *res = NULL;
-	int rc;
+	int rc = exec_id(c, &STMT_RETRY, run_id, &res);
 
-	snprintf(id, sizeof(id), "%lld", (long long)run_id);
-	rc = pg_exec_stmt(c, &res, &STMT_RETRY, params);
 	if (rc == 0 && pg_rows(res) == 0)
 		rc = err_set(ERR_NOTFOUND, "run %lld has not failed or been cancelled",
 			     (long long)run_id);
@@ -456,17 +455,14 @@ int eng_history(pg_conn *c, int64_t thread_id, int limit, json_t **out)
 int eng_state_at(pg_conn *c, int64_t thread_id, int seq, json_t **out_state, json_t **out_next,
 		 int *out_seq)
 {
-	char tid[24];
-	const char *params[1] = {tid};
 	PGresult *res = NULL;
 	int rc;
 
 	*out_state = NULL;
 	if (out_next)
 		*out_next = NULL;
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
 	if (seq <= 0) {
-		rc = pg_exec_stmt(c, &res, &STMT_LATEST_SEQ, params);
+		rc = exec_id(c, &STMT_LATEST_SEQ, thread_id, &res);
 		if (rc < 0)
 			return rc;
 		if (pg_isnull(res, 0, 0)) {

@@ -172,13 +172,11 @@ static int create_repo(eng_ctx *ctx, const json_t *spec, const nd_plan *plan, js
 
 int nd_architect(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **update)
 {
-	nd_app *app = nd_app_of(ctx);
 	const json_t *spec = json_object_get(state, "spec");
 	const json_t *old_repo = json_object_get(state, "repo");
 	const char *feedback = json_string_value(json_object_get(state, "plan_feedback"));
 	const json_t *schema = nd_schema("plan");
 	int replan = json_is_string(json_object_get(old_repo, "path"));
-	llm_request rq;
 	llm_response resp;
 	llm_call call;
 	llm_message msgs[4];
@@ -238,15 +236,7 @@ int nd_architect(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 	msgs[1].role = "user";
 	msgs[1].content = buf_cstr(&task);
 	for (int ask = 0;; ask++) {
-		llm_request_init(&rq);
-		rq.messages = msgs;
-		rq.n_messages = ask == 0 ? 2 : 4;
-		rq.json_schema = schema;
-		rq.schema_name = "plan";
-		rq.max_tokens = 0;
-		llm_response_free(&resp);
-		llm_response_init(&resp);
-		rc = llm_chat(app->llm, &call, &rq, &resp);
+		rc = nd_llm_json(ctx, &call, msgs, ask == 0 ? 2 : 4, schema, "plan", &resp);
 		if (rc < 0)
 			break;
 		nd_plan_free(&plan);
@@ -361,7 +351,6 @@ int nd_plan_gate(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 	nd_app *app = nd_app_of(ctx);
 	const json_t *plan = json_object_get(state, "plan"), *t;
 	char key[32], msg[300];
-	const char *keys[2] = {key, "input"};
 	const char *opt;
 	json_t *v = NULL, *up, *tasks;
 	nd_chat chat;
@@ -369,15 +358,10 @@ int nd_plan_gate(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 	int which, rc;
 
 	(void)in;
-	snprintf(key, sizeof(key), "plan:%lld",
-		 (long long)json_integer_value(json_object_get(state, "plan_version")));
-	if ((rc = nd_chat_get(state, NULL, &chat)) < 0)
-		return rc;
-	rc = nd_gate(ctx, keys, 2, &v, &which);
+	rc = nd_proposal_gate(ctx, state, "plan", key, sizeof(key), &chat, &v, &which, update);
 	if (rc < 0)
 		return rc;
-	up = json_object();
-	*update = up;
+	up = *update;
 	if (which == 1) {
 		const char *text = json_string_value(json_object_get(v, "text"));
 		json_object_set_new(up, "plan_feedback", json_string(text ? text : ""));
@@ -386,9 +370,7 @@ int nd_plan_gate(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 		rc = nd_say(ctx, &chat, "Revising the plan…");
 		return rc < 0 ? rc : eng_goto(ctx, "architect");
 	}
-	opt = json_string_value(json_object_get(v, "option"));
-	nd_log(up, "decision", opt ? opt : "expired",
-	       json_pack("{s:s, s:O?}", "key", key, "by", json_object_get(v, "by")));
+	opt = nd_decision(up, key, v);
 	json_decref(v);
 	if (!opt) {
 		rc = nd_say(ctx, &chat, "The plan is still waiting for your approval. Send a message "

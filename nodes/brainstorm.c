@@ -53,10 +53,8 @@ static llm_message *build_messages(const json_t *conv, const char *sys, const ch
 
 int nd_brainstorm(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **update)
 {
-	nd_app *app = nd_app_of(ctx);
 	const json_t *conv = json_object_get(state, "conversation");
 	const json_t *schema = nd_schema("brainstorm");
-	llm_request rq;
 	llm_response resp;
 	llm_call call;
 	llm_message *msgs = NULL;
@@ -97,14 +95,7 @@ int nd_brainstorm(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **
 			rc = err_set(ERR_NOMEM, "out of memory");
 			goto done;
 		}
-		llm_request_init(&rq);
-		rq.messages = msgs;
-		rq.n_messages = nmsgs;
-		rq.json_schema = schema;
-		rq.schema_name = "brainstorm_reply";
-		llm_response_free(&resp);
-		llm_response_init(&resp);
-		rc = llm_chat(app->llm, &call, &rq, &resp);
+		rc = nd_llm_json(ctx, &call, msgs, nmsgs, schema, "brainstorm_reply", &resp);
 		if (rc != ERR_CONTEXT)
 			break;
 		/* too long: keep the first message and fewer of the latest turns */
@@ -198,11 +189,10 @@ int nd_listen(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **upda
 	int which, rc;
 
 	(void)in;
-	rc = nd_gate(ctx, keys, 1, &v, &which);
+	rc = nd_gate_start(ctx, state, keys, 1, NULL, &v, &which, update);
 	if (rc < 0)
 		return rc;
-	up = json_object();
-	*update = up;
+	up = *update;
 	text = json_string_value(json_object_get(v, "text"));
 	if (json_integer_value(json_object_get(json_object_get(v, "user"), "id")) > 0)
 		json_object_set(up, "user", json_object_get(v, "user"));
@@ -222,22 +212,16 @@ int nd_listen(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **upda
 int nd_spec_gate(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **update)
 {
 	char key[32];
-	const char *keys[2] = {key, "input"};
 	const char *opt;
 	json_t *v = NULL, *up;
 	nd_chat chat;
 	int which, rc;
 
 	(void)in;
-	snprintf(key, sizeof(key), "spec:%lld",
-		 (long long)json_integer_value(json_object_get(state, "spec_version")));
-	if ((rc = nd_chat_get(state, NULL, &chat)) < 0)
-		return rc;
-	rc = nd_gate(ctx, keys, 2, &v, &which);
+	rc = nd_proposal_gate(ctx, state, "spec", key, sizeof(key), &chat, &v, &which, update);
 	if (rc < 0)
 		return rc;
-	up = json_object();
-	*update = up;
+	up = *update;
 	if (which == 1) {
 		/* a message instead of a click: a change to the spec */
 		const char *text = json_string_value(json_object_get(v, "text"));
@@ -248,9 +232,7 @@ int nd_spec_gate(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 		json_decref(v);
 		return eng_goto(ctx, "brainstorm");
 	}
-	opt = json_string_value(json_object_get(v, "option"));
-	nd_log(up, "decision", opt ? opt : "expired",
-	       json_pack("{s:s, s:O?}", "key", key, "by", json_object_get(v, "by")));
+	opt = nd_decision(up, key, v);
 	json_decref(v);
 	if (!opt) {
 		rc = nd_say(ctx, &chat, "The spec is still waiting for your approval. Send a message "

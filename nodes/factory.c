@@ -165,6 +165,60 @@ int nd_gate(eng_ctx *ctx, const char *const *keys, int n, json_t **out, int *whi
 	return ERR_WAIT;
 }
 
+int nd_gate_start(eng_ctx *ctx, const json_t *state, const char *const *keys, int n,
+		  nd_chat *chat, json_t **out, int *which, json_t **update)
+{
+	int rc;
+
+	*out = NULL;
+	if (chat) {
+		rc = nd_chat_get(state, NULL, chat);
+		if (rc < 0)
+			return rc;
+	}
+	rc = nd_gate(ctx, keys, n, out, which);
+	if (rc < 0)
+		return rc;
+	*update = json_object();
+	return 0;
+}
+
+int nd_proposal_gate(eng_ctx *ctx, const json_t *state, const char *what, char *key,
+		     size_t cap, nd_chat *chat, json_t **out, int *which, json_t **update)
+{
+	const char *keys[2] = {key, "input"};
+	char field[32];
+
+	snprintf(field, sizeof(field), "%s_version", what);
+	snprintf(key, cap, "%s:%lld", what,
+		 (long long)json_integer_value(json_object_get(state, field)));
+	return nd_gate_start(ctx, state, keys, 2, chat, out, which, update);
+}
+
+const char *nd_decision(json_t *update, const char *key, const json_t *v)
+{
+	const char *opt = json_string_value(json_object_get(v, "option"));
+
+	nd_log(update, "decision", opt ? opt : "expired",
+	       json_pack("{s:s, s:O?}", "key", key, "by", json_object_get(v, "by")));
+	return opt;
+}
+
+int nd_llm_json(eng_ctx *ctx, const llm_call *call, const llm_message *msgs, size_t n,
+		const json_t *schema, const char *schema_name, llm_response *resp)
+{
+	llm_request rq;
+
+	llm_request_init(&rq);
+	rq.messages = msgs;
+	rq.n_messages = n;
+	rq.json_schema = schema;
+	rq.schema_name = schema_name;
+	llm_response_free(resp);
+	llm_response_init(resp);
+	return llm_chat(nd_app_of(ctx)->llm, call, &rq, resp);
+}
+
 int nd_llm_failed(eng_ctx *ctx, const nd_chat *chat, json_t *update, int rc, const char *what)
 {
 	char msg[1400];
@@ -435,13 +489,10 @@ int nd_budget_gate(eng_ctx *ctx, const json_t *state, const json_t *in, json_t *
 	(void)in;
 	if (!key || !resume)
 		return eng_goto(ctx, "entry");
-	if ((rc = nd_chat_get(state, NULL, &chat)) < 0)
-		return rc;
-	rc = nd_gate(ctx, keys, 2, &v, &which);
+	rc = nd_gate_start(ctx, state, keys, 2, &chat, &v, &which, update);
 	if (rc < 0)
 		return rc;
-	up = json_object();
-	*update = up;
+	up = *update;
 	if (which == 1) {
 		json_decref(v);
 		rc = nd_say(ctx, &chat, "The budget question above waits for your answer: extend "

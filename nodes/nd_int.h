@@ -58,6 +58,31 @@ int nd_next_ask(const json_t *state, json_t *update);
  * returns ERR_WAIT. */
 int nd_gate(eng_ctx *ctx, const char *const *keys, int n, json_t **out, int *which);
 
+/* What a gate node does first: the project's chat into *chat (NULL: none
+ * wanted; ERR_INVALID when the state names none), then nd_gate on
+ * keys[0..n) and, once an event is taken, a new object for the node's
+ * update in *update. ERR_WAIT while none is delivered (*update untouched). */
+int nd_gate_start(eng_ctx *ctx, const json_t *state, const char *const *keys, int n,
+		  nd_chat *chat, json_t **out, int *which, json_t **update);
+
+/* The gate of a proposal the person was asked about, `what` "spec" or
+ * "plan": its question's key "<what>:<state.<what>_version>" into key[cap],
+ * then nd_gate_start on {key, "input"}: *which 0 for the decision, 1 for
+ * the person's text instead. */
+int nd_proposal_gate(eng_ctx *ctx, const json_t *state, const char *what, char *key,
+		     size_t cap, nd_chat *chat, json_t **out, int *which, json_t **update);
+
+/* The option of the decision `v` taken at the question `key` (borrowed from
+ * v; NULL when the question expired or was cancelled), logged in
+ * update.log as a "decision" with the key and who decided. */
+const char *nd_decision(json_t *update, const char *key, const json_t *v);
+
+/* One model call of a node whose reply must match `schema` (named
+ * `schema_name` in the request): *resp is freed and filled anew (the caller
+ * frees it in every case). llm_chat's errors. */
+int nd_llm_json(eng_ctx *ctx, const llm_call *call, const llm_message *msgs, size_t n,
+		const json_t *schema, const char *schema_name, llm_response *resp);
+
 /* After a model call failed with `rc`: a transient failure while tries
  * remain is returned for the engine to retry; otherwise the person is told
  * (`what` failed: the reason) and the node ends the run without losing

@@ -1,36 +1,11 @@
 #include "nodes/repo.h"
 #include "core/err.h"
+#include "core/gitx.h"
 
 #include <git2.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static int g_init_rc;
-
-static void global_init(void)
-{
-	if (git_libgit2_init() < 0) {
-		g_init_rc = ERR_GIT;
-		return;
-	}
-	/* this host's git configuration must not change what the factory does */
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA, "");
-	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
-	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1);
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
-}
-
-static int init(void)
-{
-	pthread_once(&g_once, global_init);
-	return g_init_rc < 0 ? err_set(ERR_GIT, "libgit2 could not be initialised") : 0;
-}
 
 static int git_fail(int grc, const char *what, const char *path)
 {
@@ -44,7 +19,7 @@ static int git_fail(int grc, const char *what, const char *path)
 
 static int open_repo(git_repository **out, const char *path)
 {
-	int rc = init(), grc;
+	int rc = gitx_init(), grc;
 
 	if (rc < 0)
 		return rc;
@@ -80,7 +55,7 @@ int nd_repo_create(const char *path, const nd_repo_file *files, size_t n, const 
 	git_signature *sig = NULL;
 	git_reference *ref = NULL;
 	git_oid tree_id, commit_id, existing;
-	int grc, rc = init();
+	int grc, rc = gitx_init();
 
 	out_head[0] = '\0';
 	if (rc < 0)

@@ -98,14 +98,12 @@ static int render(const json_t *state, const json_t *t, const json_t *pt, const 
 
 int nd_reviewer(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
 {
-	nd_app *app = nd_app_of(ctx);
 	const char *id = str(input, "task");
 	const json_t *t0 = json_object_get(json_object_get(state, "tasks"), id);
 	const json_t *pt = plan_task(state, id);
 	const json_t *schema = nd_schema("review");
 	static const size_t caps[] = {48 * 1024, 16 * 1024, 4 * 1024};
 	llm_response resp;
-	llm_request rq;
 	llm_call call;
 	llm_message msgs[2];
 	nd_review rv;
@@ -147,14 +145,7 @@ int nd_reviewer(eng_ctx *ctx, const json_t *state, const json_t *input, json_t *
 		msgs[0].content = buf_cstr(&sys);
 		msgs[1].role = "user";
 		msgs[1].content = buf_cstr(&task);
-		llm_request_init(&rq);
-		rq.messages = msgs;
-		rq.n_messages = 2;
-		rq.json_schema = schema;
-		rq.schema_name = "review";
-		llm_response_free(&resp);
-		llm_response_init(&resp);
-		rc = llm_chat(app->llm, &call, &rq, &resp);
+		rc = nd_llm_json(ctx, &call, msgs, 2, schema, "review", &resp);
 		if (rc != ERR_CONTEXT)
 			break;
 		log_info("factory", "thread %s: the review of %s does not fit; cutting the diff",

@@ -158,6 +158,34 @@ static json_t *strv_json(const nd_strv *v)
 	return a;
 }
 
+/* Checks a reply against the schema `name`; `what` names it in the
+ * message. ERR_INTERNAL (a broken built-in schema) or ERR_INVALID. */
+static int schema_check(const json_t *j, const char *name, const char *what)
+{
+	const json_t *schema = nd_schema(name);
+	char why[512];
+
+	if (!schema)
+		return ERR_INTERNAL;
+	if (llm_schema_check(schema, j, why, sizeof(why)) < 0)
+		return err_set(ERR_INVALID, "the %s does not match its schema: %s", what, why);
+	return 0;
+}
+
+/* A zeroed array of `size`-byte items, one per element of the array
+ * o[k] (and one more, so that it is never empty), which goes to *arr.
+ * Owned; NULL (ERR_NOMEM set) when out of memory. */
+static void *items_alloc(const json_t *o, const char *k, size_t size, const json_t **arr)
+{
+	void *items;
+
+	*arr = json_object_get(o, k);
+	items = calloc(json_array_size(*arr) + 1, size);
+	if (!items)
+		err_set(ERR_NOMEM, "out of memory");
+	return items;
+}
+
 void nd_spec_free(nd_spec *s)
 {
 	if (!s)
@@ -182,16 +210,14 @@ void nd_spec_free(nd_spec *s)
 
 int nd_spec_from_json(const json_t *j, nd_spec *out)
 {
-	const json_t *schema = nd_schema("spec"), *feats, *f, *remote;
-	char why[512];
+	const json_t *feats, *f, *remote;
 	size_t i;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!schema)
-		return ERR_INTERNAL;
-	if (llm_schema_check(schema, j, why, sizeof(why)) < 0)
-		return err_set(ERR_INVALID, "the spec does not match its schema: %s", why);
+	rc = schema_check(j, "spec", "spec");
+	if (rc < 0)
+		return rc;
 	if ((rc = need_str(j, "name", "spec", &out->name)) < 0 ||
 	    (rc = need_str(j, "summary", "spec", &out->summary)) < 0 ||
 	    (rc = need_str(j, "language", "spec", &out->language)) < 0 ||
@@ -202,10 +228,9 @@ int nd_spec_from_json(const json_t *j, nd_spec *out)
 		return rc;
 	if (out->users.n == 0)
 		return err_set(ERR_INVALID, "spec.users is empty");
-	feats = json_object_get(j, "features");
-	out->features = calloc(json_array_size(feats) + 1, sizeof(nd_feature));
+	out->features = items_alloc(j, "features", sizeof(nd_feature), &feats);
 	if (!out->features)
-		return err_set(ERR_NOMEM, "out of memory");
+		return ERR_NOMEM;
 	json_array_foreach(feats, i, f) {
 		nd_feature *x = &out->features[out->nfeatures++];
 		char where[48];
@@ -435,24 +460,21 @@ static int order_shared_files(nd_plan *p)
 
 int nd_plan_from_json(const json_t *j, nd_plan *out)
 {
-	const json_t *schema = nd_schema("plan"), *tasks, *t, *files, *f;
-	char why[512];
+	const json_t *tasks, *t, *files, *f;
 	size_t i;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!schema)
-		return ERR_INTERNAL;
-	if (llm_schema_check(schema, j, why, sizeof(why)) < 0)
-		return err_set(ERR_INVALID, "the plan does not match its schema: %s", why);
+	rc = schema_check(j, "plan", "plan");
+	if (rc < 0)
+		return rc;
 	if ((rc = need_str(j, "summary", "plan", &out->summary)) < 0 ||
 	    (rc = need_str(j, "test_command", "plan", &out->test_command)) < 0 ||
 	    (rc = need_str(j, "readme", "plan", &out->readme)) < 0)
 		return rc;
-	files = json_object_get(j, "files");
-	out->files = calloc(json_array_size(files) + 1, sizeof(nd_file));
+	out->files = items_alloc(j, "files", sizeof(nd_file), &files);
 	if (!out->files)
-		return err_set(ERR_NOMEM, "out of memory");
+		return ERR_NOMEM;
 	json_array_foreach(files, i, f) {
 		nd_file *x;
 		const char *path = json_string_value(json_object_get(f, "path"));
@@ -473,10 +495,9 @@ int nd_plan_from_json(const json_t *j, nd_plan *out)
 		if (!x->path || !x->content)
 			return err_set(ERR_NOMEM, "out of memory");
 	}
-	tasks = json_object_get(j, "tasks");
-	out->tasks = calloc(json_array_size(tasks) + 1, sizeof(nd_task));
+	out->tasks = items_alloc(j, "tasks", sizeof(nd_task), &tasks);
 	if (!out->tasks)
-		return err_set(ERR_NOMEM, "out of memory");
+		return ERR_NOMEM;
 	json_array_foreach(tasks, i, t) {
 		nd_task *x = &out->tasks[out->ntasks++];
 		char where[32];
@@ -555,25 +576,22 @@ void nd_review_free(nd_review *r)
 
 int nd_review_from_json(const json_t *j, nd_review *out)
 {
-	const json_t *schema = nd_schema("review"), *cs, *c;
+	const json_t *cs, *c;
 	const char *verdict;
-	char why[512];
 	size_t i;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!schema)
-		return ERR_INTERNAL;
-	if (llm_schema_check(schema, j, why, sizeof(why)) < 0)
-		return err_set(ERR_INVALID, "the verdict does not match its schema: %s", why);
+	rc = schema_check(j, "review", "verdict");
+	if (rc < 0)
+		return rc;
 	verdict = json_string_value(json_object_get(j, "verdict"));
 	out->approve = verdict && strcmp(verdict, "approve") == 0;
 	if ((rc = need_str(j, "summary", "review", &out->summary)) < 0)
 		return rc;
-	cs = json_object_get(j, "comments");
-	out->comments = calloc(json_array_size(cs) + 1, sizeof(nd_comment));
+	out->comments = items_alloc(j, "comments", sizeof(nd_comment), &cs);
 	if (!out->comments)
-		return err_set(ERR_NOMEM, "out of memory");
+		return ERR_NOMEM;
 	json_array_foreach(cs, i, c) {
 		nd_comment *x = &out->comments[out->ncomments++];
 
@@ -617,6 +635,19 @@ static void html_list(buf *out, const json_t *arr, const char *bullet)
 	}
 }
 
+/* The strings of `arr`, escaped, separated by ", ". */
+static void html_join(buf *out, const json_t *arr)
+{
+	size_t i;
+	const json_t *v;
+
+	json_array_foreach(arr, i, v) {
+		if (i)
+			buf_puts(out, ", ");
+		nd_html_escape(out, json_string_value(v));
+	}
+}
+
 void nd_spec_html(const json_t *s, buf *out)
 {
 	const json_t *f;
@@ -643,13 +674,8 @@ void nd_spec_html(const json_t *s, buf *out)
 	buf_puts(out, "\n<b>Language</b> ");
 	nd_html_escape(out, json_string_value(json_object_get(s, "language")));
 	if (json_array_size(json_object_get(s, "stack"))) {
-		const json_t *v;
 		buf_puts(out, "\n<b>Stack</b> ");
-		json_array_foreach(json_object_get(s, "stack"), i, v) {
-			if (i)
-				buf_puts(out, ", ");
-			nd_html_escape(out, json_string_value(v));
-		}
+		html_join(out, json_object_get(s, "stack"));
 	}
 	if (json_array_size(json_object_get(s, "constraints"))) {
 		buf_puts(out, "\n<b>Constraints</b>\n");
@@ -669,8 +695,8 @@ void nd_spec_html(const json_t *s, buf *out)
 
 void nd_plan_html(const json_t *p, buf *out)
 {
-	const json_t *t, *v;
-	size_t i, k;
+	const json_t *t;
+	size_t i;
 
 	nd_html_escape(out, json_string_value(json_object_get(p, "summary")));
 	buf_puts(out, "\n\n");
@@ -684,22 +710,14 @@ void nd_plan_html(const json_t *p, buf *out)
 		buf_puts(out, "</code>");
 		if (json_array_size(deps)) {
 			buf_puts(out, " — after ");
-			json_array_foreach(deps, k, v) {
-				if (k)
-					buf_puts(out, ", ");
-				nd_html_escape(out, json_string_value(v));
-			}
+			html_join(out, deps);
 		}
 		buf_puts(out, "\n   ");
 		nd_html_escape(out, json_string_value(json_object_get(t, "goal")));
 		buf_putc(out, '\n');
 		if (json_array_size(json_object_get(t, "files"))) {
 			buf_puts(out, "   files: ");
-			json_array_foreach(json_object_get(t, "files"), k, v) {
-				if (k)
-					buf_puts(out, ", ");
-				nd_html_escape(out, json_string_value(v));
-			}
+			html_join(out, json_object_get(t, "files"));
 			buf_putc(out, '\n');
 		}
 		html_list(out, json_object_get(t, "checks"), "   ✓ ");

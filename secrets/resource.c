@@ -85,11 +85,6 @@ static int note_check(const char *note, const char *what)
 	return 0;
 }
 
-static int64_t ms_of(const PGresult *r, int row, int col)
-{
-	return pg_isnull(r, row, col) ? 0 : pg_int(r, row, col);
-}
-
 /* --- allocating, listing, revoking --- */
 
 static void new_handle(char out[SEC_HANDLE_LEN + 1])
@@ -204,8 +199,10 @@ done:
 	"(extract(epoch FROM r.revoked_at) * 1000)::bigint, "                                  \
 	"(extract(epoch FROM r.last_used_at) * 1000)::bigint, r.uses, r.secret_id IS NULL"
 
-static void info_of(const PGresult *r, int i, sec_res_info *o)
+static void info_of(const PGresult *r, int i, void *item)
 {
+	sec_res_info *o = item;
+
 	memset(o, 0, sizeof(*o));
 	snprintf(o->handle, sizeof(o->handle), "%s", pg_val(r, i, 0));
 	snprintf(o->scope, sizeof(o->scope), "%s", pg_val(r, i, 1));
@@ -215,9 +212,9 @@ static void info_of(const PGresult *r, int i, sec_res_info *o)
 	snprintf(o->note, sizeof(o->note), "%s", pg_val(r, i, 5));
 	snprintf(o->created_by, sizeof(o->created_by), "%s", pg_val(r, i, 6));
 	snprintf(o->revoke_reason, sizeof(o->revoke_reason), "%s", pg_val(r, i, 7));
-	o->created_ms = ms_of(r, i, 8);
-	o->revoked_ms = ms_of(r, i, 9);
-	o->last_used_ms = ms_of(r, i, 10);
+	o->created_ms = sec_ms_of(r, i, 8);
+	o->revoked_ms = sec_ms_of(r, i, 9);
+	o->last_used_ms = sec_ms_of(r, i, 10);
 	o->uses = pg_int(r, i, 11);
 	o->secret_gone = strcmp(pg_val(r, i, 12), "t") == 0;
 }
@@ -226,9 +223,8 @@ int sec_res_list(pg_conn *c, const char *scope, int include_revoked, sec_res_inf
 		 size_t *n)
 {
 	const char *p[2] = {scope, include_revoked ? "t" : "f"};
-	sec_res_info *v = NULL;
 	PGresult *r = NULL;
-	int rc, rows;
+	int rc;
 
 	if (scope) {
 		rc = sec_scope_check(scope);
@@ -241,21 +237,11 @@ int sec_res_list(pg_conn *c, const char *scope, int include_revoked, sec_res_inf
 		     "AND ($2::boolean OR r.revoked_at IS NULL) "
 		     "ORDER BY r.created_at, r.handle",
 		     2, p);
-	if (rc < 0)
-		goto done;
-	rows = pg_rows(r);
-	v = calloc(rows ? (size_t)rows : 1, sizeof(*v));
-	if (!v) {
-		rc = err_set(ERR_NOMEM, "out of memory");
-		goto done;
+	if (rc == 0) {
+		*out = sec_rows_read(r, sizeof(**out), info_of, n);
+		if (!*out)
+			rc = ERR_NOMEM;
 	}
-	for (int i = 0; i < rows; i++)
-		info_of(r, i, &v[i]);
-	*out = v;
-	*n = (size_t)rows;
-	v = NULL;
-done:
-	free(v);
 	PQclear(r);
 	return rc;
 }
@@ -324,14 +310,28 @@ done:
 	return rc;
 }
 
+static void audit_of(const PGresult *r, int i, void *item)
+{
+	sec_audit_entry *o = item;
+
+	o->id = pg_int(r, i, 0);
+	o->at_ms = pg_int(r, i, 1);
+	o->run_id = pg_int(r, i, 2);
+	snprintf(o->action, sizeof(o->action), "%s", pg_val(r, i, 3));
+	snprintf(o->handle, sizeof(o->handle), "%s", pg_val(r, i, 4));
+	snprintf(o->secret, sizeof(o->secret), "%s", pg_val(r, i, 5));
+	snprintf(o->scope, sizeof(o->scope), "%s", pg_val(r, i, 6));
+	snprintf(o->actor, sizeof(o->actor), "%s", pg_val(r, i, 7));
+	snprintf(o->detail, sizeof(o->detail), "%s", pg_val(r, i, 8));
+}
+
 int sec_res_audit(pg_conn *c, const char *handle, const char *secret, int limit,
 		  sec_audit_entry **out, size_t *n)
 {
 	char lim[16];
 	const char *p[3] = {handle, secret, lim};
-	sec_audit_entry *v = NULL;
 	PGresult *r = NULL;
-	int rc, rows;
+	int rc;
 
 	snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 50);
 	rc = pg_exec(c, &r,
@@ -342,30 +342,11 @@ int sec_res_audit(pg_conn *c, const char *handle, const char *secret, int limit,
 		     " AND ($2::text IS NULL OR secret_name = $2) "
 		     " ORDER BY id DESC LIMIT $3::int) t ORDER BY id",
 		     3, p);
-	if (rc < 0)
-		goto done;
-	rows = pg_rows(r);
-	v = calloc(rows ? (size_t)rows : 1, sizeof(*v));
-	if (!v) {
-		rc = err_set(ERR_NOMEM, "out of memory");
-		goto done;
+	if (rc == 0) {
+		*out = sec_rows_read(r, sizeof(**out), audit_of, n);
+		if (!*out)
+			rc = ERR_NOMEM;
 	}
-	for (int i = 0; i < rows; i++) {
-		v[i].id = pg_int(r, i, 0);
-		v[i].at_ms = pg_int(r, i, 1);
-		v[i].run_id = pg_int(r, i, 2);
-		snprintf(v[i].action, sizeof(v[i].action), "%s", pg_val(r, i, 3));
-		snprintf(v[i].handle, sizeof(v[i].handle), "%s", pg_val(r, i, 4));
-		snprintf(v[i].secret, sizeof(v[i].secret), "%s", pg_val(r, i, 5));
-		snprintf(v[i].scope, sizeof(v[i].scope), "%s", pg_val(r, i, 6));
-		snprintf(v[i].actor, sizeof(v[i].actor), "%s", pg_val(r, i, 7));
-		snprintf(v[i].detail, sizeof(v[i].detail), "%s", pg_val(r, i, 8));
-	}
-	*out = v;
-	*n = (size_t)rows;
-	v = NULL;
-done:
-	free(v);
 	PQclear(r);
 	return rc;
 }

@@ -340,6 +340,24 @@ static int store_new(sec_store **out, sec_key *key, int version, const char *kcv
 	return 0;
 }
 
+/* Opens a transaction (*in_tx becomes 1 once it is open: the caller rolls
+ * it back), reads the key row locked with `lock` and brings the store's key
+ * up to it (sec_store_sync). */
+static int begin_synced(sec_store *s, pg_conn *c, const char *lock, int *in_tx)
+{
+	char kcv[SEC_KCV_HEX + 1];
+	int version = 0;
+	int rc = sec_tx_begin(c);
+
+	if (rc < 0)
+		return rc;
+	*in_tx = 1;
+	rc = read_key_row(c, lock, &version, kcv);
+	if (rc == 0)
+		rc = sec_store_sync(s, version, kcv);
+	return rc;
+}
+
 int sec_store_open(sec_store **out, pg_conn *c, const sec_keysrc *src)
 {
 	char kcv[SEC_KCV_HEX + 1];
@@ -553,10 +571,9 @@ done:
 int sec_store_set(sec_store *s, pg_conn *c, const char *name, const char *scope,
 		  const void *value, size_t len, const char *actor, int *out_created)
 {
-	char kcv[SEC_KCV_HEX + 1];
 	char *nonce_hex = NULL, *sealed_hex = NULL;
 	PGresult *r = NULL;
-	int version = 0, rc, in_tx = 0, created;
+	int rc, in_tx = 0, created;
 
 	rc = sec_name_check(name);
 	if (rc == 0 && scope && *scope)
@@ -568,13 +585,7 @@ int sec_store_set(sec_store *s, pg_conn *c, const char *name, const char *scope,
 	if (rc < 0)
 		return rc;
 
-	rc = sec_tx_begin(c);
-	if (rc < 0)
-		goto done;
-	in_tx = 1;
-	rc = read_key_row(c, "FOR SHARE", &version, kcv);
-	if (rc == 0)
-		rc = sec_store_sync(s, version, kcv);
+	rc = begin_synced(s, c, "FOR SHARE", &in_tx);
 	if (rc < 0)
 		goto done;
 	if (scope && *scope) {
@@ -719,16 +730,43 @@ int sec_store_resolve_name(sec_store *s, pg_conn *c, const char *name, const cha
 	return 0;
 }
 
-static int64_t ms_of(const PGresult *r, int row, int col)
+int64_t sec_ms_of(const PGresult *r, int row, int col)
 {
 	return pg_isnull(r, row, col) ? 0 : pg_int(r, row, col);
+}
+
+void *sec_rows_read(const PGresult *r, size_t size, sec_row_fn fill, size_t *n)
+{
+	int rows = pg_rows(r);
+	char *v = calloc(rows ? (size_t)rows : 1, size);
+
+	if (!v) {
+		err_set(ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	for (int i = 0; i < rows; i++)
+		fill(r, i, v + (size_t)i * size);
+	*n = (size_t)rows;
+	return v;
+}
+
+static void secret_info_of(const PGresult *r, int i, void *item)
+{
+	sec_secret_info *o = item;
+
+	snprintf(o->name, sizeof(o->name), "%s", pg_val(r, i, 0));
+	snprintf(o->scope, sizeof(o->scope), "%s", pg_val(r, i, 1));
+	o->created_ms = sec_ms_of(r, i, 2);
+	o->updated_ms = sec_ms_of(r, i, 3);
+	o->last_used_ms = sec_ms_of(r, i, 4);
+	o->uses = pg_int(r, i, 5);
+	o->handles = (int)pg_int(r, i, 6);
 }
 
 int sec_store_list(pg_conn *c, sec_secret_info **out, size_t *n)
 {
 	PGresult *r = NULL;
-	sec_secret_info *v = NULL;
-	int rc, rows;
+	int rc;
 
 	rc = pg_exec(c, &r,
 		     "SELECT s.name, coalesce(s.scope, ''), "
@@ -739,28 +777,11 @@ int sec_store_list(pg_conn *c, sec_secret_info **out, size_t *n)
 		     "  AND r.revoked_at IS NULL) "
 		     "FROM secrets s ORDER BY s.name",
 		     0, NULL);
-	if (rc < 0)
-		goto done;
-	rows = pg_rows(r);
-	v = calloc(rows ? (size_t)rows : 1, sizeof(*v));
-	if (!v) {
-		rc = err_set(ERR_NOMEM, "out of memory");
-		goto done;
+	if (rc == 0) {
+		*out = sec_rows_read(r, sizeof(**out), secret_info_of, n);
+		if (!*out)
+			rc = ERR_NOMEM;
 	}
-	for (int i = 0; i < rows; i++) {
-		snprintf(v[i].name, sizeof(v[i].name), "%s", pg_val(r, i, 0));
-		snprintf(v[i].scope, sizeof(v[i].scope), "%s", pg_val(r, i, 1));
-		v[i].created_ms = ms_of(r, i, 2);
-		v[i].updated_ms = ms_of(r, i, 3);
-		v[i].last_used_ms = ms_of(r, i, 4);
-		v[i].uses = pg_int(r, i, 5);
-		v[i].handles = (int)pg_int(r, i, 6);
-	}
-	*out = v;
-	*n = (size_t)rows;
-	v = NULL;
-done:
-	free(v);
 	PQclear(r);
 	return rc;
 }
@@ -936,13 +957,7 @@ int sec_store_rotate(sec_store *s, pg_conn *c, sec_key *new_key, const char *act
 		file_written = 1;
 	}
 
-	rc = sec_tx_begin(c);
-	if (rc < 0)
-		goto done;
-	in_tx = 1;
-	rc = read_key_row(c, "FOR UPDATE", &version, kcv);
-	if (rc == 0)
-		rc = sec_store_sync(s, version, kcv);
+	rc = begin_synced(s, c, "FOR UPDATE", &in_tx);
 	if (rc < 0)
 		goto done;
 	rc = pg_exec(c, &r,

@@ -34,4 +34,16 @@ void sec_tx_rollback(pg_conn *c);
 /* Checks an actor string: 1..SEC_ACTOR_MAX printable characters. */
 int sec_actor_check(const char *actor);
 
+/* Milliseconds since the epoch in column `col` of row `row` (a bigint);
+ * 0 for NULL. */
+int64_t sec_ms_of(const PGresult *r, int row, int col);
+
+/* Fills `item` (zeroed) from row `row` of a result. */
+typedef void (*sec_row_fn)(const PGresult *r, int row, void *item);
+
+/* The rows of `r` as an array of `size`-byte items, each filled by `fill`,
+ * and their number in *n. Owned (free); at least one item long, so never
+ * NULL but when out of memory (ERR_NOMEM set, *n untouched). */
+void *sec_rows_read(const PGresult *r, size_t size, sec_row_fn fill, size_t *n);
+
 #endif

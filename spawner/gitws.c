@@ -1,10 +1,10 @@
 #include "spawner/gitws.h"
 #include "core/err.h"
+#include "core/gitx.h"
 #include "core/log.h"
 #include "core/redact.h"
 
 #include <git2.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,34 +18,6 @@ struct spw_git {
 	git_oid base;
 	git_oid base_tree;
 };
-
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static int g_init_rc;
-
-static void global_init(void)
-{
-	if (git_libgit2_init() < 0) {
-		g_init_rc = ERR_GIT;
-		return;
-	}
-	/* the host's own git configuration must not change what a worker does */
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA, "");
-	/* workspaces belong to the sandbox's user; the host reads them as root */
-	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
-	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1);
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
-}
-
-int spw_git_global_init(void)
-{
-	pthread_once(&g_once, global_init);
-	if (g_init_rc < 0)
-		return err_set(ERR_GIT, "libgit2 could not be initialised");
-	return 0;
-}
 
 /* Translates libgit2's last error into ERR_GIT (ERR_AUTH for refused
  * credentials) with `what` in front. */
@@ -176,6 +148,35 @@ static int fetch_into(git_repository *repo, const char *url, char **specs, size_
 	return grc < 0 ? git_fail(grc, what) : 0;
 }
 
+/* A new spw_git whose host repository is a bare clone of `url` made in
+ * `host_dir` by fetching the refspecs specs[0..n). The caller owns *out
+ * (spw_git_free); on failure nothing is left to free. */
+static int host_clone(spw_git **out, const char *url, cred_state *st, const char *host_dir,
+		      char **specs, size_t n)
+{
+	spw_git *g;
+	int rc, grc;
+
+	*out = NULL;
+	rc = gitx_init();
+	if (rc < 0)
+		return rc;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return err_set(ERR_NOMEM, "out of memory");
+	grc = git_repository_init(&g->host, host_dir, 1);
+	if (grc < 0)
+		rc = git_fail(grc, "cannot create the host's repository");
+	else
+		rc = fetch_into(g->host, url, specs, n, st, "cannot clone the project repository");
+	if (rc < 0) {
+		spw_git_free(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
 int spw_git_prepare(spw_git **out, const char *url, const spw_git_cred *cred, const char *base,
 		    const char *branch, const char *host_dir, const char *workspace)
 {
@@ -195,26 +196,15 @@ int spw_git_prepare(spw_git **out, const char *url, const spw_git_cred *cred, co
 	int rc, grc;
 
 	*out = NULL;
-	rc = spw_git_global_init();
-	if (rc < 0)
-		return rc;
-	g = calloc(1, sizeof(*g));
-	if (!g)
-		return err_set(ERR_NOMEM, "out of memory");
-	snprintf(g->workspace, sizeof(g->workspace), "%s", workspace);
-	snprintf(g->branch, sizeof(g->branch), "%s", branch);
 	snprintf(task_ref, sizeof(task_ref), "refs/heads/%s", branch);
 	snprintf(task_spec, sizeof(task_spec), "+%s:%s", task_ref, task_ref);
 
 	/* 1. the host's bare copy of the project's branches and tags */
-	grc = git_repository_init(&g->host, host_dir, 1);
-	if (grc < 0) {
-		rc = git_fail(grc, "cannot create the host's repository");
-		goto done;
-	}
-	rc = fetch_into(g->host, url, host_specs, 3, &st, "cannot clone the project repository");
+	rc = host_clone(&g, url, &st, host_dir, host_specs, 3);
 	if (rc < 0)
-		goto done;
+		return rc;
+	snprintf(g->workspace, sizeof(g->workspace), "%s", workspace);
+	snprintf(g->branch, sizeof(g->branch), "%s", branch);
 	/* 2. the base and the task's branch */
 	rc = resolve_base(g->host, base && *base ? base : NULL, &g->base);
 	if (rc < 0)
@@ -565,26 +555,40 @@ static int push_cred_cb(git_credential **out, const char *url, const char *user,
 	return cred_cb(out, url, user, allowed, &ps->cred);
 }
 
-int spw_git_push(spw_git *g, const char *url, const spw_git_cred *cred, const char *branch)
+/* Pushes the refspecs specs[0..n) of the host repository to `url` with
+ * `cred`; ps->rejected gets a reference the remote refused. Returns
+ * libgit2's code, for the caller to translate while libgit2's error is
+ * still set; *remote is the caller's (git_remote_free), also on failure. */
+static int push_refs(spw_git *g, const char *url, const spw_git_cred *cred, char **specs,
+		     size_t n, push_state *ps, git_remote **remote)
 {
 	git_push_options po;
+	git_strarray refspecs = {specs, n};
+	int grc;
+
+	*remote = NULL;
+	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	memset(ps, 0, sizeof(*ps));
+	ps->cred.cred = cred;
+	po.callbacks.credentials = push_cred_cb;
+	po.callbacks.push_update_reference = push_ref_cb;
+	po.callbacks.payload = ps;
+	grc = remote_for(remote, g->host, url);
+	if (grc >= 0)
+		grc = git_remote_push(*remote, &refspecs, &po);
+	return grc;
+}
+
+int spw_git_push(spw_git *g, const char *url, const spw_git_cred *cred, const char *branch)
+{
 	git_remote *remote = NULL;
 	push_state ps;
 	char spec[300];
 	char *specs[1] = {spec};
-	git_strarray refspecs = {specs, 1};
 	int grc, rc = 0;
 
-	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
-	memset(&ps, 0, sizeof(ps));
-	ps.cred.cred = cred;
 	snprintf(spec, sizeof(spec), "+refs/heads/%s:refs/heads/%s", branch, branch);
-	po.callbacks.credentials = push_cred_cb;
-	po.callbacks.push_update_reference = push_ref_cb;
-	po.callbacks.payload = &ps;
-	grc = remote_for(&remote, g->host, url);
-	if (grc >= 0)
-		grc = git_remote_push(remote, &refspecs, &po);
+	grc = push_refs(g, url, cred, specs, 1, &ps, &remote);
 	if (grc < 0)
 		rc = git_fail(grc, "cannot push the task's branch");
 	else if (ps.rejected[0])
@@ -602,29 +606,8 @@ int spw_git_open(spw_git **out, const char *url, const spw_git_cred *cred, const
 	char heads_spec[] = "+refs/heads/*:refs/heads/*";
 	char tags_spec[] = "+refs/tags/*:refs/tags/*";
 	char *specs[] = {heads_spec, tags_spec};
-	spw_git *g;
-	int rc, grc;
 
-	*out = NULL;
-	rc = spw_git_global_init();
-	if (rc < 0)
-		return rc;
-	g = calloc(1, sizeof(*g));
-	if (!g)
-		return err_set(ERR_NOMEM, "out of memory");
-	grc = git_repository_init(&g->host, host_dir, 1);
-	if (grc < 0) {
-		rc = git_fail(grc, "cannot create the host's repository");
-		goto done;
-	}
-	rc = fetch_into(g->host, url, specs, 2, &st, "cannot clone the project repository");
-done:
-	if (rc < 0) {
-		spw_git_free(g);
-		return rc;
-	}
-	*out = g;
-	return 0;
+	return host_clone(out, url, &st, host_dir, specs, 2);
 }
 
 int spw_git_branch_tip(spw_git *g, const char *branch, char out[41])
@@ -806,27 +789,17 @@ int spw_git_export(spw_git *g, const char *commit, const char *workspace)
 int spw_git_push_merge(spw_git *g, const char *url, const spw_git_cred *cred,
 		       const char *target, const char *branch)
 {
-	git_push_options po;
 	git_remote *remote = NULL;
 	push_state ps;
 	char tspec[300], bspec[300];
 	char *specs[2] = {tspec, bspec};
-	git_strarray refspecs = {specs, branch ? 2 : 1};
 	int grc, rc = 0;
 
-	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
-	memset(&ps, 0, sizeof(ps));
-	ps.cred.cred = cred;
 	/* the target only moves forward: no '+' */
 	snprintf(tspec, sizeof(tspec), "refs/heads/%s:refs/heads/%s", target, target);
 	if (branch)
 		snprintf(bspec, sizeof(bspec), "+refs/heads/%s:refs/heads/%s", branch, branch);
-	po.callbacks.credentials = push_cred_cb;
-	po.callbacks.push_update_reference = push_ref_cb;
-	po.callbacks.payload = &ps;
-	grc = remote_for(&remote, g->host, url);
-	if (grc >= 0)
-		grc = git_remote_push(remote, &refspecs, &po);
+	grc = push_refs(g, url, cred, specs, branch ? 2 : 1, &ps, &remote);
 	if (grc == GIT_ENONFASTFORWARD) {
 		rc = err_set(ERR_CONFLICT, "git: %s moved while the merge was tested: %s", target,
 			     git_error_last() ? git_error_last()->message : "not a fast-forward");

@@ -15,7 +15,8 @@
  *     commits the work tree's files, not the agent's history.
  * Clones copy objects (no hard links), so nothing in the workspace shares an
  * inode with the project repository. libgit2 runs no hooks, filters or
- * fsmonitor, and the global, XDG and system git configuration is not read.
+ * fsmonitor, and the global, XDG and system git configuration is not read
+ * (core/gitx.h: gitx_init before anything else).
  */
 #ifndef ORCH_SPAWNER_GITWS_H
 #define ORCH_SPAWNER_GITWS_H
@@ -23,9 +24,6 @@
 #include <stddef.h>
 
 typedef struct spw_git spw_git;
-
-/* Initialises libgit2 once per process (thread-safe). ERR_GIT. */
-int spw_git_global_init(void);
 
 /* Credentials for a remote URL: the value of a granted secret. "user:token"
  * gives both; a bare token is sent as password with user "x-access-token";

@@ -40,22 +40,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Paths of a string list "a\nb\n" as a JSON array (owned). */
-static json_t *lines_json(const char *s)
-{
-	json_t *a = json_array();
-
-	while (a && *s) {
-		size_t n = strcspn(s, "\n");
-		if (n)
-			json_array_append_new(a, json_stringn(s, n));
-		s += n;
-		if (*s == '\n')
-			s++;
-	}
-	return a;
-}
-
 /* Pushes `target` to the mirror; records the outcome in res.mirror. */
 static void push_mirror(const spw_worker_ctx *w, spw_git *git, const spw_git_cred *cred,
 			const char *target, json_t *res)
@@ -94,7 +78,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 	char dir[PATH_MAX], ws[PATH_MAX], host[PATH_MAX], url[1100];
 	char branch[128], target[256], why[300], reason[1024] = "";
 	const char *status = "error";
-	int rc, merged = 0, publish = strcmp(req->mode, "publish") == 0, kind;
+	int rc, merged = 0, publish = strcmp(req->mode, "publish") == 0;
 	int64_t t0 = util_mono_ms();
 
 	memset(&rb, 0, sizeof(rb));
@@ -110,28 +94,15 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 		 req->task, w->attempt, w->spawner_id);
 
 	/* 1. grants and the repository */
-	rc = spw_worker_grants(w, &env, &repo_secret, &status, reason, sizeof(reason));
+	rc = spw_worker_access(w, &env, &repo_secret, url, sizeof(url), &status, reason,
+			       sizeof(reason));
 	if (rc < 0)
 		goto done;
 	cred.secret = repo_secret;
-	rc = spw_repo_allowed(cfg, req->repo, url, sizeof(url));
-	if (rc < 0) {
-		status = "refused";
-		snprintf(reason, sizeof(reason), "%s", err_last());
-		goto done;
-	}
 
 	/* 2. the clone (a previous attempt's folder is discarded) */
-	if (spw_remove_worker_dir(dir) < 0) {
-		snprintf(reason, sizeof(reason), "%s", err_last());
+	if (spw_worker_dir_reset(cfg, dir, reason, sizeof(reason)) < 0)
 		goto done;
-	}
-	{
-		char parent[PATH_MAX];
-
-		snprintf(parent, sizeof(parent), "%s/workers", cfg->data_dir);
-		mkdir(parent, 0700);
-	}
 	if (mkdir(dir, 0700) < 0) {
 		snprintf(reason, sizeof(reason), "cannot create %s: %s", dir, strerror(errno));
 		goto done;
@@ -193,39 +164,18 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 
 	/* 4. the tests, on exactly the result */
 	if (req->test_command) {
-		sbx_opts o;
-
-		if (mkdir(ws, 0700) < 0) {
-			snprintf(reason, sizeof(reason), "cannot create the workspace %s: %s", ws,
-				 strerror(errno));
+		if (spw_workspace_make(w, &lim, ws, reason, sizeof(reason)) < 0)
 			goto done;
-		}
-		kind = spw_disk_kind(cfg->disk_kind);
-		if (kind && sbx_quota_mount(ws, lim.disk_bytes, (sbx_quota_kind)kind) < 0) {
-			snprintf(reason, sizeof(reason), "cannot give the workspace its disk quota: %s",
-				 err_last());
-			goto done;
-		}
 		rc = spw_git_export(git, rb.commit, ws);
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "%s", err_last());
 			goto done;
 		}
-		memset(&o, 0, sizeof(o));
-		if (sbx_backend_parse(cfg->sandbox, &o.backend) < 0) {
-			snprintf(reason, sizeof(reason), "%s", err_last());
+		rc = spw_worker_sandbox(w, &lim, ws, &box, reason, sizeof(reason));
+		if (rc < 0)
 			goto done;
-		}
-		o.workspace = ws;
-		o.mem_bytes = lim.mem_bytes;
-		o.pids = lim.pids;
-		o.cpus = lim.cpus;
-		o.allow_degraded = cfg->allow_degraded;
-		o.image = cfg->sandbox_image[0] ? cfg->sandbox_image : NULL;
-		o.runtime = cfg->sandbox_runtime[0] ? cfg->sandbox_runtime : NULL;
-		rc = sbx_new(&box, &o);
-		if (rc == 0)
-			rc = sbx_reown(box);
+		/* what the host wrote goes back to the sandbox */
+		rc = sbx_reown(box);
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the sandbox could not be prepared: %s",
 				 err_last());
@@ -298,13 +248,13 @@ done:
 			json_object_set_new(res, "replayed", json_integer(rb.replayed));
 		}
 		if (rb.conflict)
-			json_object_set_new(res, "conflicts", lines_json(rb.conflicts));
+			json_object_set_new(res, "conflicts", spw_lines_json(rb.conflicts));
 		if (rb.commit[0] && !rb.conflict)
 			json_object_set_new(res, "diff",
 					    json_pack("{s:i, s:i, s:i, s:o}", "files", rb.stat.files,
 						      "insertions", rb.stat.insertions, "deletions",
 						      rb.stat.deletions, "paths",
-						      lines_json(rb.stat.names)));
+						      spw_lines_json(rb.stat.names)));
 		if (tests) {
 			json_object_set_new(tests, "command", json_string(req->test_command));
 			json_object_set_new(tests, "verdict",
@@ -321,21 +271,8 @@ done:
 			push_mirror(w, git, &cred, target, res);
 		json_object_set_new(res, "wall_ms", json_integer(util_mono_ms() - t0));
 	}
-	if (res) {
-		/* no secret's value in what goes to Redis, the database and a chat */
-		char *text = json_dumps(res, JSON_COMPACT);
-		char *red = text ? redact_str(text) : NULL;
-
-		if (red && strcmp(red, text) != 0) {
-			json_t *clean = json_loads(red, 0, NULL);
-			if (clean) {
-				json_decref(res);
-				res = clean;
-			}
-		}
-		free(text);
-		free(red);
-	}
+	/* the result goes to Redis, the database and a chat */
+	res = spw_result_redact(res);
 	spw_wlog(w, "status", "%s %s ended: %s: %s", req->mode, req->id, status, reason);
 	json_decref(tests);
 	sbx_free(box);

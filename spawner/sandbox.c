@@ -122,6 +122,26 @@ int64_t sbx_ms_left(const sbx *b)
 	return left < 0 ? 0 : left;
 }
 
+int sbx_wait_pass(sbx *b, int64_t until, int64_t *ms, int64_t *left)
+{
+	sbx_run_state *r = &b->run;
+	int64_t now = util_mono_ms();
+
+	*left = sbx_ms_left(b);
+	if (*left == 0 && !r->timed_out) {
+		r->timed_out = 1;
+		b->ops->kill(b);
+	}
+	if (r->cancel && atomic_load(r->cancel) && !r->cancelled) {
+		r->cancelled = 1;
+		b->ops->kill(b);
+	}
+	if (now >= until)
+		return ERR_BUSY;
+	*ms = until - now;
+	return 0;
+}
+
 /* ---- options ---- */
 
 static char *xstrdup(const char *s)

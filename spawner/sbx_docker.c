@@ -413,20 +413,13 @@ static int dk_wait(sbx *b, int64_t slice_ms)
 	snprintf(path, sizeof(path), "/containers/%s/wait", d->id);
 	while (d->running) {
 		http_response r;
-		int64_t now = util_mono_ms(), left = sbx_ms_left(b), ms;
+		int64_t left, ms;
 		int rc;
 		json_t *j;
-		if (left == 0 && !rs->timed_out) {
-			rs->timed_out = 1;
-			dk_kill(b);
-		}
-		if (rs->cancel && atomic_load(rs->cancel) && !rs->cancelled) {
-			rs->cancelled = 1;
-			dk_kill(b);
-		}
-		if (now >= until)
-			return ERR_BUSY;
-		ms = until - now;
+
+		rc = sbx_wait_pass(b, until, &ms, &left);
+		if (rc < 0)
+			return rc;
 		if (!rs->timed_out && !rs->cancelled && left < ms)
 			ms = left;
 		if (ms > 600000)

@@ -93,6 +93,15 @@ void sbx_degrade(sbx *b, const char *what);
 /* Milliseconds until the command's deadline (INT64_MAX when none). */
 int64_t sbx_ms_left(const sbx *b);
 
+/* One pass of a backend's wait loop, before it blocks: the command's time
+ * limit and the stop flag (run.cancel) are enforced, each killing the
+ * command once (ops->kill) and setting run.timed_out or run.cancelled.
+ * ERR_BUSY when the caller's slice, ending at `until` (monotonic ms), is
+ * over; otherwise 0 with *ms the time to the slice's end and *left the
+ * time to the command's deadline, both as they were at the start of the
+ * pass (the backend decides how the deadline cuts its wait). */
+int sbx_wait_pass(sbx *b, int64_t until, int64_t *ms, int64_t *left);
+
 /* ---- cgroups (sbx_cgroup.c) ---- */
 
 typedef struct sbx_cg sbx_cg;

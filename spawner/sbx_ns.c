@@ -1243,18 +1243,11 @@ static int ns_wait(sbx *b, int64_t slice_ms)
 	int64_t until = slice_ms < 0 ? INT64_MAX : util_mono_ms() + slice_ms;
 
 	while (!ni->reaped) {
-		int64_t now = util_mono_ms(), left = sbx_ms_left(b);
-		if (left == 0 && !r->timed_out) {
-			r->timed_out = 1;
-			ns_kill(b);
-		}
-		if (r->cancel && atomic_load(r->cancel) && !r->cancelled) {
-			r->cancelled = 1;
-			ns_kill(b);
-		}
-		if (now >= until)
-			return ERR_BUSY;
-		int64_t ms = until - now;
+		int64_t ms, left;
+		int rc = sbx_wait_pass(b, until, &ms, &left);
+
+		if (rc < 0)
+			return rc;
 		if (!r->timed_out && left < ms)
 			ms = left;
 		if (ni->pidfd < 0 && ms > 10)

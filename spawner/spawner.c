@@ -1,6 +1,7 @@
 #include "spawner/spawner.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/gitx.h"
 #include "core/log.h"
 #include "core/redact.h"
 #include "core/redis.h"
@@ -221,7 +222,7 @@ int spw_preflight(const spw_config *cfg)
 	if (strcmp(cfg->disk_kind, "loop") == 0 && access("/dev/loop-control", R_OK | W_OK) != 0)
 		return err_set(ERR_SANDBOX, "the loop disk quota needs /dev/loop-control (missing "
 					    "here): set ORCH_WORKER_DISK_KIND=tmpfs (memory-backed) or none");
-	if (spw_git_global_init() < 0)
+	if (gitx_init() < 0)
 		return ERR_GIT;
 	/* a real sandbox, so a host that cannot isolate is found now */
 	snprintf(dir, sizeof(dir), "%s/workers/.preflight-%d", cfg->data_dir, (int)getpid());
@@ -1199,7 +1200,7 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 	host[sizeof(host) - 1] = '\0';
 	util_rand_hex(rnd, 4);
 	snprintf(s->id, sizeof(s->id), "%s-%d-%s", host, (int)getpid(), rnd);
-	rc = spw_git_global_init();
+	rc = gitx_init();
 	if (rc == 0)
 		rc = rds_url_parse(cfg->redis_url, &(rds_url){0});
 	if (rc < 0) {

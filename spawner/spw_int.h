@@ -1,5 +1,6 @@
 /*
- * spw_int — what spawner.c and worker.c share inside the spawner module.
+ * spw_int — what spawner.c, worker.c and merge.c share inside the spawner
+ * module.
  */
 #ifndef ORCH_SPAWNER_SPW_INT_H
 #define ORCH_SPAWNER_SPW_INT_H
@@ -75,8 +76,37 @@ int spw_run_tests(const spw_worker_ctx *w, struct sbx *box, char *const *env,
 /* The counts of a test run as JSON (owned). */
 json_t *spw_testsum_json(const struct spw_testsum *s);
 
-/* ORCH_WORKER_DISK_KIND as an sbx_quota_kind; 0 for none. */
-int spw_disk_kind(const char *s);
+/* Steps 1 and 2 of a worker and of a merge: spw_worker_grants, then
+ * spw_repo_allowed on the request's repository (its real path or URL into
+ * url[urlcap]). On failure *status ("refused", "error") and reason[cap]
+ * say why; *env and *repo_secret are the caller's in every case. */
+int spw_worker_access(const spw_worker_ctx *w, struct sec_env **env, char **repo_secret,
+		      char *url, size_t urlcap, const char **status, char *reason, size_t cap);
+
+/* Discards the worker folder `dir` a previous attempt left (see
+ * spw_remove_worker_dir) and makes sure the workers' folder exists; `dir`
+ * itself is the caller's to create. ERR_IO with reason[cap] saying why. */
+int spw_worker_dir_reset(const spw_config *cfg, const char *dir, char *reason, size_t cap);
+
+/* Creates the workspace `ws` and gives it the disk quota of
+ * ORCH_WORKER_DISK_KIND (lim->disk_bytes). ERR_IO with reason[cap]. */
+int spw_workspace_make(const spw_worker_ctx *w, const spw_limits *lim, const char *ws,
+		       char *reason, size_t cap);
+
+/* The sandbox over the workspace `ws`: the configured backend, image and
+ * runtime, lim's memory, pids and CPUs. The caller owns *out (sbx_free).
+ * On failure reason[cap] says why. */
+int spw_worker_sandbox(const spw_worker_ctx *w, const spw_limits *lim, const char *ws,
+		       struct sbx **out, char *reason, size_t cap);
+
+/* The lines of "a\nb\n" (empty ones left out) as a JSON array of strings.
+ * Owned; NULL when out of memory. */
+json_t *spw_lines_json(const char *s);
+
+/* A result as it may leave the spawner: no secret's value in it, whatever
+ * field it hides in (a file name, a branch...). Takes `res` and returns it
+ * or its redacted copy (owned); NULL stays NULL. */
+json_t *spw_result_redact(json_t *res);
 
 /* A live log line, redacted, when the worker has a log callback. */
 void spw_wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)

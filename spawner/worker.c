@@ -242,7 +242,8 @@ static int fingerprint_cb(void *udata, unsigned char out[32])
 	return spw_git_fingerprint(udata, out);
 }
 
-int spw_disk_kind(const char *s)
+/* ORCH_WORKER_DISK_KIND as an sbx_quota_kind; 0 for none. */
+static int disk_kind(const char *s)
 {
 	if (strcmp(s, "tmpfs") == 0)
 		return SBX_QUOTA_TMPFS;
@@ -319,6 +320,110 @@ done:
 	return rc;
 }
 
+int spw_worker_access(const spw_worker_ctx *w, sec_env **env, char **repo_secret, char *url,
+		      size_t urlcap, const char **status, char *reason, size_t cap)
+{
+	int rc = spw_worker_grants(w, env, repo_secret, status, reason, cap);
+
+	if (rc < 0)
+		return rc;
+	rc = spw_repo_allowed(w->cfg, w->req->repo, url, urlcap);
+	if (rc < 0) {
+		*status = "refused";
+		snprintf(reason, cap, "%s", err_last());
+	}
+	return rc;
+}
+
+int spw_worker_dir_reset(const spw_config *cfg, const char *dir, char *reason, size_t cap)
+{
+	char parent[PATH_MAX];
+
+	if (spw_remove_worker_dir(dir) < 0) {
+		snprintf(reason, cap, "%s", err_last());
+		return ERR_IO;
+	}
+	snprintf(parent, sizeof(parent), "%s/workers", cfg->data_dir);
+	mkdir(parent, 0700);
+	return 0;
+}
+
+int spw_workspace_make(const spw_worker_ctx *w, const spw_limits *lim, const char *ws,
+		       char *reason, size_t cap)
+{
+	int kind;
+
+	if (mkdir(ws, 0700) < 0) {
+		snprintf(reason, cap, "cannot create the workspace %s: %s", ws, strerror(errno));
+		return ERR_IO;
+	}
+	kind = disk_kind(w->cfg->disk_kind);
+	if (kind && sbx_quota_mount(ws, lim->disk_bytes, (sbx_quota_kind)kind) < 0) {
+		snprintf(reason, cap, "cannot give the workspace its disk quota: %s", err_last());
+		return ERR_IO;
+	}
+	return 0;
+}
+
+int spw_worker_sandbox(const spw_worker_ctx *w, const spw_limits *lim, const char *ws,
+		       sbx **out, char *reason, size_t cap)
+{
+	const spw_config *cfg = w->cfg;
+	sbx_opts o;
+	int rc;
+
+	*out = NULL;
+	memset(&o, 0, sizeof(o));
+	rc = sbx_backend_parse(cfg->sandbox, &o.backend);
+	if (rc < 0) {
+		snprintf(reason, cap, "%s", err_last());
+		return rc;
+	}
+	o.workspace = ws;
+	o.mem_bytes = lim->mem_bytes;
+	o.pids = lim->pids;
+	o.cpus = lim->cpus;
+	o.allow_degraded = cfg->allow_degraded;
+	o.image = cfg->sandbox_image[0] ? cfg->sandbox_image : NULL;
+	o.runtime = cfg->sandbox_runtime[0] ? cfg->sandbox_runtime : NULL;
+	rc = sbx_new(out, &o);
+	if (rc < 0)
+		snprintf(reason, cap, "the sandbox could not be prepared: %s", err_last());
+	return rc;
+}
+
+json_t *spw_lines_json(const char *s)
+{
+	json_t *a = json_array();
+
+	while (a && *s) {
+		size_t n = strcspn(s, "\n");
+		if (n)
+			json_array_append_new(a, json_stringn(s, n));
+		s += n;
+		if (*s == '\n')
+			s++;
+	}
+	return a;
+}
+
+json_t *spw_result_redact(json_t *res)
+{
+	char *text = res ? json_dumps(res, JSON_COMPACT) : NULL;
+	char *red = text ? redact_str(text) : NULL;
+
+	if (red && strcmp(red, text) != 0) {
+		json_t *clean = json_loads(red, 0, NULL);
+		if (clean) {
+			json_decref(res);
+			res = clean;
+		}
+	}
+	free(text);
+	free(red);
+	return res;
+}
+
 /* --- the worker --- */
 
 json_t *spw_worker_run(const spw_worker_ctx *w)
@@ -339,7 +444,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	char dir[PATH_MAX], ws[PATH_MAX], host[PATH_MAX], transcript[PATH_MAX], url[1100];
 	char branch[128], commit[41] = "", why[300];
 	const char *status = "error";
-	int rc, changed = 0, pushed = 0, have_base = 0, agent_ran = 0, kind;
+	int rc, changed = 0, pushed = 0, have_base = 0, agent_ran = 0;
 	int64_t t0 = util_mono_ms();
 	char reason[1024] = "";
 
@@ -361,44 +466,29 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	spw_wlog(w, "status", "worker %s (task %s, attempt %d) starting on %s", req->id, req->task,
 		 w->attempt, w->spawner_id);
 
-	/* 1. grants */
-	rc = spw_worker_grants(w, &env, &repo_secret, &status, reason, sizeof(reason));
+	/* 1. grants and 2. the repository */
+	rc = spw_worker_access(w, &env, &repo_secret, url, sizeof(url), &status, reason,
+			       sizeof(reason));
 	if (rc < 0)
 		goto done;
 	cred.secret = repo_secret;
 
-	/* 2. the repository */
-	rc = spw_repo_allowed(cfg, req->repo, url, sizeof(url));
-	if (rc < 0) {
-		status = "refused";
-		snprintf(reason, sizeof(reason), "%s", err_last());
-		goto done;
-	}
-
 	/* 3. the workspace (a previous attempt's is discarded) */
-	if (spw_remove_worker_dir(dir) < 0) {
-		snprintf(reason, sizeof(reason), "%s", err_last());
+	if (spw_worker_dir_reset(cfg, dir, reason, sizeof(reason)) < 0)
 		goto done;
-	}
 	{
 		char parent[PATH_MAX];
 
-		snprintf(parent, sizeof(parent), "%s/workers", cfg->data_dir);
-		mkdir(parent, 0700);
 		snprintf(parent, sizeof(parent), "%s/transcripts", cfg->data_dir);
 		mkdir(parent, 0700);
 	}
-	if (mkdir(dir, 0700) < 0 || mkdir(ws, 0700) < 0) {
+	if (mkdir(dir, 0700) < 0) {
 		snprintf(reason, sizeof(reason), "cannot create the workspace %s: %s", ws,
 			 strerror(errno));
 		goto done;
 	}
-	kind = spw_disk_kind(cfg->disk_kind);
-	if (kind && sbx_quota_mount(ws, lim.disk_bytes, (sbx_quota_kind)kind) < 0) {
-		snprintf(reason, sizeof(reason), "cannot give the workspace its disk quota: %s",
-			 err_last());
+	if (spw_workspace_make(w, &lim, ws, reason, sizeof(reason)) < 0)
 		goto done;
-	}
 	if (w->attempt > 1) {
 		json_t *l = json_pack("{s:s, s:I, s:i, s:s}", "type", "attempt", "t",
 				      (json_int_t)util_wall_ms(), "attempt", w->attempt, "spawner",
@@ -416,28 +506,9 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	}
 
 	/* 4. the sandbox */
-	{
-		sbx_opts o;
-
-		memset(&o, 0, sizeof(o));
-		if (sbx_backend_parse(cfg->sandbox, &o.backend) < 0) {
-			snprintf(reason, sizeof(reason), "%s", err_last());
-			goto done;
-		}
-		o.workspace = ws;
-		o.mem_bytes = lim.mem_bytes;
-		o.pids = lim.pids;
-		o.cpus = lim.cpus;
-		o.allow_degraded = cfg->allow_degraded;
-		o.image = cfg->sandbox_image[0] ? cfg->sandbox_image : NULL;
-		o.runtime = cfg->sandbox_runtime[0] ? cfg->sandbox_runtime : NULL;
-		rc = sbx_new(&box, &o);
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "the sandbox could not be prepared: %s",
-				 err_last());
-			goto done;
-		}
-	}
+	rc = spw_worker_sandbox(w, &lim, ws, &box, reason, sizeof(reason));
+	if (rc < 0)
+		goto done;
 
 	/* 5. the base's tests */
 	if (req->test_command) {
@@ -653,16 +724,8 @@ done:
 			json_object_set_new(res, "pushed", json_boolean(pushed));
 		}
 		if (changed) {
-			json_t *paths = json_array();
-			const char *p = ds.names;
+			json_t *paths = spw_lines_json(ds.names);
 
-			while (paths && *p) {
-				size_t n = strcspn(p, "\n");
-				json_array_append_new(paths, json_stringn(p, n));
-				p += n;
-				if (*p == '\n')
-					p++;
-			}
 			json_object_set_new(res, "diff",
 					    json_pack("{s:i, s:i, s:i, s:o}", "files", ds.files,
 						      "insertions", ds.insertions, "deletions",
@@ -712,22 +775,8 @@ done:
 			json_decref(l);
 		}
 	}
-	if (res) {
-		/* the result goes to Redis, the database and a chat: no secret value
-		 * in it, whatever field it hides in (a file name, a branch...) */
-		char *text = json_dumps(res, JSON_COMPACT);
-		char *red = text ? redact_str(text) : NULL;
-
-		if (red && strcmp(red, text) != 0) {
-			json_t *clean = json_loads(red, 0, NULL);
-			if (clean) {
-				json_decref(res);
-				res = clean;
-			}
-		}
-		free(text);
-		free(red);
-	}
+	/* the result goes to Redis, the database and a chat */
+	res = spw_result_redact(res);
 	spw_wlog(w, "status", "worker %s ended: %s: %s", req->id, status, reason);
 	json_decref(tests);
 	agent_result_free(&ar);

@@ -1,0 +1,40 @@
+/*
+ * roles — what the long-running roles (serve, engine, spawner, bot) do
+ * first: take over SIGINT and SIGTERM, then open the database pool, the
+ * secrets and the language models.
+ */
+#include "cli/cli.h"
+#include "llm/llm.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+void cli_block_signals(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGINT);
+	sigaddset(sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int cli_role_start(int pool_size, pg_pool **pool, llm_service **llm)
+{
+	llm_registry *reg = NULL;
+	llm_options lo;
+
+	*pool = NULL;
+	*llm = NULL;
+	if (pg_pool_new(pool, cli_cfg.database_url, pool_size) < 0)
+		return cli_fail("database pool");
+	/* the redaction filter and the secrets store, before any thread starts */
+	if (cli_start_secrets(*pool) < 0)
+		return cli_fail("start");
+	/* language models: a broken models file stops start-up, not the first call */
+	if (llm_options_from_env(&lo) < 0 || llm_registry_load(&reg) < 0)
+		return cli_fail("language models");
+	lo.pool = *pool;
+	if (llm_service_new(llm, reg, &lo) < 0)
+		return cli_fail("language models");
+	return 0;
+}
