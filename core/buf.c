@@ -110,6 +110,32 @@ int buf_printf(buf *b, const char *fmt, ...)
 	return rc;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (1 to 4), or 0 when the bytes
+ * there are not one (a stray continuation byte, an overlong form, a
+ * surrogate, a code point above U+10FFFF, a sequence cut by the NUL). Reads
+ * no byte past a NUL. */
+static size_t utf8_seq_len(const unsigned char *p)
+{
+	unsigned c = p[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c < 0xc2)
+		return 0;
+	if ((p[1] & 0xc0) != 0x80)
+		return 0;
+	if (c < 0xe0)
+		return 2;
+	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0) || (p[2] & 0xc0) != 0x80)
+		return 0;
+	if (c < 0xf0)
+		return 3;
+	if (c > 0xf4 || (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90) ||
+	    (p[3] & 0xc0) != 0x80)
+		return 0;
+	return 4;
+}
+
 int buf_put_json_str(buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -132,6 +158,15 @@ int buf_put_json_str(buf *b, const char *s)
 				memcpy(esc, "\\u00", 4);
 				esc[4] = hex[*p >> 4];
 				esc[5] = hex[*p & 15];
+				elen = 6;
+			} else if (*p >= 0x80) {
+				size_t n = utf8_seq_len(p);
+
+				if (n > 0) {
+					p += n - 1;
+					continue;
+				}
+				memcpy(esc, "\\ufffd", 6);
 				elen = 6;
 			}
 		}

@@ -44,7 +44,9 @@ int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 int buf_vprintf(buf *b, const char *fmt, va_list ap);
 
 /* Appends `s` as the body of a JSON string (quotes not included), escaping
- * control characters, quotes and backslashes. */
+ * control characters, quotes and backslashes. A byte that does not begin a
+ * well-formed UTF-8 sequence becomes \ufffd (U+FFFD), so the result is valid
+ * JSON whatever `s` holds (a command's binary output, say). */
 int buf_put_json_str(buf *b, const char *s);
 
 /* Returns the contents as a NUL-terminated string ("" when empty). Borrowed. */

@@ -48,6 +48,36 @@ static void test_buf_json_escape(void **state)
 	buf_put_json_str(&b, "a\"b\\c\n\x01");
 	assert_string_equal(buf_cstr(&b), "a\\\"b\\\\c\\n\\u0001");
 	buf_free(&b);
+
+	/* well-formed UTF-8 passes; anything else becomes U+FFFD, byte by byte */
+	buf_init(&b, 0);
+	buf_put_json_str(&b, "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	assert_string_equal(buf_cstr(&b), "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	buf_free(&b);
+	buf_init(&b, 0);
+	buf_put_json_str(&b, "a\xff\x80" "b\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82");
+	assert_string_equal(buf_cstr(&b), "a\\ufffd\\ufffdb\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd"
+					  "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd");
+	buf_free(&b);
+	{
+		/* whatever the bytes, jansson reads the result back */
+		char raw[256], *q;
+		json_t *j;
+
+		for (int i = 0; i < 255; i++)
+			raw[i] = (char)(255 - i);
+		raw[255] = 0;
+		buf_init(&b, 0);
+		buf_putc(&b, '"');
+		buf_put_json_str(&b, raw);
+		buf_putc(&b, '"');
+		j = json_loads(buf_cstr(&b), JSON_DECODE_ANY, NULL);
+		assert_non_null(j);
+		q = strstr(json_string_value(j), "\xef\xbf\xbd");
+		assert_non_null(q);
+		json_decref(j);
+		buf_free(&b);
+	}
 }
 
 static void test_config_parsers(void **state)
