@@ -33,6 +33,7 @@
 #include "spawner/testsum.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@
 #include <unistd.h>
 
 #define TEST_OUTPUT_CAP ((size_t)8 << 20)
+#define AGENTS_MD_MAX ((size_t)16 << 10) /* bytes of AGENTS.md put in the task prompt */
 #define TEST_TAIL_KEEP 2000
 
 void spw_worker_dir(const spw_config *cfg, const char *id, char *out, size_t cap)
@@ -424,6 +426,67 @@ json_t *spw_result_redact(json_t *res)
 	return res;
 }
 
+/* --- the repository's instructions to agents --- */
+
+/* Appends to `out` the section of the task prompt that carries the
+ * repository's AGENTS.md (its first AGENTS_MD_MAX bytes), or nothing when
+ * the checkout at `ws` has none. The file is the repository's, so it is read
+ * as untrusted: only a regular file in the top folder, never through a
+ * symbolic link (a link to a host file would show that file to the model),
+ * never blocking on a FIFO. Returns 0, or <0 on a failed allocation. */
+static int agents_md(const spw_worker_ctx *w, const char *ws, buf *out)
+{
+	char path[PATH_MAX], data[AGENTS_MD_MAX];
+	struct stat st;
+	size_t n = 0;
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "%s/AGENTS.md", ws);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			spw_wlog(w, "status", "AGENTS.md is a symbolic link: not read");
+		return 0;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		spw_wlog(w, "status", "AGENTS.md is not a regular file: not read");
+		goto done;
+	}
+	while (n < sizeof(data)) {
+		ssize_t r = read(fd, data + n, sizeof(data) - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n == 0)
+		goto done;
+	/* a cut inside a UTF-8 sequence would end in U+FFFD: end before it */
+	if ((size_t)st.st_size > n)
+		while (n > 0 && ((unsigned char)data[n - 1] & 0xc0) == 0x80)
+			n--;
+	if (n > 0 && (unsigned char)data[n - 1] >= 0xc0)
+		n--;
+	rc = buf_puts(out, "\nThe repository's AGENTS.md, its maintainers' instructions to agents "
+			   "(follow them where they do not contradict the rules above):\n\n"
+			   "<agents_md>\n");
+	for (size_t i = 0; rc == 0 && i < n; i++) /* a NUL would end the prompt early */
+		rc = buf_putc(out, data[i] ? data[i] : ' ');
+	if (rc == 0 && data[n - 1] != '\n')
+		rc = buf_putc(out, '\n');
+	if (rc == 0 && (size_t)st.st_size > n)
+		rc = buf_printf(out, "[... cut: the file has %lld bytes; read the rest in "
+				     "/workspace/AGENTS.md]\n",
+				(long long)st.st_size);
+	if (rc == 0)
+		rc = buf_puts(out, "</agents_md>\n");
+	spw_wlog(w, "status", "read AGENTS.md (%lld bytes)", (long long)st.st_size);
+done:
+	close(fd);
+	return rc;
+}
+
 /* --- the worker --- */
 
 json_t *spw_worker_run(const spw_worker_ctx *w)
@@ -439,7 +502,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	agent_result ar;
 	spw_testsum base_sum, sum;
 	spw_diffstat ds;
-	buf sys, task, tail;
+	buf sys, task, tail, notes;
 	json_t *res = NULL, *tests = NULL;
 	char dir[PATH_MAX], ws[PATH_MAX], host[PATH_MAX], transcript[PATH_MAX], url[1100];
 	char branch[128], commit[41] = "", why[300];
@@ -457,6 +520,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	buf_init(&sys, 0);
 	buf_init(&task, 0);
 	buf_init(&tail, 0);
+	buf_init(&notes, 0);
 	spw_limits_apply(&lim, &cfg->max);
 	spw_worker_dir(cfg, req->id, dir, sizeof(dir));
 	snprintf(ws, sizeof(ws), "%s/ws", dir);
@@ -523,7 +587,11 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		have_base = 1;
 	}
 
-	/* 6. the agent */
+	/* 6. the agent, told what the repository's AGENTS.md says */
+	if (agents_md(w, ws, &notes) < 0) {
+		snprintf(reason, sizeof(reason), "%s", err_last());
+		goto done;
+	}
 	{
 		agent_config ac;
 		const char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
@@ -538,6 +606,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 							    "runs its tests)",
 			"max_steps",    steps,
 			"cmd_timeout_s", cmdto,
+			"agents_md",    buf_cstr(&notes),
 			NULL,           NULL,
 		};
 
@@ -789,6 +858,7 @@ done:
 		sec_value_free(repo_secret);
 	buf_free(&sys);
 	buf_free(&task);
+	buf_free(&notes);
 	buf_free(&tail);
 	return res;
 }

@@ -589,6 +589,48 @@ static void test_failing_or_shrinking_tests_not_done(void **state)
 	json_decref(res);
 }
 
+/* The first request the fake model received, as compact JSON text. Owned. */
+static char *first_request_text(void)
+{
+	json_t *reqs = fake_llm_requests(&g_fake);
+	char *text = json_dumps(json_array_get(reqs, 0), JSON_COMPACT);
+
+	json_decref(reqs);
+	assert_non_null(text);
+	return text;
+}
+
+static void test_agents_md(void **state)
+{
+	json_t *req, *res;
+	char *text;
+	(void)state;
+
+	/* the repository's AGENTS.md is in the task prompt */
+	fake_llm_reset(&g_fake);
+	tss_script(&g_fake, json_pack("[o]", tss_tool("submit", "{}")));
+	xadd(g_redis, "notes-1", request("notes-1", "notes1", NULL));
+	res = await_result(g_redis, "notes-1");
+	json_decref(res);
+	text = first_request_text();
+	assert_non_null(strstr(text, "<agents_md>\\n# Notes for agents\\n\\nKeep functions small "
+				     "and typed.\\n</agents_md>"));
+	free(text);
+
+	/* a symbolic link in its place is not followed: no host file reaches the model */
+	fake_llm_reset(&g_fake);
+	tss_script(&g_fake, json_pack("[o]", tss_tool("submit", "{}")));
+	req = request("notes-2", "notes2", NULL);
+	json_object_set_new(req, "base", json_string("linked"));
+	xadd(g_redis, "notes-2", req);
+	res = await_result(g_redis, "notes-2");
+	json_decref(res);
+	text = first_request_text();
+	assert_null(strstr(text, "<agents_md>"));
+	assert_null(strstr(text, "root:"));
+	free(text);
+}
+
 static void test_hostile_agent_contained(void **state)
 {
 	json_t *req, *res;
@@ -1161,6 +1203,7 @@ int main(void)
 		cmocka_unit_test(test_refused_handles),
 		cmocka_unit_test(test_secret_in_the_work_not_pushed),
 		cmocka_unit_test(test_failing_or_shrinking_tests_not_done),
+		cmocka_unit_test(test_agents_md),
 		cmocka_unit_test(test_hostile_agent_contained),
 		cmocka_unit_test(test_redis_restart_loses_nothing),
 		cmocka_unit_test(test_killed_spawner_reclaimed),

@@ -66,7 +66,11 @@ void tss_project_repo(const char *name, char *out, size_t cap)
 		    "    def test_negative(self):\\n        self.assertEqual(add(-1, 1), 0)\\n\\n\\n"
 		    "if __name__ == \"__main__\":\\n    unittest.main()\\n' > test_calc.py; "
 		    "printf '__pycache__/\\n' > .gitignore; "
+		    "printf '# Notes for agents\\n\\nKeep functions small and typed.\\n' > AGENTS.md; "
 		    "git add -A; git -c user.name=t -c user.email=t@t commit -qm 'a calculator'; "
+		    "git checkout -q -b linked; rm AGENTS.md; ln -s /etc/passwd AGENTS.md; "
+		    "git add -A; git -c user.name=t -c user.email=t@t commit -qm 'a linked AGENTS.md'; "
+		    "git checkout -q main; "
 		    "git clone -q --bare . '%s'",
 		    out, work, work, work, out);
 	if (rc != 0)
