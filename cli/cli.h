@@ -129,6 +129,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */
 int cmd_show(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 
 /* What the terminal front ends (chat, new) check and open first: the chat
  * `name` (no ':' or space: it is part of the chat's key), ORCH_GRAPH into

@@ -33,6 +33,7 @@ static const command commands[] = {
 	{"approve", cmd_approve, "answer a project's question affirmatively (approve, merge, retry)"},
 	{"reject", cmd_approve, "answer a project's question negatively (reject, cancel, stop)"},
 	{"show", cmd_show, "a project's history: conversation, decisions, tasks, workers, cost"},
+	{"logs", cmd_logs, "what a worker's agent did, step by step; -f follows it live"},
 	{"migrate", cmd_migrate, "create or update the database schema"},
 	{"status", cmd_status, "projects, open questions, runs, engines, models (--json)"},
 	{"threads", cmd_threads, "list threads with their latest run"},

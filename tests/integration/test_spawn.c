@@ -631,6 +631,65 @@ static void test_agents_md(void **state)
 	free(text);
 }
 
+/* `orchestrator logs`: a worker followed live until its result, then read
+ * back from its transcript. */
+static void test_logs_cli(void **state)
+{
+	buf out;
+	json_t *res;
+	char sql[128];
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	tss_script(&g_fake, json_pack("[o, o, o]", tss_bash("cat calc.py"),
+				      tss_delay(tss_bash("echo live-$((6 * 7))"), 3000),
+				      tss_tool("submit", "{\"summary\": \"looked around\"}")));
+	xadd(g_redis, "logs-1", request("logs-1", "logs1", NULL));
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM workers WHERE id = 'logs-1'");
+	ts_await_sql(g_db, sql, 1, 60000);
+
+	/* followed: what was done so far, the live lines, the result; then it exits */
+	buf_init(&out, 0);
+	assert_int_equal(tss_sh(&out, "'%s' logs logs-1 --follow 2>&1", ts_bin()), 0);
+	assert_non_null(strstr(buf_cstr(&out), "worker logs-1: task logs1 of project proj-1"));
+	assert_non_null(strstr(buf_cstr(&out), "echo live-$((6 * 7))"));
+	assert_non_null(strstr(buf_cstr(&out), "action: "));  /* a live line */
+	assert_non_null(strstr(buf_cstr(&out), "result: unverified"));
+	res = await_result(g_redis, "logs-1");
+	json_decref(res);
+
+	/* afterwards, from the transcript: commands, exit codes, output, the end */
+	buf_reset(&out);
+	assert_int_equal(tss_sh(&out, "'%s' logs logs-1 2>&1", ts_bin()), 0);
+	assert_non_null(strstr(buf_cstr(&out), "agent started (at most"));
+	assert_non_null(strstr(buf_cstr(&out), "[1] $ cat calc.py\n     exit 0\n"
+					       "     | def add(a, b):\n"));
+	assert_non_null(strstr(buf_cstr(&out), "     | live-42\n"));
+	assert_non_null(strstr(buf_cstr(&out), "[3] submit"));
+	assert_non_null(strstr(buf_cstr(&out), "agent ended: submitted"));
+	assert_non_null(strstr(buf_cstr(&out), "    | looked around"));
+	assert_non_null(strstr(buf_cstr(&out), "result: unverified"));
+
+	/* --json: the transcript's lines as they are */
+	buf_reset(&out);
+	assert_int_equal(tss_sh(&out, "'%s' logs logs-1 --json | head -1", ts_bin()), 0);
+	{
+		json_t *first = ts_json(buf_cstr(&out));
+		assert_string_equal(json_string_value(json_object_get(first, "type")), "start");
+		json_decref(first);
+	}
+
+	/* unknown ids and bad arguments say so */
+	buf_reset(&out);
+	assert_int_equal(tss_sh(&out, "'%s' logs no-such-worker 2>&1", ts_bin()), 1);
+	assert_non_null(strstr(buf_cstr(&out), "no worker 'no-such-worker'"));
+	buf_reset(&out);
+	assert_int_equal(tss_sh(&out, "'%s' logs ../etc 2>&1", ts_bin()), 2);
+	buf_reset(&out);
+	assert_int_equal(tss_sh(&out, "'%s' logs 2>&1", ts_bin()), 2);
+	buf_free(&out);
+}
+
 static void test_hostile_agent_contained(void **state)
 {
 	json_t *req, *res;
@@ -1204,6 +1263,7 @@ int main(void)
 		cmocka_unit_test(test_secret_in_the_work_not_pushed),
 		cmocka_unit_test(test_failing_or_shrinking_tests_not_done),
 		cmocka_unit_test(test_agents_md),
+		cmocka_unit_test(test_logs_cli),
 		cmocka_unit_test(test_hostile_agent_contained),
 		cmocka_unit_test(test_redis_restart_loses_nothing),
 		cmocka_unit_test(test_killed_spawner_reclaimed),
