@@ -159,6 +159,8 @@ static void print_human(const json_t *j)
 	}
 	if (json_array_size(json_object_get(j, "workers")) == 0)
 		printf("  (none)\n");
+	else
+		printf("  (`orchestrator logs <worker>` shows what a worker's agent did)\n");
 
 	printf("\nmodels\n");
 	json_array_foreach(json_object_get(j, "llm"), i, e) {
