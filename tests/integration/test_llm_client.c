@@ -25,7 +25,9 @@ static const char MODELS[] =
 	"            \"retry_base\": \"10ms\", \"retry_max\": \"40ms\", \"max_retries\": 2,"
 	"            \"timeout\": \"10s\", \"max_retry_wait\": \"3s\"},"
 	"  \"slow\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"700ms\", \"max_retries\": 0},"
-	"  \"narrow\": {\"base_url\": \"%s\", \"slots\": 2, \"max_retries\": 0}},"
+	"  \"narrow\": {\"base_url\": \"%s\", \"slots\": 2, \"max_retries\": 0},"
+	"  \"stall\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"30s\","
+	"             \"idle_timeout\": \"300ms\", \"max_retries\": 1, \"retry_base\": \"10ms\"}},"
 	" \"models\": {"
 	"  \"cheap\": {\"endpoint\": \"fake\", \"model\": \"cheap-1\", \"context\": 4096,"
 	"             \"max_output\": 256, \"price_in\": 1.0, \"price_out\": 2.0},"
@@ -33,7 +35,9 @@ static const char MODELS[] =
 	"              \"max_output\": 512, \"price_in\": 10, \"price_out\": 30},"
 	"  \"tiny\": {\"endpoint\": \"fake\", \"model\": \"tiny-1\", \"context\": 300, \"max_output\": 64},"
 	"  \"hang\": {\"endpoint\": \"slow\", \"model\": \"hang-1\", \"context\": 4096, \"max_output\": 64},"
-	"  \"two\": {\"endpoint\": \"narrow\", \"model\": \"two-1\", \"context\": 4096, \"max_output\": 64}},"
+	"  \"two\": {\"endpoint\": \"narrow\", \"model\": \"two-1\", \"context\": 4096, \"max_output\": 64},"
+	"  \"stall\": {\"endpoint\": \"stall\", \"model\": \"stall-1\", \"context\": 4096,"
+	"             \"max_output\": 64}},"
 	" \"roles\": {\"developer\": [\"cheap\", \"strong\"], \"default\": [\"cheap\"],"
 	"            \"fit\": [\"tiny\", \"strong\"], \"tinyonly\": [\"tiny\"]}}";
 
@@ -526,6 +530,69 @@ static void test_timeout_and_cancel(void **state)
 	llm_service_free(s);
 }
 
+static void test_idle_timeout(void **state)
+{
+	llm_service *s = service(1);
+	llm_call c = {.role = "stall"};
+	llm_request rq;
+	llm_response out;
+	seen d = {{0}, 0};
+	int64_t t0;
+	(void)state;
+
+	/* two chunks reach the caller, then silence: ended by the idle timeout (300 ms), not
+	 * the total (30 s), and not retried, as part of the reply was shown */
+	fake_llm_script(&g_fake, "[{\"stream\": [{\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}, "
+				 "{\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}], "
+				 "\"after\": \"hang\", \"keepalive_ms\": 0}]");
+	request(&rq);
+	rq.stream = 1;
+	rq.on_delta = collect;
+	rq.udata = &d;
+	t0 = util_mono_ms();
+	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_TIMEOUT);
+	assert_true(util_mono_ms() - t0 < 15000);
+	assert_non_null(strstr(err_last(), "the model stopped sending for 0.3 s mid-reply; raise "
+					   "the endpoint's idle_timeout or check the server"));
+	assert_string_equal(d.text, "Hello");
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled' AND "
+				 "model = 'stall' AND error LIKE '%stopped sending%'"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls"), 1);
+
+	/* headers and nothing else, twice: retried once (nothing was delivered), then given up */
+	ts_sql(g_db, "TRUNCATE llm_calls");
+	fake_llm_script(&g_fake, "[{\"stream\": [], \"after\": \"hang\", \"keepalive_ms\": 0, "
+				 "\"times\": 2}]");
+	rq.on_delta = NULL;
+	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_TIMEOUT);
+	assert_non_null(strstr(err_last(), "gave up after 2 attempts"));
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled'"), 2);
+
+	/* a stall and then a good reply: the retry succeeds */
+	ts_sql(g_db, "TRUNCATE llm_calls");
+	fake_llm_script(&g_fake, "[{\"stream\": [], \"after\": \"hang\", \"keepalive_ms\": 0}]");
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_int_equal(out.attempts, 2);
+	llm_response_free(&out);
+
+	/* not streamed: a reply that stops half-way is ended too; one that is slow to start is
+	 * not (the model may still be writing it), only by the total timeout */
+	ts_sql(g_db, "TRUNCATE llm_calls");
+	fake_llm_script(&g_fake, "[{\"after\": \"hang\", \"times\": 2}, {\"delay_ms\": 800}]");
+	rq.stream = 0;
+	t0 = util_mono_ms();
+	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_TIMEOUT);
+	assert_true(util_mono_ms() - t0 < 15000);
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled'"), 2);
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_string_equal(out.content, "Hello! How can I help you today?");
+	llm_response_free(&out);
+	llm_service_free(s);
+}
+
 typedef struct canceller {
 	atomic_int flag;
 	fake_llm *f;
@@ -920,7 +987,7 @@ static void test_slots_end_to_end(void **state)
 static int stats_rows(void *p)
 {
 	(void)p;
-	return sql_int("SELECT count(*) FROM llm_sched_stats") == 3;
+	return sql_int("SELECT count(*) FROM llm_sched_stats") == 4; /* one per endpoint */
 }
 
 static void test_stats_thread(void **state)
@@ -961,6 +1028,7 @@ int main(void)
 		cmocka_unit_test_setup(test_retries, before_each),
 		cmocka_unit_test_setup(test_bad_replies, before_each),
 		cmocka_unit_test_setup(test_timeout_and_cancel, before_each),
+		cmocka_unit_test_setup(test_idle_timeout, before_each),
 		cmocka_unit_test_setup(test_cancel, before_each),
 		cmocka_unit_test_setup(test_context_overflow, before_each),
 		cmocka_unit_test_setup(test_budgets, before_each),
