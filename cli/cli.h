@@ -76,6 +76,10 @@ void cli_fmt_age(double seconds, char *out, size_t cap);
 /* "2026-11-21 20:01:02Z" for milliseconds since the epoch; "never" for 0. */
 void cli_fmt_time(int64_t ms, char *out, size_t cap);
 
+/* "2026-12-01 00:00 UTC" for an ISO 8601 UTC time ("2026-12-01T00:00:00Z",
+ * as the database's JSON gives it); "never" for NULL. */
+void cli_fmt_utc(const char *iso, char *out, size_t cap);
+
 /* Who runs this command, for audit trails: "cli:USER" (SUDO_USER, then
  * USER), else "cli:uid N". */
 void cli_actor(char *out, size_t cap);

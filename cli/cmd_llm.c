@@ -5,7 +5,8 @@
  *   orchestrator llm test [--role R] [--stream] [--project P] [--user U]
  *                         [--max-tokens N] [PROMPT...]
  *   orchestrator llm budget [show] [--json]
- *   orchestrator llm budget set|extend|remove --project P|--user U [--limit|--add USD]
+ *   orchestrator llm budget set --project P|--user U --limit USD [--per total|day|week|month]
+ *   orchestrator llm budget extend|remove --project P|--user U [--add USD]
  */
 #include "cli/cli.h"
 #include "core/err.h"
@@ -26,7 +27,10 @@ static const char USAGE[] =
 	"                        [PROMPT...]\n"
 	"      one call through the scheduler and the ledger; prints the reply, tokens, cost\n"
 	"  orchestrator llm budget [show] [--json]\n"
-	"  orchestrator llm budget set --project P|--user U --limit USD\n"
+	"  orchestrator llm budget set --project P|--user U --limit USD [--per PERIOD]\n"
+	"      PERIOD: total (never resets; the default for a new budget), day, week or\n"
+	"      month (calendar periods in UTC, weeks from Monday); without --per an\n"
+	"      existing budget keeps its period\n"
 	"  orchestrator llm budget extend --project P|--user U --add USD\n"
 	"  orchestrator llm budget remove --project P|--user U";
 
@@ -236,7 +240,7 @@ static int parse_usd(const char *s, double *out)
 
 static int cmd_budget(int argc, char **argv)
 {
-	const char *action = "show", *kind = NULL, *scope = NULL, *amount = NULL;
+	const char *action = "show", *kind = NULL, *scope = NULL, *amount = NULL, *per = NULL;
 	int as_json = 0, rc = 0, a = 1;
 	json_t *list = NULL, *v;
 	pg_conn *c;
@@ -258,14 +262,20 @@ static int cmd_budget(int argc, char **argv)
 		} else if (cli_opt(argc, argv, &a, "--limit", &val) ||
 			   cli_opt(argc, argv, &a, "--add", &val)) {
 			amount = val;
+		} else if (cli_opt(argc, argv, &a, "--per", &val)) {
+			per = val;
 		} else if (cli_flag(argv, a, "--json")) {
 			as_json = 1;
 		} else {
 			return cli_usage(USAGE);
 		}
 	}
-	if (strcmp(action, "show") != 0 && !kind)
+	if ((strcmp(action, "show") != 0 && !kind) || (per && strcmp(action, "set") != 0))
 		return cli_usage(USAGE);
+	if (per && llm_budget_period_check(per) < 0) {
+		fprintf(stderr, "orchestrator: --per %s: %s\n", per, err_last());
+		return 2;
+	}
 	if ((strcmp(action, "set") == 0 || strcmp(action, "extend") == 0) &&
 	    (!amount || parse_usd(amount, &usd) < 0))
 		return amount ? 2 : cli_usage(USAGE);
@@ -281,22 +291,30 @@ static int cmd_budget(int argc, char **argv)
 				printf("no budgets: every project and user may spend without limit "
 				       "(set ORCH_LLM_PROJECT_BUDGET for a default)\n");
 			else
-				printf("%-8s %-24s %12s %12s %12s\n", "kind", "scope", "limit $", "spent $",
-				       "reserved $");
+				printf("%-8s %-24s %-6s %12s %12s %12s  %s\n", "kind", "scope", "per",
+				       "limit $", "spent $", "reserved $", "resets");
 			json_array_foreach(list, i, v) {
-				printf("%-8s %-24s %12.4f %12.4f %12.4f\n",
+				char resets[32];
+				cli_fmt_utc(json_string_value(json_object_get(v, "resets_at")), resets,
+					    sizeof(resets));
+				printf("%-8s %-24s %-6s %12.4f %12.4f %12.4f  %s\n",
 				       json_string_value(json_object_get(v, "kind")),
 				       json_string_value(json_object_get(v, "scope")),
+				       json_string_value(json_object_get(v, "period")),
 				       json_number_value(json_object_get(v, "limit_usd")),
 				       json_number_value(json_object_get(v, "spent_usd")),
-				       json_number_value(json_object_get(v, "reserved_usd")));
+				       json_number_value(json_object_get(v, "reserved_usd")), resets);
 			}
 		}
 		json_decref(list);
 	} else if (strcmp(action, "set") == 0) {
-		rc = llm_budget_set(c, kind, scope, usd);
-		if (rc == 0)
-			printf("the %s '%s' may now spend up to $%.4f\n", kind, scope, usd);
+		rc = llm_budget_set(c, kind, scope, usd, per);
+		if (rc == 0 && (!per || strcmp(per, "total") == 0))
+			printf("the %s '%s' may now spend up to $%.4f%s\n", kind, scope, usd,
+			       per ? " in total" : "");
+		else if (rc == 0)
+			printf("the %s '%s' may now spend up to $%.4f per %s (UTC)\n", kind, scope,
+			       usd, per);
 	} else if (strcmp(action, "extend") == 0) {
 		rc = llm_budget_extend(c, kind, scope, usd, &lim);
 		if (rc == 0)

@@ -305,9 +305,16 @@ static void print_llm(const json_t *llm)
 		}
 	}
 	json_array_foreach(budgets, i, e) {
-		printf("%s%-7s %-24s $%.4f spent, $%.4f reserved of $%.4f%s\n",
+		char resets[64] = "";
+		if (strcmp(str(e, "period"), "total") != 0 && *str(e, "period")) {
+			char at[32];
+			cli_fmt_utc(json_string_value(json_object_get(e, "resets_at")), at, sizeof(at));
+			snprintf(resets, sizeof(resets), ", resets %s", at);
+		}
+		printf("%s%-7s %-24s $%.4f spent, $%.4f reserved of $%.4f %s%s%s\n",
 		       i == 0 ? "budgets         " : "                ", str(e, "kind"), str(e, "scope"),
 		       real(e, "spent_usd"), real(e, "reserved_usd"), real(e, "limit_usd"),
+		       llm_budget_period_words(str(e, "period")), resets,
 		       real(e, "spent_usd") + real(e, "reserved_usd") >= real(e, "limit_usd")
 			       ? "  (exhausted)"
 			       : "");

@@ -219,6 +219,14 @@ void cli_fmt_time(int64_t ms, char *out, size_t cap)
 	strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
+void cli_fmt_utc(const char *iso, char *out, size_t cap)
+{
+	if (!iso || strlen(iso) < 16 || iso[10] != 'T')
+		snprintf(out, cap, "%s", iso ? iso : "never");
+	else
+		snprintf(out, cap, "%.10s %.5s UTC", iso, iso + 11);
+}
+
 void cli_actor(char *out, size_t cap)
 {
 	const char *user = getenv("SUDO_USER");

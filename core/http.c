@@ -1,5 +1,6 @@
 #include "core/http.h"
 #include "core/err.h"
+#include "core/util.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -19,6 +20,9 @@ typedef struct xfer {
 	int too_big;
 	int cancelled;
 	int retry_after_ms_hdr; /* Retry-After-Ms seen: it wins over Retry-After */
+	int idle;               /* stopped by the idle timeout */
+	int64_t last_ms;        /* monotonic time of the last byte in or out */
+	curl_off_t sent;        /* upload progress seen so far */
 } xfer;
 
 int http_global_init(void)
@@ -62,6 +66,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 	xfer *x = arg;
 	size_t len = size * n;
 
+	x->last_ms = util_mono_ms();
+	x->out->received += (int64_t)len;
 	if (x->rq->cancel && atomic_load(x->rq->cancel)) {
 		x->cancelled = 1;
 		return 0;
@@ -111,6 +117,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	char line[256];
 	size_t k = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
 
+	x->last_ms = util_mono_ms();
+	x->out->received += (int64_t)len;
 	memcpy(line, data, k);
 	line[k] = '\0';
 	if (strncmp(line, "HTTP/", 5) == 0) {
@@ -142,15 +150,31 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+/* Called often while bytes move and about once a second when none do:
+ * cancellation and the idle timeout. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
 {
 	xfer *x = arg;
-	(void)a;
-	(void)b;
-	(void)c;
-	(void)d;
+	int64_t now;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
 	if (x->rq->cancel && atomic_load(x->rq->cancel)) {
 		x->cancelled = 1;
+		return 1;
+	}
+	if (x->rq->idle_timeout_ms <= 0)
+		return 0;
+	now = util_mono_ms();
+	if (ulnow != x->sent) { /* a large request body still going out */
+		x->sent = ulnow;
+		x->last_ms = now;
+	}
+	if (x->rq->idle_from_response && x->out->received == 0)
+		return 0;
+	if (now - x->last_ms >= x->rq->idle_timeout_ms) {
+		x->idle = 1;
 		return 1;
 	}
 	return 0;
@@ -186,7 +210,7 @@ int http_do(http_client *c, const http_request *rq, http_response *out)
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, rq->cancel ? 0L : 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, rq->cancel || rq->idle_timeout_ms > 0 ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	if (rq->unix_socket)
@@ -220,19 +244,27 @@ int http_do(http_client *c, const http_request *rq, http_response *out)
 	if (rq->method && strcmp(rq->method, "POST") == 0 && !rq->body && !rq->file_field)
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
 
+	x.last_ms = util_mono_ms();
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
 	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &total);
 	out->total_ms = total * 1000.0;
 	if (cc != CURLE_OK) {
-		if (x.cancelled)
+		if (x.cancelled) {
 			rc = err_set(ERR_CANCELLED, "request cancelled");
-		else if (x.too_big)
+		} else if (x.idle) {
+			out->idle = 1;
+			rc = err_set(ERR_TIMEOUT, "nothing arrived for %lld ms %s",
+				     (long long)rq->idle_timeout_ms,
+				     out->received ? "in the middle of the response"
+						   : "after the request was sent");
+		} else if (x.too_big) {
 			rc = err_set(ERR_TOOBIG, "response body larger than %zu bytes", x.max);
-		else if (cc == CURLE_OPERATION_TIMEDOUT)
+		} else if (cc == CURLE_OPERATION_TIMEDOUT) {
 			rc = err_set(ERR_TIMEOUT, "request timed out (%s)", curl_easy_strerror(cc));
-		else
+		} else {
 			rc = err_set(ERR_HTTP, "request failed: %s", curl_easy_strerror(cc));
+		}
 	}
 	curl_slist_free_all(hdrs);
 	curl_mime_free(mime);

@@ -34,6 +34,12 @@ typedef struct http_request {
 	size_t body_len;
 	int64_t connect_timeout_ms;  /* 0: 10 s */
 	int64_t timeout_ms;          /* whole transfer; 0: 60 s; < 0: none */
+	int64_t idle_timeout_ms;     /* no byte received (or sent) for this long ends the
+				      * transfer with ERR_TIMEOUT and out->idle set; checked
+				      * at least once a second; 0: none */
+	int idle_from_response;      /* the idle clock starts with the response's first
+				      * byte (a server that computes a whole reply before
+				      * answering sends nothing meanwhile) */
 	size_t max_response;         /* cap on the collected body; 0: 16 MiB */
 	const char *unix_socket;     /* speak HTTP over this unix socket (Docker) */
 	http_data_fn on_data;        /* stream the body here instead of collecting it */
@@ -54,6 +60,8 @@ typedef struct http_response {
 	int64_t retry_after_ms; /* from Retry-After-Ms, else Retry-After (seconds or a date);
 				 * -1 if absent */
 	double total_ms;
+	int idle;               /* ERR_TIMEOUT came from idle_timeout_ms */
+	int64_t received;       /* response bytes (headers and body) that arrived */
 } http_response;
 
 int http_global_init(void);
@@ -62,7 +70,7 @@ int http_client_new(http_client **out);
 void http_client_free(http_client *c);
 
 /* Performs a request. Returns 0 when a response arrived, whatever its
- * status (check out->status); ERR_TIMEOUT, ERR_HTTP (network, TLS,
+ * status (check out->status); ERR_TIMEOUT (total or idle), ERR_HTTP (network, TLS,
  * connection reset), ERR_TOOBIG (body over the cap) or ERR_CANCELLED
  * otherwise, with a message that names no URL. `out` is initialised here
  * and must be freed with http_response_free in every case. */

@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const pg_stmt STMT_RESERVE = {
 	"llm_reserve",
 	"SELECT reservation, refused_kind, refused_scope, limit_usd::float8, spent_usd::float8, "
-	"reserved_usd::float8 FROM llm_reserve($1, $2, $3::numeric, $4::int, $5::numeric, $6::numeric)",
+	"reserved_usd::float8, period, extract(epoch FROM resets_at)::bigint "
+	"FROM llm_reserve($1, $2, $3::numeric, $4::int, $5::numeric, $6::numeric)",
 	6,
 };
 
@@ -30,11 +32,8 @@ static const pg_stmt STMT_SETTLE = {
 
 static const pg_stmt STMT_BUDGET_SET = {
 	"llm_budget_set",
-	"INSERT INTO llm_budgets (kind, scope, limit_usd, spent_usd) VALUES ($1, $2, $3::numeric, "
-	"coalesce((SELECT sum(cost_usd) FROM llm_calls WHERE ($1 = 'project' AND project = $2) "
-	"OR ($1 = 'user' AND user_id = $2)), 0)) "
-	"ON CONFLICT (kind, scope) DO UPDATE SET limit_usd = EXCLUDED.limit_usd, updated_at = now()",
-	3,
+	"SELECT llm_budget_set($1, $2, $3::numeric, $4)",
+	4,
 };
 
 static const pg_stmt STMT_BUDGET_EXTEND = {
@@ -50,14 +49,21 @@ static const pg_stmt STMT_BUDGET_REMOVE = {
 	2,
 };
 
+/* What a budget stands at now: a period that has passed reads as rolled
+ * (nothing spent) before the next call rolls it in the table. */
 static const pg_stmt STMT_BUDGET_LIST = {
 	"llm_budget_list",
 	"SELECT coalesce(json_agg(json_build_object('kind', b.kind, 'scope', b.scope, "
-	"'limit_usd', b.limit_usd::float8, 'spent_usd', b.spent_usd::float8, "
+	"'period', b.period, 'limit_usd', b.limit_usd::float8, "
+	"'spent_usd', CASE WHEN b.period_start < p.start THEN 0 ELSE b.spent_usd END::float8, "
 	"'reserved_usd', coalesce((SELECT sum(r.amount_usd) FROM llm_reservations r "
-	"WHERE r.expires_at > now() AND ((b.kind = 'project' AND r.project = b.scope) "
-	"OR (b.kind = 'user' AND r.user_id = b.scope))), 0)::float8) ORDER BY b.kind, b.scope), "
-	"'[]')::text FROM llm_budgets b",
+	"WHERE r.expires_at > now() AND (p.start IS NULL OR r.created_at >= p.start) "
+	"AND ((b.kind = 'project' AND r.project = b.scope) "
+	"OR (b.kind = 'user' AND r.user_id = b.scope))), 0)::float8, "
+	"'period_start', to_char(p.start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"'resets_at', to_char(llm_period_end(b.period, p.start) AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) ORDER BY b.kind, b.scope), '[]')::text "
+	"FROM llm_budgets b CROSS JOIN LATERAL (SELECT llm_period_start(b.period, now()) AS start) p",
 	0,
 };
 
@@ -118,6 +124,50 @@ static void fmt_usd(char *out, size_t cap, double v)
 	snprintf(out, cap, "%.9f", isfinite(v) && v > 0 ? v : 0.0);
 }
 
+const char *llm_budget_period_words(const char *period)
+{
+	if (period && strcmp(period, "day") == 0)
+		return "today";
+	if (period && strcmp(period, "week") == 0)
+		return "this week";
+	if (period && strcmp(period, "month") == 0)
+		return "this month";
+	return "in total";
+}
+
+void llm_budget_fmt_reset(int64_t at, char *out, size_t cap)
+{
+	time_t t = (time_t)at;
+	struct tm tm;
+
+	if (at <= 0 || !gmtime_r(&t, &tm) || strftime(out, cap, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		snprintf(out, cap, "never");
+}
+
+/* The ERR_BUDGET message: the figures of the period, when it resets, and
+ * the commands that raise it. */
+static int refusal(const llm_budget_info *b)
+{
+	char resets[64] = "";
+	int periodic = strcmp(b->period, "total") != 0;
+
+	if (periodic) {
+		size_t n;
+		snprintf(resets, sizeof(resets), "; resets ");
+		n = strlen(resets);
+		llm_budget_fmt_reset(b->resets_at, resets + n, sizeof(resets) - n);
+	}
+	return err_set(ERR_BUDGET,
+		       "the %s budget of '%s' would be exceeded: %s %s spent $%.4f of $%.4f %s, "
+		       "$%.4f more is reserved by calls in flight, and this call may cost up to "
+		       "$%.4f%s; raise it with 'orchestrator llm budget set --%s %s --limit USD%s%s' "
+		       "or 'orchestrator llm budget extend --%s %s --add USD'",
+		       b->kind, b->scope, b->kind, b->scope, b->spent_usd, b->limit_usd,
+		       llm_budget_period_words(b->period), b->reserved_usd, b->needed_usd, resets,
+		       b->kind, b->scope, periodic ? " --per " : "", periodic ? b->period : "",
+		       b->kind, b->scope);
+}
+
 int llm_ledger_reserve(pg_conn *c, const char *project, const char *user, double amount,
 		       int64_t ttl_ms, double project_default, double user_default,
 		       int64_t *out_id, llm_budget_info *refused)
@@ -150,13 +200,11 @@ int llm_ledger_reserve(pg_conn *c, const char *project, const char *user, double
 	refused->spent_usd = strtod(pg_val(r, 0, 4), NULL);
 	refused->reserved_usd = strtod(pg_val(r, 0, 5), NULL);
 	refused->needed_usd = amount;
+	snprintf(refused->period, sizeof(refused->period), "%s",
+		 pg_isnull(r, 0, 6) ? "total" : pg_val(r, 0, 6));
+	refused->resets_at = pg_isnull(r, 0, 7) ? 0 : pg_int(r, 0, 7);
 	PQclear(r);
-	return err_set(ERR_BUDGET,
-		       "the %s budget of '%s' would be exceeded: $%.4f spent and $%.4f reserved of "
-		       "$%.4f, and this call may cost up to $%.4f (extend it with 'orchestrator llm "
-		       "budget extend --%s %s --add USD')",
-		       refused->kind, refused->scope, refused->spent_usd, refused->reserved_usd,
-		       refused->limit_usd, amount, refused->kind, refused->scope);
+	return refusal(refused);
 }
 
 int llm_ledger_record(pg_conn *c, const llm_ledger_row *row, int settle, int64_t res)
@@ -201,10 +249,23 @@ static int check_kind(const char *kind)
 	return 0;
 }
 
-int llm_budget_set(pg_conn *c, const char *kind, const char *scope, double limit_usd)
+int llm_budget_period_check(const char *period)
+{
+	static const char *const known[] = {"total", "day", "week", "month"};
+
+	for (size_t i = 0; period && i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(period, known[i]) == 0)
+			return 0;
+	return err_set(ERR_INVALID, "a budget's period is total, day, week or month (calendar "
+				    "periods in UTC, weeks from Monday), not '%s'",
+		       period ? period : "");
+}
+
+int llm_budget_set(pg_conn *c, const char *kind, const char *scope, double limit_usd,
+		   const char *period)
 {
 	char lim[40];
-	const char *params[3] = {kind, scope, lim};
+	const char *params[4] = {kind, scope, lim, period};
 	int rc = check_kind(kind);
 
 	if (rc < 0)
@@ -213,6 +274,8 @@ int llm_budget_set(pg_conn *c, const char *kind, const char *scope, double limit
 		return err_set(ERR_INVALID, "a budget needs a scope (a project or user name)");
 	if (!isfinite(limit_usd) || limit_usd < 0)
 		return err_set(ERR_INVALID, "a budget's limit must be a non-negative amount of USD");
+	if (period && llm_budget_period_check(period) < 0)
+		return ERR_INVALID;
 	fmt_usd(lim, sizeof(lim), limit_usd);
 	return pg_exec_stmt(c, NULL, &STMT_BUDGET_SET, params);
 }

@@ -9,6 +9,10 @@
  * reserved against both, and the call is refused with ERR_BUDGET when that
  * would pass a limit; after the call the reservation is replaced by the
  * actual cost. A reservation of a process that died expires on its own.
+ * A budget counts in total or per calendar day, week or month (UTC): the
+ * spending of a period is what settled in it, a reservation holds against
+ * the period it was made in, and reserving or settling rolls a budget
+ * whose period has passed (migrations/007_llm_budget_periods.sql).
  *
  * Every function runs on a borrowed connection; the row and its settlement
  * go in one pipelined round trip. Costs are USD as numeric(18,9).
@@ -40,9 +44,10 @@ typedef struct llm_ledger_row {
 
 /* Reserves `amount` USD for ttl_ms against the budgets of `project` and
  * `user` (either may be NULL). A scope without a budget gets one with the
- * default limit when it is >= 0. Returns 0 with *out_id (0 when there was
- * nothing to reserve against), or ERR_BUDGET with *refused filled and a
- * message saying how to extend the budget. */
+ * default limit (period "total") when it is >= 0. Returns 0 with *out_id
+ * (0 when there was nothing to reserve against), or ERR_BUDGET with
+ * *refused filled and a message giving the period's figures, when it
+ * resets and how to raise the budget. */
 int llm_ledger_reserve(pg_conn *c, const char *project, const char *user, double amount,
 		       int64_t ttl_ms, double project_default, double user_default,
 		       int64_t *out_id, llm_budget_info *refused);
@@ -52,9 +57,26 @@ int llm_ledger_reserve(pg_conn *c, const char *project, const char *user, double
  * one round trip. */
 int llm_ledger_record(pg_conn *c, const llm_ledger_row *row, int settle, int64_t res);
 
-/* Sets the limit of a budget (kind "project" or "user"), creating it with
- * the scope's spending so far from the ledger. */
-int llm_budget_set(pg_conn *c, const char *kind, const char *scope, double limit_usd);
+/* Sets the limit of a budget (kind "project" or "user") and, unless
+ * `period` is NULL, its period: "total" (never resets), "day", "week" or
+ * "month" (calendar periods in UTC, weeks from Monday). A new budget, or
+ * one whose period changes, starts with the scope's spending in the
+ * current period from the ledger; NULL keeps an existing budget's period
+ * and gives a new one "total". ERR_INVALID for a bad kind, scope, limit
+ * or period. */
+int llm_budget_set(pg_conn *c, const char *kind, const char *scope, double limit_usd,
+		   const char *period);
+
+/* 0 when `period` is one of total, day, week, month; else ERR_INVALID with
+ * a message listing them. */
+int llm_budget_period_check(const char *period);
+
+/* "today", "this week", "this month" or "in total", for messages. */
+const char *llm_budget_period_words(const char *period);
+
+/* Formats a reset time (Unix seconds) as "2026-12-01 00:00 UTC"; "never"
+ * when at <= 0. */
+void llm_budget_fmt_reset(int64_t at, char *out, size_t cap);
 
 /* Raises a budget's limit by `add_usd` (what the person's "extend" button
  * does). ERR_NOTFOUND when the scope has no budget. *out_limit (may be
@@ -65,8 +87,10 @@ int llm_budget_extend(pg_conn *c, const char *kind, const char *scope, double ad
 /* Deletes a budget: the scope then has no limit. */
 int llm_budget_remove(pg_conn *c, const char *kind, const char *scope);
 
-/* The budgets as an array of {kind, scope, limit_usd, spent_usd,
- * reserved_usd}. */
+/* The budgets as they stand now, an array of {kind, scope, period,
+ * limit_usd, spent_usd (in the current period), reserved_usd (by calls
+ * reserved in it), period_start, resets_at (ISO 8601 UTC; null for
+ * "total")}. */
 int llm_budget_list(pg_conn *c, json_t **out);
 
 /* The LLM part of `orchestrator status`: {"schedulers": [...per serving

@@ -71,7 +71,9 @@ int llm_options_from_env(llm_options *out)
 	    (rc = cfg_env_duration_ms("ORCH_LLM_STATS_INTERVAL", 5000, 100, 3600000,
 				      &out->stats_interval_ms)) < 0 ||
 	    (rc = cfg_env_duration_ms("ORCH_LLM_QUEUE_TIMEOUT", 600000, 1, 86400000,
-				      &out->queue_timeout_ms)) < 0)
+				      &out->queue_timeout_ms)) < 0 ||
+	    (rc = cfg_env_duration_ms("ORCH_LLM_IDLE_TIMEOUT", 60000, 1, 86400000,
+				      &out->idle_timeout_ms)) < 0)
 		return rc;
 	return 0;
 }
@@ -176,6 +178,8 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 		s->opt.stats_interval_ms = 5000;
 	if (s->opt.queue_timeout_ms == 0)
 		s->opt.queue_timeout_ms = 600000;
+	if (s->opt.idle_timeout_ms == 0)
+		s->opt.idle_timeout_ms = 60000;
 	if (s->opt.reserve_ttl_ms <= 0)
 		s->opt.reserve_ttl_ms = 7200000;
 	for (int i = 0; i < n; i++) {
@@ -430,6 +434,24 @@ static void classify_status(attempt_result *ar, const char *text, int is_context
 	}
 }
 
+/* The message of an attempt the idle timeout ended. */
+static void idle_error(const llm_model *m, const llm_endpoint *e, const http_request *hr,
+		       int started)
+{
+	char secs[32];
+	int64_t ms = hr->idle_timeout_ms;
+
+	if (ms % 1000 == 0)
+		snprintf(secs, sizeof(secs), "%lld s", (long long)(ms / 1000));
+	else
+		snprintf(secs, sizeof(secs), "%.1f s", (double)ms / 1000.0);
+	err_set(ERR_TIMEOUT, "model '%s' at endpoint '%s': the model %s for %s%s; raise %s or check "
+			     "the server", m->name, e->name,
+		started ? "stopped sending" : "sent nothing", secs,
+		started ? " mid-reply" : " after the request",
+		e->idle_timeout_ms > 0 ? "the endpoint's idle_timeout" : "ORCH_LLM_IDLE_TIMEOUT");
+}
+
 /* One HTTP attempt: sends `body`, fills `out` with the reply. */
 static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		       const char *const *headers, const buf *body, llm_response *out,
@@ -458,6 +480,10 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	hr.body_len = body->len;
 	hr.connect_timeout_ms = e->connect_timeout_ms;
 	hr.timeout_ms = e->timeout_ms;
+	hr.idle_timeout_ms = e->idle_timeout_ms > 0 ? e->idle_timeout_ms : cc->s->opt.idle_timeout_ms;
+	if (hr.idle_timeout_ms < 0)
+		hr.idle_timeout_ms = 0;
+	hr.idle_from_response = !cc->rq->stream;
 	hr.max_response = REPLY_MAX;
 	hr.cancel = cc->call->cancel;
 	if (cc->rq->stream) {
@@ -495,7 +521,9 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		ar->rc = rc;
 		switch (rc) {
 		case ERR_CANCELLED: snprintf(ar->outcome, sizeof(ar->outcome), "cancelled"); break;
-		case ERR_TIMEOUT: snprintf(ar->outcome, sizeof(ar->outcome), "timeout"); break;
+		case ERR_TIMEOUT:
+			snprintf(ar->outcome, sizeof(ar->outcome), "%s", resp.idle ? "stalled" : "timeout");
+			break;
 		case ERR_TOOBIG: snprintf(ar->outcome, sizeof(ar->outcome), "too_big"); break;
 		default: snprintf(ar->outcome, sizeof(ar->outcome), "network"); break;
 		}
@@ -506,6 +534,8 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 					  "reply had arrived (%s); not retried, as the reply was "
 					  "already being shown", m->name, e->name, text);
 		}
+		else if (resp.idle)
+			idle_error(m, e, &hr, resp.received > 0);
 		else
 			err_wrap("model '%s' at endpoint '%s'", m->name, e->name);
 		goto done;

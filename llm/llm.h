@@ -5,8 +5,14 @@
  * a role, where, at what price), the slot scheduler (how many requests each
  * endpoint serves at once, in which order), the OpenAI-compatible client
  * (llm/wire.h over core/http.h: streaming or not, tools, JSON schema,
- * timeouts, retries with Retry-After and backoff, cancellation) and the
- * ledger with budgets (llm/ledger.h).
+ * total and idle timeouts, retries with Retry-After and backoff,
+ * cancellation) and the ledger with budgets (llm/ledger.h).
+ *
+ * The idle timeout ends a reply that stops sending: a stream from the
+ * request on, a non-streamed reply (which arrives whole when the model has
+ * finished) from its first byte; the wait before that is bounded by the
+ * endpoint's total timeout. Like other timeouts it is retried while nothing
+ * was delivered to the caller.
  *
  * llm_chat() asks a role's models in order, cheapest first: a model that
  * fails (after its retries), whose reply does not parse, or whose structured
@@ -42,11 +48,15 @@ typedef struct llm_options {
 	double user_budget;          /* USD limit of a user without a budget; < 0: none */
 	int64_t queue_timeout_ms;    /* longest wait for a slot; 0: 10 min; < 0: no limit */
 	int64_t reserve_ttl_ms;      /* reservations of a dead process expire; 0: 2 h */
+	int64_t idle_timeout_ms;     /* a reply that sends nothing for this long ends with
+				      * ERR_TIMEOUT (ledger outcome "stalled") unless its
+				      * endpoint has idle_timeout; 0: 60 s; < 0: none */
 } llm_options;
 
 /* Defaults, then the environment: ORCH_LLM_PROJECT_BUDGET and
- * ORCH_LLM_USER_BUDGET (USD), ORCH_LLM_STATS_INTERVAL and
- * ORCH_LLM_QUEUE_TIMEOUT (durations). ERR_INVALID naming the variable. */
+ * ORCH_LLM_USER_BUDGET (USD), ORCH_LLM_STATS_INTERVAL,
+ * ORCH_LLM_QUEUE_TIMEOUT and ORCH_LLM_IDLE_TIMEOUT (durations). ERR_INVALID
+ * naming the variable. */
 int llm_options_from_env(llm_options *out);
 
 /* Creates a service that owns `reg` (also on failure). opt may be NULL for

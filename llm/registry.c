@@ -237,7 +237,7 @@ static int find_model(const llm_registry *r, const char *name)
 static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const char *origin)
 {
 	static const char *const keys[] = {"base_url", "api_key_env", "api_key_secret", "slots",
-					   "timeout", "connect_timeout", "max_retries",
+					   "timeout", "connect_timeout", "idle_timeout", "max_retries",
 					   "retry_base", "retry_max", "max_retry_wait",
 					   "stream_usage", "max_tokens_field", "local", NULL};
 	char where[256];
@@ -267,6 +267,7 @@ static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const ch
 			  sizeof(e->max_tokens_field), 0)) < 0 ||
 	    (rc = get_dur(o, "timeout", where, &e->timeout_ms)) < 0 ||
 	    (rc = get_dur(o, "connect_timeout", where, &e->connect_timeout_ms)) < 0 ||
+	    (rc = get_dur(o, "idle_timeout", where, &e->idle_timeout_ms)) < 0 ||
 	    (rc = get_dur(o, "retry_base", where, &e->retry_base_ms)) < 0 ||
 	    (rc = get_dur(o, "retry_max", where, &e->retry_max_ms)) < 0 ||
 	    (rc = get_dur(o, "max_retry_wait", where, &e->max_retry_wait_ms)) < 0 ||
@@ -288,7 +289,8 @@ static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const ch
 	if ((rc = get_int(o, "max_retries", where, 0, 20, &v)) < 0)
 		return rc;
 	e->max_retries = (int)v;
-	if (e->timeout_ms <= 0 || e->connect_timeout_ms <= 0)
+	if (e->timeout_ms <= 0 || e->connect_timeout_ms <= 0 ||
+	    (json_object_get(o, "idle_timeout") && e->idle_timeout_ms <= 0))
 		return err_set(ERR_INVALID, "%s: timeouts must be positive", where);
 	if (!json_object_get(o, "local"))
 		e->local = strstr(e->base_url, "://127.") || strstr(e->base_url, "://localhost") ||
@@ -716,6 +718,8 @@ int llm_registry_describe(llm_registry *r, json_t **out)
 										  : ""));
 		json_object_set_new(o, "key_present", json_boolean(present));
 		json_object_set_new(o, "timeout_ms", json_integer(e->timeout_ms));
+		if (e->idle_timeout_ms > 0)
+			json_object_set_new(o, "idle_timeout_ms", json_integer(e->idle_timeout_ms));
 		json_object_set_new(o, "max_retries", json_integer(e->max_retries));
 		json_object_set_new(o, "local", json_boolean(e->local));
 		json_array_append_new(eps, o);

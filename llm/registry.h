@@ -47,6 +47,8 @@ typedef struct llm_endpoint {
 	int slots;                /* requests served at once */
 	int64_t timeout_ms;       /* whole request */
 	int64_t connect_timeout_ms;
+	int64_t idle_timeout_ms;  /* no byte for this long ends a reply; 0: the service's
+				   * (ORCH_LLM_IDLE_TIMEOUT) */
 	int max_retries;          /* after the first attempt, on 429, 5xx and network errors */
 	int64_t retry_base_ms;    /* backoff: base, doubled each retry, with jitter */
 	int64_t retry_max_ms;     /* backoff cap */

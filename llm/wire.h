@@ -91,6 +91,8 @@ typedef struct llm_budget_info {
 	double spent_usd;
 	double reserved_usd; /* held by calls in flight */
 	double needed_usd;   /* the worst-case cost of the refused call */
+	char period[8];      /* "total", "day", "week" or "month" */
+	int64_t resets_at;   /* when the period ends (Unix seconds, UTC); 0 for "total" */
 } llm_budget_info;
 
 /* A reply. The caller owns it and frees it with llm_response_free, also

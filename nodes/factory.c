@@ -239,17 +239,22 @@ int nd_ask_budget(eng_ctx *ctx, const json_t *state, const nd_chat *chat, json_t
 		  const llm_budget_info *b, const char *resume)
 {
 	nd_app *app = nd_app_of(ctx);
-	char key[48], q[700];
+	char key[48], q[800], resets[80] = "";
 	int n = nd_next_ask(state, update);
 	nd_option opts[2] = {{"extend", "💰 Extend budget"}, {"stop", "🛑 Stop"}};
 	int rc;
 
 	snprintf(key, sizeof(key), "budget:%d", n);
+	if (b->resets_at > 0) {
+		char at[40];
+		llm_budget_fmt_reset(b->resets_at, at, sizeof(at));
+		snprintf(resets, sizeof(resets), " (it resets %s)", at);
+	}
 	snprintf(q, sizeof(q),
-		 "The %s budget of %s is reached: $%.4f spent (and $%.4f reserved) of $%.4f; the "
-		 "next model call needs about $%.4f. Extend it by $%.2f, or stop the project?",
-		 b->kind, b->scope, b->spent_usd, b->reserved_usd, b->limit_usd, b->needed_usd,
-		 app->cfg.budget_step);
+		 "The %s budget of %s is reached: $%.4f spent %s (and $%.4f reserved) of $%.4f%s; "
+		 "the next model call needs about $%.4f. Extend it by $%.2f, or stop the project?",
+		 b->kind, b->scope, b->spent_usd, llm_budget_period_words(b->period),
+		 b->reserved_usd, b->limit_usd, resets, b->needed_usd, app->cfg.budget_step);
 	rc = nd_ask(ctx, chat, key, q, opts, 2);
 	if (rc < 0)
 		return rc;

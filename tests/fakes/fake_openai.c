@@ -25,7 +25,9 @@
  *   "stream": [chunk object (sent as "data: {json}") | raw string, ...],
  *   "chunk_delay_ms": between chunks, "done": false (no "data: [DONE]"),
  *   "after": "end" | "hang" (never ends; ": keep-alive" comments every
- *            keepalive_ms, 0 for silence) | "reset" (TCP reset) |
+ *            keepalive_ms, 0 for silence; a reply that is not a stream
+ *            sends the first half of its body, then nothing) |
+ *            "reset" (TCP reset) |
  *            "truncate" (announce a longer body, then close)}
  */
 #include <event2/buffer.h>
@@ -63,6 +65,7 @@ typedef struct pending {
 	size_t next;      /* next stream item */
 	int started;
 	int closing;
+	int hanging;      /* a non-streamed reply that stopped half-way */
 	struct event *timer;
 	int counted;
 	long epoch;       /* counted in the figures of this reset epoch */
@@ -246,6 +249,10 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 		finish(p);
 		return;
 	}
+	if (p->hanging) { /* a non-streamed reply stopped half-way: wait for the client to go */
+		schedule(p, 100);
+		return;
+	}
 	if (p->closing) { /* the "reset" after the last chunk */
 		reset_conn(req);
 		finish(p);
@@ -280,6 +287,18 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 			evbuffer_free(b);
 			reset_conn(req);
 			finish(p);
+			return;
+		}
+		if (strcmp(after, "hang") == 0) { /* the first half, then nothing */
+			struct evbuffer *half = evbuffer_new();
+			evbuffer_remove_buffer(b, half, evbuffer_get_length(b) / 2);
+			evhttp_send_reply_start(req, status, "Reply");
+			evhttp_send_reply_chunk(req, half);
+			evbuffer_free(half);
+			evbuffer_free(b);
+			p->started = 1;
+			p->hanging = 1;
+			schedule(p, 100);
 			return;
 		}
 		evhttp_send_reply(req, status, "Reply", b);

@@ -84,11 +84,42 @@ static void test_cli(void **state)
 	assert_int_equal(run(&out, "llm budget set --project clip --limit lots"), 2);
 	expect(&out, "not an amount of USD");
 
+	/* periods: set, listed with when they reset; a bad one is refused before anything */
+	assert_int_equal(run(&out, "llm budget set --project clip --limit 20 --per month"), 0);
+	expect(&out, "may now spend up to $20.0000 per month (UTC)");
+	assert_int_equal(run(&out, "llm budget set --user cli-user --limit 5 --per day"), 0);
+	assert_int_equal(run(&out, "llm budget show"), 0);
+	expect(&out, "resets");
+	expect(&out, "month");
+	expect(&out, "00:00 UTC");
+	assert_int_equal(run(&out, "llm budget show --json"), 0);
+	j = ts_json(buf_cstr(&out));
+	json_array_foreach(j, i, e) {
+		if (strcmp(json_string_value(json_object_get(e, "scope")), "clip") == 0) {
+			found++;
+			assert_string_equal(json_string_value(json_object_get(e, "period")), "month");
+			assert_non_null(strstr(json_string_value(json_object_get(e, "resets_at")),
+					       "-01T00:00:00Z"));
+		}
+	}
+	json_decref(j);
+	assert_int_equal(found, 1);
+	found = 0;
+	assert_int_equal(run(&out, "llm budget set --project clip --limit 20 --per fortnight"), 2);
+	expect(&out, "--per fortnight: a budget's period is total, day, week or month");
+	assert_int_equal(run(&out, "llm budget extend --project clip --add 1 --per day"), 2);
+	assert_int_equal(run(&out, "llm budget set --project clip --limit 21"), 0);
+	expect(&out, "may now spend up to $21.0000\n");
+	assert_int_equal(run(&out, "llm budget show"), 0);
+	expect(&out, "month");  /* kept without --per */
+
 	assert_int_equal(run(&out, "status"), 0);
 	expect(&out, "language models");
 	expect(&out, "by project");
 	expect(&out, "cheap @ fake");
 	expect(&out, "budgets");
+	expect(&out, "of $21.0000 this month, resets ");
+	expect(&out, "of $5.0000 today, resets ");
 
 	assert_int_equal(run(&out, "status --json"), 0);
 	j = ts_json(buf_cstr(&out));

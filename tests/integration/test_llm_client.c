@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static fake_llm g_fake;
 static pg_pool *g_pool;
@@ -24,7 +25,9 @@ static const char MODELS[] =
 	"            \"retry_base\": \"10ms\", \"retry_max\": \"40ms\", \"max_retries\": 2,"
 	"            \"timeout\": \"10s\", \"max_retry_wait\": \"3s\"},"
 	"  \"slow\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"700ms\", \"max_retries\": 0},"
-	"  \"narrow\": {\"base_url\": \"%s\", \"slots\": 2, \"max_retries\": 0}},"
+	"  \"narrow\": {\"base_url\": \"%s\", \"slots\": 2, \"max_retries\": 0},"
+	"  \"stall\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"30s\","
+	"             \"idle_timeout\": \"300ms\", \"max_retries\": 1, \"retry_base\": \"10ms\"}},"
 	" \"models\": {"
 	"  \"cheap\": {\"endpoint\": \"fake\", \"model\": \"cheap-1\", \"context\": 4096,"
 	"             \"max_output\": 256, \"price_in\": 1.0, \"price_out\": 2.0},"
@@ -32,7 +35,9 @@ static const char MODELS[] =
 	"              \"max_output\": 512, \"price_in\": 10, \"price_out\": 30},"
 	"  \"tiny\": {\"endpoint\": \"fake\", \"model\": \"tiny-1\", \"context\": 300, \"max_output\": 64},"
 	"  \"hang\": {\"endpoint\": \"slow\", \"model\": \"hang-1\", \"context\": 4096, \"max_output\": 64},"
-	"  \"two\": {\"endpoint\": \"narrow\", \"model\": \"two-1\", \"context\": 4096, \"max_output\": 64}},"
+	"  \"two\": {\"endpoint\": \"narrow\", \"model\": \"two-1\", \"context\": 4096, \"max_output\": 64},"
+	"  \"stall\": {\"endpoint\": \"stall\", \"model\": \"stall-1\", \"context\": 4096,"
+	"             \"max_output\": 64}},"
 	" \"roles\": {\"developer\": [\"cheap\", \"strong\"], \"default\": [\"cheap\"],"
 	"            \"fit\": [\"tiny\", \"strong\"], \"tinyonly\": [\"tiny\"]}}";
 
@@ -525,6 +530,69 @@ static void test_timeout_and_cancel(void **state)
 	llm_service_free(s);
 }
 
+static void test_idle_timeout(void **state)
+{
+	llm_service *s = service(1);
+	llm_call c = {.role = "stall"};
+	llm_request rq;
+	llm_response out;
+	seen d = {{0}, 0};
+	int64_t t0;
+	(void)state;
+
+	/* two chunks reach the caller, then silence: ended by the idle timeout (300 ms), not
+	 * the total (30 s), and not retried, as part of the reply was shown */
+	fake_llm_script(&g_fake, "[{\"stream\": [{\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}, "
+				 "{\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}], "
+				 "\"after\": \"hang\", \"keepalive_ms\": 0}]");
+	request(&rq);
+	rq.stream = 1;
+	rq.on_delta = collect;
+	rq.udata = &d;
+	t0 = util_mono_ms();
+	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_TIMEOUT);
+	assert_true(util_mono_ms() - t0 < 15000);
+	assert_non_null(strstr(err_last(), "the model stopped sending for 0.3 s mid-reply; raise "
+					   "the endpoint's idle_timeout or check the server"));
+	assert_string_equal(d.text, "Hello");
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled' AND "
+				 "model = 'stall' AND error LIKE '%stopped sending%'"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls"), 1);
+
+	/* headers and nothing else, twice: retried once (nothing was delivered), then given up */
+	ts_sql(g_db, "TRUNCATE llm_calls");
+	fake_llm_script(&g_fake, "[{\"stream\": [], \"after\": \"hang\", \"keepalive_ms\": 0, "
+				 "\"times\": 2}]");
+	rq.on_delta = NULL;
+	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_TIMEOUT);
+	assert_non_null(strstr(err_last(), "gave up after 2 attempts"));
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled'"), 2);
+
+	/* a stall and then a good reply: the retry succeeds */
+	ts_sql(g_db, "TRUNCATE llm_calls");
+	fake_llm_script(&g_fake, "[{\"stream\": [], \"after\": \"hang\", \"keepalive_ms\": 0}]");
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_int_equal(out.attempts, 2);
+	llm_response_free(&out);
+
+	/* not streamed: a reply that stops half-way is ended too; one that is slow to start is
+	 * not (the model may still be writing it), only by the total timeout */
+	ts_sql(g_db, "TRUNCATE llm_calls");
+	fake_llm_script(&g_fake, "[{\"after\": \"hang\", \"times\": 2}, {\"delay_ms\": 800}]");
+	rq.stream = 0;
+	t0 = util_mono_ms();
+	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_TIMEOUT);
+	assert_true(util_mono_ms() - t0 < 15000);
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled'"), 2);
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_string_equal(out.content, "Hello! How can I help you today?");
+	llm_response_free(&out);
+	llm_service_free(s);
+}
+
 typedef struct canceller {
 	atomic_int flag;
 	fake_llm *f;
@@ -630,11 +698,17 @@ static void test_budgets(void **state)
 	(void)state;
 
 	/* strong: 512 out tokens at $30/M alone = $0.01536 worst case */
-	assert_int_equal(llm_budget_set(db, "project", "acme", 0.01), 0);
+	assert_int_equal(llm_budget_set(db, "project", "acme", 0.01, NULL), 0);
 	request(&rq);
 	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_BUDGET);
 	assert_non_null(strstr(err_last(), "project budget of 'acme'"));
+	assert_non_null(strstr(err_last(), "spent $0.0000 of $0.0100 in total"));
 	assert_non_null(strstr(err_last(), "orchestrator llm budget extend"));
+	assert_null(strstr(err_last(), "resets"));
+	assert_string_equal(out.budget.period, "total");
+	assert_int_equal(out.budget.resets_at, 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'acme' AND "
+				 "period = 'total' AND period_start IS NULL"), 1);
 	assert_string_equal(out.budget.kind, "project");
 	assert_string_equal(out.budget.scope, "acme");
 	assert_true(out.budget.limit_usd > 0.0099 && out.budget.limit_usd < 0.0101);
@@ -654,7 +728,7 @@ static void test_budgets(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM llm_reservations"), 0);
 
 	/* a user budget applies too, and a free local model is never refused */
-	assert_int_equal(llm_budget_set(db, "user", "ann", 0.001), 0);
+	assert_int_equal(llm_budget_set(db, "user", "ann", 0.001, NULL), 0);
 	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_BUDGET);
 	assert_string_equal(out.budget.kind, "user");
 	llm_response_free(&out);
@@ -683,6 +757,94 @@ static void test_budgets(void **state)
 	llm_response_free(&out);
 	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'newco' AND "
 				 "limit_usd = 0.005"), 1);
+	llm_service_free(s);
+}
+
+static void test_budget_periods(void **state)
+{
+	llm_service *s = service(1);
+	llm_call c = {.role = "strong", .project = "daily"};
+	llm_request rq;
+	llm_response out;
+	json_t *list, *b;
+	char tomorrow[40];
+	time_t t = time(NULL) / 86400 * 86400 + 86400;
+	struct tm tm;
+	(void)state;
+
+	gmtime_r(&t, &tm);
+	strftime(tomorrow, sizeof(tomorrow), "resets %Y-%m-%d 00:00 UTC", &tm);
+	request(&rq);
+
+	/* a day budget starts at midnight UTC with what the ledger has today */
+	assert_int_equal(llm_budget_set(g_db, "project", "daily", 0.02, "day"), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'daily' AND period "
+				 "= 'day' AND period_start = date_trunc('day', now() AT TIME ZONE "
+				 "'UTC') AT TIME ZONE 'UTC' AND spent_usd = 0"), 1);
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT (spent_usd * 1e6)::int FROM llm_budgets WHERE scope = "
+				 "'daily'"), 460);
+
+	/* the rest of the day's money is gone: refused, saying when it comes back */
+	ts_sql(g_db, "UPDATE llm_budgets SET spent_usd = 0.0199 WHERE scope = 'daily'");
+	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_BUDGET);
+	assert_non_null(strstr(err_last(), "project daily spent $0.0199 of $0.0200 today"));
+	assert_non_null(strstr(err_last(), tomorrow));
+	assert_non_null(strstr(err_last(), "orchestrator llm budget set --project daily --limit "
+					   "USD --per day"));
+	assert_string_equal(out.budget.period, "day");
+	assert_int_equal(out.budget.resets_at, (int64_t)t);
+	llm_response_free(&out);
+	assert_int_equal(fake_llm_count(&g_fake), 1);
+
+	/* a new day: the call goes through and the day's spending restarts with it; a
+	 * reservation of yesterday holds nothing today */
+	ts_sql(g_db, "UPDATE llm_budgets SET period_start = period_start - interval '1 day' "
+		     "WHERE scope = 'daily'");
+	ts_sql(g_db, "INSERT INTO llm_reservations (project, amount_usd, expires_at, created_at) "
+		     "VALUES ('daily', 5, now() + interval '1 hour', now() - interval '1 day')");
+	assert_int_equal(llm_budget_list(g_db, &list), 0);
+	b = json_array_get(list, 0);
+	assert_string_equal(json_string_value(json_object_get(b, "period")), "day");
+	assert_true(json_number_value(json_object_get(b, "spent_usd")) == 0);  /* not rolled yet */
+	assert_true(json_number_value(json_object_get(b, "reserved_usd")) == 0);
+	assert_non_null(json_string_value(json_object_get(b, "resets_at")));
+	json_decref(list);
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT (spent_usd * 1e6)::int FROM llm_budgets WHERE scope = "
+				 "'daily' AND period_start = date_trunc('day', now() AT TIME ZONE "
+				 "'UTC') AT TIME ZONE 'UTC'"), 460);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_reservations"), 1); /* yesterday's */
+
+	/* settling after the period has passed starts the new one with the call's cost */
+	ts_sql(g_db, "UPDATE llm_budgets SET period_start = period_start - interval '1 day', "
+		     "spent_usd = 0.0199 WHERE scope = 'daily'");
+	assert_int_equal(sql_int("SELECT count(*) FROM (SELECT llm_settle(NULL, 'daily', NULL, "
+				 "0.001)) x"), 1);
+	assert_int_equal(sql_int("SELECT (spent_usd * 1e6)::int FROM llm_budgets WHERE scope = "
+				 "'daily' AND period_start = date_trunc('day', now() AT TIME ZONE "
+				 "'UTC') AT TIME ZONE 'UTC'"), 1000);
+
+	/* weeks start on Monday, months on the 1st; a new period counts the ledger since its
+	 * start; without a period an existing budget keeps its own */
+	assert_int_equal(llm_budget_set(g_db, "user", "wendy", 5, "week"), 0);
+	assert_int_equal(sql_int("SELECT extract(isodow FROM period_start AT TIME ZONE 'UTC') FROM "
+				 "llm_budgets WHERE scope = 'wendy'"), 1);
+	assert_int_equal(llm_budget_set(g_db, "project", "daily", 1, "month"), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'daily' AND "
+				 "period = 'month' AND extract(day FROM period_start AT TIME ZONE "
+				 "'UTC') = 1 AND extract(hour FROM period_start AT TIME ZONE 'UTC') "
+				 "= 0 AND (spent_usd * 1e6)::int = 920"), 1);
+	assert_int_equal(llm_budget_set(g_db, "project", "daily", 2, NULL), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'daily' AND "
+				 "period = 'month' AND limit_usd = 2"), 1);
+	assert_int_equal(llm_budget_set(g_db, "project", "daily", 2, "total"), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'daily' AND "
+				 "period = 'total' AND period_start IS NULL"), 1);
+	assert_int_equal(llm_budget_set(g_db, "project", "daily", 2, "fortnight"), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "total, day, week or month"));
 	llm_service_free(s);
 }
 
@@ -825,7 +987,7 @@ static void test_slots_end_to_end(void **state)
 static int stats_rows(void *p)
 {
 	(void)p;
-	return sql_int("SELECT count(*) FROM llm_sched_stats") == 3;
+	return sql_int("SELECT count(*) FROM llm_sched_stats") == 4; /* one per endpoint */
 }
 
 static void test_stats_thread(void **state)
@@ -866,9 +1028,11 @@ int main(void)
 		cmocka_unit_test_setup(test_retries, before_each),
 		cmocka_unit_test_setup(test_bad_replies, before_each),
 		cmocka_unit_test_setup(test_timeout_and_cancel, before_each),
+		cmocka_unit_test_setup(test_idle_timeout, before_each),
 		cmocka_unit_test_setup(test_cancel, before_each),
 		cmocka_unit_test_setup(test_context_overflow, before_each),
 		cmocka_unit_test_setup(test_budgets, before_each),
+		cmocka_unit_test_setup(test_budget_periods, before_each),
 		cmocka_unit_test_setup(test_keys_and_redaction, before_each),
 		cmocka_unit_test_setup(test_slots_end_to_end, before_each),
 		cmocka_unit_test_setup(test_stats_thread, before_each),
