@@ -37,6 +37,26 @@ void *eng_ctx_app(const eng_ctx *ctx);   /* the engine's app pointer (eng_option
 /* True once someone asked to cancel the run; long nodes may stop early. */
 int eng_ctx_cancelled(const eng_ctx *ctx);
 
+/* --- deadline (eng_graph_set_timeout) --- */
+
+/* When this attempt must return, in util_mono_ms() time (monotonic ms);
+ * 0 when the node has no timeout. A node that calls something with a
+ * timeout of its own (an LLM request, a subprocess) can derive it from
+ * eng_ctx_remaining_ms(). */
+int64_t eng_ctx_deadline_ms(const eng_ctx *ctx);
+
+/* Milliseconds left before the deadline: -1 when there is none, 0 once it
+ * has passed. */
+int64_t eng_ctx_remaining_ms(const eng_ctx *ctx);
+
+/* True once the deadline has passed. Whatever the attempt returns after
+ * that is discarded and it counts as failed with ERR_TIMEOUT. */
+int eng_ctx_expired(const eng_ctx *ctx);
+
+/* True when a long node should give up now: the run was asked to cancel or
+ * the attempt's deadline passed. Returning at once (any code) is best. */
+int eng_ctx_should_stop(const eng_ctx *ctx);
+
 /* --- events --- */
 
 /* Takes the oldest delivered, unconsumed event with `key` into *out (owned

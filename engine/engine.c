@@ -49,6 +49,8 @@ typedef struct commit_req {
 typedef struct active_run {
 	int64_t run_id;
 	atomic_int cancel;
+	atomic_llong token;   /* the lease token the run is held with */
+	step_shared *sh;      /* the step being executed, or NULL; guarded by mu */
 	struct active_run *next;
 } active_run;
 
@@ -174,9 +176,9 @@ static void cache_put(eng_engine *e, int64_t thread_id, int seq, json_t *state, 
 	pthread_mutex_unlock(&e->mu);
 }
 
-/* --- active runs (for cancel flags from the heartbeat) --- */
+/* --- active runs (for cancel flags and hung nodes, with the heartbeat) --- */
 
-static active_run *active_add(eng_engine *e, int64_t run_id, int cancel)
+static active_run *active_add(eng_engine *e, int64_t run_id, int64_t token, int cancel)
 {
 	active_run *a = calloc(1, sizeof(*a));
 
@@ -184,6 +186,7 @@ static active_run *active_add(eng_engine *e, int64_t run_id, int cancel)
 		return NULL;
 	a->run_id = run_id;
 	atomic_store(&a->cancel, cancel);
+	atomic_store(&a->token, token);
 	pthread_mutex_lock(&e->mu);
 	a->next = e->active;
 	e->active = a;
@@ -203,6 +206,50 @@ static void active_remove(eng_engine *e, active_run *a)
 	pthread_mutex_unlock(&e->mu);
 	atomic_fetch_sub(&e->busy, 1);
 	free(a);
+}
+
+/* Shows the heartbeat the step a run executes (NULL once it is over). */
+static void active_set_step(eng_engine *e, active_run *a, step_shared *sh)
+{
+	pthread_mutex_lock(&e->mu);
+	a->sh = sh;
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* The lease tokens of held runs whose current step has a hung node (past
+ * its deadline plus grace), as a bigint[] literal (owned), or NULL when
+ * there are none. Their leases are no longer renewed, so they expire and
+ * the runs are taken over from their last checkpoints. Logs each hung
+ * attempt once. */
+static char *active_hung_tokens(eng_engine *e)
+{
+	int64_t now = util_mono_ms();
+	buf b;
+	int n = 0;
+
+	buf_init(&b, 0);
+	pthread_mutex_lock(&e->mu);
+	for (active_run *a = e->active; a; a = a->next) {
+		step_hung h;
+
+		if (!a->sh || !step_shared_hung(a->sh, now, &h))
+			continue;
+		buf_printf(&b, "%s%lld", n++ ? "," : "{", (long long)atomic_load(&a->token));
+		if (h.first)
+			log_error("engine",
+				  "run %lld: node '%s' is hung past its timeout of %lld ms (attempt "
+				  "%d); its lease is no longer renewed, so the run will be taken over "
+				  "from its last checkpoint; the stuck thread cannot be killed and "
+				  "stays busy until the node returns (its result will be discarded)",
+				  (long long)a->run_id, h.node, (long long)h.timeout_ms, h.attempt);
+	}
+	pthread_mutex_unlock(&e->mu);
+	if (n == 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	buf_putc(&b, '}');
+	return buf_steal(&b);
 }
 
 static void active_mark_cancel(eng_engine *e, json_t *ids)
@@ -618,6 +665,7 @@ static int run_step(run_exec *x)
 		json_decref(delta);
 		return err_set(ERR_NOMEM, "out of memory");
 	}
+	active_set_step(x->e, x->act, &sh);
 	if (x->step > eng_graph_recursion_limit(x->g)) {
 		char why[256];
 		snprintf(why, sizeof(why),
@@ -715,6 +763,7 @@ done:
 		task_result_clear(&res[i]);
 	free(res);
 	parts_free(&parts);
+	active_set_step(x->e, x->act, NULL);
 	step_shared_destroy(&sh);
 	json_decref(delta);
 	json_decref(next);
@@ -759,6 +808,7 @@ static int run_recover(run_exec *x)
 		x->state = x->tasks = NULL;
 		store_run_clear(&x->r);
 		x->r = fresh;
+		atomic_store(&x->act->token, x->r.token);
 		return 1;
 	}
 	return 0;
@@ -778,7 +828,7 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 	snprintf(status, 16, "lost");
 	error[0] = '\0';
 	x.g = find_graph(e, x.r.graph);
-	x.act = active_add(e, x.r.run_id, x.r.cancel);
+	x.act = active_add(e, x.r.run_id, x.r.token, x.r.cancel);
 	if (!x.g || !x.act) {
 		log_error("engine", "run %lld: graph '%s' is not registered here", (long long)x.r.run_id,
 			  x.r.graph);
@@ -787,8 +837,9 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 	if (x.r.takeovers > e->opt.max_takeovers) {
 		char why[256];
 		snprintf(why, sizeof(why),
-			 "the engine running this run died %d times; stopped to avoid a crash loop "
-			 "(retry it once the cause is fixed)",
+			 "the engine running this run died (or one of its nodes hung past its "
+			 "timeout) %d times; stopped to avoid a crash loop (retry it once the cause "
+			 "is fixed)",
 			 x.r.takeovers);
 		x.step = x.r.step + 1;
 		run_fail(&x, why, NULL, NULL);
@@ -923,7 +974,9 @@ static int claim_one(eng_engine *e, store_run *out)
 		atomic_store(&e->last_expired_check, now);
 		rc = store_claim_expired(c, e->id, e->opt.lease_ms, e->graphs_literal, out);
 		if (rc == 1)
-			log_warn("engine", "took over run %lld (step %d) from a dead engine",
+			log_warn("engine",
+				 "took over run %lld (step %d) whose lease expired (its engine died "
+				 "or a node hung)",
 				 (long long)out->run_id, out->step);
 	}
 	pg_pool_release(e->pool, c);
@@ -1032,13 +1085,15 @@ static void *beat_main(void *arg)
 	while (!atomic_load(&e->stopping)) {
 		pg_conn *c = NULL;
 		json_t *cancelled = NULL;
+		char *hung = active_hung_tokens(e);
 
 		if (pg_pool_acquire(e->pool, 5000, &c) == 0) {
 			if (store_heartbeat(c, e->id, e->host, e->pid, e->nworkers, e->graphs_literal,
-					    e->opt.lease_ms, &cancelled) < 0)
+					    e->opt.lease_ms, hung, &cancelled) < 0)
 				log_warn("engine", "heartbeat failed: %s", err_last());
 			pg_pool_release(e->pool, c);
 		}
+		free(hung);
 		if (cancelled) {
 			active_mark_cancel(e, cancelled);
 			json_decref(cancelled);

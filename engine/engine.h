@@ -9,6 +9,10 @@
  * thread. A heartbeat renews the leases of the runs it holds; when an engine
  * dies its leases expire and any other engine takes the runs over from their
  * last checkpoint. Any number of engine processes may share one database.
+ * A run whose node hangs past its timeout (eng_graph_set_timeout) plus a
+ * grace period is no longer renewed either: it is taken over the same way,
+ * while the stuck thread, which cannot be killed, stays busy here (a worker
+ * with a stuck node claims nothing else) and its late result is fenced off.
  *
  * eng_invoke and eng_resume run one invocation in the calling thread (no
  * queue hop), for callers that want the answer at once: the CLI, tests,
@@ -61,7 +65,8 @@ int eng_engine_start(eng_engine *e);
 
 /* Stops claiming. Runs in progress finish their current step and go back to
  * the queue, where another engine (or this one, restarted) picks them up.
- * Returns when every engine thread has ended. Safe to call twice. */
+ * Returns when every engine thread has ended, so it waits for a hung node
+ * to return. Safe to call twice. */
 void eng_engine_stop(eng_engine *e);
 
 /* Stops (if needed) and frees. NULL is a no-op. */

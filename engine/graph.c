@@ -20,6 +20,7 @@ struct eng_graph {
 	int nnodes, cap;
 	eng_schema *schema;
 	int recursion_limit;
+	int64_t default_timeout_ms;
 	int compiled;
 };
 
@@ -204,6 +205,35 @@ void eng_graph_set_recursion_limit(eng_graph *g, int limit)
 		g->recursion_limit = limit;
 }
 
+int eng_graph_set_timeout(eng_graph *g, const char *node, int64_t ms)
+{
+	int i, rc = check_mutable(g);
+
+	if (rc < 0)
+		return rc;
+	if (ms < 0)
+		return err_set(ERR_INVALID, "node '%s': a timeout cannot be negative", node);
+	i = node ? find_index(g, node) : -2;
+	if (i < 0)
+		return err_set(ERR_NOTFOUND, "graph '%s' has no node '%s' to set a timeout on",
+			       g->name, node ? node : "(null)");
+	g->nodes[i].timeout_ms = ms;
+	g->nodes[i].timeout_set = 1;
+	return 0;
+}
+
+int eng_graph_set_default_timeout(eng_graph *g, int64_t ms)
+{
+	int rc = check_mutable(g);
+
+	if (rc < 0)
+		return rc;
+	if (ms < 0)
+		return err_set(ERR_INVALID, "graph '%s': a timeout cannot be negative", g->name);
+	g->default_timeout_ms = ms;
+	return 0;
+}
+
 int eng_graph_compile(eng_graph *g)
 {
 	char *seen;
@@ -254,8 +284,12 @@ int eng_graph_compile(eng_graph *g)
 	}
 	free(seen);
 	free(stack);
-	if (rc == 0)
+	if (rc == 0) {
+		for (int i = 0; i < g->nnodes; i++)
+			if (!g->nodes[i].timeout_set)
+				g->nodes[i].timeout_ms = g->default_timeout_ms;
 		g->compiled = 1;
+	}
 	return rc;
 }
 

@@ -97,6 +97,35 @@ int eng_graph_set_reducer(eng_graph *g, const char *key, eng_reducer r);
 /* Maximum super-steps per run (default ENG_DEFAULT_RECURSION_LIMIT). */
 void eng_graph_set_recursion_limit(eng_graph *g, int limit);
 
+/* Per-node timeout (Temporal's activity timeout): each attempt of `node`
+ * must return within `ms` milliseconds of its start; 0 means no timeout
+ * (the default). The node sees its deadline through eng_ctx_deadline_ms()
+ * and eng_ctx_should_stop() and should return early by itself.
+ *
+ * An attempt that returns after its deadline fails with ERR_TIMEOUT,
+ * whatever it returned: its update, routing, outbox rows and taken events
+ * are discarded, and the node's retry policy decides whether to try again
+ * (ENG_RETRY_TRANSIENT includes ERR_TIMEOUT). After the last attempt the run
+ * fails with that error, as for any other node failure.
+ *
+ * An attempt that does not return at all (a hung call): once it is past its
+ * deadline plus a grace period (the larger of 1 s and a tenth of the
+ * timeout), the engine's heartbeat stops renewing the run's lease and logs
+ * an error, so the lease expires and this or another engine takes the run
+ * over from its last checkpoint. The stuck OS thread cannot be killed safely
+ * in C: it stays busy (its worker claims nothing else) until the node
+ * returns, and whatever it produces then is fenced off by the lost lease and
+ * writes nothing. eng_engine_stop waits for it.
+ *
+ * Call before eng_graph_compile. ERR_NOTFOUND for an unknown node,
+ * ERR_INVALID for a negative `ms` or a compiled graph. */
+int eng_graph_set_timeout(eng_graph *g, const char *node, int64_t ms);
+
+/* The timeout of every node that was given none with eng_graph_set_timeout
+ * (default 0: none). Applied by eng_graph_compile; ERR_INVALID for a
+ * negative `ms` or a compiled graph. */
+int eng_graph_set_default_timeout(eng_graph *g, int64_t ms);
+
 /* Checks the graph: every edge names a node, START leads somewhere, every
  * node is reachable. ERR_INVALID naming the problem. After this the graph
  * is read-only and may be shared between threads. */

@@ -12,6 +12,8 @@ typedef struct eng_node_def {
 	eng_node_fn fn;
 	void *udata;
 	eng_retry retry;
+	int64_t timeout_ms; /* per attempt; 0: none (see eng_graph_set_timeout) */
+	int timeout_set;    /* set for this node (not the graph's default) */
 	int *edges;   /* node indices; -1 is END */
 	int nedges;
 	eng_router_fn router;

@@ -23,6 +23,33 @@ int step_shared_init(step_shared *sh, json_t *events, const atomic_int *cancel)
 	return 0;
 }
 
+static int64_t hung_grace_ms(int64_t timeout_ms)
+{
+	return timeout_ms / 10 > STEP_HUNG_GRACE_MIN_MS ? timeout_ms / 10 : STEP_HUNG_GRACE_MIN_MS;
+}
+
+int step_shared_hung(step_shared *sh, int64_t now, step_hung *out)
+{
+	int found = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&sh->mu);
+	for (size_t i = 0; i < sh->nwatch && !found; i++) {
+		step_watch *w = &sh->watch[i];
+		int64_t deadline = atomic_load(&w->deadline);
+
+		if (deadline <= 0 || now < deadline + hung_grace_ms(w->node->timeout_ms))
+			continue;
+		out->node = w->node->name;
+		out->timeout_ms = w->node->timeout_ms;
+		out->attempt = atomic_load(&w->attempt);
+		out->first = atomic_exchange(&w->reported, 1) == 0;
+		found = 1;
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return found;
+}
+
 void step_shared_destroy(step_shared *sh)
 {
 	pthread_mutex_destroy(&sh->mu);
@@ -74,6 +101,31 @@ void *eng_ctx_app(const eng_ctx *ctx) { return ctx->app; }
 int eng_ctx_cancelled(const eng_ctx *ctx)
 {
 	return ctx->sh->cancel && atomic_load(ctx->sh->cancel);
+}
+
+int64_t eng_ctx_deadline_ms(const eng_ctx *ctx)
+{
+	return ctx->deadline;
+}
+
+int64_t eng_ctx_remaining_ms(const eng_ctx *ctx)
+{
+	int64_t left;
+
+	if (ctx->deadline <= 0)
+		return -1;
+	left = ctx->deadline - util_mono_ms();
+	return left > 0 ? left : 0;
+}
+
+int eng_ctx_expired(const eng_ctx *ctx)
+{
+	return ctx->deadline > 0 && util_mono_ms() >= ctx->deadline;
+}
+
+int eng_ctx_should_stop(const eng_ctx *ctx)
+{
+	return eng_ctx_cancelled(ctx) || eng_ctx_expired(ctx);
 }
 
 /* Takes events with `key`: the oldest one (all == 0) or every one. */
@@ -220,7 +272,20 @@ typedef struct task_job {
 	const json_t *input;
 	int index;
 	task_result *res;
+	step_watch *watch;
 } task_job;
+
+/* After a failed attempt: 0 when the task stops here, or 1 after logging
+ * and sleeping the policy's delay when it is to be tried again. */
+static int task_retry(const eng_ctx *ctx, const eng_retry *policy, int rc, int attempt)
+{
+	if (attempt >= policy->max_attempts || rc == ERR_CANCELLED ||
+	    !(policy->retry_on & ENG_RETRY_ON(rc)) || eng_ctx_cancelled(ctx))
+		return 0;
+	log_info("engine", "run %lld: %s; retrying", (long long)ctx->run_id, ctx->res->error);
+	util_sleep_ms(retry_delay(policy, attempt));
+	return 1;
+}
 
 static void run_task(task_job *job)
 {
@@ -239,6 +304,7 @@ static void run_task(task_job *job)
 		.sh = in->sh,
 		.res = res,
 	};
+	int64_t timeout = job->node->timeout_ms;
 
 	for (int attempt = 1;; attempt++) {
 		json_t *update = NULL;
@@ -249,7 +315,30 @@ static void run_task(task_job *job)
 		ctx.attempt = attempt;
 		res->attempts = attempt;
 		err_clear();
+		ctx.deadline = timeout > 0 ? util_mono_ms() + timeout : 0;
+		if (job->watch) {
+			atomic_store(&job->watch->attempt, attempt);
+			atomic_store(&job->watch->reported, 0);
+			atomic_store(&job->watch->deadline, ctx.deadline);
+		}
 		rc = job->node->fn(&ctx, in->state, job->input, &update);
+		if (job->watch)
+			atomic_store(&job->watch->deadline, 0);
+		if (eng_ctx_expired(&ctx)) {
+			/* too late: whatever the attempt produced is dropped */
+			json_decref(update);
+			release_taken(&ctx);
+			task_result_clear(res);
+			snprintf(res->error, sizeof(res->error),
+				 "node '%s' exceeded its timeout of %lld ms (attempt %d of %d); raise "
+				 "the timeout with eng_graph_set_timeout or make the node return "
+				 "earlier (eng_ctx_should_stop)",
+				 job->node->name, (long long)timeout, attempt, policy->max_attempts);
+			res->rc = ERR_TIMEOUT;
+			if (!task_retry(&ctx, policy, ERR_TIMEOUT, attempt))
+				return;
+			continue;
+		}
 		if (json_array_size(res->waits) > 0 && rc >= 0)
 			rc = ERR_WAIT;
 		if (rc == 0) {
@@ -285,11 +374,8 @@ static void run_task(task_job *job)
 			 job->node->name, attempt, policy->max_attempts,
 			 err_last()[0] ? err_last() : err_name(rc));
 		res->rc = rc;
-		if (attempt >= policy->max_attempts || rc == ERR_CANCELLED ||
-		    !(policy->retry_on & ENG_RETRY_ON(rc)) || eng_ctx_cancelled(&ctx))
+		if (!task_retry(&ctx, policy, rc, attempt))
 			return;
-		log_info("engine", "run %lld: %s; retrying", (long long)in->run_id, res->error);
-		util_sleep_ms(retry_delay(policy, attempt));
 	}
 }
 
@@ -305,12 +391,14 @@ int step_execute(const step_input *in, task_result *results)
 	task_job *jobs;
 	pthread_t *threads;
 	char *started;
-	int rc = 0, first = -1;
+	step_watch *watch;
+	int rc = 0, first = -1, watching = 0;
 
 	jobs = calloc(n ? n : 1, sizeof(*jobs));
 	threads = calloc(n ? n : 1, sizeof(*threads));
 	started = calloc(n ? n : 1, 1);
-	if (!jobs || !threads || !started) {
+	watch = calloc(n ? n : 1, sizeof(*watch));
+	if (!jobs || !threads || !started || !watch) {
 		rc = err_set(ERR_NOMEM, "out of memory");
 		goto done;
 	}
@@ -341,7 +429,15 @@ int step_execute(const step_input *in, task_result *results)
 				     name ? name : "(none)");
 			goto done;
 		}
+		watch[i].node = jobs[i].node;
+		jobs[i].watch = &watch[i];
 	}
+	/* the heartbeat reads the attempts' deadlines while the tasks run */
+	pthread_mutex_lock(&in->sh->mu);
+	in->sh->watch = watch;
+	in->sh->nwatch = n;
+	pthread_mutex_unlock(&in->sh->mu);
+	watching = 1;
 	/* the first task to run goes in this thread, the others in their own */
 	for (size_t i = 0; i < n; i++) {
 		if (!jobs[i].node)
@@ -361,6 +457,13 @@ int step_execute(const step_input *in, task_result *results)
 		if (started[i])
 			pthread_join(threads[i], NULL);
 done:
+	if (watching) {
+		pthread_mutex_lock(&in->sh->mu);
+		in->sh->watch = NULL;
+		in->sh->nwatch = 0;
+		pthread_mutex_unlock(&in->sh->mu);
+	}
+	free(watch);
 	free(jobs);
 	free(threads);
 	free(started);

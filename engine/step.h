@@ -18,6 +18,18 @@
 #include "engine/ctx.h"
 #include "engine/graph_int.h"
 
+/* Least grace after a node's deadline before its attempt counts as hung;
+ * the grace is the larger of this and a tenth of the timeout. */
+#define STEP_HUNG_GRACE_MIN_MS 1000
+
+/* The attempt a task is running, for the heartbeat to see hung nodes. */
+typedef struct step_watch {
+	const eng_node_def *node;
+	atomic_llong deadline; /* util_mono_ms() time; 0: no attempt with a timeout */
+	atomic_int attempt;
+	atomic_int reported;   /* this attempt was reported hung once */
+} step_watch;
+
 /* State the tasks of one step share: the thread's unconsumed events, and
  * which task took which (so two parallel tasks never take the same one). */
 typedef struct step_shared {
@@ -26,7 +38,17 @@ typedef struct step_shared {
 	int *taken_by;    /* per event: task index + 1, or 0 */
 	size_t nevents;
 	const atomic_int *cancel; /* set when the run is asked to cancel */
+	step_watch *watch;        /* per task while step_execute runs; guarded by mu */
+	size_t nwatch;
 } step_shared;
+
+/* What step_shared_hung found. */
+typedef struct step_hung {
+	const char *node;   /* borrowed from the graph */
+	int64_t timeout_ms;
+	int attempt;
+	int first;          /* first time this attempt is reported */
+} step_hung;
 
 typedef struct task_result {
 	int rc;           /* 0 done, ERR_WAIT, or the failure's err_code */
@@ -47,6 +69,7 @@ struct eng_ctx {
 	int64_t run_id, thread_id;
 	const char *thread_key;
 	int step, attempt, task;
+	int64_t deadline; /* util_mono_ms() time the attempt must return by; 0: none */
 	void *app;
 	step_shared *sh;
 	task_result *res;
@@ -66,6 +89,12 @@ typedef struct step_input {
 
 int step_shared_init(step_shared *sh, json_t *events, const atomic_int *cancel);
 void step_shared_destroy(step_shared *sh);
+
+/* True (1) when a task of the step is running an attempt that is past its
+ * deadline plus grace at monotonic time `now` (see eng_graph_set_timeout);
+ * *out then describes the first such task. Thread-safe: the heartbeat calls
+ * it while the step runs. */
+int step_shared_hung(step_shared *sh, int64_t now, step_hung *out);
 
 /* Runs every task of the step that has no pending write; fills results[i]
  * for i < number of tasks (the array must be zeroed). Returns 0 once every

@@ -218,9 +218,10 @@ static const pg_stmt STMT_ENGINE_BEAT = {
 
 static const pg_stmt STMT_LEASES_RENEW = {
 	"eng_leases_renew",
-	"UPDATE runs SET lease_until = " LEASE_EXPR("$2") " "
+	"UPDATE runs SET lease_until = CASE WHEN lease_token = ANY ($3::bigint[]) "
+	"THEN lease_until ELSE " LEASE_EXPR("$2") " END "
 	"WHERE lease_owner = $1 AND status = 'running' RETURNING id, cancel_requested",
-	2,
+	3,
 };
 
 static const pg_stmt STMT_ENGINE_STOPPED = {
@@ -662,11 +663,12 @@ int store_release(pg_conn *c, int64_t run_id, int64_t token)
 }
 
 int store_heartbeat(pg_conn *c, const char *owner, const char *host, int pid, int threads,
-		    const char *graphs, int64_t lease_ms, json_t **cancelled)
+		    const char *graphs, int64_t lease_ms, const char *skip_tokens,
+		    json_t **cancelled)
 {
 	char spid[16], sthreads[16], lease[24];
 	const char *p1[5] = {owner, host, spid, sthreads, graphs};
-	const char *p2[2] = {owner, lease};
+	const char *p2[3] = {owner, lease, skip_tokens};
 	pg_pipe pipe;
 	int rc;
 

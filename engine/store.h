@@ -127,10 +127,13 @@ int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *r
 /* Gives a held run back to the queue (graceful stop). */
 int store_release(pg_conn *c, int64_t run_id, int64_t token);
 
-/* Renews the leases of every run `owner` holds and records the engine as
- * alive. *cancelled (owned) gets the ids of held runs asked to cancel. */
+/* Renews the leases of every run `owner` holds, except those held with a
+ * token in `skip_tokens` (a bigint[] literal, or NULL for none: runs with a
+ * hung node, left to expire), and records the engine as alive. *cancelled
+ * (owned) gets the ids of held runs asked to cancel. */
 int store_heartbeat(pg_conn *c, const char *owner, const char *host, int pid, int threads,
-		    const char *graphs, int64_t lease_ms, json_t **cancelled);
+		    const char *graphs, int64_t lease_ms, const char *skip_tokens,
+		    json_t **cancelled);
 
 int store_engine_stopped(pg_conn *c, const char *owner);
 

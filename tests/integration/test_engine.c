@@ -1,6 +1,8 @@
 /* The engine against a real PostgreSQL: runs, checkpoints, waits and resume,
  * fork, double-texting, cancel, failures, pending writes, outbox delivery,
- * delta storage, retention, lost connections and lease takeover. */
+ * delta storage, retention, lost connections, lease takeover and per-node
+ * timeouts (a late attempt retried or failing the run, a hung node's run
+ * taken over). */
 #include "tests/support/graphs.h"
 #include "tests/support/support.h"
 
@@ -841,6 +843,241 @@ static void test_lease_takeover(void **st)
 	eng_engine_free(e);
 }
 
+/* --- per-node timeouts --- */
+
+static eng_engine *engine_for(const eng_graph *g, int threads, int64_t lease_ms)
+{
+	eng_options opt = {.threads = threads, .lease_ms = lease_ms, .poll_ms = 50};
+	eng_engine *e = NULL;
+
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, g), 0);
+	return e;
+}
+
+static atomic_int slow_calls;
+static atomic_llong mid_left;
+
+/* Too slow on its first attempt only; each attempt leaves an outbox row. */
+static int node_slow_once(eng_ctx *ctx, const json_t *state, const json_t *input,
+			  json_t **update)
+{
+	int attempt = eng_ctx_attempt(ctx);
+	(void)state;
+	(void)input;
+	atomic_fetch_add(&slow_calls, 1);
+	eng_emit(ctx, "test.note", NULL, json_pack("{s:i}", "attempt", attempt));
+	if (attempt == 1)
+		util_sleep_ms(eng_ctx_remaining_ms(ctx) + 150);
+	*update = json_pack("{s:i,s:[s]}", "attempt", attempt, "log", attempt == 1 ? "slow" : "fast");
+	return 0;
+}
+
+static int node_mid(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	atomic_store(&mid_left, eng_ctx_deadline_ms(ctx) > 0 ? eng_ctx_remaining_ms(ctx) : -1);
+	*update = json_pack("{s:[s]}", "log", "mid");
+	return 0;
+}
+
+static void test_timeout_then_retry_succeeds(void **st)
+{
+	eng_retry fast = {.max_attempts = 3, .initial_ms = 1, .max_ms = 2, .factor = 2};
+	eng_graph *g;
+	eng_engine *e;
+	eng_result r;
+	json_t *expect = ts_json("[\"fast\",\"mid\"]");
+	(void)st;
+
+	eng_graph_new(&g, "timed-once");
+	eng_graph_add_node(g, "slow", node_slow_once, NULL, &fast);
+	eng_graph_add_node(g, "mid", node_mid, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "slow");
+	eng_graph_add_edge(g, "slow", "mid");
+	eng_graph_add_edge(g, "mid", ENG_END);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	assert_int_equal(eng_graph_set_timeout(g, "slow", 100), 0);
+	assert_int_equal(eng_graph_set_default_timeout(g, 60000), 0);
+	assert_int_equal(eng_graph_compile(g), 0);
+	e = engine_for(g, 0, 30000);
+
+	atomic_store(&slow_calls, 0);
+	atomic_store(&mid_left, 0);
+	assert_int_equal(eng_invoke(e, "timed-once", "timed-1", NULL, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	assert_int_equal(atomic_load(&slow_calls), 2);
+	/* the late attempt's update and outbox row were dropped */
+	assert_int_equal(json_integer_value(json_object_get(r.state, "attempt")), 2);
+	assert_true(json_equal(json_object_get(r.state, "log"), expect));
+	assert_int_equal(q("SELECT count(*) FROM outbox WHERE run_id = %lld AND kind = 'test.note'",
+			   (long long)r.run_id),
+			 1);
+	assert_int_equal(q("SELECT count(*) FROM outbox WHERE run_id = %lld AND kind = 'test.note' "
+			   "AND payload->>'attempt' = '2'",
+			   (long long)r.run_id),
+			 1);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld AND step = 1",
+			   (long long)r.run_id),
+			 1);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld", (long long)r.run_id),
+			 2);
+	/* the graph's default timeout reached the node given none */
+	assert_true(atomic_load(&mid_left) > 0);
+	assert_true(atomic_load(&mid_left) <= 60000);
+	eng_result_clear(&r);
+	json_decref(expect);
+	eng_engine_free(e);
+	eng_graph_free(g);
+}
+
+static atomic_int crawl_calls, crawl_saw_expiry;
+
+/* Works in small slices until told to stop, then returns a result anyway. */
+static int node_crawl(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	atomic_fetch_add(&crawl_calls, 1);
+	while (!eng_ctx_should_stop(ctx))
+		util_sleep_ms(5);
+	if (eng_ctx_expired(ctx) && eng_ctx_remaining_ms(ctx) == 0)
+		atomic_fetch_add(&crawl_saw_expiry, 1);
+	util_sleep_ms(5);
+	*update = json_pack("{s:[s]}", "log", "crawled");
+	return 0;
+}
+
+static void test_timeout_fails_the_run(void **st)
+{
+	eng_retry two = {.max_attempts = 2, .initial_ms = 1, .max_ms = 2, .factor = 2};
+	eng_graph *g;
+	eng_engine *e;
+	eng_result r;
+	json_t *s = NULL, *f;
+	size_t i;
+	int listed = 0;
+	(void)st;
+
+	eng_graph_new(&g, "timed-out");
+	eng_graph_add_node(g, "crawl", node_crawl, NULL, &two);
+	eng_graph_add_edge(g, ENG_START, "crawl");
+	eng_graph_add_edge(g, "crawl", ENG_END);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	assert_int_equal(eng_graph_set_timeout(g, "crawl", 100), 0);
+	assert_int_equal(eng_graph_compile(g), 0);
+	e = engine_for(g, 0, 30000);
+
+	atomic_store(&crawl_calls, 0);
+	atomic_store(&crawl_saw_expiry, 0);
+	assert_int_equal(eng_invoke(e, "timed-out", "timed-2", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "failed");
+	assert_non_null(strstr(r.error, "node 'crawl' exceeded its timeout of 100 ms "
+					"(attempt 2 of 2)"));
+	assert_int_equal(atomic_load(&crawl_calls), 2);
+	assert_int_equal(atomic_load(&crawl_saw_expiry), 2);
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'failed' "
+			   "AND error_node = 'crawl' AND error LIKE '%%exceeded its timeout%%'",
+			   (long long)r.run_id),
+			 1);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld", (long long)r.run_id),
+			 0);
+	/* status lists it with the other failures */
+	assert_int_equal(eng_status(db, 30000, &s), 0);
+	json_array_foreach(json_object_get(s, "recent_failures"), i, f) {
+		if (json_integer_value(json_object_get(f, "run")) == r.run_id &&
+		    strstr(json_string_value(json_object_get(f, "error")), "exceeded its timeout"))
+			listed = 1;
+	}
+	assert_true(listed);
+	json_decref(s);
+	eng_result_clear(&r);
+	eng_engine_free(e);
+	eng_graph_free(g);
+}
+
+static atomic_int hang_calls, hang_release;
+
+/* The first call never returns until the test releases it; later calls
+ * (the retry, the engine that takes over) are quick. */
+static int node_hang(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)ctx;
+	(void)state;
+	(void)input;
+	if (atomic_fetch_add(&hang_calls, 1) == 0)
+		while (!atomic_load(&hang_release))
+			util_sleep_ms(5);
+	*update = json_pack("{s:[s]}", "log", "hang");
+	return 0;
+}
+
+static int hang_started(void *p)
+{
+	(void)p;
+	return atomic_load(&hang_calls) >= 1;
+}
+
+static int engine_idle(void *p)
+{
+	return eng_engine_busy(p) == 0;
+}
+
+static void test_hung_node_is_taken_over(void **st)
+{
+	eng_graph *g;
+	eng_engine *e1, *e2;
+	int64_t run;
+	(void)st;
+
+	eng_graph_new(&g, "hanging");
+	eng_graph_add_node(g, "first", node_loop, NULL, NULL);
+	eng_graph_add_node(g, "hang", node_hang, NULL, NULL);
+	eng_graph_add_node(g, "last", node_loop, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "first");
+	eng_graph_add_edge(g, "first", "hang");
+	eng_graph_add_edge(g, "hang", "last");
+	eng_graph_add_edge(g, "last", ENG_END);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	assert_int_equal(eng_graph_set_timeout(g, "hang", 200), 0);
+	assert_int_equal(eng_graph_compile(g), 0);
+	atomic_store(&hang_calls, 0);
+	atomic_store(&hang_release, 0);
+
+	/* one engine gets stuck in the node; its heartbeat goes on, but stops
+	 * renewing that run's lease, so a second engine takes the run over */
+	e1 = engine_for(g, 1, 1500);
+	assert_int_equal(eng_engine_start(e1), 0);
+	assert_int_equal(eng_start(db, "hang-1", "hanging", NULL, NULL, NULL, &run), 0);
+	assert_true(ts_wait_for(hang_started, NULL, 60000));
+	e2 = engine_for(g, 1, 1500);
+	assert_int_equal(eng_engine_start(e2), 0);
+	await_sql("SELECT count(*) FROM runs WHERE thread_id = (SELECT id FROM threads WHERE key = "
+		  "'hang-1') AND status = 'done' AND error IS NULL",
+		  1);
+	assert_int_equal(q("SELECT takeovers FROM runs WHERE id = %lld", (long long)run), 1);
+	/* the stuck worker is still busy with it */
+	assert_int_equal(eng_engine_busy(e1), 1);
+
+	/* released, the stale attempt times out, its retry finishes, and its
+	 * commit is fenced off: one checkpoint per step, nothing more */
+	atomic_store(&hang_release, 1);
+	assert_true(ts_wait_for(engine_idle, e1, 60000));
+	assert_true(atomic_load(&hang_calls) >= 2);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld", (long long)run), 3);
+	assert_int_equal(q("SELECT count(DISTINCT step) FROM checkpoints WHERE run_id = %lld",
+			   (long long)run),
+			 3);
+	assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'done' "
+			   "AND step = 3 AND error IS NULL",
+			   (long long)run),
+			 1);
+	eng_engine_free(e2);
+	eng_engine_free(e1);
+	eng_graph_free(g);
+}
+
 /* --- group commit --- */
 
 static void step_for(store_step *s, const store_run *r, int seq)
@@ -952,6 +1189,9 @@ int main(void)
 		cmocka_unit_test(test_long_thread_storage_and_prune),
 		cmocka_unit_test(test_db_connections_killed),
 		cmocka_unit_test(test_lease_takeover),
+		cmocka_unit_test(test_timeout_then_retry_succeeds),
+		cmocka_unit_test(test_timeout_fails_the_run),
+		cmocka_unit_test(test_hung_node_is_taken_over),
 		cmocka_unit_test(test_group_commit_batch),
 	};
 	ts_init();

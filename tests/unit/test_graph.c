@@ -3,6 +3,7 @@
 #include "tests/support/support.h"
 
 #include "core/err.h"
+#include "core/util.h"
 #include "engine/ctx.h"
 #include "engine/graph_int.h"
 #include "engine/state.h"
@@ -338,6 +339,63 @@ static int node_collect(eng_ctx *ctx, const json_t *state, const json_t *input, 
 	return 0;
 }
 
+/* --- per-node timeouts --- */
+
+static int node_late(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	util_sleep_ms(eng_ctx_remaining_ms(ctx) + 20);
+	eng_emit(ctx, "note", NULL, NULL);
+	eng_goto(ctx, ENG_END);
+	*update = json_pack("{s:b}", "late", 1);
+	return 0;
+}
+
+static void test_timeout_settings(void **st)
+{
+	eng_retry once = {.max_attempts = 1, .initial_ms = 1, .max_ms = 1, .factor = 1};
+	eng_graph *g;
+	json_t *state = json_object(), *tasks = ts_json("[{\"node\":\"late\"}]");
+	task_result *res;
+	(void)st;
+
+	eng_graph_new(&g, "timeouts");
+	eng_graph_add_node(g, "late", node_late, NULL, &once);
+	eng_graph_add_node(g, "plain", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "off", node_ok, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "late");
+	eng_graph_add_edge(g, "late", "plain");
+	eng_graph_add_edge(g, "plain", "off");
+	assert_int_equal(eng_graph_set_timeout(g, "ghost", 10), ERR_NOTFOUND);
+	assert_int_equal(eng_graph_set_timeout(g, "late", -1), ERR_INVALID);
+	assert_int_equal(eng_graph_set_default_timeout(g, -5), ERR_INVALID);
+	assert_int_equal(eng_graph_set_timeout(g, "late", 30), 0);
+	assert_int_equal(eng_graph_set_timeout(g, "off", 0), 0);
+	assert_int_equal(eng_graph_set_default_timeout(g, 60000), 0);
+	assert_int_equal(eng_graph_compile(g), 0);
+	assert_int_equal(eng_graph_set_timeout(g, "late", 10), ERR_INVALID);
+	/* the default goes to nodes given none; an explicit 0 stays 0 */
+	assert_int_equal(eng_graph_node(g, "late")->timeout_ms, 30);
+	assert_int_equal(eng_graph_node(g, "plain")->timeout_ms, 60000);
+	assert_int_equal(eng_graph_node(g, "off")->timeout_ms, 0);
+
+	/* an attempt that returns late fails and leaves nothing behind */
+	res = run_step(g, state, tasks, NULL);
+	assert_int_equal(res[0].rc, ERR_TIMEOUT);
+	assert_int_equal(res[0].attempts, 1);
+	assert_null(res[0].update);
+	assert_null(res[0].outbox);
+	assert_null(res[0].gotos);
+	assert_non_null(strstr(res[0].error, "node 'late' exceeded its timeout of 30 ms "
+					     "(attempt 1 of 1)"));
+	task_result_clear(&res[0]);
+	free(res);
+	json_decref(state);
+	json_decref(tasks);
+	eng_graph_free(g);
+}
+
 static void test_await_and_take(void **st)
 {
 	eng_graph *g;
@@ -394,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_router_unknown_node),
 		cmocka_unit_test(test_retry_policy),
 		cmocka_unit_test(test_await_and_take),
+		cmocka_unit_test(test_timeout_settings),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
