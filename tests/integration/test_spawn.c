@@ -690,6 +690,137 @@ static void test_logs_cli(void **state)
 	buf_free(&out);
 }
 
+/* --- a repository behind HTTP with credentials --- */
+
+static void cli(const char *args, char *out, size_t cap);
+
+/* Starts tests/fakes/git_http.py over `root` for user:password; its port
+ * goes to *port. Returns its pid. */
+static pid_t start_git_http(const char *root, const char *user, const char *password,
+			    const char *log, int *port)
+{
+	int fds[2];
+	pid_t pid;
+	char line[32] = "";
+	ssize_t n;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execlp("python3", "python3", "tests/fakes/git_http.py", "--root", root, "--user", user,
+		       "--password", password, "--log", log, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	n = read(fds[0], line, sizeof(line) - 1);
+	close(fds[0]);
+	if (n <= 0)
+		fail_msg("the git HTTP server did not start");
+	*port = atoi(line);
+	assert_true(*port > 0);
+	return pid;
+}
+
+/* Stores `value` as the secret `name` and allocates a git handle for the
+ * test project into out. */
+static void git_handle(const char *name, const char *value, char *out, size_t cap)
+{
+	char args[200];
+
+	if (tss_sh(NULL, "printf '%s' | '%s' secrets set %s >/dev/null", value, ts_bin(), name))
+		fail_msg("secrets set %s failed", name);
+	snprintf(args, sizeof(args), "resources allocate --scope proj-1 --secret %s --kind git",
+		 name);
+	cli(args, out, cap);
+}
+
+static void test_http_remote_with_credentials(void **state)
+{
+	char root[1024], log[1100], url[200], good[64], wrong[64], path[1200];
+	json_t *req, *res;
+	buf b;
+	int port, st;
+	pid_t srv;
+	char *text;
+	(void)state;
+
+	snprintf(root, sizeof(root), "%s/githttp", getenv("ORCH_DATA_DIR"));
+	snprintf(log, sizeof(log), "%s/githttp.log", getenv("ORCH_DATA_DIR"));
+	if (tss_sh(NULL, "rm -rf '%s' && mkdir -p '%s' && git clone -q --bare '%s' '%s/remote.git' "
+			 "&& git -C '%s/remote.git' config http.receivepack true",
+		   root, root, g_repo, root, root))
+		fail_msg("cannot create the served repository");
+	srv = start_git_http(root, "agent", "pw-http-7781", log, &port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/remote.git", port);
+	git_handle("GIT_HTTP_OK", "agent:pw-http-7781", good, sizeof(good));
+	git_handle("GIT_HTTP_WRONG", "agent:not-the-password", wrong, sizeof(wrong));
+
+	/* granted: cloned, worked on, tested and pushed back over HTTP */
+	fake_llm_reset(&g_fake);
+	fix_script();
+	req = request("http-1", "http1", TSS_TEST_CMD);
+	json_object_set_new(req, "repo", json_string(url));
+	json_object_set_new(req, "repo_secret", json_string(good));
+	xadd(g_redis, "http-1", req);
+	res = await_result(g_redis, "http-1");
+	expect_status(res, "done");
+	assert_true(json_is_true(json_object_get(res, "pushed")));
+	text = json_dumps(res, JSON_COMPACT);
+	assert_null(strstr(text, "pw-http-7781"));
+	free(text);
+	json_decref(res);
+	buf_init(&b, 0);
+	assert_int_equal(tss_sh(&b, "git --git-dir='%s/remote.git' show task/http1:calc.py", root),
+			 0);
+	assert_non_null(strstr(buf_cstr(&b), "return a + b"));
+	/* the server challenged, then got the credentials: fetch and push */
+	buf_reset(&b);
+	assert_int_equal(tss_sh(&b, "cat '%s'", log), 0);
+	assert_non_null(strstr(buf_cstr(&b), "401 GET /remote.git/info/refs?service=git-upload-pack"));
+	assert_non_null(strstr(buf_cstr(&b), "200 POST /remote.git/git-upload-pack agent"));
+	assert_non_null(strstr(buf_cstr(&b), "200 POST /remote.git/git-receive-pack agent"));
+	/* the password is in no transcript line */
+	snprintf(path, sizeof(path), "%s/transcripts/http-1.jsonl", getenv("ORCH_DATA_DIR"));
+	buf_reset(&b);
+	assert_int_equal(tss_sh(&b, "cat '%s'", path), 0);
+	assert_true(b.len > 0);
+	assert_null(strstr(buf_cstr(&b), "pw-http-7781"));
+
+	/* the wrong password, or none: refused, saying why; nothing pushed */
+	fake_llm_reset(&g_fake);
+	req = request("http-2", "http2", TSS_TEST_CMD);
+	json_object_set_new(req, "repo", json_string(url));
+	json_object_set_new(req, "repo_secret", json_string(wrong));
+	xadd(g_redis, "http-2", req);
+	res = await_result(g_redis, "http-2");
+	expect_status(res, "refused");
+	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")), "auth"));
+	text = json_dumps(res, JSON_COMPACT);
+	assert_null(strstr(text, "not-the-password"));
+	free(text);
+	json_decref(res);
+	req = request("http-3", "http3", TSS_TEST_CMD);
+	json_object_set_new(req, "repo", json_string(url));
+	xadd(g_redis, "http-3", req);
+	res = await_result(g_redis, "http-3");
+	expect_status(res, "refused");
+	json_decref(res);
+	assert_int_equal(fake_llm_count(&g_fake), 0); /* no agent ran */
+	buf_reset(&b);
+	assert_int_equal(tss_sh(&b, "git --git-dir='%s/remote.git' branch --list 'task/http[23]'",
+				root), 0);
+	assert_string_equal(buf_cstr(&b), "");
+	buf_free(&b);
+
+	kill(srv, SIGTERM);
+	assert_int_equal(waitpid(srv, &st, 0), srv);
+}
+
 static void test_hostile_agent_contained(void **state)
 {
 	json_t *req, *res;
@@ -1264,6 +1395,7 @@ int main(void)
 		cmocka_unit_test(test_failing_or_shrinking_tests_not_done),
 		cmocka_unit_test(test_agents_md),
 		cmocka_unit_test(test_logs_cli),
+		cmocka_unit_test(test_http_remote_with_credentials),
 		cmocka_unit_test(test_hostile_agent_contained),
 		cmocka_unit_test(test_redis_restart_loses_nothing),
 		cmocka_unit_test(test_killed_spawner_reclaimed),
