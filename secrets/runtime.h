@@ -12,6 +12,13 @@
  *     stored value can reach a log line, a model, a chat or a transcript;
  *   - wipes ORCH_MASTER_KEY from the process environment, so no child
  *     process (a worker, a git hook) inherits it.
+ *   - starts a thread that, every ORCH_SECRETS_REFRESH (default 5 s; 0:
+ *     never), checks a fingerprint of the secrets table (key version,
+ *     count, newest id and change) and decrypts into the filter what was set
+ *     since; when the database had no key at start-up and `secrets init`
+ *     ran since, it opens the store then (the key source is the one read
+ *     at start-up). A value set by another process is thus filtered here
+ *     within one period.
  * Then the other parts use the store through it:
  *   - the spawner: sec_env_resolve(sec_runtime_store(), conn, &grant, &env);
  *   - the LLM layer: sec_resolve_name(name, &value), a plain function to
@@ -42,8 +49,9 @@ typedef struct sec_runtime_report {
  * once, before other threads use secrets. */
 int sec_runtime_start(pg_pool *pool, const char *data_dir, sec_runtime_report *out);
 
-/* Closes the store (the filter stays installed: lines written while the
- * process ends are still filtered). Safe to call twice. */
+/* Stops the refresher thread and closes the store (the filter stays
+ * installed: lines written while the process ends are still filtered).
+ * Safe to call twice. */
 void sec_runtime_stop(void);
 
 /* The process's store, or NULL when secrets are not set up. Borrowed. */

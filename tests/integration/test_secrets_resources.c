@@ -6,15 +6,18 @@
 
 #include "core/err.h"
 #include "core/redact.h"
+#include "core/util.h"
 #include "secrets/key.h"
 #include "secrets/redact.h"
 #include "secrets/resource.h"
 #include "secrets/runtime.h"
 #include "secrets/store.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #define ACTOR "test"
 #define GH "ghp_0123456789abcdefGHIJKL"
@@ -384,6 +387,41 @@ static void test_audit_listing(void **st)
 
 /* --- the process runtime --- */
 
+#define LATE "late-value-0123456789"
+#define LATER "later-value-9876543210"
+
+/* Runs a shell command (another process, as a person's CLI would be);
+ * returns its exit status. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Waits (up to 10 s: the refresher runs every 100 ms here) until the
+ * process's filter turns `value` into `want`. */
+static void await_redacted(const char *value, const char *want)
+{
+	for (int64_t until = util_mono_ms() + 10000;; util_sleep_ms(20)) {
+		char *r = redact_str(value);
+		int same = strcmp(r, want) == 0;
+
+		free(r);
+		if (same)
+			return;
+		if (util_mono_ms() > until)
+			fail_msg("the redaction filter never learned %s", want);
+	}
+}
+
 static void test_runtime(void **st)
 {
 	pg_pool *pool = ts_pool(2);
@@ -391,6 +429,7 @@ static void test_runtime(void **st)
 	char *v = NULL, hex[65];
 	sec_key *k = NULL;
 	(void)st;
+	setenv("ORCH_SECRETS_REFRESH", "100ms", 1);
 	/* the key comes from ORCH_MASTER_KEY this time: rotate to a known key */
 	assert_int_equal(sec_key_parse(&k, "ab", 2, "t"), ERR_INVALID);
 	assert_int_equal(sec_key_generate(&k), 0);
@@ -418,6 +457,16 @@ static void test_runtime(void **st)
 				       "[redacted:OPENAI_KEY]");
 		free(r);
 	}
+	/* a secret set after start (by `secrets set` in another process) reaches
+	 * the filter at the next refresh, without a restart */
+	{
+		char *r = redact_str(LATE);
+		assert_string_equal(r, LATE);
+		free(r);
+	}
+	assert_int_equal(sh("printf '%s' | ORCH_MASTER_KEY=%s '%s' secrets set late-token", LATE, hex,
+			    ts_bin()), 0);
+	await_redacted("x " LATE " y", "x [redacted:late-token] y");
 	/* the LLM layer's resolver */
 	assert_int_equal(sec_resolve_name("OPENAI_KEY", &v), 0);
 	assert_string_equal(v, LLM);
@@ -447,10 +496,23 @@ static void test_runtime(void **st)
 	assert_int_equal(sec_runtime_start(pool, "/nonexistent", &rep), ERR_NOTFOUND);
 	/* without secrets set up a process runs, with the filter installed */
 	ts_sql(g_c, "TRUNCATE secret_keys, secrets, resources, secret_audit");
+	setenv("ORCH_MASTER_KEY", hex, 1);
 	assert_int_equal(sec_runtime_start(pool, "/nonexistent", &rep), 0);
 	assert_false(rep.configured);
 	assert_null(sec_runtime_store());
 	assert_int_equal(sec_resolve_name("OPENAI_KEY", &v), ERR_NOTFOUND);
+	/* `secrets init` and `secrets set` afterwards: the running process opens
+	 * the store with its key and learns the value */
+	assert_int_equal(sh("ORCH_MASTER_KEY=%s '%s' secrets init >/dev/null && printf '%s' | "
+			    "ORCH_MASTER_KEY=%s '%s' secrets set later-token",
+			    hex, ts_bin(), LATER, hex, ts_bin()), 0);
+	await_redacted(LATER, "[redacted:later-token]");
+	assert_non_null(sec_runtime_store());
+	assert_null(getenv("ORCH_MASTER_KEY")); /* wiped once the store was opened */
+	assert_int_equal(sec_resolve_name("later-token", &v), 0);
+	assert_string_equal(v, LATER);
+	sec_value_free(v);
+	v = NULL;
 	sec_runtime_stop();
 	pg_pool_free(pool);
 }
