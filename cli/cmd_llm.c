@@ -9,6 +9,7 @@
  *   orchestrator llm budget extend|remove --project P|--user U [--add USD]
  */
 #include "cli/cli.h"
+#include "secrets/runtime.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "llm/llm.h"
@@ -220,6 +221,7 @@ static int cmd_test(int argc, char **argv)
 	rc = 0;
 done:
 	llm_service_free(s);
+	sec_runtime_stop(); /* before the pool its refresher uses */
 	pg_pool_free(pool);
 	buf_free(&prompt);
 	return rc;
