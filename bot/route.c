@@ -6,6 +6,7 @@
 #include "core/util.h"
 #include "engine/control.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,7 +238,7 @@ const char *bot_help_text(const char *channel)
 	if (strcmp(channel, "term") == 0)
 		return "Describe an idea and orchestrator takes it from there.\n"
 		       "  /new <idea>        start a new project\n"
-		       "  /status            the active project's state\n"
+		       "  /status            the active project: stage, tasks, workers, questions, cost\n"
 		       "  /projects          your projects\n"
 		       "  /switch <n|name>   make another project the active one\n"
 		       "  /cancel            stop the active project's work\n"
@@ -247,7 +248,7 @@ const char *bot_help_text(const char *channel)
 		       "Any other text goes to the active project.";
 	return "Describe an idea and orchestrator takes it from there.\n\n"
 	       "/new <idea> — start a new project\n"
-	       "/status — the active project's state\n"
+	       "/status — the active project: stage, tasks, workers, your open questions, cost\n"
 	       "/projects — your projects\n"
 	       "/switch <number or name> — make another project the active one\n"
 	       "/cancel — stop the active project's work\n"
@@ -318,12 +319,227 @@ static int cmd_new(pg_conn *c, const char *graph, const bot_input *in, const cha
 	return bot_say(c, in->channel, in->dest, thread, msg);
 }
 
+static _Atomic(bot_report_fn) g_report;
+
+void bot_set_report(bot_report_fn fn)
+{
+	atomic_store(&g_report, fn);
+}
+
+/* Appends `s` cut to max_chars characters, escaped for HTML. */
+static void put_html(buf *out, const char *s, size_t max_chars)
+{
+	buf cut;
+
+	buf_init(&cut, 0);
+	tg_truncate(&cut, s ? s : "", max_chars);
+	tg_html_escape(out, buf_cstr(&cut), cut.len);
+	buf_free(&cut);
+}
+
+/* put_html of `s` on one line: runs of line breaks become one space. */
+static void put_html_line(buf *out, const char *s, size_t max_chars)
+{
+	buf line;
+
+	buf_init(&line, 0);
+	for (const char *p = s ? s : ""; *p; p++) {
+		if (*p != '\n' && *p != '\r')
+			buf_putc(&line, *p);
+		else if (line.len > 0 && buf_cstr(&line)[line.len - 1] != ' ')
+			buf_putc(&line, ' ');
+	}
+	put_html(out, buf_cstr(&line), max_chars);
+	buf_free(&line);
+}
+
+static long long jnum(const json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* What a stage means, for a person. */
+static const char *stage_label(const char *stage)
+{
+	static const struct {
+		const char *stage, *label;
+	} map[] = {
+		{"", "new"},
+		{"brainstorm", "brainstorm (talking the idea through)"},
+		{"spec_review", "spec review (the spec waits for your decision)"},
+		{"architect", "architect (repository and plan)"},
+		{"plan_review", "plan review (the plan waits for your decision)"},
+		{"develop", "develop (workers build the tasks, the reviewer checks them)"},
+		{"done", "done"},
+		{"stopped", "stopped"},
+		{"cancelled", "cancelled"},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].stage, stage) == 0)
+			return map[i].label;
+	return stage;
+}
+
+/* The group a task status counts in: 0 done, 1 in progress, 2 waiting for
+ * review, 3 waiting for you, 4 failed, 5 queued, 6 skipped. */
+static int task_group(const char *st)
+{
+	static const struct {
+		const char *status;
+		int group;
+	} map[] = {
+		{"merged", 0},       {"working", 1},       {"changes", 1},     {"approved", 1},
+		{"merge_ready", 1},  {"merging", 1},       {"review", 2},      {"reviewing", 2},
+		{"review_error", 2}, {"review_budget", 2}, {"blocked", 3},     {"merge_wait", 3},
+		{"failed", 4},       {"queued", 5},        {"skipped", 6},
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].status, st) == 0)
+			return map[i].group;
+	return 1;
+}
+
+#define STATUS_TASK_LINES 10
+#define STATUS_QUESTIONS 3
+
+static void status_tasks(buf *out, const json_t *r)
+{
+	static const char *const names[] = {"done", "in progress", "waiting for review",
+					    "waiting for you", "failed", "queued", "skipped"};
+	const json_t *list = json_object_get(r, "task_list"), *t;
+	long long total = jnum(json_object_get(r, "tasks"), "total");
+	int count[7] = {0}, shown = 0;
+	size_t i;
+
+	if (total == 0) {
+		buf_puts(out, "\n<b>Tasks:</b> none yet (the plan comes after the spec)");
+		return;
+	}
+	json_array_foreach(list, i, t)
+		count[task_group(jstr(t, "status"))]++;
+	buf_printf(out, "\n<b>Tasks:</b> %d of %lld done", count[0], total);
+	for (int g = 1; g < 7; g++)
+		if (count[g] > 0)
+			buf_printf(out, ", %d %s", count[g], names[g]);
+	/* the tasks that move or wait: what a person wants to know about */
+	json_array_foreach(list, i, t) {
+		int g = task_group(jstr(t, "status"));
+		if (g == 0 || g >= 5)
+			continue;
+		if (shown++ == STATUS_TASK_LINES) {
+			buf_puts(out, "\n  …");
+			break;
+		}
+		buf_puts(out, "\n  • ");
+		put_html(out, jstr(t, "title"), 80);
+		buf_puts(out, " — ");
+		put_html(out, jstr(t, "label"), 40);
+	}
+}
+
+/* What the project waits for the person to decide, and how to answer; or,
+ * without a question, that it waits for a message (`waits_input`). */
+static void status_questions(buf *out, const json_t *r, const char *channel, int waits_input)
+{
+	const json_t *open = json_object_get(r, "open"), *q, *o;
+	size_t i, j;
+
+	if (json_array_size(open) == 0) {
+		if (waits_input)
+			buf_puts(out, "\n<b>Waiting for you:</b> your reply — write it in this chat.");
+		return;
+	}
+	buf_puts(out, "\n<b>Waiting for you:</b>");
+	json_array_foreach(open, i, q) {
+		if (i == STATUS_QUESTIONS) {
+			buf_printf(out, "\n  … and %zu more", json_array_size(open) - i);
+			break;
+		}
+		buf_puts(out, "\n  • ");
+		put_html_line(out, jstr(q, "question"), 240);
+		if (json_is_null(json_object_get(q, "id"))) {
+			buf_puts(out, "\n    (the question is on its way to this chat)");
+			continue;
+		}
+		if (strcmp(channel, "term") == 0)
+			buf_puts(out, "\n    Type the number of your choice under it (or /approve n)");
+		else
+			buf_puts(out, "\n    Answer with the buttons under that message");
+		json_array_foreach(json_object_get(q, "options"), j, o) {
+			if (j >= 6)
+				break;
+			buf_puts(out, j == 0 ? ": " : " · ");
+			put_html(out, json_string_value(o) ? json_string_value(o) : "", 30);
+		}
+		buf_printf(out, " (or 'orchestrator approve %lld').", jnum(q, "id"));
+	}
+}
+
+/* The factory project's /status (HTML). `run` is the STMT_PROJECT row. */
+static void status_report(buf *out, const json_t *r, int n, const char *channel,
+			  const PGresult *run)
+{
+	const json_t *budget = json_object_get(r, "budget");
+	const char *name = *jstr(r, "name") ? jstr(r, "name") : jstr(r, "title");
+	long long tin = jnum(r, "tokens_in"), tout = jnum(r, "tokens_out");
+
+	buf_printf(out, "<b>Project #%d: ", n);
+	put_html(out, name, 80);
+	buf_puts(out, "</b>\n<b>Stage:</b> ");
+	put_html(out, stage_label(jstr(r, "stage")), 80);
+	status_tasks(out, r);
+	buf_printf(out, "\n<b>Workers running:</b> %lld", jnum(r, "workers"));
+	status_questions(out, r, channel,
+			 pg_rows(run) > 0 && strcmp(pg_val(run, 0, 2), "waiting") == 0 &&
+				 strstr(pg_val(run, 0, 3), BOT_INPUT_KEY) != NULL);
+	buf_printf(out, "\n<b>Cost:</b> $%.4f so far, %lld tokens (%lld in, %lld out)",
+		   json_number_value(json_object_get(r, "cost_usd")), tin + tout, tin, tout);
+	if (json_is_object(budget))
+		buf_printf(out, "\n<b>Budget:</b> $%.2f ($%.4f spent)",
+			   json_number_value(json_object_get(budget, "limit_usd")),
+			   json_number_value(json_object_get(budget, "spent_usd")));
+	if (*jstr(r, "repo")) {
+		buf_puts(out, "\n<b>Repository:</b> <code>");
+		put_html(out, jstr(r, "repo"), 200);
+		buf_puts(out, "</code>");
+		if (*jstr(r, "branch")) {
+			buf_puts(out, ", branch ");
+			put_html(out, jstr(r, "branch"), 60);
+		}
+	}
+	if (*jstr(r, "remote")) {
+		buf_puts(out, "\n<b>Remote:</b> ");
+		put_html(out, jstr(r, "remote"), 200);
+	}
+}
+
+/* A thread without a report: its run state. */
+static void status_run(buf *out, int n, const PGresult *res)
+{
+	const char *st = pg_val(res, 0, 2);
+
+	buf_printf(out, "Project #%d: %s\nState: %s", n, pg_val(res, 0, 1), st);
+	if (strcmp(st, "waiting") == 0 && *pg_val(res, 0, 3))
+		buf_printf(out, " (for: %s)", pg_val(res, 0, 3));
+	buf_printf(out, ", step %lld", (long long)pg_int(res, 0, 4));
+}
+
 static int cmd_status(pg_conn *c, const bot_input *in, const char *chat)
 {
+	bot_report_fn report = atomic_load(&g_report);
 	int64_t thread;
 	int n, rc;
-	char key[128];
+	char key[128], kind[32];
 	PGresult *res = NULL;
+	json_t *r = NULL, *payload = NULL;
 	buf out;
 
 	rc = bot_active_project(c, chat, &thread, &n);
@@ -337,25 +553,41 @@ static int cmd_status(pg_conn *c, const bot_input *in, const char *chat)
 		const char *params[1] = {key};
 		rc = pg_exec_stmt(c, &res, &STMT_PROJECT, params);
 	}
+	if (rc == 0 && report)
+		rc = report(&r, c, thread);
 	if (rc < 0)
-		return rc;
+		goto done;
 	buf_init(&out, 0);
 	if (pg_rows(res) > 0) {
 		const char *st = pg_val(res, 0, 2);
-		buf_printf(&out, "Project #%d: %s\nState: %s", n, pg_val(res, 0, 1), st);
-		if (strcmp(st, "waiting") == 0 && *pg_val(res, 0, 3))
-			buf_printf(&out, " (for: %s)", pg_val(res, 0, 3));
-		buf_printf(&out, ", step %lld", (long long)pg_int(res, 0, 4));
+		/* HTML with a report, plain text without */
+		if (r)
+			status_report(&out, r, n, in->channel, res);
+		else
+			status_run(&out, n, res);
 		if (pg_int(res, 0, 6) > 0)
 			buf_printf(&out, "\nQueued messages: %lld", (long long)pg_int(res, 0, 6));
 		if (strcmp(st, "failed") == 0 && *pg_val(res, 0, 5)) {
 			buf_puts(&out, "\nError: ");
-			tg_truncate(&out, pg_val(res, 0, 5), 300);
+			if (r)
+				put_html(&out, pg_val(res, 0, 5), 300);
+			else
+				tg_truncate(&out, pg_val(res, 0, 5), 300);
 		}
 	}
-	rc = bot_say(c, in->channel, in->dest, thread, buf_cstr(&out));
-	PQclear(res);
+	if (!r) {
+		rc = bot_say(c, in->channel, in->dest, thread, buf_cstr(&out));
+	} else {
+		snprintf(kind, sizeof(kind), "%s.send", in->channel);
+		payload = json_pack("{s:s}", "html", buf_cstr(&out));
+		rc = payload ? bot_emit(c, thread, kind, in->dest, payload)
+			     : err_set(ERR_NOMEM, "out of memory");
+	}
 	buf_free(&out);
+done:
+	PQclear(res);
+	json_decref(r);
+	json_decref(payload);
 	return rc;
 }
 

@@ -22,7 +22,9 @@
  * Commands (/start, /help, /new <idea>, /status, /cancel, /projects,
  * /switch <project>) are answered with outbox rows of kind
  * "<channel>.send" in the caller's transaction, so a reply is sent once
- * and in order with the nodes' messages.
+ * and in order with the nodes' messages. /status shows the project's
+ * report (bot_set_report, HTML) when its graph gives one, else its run
+ * state; both with the queued messages and the error of a failed run.
  *
  * Every function runs on the caller's connection, inside the caller's
  * transaction when there is one.
@@ -96,6 +98,24 @@ int bot_cancel_project(pg_conn *c, int64_t thread, const char *who, int *out_run
 
 /* The chat's active project: thread id (0 when none) and number. */
 int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, int *out_n);
+
+/* A project's report for /status, from the part that knows the project's
+ * graph (the factory's is nodes/report.h, installed by the command line):
+ * *out (owned by the caller) is an object, or NULL when the thread is not
+ * such a project. The keys /status shows, each optional:
+ *
+ *   "stage", "name", "tasks": {"total", "merged", "skipped"},
+ *   "task_list": [{"title", "status", "label"}], "workers" (running now),
+ *   "open": [{"id", "question", "channel", "options": ["label", ...]}],
+ *   "tokens_in", "tokens_out", "cost_usd", "budget": {"limit_usd",
+ *   "spent_usd"}, "repo", "branch", "remote".
+ *
+ * Runs on the caller's connection, inside its transaction. */
+typedef int (*bot_report_fn)(json_t **out, pg_conn *c, int64_t thread);
+
+/* Installs the process-wide report (NULL removes it: /status then shows the
+ * run state only, as for any thread). Thread-safe. */
+void bot_set_report(bot_report_fn fn);
 
 /* The help text (plain). */
 const char *bot_help_text(const char *channel);

@@ -4,6 +4,7 @@
 #include "engine/control.h"
 #include "llm/ledger.h"
 #include "nodes/factory.h"
+#include "nodes/report.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -18,94 +19,20 @@ static const char USAGE[] =
 	"  tokens and cost per project and per model, budgets.\n"
 	"  --json prints the same for scripts (\"projects\", \"questions\", \"llm\").";
 
-static const pg_stmt STMT_PROJECTS = {
-	"cli_status_projects",
-	"SELECT t.id, t.key, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'none'), "
-	"coalesce(l.tin, 0), coalesce(l.tout, 0), coalesce(l.cost, 0), "
-	"(SELECT count(*) FROM workers w WHERE w.thread_id = t.id AND w.state = 'running'), "
-	"EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.id AND e.key = 'cancel' "
-	"AND e.consumed_at IS NULL), to_char(t.updated_at AT TIME ZONE 'UTC', "
-	"'YYYY-MM-DD HH24:MI:SS\"Z\"') FROM threads t "
-	"LEFT JOIN LATERAL (SELECT status FROM runs WHERE thread_id = t.id ORDER BY id DESC "
-	"LIMIT 1) r ON true LEFT JOIN LATERAL (SELECT sum(tokens_in) AS tin, sum(tokens_out) AS "
-	"tout, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE project = t.key) l ON true "
-	"WHERE t.graph = $1 ORDER BY t.updated_at DESC LIMIT 20",
-	1,
-};
-
-static const pg_stmt STMT_QUESTIONS = {
-	"cli_status_questions",
-	"SELECT a.id, t.key, a.question, a.channel FROM approvals a JOIN threads t ON "
-	"t.id = a.thread_id WHERE a.state = 'pending' AND a.expires_at > now() AND t.graph = $1 "
-	"ORDER BY a.id LIMIT 50",
-	1,
-};
-
-static const pg_stmt STMT_UNSHOWN = {
-	"cli_status_unshown",
-	"SELECT t.key, o.payload->>'question' FROM outbox o JOIN threads t ON t.id = o.thread_id "
-	"WHERE o.kind LIKE '%.approval' AND o.state = 'pending' AND t.graph = $1 AND NOT EXISTS "
-	"(SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) ORDER BY o.id LIMIT 50",
-	1,
-};
-
-/* The factory's projects and their open questions, into st. */
+/* The factory's projects and their open questions (nodes/report.h), into st. */
 static int projects(pg_conn *c, json_t *st)
 {
 	char graph[64];
-	const char *params[1] = {graph};
-	PGresult *res = NULL;
-	json_t *list = json_array(), *qs = json_array();
+	json_t *list = NULL, *qs = NULL;
 	int rc;
 
 	if (cfg_env_str("ORCH_GRAPH", ND_GRAPH, graph, sizeof(graph)) < 0)
 		snprintf(graph, sizeof(graph), "%s", ND_GRAPH);
-	rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
-		json_t *state = NULL, *sum;
-		if (eng_state_at(c, pg_int(res, i, 0), 0, &state, NULL, NULL) < 0) {
-			err_clear();
-			state = json_object();
-		}
-		sum = nd_project_summary(state);
-		json_decref(state);
-		if (!sum)
-			continue;
-		/* cancelled while it waited: its next run would say so */
-		if (strcmp(pg_val(res, i, 8), "t") == 0 &&
-		    strcmp(json_string_value(json_object_get(sum, "stage")), "done") != 0 &&
-		    strcmp(json_string_value(json_object_get(sum, "stage")), "stopped") != 0)
-			json_object_set_new(sum, "stage", json_string("cancelled"));
-		json_object_set_new(sum, "thread", json_integer(pg_int(res, i, 0)));
-		json_object_set_new(sum, "key", json_string(pg_val(res, i, 1)));
-		json_object_set_new(sum, "title", json_string(pg_val(res, i, 2)));
-		json_object_set_new(sum, "run", json_string(pg_val(res, i, 3)));
-		json_object_set_new(sum, "tokens_in", json_integer(pg_int(res, i, 4)));
-		json_object_set_new(sum, "tokens_out", json_integer(pg_int(res, i, 5)));
-		json_object_set_new(sum, "cost_usd", json_real(strtod(pg_val(res, i, 6), NULL)));
-		json_object_set_new(sum, "workers", json_integer(pg_int(res, i, 7)));
-		json_object_set_new(sum, "updated", json_string(pg_val(res, i, 9)));
-		json_array_append_new(list, sum);
-	}
-	PQclear(res);
-	res = NULL;
+	rc = nd_report_projects(&list, c, graph);
 	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_QUESTIONS, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++)
-		json_array_append_new(qs, json_pack("{s:I, s:s, s:s, s:s}", "id",
-						    (json_int_t)pg_int(res, i, 0), "project",
-						    pg_val(res, i, 1), "question", pg_val(res, i, 2),
-						    "channel", pg_val(res, i, 3)));
-	PQclear(res);
-	res = NULL;
-	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_UNSHOWN, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++)
-		json_array_append_new(qs, json_pack("{s:n, s:s, s:s}", "id", "project",
-						    pg_val(res, i, 0), "question", pg_val(res, i, 1)));
-	PQclear(res);
-	json_object_set_new(st, "projects", list);
-	json_object_set_new(st, "questions", qs);
+		rc = nd_report_questions(&qs, c, graph);
+	json_object_set_new(st, "projects", list ? list : json_array());
+	json_object_set_new(st, "questions", qs ? qs : json_array());
 	return rc;
 }
 

@@ -1,11 +1,13 @@
 /*
  * bin/orchestrator — one binary, one subcommand per role or action.
  */
+#include "bot/route.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "nodes/report.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -261,6 +263,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_configure(cli_cfg.log_level, cli_cfg.log_text);
+	/* the chat's /status reports factory projects as `orchestrator status` does */
+	bot_set_report(nd_report_project);
 	name = argv[1];
 	for (const command *c = commands; c->name; c++)
 		if (strcmp(c->name, name) == 0)

@@ -11,9 +11,12 @@
 #include "bot/approval.h"
 #include "bot/bot.h"
 #include "bot/limit.h"
+#include "bot/route.h"
+#include "bot/text.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "engine/engine.h"
+#include "nodes/report.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -140,6 +143,35 @@ static int64_t wait_sql(pg_conn *c, const char *sql, int64_t want)
 
 /* --- a message becomes a run and a reply; commands --- */
 
+/* A report as a project's graph might give it: long, and with text that
+ * is HTML. */
+static int big_report(json_t **out, pg_conn *c, int64_t thread)
+{
+	json_t *tasks = json_array(), *open = json_array();
+	char title[256], question[2100];
+	(void)c;
+	(void)thread;
+
+	memset(title, 'x', sizeof(title) - 1);
+	title[sizeof(title) - 1] = '\0';
+	memset(question, 'q', sizeof(question) - 1);
+	question[sizeof(question) - 1] = '\0';
+	for (int i = 0; i < 60; i++)
+		json_array_append_new(tasks, json_pack("{s:s, s:s, s:s}", "title", title, "status",
+						       i < 10 ? "merged" : i < 30 ? "working" : "review",
+						       "label", "<working>"));
+	for (int i = 0; i < 10; i++)
+		json_array_append_new(open, json_pack("{s:i, s:s, s:s, s:[s, s]}", "id", 100 + i,
+						      "question", question, "channel", "telegram",
+						      "options", "Approve <now>", "Reject"));
+	*out = json_pack("{s:s, s:s, s:{s:i, s:i}, s:o, s:i, s:o, s:i, s:i, s:f, s:s, s:s}",
+			 "stage", "develop", "name", "<b>evil</b> & co", "tasks", "total", 60,
+			 "merged", 10, "task_list", tasks, "workers", 2, "open", open, "tokens_in",
+			 1000, "tokens_out", 234, "cost_usd", 0.5, "repo", "/srv/repos/x.git",
+			 "branch", "main");
+	return 0;
+}
+
 static void test_message_run_reply(void **st)
 {
 	env *e = setup_env(NULL, 1);
@@ -184,9 +216,35 @@ static void test_message_run_reply(void **st)
 	m = ts_fake_wait_message(&e->fake, OWNER, "Project #1 is now the active one", WAIT_MS);
 	assert_non_null(m);
 	json_decref(m);
+	/* a plain chat thread gets its run state, also with the factory's report installed */
+	bot_set_report(nd_report_project);
 	ts_fake_text(&e->fake, OWNER, OWNER, "/status");
 	m = ts_fake_wait_message(&e->fake, OWNER, "State: done", WAIT_MS);
 	assert_non_null(m);
+	assert_null(strstr(json_string_value(json_object_get(m, "text")), "Stage"));
+	json_decref(m);
+	/* a project with a report: HTML-safe, in one message within Telegram's limit */
+	bot_set_report(big_report);
+	ts_fake_text(&e->fake, OWNER, OWNER, "/status");
+	m = ts_fake_wait_message(&e->fake, OWNER, "Stage: develop", WAIT_MS);
+	bot_set_report(NULL);
+	assert_non_null(m);
+	{
+		const char *t = json_string_value(json_object_get(m, "text"));
+		/* the fake parses the HTML as Telegram does: the text is what a person reads */
+		const char *want[] = {"Project #1: <b>evil</b> & co\n",
+				      "Tasks: 10 of 60 done, 20 in progress, 30 waiting for review",
+				      "— <working>", "\n  …", "Workers running: 2",
+				      "Answer with the buttons under that message: Approve <now> · "
+				      "Reject (or 'orchestrator approve 100')",
+				      "… and 7 more", "Cost: $0.5000 so far, 1234 tokens (1000 in, 234 out)",
+				      "Repository: /srv/repos/x.git, branch main", NULL};
+		for (const char *const *w = want; *w; w++)
+			if (!strstr(t, *w))
+				fail_msg("/status lacks '%s':\n%s", *w, t);
+		assert_true(tg_utf16_len(t, strlen(t)) <= 4096);
+		assert_null(strstr(t, "State:"));
+	}
 	json_decref(m);
 	ts_fake_text(&e->fake, OWNER, OWNER, "/bogus");
 	m = ts_fake_wait_message(&e->fake, OWNER, "I don't know /bogus", WAIT_MS);

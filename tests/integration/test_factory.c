@@ -64,6 +64,24 @@ static void extend_new(json_t *a, json_t *b)
 	json_decref(b);
 }
 
+/* Sends /status from the owner and returns the answer (owned): the one
+ * message that holds `needle`, each of the NULL-terminated `want`. */
+static json_t *status_has(const char *needle, const char *const *want)
+{
+	json_t *m;
+	const char *text;
+
+	tf_say(&E, "/status");
+	m = tf_wait_msg(&E, needle);
+	text = json_string_value(json_object_get(m, "text"));
+	if (getenv("TF_DEBUG"))
+		fprintf(stderr, "# /status: %s\n", text);
+	for (const char *const *w = want; *w; w++)
+		if (!strstr(text, *w))
+			fail_msg("/status lacks '%s':\n%s", *w, text);
+	return m;
+}
+
 /* A fresh world for each case: fakes, tables, the processes' log. */
 static void begin(void)
 {
@@ -235,6 +253,35 @@ static void test_idea_to_merged_main(void **st)
 	/* a message after the end says where the result is */
 	tf_say(&E, "thanks!");
 	json_decref(tf_wait_msg(&E, "This project is finished"));
+	/* /status in the chat: the same facts as `orchestrator status` */
+	{
+		char repo[64];
+		const char *want[] = {"Project #1: strkit\n", "Tasks: 3 of 3 done",
+				      "Workers running: 0", "Cost: $", " tokens (",
+				      repo, "branch main", "Remote:", "mirror-strkit.git",
+				      NULL};
+		buf out;
+		json_t *j, *p, *m;
+		char cost[64];
+
+		snprintf(repo, sizeof(repo), "strkit-%lld.git, branch main", (long long)thread);
+		m = status_has("Stage: done", want);
+		assert_null(strstr(json_string_value(json_object_get(m, "text")), "Waiting for you"));
+		buf_init(&out, 0);
+		assert_int_equal(tf_cli(&out, "status --json"), 0);
+		j = ts_json(buf_cstr(&out));
+		p = json_array_get(json_object_get(j, "projects"), 0);
+		snprintf(cost, sizeof(cost), "Cost: $%.4f so far, %lld tokens",
+			 json_number_value(json_object_get(p, "cost_usd")),
+			 (long long)(json_integer_value(json_object_get(p, "tokens_in")) +
+				     json_integer_value(json_object_get(p, "tokens_out"))));
+		if (!strstr(json_string_value(json_object_get(m, "text")), cost))
+			fail_msg("/status and 'orchestrator status' disagree on '%s':\n%s", cost,
+				 json_string_value(json_object_get(m, "text")));
+		json_decref(j);
+		json_decref(m);
+		buf_free(&out);
+	}
 	tf_kill(serve);
 	end();
 }
@@ -450,6 +497,16 @@ static void test_worker_failure_escalates(void **st)
 				   "AND message_id IS NOT NULL");
 	await_sql(sql, 1);
 	qid = sql_int("SELECT id FROM approvals WHERE key LIKE 'q:%%:failed:slug'");
+	/* /status in the chat: the stage, the task that waits, the question and how
+	 * to answer it, the cost */
+	{
+		char approve[64];
+		const char *want[] = {"Project #1: strkit\n", " of 3 done", "— waiting for you", "Waiting for you:",
+				      "failed 2 times", "Answer with the buttons under that message: "
+				      "🔁 Retry", approve, "Cost: $", NULL};
+		snprintf(approve, sizeof(approve), "'orchestrator approve %lld'", (long long)qid);
+		json_decref(status_has("Stage: develop", want));
+	}
 	/* the terminal lists the question, and answers it */
 	buf_init(&out, 0);
 	assert_int_equal(tf_cli(&out, "status"), 0);
@@ -668,6 +725,17 @@ static void test_terminal_commands(void **st)
 	if (!strstr(buf_cstr(&out), "term:ada:1") || !strstr(buf_cstr(&out), "spec_review") ||
 	    !strstr(buf_cstr(&out), "Build strkit as specified"))
 		fail_msg("status does not show the project and its question:\n%s", buf_cstr(&out));
+	/* the terminal chat's /status shows the same, answered the terminal's way */
+	buf_reset(&out);
+	assert_int_equal(tss_sh(&out, "printf '/status\\n' | '%s' chat --name ada --no-color 2>&1",
+				ts_bin()), 0);
+	if (!strstr(buf_cstr(&out), "Project #1: strkit") ||
+	    !strstr(buf_cstr(&out), "Stage: spec review") ||
+	    !strstr(buf_cstr(&out), "Tasks: none yet") || !strstr(buf_cstr(&out), "Workers running: 0") ||
+	    !strstr(buf_cstr(&out), "Build strkit as specified") ||
+	    !strstr(buf_cstr(&out), "Type the number of your choice") ||
+	    !strstr(buf_cstr(&out), "Cost: $"))
+		fail_msg("the chat's /status lacks the project's facts:\n%s", buf_cstr(&out));
 	buf_reset(&out);
 	assert_int_equal(tf_cli(&out, "approve term:ada:1"), 0);
 	assert_non_null(strstr(buf_cstr(&out), "decided '✅ Approve'"));

@@ -1,0 +1,255 @@
+#include "nodes/report.h"
+#include "core/err.h"
+#include "engine/control.h"
+#include "nodes/factory.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* $2 NULL: every project of the graph; else the one thread */
+static const pg_stmt STMT_PROJECTS = {
+	"nd_report_projects",
+	"SELECT t.id, t.key, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'none'), "
+	"coalesce(l.tin, 0), coalesce(l.tout, 0), coalesce(l.cost, 0), "
+	"(SELECT count(*) FROM workers w WHERE w.thread_id = t.id AND w.state = 'running'), "
+	"EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.id AND e.key = 'cancel' "
+	"AND e.consumed_at IS NULL), to_char(t.updated_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD HH24:MI:SS\"Z\"') FROM threads t "
+	"LEFT JOIN LATERAL (SELECT status FROM runs WHERE thread_id = t.id ORDER BY id DESC "
+	"LIMIT 1) r ON true LEFT JOIN LATERAL (SELECT sum(tokens_in) AS tin, sum(tokens_out) AS "
+	"tout, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE project = t.key) l ON true "
+	"WHERE t.graph = $1 AND ($2::bigint IS NULL OR t.id = $2::bigint) "
+	"ORDER BY t.updated_at DESC LIMIT 20",
+	2,
+};
+
+static const pg_stmt STMT_QUESTIONS = {
+	"nd_report_questions",
+	"SELECT a.id, t.key, a.question, a.channel FROM approvals a JOIN threads t ON "
+	"t.id = a.thread_id WHERE a.state = 'pending' AND a.expires_at > now() AND t.graph = $1 "
+	"ORDER BY a.id LIMIT 50",
+	1,
+};
+
+static const pg_stmt STMT_UNSHOWN = {
+	"nd_report_unshown",
+	"SELECT t.key, o.payload->>'question' FROM outbox o JOIN threads t ON t.id = o.thread_id "
+	"WHERE o.kind LIKE '%.approval' AND o.state = 'pending' AND t.graph = $1 AND NOT EXISTS "
+	"(SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) ORDER BY o.id LIMIT 50",
+	1,
+};
+
+/* One project's open questions: those shown (approval id) first, then those
+ * still in the outbox; options as their labels. */
+static const pg_stmt STMT_OPEN = {
+	"nd_report_open",
+	"SELECT id, question, channel, options FROM ("
+	"SELECT a.id, a.question, a.channel, (SELECT coalesce(jsonb_agg(x->>'label'), '[]') "
+	"FROM jsonb_array_elements(a.options) x)::text AS options, 0 AS shown, a.id AS ord "
+	"FROM approvals a WHERE a.thread_id = $1::bigint AND a.state = 'pending' "
+	"AND a.expires_at > now() "
+	"UNION ALL SELECT NULL, coalesce(o.payload->>'question', ''), split_part(o.kind, '.', 1), "
+	"(SELECT coalesce(jsonb_agg(CASE WHEN jsonb_typeof(x) = 'object' THEN x->>'label' "
+	"ELSE x #>> '{}' END), '[]') FROM jsonb_array_elements(CASE WHEN "
+	"jsonb_typeof(o.payload->'options') = 'array' THEN o.payload->'options' ELSE '[]' END) "
+	"x)::text, 1, o.id FROM outbox o WHERE o.thread_id = $1::bigint AND o.kind LIKE "
+	"'%.approval' AND o.state = 'pending' AND NOT EXISTS (SELECT 1 FROM approvals a "
+	"WHERE a.outbox_id = o.id)) q ORDER BY shown, ord LIMIT 20",
+	1,
+};
+
+static const pg_stmt STMT_BUDGET = {
+	"nd_report_budget",
+	"SELECT limit_usd::float8, spent_usd::float8 FROM llm_budgets WHERE kind = 'project' "
+	"AND scope = $1",
+	1,
+};
+
+/* The report of row i of a STMT_PROJECTS result (owned; NULL on ENOMEM). */
+static json_t *row_report(pg_conn *c, PGresult *res, int i)
+{
+	json_t *state = NULL, *sum;
+	const char *stage;
+
+	if (eng_state_at(c, pg_int(res, i, 0), 0, &state, NULL, NULL) < 0) {
+		err_clear(); /* no checkpoint yet: an empty state */
+		state = json_object();
+	}
+	sum = nd_project_summary(state);
+	json_decref(state);
+	if (!sum)
+		return NULL;
+	stage = json_string_value(json_object_get(sum, "stage"));
+	/* cancelled while it waited: its next run would say so */
+	if (strcmp(pg_val(res, i, 8), "t") == 0 && strcmp(stage, "done") != 0 &&
+	    strcmp(stage, "stopped") != 0)
+		json_object_set_new(sum, "stage", json_string("cancelled"));
+	json_object_set_new(sum, "thread", json_integer(pg_int(res, i, 0)));
+	json_object_set_new(sum, "key", json_string(pg_val(res, i, 1)));
+	json_object_set_new(sum, "title", json_string(pg_val(res, i, 2)));
+	json_object_set_new(sum, "run", json_string(pg_val(res, i, 3)));
+	json_object_set_new(sum, "tokens_in", json_integer(pg_int(res, i, 4)));
+	json_object_set_new(sum, "tokens_out", json_integer(pg_int(res, i, 5)));
+	json_object_set_new(sum, "cost_usd", json_real(strtod(pg_val(res, i, 6), NULL)));
+	json_object_set_new(sum, "workers", json_integer(pg_int(res, i, 7)));
+	json_object_set_new(sum, "updated", json_string(pg_val(res, i, 9)));
+	return sum;
+}
+
+/* The reports of graph's projects (thread 0: all), into *out (owned). */
+static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread)
+{
+	char tid[24];
+	const char *params[2] = {graph, thread > 0 ? tid : NULL};
+	PGresult *res = NULL;
+	json_t *list = json_array();
+	int rc;
+
+	*out = NULL;
+	if (!list)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
+		json_t *sum = row_report(c, res, i);
+		if (!sum || json_array_append_new(list, sum) < 0)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	PQclear(res);
+	if (rc < 0) {
+		json_decref(list);
+		return rc;
+	}
+	*out = list;
+	return 0;
+}
+
+int nd_report_projects(json_t **out, pg_conn *c, const char *graph)
+{
+	return reports(out, c, graph, 0);
+}
+
+/* {"id", "title", "status", "label"} of every task, in plan order. */
+static json_t *task_list(const json_t *state)
+{
+	json_t *list = json_array(), *t;
+	const char *k;
+
+	json_object_foreach((json_t *)json_object_get(state, "tasks"), k, t) {
+		const char *s = json_string_value(json_object_get(t, "status"));
+		const char *title = json_string_value(json_object_get(t, "title"));
+		if (!json_is_object(t))
+			continue;
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "id", k, "title",
+						      title ? title : k, "status", s ? s : "",
+						      "label", nd_task_state_label(s)));
+	}
+	return list;
+}
+
+/* Adds "open" (the project's open questions) to r. */
+static int add_open(json_t *r, pg_conn *c, int64_t thread)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+	PGresult *res = NULL;
+	json_t *open = json_array();
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	rc = pg_exec_stmt(c, &res, &STMT_OPEN, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
+		json_t *opts = json_loads(pg_val(res, i, 3), 0, NULL);
+		json_t *q = json_pack("{s:o, s:s, s:s, s:o}", "id",
+				      pg_isnull(res, i, 0) ? json_null() : json_integer(pg_int(res, i, 0)),
+				      "question", pg_val(res, i, 1), "channel", pg_val(res, i, 2),
+				      "options", opts ? opts : json_array());
+		if (!q || json_array_append_new(open, q) < 0)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	PQclear(res);
+	json_object_set_new(r, "open", open);
+	return rc;
+}
+
+/* Adds "budget" to r when the project has one. */
+static int add_budget(json_t *r, pg_conn *c)
+{
+	const char *params[1] = {json_string_value(json_object_get(r, "key"))};
+	PGresult *res = NULL;
+	int rc = pg_exec_stmt(c, &res, &STMT_BUDGET, params);
+
+	if (rc == 0 && pg_rows(res) > 0)
+		json_object_set_new(r, "budget",
+				    json_pack("{s:f, s:f}", "limit_usd",
+					      strtod(pg_val(res, 0, 0), NULL), "spent_usd",
+					      strtod(pg_val(res, 0, 1), NULL)));
+	PQclear(res);
+	return rc;
+}
+
+int nd_report_project(json_t **out, pg_conn *c, int64_t thread)
+{
+	json_t *list = NULL, *r = NULL, *state = NULL;
+	const char *branch;
+	int rc;
+
+	*out = NULL;
+	rc = reports(&list, c, ND_GRAPH, thread);
+	if (rc < 0 || json_array_size(list) == 0)
+		goto done; /* not a factory project: no report */
+	r = json_incref(json_array_get(list, 0));
+	if (eng_state_at(c, thread, 0, &state, NULL, NULL) < 0) {
+		err_clear();
+		state = json_object();
+	}
+	json_object_set_new(r, "task_list", task_list(state));
+	branch = json_string_value(json_object_get(json_object_get(state, "repo"), "branch"));
+	if (branch)
+		json_object_set_new(r, "branch", json_string(branch));
+	rc = add_open(r, c, thread);
+	if (rc == 0)
+		rc = add_budget(r, c);
+	if (rc == 0) {
+		*out = r;
+		r = NULL;
+	}
+done:
+	json_decref(r);
+	json_decref(state);
+	json_decref(list);
+	return rc;
+}
+
+int nd_report_questions(json_t **out, pg_conn *c, const char *graph)
+{
+	const char *params[1] = {graph};
+	PGresult *res = NULL;
+	json_t *qs = json_array();
+	int rc;
+
+	*out = NULL;
+	if (!qs)
+		return err_set(ERR_NOMEM, "out of memory");
+	rc = pg_exec_stmt(c, &res, &STMT_QUESTIONS, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++)
+		json_array_append_new(qs, json_pack("{s:I, s:s, s:s, s:s}", "id",
+						    (json_int_t)pg_int(res, i, 0), "project",
+						    pg_val(res, i, 1), "question", pg_val(res, i, 2),
+						    "channel", pg_val(res, i, 3)));
+	PQclear(res);
+	res = NULL;
+	if (rc == 0)
+		rc = pg_exec_stmt(c, &res, &STMT_UNSHOWN, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++)
+		json_array_append_new(qs, json_pack("{s:n, s:s, s:s}", "id", "project",
+						    pg_val(res, i, 0), "question", pg_val(res, i, 1)));
+	PQclear(res);
+	if (rc < 0) {
+		json_decref(qs);
+		return rc;
+	}
+	*out = qs;
+	return 0;
+}

@@ -1,0 +1,54 @@
+/*
+ * report — what a factory project is doing, the same facts wherever a person
+ * asks: `orchestrator status` (every project) and the chat's /status (the
+ * chat's active project, through bot/route.h's report hook).
+ *
+ * A project's report is nd_project_summary() of its latest state (stage,
+ * name, task counts, repository, open questions), corrected and completed
+ * from the database:
+ *
+ *   {"stage", "name", "tasks": {"total", "merged", "active", "blocked",
+ *    "skipped"}, "workers", "repo", "remote", "questions",
+ *    "thread", "key", "title", "run" (the latest run's status, "none"),
+ *    "tokens_in", "tokens_out", "cost_usd" (the project's whole ledger),
+ *    "workers" (workers running now), "updated" ("YYYY-MM-DD HH:MM:SSZ")}
+ *
+ * "stage" reads "cancelled" when the project was cancelled while it waited
+ * (its next run would say so). A report of one project (nd_report_project)
+ * adds what a person in a chat wants to see:
+ *
+ *   "task_list": [{"id", "title", "status", "label"}] (label as
+ *                 nd_task_state_label),
+ *   "open": [{"id" (approval id, null while the question is being sent),
+ *             "question", "channel", "options": ["label", ...]}],
+ *   "branch": the repository's main branch (when there is a repository),
+ *   "budget": {"limit_usd", "spent_usd"} (when the project has a budget).
+ *
+ * Everything runs on the caller's connection and only reads.
+ */
+#ifndef ORCH_NODES_REPORT_H
+#define ORCH_NODES_REPORT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/pg.h"
+
+/* The reports of the 20 most recently updated projects of graph `graph`
+ * (the factory's: ND_GRAPH, or ORCH_GRAPH), newest first, into *out (an
+ * array the caller owns). ERR_DB, ERR_NOMEM. */
+int nd_report_projects(json_t **out, pg_conn *c, const char *graph);
+
+/* The report of one project (thread id `thread`) with the details above,
+ * into *out (owned by the caller). *out is NULL, and the result 0, when the
+ * thread is not a project of the factory graph (ND_GRAPH) — a plain chat
+ * thread. ERR_DB, ERR_NOMEM. Matches bot_report_fn (bot/route.h). */
+int nd_report_project(json_t **out, pg_conn *c, int64_t thread);
+
+/* The open questions of graph `graph`'s projects, oldest first, into *out
+ * (an array the caller owns): {"id", "project", "question", "channel"} for
+ * those shown, {"id": null, "project", "question"} for those still being
+ * sent. ERR_DB, ERR_NOMEM. */
+int nd_report_questions(json_t **out, pg_conn *c, const char *graph);
+
+#endif
