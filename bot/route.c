@@ -49,17 +49,19 @@ static const pg_stmt STMT_PROJECT = {
 	"SELECT t.id, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'idle'), "
 	"coalesce(array_to_string(r.waiting_on, ', '), ''), coalesce(r.step, 0), "
 	"coalesce(r.error, ''), (SELECT count(*) FROM runs q WHERE q.thread_id = t.id "
-	"AND q.status = 'queued') FROM threads t LEFT JOIN LATERAL (SELECT status, waiting_on, "
-	"step, error FROM runs WHERE thread_id = t.id ORDER BY (status IN ('running', 'waiting')) "
-	"DESC, id DESC LIMIT 1) r ON true WHERE t.key = $1",
+	"AND q.status = 'queued') FROM threads t LEFT JOIN LATERAL (SELECT x.status, x.waiting_on, "
+	"x.step, x.error FROM runs x WHERE x.thread_id = t.id AND " ENG_SQL_NOT_HANDED_OFF("x") " "
+	"ORDER BY (x.status IN ('running', 'waiting')) DESC, x.id DESC LIMIT 1) r ON true "
+	"WHERE t.key = $1",
 	1,
 };
 
 static const pg_stmt STMT_PROJECTS = {
 	"bot_projects",
 	"SELECT (t.metadata->>'n')::int AS n, coalesce(t.metadata->>'title', ''), "
-	"coalesce((SELECT status FROM runs WHERE thread_id = t.id ORDER BY (status IN "
-	"('running', 'waiting')) DESC, id DESC LIMIT 1), 'idle') FROM threads t "
+	"coalesce((SELECT x.status FROM runs x WHERE x.thread_id = t.id AND "
+	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY (x.status IN ('running', 'waiting')) DESC, x.id DESC "
+	"LIMIT 1), 'idle') FROM threads t "
 	"WHERE t.key LIKE $1 || ':%' AND t.metadata ? 'n' ORDER BY n LIMIT 50",
 	1,
 };

@@ -45,7 +45,7 @@ static const pg_stmt STMT_TERM_HISTORY = {
 	"term_history",
 	"SELECT who, text FROM (SELECT r.created_at AS at, r.id AS ord, 'you' AS who, "
 	"r.input->'input'->>'text' AS text FROM runs r WHERE r.thread_id = $1 AND r.input ? 'input' "
-	"AND NOT (r.status = 'cancelled' AND coalesce(r.error, '') LIKE 'its input was handed%') "
+	"AND " ENG_SQL_NOT_HANDED_OFF("r") " "
 	"UNION ALL SELECT e.created_at, e.id, 'you', e.value->>'text' FROM events e "
 	"WHERE e.thread_id = $1 AND e.key = 'input' "
 	"UNION ALL SELECT o.created_at, o.id, 'orchestrator', coalesce(o.payload->>'text', "

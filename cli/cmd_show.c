@@ -19,8 +19,9 @@ static const char USAGE[] =
 static const pg_stmt STMT_THREAD = {
 	"cli_show_thread",
 	"SELECT key, graph, metadata::text, to_char(created_at AT TIME ZONE 'UTC', "
-	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), coalesce((SELECT status FROM runs WHERE thread_id = t.id "
-	"ORDER BY id DESC LIMIT 1), 'none'), EXISTS (SELECT 1 FROM events e WHERE e.thread_id = "
+	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), coalesce((SELECT x.status FROM runs x WHERE "
+	"x.thread_id = t.id AND " ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY x.id DESC LIMIT 1), "
+	"'none'), EXISTS (SELECT 1 FROM events e WHERE e.thread_id = "
 	"t.id AND e.key = 'cancel' AND e.consumed_at IS NULL) FROM threads t WHERE id = $1",
 	1,
 };

@@ -90,4 +90,12 @@ int eng_prune(pg_conn *c, int days, int keep, eng_prune_stats *out);
  * recent failures, outbox backlog. */
 int eng_status(pg_conn *c, int64_t lease_ms, json_t **out);
 
+/* An SQL condition on the runs alias `r` (a string literal) leaving out a run
+ * whose input was handed to its thread's waiting run (the chat's
+ * double-texting hand-off, migration 004): such a run never ran, so a
+ * report of a thread's latest run skips it. */
+#define ENG_SQL_NOT_HANDED_OFF(r)                                                             \
+	"NOT (" r ".status = 'cancelled' AND coalesce(" r ".error, '') LIKE "                \
+	"'its input was handed%')"
+
 #endif

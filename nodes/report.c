@@ -16,8 +16,8 @@ static const pg_stmt STMT_PROJECTS = {
 	"EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.id AND e.key = 'cancel' "
 	"AND e.consumed_at IS NULL), to_char(t.updated_at AT TIME ZONE 'UTC', "
 	"'YYYY-MM-DD HH24:MI:SS\"Z\"') FROM threads t "
-	"LEFT JOIN LATERAL (SELECT status FROM runs WHERE thread_id = t.id ORDER BY id DESC "
-	"LIMIT 1) r ON true LEFT JOIN LATERAL (SELECT sum(tokens_in) AS tin, sum(tokens_out) AS "
+	"LEFT JOIN LATERAL (SELECT x.status FROM runs x WHERE x.thread_id = t.id AND "
+	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY x.id DESC LIMIT 1) r ON true LEFT JOIN LATERAL (SELECT sum(tokens_in) AS tin, sum(tokens_out) AS "
 	"tout, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE project = t.key) l ON true "
 	"WHERE t.graph = $1 AND ($2::bigint IS NULL OR t.id = $2::bigint) "
 	"ORDER BY t.updated_at DESC LIMIT 20",

@@ -216,6 +216,12 @@ static void test_message_run_reply(void **st)
 	m = ts_fake_wait_message(&e->fake, OWNER, "Project #1 is now the active one", WAIT_MS);
 	assert_non_null(m);
 	json_decref(m);
+	/* a run whose input was handed to a waiting run (double texting) never
+	 * ran: the state shown is that of the run that did */
+	ts_sql(e->db, "INSERT INTO runs (thread_id, graph, input, status, error, finished_at) "
+		      "SELECT id, graph, '{\"input\": {\"text\": \"x\", \"channel\": \"tg\"}}', "
+		      "'cancelled', 'its input was handed to the waiting run 1', now() "
+		      "FROM threads WHERE key = 'tg:111:1'");
 	/* a plain chat thread gets its run state, also with the factory's report installed */
 	bot_set_report(nd_report_project);
 	ts_fake_text(&e->fake, OWNER, OWNER, "/status");
