@@ -96,6 +96,7 @@ int cmd_serve(int argc, char **argv)
 	opt.threads = (int)threads;
 	opt.lease_ms = cli_cfg.lease_ms;
 	opt.poll_ms = cli_cfg.poll_ms;
+	opt.durability = cli_cfg.durability_async ? ENG_DURABILITY_ASYNC : ENG_DURABILITY_SYNC;
 	opt.app = &app;
 	if (eng_engine_new(&e, pool, &opt) < 0) {
 		cli_fail("engine");

@@ -217,6 +217,17 @@ int cfg_load(orch_config *out)
 	rc = cfg_env_duration_ms("ORCH_POLL", 1000, 10, 600000, &out->poll_ms);
 	if (rc < 0)
 		return rc;
+	rc = cfg_env_str("ORCH_DURABILITY", "sync", tmp, sizeof(tmp));
+	if (rc < 0)
+		return rc;
+	if (strcmp(tmp, "sync") == 0)
+		out->durability_async = 0;
+	else if (strcmp(tmp, "async") == 0)
+		out->durability_async = 1;
+	else
+		return err_set(ERR_INVALID, "ORCH_DURABILITY=%s: use sync (every step waits for "
+					    "the disk) or async (see README)",
+			       tmp);
 	rc = cfg_env_int("ORCH_RETENTION_DAYS", 30, 0, 36500, &v);
 	if (rc < 0)
 		return rc;

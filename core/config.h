@@ -28,6 +28,7 @@ typedef struct orch_config {
 	int64_t poll_ms;          /* ORCH_POLL */
 	int retention_days;       /* ORCH_RETENTION_DAYS */
 	int retention_keep;       /* ORCH_RETENTION_KEEP */
+	int durability_async;     /* ORCH_DURABILITY=async */
 } orch_config;
 
 /* Fills `out` from the environment, applying defaults. ERR_INVALID with the

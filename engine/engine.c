@@ -72,6 +72,7 @@ struct eng_engine {
 	atomic_int stopping;
 	atomic_int busy;
 	atomic_llong last_expired_check;
+	atomic_llong no_flush_commits;
 
 	pthread_mutex_t mu; /* guards wake, cache, active */
 	pthread_cond_t wake_cv;
@@ -602,6 +603,14 @@ static int run_commit(run_exec *x, int ck, const json_t *delta, const json_t *ne
 		s.waiting = buf_cstr(&waiting);
 		s.wait_payload = payload_s = dump(p->wait_payload);
 	}
+	/* durability async: a step with nothing for the outside world (no
+	 * outbox rows, no events taken) of a run that goes on need not wait for
+	 * the disk; the run's next flushed commit (its end, a wait, a message)
+	 * makes it durable too */
+	s.no_flush = x->e->opt.durability == ENG_DURABILITY_ASYNC && ck && !s.outbox &&
+		     !s.consumed && strcmp(status, "running") == 0;
+	if (s.no_flush)
+		atomic_fetch_add_explicit(&x->e->no_flush_commits, 1, memory_order_relaxed);
 	if (store_step_batchable(&s)) {
 		rc = group_commit(x->e, &s, x->status);
 	} else {
@@ -1124,6 +1133,9 @@ int eng_engine_new(eng_engine **out, pg_pool *pool, const eng_options *opt)
 	char rnd[9];
 
 	*out = NULL;
+	if (opt && opt->durability != ENG_DURABILITY_SYNC && opt->durability != ENG_DURABILITY_ASYNC)
+		return err_set(ERR_INVALID, "durability %d: use ENG_DURABILITY_SYNC or _ASYNC",
+			       opt->durability);
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return err_set(ERR_NOMEM, "out of memory");
@@ -1300,6 +1312,11 @@ const char *eng_engine_id(const eng_engine *e)
 int eng_engine_busy(const eng_engine *e)
 {
 	return atomic_load(&((eng_engine *)e)->busy);
+}
+
+int64_t eng_engine_no_flush_commits(const eng_engine *e)
+{
+	return atomic_load(&((eng_engine *)e)->no_flush_commits);
 }
 
 void eng_result_clear(eng_result *r)

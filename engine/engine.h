@@ -39,6 +39,20 @@ typedef struct eng_engine eng_engine;
 typedef void (*eng_run_hook)(int64_t run_id, int64_t thread_id, const char *status,
 			     void *udata);
 
+/* Durability of step commits.
+ * SYNC: every step's transaction waits for the WAL flush, so a committed
+ *   checkpoint survives the engine, PostgreSQL and the machine crashing.
+ * ASYNC: a step that sends nothing to the outside world (no outbox rows:
+ *   messages, workers) and took no events, of a run that goes on, commits
+ *   without waiting for the flush; every other commit still waits, and it
+ *   makes the earlier ones durable too (the WAL is written in order). An
+ *   engine crash loses nothing either way; a PostgreSQL or machine crash may
+ *   lose such steps from the last fraction of a second, which then run
+ *   again from the last flushed checkpoint (a model call in them is paid
+ *   twice). No message is sent twice and none is lost. */
+#define ENG_DURABILITY_SYNC 0
+#define ENG_DURABILITY_ASYNC 1
+
 typedef struct eng_options {
 	const char *id;        /* unique engine id; NULL: "<host>-<pid>-<random>" */
 	int threads;           /* workers claiming queued runs; 0: inline calls only */
@@ -47,6 +61,7 @@ typedef struct eng_options {
 	int cache_entries;     /* thread states kept in memory; 0: 256, -1: none */
 	int64_t cache_bytes;   /* their approximate size cap; 0: 4 MiB */
 	int max_takeovers;     /* a run whose engine died this often fails; 0: 10 */
+	int durability;        /* ENG_DURABILITY_SYNC (0, the default) or _ASYNC */
 	void *app;             /* handed to nodes through eng_ctx_app() */
 	eng_run_hook on_run_end;
 	void *hook_udata;
@@ -76,6 +91,10 @@ const char *eng_engine_id(const eng_engine *e);
 
 /* Runs in progress in this engine right now. */
 int eng_engine_busy(const eng_engine *e);
+
+/* Step commits this engine made without waiting for the disk (durability
+ * async) since it was created. */
+int64_t eng_engine_no_flush_commits(const eng_engine *e);
 
 /* The outcome of an inline invocation. */
 typedef struct eng_result {

@@ -130,31 +130,44 @@ static const pg_stmt STMT_LOAD_CHAIN = {
  * the transactions that send it, so it is not sent for nothing. $13 is the new status (running or done),
  * $14 the lease token, $15 the outbox rows, $16 the events consumed, $17
  * whether the step's pending writes are to be dropped. */
+#define STEP_SQL(cfg, fence)                                                                  \
+	"WITH " cfg "r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), " \
+	" status = CASE WHEN cancel_requested AND $13 = 'running' THEN 'cancelled' ELSE $13 END, " \
+	" lease_owner = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_owner END, " \
+	" lease_until = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_until END, " \
+	" error = NULL, error_node = NULL, " \
+	" finished_at = CASE WHEN $13 <> 'running' OR cancel_requested THEN now() END " \
+	" WHERE id = $4 AND lease_token = $14 AND status = 'running'" fence " RETURNING status), " \
+	"ck AS (INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, " \
+	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, " \
+	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r), " \
+	"ob AS (INSERT INTO outbox (thread_id, run_id, step, kind, dest, payload) " \
+	" SELECT $1, $4, $5, x->>'kind', x->>'dest', x->'payload' FROM r, " \
+	" jsonb_array_elements(coalesce($15::jsonb, '[]'::jsonb)) WITH ORDINALITY AS a(x, n) " \
+	" ORDER BY n), " \
+	"ev AS (UPDATE events SET consumed_at = now(), consumed_by = $4 " \
+	" WHERE id = ANY ($16::bigint[]) AND consumed_at IS NULL AND EXISTS (SELECT 1 FROM r)), " \
+	"pw AS (DELETE FROM pending_writes WHERE run_id = $4 AND step = $5 AND $17::boolean " \
+	" AND EXISTS (SELECT 1 FROM r)), " \
+	"th AS (UPDATE threads SET updated_at = now() WHERE id = $1 " \
+	" AND EXISTS (SELECT 1 FROM r WHERE status <> 'running')) " \
+	"SELECT status, CASE WHEN status <> 'running' AND EXISTS (SELECT 1 FROM runs q " \
+	" WHERE q.thread_id = $1 AND q.status = 'queued') THEN pg_notify('orch_runs', '') END " \
+	"FROM r"
+
 static const pg_stmt STMT_STEP = {
 	"eng_step",
-	"WITH r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), "
-	" status = CASE WHEN cancel_requested AND $13 = 'running' THEN 'cancelled' ELSE $13 END, "
-	" lease_owner = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_owner END, "
-	" lease_until = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_until END, "
-	" error = NULL, error_node = NULL, "
-	" finished_at = CASE WHEN $13 <> 'running' OR cancel_requested THEN now() END "
-	" WHERE id = $4 AND lease_token = $14 AND status = 'running' RETURNING status), "
-	"ck AS (INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, "
-	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, "
-	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r), "
-	"ob AS (INSERT INTO outbox (thread_id, run_id, step, kind, dest, payload) "
-	" SELECT $1, $4, $5, x->>'kind', x->>'dest', x->'payload' FROM r, "
-	" jsonb_array_elements(coalesce($15::jsonb, '[]'::jsonb)) WITH ORDINALITY AS a(x, n) "
-	" ORDER BY n), "
-	"ev AS (UPDATE events SET consumed_at = now(), consumed_by = $4 "
-	" WHERE id = ANY ($16::bigint[]) AND consumed_at IS NULL AND EXISTS (SELECT 1 FROM r)), "
-	"pw AS (DELETE FROM pending_writes WHERE run_id = $4 AND step = $5 AND $17::boolean "
-	" AND EXISTS (SELECT 1 FROM r)), "
-	"th AS (UPDATE threads SET updated_at = now() WHERE id = $1 "
-	" AND EXISTS (SELECT 1 FROM r WHERE status <> 'running')) "
-	"SELECT status, CASE WHEN status <> 'running' AND EXISTS (SELECT 1 FROM runs q "
-	" WHERE q.thread_id = $1 AND q.status = 'queued') THEN pg_notify('orch_runs', '') END "
-	"FROM r",
+	STEP_SQL("", ""),
+	17,
+};
+
+/* The same step, committed without waiting for the WAL flush (durability
+ * async): the setting is local to the transaction, and the fence reads it
+ * so that it is evaluated. */
+static const pg_stmt STMT_STEP_NO_FLUSH = {
+	"eng_step_no_flush",
+	STEP_SQL("cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v), ",
+		 " AND (SELECT v FROM cfg) = 'off'"),
 	17,
 };
 
@@ -539,7 +552,7 @@ static int commit_step(pg_conn *c, const store_step *s, char *status_out)
 	int rc;
 
 	step_params_fill(&p, s);
-	rc = pg_exec_stmt(c, &res, &STMT_STEP, p.v);
+	rc = pg_exec_stmt(c, &res, s->no_flush ? &STMT_STEP_NO_FLUSH : &STMT_STEP, p.v);
 	if (rc < 0) {
 		if (strcmp(pg_last_sqlstate(), "23505") == 0)
 			rc = err_set(ERR_LEASE, "run %lld: checkpoint %d exists already: %s",
@@ -562,7 +575,7 @@ int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *r
 {
 	step_params *p;
 	pg_pipe pipe;
-	int rc;
+	int rc, no_flush = 1;
 
 	if (n < 1 || n > PG_PIPE_MAX)
 		return err_set(ERR_INVALID, "a commit batch holds 1 to %d steps", PG_PIPE_MAX);
@@ -570,9 +583,13 @@ int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *r
 	if (!p)
 		return err_set(ERR_NOMEM, "out of memory");
 	pg_pipe_init(&pipe);
+	/* the batch waits for the disk unless every step in it may skip that
+	 * (the setting holds for the whole transaction) */
+	for (int i = 0; i < n && no_flush; i++)
+		no_flush = steps[i]->no_flush;
 	for (int i = 0; i < n; i++) {
 		step_params_fill(&p[i], steps[i]);
-		pg_pipe_add(&pipe, &STMT_STEP, p[i].v);
+		pg_pipe_add(&pipe, no_flush ? &STMT_STEP_NO_FLUSH : &STMT_STEP, p[i].v);
 	}
 	rc = pg_pipe_run(&pipe, c);
 	if (rc == 0) {

@@ -101,6 +101,10 @@ typedef struct store_step {
 	const char *waiting; /* text[] literal */
 	const char *wait_payload;
 	const char *error, *error_node;
+	/* durability async: commit without waiting for the WAL flush (only for
+	 * a batchable step of a running run with no outbox rows and no events
+	 * consumed; the run's next flushed commit makes it durable too) */
+	int no_flush;
 } store_step;
 
 /* Commits one step in a single pipelined transaction. *status_out (cap 16)
@@ -121,6 +125,7 @@ int store_step_batchable(const store_step *s);
  * status) and errs[i] (the message when rcs[i] < 0). Returns 0, or ERR_DB
  * when the connection was lost (then no rcs[i] is set: the outcome is
  * unknown and each run must recover). */
+/* The transaction waits for the WAL flush unless every step is no_flush. */
 int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *rcs,
 		       char (*status)[16], char (*errs)[512]);
 

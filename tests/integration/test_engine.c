@@ -1096,6 +1096,63 @@ static void step_for(store_step *s, const store_run *r, int seq)
 	s->status = "done";
 }
 
+/* Durability async: only steps with nothing for the outside world, of a run
+ * that goes on, skip the flush; messages, waits, answers and endings wait
+ * for the disk. */
+static void test_durability_async(void **st)
+{
+	eng_options opt = {.threads = 0, .lease_ms = 30000, .poll_ms = 50,
+			   .durability = ENG_DURABILITY_ASYNC};
+	eng_engine *e = NULL, *bad = NULL;
+	eng_result r;
+	json_t *yes = json_string("yes");
+	int64_t thread;
+	(void)st;
+
+	opt.durability = 7;
+	assert_int_equal(eng_engine_new(&bad, pool, &opt), ERR_INVALID);
+	assert_null(bad);
+	opt.durability = ENG_DURABILITY_ASYNC;
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, linear), 0);
+	assert_int_equal(eng_engine_add_graph(e, gate), 0);
+
+	/* prepare (nothing outside: no flush), ask (waits: flushed) */
+	assert_int_equal(eng_invoke(e, "gate", "async-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "waiting");
+	thread = r.thread_id;
+	eng_result_clear(&r);
+	assert_int_equal(eng_engine_no_flush_commits(e), 1);
+	/* ask takes the answer (flushed), finish ends the run (flushed) */
+	assert_int_equal(eng_resume(e, thread, "approval", yes, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	{
+		json_t *want = json_pack("[s, s, s]", "prepare:ok", "ask:yes", "finish:ok");
+		assert_true(json_equal(json_object_get(r.state, "log"), want));
+		json_decref(want);
+	}
+	eng_result_clear(&r);
+	assert_int_equal(eng_engine_no_flush_commits(e), 1);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE thread_id = %lld",
+			   (long long)thread),
+			 3);
+	/* every step of linear4 emits a message: all of them are flushed */
+	assert_int_equal(eng_invoke(e, "linear4", "async-2", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "done");
+	eng_result_clear(&r);
+	assert_int_equal(eng_engine_no_flush_commits(e), 1);
+	eng_engine_free(e);
+
+	/* the default waits for the disk at every step */
+	e = engine_new(0, 30000);
+	assert_int_equal(eng_invoke(e, "gate", "async-3", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "waiting");
+	eng_result_clear(&r);
+	assert_int_equal(eng_engine_no_flush_commits(e), 0);
+	eng_engine_free(e);
+	json_decref(yes);
+}
+
 static void test_group_commit_batch(void **st)
 {
 	store_run r[3];
@@ -1165,6 +1222,39 @@ static void test_group_commit_batch(void **st)
 		store_run_clear(&x);
 		store_run_clear(&y);
 	}
+	/* durability async: a batch of no_flush steps turns the flush off for its
+	 * transaction (seen inside an open one); a batch with one step that must
+	 * be durable keeps it */
+	for (int mode = 0; mode < 2; mode++) {
+		store_run x, y;
+		store_step sx, sy;
+		const store_step *two[2] = {&sx, &sy};
+		char key[32];
+
+		memset(&x, 0, sizeof(x));
+		memset(&y, 0, sizeof(y));
+		snprintf(key, sizeof(key), "nf-x-%d", mode);
+		assert_int_equal(eng_start(db, key, "linear4", NULL, NULL, NULL, NULL), 0);
+		snprintf(key, sizeof(key), "nf-y-%d", mode);
+		assert_int_equal(eng_start(db, key, "linear4", NULL, NULL, NULL, NULL), 0);
+		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &x), 1);
+		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &y), 1);
+		step_for(&sx, &x, 1);
+		step_for(&sy, &y, 1);
+		sx.status = sy.status = "running";
+		sx.no_flush = 1;
+		sy.no_flush = mode == 0;
+		ts_sql(c, "BEGIN");
+		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs), 0);
+		assert_int_equal(rcs[0], 0);
+		assert_int_equal(rcs[1], 0);
+		assert_int_equal(ts_sql_int(c, "SELECT (current_setting('synchronous_commit') = "
+					       "'off')::int"),
+				 mode == 0);
+		ts_sql(c, "ROLLBACK");
+		store_run_clear(&x);
+		store_run_clear(&y);
+	}
 	for (int i = 0; i < 3; i++)
 		store_run_clear(&r[i]);
 	pg_conn_close(c);
@@ -1192,6 +1282,7 @@ int main(void)
 		cmocka_unit_test(test_timeout_then_retry_succeeds),
 		cmocka_unit_test(test_timeout_fails_the_run),
 		cmocka_unit_test(test_hung_node_is_taken_over),
+		cmocka_unit_test(test_durability_async),
 		cmocka_unit_test(test_group_commit_batch),
 	};
 	ts_init();

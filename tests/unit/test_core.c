@@ -121,6 +121,15 @@ static void test_config_env(void **state)
 	assert_non_null(strstr(err_last(), "ORCH_LOG_LEVEL"));
 	unsetenv("ORCH_LOG_LEVEL");
 	unsetenv("ORCH_LEASE");
+	assert_int_equal(cfg_load(&cfg), 0);
+	assert_int_equal(cfg.durability_async, 0);
+	setenv("ORCH_DURABILITY", "async", 1);
+	assert_int_equal(cfg_load(&cfg), 0);
+	assert_int_equal(cfg.durability_async, 1);
+	setenv("ORCH_DURABILITY", "fast", 1);
+	assert_int_equal(cfg_load(&cfg), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "ORCH_DURABILITY=fast"));
+	unsetenv("ORCH_DURABILITY");
 }
 
 static void test_backoff_bounds(void **state)
