@@ -1242,8 +1242,9 @@ int eng_engine_start(eng_engine *e)
 		return err_set(ERR_IO, "cannot start the listener thread");
 	}
 	e->started = 1;
-	log_info("engine", "engine %s started: %d worker threads, graphs %s", e->id,
-		 e->opt.threads, e->graphs_literal);
+	log_info("engine", "engine %s started: %d worker threads, graphs %s, durability %s", e->id,
+		 e->opt.threads, e->graphs_literal,
+		 e->opt.durability == ENG_DURABILITY_ASYNC ? "async" : "sync");
 	return 0;
 }
 
