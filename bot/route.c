@@ -447,6 +447,33 @@ static void status_tasks(buf *out, const json_t *r)
 	}
 }
 
+/* One line per running worker (at most STATUS_TASK_LINES): its task, the
+ * agent's step and last command, and how long ago the worker reported. */
+static void status_workers(buf *out, const json_t *list)
+{
+	size_t i;
+	json_t *w;
+
+	json_array_foreach(list, i, w) {
+		long long age = jnum(w, "progress_age_ms");
+
+		if (i == STATUS_TASK_LINES) {
+			buf_puts(out, "\n  …");
+			break;
+		}
+		buf_puts(out, "\n  • ");
+		put_html(out, jstr(w, "task"), 40);
+		if (jnum(w, "step") > 0)
+			buf_printf(out, ": step %lld", jnum(w, "step"));
+		buf_puts(out, " — <code>");
+		put_html_line(out, *jstr(w, "action") ? jstr(w, "action")
+			      : *jstr(w, "phase") ? jstr(w, "phase") : "starting", 60);
+		buf_puts(out, "</code>");
+		if (age >= 0)
+			buf_printf(out, " (%llds ago)", age / 1000);
+	}
+}
+
 /* What the project waits for the person to decide, and how to answer; or,
  * without a question, that it waits for a message (`waits_input`). */
 static void status_questions(buf *out, const json_t *r, const char *channel, int waits_input)
@@ -499,6 +526,7 @@ static void status_report(buf *out, const json_t *r, int n, const char *channel,
 	put_html(out, stage_label(jstr(r, "stage")), 80);
 	status_tasks(out, r);
 	buf_printf(out, "\n<b>Workers running:</b> %lld", jnum(r, "workers"));
+	status_workers(out, json_object_get(r, "worker_list"));
 	status_questions(out, r, channel,
 			 pg_rows(run) > 0 && strcmp(pg_val(run, 0, 2), "waiting") == 0 &&
 				 strstr(pg_val(run, 0, 3), BOT_INPUT_KEY) != NULL);

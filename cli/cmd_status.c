@@ -36,6 +36,34 @@ static int projects(pg_conn *c, json_t *st)
 	return rc;
 }
 
+/* One line per running worker: task, the agent's step, its last command
+ * (or the phase before the agent runs) and how fresh that is. */
+static void print_workers(const json_t *list)
+{
+	size_t i;
+	json_t *w;
+
+	json_array_foreach(list, i, w) {
+		const char *action = json_string_value(json_object_get(w, "action"));
+		const char *phase = json_string_value(json_object_get(w, "phase"));
+		json_int_t age = json_integer_value(json_object_get(w, "progress_age_ms"));
+		char ran[32], seen[32] = "";
+
+		cli_fmt_age((double)json_integer_value(json_object_get(w, "running_ms")) / 1000.0, ran,
+			    sizeof(ran));
+		if (age >= 0) {
+			char a[24];
+			cli_fmt_age((double)age / 1000.0, a, sizeof(a));
+			snprintf(seen, sizeof(seen), ", %s ago", a);
+		}
+		printf("    worker %-14s task %-12s running %s, step %lld%s: %.70s\n",
+		       json_string_value(json_object_get(w, "id")),
+		       json_string_value(json_object_get(w, "task")), ran,
+		       (long long)json_integer_value(json_object_get(w, "step")), seen,
+		       action && *action ? action : phase && *phase ? phase : "starting");
+	}
+}
+
 static void print_projects(const json_t *st)
 {
 	const json_t *list = json_object_get(st, "projects"), *p;
@@ -72,6 +100,7 @@ static void print_projects(const json_t *st)
 		       (long long)(json_integer_value(json_object_get(p, "tokens_in")) +
 				   json_integer_value(json_object_get(p, "tokens_out"))),
 		       json_number_value(json_object_get(p, "cost_usd")));
+		print_workers(json_object_get(p, "worker_list"));
 	}
 	if (json_array_size(qs) == 0)
 		return;

@@ -59,6 +59,16 @@ static const pg_stmt STMT_OPEN = {
 	1,
 };
 
+static const pg_stmt STMT_WORKERS = {
+	"nd_report_workers",
+	"SELECT id, coalesce(task, ''), coalesce(progress->>'phase', ''), "
+	"coalesce((progress->>'step')::int, 0), coalesce(progress->>'action', ''), "
+	"coalesce((extract(epoch FROM now()) * 1000)::bigint - (progress->>'at')::bigint, -1), "
+	"(extract(epoch FROM now() - created_at) * 1000)::bigint "
+	"FROM workers WHERE thread_id = $1 AND state = 'running' ORDER BY created_at, id",
+	1,
+};
+
 static const pg_stmt STMT_BUDGET = {
 	"nd_report_budget",
 	"SELECT limit_usd::float8, spent_usd::float8 FROM llm_budgets WHERE kind = 'project' "
@@ -97,6 +107,33 @@ static json_t *row_report(pg_conn *c, PGresult *res, int i)
 	return sum;
 }
 
+/* Adds "worker_list" to r: its running workers with what they are doing
+ * (the spawner's progress: phase, the agent's step and last command, how
+ * long ago; -1 when none was reported yet) and how long they have run. */
+static int add_workers(json_t *r, pg_conn *c)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+	PGresult *res = NULL;
+	json_t *list = json_array();
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)json_integer_value(json_object_get(r, "thread")));
+	rc = pg_exec_stmt(c, &res, &STMT_WORKERS, params);
+	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
+		json_t *w = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I}", "id", pg_val(res, i, 0),
+				      "task", pg_val(res, i, 1), "phase", pg_val(res, i, 2), "step",
+				      (json_int_t)pg_int(res, i, 3), "action", pg_val(res, i, 4),
+				      "progress_age_ms", (json_int_t)pg_int(res, i, 5), "running_ms",
+				      (json_int_t)pg_int(res, i, 6));
+		if (!w || json_array_append_new(list, w) < 0)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	PQclear(res);
+	json_object_set_new(r, "worker_list", list);
+	return rc;
+}
+
 /* The reports of graph's projects (thread 0: all), into *out (owned). */
 static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread)
 {
@@ -115,6 +152,8 @@ static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread)
 		json_t *sum = row_report(c, res, i);
 		if (!sum || json_array_append_new(list, sum) < 0)
 			rc = err_set(ERR_NOMEM, "out of memory");
+		else if (json_integer_value(json_object_get(sum, "workers")) > 0)
+			rc = add_workers(sum, c);
 	}
 	PQclear(res);
 	if (rc < 0) {

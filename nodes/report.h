@@ -11,7 +11,10 @@
  *    "skipped"}, "workers", "repo", "remote", "questions",
  *    "thread", "key", "title", "run" (the latest run's status, "none"),
  *    "tokens_in", "tokens_out", "cost_usd" (the project's whole ledger),
- *    "workers" (workers running now), "updated" ("YYYY-MM-DD HH:MM:SSZ")}
+ *    "workers" (workers running now), "updated" ("YYYY-MM-DD HH:MM:SSZ"),
+ *    "worker_list" (when workers run): [{"id", "task", "phase", "step",
+ *    "action", "progress_age_ms" (-1: nothing reported yet), "running_ms"}],
+ *    what each running worker does as its spawner last wrote it}
  *
  * "stage" reads "cancelled" when the project was cancelled while it waited
  * (its next run would say so). A report of one project (nd_report_project)

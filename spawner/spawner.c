@@ -84,6 +84,13 @@ static const pg_stmt STMT_RENEW = {
 	4,
 };
 
+static const pg_stmt STMT_PROGRESS = {
+	"spw_progress",
+	"UPDATE workers SET progress = $4::jsonb WHERE id = $1 AND owner = $2 "
+	"AND attempt = $3::int AND state = 'running'",
+	4,
+};
+
 static const pg_stmt STMT_RELEASE = {
 	"spw_release",
 	"UPDATE workers SET lease_until = now() - interval '1 second', updated_at = now() "
@@ -273,6 +280,11 @@ typedef struct slot {
 	atomic_int aborted;      /* the requester cancelled it: finish it as cancelled */
 	rds_conn *conn;          /* the worker thread's own */
 	int64_t log_fail_ms;
+	/* progress (the worker thread's own): the agent's steps so far and the
+	 * latest phase and command, written to workers.progress */
+	int prog_steps;
+	char prog_phase[160];
+	char prog_action[160];
 } slot;
 
 struct spw_spawner {
@@ -388,6 +400,51 @@ static int finish_entry(spw_spawner *s, rds_conn *conn, const char *entry, const
 
 /* --- the worker threads --- */
 
+/* The first line of `text`, at most cap - 1 bytes, not cut inside a UTF-8
+ * sequence. */
+static void first_line(char *out, size_t cap, const char *text)
+{
+	size_t n = strcspn(text, "\n");
+
+	if (n >= cap)
+		for (n = cap - 1; n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80; n--)
+			;
+	memcpy(out, text, n);
+	out[n] = '\0';
+}
+
+/* Records a status or action line as the worker's progress (best effort:
+ * a busy or unreachable database skips it; the next line tries again). */
+static void slot_progress(slot *sl, const char *kind, const char *text)
+{
+	pg_conn *c = NULL;
+	char attempt[16];
+	json_t *p;
+	char *js;
+
+	if (strcmp(kind, "action") == 0) {
+		sl->prog_steps++;
+		first_line(sl->prog_action, sizeof(sl->prog_action), text);
+	} else {
+		first_line(sl->prog_phase, sizeof(sl->prog_phase), text);
+	}
+	p = json_pack("{s:s, s:i, s:s, s:I}", "phase", sl->prog_phase, "step", sl->prog_steps,
+		      "action", sl->prog_action, "at", (json_int_t)util_wall_ms());
+	js = p ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(p);
+	if (js && pg_pool_acquire(sl->s->pool, 1000, &c) == 0) {
+		const char *params[4] = {sl->req.id, sl->s->id, attempt, js};
+
+		snprintf(attempt, sizeof(attempt), "%d", sl->attempt);
+		if (pg_exec_stmt(c, NULL, &STMT_PROGRESS, params) < 0)
+			log_debug("spawner", "worker %s: progress not stored: %s", sl->req.id,
+				  err_last());
+		pg_pool_release(sl->s->pool, c);
+	}
+	err_clear();
+	free(js);
+}
+
 static void slot_log(void *udata, const char *kind, const char *text)
 {
 	slot *sl = udata;
@@ -395,6 +452,8 @@ static void slot_log(void *udata, const char *kind, const char *text)
 	json_t *j;
 	char *line;
 
+	if (strcmp(kind, "action") == 0 || strcmp(kind, "status") == 0)
+		slot_progress(sl, kind, text);
 	if (rds_broken(sl->conn) && util_mono_ms() - sl->log_fail_ms < LOG_RETRY_MS)
 		return; /* live lines are best effort: no wait on a down server */
 	j = json_pack("{s:I, s:s, s:s}", "t", (json_int_t)util_wall_ms(), "kind", kind, "text",
@@ -561,6 +620,8 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 		snprintf(sl->entry, sizeof(sl->entry), "%s", entry);
 		sl->attempt = attempt;
 		sl->joinable = 0;
+		sl->prog_steps = 0;
+		sl->prog_phase[0] = sl->prog_action[0] = '\0';
 		atomic_store(&sl->cancel, 0);
 		atomic_store(&sl->fenced, 0);
 		atomic_store(&sl->aborted, 0);

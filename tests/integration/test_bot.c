@@ -169,6 +169,13 @@ static int big_report(json_t **out, pg_conn *c, int64_t thread)
 			 "merged", 10, "task_list", tasks, "workers", 2, "open", open, "tokens_in",
 			 1000, "tokens_out", 234, "cost_usd", 0.5, "repo", "/srv/repos/x.git",
 			 "branch", "main");
+	json_object_set_new(*out, "worker_list",
+			    json_pack("[{s:s, s:s, s:s, s:i, s:s, s:i, s:i}, "
+				      "{s:s, s:s, s:s, s:i, s:s, s:i, s:i}]",
+				      "id", "ob-7", "task", "t1", "phase", "agent", "step", 7, "action",
+				      "$ pytest -q <all>", "progress_age_ms", 12000, "running_ms", 60000,
+				      "id", "ob-8", "task", "t2", "phase", "cloning x", "step", 0,
+				      "action", "", "progress_age_ms", -1, "running_ms", 1000));
 	return 0;
 }
 
@@ -241,6 +248,8 @@ static void test_message_run_reply(void **st)
 		const char *want[] = {"Project #1: <b>evil</b> & co\n",
 				      "Tasks: 10 of 60 done, 20 in progress, 30 waiting for review",
 				      "— <working>", "\n  …", "Workers running: 2",
+				      "\n  • t1: step 7 — $ pytest -q <all> (12s ago)",
+				      "\n  • t2 — cloning x\n",
 				      "Answer with the buttons under that message: Approve <now> · "
 				      "Reject (or 'orchestrator approve 100')",
 				      "… and 7 more", "Cost: $0.5000 so far, 1234 tokens (1000 in, 234 out)",

@@ -658,6 +658,18 @@ static void test_logs_cli(void **state)
 	res = await_result(g_redis, "logs-1");
 	json_decref(res);
 
+	/* the progress the spawner kept: the agent's commands, the last phase */
+	{
+		json_t *p = sql_json("SELECT progress::text FROM workers WHERE id = 'logs-1'");
+		assert_int_equal(json_integer_value(json_object_get(p, "step")), 2);
+		assert_string_equal(json_string_value(json_object_get(p, "action")),
+				    "$ echo live-$((6 * 7))");
+		assert_non_null(strstr(json_string_value(json_object_get(p, "phase")),
+				       "worker logs-1 ended"));
+		assert_true(json_integer_value(json_object_get(p, "at")) > 0);
+		json_decref(p);
+	}
+
 	/* afterwards, from the transcript: commands, exit codes, output, the end */
 	buf_reset(&out);
 	assert_int_equal(tss_sh(&out, "'%s' logs logs-1 2>&1", ts_bin()), 0);
