@@ -2,7 +2,9 @@
 #include "core/err.h"
 
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_DEPTH 64
@@ -42,8 +44,15 @@ static size_t utf8_len(const char *s)
 	return n;
 }
 
-static int check(const json_t *sc, const json_t *v, char *path, size_t plen, size_t pcap,
-		 int depth, char *err, size_t ecap);
+typedef struct ctx {
+	const json_t *root; /* the whole schema, for "$ref": "#/..." */
+	char *path;
+	size_t pcap;
+	char *err;
+	size_t ecap;
+} ctx;
+
+static int check(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, int depth);
 
 static int fail(char *err, size_t ecap, const char *path, const char *fmt, const char *a,
 		const char *b)
@@ -55,23 +64,93 @@ static int fail(char *err, size_t ecap, const char *path, const char *fmt, const
 	return -1;
 }
 
-static int with_path(const json_t *sc, const json_t *v, char *path, size_t plen, size_t pcap,
-		     int depth, char *err, size_t ecap, const char *key, size_t idx)
+static int with_path(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, int depth,
+		     const char *key, size_t idx)
 {
 	int rc;
 
 	if (key)
-		snprintf(path + plen, pcap - plen, ".%s", key);
+		snprintf(cx->path + plen, cx->pcap - plen, ".%s", key);
 	else
-		snprintf(path + plen, pcap - plen, "[%zu]", idx);
-	rc = check(sc, v, path, strlen(path), pcap, depth + 1, err, ecap);
-	path[plen] = '\0';
+		snprintf(cx->path + plen, cx->pcap - plen, "[%zu]", idx);
+	rc = check(cx, sc, v, strlen(cx->path), depth + 1);
+	cx->path[plen] = '\0';
 	return rc;
 }
 
-static int check(const json_t *sc, const json_t *v, char *path, size_t plen, size_t pcap,
-		 int depth, char *err, size_t ecap)
+/* The schema a local "$ref" points at ("#", "#/$defs/name", any JSON
+ * pointer into the root with ~0 and ~1 escapes), or NULL when it is not a
+ * local reference or leads nowhere. */
+static const json_t *resolve_ref(const json_t *root, const char *ref)
 {
+	const json_t *at = root;
+	const char *p;
+
+	if (ref[0] != '#')
+		return NULL; /* another document: not fetched */
+	p = ref + 1;
+	while (at && *p == '/') {
+		char tok[256];
+		size_t n = 0;
+
+		for (p++; *p && *p != '/' && n < sizeof(tok) - 1; p++) {
+			if (p[0] == '~' && p[1] == '0')
+				tok[n++] = '~', p++;
+			else if (p[0] == '~' && p[1] == '1')
+				tok[n++] = '/', p++;
+			else
+				tok[n++] = *p;
+		}
+		tok[n] = '\0';
+		if (json_is_object(at)) {
+			at = json_object_get(at, tok);
+		} else if (json_is_array(at)) {
+			char *end;
+			long i = strtol(tok, &end, 10);
+			at = *tok && !*end && i >= 0 ? json_array_get(at, (size_t)i) : NULL;
+		} else {
+			at = NULL;
+		}
+	}
+	return *p ? NULL : at;
+}
+
+/* Whether `s` matches the ECMA-262 `pattern` as far as POSIX extended
+ * regular expressions can tell (\d and \D are rewritten; \w, \s and their
+ * negations are glibc's). 1 match, 0 no match, -1 when the pattern cannot be
+ * compiled here (the caller then ignores it). */
+static int pattern_match(const char *pattern, const char *s)
+{
+	regex_t re;
+	char ere[1024];
+	size_t n = 0;
+	int rc;
+
+	for (const char *p = pattern; *p && n < sizeof(ere) - 8; p++) {
+		if (p[0] == '\\' && (p[1] == 'd' || p[1] == 'D')) {
+			const char *cls = p[1] == 'd' ? "[0-9]" : "[^0-9]";
+			memcpy(ere + n, cls, strlen(cls));
+			n += strlen(cls);
+			p++;
+		} else if (p[0] == '\\' && p[1]) {
+			ere[n++] = *p++;
+			ere[n++] = *p;
+		} else {
+			ere[n++] = *p;
+		}
+	}
+	ere[n] = '\0';
+	if (regcomp(&re, ere, REG_EXTENDED | REG_NOSUB) != 0)
+		return -1;
+	rc = regexec(&re, s, 0, NULL, 0) == 0;
+	regfree(&re);
+	return rc;
+}
+
+static int check(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, int depth)
+{
+	char *path = cx->path, *err = cx->err;
+	size_t ecap = cx->ecap;
 	json_t *t, *k;
 	char tmp[64];
 
@@ -81,6 +160,11 @@ static int check(const json_t *sc, const json_t *v, char *path, size_t plen, siz
 		return fail(err, ecap, path, "no value is allowed here%s%s", "", "");
 	if (!json_is_object(sc))
 		return 0;
+	if (json_is_string(k = json_object_get(sc, "$ref"))) {
+		const json_t *target = resolve_ref(cx->root, json_string_value(k));
+		if (target && check(cx, target, v, plen, depth + 1) < 0)
+			return -1;
+	}
 	t = json_object_get(sc, "type");
 	if (json_is_string(t) && !is_type(v, json_string_value(t)))
 		return fail(err, ecap, path, "expected %s, got %s", json_string_value(t), type_of(v));
@@ -121,6 +205,16 @@ static int check(const json_t *sc, const json_t *v, char *path, size_t plen, siz
 			snprintf(tmp, sizeof(tmp), "%g", json_number_value(k));
 			return fail(err, ecap, path, "is more than the maximum %s%s", tmp, "");
 		}
+		if ((k = json_object_get(sc, "exclusiveMinimum")) != NULL && json_is_number(k) &&
+		    d <= json_number_value(k)) {
+			snprintf(tmp, sizeof(tmp), "%g", json_number_value(k));
+			return fail(err, ecap, path, "must be more than %s%s", tmp, "");
+		}
+		if ((k = json_object_get(sc, "exclusiveMaximum")) != NULL && json_is_number(k) &&
+		    d >= json_number_value(k)) {
+			snprintf(tmp, sizeof(tmp), "%g", json_number_value(k));
+			return fail(err, ecap, path, "must be less than %s%s", tmp, "");
+		}
 	}
 	if (json_is_string(v)) {
 		size_t n = utf8_len(json_string_value(v));
@@ -134,6 +228,10 @@ static int check(const json_t *sc, const json_t *v, char *path, size_t plen, siz
 			snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(k));
 			return fail(err, ecap, path, "is longer than %s characters%s", tmp, "");
 		}
+		if (json_is_string(k = json_object_get(sc, "pattern")) &&
+		    pattern_match(json_string_value(k), json_string_value(v)) == 0)
+			return fail(err, ecap, path, "does not match the pattern %.200s%s",
+				    json_string_value(k), "");
 	}
 	if (json_is_array(v)) {
 		size_t n = json_array_size(v), i;
@@ -148,9 +246,19 @@ static int check(const json_t *sc, const json_t *v, char *path, size_t plen, siz
 			snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(k));
 			return fail(err, ecap, path, "has more than %s items%s", tmp, "");
 		}
+		if (json_is_true(json_object_get(sc, "uniqueItems"))) {
+			for (i = 0; i < n; i++)
+				for (size_t j = i + 1; j < n; j++)
+					if (json_equal(json_array_get(v, i), json_array_get(v, j))) {
+						snprintf(tmp, sizeof(tmp), "%zu and %zu", i, j);
+						return fail(err, ecap, path,
+							    "has equal items (%s) where they must be "
+							    "unique%s", tmp, "");
+					}
+		}
 		if (items) {
 			json_array_foreach(v, i, x) {
-				if (with_path(items, x, path, plen, pcap, depth, err, ecap, NULL, i) < 0)
+				if (with_path(cx, items, x, plen, depth, NULL, i) < 0)
 					return -1;
 			}
 		}
@@ -170,13 +278,13 @@ static int check(const json_t *sc, const json_t *v, char *path, size_t plen, siz
 		json_object_foreach((json_t *)v, key, x) {
 			json_t *ps = json_object_get(props, key);
 			if (ps) {
-				if (with_path(ps, x, path, plen, pcap, depth, err, ecap, key, 0) < 0)
+				if (with_path(cx, ps, x, plen, depth, key, 0) < 0)
 					return -1;
 			} else if (json_is_false(addl)) {
 				return fail(err, ecap, path, "has a property '%s' that the schema does "
 							     "not allow%s", key, "");
 			} else if (json_is_object(addl)) {
-				if (with_path(addl, x, path, plen, pcap, depth, err, ecap, key, 0) < 0)
+				if (with_path(cx, addl, x, plen, depth, key, 0) < 0)
 					return -1;
 			}
 		}
@@ -185,7 +293,7 @@ static int check(const json_t *sc, const json_t *v, char *path, size_t plen, siz
 		size_t i;
 		json_t *x;
 		json_array_foreach(k, i, x) {
-			if (check(x, v, path, plen, pcap, depth + 1, err, ecap) < 0)
+			if (check(cx, x, v, plen, depth + 1) < 0)
 				return -1;
 		}
 	}
@@ -197,7 +305,10 @@ static int check(const json_t *sc, const json_t *v, char *path, size_t plen, siz
 		int one = json_object_get(sc, "oneOf") == k;
 		json_array_foreach(k, i, x) {
 			char e2[512];
-			if (check(x, v, path, plen, pcap, depth + 1, e2, sizeof(e2)) == 0)
+			ctx sub = *cx;
+			sub.err = e2;
+			sub.ecap = sizeof(e2);
+			if (check(&sub, x, v, plen, depth + 1) == 0)
 				matches++;
 			else if (!first[0])
 				snprintf(first, sizeof(first), "%s", e2);
@@ -217,8 +328,10 @@ int llm_schema_check(const json_t *schema, const json_t *v, char *out, size_t ca
 {
 	char path[512] = "$";
 	char err[768];
+	ctx cx = {.root = schema, .path = path, .pcap = sizeof(path), .err = err,
+		  .ecap = sizeof(err)};
 
-	if (check(schema, v, path, 1, sizeof(path), 0, err, sizeof(err)) < 0) {
+	if (check(&cx, schema, v, 1, 0) < 0) {
 		if (out && cap)
 			snprintf(out, cap, "%s", err);
 		return err_set(ERR_INVALID, "%s", err);

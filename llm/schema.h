@@ -3,9 +3,12 @@
  *
  * Covers what chat models are asked for in practice: type (one or a list),
  * properties, required, additionalProperties (false or a schema), items,
- * enum, const, minimum/maximum, minLength/maxLength, minItems/maxItems,
- * anyOf, oneOf and allOf. A keyword it does not know ($ref, pattern, ...)
- * is ignored, never a reason to refuse a reply. The error names the place:
+ * enum, const, minimum/maximum, exclusiveMinimum/exclusiveMaximum,
+ * minLength/maxLength, pattern, minItems/maxItems, uniqueItems, anyOf, oneOf,
+ * allOf, and "$ref" to any place of the same schema ("#/$defs/task", as
+ * pydantic and zod write them). A keyword it does not know, a "$ref" to
+ * another document, or a pattern POSIX regular expressions cannot express
+ * (lookarounds, say) is ignored, never a reason to refuse a reply. The error names the place:
  * "$.tasks[2].title: expected string, got number", which is what a model
  * needs to be told when it is asked again.
  */

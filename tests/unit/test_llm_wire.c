@@ -305,6 +305,64 @@ static void test_error_text(void **state)
 	assert_string_equal(out, "(empty body)");
 }
 
+static void expect_schema(const char *schema, const char *value, const char *want_err)
+{
+	json_t *sc = ts_json(schema), *v = ts_json(value);
+	char err[512] = "";
+	int rc = llm_schema_check(sc, v, err, sizeof(err));
+
+	if (!want_err) {
+		if (rc != 0)
+			fail_msg("%s should match %s: %s", value, schema, err);
+	} else {
+		assert_int_equal(rc, ERR_INVALID);
+		if (!strstr(err, want_err))
+			fail_msg("%s against %s: '%s' lacks '%s'", value, schema, err, want_err);
+	}
+	json_decref(sc);
+	json_decref(v);
+}
+
+static void test_schema_refs_and_patterns(void **state)
+{
+	/* "$ref" into $defs, as pydantic writes it, and a recursive one */
+	const char *tree = "{\"$defs\":{\"node\":{\"type\":\"object\",\"required\":[\"name\"],"
+			   "\"properties\":{\"name\":{\"type\":\"string\"},\"kids\":{\"type\":"
+			   "\"array\",\"items\":{\"$ref\":\"#/$defs/node\"}}}}},"
+			   "\"$ref\":\"#/$defs/node\"}";
+	const char *esc = "{\"definitions\":{\"a/b\":{\"type\":\"integer\"}},"
+			  "\"properties\":{\"x\":{\"$ref\":\"#/definitions/a~1b\"}}}";
+	(void)state;
+
+	expect_schema(tree, "{\"name\":\"r\",\"kids\":[{\"name\":\"a\",\"kids\":[]}]}", NULL);
+	expect_schema(tree, "{\"name\":\"r\",\"kids\":[{\"name\":\"a\",\"kids\":[{}]}]}",
+		      "$.kids[0].kids[0]: is missing the required property 'name'");
+	expect_schema(esc, "{\"x\":3}", NULL);
+	expect_schema(esc, "{\"x\":\"3\"}", "$.x: expected integer, got string");
+	/* a reference to another document, or to nowhere, is ignored */
+	expect_schema("{\"$ref\":\"https://example.com/s.json\"}", "7", NULL);
+	expect_schema("{\"$ref\":\"#/nowhere\"}", "7", NULL);
+	/* a schema that refers to itself without descending stops, with a reason */
+	expect_schema("{\"$ref\":\"#\"}", "1", "nested deeper than 64 levels");
+
+	/* pattern: ECMA's \\d and anchors; what POSIX cannot compile is ignored */
+	expect_schema("{\"pattern\":\"^T-\\\\d{3}$\"}", "\"T-042\"", NULL);
+	expect_schema("{\"pattern\":\"^T-\\\\d{3}$\"}", "\"T-42\"",
+		      "$: does not match the pattern ^T-\\d{3}$");
+	expect_schema("{\"pattern\":\"^[a-z]+(-[a-z]+)*$\"}", "\"kebab-case\"", NULL);
+	expect_schema("{\"pattern\":\"^[a-z]+(-[a-z]+)*$\"}", "\"Kebab\"", "does not match");
+	expect_schema("{\"pattern\":\"(?=x)\"}", "\"anything\"", NULL);
+	expect_schema("{\"pattern\":\"x\"}", "5", NULL); /* only strings */
+
+	/* exclusive bounds, unique items */
+	expect_schema("{\"exclusiveMinimum\":0,\"exclusiveMaximum\":1}", "0.5", NULL);
+	expect_schema("{\"exclusiveMinimum\":0}", "0", "$: must be more than 0");
+	expect_schema("{\"exclusiveMaximum\":1}", "1", "$: must be less than 1");
+	expect_schema("{\"uniqueItems\":true}", "[1,2,{\"a\":1}]", NULL);
+	expect_schema("{\"uniqueItems\":true}", "[1,{\"a\":1},{\"a\":1}]",
+		      "$: has equal items (1 and 2)");
+}
+
 static void test_schema(void **state)
 {
 	json_t *sc = ts_json(
@@ -504,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_sse_failures),
 		cmocka_unit_test(test_error_text),
 		cmocka_unit_test(test_schema),
+		cmocka_unit_test(test_schema_refs_and_patterns),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_registry_mistakes),
 		cmocka_unit_test(test_registry_env),
