@@ -743,6 +743,14 @@ static int run_step(run_exec *x)
 	if (rc < 0)
 		goto done;
 	rc = step_next(x->g, x->state, x->tasks, res, &next);
+	if (rc == 0) {
+		/* joins: which of the nodes they wait for ran; the complete ones run next */
+		json_t *jup = NULL;
+		rc = eng_graph_joins(x->g, x->state, x->tasks, next, &jup);
+		if (rc == 0 && jup)
+			rc = eng_state_apply(eng_graph_schema(x->g), x->state, delta, jup);
+		json_decref(jup);
+	}
 	if (rc < 0) {
 		const char *node = json_string_value(json_object_get(json_array_get(x->tasks, 0), "node"));
 		rc = run_fail(x, err_last(), node, &parts);

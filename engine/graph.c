@@ -13,11 +13,20 @@ const eng_retry eng_retry_default = {
 	.retry_on = 0,
 };
 
+/* A join: `to` runs once every node of `from` has completed. */
+typedef struct join_def {
+	int to;
+	int *from;
+	int nfrom;
+} join_def;
+
 struct eng_graph {
 	char *name;
 	eng_node_def start;
 	eng_node_def *nodes;
 	int nnodes, cap;
+	join_def *joins;
+	int njoins;
 	eng_schema *schema;
 	int recursion_limit;
 	int64_t default_timeout_ms;
@@ -65,6 +74,9 @@ void eng_graph_free(eng_graph *g)
 		node_clear(&g->nodes[i]);
 	node_clear(&g->start);
 	free(g->nodes);
+	for (int i = 0; i < g->njoins; i++)
+		free(g->joins[i].from);
+	free(g->joins);
 	eng_schema_free(g->schema);
 	free(g->name);
 	free(g);
@@ -176,6 +188,49 @@ int eng_graph_add_edge(eng_graph *g, const char *from, const char *to)
 	return 0;
 }
 
+int eng_graph_add_join(eng_graph *g, const char *const *from, int n, const char *to)
+{
+	join_def *p, j = {0};
+	int rc = check_mutable(g);
+
+	if (rc < 0)
+		return rc;
+	if (!from || n < 2 || n > ENG_JOIN_MAX || !to)
+		return err_set(ERR_INVALID, "a join needs 2 to %d nodes to wait for and a target",
+			       ENG_JOIN_MAX);
+	j.to = find_index(g, to);
+	if (j.to < 0)
+		return err_set(ERR_INVALID, "join to unknown node '%s' (add nodes before edges; "
+					    "a join cannot lead to END)",
+			       to);
+	j.from = calloc((size_t)n, sizeof(int));
+	if (!j.from)
+		return err_set(ERR_NOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		int k = from[i] ? find_index(g, from[i]) : -2;
+		if (k < 0) {
+			free(j.from);
+			return err_set(ERR_INVALID, "join to '%s' waits for unknown node '%s'", to,
+				       from[i] ? from[i] : "(null)");
+		}
+		for (int m = 0; m < j.nfrom; m++)
+			if (j.from[m] == k) {
+				free(j.from);
+				return err_set(ERR_INVALID, "join to '%s' names '%s' twice", to,
+					       from[i]);
+			}
+		j.from[j.nfrom++] = k;
+	}
+	p = realloc(g->joins, (size_t)(g->njoins + 1) * sizeof(*p));
+	if (!p) {
+		free(j.from);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	g->joins = p;
+	g->joins[g->njoins++] = j;
+	return 0;
+}
+
 int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void *udata)
 {
 	eng_node_def *src;
@@ -262,7 +317,8 @@ int eng_graph_compile(eng_graph *g)
 				stack[sp++] = g->start.edges[i];
 			}
 		while (sp > 0) {
-			const eng_node_def *n = &g->nodes[stack[--sp]];
+			int at = stack[--sp];
+			const eng_node_def *n = &g->nodes[at];
 			if (n->router)
 				dynamic = 1;
 			for (int i = 0; i < n->nedges; i++) {
@@ -272,6 +328,14 @@ int eng_graph_compile(eng_graph *g)
 					stack[sp++] = t;
 				}
 			}
+			/* a join's target is reached when all it waits for are;
+			 * checked loosely here: one of them */
+			for (int i = 0; i < g->njoins; i++)
+				for (int k = 0; k < g->joins[i].nfrom; k++)
+					if (g->joins[i].from[k] == at && !seen[g->joins[i].to]) {
+						seen[g->joins[i].to] = 1;
+						stack[sp++] = g->joins[i].to;
+					}
 		}
 		if (!dynamic)
 			for (int i = 0; i < g->nnodes; i++)
@@ -355,6 +419,82 @@ int eng_next_send(eng_next *n, const char *node, json_t *input)
 	int rc = eng_tasks_add(n->g, n->tasks, node, input ? input : json_null());
 	if (rc < 0 && n->rc == 0)
 		n->rc = rc;
+	return rc;
+}
+
+/* Whether the node at index k ran in `tasks` (a step's tasks, all
+ * completed). */
+static int ran(const eng_graph *g, const json_t *tasks, int k)
+{
+	size_t i;
+	json_t *t;
+
+	json_array_foreach(tasks, i, t) {
+		if (strcmp(json_string_value(json_object_get(t, "node")), g->nodes[k].name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int eng_graph_joins(const eng_graph *g, const json_t *state, const json_t *tasks, json_t *next,
+		    json_t **update)
+{
+	json_t *cur, *prog;
+	int changed = 0, rc = 0;
+
+	*update = NULL;
+	if (g->njoins == 0)
+		return 0;
+	cur = json_object_get(state, ENG_JOINS_KEY);
+	prog = json_is_object(cur) ? json_deep_copy(cur) : json_object();
+	if (!prog)
+		return err_set(ERR_NOMEM, "out of memory");
+	for (int j = 0; j < g->njoins && rc == 0; j++) {
+		const join_def *jd = &g->joins[j];
+		char key[16];
+		json_t *seen;
+		int all = 1;
+
+		snprintf(key, sizeof(key), "%d", j);
+		seen = json_object_get(prog, key);
+		if (!json_is_array(seen)) {
+			seen = json_array();
+			if (!seen || json_object_set_new(prog, key, seen) < 0) {
+				rc = err_set(ERR_NOMEM, "out of memory");
+				break;
+			}
+		}
+		for (int k = 0; k < jd->nfrom; k++) {
+			const char *name = g->nodes[jd->from[k]].name;
+			int have = 0;
+			size_t i;
+			json_t *x;
+
+			json_array_foreach(seen, i, x) {
+				if (json_is_string(x) && strcmp(json_string_value(x), name) == 0)
+					have = 1;
+			}
+			if (!have && ran(g, tasks, jd->from[k])) {
+				json_array_append_new(seen, json_string(name));
+				have = changed = 1;
+			}
+			if (!have)
+				all = 0;
+		}
+		if (all) {
+			rc = eng_tasks_add(g, next, g->nodes[jd->to].name, NULL);
+			json_object_del(prog, key);
+			changed = 1;
+		} else if (json_array_size(seen) == 0) {
+			json_object_del(prog, key);
+		}
+	}
+	if (rc == 0 && changed)
+		*update = json_pack("{s:o}", ENG_JOINS_KEY, prog);
+	else
+		json_decref(prog);
+	if (rc == 0 && changed && !*update)
+		rc = err_set(ERR_NOMEM, "out of memory");
 	return rc;
 }
 

@@ -88,6 +88,19 @@ int eng_graph_add_node(eng_graph *g, const char *name, eng_node_fn fn, void *uda
  * from one node fan out: all targets run in the next step. */
 int eng_graph_add_edge(eng_graph *g, const char *from, const char *to);
 
+/* A join (LangGraph's add_edge([a, b], c)): `to` runs once every one of the
+ * `n` nodes in `from` (2 to ENG_JOIN_MAX) has completed since `to` last ran
+ * through this join, whether they ran in the same super-step or in
+ * different ones (branches of different lengths). A plain edge from each
+ * would run `to` once per branch that reaches it in a different step. The
+ * progress is kept in the state under ENG_JOINS_KEY (replace reducer), so
+ * it is checkpointed with every step and survives crashes, takeovers and
+ * forks; nodes should leave that key alone. ERR_INVALID for unknown or
+ * repeated nodes, or END as the target. */
+#define ENG_JOIN_MAX 32
+#define ENG_JOINS_KEY "__joins__"
+int eng_graph_add_join(eng_graph *g, const char *const *from, int n, const char *to);
+
 /* A conditional edge: after `from` runs, `fn` picks the targets. At most one
  * router per node (ENG_START may have one too). */
 int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void *udata);

@@ -24,6 +24,14 @@ typedef struct eng_node_def {
  * node (which has edges and a router but no function). */
 const eng_node_def *eng_graph_node(const eng_graph *g, const char *name);
 
+/* After a completed step whose tasks were `tasks`: records in the joins'
+ * progress which of their nodes ran, adds to `next` the targets of the
+ * joins now complete, and sets *update to the state update that stores the
+ * new progress ({ENG_JOINS_KEY: {...}}, owned), or NULL when nothing
+ * changed. */
+int eng_graph_joins(const eng_graph *g, const json_t *state, const json_t *tasks, json_t *next,
+		    json_t **update);
+
 const eng_schema *eng_graph_schema(const eng_graph *g);
 int eng_graph_recursion_limit(const eng_graph *g);
 int eng_graph_compiled(const eng_graph *g);

@@ -1096,6 +1096,88 @@ static void step_for(store_step *s, const store_run *r, int seq)
 	s->status = "done";
 }
 
+static int join_node(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	*update = json_pack("{s:[s]}", "log", eng_ctx_node(ctx));
+	return 0;
+}
+
+/* A join after branches of different lengths: START -> a -> a2, START -> b,
+ * join [a2, b] -> c. With plain edges c would run twice (after b, then
+ * after a2); the join runs it once, when both are done. Its progress is in
+ * the checkpoints, so a fork from between the branches finishes the same
+ * way. */
+static void test_join_waits_for_all(void **st)
+{
+	const char *from[] = {"a2", "b"};
+	eng_graph *g = NULL;
+	eng_engine *e = NULL;
+	eng_options opt = {.threads = 0, .lease_ms = 30000, .poll_ms = 50};
+	eng_result r;
+	json_t *want, *at1 = NULL;
+	(void)st;
+
+	assert_int_equal(eng_graph_new(&g, "join3"), 0);
+	assert_int_equal(eng_graph_add_node(g, "a", join_node, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_node(g, "a2", join_node, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_node(g, "b", join_node, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_node(g, "c", join_node, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_edge(g, ENG_START, "a"), 0);
+	assert_int_equal(eng_graph_add_edge(g, ENG_START, "b"), 0);
+	assert_int_equal(eng_graph_add_edge(g, "a", "a2"), 0);
+	assert_int_equal(eng_graph_add_join(g, from, 2, "c"), 0);
+	assert_int_equal(eng_graph_add_edge(g, "c", ENG_END), 0);
+	assert_int_equal(eng_graph_set_reducer(g, "log", ENG_APPEND), 0);
+	assert_int_equal(eng_graph_compile(g), 0);
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, g), 0);
+
+	assert_int_equal(eng_invoke(e, "join3", "join-1", NULL, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	want = json_pack("[s, s, s, s]", "a", "b", "a2", "c");
+	assert_true(json_equal(json_object_get(r.state, "log"), want));
+	json_decref(want);
+	assert_int_equal(json_object_size(json_object_get(r.state, ENG_JOINS_KEY)), 0);
+	/* three steps: {a, b}, {a2}, {c}; after the first, b is recorded */
+	assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE thread_id = %lld",
+			   (long long)r.thread_id),
+			 3);
+	assert_int_equal(eng_state_at(db, r.thread_id, 1, &at1, NULL, NULL), 0);
+	want = ts_json("{\"0\": [\"b\"]}");
+	assert_true(json_equal(json_object_get(at1, ENG_JOINS_KEY), want));
+	json_decref(want);
+	json_decref(at1);
+	/* a fork from checkpoint 1 (b recorded, a2 next) finishes the same way */
+	{
+		eng_options wopt = {.threads = 1, .lease_ms = 30000, .poll_ms = 50};
+		eng_engine *w = NULL;
+		int64_t fork_run = 0;
+		int seq = 0;
+		json_t *state = NULL;
+		char sql[160];
+
+		assert_int_equal(eng_fork(db, r.thread_id, 1, NULL, &fork_run), 0);
+		assert_int_equal(eng_engine_new(&w, pool, &wopt), 0);
+		assert_int_equal(eng_engine_add_graph(w, g), 0);
+		assert_int_equal(eng_engine_start(w), 0);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM runs WHERE id = %lld AND status = "
+					   "'done'", (long long)fork_run);
+		await_sql(sql, 1);
+		eng_engine_free(w);
+		assert_int_equal(eng_state_at(db, r.thread_id, 0, &state, NULL, &seq), 0);
+		assert_int_equal(seq, 5); /* checkpoints 4 and 5 hang off 1 */
+		want = json_pack("[s, s, s, s]", "a", "b", "a2", "c");
+		assert_true(json_equal(json_object_get(state, "log"), want));
+		json_decref(want);
+		json_decref(state);
+	}
+	eng_result_clear(&r);
+	eng_engine_free(e);
+	eng_graph_free(g);
+}
+
 /* Durability async: only steps with nothing for the outside world, of a run
  * that goes on, skip the flush; messages, waits, answers and endings wait
  * for the disk. */
@@ -1282,6 +1364,7 @@ int main(void)
 		cmocka_unit_test(test_timeout_then_retry_succeeds),
 		cmocka_unit_test(test_timeout_fails_the_run),
 		cmocka_unit_test(test_hung_node_is_taken_over),
+		cmocka_unit_test(test_join_waits_for_all),
 		cmocka_unit_test(test_durability_async),
 		cmocka_unit_test(test_group_commit_batch),
 	};

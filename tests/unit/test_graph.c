@@ -156,6 +156,53 @@ static void test_graph_checks(void **st)
 	eng_graph_free(g);
 }
 
+static void test_join_checks(void **st)
+{
+	eng_graph *g;
+	const char *ab[] = {"a", "b"}, *aa[] = {"a", "a"}, *ag[] = {"a", "ghost"};
+	json_t *state, *tasks, *next, *up = NULL;
+	(void)st;
+	assert_int_equal(eng_graph_new(&g, "joins"), 0);
+	assert_int_equal(eng_graph_add_node(g, "a", node_ok, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_node(g, "b", node_ok, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_node(g, "c", node_ok, NULL, NULL), 0);
+	assert_int_equal(eng_graph_add_join(g, ab, 1, "c"), ERR_INVALID);
+	assert_int_equal(eng_graph_add_join(g, aa, 2, "c"), ERR_INVALID);
+	assert_int_equal(eng_graph_add_join(g, ag, 2, "c"), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "ghost"));
+	assert_int_equal(eng_graph_add_join(g, ab, 2, ENG_END), ERR_INVALID);
+	assert_int_equal(eng_graph_add_join(g, ab, 2, "c"), 0);
+	assert_int_equal(eng_graph_add_edge(g, ENG_START, "a"), 0);
+	assert_int_equal(eng_graph_add_edge(g, ENG_START, "b"), 0);
+	assert_int_equal(eng_graph_add_edge(g, "c", ENG_END), 0);
+	assert_int_equal(eng_graph_compile(g), 0); /* c is reached through the join */
+
+	/* b alone: recorded, nothing runs; then a: c runs and the progress goes */
+	state = json_object();
+	tasks = ts_json("[{\"node\":\"b\"}]");
+	next = json_array();
+	assert_int_equal(eng_graph_joins(g, state, tasks, next, &up), 0);
+	assert_int_equal(json_array_size(next), 0);
+	assert_non_null(up);
+	json_object_update(state, up);
+	json_decref(up);
+	json_decref(tasks);
+	tasks = ts_json("[{\"node\":\"b\"}]"); /* b again: no change */
+	assert_int_equal(eng_graph_joins(g, state, tasks, next, &up), 0);
+	assert_null(up);
+	json_decref(tasks);
+	tasks = ts_json("[{\"node\":\"a\"}]");
+	assert_int_equal(eng_graph_joins(g, state, tasks, next, &up), 0);
+	assert_int_equal(json_array_size(next), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(next, 0), "node")), "c");
+	assert_int_equal(json_object_size(json_object_get(up, ENG_JOINS_KEY)), 0);
+	json_decref(up);
+	json_decref(tasks);
+	json_decref(next);
+	json_decref(state);
+	eng_graph_free(g);
+}
+
 /* Runs one step of `tasks` against `state`, returning results[] (caller clears). */
 static task_result *run_step(eng_graph *g, json_t *state, json_t *tasks, json_t *events)
 {
@@ -448,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_update_must_be_object),
 		cmocka_unit_test(test_delta_rejects_garbage),
 		cmocka_unit_test(test_graph_checks),
+		cmocka_unit_test(test_join_checks),
 		cmocka_unit_test(test_fan_out_and_send),
 		cmocka_unit_test(test_router_unknown_node),
 		cmocka_unit_test(test_retry_policy),
