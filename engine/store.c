@@ -155,21 +155,66 @@ static const pg_stmt STMT_LOAD_CHAIN = {
 	" WHERE q.thread_id = $1 AND q.status = 'queued') THEN pg_notify('orch_runs', '') END " \
 	"FROM r"
 
+/* A step with no outbox rows, no events taken and no pending writes to
+ * drop: the same statement without those parts, and $15-$17 unused. */
+#define STEP_SQL_LEAN(cfg, fence)                                                                  \
+	"WITH " cfg "r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), " \
+	" status = CASE WHEN cancel_requested AND $13 = 'running' THEN 'cancelled' ELSE $13 END, " \
+	" lease_owner = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_owner END, " \
+	" lease_until = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_until END, " \
+	" error = NULL, error_node = NULL, " \
+	" finished_at = CASE WHEN $13 <> 'running' OR cancel_requested THEN now() END " \
+	" WHERE id = $4 AND lease_token = $14 AND status = 'running'" fence " RETURNING status), " \
+	"ck AS (INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, " \
+	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, " \
+	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r), " \
+	"th AS (UPDATE threads SET updated_at = now() WHERE id = $1 " \
+	" AND EXISTS (SELECT 1 FROM r WHERE status <> 'running')) " \
+	"SELECT status, CASE WHEN status <> 'running' AND EXISTS (SELECT 1 FROM runs q " \
+	" WHERE q.thread_id = $1 AND q.status = 'queued') THEN pg_notify('orch_runs', '') END " \
+	"FROM r"
+
 static const pg_stmt STMT_STEP = {
 	"eng_step",
 	STEP_SQL("", ""),
 	17,
 };
 
+static const pg_stmt STMT_STEP_LEAN = {
+	"eng_step_lean",
+	STEP_SQL_LEAN("", ""),
+	14,
+};
+
 /* The same step, committed without waiting for the WAL flush (durability
  * async): the setting is local to the transaction, and the fence reads it
  * so that it is evaluated. */
+#define NO_FLUSH_CTE "cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v), "
+#define NO_FLUSH_FENCE " AND (SELECT v FROM cfg) = 'off'"
 static const pg_stmt STMT_STEP_NO_FLUSH = {
 	"eng_step_no_flush",
-	STEP_SQL("cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v), ",
-		 " AND (SELECT v FROM cfg) = 'off'"),
+	STEP_SQL(NO_FLUSH_CTE, NO_FLUSH_FENCE),
 	17,
 };
+
+static const pg_stmt STMT_STEP_LEAN_NO_FLUSH = {
+	"eng_step_lean_no_flush",
+	STEP_SQL_LEAN(NO_FLUSH_CTE, NO_FLUSH_FENCE),
+	14,
+};
+
+/* The form of the step statement for `s`: without the outbox, events and
+ * pending-writes parts when it has none of them (the common step: less
+ * for PostgreSQL to set up), and not waiting for the flush when `no_flush`
+ * (which must hold for every step of the transaction). */
+static const pg_stmt *step_stmt(const store_step *s, int no_flush)
+{
+	int lean = !s->outbox && !s->consumed && !s->delete_pending;
+
+	if (no_flush)
+		return lean ? &STMT_STEP_LEAN_NO_FLUSH : &STMT_STEP_NO_FLUSH;
+	return lean ? &STMT_STEP_LEAN : &STMT_STEP;
+}
 
 static const pg_stmt STMT_CK_INSERT = {
 	"eng_ck_insert",
@@ -552,7 +597,7 @@ static int commit_step(pg_conn *c, const store_step *s, char *status_out)
 	int rc;
 
 	step_params_fill(&p, s);
-	rc = pg_exec_stmt(c, &res, s->no_flush ? &STMT_STEP_NO_FLUSH : &STMT_STEP, p.v);
+	rc = pg_exec_stmt(c, &res, step_stmt(s, s->no_flush), p.v);
 	if (rc < 0) {
 		if (strcmp(pg_last_sqlstate(), "23505") == 0)
 			rc = err_set(ERR_LEASE, "run %lld: checkpoint %d exists already: %s",
@@ -589,7 +634,7 @@ int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *r
 		no_flush = steps[i]->no_flush;
 	for (int i = 0; i < n; i++) {
 		step_params_fill(&p[i], steps[i]);
-		pg_pipe_add(&pipe, no_flush ? &STMT_STEP_NO_FLUSH : &STMT_STEP, p[i].v);
+		pg_pipe_add(&pipe, step_stmt(steps[i], no_flush), p[i].v);
 	}
 	rc = pg_pipe_run(&pipe, c);
 	if (rc == 0) {
