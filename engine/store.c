@@ -174,10 +174,31 @@ static const pg_stmt STMT_LOAD_CHAIN = {
 	" WHERE q.thread_id = $1 AND q.status = 'queued') THEN pg_notify('orch_runs', '') END " \
 	"FROM r"
 
+/* The step of a run that goes on, in its common form (no outbox rows, no
+ * events, no pending writes): the status and lease columns are left alone,
+ * so the run's status triggers do not fire, and a run asked to cancel is
+ * not matched: its step is written with the full form instead, which ends
+ * it. */
+#define STEP_SQL_GO(cfg, fence)                                                               \
+	"WITH " cfg "r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), "    \
+	" error = NULL, error_node = NULL WHERE id = $4 AND lease_token = $14 "                \
+	" AND status = 'running' AND NOT cancel_requested AND $13::text = 'running'" fence    \
+	" RETURNING status), "                                                                 \
+	"ck AS (INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, " \
+	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, "    \
+	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r) "                 \
+	"SELECT status, NULL FROM r"
+
 static const pg_stmt STMT_STEP = {
 	"eng_step",
 	STEP_SQL("", ""),
 	17,
+};
+
+static const pg_stmt STMT_STEP_GO = {
+	"eng_step_go",
+	STEP_SQL_GO("", ""),
+	14,
 };
 
 static const pg_stmt STMT_STEP_LEAN = {
@@ -197,6 +218,12 @@ static const pg_stmt STMT_STEP_NO_FLUSH = {
 	17,
 };
 
+static const pg_stmt STMT_STEP_GO_NO_FLUSH = {
+	"eng_step_go_no_flush",
+	STEP_SQL_GO(NO_FLUSH_CTE, NO_FLUSH_FENCE),
+	14,
+};
+
 static const pg_stmt STMT_STEP_LEAN_NO_FLUSH = {
 	"eng_step_lean_no_flush",
 	STEP_SQL_LEAN(NO_FLUSH_CTE, NO_FLUSH_FENCE),
@@ -207,13 +234,19 @@ static const pg_stmt STMT_STEP_LEAN_NO_FLUSH = {
  * pending-writes parts when it has none of them (the common step: less
  * for PostgreSQL to set up), and not waiting for the flush when `no_flush`
  * (which must hold for every step of the transaction). */
-static const pg_stmt *step_stmt(const store_step *s, int no_flush)
+static const pg_stmt *step_stmt(const store_step *s, int no_flush, int may_go)
 {
 	int lean = !s->outbox && !s->consumed && !s->delete_pending;
+	int go = lean && may_go && strcmp(s->status, "running") == 0;
 
 	if (no_flush)
-		return lean ? &STMT_STEP_LEAN_NO_FLUSH : &STMT_STEP_NO_FLUSH;
-	return lean ? &STMT_STEP_LEAN : &STMT_STEP;
+		return go ? &STMT_STEP_GO_NO_FLUSH : lean ? &STMT_STEP_LEAN_NO_FLUSH : &STMT_STEP_NO_FLUSH;
+	return go ? &STMT_STEP_GO : lean ? &STMT_STEP_LEAN : &STMT_STEP;
+}
+
+static int is_go(const pg_stmt *st)
+{
+	return st == &STMT_STEP_GO || st == &STMT_STEP_GO_NO_FLUSH;
 }
 
 static const pg_stmt STMT_CK_INSERT = {
@@ -594,10 +627,18 @@ static int commit_step(pg_conn *c, const store_step *s, char *status_out)
 {
 	step_params p;
 	PGresult *res = NULL;
+	const pg_stmt *st;
 	int rc;
 
 	step_params_fill(&p, s);
-	rc = pg_exec_stmt(c, &res, step_stmt(s, s->no_flush), p.v);
+	st = step_stmt(s, s->no_flush, 1);
+	rc = pg_exec_stmt(c, &res, st, p.v);
+	if (rc == 0 && is_go(st) && pg_rows(res) == 0) {
+		/* asked to cancel, or no longer ours: the full form tells which */
+		PQclear(res);
+		res = NULL;
+		rc = pg_exec_stmt(c, &res, step_stmt(s, s->no_flush, 0), p.v);
+	}
 	if (rc < 0) {
 		if (strcmp(pg_last_sqlstate(), "23505") == 0)
 			rc = err_set(ERR_LEASE, "run %lld: checkpoint %d exists already: %s",
@@ -634,12 +675,17 @@ int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *r
 		no_flush = steps[i]->no_flush;
 	for (int i = 0; i < n; i++) {
 		step_params_fill(&p[i], steps[i]);
-		pg_pipe_add(&pipe, step_stmt(steps[i], no_flush), p[i].v);
+		pg_pipe_add(&pipe, step_stmt(steps[i], no_flush, 1), p[i].v);
 	}
 	rc = pg_pipe_run(&pipe, c);
 	if (rc == 0) {
 		for (int i = 0; i < n; i++) {
-			rcs[i] = step_outcome(steps[i], pipe.res[i], status[i]);
+			if (is_go(pipe.stmts[i]) && pg_rows(pipe.res[i]) == 0)
+				/* asked to cancel, or no longer ours: the full form, in a
+				 * transaction of its own, tells which */
+				rcs[i] = commit_step(c, steps[i], status[i]);
+			else
+				rcs[i] = step_outcome(steps[i], pipe.res[i], status[i]);
 			snprintf(errs[i], 512, "%s", rcs[i] < 0 ? err_last() : "");
 		}
 	} else if (!pg_conn_broken(c)) {

@@ -1304,6 +1304,63 @@ static void test_group_commit_batch(void **st)
 		store_run_clear(&x);
 		store_run_clear(&y);
 	}
+	/* the common step of a run that goes on (no outbox rows, events or pending
+	 * writes) has its own short form; a run asked to cancel, or whose lease
+	 * is gone, is handled by the full form: cancelled with its step written,
+	 * or nothing written */
+	{
+		store_run x, y, z;
+		store_step sx, sy, sz;
+		const store_step *three[3] = {&sx, &sy, &sz};
+
+		memset(&x, 0, sizeof(x));
+		memset(&y, 0, sizeof(y));
+		memset(&z, 0, sizeof(z));
+		assert_int_equal(eng_start(db, "go-x", "linear4", NULL, NULL, NULL, NULL), 0);
+		assert_int_equal(eng_start(db, "go-y", "linear4", NULL, NULL, NULL, NULL), 0);
+		assert_int_equal(eng_start(db, "go-z", "linear4", NULL, NULL, NULL, NULL), 0);
+		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &x), 1);
+		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &y), 1);
+		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &z), 1);
+		step_for(&sx, &x, 1);
+		step_for(&sy, &y, 1);
+		step_for(&sz, &z, 1);
+		sx.status = sy.status = sz.status = "running";
+		ts_sql(c, "UPDATE runs SET cancel_requested = true WHERE thread_id = (SELECT id FROM "
+			  "threads WHERE key = 'go-y')");
+		sz.token = z.token + 1000;
+		assert_int_equal(store_commit_batch(c, three, 3, rcs, status, errs), 0);
+		assert_int_equal(rcs[0], 0);
+		assert_string_equal(status[0], "running");
+		assert_int_equal(rcs[1], 0);
+		assert_string_equal(status[1], "cancelled");
+		assert_int_equal(rcs[2], ERR_LEASE);
+		assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = 'running' "
+				   "AND step = 1 AND last_seq = 1 AND lease_token = %lld",
+				   (long long)x.run_id, (long long)x.token),
+				 1);
+		assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND status = "
+				   "'cancelled' AND finished_at IS NOT NULL AND last_seq = 1",
+				   (long long)y.run_id),
+				 1);
+		assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id IN (%lld, %lld)",
+				   (long long)x.run_id, (long long)y.run_id),
+				 2);
+		assert_int_equal(q("SELECT count(*) FROM checkpoints WHERE run_id = %lld",
+				   (long long)z.run_id),
+				 0);
+		/* one step on its own: the same */
+		sx.seq = 2;
+		sx.step = 2;
+		ts_sql(c, "UPDATE runs SET cancel_requested = true WHERE thread_id = (SELECT id FROM "
+			  "threads WHERE key = 'go-x')");
+		assert_int_equal(store_commit(c, &sx, status[0]), 0);
+		assert_string_equal(status[0], "cancelled");
+		store_run_clear(&x);
+		store_run_clear(&y);
+		store_run_clear(&z);
+	}
+
 	/* durability async: a batch of no_flush steps turns the flush off for its
 	 * transaction (seen inside an open one); a batch with one step that must
 	 * be durable keeps it */
