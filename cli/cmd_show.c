@@ -42,7 +42,7 @@ static const pg_stmt STMT_WORKERS = {
 	"result->>'reason', 'tests', result->'tests'->>'verdict', 'tokens_in', "
 	"(result->'tokens'->>'in')::bigint, 'tokens_out', (result->'tokens'->>'out')::bigint, "
 	"'cost_usd', (result->>'cost_usd')::float8, 'branch', result->>'branch', 'commit', "
-	"result->>'commit', 'started', to_char(created_at AT TIME ZONE 'UTC', "
+	"result->>'commit', 'progress', progress, 'started', to_char(created_at AT TIME ZONE 'UTC', "
 	"'YYYY-MM-DD HH24:MI:SS\"Z\"')) ORDER BY created_at, id)::text FROM workers "
 	"WHERE thread_id = $1",
 	1,
@@ -154,9 +154,20 @@ static void print_human(const json_t *j)
 
 	printf("\nworkers\n");
 	json_array_foreach(json_object_get(j, "workers"), i, e) {
+		const json_t *pr = json_object_get(e, "progress");
+
 		printf("  %-36s %-7s %-10s ", s(e, "id"), s(e, "mode"),
 		       *s(e, "status") ? s(e, "status") : s(e, "state"));
-		indented(s(e, "reason"), 200);
+		if (strcmp(s(e, "state"), "running") == 0 && json_is_object(pr)) {
+			/* what it does now: the agent's step and last command */
+			char line[300];
+			snprintf(line, sizeof(line), "step %lld: %s",
+				 (long long)json_integer_value(json_object_get(pr, "step")),
+				 *s(pr, "action") ? s(pr, "action") : s(pr, "phase"));
+			indented(line, 200);
+		} else {
+			indented(s(e, "reason"), 200);
+		}
 	}
 	if (json_array_size(json_object_get(j, "workers")) == 0)
 		printf("  (none)\n");
