@@ -11,8 +11,8 @@ static const pg_stmt STMT_RESERVE = {
 	"llm_reserve",
 	"SELECT reservation, refused_kind, refused_scope, limit_usd::float8, spent_usd::float8, "
 	"reserved_usd::float8, period, extract(epoch FROM resets_at)::bigint "
-	"FROM llm_reserve($1, $2, $3::numeric, $4::int, $5::numeric, $6::numeric)",
-	6,
+	"FROM llm_reserve($1, $2, $3::numeric, $4::int, $5::numeric, $6::numeric, $7)",
+	7,
 };
 
 static const pg_stmt STMT_INSERT = {
@@ -170,11 +170,12 @@ static int refusal(const llm_budget_info *b)
 
 int llm_ledger_reserve(pg_conn *c, const char *project, const char *user, double amount,
 		       int64_t ttl_ms, double project_default, double user_default,
-		       int64_t *out_id, llm_budget_info *refused)
+		       const char *default_period, int64_t *out_id, llm_budget_info *refused)
 {
 	char amt[40], ttl[24], pd[40], ud[40];
-	const char *params[6] = {project, user, amt, ttl, project_default >= 0 ? pd : NULL,
-				 user_default >= 0 ? ud : NULL};
+	const char *params[7] = {project, user, amt, ttl, project_default >= 0 ? pd : NULL,
+				 user_default >= 0 ? ud : NULL,
+				 default_period && *default_period ? default_period : "total"};
 	PGresult *r = NULL;
 	int rc;
 

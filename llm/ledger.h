@@ -44,12 +44,15 @@ typedef struct llm_ledger_row {
 
 /* Reserves `amount` USD for ttl_ms against the budgets of `project` and
  * `user` (either may be NULL). A scope without a budget gets one with the
- * default limit (period "total") when it is >= 0. Returns 0 with *out_id
+ * default limit when it is >= 0, with period `default_period` (NULL:
+ * "total"; see llm_budget_set), starting with the scope's spending in the
+ * current period. Returns 0 with *out_id
  * (0 when there was nothing to reserve against), or ERR_BUDGET with
  * *refused filled and a message giving the period's figures, when it
  * resets and how to raise the budget. */
 int llm_ledger_reserve(pg_conn *c, const char *project, const char *user, double amount,
 		       int64_t ttl_ms, double project_default, double user_default,
+		       const char *default_period,
 		       int64_t *out_id, llm_budget_info *refused);
 
 /* Writes `row` and, when `settle` is set, releases reservation `res` (0:

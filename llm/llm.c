@@ -73,8 +73,13 @@ int llm_options_from_env(llm_options *out)
 	    (rc = cfg_env_duration_ms("ORCH_LLM_QUEUE_TIMEOUT", 600000, 1, 86400000,
 				      &out->queue_timeout_ms)) < 0 ||
 	    (rc = cfg_env_duration_ms("ORCH_LLM_IDLE_TIMEOUT", 60000, 1, 86400000,
-				      &out->idle_timeout_ms)) < 0)
+				      &out->idle_timeout_ms)) < 0 ||
+	    (rc = cfg_env_str("ORCH_LLM_BUDGET_PERIOD", "total", out->budget_period,
+			      sizeof(out->budget_period))) < 0)
 		return rc;
+	if (llm_budget_period_check(out->budget_period) < 0)
+		return err_set(ERR_INVALID, "ORCH_LLM_BUDGET_PERIOD=%s: %s", out->budget_period,
+			       err_last());
 	return 0;
 }
 
@@ -622,7 +627,8 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		if (rc == 0)
 			rc = llm_ledger_reserve(c, cc->call->project, cc->call->user, worst,
 						s->opt.reserve_ttl_ms, s->opt.project_budget,
-						s->opt.user_budget, &res, &out->budget);
+						s->opt.user_budget, s->opt.budget_period, &res,
+						&out->budget);
 		pg_pool_release(s->opt.pool, c);
 		c = NULL;
 		if (rc < 0) {

@@ -46,6 +46,7 @@ typedef struct llm_options {
 	int64_t stats_interval_ms;   /* persist scheduler figures this often; 0: 5 s; < 0: never */
 	double project_budget;       /* USD limit of a project without a budget; < 0: none */
 	double user_budget;          /* USD limit of a user without a budget; < 0: none */
+	char budget_period[16];      /* the period of those budgets: total (""), day, week, month */
 	int64_t queue_timeout_ms;    /* longest wait for a slot; 0: 10 min; < 0: no limit */
 	int64_t reserve_ttl_ms;      /* reservations of a dead process expire; 0: 2 h */
 	int64_t idle_timeout_ms;     /* a reply that sends nothing for this long ends with

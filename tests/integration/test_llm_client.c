@@ -756,7 +756,43 @@ static void test_budgets(void **state)
 	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_BUDGET);
 	llm_response_free(&out);
 	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'newco' AND "
-				 "limit_usd = 0.005"), 1);
+				 "limit_usd = 0.005 AND period = 'total'"), 1);
+	llm_service_free(s);
+
+	/* ORCH_LLM_BUDGET_PERIOD: the default budget is per month, and starts
+	 * with this month's spending only */
+	setenv("ORCH_LLM_BUDGET_PERIOD", "fortnight", 1);
+	{
+		llm_options o;
+		assert_int_equal(llm_options_from_env(&o), ERR_INVALID);
+		assert_non_null(strstr(err_last(), "ORCH_LLM_BUDGET_PERIOD=fortnight"));
+	}
+	setenv("ORCH_LLM_BUDGET_PERIOD", "month", 1);
+	{
+		llm_registry *r = NULL;
+		llm_options o;
+		assert_int_equal(llm_options_from_env(&o), 0);
+		assert_string_equal(o.budget_period, "month");
+		o.pool = g_pool;
+		o.project_budget = 1.0;
+		o.user_budget = -1;
+		o.stats_interval_ms = -1;
+		assert_int_equal(llm_registry_load_file(&r, fake_llm_models_file(&g_fake, "m3.json",
+										 MODELS)), 0);
+		assert_int_equal(llm_service_new(&s, r, &o), 0);
+	}
+	unsetenv("ORCH_LLM_BUDGET_PERIOD");
+	ts_sql(g_db, "INSERT INTO llm_calls (call_id, project, model, endpoint, cost_usd, outcome, "
+		     "created_at) VALUES ('old', 'monthly-co', 'strong', 'e', 0.7, 'ok', "
+		     "date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '1 day'), "
+		     "('new', 'monthly-co', 'strong', 'e', 0.1, 'ok', now())");
+	c.project = "monthly-co";
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'monthly-co' AND "
+				 "period = 'month' AND limit_usd = 1 AND period_start = "
+				 "date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' "
+				 "AND spent_usd > 0.1 AND spent_usd < 0.2"), 1);
 	llm_service_free(s);
 }
 
