@@ -127,52 +127,46 @@ static const pg_stmt STMT_LOAD_CHAIN = {
  * the lease is gone (another engine holds the run) nothing at all is
  * written and no row comes back. A run that ends wakes the engines only
  * when its thread has another run queued: NOTIFY serialises the commits of
- * the transactions that send it, so it is not sent for nothing. $13 is the new status (running or done),
- * $14 the lease token, $15 the outbox rows, $16 the events consumed, $17
- * whether the step's pending writes are to be dropped. */
-#define STEP_SQL(cfg, fence)                                                                  \
-	"WITH " cfg "r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), " \
+ * the transactions that send it, so it is not sent for nothing. $13 is the
+ * new status (running or done), $14 the lease token, $15 the outbox rows,
+ * $16 the events consumed, $17 whether the step's pending writes are to be
+ * dropped. The statement comes in three forms built from these parts;
+ * `cfg` is an extra leading CTE ("" or NO_FLUSH_CTE ", ") and `fence` an
+ * extra condition on the run's row. */
+#define STEP_RUN(fence)                                                                       \
+	"r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), "                 \
 	" status = CASE WHEN cancel_requested AND $13 = 'running' THEN 'cancelled' ELSE $13 END, " \
 	" lease_owner = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_owner END, " \
 	" lease_until = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_until END, " \
-	" error = NULL, error_node = NULL, " \
-	" finished_at = CASE WHEN $13 <> 'running' OR cancel_requested THEN now() END " \
-	" WHERE id = $4 AND lease_token = $14 AND status = 'running'" fence " RETURNING status), " \
+	" error = NULL, error_node = NULL, "                                                    \
+	" finished_at = CASE WHEN $13 <> 'running' OR cancel_requested THEN now() END "        \
+	" WHERE id = $4 AND lease_token = $14 AND status = 'running'" fence " RETURNING status), "
+#define STEP_CHECKPOINT                                                                       \
 	"ck AS (INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, " \
-	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, " \
-	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r), " \
-	"ob AS (INSERT INTO outbox (thread_id, run_id, step, kind, dest, payload) " \
-	" SELECT $1, $4, $5, x->>'kind', x->>'dest', x->'payload' FROM r, " \
-	" jsonb_array_elements(coalesce($15::jsonb, '[]'::jsonb)) WITH ORDINALITY AS a(x, n) " \
-	" ORDER BY n), " \
-	"ev AS (UPDATE events SET consumed_at = now(), consumed_by = $4 " \
+	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, "    \
+	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r)"
+#define STEP_EFFECTS                                                                          \
+	"ob AS (INSERT INTO outbox (thread_id, run_id, step, kind, dest, payload) "             \
+	" SELECT $1, $4, $5, x->>'kind', x->>'dest', x->'payload' FROM r, "                     \
+	" jsonb_array_elements(coalesce($15::jsonb, '[]'::jsonb)) WITH ORDINALITY AS a(x, n) "  \
+	" ORDER BY n), "                                                                       \
+	"ev AS (UPDATE events SET consumed_at = now(), consumed_by = $4 "                       \
 	" WHERE id = ANY ($16::bigint[]) AND consumed_at IS NULL AND EXISTS (SELECT 1 FROM r)), " \
-	"pw AS (DELETE FROM pending_writes WHERE run_id = $4 AND step = $5 AND $17::boolean " \
-	" AND EXISTS (SELECT 1 FROM r)), " \
-	"th AS (UPDATE threads SET updated_at = now() WHERE id = $1 " \
-	" AND EXISTS (SELECT 1 FROM r WHERE status <> 'running')) " \
-	"SELECT status, CASE WHEN status <> 'running' AND EXISTS (SELECT 1 FROM runs q " \
+	"pw AS (DELETE FROM pending_writes WHERE run_id = $4 AND step = $5 AND $17::boolean "   \
+	" AND EXISTS (SELECT 1 FROM r)), "
+#define STEP_END                                                                              \
+	"th AS (UPDATE threads SET updated_at = now() WHERE id = $1 "                           \
+	" AND EXISTS (SELECT 1 FROM r WHERE status <> 'running')) "                             \
+	"SELECT status, CASE WHEN status <> 'running' AND EXISTS (SELECT 1 FROM runs q "        \
 	" WHERE q.thread_id = $1 AND q.status = 'queued') THEN pg_notify('orch_runs', '') END " \
 	"FROM r"
 
+/* The full form: any step that completed. */
+#define STEP_SQL(cfg, fence) "WITH " cfg STEP_RUN(fence) STEP_CHECKPOINT ", " STEP_EFFECTS STEP_END
+
 /* A step with no outbox rows, no events taken and no pending writes to
- * drop: the same statement without those parts, and $15-$17 unused. */
-#define STEP_SQL_LEAN(cfg, fence)                                                                  \
-	"WITH " cfg "r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), " \
-	" status = CASE WHEN cancel_requested AND $13 = 'running' THEN 'cancelled' ELSE $13 END, " \
-	" lease_owner = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_owner END, " \
-	" lease_until = CASE WHEN $13 = 'running' AND NOT cancel_requested THEN lease_until END, " \
-	" error = NULL, error_node = NULL, " \
-	" finished_at = CASE WHEN $13 <> 'running' OR cancel_requested THEN now() END " \
-	" WHERE id = $4 AND lease_token = $14 AND status = 'running'" fence " RETURNING status), " \
-	"ck AS (INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, " \
-	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, " \
-	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r), " \
-	"th AS (UPDATE threads SET updated_at = now() WHERE id = $1 " \
-	" AND EXISTS (SELECT 1 FROM r WHERE status <> 'running')) " \
-	"SELECT status, CASE WHEN status <> 'running' AND EXISTS (SELECT 1 FROM runs q " \
-	" WHERE q.thread_id = $1 AND q.status = 'queued') THEN pg_notify('orch_runs', '') END " \
-	"FROM r"
+ * drop: without those parts, and $15-$17 unused. */
+#define STEP_SQL_LEAN(cfg, fence) "WITH " cfg STEP_RUN(fence) STEP_CHECKPOINT ", " STEP_END
 
 /* The step of a run that goes on, in its common form (no outbox rows, no
  * events, no pending writes): the status and lease columns are left alone,
@@ -183,11 +177,7 @@ static const pg_stmt STMT_LOAD_CHAIN = {
 	"WITH " cfg "r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), "    \
 	" error = NULL, error_node = NULL WHERE id = $4 AND lease_token = $14 "                \
 	" AND status = 'running' AND NOT cancel_requested AND $13::text = 'running'" fence    \
-	" RETURNING status), "                                                                 \
-	"ck AS (INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, " \
-	" snapshot, next, chain_len, chain_bytes, snap_bytes) SELECT $1, $2, $3, $4, $5, "    \
-	" $6::text[], $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12 FROM r) "                 \
-	"SELECT status, NULL FROM r"
+	" RETURNING status), " STEP_CHECKPOINT " SELECT status, NULL FROM r"
 
 static const pg_stmt STMT_STEP = {
 	"eng_step",
