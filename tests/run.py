@@ -53,6 +53,10 @@ def discover(build, filters):
     return tests
 
 
+# lines that say why a case failed: cmocka's messages and the tests' own
+FAILURE_LINE = re.compile(r"^(not ok|# .*(error|Failure|ERROR|fail)|ERROR:|.*error: )")
+
+
 class Result:
     def __init__(self, name):
         self.name = name
@@ -62,6 +66,7 @@ class Result:
         self.output = ""
         self.seconds = 0.0
         self.note = ""
+        self.log = ""
 
 
 def run_one(name, argv, args, index, base):
@@ -103,6 +108,11 @@ def run_one(name, argv, args, index, base):
         code = None
     res.seconds = time.monotonic() - t0
     res.output = out
+    # the whole output, for when the tail printed on failure is not enough
+    res.log = os.path.join(args.build, "test-logs", name + ".log")
+    os.makedirs(os.path.dirname(res.log), exist_ok=True)
+    with open(res.log, "w") as f:
+        f.write(out)
     plan = None
     for line in out.splitlines():
         m = TAP_PLAN.match(line)
@@ -180,8 +190,17 @@ def main():
                 print(f"{status} {res.name:<40} {res.passed:4d} passed {res.failed:3d} failed"
                       f" {res.seconds:7.1f}s {res.note}", flush=True)
                 if res.failed:
-                    tail = res.output.splitlines()[-60:]
+                    # the failing cases' own lines first (a sanitizer's report
+                    # at exit can fill the tail), then the tail
+                    lines = res.output.splitlines()
+                    why = [l for l in lines if FAILURE_LINE.search(l)][:40]
+                    tail = lines[-60:]
+                    if why:
+                        print("    | " + "\n    | ".join(why), flush=True)
+                        print("    | ...", flush=True)
                     print("    | " + "\n    | ".join(tail), flush=True)
+                    if res.log:
+                        print(f"    (whole output: {res.log})", flush=True)
 
     threads = [threading.Thread(target=worker) for _ in range(max(1, args.jobs))]
     for t in threads:
