@@ -117,7 +117,12 @@ def main():
         do_POST = serve
 
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(srv.server_address[1], flush=True)
+    # one write of the whole line, and no death if nobody reads it any more
+    try:
+        sys.stdout.write("%d\n" % srv.server_address[1])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
     srv.serve_forever()
 
 

@@ -729,10 +729,14 @@ static pid_t start_git_http(const char *root, const char *user, const char *pass
 		_exit(127);
 	}
 	close(fds[1]);
-	n = read(fds[0], line, sizeof(line) - 1);
+	/* the first line is the port; it may come in more than one piece */
+	for (size_t got = 0; got < sizeof(line) - 1 && !strchr(line, '\n'); got += (size_t)n) {
+		n = read(fds[0], line + got, sizeof(line) - 1 - got);
+		if (n <= 0)
+			fail_msg("the git HTTP server did not start");
+		line[got + (size_t)n] = '\0';
+	}
 	close(fds[0]);
-	if (n <= 0)
-		fail_msg("the git HTTP server did not start");
 	*port = atoi(line);
 	assert_true(*port > 0);
 	return pid;
