@@ -2,6 +2,7 @@
 #include "bot/text.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
@@ -355,17 +356,6 @@ static void put_html_line(buf *out, const char *s, size_t max_chars)
 	buf_free(&line);
 }
 
-static long long jnum(const json_t *o, const char *k)
-{
-	return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 /* What a stage means, for a person. */
 static const char *stage_label(const char *stage)
 {
@@ -417,7 +407,7 @@ static void status_tasks(buf *out, const json_t *r)
 	static const char *const names[] = {"done", "in progress", "waiting for review",
 					    "waiting for you", "failed", "queued", "skipped"};
 	const json_t *list = json_object_get(r, "task_list"), *t;
-	long long total = jnum(json_object_get(r, "tasks"), "total");
+	long long total = jx_int(json_object_get(r, "tasks"), "total");
 	int count[7] = {0}, shown = 0;
 	size_t i;
 
@@ -426,14 +416,14 @@ static void status_tasks(buf *out, const json_t *r)
 		return;
 	}
 	json_array_foreach(list, i, t)
-		count[task_group(jstr(t, "status"))]++;
+		count[task_group(jx_str(t, "status"))]++;
 	buf_printf(out, "\n<b>Tasks:</b> %d of %lld done", count[0], total);
 	for (int g = 1; g < 7; g++)
 		if (count[g] > 0)
 			buf_printf(out, ", %d %s", count[g], names[g]);
 	/* the tasks that move or wait: what a person wants to know about */
 	json_array_foreach(list, i, t) {
-		int g = task_group(jstr(t, "status"));
+		int g = task_group(jx_str(t, "status"));
 		if (g == 0 || g >= 5)
 			continue;
 		if (shown++ == STATUS_TASK_LINES) {
@@ -441,9 +431,9 @@ static void status_tasks(buf *out, const json_t *r)
 			break;
 		}
 		buf_puts(out, "\n  • ");
-		put_html(out, jstr(t, "title"), 80);
+		put_html(out, jx_str(t, "title"), 80);
 		buf_puts(out, " — ");
-		put_html(out, jstr(t, "label"), 40);
+		put_html(out, jx_str(t, "label"), 40);
 	}
 }
 
@@ -455,19 +445,22 @@ static void status_workers(buf *out, const json_t *list)
 	json_t *w;
 
 	json_array_foreach(list, i, w) {
-		long long age = jnum(w, "progress_age_ms");
+		long long age = jx_int(w, "progress_age_ms");
 
 		if (i == STATUS_TASK_LINES) {
 			buf_puts(out, "\n  …");
 			break;
 		}
 		buf_puts(out, "\n  • ");
-		put_html(out, jstr(w, "task"), 40);
-		if (jnum(w, "step") > 0)
-			buf_printf(out, ": step %lld", jnum(w, "step"));
+		put_html(out, jx_str(w, "task"), 40);
+		if (jx_int(w, "step") > 0)
+			buf_printf(out, ": step %lld", jx_int(w, "step"));
 		buf_puts(out, " — <code>");
-		put_html_line(out, *jstr(w, "action") ? jstr(w, "action")
-			      : *jstr(w, "phase") ? jstr(w, "phase") : "starting", 60);
+		put_html_line(out,
+			      *jx_str(w, "action")  ? jx_str(w, "action")
+			      : *jx_str(w, "phase") ? jx_str(w, "phase")
+						    : "starting",
+			      60);
 		buf_puts(out, "</code>");
 		if (age >= 0)
 			buf_printf(out, " (%llds ago)", age / 1000);
@@ -493,7 +486,7 @@ static void status_questions(buf *out, const json_t *r, const char *channel, int
 			break;
 		}
 		buf_puts(out, "\n  • ");
-		put_html_line(out, jstr(q, "question"), 240);
+		put_html_line(out, jx_str(q, "question"), 240);
 		if (json_is_null(json_object_get(q, "id"))) {
 			buf_puts(out, "\n    (the question is on its way to this chat)");
 			continue;
@@ -508,7 +501,7 @@ static void status_questions(buf *out, const json_t *r, const char *channel, int
 			buf_puts(out, j == 0 ? ": " : " · ");
 			put_html(out, json_string_value(o) ? json_string_value(o) : "", 30);
 		}
-		buf_printf(out, " (or 'orchestrator approve %lld').", jnum(q, "id"));
+		buf_printf(out, " (or 'orchestrator approve %lld').", jx_int(q, "id"));
 	}
 }
 
@@ -517,15 +510,15 @@ static void status_report(buf *out, const json_t *r, int n, const char *channel,
 			  const PGresult *run)
 {
 	const json_t *budget = json_object_get(r, "budget");
-	const char *name = *jstr(r, "name") ? jstr(r, "name") : jstr(r, "title");
-	long long tin = jnum(r, "tokens_in"), tout = jnum(r, "tokens_out");
+	const char *name = *jx_str(r, "name") ? jx_str(r, "name") : jx_str(r, "title");
+	long long tin = jx_int(r, "tokens_in"), tout = jx_int(r, "tokens_out");
 
 	buf_printf(out, "<b>Project #%d: ", n);
 	put_html(out, name, 80);
 	buf_puts(out, "</b>\n<b>Stage:</b> ");
-	put_html(out, stage_label(jstr(r, "stage")), 80);
+	put_html(out, stage_label(jx_str(r, "stage")), 80);
 	status_tasks(out, r);
-	buf_printf(out, "\n<b>Workers running:</b> %lld", jnum(r, "workers"));
+	buf_printf(out, "\n<b>Workers running:</b> %lld", jx_int(r, "workers"));
 	status_workers(out, json_object_get(r, "worker_list"));
 	status_questions(out, r, channel,
 			 pg_rows(run) > 0 && strcmp(pg_val(run, 0, 2), "waiting") == 0 &&
@@ -536,18 +529,18 @@ static void status_report(buf *out, const json_t *r, int n, const char *channel,
 		buf_printf(out, "\n<b>Budget:</b> $%.2f ($%.4f spent)",
 			   json_number_value(json_object_get(budget, "limit_usd")),
 			   json_number_value(json_object_get(budget, "spent_usd")));
-	if (*jstr(r, "repo")) {
+	if (*jx_str(r, "repo")) {
 		buf_puts(out, "\n<b>Repository:</b> <code>");
-		put_html(out, jstr(r, "repo"), 200);
+		put_html(out, jx_str(r, "repo"), 200);
 		buf_puts(out, "</code>");
-		if (*jstr(r, "branch")) {
+		if (*jx_str(r, "branch")) {
 			buf_puts(out, ", branch ");
-			put_html(out, jstr(r, "branch"), 60);
+			put_html(out, jx_str(r, "branch"), 60);
 		}
 	}
-	if (*jstr(r, "remote")) {
+	if (*jx_str(r, "remote")) {
 		buf_puts(out, "\n<b>Remote:</b> ");
-		put_html(out, jstr(r, "remote"), 200);
+		put_html(out, jx_str(r, "remote"), 200);
 	}
 }
 

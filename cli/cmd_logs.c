@@ -3,6 +3,7 @@
  * spawner publishes on Redis, until its result arrives. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/redis.h"
 #include "core/util.h"
 
@@ -78,12 +79,6 @@ static char *observation_output(const char *obs)
 	return strndup(a, (size_t)(b - a));
 }
 
-static const char *jstr(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-	return s ? s : "";
-}
-
 static void print_time(const json_t *line)
 {
 	char t[40];
@@ -95,24 +90,22 @@ static void print_time(const json_t *line)
 /* Prints one transcript line for a person. */
 static void print_entry(const json_t *line, int full)
 {
-	const char *type = jstr(line, "type");
+	const char *type = jx_str(line, "type");
 	int max = full ? 0 : SHOWN_LINES;
 
 	print_time(line);
 	if (strcmp(type, "start") == 0) {
 		const json_t *l = json_object_get(line, "limits");
 
-		printf("agent started (at most %lld steps, $%.2f)\n",
-		       (long long)json_integer_value(json_object_get(l, "steps")),
+		printf("agent started (at most %lld steps, $%.2f)\n", jx_int(l, "steps"),
 		       json_number_value(json_object_get(l, "cost_usd")));
-		print_lines(jstr(line, "task"), "    | ", full ? 0 : 3);
+		print_lines(jx_str(line, "task"), "    | ", full ? 0 : 3);
 	} else if (strcmp(type, "attempt") == 0) {
-		printf("attempt %lld, on spawner %s\n",
-		       (long long)json_integer_value(json_object_get(line, "attempt")),
-		       jstr(line, "spawner"));
+		printf("attempt %lld, on spawner %s\n", jx_int(line, "attempt"),
+		       jx_str(line, "spawner"));
 	} else if (strcmp(type, "step") == 0) {
-		const char *action = jstr(line, "action");
-		long long step = (long long)json_integer_value(json_object_get(line, "step"));
+		const char *action = jx_str(line, "action");
+		long long step = jx_int(line, "step");
 
 		if (strcmp(action, "submit") == 0 && !json_object_get(line, "observation")) {
 			printf("[%lld] submit\n", step);
@@ -120,41 +113,37 @@ static void print_entry(const json_t *line, int full)
 		}
 		printf("[%lld] $ ", step);
 		print_lines(action, "", full ? 0 : 1);
-		printf("     exit %lld\n", (long long)json_integer_value(json_object_get(line,
-										  "exit_code")));
+		printf("     exit %lld\n", jx_int(line, "exit_code"));
 		{
-			char *out = observation_output(jstr(line, "observation"));
+			char *out = observation_output(jx_str(line, "observation"));
 			if (out && *out)
 				print_lines(out, "     | ", max);
 			free(out);
 		}
 	} else if (strcmp(type, "format_error") == 0) {
-		printf("[%lld] the reply held no single command: %s\n",
-		       (long long)json_integer_value(json_object_get(line, "step")),
-		       jstr(line, "reason"));
+		printf("[%lld] the reply held no single command: %s\n", jx_int(line, "step"),
+		       jx_str(line, "reason"));
 	} else if (strcmp(type, "end") == 0) {
 		printf("agent ended: %s (%lld steps, $%.4f, %lld+%lld tokens)%s%s\n",
-		       jstr(line, "exit"), (long long)json_integer_value(json_object_get(line, "steps")),
+		       jx_str(line, "exit"), jx_int(line, "steps"),
 		       json_number_value(json_object_get(line, "cost_usd")),
-		       (long long)json_integer_value(json_object_get(line, "tokens_in")),
-		       (long long)json_integer_value(json_object_get(line, "tokens_out")),
-		       *jstr(line, "reason") ? " — " : "", jstr(line, "reason"));
-		if (*jstr(line, "summary"))
-			print_lines(jstr(line, "summary"), "    | ", max);
+		       jx_int(line, "tokens_in"), jx_int(line, "tokens_out"),
+		       *jx_str(line, "reason") ? " — " : "", jx_str(line, "reason"));
+		if (*jx_str(line, "summary"))
+			print_lines(jx_str(line, "summary"), "    | ", max);
 	} else if (strcmp(type, "result") == 0) {
 		const json_t *r = json_object_get(line, "result");
 		const json_t *t = json_object_get(r, "tests");
 
-		printf("result: %s", jstr(r, "status"));
-		if (*jstr(r, "reason"))
-			printf(" — %s", jstr(r, "reason"));
+		printf("result: %s", jx_str(r, "status"));
+		if (*jx_str(r, "reason"))
+			printf(" — %s", jx_str(r, "reason"));
 		printf("\n");
 		if (t)
-			printf("     tests %s: %lld of %lld passed\n", jstr(t, "verdict"),
-			       (long long)json_integer_value(json_object_get(t, "passed")),
-			       (long long)json_integer_value(json_object_get(t, "total")));
-		if (*jstr(r, "branch"))
-			printf("     branch %s%s\n", jstr(r, "branch"),
+			printf("     tests %s: %lld of %lld passed\n", jx_str(t, "verdict"),
+			       jx_int(t, "passed"), jx_int(t, "total"));
+		if (*jx_str(r, "branch"))
+			printf("     branch %s%s\n", jx_str(r, "branch"),
 			       json_is_true(json_object_get(r, "pushed")) ? " (pushed)" : "");
 	} else {
 		char *s = json_dumps(line, JSON_COMPACT);
@@ -209,12 +198,12 @@ static void print_live(const char *text, int full, int as_json)
 		return;
 	}
 	print_time(j);
-	printf("%s: ", jstr(j, "kind"));
-	if (strcmp(jstr(j, "kind"), "output") == 0) {
+	printf("%s: ", jx_str(j, "kind"));
+	if (strcmp(jx_str(j, "kind"), "output") == 0) {
 		printf("\n");
-		print_lines(jstr(j, "text"), "     | ", full ? 0 : SHOWN_LINES);
+		print_lines(jx_str(j, "text"), "     | ", full ? 0 : SHOWN_LINES);
 	} else {
-		print_lines(jstr(j, "text"), "", full ? 0 : SHOWN_LINES);
+		print_lines(jx_str(j, "text"), "", full ? 0 : SHOWN_LINES);
 	}
 	json_decref(j);
 }

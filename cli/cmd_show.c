@@ -2,6 +2,7 @@
  * the tasks, the workers and what the models cost. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "engine/control.h"
 #include "nodes/factory.h"
 
@@ -69,12 +70,6 @@ static json_t *json_of(pg_conn *c, const pg_stmt *st, const char *tid)
 	return j ? j : json_array();
 }
 
-static const char *s(const json_t *o, const char *k)
-{
-	const char *v = json_string_value(json_object_get(o, k));
-	return v ? v : "";
-}
-
 /* Prints `text` indented, at most `max` characters of it. */
 static void indented(const char *text, size_t max)
 {
@@ -98,20 +93,20 @@ static void print_human(const json_t *j)
 	const char *k;
 	double total = 0;
 
-	printf("project %s — %s\n", s(j, "key"),
-	       *s(sum, "name") ? s(sum, "name") : s(meta, "title"));
+	printf("project %s — %s\n", jx_str(j, "key"),
+	       *jx_str(sum, "name") ? jx_str(sum, "name") : jx_str(meta, "title"));
 	printf("  stage %s, latest run %s, started %s, chat %s:%s\n",
-	       *s(sum, "stage") ? s(sum, "stage") : "-", s(j, "run"), s(j, "created"),
-	       s(meta, "channel"), s(meta, "chat"));
-	if (*s(sum, "repo"))
-		printf("  repository %s (main at %.12s)%s%s\n", s(sum, "repo"),
-		       s(json_object_get(st, "repo"), "head"), *s(sum, "remote") ? ", remote " : "",
-		       s(sum, "remote"));
+	       *jx_str(sum, "stage") ? jx_str(sum, "stage") : "-", jx_str(j, "run"),
+	       jx_str(j, "created"), jx_str(meta, "channel"), jx_str(meta, "chat"));
+	if (*jx_str(sum, "repo"))
+		printf("  repository %s (main at %.12s)%s%s\n", jx_str(sum, "repo"),
+		       jx_str(json_object_get(st, "repo"), "head"),
+		       *jx_str(sum, "remote") ? ", remote " : "", jx_str(sum, "remote"));
 
 	printf("\nconversation\n");
 	json_array_foreach(json_object_get(st, "conversation"), i, e) {
-		printf("  %s: ", strcmp(s(e, "role"), "user") == 0 ? "you" : "orchestrator");
-		indented(s(e, "text"), 600);
+		printf("  %s: ", strcmp(jx_str(e, "role"), "user") == 0 ? "you" : "orchestrator");
+		indented(jx_str(e, "text"), 600);
 	}
 	if (json_array_size(json_object_get(st, "conversation")) == 0)
 		printf("  (none)\n");
@@ -120,18 +115,19 @@ static void print_human(const json_t *j)
 	json_array_foreach(json_object_get(st, "log"), i, e) {
 		char when[32];
 		cli_fmt_time(json_integer_value(json_object_get(e, "at")), when, sizeof(when));
-		printf("  %s  %-18s %s%s", when, s(e, "kind"), s(e, "task"), *s(e, "task") ? ": " : "");
-		indented(s(e, "text"), 300);
+		printf("  %s  %-18s %s%s", when, jx_str(e, "kind"), jx_str(e, "task"),
+		       *jx_str(e, "task") ? ": " : "");
+		indented(jx_str(e, "text"), 300);
 	}
 
 	printf("\nquestions\n");
 	json_array_foreach(json_object_get(j, "questions"), i, e) {
-		printf("  #%-5lld %-8s %s", (long long)json_integer_value(json_object_get(e, "id")),
-		       s(e, "state"), s(e, "asked"));
-		if (strcmp(s(e, "state"), "decided") == 0)
-			printf("  → %s by %s", s(e, "decision"), s(e, "by"));
+		printf("  #%-5lld %-8s %s", jx_int(e, "id"), jx_str(e, "state"),
+		       jx_str(e, "asked"));
+		if (strcmp(jx_str(e, "state"), "decided") == 0)
+			printf("  → %s by %s", jx_str(e, "decision"), jx_str(e, "by"));
 		printf("\n         ");
-		indented(s(e, "question"), 300);
+		indented(jx_str(e, "question"), 300);
 	}
 	if (json_array_size(json_object_get(j, "questions")) == 0)
 		printf("  (none)\n");
@@ -139,11 +135,10 @@ static void print_human(const json_t *j)
 	printf("\ntasks\n");
 	json_object_foreach((json_t *)json_object_get(st, "tasks"), k, e) {
 		const json_t *t = json_object_get(e, "tests");
-		printf("  %-14s %-28s round %lld", k, nd_task_state_label(s(e, "status")),
-		       (long long)json_integer_value(json_object_get(e, "round")));
+		printf("  %-14s %-28s round %lld", k, nd_task_state_label(jx_str(e, "status")),
+		       jx_int(e, "round"));
 		if (json_integer_value(json_object_get(t, "total")) > 0)
-			printf("  %lld/%lld tests", (long long)json_integer_value(json_object_get(t, "passed")),
-			       (long long)json_integer_value(json_object_get(t, "total")));
+			printf("  %lld/%lld tests", jx_int(t, "passed"), jx_int(t, "total"));
 		printf("  %lld tokens  $%.4f\n",
 		       (long long)(json_integer_value(json_object_get(e, "tokens_in")) +
 				   json_integer_value(json_object_get(e, "tokens_out"))),
@@ -156,17 +151,17 @@ static void print_human(const json_t *j)
 	json_array_foreach(json_object_get(j, "workers"), i, e) {
 		const json_t *pr = json_object_get(e, "progress");
 
-		printf("  %-36s %-7s %-10s ", s(e, "id"), s(e, "mode"),
-		       *s(e, "status") ? s(e, "status") : s(e, "state"));
-		if (strcmp(s(e, "state"), "running") == 0 && json_is_object(pr)) {
+		printf("  %-36s %-7s %-10s ", jx_str(e, "id"), jx_str(e, "mode"),
+		       *jx_str(e, "status") ? jx_str(e, "status") : jx_str(e, "state"));
+		if (strcmp(jx_str(e, "state"), "running") == 0 && json_is_object(pr)) {
 			/* what it does now: the agent's step and last command */
 			char line[300];
-			snprintf(line, sizeof(line), "step %lld: %s",
-				 (long long)json_integer_value(json_object_get(pr, "step")),
-				 *s(pr, "action") ? s(pr, "action") : s(pr, "phase"));
+			snprintf(line, sizeof(line), "step %lld: %s", jx_int(pr, "step"),
+				 *jx_str(pr, "action") ? jx_str(pr, "action")
+						       : jx_str(pr, "phase"));
 			indented(line, 200);
 		} else {
-			indented(s(e, "reason"), 200);
+			indented(jx_str(e, "reason"), 200);
 		}
 	}
 	if (json_array_size(json_object_get(j, "workers")) == 0)
@@ -176,11 +171,9 @@ static void print_human(const json_t *j)
 
 	printf("\nmodels\n");
 	json_array_foreach(json_object_get(j, "llm"), i, e) {
-		printf("  %-12s %4lld calls  %8lld tokens in  %8lld out  $%.4f\n", s(e, "role"),
-		       (long long)json_integer_value(json_object_get(e, "calls")),
-		       (long long)json_integer_value(json_object_get(e, "tokens_in")),
-		       (long long)json_integer_value(json_object_get(e, "tokens_out")),
-		       json_number_value(json_object_get(e, "cost_usd")));
+		printf("  %-12s %4lld calls  %8lld tokens in  %8lld out  $%.4f\n",
+		       jx_str(e, "role"), jx_int(e, "calls"), jx_int(e, "tokens_in"),
+		       jx_int(e, "tokens_out"), json_number_value(json_object_get(e, "cost_usd")));
 		total += json_number_value(json_object_get(e, "cost_usd"));
 	}
 	printf("  total $%.4f\n", total);

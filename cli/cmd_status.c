@@ -1,6 +1,7 @@
 /* orchestrator status — what the factory is doing, from a terminal. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "engine/control.h"
 #include "llm/ledger.h"
 #include "nodes/factory.h"
@@ -58,9 +59,10 @@ static void print_workers(const json_t *list)
 		}
 		printf("    worker %-14s task %-12s running %s, step %lld%s: %.70s\n",
 		       json_string_value(json_object_get(w, "id")),
-		       json_string_value(json_object_get(w, "task")), ran,
-		       (long long)json_integer_value(json_object_get(w, "step")), seen,
-		       action && *action ? action : phase && *phase ? phase : "starting");
+		       json_string_value(json_object_get(w, "task")), ran, jx_int(w, "step"), seen,
+		       action && *action ? action
+		       : phase && *phase ? phase
+					 : "starting");
 	}
 }
 
@@ -84,19 +86,17 @@ static void print_projects(const json_t *st)
 		char tasks[48];
 
 		if (json_integer_value(json_object_get(t, "total")) > 0)
-			snprintf(tasks, sizeof(tasks), "%lld/%lld merged",
-				 (long long)json_integer_value(json_object_get(t, "merged")),
-				 (long long)json_integer_value(json_object_get(t, "total")));
+			snprintf(tasks, sizeof(tasks), "%lld/%lld merged", jx_int(t, "merged"),
+				 jx_int(t, "total"));
 		else
 			snprintf(tasks, sizeof(tasks), "-");
 		printf("  %-22.22s %-18.18s %-12s %-16s %7lld %9lld %10lld %10.4f\n",
 		       json_string_value(json_object_get(p, "key")),
 		       name ? name : json_string_value(json_object_get(p, "title")),
 		       *json_string_value(json_object_get(p, "stage"))
-			       ? json_string_value(json_object_get(p, "stage"))
-			       : "new",
-		       tasks, (long long)json_integer_value(json_object_get(p, "workers")),
-		       (long long)json_integer_value(json_object_get(p, "questions")),
+			   ? json_string_value(json_object_get(p, "stage"))
+			   : "new",
+		       tasks, jx_int(p, "workers"), jx_int(p, "questions"),
 		       (long long)(json_integer_value(json_object_get(p, "tokens_in")) +
 				   json_integer_value(json_object_get(p, "tokens_out"))),
 		       json_number_value(json_object_get(p, "cost_usd")));
@@ -107,8 +107,7 @@ static void print_projects(const json_t *st)
 	printf("open questions ('orchestrator approve|reject <id or project>')\n");
 	json_array_foreach(qs, i, p) {
 		if (json_is_integer(json_object_get(p, "id")))
-			printf("  #%-6lld %-22s %.100s\n",
-			       (long long)json_integer_value(json_object_get(p, "id")),
+			printf("  #%-6lld %-22s %.100s\n", jx_int(p, "id"),
 			       json_string_value(json_object_get(p, "project")),
 			       json_string_value(json_object_get(p, "question")));
 		else
@@ -116,17 +115,6 @@ static void print_projects(const json_t *st)
 			       json_string_value(json_object_get(p, "project")),
 			       json_string_value(json_object_get(p, "question")));
 	}
-}
-
-static long long num(const json_t *o, const char *k)
-{
-	return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
 }
 
 static double real(const json_t *o, const char *k)
@@ -166,22 +154,23 @@ static void print_human(const json_t *st)
 	gmtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	printf("orchestrator status — %s\n\n", when);
-	printf("threads         %lld\n", num(st, "threads"));
+	printf("threads         %lld\n", jx_int(st, "threads"));
 	printf("runs            queued %lld   running %lld   waiting %lld   done %lld   failed %lld"
 	       "   cancelled %lld\n",
-	       num(runs, "queued"), num(runs, "running"), num(runs, "waiting"), num(runs, "done"),
-	       num(runs, "failed"), num(runs, "cancelled"));
+	       jx_int(runs, "queued"), jx_int(runs, "running"), jx_int(runs, "waiting"),
+	       jx_int(runs, "done"), jx_int(runs, "failed"), jx_int(runs, "cancelled"));
 	if (json_is_object(w)) {
 		cli_fmt_age(real(w, "age_s"), age, sizeof(age));
 		join_strings(json_object_get(w, "waiting_on"), list, sizeof(list));
-		printf("oldest waiting  run %lld on %s for %s, waiting on %s\n", num(w, "run"),
-		       str(w, "thread"), age, list[0] ? list : "?");
+		printf("oldest waiting  run %lld on %s for %s, waiting on %s\n", jx_int(w, "run"),
+		       jx_str(w, "thread"), age, list[0] ? list : "?");
 	} else {
 		printf("oldest waiting  none\n");
 	}
 	if (json_is_object(q)) {
 		cli_fmt_age(real(q, "age_s"), age, sizeof(age));
-		printf("oldest queued   run %lld on %s for %s\n", num(q, "run"), str(q, "thread"), age);
+		printf("oldest queued   run %lld on %s for %s\n", jx_int(q, "run"),
+		       jx_str(q, "thread"), age);
 	} else {
 		printf("oldest queued   none\n");
 	}
@@ -194,18 +183,21 @@ static void print_human(const json_t *st)
 		cli_fmt_age(real(e, "heartbeat_age_s"), age, sizeof(age));
 		join_strings(json_object_get(e, "graphs"), list, sizeof(list));
 		printf("  %-32s %-5s %lld threads, %lld runs held, heartbeat %s ago, graphs %s\n",
-		       str(e, "id"), json_is_true(json_object_get(e, "alive")) ? "alive" : "gone",
-		       num(e, "threads"), num(e, "runs_held"), age, list[0] ? list : "none");
+		       jx_str(e, "id"),
+		       json_is_true(json_object_get(e, "alive")) ? "alive" : "gone",
+		       jx_int(e, "threads"), jx_int(e, "runs_held"), age, list[0] ? list : "none");
 	}
-	if (num(st, "expired_leases") > 0)
+	if (jx_int(st, "expired_leases") > 0)
 		printf("expired leases  %lld (their engines died; a live engine takes them over)\n",
-		       num(st, "expired_leases"));
-	printf("outbox          pending %lld   dead %lld\n", num(ob, "pending"), num(ob, "dead"));
+		       jx_int(st, "expired_leases"));
+	printf("outbox          pending %lld   dead %lld\n", jx_int(ob, "pending"),
+	       jx_int(ob, "dead"));
 	if (json_array_size(fails) > 0) {
 		printf("recent failures\n");
 		json_array_foreach(fails, i, e) {
-			printf("  run %lld on %s%s%s: %s\n", num(e, "run"), str(e, "thread"),
-			       *str(e, "node") ? " at node " : "", str(e, "node"), str(e, "error"));
+			printf("  run %lld on %s%s%s: %s\n", jx_int(e, "run"), jx_str(e, "thread"),
+			       *jx_str(e, "node") ? " at node " : "", jx_str(e, "node"),
+			       jx_str(e, "error"));
 		}
 	}
 }
@@ -230,50 +222,54 @@ static void print_llm(const json_t *llm)
 			cli_fmt_age(real(e, "wait_avg_ms") / 1000.0, wait, sizeof(wait));
 			cli_fmt_age(real(e, "wait_max_ms") / 1000.0, maxw, sizeof(maxw));
 			cli_fmt_age(real(e, "oldest_wait_ms") / 1000.0, old, sizeof(old));
-			printf("                %-26.26s %-14s %5lld/%-3lld %7lld %9lld %9s %9s %9s%s\n",
-			       str(e, "instance"), str(e, "endpoint"), num(e, "in_flight"),
-			       num(e, "slots"), num(e, "queued"), num(e, "granted"), wait, maxw,
-			       num(e, "queued") > 0 ? old : "-",
-			       json_is_true(json_object_get(e, "stale")) ? "  (stale: process gone?)"
-									  : "");
+			printf("                %-26.26s %-14s %5lld/%-3lld %7lld %9lld %9s %9s "
+			       "%9s%s\n",
+			       jx_str(e, "instance"), jx_str(e, "endpoint"), jx_int(e, "in_flight"),
+			       jx_int(e, "slots"), jx_int(e, "queued"), jx_int(e, "granted"), wait,
+			       maxw, jx_int(e, "queued") > 0 ? old : "-",
+			       json_is_true(json_object_get(e, "stale"))
+				   ? "  (stale: process gone?)"
+				   : "");
 		}
 	}
 	printf("last 24 hours   %lld calls, %lld tokens in, %lld out, $%.4f, %lld failed\n",
-	       num(day, "calls"), num(day, "tokens_in"), num(day, "tokens_out"), real(day, "cost_usd"),
-	       num(day, "failures"));
+	       jx_int(day, "calls"), jx_int(day, "tokens_in"), jx_int(day, "tokens_out"),
+	       real(day, "cost_usd"), jx_int(day, "failures"));
 	if (json_array_size(json_object_get(llm, "projects")) > 0) {
 		printf("by project      %-24s %8s %12s %12s %12s %8s\n", "project", "calls", "tokens in",
 		       "tokens out", "cost $", "failed");
 		json_array_foreach(json_object_get(llm, "projects"), i, e)
 			printf("                %-24s %8lld %12lld %12lld %12.4f %8lld\n",
-			       str(e, "project"), num(e, "calls"), num(e, "tokens_in"),
-			       num(e, "tokens_out"), real(e, "cost_usd"), num(e, "failures"));
+			       jx_str(e, "project"), jx_int(e, "calls"), jx_int(e, "tokens_in"),
+			       jx_int(e, "tokens_out"), real(e, "cost_usd"), jx_int(e, "failures"));
 	}
 	if (json_array_size(json_object_get(llm, "models")) > 0) {
 		printf("by model        %-24s %8s %12s %12s %12s %8s %9s\n", "model @ endpoint", "calls",
 		       "tokens in", "tokens out", "cost $", "failed", "avg ms");
 		json_array_foreach(json_object_get(llm, "models"), i, e) {
 			char name[160];
-			snprintf(name, sizeof(name), "%s @ %s", str(e, "model"), str(e, "endpoint"));
-			printf("                %-24s %8lld %12lld %12lld %12.4f %8lld %9.0f\n", name,
-			       num(e, "calls"), num(e, "tokens_in"), num(e, "tokens_out"),
-			       real(e, "cost_usd"), num(e, "failures"), real(e, "latency_avg_ms"));
+			snprintf(name, sizeof(name), "%s @ %s", jx_str(e, "model"),
+				 jx_str(e, "endpoint"));
+			printf("                %-24s %8lld %12lld %12lld %12.4f %8lld %9.0f\n",
+			       name, jx_int(e, "calls"), jx_int(e, "tokens_in"),
+			       jx_int(e, "tokens_out"), real(e, "cost_usd"), jx_int(e, "failures"),
+			       real(e, "latency_avg_ms"));
 		}
 	}
 	json_array_foreach(budgets, i, e) {
 		char resets[64] = "";
-		if (strcmp(str(e, "period"), "total") != 0 && *str(e, "period")) {
+		if (strcmp(jx_str(e, "period"), "total") != 0 && *jx_str(e, "period")) {
 			char at[32];
 			cli_fmt_utc(json_string_value(json_object_get(e, "resets_at")), at, sizeof(at));
 			snprintf(resets, sizeof(resets), ", resets %s", at);
 		}
 		printf("%s%-7s %-24s $%.4f spent, $%.4f reserved of $%.4f %s%s%s\n",
-		       i == 0 ? "budgets         " : "                ", str(e, "kind"), str(e, "scope"),
-		       real(e, "spent_usd"), real(e, "reserved_usd"), real(e, "limit_usd"),
-		       llm_budget_period_words(str(e, "period")), resets,
+		       i == 0 ? "budgets         " : "                ", jx_str(e, "kind"),
+		       jx_str(e, "scope"), real(e, "spent_usd"), real(e, "reserved_usd"),
+		       real(e, "limit_usd"), llm_budget_period_words(jx_str(e, "period")), resets,
 		       real(e, "spent_usd") + real(e, "reserved_usd") >= real(e, "limit_usd")
-			       ? "  (exhausted)"
-			       : "");
+			   ? "  (exhausted)"
+			   : "");
 	}
 }
 
@@ -328,7 +324,7 @@ int cmd_status(int argc, char **argv)
 		print_projects(st);
 		if (json_object_get(json_object_get(st, "llm"), "error"))
 			printf("\nlanguage models: %s (run 'orchestrator migrate')\n",
-			       str(json_object_get(st, "llm"), "error"));
+			       jx_str(json_object_get(st, "llm"), "error"));
 		else
 			print_llm(json_object_get(st, "llm"));
 	}

@@ -23,6 +23,7 @@
  * sent, so no worker starts twice.
  */
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "nodes/nd_int.h"
@@ -52,12 +53,6 @@ typedef struct dev {
 	char stop_by[200];
 } dev;
 
-static const char *str(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static int num(const json_t *o, const char *k)
 {
 	return (int)json_integer_value(json_object_get(o, k));
@@ -79,7 +74,7 @@ static const json_t *plan_task(const dev *d, const char *id)
 	size_t i;
 
 	json_array_foreach(json_object_get(json_object_get(d->state, "plan"), "tasks"), i, t)
-		if (strcmp(str(t, "id"), id) == 0)
+		if (strcmp(jx_str(t, "id"), id) == 0)
 			return t;
 	return NULL;
 }
@@ -113,7 +108,7 @@ static int ask(dev *d, json_t *t, const char *kind, const char *text, const q_op
 	json_t *q, *ids = json_array();
 	int num_ask = nd_next_ask(d->state, d->up), rc;
 
-	snprintf(key, sizeof(key), "q:%d:%s:%s", num_ask, kind, str(t, "id"));
+	snprintf(key, sizeof(key), "q:%d:%s:%s", num_ask, kind, jx_str(t, "id"));
 	for (size_t i = 0; i < n && i < 6; i++) {
 		o[i].id = opts[i]->id;
 		o[i].label = opts[i]->label;
@@ -125,15 +120,16 @@ static int ask(dev *d, json_t *t, const char *kind, const char *text, const q_op
 		json_decref(extra);
 		return rc;
 	}
-	q = json_pack("{s:s, s:s, s:s, s:o, s:I}", "kind", kind, "task", str(t, "id"), "text", text,
-		      "options", ids, "asked_at", (json_int_t)util_wall_ms());
+	q = json_pack("{s:s, s:s, s:s, s:o, s:I}", "kind", kind, "task", jx_str(t, "id"), "text",
+		      text, "options", ids, "asked_at", (json_int_t)util_wall_ms());
 	if (q && json_is_object(extra))
 		json_object_update(q, extra);
 	json_decref(extra);
 	json_object_set_new(d->qs, key, q);
 	set_str(t, "status", "blocked");
 	set_str(t, "question", key);
-	nd_log(d->up, "question", text, json_pack("{s:s, s:s}", "key", key, "task", str(t, "id")));
+	nd_log(d->up, "question", text,
+	       json_pack("{s:s, s:s}", "key", key, "task", jx_str(t, "id")));
 	d->changed = 1;
 	return 0;
 }
@@ -141,7 +137,7 @@ static int ask(dev *d, json_t *t, const char *kind, const char *text, const q_op
 /* Asks again, under a new key, a question whose approval expired. */
 static int ask_again(dev *d, const char *old_key, const json_t *q)
 {
-	json_t *t = json_object_get(d->tasks, str(q, "task"));
+	json_t *t = json_object_get(d->tasks, jx_str(q, "task"));
 	const q_opt *all[] = {&OPT_RETRY, &OPT_SKIP, &OPT_STOP, &OPT_ACCEPT, &OPT_EXTEND, &OPT_MERGE};
 	const q_opt *opts[6];
 	size_t n = 0, i;
@@ -160,7 +156,7 @@ static int ask_again(dev *d, const char *old_key, const json_t *q)
 		return 0;
 	}
 	json_object_del(d->qs, old_key);
-	rc = ask(d, t, str(q, "kind"), str(q, "text"), opts, n, extra);
+	rc = ask(d, t, jx_str(q, "kind"), jx_str(q, "text"), opts, n, extra);
 	return rc;
 }
 
@@ -185,7 +181,7 @@ static void list_text(buf *b, const json_t *arr, const char *sep, const char *no
 static int work_prompt(dev *d, const json_t *t, buf *out)
 {
 	const json_t *spec = json_object_get(d->state, "spec");
-	const json_t *pt = plan_task(d, str(t, "id"));
+	const json_t *pt = plan_task(d, jx_str(t, "id"));
 	buf stack, cons, files, checks, context;
 	const char *k;
 	const json_t *o;
@@ -206,19 +202,27 @@ static int work_prompt(dev *d, const json_t *t, buf *out)
 			buf_printf(&checks, "- %s\n", json_string_value(c));
 	}
 	json_object_foreach(d->tasks, k, o)
-		if (strcmp(str(o, "status"), "merged") == 0) {
+		if (strcmp(jx_str(o, "status"), "merged") == 0) {
 			if (!context.len)
 				buf_puts(&context, "\nAlready built and merged into main:\n");
-			buf_printf(&context, "- %s (%s)\n", str(o, "title"), k);
+			buf_printf(&context, "- %s (%s)\n", jx_str(o, "title"), k);
 		}
 	{
 		const char *vars[] = {
-			"name", str(spec, "name"), "summary", str(spec, "summary"), "language",
-			str(spec, "language"), "stack", buf_cstr(&stack), "constraints",
-			buf_cstr(&cons), "title", str(t, "title"), "task", str(t, "id"), "goal",
-			str(pt, "goal"), "files", buf_cstr(&files), "checks", buf_cstr(&checks),
-			"context", buf_cstr(&context), "feedback", str(t, "feedback"),
-			"test_command", str(json_object_get(d->state, "plan"), "test_command"), NULL,
+		    "name",         jx_str(spec, "name"),
+		    "summary",      jx_str(spec, "summary"),
+		    "language",     jx_str(spec, "language"),
+		    "stack",        buf_cstr(&stack),
+		    "constraints",  buf_cstr(&cons),
+		    "title",        jx_str(t, "title"),
+		    "task",         jx_str(t, "id"),
+		    "goal",         jx_str(pt, "goal"),
+		    "files",        buf_cstr(&files),
+		    "checks",       buf_cstr(&checks),
+		    "context",      buf_cstr(&context),
+		    "feedback",     jx_str(t, "feedback"),
+		    "test_command", jx_str(json_object_get(d->state, "plan"), "test_command"),
+		    NULL,
 		};
 		rc = nd_prompt("developer_task.md", vars, out);
 	}
@@ -243,7 +247,7 @@ static int spawn_work(dev *d, json_t *t)
 {
 	const json_t *plan = json_object_get(d->state, "plan");
 	char id[160], user[32];
-	const char *base = str(t, "base");
+	const char *base = jx_str(t, "base");
 	buf prompt;
 	json_t *req;
 	int rc;
@@ -255,15 +259,15 @@ static int spawn_work(dev *d, json_t *t)
 		return rc;
 	}
 	snprintf(id, sizeof(id), "f%lld.%lld.%s.r%da%d", (long long)eng_ctx_thread_id(d->ctx),
-		 (long long)eng_ctx_run_id(d->ctx), str(t, "id"), num(t, "round"),
+		 (long long)eng_ctx_run_id(d->ctx), jx_str(t, "id"), num(t, "round"),
 		 num(t, "attempt"));
 	user_scope(d, user, sizeof(user));
 	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:i, s:i}}",
-			"id", id, "task", str(t, "id"), "project", eng_ctx_thread_key(d->ctx), "repo",
-			str(d->repo, "path"), "base", *base ? base : "main", "prompt",
-			buf_cstr(&prompt), "test_command", str(plan, "test_command"), "role",
+			"id", id, "task", jx_str(t, "id"), "project", eng_ctx_thread_key(d->ctx),
+			"repo", jx_str(d->repo, "path"), "base", *base ? base : "main", "prompt",
+			buf_cstr(&prompt), "test_command", jx_str(plan, "test_command"), "role",
 			d->app->cfg.worker_role, "meta", "factory", 1, "kind", "work", "task",
-			str(t, "id"), "round", num(t, "round"), "attempt", num(t, "attempt"));
+			jx_str(t, "id"), "round", num(t, "round"), "attempt", num(t, "attempt"));
 	buf_free(&prompt);
 	if (req && user[0])
 		json_object_set_new(req, "user", json_string(user));
@@ -276,7 +280,7 @@ static int spawn_work(dev *d, json_t *t)
 		char msg[200];
 		snprintf(msg, sizeof(msg), "worker %s started (round %d, attempt %d, from %s)", id,
 			 num(t, "round"), num(t, "attempt"), *base ? base : "main");
-		task_log(d, "spawn", str(t, "id"), msg);
+		task_log(d, "spawn", jx_str(t, "id"), msg);
 	}
 	d->changed = 1;
 	return 0;
@@ -292,12 +296,12 @@ static int spawn_merge(dev *d, json_t *t)
 
 	d->merges++;
 	snprintf(id, sizeof(id), "f%lld.%lld.%s.m%d", (long long)eng_ctx_thread_id(d->ctx),
-		 (long long)eng_ctx_run_id(d->ctx), str(t, "id"), d->merges);
+		 (long long)eng_ctx_run_id(d->ctx), jx_str(t, "id"), d->merges);
 	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:i}}", "id", id,
-			"mode", "merge", "task", str(t, "id"), "project", eng_ctx_thread_key(d->ctx),
-			"repo", str(d->repo, "path"), "target", "main", "test_command",
-			str(plan, "test_command"), "meta", "factory", 1, "kind", "merge", "task",
-			str(t, "id"), "n", d->merges);
+			"mode", "merge", "task", jx_str(t, "id"), "project",
+			eng_ctx_thread_key(d->ctx), "repo", jx_str(d->repo, "path"), "target",
+			"main", "test_command", jx_str(plan, "test_command"), "meta", "factory", 1,
+			"kind", "merge", "task", jx_str(t, "id"), "n", d->merges);
 	if (req && num(d->main, "total") > 0)
 		json_object_set_new(req, "min_tests", json_integer(num(d->main, "total")));
 	if (req && json_is_object(remote) && !json_object_get(remote, "error")) {
@@ -310,7 +314,7 @@ static int spawn_merge(dev *d, json_t *t)
 		return rc;
 	set_str(t, "status", "merging");
 	set_str(t, "spawn", id);
-	task_log(d, "merge", str(t, "id"), id);
+	task_log(d, "merge", jx_str(t, "id"), id);
 	d->changed = 1;
 	return 0;
 }
@@ -335,7 +339,7 @@ static void failure_feedback(json_t *t, const json_t *r, const char *lead)
 	const char *out = json_string_value(json_object_get(json_object_get(r, "tests"), "output"));
 
 	buf_init(&b, 16 * 1024);
-	buf_printf(&b, "\n%s\n%s\n", lead, str(r, "reason"));
+	buf_printf(&b, "\n%s\n%s\n", lead, jx_str(r, "reason"));
 	if (out && *out) {
 		buf_puts(&b, "The end of the test output:\n\n");
 		buf_append(&b, out, strlen(out) > 3000 ? 3000 : strlen(out));
@@ -347,8 +351,8 @@ static void failure_feedback(json_t *t, const json_t *r, const char *lead)
 
 static int on_work(dev *d, json_t *t, const json_t *r)
 {
-	const char *status = str(r, "status");
-	const char *exit_kind = str(json_object_get(r, "agent"), "exit");
+	const char *status = jx_str(r, "status");
+	const char *exit_kind = jx_str(json_object_get(r, "agent"), "exit");
 	char text[1400];
 	int rc = 0;
 
@@ -357,21 +361,21 @@ static int on_work(dev *d, json_t *t, const json_t *r)
 		json_object_set(t, "tests", json_object_get(r, "tests"));
 	if (json_object_get(r, "diff"))
 		json_object_set(t, "diff", json_object_get(r, "diff"));
-	set_str(t, "reason", str(r, "reason"));
+	set_str(t, "reason", jx_str(r, "reason"));
 	if (strcmp(status, "done") == 0 || strcmp(status, "unverified") == 0) {
-		set_str(t, "commit", str(r, "commit"));
+		set_str(t, "commit", jx_str(r, "commit"));
 		set_str(t, "status", "review");
 		set_int(t, "failures", 0);
-		task_log(d, "work_done", str(t, "id"), str(r, "reason"));
+		task_log(d, "work_done", jx_str(t, "id"), jx_str(r, "reason"));
 		return 0;
 	}
-	task_log(d, "work_failed", str(t, "id"), str(r, "reason"));
+	task_log(d, "work_failed", jx_str(t, "id"), jx_str(r, "reason"));
 	if (strcmp(exit_kind, "budget") == 0) {
 		const q_opt *o[] = {&OPT_EXTEND, &OPT_SKIP, &OPT_STOP};
 		snprintf(text, sizeof(text),
 			 "💰 The worker on task %s (%s) stopped: the project's model budget is "
 			 "reached. Extend it by $%.2f and retry the task?",
-			 str(t, "id"), str(t, "title"), d->app->cfg.budget_step);
+			 jx_str(t, "id"), jx_str(t, "title"), d->app->cfg.budget_step);
 		return ask(d, t, "budget", text, o, 3,
 			   json_pack("{s:s, s:s, s:s}", "resume", "work", "budget_kind", "project",
 				     "scope", eng_ctx_thread_key(d->ctx)));
@@ -380,11 +384,12 @@ static int on_work(dev *d, json_t *t, const json_t *r)
 	if (strcmp(status, "refused") == 0 || strcmp(status, "invalid") == 0 ||
 	    num(t, "failures") >= d->app->cfg.worker_failures) {
 		const q_opt *o[] = {&OPT_RETRY, &OPT_SKIP, &OPT_STOP};
-		snprintf(text, sizeof(text),
-			 "⚠️ Task %s (%s) failed %d time%s. The last worker said: %s\n\nRetry it, "
-			 "skip it, or stop the project?",
-			 str(t, "id"), str(t, "title"), num(t, "failures"),
-			 num(t, "failures") == 1 ? "" : "s", str(r, "reason"));
+		snprintf(
+		    text, sizeof(text),
+		    "⚠️ Task %s (%s) failed %d time%s. The last worker said: %s\n\nRetry it, "
+		    "skip it, or stop the project?",
+		    jx_str(t, "id"), jx_str(t, "title"), num(t, "failures"),
+		    num(t, "failures") == 1 ? "" : "s", jx_str(r, "reason"));
 		failure_feedback(t, r, "A previous attempt at this task failed:");
 		return ask(d, t, "failed", text, o, 3, json_pack("{s:s}", "resume", "work"));
 	}
@@ -397,15 +402,15 @@ static int on_work(dev *d, json_t *t, const json_t *r)
 
 static int on_merge(dev *d, json_t *t, const json_t *r)
 {
-	const char *status = str(r, "status");
+	const char *status = jx_str(r, "status");
 	char text[1400];
 
 	if (strcmp(status, "done") == 0 || strcmp(status, "unverified") == 0) {
 		const json_t *tests = json_object_get(r, "tests");
 		set_str(t, "status", "merged");
-		set_str(t, "merged_commit", str(r, "commit"));
-		if (*str(r, "commit"))
-			set_str(d->repo, "head", str(r, "commit"));
+		set_str(t, "merged_commit", jx_str(r, "commit"));
+		if (*jx_str(r, "commit"))
+			set_str(d->repo, "head", jx_str(r, "commit"));
 		if (json_is_object(tests)) {
 			json_decref(d->main);
 			d->main = json_pack("{s:i, s:i, s:O?}", "passed", num(tests, "passed"),
@@ -414,10 +419,10 @@ static int on_merge(dev *d, json_t *t, const json_t *r)
 		}
 		if (json_is_object(json_object_get(r, "mirror")))
 			json_object_set(d->repo, "published", json_object_get(r, "mirror"));
-		task_log(d, "merged", str(t, "id"), str(r, "reason"));
+		task_log(d, "merged", jx_str(t, "id"), jx_str(r, "reason"));
 		return 0;
 	}
-	task_log(d, "merge_failed", str(t, "id"), str(r, "reason"));
+	task_log(d, "merge_failed", jx_str(t, "id"), jx_str(r, "reason"));
 	set_int(t, "merge_failures", num(t, "merge_failures") + 1);
 	if (strcmp(status, "conflict") == 0 || strcmp(status, "failed") == 0) {
 		buf prev;
@@ -426,9 +431,10 @@ static int on_merge(dev *d, json_t *t, const json_t *r)
 		if (num(t, "merge_failures") >= 2) {
 			const q_opt *o[] = {&OPT_RETRY, &OPT_SKIP, &OPT_STOP};
 			snprintf(text, sizeof(text),
-				 "⚠️ Task %s (%s) cannot be merged: %s\n\nRetry it on the current main, "
+				 "⚠️ Task %s (%s) cannot be merged: %s\n\nRetry it on the "
+				 "current main, "
 				 "skip it, or stop the project?",
-				 str(t, "id"), str(t, "title"), str(r, "reason"));
+				 jx_str(t, "id"), jx_str(t, "title"), jx_str(r, "reason"));
 			failure_feedback(t, r, "Your change could not be merged into main:");
 			return ask(d, t, "failed", text, o, 3, json_pack("{s:s}", "resume", "rework"));
 		}
@@ -441,13 +447,13 @@ static int on_merge(dev *d, json_t *t, const json_t *r)
 							  : "the tests fail on it");
 		failure_feedback(t, r, lead);
 		buf_init(&prev, 0);
-		if (nd_repo_diff(str(d->repo, "path"), str(t, "commit"), "main", PREV_DIFF_CAP, &prev,
-				 NULL, NULL, NULL) == 0 &&
+		if (nd_repo_diff(jx_str(d->repo, "path"), jx_str(t, "commit"), "main",
+				 PREV_DIFF_CAP, &prev, NULL, NULL, NULL) == 0 &&
 		    prev.len) {
 			buf b;
 			buf_init(&b, 0);
 			buf_printf(&b, "%s\nYour previous change, for reference:\n\n%s",
-				   str(t, "feedback"), buf_cstr(&prev));
+				   jx_str(t, "feedback"), buf_cstr(&prev));
 			set_str(t, "feedback", buf_cstr(&b));
 			buf_free(&b);
 		}
@@ -462,8 +468,10 @@ static int on_merge(dev *d, json_t *t, const json_t *r)
 	}
 	if (num(t, "merge_failures") >= 3) {
 		const q_opt *o[] = {&OPT_RETRY, &OPT_SKIP, &OPT_STOP};
-		snprintf(text, sizeof(text), "⚠️ Merging task %s (%s) failed %d times: %s\n\nRetry?",
-			 str(t, "id"), str(t, "title"), num(t, "merge_failures"), str(r, "reason"));
+		snprintf(text, sizeof(text),
+			 "⚠️ Merging task %s (%s) failed %d times: %s\n\nRetry?",
+			 jx_str(t, "id"), jx_str(t, "title"), num(t, "merge_failures"),
+			 jx_str(r, "reason"));
 		return ask(d, t, "failed", text, o, 3, json_pack("{s:s}", "resume", "merge"));
 	}
 	set_str(t, "status", "merge_ready"); /* the spawner's trouble: ask again */
@@ -474,30 +482,32 @@ static int on_publish(dev *d, const json_t *r)
 {
 	char msg[1200];
 
-	json_object_set_new(d->repo, "published",
-			    json_pack("{s:O?, s:b, s:O?}", "url", json_object_get(r, "mirror") ?
-						     json_object_get(json_object_get(r, "mirror"), "url")
-						     : NULL,
-				      "pushed", strcmp(str(r, "status"), "done") == 0, "error",
-				      strcmp(str(r, "status"), "done") == 0 ? NULL
-									    : json_object_get(r, "reason")));
+	json_object_set_new(
+	    d->repo, "published",
+	    json_pack(
+		"{s:O?, s:b, s:O?}", "url",
+		json_object_get(r, "mirror") ? json_object_get(json_object_get(r, "mirror"), "url")
+					     : NULL,
+		"pushed", strcmp(jx_str(r, "status"), "done") == 0, "error",
+		strcmp(jx_str(r, "status"), "done") == 0 ? NULL : json_object_get(r, "reason")));
 	d->changed = 1;
-	if (strcmp(str(r, "status"), "done") == 0) {
-		nd_log(d->up, "published", str(r, "reason"), NULL);
+	if (strcmp(jx_str(r, "status"), "done") == 0) {
+		nd_log(d->up, "published", jx_str(r, "reason"), NULL);
 		return 0;
 	}
-	nd_log(d->up, "publish_failed", str(r, "reason"), NULL);
-	snprintf(msg, sizeof(msg), "⚠️ The repository could not be published to its remote: %s\n"
-				   "The local repository is complete; each merge tries the remote "
-				   "again.",
-		 str(r, "reason"));
+	nd_log(d->up, "publish_failed", jx_str(r, "reason"), NULL);
+	snprintf(msg, sizeof(msg),
+		 "⚠️ The repository could not be published to its remote: %s\n"
+		 "The local repository is complete; each merge tries the remote "
+		 "again.",
+		 jx_str(r, "reason"));
 	return nd_say(d->ctx, &d->chat, msg);
 }
 
 static int on_result(dev *d, const json_t *r)
 {
 	const json_t *meta = json_object_get(r, "meta");
-	const char *kind = str(meta, "kind");
+	const char *kind = jx_str(meta, "kind");
 	json_t *t;
 
 	d->changed = 1; /* the event is consumed whatever it says */
@@ -505,10 +515,10 @@ static int on_result(dev *d, const json_t *r)
 		return 0;
 	if (strcmp(kind, "publish") == 0)
 		return on_publish(d, r);
-	t = json_object_get(d->tasks, str(meta, "task"));
-	if (!t || strcmp(str(t, "spawn"), str(r, "id")) != 0) {
+	t = json_object_get(d->tasks, jx_str(meta, "task"));
+	if (!t || strcmp(jx_str(t, "spawn"), jx_str(r, "id")) != 0) {
 		log_info("factory", "thread %s: a result for %s that no task waits for (stale)",
-			 eng_ctx_thread_key(d->ctx), str(r, "id"));
+			 eng_ctx_thread_key(d->ctx), jx_str(r, "id"));
 		return 0;
 	}
 	json_object_del(t, "spawn");
@@ -523,8 +533,8 @@ static int on_decision(dev *d, const char *key, const json_t *v)
 {
 	json_t *q = json_deep_copy(json_object_get(d->qs, key));
 	const char *opt = json_string_value(json_object_get(v, "option"));
-	json_t *t = q ? json_object_get(d->tasks, str(q, "task")) : NULL;
-	const char *by = str(json_object_get(v, "by"), "name");
+	json_t *t = q ? json_object_get(d->tasks, jx_str(q, "task")) : NULL;
+	const char *by = jx_str(json_object_get(v, "by"), "name");
 	int rc = 0;
 
 	d->changed = 1;
@@ -540,8 +550,9 @@ static int on_decision(dev *d, const char *key, const json_t *v)
 						"waits. Send any message and it is asked again.");
 	}
 	json_object_del(d->qs, key);
-	nd_log(d->up, "decision", opt, json_pack("{s:s, s:s, s:O?}", "key", key, "task",
-						 str(q, "task"), "by", json_object_get(v, "by")));
+	nd_log(d->up, "decision", opt,
+	       json_pack("{s:s, s:s, s:O?}", "key", key, "task", jx_str(q, "task"), "by",
+			 json_object_get(v, "by")));
 	if (strcmp(opt, "stop") == 0) {
 		d->stop = 1;
 		snprintf(d->stop_by, sizeof(d->stop_by), "%s", by);
@@ -560,12 +571,12 @@ static int on_decision(dev *d, const char *key, const json_t *v)
 	} else if (strcmp(opt, "merge") == 0) {
 		set_str(t, "status", "merge_ready");
 	} else if (strcmp(opt, "extend") == 0 || strcmp(opt, "retry") == 0) {
-		const char *resume = str(q, "resume");
+		const char *resume = jx_str(q, "resume");
 		if (strcmp(opt, "extend") == 0) {
 			double limit = 0;
 			char msg[200];
-			rc = nd_budget_extend(d->ctx, key, str(q, "budget_kind"), str(q, "scope"),
-					      &limit);
+			rc = nd_budget_extend(d->ctx, key, jx_str(q, "budget_kind"),
+					      jx_str(q, "scope"), &limit);
 			if (rc < 0) {
 				json_decref(q);
 				return rc;
@@ -583,7 +594,7 @@ static int on_decision(dev *d, const char *key, const json_t *v)
 			set_int(t, "round", num(t, "round") + 1);
 			set_int(t, "attempt", 1);
 			set_int(t, "failures", 0);
-			set_str(t, "base", str(t, "commit"));
+			set_str(t, "base", jx_str(t, "commit"));
 			set_str(t, "status", "queued");
 		} else if (strcmp(resume, "rework") == 0) {
 			set_int(t, "merge_failures", 0);
@@ -617,7 +628,7 @@ static int on_input(dev *d, const json_t *in)
 	d->changed = 1;
 	if (json_integer_value(json_object_get(json_object_get(in, "user"), "id")) > 0)
 		json_object_set(d->up, "user", json_object_get(in, "user"));
-	nd_log(d->up, "message", str(in, "text"), NULL);
+	nd_log(d->up, "message", jx_str(in, "text"), NULL);
 	if (nd_costs_get(d->ctx, &c) < 0) {
 		memset(&c, 0, sizeof(c));
 		err_clear();
@@ -669,28 +680,29 @@ static void render_progress(dev *d, buf *out, const nd_costs *c)
 	size_t i;
 
 	json_array_foreach(json_object_get(json_object_get(d->state, "plan"), "tasks"), i, pt) {
-		const json_t *t = json_object_get(d->tasks, str(pt, "id"));
+		const json_t *t = json_object_get(d->tasks, jx_str(pt, "id"));
 		total++;
-		merged += strcmp(str(t, "status"), "merged") == 0;
-		working += strcmp(str(t, "status"), "working") == 0;
+		merged += strcmp(jx_str(t, "status"), "merged") == 0;
+		working += strcmp(jx_str(t, "status"), "working") == 0;
 	}
 	buf_puts(out, "<b>");
-	nd_html_escape(out, str(spec, "name"));
+	nd_html_escape(out, jx_str(spec, "name"));
 	buf_printf(out, "</b> — %d of %d task%s merged", merged, total, total == 1 ? "" : "s");
 	if (working)
 		buf_printf(out, " · %d worker%s busy", working, working == 1 ? "" : "s");
 	buf_putc(out, '\n');
 	json_array_foreach(json_object_get(json_object_get(d->state, "plan"), "tasks"), i, pt) {
-		const json_t *t = json_object_get(d->tasks, str(pt, "id"));
-		const char *s = str(t, "status");
+		const json_t *t = json_object_get(d->tasks, jx_str(pt, "id"));
+		const char *s = jx_str(t, "status");
 		const json_t *tests = json_object_get(t, "tests");
 
 		buf_printf(out, "%s <code>", icon(s));
-		nd_html_escape(out, str(pt, "id"));
+		nd_html_escape(out, jx_str(pt, "id"));
 		buf_puts(out, "</code> ");
 		if (strcmp(s, "blocked") == 0) {
 			/* why it waits for the person */
-			const char *kind = str(json_object_get(d->qs, str(t, "question")), "kind");
+			const char *kind =
+			    jx_str(json_object_get(d->qs, jx_str(t, "question")), "kind");
 			buf_puts(out, strcmp(kind, "failed") == 0	  ? "failed — "
 				      : strcmp(kind, "rounds") == 0 ? "changes requested — "
 				      : strcmp(kind, "budget") == 0 ? "budget reached — "
@@ -730,7 +742,7 @@ static int deps_done(dev *d, const json_t *pt)
 	const json_t *dep;
 
 	json_array_foreach(json_object_get(pt, "deps"), i, dep) {
-		const char *s = str(json_object_get(d->tasks, json_string_value(dep)), "status");
+		const char *s = jx_str(json_object_get(d->tasks, json_string_value(dep)), "status");
 		if (strcmp(s, "merged") != 0 && strcmp(s, "skipped") != 0)
 			return 0;
 	}
@@ -740,7 +752,7 @@ static int deps_done(dev *d, const json_t *pt)
 /* Reviewer verdicts and other states that lead to a decision here. */
 static int advance(dev *d, json_t *t)
 {
-	const char *s = str(t, "status");
+	const char *s = jx_str(t, "status");
 	char text[1600];
 
 	if (strcmp(s, "changes") == 0) {
@@ -750,11 +762,12 @@ static int advance(dev *d, json_t *t)
 		d->changed = 1;
 		if (num(t, "round") > d->app->cfg.review_rounds) {
 			const q_opt *o[] = {&OPT_RETRY, &OPT_ACCEPT, &OPT_SKIP, &OPT_STOP};
-			snprintf(text, sizeof(text),
-				 "🔍 Task %s (%s) still has changes requested after %d review "
-				 "round%s: %s\n\nOne more round, merge it as it is, skip it, or stop?",
-				 str(t, "id"), str(t, "title"), num(t, "round"),
-				 num(t, "round") == 1 ? "" : "s", str(last, "summary"));
+			snprintf(
+			    text, sizeof(text),
+			    "🔍 Task %s (%s) still has changes requested after %d review "
+			    "round%s: %s\n\nOne more round, merge it as it is, skip it, or stop?",
+			    jx_str(t, "id"), jx_str(t, "title"), num(t, "round"),
+			    num(t, "round") == 1 ? "" : "s", jx_str(last, "summary"));
 			return ask(d, t, "rounds", text, o, 4, json_pack("{s:s}", "resume", "rounds"));
 		}
 		/* back to a worker on the same branch, with the comments */
@@ -764,16 +777,18 @@ static int advance(dev *d, json_t *t)
 			const json_t *c;
 
 			buf_init(&fb, 32 * 1024);
-			buf_printf(&fb, "\nThe reviewer asked for changes to your work (review round "
-					"%d):\n%s\n",
-				   num(t, "round"), str(last, "summary"));
+			buf_printf(&fb,
+				   "\nThe reviewer asked for changes to your work (review round "
+				   "%d):\n%s\n",
+				   num(t, "round"), jx_str(last, "summary"));
 			json_array_foreach(json_object_get(last, "comments"), i, c) {
 				buf_puts(&fb, "- ");
-				if (*str(c, "file") && num(c, "line") > 0)
-					buf_printf(&fb, "%s:%d: ", str(c, "file"), num(c, "line"));
-				else if (*str(c, "file"))
-					buf_printf(&fb, "%s: ", str(c, "file"));
-				buf_printf(&fb, "%s\n", str(c, "comment"));
+				if (*jx_str(c, "file") && num(c, "line") > 0)
+					buf_printf(&fb, "%s:%d: ", jx_str(c, "file"),
+						   num(c, "line"));
+				else if (*jx_str(c, "file"))
+					buf_printf(&fb, "%s: ", jx_str(c, "file"));
+				buf_printf(&fb, "%s\n", jx_str(c, "comment"));
 			}
 			buf_puts(&fb, "Your previous work is in the repository already (this branch); "
 				      "change it as asked.\n");
@@ -783,17 +798,18 @@ static int advance(dev *d, json_t *t)
 		set_int(t, "round", num(t, "round") + 1);
 		set_int(t, "attempt", 1);
 		set_int(t, "failures", 0);
-		set_str(t, "base", str(t, "commit"));
+		set_str(t, "base", jx_str(t, "commit"));
 		set_str(t, "status", "queued");
 		return 0;
 	}
 	if (strcmp(s, "review_error") == 0) {
 		const q_opt *o[] = {&OPT_RETRY, &OPT_ACCEPT, &OPT_SKIP, &OPT_STOP};
 		d->changed = 1;
-		snprintf(text, sizeof(text),
-			 "⚠️ The review of task %s (%s) failed: %s\n\nReview again, merge without a "
-			 "review, skip it, or stop?",
-			 str(t, "id"), str(t, "title"), str(t, "reason"));
+		snprintf(
+		    text, sizeof(text),
+		    "⚠️ The review of task %s (%s) failed: %s\n\nReview again, merge without a "
+		    "review, skip it, or stop?",
+		    jx_str(t, "id"), jx_str(t, "title"), jx_str(t, "reason"));
 		return ask(d, t, "review", text, o, 4, json_pack("{s:s}", "resume", "review"));
 	}
 	if (strcmp(s, "review_budget") == 0) {
@@ -803,13 +819,13 @@ static int advance(dev *d, json_t *t)
 		snprintf(text, sizeof(text),
 			 "💰 The %s budget of %s is reached ($%.4f of $%.4f): the review of task %s "
 			 "cannot run. Extend it by $%.2f?",
-			 str(b, "kind"), str(b, "scope"),
+			 jx_str(b, "kind"), jx_str(b, "scope"),
 			 json_number_value(json_object_get(b, "spent_usd")),
-			 json_number_value(json_object_get(b, "limit_usd")), str(t, "id"),
+			 json_number_value(json_object_get(b, "limit_usd")), jx_str(t, "id"),
 			 d->app->cfg.budget_step);
 		return ask(d, t, "budget", text, o, 2,
 			   json_pack("{s:s, s:s, s:s}", "resume", "review", "budget_kind",
-				     str(b, "kind"), "scope", str(b, "scope")));
+				     jx_str(b, "kind"), "scope", jx_str(b, "scope")));
 	}
 	if (strcmp(s, "approved") == 0) {
 		d->changed = 1;
@@ -819,7 +835,7 @@ static int advance(dev *d, json_t *t)
 			snprintf(text, sizeof(text),
 				 "🔀 Task %s (%s) is approved by the reviewer (%d/%d tests pass). "
 				 "Merge it into main?",
-				 str(t, "id"), str(t, "title"), num(tests, "passed"),
+				 jx_str(t, "id"), jx_str(t, "title"), num(tests, "passed"),
 				 num(tests, "total"));
 			int rc = ask(d, t, "merge", text, o, 3, json_pack("{s:s}", "resume", "merge"));
 			if (rc == 0)
@@ -837,7 +853,7 @@ static int all_done(dev *d)
 	const json_t *t;
 
 	json_object_foreach(d->tasks, k, t) {
-		const char *s = str(t, "status");
+		const char *s = jx_str(t, "status");
 		if (strcmp(s, "merged") != 0 && strcmp(s, "skipped") != 0)
 			return 0;
 	}
@@ -895,10 +911,11 @@ static int stop_project(dev *d)
 	}
 	err_clear();
 	set_str(d->up, "stage", "stopped");
-	snprintf(msg, sizeof(msg), "🛑 Stopped%s%s. %d worker%s withdrawn; what is merged stays in "
-				   "%s. Send /new <idea> to start another project.",
+	snprintf(msg, sizeof(msg),
+		 "🛑 Stopped%s%s. %d worker%s withdrawn; what is merged stays in "
+		 "%s. Send /new <idea> to start another project.",
 		 d->stop_by[0] ? " by " : "", d->stop_by, n, n == 1 ? "" : "s",
-		 str(d->repo, "path"));
+		 jx_str(d->repo, "path"));
 	nd_log(d->up, "stopped", msg, NULL);
 	return nd_say(d->ctx, &d->chat, msg);
 }
@@ -979,7 +996,7 @@ int nd_developer(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 
 	/* 2. decisions the tasks' states call for */
 	json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-		json_t *t = json_object_get(d.tasks, str(pt, "id"));
+		json_t *t = json_object_get(d.tasks, jx_str(pt, "id"));
 		if (t && (rc = advance(&d, t)) < 0)
 			goto done;
 	}
@@ -988,12 +1005,12 @@ int nd_developer(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 	{
 		int inflight = 0, merging = 0;
 		json_object_foreach(d.tasks, k, v) {
-			inflight += strcmp(str(v, "status"), "working") == 0;
-			merging += strcmp(str(v, "status"), "merging") == 0;
+			inflight += strcmp(jx_str(v, "status"), "working") == 0;
+			merging += strcmp(jx_str(v, "status"), "merging") == 0;
 		}
 		json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-			json_t *t = json_object_get(d.tasks, str(pt, "id"));
-			if (!t || strcmp(str(t, "status"), "queued") != 0 || !deps_done(&d, pt))
+			json_t *t = json_object_get(d.tasks, jx_str(pt, "id"));
+			if (!t || strcmp(jx_str(t, "status"), "queued") != 0 || !deps_done(&d, pt))
 				continue;
 			if (inflight >= d.app->cfg.max_workers)
 				break;
@@ -1002,20 +1019,20 @@ int nd_developer(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 			inflight++;
 		}
 		json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-			json_t *t = json_object_get(d.tasks, str(pt, "id"));
-			if (merging || !t || strcmp(str(t, "status"), "merge_ready") != 0)
+			json_t *t = json_object_get(d.tasks, jx_str(pt, "id"));
+			if (merging || !t || strcmp(jx_str(t, "status"), "merge_ready") != 0)
 				continue;
 			if ((rc = spawn_merge(&d, t)) < 0)
 				goto done;
 			merging = 1;
 		}
 		json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-			json_t *t = json_object_get(d.tasks, str(pt, "id"));
-			if (!t || strcmp(str(t, "status"), "review") != 0)
+			json_t *t = json_object_get(d.tasks, jx_str(pt, "id"));
+			if (!t || strcmp(jx_str(t, "status"), "review") != 0)
 				continue;
 			set_str(t, "status", "reviewing");
 			if ((rc = eng_send(ctx, "reviewer",
-					   json_pack("{s:s}", "task", str(pt, "id")))) < 0)
+					   json_pack("{s:s}", "task", jx_str(pt, "id")))) < 0)
 				goto done;
 			d.changed = 1;
 			sent++;

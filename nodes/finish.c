@@ -4,17 +4,12 @@
  * the whole story as a Markdown document.
  */
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "nodes/nd_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const char *str(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
 
 static int num(const json_t *o, const char *k)
 {
@@ -34,22 +29,25 @@ static int report(eng_ctx *ctx, const json_t *state, const nd_chat *chat, const 
 
 	buf_init(&md, 1 << 20);
 	buf_printf(&md, "# %s\n\n%s\n\nRepository: `%s`, branch main at `%s`\n\n## Features\n\n",
-		   str(spec, "name"), str(spec, "summary"), str(repo, "path"), str(repo, "head"));
+		   jx_str(spec, "name"), jx_str(spec, "summary"), jx_str(repo, "path"),
+		   jx_str(repo, "head"));
 	json_array_foreach(json_object_get(spec, "features"), i, f) {
-		buf_printf(&md, "- **%s**\n", str(f, "name"));
+		buf_printf(&md, "- **%s**\n", jx_str(f, "name"));
 		json_array_foreach(json_object_get(f, "acceptance"), k, r)
 			buf_printf(&md, "  - %s\n", json_string_value(r));
 	}
 	buf_printf(&md, "\n## Tasks\n");
 	json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-		const json_t *t = json_object_get(json_object_get(state, "tasks"), str(pt, "id"));
+		const json_t *t =
+		    json_object_get(json_object_get(state, "tasks"), jx_str(pt, "id"));
 		const json_t *tests = json_object_get(t, "tests");
 
-		buf_printf(&md, "\n### %s (`%s`): %s\n\n%s\n\n", str(pt, "title"), str(pt, "id"),
-			   nd_task_state_label(str(t, "status")), str(pt, "goal"));
+		buf_printf(&md, "\n### %s (`%s`): %s\n\n%s\n\n", jx_str(pt, "title"),
+			   jx_str(pt, "id"), nd_task_state_label(jx_str(t, "status")),
+			   jx_str(pt, "goal"));
 		if (json_is_object(tests))
 			buf_printf(&md, "Tests: %d passed of %d (%s).  \n", num(tests, "passed"),
-				   num(tests, "total"), str(tests, "verdict"));
+				   num(tests, "total"), jx_str(tests, "verdict"));
 		buf_printf(&md, "Rounds: %d; workers' tokens: %d in, %d out; $%.4f.\n",
 			   num(t, "round"), num(t, "tokens_in"), num(t, "tokens_out"),
 			   json_number_value(json_object_get(t, "cost_usd")));
@@ -57,15 +55,15 @@ static int report(eng_ctx *ctx, const json_t *state, const nd_chat *chat, const 
 			size_t j;
 			const json_t *cm;
 			buf_printf(&md, "\n- review, round %d: **%s** — %s\n", num(r, "round"),
-				   str(r, "verdict"), str(r, "summary"));
+				   jx_str(r, "verdict"), jx_str(r, "summary"));
 			json_array_foreach(json_object_get(r, "comments"), j, cm)
-				buf_printf(&md, "  - %s%s%s\n", str(cm, "file"),
-					   *str(cm, "file") ? ": " : "", str(cm, "comment"));
+				buf_printf(&md, "  - %s%s%s\n", jx_str(cm, "file"),
+					   *jx_str(cm, "file") ? ": " : "", jx_str(cm, "comment"));
 		}
 	}
 	buf_printf(&md, "\n## Cost\n\n%lld tokens in, %lld out: $%.4f ($%.4f by the workers).\n",
 		   (long long)c->tokens_in, (long long)c->tokens_out, c->cost_usd, c->workers_usd);
-	snprintf(filename, sizeof(filename), "%s-report.md", str(spec, "name"));
+	snprintf(filename, sizeof(filename), "%s-report.md", jx_str(spec, "name"));
 	rc = nd_document(ctx, chat, filename, buf_cstr(&md), "The whole story: spec, tasks, reviews, cost.");
 	buf_free(&md);
 	return rc;

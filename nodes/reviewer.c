@@ -7,6 +7,7 @@
  * step run in parallel, each writing only its own task.
  */
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "nodes/nd_int.h"
 #include "nodes/prompt.h"
@@ -17,19 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *str(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
 static const json_t *plan_task(const json_t *state, const char *id)
 {
 	const json_t *t;
 	size_t i;
 
 	json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, t)
-		if (strcmp(str(t, "id"), id) == 0)
+		if (strcmp(jx_str(t, "id"), id) == 0)
 			return t;
 	return NULL;
 }
@@ -54,14 +49,14 @@ static int render(const json_t *state, const json_t *t, const json_t *pt, const 
 	if (json_array_size(reviews)) {
 		const json_t *last = json_array_get(reviews, json_array_size(reviews) - 1);
 		buf_printf(&prev, "\nIn the previous round you asked for changes: %s\n",
-			   str(last, "summary"));
+			   jx_str(last, "summary"));
 		json_array_foreach(json_object_get(last, "comments"), i, c)
-			buf_printf(&prev, "- %s\n", str(c, "comment"));
+			buf_printf(&prev, "- %s\n", jx_str(c, "comment"));
 		buf_puts(&prev, "Check that they were made.\n");
 	}
-	if (*str(tests, "output")) {
+	if (*jx_str(tests, "output")) {
 		buf_puts(&output, "The end of its output:\n");
-		nd_clip(&output, str(tests, "output"), 2000);
+		nd_clip(&output, jx_str(tests, "output"), 2000);
 		buf_putc(&output, '\n');
 	}
 	snprintf(round, sizeof(round), "%lld", (long long)json_integer_value(json_object_get(t, "round")));
@@ -79,14 +74,26 @@ static int render(const json_t *state, const json_t *t, const json_t *pt, const 
 	snprintf(ds, sizeof(ds), "%d", del);
 	{
 		const char *vars[] = {
-			"name", str(spec, "name"), "summary", str(spec, "summary"), "task",
-			str(t, "id"), "title", str(pt, "title"), "round", round, "goal",
-			str(pt, "goal"), "checks", buf_cstr(&checks), "test_command",
-			str(json_object_get(state, "plan"), "test_command"), "verdict",
-			*str(tests, "verdict") ? str(tests, "verdict") : "none", "passed", passed,
-			"failed", failed, "total", total, "base_total", base_total, "output",
-			buf_cstr(&output), "previous", buf_cstr(&prev), "files", fs, "insertions", is,
-			"deletions", ds, "diff", diff, NULL,
+		    "name",         jx_str(spec, "name"),
+		    "summary",      jx_str(spec, "summary"),
+		    "task",         jx_str(t, "id"),
+		    "title",        jx_str(pt, "title"),
+		    "round",        round,
+		    "goal",         jx_str(pt, "goal"),
+		    "checks",       buf_cstr(&checks),
+		    "test_command", jx_str(json_object_get(state, "plan"), "test_command"),
+		    "verdict",      *jx_str(tests, "verdict") ? jx_str(tests, "verdict") : "none",
+		    "passed",       passed,
+		    "failed",       failed,
+		    "total",        total,
+		    "base_total",   base_total,
+		    "output",       buf_cstr(&output),
+		    "previous",     buf_cstr(&prev),
+		    "files",        fs,
+		    "insertions",   is,
+		    "deletions",    ds,
+		    "diff",         diff,
+		    NULL,
 		};
 		rc = nd_prompt("reviewer_task.md", vars, out);
 	}
@@ -98,7 +105,7 @@ static int render(const json_t *state, const json_t *t, const json_t *pt, const 
 
 int nd_reviewer(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
 {
-	const char *id = str(input, "task");
+	const char *id = jx_str(input, "task");
 	const json_t *t0 = json_object_get(json_object_get(state, "tasks"), id);
 	const json_t *pt = plan_task(state, id);
 	const json_t *schema = nd_schema("review");
@@ -123,7 +130,7 @@ int nd_reviewer(eng_ctx *ctx, const json_t *state, const json_t *input, json_t *
 		rc = up ? ERR_INTERNAL : err_set(ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	if (!json_is_object(t0) || !pt || strcmp(str(t0, "status"), "reviewing") != 0)
+	if (!json_is_object(t0) || !pt || strcmp(jx_str(t0, "status"), "reviewing") != 0)
 		goto done; /* nothing (any more) to review */
 	if ((rc = nd_chat_get(state, NULL, &chat)) < 0)
 		goto done;
@@ -134,8 +141,8 @@ int nd_reviewer(eng_ctx *ctx, const json_t *state, const json_t *input, json_t *
 	for (size_t ci = 0; ci < sizeof(caps) / sizeof(caps[0]); ci++) {
 		buf_reset(&diff);
 		buf_reset(&task);
-		rc = nd_repo_diff(str(json_object_get(state, "repo"), "path"), str(t, "commit"),
-				  "main", caps[ci], &diff, &files, &ins, &del);
+		rc = nd_repo_diff(jx_str(json_object_get(state, "repo"), "path"),
+				  jx_str(t, "commit"), "main", caps[ci], &diff, &files, &ins, &del);
 		if (rc < 0)
 			break;
 		if ((rc = render(state, t, pt, buf_cstr(&diff), files, ins, del, &task)) < 0)
