@@ -18,6 +18,14 @@
 	"(SELECT coalesce(json_object_agg(p.task, p.result), '{}') FROM pending_writes p "      \
 	"WHERE p.run_id = r.id AND p.step = r.step + 1)::text, r.takeovers"
 
+/* Makes the transaction it runs in commit without waiting for the WAL flush
+ * (the setting is local to the transaction). NO_FLUSH_CTE carries it as the
+ * first CTE of a statement, and NO_FLUSH_FENCE, added to a condition,
+ * reads it so that PostgreSQL evaluates it. */
+#define NO_FLUSH_SET "set_config('synchronous_commit', 'off', true)"
+#define NO_FLUSH_CTE "cfg AS (SELECT " NO_FLUSH_SET " AS v), "
+#define NO_FLUSH_FENCE " AND (SELECT v FROM cfg) = 'off'"
+
 #define LEASE_EXPR(p) "now() + make_interval(secs => " p "::int / 1000.0)"
 
 /* A queued run is claimable when it is its thread's first active run:
@@ -65,7 +73,7 @@ static const pg_stmt STMT_INSERT_CLAIMED = {
 	"eng_insert_claimed",
 	"WITH t AS (INSERT INTO threads (key, graph) VALUES ($1, $2) "
 	"ON CONFLICT (key) DO UPDATE SET updated_at = now() RETURNING id, graph), "
-	"cfg AS (SELECT set_config('synchronous_commit', 'off', true)) "
+	"cfg AS (SELECT " NO_FLUSH_SET ") "
 	"INSERT INTO runs AS r (thread_id, graph, input, status, lease_owner, lease_token, "
 	"lease_until, claims, started_at) "
 	"SELECT t.id, t.graph, $3::jsonb, 'running', $4, nextval('run_lease_tokens'), "
@@ -85,7 +93,7 @@ static const pg_stmt STMT_THREAD_GRAPH = {
  * disk; see STMT_INSERT_CLAIMED for why that is safe where it is used. */
 static const pg_stmt STMT_NO_FLUSH = {
 	"eng_no_flush",
-	"SELECT set_config('synchronous_commit', 'off', true)",
+	"SELECT " NO_FLUSH_SET,
 	0,
 };
 
@@ -131,7 +139,7 @@ static const pg_stmt STMT_LOAD_CHAIN = {
  * new status (running or done), $14 the lease token, $15 the outbox rows,
  * $16 the events consumed, $17 whether the step's pending writes are to be
  * dropped. The statement comes in three forms built from these parts;
- * `cfg` is an extra leading CTE ("" or NO_FLUSH_CTE ", ") and `fence` an
+ * `cfg` is an extra leading CTE ("" or NO_FLUSH_CTE) and `fence` an
  * extra condition on the run's row. */
 #define STEP_RUN(fence)                                                                       \
 	"r AS (UPDATE runs SET step = $5, last_seq = $2, updated_at = now(), "                 \
@@ -197,11 +205,8 @@ static const pg_stmt STMT_STEP_LEAN = {
 	14,
 };
 
-/* The same step, committed without waiting for the WAL flush (durability
- * async): the setting is local to the transaction, and the fence reads it
- * so that it is evaluated. */
-#define NO_FLUSH_CTE "cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v), "
-#define NO_FLUSH_FENCE " AND (SELECT v FROM cfg) = 'off'"
+/* The same forms, committed without waiting for the WAL flush (durability
+ * async). */
 static const pg_stmt STMT_STEP_NO_FLUSH = {
 	"eng_step_no_flush",
 	STEP_SQL(NO_FLUSH_CTE, NO_FLUSH_FENCE),
