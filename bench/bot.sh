@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bot ingestion benchmark: updates per second from the fake Bot API server
 # into stored updates and the runs they start (bench/bot.c), beside the
-# grammY + PostgreSQL reference (../shared/anchors/grammy) run in the same
+# grammY + PostgreSQL reference ($ORCH_ANCHORS or ../shared/anchors, grammy) run in the same
 # invocation. Writes $BUILD/bench/bot.json and prints both with ratios.
 #
 #   BUILD=build BIN=bin/orchestrator bench/bot.sh
@@ -47,15 +47,15 @@ DATABASE_URL=$url ORCH_BUILD=$BUILD "$BUILD/bench/bot" "$N" >"$out" || {
 cat "$out"
 
 ref=$BUILD/bench/grammy.json
-echo "reference: grammY bot.start() + one INSERT per update (../shared/anchors/grammy)"
-if [ -x ../shared/anchors/grammy/run.sh ]; then
-	(cd ../shared/anchors/grammy && N_UPDATES=$N MODES=start:pg PG_FLOOR=0 ./run.sh) \
+. bench/anchors.sh
+echo "reference: grammY bot.start() + one INSERT per update ($ANCHORS/grammy)"
+if ref_ready grammy; then
+	(cd "$ANCHORS/grammy" && N_UPDATES=$N MODES=start:pg PG_FLOOR=0 ./run.sh) \
 		>"$ref" 2>"$BUILD/bench/grammy.log" || {
 		echo "(the reference did not run; see $BUILD/bench/grammy.log)"
 		: >"$ref"
 	}
 else
-	echo "(../shared/anchors/grammy is not here)"
 	: >"$ref"
 fi
 

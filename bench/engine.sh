@@ -11,19 +11,18 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BIN=${BIN:-bin/orchestrator}
 out=$BUILD/bench
-anchor=../shared/anchors/langgraphjs
+. bench/anchors.sh
+anchor=$ANCHORS/langgraphjs
 mkdir -p "$out"
 ref_json=$out/ref_langgraphjs.json
 rm -f "$ref_json"
 
 export PGPORT=${PGPORT:-55432}
 pg_base="postgresql://postgres@127.0.0.1:$PGPORT"
-if [ "${SKIP_REF:-0}" != 1 ] && [ -x "$anchor/run.sh" ] && command -v node >/dev/null; then
+if ref_ready langgraphjs; then
 	echo "running the reference (LangGraph.js + PostgresSaver); log in $out/ref_langgraphjs.log"
 	(cd "$anchor" && ./run.sh) >"$ref_json" 2>"$out/ref_langgraphjs.log" ||
 		echo "the reference failed; see $out/ref_langgraphjs.log"
-else
-	echo "reference skipped (SKIP_REF=1 or node missing)"
 fi
 
 # orchestrator on the same server when the reference started it, else on a private one

@@ -22,15 +22,15 @@ if ! BUILD="$BUILD" "$BUILD/bench/llm" >"$ours"; then
 	exit 1
 fi
 
-anchor=../shared/anchors/openai-node
-if [ "${LLM_BENCH_NO_REF:-0}" != 1 ] && [ -x "$anchor/run.sh" ] && command -v node >/dev/null 2>&1; then
+. bench/anchors.sh
+anchor=$ANCHORS/openai-node
+[ "${LLM_BENCH_NO_REF:-0}" = 1 ] && SKIP_REF=1
+if ref_ready openai-node >&2; then
 	echo "reference: openai-node ($anchor), clients ${REF_CLIENTS:-undici,openai}" >&2
 	(cd "$anchor" && CLIENTS=${REF_CLIENTS:-undici,openai} ./run.sh) >"$ref" 2>"$out_dir/llm.ref.log" || {
 		echo "the reference run failed (see $out_dir/llm.ref.log); our figures alone" >&2
 		rm -f "$ref"
 	}
-else
-	echo "reference skipped (no node, or $anchor missing)" >&2
 fi
 
 python3 - "$ours" "$ref" "$out_dir/llm.json" <<'PY'

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The body of `make bench`: each part's benchmark script (bench/<part>.sh) runs
-# the project's figures beside its reference from ../shared/anchors in this
+# the project's figures beside its reference from $ORCH_ANCHORS (default
+# ../shared/anchors; see bench/anchors.sh) in this
 # same invocation, prints a table with ratios, and writes build/bench/<part>.json.
 #
 #   BUILD=build BIN=bin/orchestrator bench/run.sh [PART...]
