@@ -4,6 +4,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/pg.h"
 #include "core/redact.h"
 #include "core/util.h"
@@ -190,6 +191,28 @@ static void test_redact_hook(void **state)
 	redact_set(NULL);
 }
 
+static void test_health_registry(void **state)
+{
+	(void)state;
+	health_reset();
+	assert_int_equal(health_worst(), HEALTH_OK);
+	health_report("bot.relay", HEALTH_OK, NULL);
+	health_report("engine.listener", HEALTH_DEGRADED, "reconnecting (%d)", 2);
+	assert_int_equal(health_worst(), HEALTH_DEGRADED);
+	health_report("bot.relay", HEALTH_DOWN, "stopped");
+	assert_int_equal(health_worst(), HEALTH_DOWN);
+	json_t *snap = health_snapshot();
+	assert_non_null(snap);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(snap, "bot.relay"), "state")), "down");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(snap, "engine.listener"), "reason")),
+			    "reconnecting (2)");
+	json_decref(snap);
+	health_forget("bot.relay");
+	health_report("engine.listener", HEALTH_OK, NULL);
+	assert_int_equal(health_worst(), HEALTH_OK);
+	health_reset();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,7 +220,7 @@ int main(void)
 		cmocka_unit_test(test_buf_json_escape), cmocka_unit_test(test_config_parsers),
 		cmocka_unit_test(test_config_env), cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_pg_url_redact), cmocka_unit_test(test_pg_text_array),
-		cmocka_unit_test(test_redact_hook),
+		cmocka_unit_test(test_redact_hook), cmocka_unit_test(test_health_registry),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
