@@ -171,7 +171,12 @@ is "OWNER/NAME":
 
 Messages known to be approximations of GitHub's (the status and the shape
 are GitHub's): the review body refusal, the reopening of a merged pull
-request, the required-status-check and draft merge refusals.
+request, the required-status-check and draft merge refusals, the wording of
+an enum refusal and of several keys not supplied at once. Not there: forks
+(a head is a branch of the same repository), issues that are not pull
+requests, labels, assignees, requested reviewers, webhooks, GraphQL, the
+diff and patch media types, creating review comments other than by reply or
+review, branch protection beyond required status checks.
 """
 import argparse
 import base64
@@ -200,6 +205,8 @@ DOCS = "https://docs.github.com/rest"
 RATE_LIMIT = 5000
 ANON_RATE_LIMIT = 60
 SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
+# branch and tag names taken from requests: no option, no revision syntax
+REF_NAME = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]+$")
 
 
 def now_iso(t=None):
@@ -328,28 +335,24 @@ class Git:
     def __init__(self, path):
         self.path = path
 
-    def run(self, *args, env=None, check=False, input=None):
+    def run(self, *args, env=None):
         e = dict(os.environ, GIT_CONFIG_NOSYSTEM="1")
         if env:
             e.update(env)
-        p = subprocess.run(["git", "--git-dir", self.path] + list(args), capture_output=True,
-                           env=e, input=input)
-        if check and p.returncode != 0:
-            raise RuntimeError("git %s: %s" % (" ".join(args), p.stderr.decode(errors="replace")))
-        return p
+        return subprocess.run(["git", "--git-dir", self.path] + list(args), capture_output=True, env=e)
 
     def out(self, *args, **kw):
         p = self.run(*args, **kw)
         return p.stdout.decode("utf-8", "replace").strip() if p.returncode == 0 else None
 
     def branch_sha(self, name):
-        if not name or name.startswith("-") or ".." in name:
+        if not REF_NAME.match(name or ""):
             return None
         return self.out("rev-parse", "--verify", "--quiet", "refs/heads/" + name + "^{commit}")
 
     def resolve(self, ref):
         """A commit sha for a sha, branch or tag name; None if none."""
-        if not ref or ref.startswith("-") or ".." in ref or "@" in ref or ":" in ref:
+        if not REF_NAME.match(ref or ""):
             return None
         for cand in ("refs/heads/" + ref, "refs/tags/" + ref):
             sha = self.out("rev-parse", "--verify", "--quiet", cand + "^{commit}")
@@ -511,7 +514,6 @@ class Pull:
         self.last_base = None         # the base's sha when last seen open
         self.mergeable_key = None     # (head, base) the answer below is for
         self.mergeable = None
-        self.computing = None         # (head, base) being "computed"
 
 
 class Forge:
@@ -546,7 +548,7 @@ class Forge:
         self.tokens[token] = Token(login, token, right, repos)
         self.user_id(login)
 
-    def repo(self, owner, name, create=False):
+    def repo(self, owner, name):
         """The Repo for OWNER/NAME if its bare repository exists (None if not)."""
         if not re.match(r"^[A-Za-z0-9_.-]+$", owner) or not re.match(r"^[A-Za-z0-9_.-]+$", name) \
                 or owner.startswith(".") or name.startswith("."):
@@ -1653,7 +1655,10 @@ class Control:
         status = b.get("status", {"error": 502, "rate_limit": 403, "secondary_rate_limit": 403}[kind])
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise ControlError("status is an HTTP error status")
-        self.f.faults.append({"count": b.get("count", 1), "status": status, "kind": kind,
+        count = b.get("count", 1)
+        if not isinstance(count, int) or count < 1:
+            raise ControlError("count is a number of requests, at least 1")
+        self.f.faults.append({"count": count, "status": status, "kind": kind,
                               "method": b.get("method"), "path": b.get("path"),
                               "retry_after": b.get("retry_after", 60)})
         return {"pending": sum(f["count"] for f in self.f.faults)}
@@ -1737,8 +1742,8 @@ def make_handler(forge):
                 status = 200
             except ControlError as e:
                 status, out = 400, {"error": str(e)}
-            except (ValueError, RuntimeError) as e:
-                status, out = 400, {"error": str(e)}
+            except (ValueError, TypeError, KeyError) as e:
+                status, out = 400, {"error": f"a field has the wrong type or is missing: {e}"}
             self.send(status, [("Content-Type", "application/json")], json.dumps(out).encode())
 
         # -- git over smart HTTP --
@@ -1823,8 +1828,10 @@ def make_handler(forge):
                         raise ApiError(403, None)
                     version = self.headers.get("X-GitHub-Api-Version")
                     if version is not None and version not in VERSIONS:
-                        fail(400, f"API version {version} is not supported.",
-                             "https://docs.github.com/rest/about-the-rest-api/api-versions")
+                        listed = ", ".join(f'"{v}"' for v in reversed(VERSIONS))
+                        fail(400, f'The version you specified in the "X-GitHub-API-Version" request header, '
+                             f'"{version}", is not a supported version. The following versions are currently '
+                             f'supported: {listed} (most recent).', "https://docs.github.com/rest")
                     headers.append(("X-GitHub-Api-Version-Selected", version or DEFAULT_VERSION))
                     token, bad = self.credentials()
                     if bad:
