@@ -62,7 +62,7 @@ static void test_forge_from_c(void **state)
 	static const char *const users[] = {"dev:" DEV_TOKEN, "ro:tok-c-ro-32:read", NULL};
 	static const char *const no_agent[] = {"Authorization: Bearer " DEV_TOKEN, NULL};
 	char src[1024], root[1100], work[1100];
-	const char *pr_body = "{\"title\":\"Fix add\",\"head\":\"fix\",\"base\":\"main\"}";
+	char pr_body[6000], desc[4000];
 	json_t *j = NULL, *log, *e;
 	int saw_403 = 0, saw_201 = 0;
 	ts_forge f;
@@ -73,9 +73,15 @@ static void test_forge_from_c(void **state)
 	tss_project_repo("forge-src", src, sizeof(src));
 	snprintf(root, sizeof(root), "%s/forge", getenv("ORCH_DATA_DIR"));
 	snprintf(work, sizeof(work), "%s/forge-work", getenv("ORCH_DATA_DIR"));
-	if (tss_sh(NULL, "rm -rf '%s' '%s' && mkdir -p '%s/acme' && git clone -q --bare '%s' '%s/acme/app.git'",
+	if (tss_sh(NULL,
+		   "rm -rf '%s' '%s' && mkdir -p '%s/acme' && git clone -q --bare '%s' '%s/acme/app.git'",
 		   root, work, root, src, root))
 		fail_msg("cannot create the served repository");
+	/* a description as long as a spec, a plan and the test evidence */
+	memset(desc, 'x', sizeof(desc) - 1);
+	desc[sizeof(desc) - 1] = '\0';
+	snprintf(pr_body, sizeof(pr_body),
+		 "{\"title\":\"Fix add\",\"head\":\"fix\",\"base\":\"main\",\"body\":\"%s\"}", desc);
 	ts_forge_start(&f, root, users);
 	assert_true(f.pid > 0 && f.port > 0);
 
@@ -97,6 +103,7 @@ static void test_forge_from_c(void **state)
 	assert_int_equal(st, 201);
 	assert_int_equal(json_integer_value(json_object_get(j, "number")), 1);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "head"), "ref")), "fix");
+	assert_int_equal(strlen(json_string_value(json_object_get(j, "body"))), sizeof(desc) - 1);
 	json_decref(j);
 
 	/* scripted: a reviewer's comment and CI's verdict */
