@@ -9,7 +9,9 @@ requests (no GitHub is reachable from the test machines).
 Prints the port it listens on (127.0.0.1, chosen by the system) as its first
 line of stdout, then serves until killed. State (pull requests, comments,
 reviews, statuses, check runs) is kept in memory; the repositories are real
-bare repositories on disk, DIR/OWNER/NAME.git, read with git itself.
+bare repositories on disk, DIR/OWNER/NAME.git, read with git itself (a
+bare repository put there by the test is served at once). --log FILE
+appends each request, as the control API's log has it, as a JSON line.
 
 Base URLs (HOST = 127.0.0.1:PORT):
     API  http://HOST/api/v3      (GitHub Enterprise Server's layout: a client
