@@ -1542,7 +1542,7 @@ static void sweep_dead(void)
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
 		char path[300];
-		if (*end || pid <= 0 || end == e->d_name)
+		if ((*end && *end != '-') || pid <= 0 || end == e->d_name)
 			continue;
 		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
@@ -1589,7 +1589,9 @@ int egr_new(egr_proxy **out, const egr_config *cfg)
 			goto done;
 		}
 		sweep_dead();
-		snprintf(p->dir, sizeof(p->dir), "%s/%ld", BASE_DIR, (long)getpid());
+		static atomic_int n_proxies;
+		snprintf(p->dir, sizeof(p->dir), "%s/%ld-%d", BASE_DIR, (long)getpid(),
+			 atomic_fetch_add(&n_proxies, 1));
 		p->own_dir = 1;
 	}
 	if (mkdir(p->dir, 0711) < 0 && errno != EEXIST) {

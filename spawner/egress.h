@@ -103,7 +103,7 @@ const char *egr_addr_class(const struct sockaddr *sa);
 /* ---- the proxy ---- */
 
 typedef struct egr_config {
-	const char *dir;           /* folder for the sockets; NULL: /run/orch-egress/<pid> */
+	const char *dir;           /* folder for the sockets; NULL: /run/orch-egress/<pid>-<n> */
 	int max_conns;             /* concurrent connections per attachment (32) */
 	int64_t max_bytes;         /* bytes per attachment, both directions (2 GiB) */
 	int max_total;             /* concurrent connections of the proxy (256) */
