@@ -370,7 +370,7 @@ int egr_policy_add(egr_policy *pol, const char *pattern)
 				goto bad;
 		} else if (hn >= 2 && host[0] == '*' && host[1] == '.') {
 			if (egr_host_check(host + 2, hn - 2, p.name, sizeof(p.name)) < 0)
-				return err_set(ERR_INVALID, "host pattern '%s': %s", pattern, err_last());
+				return err_wrap("host pattern '%s'", pattern);
 			p.kind = PAT_SUFFIX;
 		} else if (dotted_quad(host, hn, p.addr)) {
 			p.kind = PAT_ADDR;
@@ -381,7 +381,7 @@ int egr_policy_add(egr_policy *pol, const char *pattern)
 				return err_set(ERR_INVALID, "host pattern '%s': a '*' may only start it, "
 							    "as in *.example.org", pattern);
 			if (egr_host_check(host, hn, p.name, sizeof(p.name)) < 0)
-				return err_set(ERR_INVALID, "host pattern '%s': %s", pattern, err_last());
+				return err_wrap("host pattern '%s'", pattern);
 			p.kind = PAT_NAME;
 		}
 	}

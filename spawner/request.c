@@ -331,9 +331,9 @@ static int parse_network(const json_t *n, spw_network *out)
 						    "phases)", key);
 	}
 	if ((rc = get_str(n, "policy", 1, out->policy, sizeof(out->policy))) < 0)
-		return err_set(ERR_INVALID, "network.policy: %s", err_last());
+		return err_wrap("network.policy");
 	if ((rc = get_str(n, "language", 0, out->language, sizeof(out->language))) < 0)
-		return err_set(ERR_INVALID, "network.language: %s", err_last());
+		return err_wrap("network.language");
 	for (char *c = out->language; *c; c++) {
 		*c = (char)tolower((unsigned char)*c);
 		if (!isalnum((unsigned char)*c) && !strchr("+#._-", *c))
@@ -360,7 +360,7 @@ static int parse_network(const json_t *n, spw_network *out)
 				break;
 			}
 			if (egr_policy_add(pol, json_string_value(h)) < 0) {
-				rc = err_set(ERR_INVALID, "network.hosts[%zu]: %s", i, err_last());
+				rc = err_wrap("network.hosts[%zu]", i);
 				break;
 			}
 			rc = buf_printf(&b, "%s\n", json_string_value(h));

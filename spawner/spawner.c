@@ -254,8 +254,7 @@ static int net_registries_from_env(spw_config *out)
 
 			snprintf(list, sizeof(list), "%.*s", (int)(n - ln - 1), q + ln + 1);
 			if (egr_policy_new(&pol) < 0 || egr_policy_add_list(pol, list) < 0)
-				rc = err_set(ERR_INVALID, "ORCH_NET_REGISTRIES_%.*s: %s", (int)ln, q,
-					     err_last());
+				rc = err_wrap("ORCH_NET_REGISTRIES_%.*s", (int)ln, q);
 			egr_policy_free(pol);
 			q += n;
 			if (*q)
@@ -343,9 +342,11 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 		egr_policy *pol = NULL;
 
 		rc = egr_policy_new(&pol);
-		if (rc == 0 && (egr_policy_add_list(pol, out->net_policy) < 0 || egr_policy_count(pol) == 0))
+		if (rc == 0 && egr_policy_add_list(pol, out->net_policy) < 0)
+			rc = err_wrap("ORCH_NET_POLICY (none, registries or host patterns)");
+		else if (rc == 0 && egr_policy_count(pol) == 0)
 			rc = err_set(ERR_INVALID, "ORCH_NET_POLICY must be none, registries or host "
-						  "patterns: %s", err_last());
+						  "patterns");
 		egr_policy_free(pol);
 		if (rc < 0)
 			return rc;
@@ -356,7 +357,7 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 		if ((rc = cfg_env_str("ORCH_NET_PHASES", "setup", phases, sizeof(phases))) < 0)
 			return rc;
 		if (spw_phases_parse(phases, &out->net_phases) < 0)
-			return err_set(ERR_INVALID, "ORCH_NET_PHASES: %s", err_last());
+			return err_wrap("ORCH_NET_PHASES");
 	}
 	if ((rc = net_registries_from_env(out)) < 0)
 		return rc;
