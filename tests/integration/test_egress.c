@@ -182,7 +182,7 @@ static int registry_count(void)
 	close(fd);
 	body = strstr(resp, "\r\n\r\n");
 	if (body)
-		v = atoi(body + 4);
+		v = (int)strtol(body + 4, NULL, 10);
 	return v;
 }
 
