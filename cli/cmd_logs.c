@@ -17,8 +17,9 @@
 static const char USAGE[] =
 	"orchestrator logs <worker> [-f|--follow] [--full] [--json]\n"
 	"  What a worker's agent did: each command it ran with its exit status and the\n"
-	"  start of its output, format errors, the agent's end, the verified tests and\n"
-	"  the result, from $ORCH_DATA_DIR/transcripts/<worker>.jsonl. <worker> is the\n"
+	"  start of its output, format errors, the setup command, every network\n"
+	"  connection the egress proxy allowed or denied, the agent's end, the verified\n"
+	"  tests and the result, from $ORCH_DATA_DIR/transcripts/<worker>.jsonl. <worker> is the\n"
 	"  id `orchestrator show <project>` lists (ob-42).\n"
 	"  --follow   then print the worker's live lines (REDIS_URL) until its result\n"
 	"             arrives or Ctrl-C; for a finished worker it changes nothing\n"
@@ -120,6 +121,27 @@ static void print_entry(const json_t *line, int full)
 				print_lines(out, "     | ", max);
 			free(out);
 		}
+	} else if (strcmp(type, "net") == 0) {
+		const char *reason = jx_str(line, "reason");
+
+		if (strcmp(jx_str(line, "decision"), "allowed") == 0)
+			printf("network (%s): allowed %s %s:%lld (%s), %lld bytes up, %lld down, %lld "
+			       "ms%s%s\n",
+			       jx_str(line, "phase"), jx_str(line, "method"), jx_str(line, "host"),
+			       jx_int(line, "port"), jx_str(line, "addr"), jx_int(line, "bytes_up"),
+			       jx_int(line, "bytes_down"), jx_int(line, "ms"), *reason ? "; " : "", reason);
+		else
+			printf("network (%s): DENIED %s %s:%lld: %s\n", jx_str(line, "phase"),
+			       *jx_str(line, "method") ? jx_str(line, "method") : "?",
+			       *jx_str(line, "host") ? jx_str(line, "host") : "?", jx_int(line, "port"),
+			       reason);
+	} else if (strcmp(type, "setup") == 0) {
+		printf("setup $ ");
+		print_lines(jx_str(line, "command"), "", full ? 0 : 1);
+		printf("     exit %lld (network: %s)\n", jx_int(line, "exit_code"),
+		       jx_str(line, "network"));
+		if (*jx_str(line, "output"))
+			print_lines(jx_str(line, "output"), "     | ", max);
 	} else if (strcmp(type, "format_error") == 0) {
 		printf("[%lld] the reply held no single command: %s\n", jx_int(line, "step"),
 		       jx_str(line, "reason"));

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "spawner/egress.h"
 #include "spawner/sandbox.h"
 
 #include <errno.h>
@@ -26,6 +27,11 @@ static const char USAGE[] =
 	"  --cpus N              CPUs (default 1; 0.5 allowed)\n"
 	"  --timeout DURATION    wall clock, e.g. 30s, 500ms, 5m (default 30s; 0: none)\n"
 	"  --net none|NETWORK    none: loopback only (default); docker may name a network\n"
+	"  --allow-host PATTERN  reach PATTERN through the egress proxy (repeatable; ns):\n"
+	"                        a host (ports 80, 443), *.domain, host:PORT, host:*, an\n"
+	"                        address or CIDR block (needed for private addresses);\n"
+	"                        HTTP_PROXY and friends point the command at it, and\n"
+	"                        every connection's decision is printed on stderr"
 	"  --workspace DIR       mounted read-write at /workspace (and made owned by the\n"
 	"                        sandbox user); default: an empty one per command\n"
 	"  --env NAME=VALUE      grant a variable (repeatable); nothing else is inherited\n"
@@ -49,6 +55,21 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	atomic_store(&g_cancel, 1);
+}
+
+/* Prints one decision of the egress proxy on stderr. */
+static void on_decision(void *udata, const egr_decision *d)
+{
+	(void)udata;
+	if (d->allowed)
+		fprintf(stderr, "sandbox: network: allowed %s %s:%d (%s): %llu bytes up, %llu down, "
+				"%lld ms%s%s\n",
+			d->method, d->host, d->port, d->addr, (unsigned long long)d->bytes_up,
+			(unsigned long long)d->bytes_down, (long long)d->ms, d->reason[0] ? "; " : "",
+			d->reason);
+	else
+		fprintf(stderr, "sandbox: network: denied %s %s%s%.0d: %s\n", d->method[0] ? d->method : "?",
+			d->host[0] ? d->host : "?", d->port ? ":" : "", d->port, d->reason);
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -104,6 +125,9 @@ static int cmd_sandbox_run(int argc, char **argv)
 	int64_t timeout = 30000, n;
 	sbx *b = NULL;
 	char *end;
+	egr_policy *pol = NULL;
+	egr_proxy *proxy = NULL;
+	egr_attach *att = NULL;
 
 	memset(&o, 0, sizeof(o));
 	memset(&c, 0, sizeof(c));
@@ -169,6 +193,11 @@ static int cmd_sandbox_run(int argc, char **argv)
 			}
 		} else if (cli_opt(argc, argv, &i, "--net", &v)) {
 			o.net = v;
+		} else if (cli_opt(argc, argv, &i, "--allow-host", &v)) {
+			if ((!pol && egr_policy_new(&pol) < 0) || egr_policy_add(pol, v) < 0) {
+				fprintf(stderr, "orchestrator sandbox: --allow-host: %s\n", err_last());
+				goto usage_bind;
+			}
 		} else if (cli_opt(argc, argv, &i, "--workspace", &v)) {
 			o.workspace = v;
 		} else if (cli_opt(argc, argv, &i, "--rootfs", &v)) {
@@ -230,6 +259,17 @@ static int cmd_sandbox_run(int argc, char **argv)
 	o.binds = binds;
 	o.nbinds = (size_t)nbind;
 
+	if (pol) {
+		rc = egr_new(&proxy, NULL);
+		if (rc == 0)
+			rc = egr_attach_new(proxy, &att, "sandbox run", pol, on_decision, NULL);
+		if (rc < 0) {
+			fprintf(stderr, "orchestrator sandbox: the egress proxy: %s\n", err_last());
+			goto done;
+		}
+		egr_attach_phase(att, "run", 1);
+		o.egress_socket = egr_attach_socket(att);
+	}
 	rc = sbx_new(&b, &o);
 	if (rc < 0) {
 		fprintf(stderr, "orchestrator sandbox: %s\n", err_last());
@@ -275,12 +315,16 @@ static int cmd_sandbox_run(int argc, char **argv)
 done:
 	sbx_result_free(&r);
 	sbx_free(b);
+	egr_detach(att);
+	egr_free(proxy);
+	egr_policy_free(pol);
 	for (int k = 0; k < nbind; k++)
 		free(bind_strs[k]);
 	return status;
 usage_bind:
 	for (int k = 0; k < nbind; k++)
 		free(bind_strs[k]);
+	egr_policy_free(pol);
 	return cli_usage(USAGE);
 }
 

@@ -171,7 +171,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 			snprintf(reason, sizeof(reason), "%s", err_last());
 			goto done;
 		}
-		rc = spw_worker_sandbox(w, &lim, ws, &box, reason, sizeof(reason));
+		rc = spw_worker_sandbox(w, &lim, ws, NULL, &box, reason, sizeof(reason));
 		if (rc < 0)
 			goto done;
 		/* what the host wrote goes back to the sandbox */

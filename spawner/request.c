@@ -1,7 +1,9 @@
 #include "spawner/request.h"
 #include "core/config.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "secrets/resource.h"
+#include "spawner/egress.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -12,8 +14,10 @@
 static const char *const KNOWN[] = {
 	"id",      "task",      "project", "repo",  "prompt", "base",   "test_command",
 	"handles", "repo_secret", "thread_id", "run_id", "user", "role", "limits", "meta",
-	"mode",    "target",    "mirror",  "min_tests", NULL,
+	"mode",    "target",    "mirror",  "min_tests", "setup_command", "network", NULL,
 };
+
+static const char *const KNOWN_NETWORK[] = {"policy", "language", "hosts", "phases", NULL};
 
 static const char *const KNOWN_LIMITS[] = {
 	"steps", "cost_usd", "wall_s", "cmd_timeout_s", "mem", "pids", "cpus", "disk",
@@ -253,11 +257,148 @@ void spw_request_free(spw_request *r)
 		return;
 	free(r->prompt);
 	free(r->test_command);
+	free(r->setup_command);
+	free(r->net.hosts);
 	for (size_t i = 0; i < r->nhandles; i++)
 		free(r->handles[i]);
 	free(r->handles);
 	json_decref(r->meta);
 	memset(r, 0, sizeof(*r));
+}
+
+/* The lines of s as a JSON array of strings. */
+static json_t *spw_lines_of(const char *s)
+{
+	json_t *a = json_array();
+
+	while (a && *s) {
+		size_t n = strcspn(s, "\n");
+		if (n)
+			json_array_append_new(a, json_stringn(s, n));
+		s += n;
+		if (*s)
+			s++;
+	}
+	return a;
+}
+
+int spw_phases_parse(const char *list, unsigned *out)
+{
+	const char *s = list;
+
+	*out = 0;
+	while (*s) {
+		size_t n = strcspn(s, " ,\t");
+		if (n == 5 && strncmp(s, "setup", 5) == 0)
+			*out |= SPW_PHASE_SETUP;
+		else if (n == 5 && strncmp(s, "agent", 5) == 0)
+			*out |= SPW_PHASE_AGENT;
+		else if (n == 4 && strncmp(s, "test", 4) == 0)
+			*out |= SPW_PHASE_TEST;
+		else if (n == 4 && strncmp(s, "none", 4) == 0)
+			;
+		else if (n)
+			return err_set(ERR_INVALID, "'%.*s' is not a phase (setup, agent, test)", (int)n,
+				       s);
+		s += n;
+		while (*s == ' ' || *s == ',' || *s == '\t')
+			s++;
+	}
+	return 0;
+}
+
+/* "network": the object, checked whole (patterns too) at the edge. */
+static int parse_network(const json_t *n, spw_network *out)
+{
+	const char *key;
+	const json_t *v;
+	int rc;
+
+	if (!n || json_is_null(n))
+		return 0;
+	out->given = 1;
+	if (json_is_string(n)) { /* "none" or "registries" with the defaults */
+		snprintf(out->policy, sizeof(out->policy), "%s", json_string_value(n));
+		goto check;
+	}
+	if (!json_is_object(n))
+		return err_set(ERR_INVALID, "\"network\" must be an object {\"policy\", \"language\", "
+					    "\"hosts\", \"phases\"}");
+	json_object_foreach((json_t *)n, key, v) {
+		(void)v;
+		if (!known(KNOWN_NETWORK, key))
+			return err_set(ERR_INVALID, "network.%s is not known (policy, language, hosts, "
+						    "phases)", key);
+	}
+	if ((rc = get_str(n, "policy", 1, out->policy, sizeof(out->policy))) < 0)
+		return err_wrap("network.policy");
+	if ((rc = get_str(n, "language", 0, out->language, sizeof(out->language))) < 0)
+		return err_wrap("network.language");
+	for (char *c = out->language; *c; c++) {
+		*c = (char)tolower((unsigned char)*c);
+		if (!isalnum((unsigned char)*c) && !strchr("+#._-", *c))
+			return err_set(ERR_INVALID, "network.language may hold only letters, digits "
+						    "and + # . _ -");
+	}
+	v = json_object_get(n, "hosts");
+	if (v && !json_is_null(v)) {
+		buf b;
+		size_t i;
+		const json_t *h;
+		egr_policy *pol = NULL;
+
+		if (!json_is_array(v) || json_array_size(v) > 256)
+			return err_set(ERR_INVALID, "network.hosts must be an array of at most 256 "
+						    "host patterns");
+		buf_init(&b, 0);
+		rc = egr_policy_new(&pol);
+		json_array_foreach(v, i, h) {
+			if (rc < 0)
+				break;
+			if (!json_is_string(h)) {
+				rc = err_set(ERR_INVALID, "network.hosts[%zu] must be a string", i);
+				break;
+			}
+			if (egr_policy_add(pol, json_string_value(h)) < 0) {
+				rc = err_wrap("network.hosts[%zu]", i);
+				break;
+			}
+			rc = buf_printf(&b, "%s\n", json_string_value(h));
+		}
+		egr_policy_free(pol);
+		if (rc < 0) {
+			buf_free(&b);
+			return rc;
+		}
+		out->hosts = buf_steal(&b);
+	}
+	v = json_object_get(n, "phases");
+	if (v && !json_is_null(v)) {
+		size_t i;
+		const json_t *ph;
+		unsigned bits;
+
+		if (!json_is_array(v))
+			return err_set(ERR_INVALID, "network.phases must be an array of \"setup\", "
+						    "\"agent\", \"test\"");
+		json_array_foreach(v, i, ph) {
+			if (!json_is_string(ph) || spw_phases_parse(json_string_value(ph), &bits) < 0 ||
+			    bits == 0)
+				return err_set(ERR_INVALID, "network.phases[%zu] must be \"setup\", "
+							    "\"agent\" or \"test\"", i);
+			out->phases |= bits;
+		}
+	}
+check:
+	if (strcmp(out->policy, "none") != 0 && strcmp(out->policy, "registries") != 0 &&
+	    strcmp(out->policy, "hosts") != 0)
+		return err_set(ERR_INVALID, "network.policy must be \"none\", \"registries\" or "
+					    "\"hosts\"");
+	if (strcmp(out->policy, "hosts") == 0 && !out->hosts)
+		return err_set(ERR_INVALID, "network.policy \"hosts\" needs network.hosts");
+	if (strcmp(out->policy, "hosts") != 0 && out->hosts)
+		return err_set(ERR_INVALID, "network.hosts goes with network.policy \"hosts\"");
+	return 0;
 }
 
 int spw_request_from_json(const json_t *j, spw_request *out)
@@ -332,6 +473,14 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 		free(out->test_command);
 		out->test_command = NULL;
 	}
+	if ((rc = get_text(j, "setup_command", 0, 4096, &out->setup_command)) < 0)
+		return rc;
+	if (out->setup_command && !out->setup_command[0]) {
+		free(out->setup_command);
+		out->setup_command = NULL;
+	}
+	if ((rc = parse_network(json_object_get(j, "network"), &out->net)) < 0)
+		return rc;
 	if ((rc = get_str(j, "repo_secret", 0, out->repo_secret, sizeof(out->repo_secret))) < 0)
 		return rc;
 	if (out->repo_secret[0] && (rc = sec_handle_check(out->repo_secret)) < 0)
@@ -435,6 +584,27 @@ json_t *spw_request_json(const spw_request *r)
 		json_object_set_new(j, "base", json_string(r->base));
 	if (r->test_command)
 		json_object_set_new(j, "test_command", json_string(r->test_command));
+	if (r->setup_command)
+		json_object_set_new(j, "setup_command", json_string(r->setup_command));
+	if (r->net.given) {
+		json_t *n = json_pack("{s:s}", "policy", r->net.policy);
+		json_t *ph = json_array();
+		if (n && r->net.language[0])
+			json_object_set_new(n, "language", json_string(r->net.language));
+		if (n && r->net.hosts)
+			json_object_set_new(n, "hosts", spw_lines_of(r->net.hosts));
+		if (ph && (r->net.phases & SPW_PHASE_SETUP))
+			json_array_append_new(ph, json_string("setup"));
+		if (ph && (r->net.phases & SPW_PHASE_AGENT))
+			json_array_append_new(ph, json_string("agent"));
+		if (ph && (r->net.phases & SPW_PHASE_TEST))
+			json_array_append_new(ph, json_string("test"));
+		if (n && r->net.phases)
+			json_object_set(n, "phases", ph);
+		json_decref(ph);
+		if (n)
+			json_object_set_new(j, "network", n);
+	}
 	for (size_t i = 0; i < r->nhandles; i++)
 		json_array_append_new(h, json_string(r->handles[i]));
 	json_object_set_new(j, "handles", h);

@@ -38,6 +38,15 @@
  *                           "pids", "cpus", "disk", "format_errors", "repeats",
  *                           "stall_steps"}: each may only lower the spawner's maximum
  *   meta          optional  any JSON object (at most 4 KiB), copied into the result
+ *   setup_command optional  shell command run from /workspace before the base's
+ *                           tests and again before the verifying tests (install the
+ *                           dependencies from the lock file); the phase "setup"
+ *   network       optional  the worker's egress (spawner/egress.h), else the
+ *                           spawner's ORCH_NET_POLICY: {"policy": "none" |
+ *                           "registries" | "hosts", "language": L (registries: whose
+ *                           registries, from the spawner's lists), "hosts": [host
+ *                           patterns] (hosts), "phases": ["setup", "agent", "test"]
+ *                           (which phases get the network; default ORCH_NET_PHASES)}
  *
  * Unknown fields are refused, so a typo is reported rather than ignored.
  */
@@ -69,6 +78,25 @@ typedef struct spw_limits {
 	int stall_steps;        /* steps in a row without a change to the diff */
 } spw_limits;
 
+/* Phases of a worker that may get the network. */
+#define SPW_PHASE_SETUP 1u
+#define SPW_PHASE_AGENT 2u
+#define SPW_PHASE_TEST 4u
+
+/* The network a request asks for. */
+typedef struct spw_network {
+	int given;               /* the request has "network" (else the spawner's default) */
+	char policy[16];         /* "none", "registries" or "hosts" */
+	char language[64];       /* registries: lower case */
+	char *hosts;             /* hosts: the patterns, one per line; owned */
+	unsigned phases;         /* SPW_PHASE_*; 0: the spawner's default */
+} spw_network;
+
+/* Parses a list of phase names ("setup agent", "setup,test", or a JSON
+ * array's strings joined) into SPW_PHASE_* bits. ERR_INVALID naming the
+ * unknown one. "none" is 0. */
+int spw_phases_parse(const char *list, unsigned *out);
+
 typedef struct spw_request {
 	char id[SPW_ID_MAX + 1];
 	char mode[16];           /* "work" (default), "merge" or "publish" */
@@ -86,6 +114,8 @@ typedef struct spw_request {
 	int64_t min_tests;       /* merge: 0 for no floor */
 	char *prompt;            /* owned; NULL outside mode "work" */
 	char *test_command;      /* owned; NULL: none */
+	char *setup_command;     /* owned; NULL: none */
+	spw_network net;
 	char **handles;          /* owned */
 	size_t nhandles;
 	spw_limits limits;

@@ -231,12 +231,18 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 		return rc;
 	if (o->nbinds > 64)
 		return err_set(ERR_INVALID, "at most 64 binds");
-	if (o->nbinds) {
-		b->binds = calloc(o->nbinds, sizeof(*b->binds));
+	if (o->egress_socket && o->backend != SBX_NS)
+		return err_set(ERR_INVALID, "the egress proxy is offered by the ns backend only (for "
+					    "now): use --backend ns, or no allowed hosts");
+	if (o->nbinds || o->egress_socket) {
+		b->binds = calloc(o->nbinds + 1, sizeof(*b->binds));
 		if (!b->binds)
 			return err_set(ERR_NOMEM, "out of memory");
 		b->nbinds = o->nbinds;
 		for (size_t i = 0; i < o->nbinds; i++) {
+			if (o->binds[i].inside && strcmp(o->binds[i].inside, SBX_EGRESS_INSIDE) == 0)
+				return err_set(ERR_INVALID, "bind target %s is the egress socket's place",
+					       SBX_EGRESS_INSIDE);
 			char real[PATH_MAX];
 			if (!o->binds[i].host || !o->binds[i].inside)
 				return err_set(ERR_INVALID, "bind %zu lacks a host or inside path", i);
@@ -251,6 +257,21 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 			if (!b->binds[i].host || !b->binds[i].inside)
 				return err_set(ERR_NOMEM, "out of memory");
 		}
+	}
+	if (o->egress_socket) {
+		struct stat st;
+		sbx_bind *eb = &b->binds[b->nbinds];
+
+		if (stat(o->egress_socket, &st) < 0 || !S_ISSOCK(st.st_mode))
+			return err_set(ERR_INVALID, "egress socket '%s' is not a unix socket",
+				       o->egress_socket);
+		eb->host = strdup(o->egress_socket);
+		eb->inside = strdup(SBX_EGRESS_INSIDE);
+		eb->writable = 0;
+		if (!eb->host || !eb->inside)
+			return err_set(ERR_NOMEM, "out of memory");
+		b->nbinds++;
+		b->egress = 1;
 	}
 	b->docker_socket = xstrdup(o->docker_socket ? o->docker_socket : "/var/run/docker.sock");
 	b->image = xstrdup(o->image);
@@ -384,15 +405,35 @@ static int env_name_ok(const char *kv)
 	return 1;
 }
 
-/* The environment: defaults first, a granted variable replaces a default. */
-static int build_env(const sbx_cmd *c, char ***out)
+#define EGRESS_URL "http://127.0.0.1:3128"
+
+/* The environment: defaults first, a granted variable replaces a default.
+ * A box with egress gets the proxy variables every common tool reads. */
+static int build_env(const sbx *b, const sbx_cmd *c, char ***out)
 {
-	static const char *const defaults[] = {
+	static const char *const plain[] = {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=/tmp",
 		"LANG=C.UTF-8",
 		NULL,
 	};
+	static const char *const with_egress[] = {
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/tmp",
+		"LANG=C.UTF-8",
+		"http_proxy=" EGRESS_URL,
+		"https_proxy=" EGRESS_URL,
+		"HTTP_PROXY=" EGRESS_URL,
+		"HTTPS_PROXY=" EGRESS_URL,
+		"no_proxy=localhost,127.0.0.1,::1",
+		"NO_PROXY=localhost,127.0.0.1,::1",
+		"npm_config_proxy=" EGRESS_URL,
+		"npm_config_https_proxy=" EGRESS_URL,
+		"PIP_PROXY=" EGRESS_URL,
+		"CARGO_HTTP_PROXY=" EGRESS_URL,
+		NULL,
+	};
+	const char *const *defaults = b->egress ? with_egress : plain;
 	size_t n = 0, k = 0;
 	char **env;
 
@@ -404,7 +445,7 @@ static int build_env(const sbx_cmd *c, char ***out)
 			if (++n > MAX_ENV)
 				return err_set(ERR_INVALID, "more than %d environment entries", MAX_ENV);
 		}
-	env = calloc(n + 4, sizeof(*env));
+	env = calloc(n + 16, sizeof(*env));
 	if (!env)
 		return err_set(ERR_NOMEM, "out of memory");
 	for (int d = 0; defaults[d]; d++) {
@@ -467,7 +508,7 @@ int sbx_start(sbx *b, const sbx_cmd *c)
 			rc = err_set(ERR_NOMEM, "out of memory");
 			goto done;
 		}
-	rc = build_env(c, &r->envp);
+	rc = build_env(b, c, &r->envp);
 	if (rc < 0)
 		goto done;
 	r->cwd = strdup(c->cwd ? c->cwd : "/workspace");

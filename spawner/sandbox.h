@@ -62,6 +62,10 @@ typedef enum sbx_backend {
  * timeout(1)); 126 when it cannot be executed, 127 when it is not found. */
 #define SBX_EXIT_TIMEOUT 124
 
+/* Where a box with an egress socket finds it, and the forwarder's port. */
+#define SBX_EGRESS_INSIDE "/run/orch-egress.sock"
+#define SBX_EGRESS_PORT 3128
+
 /* A host path made visible inside the sandbox (read-only unless writable). */
 typedef struct sbx_bind {
 	const char *host;    /* absolute host path (file or directory) */
@@ -92,6 +96,15 @@ typedef struct sbx_opts {
 	int allow_degraded;     /* run when a limit cannot be enforced (reported) */
 	const sbx_bind *binds;  /* extra mounts; may be NULL */
 	size_t nbinds;
+	const char *egress_socket; /* host path of an egress proxy's unix socket
+				      (spawner/egress.h), bound at SBX_EGRESS_INSIDE;
+				      a forwarder on 127.0.0.1:SBX_EGRESS_PORT in the
+				      box's network namespace passes each TCP
+				      connection to it, and every command gets
+				      HTTP_PROXY, HTTPS_PROXY, NO_PROXY and the npm,
+				      pip and cargo proxy variables (a granted
+				      variable wins). NULL: no network at all (ns
+				      only for now) */
 	/* docker backend */
 	const char *docker_socket; /* default /var/run/docker.sock */
 	const char *image;         /* required for docker */

@@ -71,6 +71,7 @@ struct sbx {
 	int nproc_fallback; /* no pids cgroup: cap processes with RLIMIT_NPROC */
 	sbx_bind *binds;   /* strings owned */
 	size_t nbinds;
+	int egress;        /* the last bind is the egress socket (SBX_EGRESS_INSIDE) */
 	char *docker_socket, *image, *runtime, *workspace_volume;
 
 	char describe[256];
@@ -132,6 +133,13 @@ const char *sbx_cg_describe(const sbx_cg *cg);
 /* The compiled deny-list for the native architecture, built once
  * (thread-safe). Borrowed. ERR_SANDBOX when libseccomp fails. */
 int sbx_seccomp_prog(const struct sock_fprog **out);
+
+/* ---- the egress forwarder (sbx_fwd.c) ---- */
+
+/* Accepts TCP connections on `lfd` and passes each, both ways, to the unix
+ * socket at `sock_path` (at most 64 at once). System calls only: it runs in
+ * a process forked from the sandbox's init. Never returns. */
+__attribute__((noreturn)) void sbx_fwd_serve(int lfd, const char *sock_path);
 
 /* ---- workspace helpers (sbx_quota.c) ---- */
 

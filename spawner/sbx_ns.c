@@ -41,6 +41,8 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -618,6 +620,48 @@ static void c_write_map(int rep, pid_t pid, const char *file, const char *map)
 	close(fd);
 }
 
+/* F: the egress forwarder, a child of A listening on 127.0.0.1 in the box's
+ * network namespace (loopback is up), with A's unprivileged host uid and
+ * the seccomp filter. It dies with the pid namespace when A exits. */
+static void c_start_forwarder(const launch *l, int rep)
+{
+	struct sockaddr_in sa;
+	int one = 1, lfd;
+	long pid;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		c_fail(rep, "egress forwarder: socket", NULL, errno);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(SBX_EGRESS_PORT);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 64) < 0)
+		c_fail(rep, "egress forwarder: listen on 127.0.0.1:3128", NULL, errno);
+	/* a raw clone: glibc's fork would run atfork handlers in this copy of
+	 * a multi-threaded process */
+	pid = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+	if (pid < 0)
+		c_fail(rep, "egress forwarder: clone", NULL, errno);
+	if (pid == 0) {
+		int keep[1] = {lfd};
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		c_arrange_fds(keep, 1, rep);
+		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+		    syscall(SYS_setresgid, l->a_uid, l->a_uid, l->a_uid) < 0 ||
+		    syscall(SYS_setresuid, l->a_uid, l->a_uid, l->a_uid) < 0)
+			_exit(1);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_DUMPABLE, 0);
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, l->ni->prog) < 0)
+			_exit(1);
+		sbx_fwd_serve(0, SBX_EGRESS_INSIDE);
+	}
+	close(lfd);
+}
+
 __attribute__((noreturn)) static void a_main(launch *l)
 {
 	const sbx *b = l->b;
@@ -667,6 +711,8 @@ __attribute__((noreturn)) static void a_main(launch *l)
 	c_rlimit(rep, RLIMIT_NOFILE, b->nofile, "RLIMIT_NOFILE");
 	c_rlimit(rep, RLIMIT_FSIZE, b->fsize_bytes, "RLIMIT_FSIZE");
 	c_rlimit(rep, RLIMIT_CORE, 0, "RLIMIT_CORE");
+	if (b->egress)
+		c_start_forwarder(l, rep);
 
 	/* B: the command, in a user namespace of its own */
 	{

@@ -2,16 +2,19 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/gitx.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/redact.h"
 #include "core/redis.h"
 #include "core/util.h"
 #include "engine/control.h"
 #include "engine/outbox.h"
+#include "spawner/egress.h"
 #include "spawner/gitws.h"
 #include "spawner/sandbox.h"
 #include "spawner/spw_int.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -130,6 +133,143 @@ static int env_size(const char *name, int64_t def, int64_t *out)
 	return 0;
 }
 
+/* The registries of each language, as shipped (README: "Network"). */
+static const char DEFAULT_REGISTRIES[] =
+	"python=pypi.org files.pythonhosted.org\n"
+	"node=registry.npmjs.org registry.yarnpkg.com\n"
+	"go=proxy.golang.org sum.golang.org\n"
+	"rust=index.crates.io static.crates.io crates.io\n"
+	"ruby=rubygems.org index.rubygems.org\n"
+	"java=repo.maven.apache.org repo1.maven.org plugins.gradle.org services.gradle.org\n";
+
+/* A language's family name, lower case, into out[cap]. */
+static void language_family(const char *lang, char *out, size_t cap)
+{
+	static const char *const alias[][2] = {
+		{"python3", "python"}, {"py", "python"},     {"javascript", "node"},
+		{"typescript", "node"}, {"js", "node"},      {"ts", "node"},
+		{"nodejs", "node"},    {"npm", "node"},       {"golang", "go"},
+		{"rs", "rust"},        {"kotlin", "java"},    {"scala", "java"},
+		{"jvm", "java"},       {NULL, NULL},
+	};
+	size_t n = 0;
+
+	for (; lang[n] && n + 1 < cap; n++)
+		out[n] = (char)tolower((unsigned char)lang[n]);
+	out[n] = '\0';
+	for (int i = 0; alias[i][0]; i++)
+		if (strcmp(out, alias[i][0]) == 0) {
+			snprintf(out, cap, "%s", alias[i][1]);
+			return;
+		}
+}
+
+int spw_net_registries(const spw_config *cfg, const char *language, char *out, size_t cap)
+{
+	char fam[64];
+	const char *p = cfg->net_registries;
+	size_t fl;
+
+	language_family(language, fam, sizeof(fam));
+	fl = strlen(fam);
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		if (fl && n > fl && strncmp(p, fam, fl) == 0 && p[fl] == '=') {
+			snprintf(out, cap, "%.*s", (int)(n - fl - 1), p + fl + 1);
+			return out[0] ? 0 : err_set(ERR_NOTFOUND, "no registries are configured for %s",
+						    fam);
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	return err_set(ERR_NOTFOUND,
+		       "no registries are configured for the language '%s': list its hosts in "
+		       "ORCH_NET_REGISTRIES_%s, or give the project a list of hosts",
+		       language, fam[0] ? fam : "LANGUAGE");
+}
+
+/* The registry lists: the built-in ones, each replaced by
+ * ORCH_NET_REGISTRIES_<LANGUAGE>, and the languages only the environment
+ * names. */
+static int net_registries_from_env(spw_config *out)
+{
+	extern char **environ;
+	static const char prefix[] = "ORCH_NET_REGISTRIES_";
+	buf b;
+	const char *p = DEFAULT_REGISTRIES;
+	int rc = 0;
+
+	buf_init(&b, sizeof(out->net_registries) - 1);
+	while (*p && rc == 0) {
+		size_t n = strcspn(p, "\n"), ln = strcspn(p, "=");
+		char var[96], lang[32];
+		const char *v;
+
+		snprintf(lang, sizeof(lang), "%.*s", (int)ln, p);
+		snprintf(var, sizeof(var), "%s", prefix);
+		for (size_t i = 0; lang[i]; i++)
+			var[sizeof(prefix) - 1 + i] = (char)toupper((unsigned char)lang[i]);
+		var[sizeof(prefix) - 1 + strlen(lang)] = '\0';
+		v = getenv(var);
+		if (v)
+			rc = buf_printf(&b, "%s=%s\n", lang, v);
+		else
+			rc = buf_printf(&b, "%.*s\n", (int)n, p);
+		p += n + 1;
+	}
+	for (char **e = environ; rc == 0 && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		char lang[64], fam[64], probe[72];
+		size_t ln;
+
+		if (strncmp(*e, prefix, sizeof(prefix) - 1) != 0 || !eq)
+			continue;
+		ln = (size_t)(eq - *e) - (sizeof(prefix) - 1);
+		if (ln == 0 || ln >= sizeof(lang))
+			return err_set(ERR_INVALID, "%.*s: the language name is empty or too long",
+				       (int)(eq - *e), *e);
+		for (size_t i = 0; i < ln; i++)
+			lang[i] = (char)tolower((unsigned char)(*e)[sizeof(prefix) - 1 + i]);
+		lang[ln] = '\0';
+		language_family(lang, fam, sizeof(fam));
+		if (strcmp(fam, lang) != 0)
+			return err_set(ERR_INVALID, "%.*s: name the language's family: "
+						    "ORCH_NET_REGISTRIES_%s", (int)(eq - *e), *e, fam);
+		snprintf(probe, sizeof(probe), "%s=", fam);
+		if (strncmp(DEFAULT_REGISTRIES, probe, strlen(probe)) == 0)
+			continue; /* a built-in language: replaced above */
+		snprintf(probe, sizeof(probe), "\n%s=", fam);
+		if (strstr(DEFAULT_REGISTRIES, probe))
+			continue;
+		rc = buf_printf(&b, "%s=%s\n", lang, eq + 1);
+	}
+	if (rc == 0) {
+		/* every list must parse */
+		const char *q = b.data ? b.data : "";
+		while (*q && rc == 0) {
+			size_t n = strcspn(q, "\n"), ln = strcspn(q, "=");
+			char list[4096];
+			egr_policy *pol = NULL;
+
+			snprintf(list, sizeof(list), "%.*s", (int)(n - ln - 1), q + ln + 1);
+			if (egr_policy_new(&pol) < 0 || egr_policy_add_list(pol, list) < 0)
+				rc = err_wrap("ORCH_NET_REGISTRIES_%.*s", (int)ln, q);
+			egr_policy_free(pol);
+			q += n;
+			if (*q)
+				q++;
+		}
+	}
+	if (rc == 0)
+		snprintf(out->net_registries, sizeof(out->net_registries), "%s", b.data ? b.data : "");
+	else if (rc == ERR_TOOBIG)
+		rc = err_set(ERR_INVALID, "ORCH_NET_REGISTRIES_*: the lists are longer than %zu bytes",
+			     sizeof(out->net_registries) - 1);
+	buf_free(&b);
+	return rc;
+}
+
 int spw_config_from_env(spw_config *out, const char *redis_url, const char *data_dir)
 {
 	int64_t v;
@@ -192,6 +332,35 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 			      sizeof(out->disk_kind))) < 0)
 		return rc;
 	INT("ORCH_SANDBOX_DEGRADED", 0, 0, 1, allow_degraded);
+	INT("ORCH_NET_MAX_CONNS", 32, 1, 4096, net_max_conns);
+	if ((rc = env_size("ORCH_NET_MAX_BYTES", (int64_t)2 << 30, &out->net_max_bytes)) < 0)
+		return rc;
+	if ((rc = cfg_env_str("ORCH_NET_POLICY", "none", out->net_policy,
+			      sizeof(out->net_policy))) < 0)
+		return rc;
+	if (strcmp(out->net_policy, "none") != 0 && strcmp(out->net_policy, "registries") != 0) {
+		egr_policy *pol = NULL;
+
+		rc = egr_policy_new(&pol);
+		if (rc == 0 && egr_policy_add_list(pol, out->net_policy) < 0)
+			rc = err_wrap("ORCH_NET_POLICY (none, registries or host patterns)");
+		else if (rc == 0 && egr_policy_count(pol) == 0)
+			rc = err_set(ERR_INVALID, "ORCH_NET_POLICY must be none, registries or host "
+						  "patterns");
+		egr_policy_free(pol);
+		if (rc < 0)
+			return rc;
+	}
+	{
+		char phases[128];
+
+		if ((rc = cfg_env_str("ORCH_NET_PHASES", "setup", phases, sizeof(phases))) < 0)
+			return rc;
+		if (spw_phases_parse(phases, &out->net_phases) < 0)
+			return err_wrap("ORCH_NET_PHASES");
+	}
+	if ((rc = net_registries_from_env(out)) < 0)
+		return rc;
 #undef INT
 #undef DUR
 	{
@@ -278,7 +447,8 @@ typedef struct slot {
 	atomic_int cancel;
 	atomic_int fenced;
 	atomic_int aborted;      /* the requester cancelled it: finish it as cancelled */
-	rds_conn *conn;          /* the worker thread's own */
+	rds_conn *conn;          /* the worker thread's own; live lines under log_mu */
+	pthread_mutex_t log_mu;  /* live lines come from the worker and the egress proxy */
 	int64_t log_fail_ms;
 	/* progress (the worker thread's own): the agent's steps so far and the
 	 * latest phase and command, written to workers.progress */
@@ -300,6 +470,8 @@ struct spw_spawner {
 	atomic_int stopping;
 	eng_relay *relay;
 	rds_conn *relay_conn;    /* used by the relay thread only */
+	egr_proxy *egress;       /* the workers' egress proxy; NULL when it could not start */
+	char egress_error[300];  /* why not */
 	int64_t last_cleanup;
 };
 
@@ -454,18 +626,21 @@ static void slot_log(void *udata, const char *kind, const char *text)
 
 	if (strcmp(kind, "action") == 0 || strcmp(kind, "status") == 0)
 		slot_progress(sl, kind, text);
+	pthread_mutex_lock(&sl->log_mu);
 	if (rds_broken(sl->conn) && util_mono_ms() - sl->log_fail_ms < LOG_RETRY_MS)
-		return; /* live lines are best effort: no wait on a down server */
+		goto done; /* live lines are best effort: no wait on a down server */
 	j = json_pack("{s:I, s:s, s:s}", "t", (json_int_t)util_wall_ms(), "kind", kind, "text",
 		      text);
 	line = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!line)
-		return;
+		goto done;
 	snprintf(channel, sizeof(channel), "worker:log:%s", sl->req.id);
 	if (rds_cmd(sl->conn, NULL, "PUBLISH", channel, line, NULL) < 0)
 		sl->log_fail_ms = util_mono_ms();
 	free(line);
+done:
+	pthread_mutex_unlock(&sl->log_mu);
 }
 
 typedef struct store_arg {
@@ -528,6 +703,8 @@ static void *worker_main(void *arg)
 	w.cancel = &sl->cancel;
 	w.log = slot_log;
 	w.log_udata = sl;
+	w.egress = s->egress;
+	w.egress_error = s->egress_error;
 	result = spw_worker_run(&w);
 	status = result ? json_string_value(json_object_get(result, "status")) : NULL;
 	if (!result) {
@@ -1252,8 +1429,10 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 		free(s);
 		return err_set(ERR_NOMEM, "out of memory");
 	}
-	for (int i = 0; i < cfg->max_workers; i++)
+	for (int i = 0; i < cfg->max_workers; i++) {
 		s->slots[i].s = s;
+		pthread_mutex_init(&s->slots[i].log_mu, NULL);
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	if (gethostname(host, sizeof(host)) != 0)
@@ -1267,6 +1446,23 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 	if (rc < 0) {
 		spw_free(s);
 		return rc;
+	}
+	{
+		/* one egress proxy for every worker; workers without network need none */
+		egr_config ec;
+
+		memset(&ec, 0, sizeof(ec));
+		ec.max_conns = cfg->net_max_conns;
+		ec.max_bytes = cfg->net_max_bytes;
+		if (egr_new(&s->egress, &ec) < 0) {
+			snprintf(s->egress_error, sizeof(s->egress_error), "%s", err_last());
+			health_report("spawner.egress", HEALTH_DEGRADED,
+				      "the egress proxy could not start: %s (workers get no network)",
+				      s->egress_error);
+			err_clear();
+		} else {
+			health_report("spawner.egress", HEALTH_OK, NULL);
+		}
 	}
 	*out = s;
 	return 0;
@@ -1347,8 +1543,11 @@ void spw_free(spw_spawner *s)
 	spw_stop(s);
 	eng_relay_free(s->relay);
 	rds_free(s->relay_conn);
-	for (int i = 0; i < s->cfg.max_workers; i++)
+	egr_free(s->egress);
+	for (int i = 0; i < s->cfg.max_workers; i++) {
 		rds_free(s->slots[i].conn);
+		pthread_mutex_destroy(&s->slots[i].log_mu);
+	}
 	free(s->slots);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);

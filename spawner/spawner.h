@@ -139,7 +139,19 @@ typedef struct spw_config {
 	char sandbox_runtime[64];    /* ORCH_SANDBOX_RUNTIME (docker) */
 	int allow_degraded;          /* ORCH_SANDBOX_DEGRADED (0) */
 	char disk_kind[16];          /* ORCH_WORKER_DISK_KIND: loop | tmpfs | none (loop) */
+	/* the network (spawner/egress.h; README: "Network") */
+	char net_policy[2048];       /* ORCH_NET_POLICY (none): none, registries, or host patterns */
+	unsigned net_phases;         /* ORCH_NET_PHASES (setup): SPW_PHASE_* */
+	char net_registries[8192];   /* "language=patterns" lines: the built-in lists, each
+					replaced or joined by ORCH_NET_REGISTRIES_<LANGUAGE> */
+	int net_max_conns;           /* ORCH_NET_MAX_CONNS (32): at once, per worker */
+	int64_t net_max_bytes;       /* ORCH_NET_MAX_BYTES (2G): per worker, both ways */
 } spw_config;
+
+/* The host patterns of the registries of `language` (any case; python3,
+ * js, typescript, golang... name their family) into out[cap], separated by
+ * spaces. ERR_NOTFOUND when the configuration lists none. */
+int spw_net_registries(const spw_config *cfg, const char *language, char *out, size_t cap);
 
 /* Defaults, then the environment (README: "Spawner and workers"). `redis_url`
  * and `data_dir` come from the caller (REDIS_URL, ORCH_DATA_DIR).

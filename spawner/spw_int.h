@@ -27,8 +27,10 @@ typedef struct spw_worker_ctx {
 	const spw_request *req;
 	int attempt;
 	const atomic_int *cancel; /* the spawner is stopping or lost the lease */
-	spw_log_fn log;           /* may be NULL */
+	spw_log_fn log;           /* may be NULL; callable from any thread */
 	void *log_udata;
+	struct egr_proxy *egress; /* the spawner's egress proxy; NULL: none */
+	const char *egress_error; /* why there is none ("" or NULL when unknown) */
 } spw_worker_ctx;
 
 /* Runs the worker to its end: secrets, workspace, agent, tests, commit,
@@ -94,10 +96,11 @@ int spw_workspace_make(const spw_worker_ctx *w, const spw_limits *lim, const cha
 		       char *reason, size_t cap);
 
 /* The sandbox over the workspace `ws`: the configured backend, image and
- * runtime, lim's memory, pids and CPUs. The caller owns *out (sbx_free).
+ * runtime, lim's memory, pids and CPUs, and the egress proxy's socket when
+ * egress_socket is not NULL. The caller owns *out (sbx_free).
  * On failure reason[cap] says why. */
 int spw_worker_sandbox(const spw_worker_ctx *w, const spw_limits *lim, const char *ws,
-		       struct sbx **out, char *reason, size_t cap);
+		       const char *egress_socket, struct sbx **out, char *reason, size_t cap);
 
 /* The lines of "a\nb\n" (empty ones left out) as a JSON array of strings.
  * Owned; NULL when out of memory. */
