@@ -47,14 +47,22 @@ class Todo(unittest.TestCase):
         self.assertIsNone(got[0]["due"])
         self.assertEqual(got[0]["tags"], [])
 
+    def line_of(self, out, text):
+        """The one line of OUT that holds TEXT."""
+        found = [l for l in out.splitlines() if text in l]
+        self.assertEqual(len(found), 1, f"one line with {text!r} in:\n{out}")
+        return found[0]
+
+    def first_token(self, line):
+        return line.split()[0].strip("#.:[]()")
+
     def test_plain_list_lines_start_with_id(self):
         self.add("first thing")
         self.add("second thing")
-        lines = [l for l in self.ok("list").splitlines() if l.strip()]
-        self.assertEqual(len(lines), 2)
-        self.assertTrue(lines[0].lstrip().split()[0].strip("#.:[]()").startswith("1"), lines[0])
-        self.assertIn("first thing", lines[0])
-        self.assertIn("second thing", lines[1])
+        out = self.ok("list")
+        self.assertEqual(self.first_token(self.line_of(out, "first thing")), "1")
+        self.assertEqual(self.first_token(self.line_of(out, "second thing")), "2")
+        self.assertLess(out.index("first thing"), out.index("second thing"))
 
     def test_due_and_tags(self):
         self.add("pay rent", "--due", "2024-03-01", "--tag", "home", "--tag", "money")
