@@ -45,7 +45,7 @@ TOOLCHAINS = ("python3", "node", "npm", "go", "sqlite3", "gcc", "make", "sh", "g
 KEYS_ALL = {"id", "title", "lang", "size", "kind", "idea", "answers", "toolchain",
             "budget", "hidden"}
 KEYS_CHANGE = {"base_branch", "repo_tests"}
-ID_RE = re.compile(r"^(chg-)?(py|js|ts|go|sql|c)-[a-z0-9]+(-[a-z0-9]+)*$")
+ID_RE = re.compile(r"^(chg-)?(py|js|go|sql|c)-[a-z0-9]+(-[a-z0-9]+)*$")
 HIDDEN_PREFIX = "eval_hidden"
 
 # What every sandboxed command of a task gets besides PATH, HOME=/tmp and
@@ -117,7 +117,7 @@ def load_task(tdir):
         m = ID_RE.match(tid)
         if m:
             pre = m.group(2)
-            want = ("js", "ts") if lang == "node" else (LANG_PREFIX[lang],)
+            want = (LANG_PREFIX[lang],)
             if pre not in want:
                 problems.append(f"id prefix {pre!r} does not match lang {lang!r} (expected {'/'.join(want)})")
             if (m.group(1) is not None) != (kind == "change"):
@@ -238,19 +238,19 @@ def overlay(src, dst):
             shutil.copy2(os.path.join(d, name), os.path.join(dst, rel, name))
 
 
-def make_state(ws, layers, empty_ok=False):
+def make_state(ws, layers):
     """Makes WS a git repository on main whose one commit holds LAYERS copied
-    in order (each a folder laid over the previous ones)."""
+    in order (each a folder laid over the previous ones); none: an empty
+    repository with an empty commit."""
     shutil.rmtree(ws, ignore_errors=True)
     os.makedirs(ws)
     for layer in layers:
         overlay(layer, ws)
-    run_git = lambda *a: subprocess.run(GIT + list(a), cwd=ws, check=True,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        run_git("init", "-q")
-        run_git("add", "-A")
-        run_git("commit", "-q", "--allow-empty", "-m", "the state to check")
+        for args in (["init", "-q"], ["add", "-A"],
+                     ["commit", "-q", "--allow-empty", "-m", "the state to check"]):
+            subprocess.run(GIT + args, cwd=ws, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
     except subprocess.CalledProcessError as e:
         raise TaskError(f"git could not make the state in {ws}", e.stderr.decode("utf-8", "replace"))
 
@@ -308,6 +308,7 @@ def check_task(tdir, sb, work, keep, format_only):
     if format_only:
         return "format ok (sandbox steps not run)"
     tid = t["id"]
+    shutil.rmtree(os.path.join(work, tid), ignore_errors=True)
     hidden = os.path.join(tdir, "hidden")
     reference = os.path.join(tdir, "reference")
     repo = os.path.join(tdir, "repo")
@@ -373,7 +374,8 @@ def main():
         if os.path.isdir(TASKS) else []
     ids = args.ids or all_ids
     in_sandbox = set(args.sandbox_only.split(",")) if args.sandbox_only else set(ids)
-    unknown = [i for i in ids + sorted(in_sandbox) if i not in all_ids]
+    unknown = sorted({i for i in ids} | in_sandbox - set(all_ids))
+    unknown = [i for i in unknown if i not in all_ids]
     if unknown:
         print(f"no such task: {', '.join(unknown)} (the tasks are the folders of {TASKS})")
         print("0 passed, 1 failed")
@@ -415,7 +417,7 @@ def main():
                 print(f"{'ok' if good else 'not ok'} {n} - {tid}: {line}", flush=True)
                 for l in detail.splitlines():
                     print(f"#   {l}", flush=True)
-                if not good and not format_only:
+                if not good and os.path.isdir(os.path.join(work, tid)):
                     print(f"#   (the states are kept under {os.path.join(work, tid)})", flush=True)
 
     t0 = time.monotonic()
