@@ -4,6 +4,7 @@
 #   make test    install what is missing, build, run every test against private services
 #   make asan    the tests under AddressSanitizer and UBSan
 #   make bench   benchmarks beside the reference implementations
+#   make eval-check  every eval task checked in the sandbox (eval/README.md)
 #   make         just build bin/orchestrator
 #
 # Variables: CC (gcc or clang), BUILD (build folder), T (only tests whose name contains T).
@@ -62,7 +63,7 @@ BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 vpath test_%.c tests/unit tests/integration
 vpath %.c tests/progs tests/fakes bench
 
-.PHONY: all deps check-deps run services stop test test-build asan bench clean distclean fmt
+.PHONY: all deps check-deps run services stop test test-build asan bench eval-check clean distclean fmt
 
 all: check-deps $(BIN)
 
@@ -147,6 +148,13 @@ bench:
 	@tests/env/deps.sh
 	@$(MAKE) --no-print-directory $(BIN) $(BENCH_BIN) $(PROG_BIN)
 	@BUILD=$(BUILD) BIN=$(BIN) bench/run.sh $(B)
+
+# The eval tasks: hidden tests fail before the work and pass on the reference,
+# each in the sandbox (make test checks a sample).
+eval-check:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory $(BIN)
+	@ORCH_BIN=$(BIN) BUILD=$(BUILD) eval/check_tasks.sh
 
 # Local services for `make run` (data under ORCH_DATA_DIR/services).
 services:

@@ -9,7 +9,14 @@ PKGS=(
 	libpq-dev libjansson-dev libevent-dev libhiredis-dev libcurl4-openssl-dev
 	libgit2-dev libsodium-dev libseccomp-dev libcmocka-dev
 	postgresql postgresql-client redis-server python3 util-linux iproute2 procps
+	# toolchains that workers (and the eval tasks) use inside the sandbox
+	golang-go sqlite3
 )
+# node and npm may come from elsewhere (NodeSource): Debian's only when absent
+# from /usr, the part of the host a sandbox sees (a node under $HOME, as nvm
+# installs it, is not visible there)
+[ -x /usr/bin/node ] || [ -x /usr/local/bin/node ] || PKGS+=(nodejs)
+[ -x /usr/bin/npm ] || [ -x /usr/local/bin/npm ] || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do

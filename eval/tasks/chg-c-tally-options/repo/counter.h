@@ -1,0 +1,25 @@
+/* counter: counts strings; remembers the order in which they first came. */
+#ifndef COUNTER_H
+#define COUNTER_H
+
+#include <stddef.h>
+
+struct item {
+	char *text;   /* owned by the counter */
+	size_t len;
+	long count;
+	size_t first; /* the position of its first occurrence */
+};
+
+typedef struct counter counter;
+
+counter *counter_new(void);
+void counter_free(counter *c);
+/* Counts one occurrence of TEXT[0..LEN) (copied on first sight): 0, or -1
+ * when out of memory. */
+int counter_add(counter *c, const char *text, size_t len);
+/* The items, in the order they first came; *N gets their number. Borrowed
+ * until the next counter_add or counter_free. */
+struct item *counter_items(counter *c, size_t *n);
+
+#endif

@@ -1,0 +1,3 @@
+module gowc
+
+go 1.19

@@ -1,0 +1,3 @@
+module rpn
+
+go 1.19
