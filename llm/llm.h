@@ -37,6 +37,7 @@
 #include "llm/ledger.h"
 #include "llm/registry.h"
 #include "llm/sched.h"
+#include "llm/server.h"
 #include "llm/wire.h"
 
 typedef struct llm_service llm_service;
@@ -52,12 +53,14 @@ typedef struct llm_options {
 	int64_t idle_timeout_ms;     /* a reply that sends nothing for this long ends with
 				      * ERR_TIMEOUT (ledger outcome "stalled") unless its
 				      * endpoint has idle_timeout; 0: 60 s; < 0: none */
+	int64_t health_wait_ms;      /* an outage is waited out this long unless the
+				      * endpoint has health_wait; 0: 3 min; < 0: not at all */
 } llm_options;
 
 /* Defaults, then the environment: ORCH_LLM_PROJECT_BUDGET and
  * ORCH_LLM_USER_BUDGET (USD), ORCH_LLM_STATS_INTERVAL,
- * ORCH_LLM_QUEUE_TIMEOUT and ORCH_LLM_IDLE_TIMEOUT (durations). ERR_INVALID
- * naming the variable. */
+ * ORCH_LLM_QUEUE_TIMEOUT, ORCH_LLM_IDLE_TIMEOUT and ORCH_LLM_HEALTH_WAIT
+ * (durations). ERR_INVALID naming the variable. */
 int llm_options_from_env(llm_options *out);
 
 /* Creates a service that owns `reg` (also on failure). opt may be NULL for
@@ -77,6 +80,26 @@ const char *llm_service_instance(const llm_service *s);
 
 /* Writes the scheduler's figures now (the thread does it periodically). */
 int llm_service_save_stats(llm_service *s);
+
+/* Asks every endpoint's server about itself now (what a role does at
+ * start-up; a call does it for its endpoint the first time otherwise):
+ * the model ids it lists ({base}/models; a configured id it does not list
+ * is logged as a warning), and on llama.cpp its context per slot and its
+ * slot count (/props), which then win over the configuration (the
+ * difference is logged). A server that does not answer is logged and
+ * asked again later. Blocks up to a few seconds per endpoint. */
+void llm_service_probe(llm_service *s);
+
+/* What the service knows of endpoint i (by its index in the registry). */
+typedef struct llm_endpoint_facts {
+	int probed;                 /* the server was asked (and answered, or had no list) */
+	llm_server_info server;     /* what it said */
+	llm_server_slots server_slots; /* its slots at the last look (the figures thread) */
+	int slots;                  /* the slots the scheduler hands out for it */
+	int down;                   /* an outage is going on */
+} llm_endpoint_facts;
+
+int llm_service_endpoint_facts(llm_service *s, int i, llm_endpoint_facts *out);
 
 /* Who is calling, for routing, fairness, budgets and the ledger. Every
  * pointer is borrowed for the duration of the call; all may be NULL/0. */

@@ -23,10 +23,12 @@ static const char MODELS[] =
 	"{\"endpoints\": {"
 	"  \"fake\": {\"base_url\": \"%s\", \"slots\": 4, \"api_key_env\": \"TEST_FAKE_KEY\","
 	"            \"retry_base\": \"10ms\", \"retry_max\": \"40ms\", \"max_retries\": 2,"
-	"            \"timeout\": \"10s\", \"max_retry_wait\": \"3s\"},"
+	"            \"timeout\": \"10s\", \"max_retry_wait\": \"3s\", \"stream_replies\": false},"
 	"  \"slow\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"700ms\", \"max_retries\": 0},"
 	"  \"narrow\": {\"base_url\": \"%s\", \"slots\": 2, \"max_retries\": 0},"
 	"  \"stall\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"30s\","
+	"             \"idle_timeout\": \"300ms\", \"max_retries\": 1, \"retry_base\": \"10ms\"},"
+	"  \"whole\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"30s\", \"stream_replies\": false,"
 	"             \"idle_timeout\": \"300ms\", \"max_retries\": 1, \"retry_base\": \"10ms\"}},"
 	" \"models\": {"
 	"  \"cheap\": {\"endpoint\": \"fake\", \"model\": \"cheap-1\", \"context\": 4096,"
@@ -37,6 +39,8 @@ static const char MODELS[] =
 	"  \"hang\": {\"endpoint\": \"slow\", \"model\": \"hang-1\", \"context\": 4096, \"max_output\": 64},"
 	"  \"two\": {\"endpoint\": \"narrow\", \"model\": \"two-1\", \"context\": 4096, \"max_output\": 64},"
 	"  \"stall\": {\"endpoint\": \"stall\", \"model\": \"stall-1\", \"context\": 4096,"
+	"             \"max_output\": 64},"
+	"  \"whole\": {\"endpoint\": \"whole\", \"model\": \"whole-1\", \"context\": 4096,"
 	"             \"max_output\": 64}},"
 	" \"roles\": {\"developer\": [\"cheap\", \"strong\"], \"default\": [\"cheap\"],"
 	"            \"fit\": [\"tiny\", \"strong\"], \"tinyonly\": [\"tiny\"]}}";
@@ -483,21 +487,33 @@ static void test_bad_replies(void **state)
 	expect_failure(s, "[{\"stream\": [{\"choices\":[{\"delta\":{\"content\":\"a\"}}]}, "
 			  "{\"error\": {\"message\": \"CUDA out of memory\"}}]}]",
 		       1, ERR_HTTP, "CUDA out of memory", "provider_error", 1);
-	/* nothing listens there */
+	/* nothing listens there: waited for (its /health) up to health_wait, then a clear
+	 * error; the wait costs no retry and no further attempt is made */
 	{
 		llm_request rq;
 		llm_response out;
 		llm_registry *r = NULL;
 		llm_service *dead = NULL;
+		int64_t t0;
 		assert_int_equal(llm_registry_load_text(&r,
 			"{\"endpoints\": {\"gone\": {\"base_url\": \"http://127.0.0.1:9/v1\", "
-			"\"max_retries\": 1, \"retry_base\": \"1ms\"}}, \"models\": {\"m\": "
-			"{\"endpoint\": \"gone\"}}}", "t"), 0);
+			"\"max_retries\": 1, \"retry_base\": \"1ms\", \"health_wait\": \"1500ms\"}}, "
+			"\"models\": {\"m\": {\"endpoint\": \"gone\"}}}", "t"), 0);
 		assert_int_equal(llm_service_new(&dead, r, NULL), 0);
 		request(&rq);
+		t0 = util_mono_ms();
 		assert_int_equal(llm_chat(dead, NULL, &rq, &out), ERR_HTTP);
+		assert_true(util_mono_ms() - t0 >= 1400);
 		assert_non_null(strstr(err_last(), "model 'm' at endpoint 'gone'"));
-		assert_int_equal(out.attempts, 2);
+		assert_non_null(strstr(err_last(), "the server has not been up for 1 s"));
+		assert_non_null(strstr(err_last(), "raise the endpoint's health_wait"));
+		assert_int_equal(out.attempts, 1);
+		llm_response_free(&out);
+		/* the next call knows the server is down: one look at /health, no attempt */
+		t0 = util_mono_ms();
+		assert_int_equal(llm_chat(dead, NULL, &rq, &out), ERR_HTTP);
+		assert_non_null(strstr(err_last(), "has not been up"));
+		assert_int_equal(out.attempts, 0);
 		llm_response_free(&out);
 		llm_service_free(dead);
 	}
@@ -577,11 +593,33 @@ static void test_idle_timeout(void **state)
 	assert_int_equal(out.attempts, 2);
 	llm_response_free(&out);
 
-	/* not streamed: a reply that stops half-way is ended too; one that is slow to start is
-	 * not (the model may still be writing it), only by the total timeout */
+	/* a caller that wants the whole reply: it is asked for as a stream all the same
+	 * (stream_replies), so a server that is slow to send anything is ended by the idle
+	 * timeout too, and the retry succeeds; the caller sees no delta */
+	ts_sql(g_db, "TRUNCATE llm_calls");
+	fake_llm_reset(&g_fake);
+	fake_llm_script(&g_fake, "[{\"delay_ms\": 2000}]");
+	rq.stream = 0;
+	t0 = util_mono_ms();
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_true(util_mono_ms() - t0 < 15000);
+	assert_int_equal(out.attempts, 2);
+	assert_non_null(strstr(out.content, "Hello! How can I help you today?"));
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled' AND "
+				 "error LIKE '%sent nothing for 0.3 s after the request%'"), 1);
+	{
+		json_t *b = last_body();
+		assert_true(json_is_true(json_object_get(b, "stream")));
+		json_decref(b);
+	}
+
+	/* an endpoint with stream_replies false: a whole reply that stops half-way is
+	 * ended; one that is slow to start is not (the model may still be writing it),
+	 * only by the total timeout */
+	c.role = "whole";
 	ts_sql(g_db, "TRUNCATE llm_calls");
 	fake_llm_script(&g_fake, "[{\"after\": \"hang\", \"times\": 2}, {\"delay_ms\": 800}]");
-	rq.stream = 0;
 	t0 = util_mono_ms();
 	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_TIMEOUT);
 	assert_true(util_mono_ms() - t0 < 15000);
@@ -1023,7 +1061,7 @@ static void test_slots_end_to_end(void **state)
 static int stats_rows(void *p)
 {
 	(void)p;
-	return sql_int("SELECT count(*) FROM llm_sched_stats") == 4; /* one per endpoint */
+	return sql_int("SELECT count(*) FROM llm_sched_stats") == 5; /* one per endpoint */
 }
 
 static void test_stats_thread(void **state)
