@@ -433,24 +433,49 @@ static json_t *send_list(const json_t *a, int level, int depth)
 	return out;
 }
 
+/* True when the pattern is anchored at both ends (llama.cpp refuses others:
+ * "Pattern must start with '^' and end with '$'"). */
+static int anchored(const char *p)
+{
+	size_t n = strlen(p);
+
+	return n >= 2 && p[0] == '^' && p[n - 1] == '$' && (n < 3 || p[n - 2] != '\\');
+}
+
+/* True when sc holds both `min` and `max` with min > max: a schema nothing
+ * matches, whose grammar llama.cpp builds until memory runs out. */
+static int bounds_cross(const json_t *sc, const char *min, const char *max)
+{
+	const json_t *a = json_object_get(sc, min), *b = json_object_get(sc, max);
+
+	return json_is_number(a) && json_is_number(b) && json_number_value(a) > json_number_value(b);
+}
+
 static json_t *send_schema(const json_t *sc, int level, int depth)
 {
 	json_t *out, *v;
 	const char *k;
+	int cross_len, cross_items;
 
 	if (!json_is_object(sc) || depth > MAX_DEPTH)
 		return json_deep_copy(sc);
 	out = json_object();
 	if (!out)
 		return NULL;
+	cross_len = bounds_cross(sc, "minLength", "maxLength");
+	cross_items = bounds_cross(sc, "minItems", "maxItems");
 	json_object_foreach((json_t *)sc, k, v) {
 		json_t *c;
 		if (level == LLM_SCHEMA_SIMPLE && is_limit_key(k))
 			continue;
 		if (is_bound_key(k) && json_is_number(v) && json_number_value(v) > LLM_SCHEMA_MAX_BOUND)
 			continue;
+		if ((cross_len && strstr(k, "Length")) || (cross_items && strstr(k, "Items")))
+			continue;
 		if (strcmp(k, "pattern") == 0 && json_is_string(v) &&
-		    pattern_too_big(json_string_value(v)))
+		    (pattern_too_big(json_string_value(v)) || !anchored(json_string_value(v))))
+			continue;
+		if (strcmp(k, "enum") == 0 && json_is_array(v) && json_array_size(v) == 0)
 			continue;
 		if ((strcmp(k, "properties") == 0 || strcmp(k, "$defs") == 0 ||
 		     strcmp(k, "definitions") == 0 || strcmp(k, "patternProperties") == 0) &&

@@ -28,11 +28,14 @@ int llm_schema_check(const json_t *schema, const json_t *v, char *out, size_t ca
  * schema it cannot take. The reply is checked against the whole schema
  * here (llm_schema_check) at every level.
  *
- *   LLM_SCHEMA_FULL    the schema, without the bounds a grammar cannot hold:
+ *   LLM_SCHEMA_FULL    the schema, without what a grammar cannot hold:
  *                      minLength, maxLength, minItems and maxItems above
  *                      LLM_SCHEMA_MAX_BOUND, and a pattern with a repetition
  *                      count above it (llama.cpp refuses any repetition of
- *                      2000 or more: "failed to parse grammar")
+ *                      2000 or more: "failed to parse grammar"); a pattern
+ *                      not anchored with ^...$ (llama.cpp refuses it); a
+ *                      minimum above its maximum (llama.cpp builds that
+ *                      grammar until its memory runs out); an empty enum
  *   LLM_SCHEMA_SIMPLE  only the structure: types, properties, required,
  *                      items, enum, const, anyOf/oneOf/allOf, $ref; no
  *                      bounds, pattern, format or numeric limits
