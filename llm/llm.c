@@ -1043,7 +1043,7 @@ static int wait_healthy(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	llm_service *s = cc->s;
 	ep_rt *r = &s->ep[m->endpoint];
 	int64_t wait_ms = e->health_wait_ms > 0 ? e->health_wait_ms : s->opt.health_wait_ms;
-	int64_t since, now;
+	int64_t since, now, seen = util_mono_ms();
 	http_client *hc = NULL;
 	char why[256], part[96];
 	int h, rc = 0, was_down = 0;
@@ -1063,7 +1063,7 @@ static int wait_healthy(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 				r->probe_state = 0; /* a restarted server may have changed: ask again */
 		} else {
 			if (r->down_since == 0)
-				r->down_since = now;
+				r->down_since = seen; /* the outage began before the first look */
 			since = r->down_since;
 		}
 		pthread_mutex_unlock(&r->mu);
@@ -1329,7 +1329,7 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 				char why[700];
 				snprintf(why, sizeof(why), "%s", err_last());
 				last = 1;
-				ar.rc = err_set(hw, "%s; %s", why, errmsg);
+				ar.rc = err_set(hw, "%s (the last attempt: %s)", why, errmsg);
 				snprintf(errmsg, sizeof(errmsg), "%s", err_last());
 			}
 		}
