@@ -22,6 +22,9 @@
  *   GET  /__requests the recorded requests: [{"path","headers","body","t_ms"}]
  *   GET  /__stats    {"requests","inflight","max_inflight","completions","streams"}
  *   POST /__reset    empties the queue, the records and the counters
+ *   POST /__health   {"loading_ms": N}: GET /health answers 503 "Loading model"
+ *                    for N ms from now, as llama-server while it loads a model,
+ *                    then 200 {"status": "ok"} (the default)
  *
  * A reply: {"model": filter, "times": n (1), "delay_ms": before answering,
  *   "status": 200, "headers": {...}, "json": value | "body": raw text,
@@ -58,6 +61,7 @@ static json_t *g_default; /* a reply or NULL */
 static json_t *g_records;
 static int g_record = 1;
 static long g_epoch, g_requests, g_inflight, g_max_inflight, g_completions, g_streams;
+static double g_loading_until; /* GET /health answers 503 until then (now_ms) */
 static struct evbuffer *g_completion; /* the built-in reply */
 static char *g_stream_events[21];
 
@@ -569,12 +573,30 @@ static void on_request(struct evhttp_request *req, void *arg)
 		json_decref(s);
 		return;
 	}
+	if (strcmp(path, "/health") == 0) {
+		if (now_ms() < g_loading_until)
+			send_json(req, 503, "{\"error\":{\"code\":503,\"message\":\"Loading model\","
+					    "\"type\":\"unavailable_error\"}}");
+		else
+			send_json(req, 200, "{\"status\":\"ok\"}");
+		return;
+	}
+	if (strcmp(path, "/__health") == 0) {
+		char *raw = NULL;
+		json_t *b = body_json(req, &raw);
+		g_loading_until = now_ms() + (double)iget(b, "loading_ms", 0);
+		send_json(req, 200, "{\"ok\":true}");
+		json_decref(b);
+		free(raw);
+		return;
+	}
 	if (strcmp(path, "/__reset") == 0) {
 		json_array_clear(g_queue);
 		json_array_clear(g_records);
 		json_decref(g_default);
 		g_default = NULL;
 		g_record = 1;
+		g_loading_until = 0;
 		/* replies still pending from before stop counting */
 		g_epoch++;
 		g_requests = g_inflight = g_max_inflight = g_completions = g_streams = 0;

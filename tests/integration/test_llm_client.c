@@ -628,6 +628,54 @@ static void test_retries(void **state)
 	assert_int_equal(fake_llm_count(&g_fake), 1);
 	llm_response_free(&out);
 
+	/* the retries of one call stop once the endpoint's timeout has passed since the
+	 * first attempt: not five of them at 1.5 s each on a 2 s timeout */
+	{
+		llm_registry *r = NULL;
+		llm_service *s2 = NULL;
+		char models[512];
+		snprintf(models, sizeof(models),
+			 "{\"endpoints\": {\"e\": {\"base_url\": \"%s\", \"timeout\": \"2s\", "
+			 "\"max_retries\": 5, \"retry_base\": \"1ms\", \"retry_max\": \"1ms\", "
+			 "\"stream_replies\": false}}, \"models\": {\"m\": {\"endpoint\": \"e\"}}}",
+			 g_fake.base_url);
+		assert_int_equal(llm_registry_load_text(&r, models, "t"), 0);
+		assert_int_equal(llm_service_new(&s2, r, NULL), 0);
+		fake_llm_reset(&g_fake);
+		fake_llm_script(&g_fake, "[{\"status\": 500, \"delay_ms\": 1500, \"times\": 6, "
+					 "\"body\": \"busy\"}]");
+		assert_int_equal(llm_chat(s2, NULL, &rq, &out), ERR_HTTP);
+		assert_non_null(strstr(err_last(), "no more retries"));
+		assert_int_equal(out.attempts, 2);
+		llm_response_free(&out);
+		llm_service_free(s2);
+	}
+
+	/* a server loading its model (503, and 503 on /health meanwhile): waited for on
+	 * /health, and the attempt after it costs no retry, even with none left */
+	{
+		llm_registry *r = NULL;
+		llm_service *s2 = NULL;
+		char models[512];
+		int64_t t0 = util_mono_ms();
+		snprintf(models, sizeof(models),
+			 "{\"endpoints\": {\"e\": {\"base_url\": \"%s\", \"max_retries\": 0, "
+			 "\"health_wait\": \"30s\"}}, \"models\": {\"m\": {\"endpoint\": \"e\"}}}",
+			 g_fake.base_url);
+		assert_int_equal(llm_registry_load_text(&r, models, "t"), 0);
+		assert_int_equal(llm_service_new(&s2, r, NULL), 0);
+		fake_llm_reset(&g_fake);
+		fake_llm_post(&g_fake, "/__health", "{\"loading_ms\": 1500}");
+		fake_llm_script(&g_fake, "[{\"status\": 503, \"json\": {\"error\": {\"code\": 503, "
+					 "\"message\": \"Loading model\", \"type\": "
+					 "\"unavailable_error\"}}}]");
+		assert_int_equal(llm_chat(s2, NULL, &rq, &out), 0);
+		assert_int_equal(out.attempts, 2);
+		assert_true(util_mono_ms() - t0 >= 1400);
+		llm_response_free(&out);
+		llm_service_free(s2);
+	}
+
 	/* Retry-After in seconds is honoured (a lower bound, so noise cannot fail it) */
 	fake_llm_reset(&g_fake);
 	fake_llm_script(&g_fake, "[{\"status\": 503, \"headers\": {\"Retry-After\": \"1\"}}]");
