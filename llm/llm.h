@@ -8,16 +8,30 @@
  * total and idle timeouts, retries with Retry-After and backoff,
  * cancellation) and the ledger with budgets (llm/ledger.h).
  *
- * The idle timeout ends a reply that stops sending: a stream from the
- * request on, a non-streamed reply (which arrives whole when the model has
- * finished) from its first byte; the wait before that is bounded by the
- * endpoint's total timeout. Like other timeouts it is retried while nothing
- * was delivered to the caller.
+ * Every reply is asked for as a stream (unless the endpoint says
+ * stream_replies false), also when the caller wants it whole, so the idle
+ * timeout ends a reply that stops sending from the request on; a whole reply
+ * on such an endpoint is watched from its first byte. Like other timeouts it
+ * is retried while nothing was delivered to the caller. An attempt that gets
+ * no answer (refused, reset, stalled, 502/503/504) waits for the server's
+ * /health (llm/server.h) up to the endpoint's health_wait; the attempt after
+ * the server came back costs no retry. Retries stop once the endpoint's
+ * timeout has passed since the first attempt.
+ *
+ * What each server says of itself (model ids, and on llama.cpp its context
+ * per slot, slots and tokenizer) is read once per endpoint and wins over the
+ * configuration; the prompt is counted with the server's tokenizer when it
+ * has one. A JSON schema is sent as a grammar can take it (llm/schema.h),
+ * simpler when the server refuses it, and the reply is always checked
+ * against the whole schema.
  *
  * llm_chat() asks a role's models in order, cheapest first: a model that
- * fails (after its retries), whose reply does not parse, or whose structured
- * output still fails validation after one re-ask with the validation error,
- * is given up for the next one. It stops at once, without escalating, on
+ * fails (after its retries), whose reply does not parse, or whose reply is
+ * still wrong after one re-ask saying what was wrong (structured output
+ * that does not match the schema or was cut at max_tokens; a tool call cut
+ * or malformed, or not the one tool_choice asked for), is given up for the
+ * next one. A cut reply or call is never sent back to the model. It stops
+ * at once, without escalating, on
  * ERR_BUDGET (the caller should ask the person to extend the budget; the
  * figures are in out->budget), ERR_CANCELLED and ERR_INVALID (a request
  * that cannot be sent). ERR_CONTEXT means the prompt fits none of the
