@@ -793,6 +793,32 @@ static void idle_error(const llm_model *m, const llm_endpoint *e, const http_req
 		e->idle_timeout_ms > 0 ? "the endpoint's idle_timeout" : "ORCH_LLM_IDLE_TIMEOUT");
 }
 
+/* What the idle check of an attempt needs to look at the server. */
+typedef struct alive_ctx {
+	llm_service *s;
+	const llm_endpoint *e;
+	const char *const *headers;
+} alive_ctx;
+
+/* Nothing arrived for the idle timeout since the request was sent: a
+ * server that answers /health is alive and busy (its own queue, a long
+ * prompt), so the attempt keeps waiting (0); one that does not (frozen,
+ * gone) ends it (1). */
+static int server_alive(void *udata)
+{
+	alive_ctx *a = udata;
+	http_client *hc = NULL;
+	int h;
+
+	if (client_get(a->s, &hc) < 0)
+		return 1;
+	h = llm_server_health(hc, a->e->base_url, a->headers, HEALTH_TIMEOUT_MS, NULL, 0);
+	client_put(a->s, hc);
+	if (h == LLM_HEALTH_UP)
+		log_info("llm", "endpoint %s: no reply yet, the server is up: waiting on", a->e->name);
+	return h == LLM_HEALTH_UP ? 0 : 1;
+}
+
 /* One HTTP attempt: sends `body`, fills `out` with the reply. `wire_stream`:
  * the body asks for a stream (the caller's, or the endpoint's
  * stream_replies); deltas reach the caller only when it asked for them. */
@@ -804,6 +830,7 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	http_request hr;
 	http_response resp;
 	xfer_ctx x;
+	alive_ctx alive = {cc->s, e, headers};
 	char url[600], text[640];
 	int64_t t0 = util_mono_us();
 	int rc, is_ctx = 0;
@@ -827,6 +854,9 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	if (hr.idle_timeout_ms < 0)
 		hr.idle_timeout_ms = 0;
 	hr.idle_from_response = !wire_stream;
+	/* before the first byte, silence is a frozen server only when /health says so */
+	hr.on_idle = server_alive;
+	hr.idle_udata = &alive;
 	hr.max_response = REPLY_MAX;
 	hr.cancel = cc->call->cancel;
 	if (wire_stream) {

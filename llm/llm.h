@@ -10,8 +10,10 @@
  *
  * Every reply is asked for as a stream (unless the endpoint says
  * stream_replies false), also when the caller wants it whole, so the idle
- * timeout ends a reply that stops sending from the request on; a whole reply
- * on such an endpoint is watched from its first byte. Like other timeouts it
+ * timeout ends a reply that stops sending from the request on (before the
+ * first byte only when the server's /health does not answer either: a busy
+ * server is waited on); a whole reply on such an endpoint is watched from
+ * its first byte. Like other timeouts it
  * is retried while nothing was delivered to the caller. An attempt that gets
  * no answer (refused, reset, stalled, 502/503/504) waits for the server's
  * /health (llm/server.h) up to the endpoint's health_wait; the attempt after
