@@ -9,6 +9,7 @@ PKGS=(
 	libpq-dev libjansson-dev libevent-dev libhiredis-dev libcurl4-openssl-dev
 	libgit2-dev libsodium-dev libseccomp-dev libcmocka-dev
 	postgresql postgresql-client redis-server python3 util-linux iproute2 procps
+	curl # ../shared/llama/start.sh waits for llama-server's /health with it
 )
 
 missing=()
