@@ -7,7 +7,8 @@
  *   - bare: libcurl easy handles with keep-alive, POST, body collected, no
  *     parsing: the floor of this harness;
  *   - llm: llm_chat() through the whole client (registry, scheduler, body
- *     builder, redaction hook, HTTP, reply parser into llm_response);
+ *     builder, redaction hook, HTTP, reply parser into llm_response), the
+ *     reply asked for whole as the reference does (stream_replies false);
  *   - sequential pairs alternating bare and llm in one thread (medians);
  *   - CONC requests in flight, each for bare and llm; streams for llm.
  * Prints one JSON object on stdout. Knobs: N_WARM (1000), N_SEQ (3000),
@@ -278,7 +279,8 @@ int main(void)
 	snprintf(g_url, sizeof(g_url), "http://127.0.0.1:%d/v1/chat/completions", port);
 	snprintf(models, sizeof(models),
 		 "{\"endpoints\": {\"fake\": {\"base_url\": \"http://127.0.0.1:%d/v1\", \"slots\": %d,"
-		 " \"api_key_env\": \"BENCH_KEY\"}}, \"models\": {\"bench\": {\"endpoint\": \"fake\","
+		 " \"api_key_env\": \"BENCH_KEY\", \"stream_replies\": false}},"
+		 " \"models\": {\"bench\": {\"endpoint\": \"fake\","
 		 " \"model\": \"bench-model\", \"context\": 8192, \"max_output\": 1024}}}",
 		 port, conc);
 	setenv("BENCH_KEY", "sk-bench-dummy-key", 1);

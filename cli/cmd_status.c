@@ -16,7 +16,8 @@ static const char USAGE[] =
 	"  The factory's projects (stage, tasks, workers, open questions, tokens, cost) and\n"
 	"  the questions waiting for an answer ('orchestrator approve <id>'); threads, runs\n"
 	"  by state, the oldest waiting and queued runs, live engines, recent failures and\n"
-	"  the outbox backlog; language models: slots, queues and waits per endpoint,\n"
+	"  the outbox backlog; language models: slots, queues and waits per endpoint (and\n"
+	"  the slots a llama.cpp server reports beside them),\n"
 	"  tokens and cost per project and per model, budgets.\n"
 	"  --json prints the same for scripts (\"projects\", \"questions\", \"llm\").";
 
@@ -230,6 +231,10 @@ static void print_llm(const json_t *llm)
 			       json_is_true(json_object_get(e, "stale"))
 				   ? "  (stale: process gone?)"
 				   : "");
+			if (jx_int(e, "server_slots") > 0) /* what the server itself reports */
+				printf("                %-26s %-14s server: %lld of %lld slots busy, "
+				       "%lld tokens of context each\n", "", "", jx_int(e, "server_busy"),
+				       jx_int(e, "server_slots"), jx_int(e, "server_ctx"));
 		}
 	}
 	printf("last 24 hours   %lld calls, %lld tokens in, %lld out, $%.4f, %lld failed\n",

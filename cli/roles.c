@@ -36,5 +36,7 @@ int cli_role_start(int pool_size, pg_pool **pool, llm_service **llm)
 	lo.pool = *pool;
 	if (llm_service_new(llm, reg, &lo) < 0)
 		return cli_fail("language models");
+	/* what the servers say of themselves: model ids not served, real context and slots */
+	llm_service_probe(*llm);
 	return 0;
 }

@@ -174,6 +174,11 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	if (x->rq->idle_from_response && x->out->received == 0)
 		return 0;
 	if (now - x->last_ms >= x->rq->idle_timeout_ms) {
+		if (x->out->received == 0 && x->rq->on_idle &&
+		    x->rq->on_idle(x->rq->idle_udata) == 0) {
+			x->last_ms = util_mono_ms();
+			return 0;
+		}
 		x->idle = 1;
 		return 1;
 	}

@@ -40,6 +40,12 @@ typedef struct http_request {
 	int idle_from_response;      /* the idle clock starts with the response's first
 				      * byte (a server that computes a whole reply before
 				      * answering sends nothing meanwhile) */
+	int (*on_idle)(void *udata); /* called when the idle timeout passes before any byte
+				      * of the response arrived: 0 keeps waiting (the idle
+				      * clock starts again; a server that is alive but busy),
+				      * non-zero ends the transfer as idle. NULL: ends it.
+				      * It may block (the transfer waits meanwhile) */
+	void *idle_udata;
 	size_t max_response;         /* cap on the collected body; 0: 16 MiB */
 	const char *unix_socket;     /* speak HTTP over this unix socket (Docker) */
 	http_data_fn on_data;        /* stream the body here instead of collecting it */

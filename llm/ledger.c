@@ -74,6 +74,7 @@ static const pg_stmt STMT_STATUS = {
 	"'endpoint', endpoint, 'slots', slots, 'in_flight', in_flight, 'queued', queued, "
 	"'granted', granted, 'wait_avg_ms', CASE WHEN granted > 0 THEN wait_total_ms / granted "
 	"ELSE 0 END, 'wait_max_ms', wait_max_ms, 'oldest_wait_ms', oldest_wait_ms, "
+	"'server_slots', server_slots, 'server_busy', server_busy, 'server_ctx', server_ctx, "
 	"'age_s', extract(epoch FROM now() - updated_at), "
 	"'stale', updated_at < now() - make_interval(secs => $1::int / 1000.0)) "
 	"ORDER BY instance, endpoint), '[]') FROM llm_sched_stats), "
@@ -99,12 +100,14 @@ static const pg_stmt STMT_STATUS = {
 static const pg_stmt STMT_STATS_SAVE = {
 	"llm_sched_save",
 	"INSERT INTO llm_sched_stats (instance, endpoint, slots, in_flight, queued, granted, "
-	"wait_total_ms, wait_max_ms, oldest_wait_ms, updated_at) VALUES ($1, $2, $3, $4, $5, $6, "
-	"$7, $8, $9, now()) ON CONFLICT (instance, endpoint) DO UPDATE SET slots = EXCLUDED.slots, "
+	"wait_total_ms, wait_max_ms, oldest_wait_ms, server_slots, server_busy, server_ctx, "
+	"updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now()) "
+	"ON CONFLICT (instance, endpoint) DO UPDATE SET slots = EXCLUDED.slots, "
 	"in_flight = EXCLUDED.in_flight, queued = EXCLUDED.queued, granted = EXCLUDED.granted, "
 	"wait_total_ms = EXCLUDED.wait_total_ms, wait_max_ms = EXCLUDED.wait_max_ms, "
-	"oldest_wait_ms = EXCLUDED.oldest_wait_ms, updated_at = now()",
-	9,
+	"oldest_wait_ms = EXCLUDED.oldest_wait_ms, server_slots = EXCLUDED.server_slots, "
+	"server_busy = EXCLUDED.server_busy, server_ctx = EXCLUDED.server_ctx, updated_at = now()",
+	12,
 };
 
 static const pg_stmt STMT_STATS_CLEAR = {
@@ -366,11 +369,12 @@ int llm_status(pg_conn *c, int64_t stale_ms, json_t **out)
 	return 0;
 }
 
-int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats *st, int n)
+int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats *st,
+			 const llm_server_slots *srv, int n)
 {
 	pg_pipe p;
-	char v[PG_PIPE_MAX][7][32];
-	const char *params[PG_PIPE_MAX][9];
+	char v[PG_PIPE_MAX][10][32];
+	const char *params[PG_PIPE_MAX][12];
 	int rc = 0;
 
 	for (int base = 0; base < n && rc == 0; base += PG_PIPE_MAX - 1) {
@@ -389,6 +393,16 @@ int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats
 			params[i][1] = s->name;
 			for (int j = 0; j < 7; j++)
 				params[i][2 + j] = v[i][j];
+			if (srv && srv[base + i].total > 0) {
+				snprintf(v[i][7], 32, "%d", srv[base + i].total);
+				snprintf(v[i][8], 32, "%d", srv[base + i].busy);
+				snprintf(v[i][9], 32, "%lld", (long long)srv[base + i].n_ctx);
+				for (int j = 7; j < 10; j++)
+					params[i][2 + j] = v[i][j];
+			} else {
+				for (int j = 7; j < 10; j++)
+					params[i][2 + j] = NULL;
+			}
 			pg_pipe_add(&p, &STMT_STATS_SAVE, params[i]);
 		}
 		if (base == 0)

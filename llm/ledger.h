@@ -25,6 +25,7 @@
 
 #include "core/pg.h"
 #include "llm/sched.h"
+#include "llm/server.h"
 #include "llm/wire.h"
 
 typedef struct llm_ledger_row {
@@ -102,8 +103,11 @@ int llm_budget_list(pg_conn *c, json_t **out);
  * for stale_ms are marked stale. */
 int llm_status(pg_conn *c, int64_t stale_ms, json_t **out);
 
-/* Persists a scheduler's figures for this process (`instance`). */
-int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats *st, int n);
+/* Persists a scheduler's figures for this process (`instance`), with the
+ * slots each endpoint's server reports, srv[i] beside st[i] (srv may be
+ * NULL; a total of 0 is stored as unknown). */
+int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats *st,
+			 const llm_server_slots *srv, int n);
 
 /* Removes this process's figures (at shutdown). */
 int llm_sched_stats_clear(pg_conn *c, const char *instance);

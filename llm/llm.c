@@ -1,11 +1,13 @@
 #include "llm/llm.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/redact.h"
 #include "core/util.h"
 #include "llm/schema.h"
+#include "llm/server.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,6 +22,28 @@
 #define ERRBODY_MAX ((size_t)64 << 10)
 #define REPLY_MAX ((size_t)16 << 20)
 #define MAX_CLIENTS_IDLE 256
+#define SCHEMA_CACHE 32        /* schemas an endpoint refused, remembered per endpoint */
+#define PROBE_TIMEOUT_MS 3000  /* each request of a probe */
+#define PROBE_AGAIN_MS 30000   /* a probe that got no answer is tried again after this */
+#define HEALTH_TIMEOUT_MS 2000 /* one GET /health */
+#define HEALTH_POLL_MS 1000    /* between two of them while an outage lasts */
+#define FREE_RETRIES 3         /* attempts after an outage that cost no retry, per model */
+
+/* What the service knows of one endpoint's server, beyond the registry. */
+typedef struct ep_rt {
+	pthread_mutex_t mu;       /* guards the fields below (not held during HTTP) */
+	pthread_mutex_t probe_mu; /* one probe at a time */
+	int probe_state;          /* 0: not yet, 1: done, 2: no answer (again after a while) */
+	int64_t probed_at;        /* monotonic ms */
+	llm_server_info info;     /* what the server said at the last probe */
+	int64_t down_since;       /* monotonic ms an outage was first seen; 0: none */
+	llm_server_slots slots;   /* the server's slots at the last look (figures thread) */
+	struct {
+		uint64_t hash;
+		int level;
+	} schemas[SCHEMA_CACHE];  /* the level a refused schema is sent at */
+	int n_schemas;
+} ep_rt;
 
 struct llm_service {
 	llm_registry *reg;
@@ -35,6 +59,7 @@ struct llm_service {
 	pthread_cond_t stop_cv;
 	int stopping;
 	atomic_int saved; /* figures were written: remove them at the end */
+	ep_rt *ep;        /* one per endpoint */
 };
 
 void llm_request_init(llm_request *rq)
@@ -74,6 +99,8 @@ int llm_options_from_env(llm_options *out)
 				      &out->queue_timeout_ms)) < 0 ||
 	    (rc = cfg_env_duration_ms("ORCH_LLM_IDLE_TIMEOUT", 60000, 1, 86400000,
 				      &out->idle_timeout_ms)) < 0 ||
+	    (rc = cfg_env_duration_ms("ORCH_LLM_HEALTH_WAIT", 180000, 1, 86400000,
+				      &out->health_wait_ms)) < 0 ||
 	    (rc = cfg_env_str("ORCH_LLM_BUDGET_PERIOD", "total", out->budget_period,
 			      sizeof(out->budget_period))) < 0)
 		return rc;
@@ -113,6 +140,7 @@ static void client_put(llm_service *s, http_client *c)
 int llm_service_save_stats(llm_service *s)
 {
 	llm_sched_stats st[64];
+	llm_server_slots srv[64];
 	pg_conn *c = NULL;
 	int n, rc;
 
@@ -121,14 +149,68 @@ int llm_service_save_stats(llm_service *s)
 	n = llm_sched_stats_get(s->sched, st, 64);
 	if (n == 0)
 		return 0;
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_lock(&s->ep[i].mu);
+		srv[i] = s->ep[i].slots;
+		pthread_mutex_unlock(&s->ep[i].mu);
+	}
 	rc = pg_pool_acquire(s->opt.pool, 5000, &c);
 	if (rc < 0)
 		return rc;
-	rc = llm_sched_stats_save(c, s->instance, st, n);
+	rc = llm_sched_stats_save(c, s->instance, st, srv, n);
 	if (rc == 0)
 		atomic_store(&s->saved, 1);
 	pg_pool_release(s->opt.pool, c);
 	return rc;
+}
+
+/* The Authorization header of endpoint i into auth (wiped by the caller)
+ * and the header list for the server's own paths into hdrs[3]. */
+static void server_headers(llm_service *s, int i, buf *auth, const char *hdrs[3])
+{
+	buf key;
+
+	buf_init(&key, 8192);
+	hdrs[0] = "Accept: application/json";
+	hdrs[1] = NULL;
+	hdrs[2] = NULL;
+	if (llm_registry_key(s->reg, i, &key) == 0 && key.len > 0 &&
+	    buf_printf(auth, "Authorization: Bearer %s", key.data) == 0)
+		hdrs[1] = auth->data;
+	err_clear();
+	buf_free_wipe(&key);
+}
+
+/* Reads the slots of every llama.cpp endpoint, for `status`. */
+static void read_server_slots(llm_service *s)
+{
+	int n = llm_registry_n_endpoints(s->reg);
+
+	for (int i = 0; i < n; i++) {
+		const llm_endpoint *e = llm_registry_endpoint(s->reg, i);
+		llm_server_slots sl;
+		http_client *hc = NULL;
+		const char *hdrs[3];
+		buf auth;
+		int llama;
+
+		pthread_mutex_lock(&s->ep[i].mu);
+		llama = s->ep[i].info.llamacpp;
+		pthread_mutex_unlock(&s->ep[i].mu);
+		if (!llama || client_get(s, &hc) < 0)
+			continue;
+		buf_init(&auth, 8300);
+		server_headers(s, i, &auth, hdrs);
+		if (llm_server_slots_get(hc, e->base_url, hdrs, HEALTH_TIMEOUT_MS, &sl) < 0) {
+			memset(&sl, 0, sizeof(sl));
+			err_clear();
+		}
+		buf_free_wipe(&auth);
+		client_put(s, hc);
+		pthread_mutex_lock(&s->ep[i].mu);
+		s->ep[i].slots = sl;
+		pthread_mutex_unlock(&s->ep[i].mu);
+	}
 }
 
 static void *stats_main(void *arg)
@@ -139,6 +221,7 @@ static void *stats_main(void *arg)
 	while (!s->stopping) {
 		struct timespec ts;
 		pthread_mutex_unlock(&s->stop_mu);
+		read_server_slots(s);
 		if (llm_service_save_stats(s) < 0)
 			log_warn("llm", "saving scheduler figures: %s", err_last());
 		pthread_mutex_lock(&s->stop_mu);
@@ -185,6 +268,8 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 		s->opt.queue_timeout_ms = 600000;
 	if (s->opt.idle_timeout_ms == 0)
 		s->opt.idle_timeout_ms = 60000;
+	if (s->opt.health_wait_ms == 0)
+		s->opt.health_wait_ms = 180000;
 	if (s->opt.reserve_ttl_ms <= 0)
 		s->opt.reserve_ttl_ms = 7200000;
 	for (int i = 0; i < n; i++) {
@@ -193,10 +278,16 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 	}
 	llm_registry_sched(reg, &lookahead, &starvation);
 	rc = llm_sched_new(&s->sched, n, names, slots, lookahead, starvation);
-	if (rc < 0) {
+	s->ep = rc == 0 ? calloc(n > 0 ? (size_t)n : 1, sizeof(*s->ep)) : NULL;
+	if (!s->ep) {
+		llm_sched_free(s->sched);
 		llm_registry_free(reg);
 		free(s);
-		return rc;
+		return rc < 0 ? rc : err_set(ERR_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_mutex_init(&s->ep[i].mu, NULL);
+		pthread_mutex_init(&s->ep[i].probe_mu, NULL);
 	}
 	gethostname(host, sizeof(host) - 1);
 	{
@@ -238,6 +329,11 @@ void llm_service_free(llm_service *s)
 	}
 	for (int i = 0; i < s->n_idle; i++)
 		http_client_free(s->idle[i]);
+	for (int i = 0; i < llm_registry_n_endpoints(s->reg); i++) {
+		pthread_mutex_destroy(&s->ep[i].mu);
+		pthread_mutex_destroy(&s->ep[i].probe_mu);
+	}
+	free(s->ep);
 	llm_sched_free(s->sched);
 	llm_registry_free(s->reg);
 	pthread_mutex_destroy(&s->mu);
@@ -261,7 +357,219 @@ const char *llm_service_instance(const llm_service *s)
 	return s->instance;
 }
 
+/* --- the endpoints' own facts --- */
+
+/* The context of model m: the server's context per slot when it told it
+ * (it wins over the configuration), else the registry's. */
+static int64_t model_context(llm_service *s, const llm_model *m)
+{
+	int64_t ctx;
+
+	pthread_mutex_lock(&s->ep[m->endpoint].mu);
+	ctx = s->ep[m->endpoint].info.n_ctx;
+	pthread_mutex_unlock(&s->ep[m->endpoint].mu);
+	return ctx > 0 ? ctx : m->context;
+}
+
+/* Lists the ids of a probe for a message. */
+static void list_ids(const llm_server_info *info, char *out, size_t cap)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < info->n_models; i++) {
+		int w = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", info->models[i]);
+		if (w < 0 || (size_t)w >= cap - used)
+			break;
+		used += (size_t)w;
+	}
+}
+
+/* Asks endpoint i's server about itself and applies what it says: a model
+ * id it does not list is reported, its context per slot and its slot count
+ * win over the configuration (the difference is logged). `quiet_fail`:
+ * a server that does not answer is logged at debug level only. */
+static void probe_endpoint(llm_service *s, int i, int quiet_fail)
+{
+	const llm_endpoint *e = llm_registry_endpoint(s->reg, i);
+	llm_server_info info;
+	http_client *hc = NULL;
+	const char *hdrs[3];
+	char part[96], ids[600];
+	buf auth;
+	int rc;
+
+	snprintf(part, sizeof(part), "llm.%s", e->name);
+	rc = client_get(s, &hc);
+	if (rc < 0)
+		return;
+	buf_init(&auth, 8300);
+	server_headers(s, i, &auth, hdrs);
+	rc = llm_server_probe(hc, e->base_url, hdrs, PROBE_TIMEOUT_MS, &info);
+	buf_free_wipe(&auth);
+	client_put(s, hc);
+	pthread_mutex_lock(&s->ep[i].mu);
+	s->ep[i].probed_at = util_mono_ms();
+	s->ep[i].probe_state = rc == 0 || rc == ERR_NOTFOUND || rc == ERR_PARSE ? 1 : 2;
+	if (rc == 0)
+		s->ep[i].info = info;
+	pthread_mutex_unlock(&s->ep[i].mu);
+	if (rc < 0) {
+		if (rc == ERR_HTTP && !quiet_fail)
+			log_warn("llm", "endpoint %s (%s) does not answer: %s; calls will wait for it "
+					"(up to its health_wait)", e->name, e->base_url, err_last());
+		else
+			log_debug("llm", "endpoint %s: %s", e->name, err_last());
+		err_clear();
+		return;
+	}
+	health_report(part, HEALTH_OK, "the server answers%s",
+		      info.llamacpp ? " (llama.cpp)" : "");
+	list_ids(&info, ids, sizeof(ids));
+	for (int k = 0; k < llm_registry_n_models(s->reg); k++) {
+		const llm_model *m = llm_registry_model(s->reg, k);
+		if (m->endpoint != i)
+			continue;
+		if (info.n_models > 0 && !llm_server_lists(&info, m->id))
+			log_warn("llm", "endpoint %s does not list model id '%s' (model %s); it lists: "
+					"%s. %s", e->name, m->id, m->name, ids,
+				 info.llamacpp ? "llama-server answers any id with the model it has "
+						 "loaded: set the model's \"model\" (or LLM_MODEL) to "
+						 "the id it lists"
+					       : "calls for it will fail: check the model's \"model\" "
+						 "(or LLM_MODEL)");
+		if (info.n_ctx > 0 && info.n_ctx != m->context)
+			log_info("llm", "endpoint %s: the server's context is %lld tokens per slot; "
+					"model %s is configured with %lld: using %lld",
+				 e->name, (long long)info.n_ctx, m->name, (long long)m->context,
+				 (long long)info.n_ctx);
+	}
+	if (info.total_slots > 0) {
+		llm_sched_stats st[64];
+		int n = llm_sched_stats_get(s->sched, st, 64);
+		if (i < n && st[i].slots != info.total_slots)
+			log_info("llm", "endpoint %s: the server has %d slots; configured %d: using %d",
+				 e->name, info.total_slots, st[i].slots, info.total_slots);
+		llm_sched_set_slots(s->sched, i, info.total_slots);
+	}
+}
+
+/* Probes endpoint i unless that was done (or tried a short while ago). */
+static void ensure_probed(llm_service *s, int i)
+{
+	int state;
+	int64_t at;
+
+	pthread_mutex_lock(&s->ep[i].mu);
+	state = s->ep[i].probe_state;
+	at = s->ep[i].probed_at;
+	pthread_mutex_unlock(&s->ep[i].mu);
+	if (state == 1 || (state == 2 && util_mono_ms() - at < PROBE_AGAIN_MS))
+		return;
+	pthread_mutex_lock(&s->ep[i].probe_mu);
+	pthread_mutex_lock(&s->ep[i].mu);
+	state = s->ep[i].probe_state;
+	at = s->ep[i].probed_at;
+	pthread_mutex_unlock(&s->ep[i].mu);
+	if (!(state == 1 || (state == 2 && util_mono_ms() - at < PROBE_AGAIN_MS)))
+		probe_endpoint(s, i, 1);
+	pthread_mutex_unlock(&s->ep[i].probe_mu);
+}
+
+void llm_service_probe(llm_service *s)
+{
+	for (int i = 0; i < llm_registry_n_endpoints(s->reg); i++) {
+		pthread_mutex_lock(&s->ep[i].probe_mu);
+		probe_endpoint(s, i, 0);
+		pthread_mutex_unlock(&s->ep[i].probe_mu);
+	}
+}
+
+int llm_service_endpoint_facts(llm_service *s, int i, llm_endpoint_facts *out)
+{
+	llm_sched_stats st[64];
+	int n;
+
+	memset(out, 0, sizeof(*out));
+	if (i < 0 || i >= llm_registry_n_endpoints(s->reg))
+		return err_set(ERR_NOTFOUND, "no endpoint %d", i);
+	pthread_mutex_lock(&s->ep[i].mu);
+	out->probed = s->ep[i].probe_state == 1;
+	out->server = s->ep[i].info;
+	out->server_slots = s->ep[i].slots;
+	out->down = s->ep[i].down_since != 0;
+	pthread_mutex_unlock(&s->ep[i].mu);
+	n = llm_sched_stats_get(s->sched, st, 64);
+	out->slots = i < n ? st[i].slots : 0;
+	return 0;
+}
+
+/* The level at which endpoint i takes `schema` (FULL unless it refused). */
+static uint64_t schema_hash(const json_t *schema)
+{
+	char *t = json_dumps(schema, JSON_COMPACT | JSON_SORT_KEYS);
+	uint64_t h = 1469598103934665603ULL;
+
+	for (const char *p = t; p && *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	free(t);
+	return h;
+}
+
+static int schema_level_get(llm_service *s, int i, uint64_t h)
+{
+	int level = LLM_SCHEMA_FULL;
+
+	pthread_mutex_lock(&s->ep[i].mu);
+	for (int k = 0; k < s->ep[i].n_schemas; k++)
+		if (s->ep[i].schemas[k].hash == h)
+			level = s->ep[i].schemas[k].level;
+	pthread_mutex_unlock(&s->ep[i].mu);
+	return level;
+}
+
+static void schema_level_set(llm_service *s, int i, uint64_t h, int level)
+{
+	ep_rt *r = &s->ep[i];
+	int k;
+
+	pthread_mutex_lock(&r->mu);
+	for (k = 0; k < r->n_schemas; k++)
+		if (r->schemas[k].hash == h)
+			break;
+	if (k == r->n_schemas) {
+		if (r->n_schemas < SCHEMA_CACHE)
+			r->n_schemas++;
+		else
+			k = (int)(h % SCHEMA_CACHE);
+	}
+	r->schemas[k].hash = h;
+	r->schemas[k].level = level;
+	pthread_mutex_unlock(&r->mu);
+}
+
 /* --- one call --- */
+
+/* What was wrong with a reply that arrived, when something was. */
+enum problem {
+	PB_NONE = 0,
+	PB_INVALID,        /* not JSON, or JSON that does not match the schema */
+	PB_TRUNCATED,      /* structured output cut at the token limit */
+	PB_CALL_TRUNCATED, /* a tool call cut at the token limit */
+	PB_TOOL_UNKNOWN,   /* a call to a tool that was not offered */
+	PB_TOOL_WRONG,     /* tool_choice named a tool and another was called */
+	PB_NO_CALL,        /* a call was required and none came */
+	PB_BAD_ARGS,       /* a call's arguments are not a JSON object */
+	PB_SCHEMA_REFUSED, /* the server refused the schema it was sent */
+};
+
+typedef struct ask_out {
+	int problem;
+	char detail[700];  /* what was wrong, for the model and the message */
+	char tool[128];    /* the tool concerned */
+} ask_out;
 
 /* Everything about one logical call that the attempts share. */
 typedef struct call_ctx {
@@ -271,8 +579,10 @@ typedef struct call_ctx {
 	const char *role;
 	char call_id[33];
 	char owner[64];
-	int64_t est_in;
+	int64_t est_in;      /* prompt tokens, for the model being asked */
+	int64_t est_fallback; /* the estimate without a tokenizer */
 	int attempt;         /* HTTP attempts so far, all models */
+	int schema_level;    /* enum llm_schema_level for the model being asked */
 } call_ctx;
 
 /* State of one HTTP transfer while it streams. */
@@ -384,20 +694,39 @@ static void estimate_out(llm_response *r)
 
 	for (size_t i = 0; i < r->n_tool_calls; i++)
 		bytes += strlen(r->tool_calls[i].arguments) + strlen(r->tool_calls[i].name);
-	r->tokens_out = (int64_t)((bytes + 3) / 4);
+	r->tokens_out = (int64_t)((bytes * 10 + 26) / 27);
 }
 
 typedef struct attempt_result {
 	int rc;
 	int retryable;
+	int outage;          /* no answer, a stall or a 502/503/504: the server may be down */
+	int schema_refused;  /* the server refused the response_format's schema */
 	int status;
 	char outcome[24];
 	int64_t retry_after_ms;
 	int delivered;
 } attempt_result;
 
-static void classify_status(attempt_result *ar, const char *text, int is_context, const llm_model *m,
-			    const llm_endpoint *e)
+static int contains_ci(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *hay; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* True when an error text says the request's JSON schema was refused. */
+static int says_schema(const char *text)
+{
+	return contains_ci(text, "grammar") || contains_ci(text, "schema") ||
+	       contains_ci(text, "response_format") || contains_ci(text, "guided");
+}
+
+static void classify_status(call_ctx *cc, attempt_result *ar, const char *text, int is_context,
+			    const llm_model *m, const llm_endpoint *e)
 {
 	int st = ar->status;
 
@@ -406,9 +735,16 @@ static void classify_status(attempt_result *ar, const char *text, int is_context
 		ar->retryable = 1;
 		ar->rc = err_set(ERR_RETRY, "model '%s' at endpoint '%s': rate limited (HTTP 429): %s",
 				 m->name, e->name, text);
+	} else if (cc->schema_level < LLM_SCHEMA_NONE && cc->rq->json_schema && st >= 400 &&
+		   st < 500 && st != 404 && !is_context && says_schema(text)) {
+		snprintf(ar->outcome, sizeof(ar->outcome), "schema_refused");
+		ar->schema_refused = 1;
+		ar->rc = err_set(ERR_HTTP, "model '%s' at endpoint '%s': the server refused the JSON "
+					   "schema (HTTP %d: %s)", m->name, e->name, st, text);
 	} else if (st == 408 || st == 409 || st >= 500) {
 		snprintf(ar->outcome, sizeof(ar->outcome), "http_%d", st);
 		ar->retryable = 1;
+		ar->outage = st == 502 || st == 503 || st == 504;
 		ar->rc = err_set(ERR_HTTP, "model '%s' at endpoint '%s': HTTP %d: %s", m->name, e->name,
 				 st, text);
 	} else if (is_context) {
@@ -457,15 +793,44 @@ static void idle_error(const llm_model *m, const llm_endpoint *e, const http_req
 		e->idle_timeout_ms > 0 ? "the endpoint's idle_timeout" : "ORCH_LLM_IDLE_TIMEOUT");
 }
 
-/* One HTTP attempt: sends `body`, fills `out` with the reply. */
+/* What the idle check of an attempt needs to look at the server. */
+typedef struct alive_ctx {
+	llm_service *s;
+	const llm_endpoint *e;
+	const char *const *headers;
+} alive_ctx;
+
+/* Nothing arrived for the idle timeout since the request was sent: a
+ * server that answers /health is alive and busy (its own queue, a long
+ * prompt), so the attempt keeps waiting (0); one that does not (frozen,
+ * gone) ends it (1). */
+static int server_alive(void *udata)
+{
+	alive_ctx *a = udata;
+	http_client *hc = NULL;
+	int h;
+
+	if (client_get(a->s, &hc) < 0)
+		return 1;
+	h = llm_server_health(hc, a->e->base_url, a->headers, HEALTH_TIMEOUT_MS, NULL, 0);
+	client_put(a->s, hc);
+	if (h == LLM_HEALTH_UP)
+		log_info("llm", "endpoint %s: no reply yet, the server is up: waiting on", a->e->name);
+	return h == LLM_HEALTH_UP ? 0 : 1;
+}
+
+/* One HTTP attempt: sends `body`, fills `out` with the reply. `wire_stream`:
+ * the body asks for a stream (the caller's, or the endpoint's
+ * stream_replies); deltas reach the caller only when it asked for them. */
 static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
-		       const char *const *headers, const buf *body, llm_response *out,
-		       attempt_result *ar, double *latency_ms)
+		       const char *const *headers, const buf *body, int wire_stream,
+		       llm_response *out, attempt_result *ar, double *latency_ms)
 {
 	http_client *hc = NULL;
 	http_request hr;
 	http_response resp;
 	xfer_ctx x;
+	alive_ctx alive = {cc->s, e, headers};
 	char url[600], text[640];
 	int64_t t0 = util_mono_us();
 	int rc, is_ctx = 0;
@@ -488,11 +853,15 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	hr.idle_timeout_ms = e->idle_timeout_ms > 0 ? e->idle_timeout_ms : cc->s->opt.idle_timeout_ms;
 	if (hr.idle_timeout_ms < 0)
 		hr.idle_timeout_ms = 0;
-	hr.idle_from_response = !cc->rq->stream;
+	hr.idle_from_response = !wire_stream;
+	/* before the first byte, silence is a frozen server only when /health says so */
+	hr.on_idle = server_alive;
+	hr.idle_udata = &alive;
 	hr.max_response = REPLY_MAX;
 	hr.cancel = cc->call->cancel;
-	if (cc->rq->stream) {
-		rc = llm_sse_new(&x.sse, out, cc->rq->on_delta, cc->rq->udata);
+	if (wire_stream) {
+		rc = llm_sse_new(&x.sse, out, cc->rq->stream ? cc->rq->on_delta : NULL,
+				 cc->rq->udata);
 		if (rc < 0) {
 			ar->rc = rc;
 			snprintf(ar->outcome, sizeof(ar->outcome), "internal");
@@ -510,7 +879,8 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	rc = http_do(hc, &hr, &resp);
 	ar->status = (int)resp.status;
 	ar->retry_after_ms = resp.retry_after_ms;
-	ar->delivered = x.sse ? llm_sse_delivered(x.sse) : 0;
+	/* only a caller that asked for a stream has seen part of the reply */
+	ar->delivered = x.sse && cc->rq->stream ? llm_sse_delivered(x.sse) : 0;
 	if (rc < 0 && x.sse_rc < 0) {
 		/* the stream parser stopped the transfer: its reason counts */
 		ar->rc = x.sse_rc;
@@ -533,6 +903,8 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		default: snprintf(ar->outcome, sizeof(ar->outcome), "network"); break;
 		}
 		ar->retryable = (rc == ERR_TIMEOUT || rc == ERR_HTTP) && !ar->delivered;
+		/* nothing came back, or the reply stopped: is the server there? */
+		ar->outage = ar->retryable && (rc == ERR_TIMEOUT || resp.status == 0);
 		if (rc == ERR_HTTP && ar->delivered) {
 			snprintf(text, sizeof(text), "%s", err_last());
 			err_set(ERR_HTTP, "model '%s' at endpoint '%s': the stream broke after part of the "
@@ -549,7 +921,7 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		const buf *eb = x.sse ? &x.errbody : &resp.body;
 		llm_wire_error_text(eb->data ? eb->data : "", eb->len, resp.content_type, text,
 				    sizeof(text), &is_ctx);
-		classify_status(ar, text, is_ctx, m, e);
+		classify_status(cc, ar, text, is_ctx, m, e);
 		goto done;
 	}
 	if (x.sse) {
@@ -592,33 +964,252 @@ done:
 	http_response_free(&resp);
 }
 
+/* Checks a reply that arrived against what was asked: structured output
+ * against the schema (whole, at every level); tool calls' arguments (a
+ * call whose arguments are not a JSON object is never handed back: sent
+ * again in the conversation, it makes llama-server answer 500) and, when
+ * tool_choice names a tool or is "required", the name called (llama-server
+ * treats a named tool_choice as "auto", and "required" lets text come
+ * first). On success out->json holds the structured value. Else the
+ * problem in *ao and ERR_PARSE with the message. */
+static int check_reply(call_ctx *cc, const llm_model *m, const llm_endpoint *e, int max_tokens,
+		       llm_response *out, ask_out *ao)
+{
+	const llm_request *rq = cc->rq;
+	const char *named = NULL;
+	int required;
+
+	ao->problem = PB_NONE;
+	ao->detail[0] = ao->tool[0] = '\0';
+	if (rq->json_schema) {
+		char verr[600];
+		json_t *j = content_json(out->content ? out->content : "", verr, sizeof(verr));
+		if (j && llm_schema_check(rq->json_schema, j, verr, sizeof(verr)) < 0) {
+			json_decref(j);
+			j = NULL;
+		}
+		if (!j && out->finish == LLM_FINISH_LENGTH) {
+			/* cut short: what is wrong with it says nothing */
+			ao->problem = PB_TRUNCATED;
+			snprintf(ao->detail, sizeof(ao->detail),
+				 "the reply was cut off at the token limit (%d tokens) before its JSON "
+				 "was complete", max_tokens);
+			return err_set(ERR_PARSE, "model '%s' at endpoint '%s': %s", m->name, e->name,
+				       ao->detail);
+		}
+		if (!j) {
+			ao->problem = PB_INVALID;
+			snprintf(ao->detail, sizeof(ao->detail), "%s", verr);
+			return err_set(ERR_PARSE, "model '%s' at endpoint '%s': the reply does not match "
+						  "the JSON schema: %s", m->name, e->name, verr);
+		}
+		out->json = j;
+	}
+	if (rq->n_tools == 0)
+		return 0;
+	if (rq->tool_choice && strcmp(rq->tool_choice, "auto") != 0 &&
+	    strcmp(rq->tool_choice, "none") != 0 && strcmp(rq->tool_choice, "required") != 0)
+		named = rq->tool_choice;
+	required = rq->tool_choice && strcmp(rq->tool_choice, "required") == 0;
+	for (size_t i = 0; i < out->n_tool_calls; i++) {
+		const llm_tool_call *tc = &out->tool_calls[i];
+		json_t *args = NULL;
+		size_t k;
+
+		snprintf(ao->tool, sizeof(ao->tool), "%s", tc->name ? tc->name : "");
+		for (k = 0; k < rq->n_tools; k++)
+			if (tc->name && strcmp(tc->name, rq->tools[k].name) == 0)
+				break;
+		if (k == rq->n_tools && (named || required)) {
+			ao->problem = PB_TOOL_UNKNOWN;
+			snprintf(ao->detail, sizeof(ao->detail), "it called '%.100s', which is not one of "
+				 "the tools offered", ao->tool);
+		} else if (named && strcmp(tc->name, named) != 0) {
+			ao->problem = PB_TOOL_WRONG;
+			snprintf(ao->detail, sizeof(ao->detail), "it called '%.100s' where '%.100s' was "
+				 "asked for", ao->tool, named);
+		} else if (llm_tool_call_args(tc, &args) < 0) {
+			ao->problem = out->finish == LLM_FINISH_LENGTH ? PB_CALL_TRUNCATED : PB_BAD_ARGS;
+			if (ao->problem == PB_CALL_TRUNCATED)
+				snprintf(ao->detail, sizeof(ao->detail), "the reply was cut off at the token "
+					 "limit (%d tokens) inside its call to '%.100s'", max_tokens,
+					 ao->tool);
+			else
+				snprintf(ao->detail, sizeof(ao->detail), "the arguments of its call to "
+					 "'%.100s' are not a JSON object", ao->tool);
+			err_clear();
+		}
+		json_decref(args);
+		if (ao->problem != PB_NONE)
+			break;
+	}
+	if (ao->problem == PB_NONE && out->n_tool_calls == 0 && (named || required)) {
+		snprintf(ao->tool, sizeof(ao->tool), "%s", named ? named : "");
+		if (out->finish == LLM_FINISH_LENGTH) {
+			ao->problem = PB_CALL_TRUNCATED;
+			snprintf(ao->detail, sizeof(ao->detail), "the reply was cut off at the token limit "
+				 "(%d tokens) before its tool call was complete", max_tokens);
+		} else {
+			ao->problem = PB_NO_CALL;
+			snprintf(ao->detail, sizeof(ao->detail), "it holds no tool call where %s%s%s was "
+				 "asked for", named ? "a call to '" : "a tool call",
+				 named ? named : "", named ? "'" : "");
+		}
+	}
+	if (ao->problem == PB_NONE)
+		return 0;
+	return err_set(ERR_PARSE, "model '%s' at endpoint '%s': %s", m->name, e->name, ao->detail);
+}
+
+/* Waits until endpoint e's server is up again after an attempt that got
+ * no answer (or a stall, or a 5xx from a proxy): polls its /health every
+ * HEALTH_POLL_MS until it answers, for at most its health_wait counted
+ * from when the outage was first seen. Returns 1 when it was down and came
+ * back (the next attempt costs no retry), 0 when it is up at once, or
+ * ERR_HTTP (it stayed down) / ERR_CANCELLED with the message. */
+static int wait_healthy(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
+			const char *const *hdrs)
+{
+	llm_service *s = cc->s;
+	ep_rt *r = &s->ep[m->endpoint];
+	int64_t wait_ms = e->health_wait_ms > 0 ? e->health_wait_ms : s->opt.health_wait_ms;
+	int64_t since, now, seen = util_mono_ms();
+	http_client *hc = NULL;
+	char why[256], part[96];
+	int h, rc = 0, was_down = 0;
+
+	snprintf(part, sizeof(part), "llm.%s", e->name);
+	rc = client_get(s, &hc);
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		h = llm_server_health(hc, e->base_url, hdrs, HEALTH_TIMEOUT_MS, why, sizeof(why));
+		now = util_mono_ms();
+		pthread_mutex_lock(&r->mu);
+		if (h == LLM_HEALTH_UP) {
+			since = r->down_since;
+			r->down_since = 0;
+			if (since)
+				r->probe_state = 0; /* a restarted server may have changed: ask again */
+		} else {
+			if (r->down_since == 0)
+				r->down_since = seen; /* the outage began before the first look */
+			since = r->down_since;
+		}
+		pthread_mutex_unlock(&r->mu);
+		if (h == LLM_HEALTH_UP) {
+			if (since || was_down) {
+				log_info("llm", "endpoint %s is up again after %.1f s", e->name,
+					 (double)(now - (since ? since : now)) / 1000.0);
+				health_report(part, HEALTH_OK, "the server answers again");
+			}
+			rc = was_down || since ? 1 : 0;
+			break;
+		}
+		was_down = 1;
+		if (wait_ms <= 0 || now - since >= wait_ms) {
+			health_report(part, HEALTH_DOWN, "the server has not been up for %lld s: %s",
+				      (long long)((now - since) / 1000), why);
+			rc = err_set(ERR_HTTP, "model '%s' at endpoint '%s': the server has not been up for "
+					       "%lld s (its /health: %s); check that it runs, or raise "
+					       "the endpoint's health_wait (ORCH_LLM_HEALTH_WAIT, now "
+					       "%lld s)", m->name, e->name,
+				     (long long)((now - since) / 1000), why,
+				     (long long)(wait_ms / 1000));
+			break;
+		}
+		health_report(part, HEALTH_DEGRADED, "waiting for the server (%s)", why);
+		rc = sleep_cancellable(since + wait_ms - now < HEALTH_POLL_MS ? since + wait_ms - now
+									      : HEALTH_POLL_MS,
+				       cc->call->cancel);
+		if (rc < 0)
+			break;
+	}
+	client_put(s, hc);
+	return rc;
+}
+
+/* The copy of rq->messages sent when the schema goes into the prompt: the
+ * last user message with the instruction appended (or a user message with
+ * it). *out_msgs and *out_text are owned by the caller. */
+static int schema_in_prompt(const llm_request *rq, llm_message **out_msgs, size_t *out_n,
+			    char **out_text)
+{
+	char *schema = json_dumps(rq->json_schema, JSON_COMPACT);
+	llm_message *msgs = calloc(rq->n_messages + 1, sizeof(*msgs));
+	size_t n = rq->n_messages;
+	buf t;
+	int rc;
+
+	*out_msgs = NULL;
+	*out_text = NULL;
+	buf_init(&t, 0);
+	if (!schema || !msgs) {
+		free(schema);
+		free(msgs);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	memcpy(msgs, rq->messages, rq->n_messages * sizeof(*msgs));
+	if (n > 0 && strcmp(msgs[n - 1].role, "user") == 0 && msgs[n - 1].content)
+		rc = buf_printf(&t, "%s\n\n", msgs[n - 1].content);
+	else
+		rc = 0;
+	if (rc == 0)
+		rc = buf_printf(&t, "Reply with only one JSON value, nothing before or after it, "
+				    "that matches this JSON schema:\n%s", schema);
+	free(schema);
+	if (rc < 0) {
+		free(msgs);
+		buf_free(&t);
+		return rc;
+	}
+	if (!(n > 0 && strcmp(msgs[n - 1].role, "user") == 0 && msgs[n - 1].content))
+		n++;
+	*out_text = buf_steal(&t);
+	msgs[n - 1].role = "user";
+	msgs[n - 1].content = *out_text;
+	msgs[n - 1].tool_calls = NULL;
+	msgs[n - 1].n_tool_calls = 0;
+	msgs[n - 1].tool_call_id = NULL;
+	*out_msgs = msgs;
+	*out_n = n;
+	return 0;
+}
+
 /* Asks one model, with the retries of its endpoint: budget reservation,
- * slot, attempts, ledger rows. `schema_err` receives the validation error
- * when the reply does not match rq->json_schema (rc ERR_PARSE then). */
+ * slot, attempts (each reply checked by check_reply), waits for the server
+ * during an outage, ledger rows. The request goes at cc->schema_level.
+ * *ao says what was wrong with the last reply that arrived (rc ERR_PARSE),
+ * or PB_SCHEMA_REFUSED when the server refused the schema. */
 static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *extra,
-		     size_t n_extra, llm_response *out, char *schema_err, size_t schema_cap)
+		     size_t n_extra, llm_response *out, ask_out *ao)
 {
 	llm_service *s = cc->s;
 	const llm_model *m = llm_registry_model(s->reg, mi);
 	const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
 	const char *headers[5] = {"Content-Type: application/json", NULL, NULL, NULL, NULL};
-	llm_wire_opts wo = {m->id, max_tokens, e->max_tokens_field, e->stream_usage};
+	const char *hhdrs[3] = {"Accept: application/json", NULL, NULL};
+	llm_wire_opts wo = {m->id, max_tokens, e->max_tokens_field, e->stream_usage, 0, 0};
+	llm_request wrq = *cc->rq;
+	llm_message *pmsgs = NULL;
+	char *ptext = NULL;
+	json_t *sent_schema = NULL;
 	double worst, latency = 0, queue_ms = 0;
-	int64_t res = 0, est_in = cc->est_in;
+	int64_t res = 0, est_in = cc->est_in, t_first = 0;
 	llm_ticket ticket;
-	int have_slot = 0, rc = 0, nh = 1;
+	int have_slot = 0, rc = 0, nh = 1, free_left = FREE_RETRIES, wire_stream, down;
 	buf body, key, auth;
 	pg_conn *c = NULL;
 	char errmsg[1024];
 
-	schema_err[0] = '\0';
+	memset(ao, 0, sizeof(*ao));
 	buf_init(&body, 0);
 	buf_init(&key, 8192);
 	buf_init(&auth, 8300);
 	snprintf(out->model, sizeof(out->model), "%s", m->name);
 	snprintf(out->endpoint, sizeof(out->endpoint), "%s", e->name);
 	for (size_t i = 0; i < n_extra; i++)
-		est_in += 4 + (int64_t)(extra[i].content ? strlen(extra[i].content) / 4 : 0);
+		est_in += 4 + (int64_t)(extra[i].content ? strlen(extra[i].content) * 10 / 27 : 0);
 
 	/* reserve the worst case against the budgets */
 	worst = ((double)est_in * m->price_in + (double)max_tokens * m->price_out) / 1e6;
@@ -642,14 +1233,32 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		}
 	}
 
-	rc = llm_registry_key(s->reg, m->endpoint, &key);
+	/* the body: streamed when the caller or the endpoint wants it; the schema as the
+	 * server can take it */
+	wire_stream = cc->rq->stream || e->stream_replies;
+	wrq.stream = wire_stream;
+	pthread_mutex_lock(&s->ep[m->endpoint].mu);
+	wo.progress = wire_stream && s->ep[m->endpoint].info.llamacpp;
+	pthread_mutex_unlock(&s->ep[m->endpoint].mu);
+	if (cc->rq->json_schema && cc->schema_level == LLM_SCHEMA_NONE) {
+		wrq.json_schema = NULL;
+		rc = schema_in_prompt(cc->rq, &pmsgs, &wrq.n_messages, &ptext);
+		wrq.messages = pmsgs;
+	} else if (cc->rq->json_schema) {
+		rc = llm_schema_for_server(cc->rq->json_schema, cc->schema_level, &sent_schema);
+		wrq.json_schema = sent_schema;
+		wo.loose_schema = cc->schema_level == LLM_SCHEMA_SIMPLE;
+	}
+	if (rc == 0)
+		rc = llm_registry_key(s->reg, m->endpoint, &key);
 	if (rc == 0 && key.len > 0) {
 		rc = buf_printf(&auth, "Authorization: Bearer %s", key.data);
 		headers[nh++] = auth.data;
+		hhdrs[1] = auth.data;
 	}
 	if (rc == 0) {
-		headers[nh++] = cc->rq->stream ? "Accept: text/event-stream" : "Accept: application/json";
-		rc = llm_wire_body(&body, cc->rq, extra, n_extra, &wo);
+		headers[nh++] = wire_stream ? "Accept: text/event-stream" : "Accept: application/json";
+		rc = llm_wire_body(&body, &wrq, extra, n_extra, &wo);
 	}
 	if (rc < 0) {
 		snprintf(errmsg, sizeof(errmsg), "%s", err_last());
@@ -677,33 +1286,46 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 	queue_ms = ticket.wait_ms;
 	out->queue_ms += queue_ms;
 
+	/* a server known to be down: wait for it before sending (or give up at once when
+	 * it has been down longer than its health_wait) */
+	pthread_mutex_lock(&s->ep[m->endpoint].mu);
+	down = s->ep[m->endpoint].down_since != 0;
+	pthread_mutex_unlock(&s->ep[m->endpoint].mu);
+	if (down) {
+		rc = wait_healthy(cc, m, e, hhdrs);
+		if (rc < 0) {
+			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
+			cc->attempt++;
+			write_row(cc, m, e, NULL, 0, 0, 0, rc == ERR_CANCELLED ? "cancelled" : "down",
+				  errmsg, 0, res, 1);
+			res = 0;
+			err_set(rc, "%s", errmsg);
+			goto done;
+		}
+	}
+
 	for (int try = 0;; try++) {
 		attempt_result ar;
 		double cost;
-		int last;
+		int last, waited = 0;
 
 		llm_response_reset_reply(out);
 		cc->attempt++;
 		out->attempts++;
-		do_attempt(cc, m, e, headers, &body, out, &ar, &latency);
+		if (t_first == 0)
+			t_first = util_mono_ms();
+		do_attempt(cc, m, e, headers, &body, wire_stream, out, &ar, &latency);
 		out->http_status = ar.status;
-		if (ar.rc == 0 && cc->rq->json_schema) {
-			char verr[700];
-			json_t *j = content_json(out->content, verr, sizeof(verr));
-			if (j && llm_schema_check(cc->rq->json_schema, j, verr, sizeof(verr)) < 0) {
-				json_decref(j);
-				j = NULL;
-			}
-			if (j) {
-				out->json = j;
-			} else {
-				snprintf(schema_err, schema_cap, "%s", verr);
-				snprintf(ar.outcome, sizeof(ar.outcome), "invalid_output");
-				ar.rc = err_set(ERR_PARSE, "model '%s' at endpoint '%s': the reply does not "
-							   "match the JSON schema: %s",
-						m->name, e->name, verr);
-			}
+		if (ar.rc == 0) {
+			ar.rc = check_reply(cc, m, e, max_tokens, out, ao);
+			if (ar.rc < 0)
+				snprintf(ar.outcome, sizeof(ar.outcome), "%s",
+					 ao->problem == PB_TRUNCATED || ao->problem == PB_CALL_TRUNCATED
+						 ? "truncated"
+						 : "invalid_output");
 		}
+		if (ar.schema_refused)
+			ao->problem = PB_SCHEMA_REFUSED;
 		if (ar.rc < 0)
 			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
 		/* tokens: the provider's usage, else an estimate (the provider charges anyway) */
@@ -725,6 +1347,31 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 					       "max_retry_wait", errmsg, (long long)(ar.retry_after_ms / 1000));
 			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
 		}
+		/* no answer: wait for the server (a restart, a model loading) rather than spend
+		 * the retries at once; an outage costs no retry */
+		if (ar.outage && ar.retryable && (free_left > 0 || !last)) {
+			int hw = wait_healthy(cc, m, e, hhdrs);
+			if (hw == 1 && free_left > 0) {
+				free_left--;
+				waited = 1;
+				last = 0;
+			} else if (hw < 0) {
+				char why[700];
+				snprintf(why, sizeof(why), "%s", err_last());
+				last = 1;
+				ar.rc = err_set(hw, "%s (the last attempt: %s)", why, errmsg);
+				snprintf(errmsg, sizeof(errmsg), "%s", err_last());
+			}
+		}
+		/* the whole ask is bounded: no new attempt once the endpoint's timeout has
+		 * passed since the first */
+		if (!last && !waited && util_mono_ms() - t_first >= e->timeout_ms) {
+			last = 1;
+			ar.rc = err_set(ar.rc, "%s; no more retries: %lld s have passed since the first "
+					       "attempt (the endpoint's timeout)", errmsg,
+					(long long)((util_mono_ms() - t_first) / 1000));
+			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
+		}
 		write_row(cc, m, e, out, latency, try == 0 ? queue_ms : 0, ar.status, ar.outcome,
 			  ar.rc < 0 ? errmsg : NULL, cost, last ? res : 0, 1);
 		if (last) {
@@ -737,6 +1384,12 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 			}
 			res = 0;
 			break;
+		}
+		if (waited) {
+			log_warn("llm", "model %s at endpoint %s: %s; the server is back, trying again",
+				 m->name, e->name, ar.outcome);
+			try--;
+			continue;
 		}
 		{
 			int64_t wait = ar.retry_after_ms >= 0
@@ -760,10 +1413,130 @@ done:
 		llm_sched_release(s->sched, &ticket);
 	if (res) /* a reservation not settled above (refused before sending) */
 		write_row(cc, m, e, NULL, 0, 0, 0, "not_sent", NULL, 0, res, 1);
+	json_decref(sent_schema);
+	free(pmsgs);
+	free(ptext);
 	buf_free(&body);
 	buf_free_wipe(&key);
 	buf_free_wipe(&auth);
 	return rc;
+}
+
+/* The prompt tokens of the request for model m: the server's own count
+ * when it has a tokenizer (llama.cpp's /tokenize), else the estimate. */
+static int64_t count_prompt(call_ctx *cc, const llm_model *m)
+{
+	llm_service *s = cc->s;
+	const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
+	http_client *hc = NULL;
+	const char *hdrs[3];
+	int64_t n = 0;
+	buf text, auth;
+	int llama, rc;
+
+	pthread_mutex_lock(&s->ep[m->endpoint].mu);
+	llama = s->ep[m->endpoint].info.llamacpp && s->ep[m->endpoint].down_since == 0;
+	pthread_mutex_unlock(&s->ep[m->endpoint].mu);
+	if (!llama)
+		return cc->est_fallback;
+	buf_init(&text, 0);
+	buf_init(&auth, 8300);
+	rc = llm_wire_prompt_text(cc->rq, 0, &text);
+	if (rc == 0)
+		rc = client_get(s, &hc);
+	if (rc == 0) {
+		server_headers(s, m->endpoint, &auth, hdrs);
+		rc = llm_server_tokenize(hc, e->base_url, hdrs, buf_cstr(&text), text.len,
+					 PROBE_TIMEOUT_MS, &n);
+		client_put(s, hc);
+	}
+	buf_free(&text);
+	buf_free_wipe(&auth);
+	if (rc < 0) {
+		log_debug("llm", "endpoint %s: counting the prompt's tokens: %s; estimating", e->name,
+			  err_last());
+		err_clear();
+		return cc->est_fallback;
+	}
+	return n + llm_wire_prompt_overhead(cc->rq);
+}
+
+/* The messages that ask model m again after `ao`, into reask[2] (borrowed
+ * from `bad` and `note`, which the caller frees); their count. A reply cut
+ * at the token limit, or holding a tool call that is not valid, is never
+ * sent back: only what was wrong. A reply that did not match the schema is
+ * sent back when it fits the context with the reply to come. *max_tokens
+ * may grow (a truncated reply) within the context. */
+static size_t build_reask(call_ctx *cc, const llm_response *out, const ask_out *ao,
+			  int64_t context, int *max_tokens, llm_message *reask, char **bad,
+			  char **note)
+{
+	buf t;
+	size_t n = 0;
+	int64_t reply_tokens = out->content ? (int64_t)(strlen(out->content) * 10 / 27) + 8 : 8;
+
+	*bad = NULL;
+	*note = NULL;
+	buf_init(&t, 0);
+	memset(reask, 0, 2 * sizeof(*reask));
+	switch (ao->problem) {
+	case PB_INVALID:
+		if (cc->est_in + reply_tokens + 64 + *max_tokens <= context) {
+			*bad = strdup(out->content ? out->content : "");
+			if (*bad) {
+				reask[n].role = "assistant";
+				reask[n++].content = *bad;
+			}
+			buf_printf(&t, "Your reply did not match the required JSON schema: %s. Reply "
+				       "again with only the corrected JSON, nothing else.", ao->detail);
+		} else {
+			buf_printf(&t, "Your previous reply (too long to repeat here) did not match the "
+				       "required JSON schema: %s. Reply again with only the corrected "
+				       "JSON, nothing else, and keep it short.", ao->detail);
+		}
+		break;
+	case PB_TRUNCATED: {
+		int64_t room = context - cc->est_in - 80;
+		buf_printf(&t, "Your previous reply was cut off at the token limit (%d tokens) before "
+			       "the JSON was complete, so it was not used. Reply again with the whole "
+			       "JSON, shorter: brief strings and fewer items.", *max_tokens);
+		if (room > *max_tokens)
+			*max_tokens = (int)(room < 2 * (int64_t)*max_tokens ? room : 2 * *max_tokens);
+		break;
+	}
+	case PB_CALL_TRUNCATED:
+		buf_printf(&t, "Your previous reply was cut off at the token limit (%d tokens) %s%s%s, "
+			       "so no call was made. Make the call again, with shorter arguments.",
+			   *max_tokens, ao->tool[0] ? "inside your call to '" : "before the tool call was complete",
+			   ao->tool, ao->tool[0] ? "'" : "");
+		break;
+	case PB_TOOL_UNKNOWN:
+	case PB_TOOL_WRONG:
+	case PB_NO_CALL:
+	case PB_BAD_ARGS: {
+		buf_printf(&t, "Your previous reply was not used: %s. ", ao->detail);
+		if (cc->rq->tool_choice && strcmp(cc->rq->tool_choice, "auto") != 0 &&
+		    strcmp(cc->rq->tool_choice, "required") != 0 &&
+		    strcmp(cc->rq->tool_choice, "none") != 0)
+			buf_printf(&t, "Call the tool '%s' now, with a JSON object as its arguments.",
+				   cc->rq->tool_choice);
+		else {
+			buf_puts(&t, "Call one of the tools (");
+			for (size_t i = 0; i < cc->rq->n_tools; i++)
+				buf_printf(&t, "%s'%s'", i ? ", " : "", cc->rq->tools[i].name);
+			buf_puts(&t, ") with a JSON object as its arguments.");
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	*note = buf_steal(&t);
+	if (*note && **note) {
+		reask[n].role = "user";
+		reask[n++].content = *note;
+	}
+	return n;
 }
 
 int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_response *out)
@@ -774,6 +1547,7 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 	char last_msg[1024] = "";
 	call_ctx cc;
 	int64_t biggest = 0;
+	uint64_t shash = 0;
 
 	llm_response_init(out);
 	if (!call)
@@ -799,64 +1573,91 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 	rc = llm_registry_route(s->reg, cc.role, &models, &n);
 	if (rc < 0)
 		return rc;
-	cc.est_in = llm_wire_estimate_tokens(rq);
-	out->context_needed = cc.est_in;
+	cc.est_fallback = llm_wire_estimate_tokens(rq);
+	out->context_needed = cc.est_fallback;
+	if (rq->json_schema)
+		shash = schema_hash(rq->json_schema);
 
 	for (int k = 0; k < n; k++) {
 		const llm_model *m = llm_registry_model(s->reg, models[k]);
 		const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
 		int max_tokens = rq->max_tokens > 0 ? rq->max_tokens : m->max_output;
-		char schema_err[700];
+		int64_t context;
+		int reasks = 0;
+		ask_out ao;
 		llm_message reask[2];
-		char *bad_reply = NULL, *reask_text = NULL;
+		size_t n_reask = 0;
+		char *bad = NULL, *note = NULL;
 
-		if (m->context > biggest)
-			biggest = m->context;
-		if (cc.est_in + 16 > m->context) {
+		ensure_probed(s, m->endpoint);
+		context = model_context(s, m);
+		cc.est_in = count_prompt(&cc, m);
+		out->context_needed = cc.est_in;
+		if (context > biggest)
+			biggest = context;
+		if (cc.est_in + 16 > context) {
 			snprintf(last_msg, sizeof(last_msg),
 				 "the prompt (about %lld tokens) does not fit model '%s' (context %lld "
 				 "tokens): trim or summarise the conversation",
-				 (long long)cc.est_in, m->name, (long long)m->context);
+				 (long long)cc.est_in, m->name, (long long)context);
 			last_rc = ERR_CONTEXT;
 			cc.attempt++;
 			write_row(&cc, m, e, NULL, 0, 0, 0, "context", last_msg, 0, 0, 0);
 			continue;
 		}
-		if (cc.est_in + max_tokens > m->context)
-			max_tokens = (int)(m->context - cc.est_in);
+		if (cc.est_in + max_tokens > context)
+			max_tokens = (int)(context - cc.est_in);
 		if (k > 0) {
 			out->escalations++;
 			log_warn("llm", "role %s: escalating from model %s to %s after: %s", cc.role,
 				 llm_registry_model(s->reg, models[k - 1])->name, m->name, last_msg);
 		}
 		tried++;
-		rc = ask_model(&cc, models[k], max_tokens, NULL, 0, out, schema_err,
-			       sizeof(schema_err));
-		if (rc == ERR_PARSE && schema_err[0]) {
-			/* ask once more on the same model, with what was wrong */
-			bad_reply = strdup(out->content ? out->content : "");
-			if (bad_reply &&
-			    asprintf(&reask_text,
-				     "Your reply did not match the required JSON schema: %s. Reply "
-				     "again with only the corrected JSON, nothing else.",
-				     schema_err) >= 0) {
-				memset(reask, 0, sizeof(reask));
-				reask[0].role = "assistant";
-				reask[0].content = bad_reply;
-				reask[1].role = "user";
-				reask[1].content = reask_text;
-				rc = ask_model(&cc, models[k], max_tokens, reask, 2, out, schema_err,
-					       sizeof(schema_err));
-			} else {
-				reask_text = NULL;
+		cc.schema_level = rq->json_schema ? schema_level_get(s, m->endpoint, shash)
+						  : LLM_SCHEMA_FULL;
+		for (;;) {
+			rc = ask_model(&cc, models[k], max_tokens, reask, n_reask, out, &ao);
+			if (rc == 0 || rc == ERR_BUDGET || rc == ERR_CANCELLED || rc == ERR_INVALID ||
+			    rc == ERR_NOMEM)
+				break;
+			if (ao.problem == PB_SCHEMA_REFUSED && cc.schema_level < LLM_SCHEMA_NONE) {
+				/* the server cannot take the schema: a simpler one, then none */
+				log_warn("llm", "endpoint %s refused the JSON schema '%s' (%s); sending it "
+						"%s from now on", e->name,
+					 rq->schema_name ? rq->schema_name : "reply", err_last(),
+					 cc.schema_level + 1 == LLM_SCHEMA_SIMPLE
+						 ? "simplified (our own check stays whole)"
+						 : "in the prompt instead (our own check stays whole)");
+				cc.schema_level++;
+				schema_level_set(s, m->endpoint, shash, cc.schema_level);
+				continue;
 			}
-			free(bad_reply);
-			free(reask_text);
+			if (rc != ERR_PARSE || ao.problem == PB_NONE ||
+			    ao.problem == PB_SCHEMA_REFUSED || reasks >= 1)
+				break;
+			/* once more on the same model, told what was wrong */
+			reasks++;
+			free(bad);
+			free(note);
+			n_reask = build_reask(&cc, out, &ao, context, &max_tokens, reask, &bad, &note);
+			log_info("llm", "model %s at endpoint %s: asking again: %s", m->name, e->name,
+				 ao.detail);
 		}
+		free(bad);
+		free(note);
 		if (rc == 0)
 			return 0;
 		last_rc = rc;
-		snprintf(last_msg, sizeof(last_msg), "%s", err_last());
+		if (rc == ERR_PARSE && reasks > 0 &&
+		    (ao.problem == PB_TRUNCATED || ao.problem == PB_CALL_TRUNCATED))
+			snprintf(last_msg, sizeof(last_msg),
+				 "%s (asked twice; raise the model's max_output, LLM_MAX_TOKENS without a "
+				 "models file, or ask for less)", err_last());
+		else if (rc == ERR_PARSE && reasks > 0)
+			snprintf(last_msg, sizeof(last_msg), "%s (asked twice; a stronger model may "
+							     "do: add one to the role)", err_last());
+		else
+			snprintf(last_msg, sizeof(last_msg), "%s", err_last());
 		if (rc == ERR_BUDGET || rc == ERR_CANCELLED || rc == ERR_INVALID || rc == ERR_NOMEM)
 			return err_set(rc, "%s", last_msg);
 	}

@@ -8,16 +8,32 @@
  * total and idle timeouts, retries with Retry-After and backoff,
  * cancellation) and the ledger with budgets (llm/ledger.h).
  *
- * The idle timeout ends a reply that stops sending: a stream from the
- * request on, a non-streamed reply (which arrives whole when the model has
- * finished) from its first byte; the wait before that is bounded by the
- * endpoint's total timeout. Like other timeouts it is retried while nothing
- * was delivered to the caller.
+ * Every reply is asked for as a stream (unless the endpoint says
+ * stream_replies false), also when the caller wants it whole, so the idle
+ * timeout ends a reply that stops sending from the request on (before the
+ * first byte only when the server's /health does not answer either: a busy
+ * server is waited on); a whole reply on such an endpoint is watched from
+ * its first byte. Like other timeouts it
+ * is retried while nothing was delivered to the caller. An attempt that gets
+ * no answer (refused, reset, stalled, 502/503/504) waits for the server's
+ * /health (llm/server.h) up to the endpoint's health_wait; the attempt after
+ * the server came back costs no retry. Retries stop once the endpoint's
+ * timeout has passed since the first attempt.
+ *
+ * What each server says of itself (model ids, and on llama.cpp its context
+ * per slot, slots and tokenizer) is read once per endpoint and wins over the
+ * configuration; the prompt is counted with the server's tokenizer when it
+ * has one. A JSON schema is sent as a grammar can take it (llm/schema.h),
+ * simpler when the server refuses it, and the reply is always checked
+ * against the whole schema.
  *
  * llm_chat() asks a role's models in order, cheapest first: a model that
- * fails (after its retries), whose reply does not parse, or whose structured
- * output still fails validation after one re-ask with the validation error,
- * is given up for the next one. It stops at once, without escalating, on
+ * fails (after its retries), whose reply does not parse, or whose reply is
+ * still wrong after one re-ask saying what was wrong (structured output
+ * that does not match the schema or was cut at max_tokens; a tool call cut
+ * or malformed, or not the one tool_choice asked for), is given up for the
+ * next one. A cut reply or call is never sent back to the model. It stops
+ * at once, without escalating, on
  * ERR_BUDGET (the caller should ask the person to extend the budget; the
  * figures are in out->budget), ERR_CANCELLED and ERR_INVALID (a request
  * that cannot be sent). ERR_CONTEXT means the prompt fits none of the
@@ -37,6 +53,7 @@
 #include "llm/ledger.h"
 #include "llm/registry.h"
 #include "llm/sched.h"
+#include "llm/server.h"
 #include "llm/wire.h"
 
 typedef struct llm_service llm_service;
@@ -52,12 +69,14 @@ typedef struct llm_options {
 	int64_t idle_timeout_ms;     /* a reply that sends nothing for this long ends with
 				      * ERR_TIMEOUT (ledger outcome "stalled") unless its
 				      * endpoint has idle_timeout; 0: 60 s; < 0: none */
+	int64_t health_wait_ms;      /* an outage is waited out this long unless the
+				      * endpoint has health_wait; 0: 3 min; < 0: not at all */
 } llm_options;
 
 /* Defaults, then the environment: ORCH_LLM_PROJECT_BUDGET and
  * ORCH_LLM_USER_BUDGET (USD), ORCH_LLM_STATS_INTERVAL,
- * ORCH_LLM_QUEUE_TIMEOUT and ORCH_LLM_IDLE_TIMEOUT (durations). ERR_INVALID
- * naming the variable. */
+ * ORCH_LLM_QUEUE_TIMEOUT, ORCH_LLM_IDLE_TIMEOUT and ORCH_LLM_HEALTH_WAIT
+ * (durations). ERR_INVALID naming the variable. */
 int llm_options_from_env(llm_options *out);
 
 /* Creates a service that owns `reg` (also on failure). opt may be NULL for
@@ -77,6 +96,26 @@ const char *llm_service_instance(const llm_service *s);
 
 /* Writes the scheduler's figures now (the thread does it periodically). */
 int llm_service_save_stats(llm_service *s);
+
+/* Asks every endpoint's server about itself now (what a role does at
+ * start-up; a call does it for its endpoint the first time otherwise):
+ * the model ids it lists ({base}/models; a configured id it does not list
+ * is logged as a warning), and on llama.cpp its context per slot and its
+ * slot count (/props), which then win over the configuration (the
+ * difference is logged). A server that does not answer is logged and
+ * asked again later. Blocks up to a few seconds per endpoint. */
+void llm_service_probe(llm_service *s);
+
+/* What the service knows of endpoint i (by its index in the registry). */
+typedef struct llm_endpoint_facts {
+	int probed;                 /* the server was asked (and answered, or had no list) */
+	llm_server_info server;     /* what it said */
+	llm_server_slots server_slots; /* its slots at the last look (the figures thread) */
+	int slots;                  /* the slots the scheduler hands out for it */
+	int down;                   /* an outage is going on */
+} llm_endpoint_facts;
+
+int llm_service_endpoint_facts(llm_service *s, int i, llm_endpoint_facts *out);
 
 /* Who is calling, for routing, fairness, budgets and the ledger. Every
  * pointer is borrowed for the duration of the call; all may be NULL/0. */

@@ -86,6 +86,7 @@ static void endpoint_defaults(llm_endpoint *e)
 	e->retry_max_ms = 20000;
 	e->max_retry_wait_ms = 120000;
 	e->stream_usage = 1;
+	e->stream_replies = 1;
 	snprintf(e->max_tokens_field, sizeof(e->max_tokens_field), "max_tokens");
 }
 
@@ -239,7 +240,8 @@ static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const ch
 	static const char *const keys[] = {"base_url", "api_key_env", "api_key_secret", "slots",
 					   "timeout", "connect_timeout", "idle_timeout", "max_retries",
 					   "retry_base", "retry_max", "max_retry_wait",
-					   "stream_usage", "max_tokens_field", "local", NULL};
+					   "stream_usage", "max_tokens_field", "local", "health_wait",
+					   "stream_replies", NULL};
 	char where[256];
 	llm_endpoint *e;
 	int64_t v;
@@ -271,7 +273,9 @@ static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const ch
 	    (rc = get_dur(o, "retry_base", where, &e->retry_base_ms)) < 0 ||
 	    (rc = get_dur(o, "retry_max", where, &e->retry_max_ms)) < 0 ||
 	    (rc = get_dur(o, "max_retry_wait", where, &e->max_retry_wait_ms)) < 0 ||
+	    (rc = get_dur(o, "health_wait", where, &e->health_wait_ms)) < 0 ||
 	    (rc = get_bool(o, "stream_usage", where, &e->stream_usage)) < 0 ||
+	    (rc = get_bool(o, "stream_replies", where, &e->stream_replies)) < 0 ||
 	    (rc = get_bool(o, "local", where, &e->local)) < 0)
 		return rc;
 	if (e->key_env[0] && e->key_secret[0])

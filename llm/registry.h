@@ -53,6 +53,10 @@ typedef struct llm_endpoint {
 	int64_t retry_base_ms;    /* backoff: base, doubled each retry, with jitter */
 	int64_t retry_max_ms;     /* backoff cap */
 	int64_t max_retry_wait_ms; /* a Retry-After longer than this fails at once */
+	int64_t health_wait_ms;   /* how long an outage is waited out (the server's /health);
+				   * 0: the service's (ORCH_LLM_HEALTH_WAIT) */
+	int stream_replies;       /* ask for every reply as a stream, also when the caller
+				   * wants it whole, so the idle timeout watches it */
 	int stream_usage;         /* send stream_options.include_usage */
 	char max_tokens_field[32];
 	int local;                /* on this machine or network (informational) */

@@ -291,6 +291,16 @@ void llm_sched_release(llm_sched *s, const llm_ticket *t)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void llm_sched_set_slots(llm_sched *s, int endpoint, int slots)
+{
+	pthread_mutex_lock(&s->mu);
+	if (endpoint >= 0 && endpoint < s->n) {
+		s->ep[endpoint].st.slots = slots > 0 ? slots : 1;
+		dispatch(s);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 int llm_sched_stats_get(llm_sched *s, llm_sched_stats *out, int cap)
 {
 	int64_t now = util_mono_us();

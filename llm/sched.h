@@ -77,6 +77,11 @@ int llm_sched_acquire(llm_sched *s, int endpoint, int priority, const char *owne
 /* Gives the slot back and hands it to the next request in order. */
 void llm_sched_release(llm_sched *s, const llm_ticket *t);
 
+/* Sets the slots of `endpoint` (what its server reports it serves at
+ * once); waiting requests are granted the slots that became free. A count
+ * below 1 is taken as 1; an unknown endpoint is ignored. */
+void llm_sched_set_slots(llm_sched *s, int endpoint, int slots);
+
 /* Fills out[0..n-1] (n = the number of endpoints, at most cap) with the
  * current figures; returns n. */
 int llm_sched_stats_get(llm_sched *s, llm_sched_stats *out, int cap);

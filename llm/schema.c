@@ -338,3 +338,174 @@ int llm_schema_check(const json_t *schema, const json_t *v, char *out, size_t ca
 	}
 	return 0;
 }
+
+/* --- what is sent --- */
+
+const char *llm_schema_level_name(int level)
+{
+	switch (level) {
+	case LLM_SCHEMA_FULL: return "full";
+	case LLM_SCHEMA_SIMPLE: return "simplified";
+	default: return "none";
+	}
+}
+
+/* True when a pattern holds a repetition count ({n}, {m,} or {m,n}) above
+ * the bound. */
+static int pattern_too_big(const char *p)
+{
+	for (; *p; p++) {
+		if (*p == '\\' && p[1]) {
+			p++;
+			continue;
+		}
+		if (*p != '{')
+			continue;
+		const char *q = p + 1;
+		while (*q && *q != '}') {
+			if (*q >= '0' && *q <= '9') {
+				char *end;
+				long n = strtol(q, &end, 10);
+				if (n > LLM_SCHEMA_MAX_BOUND)
+					return 1;
+				q = end;
+			} else {
+				q++;
+			}
+		}
+	}
+	return 0;
+}
+
+static int is_bound_key(const char *k)
+{
+	return strcmp(k, "minLength") == 0 || strcmp(k, "maxLength") == 0 ||
+	       strcmp(k, "minItems") == 0 || strcmp(k, "maxItems") == 0;
+}
+
+/* Keywords a simplified schema leaves out. */
+static int is_limit_key(const char *k)
+{
+	static const char *const keys[] = {
+		"minLength", "maxLength", "minItems", "maxItems", "pattern", "format", "minimum",
+		"maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "uniqueItems",
+		"minProperties", "maxProperties", "minContains", "maxContains", NULL};
+	for (const char *const *p = keys; *p; p++)
+		if (strcmp(*p, k) == 0)
+			return 1;
+	return 0;
+}
+
+static json_t *send_schema(const json_t *sc, int level, int depth);
+
+/* A map of names to schemas ("properties", "$defs"). */
+static json_t *send_map(const json_t *m, int level, int depth)
+{
+	json_t *out = json_object(), *v;
+	const char *k;
+
+	if (!out)
+		return NULL;
+	json_object_foreach((json_t *)m, k, v) {
+		json_t *c = send_schema(v, level, depth + 1);
+		if (!c || json_object_set_new(out, k, c) < 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+static json_t *send_list(const json_t *a, int level, int depth)
+{
+	json_t *out = json_array(), *v;
+	size_t i;
+
+	if (!out)
+		return NULL;
+	json_array_foreach(a, i, v) {
+		json_t *c = send_schema(v, level, depth + 1);
+		if (!c || json_array_append_new(out, c) < 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* True when the pattern is anchored at both ends (llama.cpp refuses others:
+ * "Pattern must start with '^' and end with '$'"). */
+static int anchored(const char *p)
+{
+	size_t n = strlen(p);
+
+	return n >= 2 && p[0] == '^' && p[n - 1] == '$' && (n < 3 || p[n - 2] != '\\');
+}
+
+/* True when sc holds both `min` and `max` with min > max: a schema nothing
+ * matches, whose grammar llama.cpp builds until memory runs out. */
+static int bounds_cross(const json_t *sc, const char *min, const char *max)
+{
+	const json_t *a = json_object_get(sc, min), *b = json_object_get(sc, max);
+
+	return json_is_number(a) && json_is_number(b) && json_number_value(a) > json_number_value(b);
+}
+
+static json_t *send_schema(const json_t *sc, int level, int depth)
+{
+	json_t *out, *v;
+	const char *k;
+	int cross_len, cross_items;
+
+	if (!json_is_object(sc) || depth > MAX_DEPTH)
+		return json_deep_copy(sc);
+	out = json_object();
+	if (!out)
+		return NULL;
+	cross_len = bounds_cross(sc, "minLength", "maxLength");
+	cross_items = bounds_cross(sc, "minItems", "maxItems");
+	json_object_foreach((json_t *)sc, k, v) {
+		json_t *c;
+		if (level == LLM_SCHEMA_SIMPLE && is_limit_key(k))
+			continue;
+		if (is_bound_key(k) && json_is_number(v) && json_number_value(v) > LLM_SCHEMA_MAX_BOUND)
+			continue;
+		if ((cross_len && strstr(k, "Length")) || (cross_items && strstr(k, "Items")))
+			continue;
+		if (strcmp(k, "pattern") == 0 && json_is_string(v) &&
+		    (pattern_too_big(json_string_value(v)) || !anchored(json_string_value(v))))
+			continue;
+		if (strcmp(k, "enum") == 0 && json_is_array(v) && json_array_size(v) == 0)
+			continue;
+		if ((strcmp(k, "properties") == 0 || strcmp(k, "$defs") == 0 ||
+		     strcmp(k, "definitions") == 0 || strcmp(k, "patternProperties") == 0) &&
+		    json_is_object(v))
+			c = send_map(v, level, depth);
+		else if ((strcmp(k, "anyOf") == 0 || strcmp(k, "oneOf") == 0 ||
+			  strcmp(k, "allOf") == 0 || strcmp(k, "prefixItems") == 0) &&
+			 json_is_array(v))
+			c = send_list(v, level, depth);
+		else if (strcmp(k, "items") == 0 || strcmp(k, "additionalProperties") == 0 ||
+			 strcmp(k, "not") == 0 || strcmp(k, "contains") == 0 ||
+			 strcmp(k, "propertyNames") == 0 || strcmp(k, "additionalItems") == 0)
+			c = send_schema(v, level, depth + 1);
+		else
+			c = json_deep_copy(v);
+		if (!c || json_object_set_new(out, k, c) < 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+int llm_schema_for_server(const json_t *schema, int level, json_t **out)
+{
+	*out = NULL;
+	if (level != LLM_SCHEMA_FULL && level != LLM_SCHEMA_SIMPLE)
+		return err_set(ERR_INVALID, "schema level %d sends no schema", level);
+	*out = send_schema(schema, level, 0);
+	if (!*out)
+		return err_set(ERR_NOMEM, "out of memory copying a schema");
+	return 0;
+}

@@ -194,7 +194,8 @@ static int is_our_key(const char *k)
 {
 	static const char *const ours[] = {"model", "messages", "max_tokens", "max_completion_tokens",
 					   "temperature", "top_p", "stream", "stream_options",
-					   "tools", "tool_choice", "response_format", "stop", NULL};
+					   "tools", "tool_choice", "response_format", "stop",
+					   "return_progress", NULL};
 	for (const char *const *p = ours; *p; p++)
 		if (strcmp(*p, k) == 0)
 			return 1;
@@ -237,6 +238,8 @@ int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_
 		rc = buf_puts(b, ",\"stream\":true");
 		if (rc == 0 && o->stream_usage)
 			rc = buf_puts(b, ",\"stream_options\":{\"include_usage\":true}");
+		if (rc == 0 && o->progress)
+			rc = buf_puts(b, ",\"return_progress\":true");
 	}
 	if (rc == 0 && rq->stop && rq->stop[0]) {
 		rc = buf_puts(b, ",\"stop\":[");
@@ -295,7 +298,8 @@ int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_
 		if (rc == 0)
 			rc = buf_put_json_str(b, rq->schema_name ? rq->schema_name : "reply");
 		if (rc == 0)
-			rc = buf_puts(b, "\",\"strict\":true,\"schema\":");
+			rc = buf_puts(b, o->loose_schema ? "\",\"strict\":false,\"schema\":"
+							 : "\",\"strict\":true,\"schema\":");
 		if (rc == 0)
 			rc = put_json(b, rq->json_schema);
 		if (rc == 0)
@@ -323,33 +327,52 @@ int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_
 	return rc;
 }
 
+int llm_wire_prompt_text(const llm_request *rq, int with_schema, buf *out)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < rq->n_messages; i++) {
+		const llm_message *m = &rq->messages[i];
+		if (m->content)
+			rc = buf_puts(out, m->content);
+		for (size_t k = 0; rc == 0 && k < m->n_tool_calls; k++) {
+			rc = buf_puts(out, m->tool_calls[k].name ? m->tool_calls[k].name : "");
+			if (rc == 0)
+				rc = buf_puts(out, m->tool_calls[k].arguments ? m->tool_calls[k].arguments
+									    : "");
+		}
+		if (rc == 0)
+			rc = buf_putc(out, '\n');
+	}
+	for (size_t i = 0; rc == 0 && i < rq->n_tools; i++) {
+		rc = buf_puts(out, rq->tools[i].name ? rq->tools[i].name : "");
+		if (rc == 0 && rq->tools[i].description)
+			rc = buf_puts(out, rq->tools[i].description);
+		if (rc == 0 && rq->tools[i].parameters)
+			rc = put_json(out, rq->tools[i].parameters);
+		if (rc == 0)
+			rc = buf_putc(out, '\n');
+	}
+	if (rc == 0 && with_schema && rq->json_schema)
+		rc = put_json(out, rq->json_schema);
+	return rc;
+}
+
+int64_t llm_wire_prompt_overhead(const llm_request *rq)
+{
+	return 3 + 4 * (int64_t)rq->n_messages + 8 * (int64_t)rq->n_tools;
+}
+
 int64_t llm_wire_estimate_tokens(const llm_request *rq)
 {
-	size_t bytes = 0;
-	int64_t n = 3;
+	buf text;
+	int64_t n;
 
-	for (size_t i = 0; i < rq->n_messages; i++) {
-		const llm_message *m = &rq->messages[i];
-		bytes += m->content ? strlen(m->content) : 0;
-		for (size_t k = 0; k < m->n_tool_calls; k++)
-			bytes += (m->tool_calls[k].arguments ? strlen(m->tool_calls[k].arguments) : 0) +
-				 (m->tool_calls[k].name ? strlen(m->tool_calls[k].name) : 0);
-		n += 4;
-	}
-	for (size_t i = 0; i < rq->n_tools; i++) {
-		char *s = rq->tools[i].parameters ? json_dumps(rq->tools[i].parameters, JSON_COMPACT)
-						  : NULL;
-		bytes += (s ? strlen(s) : 0) + strlen(rq->tools[i].name ? rq->tools[i].name : "") +
-			 (rq->tools[i].description ? strlen(rq->tools[i].description) : 0);
-		free(s);
-		n += 8;
-	}
-	if (rq->json_schema) {
-		char *s = json_dumps(rq->json_schema, JSON_COMPACT);
-		bytes += s ? strlen(s) : 0;
-		free(s);
-	}
-	return n + (int64_t)((bytes + 3) / 4);
+	buf_init(&text, 0);
+	llm_wire_prompt_text(rq, 1, &text);
+	n = llm_wire_prompt_overhead(rq) + (int64_t)((text.len * 10 + 26) / 27);
+	buf_free(&text);
+	return n;
 }
 
 /* --- replies --- */

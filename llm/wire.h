@@ -136,6 +136,9 @@ typedef struct llm_wire_opts {
 	int max_tokens;             /* > 0: sent */
 	const char *max_tokens_field; /* "max_tokens" (default) or "max_completion_tokens" */
 	int stream_usage;           /* streaming: ask for usage in the last chunk */
+	int progress;               /* streaming on llama.cpp: "return_progress", so a long
+				     * prompt's processing sends events too */
+	int loose_schema;           /* response_format with "strict": false */
 } llm_wire_opts;
 
 /* Appends the JSON body for `rq` to `out`. `extra_messages` (may be NULL)
@@ -156,10 +159,21 @@ int llm_wire_parse_reply(const char *body, size_t len, llm_response *out);
 void llm_wire_error_text(const char *body, size_t len, const char *content_type,
 			 char *out, size_t cap, int *is_context);
 
-/* Estimates the prompt tokens of `rq` (bytes / 4, plus per-message and tool
- * overhead): what is used before sending to reserve cost and detect context
- * overflow. */
+/* Estimates the prompt tokens of `rq` without the server's tokenizer: the
+ * bytes of its text (llm_wire_prompt_text, with the schema) at 2.7 bytes a
+ * token (what code and JSON come to; prose takes fewer tokens), plus
+ * llm_wire_prompt_overhead: what is used before sending to reserve cost and
+ * detect context overflow when the endpoint cannot count. */
 int64_t llm_wire_estimate_tokens(const llm_request *rq);
+
+/* The text of `rq` a tokenizer counts: every message's content, the tool
+ * calls' names and arguments, the tools' definitions and, with
+ * `with_schema`, the JSON schema (a server that turns it into a grammar
+ * does not put it in the prompt). Appended to `out`. */
+int llm_wire_prompt_text(const llm_request *rq, int with_schema, buf *out);
+
+/* The tokens a chat template adds around the messages and tools of `rq`. */
+int64_t llm_wire_prompt_overhead(const llm_request *rq);
 
 /* --- server-sent events --- */
 

@@ -247,8 +247,17 @@ int nd_architect(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **u
 		free(raw);
 		raw = json_dumps(resp.json, JSON_COMPACT);
 		buf_reset(&extra);
-		buf_printf(&extra, "This plan cannot be used: %s. Send the whole corrected plan.",
-			   err_last());
+		buf_printf(&extra, "This plan cannot be used: %s.", err_last());
+		{
+			/* what "deps" may name: a weak model invents ids */
+			const json_t *t;
+			size_t i;
+			buf_puts(&extra, " The tasks' ids are:");
+			json_array_foreach(json_object_get(resp.json, "tasks"), i, t)
+				buf_printf(&extra, "%s %s", i ? "," : "",
+					   json_string_value(json_object_get(t, "id")) ?: "?");
+			buf_puts(&extra, "; \"deps\" may name only those. Send the whole corrected plan.");
+		}
 		msgs[2].role = "assistant";
 		msgs[2].content = raw ? raw : "";
 		msgs[3].role = "user";

@@ -140,6 +140,10 @@ def run_one(name, argv, args, index, base):
     elif res.passed + res.failed == 0:
         res.failed = 1
         res.note = "reported no test cases"
+    # a program whose counterpart is absent says so in one line; show it
+    skipped = [l for l in out.splitlines() if l.startswith("skipped: ")]
+    if skipped and not res.note:
+        res.note = skipped[0]
     if res.failed == 0:
         try:
             psql(base, "postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

@@ -11,6 +11,7 @@ PKGS=(
 	postgresql postgresql-client redis-server python3 util-linux iproute2 procps
 	# toolchains that workers (and the eval tasks) use inside the sandbox
 	golang-go sqlite3
+	curl # ../shared/llama/start.sh waits for llama-server's /health with it
 )
 # node and npm may come from elsewhere (NodeSource): Debian's only when absent
 # from /usr, the part of the host a sandbox sees (a node under $HOME, as nvm

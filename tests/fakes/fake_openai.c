@@ -11,7 +11,10 @@
  * reply, else a built-in completion (or a 20-chunk stream when the request
  * asks for "stream": true), like the reference fake in
  * ../shared/anchors/openai-node. A request without model and messages gets
- * 400, as from OpenAI. Each request is recorded (headers and body).
+ * 400, as from OpenAI; a response_format schema that llama-server's grammar
+ * converter refuses (a length bound of 2000 or more, maxItems of 1998 or
+ * more, an unanchored pattern) gets its 400. Each request is recorded
+ * (headers and body).
  *
  * Control API (not part of OpenAI's):
  *   POST /__script   [reply, ...] appended to the queue, or
@@ -19,6 +22,9 @@
  *   GET  /__requests the recorded requests: [{"path","headers","body","t_ms"}]
  *   GET  /__stats    {"requests","inflight","max_inflight","completions","streams"}
  *   POST /__reset    empties the queue, the records and the counters
+ *   POST /__health   {"loading_ms": N}: GET /health answers 503 "Loading model"
+ *                    for N ms from now, as llama-server while it loads a model,
+ *                    then 200 {"status": "ok"} (the default)
  *
  * A reply: {"model": filter, "times": n (1), "delay_ms": before answering,
  *   "status": 200, "headers": {...}, "json": value | "body": raw text,
@@ -55,6 +61,7 @@ static json_t *g_default; /* a reply or NULL */
 static json_t *g_records;
 static int g_record = 1;
 static long g_epoch, g_requests, g_inflight, g_max_inflight, g_completions, g_streams;
+static double g_loading_until; /* GET /health answers 503 until then (now_ms) */
 static struct evbuffer *g_completion; /* the built-in reply */
 static char *g_stream_events[21];
 
@@ -416,6 +423,49 @@ static json_t *take_reply(const char *model, const char *raw)
 	return g_default;
 }
 
+/* What llama-server's grammar converter refuses in a response_format schema
+ * (llama.cpp at the commit of ../shared/llama): a length bound of 2000 or
+ * more, maxItems of 1998 or more, a pattern not anchored with ^...$. Returns
+ * the error message, or NULL when the schema is taken. */
+static const char *grammar_refuses(const json_t *sc, int depth)
+{
+	const char *k, *why;
+	json_t *v;
+	size_t i;
+
+	if (depth > 64)
+		return NULL;
+	if (json_is_array(sc)) {
+		json_array_foreach(sc, i, v) {
+			why = grammar_refuses(v, depth + 1);
+			if (why)
+				return why;
+		}
+		return NULL;
+	}
+	if (!json_is_object(sc))
+		return NULL;
+	json_object_foreach((json_t *)sc, k, v) {
+		if (json_is_integer(v) &&
+		    (((strcmp(k, "maxLength") == 0 || strcmp(k, "minLength") == 0) &&
+		      json_integer_value(v) >= 2000) ||
+		     (strcmp(k, "maxItems") == 0 && json_integer_value(v) >= 1998)))
+			return "Failed to initialize samplers: failed to parse grammar";
+		if (strcmp(k, "pattern") == 0 && json_is_string(v)) {
+			const char *p = json_string_value(v);
+			size_t n = strlen(p);
+			if (n < 2 || p[0] != '^' || p[n - 1] != '$')
+				return "Unable to generate parser for this template. Automatic parser "
+				       "generation failed: JSON schema conversion failed:\nPattern must "
+				       "start with '^' and end with '$'";
+		}
+		why = grammar_refuses(v, depth + 1);
+		if (why)
+			return why;
+	}
+	return NULL;
+}
+
 static void on_completions(struct evhttp_request *req)
 {
 	char *raw = NULL;
@@ -434,6 +484,18 @@ static void on_completions(struct evhttp_request *req)
 		send_json(req, 400, "{\"error\":{\"message\":\"model and messages are required\","
 				    "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
 		goto done;
+	}
+	{
+		const json_t *sc = json_object_get(
+			json_object_get(json_object_get(body, "response_format"), "json_schema"), "schema");
+		const char *why = sc ? grammar_refuses(sc, 0) : NULL;
+		if (why) {
+			json_t *e = json_pack("{s:{s:i, s:s, s:s}}", "error", "code", 400, "message", why,
+					      "type", "invalid_request_error");
+			send_value(req, 400, e);
+			json_decref(e);
+			goto done;
+		}
 	}
 	p = calloc(1, sizeof(*p));
 	p->req = req;
@@ -511,12 +573,30 @@ static void on_request(struct evhttp_request *req, void *arg)
 		json_decref(s);
 		return;
 	}
+	if (strcmp(path, "/health") == 0) {
+		if (now_ms() < g_loading_until)
+			send_json(req, 503, "{\"error\":{\"code\":503,\"message\":\"Loading model\","
+					    "\"type\":\"unavailable_error\"}}");
+		else
+			send_json(req, 200, "{\"status\":\"ok\"}");
+		return;
+	}
+	if (strcmp(path, "/__health") == 0) {
+		char *raw = NULL;
+		json_t *b = body_json(req, &raw);
+		g_loading_until = now_ms() + (double)iget(b, "loading_ms", 0);
+		send_json(req, 200, "{\"ok\":true}");
+		json_decref(b);
+		free(raw);
+		return;
+	}
 	if (strcmp(path, "/__reset") == 0) {
 		json_array_clear(g_queue);
 		json_array_clear(g_records);
 		json_decref(g_default);
 		g_default = NULL;
 		g_record = 1;
+		g_loading_until = 0;
 		/* replies still pending from before stop counting */
 		g_epoch++;
 		g_requests = g_inflight = g_max_inflight = g_completions = g_streams = 0;

@@ -14,7 +14,7 @@ static fake_llm g_fake;
 
 static const char MODELS[] =
 	"{\"endpoints\": {\"fake\": {\"base_url\": \"%s\", \"slots\": 2, "
-	"\"api_key_env\": \"CLI_FAKE_KEY\"}},"
+	"\"api_key_env\": \"CLI_FAKE_KEY\", \"stream_replies\": false}},"
 	" \"models\": {\"cheap\": {\"endpoint\": \"fake\", \"model\": \"cheap-1\", \"price_in\": 1,"
 	" \"price_out\": 2}, \"strong\": {\"endpoint\": \"fake\", \"context\": 32000, \"price_in\": 5,"
 	" \"price_out\": 15}},"

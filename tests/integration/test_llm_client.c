@@ -23,10 +23,12 @@ static const char MODELS[] =
 	"{\"endpoints\": {"
 	"  \"fake\": {\"base_url\": \"%s\", \"slots\": 4, \"api_key_env\": \"TEST_FAKE_KEY\","
 	"            \"retry_base\": \"10ms\", \"retry_max\": \"40ms\", \"max_retries\": 2,"
-	"            \"timeout\": \"10s\", \"max_retry_wait\": \"3s\"},"
+	"            \"timeout\": \"10s\", \"max_retry_wait\": \"3s\", \"stream_replies\": false},"
 	"  \"slow\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"700ms\", \"max_retries\": 0},"
 	"  \"narrow\": {\"base_url\": \"%s\", \"slots\": 2, \"max_retries\": 0},"
 	"  \"stall\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"30s\","
+	"             \"idle_timeout\": \"300ms\", \"max_retries\": 1, \"retry_base\": \"10ms\"},"
+	"  \"whole\": {\"base_url\": \"%s\", \"slots\": 2, \"timeout\": \"30s\", \"stream_replies\": false,"
 	"             \"idle_timeout\": \"300ms\", \"max_retries\": 1, \"retry_base\": \"10ms\"}},"
 	" \"models\": {"
 	"  \"cheap\": {\"endpoint\": \"fake\", \"model\": \"cheap-1\", \"context\": 4096,"
@@ -37,6 +39,8 @@ static const char MODELS[] =
 	"  \"hang\": {\"endpoint\": \"slow\", \"model\": \"hang-1\", \"context\": 4096, \"max_output\": 64},"
 	"  \"two\": {\"endpoint\": \"narrow\", \"model\": \"two-1\", \"context\": 4096, \"max_output\": 64},"
 	"  \"stall\": {\"endpoint\": \"stall\", \"model\": \"stall-1\", \"context\": 4096,"
+	"             \"max_output\": 64},"
+	"  \"whole\": {\"endpoint\": \"whole\", \"model\": \"whole-1\", \"context\": 4096,"
 	"             \"max_output\": 64}},"
 	" \"roles\": {\"developer\": [\"cheap\", \"strong\"], \"default\": [\"cheap\"],"
 	"            \"fit\": [\"tiny\", \"strong\"], \"tinyonly\": [\"tiny\"]}}";
@@ -362,6 +366,226 @@ static void test_structured_output(void **state)
 	llm_service_free(s);
 }
 
+/* A reply of the fake holding `content` with finish_reason `finish`. */
+static json_t *finish_reply(const char *content, const char *finish)
+{
+	return json_pack("{s:{s:[{s:{s:s,s:s},s:s}],s:{s:i,s:i}}}", "json", "choices", "message",
+			 "role", "assistant", "content", content, "finish_reason", finish, "usage",
+			 "prompt_tokens", 30, "completion_tokens", 8);
+}
+
+static void script_json(json_t *replies)
+{
+	char *t = json_dumps(replies, JSON_COMPACT);
+	fake_llm_script(&g_fake, t);
+	free(t);
+	json_decref(replies);
+}
+
+static const json_t *req_body(const json_t *reqs, size_t i)
+{
+	return json_object_get(json_array_get(reqs, i), "body");
+}
+
+/* A schema the server cannot turn into a grammar: sent simplified, then not at all (in the
+ * prompt instead); remembered per endpoint; our own check stays whole at every level */
+static void test_schema_fallback(void **state)
+{
+	static const char REFUSAL[] =
+		"{\"status\": 400, \"json\": {\"error\": {\"code\": 400, \"message\": \"Failed to "
+		"initialize samplers: failed to parse grammar\", \"type\": \"invalid_request_error\"}}}";
+	llm_service *s = service(1);
+	json_t *schema = ts_json("{\"type\":\"object\",\"required\":[\"tasks\"],\"properties\":"
+				 "{\"tasks\":{\"type\":\"array\",\"minItems\":1,\"items\":{\"type\":"
+				 "\"string\",\"maxLength\":5000,\"pattern\":\"^[a-z]+$\"}}}}");
+	json_t *reqs, *sent;
+	llm_call c = {.role = "default", .project = "fb"};
+	llm_request rq;
+	llm_response out;
+	const char *last;
+	(void)state;
+
+	request(&rq);
+	rq.json_schema = schema;
+	rq.schema_name = "plan";
+	/* refused as it is: asked again at once with the structure only */
+	{
+		char t[1024];
+		snprintf(t, sizeof(t), "[%s]", REFUSAL);
+		fake_llm_script(&g_fake, t);
+	}
+	script_json(json_pack("[o]", finish_reply("{\"tasks\": [\"abc\"]}", "stop")));
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(out.json, "tasks"), 0)),
+			    "abc");
+	llm_response_free(&out);
+	reqs = fake_llm_requests(&g_fake);
+	assert_int_equal(json_array_size(reqs), 2);
+	/* the first went as a grammar can take it: no bound over 1000 */
+	sent = json_object_get(json_object_get(json_object_get(req_body(reqs, 0), "response_format"),
+					       "json_schema"), "schema");
+	assert_null(json_object_get(json_object_get(json_object_get(json_object_get(sent,
+			"properties"), "tasks"), "items"), "maxLength"));
+	assert_non_null(json_object_get(json_object_get(json_object_get(json_object_get(sent,
+			"properties"), "tasks"), "items"), "pattern"));
+	/* the second simplified, not strict */
+	sent = json_object_get(json_object_get(req_body(reqs, 1), "response_format"), "json_schema");
+	assert_true(json_is_false(json_object_get(sent, "strict")));
+	assert_null(json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
+			sent, "schema"), "properties"), "tasks"), "items"), "pattern"));
+	json_decref(reqs);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'schema_refused' "
+				 "AND http_status = 400 AND error LIKE '%refused the JSON schema%'"), 1);
+
+	/* the next call goes simplified at once; our check still holds the pattern */
+	fake_llm_reset(&g_fake);
+	script_json(json_pack("[o, o]", finish_reply("{\"tasks\": [\"ABC\"]}", "stop"),
+			      finish_reply("{\"tasks\": [\"ok\"]}", "stop")));
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_int_equal(out.attempts, 2);
+	llm_response_free(&out);
+	reqs = fake_llm_requests(&g_fake);
+	assert_true(json_is_false(json_object_get(json_object_get(json_object_get(req_body(reqs, 0),
+			"response_format"), "json_schema"), "strict")));
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(json_object_get(
+			req_body(reqs, 1), "messages"), 3), "content")), "does not match"));
+	json_decref(reqs);
+
+	/* refused simplified too: the schema goes into the prompt, no response_format */
+	fake_llm_reset(&g_fake);
+	{
+		char t[1024];
+		snprintf(t, sizeof(t), "[%s]", REFUSAL);
+		fake_llm_script(&g_fake, t);
+	}
+	script_json(json_pack("[o]", finish_reply("```json\n{\"tasks\": [\"x\"]}\n```", "stop")));
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	llm_response_free(&out);
+	reqs = fake_llm_requests(&g_fake);
+	assert_int_equal(json_array_size(reqs), 2);
+	assert_null(json_object_get(req_body(reqs, 1), "response_format"));
+	assert_int_equal(json_array_size(json_object_get(req_body(reqs, 1), "messages")), 2);
+	last = json_string_value(json_object_get(json_array_get(json_object_get(req_body(reqs, 1),
+			"messages"), 1), "content"));
+	assert_non_null(strstr(last, "Say hello."));
+	assert_non_null(strstr(last, "matches this JSON schema"));
+	assert_non_null(strstr(last, "\"maxLength\":5000")); /* the whole schema, for the model */
+	json_decref(reqs);
+	json_decref(schema);
+	llm_service_free(s);
+}
+
+/* A structured reply cut at max_tokens: said so, never sent back, asked again with more room;
+ * twice cut: an error that says what to do */
+static void test_truncated_structured(void **state)
+{
+	llm_service *s = service(1);
+	json_t *schema = ts_json(SCHEMA), *reqs, *msgs;
+	llm_call c = {.role = "default"};
+	llm_request rq;
+	llm_response out;
+	(void)state;
+
+	request(&rq);
+	rq.json_schema = schema;
+	rq.max_tokens = 100;
+	script_json(json_pack("[o, o]", finish_reply("{\"tasks\": [\"a very long tas", "length"),
+			      finish_reply("{\"tasks\": [\"short\"]}", "stop")));
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_int_equal(out.attempts, 2);
+	llm_response_free(&out);
+	reqs = fake_llm_requests(&g_fake);
+	msgs = json_object_get(req_body(reqs, 1), "messages");
+	assert_int_equal(json_array_size(msgs), 3); /* no assistant message with the cut reply */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 2), "role")),
+			    "user");
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(msgs, 2), "content")),
+			       "cut off at the token limit (100 tokens)"));
+	assert_int_equal(json_integer_value(json_object_get(req_body(reqs, 1), "max_tokens")), 200);
+	json_decref(reqs);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'truncated'"), 1);
+
+	/* cut twice: no "does not fit", but what happened and what to do */
+	fake_llm_reset(&g_fake);
+	script_json(json_pack("[o, o]", finish_reply("{\"tasks\": [\"aaaa", "length"),
+			      finish_reply("{\"tasks\": [\"bbbb", "length")));
+	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_PARSE);
+	assert_non_null(strstr(err_last(), "cut off at the token limit"));
+	assert_non_null(strstr(err_last(), "raise the model's max_output"));
+	assert_null(strstr(err_last(), "does not fit"));
+	assert_int_equal(fake_llm_count(&g_fake), 2);
+	llm_response_free(&out);
+	json_decref(schema);
+	llm_service_free(s);
+}
+
+static json_t *tool_reply(const char *name, const char *args, const char *finish)
+{
+	return json_pack("{s:{s:[{s:{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]},s:s}],s:{s:i,s:i}}}",
+			 "json", "choices", "message", "role", "assistant", "content",
+			 "tool_calls", "id", "call_x", "type", "function", "function", "name", name,
+			 "arguments", args, "finish_reason", finish, "usage", "prompt_tokens", 30,
+			 "completion_tokens", 8);
+}
+
+/* tool_choice naming a tool, answered with another (llama-server does that): asked again;
+ * a call cut at max_tokens: never sent back, asked again */
+static void test_tool_checks(void **state)
+{
+	llm_service *s = service(1);
+	json_t *params = ts_json("{\"type\":\"object\",\"properties\":{\"command\":{\"type\":"
+				 "\"string\"}},\"required\":[\"command\"]}");
+	llm_tool tools[2] = {{"bash", "Runs a command", params}, {"submit", "Ends", NULL}};
+	json_t *reqs, *msgs, *m;
+	llm_request rq;
+	llm_response out;
+	size_t i;
+	(void)state;
+
+	request(&rq);
+	rq.tools = tools;
+	rq.n_tools = 2;
+	rq.tool_choice = "submit";
+	script_json(json_pack("[o, o]", tool_reply("bash", "{\"command\": \"ls\"}", "tool_calls"),
+			      tool_reply("submit", "{}", "tool_calls")));
+	assert_int_equal(llm_chat(s, NULL, &rq, &out), 0);
+	assert_string_equal(out.tool_calls[0].name, "submit");
+	llm_response_free(&out);
+	reqs = fake_llm_requests(&g_fake);
+	msgs = json_object_get(req_body(reqs, 1), "messages");
+	assert_int_equal(json_array_size(msgs), 3);
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(msgs, 2), "content")),
+			       "it called 'bash' where 'submit' was asked for"));
+	json_decref(reqs);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'invalid_output'"),
+			 1);
+
+	/* "auto": a call cut inside its arguments is asked again and never sent back */
+	fake_llm_reset(&g_fake);
+	rq.tool_choice = "auto";
+	rq.max_tokens = 12;
+	script_json(json_pack("[o, o]", tool_reply("bash", "{\"command\": \"find . -na", "length"),
+			      tool_reply("bash", "{\"command\": \"ls\"}", "tool_calls")));
+	assert_int_equal(llm_chat(s, NULL, &rq, &out), 0);
+	assert_string_equal(out.tool_calls[0].arguments, "{\"command\": \"ls\"}");
+	llm_response_free(&out);
+	reqs = fake_llm_requests(&g_fake);
+	msgs = json_object_get(req_body(reqs, 1), "messages");
+	json_array_foreach(msgs, i, m)
+		assert_null(json_object_get(m, "tool_calls"));
+	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(msgs, 2), "content")),
+			       "cut off at the token limit (12 tokens) inside your call to 'bash'"));
+	json_decref(reqs);
+	/* "auto" and a tool that was not offered: the caller decides (an agent answers it) */
+	fake_llm_reset(&g_fake);
+	script_json(json_pack("[o]", tool_reply("rm_rf", "{}", "tool_calls")));
+	assert_int_equal(llm_chat(s, NULL, &rq, &out), 0);
+	assert_string_equal(out.tool_calls[0].name, "rm_rf");
+	llm_response_free(&out);
+	json_decref(params);
+	llm_service_free(s);
+}
+
 /* --- retries --- */
 
 static void test_retries(void **state)
@@ -403,6 +627,54 @@ static void test_retries(void **state)
 	assert_non_null(strstr(err_last(), "asks to wait 3600 s"));
 	assert_int_equal(fake_llm_count(&g_fake), 1);
 	llm_response_free(&out);
+
+	/* the retries of one call stop once the endpoint's timeout has passed since the
+	 * first attempt: not five of them at 1.5 s each on a 2 s timeout */
+	{
+		llm_registry *r = NULL;
+		llm_service *s2 = NULL;
+		char models[512];
+		snprintf(models, sizeof(models),
+			 "{\"endpoints\": {\"e\": {\"base_url\": \"%s\", \"timeout\": \"2s\", "
+			 "\"max_retries\": 5, \"retry_base\": \"1ms\", \"retry_max\": \"1ms\", "
+			 "\"stream_replies\": false}}, \"models\": {\"m\": {\"endpoint\": \"e\"}}}",
+			 g_fake.base_url);
+		assert_int_equal(llm_registry_load_text(&r, models, "t"), 0);
+		assert_int_equal(llm_service_new(&s2, r, NULL), 0);
+		fake_llm_reset(&g_fake);
+		fake_llm_script(&g_fake, "[{\"status\": 500, \"delay_ms\": 1500, \"times\": 6, "
+					 "\"body\": \"busy\"}]");
+		assert_int_equal(llm_chat(s2, NULL, &rq, &out), ERR_HTTP);
+		assert_non_null(strstr(err_last(), "no more retries"));
+		assert_int_equal(out.attempts, 2);
+		llm_response_free(&out);
+		llm_service_free(s2);
+	}
+
+	/* a server loading its model (503, and 503 on /health meanwhile): waited for on
+	 * /health, and the attempt after it costs no retry, even with none left */
+	{
+		llm_registry *r = NULL;
+		llm_service *s2 = NULL;
+		char models[512];
+		int64_t t0 = util_mono_ms();
+		snprintf(models, sizeof(models),
+			 "{\"endpoints\": {\"e\": {\"base_url\": \"%s\", \"max_retries\": 0, "
+			 "\"health_wait\": \"30s\"}}, \"models\": {\"m\": {\"endpoint\": \"e\"}}}",
+			 g_fake.base_url);
+		assert_int_equal(llm_registry_load_text(&r, models, "t"), 0);
+		assert_int_equal(llm_service_new(&s2, r, NULL), 0);
+		fake_llm_reset(&g_fake);
+		fake_llm_post(&g_fake, "/__health", "{\"loading_ms\": 1500}");
+		fake_llm_script(&g_fake, "[{\"status\": 503, \"json\": {\"error\": {\"code\": 503, "
+					 "\"message\": \"Loading model\", \"type\": "
+					 "\"unavailable_error\"}}}]");
+		assert_int_equal(llm_chat(s2, NULL, &rq, &out), 0);
+		assert_int_equal(out.attempts, 2);
+		assert_true(util_mono_ms() - t0 >= 1400);
+		llm_response_free(&out);
+		llm_service_free(s2);
+	}
 
 	/* Retry-After in seconds is honoured (a lower bound, so noise cannot fail it) */
 	fake_llm_reset(&g_fake);
@@ -483,21 +755,33 @@ static void test_bad_replies(void **state)
 	expect_failure(s, "[{\"stream\": [{\"choices\":[{\"delta\":{\"content\":\"a\"}}]}, "
 			  "{\"error\": {\"message\": \"CUDA out of memory\"}}]}]",
 		       1, ERR_HTTP, "CUDA out of memory", "provider_error", 1);
-	/* nothing listens there */
+	/* nothing listens there: waited for (its /health) up to health_wait, then a clear
+	 * error; the wait costs no retry and no further attempt is made */
 	{
 		llm_request rq;
 		llm_response out;
 		llm_registry *r = NULL;
 		llm_service *dead = NULL;
+		int64_t t0;
 		assert_int_equal(llm_registry_load_text(&r,
 			"{\"endpoints\": {\"gone\": {\"base_url\": \"http://127.0.0.1:9/v1\", "
-			"\"max_retries\": 1, \"retry_base\": \"1ms\"}}, \"models\": {\"m\": "
-			"{\"endpoint\": \"gone\"}}}", "t"), 0);
+			"\"max_retries\": 1, \"retry_base\": \"1ms\", \"health_wait\": \"1500ms\"}}, "
+			"\"models\": {\"m\": {\"endpoint\": \"gone\"}}}", "t"), 0);
 		assert_int_equal(llm_service_new(&dead, r, NULL), 0);
 		request(&rq);
+		t0 = util_mono_ms();
 		assert_int_equal(llm_chat(dead, NULL, &rq, &out), ERR_HTTP);
+		assert_true(util_mono_ms() - t0 >= 1400);
 		assert_non_null(strstr(err_last(), "model 'm' at endpoint 'gone'"));
-		assert_int_equal(out.attempts, 2);
+		assert_non_null(strstr(err_last(), "the server has not been up for 1 s"));
+		assert_non_null(strstr(err_last(), "raise the endpoint's health_wait"));
+		assert_int_equal(out.attempts, 1);
+		llm_response_free(&out);
+		/* the next call knows the server is down: one look at /health, no attempt */
+		t0 = util_mono_ms();
+		assert_int_equal(llm_chat(dead, NULL, &rq, &out), ERR_HTTP);
+		assert_non_null(strstr(err_last(), "has not been up"));
+		assert_int_equal(out.attempts, 0);
 		llm_response_free(&out);
 		llm_service_free(dead);
 	}
@@ -577,11 +861,41 @@ static void test_idle_timeout(void **state)
 	assert_int_equal(out.attempts, 2);
 	llm_response_free(&out);
 
-	/* not streamed: a reply that stops half-way is ended too; one that is slow to start is
-	 * not (the model may still be writing it), only by the total timeout */
+	/* a caller that wants the whole reply: it is asked for as a stream all the same
+	 * (stream_replies), so silence is watched from the request on. A server that sends
+	 * nothing for longer than the idle timeout but answers /health is alive and busy
+	 * (its own queue, a long prompt): waited on; the caller sees no delta */
+	ts_sql(g_db, "TRUNCATE llm_calls");
+	fake_llm_reset(&g_fake);
+	fake_llm_script(&g_fake, "[{\"delay_ms\": 1000}]");
+	rq.stream = 0;
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_int_equal(out.attempts, 1);
+	assert_non_null(strstr(out.content, "Hello! How can I help you today?"));
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled'"), 0);
+	{
+		json_t *b = last_body();
+		assert_true(json_is_true(json_object_get(b, "stream")));
+		json_decref(b);
+	}
+	/* one whose /health does not say it is up (loading its model): ended by the idle
+	 * timeout, waited for, and the attempt after it costs no retry */
+	fake_llm_reset(&g_fake);
+	fake_llm_post(&g_fake, "/__health", "{\"loading_ms\": 1200}");
+	fake_llm_script(&g_fake, "[{\"delay_ms\": 5000}]");
+	assert_int_equal(llm_chat(s, &c, &rq, &out), 0);
+	assert_int_equal(out.attempts, 2);
+	llm_response_free(&out);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'stalled' AND "
+				 "error LIKE '%sent nothing for 0.3 s after the request%'"), 1);
+
+	/* an endpoint with stream_replies false: a whole reply that stops half-way is
+	 * ended; one that is slow to start is not (the model may still be writing it),
+	 * only by the total timeout */
+	c.role = "whole";
 	ts_sql(g_db, "TRUNCATE llm_calls");
 	fake_llm_script(&g_fake, "[{\"after\": \"hang\", \"times\": 2}, {\"delay_ms\": 800}]");
-	rq.stream = 0;
 	t0 = util_mono_ms();
 	assert_int_equal(llm_chat(s, &c, &rq, &out), ERR_TIMEOUT);
 	assert_true(util_mono_ms() - t0 < 15000);
@@ -1023,7 +1337,7 @@ static void test_slots_end_to_end(void **state)
 static int stats_rows(void *p)
 {
 	(void)p;
-	return sql_int("SELECT count(*) FROM llm_sched_stats") == 4; /* one per endpoint */
+	return sql_int("SELECT count(*) FROM llm_sched_stats") == 5; /* one per endpoint */
 }
 
 static void test_stats_thread(void **state)
@@ -1061,6 +1375,9 @@ int main(void)
 		cmocka_unit_test_setup(test_streaming, before_each),
 		cmocka_unit_test_setup(test_tools, before_each),
 		cmocka_unit_test_setup(test_structured_output, before_each),
+		cmocka_unit_test_setup(test_schema_fallback, before_each),
+		cmocka_unit_test_setup(test_truncated_structured, before_each),
+		cmocka_unit_test_setup(test_tool_checks, before_each),
 		cmocka_unit_test_setup(test_retries, before_each),
 		cmocka_unit_test_setup(test_bad_replies, before_each),
 		cmocka_unit_test_setup(test_timeout_and_cancel, before_each),

@@ -143,7 +143,7 @@ static void test_bad_plans(void **st)
 			"depends on itself");
 	expect_bad_plan("[{\"id\": \"Bad Id\", \"title\": \"t\", \"goal\": \"g\", \"files\": [], "
 			"\"checks\": [\"c\"], \"deps\": []}]",
-			"task id");
+			"$.tasks[0].id: does not match the pattern");
 	expect_bad_plan("[{\"id\": \"a\", \"title\": \"t\", \"goal\": \"g\", \"files\": "
 			"[\"../../etc/passwd\"], \"checks\": [\"c\"], \"deps\": []}]",
 			"not a usable path");

@@ -37,7 +37,7 @@ static void test_body_full(void **state)
 	llm_tool tools[] = {{"read_file", "reads a file", params}};
 	const char *stop[] = {"END", NULL};
 	llm_request rq = {0};
-	llm_wire_opts o = {"qwen-7b", 512, "max_completion_tokens", 1};
+	llm_wire_opts o = {.model = "qwen-7b", .max_tokens = 512, .max_tokens_field = "max_completion_tokens", .stream_usage = 1};
 	json_t *j, *m;
 	(void)state;
 
@@ -92,7 +92,7 @@ static void test_body_rejects(void **state)
 	llm_message tool_no_id = {.role = "tool", .content = "x"};
 	llm_message empty = {.role = "user"};
 	llm_request rq = {0};
-	llm_wire_opts o = {"m", 0, NULL, 1};
+	llm_wire_opts o = {.model = "m", .stream_usage = 1};
 	buf b;
 	(void)state;
 
@@ -537,6 +537,68 @@ static void test_registry_env(void **state)
 	unsetenv("LLM_SLOTS");
 }
 
+/* What a server is sent: as a grammar can take it (FULL), the structure only
+ * (SIMPLE); a property named like a keyword is a property, not a keyword. */
+static void expect_sent(const char *schema, int level, const char *want)
+{
+	json_t *sc = ts_json(schema), *w = ts_json(want), *out = NULL;
+
+	assert_int_equal(llm_schema_for_server(sc, level, &out), 0);
+	if (!json_equal(out, w)) {
+		char *got = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+		fail_msg("%s at level %d: got %s, want %s", schema, level, got, want);
+	}
+	json_decref(out);
+	json_decref(w);
+	json_decref(sc);
+}
+
+static void test_schema_sent(void **state)
+{
+	(void)state;
+	/* bounds over 1000 go (llama.cpp refuses 2000 and more), the rest stays */
+	expect_sent("{\"type\":\"object\",\"properties\":{\"readme\":{\"type\":\"string\","
+		    "\"minLength\":1,\"maxLength\":20000},\"pattern\":{\"type\":\"string\","
+		    "\"maxLength\":60}},\"required\":[\"readme\"]}",
+		    LLM_SCHEMA_FULL,
+		    "{\"type\":\"object\",\"properties\":{\"readme\":{\"type\":\"string\","
+		    "\"minLength\":1},\"pattern\":{\"type\":\"string\",\"maxLength\":60}},"
+		    "\"required\":[\"readme\"]}");
+	/* patterns: anchored ones stay, unanchored ones and huge repetitions go */
+	expect_sent("{\"type\":\"array\",\"maxItems\":5000,\"items\":{\"anyOf\":[{\"type\":"
+		    "\"string\",\"pattern\":\"^[a-z]{1,9}$\"},{\"type\":\"string\",\"pattern\":"
+		    "\"ab+\"},{\"type\":\"string\",\"pattern\":\"^x{0,5000}$\"}]}}",
+		    LLM_SCHEMA_FULL,
+		    "{\"type\":\"array\",\"items\":{\"anyOf\":[{\"type\":\"string\",\"pattern\":"
+		    "\"^[a-z]{1,9}$\"},{\"type\":\"string\"},{\"type\":\"string\"}]}}");
+	/* a minimum above its maximum (whose grammar eats the server's memory), an empty
+	 * enum */
+	expect_sent("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\","
+		    "\"minItems\":5,\"maxItems\":2},\"b\":{\"type\":\"string\",\"minLength\":"
+		    "3,\"maxLength\":1},\"c\":{\"enum\":[]}}}",
+		    LLM_SCHEMA_FULL,
+		    "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\"},\"b\":"
+		    "{\"type\":\"string\"},\"c\":{}}}");
+	/* simplified: types, properties, required, items, enum, $ref, anyOf only */
+	expect_sent("{\"$defs\":{\"t\":{\"type\":\"string\",\"pattern\":\"^a$\",\"format\":"
+		    "\"date\"}},\"type\":\"object\",\"additionalProperties\":false,"
+		    "\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9},"
+		    "\"v\":{\"enum\":[\"x\",\"y\"]},\"t\":{\"$ref\":\"#/$defs/t\"},\"l\":{\"type\":"
+		    "\"array\",\"minItems\":1,\"uniqueItems\":true,\"items\":{\"type\":\"string\","
+		    "\"minLength\":1}}},\"required\":[\"n\"]}",
+		    LLM_SCHEMA_SIMPLE,
+		    "{\"$defs\":{\"t\":{\"type\":\"string\"}},\"type\":\"object\","
+		    "\"additionalProperties\":false,\"properties\":{\"n\":{\"type\":\"integer\"},"
+		    "\"v\":{\"enum\":[\"x\",\"y\"]},\"t\":{\"$ref\":\"#/$defs/t\"},\"l\":{\"type\":"
+		    "\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"n\"]}");
+	{
+		json_t *sc = ts_json("{\"type\":\"string\"}"), *out = NULL;
+		assert_int_equal(llm_schema_for_server(sc, LLM_SCHEMA_NONE, &out), ERR_INVALID);
+		assert_null(out);
+		json_decref(sc);
+	}
+}
+
 static void test_estimate(void **state)
 {
 	char big[4001];
@@ -548,7 +610,8 @@ static void test_estimate(void **state)
 	big[4000] = '\0';
 	rq.messages = &m;
 	rq.n_messages = 1;
-	assert_in_range(llm_wire_estimate_tokens(&rq), 1000, 1020);
+	/* 2.7 bytes a token (code and JSON), plus the template's few */
+	assert_in_range(llm_wire_estimate_tokens(&rq), 1480, 1500);
 }
 
 int main(void)
@@ -566,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_registry_mistakes),
 		cmocka_unit_test(test_registry_env),
+		cmocka_unit_test(test_schema_sent),
 		cmocka_unit_test(test_estimate),
 	};
 	ts_init();
