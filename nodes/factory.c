@@ -608,10 +608,28 @@ int nd_factory_graph(eng_graph **out)
 		rc = eng_graph_add_node(g, n, run_node, &g_nodes[i], llm ? &llm_retry : &quick);
 	}
 	if (rc == 0)
-		rc = eng_graph_add_router(g, ENG_START, route_start, NULL);
+		rc = eng_graph_add_router(g, ENG_START, route_start, NULL, ENG_TARGETS("entry"));
 	/* the reviewers of a step report back to the scheduler */
 	if (rc == 0)
 		rc = eng_graph_add_edge(g, "reviewer", "developer");
+	{
+		static const struct {
+			const char *node;
+			const char *const to[9];
+		} dests[] = {
+			{"entry", {"brainstorm", "architect", "spec_gate", "plan_gate", "developer",
+				   "budget_gate", "listen", NULL}},
+			{"brainstorm", {"budget_gate", "listen", "spec_gate", NULL}},
+			{"listen", {"architect", "brainstorm", NULL}},
+			{"spec_gate", {"brainstorm", "architect", "listen", NULL}},
+			{"architect", {"budget_gate", "plan_gate", NULL}},
+			{"plan_gate", {"architect", "listen", "developer", NULL}},
+			{"budget_gate", {"entry", "budget_gate", "brainstorm", "architect", NULL}},
+			{"developer", {"developer", "reviewer", "finish", NULL}},
+		};
+		for (size_t i = 0; rc == 0 && i < sizeof(dests) / sizeof(dests[0]); i++)
+			rc = eng_graph_set_destinations(g, dests[i].node, dests[i].to);
+	}
 	if (rc == 0) {
 		static const struct {
 			const char *key;
