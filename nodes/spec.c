@@ -326,7 +326,7 @@ static int task_id_check(const char *id)
 	return 0;
 }
 
-static void task_free(nd_task *t)
+static void task_free(nd_plan_task *t)
 {
 	free(t->id);
 	free(t->title);
@@ -385,7 +385,7 @@ static void closure(const nd_plan *p, unsigned char *reach)
 static int topo_sort(nd_plan *p)
 {
 	size_t n = p->ntasks, done = 0;
-	nd_task *sorted = calloc(n, sizeof(nd_task));
+	nd_plan_task *sorted = calloc(n, sizeof(nd_plan_task));
 	unsigned char *placed = calloc(n, 1);
 	int rc = 0;
 
@@ -419,7 +419,7 @@ static int topo_sort(nd_plan *p)
 			goto out;
 		}
 	}
-	memcpy(p->tasks, sorted, n * sizeof(nd_task));
+	memcpy(p->tasks, sorted, n * sizeof(nd_plan_task));
 out:
 	free(sorted);
 	free(placed);
@@ -495,11 +495,11 @@ int nd_plan_from_json(const json_t *j, nd_plan *out)
 		if (!x->path || !x->content)
 			return err_set(ERR_NOMEM, "out of memory");
 	}
-	out->tasks = items_alloc(j, "tasks", sizeof(nd_task), &tasks);
+	out->tasks = items_alloc(j, "tasks", sizeof(nd_plan_task), &tasks);
 	if (!out->tasks)
 		return ERR_NOMEM;
 	json_array_foreach(tasks, i, t) {
-		nd_task *x = &out->tasks[out->ntasks++];
+		nd_plan_task *x = &out->tasks[out->ntasks++];
 		char where[32];
 
 		snprintf(where, sizeof(where), "plan.tasks[%zu]", i);
@@ -546,7 +546,7 @@ json_t *nd_plan_to_json(const nd_plan *p)
 	if (!tasks)
 		return NULL;
 	for (size_t i = 0; i < p->ntasks; i++) {
-		const nd_task *t = &p->tasks[i];
+		const nd_plan_task *t = &p->tasks[i];
 		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "id", t->id, "title", t->title,
 				      "goal", t->goal, "files", strv_json(&t->files), "checks",
 				      strv_json(&t->checks), "deps", strv_json(&t->deps));
@@ -557,6 +557,35 @@ json_t *nd_plan_to_json(const nd_plan *p)
 	j = json_pack("{s:s, s:s, s:o}", "summary", p->summary, "test_command", p->test_command,
 		      "tasks", tasks);
 	return j;
+}
+
+int nd_plan_read(const json_t *j, nd_plan *out)
+{
+	const json_t *tasks, *t;
+	size_t i;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(j))
+		return 0;
+	out->summary = dup_str(j, "summary");
+	out->test_command = dup_str(j, "test_command");
+	out->tasks = items_alloc(j, "tasks", sizeof(nd_plan_task), &tasks);
+	if (!out->tasks)
+		return ERR_NOMEM;
+	json_array_foreach(tasks, i, t) {
+		nd_plan_task *x = &out->tasks[out->ntasks++];
+
+		if ((rc = need_str(t, "id", "plan.tasks", &x->id)) < 0 ||
+		    (rc = need_str(t, "title", "plan.tasks", &x->title)) < 0 ||
+		    (rc = need_str(t, "goal", "plan.tasks", &x->goal)) < 0 ||
+		    (rc = strv_read(t, "files", "plan.tasks", &x->files)) < 0 ||
+		    (rc = strv_read(t, "checks", "plan.tasks", &x->checks)) < 0 ||
+		    (rc = strv_read(t, "deps", "plan.tasks", &x->deps)) < 0 ||
+		    (rc = strv_read(t, "ordered_after", "plan.tasks", &x->ordered_after)) < 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* --- the verdict --- */
@@ -574,19 +603,16 @@ void nd_review_free(nd_review *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int nd_review_from_json(const json_t *j, nd_review *out)
+int nd_review_read(const json_t *j, nd_review *out)
 {
 	const json_t *cs, *c;
-	const char *verdict;
+	const char *verdict = json_string_value(json_object_get(j, "verdict"));
 	size_t i;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = schema_check(j, "review", "verdict");
-	if (rc < 0)
-		return rc;
-	verdict = json_string_value(json_object_get(j, "verdict"));
 	out->approve = verdict && strcmp(verdict, "approve") == 0;
+	out->round = (int)json_integer_value(json_object_get(j, "round"));
 	if ((rc = need_str(j, "summary", "review", &out->summary)) < 0)
 		return rc;
 	out->comments = items_alloc(j, "comments", sizeof(nd_comment), &cs);
@@ -600,9 +626,20 @@ int nd_review_from_json(const json_t *j, nd_review *out)
 		x->file = dup_str(c, "file");
 		x->line = (int)json_integer_value(json_object_get(c, "line"));
 	}
-	if (!out->approve && out->ncomments == 0 && !*out->summary)
-		return err_set(ERR_INVALID, "changes were requested without saying which");
 	return 0;
+}
+
+int nd_review_from_json(const json_t *j, nd_review *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = schema_check(j, "review", "verdict");
+	if (rc == 0)
+		rc = nd_review_read(j, out);
+	if (rc == 0 && !out->approve && out->ncomments == 0 && !*out->summary)
+		return err_set(ERR_INVALID, "changes were requested without saying which");
+	return rc;
 }
 
 json_t *nd_review_to_json(const nd_review *r)
@@ -617,8 +654,10 @@ json_t *nd_review_to_json(const nd_review *r)
 			json_object_set_new(c, "line", json_integer(r->comments[i].line));
 		json_array_append_new(cs, c);
 	}
-	return json_pack("{s:s, s:s, s:o}", "verdict", r->approve ? "approve" : "request_changes",
-			 "summary", r->summary, "comments", cs ? cs : json_array());
+	return json_pack("{s:s, s:s, s:o, s:o*}", "verdict",
+			 r->approve ? "approve" : "request_changes", "summary", r->summary,
+			 "comments", cs ? cs : json_array(), "round",
+			 r->round > 0 ? json_integer(r->round) : NULL);
 }
 
 /* --- for people --- */

@@ -91,8 +91,80 @@ static void begin(void)
 		     "factory_budget_grants CASCADE");
 }
 
+/* The names of a checkpoint's "nodes" or "next" (names or {"node"}). */
+static const char *task_name(const json_t *t)
+{
+	return json_is_string(t) ? json_string_value(t) : json_string_value(json_object_get(t, "node"));
+}
+
+/* Every transition the factory's runs took — from the nodes of each
+ * checkpoint to the tasks next — is an arrow of the graph as
+ * `orchestrator graph factory --mermaid` draws it (the picture in the
+ * README): what runs is what is declared. */
+static void check_transitions(void)
+{
+	buf out;
+	json_t *arrows = json_object(), *cks;
+	char *text, *line, *nl;
+	int checked = 0;
+	size_t i, k, m;
+	const json_t *ck, *to, *from;
+
+	buf_init(&out, 0);
+	assert_int_equal(tf_cli(&out, "graph factory --mermaid"), 0);
+	text = buf_steal(&out);
+	for (line = text; line && *line; line = nl ? nl + 1 : NULL) {
+		char a[64], b[64], key[140];
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (sscanf(line, " %63s --> %63[^;];", a, b) == 2 ||
+		    sscanf(line, " %63s -.-> %63[^;];", a, b) == 2) {
+			snprintf(key, sizeof(key), "%s>%s", a, b);
+			json_object_set_new(arrows, key, json_true());
+		}
+	}
+	free(text);
+	assert_true(json_object_size(arrows) > 10);
+	text = sql_text("SELECT coalesce(json_agg(json_build_object('thread', thread_id, 'nodes', "
+			"nodes, 'next', next) ORDER BY thread_id, seq), '[]')::text FROM "
+			"checkpoints");
+	cks = ts_json(text);
+	free(text);
+	json_array_foreach(cks, i, ck) {
+		const json_t *nodes = json_object_get(ck, "nodes"), *next = json_object_get(ck, "next");
+		json_t *ends = json_pack("[s]", "__end__");
+		if (json_array_size(next) == 0)
+			next = ends;
+		json_array_foreach(next, k, to) {
+			int found = json_array_size(nodes) == 0;
+			char key[140];
+
+			snprintf(key, sizeof(key), "__start__>%s", task_name(to));
+			if (found && !json_object_get(arrows, key))
+				fail_msg("a run started at %s, which START does not lead to", task_name(to));
+			json_array_foreach(nodes, m, from) {
+				snprintf(key, sizeof(key), "%s>%s", task_name(from), task_name(to));
+				found |= json_object_get(arrows, key) != NULL;
+			}
+			if (!found) {
+				char *d = json_dumps(ck, JSON_COMPACT);
+				fail_msg("a run went to %s from no node with an arrow to it: %s",
+					 task_name(to), d);
+			}
+			checked++;
+		}
+		json_decref(ends);
+	}
+	if (getenv("TF_DEBUG"))
+		fprintf(stderr, "# %d transitions, all in the drawing\n", checked);
+	json_decref(cks);
+	json_decref(arrows);
+}
+
 static void end(void)
 {
+	check_transitions();
 	tf_stop(&E);
 }
 

@@ -24,7 +24,7 @@ static json_t *plan_with(const char *tasks)
 	return ts_json(text);
 }
 
-static const char *dep(const nd_task *t, size_t i)
+static const char *dep(const nd_plan_task *t, size_t i)
 {
 	return i < t->deps.n ? t->deps.v[i] : "";
 }
