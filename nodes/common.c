@@ -183,6 +183,7 @@ int nd_ask_budget(nd_step *s, const llm_budget_info *b, const char *resume)
 	if (rc < 0)
 		return rc;
 	pd->present = 1;
+	snprintf(pd->kind, sizeof(pd->kind), "budget");
 	snprintf(pd->resume, sizeof(pd->resume), "%s", resume);
 	snprintf(pd->budget_kind, sizeof(pd->budget_kind), "%s", b->kind);
 	snprintf(pd->scope, sizeof(pd->scope), "%s", b->scope);

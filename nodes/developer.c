@@ -79,10 +79,10 @@ static int ask(dev *d, nd_task *t, nd_qkind kind, const char *text, const nd_opt
 	nd_question *nq;
 	int rc;
 
-	snprintf(key, sizeof(key), "q:%d:%s:%s", nd_next_ask(d->s), nd_qkind_name(kind), t->id);
+	snprintf(key, sizeof(key), "q:%d:%s:%s", nd_next_ask(d->s), ND_QKINDS[kind].name, t->id);
 	for (int i = 0; i < n && i < 6; i++) {
-		o[i].id = nd_opt_id(opts[i]);
-		o[i].label = nd_opt_label(opts[i]);
+		o[i].id = ND_OPTS[opts[i]].name;
+		o[i].label = ND_OPTS[opts[i]].label;
 	}
 	rc = nd_ask(d->s->ctx, &d->p->chat, key, text, o, (size_t)(n < 6 ? n : 6));
 	if (rc == 0)
@@ -548,15 +548,15 @@ static void render_task(dev *d, buf *out, const nd_plan_task *pt, const nd_costs
 	char tok[32];
 
 	nd_tests_read(t ? t->tests : NULL, &tests);
-	buf_printf(out, "%s <code>", nd_status_icon(s));
+	buf_printf(out, "%s <code>", ND_STATUS[s].icon);
 	nd_html_escape(out, pt->id);
 	buf_puts(out, "</code> ");
 	if (s == ND_TASK_BLOCKED) {
 		/* why it waits for the person */
 		const nd_question *q = nd_question_find(d->p, t->question);
-		buf_puts(out, q ? nd_qkind_reason(q->kind) : "");
+		buf_puts(out, q ? ND_QKINDS[q->kind].label : "");
 	}
-	nd_html_escape(out, t ? nd_status_label(s) : "?");
+	nd_html_escape(out, t ? ND_STATUS[s].label : "?");
 	if (t && t->round > 1 && s != ND_TASK_MERGED)
 		buf_printf(out, " (round %d)", t->round);
 	if (s == ND_TASK_QUEUED && pt->deps.n) {
@@ -749,9 +749,9 @@ static int advance(dev *d, nd_task *t)
 		snprintf(text, sizeof(text),
 			 "💰 The %s budget of %s is reached ($%.4f of $%.4f): the review of task %s "
 			 "cannot run. Extend it by $%.2f?",
-			 t->budget.kind, t->budget.scope, t->budget.spent_usd, t->budget.limit_usd,
+			 t->budget_kind, t->budget_scope, t->budget_spent, t->budget_limit,
 			 t->id, d->s->app->cfg.budget_step);
-		q = keep(ND_RESUME_REVIEW, t->budget.kind, t->budget.scope);
+		q = keep(ND_RESUME_REVIEW, t->budget_kind, t->budget_scope);
 		return ask(d, t, ND_Q_BUDGET, text, extend, 2, &q);
 	case ND_TASK_APPROVED:
 		d->changed = 1;

@@ -23,7 +23,7 @@ static int closed_reply(nd_step *s)
 			 s->p.repo.path ? s->p.repo.path : "");
 	else
 		snprintf(msg, sizeof(msg), "This project was %s. Send /new <idea> to start another.",
-			 nd_stage_name(s->p.stage));
+			 ND_STAGES[s->p.stage].name);
 	return s->p.has_chat ? nd_tell(s, msg) : 0;
 }
 

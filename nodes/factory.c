@@ -253,9 +253,8 @@ static int run_node(eng_ctx *ctx, const json_t *state, const json_t *input, json
 	s.up = rc == 0 ? json_object() : NULL;
 	if (rc == 0)
 		rc = s.up ? d->fn(&s) : err_set(ERR_NOMEM, "out of memory");
-	if (rc == 0)
-		rc = nd_project_store(&s.p, &was, s.up);
 	if (rc == 0) {
+		nd_project_store(&s.p, &was, s.up);
 		*update = s.up;
 		s.up = NULL;
 	}
@@ -348,8 +347,8 @@ int nd_factory_graph(eng_graph **out)
 
 const char *nd_task_state_label(const char *s)
 {
-	nd_status st = nd_status_parse(s);
-	return st < ND_TASK_COUNT ? nd_status_label(st) : s ? s : "?";
+	int st = nd_word_find(ND_STATUS, ND_TASK_COUNT, s);
+	return st < ND_TASK_COUNT ? ND_STATUS[st].label : s ? s : "?";
 }
 
 json_t *nd_project_summary(const json_t *state)
@@ -372,7 +371,7 @@ json_t *nd_project_summary(const json_t *state)
 		workers += s == ND_TASK_WORKING || s == ND_TASK_MERGING;
 	}
 	sum = json_pack("{s:s, s:s?, s:{s:i, s:i, s:i, s:i, s:i}, s:i, s:s?, s:s?, s:i}", "stage",
-			ok ? nd_stage_name(p.stage) : raw ? raw : "",
+			ok ? ND_STAGES[p.stage].name : raw ? raw : "",
 			"name", json_string_value(json_object_get(json_object_get(state, "spec"), "name")),
 			"tasks", "total", total, "merged", merged, "active", active, "blocked", blocked,
 			"skipped", skipped, "workers", workers, "repo", p.repo.path, "remote",

@@ -21,7 +21,7 @@ static void report_task(buf *md, const nd_plan_task *pt, const nd_task *t, const
 
 	nd_tests_read(t ? t->tests : NULL, &tests);
 	buf_printf(md, "\n### %s (`%s`): %s\n\n%s\n\n", pt->title, pt->id,
-		   t ? nd_status_label(t->status) : "?", pt->goal);
+		   t ? ND_STATUS[t->status].label : "?", pt->goal);
 	if (tests.present)
 		buf_printf(md, "Tests: %d passed of %d (%s).  \n", tests.passed, tests.total,
 			   tests.verdict);

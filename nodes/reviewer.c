@@ -196,10 +196,11 @@ int nd_reviewer(nd_step *s)
 	if (rc == 0)
 		rc = nd_review_from_json(resp.json, &rv);
 	if (rc == ERR_BUDGET) {
-		snprintf(t->budget.kind, sizeof(t->budget.kind), "%s", resp.budget.kind);
-		snprintf(t->budget.scope, sizeof(t->budget.scope), "%s", resp.budget.scope);
-		t->budget.limit_usd = resp.budget.limit_usd;
-		t->budget.spent_usd = resp.budget.spent_usd;
+		t->has_budget = 1;
+		snprintf(t->budget_kind, sizeof(t->budget_kind), "%s", resp.budget.kind);
+		snprintf(t->budget_scope, sizeof(t->budget_scope), "%s", resp.budget.scope);
+		t->budget_limit = resp.budget.limit_usd;
+		t->budget_spent = resp.budget.spent_usd;
 		err_clear();
 		rc = nd_task_move(t, ND_TASK_REVIEW_BUDGET);
 	} else if (rc < 0 && (ENG_RETRY_TRANSIENT & ENG_RETRY_ON(rc)) &&
