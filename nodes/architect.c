@@ -320,7 +320,8 @@ int nd_architect(nd_step *s)
 		rc = err_set(ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	if (fresh && (rc = create_repo(s, &plan)) < 0) {
+	rc = fresh ? create_repo(s, &plan) : 0;
+	if (rc < 0) {
 		rc = nd_llm_failed(s, rc, "Creating the repository");
 		goto done;
 	}
@@ -381,7 +382,8 @@ int nd_plan_gate(nd_step *s)
 		nd_task *t = nd_task_find(&s->p, pt->id);
 		char branch[64];
 
-		if (!t && !(t = nd_task_add(&s->p, pt->id)))
+		t = t ? t : nd_task_add(&s->p, pt->id);
+		if (!t)
 			return ERR_NOMEM;
 		snprintf(branch, sizeof(branch), "task/%s", pt->id);
 		nd_str_set(&t->title, pt->title);

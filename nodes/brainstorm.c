@@ -76,9 +76,12 @@ static int propose(nd_step *s, const char *message, const json_t *proposed)
 	nd_spec_html(spec_json, &html);
 	snprintf(key, sizeof(key), "spec:%d", v);
 	snprintf(q, sizeof(q), "Build %s as specified (version %d)?", spec.name, v);
-	if ((rc = nd_tell_html(s, buf_cstr(&html))) < 0 ||
-	    (rc = nd_ask(s->ctx, &s->p.chat, key, q, ND_PROPOSAL_OPTS, 3)) < 0 ||
-	    (rc = nd_stage_move(&s->p, ND_STAGE_SPEC_REVIEW)) < 0)
+	rc = nd_tell_html(s, buf_cstr(&html));
+	if (rc == 0)
+		rc = nd_ask(s->ctx, &s->p.chat, key, q, ND_PROPOSAL_OPTS, 3);
+	if (rc == 0)
+		rc = nd_stage_move(&s->p, ND_STAGE_SPEC_REVIEW);
+	if (rc < 0)
 		goto done;
 	json_object_set_new(s->up, "spec", spec_json);
 	spec_json = NULL;

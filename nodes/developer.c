@@ -121,12 +121,12 @@ static nd_question keep(nd_resume resume, const char *budget_kind, const char *s
 /* Asks again, under a new key, a question whose approval expired. */
 static int ask_again(dev *d, const char *old_key)
 {
-	nd_question q = *nd_question_find(d->p, old_key);
+	nd_question *old = nd_question_find(d->p, old_key), q = *old;
 	nd_task *t = nd_task_find(d->p, q.task);
-	char *text = q.text;
+	char *text = old->text;
 	int rc = 0;
 
-	q.text = NULL;
+	old->text = NULL; /* ours now */
 	nd_question_remove(d->p, old_key);
 	if (t)
 		rc = ask(d, t, q.kind, text ? text : "", q.opts, q.nopts, &q);

@@ -14,6 +14,7 @@
 #include "nodes/nd_int.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,32 +40,41 @@ static int env_usd(const char *name, double def, double *out)
 
 int nd_config_from_env(nd_config *out, const char *data_dir)
 {
-	int64_t v;
+	static const struct {
+		const char *env;
+		int64_t def, lo, hi;
+		size_t off;
+	} ints[] = {
+		{"ORCH_MAX_WORKERS", 2, 1, 256, offsetof(nd_config, max_workers)},
+		{"ORCH_REVIEW_ROUNDS", 2, 0, 100, offsetof(nd_config, review_rounds)},
+		{"ORCH_WORKER_FAILURES", 2, 1, 100, offsetof(nd_config, worker_failures)},
+		{"ORCH_MERGE_APPROVAL", 0, 0, 1, offsetof(nd_config, merge_approval)},
+	};
 	char def[1100];
-	int rc;
+	const struct {
+		const char *env, *def;
+		char *dst;
+		size_t cap;
+	} strs[] = {
+		{"ORCH_REPOS_DIR", def, out->repos_dir, sizeof(out->repos_dir)},
+		{"ORCH_REMOTE_URL", "", out->remote_url, sizeof(out->remote_url)},
+		{"ORCH_REMOTE_SECRET", "", out->remote_secret, sizeof(out->remote_secret)},
+		{"ORCH_FACTORY_ROLE_WORKER", "developer", out->worker_role, sizeof(out->worker_role)},
+	};
+	int64_t v;
+	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = cfg_env_int("ORCH_MAX_WORKERS", 2, 1, 256, &v)) < 0)
-		return rc;
-	out->max_workers = (int)v;
-	if ((rc = cfg_env_int("ORCH_REVIEW_ROUNDS", 2, 0, 100, &v)) < 0)
-		return rc;
-	out->review_rounds = (int)v;
-	if ((rc = cfg_env_int("ORCH_WORKER_FAILURES", 2, 1, 100, &v)) < 0)
-		return rc;
-	out->worker_failures = (int)v;
-	if ((rc = cfg_env_int("ORCH_MERGE_APPROVAL", 0, 0, 1, &v)) < 0)
-		return rc;
-	out->merge_approval = (int)v;
-	if ((rc = env_usd("ORCH_BUDGET_EXTEND", 5.0, &out->budget_step)) < 0)
-		return rc;
 	snprintf(def, sizeof(def), "%s/repos", data_dir && *data_dir ? data_dir : ".");
-	if ((rc = cfg_env_str("ORCH_REPOS_DIR", def, out->repos_dir, sizeof(out->repos_dir))) < 0 ||
-	    (rc = cfg_env_str("ORCH_REMOTE_URL", "", out->remote_url, sizeof(out->remote_url))) < 0 ||
-	    (rc = cfg_env_str("ORCH_REMOTE_SECRET", "", out->remote_secret,
-			      sizeof(out->remote_secret))) < 0 ||
-	    (rc = cfg_env_str("ORCH_FACTORY_ROLE_WORKER", "developer", out->worker_role,
-			      sizeof(out->worker_role))) < 0)
+	for (size_t i = 0; rc == 0 && i < sizeof(ints) / sizeof(ints[0]); i++) {
+		rc = cfg_env_int(ints[i].env, ints[i].def, ints[i].lo, ints[i].hi, &v);
+		*(int *)((char *)out + ints[i].off) = (int)v;
+	}
+	if (rc == 0)
+		rc = env_usd("ORCH_BUDGET_EXTEND", 5.0, &out->budget_step);
+	for (size_t i = 0; rc == 0 && i < sizeof(strs) / sizeof(strs[0]); i++)
+		rc = cfg_env_str(strs[i].env, strs[i].def, strs[i].dst, strs[i].cap);
+	if (rc < 0)
 		return rc;
 	if (out->repos_dir[0] != '/') {
 		/* spawn requests name repositories by absolute path */

@@ -9,6 +9,7 @@
 #include "tests/support/spawn_support.h"
 #include "tests/support/support.h"
 
+#include "bot/approval.h"
 #include "core/err.h"
 #include "core/util.h"
 
@@ -773,6 +774,95 @@ static void test_budget_extended(void **st)
 	end();
 }
 
+/* A question about a stuck task expires unanswered: the task waits, the
+ * person is told; their next message asks it again (a new question, the
+ * same buttons), and the answer to that one goes on. */
+static void test_expired_question_asked_again(void **st)
+{
+	pid_t serve;
+	int64_t thread;
+	json_t *all = json_array();
+	char *first;
+	(void)st;
+
+	begin();
+	json_array_append_new(all, tf_brainstorm_spec());
+	json_array_append_new(all, tf_plan());
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_BROKEN));
+	extend_new(all, tf_agent("wc"));
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_BROKEN));
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL));
+	extend_new(all, tf_agent("cli"));
+	json_array_append_new(all, tf_review("slug", 1, 1));
+	json_array_append_new(all, tf_review("wc", 1, 1));
+	json_array_append_new(all, tf_review("cli", 1, 1));
+	tf_script(&E, all);
+	serve = tf_spawn(&E, "serve", NULL);
+	tf_say(&E, "I want strkit: a tiny Python toolkit for URL slugs and word counts");
+	tf_click(&E, "Build strkit as specified", "Approve");
+	tf_click(&E, "Start building with this plan", "Approve");
+	thread = tf_thread(&E, 1);
+	await_sql("SELECT count(*) FROM approvals WHERE key LIKE 'q:%:failed:slug' AND message_id IS "
+		  "NOT NULL", 1);
+	first = sql_text("SELECT key FROM approvals WHERE key LIKE 'q:%%:failed:slug'");
+	/* its time runs out (the bot's own expiry, run now) */
+	ts_sql(E.db, "UPDATE approvals SET expires_at = now() - interval '1 second' WHERE key LIKE "
+		     "'q:%:failed:slug'");
+	assert_int_equal(bot_approvals_expire(E.db, "telegram", NULL), 0);
+	json_decref(tf_wait_msg(&E, "A question expired without an answer"));
+	tf_say(&E, "still there?");
+	json_decref(tf_wait_msg(&E, "here is where it stands"));
+	await_sql("SELECT count(*) FROM approvals WHERE key LIKE 'q:%:failed:slug' AND state = "
+		  "'pending' AND message_id IS NOT NULL", 1);
+	assert_int_equal(tf_count_msgs(&E, "failed 2 times"), 2);
+	tf_click(&E, "failed 2 times", "Retry");
+	json_decref(tf_wait_msg(&E, "is built"));
+	/* two questions: the expired one, then the one answered */
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key LIKE 'q:%%:failed:slug'"), 2);
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key = '%s' AND state = "
+				 "'expired'", first), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key LIKE 'q:%%:failed:slug' "
+				 "AND key <> '%s' AND decision = 'retry'", first), 1);
+	free(first);
+	tf_check_repository(&E, thread);
+	tf_kill(serve);
+	end();
+}
+
+/* The review of a task fails (the model twice answers what no verdict
+ * can be): the person is asked, and has it merged without a review. */
+static void test_failed_review_asks(void **st)
+{
+	pid_t serve;
+	json_t *all = json_array();
+	(void)st;
+
+	begin();
+	json_array_append_new(all, tf_brainstorm_spec());
+	json_array_append_new(all, tf_plan());
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL));
+	extend_new(all, tf_agent("wc"));
+	extend_new(all, tf_agent("cli"));
+	for (int i = 0; i < 2; i++)
+		json_array_append_new(all, tf_reply("m-reviewer", "Task slug: slugify() (review "
+							      "round 1)", "{\"verdict\": \"maybe\"}"));
+	json_array_append_new(all, tf_review("wc", 1, 1));
+	json_array_append_new(all, tf_review("cli", 1, 1));
+	tf_script(&E, all);
+	serve = tf_spawn(&E, "serve", NULL);
+	tf_say(&E, "I want strkit: a tiny Python toolkit for URL slugs and word counts");
+	tf_click(&E, "Build strkit as specified", "Approve");
+	tf_click(&E, "Start building with this plan", "Approve");
+	tf_click(&E, "The review of task slug (slugify()) failed", "Merge as it is");
+	json_decref(tf_wait_msg(&E, "is built"));
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key LIKE 'q:%%:review:slug' "
+				 "AND decision = 'accept'"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE task = 'slug' AND "
+				 "request->>'mode' = 'merge' AND status = 'done'"), 1);
+	tf_kill(serve);
+	end();
+}
+
 /* How many requests the fake model got whose body holds `needle`. */
 static int llm_requests_with(const char *needle)
 {
@@ -1019,6 +1109,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_review_rounds_escalate, teardown),
 		cmocka_unit_test_teardown(test_budget_extended, teardown),
 		cmocka_unit_test_teardown(test_costs_add_up_after_a_worker_crash, teardown),
+		cmocka_unit_test_teardown(test_expired_question_asked_again, teardown),
+		cmocka_unit_test_teardown(test_failed_review_asks, teardown),
 		cmocka_unit_test_teardown(test_terminal_commands, teardown),
 	};
 	ts_init();
