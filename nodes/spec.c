@@ -169,7 +169,7 @@ static int read_members(const json_t *o, const char *where, ...)
 	int rc = 0;
 
 	va_start(ap, where);
-	while (rc == 0 && (name = va_arg(ap, const char *)) != NULL) {
+	for (name = va_arg(ap, const char *); rc == 0 && name; name = va_arg(ap, const char *)) {
 		void *dst = va_arg(ap, void *);
 		rc = name[0] == '*' ? strv_read(o, name + 1, where, dst) : need_str(o, name, where, dst);
 	}
