@@ -240,7 +240,7 @@ static int ask_plan(nd_step *s, const char *sys, const char *task, nd_plan *plan
 			const json_t *t;
 			size_t i;
 			buf_puts(&extra, " The tasks' ids are:");
-			json_array_foreach(json_object_get(resp.json, "tasks"), i, t)
+			json_array_foreach(json_object_get(resp->json, "tasks"), i, t)
 				buf_printf(&extra, "%s %s", i ? "," : "",
 					   json_string_value(json_object_get(t, "id")) ?: "?");
 			buf_puts(&extra, "; \"deps\" may name only those. Send the whole corrected plan.");
