@@ -103,6 +103,15 @@ void cli_block_signals(sigset_t *sigs);
 struct llm_service;
 int cli_role_start(int pool_size, pg_pool **pool, struct llm_service **llm);
 
+/* Publishes the health registry of this long-running process (core/health.h)
+ * as `role` every ORCH_HEALTH_INTERVAL (5 s), for `status`. NULL (after a
+ * warning) when the publisher cannot start; health_pub_stop it at the end. */
+struct health_pub;
+struct health_pub *cli_health_start(pg_pool *pool, const char *role);
+
+/* ORCH_HEALTH_INTERVAL in milliseconds (5 s when unset or unreadable). */
+int64_t cli_health_interval_ms(void);
+
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

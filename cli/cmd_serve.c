@@ -12,6 +12,7 @@
 #include "bot/bot.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
@@ -58,6 +59,7 @@ int cmd_serve(int argc, char **argv)
 	pg_pool *pool = NULL;
 	llm_service *llm = NULL;
 	spw_spawner *sp = NULL;
+	health_pub *hp = NULL;
 	eng_graph *factory = NULL;
 	nd_app app;
 	int64_t with_spawner = 0;
@@ -123,6 +125,7 @@ int cmd_serve(int argc, char **argv)
 			log_info("serve", "TELEGRAM_BOT_TOKEN is not set: running without the Telegram "
 					  "bot (`orchestrator chat` talks to this engine from a terminal)");
 	}
+	hp = cli_health_start(pool, serve_all ? "serve" : "engine");
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -144,6 +147,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	health_pub_stop(hp);
 	spw_free(sp); /* workers call the models until they stop */
 	bot_free(b);
 	eng_engine_free(e);

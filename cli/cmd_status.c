@@ -1,8 +1,10 @@
 /* orchestrator status — what the factory is doing, from a terminal. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/jsonx.h"
 #include "engine/control.h"
+#include "engine/deadletter.h"
 #include "llm/ledger.h"
 #include "nodes/factory.h"
 #include "nodes/report.h"
@@ -137,6 +139,75 @@ static void join_strings(const json_t *arr, char *out, size_t cap)
 	}
 }
 
+/* The long-running processes as they last reported (core/health.h): each
+ * part that is degraded or down in a live process, and processes that
+ * stopped reporting without saying goodbye. */
+static void print_health(const json_t *h)
+{
+	size_t i, alive = 0, bad = 0, gone = 0;
+	json_t *p;
+
+	if (!json_is_array(h)) {
+		printf("processes       unknown: %s\n", jx_str(h, "error"));
+		return;
+	}
+	json_array_foreach(h, i, p) {
+		int live = json_is_true(json_object_get(p, "alive"));
+		alive += live;
+		gone += !live && json_number_value(json_object_get(p, "age_s")) < 3600;
+		bad += live && strcmp(jx_str(p, "worst"), "ok") != 0;
+	}
+	printf("processes       %zu reporting, %zu with a problem%s\n", alive, bad,
+	       alive ? "" : " (none of serve, engine, bot, spawner runs, or none reports)");
+	json_array_foreach(h, i, p) {
+		char age[32];
+		const char *name;
+		json_t *part;
+
+		cli_fmt_age(json_number_value(json_object_get(p, "age_s")), age, sizeof(age));
+		if (!json_is_true(json_object_get(p, "alive"))) {
+			if (json_number_value(json_object_get(p, "age_s")) < 3600)
+				printf("  %-32s gone: no report for %s (it died, or cannot reach the "
+				       "database)\n",
+				       jx_str(p, "process"), age);
+			continue;
+		}
+		json_object_foreach(json_object_get(p, "parts"), name, part) {
+			char since[32] = "";
+			int64_t at = json_integer_value(json_object_get(part, "since_ms"));
+
+			if (strcmp(jx_str(part, "state"), "ok") == 0)
+				continue;
+			if (at > 0) {
+				struct timespec now;
+				clock_gettime(CLOCK_REALTIME, &now);
+				cli_fmt_age(((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 -
+					     (double)at) / 1000.0,
+					    since, sizeof(since));
+			}
+			printf("  %-32s %-8s %s for %s: %s\n", jx_str(p, "process"),
+			       jx_str(part, "state"), name, since[0] ? since : "?",
+			       jx_str(part, "reason"));
+		}
+	}
+}
+
+/* Items from outside that were set aside (engine/deadletter.h). */
+static void print_dead_letters(const json_t *dl)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_object(dl) || jx_int(dl, "count") == 0)
+		return;
+	printf("dead letters    %lld set aside (%lld in the last 24 h), never retried; newest:\n",
+	       jx_int(dl, "count"), jx_int(dl, "last_24h"));
+	json_array_foreach(json_object_get(dl, "newest"), i, e) {
+		printf("  #%-5lld %s %-16.16s %s %.120s\n", jx_int(e, "id"), jx_str(e, "at"),
+		       jx_str(e, "source"), jx_str(e, "ref"), jx_str(e, "reason"));
+	}
+}
+
 static void print_human(const json_t *st)
 {
 	const json_t *runs = json_object_get(st, "runs");
@@ -190,8 +261,10 @@ static void print_human(const json_t *st)
 	if (jx_int(st, "expired_leases") > 0)
 		printf("expired leases  %lld (their engines died; a live engine takes them over)\n",
 		       jx_int(st, "expired_leases"));
+	print_health(json_object_get(st, "health"));
 	printf("outbox          pending %lld   dead %lld\n", jx_int(ob, "pending"),
 	       jx_int(ob, "dead"));
+	print_dead_letters(json_object_get(st, "dead_letters"));
 	if (json_array_size(fails) > 0) {
 		printf("recent failures\n");
 		json_array_foreach(fails, i, e) {
@@ -297,6 +370,19 @@ int cmd_status(int argc, char **argv)
 	rc = eng_status(c, cli_cfg.lease_ms, &st);
 	if (rc == 0 && projects(c, st) < 0) {
 		json_object_set_new(st, "projects_error", json_string(err_last()));
+		err_clear();
+	}
+	if (rc == 0) {
+		json_t *h = NULL, *dl = NULL;
+		/* a process is gone after three publication intervals without a word */
+		if (health_status(c, cli_health_interval_ms() * 3, &h) == 0)
+			json_object_set_new(st, "health", h);
+		else
+			json_object_set_new(st, "health", json_pack("{ss}", "error", err_last()));
+		if (eng_dead_letters_status(c, 5, &dl) == 0)
+			json_object_set_new(st, "dead_letters", dl);
+		else
+			json_object_set_new(st, "dead_letters", json_pack("{ss}", "error", err_last()));
 		err_clear();
 	}
 	if (rc == 0) {

@@ -80,7 +80,7 @@ pg_conn *cli_db(void)
 int cli_fail(const char *what)
 {
 	fprintf(stderr, "orchestrator: %s: %s\n", what, err_last());
-	if (err_last_code() == ERR_DB && strcmp(pg_last_sqlstate(), "42P01") == 0 &&
+	if (err_last_code() == ERR_DB && pg_last_sqlstate_is(PG_SQLSTATE_UNDEFINED_TABLE) &&
 	    !strstr(err_last(), "orchestrator migrate"))
 		fprintf(stderr, "orchestrator: the database lacks part of its schema: run "
 				"'orchestrator migrate' first\n");

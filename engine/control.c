@@ -335,7 +335,7 @@ int eng_deliver(pg_conn *c, int64_t thread_id, const char *key, const json_t *va
 		return err_set(ERR_NOMEM, "out of memory");
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
 	rc = pg_exec_stmt(c, &res, &STMT_DELIVER, params);
-	if (rc < 0 && strcmp(pg_last_sqlstate(), "OR002") == 0)
+	if (rc < 0 && pg_last_sqlstate_is(STORE_NO_THREAD))
 		rc = err_set(ERR_NOTFOUND, "no thread %lld", (long long)thread_id);
 	if (rc == 0) {
 		if (out_dup)

@@ -1242,6 +1242,7 @@ static void test_group_commit_batch(void **st)
 	const store_step *steps[3] = {&s[0], &s[1], &s[2]};
 	int rcs[3];
 	char status[3][16], errs[3][512];
+	pg_error dberr[3];
 	pg_conn *c = ts_conn();
 	(void)st;
 
@@ -1255,7 +1256,7 @@ static void test_group_commit_batch(void **st)
 	}
 	/* run 1 lost its lease: its step lands nowhere, the others commit */
 	s[1].token = r[1].token + 1000;
-	assert_int_equal(store_commit_batch(c, steps, 3, rcs, status, errs), 0);
+	assert_int_equal(store_commit_batch(c, steps, 3, rcs, status, errs, dberr), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_string_equal(status[0], "done");
 	assert_int_equal(rcs[1], ERR_LEASE);
@@ -1286,12 +1287,12 @@ static void test_group_commit_batch(void **st)
 		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &y), 1);
 		step_for(&sx, &x, 1);
 		sx.status = "running";
-		assert_int_equal(store_commit_batch(c, two + 1, 1, rcs, status, errs), 0);
+		assert_int_equal(store_commit_batch(c, two + 1, 1, rcs, status, errs, dberr), 0);
 		assert_int_equal(rcs[0], 0);
 		assert_string_equal(status[0], "running");
 		/* x again at checkpoint 1, which exists: a unique violation */
 		step_for(&sy, &y, 1);
-		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs), 0);
+		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs, dberr), 0);
 		assert_int_equal(rcs[0], 0);
 		assert_string_equal(status[0], "done");
 		assert_int_equal(rcs[1], ERR_LEASE);
@@ -1329,7 +1330,7 @@ static void test_group_commit_batch(void **st)
 		ts_sql(c, "UPDATE runs SET cancel_requested = true WHERE thread_id = (SELECT id FROM "
 			  "threads WHERE key = 'go-y')");
 		sz.token = z.token + 1000;
-		assert_int_equal(store_commit_batch(c, three, 3, rcs, status, errs), 0);
+		assert_int_equal(store_commit_batch(c, three, 3, rcs, status, errs, dberr), 0);
 		assert_int_equal(rcs[0], 0);
 		assert_string_equal(status[0], "running");
 		assert_int_equal(rcs[1], 0);
@@ -1384,7 +1385,7 @@ static void test_group_commit_batch(void **st)
 		sx.no_flush = 1;
 		sy.no_flush = mode == 0;
 		ts_sql(c, "BEGIN");
-		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs), 0);
+		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs, dberr), 0);
 		assert_int_equal(rcs[0], 0);
 		assert_int_equal(rcs[1], 0);
 		assert_int_equal(ts_sql_int(c, "SELECT (current_setting('synchronous_commit') = "

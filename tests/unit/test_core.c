@@ -23,6 +23,23 @@ static void test_err_per_thread(void **state)
 	assert_string_equal(err_name(ERR_LEASE), "lease");
 	err_clear();
 	assert_string_equal(err_last(), "");
+	/* the current message as an argument of the next one: formatted aside,
+	 * not into itself */
+	err_set(ERR_INVALID, "\"plan.tasks[2].files\" must be an array of paths");
+	assert_int_equal(err_set(ERR_PARSE, "task '%s': %s (attempt %d)", "t-3", err_last(), 2),
+			 ERR_PARSE);
+	assert_string_equal(err_last(), "task 't-3': \"plan.tasks[2].files\" must be an array of "
+					"paths (attempt 2)");
+	{
+		char longer[1500];
+		memset(longer, 'x', sizeof(longer) - 1);
+		longer[sizeof(longer) - 1] = '\0';
+		err_set(ERR_INVALID, "%s", longer);
+		err_set(ERR_INVALID, "ab: %s", err_last());
+		assert_int_equal(strncmp(err_last(), "ab: xxxx", 8), 0);
+		assert_int_equal(strlen(err_last()), 1023);
+	}
+	err_clear();
 }
 
 static void test_buf_cap(void **state)
