@@ -139,6 +139,8 @@ static void join_strings(const json_t *arr, char *out, size_t cap)
 	}
 }
 
+static void one_line(const char *text, char *out, size_t cap);
+
 /* The long-running processes as they last reported (core/health.h): each
  * part that is degraded or down in a live process, and processes that
  * stopped reporting without saying goodbye. */
@@ -160,7 +162,7 @@ static void print_health(const json_t *h)
 	printf("processes       %zu reporting, %zu with a problem%s\n", alive, bad,
 	       alive ? "" : " (none of serve, engine, bot, spawner runs, or none reports)");
 	json_array_foreach(h, i, p) {
-		char age[32];
+		char age[32], reason[300];
 		const char *name;
 		json_t *part;
 
@@ -185,11 +187,32 @@ static void print_health(const json_t *h)
 					     (double)at) / 1000.0,
 					    since, sizeof(since));
 			}
+			one_line(jx_str(part, "reason"), reason, sizeof(reason));
 			printf("  %-32s %-8s %s for %s: %s\n", jx_str(p, "process"),
-			       jx_str(part, "state"), name, since[0] ? since : "?",
-			       jx_str(part, "reason"));
+			       jx_str(part, "state"), name, since[0] ? since : "?", reason);
 		}
 	}
+}
+
+/* `text` on one line (newlines and tabs as spaces, runs of them as one),
+ * cut to cap - 1 bytes without splitting a UTF-8 sequence. */
+static void one_line(const char *text, char *out, size_t cap)
+{
+	size_t k = 0;
+	int space = 0;
+
+	for (const char *p = text; *p && k + 1 < cap; p++) {
+		int ws = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+		if (ws && space)
+			continue;
+		space = ws;
+		out[k++] = ws ? ' ' : *p;
+	}
+	while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0xc0)
+		k--;
+	out[k] = '\0';
 }
 
 /* Items from outside that were set aside (engine/deadletter.h). */
@@ -203,8 +226,11 @@ static void print_dead_letters(const json_t *dl)
 	printf("dead letters    %lld set aside (%lld in the last 24 h), never retried; newest:\n",
 	       jx_int(dl, "count"), jx_int(dl, "last_24h"));
 	json_array_foreach(json_object_get(dl, "newest"), i, e) {
-		printf("  #%-5lld %s %-16.16s %s %.120s\n", jx_int(e, "id"), jx_str(e, "at"),
-		       jx_str(e, "source"), jx_str(e, "ref"), jx_str(e, "reason"));
+		char reason[160];
+
+		one_line(jx_str(e, "reason"), reason, sizeof(reason));
+		printf("  #%-5lld %s %-16.16s %s %s\n", jx_int(e, "id"), jx_str(e, "at"),
+		       jx_str(e, "source"), jx_str(e, "ref"), reason);
 	}
 }
 

@@ -414,6 +414,10 @@ static void test_bad_input(void **st)
 	json_decref(m);
 	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM bot_updates WHERE kind = 'other'"), 5);
 	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM bot_updates WHERE kind = 'invalid'"), 2);
+	/* and set aside with their reason */
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM dead_letters WHERE source = "
+					   "'telegram.update' AND reason LIKE '%lacks a field%'"),
+			 2);
 	/* nothing but the good message made a run */
 	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM runs"), 1);
 	/* everything was confirmed, so nothing comes again */
@@ -422,6 +426,119 @@ static void test_bad_input(void **st)
 		assert_int_equal(json_integer_value(json_object_get(s, "queued")), 0);
 		json_decref(s);
 	}
+	teardown_env(e);
+}
+
+/* --- poison: bytes that are not UTF-8, escapes jansson refuses, an update
+ * the database refuses; none stalls polling --- */
+
+static void hex_of(const char *s, char *out, size_t cap)
+{
+	size_t k = 0;
+
+	for (; *s && k + 3 < cap; s++, k += 2)
+		snprintf(out + k, cap - k, "%02x", (unsigned char)*s);
+	out[k] = '\0';
+}
+
+static void test_poison_updates(void **st)
+{
+	env *e = setup_env(NULL, 1);
+	char cb[512], cbhex[1100], txt[512], txthex[1100], body[4096];
+	json_t *m;
+	(void)st;
+
+	/* the database refuses one update: its own fault, not the others' */
+	ts_sql(e->db, "CREATE OR REPLACE FUNCTION t_poison() RETURNS trigger LANGUAGE plpgsql AS $$ "
+		      "BEGIN IF NEW.body->'message'->>'text' = 'poison pill' THEN RAISE EXCEPTION "
+		      "'poison pill refused'; END IF; RETURN NEW; END $$; "
+		      "DROP TRIGGER IF EXISTS t_poison ON bot_updates; "
+		      "CREATE TRIGGER t_poison BEFORE INSERT ON bot_updates FOR EACH ROW "
+		      "EXECUTE FUNCTION t_poison()");
+	/* a button a modified client sent with bytes that are not UTF-8: the real
+	 * Bot API server passes them on as they are */
+	snprintf(cb, sizeof(cb),
+		 "{\"update_id\":@ID@,\"callback_query\":{\"id\":\"cbx1\",\"from\":{\"id\":%d,"
+		 "\"is_bot\":false,\"first_name\":\"O\"},\"chat_instance\":\"c\",\"data\":"
+		 "\"a:1:0:\xff\xfe\xc0\x80\xed\xa0\x80\"}}",
+		 OWNER);
+	hex_of(cb, cbhex, sizeof(cbhex));
+	snprintf(txt, sizeof(txt),
+		 "{\"update_id\":@ID@,\"message\":{\"message_id\":5,\"date\":1,\"from\":{\"id\":%d,"
+		 "\"is_bot\":false,\"first_name\":\"O\"},\"chat\":{\"id\":4410,\"type\":"
+		 "\"private\"},\"text\":\"bad \xc3\x28 byte\"}}",
+		 OWNER);
+	hex_of(txt, txthex, sizeof(txthex));
+	snprintf(body, sizeof(body),
+		 "[{\"raw_hex\":\"%s\"},{\"raw_hex\":\"%s\"},"
+		 "{\"raw\":\"{\\\"update_id\\\":@ID@,\\\"message\\\":{\\\"message_id\\\":6,"
+		 "\\\"date\\\":1,\\\"from\\\":{\\\"id\\\":%d,\\\"is_bot\\\":false,"
+		 "\\\"first_name\\\":\\\"O\\\"},\\\"chat\\\":{\\\"id\\\":4411,\\\"type\\\":"
+		 "\\\"private\\\"},\\\"text\\\":\\\"nul\\\\u0000 and \\\\udcff lone\\\"}}\"}]",
+		 cbhex, txthex, OWNER);
+	ts_fake_updates(&e->fake, body);
+	ts_fake_text(&e->fake, 4412, OWNER, "poison pill");
+	ts_fake_text(&e->fake, 4413, HELPER, "after the poison");
+
+	/* everyone behind the bad bytes is answered */
+	m = ts_fake_wait_message(&e->fake, 4413, "echo: after the poison", WAIT_MS);
+	assert_non_null(m);
+	json_decref(m);
+	/* each ill-formed sequence cost one character, not the message */
+	m = ts_fake_wait_message(&e->fake, 4410, "echo: bad \xef\xbf\xbd( byte", WAIT_MS);
+	assert_non_null(m);
+	json_decref(m);
+	m = ts_fake_wait_message(&e->fake, 4411,
+				 "echo: nul\xef\xbf\xbd and \xef\xbf\xbd lone", WAIT_MS);
+	assert_non_null(m);
+	json_decref(m);
+	/* the forged button is refused politely */
+	assert_true(ts_fake_wait_requests(&e->fake, "answerCallbackQuery", 1, WAIT_MS) >= 1);
+	{
+		/* (the fake knows no query "cbx1", so it answers 400: the attempt counts) */
+		json_t *a = ts_fake_requests(&e->fake, "answerCallbackQuery"), *r;
+		size_t i;
+		int found = 0;
+		json_array_foreach(a, i, r) {
+			const json_t *p = json_object_get(r, "params");
+			found += strcmp(json_string_value(json_object_get(p, "callback_query_id")),
+					"cbx1") == 0 &&
+				 strstr(json_string_value(json_object_get(p, "text")), "not valid");
+		}
+		assert_int_equal(found, 1);
+		json_decref(a);
+	}
+	/* the update the database refused is a dead letter with its reason, and
+	 * confirmed: nothing comes again */
+	assert_int_equal(wait_sql(e->db, "SELECT count(*) FROM dead_letters WHERE source = "
+					  "'telegram.update' AND reason LIKE '%poison pill refused%'", 1),
+			 1);
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM bot_updates WHERE kind = 'dead'"),
+			 1);
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM runs r JOIN threads t ON "
+					   "t.id = r.thread_id WHERE t.key = 'tg:4412:1'"),
+			 0);
+	{
+		json_t *sst = ts_fake_call(&e->fake, "/control/state", NULL);
+		assert_int_equal(json_integer_value(json_object_get(sst, "queued")), 0);
+		json_decref(sst);
+	}
+	/* status shows it */
+	{
+		char cmd[1024], out[65536];
+		FILE *f;
+		size_t n;
+
+		snprintf(cmd, sizeof(cmd), "'%s' status 2>&1", ts_bin());
+		f = popen(cmd, "r");
+		assert_non_null(f);
+		n = fread(out, 1, sizeof(out) - 1, f);
+		out[n] = '\0';
+		pclose(f);
+		if (!strstr(out, "dead letters    ") || !strstr(out, "poison pill refused"))
+			fail_msg("status does not show the dead letter:\n%s", out);
+	}
+	ts_sql(e->db, "DROP TRIGGER t_poison ON bot_updates");
 	teardown_env(e);
 }
 
@@ -1174,6 +1291,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_input_event, td),
 		cmocka_unit_test_teardown(test_route_sql, td),
 		cmocka_unit_test_teardown(test_bad_input, td),
+		cmocka_unit_test_teardown(test_poison_updates, td),
 		cmocka_unit_test_teardown(test_duplicates, td),
 		cmocka_unit_test_teardown(test_strangers, td),
 		cmocka_unit_test_teardown(test_approvals, td),
