@@ -703,7 +703,9 @@ static int run_commit(run_exec *x, int ck, const json_t *delta, const json_t *ne
 			      e->opt.commit_attempts, err_last());
 		nap(e, delay);
 	}
-	if (rc == 0 && atomic_exchange(&e->commits_refused, 0))
+	/* healthy again once a step's checkpoint lands (recording a failure
+	 * proves nothing about checkpoints) */
+	if (rc == 0 && ck && atomic_exchange(&e->commits_refused, 0))
 		health_report("engine.commits", HEALTH_OK, "committing");
 	return rc;
 }
