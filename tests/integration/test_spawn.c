@@ -475,6 +475,55 @@ static void test_malformed_requests(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE status = 'invalid'"), 4);
 }
 
+/* Poison on the spawn stream: bytes that are not UTF-8 in a request, and a
+ * request the database refuses for a reason of its own. Neither stays
+ * pending forever nor blocks the entries behind it. */
+static void test_poison_requests(void **state)
+{
+	json_t *res;
+	char raw[512];
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	/* a producer that does not check its strings */
+	snprintf(raw, sizeof(raw),
+		 "{\"id\":\"poison-1\",\"task\":\"t\xff\xfe\",\"project\":\"proj-1\","
+		 "\"repo\":\"%s\",\"prompt\":\"caf\xe9 \xed\xa0\x80\"}",
+		 g_repo);
+	assert_int_equal(rds_cmd(g_redis, NULL, "XADD", SPW_STREAM, "*", "id", "poison-1", "req",
+				 raw, NULL),
+			 0);
+	res = await_result(g_redis, "poison-1");
+	expect_status(res, "invalid");
+	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")), "task"));
+	json_decref(res);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE id = 'poison-1' AND status = "
+				 "'invalid' AND request->>'raw' LIKE '%%\xef\xbf\xbd%%'"),
+			 1);
+
+	/* the database refuses one request: tried a bounded number of times,
+	 * then set aside with the reason; the entry behind it is handled */
+	ts_sql(g_db, "CREATE OR REPLACE FUNCTION t_poison_req() RETURNS trigger LANGUAGE plpgsql "
+		     "AS $$ BEGIN IF NEW.id = 'poison-2' THEN RAISE EXCEPTION 'poison request "
+		     "refused'; END IF; RETURN NEW; END $$; "
+		     "DROP TRIGGER IF EXISTS t_poison_req ON workers; "
+		     "CREATE TRIGGER t_poison_req BEFORE INSERT ON workers FOR EACH ROW "
+		     "EXECUTE FUNCTION t_poison_req()");
+	xadd(g_redis, "poison-2", request("poison-2", "p2", NULL));
+	xadd(g_redis, "behind-1", json_pack("{s:s, s:s}", "id", "behind-1", "task", "b1"));
+	res = await_result(g_redis, "behind-1");
+	expect_status(res, "invalid");
+	json_decref(res);
+	ts_await_sql(g_db, "SELECT count(*) FROM dead_letters WHERE source = 'spawn.request' AND "
+			   "reason LIKE '%handling it failed 3 times%poison request refused%' AND "
+			   "body LIKE '%poison-2%'",
+		     1, 60000);
+	await_no_pending(g_redis);
+	ts_sql(g_db, "DROP TRIGGER t_poison_req ON workers");
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE id = 'poison-2'"), 0);
+	assert_int_equal(fake_llm_count(&g_fake), 0);
+}
+
 static void test_refused_handles(void **state)
 {
 	json_t *req, *res;
@@ -1406,6 +1455,7 @@ int main(void)
 		cmocka_unit_test(test_outbox_to_result),
 		cmocka_unit_test(test_repeated_id_one_worker),
 		cmocka_unit_test(test_malformed_requests),
+		cmocka_unit_test(test_poison_requests),
 		cmocka_unit_test(test_refused_handles),
 		cmocka_unit_test(test_secret_in_the_work_not_pushed),
 		cmocka_unit_test(test_failing_or_shrinking_tests_not_done),
