@@ -80,9 +80,13 @@ void cli_fmt_time(int64_t ms, char *out, size_t cap);
  * as the database's JSON gives it); "never" for NULL. */
 void cli_fmt_utc(const char *iso, char *out, size_t cap);
 
-/* Who runs this command, for audit trails: "cli:USER" (SUDO_USER, then
- * USER), else "cli:uid N". */
+/* Who runs this command, for audit trails: "cli:NAME", NAME being the user
+ * name of the process's real uid (getpwuid; never an environment variable,
+ * which anyone sets), else "cli:uid N". */
 void cli_actor(char *out, size_t cap);
+
+/* The real uid's user name (or "uid N" when it has none). */
+void cli_unix_user(char *out, size_t cap);
 
 /* Installs the redaction filter, opens the secrets store (when `secrets
  * init` was run) and lets the LLM layer resolve endpoint keys from it.

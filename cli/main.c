@@ -10,6 +10,7 @@
 #include "nodes/report.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,16 +230,24 @@ void cli_fmt_utc(const char *iso, char *out, size_t cap)
 		snprintf(out, cap, "%.10s %.5s UTC", iso, iso + 11);
 }
 
+void cli_unix_user(char *out, size_t cap)
+{
+	/* the real uid's name: not $USER or $SUDO_USER, which anyone sets */
+	struct passwd pw, *found = NULL;
+	char tmp[4096];
+
+	if (getpwuid_r(getuid(), &pw, tmp, sizeof(tmp), &found) == 0 && found && found->pw_name)
+		snprintf(out, cap, "%s", found->pw_name);
+	else
+		snprintf(out, cap, "uid %d", (int)getuid());
+}
+
 void cli_actor(char *out, size_t cap)
 {
-	const char *user = getenv("SUDO_USER");
+	char user[64];
 
-	if (!user || !*user)
-		user = getenv("USER");
-	if (user && *user)
-		snprintf(out, cap, "cli:%.64s", user);
-	else
-		snprintf(out, cap, "cli:uid %d", (int)getuid());
+	cli_unix_user(user, sizeof(user));
+	snprintf(out, cap, "cli:%s", user);
 }
 
 int main(int argc, char **argv)

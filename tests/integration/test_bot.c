@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "nodes/report.h"
 
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -768,6 +769,93 @@ static void test_approvals(void **st)
 	teardown_env(e);
 }
 
+/* Runs `orchestrator <args>` with `vars` (env(1) arguments) through the
+ * shell; its output into out[cap]; returns the exit status. */
+static int cli_with(const char *vars, char *out, size_t cap, const char *args)
+{
+	char cmd[2048];
+	FILE *f;
+	size_t n;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "env %s '%s' %s 2>&1", vars, ts_bin(), args);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* From the terminal, a Telegram question is decided only by a Unix user the
+ * configuration maps to one of its approvers, and the decision records the
+ * real user (its uid), not what the environment says. */
+static void test_terminal_operators(void **st)
+{
+	env *e = setup_env(NULL, 0);
+	char out[8192], env_[512], args[64], me[64];
+	int64_t limited, open_q;
+	struct passwd *pw = getpwuid(getuid());
+	(void)st;
+
+	snprintf(me, sizeof(me), "%s", pw ? pw->pw_name : "root");
+	ts_sql(e->db, "INSERT INTO threads (key, graph) VALUES ('tg:5501:1', 'chattest')");
+	limited = ts_sql_int(e->db,
+			     "INSERT INTO approvals (thread_id, channel, chat, key, question, options, "
+			     "approvers, expires_at) SELECT id, 'telegram', '5501', 'approval', "
+			     "'Ship it?', '[{\"id\": \"approve\", \"label\": \"Approve\"}, "
+			     "{\"id\": \"reject\", \"label\": \"Reject\"}]', '{222}', "
+			     "now() + interval '1 hour' FROM threads WHERE key = 'tg:5501:1' "
+			     "RETURNING id");
+	snprintf(args, sizeof(args), "approve %lld", (long long)limited);
+	/* nobody named: refused, with what to configure; the environment's user
+	 * names change nothing */
+	assert_int_equal(cli_with("-u ORCH_OPERATORS SUDO_USER=alice USER=alice "
+				  "ORCH_ALLOWED_USERS=111,222",
+				  out, sizeof(out), args),
+			 1);
+	if (!strstr(out, "for its approvers (222)") || !strstr(out, "ORCH_OPERATORS"))
+		fail_msg("unexpected refusal:\n%s", out);
+	/* named, but for another approver */
+	snprintf(env_, sizeof(env_), "ORCH_OPERATORS='%s:111' ORCH_ALLOWED_USERS=111,222 "
+				     "SUDO_USER=alice USER=alice",
+		 me);
+	assert_int_equal(cli_with(env_, out, sizeof(out), args), 1);
+	assert_non_null(strstr(out, "may act for none of them"));
+	/* a setting that does not parse says how it should look */
+	assert_int_equal(cli_with("ORCH_OPERATORS=alice", out, sizeof(out), args), 1);
+	assert_non_null(strstr(out, "ORCH_OPERATORS: 'alice' is not 'unixuser:telegram-id"));
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM approvals WHERE state = 'pending'"),
+			 1);
+	/* named for this approver: decided, recording the real Unix user */
+	snprintf(env_, sizeof(env_), "ORCH_OPERATORS='nobody:111 %s:333,222' SUDO_USER=alice "
+				     "USER=alice",
+		 me);
+	assert_int_equal(cli_with(env_, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "decided 'Approve'"));
+	{
+		char sql[256];
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM approvals WHERE id = %lld AND decided_by->>'name' = "
+			 "'cli:%s' AND (decided_by->>'id')::bigint = 222 AND decided_by->>'channel' = "
+			 "'cli'",
+			 (long long)limited, me);
+		assert_int_equal(ts_sql_int(e->db, sql), 1);
+	}
+	/* a question without its own list belongs to the allowed users */
+	open_q = ts_sql_int(e->db,
+			    "INSERT INTO approvals (thread_id, channel, chat, key, question, options, "
+			    "expires_at) SELECT id, 'telegram', '5501', 'approval2', 'Merge?', "
+			    "'[{\"id\": \"approve\", \"label\": \"Approve\"}]', now() + interval "
+			    "'1 hour' FROM threads WHERE key = 'tg:5501:1' RETURNING id");
+	snprintf(args, sizeof(args), "approve %lld", (long long)open_q);
+	snprintf(env_, sizeof(env_), "ORCH_OPERATORS='%s:222' ORCH_ALLOWED_USERS=111", me);
+	assert_int_equal(cli_with(env_, out, sizeof(out), args), 1);
+	snprintf(env_, sizeof(env_), "ORCH_OPERATORS='%s:*' ORCH_ALLOWED_USERS=111", me);
+	assert_int_equal(cli_with(env_, out, sizeof(out), args), 0);
+	teardown_env(e);
+}
+
 static void test_approval_expiry(void **st)
 {
 	env *e = setup_env(NULL, 1);
@@ -1296,6 +1384,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_strangers, td),
 		cmocka_unit_test_teardown(test_approvals, td),
 		cmocka_unit_test_teardown(test_approval_expiry, td),
+		cmocka_unit_test_teardown(test_terminal_operators, td),
 		cmocka_unit_test_teardown(test_rate_limits, td),
 		cmocka_unit_test_teardown(test_long_and_html, td),
 		cmocka_unit_test_teardown(test_errors_back_off, td),
