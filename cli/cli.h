@@ -93,6 +93,16 @@ void cli_unix_user(char *out, size_t cap);
  * Fails on a wrong or unreadable master key. Call before other threads. */
 int cli_start_secrets(pg_pool *pool);
 
+/* Makes everything this command prints on stdout pass the secrets filter:
+ * loads the secrets (as cli_start_secrets, on a pool of its own) and puts a
+ * stream in place of stdout that redacts what is written, whole lines at a
+ * time. 0, or 1 after printing why the secrets cannot be loaded: what a
+ * command would print is then not printed at all. */
+int cli_filter_output(void);
+
+/* Flushes the filtered output and restores stdout. */
+void cli_filter_output_end(void);
+
 /* Blocks SIGINT and SIGTERM in this thread and in the threads it starts
  * after, for the caller to take them with sigwait (they go into *sigs),
  * and ignores SIGPIPE. */

@@ -55,6 +55,19 @@ static const command commands[] = {
 	{NULL, NULL, NULL},
 };
 
+/* Commands that print stored text: their stdout passes the secrets filter. */
+static const char *const filtered[] = {"new",     "approve", "reject", "show", "logs",
+				       "status",  "threads", "history", "state", "fork",
+				       "run",     "cancel",  "retry",   NULL};
+
+static int is_filtered(const char *name)
+{
+	for (const char *const *f = filtered; *f; f++)
+		if (strcmp(*f, name) == 0)
+			return 1;
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "orchestrator %s — a self-hosted software factory\n\n"
@@ -275,9 +288,19 @@ int main(int argc, char **argv)
 	/* the chat's /status reports factory projects as `orchestrator status` does */
 	bot_set_report(nd_report_project);
 	name = argv[1];
-	for (const command *c = commands; c->name; c++)
-		if (strcmp(c->name, name) == 0)
-			return c->fn(argc - 1, argv + 1);
+	for (const command *c = commands; c->name; c++) {
+		int rc;
+
+		if (strcmp(c->name, name) != 0)
+			continue;
+		/* what a command prints from the database passes the secrets filter */
+		if (is_filtered(name) && !(argc > 2 && strcmp(argv[2], "--help") == 0) &&
+		    cli_filter_output())
+			return 1;
+		rc = c->fn(argc - 1, argv + 1);
+		cli_filter_output_end();
+		return rc;
+	}
 	fprintf(stderr, "orchestrator: unknown command '%s'\n\n", name);
 	usage(stderr);
 	return 2;
