@@ -110,7 +110,7 @@ int bot_config_load(bot_config *out, const char *data_dir)
 		out->poll_timeout_s = ms / 1000;
 	}
 	if (rc == 0)
-		rc = env_double("ORCH_TG_RATE_SCALE", 1.0, 0.001, 100.0, &out->rate_scale);
+		rc = env_double("ORCH_TG_RATE_SCALE", 1.0, 0.01, 1000.0, &out->rate_scale);
 	if (rc == 0) {
 		int64_t ms;
 		rc = cfg_env_duration_ms("ORCH_APPROVAL_TTL", 86400000, 1000, 365LL * 86400000, &ms);

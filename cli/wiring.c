@@ -126,14 +126,26 @@ int cli_filter_output(void)
 	cookie_io_functions_t io = {.write = filter_write, .close = filter_close};
 	FILE *f;
 
+	int level = log_level_get(), rc;
+
 	if (g_real_stdout)
 		return 0;
-	if (pg_pool_new(&g_filter_pool, cli_cfg.database_url, 2) < 0 ||
-	    cli_start_secrets(g_filter_pool) < 0) {
-		fprintf(stderr, "orchestrator: cannot load the secrets that what this command prints "
-				"must not show: %s (run it where the master key can be read: "
-				"ORCH_MASTER_KEY_FILE or ORCH_MASTER_KEY)\n",
-			err_last());
+	/* a command's own output is what matters: loading the filter says
+	 * nothing unless something is wrong */
+	if (level < LOG_WARN)
+		log_configure(LOG_WARN, cli_cfg.log_text);
+	rc = pg_pool_new(&g_filter_pool, cli_cfg.database_url, 2);
+	if (rc == 0)
+		rc = cli_start_secrets(g_filter_pool);
+	log_configure(level, cli_cfg.log_text);
+	if (rc < 0) {
+		if (rc == ERR_DB)
+			fprintf(stderr, "orchestrator: %s\n", err_last());
+		else
+			fprintf(stderr, "orchestrator: cannot load the secrets that what this command "
+					"prints must not show: %s (run it where the master key can be "
+					"read: ORCH_MASTER_KEY_FILE or ORCH_MASTER_KEY)\n",
+				err_last());
 		sec_runtime_stop();
 		pg_pool_free(g_filter_pool);
 		g_filter_pool = NULL;

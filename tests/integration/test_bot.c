@@ -55,7 +55,7 @@ static void cfg_for(bot_config *c, const ts_fake *f)
 	c->allowed[1] = HELPER;
 	c->nallowed = 2;
 	c->poll_timeout_s = 1;
-	c->rate_scale = 0.02;
+	c->rate_scale = 50;
 	c->approval_ttl_s = 3600;
 	c->typing_ms = 150;
 	c->backoff_ms = 40;
@@ -912,7 +912,7 @@ static void test_rate_limits(void **st)
 	json_t *r;
 	(void)st;
 
-	e->cfg.rate_scale = 0.05;
+	e->cfg.rate_scale = 20;
 	bot_limits_default(&lim, e->cfg.rate_scale);
 	for (int c = 0; c < 20; c++)
 		chats[c] = c < 16 ? 7000 + c : -(8000 + c); /* 16 private chats, 4 groups */
@@ -1279,7 +1279,7 @@ static pid_t spawn_bot(const ts_fake *f, const char *exit_after)
 		setenv("ORCH_ALLOWED_USERS", "111,222", 1);
 		setenv("ORCH_GRAPH", CHAT_GRAPH, 1);
 		setenv("ORCH_TG_POLL_TIMEOUT", "1s", 1);
-		setenv("ORCH_TG_RATE_SCALE", "0.02", 1);
+		setenv("ORCH_TG_RATE_SCALE", "50", 1);
 		if (exit_after)
 			setenv("ORCH_BOT_TEST_EXIT_AFTER_COMMIT", exit_after, 1);
 		execl(ts_bin(), ts_bin(), "bot", (char *)NULL);

@@ -166,6 +166,15 @@ def main():
         check(sql("SELECT count(*) FROM outbox WHERE kind LIKE 'term.%' AND state = 'pending'")
               == "0", "every message for the terminal was delivered")
         secret_typed(env)
+        # a chat named '%' (or '_') is its own: it sees no other chat's projects
+        t = Term([BIN, "chat", "--name", "%", "--no-color"], env)
+        check(t.expect(r"you ›"), "a chat named % starts")
+        t.send("/projects")
+        check(t.expect(r"No projects yet"), "the chat named % lists none of the others' projects")
+        t.send("/switch hello")
+        check(t.expect(r"There is no such project"), "and finds no other chat's project by name")
+        t.send("/quit")
+        t.wait()
     finally:
         engine.terminate()
         try:

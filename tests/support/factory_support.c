@@ -56,7 +56,7 @@ void tf_start(tf_env *e)
 		setenv("ORCH_OPERATORS", ops, 1);
 	}
 	setenv("ORCH_TG_POLL_TIMEOUT", "1s", 1);
-	setenv("ORCH_TG_RATE_SCALE", "0.02", 1);
+	setenv("ORCH_TG_RATE_SCALE", "50", 1);
 	setenv("ORCH_TG_TYPING", "0", 1);
 	setenv("ORCH_TG_BACKOFF", "50ms", 1);
 	setenv("ORCH_TG_MAX_BACKOFF", "500ms", 1);
