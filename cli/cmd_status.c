@@ -14,26 +14,36 @@
 #include <time.h>
 
 static const char USAGE[] =
-	"orchestrator status [--json]\n"
+	"orchestrator status [--json] [--all | --limit N]\n"
 	"  The factory's projects (stage, tasks, workers, open questions, tokens, cost) and\n"
 	"  the questions waiting for an answer ('orchestrator approve <id>'); threads, runs\n"
-	"  by state, the oldest waiting and queued runs, live engines, recent failures and\n"
-	"  the outbox backlog; language models: slots, queues and waits per endpoint,\n"
-	"  tokens and cost per project and per model, budgets.\n"
-	"  --json prints the same for scripts (\"projects\", \"questions\", \"llm\").";
+	"  by state, the oldest waiting and queued runs, live engines, the health of each\n"
+	"  long-running process, recent failures, dead letters and the outbox backlog;\n"
+	"  language models: slots, queues and waits per endpoint, tokens and cost per\n"
+	"  project and per model, budgets.\n"
+	"  Every project waiting for an answer is listed; the others fill up to 20 rows\n"
+	"  (--limit N: N, --all: every project), with a count of those not shown.\n"
+	"  --json prints the same for scripts (\"projects\", \"projects_total\",\n"
+	"  \"projects_not_shown\", \"questions\", \"health\", \"dead_letters\", \"llm\").";
 
-/* The factory's projects and their open questions (nodes/report.h), into st. */
-static int projects(pg_conn *c, json_t *st)
+/* The factory's projects (those waiting for an answer always, the others
+ * up to `limit` in all; < 0: all) and every open question (nodes/report.h),
+ * into st with how many projects there are and how many are not shown. */
+static int projects(pg_conn *c, json_t *st, int limit)
 {
 	char graph[64];
 	json_t *list = NULL, *qs = NULL;
+	int64_t total = 0;
 	int rc;
 
 	if (cfg_env_str("ORCH_GRAPH", ND_GRAPH, graph, sizeof(graph)) < 0)
 		snprintf(graph, sizeof(graph), "%s", ND_GRAPH);
-	rc = nd_report_projects(&list, c, graph);
+	rc = nd_report_projects(&list, c, graph, limit, &total);
 	if (rc == 0)
 		rc = nd_report_questions(&qs, c, graph);
+	json_object_set_new(st, "projects_total", json_integer(total));
+	json_object_set_new(st, "projects_not_shown",
+			    json_integer(total - (int64_t)json_array_size(list)));
 	json_object_set_new(st, "projects", list ? list : json_array());
 	json_object_set_new(st, "questions", qs ? qs : json_array());
 	return rc;
@@ -104,6 +114,10 @@ static void print_projects(const json_t *st)
 		       json_number_value(json_object_get(p, "cost_usd")));
 		print_workers(json_object_get(p, "worker_list"));
 	}
+	if (jx_int(st, "projects_not_shown") > 0)
+		printf("  … and %lld more project(s), none waiting for an answer ('orchestrator status "
+		       "--all' lists every one, --limit N the N most recent)\n",
+		       jx_int(st, "projects_not_shown"));
 	if (json_array_size(qs) == 0)
 		return;
 	printf("open questions ('orchestrator approve|reject <id or project>')\n");
@@ -374,14 +388,26 @@ static void print_llm(const json_t *llm)
 
 int cmd_status(int argc, char **argv)
 {
-	int as_json = 0;
+	int as_json = 0, limit = 20;
 	json_t *st = NULL;
 	pg_conn *c;
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
+		const char *v;
 		if (cli_flag(argv, i, "--json")) {
 			as_json = 1;
+			continue;
+		}
+		if (cli_flag(argv, i, "--all")) {
+			limit = -1;
+			continue;
+		}
+		if (cli_opt(argc, argv, &i, "--limit", &v)) {
+			if (strcmp(v, "0") == 0)
+				limit = 0;
+			else if ((limit = (int)cli_int(v)) < 1 || cli_int(v) > 1000000)
+				return cli_usage(USAGE);
 			continue;
 		}
 		if (cli_flag(argv, i, "--help")) {
@@ -394,7 +420,7 @@ int cmd_status(int argc, char **argv)
 	if (!c)
 		return 1;
 	rc = eng_status(c, cli_cfg.lease_ms, &st);
-	if (rc == 0 && projects(c, st) < 0) {
+	if (rc == 0 && projects(c, st, limit) < 0) {
 		json_object_set_new(st, "projects_error", json_string(err_last()));
 		err_clear();
 	}
