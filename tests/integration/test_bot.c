@@ -1288,6 +1288,53 @@ static pid_t spawn_bot(const ts_fake *f, const char *exit_after)
 	return pid;
 }
 
+/* Killed after Telegram accepted a message and before its row is marked
+ * sent: the message was recorded the moment it was accepted, so the next
+ * bot does not send it again. */
+static void test_crash_between_send_and_mark(void **st)
+{
+	ts_fake fake;
+	pg_conn *c = ts_conn();
+	json_t *sends;
+	int status = 0;
+	pid_t pid;
+	(void)st;
+
+	ts_sql(c, "TRUNCATE bot_updates, bot_chats, bot_refused, bot_sent, bot_refs, outbox, "
+		  "threads CASCADE");
+	ts_fake_start(&fake);
+	g_fake = &fake;
+	ts_sql(c, "INSERT INTO outbox (kind, dest, payload) VALUES "
+		  "('telegram.send', '9300', '{\"text\": \"first words\"}'), "
+		  "('telegram.send', '9300', '{\"text\": \"second words\"}'), "
+		  "('telegram.send', '9300', '{\"text\": \"third words\"}')");
+	setenv("ORCH_BOT_TEST_EXIT_AFTER_SEND", "2", 1);
+	pid = spawn_bot(&fake, NULL);
+	unsetenv("ORCH_BOT_TEST_EXIT_AFTER_SEND");
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 75);
+	/* Telegram has the second message, the outbox does not know yet */
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM outbox WHERE state = 'pending' AND "
+				       "payload->>'text' = 'second words'"),
+			 1);
+	/* its claim expires (the dead process would have held it 2 minutes) */
+	ts_sql(c, "UPDATE outbox SET claim_until = now() - interval '1 second' WHERE state = "
+		  "'pending'");
+	pid = spawn_bot(&fake, NULL);
+	ts_await_sql(c, "SELECT count(*) FROM outbox WHERE state = 'sent'", 3, WAIT_MS);
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	sends = ts_fake_requests(&fake, "sendMessage");
+	assert_int_equal(count_ok(sends, "text", "first words"), 1);
+	assert_int_equal(count_ok(sends, "text", "second words"), 1);
+	assert_int_equal(count_ok(sends, "text", "third words"), 1);
+	json_decref(sends);
+	ts_fake_stop(&fake);
+	g_fake = NULL;
+	pg_conn_close(c);
+}
+
 static void test_crash_between_store_and_confirm(void **st)
 {
 	ts_fake fake;
@@ -1391,6 +1438,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_leader, td),
 		cmocka_unit_test_teardown(test_typing, td),
 		cmocka_unit_test_teardown(test_crash_between_store_and_confirm, td),
+		cmocka_unit_test_teardown(test_crash_between_send_and_mark, td),
 	};
 	ts_init();
 	signal(SIGPIPE, SIG_IGN);
