@@ -25,6 +25,14 @@ struct bot_relay {
 	eng_relay *relay;
 	int exit_after_send; /* ORCH_BOT_TEST_EXIT_AFTER_SEND (crash tests only) */
 	int delivered;
+	/* messages Telegram accepted whose record failed (the database went
+	 * away): known here, so a retry records them instead of sending again
+	 * (the relay's thread only) */
+	struct unrecorded {
+		int64_t outbox_id, mid;
+		int part;
+	} unrec[64];
+	int nunrec;
 };
 
 static const pg_stmt STMT_SENT_PARTS = {
@@ -89,14 +97,61 @@ static int parse_chat(const char *dest, int64_t *out)
  * record are one database round trip apart, the smallest window there can
  * be (the Bot API has no idempotency key). A retried row skips what is
  * recorded. */
-static int record_part(pg_conn *held, const char *oid, int part, int64_t mid)
+static int record_part(bot_relay *r, pg_conn *held, int64_t outbox_id, int part, int64_t mid)
 {
-	char part_s[16], mid_s[24];
+	char oid[24], part_s[16], mid_s[24];
 	const char *params[3] = {oid, part_s, mid_s};
+	int rc;
 
+	snprintf(oid, sizeof(oid), "%lld", (long long)outbox_id);
 	snprintf(part_s, sizeof(part_s), "%d", part);
 	snprintf(mid_s, sizeof(mid_s), "%lld", (long long)mid);
-	return pg_exec_stmt(held, NULL, &STMT_SENT_ADD, params);
+	rc = held ? pg_exec_stmt(held, NULL, &STMT_SENT_ADD, params) : ERR_DB;
+	if (rc < 0 && r->nunrec < (int)(sizeof(r->unrec) / sizeof(r->unrec[0]))) {
+		/* sent, not recorded: remembered, so the retry does not send it again */
+		r->unrec[r->nunrec].outbox_id = outbox_id;
+		r->unrec[r->nunrec].part = part;
+		r->unrec[r->nunrec].mid = mid;
+		r->nunrec++;
+		log_warn("telegram", "outbox row %lld part %d was sent but could not be recorded "
+				     "(%s); it is recorded when the row is retried, not sent again",
+			 (long long)outbox_id, part, err_last());
+	}
+	return rc;
+}
+
+/* The index of a part sent before whose record failed, with its message
+ * id in *mid; -1 when there is none. */
+static int find_unrecorded(const bot_relay *r, int64_t outbox_id, int part, int64_t *mid)
+{
+	for (int i = 0; i < r->nunrec; i++)
+		if (r->unrec[i].outbox_id == outbox_id && r->unrec[i].part == part) {
+			*mid = r->unrec[i].mid;
+			return i;
+		}
+	return -1;
+}
+
+/* A part sent before whose record failed: 1 with *mid, recording it now
+ * (it stays remembered while that fails too). */
+static int unrecorded_part(bot_relay *r, int64_t outbox_id, int part, int64_t *mid)
+{
+	int i = find_unrecorded(r, outbox_id, part, mid);
+	pg_conn *c = NULL;
+	char oid[24], part_s[16], mid_s[24];
+	const char *params[3] = {oid, part_s, mid_s};
+
+	if (i < 0)
+		return 0;
+	snprintf(oid, sizeof(oid), "%lld", (long long)outbox_id);
+	snprintf(part_s, sizeof(part_s), "%d", part);
+	snprintf(mid_s, sizeof(mid_s), "%lld", (long long)*mid);
+	if (pg_pool_acquire(r->pool, 10000, &c) == 0) {
+		if (pg_exec_stmt(c, NULL, &STMT_SENT_ADD, params) == 0)
+			r->unrec[i] = r->unrec[--r->nunrec];
+		pg_pool_release(r->pool, c);
+	}
+	return 1;
 }
 
 /* Waits for the limiter: ERR_BUSY with *retry_after when the chat must wait. */
@@ -261,7 +316,7 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 		int64_t mid = pg_rows(res) > 0 ? pg_int(res, 0, 1) : 0;
 		buf cap;
 
-		if (pg_rows(res) == 0) {
+		if (pg_rows(res) == 0 && !unrecorded_part(r, row->id, 0, &mid)) {
 			plain = html ? tg_html_to_plain(text) : NULL;
 			rc = pace(r, chat, retry_after);
 			if (rc == 0)
@@ -274,7 +329,7 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 						   strlen(body), buf_cstr(&cap), &mid, retry_after);
 				buf_free(&cap);
 				if (rc == 0)
-					rc = record_part(held, oid, 0, mid);
+					rc = record_part(r, held, row->id, 0, mid);
 				pg_pool_release(r->pool, held);
 				held = NULL;
 			}
@@ -298,6 +353,8 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 				sent = 1;
 				mid = pg_int(res, k, 1);
 			}
+		if (!sent)
+			sent = unrecorded_part(r, row->id, i, &mid);
 		if (!sent) {
 			rc = pace(r, chat, retry_after);
 			if (rc == 0)
@@ -306,7 +363,7 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 				rc = send_part(r, chat, row->dest, parts.v[i], p, i == parts.n - 1,
 					       &mid, retry_after);
 				if (rc == 0)
-					rc = record_part(held, oid, i, mid);
+					rc = record_part(r, held, row->id, i, mid);
 				pg_pool_release(r->pool, held);
 				held = NULL;
 			}
@@ -564,6 +621,22 @@ static int do_approval(bot_relay *r, const eng_outbox_row *row, int64_t chat, js
 	pg_pool_release(r->pool, c);
 	if (rc < 0)
 		return rc;
+	if (a.message_id == 0 && strcmp(a.state, "pending") == 0) {
+		/* sent before the database went away, not recorded: recorded now */
+		int k = find_unrecorded(r, row->id, 0, &mid);
+		if (k >= 0 && pg_pool_acquire(r->pool, 10000, &c) == 0) {
+			if (bot_approval_set_message(c, a.id, mid) == 0) {
+				r->unrec[k] = r->unrec[--r->nunrec];
+				a.message_id = mid;
+			}
+			pg_pool_release(r->pool, c);
+		}
+		if (k >= 0 && a.message_id == 0) {
+			rc = err_set(ERR_DB, "approval %lld: its message is not recorded yet",
+				     (long long)a.id);
+			goto done;
+		}
+	}
 	if (a.message_id > 0 || strcmp(a.state, "pending") != 0) {
 		/* sent before a crash, or decided already: nothing more to send */
 		*result = json_pack("{s:I,s:I}", "approval", (json_int_t)a.id, "message_id",
@@ -605,8 +678,11 @@ static int do_approval(bot_relay *r, const eng_outbox_row *row, int64_t chat, js
 		goto done;
 	rc = tg_send_message(r->tg, &m, &mid, &rep);
 	rc = after_call(r, chat, rc, &rep, retry_after);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = bot_approval_set_message(c, a.id, mid);
+		if (rc < 0)
+			record_part(r, NULL, row->id, 0, mid); /* remembered for the retry */
+	}
 	pg_pool_release(r->pool, c);
 	if (rc < 0)
 		goto done;
