@@ -1484,7 +1484,7 @@ int spw_start(spw_spawner *s)
 	atomic_store(&s->stopping, 0);
 	spw_cleanup(s, NULL);
 	s->last_cleanup = util_mono_ms();
-	if (s->cfg.relay) {
+	if (s->cfg.relay && !s->relay) {
 		eng_relay_options ro;
 
 		memset(&ro, 0, sizeof(ro));
@@ -1495,11 +1495,12 @@ int spw_start(spw_spawner *s)
 			return rc;
 		rds_set_cancel(s->relay_conn, &s->stopping);
 		rc = eng_relay_new(&s->relay, s->pool, &ro, relay_fn, s);
-		if (rc == 0)
-			rc = eng_relay_start(s->relay);
 		if (rc < 0)
 			return rc;
 	}
+	/* a spawner stopped before starts its relay again */
+	if (s->relay && (rc = eng_relay_start(s->relay)) < 0)
+		return rc;
 	if (pthread_create(&s->consumer, NULL, consumer_main, s) != 0)
 		return err_set(ERR_IO, "cannot start the spawner's consumer thread");
 	if (pthread_create(&s->heart, NULL, heart_main, s) != 0) {
