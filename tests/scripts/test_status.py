@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 BIN = os.environ.get("ORCH_BIN", "bin/orchestrator")
 results = []
@@ -63,6 +64,41 @@ def seed():
         "('spawner-h-2-bb', 'spawner', 'h', 2, 'ok', '{}', now() - interval '10 minutes')")
 
 
+def expired_questions():
+    """A question past its expiry is expired by a running engine, with no bot
+    and no chat running, and its waiting run is told."""
+    sql("INSERT INTO threads (key, graph) VALUES ('tg:7001:1', 'factory'), "
+        "('term:exp:1', 'factory')")
+    sql("INSERT INTO runs (thread_id, graph, status, waiting_on) SELECT id, 'factory', "
+        "'waiting', '{qexp}' FROM threads WHERE key IN ('tg:7001:1', 'term:exp:1')")
+    sql("INSERT INTO approvals (thread_id, channel, chat, key, question, options, message_id, "
+        "expires_at) SELECT id, CASE WHEN key LIKE 'tg:%' THEN 'telegram' ELSE 'term' END, "
+        "split_part(key, ':', 2), 'qexp', 'Old question?', '[{\"id\": \"approve\", "
+        "\"label\": \"Approve\"}]', 55, now() - interval '1 minute' FROM threads "
+        "WHERE key IN ('tg:7001:1', 'term:exp:1')")
+    env = dict(os.environ, ORCH_LOG_LEVEL="error", ORCH_ENGINE_THREADS="1", ORCH_SPAWNER="0")
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    p = subprocess.Popen([BIN, "engine"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        until = time.monotonic() + 30
+        while time.monotonic() < until:
+            if sql("SELECT count(*) FROM approvals WHERE key = 'qexp' AND state = 'expired'") \
+                    == "2":
+                break
+            time.sleep(0.2)
+    finally:
+        p.terminate()
+        p.wait(20)
+    check(sql("SELECT count(*) FROM approvals WHERE key = 'qexp' AND state = 'expired'") == "2",
+          "questions past their expiry are expired by the engine, without a bot or a chat")
+    check(sql("SELECT count(*) FROM events WHERE key = 'qexp' AND (value->>'expired')::boolean")
+          == "2", "the waiting runs are told")
+    check(sql("SELECT count(*) FROM outbox o JOIN threads t ON t.id = o.thread_id WHERE "
+              "t.key = 'tg:7001:1' AND o.kind = 'telegram.edit'") == "1",
+          "the Telegram question's message is edited to say it expired")
+
+
 def main():
     seed()
     waiting = {"term:seed:25", "term:seed:24", "term:seed:23"}
@@ -106,6 +142,7 @@ def main():
     check("bot.poller" not in out, "parts that work are not listed one by one")
     code, out, err = status("--limit", "x")
     check(code == 2, "a bad --limit is a usage error")
+    expired_questions()
     print("1..%d" % len(results))
     for i, (ok, desc) in enumerate(results, 1):
         print("%s %d - %s" % ("ok" if ok else "not ok", i, desc))
