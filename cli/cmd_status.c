@@ -173,8 +173,11 @@ static void print_health(const json_t *h)
 		gone += !live && json_number_value(json_object_get(p, "age_s")) < 3600;
 		bad += live && strcmp(jx_str(p, "worst"), "ok") != 0;
 	}
-	printf("processes       %zu reporting, %zu with a problem%s\n", alive, bad,
+	printf("processes       %zu reporting, %zu with a problem%s", alive, bad,
 	       alive ? "" : " (none of serve, engine, bot, spawner runs, or none reports)");
+	if (gone)
+		printf(", %zu gone silent in the last hour", gone);
+	printf("\n");
 	json_array_foreach(h, i, p) {
 		char age[32], reason[300];
 		const char *name;
@@ -404,10 +407,10 @@ int cmd_status(int argc, char **argv)
 			continue;
 		}
 		if (cli_opt(argc, argv, &i, "--limit", &v)) {
-			if (strcmp(v, "0") == 0)
-				limit = 0;
-			else if ((limit = (int)cli_int(v)) < 1 || cli_int(v) > 1000000)
+			int64_t n = strcmp(v, "0") == 0 ? 0 : cli_int(v);
+			if (n < 0 || n > 1000000)
 				return cli_usage(USAGE);
+			limit = (int)n;
 			continue;
 		}
 		if (cli_flag(argv, i, "--help")) {

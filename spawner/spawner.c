@@ -1499,7 +1499,8 @@ int spw_start(spw_spawner *s)
 			return rc;
 	}
 	/* a spawner stopped before starts its relay again */
-	if (s->relay && (rc = eng_relay_start(s->relay)) < 0)
+	rc = s->relay ? eng_relay_start(s->relay) : 0;
+	if (rc < 0)
 		return rc;
 	if (pthread_create(&s->consumer, NULL, consumer_main, s) != 0)
 		return err_set(ERR_IO, "cannot start the spawner's consumer thread");
