@@ -801,7 +801,7 @@ static void test_refused_commit_fails_the_run(void **st)
 			   .commit_attempts = 4, .commit_backoff_ms = 20};
 	eng_engine *e = NULL;
 	json_t *snap;
-	int64_t runs[3];
+	int64_t runs[3], t0;
 	(void)st;
 
 	ts_sql(db, "CREATE SEQUENCE IF NOT EXISTS refused_attempts; "
@@ -817,6 +817,7 @@ static void test_refused_commit_fails_the_run(void **st)
 	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
 	assert_int_equal(eng_engine_add_graph(e, linear), 0);
 	assert_int_equal(eng_engine_start(e), 0);
+	t0 = util_mono_ms();
 	for (int i = 0; i < 3; i++) {
 		char key[32];
 		snprintf(key, sizeof(key), "refused-%d", i);
@@ -825,6 +826,11 @@ static void test_refused_commit_fails_the_run(void **st)
 	await_sql("SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id WHERE "
 		  "t.key LIKE 'refused-%' AND r.status = 'failed'",
 		  3);
+	printf("# recovery: 3 runs whose commits the database refused (SQLSTATE 53100) failed with "
+	       "the reason %lld ms after they were queued, each node run once (backoff from %lld "
+	       "ms, %d attempts)\n",
+	       (long long)(util_mono_ms() - t0), (long long)opt.commit_backoff_ms,
+	       opt.commit_attempts);
 	for (int i = 0; i < 3; i++) {
 		/* the node ran once; its step's commit was tried 4 times */
 		assert_int_equal(exec_count(runs[i], 1, "brainstorm"), 1);
