@@ -572,6 +572,32 @@ int rds_cmd(rds_conn *c, rds_reply **out, ...)
 	return rds_cmdv(c, out, argc, argv, NULL);
 }
 
+int rds_pipeline(rds_conn *c, int n, const int *argcs, const char *const *const *argvs,
+		 const size_t *const *lens)
+{
+	int rc, first = 0;
+
+	if (n < 1)
+		return 0;
+	rc = rds_ensure(c);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < n; i++)
+		if (redisAppendCommandArgv(c->ctx, argcs[i], (const char **)argvs[i],
+					   lens ? lens[i] : NULL) != REDIS_OK)
+			return err_set(ERR_NOMEM, "out of memory queueing a redis command");
+	for (int i = 0; i < n; i++) {
+		void *h = NULL;
+
+		if (redisGetReply(c->ctx, &h) != REDIS_OK)
+			return take_reply(c, NULL, NULL);
+		rc = take_reply(c, h, NULL);
+		if (rc < 0 && first == 0)
+			first = rc;
+	}
+	return first;
+}
+
 int rds_read(rds_conn *c, int64_t timeout_ms, rds_reply **out)
 {
 	void *h = NULL;

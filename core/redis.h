@@ -113,6 +113,15 @@ int rds_cmdv(rds_conn *c, rds_reply **out, int argc, const char *const *argv,
  * rds_cmd(c, &r, "XACK", stream, group, id, NULL). */
 int rds_cmd(rds_conn *c, rds_reply **out, ...) __attribute__((sentinel));
 
+/* Runs n commands in one round trip (pipelined): command i has argcs[i]
+ * arguments argvs[i] (binary-safe with lens[i]; lens may be NULL, and so may
+ * lens[i]). The replies are read and discarded; 0 when every command
+ * succeeded, else the first error (the later replies are read all the
+ * same). A connection lost on the way is ERR_REDIS (which commands ran is
+ * unknown). */
+int rds_pipeline(rds_conn *c, int n, const int *argcs, const char *const *const *argvs,
+		 const size_t *const *lens);
+
 /* Reads the next reply pushed by the server (a SUBSCRIBE message) into *out,
  * waiting up to timeout_ms (< 0: the socket timeout). ERR_TIMEOUT when none
  * came (the connection stays usable), ERR_REDIS when it broke. */

@@ -83,6 +83,25 @@ int eng_wait(eng_ctx *ctx, const char *key, json_t *payload);
  * `payload` (stolen). */
 int eng_emit(eng_ctx *ctx, const char *kind, const char *dest, json_t *payload);
 
+/* --- streaming (engine/stream.h) --- */
+
+/* True when someone wants one of `modes` (ENG_STREAM_CUSTOM, ...) now:
+ * build a costly payload only then. One atomic load. */
+int eng_ctx_streaming(const eng_ctx *ctx, unsigned modes);
+
+/* Emits `payload` (stolen; NULL: {}) as a custom event of the node's run,
+ * step and subgraph path. Ephemeral: never checkpointed, gone with a
+ * retried attempt's other effects only in that nobody can take it back.
+ * Never blocks; 0 also when nobody listens. */
+int eng_stream_custom(eng_ctx *ctx, json_t *payload);
+
+/* Emits `payload` (stolen) as a messages event: a model's tokens, as the
+ * nodes' model calls do ({"call", "text"}, engine/stream.h). */
+int eng_stream_message(eng_ctx *ctx, json_t *payload);
+
+/* The node's subgraph path ("" at the top). Borrowed. */
+const char *eng_ctx_ns(const eng_ctx *ctx);
+
 /* --- routing (LangGraph's Command(goto) and Send) --- */
 
 /* Runs `node` (or ENG_END) next, besides the node's edges. */

@@ -281,6 +281,7 @@ typedef struct run_exec {
 	json_t *tasks;
 	store_chain chain;
 	int parent_seq; /* checkpoint the state corresponds to (0: empty) */
+	int prev_seq;   /* the one before it (for the checkpoints stream) */
 	int next_seq;   /* seq of the next checkpoint */
 	int step;       /* the step being executed */
 	int dirty;      /* state holds uncommitted changes */
@@ -288,6 +289,8 @@ typedef struct run_exec {
 	int commit_gave_up; /* attempts at the commit the database kept refusing */
 	char status[16];
 	char error[1024];
+	atomic_llong seq;   /* the run's stream events so far (engine/stream.h) */
+	step_stream stream;
 } run_exec;
 
 static const eng_graph *find_graph(const eng_engine *e, const char *name)
@@ -296,6 +299,46 @@ static const eng_graph *find_graph(const eng_engine *e, const char *name)
 		if (strcmp(eng_graph_name(e->graphs[i]), name) == 0)
 			return e->graphs[i];
 	return NULL;
+}
+
+/* Emits an event of the run (data stolen) when someone wants its mode. */
+static void run_emit(run_exec *x, unsigned mode, const char *node, json_t *data)
+{
+	step_emit(&x->stream, mode, x->r.run_id, x->r.thread_id, x->r.thread_key, x->step, node,
+		  data);
+}
+
+/* After a completed step committed: each task's update, the checkpoint,
+ * and (when wanted) the state. */
+static void run_emit_step(run_exec *x, const task_result *res, size_t n, const json_t *next)
+{
+	const eng_stream_sink *sink = x->stream.sink;
+
+	if (!sink)
+		return;
+	if (eng_stream_sink_wants(sink, ENG_STREAM_UPDATES))
+		for (size_t i = 0; i < n; i++) {
+			const char *node =
+				json_string_value(json_object_get(json_array_get(x->tasks, i), "node"));
+			run_emit(x, ENG_STREAM_UPDATES, node,
+				 json_pack("{s:s,s:i,s:O?,s:b}", "node", node, "task", (int)i, "update",
+					   res[i].update, "restored", res[i].from_pending));
+		}
+	if (eng_stream_sink_wants(sink, ENG_STREAM_CHECKPOINTS)) {
+		json_t *nodes = json_array();
+		size_t i;
+		json_t *t;
+		json_array_foreach(x->tasks, i, t) {
+			json_array_append(nodes, json_object_get(t, "node"));
+		}
+		run_emit(x, ENG_STREAM_CHECKPOINTS, NULL,
+			 json_pack("{s:i,s:i,s:i,s:o,s:O,s:s}", "seq", x->parent_seq, "parent",
+				   x->prev_seq, "step", x->step, "nodes", nodes, "next", next, "status",
+				   x->status));
+	}
+	if (eng_stream_sink_wants(sink, ENG_STREAM_VALUES))
+		run_emit(x, ENG_STREAM_VALUES, NULL,
+			 json_pack("{s:i,s:O}", "seq", x->parent_seq, "state", x->state));
 }
 
 static int acquire(eng_engine *e, pg_conn **c)
@@ -779,6 +822,7 @@ static int run_step(run_exec *x)
 			.tasks = x->tasks,
 			.pending = x->r.pending,
 			.sh = &sh,
+			.stream = &x->stream,
 		};
 		rc = step_execute(&in, res);
 		if (rc < 0) {
@@ -830,10 +874,12 @@ static int run_step(run_exec *x)
 	}
 	json_decref(parts.pending);
 	parts.pending = NULL;
+	x->prev_seq = x->parent_seq;
 	rc = run_commit(x, 1, delta, next, &parts, json_array_size(next) ? "running" : "done",
 			NULL, NULL);
 	if (rc < 0)
 		goto done;
+	run_emit_step(x, res, n, next);
 	json_decref(x->tasks);
 	x->tasks = next;
 	next = NULL;
@@ -933,6 +979,25 @@ static int run_fail_db(run_exec *x, int prepare_attempts)
 	return rc;
 }
 
+/* The run's first event here: a fresh start, a resume (after a wait, a
+ * retry) or a takeover (its engine died, or a node hung: the stream says
+ * so, and that the steps after checkpoint from_seq run again). */
+static void run_emit_start(run_exec *x)
+{
+	const char *how = x->r.taken_over			   ? "takeover"
+			  : x->r.last_seq >= 0 || x->r.pending     ? "resume"
+			  : x->r.start_seq >= 0			   ? "fork"
+								   : "start";
+
+	if (!x->stream.sink)
+		return;
+	run_emit(x, ENG_STREAM_RUN, NULL,
+		 json_pack("{s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:i}", "event", "start", "how", how,
+			   "graph", x->r.graph, "resumed", strcmp(how, "start") != 0 &&
+			   strcmp(how, "fork") != 0, "takeovers", x->r.takeovers, "claims",
+			   x->r.claims, "from_seq", x->parent_seq, "step", x->step));
+}
+
 /* Executes a claimed run until it stops here. Takes ownership of *r.
  * Fills status (and error for a failure). */
 static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
@@ -944,6 +1009,10 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 	x.e = e;
 	x.r = *r;
 	memset(r, 0, sizeof(*r));
+	atomic_init(&x.seq, 0);
+	x.stream.sink = e->opt.sink;
+	x.stream.seq = &x.seq;
+	x.stream.ns = "";
 	snprintf(status, 16, "lost");
 	error[0] = '\0';
 	x.g = find_graph(e, x.r.graph);
@@ -968,6 +1037,8 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 		rc = run_prepare(&x);
 		if (rc == ERR_DB)
 			pg_last_error(&x.dberr);
+		if (rc == 0 && atomic_load(&x.seq) == 0)
+			run_emit_start(&x);
 		if (rc == 0) {
 			do {
 				if (atomic_load(&e->stopping)) {
@@ -1030,6 +1101,10 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 out:
 	snprintf(status, 16, "%s", x.status[0] ? x.status : "lost");
 	snprintf(error, 1024, "%s", x.error);
+	if (x.stream.sink)
+		run_emit(&x, ENG_STREAM_RUN, NULL,
+			 json_pack("{s:s,s:s,s:s?,s:i}", "event", "end", "status", status, "error",
+				   error[0] ? error : NULL, "steps", x.step > 0 ? x.step - 1 : 0));
 	if (e->opt.on_run_end)
 		e->opt.on_run_end(x.r.run_id, x.r.thread_id, status, e->opt.hook_udata);
 	if (x.act)

@@ -36,6 +36,7 @@
 
 #include "core/pg.h"
 #include "engine/graph.h"
+#include "engine/stream.h"
 
 typedef struct eng_engine eng_engine;
 
@@ -73,6 +74,9 @@ typedef struct eng_options {
 	int64_t commit_backoff_ms; /* the first wait between those attempts, doubling
 				    * (up to 16 times it); 0: 500 ms */
 	void *app;             /* handed to nodes through eng_ctx_app() */
+	const eng_stream_sink *sink; /* where runs stream their events (engine/stream.h:
+				      * a hub's sink, eng_stream_hub_sink); NULL: nowhere.
+				      * Borrowed; must outlive the engine */
 	eng_run_hook on_run_end;
 	void *hook_udata;
 } eng_options;

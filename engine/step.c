@@ -87,6 +87,74 @@ static json_t *ensure_array(json_t **slot)
 	return *slot;
 }
 
+/* --- streams --- */
+
+void step_emit(const step_stream *st, unsigned mode, int64_t run_id, int64_t thread_id,
+	       const char *thread_key, int step, const char *node, json_t *data)
+{
+	eng_stream_meta m;
+
+	if (!st || !eng_stream_sink_wants(st->sink, mode)) {
+		json_decref(data);
+		return;
+	}
+	m.mode = mode;
+	m.run_id = run_id;
+	m.thread_id = thread_id;
+	m.thread_key = thread_key;
+	m.step = step;
+	m.node = node;
+	m.ns = st->ns;
+	m.seq = atomic_fetch_add_explicit(st->seq, 1, memory_order_relaxed) + 1;
+	eng_stream_sink_emit(st->sink, &m, data);
+	json_decref(data);
+}
+
+static void ctx_emit(const eng_ctx *ctx, unsigned mode, json_t *data)
+{
+	step_emit(ctx->stream, mode, ctx->run_id, ctx->thread_id, ctx->thread_key, ctx->step,
+		  ctx->node->name, data);
+}
+
+int eng_ctx_streaming(const eng_ctx *ctx, unsigned modes)
+{
+	return ctx->stream && eng_stream_sink_wants(ctx->stream->sink, modes);
+}
+
+int eng_stream_custom(eng_ctx *ctx, json_t *payload)
+{
+	ctx_emit(ctx, ENG_STREAM_CUSTOM, payload ? payload : json_object());
+	return 0;
+}
+
+int eng_stream_message(eng_ctx *ctx, json_t *payload)
+{
+	ctx_emit(ctx, ENG_STREAM_MESSAGES, payload);
+	return 0;
+}
+
+const char *eng_ctx_ns(const eng_ctx *ctx)
+{
+	return ctx->stream && ctx->stream->ns ? ctx->stream->ns : "";
+}
+
+/* A task's start or end (mode tasks). */
+static void task_event(const eng_ctx *ctx, const char *event, int rc, const char *error)
+{
+	json_t *d;
+
+	if (!eng_ctx_streaming(ctx, ENG_STREAM_TASKS))
+		return;
+	d = json_pack("{s:s,s:i,s:i}", "event", event, "task", ctx->task, "attempt", ctx->attempt);
+	if (d && strcmp(event, "end") == 0) {
+		json_object_set_new(d, "outcome",
+				    json_string(rc == 0 ? "done" : rc == ERR_WAIT ? "waiting" : "failed"));
+		if (rc < 0 && rc != ERR_WAIT && error && *error)
+			json_object_set_new(d, "error", json_string(error));
+	}
+	ctx_emit(ctx, ENG_STREAM_TASKS, d);
+}
+
 /* --- the node's API (engine/ctx.h) --- */
 
 int64_t eng_ctx_run_id(const eng_ctx *ctx) { return ctx->run_id; }
@@ -283,6 +351,10 @@ static int task_retry(const eng_ctx *ctx, const eng_retry *policy, int rc, int a
 	    !(policy->retry_on & ENG_RETRY_ON(rc)) || eng_ctx_cancelled(ctx))
 		return 0;
 	log_info("engine", "run %lld: %s; retrying", (long long)ctx->run_id, ctx->res->error);
+	if (eng_ctx_streaming(ctx, ENG_STREAM_DEBUG))
+		ctx_emit(ctx, ENG_STREAM_DEBUG,
+			 json_pack("{s:s,s:i,s:s,s:s}", "event", "retry", "attempt", attempt, "code",
+				   err_name(rc), "error", ctx->res->error));
 	util_sleep_ms(retry_delay(policy, attempt));
 	return 1;
 }
@@ -303,6 +375,7 @@ static void run_task(task_job *job)
 		.app = in->app,
 		.sh = in->sh,
 		.res = res,
+		.stream = in->stream,
 	};
 	int64_t timeout = job->node->timeout_ms;
 
@@ -321,9 +394,12 @@ static void run_task(task_job *job)
 			atomic_store(&job->watch->reported, 0);
 			atomic_store(&job->watch->deadline, ctx.deadline);
 		}
+		task_event(&ctx, "start", 0, NULL);
 		rc = job->node->fn(&ctx, in->state, job->input, &update);
 		if (job->watch)
 			atomic_store(&job->watch->deadline, 0);
+		task_event(&ctx, "end", eng_ctx_expired(&ctx) ? ERR_TIMEOUT : rc,
+			   eng_ctx_expired(&ctx) ? "past its timeout" : err_last());
 		if (eng_ctx_expired(&ctx)) {
 			/* too late: whatever the attempt produced is dropped */
 			json_decref(update);

@@ -17,6 +17,7 @@
 
 #include "engine/ctx.h"
 #include "engine/graph_int.h"
+#include "engine/stream.h"
 
 /* Least grace after a node's deadline before its attempt counts as hung;
  * the grace is the larger of this and a tenth of the timeout. */
@@ -63,6 +64,18 @@ typedef struct task_result {
 	char error[1024];
 } task_result;
 
+/* Where a run's events go (engine/stream.h), shared by its tasks. */
+typedef struct step_stream {
+	const eng_stream_sink *sink; /* NULL: nowhere */
+	atomic_llong *seq;           /* the run's event counter */
+	const char *ns;              /* subgraph path; "" at the top */
+} step_stream;
+
+/* Emits an event of the run (data stolen; may be NULL) when its mode is
+ * wanted. Never blocks. */
+void step_emit(const step_stream *st, unsigned mode, int64_t run_id, int64_t thread_id,
+	       const char *thread_key, int step, const char *node, json_t *data);
+
 struct eng_ctx {
 	const eng_graph *g;
 	const eng_node_def *node;
@@ -73,6 +86,7 @@ struct eng_ctx {
 	void *app;
 	step_shared *sh;
 	task_result *res;
+	const step_stream *stream;
 };
 
 typedef struct step_input {
@@ -85,6 +99,7 @@ typedef struct step_input {
 	const json_t *tasks;   /* [{"node": n[, "input": v]}] */
 	const json_t *pending; /* {"<task index>": {"update":..,"goto":..}} or NULL */
 	step_shared *sh;
+	const step_stream *stream; /* NULL: no events */
 } step_input;
 
 int step_shared_init(step_shared *sh, json_t *events, const atomic_int *cancel);

@@ -429,8 +429,13 @@ int store_claim_expired(pg_conn *c, const char *owner, int64_t lease_ms, const c
 	char lease[24];
 	const char *params[3] = {owner, lease, graphs};
 
+	int rc;
+
 	snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
-	return claim_with(c, &STMT_CLAIM_EXPIRED, params, out);
+	rc = claim_with(c, &STMT_CLAIM_EXPIRED, params, out);
+	if (rc == 1)
+		out->taken_over = 1;
+	return rc;
 }
 
 int store_reclaim(pg_conn *c, int64_t run_id, int64_t token, int64_t lease_ms, store_run *out)

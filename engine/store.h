@@ -32,6 +32,7 @@ typedef struct store_run {
 	int step;         /* steps committed */
 	int claims;
 	int takeovers;    /* times taken over from a dead engine */
+	int taken_over;   /* this claim took it from an engine whose lease expired */
 	int head_seq;     /* the thread's latest checkpoint, 0 when none */
 	int cancel;       /* cancel requested */
 	json_t *events;   /* unconsumed events of the thread */
