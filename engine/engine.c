@@ -290,6 +290,7 @@ typedef struct run_exec {
 	char status[16];
 	char error[1024];
 	atomic_llong seq;   /* the run's stream events so far (engine/stream.h) */
+	pthread_mutex_t stream_mu;
 	step_stream stream;
 } run_exec;
 
@@ -1010,8 +1011,10 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 	x.r = *r;
 	memset(r, 0, sizeof(*r));
 	atomic_init(&x.seq, 0);
+	pthread_mutex_init(&x.stream_mu, NULL);
 	x.stream.sink = e->opt.sink;
 	x.stream.seq = &x.seq;
+	x.stream.mu = &x.stream_mu;
 	x.stream.ns = "";
 	snprintf(status, 16, "lost");
 	error[0] = '\0';
@@ -1110,6 +1113,7 @@ out:
 	if (x.act)
 		active_remove(e, x.act);
 	run_exec_clear(&x);
+	pthread_mutex_destroy(&x.stream_mu);
 }
 
 /* --- worker, listener and heartbeat threads --- */

@@ -105,8 +105,10 @@ void step_emit(const step_stream *st, unsigned mode, int64_t run_id, int64_t thr
 	m.step = step;
 	m.node = node;
 	m.ns = st->ns;
+	pthread_mutex_lock(st->mu);
 	m.seq = atomic_fetch_add_explicit(st->seq, 1, memory_order_relaxed) + 1;
 	eng_stream_sink_emit(st->sink, &m, data);
+	pthread_mutex_unlock(st->mu);
 	json_decref(data);
 }
 

@@ -68,6 +68,8 @@ typedef struct task_result {
 typedef struct step_stream {
 	const eng_stream_sink *sink; /* NULL: nowhere */
 	atomic_llong *seq;           /* the run's event counter */
+	pthread_mutex_t *mu;         /* numbers and emits one event at a time, so a
+				      * run's events are delivered in their order */
 	const char *ns;              /* subgraph path; "" at the top */
 } step_stream;
 

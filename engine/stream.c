@@ -392,11 +392,40 @@ static eng_stream_event *gap_new(void)
 	return ev;
 }
 
+/* Doubles s's ring (under the hub's lock), keeping the order. */
+static int sub_grow(eng_stream_sub *s)
+{
+	int size = s->size * 2;
+	eng_stream_event **ring = calloc((size_t)size, sizeof(*ring));
+
+	if (!ring)
+		return -1;
+	for (int i = 0; i < s->count; i++)
+		ring[i] = s->ring[(s->head + i) % s->size];
+	free(s->ring);
+	s->ring = ring;
+	s->head = 0;
+	s->size = size;
+	return 0;
+}
+
 /* Queues ev for s (under the hub's lock). When the queue is full the event
  * is dropped and counted in a gap entry at the tail, so the subscriber
  * learns where and how much it lost. Returns 1 when queued. */
 static int sub_push(eng_stream_hub *h, eng_stream_sub *s, eng_stream_event *ev)
 {
+	if (ev->mode == ENG_STREAM_RUN && s->count >= s->cap) {
+		/* a run's start and end are never dropped: a reader waiting for
+		 * the end must get it, after what it lost */
+		if (s->count + 1 >= s->size && sub_grow(s) < 0)
+			return 0;
+		s->gap = NULL;
+		s->ring[(s->head + s->count) % s->size] = ev;
+		s->count++;
+		eng_stream_event_retain(ev);
+		signal_sub(s);
+		return 1;
+	}
 	if (s->count < s->cap && !s->gap) {
 		s->ring[(s->head + s->count) % s->size] = ev;
 		s->count++;
@@ -416,6 +445,8 @@ static int sub_push(eng_stream_hub *h, eng_stream_sub *s, eng_stream_event *ev)
 	s->dropped++;
 	atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
 	if (!s->gap) {
+		if (s->count >= s->size && sub_grow(s) < 0)
+			return 0;
 		s->gap = gap_new();
 		if (!s->gap)
 			return 0;
@@ -713,7 +744,7 @@ int eng_stream_gap_wire(const eng_stream_hub *h, int64_t count, buf *out)
 static void sub_insert(eng_stream_hub *h, eng_stream_sub *s, eng_stream_event *ev, int front)
 {
 	pthread_mutex_lock(&h->mu);
-	if (s->count >= s->size) {
+	if (s->count >= s->size && sub_grow(s) < 0) {
 		eng_stream_event_release(ev);
 	} else if (front) {
 		s->head = (s->head + s->size - 1) % s->size;

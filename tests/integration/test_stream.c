@@ -238,11 +238,377 @@ static void test_modes_filtered(void **st)
 	eng_stream_hub_free(hub);
 }
 
+
+/* --- a slow subscriber --- */
+
+static int noisy_node(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	for (int i = 0; i < 1000; i++)
+		eng_stream_custom(ctx, json_pack("{s:i}", "tok", i));
+	*update = json_pack("{s:[s]}", "log", "noisy");
+	return 0;
+}
+
+static eng_graph *one_node_graph(const char *name, eng_node_fn fn)
+{
+	eng_graph *g = NULL;
+
+	assert_int_equal(eng_graph_new(&g, name), 0);
+	assert_int_equal(eng_graph_add_node(g, "only", fn, NULL, NULL), 0);
+	eng_graph_add_edge(g, ENG_START, "only");
+	eng_graph_add_edge(g, "only", ENG_END);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	assert_int_equal(eng_graph_compile(g), 0);
+	return g;
+}
+
+/* A subscriber that reads nothing while the run emits 1000 events into a
+ * queue of 16: the run is not held up, the subscriber gets what fitted, one
+ * "dropped" event counting the rest in their place, and the run's end; a
+ * fast subscriber beside it gets everything. */
+static void test_slow_subscriber(void **st)
+{
+	eng_graph *g = one_node_graph("noisy", noisy_node);
+	eng_stream_hub *hub = NULL;
+	eng_stream_sub *slow = NULL, *fast = NULL;
+	eng_stream_filter fs = {.modes = ENG_STREAM_CUSTOM, .queue = 16};
+	eng_stream_filter ff = {.modes = ENG_STREAM_CUSTOM, .queue = 4096};
+	eng_options opt = {.threads = 0};
+	eng_engine *e = NULL;
+	eng_result r;
+	json_t *evs, *ev;
+	size_t i;
+	int custom = 0, dropped = 0, gaps = 0;
+	(void)st;
+
+	assert_int_equal(eng_stream_hub_new(&hub, NULL), 0);
+	opt.sink = eng_stream_hub_sink(hub);
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, g), 0);
+	assert_int_equal(eng_stream_subscribe(hub, &fs, &slow), 0);
+	assert_int_equal(eng_stream_subscribe(hub, &ff, &fast), 0);
+	assert_int_equal(eng_invoke(e, "noisy", "noisy-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "done");
+	evs = drain(slow, 0);
+	json_array_foreach(evs, i, ev) {
+		if (strcmp(ev_mode(ev), "custom") == 0)
+			custom++;
+		if (strcmp(ev_mode(ev), "dropped") == 0) {
+			gaps++;
+			dropped += (int)json_integer_value(
+				json_object_get(json_object_get(ev, "data"), "count"));
+		}
+	}
+	assert_true(custom <= 16);
+	assert_int_equal(gaps, 1);
+	assert_int_equal(custom + dropped, 1000);
+	assert_int_equal(eng_stream_sub_dropped(slow), dropped);
+	/* the gap stands where the events were lost: after what fitted, before the end */
+	ev = json_array_get(evs, json_array_size(evs) - 1);
+	assert_string_equal(ev_mode(ev), "run");
+	assert_string_equal(ev_event(ev), "end");
+	assert_string_equal(ev_mode(json_array_get(evs, json_array_size(evs) - 2)), "dropped");
+	json_decref(evs);
+	evs = drain(fast, 0);
+	assert_int_equal(count_mode(evs, "custom"), 1000);
+	assert_int_equal(count_mode(evs, "dropped"), 0);
+	json_decref(evs);
+	eng_result_clear(&r);
+	eng_stream_unsubscribe(slow);
+	eng_stream_unsubscribe(fast);
+	eng_engine_free(e);
+	eng_stream_hub_free(hub);
+	eng_graph_free(g);
+}
+
+/* --- a subscriber joining mid-run --- */
+
+static atomic_int release_second;
+
+static int first_node(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)ctx;
+	(void)state;
+	(void)input;
+	*update = json_pack("{s:[s]}", "log", "first");
+	return 0;
+}
+
+static int second_node(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	while (!atomic_load(&release_second))
+		util_sleep_ms(5);
+	eng_stream_custom(ctx, json_pack("{s:s}", "said", "after the join"));
+	*update = json_pack("{s:[s]}", "log", "second");
+	return 0;
+}
+
+static eng_graph *two_step_graph(void)
+{
+	eng_graph *g = NULL;
+
+	assert_int_equal(eng_graph_new(&g, "twostep"), 0);
+	eng_graph_add_node(g, "first", first_node, NULL, NULL);
+	eng_graph_add_node(g, "second", second_node, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "first");
+	eng_graph_add_edge(g, "first", "second");
+	eng_graph_add_edge(g, "second", ENG_END);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	assert_int_equal(eng_graph_compile(g), 0);
+	return g;
+}
+
+/* The run's first step is checkpointed; a subscriber joins while the
+ * second runs: it gets the checkpoint (state included) first, then the
+ * stream from there; a subscriber to a run that ended gets its last
+ * checkpoint and its end at once. */
+static void test_late_join(void **st)
+{
+	eng_graph *g = two_step_graph();
+	eng_stream_hub *hub = NULL;
+	eng_stream_sub *sub = NULL, *after = NULL;
+	eng_stream_options so = {.pool = NULL};
+	eng_options opt = {.threads = 1, .poll_ms = 50};
+	eng_engine *e = NULL;
+	int64_t thread = 0, run = 0;
+	json_t *evs, *ev, *d;
+	(void)st;
+
+	so.pool = pool;
+	atomic_store(&release_second, 0);
+	assert_int_equal(eng_stream_hub_new(&hub, &so), 0);
+	opt.sink = eng_stream_hub_sink(hub);
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, g), 0);
+	assert_int_equal(eng_engine_start(e), 0);
+	assert_int_equal(eng_start(db, "late-1", "twostep", NULL, NULL, &thread, &run), 0);
+	ts_await_sql(db, "SELECT count(*) FROM checkpoints c JOIN threads t ON t.id = c.thread_id "
+			 "WHERE t.key = 'late-1'", 1, 30000);
+	{
+		eng_stream_filter f = {.thread_id = thread, .late_join = 1};
+		assert_int_equal(eng_stream_subscribe(hub, &f, &sub), 0);
+	}
+	atomic_store(&release_second, 1);
+	ts_await_sql(db, "SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id "
+			 "WHERE t.key = 'late-1' AND r.status = 'done'", 1, 30000);
+	evs = drain(sub, 2000);
+	/* first the checkpoint it joined at, with the state */
+	ev = json_array_get(evs, 0);
+	d = json_object_get(ev, "data");
+	assert_string_equal(ev_mode(ev), "checkpoints");
+	assert_true(json_is_true(json_object_get(d, "snapshot")));
+	assert_int_equal(json_integer_value(json_object_get(d, "seq")), 1);
+	assert_true(json_equal(json_object_get(json_object_get(d, "state"), "log"),
+			       ts_json("[\"first\"]")));
+	/* then the rest: the second step's custom event, its checkpoint, the end */
+	assert_int_equal(count_mode(evs, "custom"), 1);
+	assert_int_equal(count_mode(evs, "checkpoints"), 2);
+	ev = json_array_get(evs, json_array_size(evs) - 1);
+	assert_string_equal(ev_event(ev), "end");
+	json_decref(evs);
+	/* a run that ended: its last checkpoint and its end, at once */
+	{
+		eng_stream_filter f = {.run_id = run, .late_join = 1};
+		assert_int_equal(eng_stream_subscribe(hub, &f, &after), 0);
+	}
+	evs = drain(after, 0);
+	assert_int_equal(json_array_size(evs), 2);
+	d = json_object_get(json_array_get(evs, 0), "data");
+	assert_int_equal(json_integer_value(json_object_get(d, "seq")), 2);
+	ev = json_array_get(evs, 1);
+	assert_string_equal(ev_event(ev), "end");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "data"), "status")),
+			    "done");
+	json_decref(evs);
+	eng_stream_unsubscribe(sub);
+	eng_stream_unsubscribe(after);
+	eng_engine_free(e);
+	eng_stream_hub_free(hub);
+	eng_graph_free(g);
+}
+
+/* --- another process, through Redis --- */
+
+static pid_t worker_start(const char *sleep_ms)
+{
+	char prog[512], line[256];
+	int fds[2];
+	pid_t pid;
+	FILE *out;
+
+	ts_prog("engine_worker", prog, sizeof(prog));
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		setenv("TSG_SLEEP_MS", sleep_ms, 1);
+		execl(prog, prog, "--threads", "2", "--lease-ms", "1500", "--poll-ms", "100",
+		      "--stream", "1", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	out = fdopen(fds[0], "r");
+	if (!fgets(line, sizeof(line), out) || strncmp(line, "ready", 5) != 0)
+		fail_msg("engine_worker did not start");
+	fclose(out);
+	return pid;
+}
+
+static void worker_stop(pid_t pid, int sig)
+{
+	int status;
+	kill(pid, sig);
+	waitpid(pid, &status, 0);
+}
+
+/* Reads events until the run `run` ends (a run end of that run), at most 60 s. */
+static json_t *read_until_end(eng_stream_sub *sub, int64_t run)
+{
+	json_t *all = json_array();
+	int64_t until = util_mono_ms() + 60000;
+
+	while (util_mono_ms() < until) {
+		eng_stream_event *ev = NULL;
+		json_t *w;
+		int end;
+
+		if (eng_stream_next(sub, 500, &ev) < 0)
+			continue;
+		w = ts_json(ev->wire);
+		end = ev->mode == ENG_STREAM_RUN && ev->run_id == run &&
+		      strcmp(ev_event(w), "end") == 0 &&
+		      strcmp(json_string_value(json_object_get(json_object_get(w, "data"), "status")),
+			     "done") == 0;
+		json_array_append_new(all, w);
+		eng_stream_event_release(ev);
+		if (end)
+			break;
+	}
+	return all;
+}
+
+/* A run executed by another process: its events arrive here through Redis
+ * pub/sub, complete and in order. */
+static void test_other_process(void **st)
+{
+	eng_stream_hub *hub = NULL;
+	eng_stream_sub *sub = NULL;
+	bot_live *live = NULL;
+	bot_live_options lo = {.redis_url = getenv("REDIS_URL"), .subscribe = 1};
+	eng_stream_filter f = {.modes = ENG_STREAM_ALL, .key_prefix = "remote-"};
+	int64_t thread = 0, run = 0, last = 0;
+	pid_t w;
+	json_t *evs, *ev;
+	size_t i;
+	(void)st;
+
+	assert_int_equal(eng_stream_hub_new(&hub, NULL), 0);
+	assert_int_equal(eng_stream_subscribe(hub, &f, &sub), 0);
+	assert_int_equal(bot_live_start(&live, hub, &lo), 0);
+	assert_int_equal(bot_live_wait_ready(live, 10000), 0);
+	w = worker_start("0");
+	assert_int_equal(eng_start(db, "remote-1", "linear4", NULL, NULL, &thread, &run), 0);
+	evs = read_until_end(sub, run);
+	worker_stop(w, SIGTERM);
+	json_array_foreach(evs, i, ev) {
+		assert_int_equal(json_integer_value(json_object_get(ev, "seq")), last + 1);
+		last++;
+		assert_int_equal(json_integer_value(json_object_get(ev, "thread")), thread);
+		assert_string_not_equal(json_string_value(json_object_get(ev, "origin")),
+					eng_stream_hub_origin(hub));
+	}
+	assert_int_equal(count_mode(evs, "checkpoints"), 4);
+	assert_int_equal(count_mode(evs, "updates"), 4);
+	assert_int_equal(count_mode(evs, "values"), 4);
+	assert_int_equal(count_mode(evs, "tasks"), 8);
+	assert_string_equal(ev_event(json_array_get(evs, 0)), "start");
+	json_decref(evs);
+	bot_live_stop(live);
+	eng_stream_unsubscribe(sub);
+	eng_stream_hub_free(hub);
+}
+
+/* An engine killed mid-run: another takes the run over after its lease
+ * expired, and the stream says so (a second start, "takeover", from the
+ * last checkpoint) before it goes on to the end. */
+static void test_crash_mid_stream(void **st)
+{
+	eng_stream_hub *hub = NULL;
+	eng_stream_sub *sub = NULL;
+	bot_live *live = NULL;
+	bot_live_options lo = {.redis_url = getenv("REDIS_URL"), .subscribe = 1};
+	eng_stream_filter f = {.modes = ENG_STREAM_CHECKPOINTS, .key_prefix = "crash-"};
+	int64_t thread = 0, run = 0, until;
+	int checkpoints = 0, starts = 0, takeover = 0;
+	pid_t a, b;
+	json_t *evs, *ev;
+	size_t i;
+	(void)st;
+
+	assert_int_equal(eng_stream_hub_new(&hub, NULL), 0);
+	assert_int_equal(eng_stream_subscribe(hub, &f, &sub), 0);
+	assert_int_equal(bot_live_start(&live, hub, &lo), 0);
+	assert_int_equal(bot_live_wait_ready(live, 10000), 0);
+	a = worker_start("400");
+	assert_int_equal(eng_start(db, "crash-1", "linear4", NULL, NULL, &thread, &run), 0);
+	/* the first checkpoint arrives: kill the engine in the middle of the next step */
+	until = util_mono_ms() + 30000;
+	while (checkpoints == 0 && util_mono_ms() < until) {
+		eng_stream_event *e = NULL;
+		if (eng_stream_next(sub, 500, &e) == 0) {
+			checkpoints += e->mode == ENG_STREAM_CHECKPOINTS;
+			eng_stream_event_release(e);
+		}
+	}
+	assert_int_equal(checkpoints, 1);
+	util_sleep_ms(100);
+	worker_stop(a, SIGKILL);
+	b = worker_start("0");
+	evs = read_until_end(sub, run);
+	worker_stop(b, SIGTERM);
+	json_array_foreach(evs, i, ev) {
+		if (strcmp(ev_mode(ev), "run") == 0 && strcmp(ev_event(ev), "start") == 0) {
+			json_t *d = json_object_get(ev, "data");
+			starts++;
+			if (strcmp(json_string_value(json_object_get(d, "how")), "takeover") == 0) {
+				takeover++;
+				assert_true(json_is_true(json_object_get(d, "resumed")));
+				assert_true(json_integer_value(json_object_get(d, "from_seq")) >= 1);
+			}
+		}
+	}
+	assert_int_equal(starts, 1);
+	assert_int_equal(takeover, 1);
+	ev = json_array_get(evs, json_array_size(evs) - 1);
+	assert_string_equal(ev_event(ev), "end");
+	printf("# recovery: the stream went on after the engine was killed (its lease of 1.5 s "
+	       "expired)\n");
+	json_decref(evs);
+	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM checkpoints c JOIN threads t ON "
+					"t.id = c.thread_id WHERE t.key = 'crash-1'"),
+			 4);
+	bot_live_stop(live);
+	eng_stream_unsubscribe(sub);
+	eng_stream_hub_free(hub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_modes_in_order),
 		cmocka_unit_test(test_modes_filtered),
+		cmocka_unit_test(test_slow_subscriber),
+		cmocka_unit_test(test_late_join),
+		cmocka_unit_test(test_other_process),
+		cmocka_unit_test(test_crash_mid_stream),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, setup, teardown);
