@@ -243,3 +243,170 @@ int jx_utf8_lossy(buf *out, const char *data, size_t len)
 	}
 	return rc;
 }
+
+/* --- jx_pick --- */
+
+void jx_pick_init(jx_pick *p, const char *field)
+{
+	memset(p, 0, sizeof(*p));
+	snprintf(p->field, sizeof(p->field), "%s", field ? field : "");
+}
+
+static void put_cp(buf *out, unsigned cp)
+{
+	char u[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xc0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xe0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		u[0] = (char)(0xf0 | (cp >> 18));
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	buf_append(out, u, n);
+}
+
+/* One character of the captured value after a backslash (or of a \u). */
+static void pick_escape(jx_pick *p, char c, buf *out)
+{
+	if (p->u_len > 0) {
+		p->u[p->u_len++] = c;
+		if (p->u_len < 5)
+			return;
+		{
+			unsigned cp = 0;
+			for (int i = 1; i < 5; i++) {
+				int d = hexval(p->u[i]);
+				cp = cp * 16 + (unsigned)(d < 0 ? 0 : d);
+			}
+			p->u_len = 0;
+			p->esc = 0;
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				p->hi = cp;
+				return;
+			}
+			if (cp >= 0xdc00 && cp <= 0xdfff && p->hi) {
+				cp = 0x10000 + ((p->hi - 0xd800) << 10) + (cp - 0xdc00);
+			} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+				cp = 0xfffd;
+			}
+			if (p->hi && cp < 0x10000)
+				put_cp(out, 0xfffd);
+			p->hi = 0;
+			put_cp(out, cp);
+		}
+		return;
+	}
+	switch (c) {
+	case 'u':
+		p->u[0] = 'u';
+		p->u_len = 1;
+		return;
+	case 'n': buf_putc(out, '\n'); break;
+	case 't': buf_putc(out, '\t'); break;
+	case 'r': buf_putc(out, '\r'); break;
+	case 'b': buf_putc(out, '\b'); break;
+	case 'f': buf_putc(out, '\f'); break;
+	default: buf_putc(out, c); break;
+	}
+	p->esc = 0;
+}
+
+int jx_pick_feed(jx_pick *p, const char *data, size_t len, buf *out)
+{
+	size_t before = out->len;
+
+	for (size_t i = 0; i < len && !p->done; i++) {
+		char c = data[i];
+
+		if (p->in_str) {
+			if (p->capture && p->esc) {
+				pick_escape(p, c, out);
+				continue;
+			}
+			if (p->esc) {
+				p->esc = 0;
+				if (p->is_key && p->key_len + 1 < sizeof(p->key))
+					p->key[p->key_len++] = c;
+				continue;
+			}
+			if (c == '\\') {
+				p->esc = 1;
+				continue;
+			}
+			if (c == '"') {
+				p->in_str = 0;
+				if (p->capture) {
+					p->capture = 0;
+					p->done = 1;
+				} else if (p->is_key) {
+					p->key[p->key_len] = '\0';
+					p->matched = strcmp(p->key, p->field) == 0;
+					p->is_key = 0;
+				}
+				continue;
+			}
+			if (p->capture) {
+				if (p->hi) {
+					put_cp(out, 0xfffd);
+					p->hi = 0;
+				}
+				buf_putc(out, c);
+			} else if (p->is_key && p->key_len + 1 < sizeof(p->key)) {
+				p->key[p->key_len++] = c;
+			}
+			continue;
+		}
+		switch (c) {
+		case '{':
+		case '[':
+			p->depth++;
+			if (p->depth == 1 && c == '{')
+				p->want_key = 1;
+			p->matched = 0;
+			break;
+		case '}':
+		case ']':
+			p->depth--;
+			break;
+		case ',':
+			if (p->depth == 1) {
+				p->want_key = 1;
+				p->matched = 0;
+			}
+			break;
+		case ':':
+			break;
+		case '"':
+			p->in_str = 1;
+			p->esc = 0;
+			if (p->depth == 1 && p->want_key) {
+				p->is_key = 1;
+				p->want_key = 0;
+				p->key_len = 0;
+			} else if (p->depth == 1 && p->matched) {
+				p->capture = 1;
+			}
+			break;
+		default:
+			if (p->depth == 1 && p->matched && c != ' ' && c != '\n' && c != '\t' &&
+			    c != '\r')
+				p->matched = 0; /* the field's value is no string */
+			break;
+		}
+	}
+	return (int)(out->len - before);
+}

@@ -31,6 +31,35 @@ json_t *jx_loadb_lenient(const char *data, size_t len, size_t flags, json_error_
 struct buf;
 int jx_utf8_lossy(struct buf *out, const char *data, size_t len);
 
+/* Reading one string member of a JSON object as the object is being
+ * written (a model's reply streamed token by token): feed the text as it
+ * arrives, get the member's characters as soon as they are there. Only a
+ * member of the outermost object counts; escapes split across feeds are
+ * handled. Not thread-safe (one per reader). */
+typedef struct jx_pick {
+	char field[64];
+	int depth;        /* nesting of objects and arrays */
+	int in_str;       /* inside a string */
+	int esc;          /* after a backslash */
+	int is_key;       /* the string being read is a key (depth 1) */
+	int want_key;     /* the next string at depth 1 is a key */
+	int matched;      /* the key just read is the field */
+	int capture;      /* inside the field's string value */
+	int done;         /* the field's value ended */
+	char key[64];
+	size_t key_len;
+	char u[6];        /* a \u escape being read */
+	int u_len;
+	unsigned hi;      /* a high surrogate waiting for its pair */
+} jx_pick;
+
+void jx_pick_init(jx_pick *p, const char *field);
+
+/* Feeds `len` more bytes of the JSON text; appends to out what they add to
+ * the field's value (decoded: escapes become the characters). Returns the
+ * number of bytes appended, or a negative code from the buffer. */
+int jx_pick_feed(jx_pick *p, const char *data, size_t len, struct buf *out);
+
 /* The string member `k` of `o`, or "" when there is none. */
 static inline const char *jx_str(const json_t *o, const char *k)
 {

@@ -589,10 +589,24 @@ typedef struct call_ctx {
 typedef struct xfer_ctx {
 	http_response *resp;
 	llm_sse *sse;
+	call_ctx *cc;
+	llm_token_info tok;
 	int sse_rc;
 	char sse_msg[512]; /* the stream parser's message (http_do overwrites err_last) */
 	buf errbody;
 } xfer_ctx;
+
+/* A content delta of the reply: to the caller's on_delta when it asked for
+ * a stream, and to the call's observer. */
+static int on_reply_delta(const char *text, size_t len, void *udata)
+{
+	xfer_ctx *x = udata;
+	const llm_request *rq = x->cc->rq;
+
+	if (x->cc->call->on_token)
+		x->cc->call->on_token(x->cc->call->token_udata, LLM_TOKEN_TEXT, text, len, &x->tok);
+	return rq->stream && rq->on_delta ? rq->on_delta(text, len, rq->udata) : 0;
+}
 
 static int on_stream_data(const char *data, size_t len, void *udata)
 {
@@ -860,8 +874,8 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	hr.max_response = REPLY_MAX;
 	hr.cancel = cc->call->cancel;
 	if (wire_stream) {
-		rc = llm_sse_new(&x.sse, out, cc->rq->stream ? cc->rq->on_delta : NULL,
-				 cc->rq->udata);
+		int tap = cc->call->on_token || (cc->rq->stream && cc->rq->on_delta);
+		rc = llm_sse_new(&x.sse, out, tap ? on_reply_delta : NULL, &x);
 		if (rc < 0) {
 			ar->rc = rc;
 			snprintf(ar->outcome, sizeof(ar->outcome), "internal");
@@ -955,8 +969,17 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		goto done;
 	}
 	snprintf(ar->outcome, sizeof(ar->outcome), "ok");
+	if (!x.sse && cc->call->on_token && out->content && out->content_len)
+		/* not streamed on the wire: the observer hears it whole */
+		cc->call->on_token(cc->call->token_udata, LLM_TOKEN_TEXT, out->content,
+				   out->content_len, &x.tok);
 done:
 	*latency_ms = (double)(util_mono_us() - t0) / 1000.0;
+	if (cc->call->on_token) {
+		x.tok.ok = ar->rc == 0;
+		x.tok.finish = ar->rc == 0 ? llm_finish_name(out->finish) : "";
+		cc->call->on_token(cc->call->token_udata, LLM_TOKEN_END, "", 0, &x.tok);
+	}
 	if (hc)
 		client_put(cc->s, hc);
 	llm_sse_free(x.sse);
@@ -1558,6 +1581,7 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 	cc.rq = rq;
 	cc.role = call->role ? call->role : "default";
 	util_rand_hex(cc.call_id, 16);
+	snprintf(out->call_id, sizeof(out->call_id), "%s", cc.call_id);
 	if (call->owner)
 		snprintf(cc.owner, sizeof(cc.owner), "%s", call->owner);
 	else if (call->thread_id)

@@ -117,6 +117,30 @@ typedef struct llm_endpoint_facts {
 
 int llm_service_endpoint_facts(llm_service *s, int i, llm_endpoint_facts *out);
 
+/* What a call's observer (llm_call.on_token) hears, for showing a reply as
+ * it is written: each attempt's start (a second start means: forget the
+ * text so far, the reply is asked for again, maybe of the next model), its
+ * text as it arrives (content deltas; tool calls are not text), its end
+ * (ok: the reply was accepted). Every reply is streamed on the wire unless
+ * the endpoint says stream_replies false; then the text comes whole at the
+ * end. An observer must be quick and never block (it runs in the reader). */
+enum llm_token_kind {
+	LLM_TOKEN_START = 1,
+	LLM_TOKEN_TEXT = 2,
+	LLM_TOKEN_END = 3,
+};
+
+typedef struct llm_token_info {
+	const char *call_id;  /* the call (llm_response.call_id) */
+	const char *model;    /* the registry name of this attempt's model */
+	int attempt;          /* HTTP attempts of the call so far, from 1 */
+	int ok;               /* END: the attempt's reply was accepted */
+	const char *finish;   /* END: why the reply stopped ("stop", "length"); "" if none */
+} llm_token_info;
+
+typedef void (*llm_token_fn)(void *udata, int kind, const char *text, size_t len,
+			     const llm_token_info *info);
+
 /* Who is calling, for routing, fairness, budgets and the ledger. Every
  * pointer is borrowed for the duration of the call; all may be NULL/0. */
 typedef struct llm_call {
@@ -129,6 +153,8 @@ typedef struct llm_call {
 	const char *owner;         /* fairness key; NULL: the thread, else the project */
 	int priority;              /* enum llm_priority; LLM_PRIO_NORMAL when zeroed */
 	const atomic_int *cancel;  /* non-zero stops the call (queue, request, backoff) */
+	llm_token_fn on_token;     /* hears the reply as it is written; NULL: nobody */
+	void *token_udata;
 } llm_call;
 
 /* Asks the models of call->role for a reply to `rq`, as described above.

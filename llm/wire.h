@@ -116,6 +116,7 @@ typedef struct llm_response {
 	int attempts;              /* HTTP attempts, retries and escalations included */
 	int escalations;           /* models given up on before the answer */
 	char id[96];               /* the provider's completion id */
+	char call_id[40];          /* this call's own id (ledger, stream events) */
 	char model[96];            /* registry name of the model that answered */
 	char endpoint[64];         /* registry name of its endpoint */
 	char provider_model[128];  /* the model the provider says it used */

@@ -53,8 +53,9 @@ static llm_message *build_messages(const json_t *conv, const char *sys, const ch
 	return m;
 }
 
-/* Shows the spec the model proposed and asks for the decision. */
-static int propose(nd_step *s, const char *message, const json_t *proposed)
+/* Shows the spec the model proposed (after `message`, which the model's
+ * call `call_id` streamed) and asks for the decision. */
+static int propose(nd_step *s, const char *message, const json_t *proposed, const char *call_id)
 {
 	nd_spec spec;
 	json_t *spec_json = NULL;
@@ -76,7 +77,7 @@ static int propose(nd_step *s, const char *message, const json_t *proposed)
 	nd_spec_html(spec_json, &html);
 	snprintf(key, sizeof(key), "spec:%d", v);
 	snprintf(q, sizeof(q), "Build %s as specified (version %d)?", spec.name, v);
-	rc = nd_tell_html(s, buf_cstr(&html));
+	rc = nd_say_html_streamed(s->ctx, &s->p.chat, buf_cstr(&html), call_id);
 	if (rc == 0)
 		rc = nd_ask(s->ctx, &s->p.chat, key, q, ND_PROPOSAL_OPTS, 3);
 	if (rc == 0)
@@ -149,6 +150,7 @@ int nd_brainstorm(nd_step *s)
 	if (rc < 0)
 		goto done;
 	nd_llm_call(&call, s, "brainstorm", user);
+	s->tap.display = "message"; /* the chat shows the reply's message as it is written */
 	rc = converse(s, &call, buf_cstr(&sys), buf_cstr(&note), &resp);
 	if (rc == ERR_BUDGET) {
 		rc = nd_ask_budget(s, &resp.budget, "brainstorm");
@@ -171,9 +173,10 @@ int nd_brainstorm(nd_step *s)
 		free(raw);
 	}
 	if (json_is_null(json_object_get(resp.json, "spec")))
-		rc = nd_tell(s, message); /* a question: listen for the answer */
+		/* a question: listen for the answer */
+		rc = nd_say_streamed(s->ctx, &s->p.chat, message, resp.call_id);
 	else
-		rc = propose(s, message, json_object_get(resp.json, "spec"));
+		rc = propose(s, message, json_object_get(resp.json, "spec"), resp.call_id);
 done:
 	llm_response_free(&resp);
 	buf_free(&sys);

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "engine/stream.h"
 #include "llm/ledger.h"
 #include "nodes/nd_int.h"
 
@@ -112,7 +113,29 @@ void nd_decide(nd_step *s, const char *key, const json_t *v, nd_decision *d)
 
 /* --- models --- */
 
-void nd_llm_call(llm_call *call, const nd_step *s, const char *role, char *user_buf)
+/* The model's tokens, as the run's messages events: the attempt's start
+ * (with the field to show), the text, the end. */
+static void nd_on_token(void *udata, int kind, const char *text, size_t len,
+			const llm_token_info *info)
+{
+	nd_stream_tap *t = udata;
+	json_t *d;
+
+	if (!eng_ctx_streaming(t->ctx, ENG_STREAM_MESSAGES))
+		return;
+	if (kind == LLM_TOKEN_START)
+		d = json_pack("{s:s,s:s,s:s,s:i,s:s?}", "call", info->call_id, "phase", "start",
+			      "model", info->model, "attempt", info->attempt, "display", t->display);
+	else if (kind == LLM_TOKEN_TEXT)
+		d = json_pack("{s:s,s:s%}", "call", info->call_id, "text", text, len);
+	else
+		d = json_pack("{s:s,s:s,s:b,s:s}", "call", info->call_id, "phase", "end", "ok",
+			      info->ok, "finish", info->finish);
+	if (d)
+		eng_stream_message(t->ctx, d);
+}
+
+void nd_llm_call(llm_call *call, nd_step *s, const char *role, char *user_buf)
 {
 	memset(call, 0, sizeof(*call));
 	user_buf[0] = '\0';
@@ -125,6 +148,9 @@ void nd_llm_call(llm_call *call, const nd_step *s, const char *role, char *user_
 	call->run_id = eng_ctx_run_id(s->ctx);
 	call->node = eng_ctx_node(s->ctx);
 	call->priority = strcmp(role, "brainstorm") == 0 ? LLM_PRIO_INTERACTIVE : LLM_PRIO_NORMAL;
+	s->tap.ctx = s->ctx;
+	call->on_token = nd_on_token;
+	call->token_udata = &s->tap;
 }
 
 int nd_llm_json(nd_step *s, const llm_call *call, const llm_message *msgs, size_t n,

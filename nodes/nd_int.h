@@ -24,6 +24,12 @@
 /* Tries a node that calls a model gets (transient failures only). */
 #define ND_LLM_ATTEMPTS 3
 
+/* What a node's model calls stream (messages mode, engine/stream.h). */
+typedef struct nd_stream_tap {
+	eng_ctx *ctx;
+	const char *display; /* the reply's JSON string field people read; NULL: none */
+} nd_stream_tap;
+
 /* One execution of a node. */
 typedef struct nd_step {
 	eng_ctx *ctx;
@@ -32,6 +38,7 @@ typedef struct nd_step {
 	const json_t *in;    /* the node's own input (eng_send), may be NULL */
 	nd_project p;        /* the state, typed; what changes is written back */
 	json_t *up;          /* the update: appends and parsed documents */
+	nd_stream_tap tap;   /* the model calls' tokens, to the run's stream */
 } nd_step;
 
 typedef int (*nd_node_fn)(nd_step *s);
@@ -91,8 +98,10 @@ void nd_decide(nd_step *s, const char *key, const json_t *v, nd_decision *d);
 
 /* Fills an llm_call for the node: role, the project (the thread key) as
  * budget scope, the person as user scope (user_buf, cap 32, holds it),
- * thread, run, node. */
-void nd_llm_call(llm_call *call, const nd_step *s, const char *role, char *user_buf);
+ * thread, run, node; and the reply's tokens streamed as the run's messages
+ * events (s->tap; set s->tap.display to the JSON field people read, so the
+ * chat and the bot show it as it is written). */
+void nd_llm_call(llm_call *call, nd_step *s, const char *role, char *user_buf);
 
 /* One model call of a node whose reply must match `schema` (named
  * `schema_name` in the request): *resp is freed and filled anew (the caller

@@ -48,6 +48,18 @@ int nd_say_html(eng_ctx *ctx, const nd_chat *c, const char *html)
 	return emit(ctx, c, "send", json_pack("{s:s}", "html", html));
 }
 
+int nd_say_streamed(eng_ctx *ctx, const nd_chat *c, const char *text, const char *call_id)
+{
+	return emit(ctx, c, "send",
+		    json_pack("{s:s,s:s?}", "text", text, "streamed", call_id && *call_id ? call_id : NULL));
+}
+
+int nd_say_html_streamed(eng_ctx *ctx, const nd_chat *c, const char *html, const char *call_id)
+{
+	return emit(ctx, c, "send",
+		    json_pack("{s:s,s:s?}", "html", html, "streamed", call_id && *call_id ? call_id : NULL));
+}
+
 int nd_progress(eng_ctx *ctx, const nd_chat *c, const char *ref, const char *html)
 {
 	return emit(ctx, c, "progress", json_pack("{s:s, s:s}", "ref", ref, "html", html));

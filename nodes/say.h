@@ -30,6 +30,14 @@ json_t *nd_chat_json(const nd_chat *c);
 int nd_say(eng_ctx *ctx, const nd_chat *c, const char *text);
 int nd_say_html(eng_ctx *ctx, const nd_chat *c, const char *html);
 
+/* nd_say / nd_say_html of a text that was streamed as it was written (the
+ * model call `call_id`'s messages events): the payload says so
+ * ("streamed"), so a chat that showed it live ends it rather than printing
+ * it twice. */
+int nd_say_streamed(eng_ctx *ctx, const nd_chat *c, const char *text, const char *call_id);
+int nd_say_html_streamed(eng_ctx *ctx, const nd_chat *c, const char *html,
+			 const char *call_id);
+
 /* <channel>.progress: the message named `ref` is sent once, then edited. */
 int nd_progress(eng_ctx *ctx, const nd_chat *c, const char *ref, const char *html);
 

@@ -319,6 +319,41 @@ static void test_lenient_json(void **state)
 	}
 }
 
+
+/* jx_pick reads a member's string as the object is written, one byte at a
+ * time or in chunks, whatever the escapes and the other members. */
+static void test_json_pick(void **st)
+{
+	static const char *text =
+		"{\"spec\": {\"message\": \"not this\"}, \"n\": [1, {\"message\": \"nor this\"}],"
+		" \"message\": \"Hello \\\"you\\\"\\nline 2 \\u00e9\\ud83d\\ude00 end\", \"x\": \"y\"}";
+	const char *want = "Hello \"you\"\nline 2 \xc3\xa9\xf0\x9f\x98\x80 end";
+	(void)st;
+
+	for (size_t chunk = 1; chunk <= strlen(text); chunk += 7) {
+		jx_pick p;
+		buf out;
+		buf_init(&out, 0);
+		jx_pick_init(&p, "message");
+		for (size_t i = 0; i < strlen(text); i += chunk) {
+			size_t n = strlen(text) - i < chunk ? strlen(text) - i : chunk;
+			assert_true(jx_pick_feed(&p, text + i, n, &out) >= 0);
+		}
+		assert_string_equal(buf_cstr(&out), want);
+		buf_free(&out);
+	}
+	{
+		/* a member that is no string gives nothing */
+		jx_pick p;
+		buf out;
+		buf_init(&out, 0);
+		jx_pick_init(&p, "message");
+		jx_pick_feed(&p, "{\"message\": null, \"spec\": \"s\"}", 31, &out);
+		assert_int_equal(out.len, 0);
+		buf_free(&out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,7 +362,7 @@ int main(void)
 		cmocka_unit_test(test_config_env), cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_pg_url_redact), cmocka_unit_test(test_pg_text_array),
 		cmocka_unit_test(test_redact_hook), cmocka_unit_test(test_health_registry),
-		cmocka_unit_test(test_pg_error_classes), cmocka_unit_test(test_lenient_json),
+		cmocka_unit_test(test_pg_error_classes), cmocka_unit_test(test_lenient_json), cmocka_unit_test(test_json_pick),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
