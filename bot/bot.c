@@ -1,6 +1,7 @@
 #include "bot/bot.h"
 #include "bot/approval.h"
 #include "bot/limit.h"
+#include "bot/draft.h"
 #include "bot/relay.h"
 #include "bot/route.h"
 #include "bot/text.h"
@@ -149,6 +150,7 @@ struct bot {
 	bot_limiter *lim;
 	bot_relay *relay;
 	int relay_running;
+	bot_drafts *drafts;
 
 	struct event_base *base;
 	struct event *ev_next;    /* the next step: poll, retry, standby */
@@ -1201,6 +1203,18 @@ int bot_new(bot **out, pg_pool *pool, const bot_config *cfg)
 	rc = bot_relay_new(&b->relay, pool, &ro);
 	if (rc < 0)
 		goto fail;
+	if (cfg->hub) {
+		bot_drafts_options dopt = {
+			.api_base = cfg->api_base,
+			.token = cfg->token,
+			.limiter = b->lim,
+			.hub = cfg->hub,
+			.leader = &b->is_leader,
+		};
+		rc = bot_drafts_start(&b->drafts, &dopt);
+		if (rc < 0)
+			goto fail;
+	}
 	b->multi = curl_multi_init();
 	b->easy = curl_easy_init();
 	b->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
@@ -1316,6 +1330,7 @@ void bot_free(bot *b)
 		bot_join(b);
 	}
 	poll_abort(b);
+	bot_drafts_stop(b->drafts);
 	bot_relay_free(b->relay);
 	if (b->multi)
 		curl_multi_cleanup(b->multi);

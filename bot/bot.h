@@ -18,6 +18,8 @@
  *   - the relay (engine/outbox.h) for the telegram.* kinds below, within
  *     Telegram's limits (bot/limit.h);
  *   - a typing action every ~4 s in chats whose project has a running run;
+ *   - with a stream hub (cfg.hub), the model's replies as drafts while they
+ *     are written, in private chats (bot/draft.h);
  *   - expiry of pending approvals.
  *
  * Only users in ORCH_ALLOWED_USERS (numeric ids) are served; anyone else
@@ -86,6 +88,7 @@
 #include <stdint.h>
 
 #include "core/pg.h"
+#include "engine/stream.h"
 
 #define BOT_MAX_ALLOWED 1024
 
@@ -103,6 +106,8 @@ typedef struct bot_config {
 	int64_t backoff_ms;         /* first delay after an error (default 1 s) */
 	int64_t max_backoff_ms;     /* cap (default 60 s) */
 	int64_t standby_ms;         /* a standby process retries the leader lock this often (5 s) */
+	eng_stream_hub *hub;        /* set by the caller: replies shown as drafts while they are
+				     * written (bot/draft.h); NULL: none. Borrowed */
 } bot_config;
 
 /* Fills `out` from the environment. ERR_INVALID naming the variable when

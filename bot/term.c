@@ -1,5 +1,6 @@
 #include "bot/term.h"
 #include "bot/approval.h"
+#include "bot/reply.h"
 #include "bot/route.h"
 #include "bot/text.h"
 #include "core/config.h"
@@ -29,6 +30,15 @@ typedef struct term {
 	int npending_options;
 	int prompt_shown;
 	int quit;
+	/* live replies (opt->hub) */
+	eng_stream_sub *sub;
+	bot_replies replies;
+	char live_call[40];   /* the reply being printed; "" when none */
+	int live_attempt;     /* its attempt being printed */
+	buf live_text;        /* its filtered text printed so far */
+	int live_bol;         /* the next character starts a line */
+	char done_call[40];   /* the last reply printed whole, for its message */
+	buf done_text;
 } term;
 
 static const pg_stmt STMT_TERM_CLAIM = {
@@ -213,6 +223,136 @@ static int show_approval(term *t, pg_conn *c, const eng_outbox_row *row)
 	return rc;
 }
 
+/* --- live replies --- */
+
+/* Prints `n` bytes of a live reply, indenting its lines as say_block. */
+static void live_put(term *t, const char *p, size_t n)
+{
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t k = nl ? (size_t)(nl - p) + 1 : n;
+
+		if (t->live_bol && !(k == 1 && *p == '\n'))
+			out(t, "  ");
+		out(t, "%.*s", (int)k, p);
+		t->live_bol = nl != NULL;
+		p += k;
+		n -= k;
+	}
+}
+
+/* Ends the reply being printed (`mark` and a newline); what was shown is
+ * kept for the message that follows it, unless `keep` is 0. */
+static void live_end(term *t, const char *mark, int keep)
+{
+	if (!t->live_call[0])
+		return;
+	out(t, "%s\n", mark ? mark : "");
+	snprintf(t->done_call, sizeof(t->done_call), "%s", keep ? t->live_call : "");
+	buf_reset(&t->done_text);
+	if (keep && t->live_text.len)
+		buf_append(&t->done_text, t->live_text.data, t->live_text.len);
+	buf_reset(&t->live_text);
+	t->live_call[0] = '\0';
+}
+
+/* Shows what a followed reply added: whole words only (the text so far up
+ * to its last blank), each time the whole text passing the secrets filter,
+ * and all of it once the reply ended. */
+static void live_show(term *t, bot_reply *r)
+{
+	size_t upto = r->text.len;
+	char *prefix, *red;
+
+	if (t->live_call[0] && strcmp(t->live_call, r->call) != 0)
+		return; /* one reply at a time; the other comes whole with its message */
+	if (!t->live_call[0] && strcmp(r->call, t->done_call) == 0 && r->attempt == t->live_attempt)
+		return; /* printed whole already */
+	if (t->live_call[0] && r->incomplete) {
+		live_end(t, " …", 0); /* events were lost: its message comes whole */
+		return;
+	}
+	if (r->incomplete)
+		return;
+	if (t->live_call[0] && r->attempt != t->live_attempt) {
+		/* asked again: what was shown is not the reply */
+		live_end(t, " … (asked again)", 0);
+	}
+	if (!(r->ended && r->ok))
+		while (upto > 0 && r->text.data[upto - 1] != ' ' && r->text.data[upto - 1] != '\n')
+			upto--;
+	prefix = strndup(buf_cstr(&r->text), upto);
+	red = prefix ? redact_str(prefix) : NULL;
+	if (red && strlen(red) > t->live_text.len) {
+		if (!t->live_call[0]) {
+			clear_prompt(t);
+			out(t, "%s◆%s ", c_on(t, "\033[1;36m"), c_on(t, "\033[0m"));
+			snprintf(t->live_call, sizeof(t->live_call), "%s", r->call);
+			t->live_attempt = r->attempt;
+			t->live_bol = 0;
+			buf_reset(&t->live_text);
+		}
+		live_put(t, red + t->live_text.len, strlen(red) - t->live_text.len);
+		buf_reset(&t->live_text);
+		buf_puts(&t->live_text, red);
+	}
+	if (r->ended && r->ok)
+		live_end(t, NULL, 1);
+	free(prefix);
+	free(red);
+}
+
+/* Takes the stream's events: prints the replies followed. */
+static void live_pump(term *t)
+{
+	eng_stream_event *ev;
+
+	if (!t->sub)
+		return;
+	while (eng_stream_try_next(t->sub, &ev)) {
+		int changed = 0;
+		bot_reply *r = bot_replies_feed(&t->replies, ev, &changed);
+
+		if (ev->mode == ENG_STREAM_DROPPED && t->live_call[0]) {
+			bot_reply *cur = bot_replies_find(&t->replies, t->live_call);
+			if (cur)
+				live_show(t, cur);
+		}
+		if (r && changed)
+			live_show(t, r);
+		if (r && r->ended)
+			bot_replies_forget(&t->replies, r);
+		eng_stream_event_release(ev);
+	}
+}
+
+/* A message that says it was streamed: prints only what the live reply
+ * did not show already. 1 when it was handled so, 0 to print it whole. */
+static int live_message(term *t, const json_t *p, const char *text)
+{
+	const char *call = json_string_value(json_object_get(p, "streamed"));
+	const char *shown;
+	size_t n;
+
+	if (!call)
+		return 0;
+	if (t->live_call[0] && strcmp(t->live_call, call) == 0)
+		live_end(t, NULL, 1); /* the message overtook the reply's end */
+	if (strcmp(t->done_call, call) != 0)
+		return 0;
+	shown = buf_cstr(&t->done_text);
+	n = strlen(shown);
+	t->done_call[0] = '\0';
+	if (n == 0 || strncmp(text, shown, n) != 0)
+		return 0;
+	text += n;
+	while (*text == '\n' || *text == ' ')
+		text++;
+	if (*text)
+		say_block(t, "\033[1;36m", text);
+	return 1;
+}
+
 /* Claims and prints this chat's outbox rows. Returns how many. */
 static int deliver(term *t)
 {
@@ -260,8 +400,9 @@ static int deliver(term *t)
 		} else if (strcmp(kind, "send") == 0 || strcmp(kind, "edit") == 0 ||
 			   strcmp(kind, "progress") == 0) {
 			char *text = payload_plain(p);
-			say_block(t, strcmp(kind, "send") == 0 ? "\033[1;36m" : "\033[2;36m",
-				  text ? text : "");
+			if (strcmp(kind, "send") != 0 || !live_message(t, p, text ? text : ""))
+				say_block(t, strcmp(kind, "send") == 0 ? "\033[1;36m" : "\033[2;36m",
+					  text ? text : "");
 			free(text);
 		} else if (strcmp(kind, "document") == 0) {
 			char path[1400], msg[1600];
@@ -473,7 +614,19 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 	memset(&t, 0, sizeof(t));
 	t.opt = opt;
 	t.pool = pool;
+	bot_replies_init(&t.replies);
+	buf_init(&t.done_text, 1 << 20);
+	buf_init(&t.live_text, 1 << 20);
 	bot_chat_key("term", opt->name, t.chat, sizeof(t.chat));
+	if (opt->hub) {
+		char prefix[120];
+		eng_stream_filter f = {.modes = ENG_STREAM_MESSAGES};
+		/* this chat's projects: threads "term:<name>:<n>" */
+		snprintf(prefix, sizeof(prefix), "term:%s:", opt->name);
+		f.key_prefix = prefix;
+		if (eng_stream_subscribe(opt->hub, &f, &t.sub) < 0)
+			log_warn("chat", "replies will not be shown as they are written: %s", err_last());
+	}
 	snprintf(t.relay_id, sizeof(t.relay_id), "term-%d", (int)getpid());
 	buf_init(&line, 1 << 20);
 	rc = pg_pool_acquire(pool, 10000, &c);
@@ -501,7 +654,7 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 		listen = NULL;
 	}
 	while (!t.quit) {
-		struct pollfd pfd[2];
+		struct pollfd pfd[3];
 		int nfd = 1, drc;
 
 		if (util_mono_ms() - last_expire >= 30000) {
@@ -514,6 +667,7 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 			}
 		}
 
+		live_pump(&t);
 		drc = deliver(&t);
 		if (drc < 0) {
 			out(&t, "database: %s\n", err_last());
@@ -522,7 +676,7 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 		}
 		if (eof)
 			break;
-		if (!t.prompt_shown)
+		if (!t.prompt_shown && !t.live_call[0])
 			prompt(&t);
 		pfd[0].fd = opt->in_fd;
 		pfd[0].events = POLLIN;
@@ -532,10 +686,21 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 			pfd[1].events = POLLIN;
 			pfd[1].revents = 0;
 			nfd = 2;
+		} else {
+			pfd[1].fd = -1; /* poll ignores it */
+			pfd[1].events = 0;
+			pfd[1].revents = 0;
+			nfd = 2;
+		}
+		if (t.sub) {
+			pfd[2].fd = eng_stream_sub_fd(t.sub);
+			pfd[2].events = POLLIN;
+			pfd[2].revents = 0;
+			nfd = 3;
 		}
 		if (poll(pfd, (nfds_t)nfd, (int)poll_ms) < 0 && errno != EINTR)
 			break;
-		if (nfd == 2 && (pfd[1].revents & POLLIN)) {
+		if (listen && (pfd[1].revents & POLLIN)) {
 			PGnotify *note;
 			if (!PQconsumeInput(pg_conn_raw(listen))) {
 				pg_conn_close(listen);
@@ -569,5 +734,9 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 	clear_prompt(&t);
 	pg_conn_close(listen);
 	buf_free(&line);
+	eng_stream_unsubscribe(t.sub);
+	bot_replies_clear(&t.replies);
+	buf_free(&t.done_text);
+	buf_free(&t.live_text);
 	return rc;
 }

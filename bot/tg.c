@@ -357,6 +357,23 @@ int tg_answer_callback(tg_client *c, const char *callback_id, const char *text, 
 	return rc;
 }
 
+int tg_send_message_draft(tg_client *c, const char *chat_id, int64_t draft_id, const char *text,
+			  tg_reply *reply)
+{
+	json_t *p = json_object();
+	int bad = !p, rc;
+
+	if (bad)
+		return err_set(ERR_NOMEM, "out of memory");
+	set(p, "chat_id", json_string(chat_id), &bad);
+	set(p, "draft_id", json_integer((json_int_t)draft_id), &bad);
+	set(p, "text", json_string(text), &bad);
+	rc = bad ? err_set(ERR_NOMEM, "out of memory")
+		 : tg_call(c, "sendMessageDraft", p, 0, NULL, reply);
+	json_decref(p);
+	return rc;
+}
+
 int tg_send_chat_action(tg_client *c, const char *chat_id, const char *action, tg_reply *reply)
 {
 	json_t *p = json_object();

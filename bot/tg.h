@@ -120,6 +120,14 @@ int tg_edit_reply_markup(tg_client *c, const tg_message *m, tg_reply *reply);
 int tg_answer_callback(tg_client *c, const char *callback_id, const char *text, int alert,
 		       tg_reply *reply);
 
+/* sendMessageDraft: shows `text` (plain, 1 to 4096 characters) in a
+ * private chat as a reply being written; drafts with one non-zero
+ * `draft_id` replace each other (animated) and vanish after about 30 s:
+ * the real message is sent with sendMessage. Telegram refuses other chats
+ * (400 TEXTDRAFT_PEER_INVALID). */
+int tg_send_message_draft(tg_client *c, const char *chat_id, int64_t draft_id, const char *text,
+			  tg_reply *reply);
+
 /* sendChatAction ("typing", "upload_document"). */
 int tg_send_chat_action(tg_client *c, const char *chat_id, const char *action, tg_reply *reply);
 

@@ -123,6 +123,19 @@ int cli_role_start(int pool_size, pg_pool **pool, struct llm_service **llm);
 struct health_pub;
 struct health_pub *cli_health_start(pg_pool *pool, const char *role);
 
+/* The live streams of this process (engine/stream.h): a hub in *hub,
+ * connected to the other processes through Redis (bot/live.h): this
+ * process's events published (`publish`, in the modes of
+ * ORCH_STREAM_MODES), theirs taken in (`subscribe`: of thread `thread_id`,
+ * or of every thread when 0). A Redis that is not up is waited for in the
+ * background. 0, or 1 after printing why (a bad ORCH_STREAM_MODES). Stop
+ * them with cli_streams_stop after everything that uses the hub. */
+struct eng_stream_hub;
+struct bot_live;
+int cli_streams_start(pg_pool *pool, int publish, int subscribe, int64_t thread_id,
+		      struct eng_stream_hub **hub, struct bot_live **live);
+void cli_streams_stop(struct eng_stream_hub *hub, struct bot_live *live);
+
 /* ORCH_HEALTH_INTERVAL in milliseconds (5 s when unset or unreadable). */
 int64_t cli_health_interval_ms(void);
 
@@ -149,8 +162,9 @@ int cmd_spawner(int argc, char **argv);
  * caller owns *out (spw_free). */
 struct spw_spawner;
 struct llm_service;
+struct eng_stream_hub;
 int cli_spawner_start(pg_pool *pool, struct llm_service *llm, int workers,
-		      struct spw_spawner **out);
+		      struct eng_stream_hub *hub, struct spw_spawner **out);
 int cmd_sandbox(int argc, char **argv);
 int cmd_bot(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
@@ -171,9 +185,10 @@ int cli_term_open(const char *name, char *graph, size_t cap, pg_pool **pool);
  * result. */
 int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color);
 
-/* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
- * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */
+/* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set,
+ * showing the replies of `hub` (may be NULL) as drafts: 1 with *out
+ * running, 0 when no token is set, -1 on error (err_last()). */
 struct bot;
-int cli_bot_start(pg_pool *pool, struct bot **out);
+int cli_bot_start(pg_pool *pool, struct eng_stream_hub *hub, struct bot **out);
 
 #endif

@@ -8,6 +8,7 @@
  * its own process when TELEGRAM_BOT_TOKEN is set.
  */
 #include "bot/bot.h"
+#include "bot/live.h"
 #include "bot/route.h"
 #include "bot/term.h"
 #include "cli/cli.h"
@@ -35,13 +36,14 @@ static const char USAGE_CHAT[] =
 	"  approvals as in Telegram. NAME (default $USER) names your chat. An\n"
 	"  `orchestrator serve` on the same database runs the work.";
 
-int cli_bot_start(pg_pool *pool, bot **out)
+int cli_bot_start(pg_pool *pool, eng_stream_hub *hub, bot **out)
 {
 	bot_config cfg;
 
 	*out = NULL;
 	if (bot_config_load(&cfg, cli_cfg.data_dir) < 0)
 		return -1;
+	cfg.hub = hub;
 	if (!cfg.token[0])
 		return 0;
 	if (bot_new(out, pool, &cfg) < 0 || bot_start(*out) < 0) {
@@ -58,6 +60,8 @@ int cmd_bot(int argc, char **argv)
 	pg_pool *pool = NULL;
 	bot *b = NULL;
 	health_pub *hp = NULL;
+	eng_stream_hub *hub = NULL;
+	bot_live *live = NULL;
 	sigset_t sigs;
 	int rc = 1;
 
@@ -83,6 +87,10 @@ int cmd_bot(int argc, char **argv)
 		cli_fail("secrets");
 		goto done;
 	}
+	/* the replies of every engine, shown as drafts while they are written */
+	if (cli_streams_start(pool, 0, 1, 0, &hub, &live))
+		goto done;
+	cfg.hub = hub;
 	if (bot_new(&b, pool, &cfg) < 0) {
 		cli_fail("bot");
 		goto done;
@@ -108,6 +116,7 @@ int cmd_bot(int argc, char **argv)
 done:
 	health_pub_stop(hp);
 	bot_free(b);
+	cli_streams_stop(hub, live);
 	sec_runtime_stop();
 	pg_pool_free(pool);
 	return rc;
@@ -132,7 +141,13 @@ int cli_term_open(const char *name, char *graph, size_t cap, pg_pool **pool)
 int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color)
 {
 	bot_term_options opt;
+	eng_stream_hub *hub = NULL;
+	bot_live *live = NULL;
+	int rc;
 
+	/* replies shown as they are written: the engines' events, through Redis */
+	if (cli_streams_start(pool, 0, 1, 0, &hub, &live))
+		return -1;
 	memset(&opt, 0, sizeof(opt));
 	opt.name = name;
 	opt.graph = graph;
@@ -140,7 +155,10 @@ int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color)
 	opt.out_fd = 1;
 	opt.data_dir = cli_cfg.data_dir;
 	opt.color = color;
-	return bot_term_run(pool, &opt);
+	opt.hub = hub;
+	rc = bot_term_run(pool, &opt);
+	cli_streams_stop(hub, live);
+	return rc;
 }
 
 int cmd_chat(int argc, char **argv)

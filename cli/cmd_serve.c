@@ -11,6 +11,7 @@
  */
 #include "bot/approval.h"
 #include "bot/bot.h"
+#include "bot/live.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/health.h"
@@ -81,6 +82,8 @@ int cmd_serve(int argc, char **argv)
 	spw_spawner *sp = NULL;
 	health_pub *hp = NULL;
 	eng_graph *factory = NULL;
+	eng_stream_hub *hub = NULL;
+	bot_live *live = NULL;
 	nd_app app;
 	int64_t with_spawner = 0;
 	sigset_t sigs;
@@ -106,6 +109,10 @@ int cmd_serve(int argc, char **argv)
 		 llm_registry_origin(llm_service_registry(llm)),
 		 llm_registry_n_models(llm_service_registry(llm)),
 		 llm_registry_n_endpoints(llm_service_registry(llm)));
+	/* live streams: this process's runs and workers to the others (chat, web, another
+	 * bot); the bot here shows the replies of every engine as drafts */
+	if (cli_streams_start(pool, 1, serve_all, 0, &hub, &live))
+		goto done;
 	/* the factory: its settings are checked now, not at the first project */
 	memset(&app, 0, sizeof(app));
 	app.llm = llm;
@@ -120,6 +127,7 @@ int cmd_serve(int argc, char **argv)
 	opt.poll_ms = cli_cfg.poll_ms;
 	opt.durability = cli_cfg.durability_async ? ENG_DURABILITY_ASYNC : ENG_DURABILITY_SYNC;
 	opt.app = &app;
+	opt.sink = eng_stream_hub_sink(hub);
 	if (eng_engine_new(&e, pool, &opt) < 0) {
 		cli_fail("engine");
 		goto done;
@@ -132,11 +140,11 @@ int cmd_serve(int argc, char **argv)
 		cli_fail("configuration");
 		goto done;
 	}
-	if (with_spawner && cli_spawner_start(pool, llm, 0, &sp) < 0)
+	if (with_spawner && cli_spawner_start(pool, llm, 0, hub, &sp) < 0)
 		log_error("serve", "the spawner role is not running: %s (the other roles run; fix "
 				   "it and restart, or set ORCH_SPAWNER=0)", err_last());
 	if (serve_all) {
-		int brc = cli_bot_start(pool, &b);
+		int brc = cli_bot_start(pool, hub, &b);
 		if (brc < 0) {
 			cli_fail("telegram bot");
 			goto done;
@@ -176,6 +184,7 @@ done:
 	bot_free(b);
 	eng_engine_free(e);
 	eng_graph_free(factory); /* after the engine that ran it */
+	cli_streams_stop(hub, live); /* after everything that emits into it */
 	sec_runtime_stop();
 	llm_service_free(llm); /* after the engine: nodes may call it until then */
 	pg_pool_free(pool);

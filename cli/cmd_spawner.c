@@ -4,6 +4,7 @@
  * SIGINT or SIGTERM stop it: running workers are stopped and their
  * requests stay pending for another spawner (or this one, restarted).
  */
+#include "bot/live.h"
 #include "cli/cli.h"
 #include "core/err.h"
 #include "core/health.h"
@@ -27,7 +28,8 @@ static const char USAGE[] =
 	"  and reclaims the requests of spawners that died. Needs root for the ns\n"
 	"  sandbox. README.md, \"Spawner and workers\", lists its settings.";
 
-int cli_spawner_start(pg_pool *pool, llm_service *llm, int workers, spw_spawner **out)
+int cli_spawner_start(pg_pool *pool, llm_service *llm, int workers, eng_stream_hub *hub,
+		      spw_spawner **out)
 {
 	spw_config cfg;
 	char where[1100];
@@ -39,6 +41,7 @@ int cli_spawner_start(pg_pool *pool, llm_service *llm, int workers, spw_spawner 
 		return rc;
 	if (workers > 0)
 		cfg.max_workers = workers;
+	cfg.hub = hub;
 	rc = spw_preflight(&cfg);
 	if (rc < 0)
 		return rc;
@@ -63,6 +66,8 @@ int cmd_spawner(int argc, char **argv)
 	llm_service *llm = NULL;
 	spw_spawner *sp = NULL;
 	health_pub *hp = NULL;
+	eng_stream_hub *hub = NULL;
+	bot_live *live = NULL;
 	sigset_t sigs;
 	int rc = 1;
 
@@ -79,7 +84,10 @@ int cmd_spawner(int argc, char **argv)
 	cli_block_signals(&sigs);
 	if (cli_role_start(cli_cfg.db_pool_size, &pool, &llm))
 		goto done;
-	if (cli_spawner_start(pool, llm, (int)workers, &sp) < 0) {
+	/* the workers' steps, live, for whoever follows their projects */
+	if (cli_streams_start(pool, 1, 0, 0, &hub, &live))
+		goto done;
+	if (cli_spawner_start(pool, llm, (int)workers, hub, &sp) < 0) {
 		cli_fail("spawner");
 		goto done;
 	}
@@ -98,6 +106,7 @@ int cmd_spawner(int argc, char **argv)
 done:
 	health_pub_stop(hp);
 	spw_free(sp); /* before the models: workers call them until they stop */
+	cli_streams_stop(hub, live);
 	sec_runtime_stop();
 	llm_service_free(llm);
 	pg_pool_free(pool);

@@ -3,6 +3,7 @@
  * the LLM layer reads endpoint keys through a resolver hook, which the
  * secrets module fills here, in the program that links both.
  */
+#include "bot/live.h"
 #include "cli/cli.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -175,4 +176,31 @@ void cli_filter_output_end(void)
 	sec_runtime_stop();
 	pg_pool_free(g_filter_pool);
 	g_filter_pool = NULL;
+}
+
+int cli_streams_start(pg_pool *pool, int publish, int subscribe, int64_t thread_id,
+		      eng_stream_hub **hub, bot_live **live)
+{
+	eng_stream_options so = {.pool = pool};
+	bot_live_options lo = {.redis_url = cli_cfg.redis_url, .publish = publish,
+			       .subscribe = subscribe, .thread_id = thread_id};
+
+	*hub = NULL;
+	*live = NULL;
+	if (bot_live_modes_from_env(&lo.modes) < 0)
+		return cli_fail("configuration");
+	if (eng_stream_hub_new(hub, &so) < 0)
+		return cli_fail("streams");
+	if (bot_live_start(live, *hub, &lo) < 0) {
+		/* the process works without live events; say why */
+		log_warn("stream", "live events between processes are off: %s", err_last());
+		*live = NULL;
+	}
+	return 0;
+}
+
+void cli_streams_stop(eng_stream_hub *hub, bot_live *live)
+{
+	bot_live_stop(live);
+	eng_stream_hub_free(hub);
 }

@@ -11,6 +11,7 @@
 #include "engine/control.h"
 #include "engine/deadletter.h"
 #include "engine/outbox.h"
+#include "engine/stream.h"
 #include "spawner/egress.h"
 #include "spawner/gitws.h"
 #include "spawner/sandbox.h"
@@ -676,6 +677,18 @@ static void slot_log(void *udata, const char *kind, const char *text)
 
 	if (strcmp(kind, "action") == 0 || strcmp(kind, "status") == 0)
 		slot_progress(sl, kind, text);
+	if (sl->s->cfg.hub && sl->req.thread_id > 0) {
+		/* the project's thread streams its workers' steps */
+		eng_stream_meta m = {.mode = ENG_STREAM_CUSTOM, .thread_id = sl->req.thread_id,
+				     .run_id = sl->req.run_id, .thread_key = sl->req.project,
+				     .node = "worker"};
+		char *safe = redact_str(text);
+		json_t *d = json_pack("{s:s,s:s,s:s,s:I}", "worker", sl->req.id, "kind", kind, "text",
+				      safe ? safe : "", "t", (json_int_t)util_wall_ms());
+		eng_stream_sink_emit(eng_stream_hub_sink(sl->s->cfg.hub), &m, d);
+		json_decref(d);
+		free(safe);
+	}
 	pthread_mutex_lock(&sl->log_mu);
 	if (rds_broken(sl->conn) && util_mono_ms() - sl->log_fail_ms < LOG_RETRY_MS)
 		goto done; /* live lines are best effort: no wait on a down server */

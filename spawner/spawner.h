@@ -146,6 +146,11 @@ typedef struct spw_config {
 					replaced or joined by ORCH_NET_REGISTRIES_<LANGUAGE> */
 	int net_max_conns;           /* ORCH_NET_MAX_CONNS (32): at once, per worker */
 	int64_t net_max_bytes;       /* ORCH_NET_MAX_BYTES (2G): per worker, both ways */
+	/* set by the caller: each worker's lines (its phases, the agent's steps and
+	 * commands, as `logs -f` shows them) as custom events of its project's
+	 * thread (engine/stream.h: node "worker", {"worker", "kind", "text", "t"},
+	 * seq 0 as they are not the run's own); NULL: none. Borrowed */
+	struct eng_stream_hub *hub;
 } spw_config;
 
 /* The host patterns of the registries of `language` (any case; python3,

@@ -8,11 +8,17 @@
  * Bot API: getMe, deleteWebhook, getUpdates (offset confirms, long polls up
  * to `timeout`, a second poll ends the first with 409), sendMessage,
  * editMessageText, editMessageReplyMarkup, answerCallbackQuery,
- * sendChatAction, sendDocument (multipart). Refused like Telegram: a wrong
- * token (401), text over 4096 characters after entity parsing, HTML it
- * cannot parse ("can't parse entities"), callback_data over 64 bytes, a
- * second answer to one callback query, an edit to identical content
- * ("message is not modified"), an edit of an unknown message.
+ * sendChatAction, sendDocument (multipart), sendMessageDraft. Refused like
+ * Telegram: a wrong token (401), text over 4096 characters after entity
+ * parsing, HTML it cannot parse ("can't parse entities"), callback_data
+ * over 64 bytes, a second answer to one callback query, an edit to
+ * identical content ("message is not modified"), an edit of an unknown
+ * message; a draft (sendMessageDraft: a reply streamed while it is written,
+ * ephemeral, shown about 30 s) anywhere but a private chat
+ * (TEXTDRAFT_PEER_INVALID, as Telegram answers), with a draft_id of 0 or
+ * none, with an empty text or one over 4096 characters. In this fake a
+ * chat id below 0 is a group (a supergroup), above 0 a private chat.
+ * Drafts are not messages: GET /control/drafts lists them.
  *
  * Control API (JSON):
  *   POST /control/updates    [update, ...] queued; update_id assigned when
@@ -34,6 +40,7 @@
  *                            params (the parsed body)
  *   GET  /control/state      confirmed offset, queue length, ...
  *   GET  /control/messages   the messages as they are now (after edits)
+ *   GET  /control/drafts     every draft accepted: chat, draft_id, text, t_ms
  *   POST /control/quit
  */
 #include <event2/buffer.h>
@@ -91,6 +98,7 @@ static struct {
 	script scripts[64];
 	int nscripts;
 	json_t *log;
+	json_t *drafts;
 	int64_t seq;
 	struct evhttp_request *poll;
 	int poll_limit;
@@ -713,6 +721,25 @@ static void bot_api(struct evhttp_request *rq, const char *method)
 		}
 		S.cb_answered[found] = 1;
 		api_ok(rq, method, p, json_true());
+	} else if (strcmp(method, "sendMessageDraft") == 0) {
+		json_t *did = json_object_get(p, "draft_id");
+		char *text = NULL;
+		const char *e = !chat ? "Bad Request: chat not found"
+			      : chat < 0 ? "Bad Request: TEXTDRAFT_PEER_INVALID"
+			      : !json_is_integer(did) || json_integer_value(did) == 0
+				      ? "Bad Request: draft_id must be non-zero"
+				      : NULL;
+		if (!e)
+			e = message_text(p, &text);
+		if (e) {
+			api_err(rq, method, p, 400, e, 0);
+			goto done;
+		}
+		json_array_append_new(S.drafts,
+				      json_pack("{s:I,s:O,s:s,s:f}", "chat", (json_int_t)chat,
+						"draft_id", did, "text", text, "t_ms", now_ms()));
+		free(text);
+		api_ok(rq, method, p, json_true());
 	} else if (strcmp(method, "sendChatAction") == 0) {
 		if (!chat)
 			api_err(rq, method, p, 400, "Bad Request: chat not found", 0);
@@ -858,6 +885,8 @@ static void control(struct evhttp_request *rq, const char *what)
 			json_array_append_new(a, m);
 		}
 		body = json_pack("{s:o}", "messages", a);
+	} else if (strcmp(what, "drafts") == 0) {
+		body = json_pack("{s:O}", "drafts", S.drafts);
 	} else if (strcmp(what, "quit") == 0) {
 		body = json_pack("{s:b}", "ok", 1);
 		event_base_loopexit(S.base, NULL);
@@ -931,6 +960,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &S.t0);
 	S.next_id = 1000;
 	S.log = json_array();
+	S.drafts = json_array();
 	S.base = event_base_new();
 	S.poll_timer = evtimer_new(S.base, on_poll_timeout, NULL);
 	http = evhttp_new(S.base);
