@@ -855,6 +855,13 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	memset(&resp, 0, sizeof(resp));
 	buf_init(&x.errbody, ERRBODY_MAX + 1);
 	x.resp = &resp;
+	x.cc = cc;
+	x.tok.call_id = cc->call_id;
+	x.tok.model = m->name;
+	x.tok.attempt = cc->attempt;
+	x.tok.finish = "";
+	if (cc->call->on_token)
+		cc->call->on_token(cc->call->token_udata, LLM_TOKEN_START, "", 0, &x.tok);
 	snprintf(url, sizeof(url), "%s/chat/completions", e->base_url);
 	memset(&hr, 0, sizeof(hr));
 	hr.method = "POST";
