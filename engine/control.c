@@ -575,6 +575,13 @@ done:
 	return rc;
 }
 
+/* Cached node results past their time (eng_graph_set_cache). */
+static const pg_stmt STMT_PRUNE_CACHE = {
+	"ctl_prune_cache",
+	"DELETE FROM node_cache WHERE expires_at < now()",
+	0,
+};
+
 int eng_prune(pg_conn *c, int days, int keep, eng_prune_stats *out)
 {
 	char d[16], k[16];
@@ -606,6 +613,13 @@ int eng_prune(pg_conn *c, int days, int keep, eng_prune_stats *out)
 		out->events = pg_affected(res);
 	if (rc == 0)
 		rc = pg_exec_stmt(c, NULL, &STMT_PRUNE_PENDING, params);
+	if (rc == 0) {
+		PQclear(res);
+		res = NULL;
+		rc = pg_exec_stmt(c, &res, &STMT_PRUNE_CACHE, NULL);
+		if (rc == 0)
+			out->cache = pg_affected(res);
+	}
 done:
 	PQclear(threads);
 	PQclear(res);

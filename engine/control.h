@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/pg.h"
+#include "engine/graph.h"
 
 /* Queues a run of `graph` on thread `key` (created when new, with
  * `metadata`, may be NULL) with `input` (may be NULL). The run waits behind
@@ -56,6 +57,32 @@ int eng_retry_run(pg_conn *c, int64_t run_id);
  * end). Later checkpoints are kept: the fork is a new branch. */
 int eng_fork(pg_conn *c, int64_t thread_id, int seq, const json_t *update, int64_t *out_run);
 
+/* What eng_update_state did. */
+typedef struct eng_update_result {
+	int seq;            /* the new checkpoint */
+	int64_t run_id;     /* the run it moved or queued; 0: none */
+	char run_status[16]; /* that run's status now: waiting, queued or done */
+} eng_update_result;
+
+/* With no run to move: queue one that goes on from the new checkpoint. */
+#define ENG_UPDATE_RUN 1
+
+/* LangGraph's update_state: a new checkpoint of the thread whose state is
+ * its latest one with `update` applied through `g`'s reducers, as if node
+ * `as_node` had returned it, so the tasks that follow are that node's
+ * (its edges, its router on the new state, the joins it completes); with
+ * `as_node` NULL the same tasks as before follow, on the edited state.
+ * Refused (ERR_BUSY) while a run of the thread is queued or running. A run
+ * that waits is moved to the new checkpoint: with `as_node` it is queued
+ * to go on from there (or done when nothing follows), without it it waits
+ * again for what it waited for, on the edited state; either way the
+ * results its step kept (pending writes) are dropped. With no active run
+ * nothing runs unless `flags` has ENG_UPDATE_RUN. One transaction; the
+ * thread must belong to `g` (ERR_CONFLICT). ERR_NOTFOUND for an unknown
+ * thread or node, ERR_INVALID for an update the reducers refuse. */
+int eng_update_state(pg_conn *c, const eng_graph *g, int64_t thread_id, const json_t *update,
+		     const char *as_node, int flags, eng_update_result *out);
+
 /* The thread's checkpoints, newest first, at most `limit`: an array of
  * {"seq","parent","run","step","nodes","next","snapshot","delta_bytes","at"}. */
 int eng_history(pg_conn *c, int64_t thread_id, int limit, json_t **out);
@@ -77,12 +104,14 @@ typedef struct eng_prune_stats {
 	int checkpoints;     /* checkpoints deleted */
 	int snapshots;       /* snapshots written so kept checkpoints stay readable */
 	int events;          /* consumed events deleted */
+	int cache;           /* expired node cache rows deleted */
 } eng_prune_stats;
 
 /* Retention: for threads with no active run and no update for `days` days,
  * keeps the newest `keep` checkpoints (each still readable: a snapshot is
  * written where its history is cut) and deletes older ones, with consumed
- * events and leftover pending writes. */
+ * events and leftover pending writes; and the expired rows of the node
+ * cache. */
 int eng_prune(pg_conn *c, int days, int keep, eng_prune_stats *out);
 
 /* The status report: threads, runs by state, the oldest waiting and queued

@@ -824,6 +824,7 @@ static int run_step(run_exec *x)
 			.pending = x->r.pending,
 			.sh = &sh,
 			.stream = &x->stream,
+			.pool = x->e->pool,
 		};
 		rc = step_execute(&in, res);
 		if (rc < 0) {

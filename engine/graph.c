@@ -368,6 +368,24 @@ int eng_graph_set_timeout(eng_graph *g, const char *node, int64_t ms)
 	return 0;
 }
 
+int eng_graph_set_cache(eng_graph *g, const char *node, const eng_cache_policy *p)
+{
+	int i, rc = check_mutable(g);
+
+	if (rc < 0)
+		return rc;
+	if (!p || p->ttl_ms < 0)
+		return err_set(ERR_INVALID, "node '%s': a cache policy needs a ttl of 0 or more",
+			       node ? node : "(null)");
+	i = node ? find_index(g, node) : -2;
+	if (i < 0)
+		return err_set(ERR_NOTFOUND, "graph '%s' has no node '%s' to cache", g->name,
+			       node ? node : "(null)");
+	g->nodes[i].cache = *p;
+	g->nodes[i].cached = 1;
+	return 0;
+}
+
 int eng_graph_set_default_timeout(eng_graph *g, int64_t ms)
 {
 	int rc = check_mutable(g);

@@ -163,6 +163,29 @@ int eng_graph_set_timeout(eng_graph *g, const char *node, int64_t ms);
  * negative `ms` or a compiled graph. */
 int eng_graph_set_default_timeout(eng_graph *g, int64_t ms);
 
+/* Node caching (LangGraph's CachePolicy): a node whose result depends only
+ * on its input (a repository scan, a summary) is run once per input; later
+ * runs, of any thread, reuse what it returned for as long as `ttl_ms`. The
+ * key is a hash of the whole state and the node's own input (eng_send), or
+ * of what `key` writes into `out` (the part of them that decides the
+ * result; return 0, or a negative code to run the node uncached). The
+ * result (the node's update and its gotos) is stored in PostgreSQL
+ * (table node_cache), so it survives restarts and is shared by engines.
+ * An attempt that writes outbox rows, takes events or waits is never
+ * cached: side effects cannot be replayed. A cache hit runs nothing and
+ * says so in the tasks stream ("outcome": "cached"). */
+typedef int (*eng_cache_key_fn)(const json_t *state, const json_t *input, buf *out,
+				void *udata);
+typedef struct eng_cache_policy {
+	int64_t ttl_ms;       /* how long a result is reused; 0: until pruned */
+	eng_cache_key_fn key; /* NULL: the whole state and input */
+	void *udata;
+} eng_cache_policy;
+
+/* Caches `node` by `p` (copied). Call before eng_graph_compile.
+ * ERR_NOTFOUND for an unknown node, ERR_INVALID for a negative ttl. */
+int eng_graph_set_cache(eng_graph *g, const char *node, const eng_cache_policy *p);
+
 /* Checks the graph: every edge, router target and destination names a
  * node, START leads somewhere, every node is reachable from START through
  * the declared transitions. ERR_INVALID naming the problem. After this the

@@ -28,6 +28,8 @@ typedef struct eng_node_def {
 	void *router_udata;
 	eng_targets routes; /* what the router may pick */
 	eng_targets dests;  /* where the node may eng_goto/eng_send */
+	int cached;         /* has a cache policy (eng_graph_set_cache) */
+	eng_cache_policy cache;
 } eng_node_def;
 
 /* The node called `name`, or NULL. ENG_START resolves to the start pseudo

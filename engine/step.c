@@ -1,5 +1,6 @@
 #include "engine/step.h"
 #include "core/err.h"
+#include "engine/cache.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -361,6 +362,29 @@ static int task_retry(const eng_ctx *ctx, const eng_retry *policy, int rc, int a
 	return 1;
 }
 
+/* A cached node: its stored result for this input, when there is one
+ * (1), instead of running it. */
+static int run_cached(eng_ctx *ctx, const char *key)
+{
+	json_t *hit = NULL, *u, *g;
+
+	if (!cache_get(ctx->pool, eng_graph_name(ctx->g), ctx->node->name, key,
+		       &hit))
+		return 0;
+	u = json_object_get(hit, "update");
+	g = json_object_get(hit, "goto");
+	ctx->res->update = json_is_object(u) ? json_incref(u) : NULL;
+	ctx->res->gotos = json_is_array(g) ? json_incref(g) : NULL;
+	ctx->res->rc = 0;
+	ctx->res->cached = 1;
+	json_decref(hit);
+	if (eng_ctx_streaming(ctx, ENG_STREAM_TASKS))
+		ctx_emit(ctx, ENG_STREAM_TASKS,
+			 json_pack("{s:s,s:i,s:i,s:s}", "event", "end", "task", ctx->task, "attempt", 0,
+				   "outcome", "cached"));
+	return 1;
+}
+
 static void run_task(task_job *job)
 {
 	const step_input *in = job->in;
@@ -378,9 +402,15 @@ static void run_task(task_job *job)
 		.sh = in->sh,
 		.res = res,
 		.stream = in->stream,
+		.pool = in->pool,
 	};
 	int64_t timeout = job->node->timeout_ms;
+	char key[CACHE_KEY_HEX];
+	int cacheable = job->node->cached && in->pool &&
+			cache_key(job->node, in->state, job->input, key) == 0;
 
+	if (cacheable && run_cached(&ctx, key))
+		return;
 	for (int attempt = 1;; attempt++) {
 		json_t *update = NULL;
 		int rc;
@@ -424,6 +454,10 @@ static void run_task(task_job *job)
 			if (rc == 0) {
 				res->update = update;
 				res->rc = 0;
+				/* a result with side effects cannot be replayed */
+				if (cacheable && !res->outbox && !res->taken && !res->waits)
+					cache_put(in->pool, eng_graph_name(in->g), job->node->name, key,
+						  job->node->cache.ttl_ms, res->update, res->gotos);
 				return;
 			}
 			json_decref(update);

@@ -54,6 +54,7 @@ typedef struct step_hung {
 typedef struct task_result {
 	int rc;           /* 0 done, ERR_WAIT, or the failure's err_code */
 	int from_pending; /* restored from pending writes; not run in this step */
+	int cached;       /* taken from the node cache; not run */
 	int attempts;
 	json_t *update;   /* object or NULL */
 	json_t *gotos;    /* [{"node": n[, "input": v]}] */
@@ -89,6 +90,7 @@ struct eng_ctx {
 	step_shared *sh;
 	task_result *res;
 	const step_stream *stream;
+	pg_pool *pool;
 };
 
 typedef struct step_input {
@@ -102,6 +104,7 @@ typedef struct step_input {
 	const json_t *pending; /* {"<task index>": {"update":..,"goto":..}} or NULL */
 	step_shared *sh;
 	const step_stream *stream; /* NULL: no events */
+	pg_pool *pool;             /* for cached nodes (engine/cache.h); NULL: none */
 } step_input;
 
 int step_shared_init(step_shared *sh, json_t *events, const atomic_int *cancel);

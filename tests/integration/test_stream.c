@@ -600,6 +600,200 @@ static void test_crash_mid_stream(void **st)
 	eng_stream_hub_free(hub);
 }
 
+/* --- node caching --- */
+
+static atomic_int scans;
+
+static int scan_node(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	char r[64];
+	(void)ctx;
+	(void)input;
+	snprintf(r, sizeof(r), "%s:scan-%d", json_string_value(json_object_get(state, "repo")),
+		 atomic_fetch_add(&scans, 1) + 1);
+	*update = json_pack("{s:s}", "scan", r);
+	return 0;
+}
+
+static int noting_node(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	atomic_fetch_add(&scans, 1);
+	*update = json_pack("{s:s}", "noted", "yes");
+	return eng_emit(ctx, "test.note", NULL, json_pack("{s:s}", "said", "something"));
+}
+
+/* The scan's result is taken from the cache for the same input, in another
+ * thread (the node does not run: the tasks stream says "cached"); another
+ * input runs it; after the ttl it runs again; a node with side effects is
+ * never cached; retention deletes what expired. */
+static void test_node_cache(void **st)
+{
+	eng_graph *g = NULL;
+	eng_cache_policy pol = {.ttl_ms = 1500};
+	eng_stream_hub *hub = NULL;
+	eng_stream_sub *sub = NULL;
+	eng_stream_filter f = {.modes = ENG_STREAM_TASKS};
+	eng_options opt = {.threads = 0};
+	eng_engine *e = NULL;
+	eng_result r;
+	json_t *a = ts_json("{\"repo\": \"a\"}"), *b = ts_json("{\"repo\": \"b\"}"), *evs;
+	eng_prune_stats ps;
+	int cached = 0;
+	size_t i;
+	json_t *ev;
+	(void)st;
+
+	atomic_store(&scans, 0);
+	assert_int_equal(eng_graph_new(&g, "cachetest"), 0);
+	eng_graph_add_node(g, "scan", scan_node, NULL, NULL);
+	eng_graph_add_node(g, "note", noting_node, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "scan");
+	eng_graph_add_edge(g, "scan", "note");
+	eng_graph_add_edge(g, "note", ENG_END);
+	assert_int_equal(eng_graph_set_cache(g, "scan", &pol), 0);
+	assert_int_equal(eng_graph_set_cache(g, "note", &pol), 0);
+	assert_int_equal(eng_graph_set_cache(g, "nosuch", &pol), ERR_NOTFOUND);
+	assert_int_equal(eng_graph_compile(g), 0);
+	assert_int_equal(eng_stream_hub_new(&hub, NULL), 0);
+	opt.sink = eng_stream_hub_sink(hub);
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, g), 0);
+
+	assert_int_equal(eng_invoke(e, "cachetest", "cache-1", a, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r.state, "scan")), "a:scan-1");
+	eng_result_clear(&r);
+	assert_int_equal(atomic_load(&scans), 2); /* scan and note */
+	/* the same input in another thread: the scan is not run again, note is */
+	assert_int_equal(eng_stream_subscribe(hub, &f, &sub), 0);
+	assert_int_equal(eng_invoke(e, "cachetest", "cache-2", a, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r.state, "scan")), "a:scan-1");
+	assert_string_equal(r.status, "done");
+	eng_result_clear(&r);
+	assert_int_equal(atomic_load(&scans), 3);
+	evs = drain(sub, 0);
+	json_array_foreach(evs, i, ev) {
+		json_t *d = json_object_get(ev, "data");
+		if (strcmp(json_string_value(json_object_get(d, "outcome")) ?
+			   json_string_value(json_object_get(d, "outcome")) : "", "cached") == 0) {
+			cached++;
+			assert_string_equal(json_string_value(json_object_get(ev, "node")), "scan");
+		}
+	}
+	assert_int_equal(cached, 1);
+	json_decref(evs);
+	assert_int_equal(ts_sql_int(db, "SELECT hits FROM node_cache WHERE node = 'scan'"), 1);
+	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM node_cache WHERE node = 'note'"), 0);
+	/* another input runs it */
+	assert_int_equal(eng_invoke(e, "cachetest", "cache-3", b, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r.state, "scan")), "b:scan-4");
+	eng_result_clear(&r);
+	/* past the ttl it runs again */
+	util_sleep_ms(1700);
+	assert_int_equal(eng_invoke(e, "cachetest", "cache-4", a, ENG_WANT_STATE, &r), 0);
+	assert_string_equal(json_string_value(json_object_get(r.state, "scan")), "a:scan-6");
+	eng_result_clear(&r);
+	/* retention deletes the rows that expired (b's, by now) */
+	util_sleep_ms(100);
+	ts_sql(db, "UPDATE node_cache SET expires_at = now() - interval '1 second' "
+		   "WHERE result->'update'->>'scan' = 'b:scan-4'");
+	assert_int_equal(eng_prune(db, 30, 1, &ps), 0);
+	assert_int_equal(ps.cache, 1);
+	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM node_cache"), 1);
+	json_decref(a);
+	json_decref(b);
+	eng_stream_unsubscribe(sub);
+	eng_engine_free(e);
+	eng_stream_hub_free(hub);
+	eng_graph_free(g);
+}
+
+/* --- update_state --- */
+
+/* A run waits for an approval; the state is edited (without a node): the
+ * run waits still and, resumed, sees the edit. Then, waiting again on
+ * another thread, an edit as node "ask" (as if ask had returned it) sends
+ * the run on at once to what follows ask. Refused while a run is running;
+ * on an idle thread an edit as the last node, with ENG_UPDATE_RUN, runs
+ * what follows it. */
+static void test_update_state(void **st)
+{
+	eng_graph *gate = tsg_gate();
+	eng_options opt = {.threads = 1, .poll_ms = 50};
+	eng_engine *e = NULL, *inl = NULL;
+	eng_result r;
+	eng_update_result u;
+	json_t *state = NULL, *edit = ts_json("{\"log\": [\"edited\"]}");
+	json_t *as_ask = ts_json("{\"log\": [\"ask:forced\"]}");
+	int64_t t1, t2;
+	(void)st;
+
+	assert_int_equal(eng_engine_new(&inl, pool, NULL), 0);
+	assert_int_equal(eng_engine_add_graph(inl, gate), 0);
+	assert_int_equal(eng_invoke(inl, "gate", "upd-1", NULL, 0, &r), 0);
+	assert_string_equal(r.status, "waiting");
+	t1 = r.thread_id;
+	eng_result_clear(&r);
+	/* edited while it waits: it waits still, on the edited state */
+	assert_int_equal(eng_update_state(db, gate, t1, edit, NULL, 0, &u), 0);
+	assert_int_equal(u.seq, 2);
+	assert_string_equal(u.run_status, "waiting");
+	assert_int_equal(eng_state_at(db, t1, 0, &state, NULL, NULL), 0);
+	assert_true(json_equal(json_object_get(state, "log"),
+			       ts_json("[\"prepare:ok\",\"edited\"]")));
+	json_decref(state);
+	assert_int_equal(eng_resume(inl, t1, "approval", json_string("yes"), ENG_WANT_STATE, &r), 0);
+	assert_string_equal(r.status, "done");
+	assert_true(json_equal(json_object_get(r.state, "log"),
+			       ts_json("[\"prepare:ok\",\"edited\",\"ask:yes\",\"finish:ok\"]")));
+	eng_result_clear(&r);
+	/* as node ask: the run goes on to finish without an approval */
+	assert_int_equal(eng_invoke(inl, "gate", "upd-2", NULL, 0, &r), 0);
+	t2 = r.thread_id;
+	eng_result_clear(&r);
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, gate), 0);
+	assert_int_equal(eng_engine_start(e), 0);
+	assert_int_equal(eng_update_state(db, gate, t2, as_ask, "ask", 0, &u), 0);
+	assert_string_equal(u.run_status, "queued");
+	ts_await_sql(db, "SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id "
+			 "WHERE t.key = 'upd-2' AND r.status = 'done'", 1, 30000);
+	assert_int_equal(eng_state_at(db, t2, 0, &state, NULL, NULL), 0);
+	assert_true(json_equal(json_object_get(state, "log"),
+			       ts_json("[\"prepare:ok\",\"ask:forced\",\"finish:ok\"]")));
+	json_decref(state);
+	/* the history shows the edit as a checkpoint of its own */
+	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM checkpoints c JOIN threads t ON "
+					"t.id = c.thread_id WHERE t.key = 'upd-2' AND "
+					"c.nodes = ARRAY['ask'] AND c.step = 0"),
+			 1);
+	/* refused while a run is queued or running */
+	eng_engine_stop(e);
+	{
+		int64_t tid = 0, run = 0;
+		assert_int_equal(eng_start(db, "upd-3", "gate", NULL, NULL, &tid, &run), 0);
+		assert_int_equal(eng_update_state(db, gate, tid, edit, NULL, 0, &u), ERR_BUSY);
+		assert_non_null(strstr(err_last(), "queued"));
+		ts_sql(db, "DELETE FROM runs WHERE thread_id IN (SELECT id FROM threads WHERE key = "
+			   "'upd-3')");
+	}
+	/* an idle thread: as "prepare", with a run that goes on to ask */
+	assert_int_equal(eng_update_state(db, gate, t1, as_ask, "prepare", ENG_UPDATE_RUN, &u), 0);
+	assert_string_equal(u.run_status, "queued");
+	assert_true(u.run_id > 0);
+	assert_int_equal(eng_engine_start(e), 0);
+	ts_await_sql(db, "SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id "
+			 "WHERE t.key = 'upd-1' AND r.status = 'waiting'", 1, 30000);
+	/* the update itself is checked: a node that does not exist, a bad update */
+	assert_int_equal(eng_update_state(db, gate, t2, edit, "nosuch", 0, &u), ERR_NOTFOUND);
+	json_decref(edit);
+	json_decref(as_ask);
+	eng_engine_free(e);
+	eng_engine_free(inl);
+	eng_graph_free(gate);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +803,8 @@ int main(void)
 		cmocka_unit_test(test_late_join),
 		cmocka_unit_test(test_other_process),
 		cmocka_unit_test(test_crash_mid_stream),
+		cmocka_unit_test(test_node_cache),
+		cmocka_unit_test(test_update_state),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, setup, teardown);
