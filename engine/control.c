@@ -400,6 +400,111 @@ int eng_retry_run(pg_conn *c, int64_t run_id)
 	return rc;
 }
 
+static const pg_stmt STMT_FORK_KIND = {
+	"ctl_fork_kind",
+	"SELECT t.parent_id, (SELECT max(seq) FROM checkpoints WHERE thread_id = t.id), "
+	"(SELECT step FROM checkpoints WHERE thread_id = t.id AND seq = $2), "
+	"(SELECT r.id FROM runs r WHERE r.thread_id = t.parent_id AND r.status IN ('queued', "
+	"'running', 'waiting') ORDER BY r.id LIMIT 1) FROM threads t WHERE t.id = $1 FOR UPDATE",
+	2,
+};
+
+static const pg_stmt STMT_FORK_HEAD = {
+	"ctl_fork_head",
+	"INSERT INTO checkpoints (thread_id, seq, parent_seq, run_id, step, nodes, delta, snapshot, "
+	"next, chain_len, chain_bytes, snap_bytes) VALUES ($1, $2, $3, coalesce($4::bigint, 0), $5, "
+	"ARRAY['__fork__'], $6::jsonb, $7::jsonb, $8::jsonb, 0, 0, $9)",
+	9,
+};
+
+/* A fork of a subgraph's thread (it has a parent): its head moves to a new
+ * checkpoint, the state at `seq` with `update`'s keys replacing the
+ * state's, and the tasks that were next there; the parent run, when it
+ * runs its subgraph node again (resumed), goes on from there. *out_run
+ * gets that parent run (0 when none is active). Inside a transaction. */
+static int fork_child(pg_conn *c, int64_t thread_id, int seq, const json_t *update,
+		      const PGresult *kind, int64_t *out_run)
+{
+	char tid[24], sq[16], par[16], step[16], sb[24], run[24];
+	json_t *state = NULL, *next = NULL, *delta = json_object(), *v;
+	char *delta_s = NULL, *snap_s = NULL, *next_s = NULL;
+	const char *k;
+	int head = (int)pg_int(kind, 0, 1), rc;
+
+	rc = store_load_state(c, thread_id, seq, &state, &next, NULL);
+	if (rc < 0)
+		goto done;
+	json_object_foreach((json_t *)update, k, v) {
+		json_object_set_new(delta, k, json_pack("{s:O}", "set", v));
+	}
+	rc = eng_delta_apply(state, delta);
+	if (rc < 0)
+		goto done;
+	delta_s = json_dumps(delta, JSON_COMPACT);
+	snap_s = json_dumps(state, JSON_COMPACT);
+	next_s = json_dumps(next ? next : json_array(), JSON_COMPACT);
+	if (!delta_s || !snap_s || !next_s) {
+		rc = err_set(ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	snprintf(sq, sizeof(sq), "%d", head + 1);
+	snprintf(par, sizeof(par), "%d", seq);
+	snprintf(step, sizeof(step), "%s", pg_isnull(kind, 0, 2) ? "0" : pg_val(kind, 0, 2));
+	snprintf(sb, sizeof(sb), "%zu", strlen(snap_s));
+	snprintf(run, sizeof(run), "%s", pg_isnull(kind, 0, 3) ? "0" : pg_val(kind, 0, 3));
+	{
+		const char *p[9] = {tid, sq, par, run, step, delta_s, snap_s, next_s, sb};
+		rc = pg_exec_stmt(c, NULL, &STMT_FORK_HEAD, p);
+	}
+	if (rc == 0 && out_run)
+		*out_run = pg_isnull(kind, 0, 3) ? 0 : pg_int(kind, 0, 3);
+done:
+	json_decref(state);
+	json_decref(next);
+	json_decref(delta);
+	free(delta_s);
+	free(snap_s);
+	free(next_s);
+	return rc;
+}
+
+/* eng_fork of a subgraph's thread, in a transaction of its own. 1 when
+ * `thread_id` is one (done, rc in *rc_out), 0 when it is a thread of its
+ * own (the caller forks it as usual). */
+static int fork_maybe_child(pg_conn *c, int64_t thread_id, int seq, const json_t *update,
+			    int64_t *out_run, int *rc_out)
+{
+	char tid[24], sq[16];
+	const char *params[2] = {tid, sq};
+	PGresult *kind = NULL;
+	int rc, is_child = 0;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	snprintf(sq, sizeof(sq), "%d", seq);
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = pg_exec_stmt(c, &kind, &STMT_FORK_KIND, params);
+	if (rc == 0 && pg_rows(kind) == 1 && !pg_isnull(kind, 0, 0)) {
+		is_child = 1;
+		rc = pg_isnull(kind, 0, 2) ? err_set(ERR_NOTFOUND, "thread %lld has no checkpoint %d",
+						     (long long)thread_id, seq)
+					   : fork_child(c, thread_id, seq, update, kind, out_run);
+	}
+	if (rc == 0)
+		rc = pg_exec(c, NULL, is_child ? "COMMIT" : "ROLLBACK", 0, NULL);
+	if (rc < 0) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", err_last());
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		err_set(rc, "%s", why);
+		is_child = 1;
+	}
+	PQclear(kind);
+	*rc_out = rc;
+	return is_child;
+}
+
 int eng_fork(pg_conn *c, int64_t thread_id, int seq, const json_t *update, int64_t *out_run)
 {
 	char tid[24], sq[16], *upd = dump_or_null(update);
@@ -407,6 +512,16 @@ int eng_fork(pg_conn *c, int64_t thread_id, int seq, const json_t *update, int64
 	PGresult *res = NULL;
 	int rc;
 
+	if (out_run)
+		*out_run = 0;
+	if (update && !json_is_object(update)) {
+		free(upd);
+		return err_set(ERR_INVALID, "a fork's update must be a JSON object");
+	}
+	if (fork_maybe_child(c, thread_id, seq, update, out_run, &rc)) {
+		free(upd);
+		return rc;
+	}
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
 	snprintf(sq, sizeof(sq), "%d", seq);
 	rc = pg_exec_stmt(c, &res, &STMT_FORK, params);

@@ -54,7 +54,12 @@ int eng_retry_run(pg_conn *c, int64_t run_id);
 /* Queues a new run on the thread that starts from checkpoint `seq`: the
  * state there, with `update` applied (may be NULL), continuing with the
  * tasks that were next at that checkpoint (or from START when it was the
- * end). Later checkpoints are kept: the fork is a new branch. */
+ * end). Later checkpoints are kept: the fork is a new branch. A subgraph's
+ * thread (engine/graph.h) runs no runs of its own: its fork is a new head
+ * checkpoint (the state at `seq` with `update`'s keys replacing the
+ * state's, and the tasks next there) that the parent run resumes into when
+ * it runs the subgraph node again; *out_run then gets the parent's active
+ * run (0 when none). */
 int eng_fork(pg_conn *c, int64_t thread_id, int seq, const json_t *update, int64_t *out_run);
 
 /* What eng_update_state did. */

@@ -309,6 +309,13 @@ static void run_emit(run_exec *x, unsigned mode, const char *node, json_t *data)
 		  data);
 }
 
+/* An event of checkpoint `ck` of the run (data stolen). */
+static void run_emit_ck(run_exec *x, unsigned mode, int ck, const char *node, json_t *data)
+{
+	step_emit_ck(&x->stream, mode, x->r.run_id, x->r.thread_id, x->r.thread_key, x->step, ck,
+		     node, data);
+}
+
 /* After a completed step committed: each task's update, the checkpoint,
  * and (when wanted) the state. */
 static void run_emit_step(run_exec *x, const task_result *res, size_t n, const json_t *next)
@@ -321,9 +328,10 @@ static void run_emit_step(run_exec *x, const task_result *res, size_t n, const j
 		for (size_t i = 0; i < n; i++) {
 			const char *node =
 				json_string_value(json_object_get(json_array_get(x->tasks, i), "node"));
-			run_emit(x, ENG_STREAM_UPDATES, node,
-				 json_pack("{s:s,s:i,s:O?,s:b}", "node", node, "task", (int)i, "update",
-					   res[i].update, "restored", res[i].from_pending));
+			run_emit_ck(x, ENG_STREAM_UPDATES, x->parent_seq, node,
+				    json_pack("{s:s,s:i,s:O?,s:b,s:b}", "node", node, "task", (int)i,
+					      "update", res[i].update, "restored", res[i].from_pending,
+					      "cached", res[i].cached));
 		}
 	if (eng_stream_sink_wants(sink, ENG_STREAM_CHECKPOINTS)) {
 		json_t *nodes = json_array();
@@ -332,14 +340,14 @@ static void run_emit_step(run_exec *x, const task_result *res, size_t n, const j
 		json_array_foreach(x->tasks, i, t) {
 			json_array_append(nodes, json_object_get(t, "node"));
 		}
-		run_emit(x, ENG_STREAM_CHECKPOINTS, NULL,
-			 json_pack("{s:i,s:i,s:i,s:o,s:O,s:s}", "seq", x->parent_seq, "parent",
-				   x->prev_seq, "step", x->step, "nodes", nodes, "next", next, "status",
-				   x->status));
+		run_emit_ck(x, ENG_STREAM_CHECKPOINTS, x->parent_seq, NULL,
+			    json_pack("{s:i,s:i,s:i,s:o,s:O,s:s}", "seq", x->parent_seq, "parent",
+				      x->prev_seq, "step", x->step, "nodes", nodes, "next", next, "status",
+				      x->status));
 	}
 	if (eng_stream_sink_wants(sink, ENG_STREAM_VALUES))
-		run_emit(x, ENG_STREAM_VALUES, NULL,
-			 json_pack("{s:i,s:O}", "seq", x->parent_seq, "state", x->state));
+		run_emit_ck(x, ENG_STREAM_VALUES, x->parent_seq, NULL,
+			    json_pack("{s:i,s:O}", "seq", x->parent_seq, "state", x->state));
 }
 
 static int acquire(eng_engine *e, pg_conn **c)
@@ -816,6 +824,7 @@ static int run_step(run_exec *x)
 			.g = x->g,
 			.run_id = x->r.run_id,
 			.thread_id = x->r.thread_id,
+			.token = x->r.token,
 			.thread_key = x->r.thread_key,
 			.step = x->step,
 			.app = x->e->opt.app,
@@ -887,12 +896,11 @@ static int run_step(run_exec *x)
 	next = NULL;
 	json_decref(x->r.pending);
 	x->r.pending = NULL;
-	/* events taken in this step are consumed: drop them from the list */
-	if (json_array_size(parts.consumed)) {
-		for (size_t i = json_array_size(x->r.events); i-- > 0;)
-			if (sh.taken_by[i])
-				json_array_remove(x->r.events, i);
-	}
+	/* events taken in this step are consumed (by its commit, or a subgraph's):
+	 * drop them from the list */
+	for (size_t i = json_array_size(x->r.events); i-- > 0;)
+		if (sh.taken_by[i])
+			json_array_remove(x->r.events, i);
 	x->step++;
 	rc = strcmp(x->status, "running") == 0 ? 1 : 0;
 done:

@@ -216,6 +216,20 @@ int eng_graph_add_node(eng_graph *g, const char *name, eng_node_fn fn, void *uda
 	return 0;
 }
 
+int eng_graph_add_subgraph(eng_graph *g, const char *name, const eng_graph *child,
+			   const eng_retry *retry)
+{
+	int rc;
+
+	if (!child || !eng_graph_compiled(child) || child == g)
+		return err_set(ERR_INVALID, "subgraph '%s' must be another graph, compiled first",
+			       name ? name : "(null)");
+	rc = eng_graph_add_node(g, name, subgraph_run, (void *)child, retry);
+	if (rc == 0)
+		g->nodes[g->nnodes - 1].sub = child;
+	return rc;
+}
+
 /* Edges name nodes that exist already: add nodes first, then edges. */
 static eng_node_def *mutable_node(eng_graph *g, const char *name)
 {

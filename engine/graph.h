@@ -93,6 +93,24 @@ void eng_graph_free(eng_graph *g);
 int eng_graph_add_node(eng_graph *g, const char *name, eng_node_fn fn, void *udata,
 		       const eng_retry *retry);
 
+/* Adds a subgraph: the compiled graph `child` (borrowed; it must outlive
+ * this one) runs as node `name` of this one, with the retry policy `retry`
+ * (NULL: the default). It starts from this graph's state (applied through
+ * the child's reducers) and returns, as the node's update, what its own
+ * nodes wrote (the keys they set, the items they appended, the fields they
+ * merged). Its checkpoints live in a thread of their own (its namespace,
+ * "<thread key>/<name>:<run>.<step>.<task>", migration 031), one per
+ * invocation: history, state and fork work on it as on any thread. A node
+ * of the child that waits (eng_await) parks the parent run on the same
+ * keys; the event, delivered to the parent thread, resumes the parent into
+ * the child where it stopped (the child's tasks that had finished in that
+ * step run again). Its events (eng_emit) go to the parent thread's outbox
+ * and its events taken are the parent thread's. Its stream events carry
+ * its path in "ns" ("name:<task>", nested "outer:0/inner:1"). ERR_INVALID
+ * for a child that is not compiled or is this graph. */
+int eng_graph_add_subgraph(eng_graph *g, const char *name, const eng_graph *child,
+			   const eng_retry *retry);
+
 /* A fixed edge. `from` may be ENG_START, `to` may be ENG_END. Several edges
  * from one node fan out: all targets run in the next step. */
 int eng_graph_add_edge(eng_graph *g, const char *from, const char *to);

@@ -30,7 +30,11 @@ typedef struct eng_node_def {
 	eng_targets dests;  /* where the node may eng_goto/eng_send */
 	int cached;         /* has a cache policy (eng_graph_set_cache) */
 	eng_cache_policy cache;
+	const eng_graph *sub; /* a subgraph node runs this graph (engine/subgraph.c) */
 } eng_node_def;
+
+/* The function of every subgraph node (engine/subgraph.c). */
+int subgraph_run(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update);
 
 /* The node called `name`, or NULL. ENG_START resolves to the start pseudo
  * node (which has edges and a router but no function). */

@@ -24,6 +24,34 @@ int step_shared_init(step_shared *sh, json_t *events, const atomic_int *cancel)
 	return 0;
 }
 
+json_t *step_shared_untaken(step_shared *sh)
+{
+	json_t *out = json_array();
+
+	pthread_mutex_lock(&sh->mu);
+	for (size_t i = 0; out && i < sh->nevents; i++)
+		if (!sh->taken_by[i])
+			json_array_append(out, json_array_get(sh->events, i));
+	pthread_mutex_unlock(&sh->mu);
+	return out;
+}
+
+void step_shared_claim(step_shared *sh, int task, const json_t *ids)
+{
+	size_t k;
+	json_t *id;
+
+	pthread_mutex_lock(&sh->mu);
+	json_array_foreach(ids, k, id) {
+		for (size_t i = 0; i < sh->nevents; i++)
+			if (!sh->taken_by[i] &&
+			    json_integer_value(json_object_get(json_array_get(sh->events, i), "id")) ==
+				    json_integer_value(id))
+				sh->taken_by[i] = task + 1;
+	}
+	pthread_mutex_unlock(&sh->mu);
+}
+
 static int64_t hung_grace_ms(int64_t timeout_ms)
 {
 	return timeout_ms / 10 > STEP_HUNG_GRACE_MIN_MS ? timeout_ms / 10 : STEP_HUNG_GRACE_MIN_MS;
@@ -93,6 +121,12 @@ static json_t *ensure_array(json_t **slot)
 void step_emit(const step_stream *st, unsigned mode, int64_t run_id, int64_t thread_id,
 	       const char *thread_key, int step, const char *node, json_t *data)
 {
+	step_emit_ck(st, mode, run_id, thread_id, thread_key, step, 0, node, data);
+}
+
+void step_emit_ck(const step_stream *st, unsigned mode, int64_t run_id, int64_t thread_id,
+		  const char *thread_key, int step, int ck, const char *node, json_t *data)
+{
 	eng_stream_meta m;
 
 	if (!st || !eng_stream_sink_wants(st->sink, mode)) {
@@ -104,6 +138,7 @@ void step_emit(const step_stream *st, unsigned mode, int64_t run_id, int64_t thr
 	m.thread_id = thread_id;
 	m.thread_key = thread_key;
 	m.step = step;
+	m.checkpoint = ck;
 	m.node = node;
 	m.ns = st->ns;
 	pthread_mutex_lock(st->mu);
@@ -395,6 +430,7 @@ static void run_task(task_job *job)
 		.node = job->node,
 		.run_id = in->run_id,
 		.thread_id = in->thread_id,
+		.token = in->token,
 		.thread_key = in->thread_key,
 		.step = in->step,
 		.task = job->index,

@@ -79,10 +79,15 @@ typedef struct step_stream {
 void step_emit(const step_stream *st, unsigned mode, int64_t run_id, int64_t thread_id,
 	       const char *thread_key, int step, const char *node, json_t *data);
 
+/* step_emit of an event that belongs to checkpoint `ck` (updates,
+ * checkpoints, values), so a late join can leave out what it holds. */
+void step_emit_ck(const step_stream *st, unsigned mode, int64_t run_id, int64_t thread_id,
+		  const char *thread_key, int step, int ck, const char *node, json_t *data);
+
 struct eng_ctx {
 	const eng_graph *g;
 	const eng_node_def *node;
-	int64_t run_id, thread_id;
+	int64_t run_id, thread_id, token;
 	const char *thread_key;
 	int step, attempt, task;
 	int64_t deadline; /* util_mono_ms() time the attempt must return by; 0: none */
@@ -95,7 +100,7 @@ struct eng_ctx {
 
 typedef struct step_input {
 	const eng_graph *g;
-	int64_t run_id, thread_id;
+	int64_t run_id, thread_id, token; /* token: the run's lease, for subgraph commits */
 	const char *thread_key;
 	int step;
 	void *app;
@@ -109,6 +114,14 @@ typedef struct step_input {
 
 int step_shared_init(step_shared *sh, json_t *events, const atomic_int *cancel);
 void step_shared_destroy(step_shared *sh);
+
+/* The events no task has taken yet (a new array sharing their values), for
+ * a subgraph's own step_shared. NULL when out of memory. */
+json_t *step_shared_untaken(step_shared *sh);
+
+/* Marks the events whose ids are in `ids` as taken by task `task` (a
+ * subgraph consumed them in a commit of its own). */
+void step_shared_claim(step_shared *sh, int task, const json_t *ids);
 
 /* True (1) when a task of the step is running an attempt that is past its
  * deadline plus grace at monotonic time `now` (see eng_graph_set_timeout);

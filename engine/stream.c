@@ -110,7 +110,7 @@ json_t *eng_stream_event_data(const eng_stream_event *ev)
 typedef struct header {
 	unsigned mode;
 	int64_t thread_id, run_id, seq;
-	int step;
+	int step, ck;
 	double t_ms;
 	const char *key, *node, *ns, *origin;
 } header;
@@ -123,8 +123,8 @@ static int wire_head(buf *b, const header *h)
 	if (rc == 0)
 		rc = buf_put_json_str(b, h->key);
 	if (rc == 0)
-		rc = buf_printf(b, "\",\"run\":%lld,\"seq\":%lld,\"step\":%d,\"node\":\"",
-				(long long)h->run_id, (long long)h->seq, h->step);
+		rc = buf_printf(b, "\",\"run\":%lld,\"seq\":%lld,\"step\":%d,\"ck\":%d,\"node\":\"",
+				(long long)h->run_id, (long long)h->seq, h->step, h->ck);
 	if (rc == 0)
 		rc = buf_put_json_str(b, h->node);
 	if (rc == 0)
@@ -159,6 +159,7 @@ static eng_stream_event *event_make(const header *h, const char *wire, size_t wi
 	ev->run_id = h->run_id;
 	ev->seq = h->seq;
 	ev->step = h->step;
+	ev->checkpoint = h->ck;
 	ev->t_ms = h->t_ms;
 	memcpy(p, h->key, lk);
 	ev->thread_key = p;
@@ -221,6 +222,7 @@ struct eng_stream_sub {
 	int efd;
 	int signaled;
 	int closed;
+	int snap_seq;            /* a late join's checkpoint: what it covers is not given again */
 	eng_stream_sub *next;
 };
 
@@ -373,6 +375,8 @@ static int sub_matches(const eng_stream_sub *s, const eng_stream_event *ev, int 
 		return 0;
 	if (s->prefix && strncmp(ev->thread_key, s->prefix, s->prefix_len) != 0)
 		return 0;
+	if (s->snap_seq && ev->checkpoint && ev->checkpoint <= s->snap_seq && ev->ns[0] == '\0')
+		return 0; /* the snapshot it joined with holds it already */
 	return 1;
 }
 
@@ -482,6 +486,7 @@ int eng_stream_publish(eng_stream_hub *h, const eng_stream_meta *m, const char *
 		.run_id = m->run_id,
 		.seq = m->seq,
 		.step = m->step,
+		.ck = m->checkpoint,
 		.t_ms = wall_ms(),
 		.key = m->thread_key ? m->thread_key : "",
 		.node = m->node ? m->node : "",
@@ -646,6 +651,8 @@ static int parse_wire(const char *w, size_t len, header *h, buf *sb, size_t *dat
 				h->seq = (int64_t)v;
 			else if (strcmp(name, "step") == 0)
 				h->step = (int)v;
+			else if (strcmp(name, "ck") == 0)
+				h->ck = (int)v;
 			else if (strcmp(name, "t") == 0)
 				h->t_ms = v;
 			p = e;
@@ -758,6 +765,28 @@ static void sub_insert(eng_stream_hub *h, eng_stream_sub *s, eng_stream_event *e
 	pthread_mutex_unlock(&h->mu);
 }
 
+/* After a late join's snapshot at checkpoint `seq`: drops what s queued
+ * meanwhile that the snapshot holds (updates, checkpoints, values of that
+ * checkpoint or earlier), and lets nothing of the kind in from now on. */
+static void sub_covered(eng_stream_hub *h, eng_stream_sub *s, int seq)
+{
+	int kept = 0;
+
+	pthread_mutex_lock(&h->mu);
+	s->snap_seq = seq;
+	for (int i = 0; i < s->count; i++) {
+		eng_stream_event *ev = s->ring[(s->head + i) % s->size];
+		if (ev && !ev->own_gap && ev->checkpoint && ev->checkpoint <= seq && !ev->ns[0]) {
+			eng_stream_event_release(ev);
+			continue;
+		}
+		s->ring[(s->head + kept) % s->size] = ev;
+		kept++;
+	}
+	s->count = kept;
+	pthread_mutex_unlock(&h->mu);
+}
+
 /* An event made here for one subscriber (a late join's snapshot). */
 static eng_stream_event *local_event(eng_stream_hub *h, unsigned mode, int64_t thread,
 				     int64_t run, const char *key, const json_t *data)
@@ -797,6 +826,7 @@ static int late_join(eng_stream_hub *h, eng_stream_sub *s)
 	} else if (rc == 0) {
 		snap = json_pack("{s:b,s:i,s:O,s:O?}", "snapshot", 1, "seq", seq, "state", state,
 				 "next", next);
+		sub_covered(h, s, seq);
 		if (snap) {
 			eng_stream_event *ev =
 				local_event(h, ENG_STREAM_CHECKPOINTS, thread, s->run_id, key, snap);

@@ -52,8 +52,9 @@
  * one subscription is read by one thread at a time.
  *
  * The wire form: {"v":1,"mode":"custom","thread":12,"key":"tg:42:1",
- * "run":34,"seq":17,"step":3,"node":"talker","ns":"","t":1765432100123.456,
- * "origin":"host-123-ab12","data":{...}} with the fields in that order
+ * "run":34,"seq":17,"step":3,"ck":0,"node":"talker","ns":"",
+ * "t":1765432100123.456,"origin":"host-123-ab12","data":{...}} with the
+ * fields in that order
  * (eng_stream_inject relies on it) and "data" last; "t" is the wall clock
  * in milliseconds when it was emitted.
  */
@@ -101,6 +102,7 @@ typedef struct eng_stream_event {
 	unsigned mode;
 	int64_t thread_id, run_id, seq;
 	int step;
+	int checkpoint;       /* updates, checkpoints, values: the checkpoint they are of */
 	double t_ms;          /* wall clock, milliseconds, when it was emitted */
 	int64_t dropped;      /* mode dropped: how many events were lost */
 	const char *thread_key;
@@ -127,6 +129,7 @@ typedef struct eng_stream_meta {
 	unsigned mode;          /* one mode bit */
 	int64_t thread_id, run_id, seq;
 	int step;
+	int checkpoint;         /* updates, checkpoints, values: their checkpoint; 0: none */
 	const char *thread_key; /* NULL: "" */
 	const char *node;
 	const char *ns;
@@ -222,7 +225,9 @@ typedef struct eng_stream_filter {
 	int late_join;          /* with thread_id or run_id and the hub's pool: the
 				 * thread's latest checkpoint (checkpoints, snapshot)
 				 * comes first, and for a run that has ended already
-				 * its end (run) */
+				 * its end (run); the updates, checkpoints and values
+				 * of that checkpoint and earlier ones are not given
+				 * again after it */
 	int queue;              /* 0: the hub's */
 } eng_stream_filter;
 

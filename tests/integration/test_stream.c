@@ -794,6 +794,195 @@ static void test_update_state(void **st)
 	eng_graph_free(gate);
 }
 
+/* --- subgraphs --- */
+
+static int sg_append(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	char entry[128];
+	const char *name = eng_ctx_node(ctx);
+	(void)input;
+	if (strcmp(name, "draft") == 0)
+		snprintf(entry, sizeof(entry), "draft:%s",
+			 json_string_value(json_object_get(state, "topic")));
+	else
+		snprintf(entry, sizeof(entry), "%s", name);
+	eng_stream_custom(ctx, json_pack("{s:s,s:s}", "from", name, "ns", eng_ctx_ns(ctx)));
+	*update = json_pack("{s:[s]}", "log", entry);
+	return 0;
+}
+
+static int sg_approve(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	json_t *v = NULL;
+	char entry[128];
+	int rc;
+	(void)state;
+	(void)input;
+	rc = eng_await(ctx, "inner_ok", json_pack("{s:s}", "question", "polish it?"), &v);
+	if (rc < 0)
+		return rc;
+	snprintf(entry, sizeof(entry), "approve:%s", json_string_value(v));
+	json_decref(v);
+	*update = json_pack("{s:[s]}", "log", entry);
+	return 0;
+}
+
+static eng_graph *chain_graph(const char *name, const char *const *nodes, int n,
+			      const eng_graph *sub, const char *sub_name)
+{
+	eng_graph *g = NULL;
+	const char *prev = ENG_START;
+
+	assert_int_equal(eng_graph_new(&g, name), 0);
+	for (int i = 0; i < n; i++) {
+		if (sub && strcmp(nodes[i], sub_name) == 0)
+			assert_int_equal(eng_graph_add_subgraph(g, nodes[i], sub, NULL), 0);
+		else
+			assert_int_equal(eng_graph_add_node(g, nodes[i],
+							    strcmp(nodes[i], "approve") == 0 ? sg_approve
+											   : sg_append,
+							    NULL, NULL),
+					 0);
+		eng_graph_add_edge(g, prev, nodes[i]);
+		prev = nodes[i];
+	}
+	eng_graph_add_edge(g, prev, ENG_END);
+	eng_graph_set_reducer(g, "log", ENG_APPEND);
+	assert_int_equal(eng_graph_compile(g), 0);
+	return g;
+}
+
+static json_t *log_of(int64_t thread)
+{
+	json_t *state = NULL, *log;
+	assert_int_equal(eng_state_at(db, thread, 0, &state, NULL, NULL), 0);
+	log = json_incref(json_object_get(state, "log"));
+	json_decref(state);
+	return log;
+}
+
+/* A subgraph with an interrupt inside: the parent parks on the child's
+ * wait; the child's checkpoints are in a thread of their own; a fork of
+ * the child's history moves where the parent resumes into; resumed, the
+ * child goes on from there and the parent gets what it wrote; the stream
+ * carries the child's path; a fork of the parent before the subgraph runs
+ * the child afresh in a namespace of its own. */
+static void test_subgraphs(void **st)
+{
+	static const char *inner_nodes[] = {"draft", "approve", "polish"};
+	static const char *outer_nodes[] = {"intro", "sub", "outro"};
+	eng_graph *inner = chain_graph("inner", inner_nodes, 3, NULL, NULL);
+	eng_graph *outer = chain_graph("outer", outer_nodes, 3, inner, "sub");
+	eng_stream_hub *hub = NULL;
+	eng_stream_sub *sub = NULL;
+	eng_stream_filter f = {.modes = ENG_STREAM_ALL, .key_prefix = "sg-"};
+	eng_options opt = {.threads = 0};
+	eng_engine *e = NULL;
+	eng_result r;
+	json_t *input = ts_json("{\"topic\": \"words\"}"), *evs, *ev, *hist = NULL, *log;
+	int64_t parent, child, fork_run = 0, run2 = 0;
+	size_t i;
+	int from_child = 0;
+	char key[256];
+	(void)st;
+
+	assert_int_equal(eng_stream_hub_new(&hub, NULL), 0);
+	opt.sink = eng_stream_hub_sink(hub);
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, outer), 0);
+	assert_int_equal(eng_stream_subscribe(hub, &f, &sub), 0);
+	assert_int_equal(eng_graph_add_subgraph(outer, "again", inner, NULL), ERR_INVALID);
+
+	/* the interrupt inside parks the parent, on the child's key */
+	assert_int_equal(eng_invoke(e, "outer", "sg-1", input, 0, &r), 0);
+	assert_string_equal(r.status, "waiting");
+	assert_non_null(strstr(json_dumps(r.wait, JSON_COMPACT), "polish it?"));
+	parent = r.thread_id;
+	snprintf(key, sizeof(key), "sg-1/sub:%lld.2.0", (long long)r.run_id);
+	eng_result_clear(&r);
+	assert_int_equal(eng_thread_find(db, key, &child), 0);
+	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM threads WHERE parent_id IS NOT NULL"),
+			 1);
+	/* the child's own history: its input, then draft */
+	assert_int_equal(eng_history(db, child, 10, &hist), 0);
+	assert_int_equal(json_array_size(hist), 2);
+	json_decref(hist);
+	log = log_of(child);
+	assert_true(json_equal(log, ts_json("[\"intro\",\"draft:words\"]")));
+	json_decref(log);
+	/* the stream says where each event comes from */
+	evs = drain(sub, 0);
+	json_array_foreach(evs, i, ev) {
+		const char *ns = json_string_value(json_object_get(ev, "ns"));
+		const char *node = json_string_value(json_object_get(ev, "node"));
+		if (strcmp(node, "draft") == 0 || strcmp(node, "approve") == 0) {
+			assert_string_equal(ns, "sub:0");
+			from_child++;
+		} else if (*node) {
+			assert_string_equal(ns, ""); /* the parent's own nodes */
+		}
+		if (strcmp(ev_mode(ev), "custom") == 0 && strcmp(node, "draft") == 0)
+			assert_string_equal(json_string_value(json_object_get(
+						    json_object_get(ev, "data"), "ns")), "sub:0");
+	}
+	assert_true(from_child >= 4);
+	json_decref(evs);
+
+	/* time travel across the boundary: fork the child before its draft */
+	{
+		json_t *upd = ts_json("{\"topic\": \"forked\"}");
+		assert_int_equal(eng_fork(db, child, 1, upd, &fork_run), 0);
+		json_decref(upd);
+	}
+	assert_true(fork_run > 0);
+	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM runs WHERE status = 'queued'"), 0);
+	/* resumed: the parent goes into the child where its head now stands */
+	assert_int_equal(eng_resume(e, parent, "inner_ok", json_string("yes"), ENG_WANT_STATE, &r),
+			 0);
+	assert_string_equal(r.status, "done");
+	assert_true(json_equal(json_object_get(r.state, "log"),
+			       ts_json("[\"intro\",\"draft:forked\",\"approve:yes\",\"polish\","
+				       "\"outro\"]")));
+	assert_int_equal(r.run_id, fork_run);
+	eng_result_clear(&r);
+	log = log_of(child);
+	assert_true(json_equal(log, ts_json("[\"intro\",\"draft:forked\",\"approve:yes\","
+					    "\"polish\"]")));
+	json_decref(log);
+
+	/* a fork of the parent before the subgraph: a new namespace, run afresh */
+	assert_int_equal(eng_fork(db, parent, 1, NULL, &run2), 0);
+	assert_true(run2 > 0);
+	{
+		eng_options o2 = {.threads = 1, .poll_ms = 50};
+		eng_engine *w = NULL;
+		assert_int_equal(eng_engine_new(&w, pool, &o2), 0);
+		assert_int_equal(eng_engine_add_graph(w, outer), 0);
+		assert_int_equal(eng_engine_start(w), 0);
+		char q[160];
+		snprintf(q, sizeof(q), "SELECT count(*) FROM runs WHERE id = %lld AND status = "
+				       "'waiting'", (long long)run2);
+		ts_await_sql(db, q, 1, 30000);
+		eng_engine_free(w);
+	}
+	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM threads WHERE parent_id IS NOT NULL"),
+			 2);
+	assert_int_equal(eng_resume(e, parent, "inner_ok", json_string("again"), ENG_WANT_STATE,
+				    &r),
+			 0);
+	assert_string_equal(r.status, "done");
+	assert_true(json_equal(json_object_get(r.state, "log"),
+			       ts_json("[\"intro\",\"draft:words\",\"approve:again\",\"polish\","
+				       "\"outro\"]")));
+	eng_result_clear(&r);
+	json_decref(input);
+	eng_stream_unsubscribe(sub);
+	eng_engine_free(e);
+	eng_stream_hub_free(hub);
+	eng_graph_free(outer);
+	eng_graph_free(inner);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +994,7 @@ int main(void)
 		cmocka_unit_test(test_crash_mid_stream),
 		cmocka_unit_test(test_node_cache),
 		cmocka_unit_test(test_update_state),
+		cmocka_unit_test(test_subgraphs),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, setup, teardown);
