@@ -147,6 +147,11 @@ int cmd_history(int argc, char **argv);
 int cmd_state(int argc, char **argv);
 int cmd_fork(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+
+/* `run <id> --stream`: prints run `run`'s stream (modes: a mask of
+ * engine/stream.h; json: each event's wire form) until it ends or waits,
+ * or SIGINT. The exit status. */
+int cli_follow_run(int64_t run, unsigned modes, int json);
 int cmd_cancel(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_prune(int argc, char **argv);

@@ -3,6 +3,8 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "engine/control.h"
+#include "engine/stream.h"
+#include "nodes/factory.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,9 @@ typedef struct list_opts {
 	int64_t limit;
 	int64_t seq;
 	const char *update;
+	const char *set;  /* state --set FILE */
+	const char *as;   /* state --as NODE */
+	int cont;         /* state --continue */
 	int64_t run;
 	const char *pos[2];
 	int npos;
@@ -43,6 +48,12 @@ static int parse(int argc, char **argv, list_opts *o, const char *usage)
 				return cli_usage(usage);
 		} else if (cli_opt(argc, argv, &i, "--update", &v)) {
 			o->update = v;
+		} else if (cli_opt(argc, argv, &i, "--set", &v)) {
+			o->set = v;
+		} else if (cli_opt(argc, argv, &i, "--as", &v)) {
+			o->as = v;
+		} else if (cli_flag(argv, i, "--continue")) {
+			o->cont = 1;
 		} else if (argv[i][0] == '-' || o->npos == 2) {
 			return cli_usage(usage);
 		} else {
@@ -168,8 +179,52 @@ int cmd_history(int argc, char **argv)
 
 static const char USAGE_STATE[] =
 	"orchestrator state <thread> [--seq N]\n"
+	"orchestrator state <thread> --set FILE [--as NODE] [--continue]\n"
 	"  Prints a thread's state (JSON) at its latest checkpoint or at checkpoint N,\n"
-	"  with the tasks that were next there.";
+	"  with the tasks that were next there.\n"
+	"  --set edits it: a new checkpoint whose state is the latest one with the JSON\n"
+	"  object in FILE ('-': standard input) applied through the graph's reducers, as\n"
+	"  if node NODE had returned it, so what follows NODE runs next (without --as the\n"
+	"  same tasks as before follow). Refused while a run of the thread is queued or\n"
+	"  running; a run that waits is moved to the new checkpoint (with --as it goes on\n"
+	"  from there). --continue queues a run from it when none is active.";
+
+/* `state --set`: the edit as if NODE returned it (eng_update_state). */
+static int state_set(pg_conn *c, int64_t tid, const list_opts *o)
+{
+	eng_graph *g = NULL;
+	json_t *update;
+	json_error_t jerr;
+	eng_update_result u;
+	char graph[64];
+	int rc;
+
+	update = strcmp(o->set, "-") == 0 ? json_loadf(stdin, 0, &jerr)
+					   : json_load_file(o->set, 0, &jerr);
+	if (!json_is_object(update)) {
+		fprintf(stderr, "orchestrator: state: %s must hold a JSON object (%s)\n", o->set,
+			update ? "it holds another JSON value" : jerr.text);
+		json_decref(update);
+		return 2;
+	}
+	rc = eng_thread_graph(c, tid, graph, sizeof(graph));
+	if (rc == 0 && strcmp(graph, "factory") != 0)
+		rc = err_set(ERR_INVALID, "thread %lld runs graph '%s', which this program does not "
+					  "have (only 'factory')", (long long)tid, graph);
+	if (rc == 0)
+		rc = nd_factory_graph(&g);
+	if (rc == 0)
+		rc = eng_update_state(c, g, tid, update, o->as, o->cont ? ENG_UPDATE_RUN : 0, &u);
+	json_decref(update);
+	eng_graph_free(g);
+	if (rc < 0)
+		return cli_fail("state");
+	printf("checkpoint %d written%s%s", u.seq, o->as ? " as node " : "", o->as ? o->as : "");
+	if (u.run_id)
+		printf("; run %lld is %s", (long long)u.run_id, u.run_status);
+	printf("\n");
+	return 0;
+}
 
 int cmd_state(int argc, char **argv)
 {
@@ -182,11 +237,16 @@ int cmd_state(int argc, char **argv)
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (o.npos != 1)
+	if (o.npos != 1 || ((o.as || o.cont) && !o.set) || (o.set && o.seq))
 		return cli_usage(USAGE_STATE);
 	if (!(c = cli_db()))
 		return 1;
 	rc = find_thread(c, o.pos[0], &tid);
+	if (rc == 0 && o.set) {
+		rc = state_set(c, tid, &o);
+		pg_conn_close(c);
+		return rc;
+	}
 	if (rc == 0)
 		rc = eng_state_at(c, tid, (int)o.seq, &state, &next, &seq);
 	pg_conn_close(c);
@@ -243,7 +303,13 @@ int cmd_fork(int argc, char **argv)
 	return 0;
 }
 
-static const char USAGE_RUN[] = "orchestrator run <run-id>\n  Prints one run as JSON.";
+static const char USAGE_RUN[] =
+	"orchestrator run <run-id> [--stream [MODES]] [--json]\n"
+	"  Prints one run as JSON. With --stream, follows it live instead: its last\n"
+	"  checkpoint, then what it emits as it runs, in MODES (comma-separated: values,\n"
+	"  updates, custom, messages, checkpoints, tasks, debug; all; default: all but\n"
+	"  values and debug), until it ends or waits for something. The model's replies\n"
+	"  are printed as they are written. --json prints each event as one JSON line.";
 
 int cmd_run(int argc, char **argv)
 {
@@ -251,7 +317,37 @@ int cmd_run(int argc, char **argv)
 	json_t *r = NULL;
 	int64_t id;
 	pg_conn *c;
-	int rc = parse(argc, argv, &o, USAGE_RUN);
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		/* --stream [MODES]: followed live (cmd_follow.c) */
+		unsigned modes = ENG_STREAM_DEFAULT;
+		int json = 0, k;
+		const char *target = NULL;
+
+		if (strcmp(argv[i], "--stream") != 0)
+			continue;
+		for (k = 1; k < argc; k++) {
+			if (k == i)
+				continue;
+			if (k == i + 1 && argv[k][0] != '-' && cli_int(argv[k]) < 1) {
+				if (eng_stream_modes_parse(argv[k], &modes) < 0) {
+					fprintf(stderr, "orchestrator: run: %s\n", err_last());
+					return 2;
+				}
+			} else if (strcmp(argv[k], "--json") == 0) {
+				json = 1;
+			} else if (!target && cli_int(argv[k]) >= 1) {
+				target = argv[k];
+			} else {
+				return cli_usage(USAGE_RUN);
+			}
+		}
+		if (!target)
+			return cli_usage(USAGE_RUN);
+		return cli_follow_run(cli_int(target), modes, json);
+	}
+	rc = parse(argc, argv, &o, USAGE_RUN);
 
 	if (rc)
 		return rc == 1 ? 0 : rc;

@@ -301,6 +301,29 @@ int eng_enqueue(pg_conn *c, int64_t thread_id, const json_t *input, int64_t *out
 	return rc;
 }
 
+static const pg_stmt STMT_THREAD_GRAPH = {
+	"ctl_thread_graph",
+	"SELECT graph FROM threads WHERE id = $1",
+	1,
+};
+
+int eng_thread_graph(pg_conn *c, int64_t thread_id, char *out, size_t cap)
+{
+	char id[24];
+	const char *params[1] = {id};
+	PGresult *res = NULL;
+	int rc;
+
+	snprintf(id, sizeof(id), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &res, &STMT_THREAD_GRAPH, params);
+	if (rc == 0 && pg_rows(res) == 0)
+		rc = err_set(ERR_NOTFOUND, "no thread %lld", (long long)thread_id);
+	if (rc == 0)
+		snprintf(out, cap, "%s", pg_val(res, 0, 0));
+	PQclear(res);
+	return rc;
+}
+
 int eng_thread_find(pg_conn *c, const char *id_or_key, int64_t *out_id)
 {
 	const char *params[1] = {id_or_key};

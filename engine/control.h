@@ -30,6 +30,10 @@ int eng_start_many(pg_conn *c, const char *graph, const json_t *items, json_t **
 /* Queues a run on an existing thread. ERR_NOTFOUND when there is none. */
 int eng_enqueue(pg_conn *c, int64_t thread_id, const json_t *input, int64_t *out_run);
 
+/* The graph a thread runs, into out[cap]. ERR_NOTFOUND when there is no
+ * such thread. */
+int eng_thread_graph(pg_conn *c, int64_t thread_id, char *out, size_t cap);
+
 /* Resolves "42" (an id) or a thread key to the thread's id. */
 int eng_thread_find(pg_conn *c, const char *id_or_key, int64_t *out_id);
 
