@@ -23,6 +23,8 @@ if ref_ready langgraphjs; then
 	echo "running the reference (LangGraph.js + PostgresSaver); log in $out/ref_langgraphjs.log"
 	(cd "$anchor" && ./run.sh) >"$ref_json" 2>"$out/ref_langgraphjs.log" ||
 		echo "the reference failed; see $out/ref_langgraphjs.log"
+	# bench/stream.sh reads its phase I from this same run
+	echo "${BENCH_RUN:-}" >"$out/ref_langgraphjs.run"
 fi
 
 # orchestrator on the same server when the reference started it, else on a private one

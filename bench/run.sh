@@ -8,6 +8,8 @@
 set -u
 cd "$(dirname "$0")/.."
 export BUILD=${BUILD:-build} BIN=${BIN:-bin/orchestrator}
+# names this invocation: a reference run by one part is reused by another
+export BENCH_RUN=${BENCH_RUN:-$(date +%s)-$$}
 mkdir -p "$BUILD/bench"
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then

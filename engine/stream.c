@@ -183,16 +183,146 @@ static eng_stream_event *event_make(const header *h, const char *wire, size_t wi
 	return ev;
 }
 
+/* --- the fast header: no printf, one allocation (the common case) --- */
+
+typedef struct fw {
+	char *p, *end;
+	int ok;
+} fw;
+
+static void fw_put(fw *w, const char *s, size_t n)
+{
+	if (!w->ok || (size_t)(w->end - w->p) < n) {
+		w->ok = 0;
+		return;
+	}
+	memcpy(w->p, s, n);
+	w->p += n;
+}
+
+static void fw_str(fw *w, const char *s)
+{
+	fw_put(w, s, strlen(s));
+}
+
+static void fw_int(fw *w, int64_t v)
+{
+	char tmp[24];
+	int n = 0, neg = v < 0;
+	uint64_t u = neg ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (neg)
+		tmp[n++] = '-';
+	if (!w->ok || w->end - w->p < n) {
+		w->ok = 0;
+		return;
+	}
+	while (n > 0)
+		*w->p++ = tmp[--n];
+}
+
+/* A string that needs no JSON escaping (else the slow path is taken). */
+static void fw_plain(fw *w, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == '"' || *p == '\\' || *p >= 0x80) {
+			w->ok = 0;
+			return;
+		}
+	fw_str(w, s);
+}
+
+/* The header into out[cap]: its length, or 0 when the slow path is needed. */
+static size_t fast_head(const header *h, char *out, size_t cap)
+{
+	fw w = {out, out + cap, 1};
+	int64_t tu = (int64_t)(h->t_ms * 1000.0 + 0.5); /* microseconds */
+	char frac[4];
+
+	fw_str(&w, "{\"v\":1,\"mode\":\"");
+	fw_str(&w, eng_stream_mode_name(h->mode));
+	fw_str(&w, "\",\"thread\":");
+	fw_int(&w, h->thread_id);
+	fw_str(&w, ",\"key\":\"");
+	fw_plain(&w, h->key);
+	fw_str(&w, "\",\"run\":");
+	fw_int(&w, h->run_id);
+	fw_str(&w, ",\"seq\":");
+	fw_int(&w, h->seq);
+	fw_str(&w, ",\"step\":");
+	fw_int(&w, h->step);
+	fw_str(&w, ",\"ck\":");
+	fw_int(&w, h->ck);
+	fw_str(&w, ",\"node\":\"");
+	fw_plain(&w, h->node);
+	fw_str(&w, "\",\"ns\":\"");
+	fw_plain(&w, h->ns);
+	fw_str(&w, "\",\"t\":");
+	fw_int(&w, tu / 1000);
+	frac[0] = '.';
+	frac[1] = (char)('0' + (tu % 1000) / 100);
+	frac[2] = (char)('0' + (tu % 100) / 10);
+	frac[3] = (char)('0' + tu % 10);
+	fw_put(&w, frac, 4);
+	fw_str(&w, ",\"origin\":\"");
+	fw_plain(&w, h->origin);
+	fw_str(&w, "\",\"data\":");
+	return w.ok ? (size_t)(w.p - out) : 0;
+}
+
 /* Builds an event from its header and payload text. */
 static eng_stream_event *event_build(const header *h, const char *data, size_t len)
 {
 	eng_stream_event *ev = NULL;
-	size_t off;
+	char head[768];
+	size_t off, hl;
 	buf b;
 
 	if (!data || len == 0) {
 		data = "{}";
 		len = 2;
+	}
+	hl = fast_head(h, head, sizeof(head));
+	if (hl) {
+		/* one allocation: the header and the payload go straight into it */
+		size_t lk = strlen(h->key) + 1, ln = strlen(h->node) + 1, lns = strlen(h->ns) + 1;
+		size_t lo = strlen(h->origin) + 1, wl = hl + len + 1;
+		char *p;
+
+		ev = malloc(sizeof(*ev) + lk + ln + lns + lo + wl + 1);
+		if (!ev)
+			return NULL;
+		memset(ev, 0, sizeof(*ev));
+		ev->mode = h->mode;
+		ev->thread_id = h->thread_id;
+		ev->run_id = h->run_id;
+		ev->seq = h->seq;
+		ev->step = h->step;
+		ev->checkpoint = h->ck;
+		ev->t_ms = h->t_ms;
+		p = (char *)(ev + 1);
+		ev->thread_key = memcpy(p, h->key, lk);
+		p += lk;
+		ev->node = memcpy(p, h->node, ln);
+		p += ln;
+		ev->ns = memcpy(p, h->ns, lns);
+		p += lns;
+		ev->origin = memcpy(p, h->origin, lo);
+		p += lo;
+		memcpy(p, head, hl);
+		memcpy(p + hl, data, len);
+		p[hl + len] = '}';
+		p[wl] = '\0';
+		ev->wire = p;
+		ev->wire_len = wl;
+		ev->data = p + hl;
+		ev->data_len = len;
+		atomic_init(&ev->refs, 1);
+		return ev;
 	}
 	buf_init(&b, 0);
 	if (wire_head(&b, h) < 0)
