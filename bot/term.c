@@ -603,6 +603,41 @@ static int handle_line(term *t, char *line)
 	return 0;
 }
 
+/* Follows the replies of this chat's projects (threads "term:<name>:<n>")
+ * as they are written, when there is a hub. */
+static void live_subscribe(term *t)
+{
+	char prefix[120];
+	eng_stream_filter f = {.modes = ENG_STREAM_MESSAGES};
+
+	if (!t->opt->hub)
+		return;
+	snprintf(prefix, sizeof(prefix), "term:%s:", t->opt->name);
+	f.key_prefix = prefix;
+	if (eng_stream_subscribe(t->opt->hub, &f, &t->sub) < 0)
+		log_warn("chat", "replies will not be shown as they are written: %s", err_last());
+}
+
+/* What the loop waits for: the terminal, the outbox's notifications (when
+ * listening) and the live replies (when following them). The count. */
+static int poll_set(term *t, pg_conn *listen, struct pollfd pfd[3])
+{
+	int nfd = 2;
+
+	pfd[0].fd = t->opt->in_fd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = listen ? PQsocket(pg_conn_raw(listen)) : -1; /* poll ignores -1 */
+	pfd[1].events = POLLIN;
+	if (t->sub) {
+		pfd[2].fd = eng_stream_sub_fd(t->sub);
+		pfd[2].events = POLLIN;
+		nfd = 3;
+	}
+	for (int i = 0; i < nfd; i++)
+		pfd[i].revents = 0;
+	return nfd;
+}
+
 int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 {
 	term t;
@@ -618,15 +653,7 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 	buf_init(&t.done_text, 1 << 20);
 	buf_init(&t.live_text, 1 << 20);
 	bot_chat_key("term", opt->name, t.chat, sizeof(t.chat));
-	if (opt->hub) {
-		char prefix[120];
-		eng_stream_filter f = {.modes = ENG_STREAM_MESSAGES};
-		/* this chat's projects: threads "term:<name>:<n>" */
-		snprintf(prefix, sizeof(prefix), "term:%s:", opt->name);
-		f.key_prefix = prefix;
-		if (eng_stream_subscribe(opt->hub, &f, &t.sub) < 0)
-			log_warn("chat", "replies will not be shown as they are written: %s", err_last());
-	}
+	live_subscribe(&t);
 	snprintf(t.relay_id, sizeof(t.relay_id), "term-%d", (int)getpid());
 	buf_init(&line, 1 << 20);
 	rc = pg_pool_acquire(pool, 10000, &c);
@@ -655,7 +682,7 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 	}
 	while (!t.quit) {
 		struct pollfd pfd[3];
-		int nfd = 1, drc;
+		int nfd, drc;
 
 		if (util_mono_ms() - last_expire >= 30000) {
 			/* nobody else expires the terminal's questions */
@@ -678,26 +705,7 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 			break;
 		if (!t.prompt_shown && !t.live_call[0])
 			prompt(&t);
-		pfd[0].fd = opt->in_fd;
-		pfd[0].events = POLLIN;
-		pfd[0].revents = 0;
-		if (listen) {
-			pfd[1].fd = PQsocket(pg_conn_raw(listen));
-			pfd[1].events = POLLIN;
-			pfd[1].revents = 0;
-			nfd = 2;
-		} else {
-			pfd[1].fd = -1; /* poll ignores it */
-			pfd[1].events = 0;
-			pfd[1].revents = 0;
-			nfd = 2;
-		}
-		if (t.sub) {
-			pfd[2].fd = eng_stream_sub_fd(t.sub);
-			pfd[2].events = POLLIN;
-			pfd[2].revents = 0;
-			nfd = 3;
-		}
+		nfd = poll_set(&t, listen, pfd);
 		if (poll(pfd, (nfds_t)nfd, (int)poll_ms) < 0 && errno != EINTR)
 			break;
 		if (listen && (pfd[1].revents & POLLIN)) {

@@ -782,6 +782,37 @@ static int run_fail(run_exec *x, const char *why, const char *node, const commit
 	return rc;
 }
 
+/* Runs the tasks of the run's current step (step_execute) into res. */
+static int run_tasks(run_exec *x, step_shared *sh, task_result *res)
+{
+	step_input in = {
+		.g = x->g,
+		.run_id = x->r.run_id,
+		.thread_id = x->r.thread_id,
+		.token = x->r.token,
+		.thread_key = x->r.thread_key,
+		.step = x->step,
+		.app = x->e->opt.app,
+		.state = x->state,
+		.tasks = x->tasks,
+		.pending = x->r.pending,
+		.sh = sh,
+		.stream = &x->stream,
+		.pool = x->e->pool,
+	};
+
+	return step_execute(&in, res);
+}
+
+/* After a completed step: the events its tasks took are consumed (by its
+ * commit, or a subgraph's): they leave the run's list. */
+static void drop_taken(run_exec *x, const step_shared *sh)
+{
+	for (size_t i = json_array_size(x->r.events); i-- > 0;)
+		if (sh->taken_by[i])
+			json_array_remove(x->r.events, i);
+}
+
 /* Executes one step. Returns 1 to go on, 0 when the run stopped (done,
  * waiting, failed, cancelled), or a negative code when the commit failed. */
 static int run_step(run_exec *x)
@@ -819,27 +850,10 @@ static int run_step(run_exec *x)
 		rc = err_set(ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	{
-		step_input in = {
-			.g = x->g,
-			.run_id = x->r.run_id,
-			.thread_id = x->r.thread_id,
-			.token = x->r.token,
-			.thread_key = x->r.thread_key,
-			.step = x->step,
-			.app = x->e->opt.app,
-			.state = x->state,
-			.tasks = x->tasks,
-			.pending = x->r.pending,
-			.sh = &sh,
-			.stream = &x->stream,
-			.pool = x->e->pool,
-		};
-		rc = step_execute(&in, res);
-		if (rc < 0) {
-			rc = run_fail(x, err_last(), NULL, NULL);
-			goto done;
-		}
+	rc = run_tasks(x, &sh, res);
+	if (rc < 0) {
+		rc = run_fail(x, err_last(), NULL, NULL);
+		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].rc == ERR_WAIT)
@@ -896,11 +910,7 @@ static int run_step(run_exec *x)
 	next = NULL;
 	json_decref(x->r.pending);
 	x->r.pending = NULL;
-	/* events taken in this step are consumed (by its commit, or a subgraph's):
-	 * drop them from the list */
-	for (size_t i = json_array_size(x->r.events); i-- > 0;)
-		if (sh.taken_by[i])
-			json_array_remove(x->r.events, i);
+	drop_taken(x, &sh);
 	x->step++;
 	rc = strcmp(x->status, "running") == 0 ? 1 : 0;
 done:
