@@ -99,6 +99,25 @@ static json_t *drain(eng_stream_sub *s, int64_t wait_ms)
 	return all;
 }
 
+/* eng_resume with a string value (made and freed here). */
+static int resume_with(eng_engine *e, int64_t thread, const char *key, const char *value,
+		       eng_result *r)
+{
+	json_t *v = json_string(value);
+	int rc = eng_resume(e, thread, key, v, ENG_WANT_STATE, r);
+	json_decref(v);
+	return rc;
+}
+
+/* True when v equals the JSON `text` (parsed here and freed). */
+static int json_is(const json_t *v, const char *text)
+{
+	json_t *want = ts_json(text);
+	int eq = json_equal(v, want);
+	json_decref(want);
+	return eq;
+}
+
 static const char *ev_mode(const json_t *ev)
 {
 	return json_string_value(json_object_get(ev, "mode"));
@@ -402,8 +421,7 @@ static void test_late_join(void **st)
 	assert_string_equal(ev_mode(ev), "checkpoints");
 	assert_true(json_is_true(json_object_get(d, "snapshot")));
 	assert_int_equal(json_integer_value(json_object_get(d, "seq")), 1);
-	assert_true(json_equal(json_object_get(json_object_get(d, "state"), "log"),
-			       ts_json("[\"first\"]")));
+	assert_true(json_is(json_object_get(json_object_get(d, "state"), "log"), "[\"first\"]"));
 	/* then the rest: the second step's custom event, its checkpoint, the end */
 	assert_int_equal(count_mode(evs, "custom"), 1);
 	assert_int_equal(count_mode(evs, "checkpoints"), 2);
@@ -740,13 +758,11 @@ static void test_update_state(void **st)
 	assert_int_equal(u.seq, 2);
 	assert_string_equal(u.run_status, "waiting");
 	assert_int_equal(eng_state_at(db, t1, 0, &state, NULL, NULL), 0);
-	assert_true(json_equal(json_object_get(state, "log"),
-			       ts_json("[\"prepare:ok\",\"edited\"]")));
+	assert_true(json_is(json_object_get(state, "log"), "[\"prepare:ok\",\"edited\"]"));
 	json_decref(state);
-	assert_int_equal(eng_resume(inl, t1, "approval", json_string("yes"), ENG_WANT_STATE, &r), 0);
+	assert_int_equal(resume_with(inl, t1, "approval", "yes", &r), 0);
 	assert_string_equal(r.status, "done");
-	assert_true(json_equal(json_object_get(r.state, "log"),
-			       ts_json("[\"prepare:ok\",\"edited\",\"ask:yes\",\"finish:ok\"]")));
+	assert_true(json_is(json_object_get(r.state, "log"), "[\"prepare:ok\",\"edited\",\"ask:yes\",\"finish:ok\"]"));
 	eng_result_clear(&r);
 	/* as node ask: the run goes on to finish without an approval */
 	assert_int_equal(eng_invoke(inl, "gate", "upd-2", NULL, 0, &r), 0);
@@ -760,8 +776,7 @@ static void test_update_state(void **st)
 	ts_await_sql(db, "SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id "
 			 "WHERE t.key = 'upd-2' AND r.status = 'done'", 1, 30000);
 	assert_int_equal(eng_state_at(db, t2, 0, &state, NULL, NULL), 0);
-	assert_true(json_equal(json_object_get(state, "log"),
-			       ts_json("[\"prepare:ok\",\"ask:forced\",\"finish:ok\"]")));
+	assert_true(json_is(json_object_get(state, "log"), "[\"prepare:ok\",\"ask:forced\",\"finish:ok\"]"));
 	json_decref(state);
 	/* the history shows the edit as a checkpoint of its own */
 	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM checkpoints c JOIN threads t ON "
@@ -896,7 +911,11 @@ static void test_subgraphs(void **st)
 	/* the interrupt inside parks the parent, on the child's key */
 	assert_int_equal(eng_invoke(e, "outer", "sg-1", input, 0, &r), 0);
 	assert_string_equal(r.status, "waiting");
-	assert_non_null(strstr(json_dumps(r.wait, JSON_COMPACT), "polish it?"));
+	{
+		char *w = json_dumps(r.wait, JSON_COMPACT);
+		assert_non_null(strstr(w, "polish it?"));
+		free(w);
+	}
 	parent = r.thread_id;
 	snprintf(key, sizeof(key), "sg-1/sub:%lld.2.0", (long long)r.run_id);
 	eng_result_clear(&r);
@@ -908,7 +927,7 @@ static void test_subgraphs(void **st)
 	assert_int_equal(json_array_size(hist), 2);
 	json_decref(hist);
 	log = log_of(child);
-	assert_true(json_equal(log, ts_json("[\"intro\",\"draft:words\"]")));
+	assert_true(json_is(log, "[\"intro\",\"draft:words\"]"));
 	json_decref(log);
 	/* the stream says where each event comes from */
 	evs = drain(sub, 0);
@@ -937,17 +956,16 @@ static void test_subgraphs(void **st)
 	assert_true(fork_run > 0);
 	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM runs WHERE status = 'queued'"), 0);
 	/* resumed: the parent goes into the child where its head now stands */
-	assert_int_equal(eng_resume(e, parent, "inner_ok", json_string("yes"), ENG_WANT_STATE, &r),
+	assert_int_equal(resume_with(e, parent, "inner_ok", "yes", &r),
 			 0);
 	assert_string_equal(r.status, "done");
-	assert_true(json_equal(json_object_get(r.state, "log"),
-			       ts_json("[\"intro\",\"draft:forked\",\"approve:yes\",\"polish\","
-				       "\"outro\"]")));
+	assert_true(json_is(json_object_get(r.state, "log"), "[\"intro\",\"draft:forked\",\"approve:yes\",\"polish\","
+				       "\"outro\"]"));
 	assert_int_equal(r.run_id, fork_run);
 	eng_result_clear(&r);
 	log = log_of(child);
-	assert_true(json_equal(log, ts_json("[\"intro\",\"draft:forked\",\"approve:yes\","
-					    "\"polish\"]")));
+	assert_true(json_is(log, "[\"intro\",\"draft:forked\",\"approve:yes\","
+					    "\"polish\"]"));
 	json_decref(log);
 
 	/* a fork of the parent before the subgraph: a new namespace, run afresh */
@@ -967,13 +985,11 @@ static void test_subgraphs(void **st)
 	}
 	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM threads WHERE parent_id IS NOT NULL"),
 			 2);
-	assert_int_equal(eng_resume(e, parent, "inner_ok", json_string("again"), ENG_WANT_STATE,
-				    &r),
+	assert_int_equal(resume_with(e, parent, "inner_ok", "again", &r),
 			 0);
 	assert_string_equal(r.status, "done");
-	assert_true(json_equal(json_object_get(r.state, "log"),
-			       ts_json("[\"intro\",\"draft:words\",\"approve:again\",\"polish\","
-				       "\"outro\"]")));
+	assert_true(json_is(json_object_get(r.state, "log"), "[\"intro\",\"draft:words\",\"approve:again\",\"polish\","
+				       "\"outro\"]"));
 	eng_result_clear(&r);
 	json_decref(input);
 	eng_stream_unsubscribe(sub);
