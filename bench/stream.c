@@ -508,7 +508,8 @@ static void overhead(pg_pool *pool, int n_seq, double *off_median, double *on_me
 	eng_engine *e_off = NULL, *e_on = NULL;
 	double *off = calloc((size_t)n_seq, sizeof(double)), *onv = calloc((size_t)n_seq, sizeof(double));
 	json_t *input = json_pack("{s:s,s:[]}", "topic", "bot", "log");
-	bot_live_options lo = {.redis_url = getenv("REDIS_URL"), .publish = 1};
+	bot_live_options lo = {.redis_url = getenv("REDIS_URL"),
+			       .database_url = getenv("DATABASE_URL"), .publish = 1};
 	char key[96], run_id[16];
 	eng_result r;
 
@@ -655,9 +656,9 @@ int main(void)
 	{
 		eng_stream_hub *ha = NULL, *hb = NULL;
 		bot_live *pa = NULL, *sb = NULL;
-		bot_live_options po = {.redis_url = rurl, .publish = 1,
+		bot_live_options po = {.redis_url = rurl, .database_url = url, .publish = 1,
 				       .modes = ENG_STREAM_UPDATES | ENG_STREAM_CUSTOM};
-		bot_live_options so = {.redis_url = rurl, .subscribe = 1};
+		bot_live_options so = {.redis_url = rurl, .database_url = url, .subscribe = 1};
 		collector c;
 		eng_options o = {.threads = 0};
 		eng_engine *e = NULL;
@@ -688,9 +689,9 @@ int main(void)
 		for (int via = 0; via < 2; via++) {
 			eng_stream_hub *ha = NULL, *hb = NULL;
 			bot_live *pa = NULL, *sb = NULL;
-			bot_live_options po = {.redis_url = rurl, .publish = 1,
+			bot_live_options po = {.redis_url = rurl, .database_url = url, .publish = 1,
 					       .modes = ENG_STREAM_MESSAGES};
-			bot_live_options so = {.redis_url = rurl, .subscribe = 1};
+			bot_live_options so = {.redis_url = rurl, .database_url = url, .subscribe = 1};
 			collector c;
 			eng_options o = {.threads = 0};
 			eng_engine *e = NULL;

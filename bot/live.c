@@ -2,6 +2,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/pg.h"
 #include "core/pubsub.h"
 
 #include <stdio.h>
@@ -28,6 +29,38 @@ int bot_live_modes_from_env(unsigned *out)
 	if (rc < 0)
 		return err_set(ERR_INVALID, "ORCH_STREAM_MODES: %s", err_last());
 	return 0;
+}
+
+/* "<8 hex digits>:" for the host, port and name of a database URL (no
+ * password in it), or "" without one. */
+static void db_scope(const char *url, char *out, size_t cap)
+{
+	PQconninfoOption *opts;
+	const char *host = "", *port = "", *db = "";
+	char key[600];
+	uint32_t h = 2166136261u;
+
+	out[0] = '\0';
+	if (!url || !*url)
+		return;
+	opts = PQconninfoParse(url, NULL);
+	if (!opts)
+		return;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val)
+			continue;
+		if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+		else if (strcmp(o->keyword, "dbname") == 0)
+			db = o->val;
+	}
+	snprintf(key, sizeof(key), "%s:%s/%s", host, port, db);
+	PQconninfoFree(opts);
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	snprintf(out, cap, "%08x:", h);
 }
 
 static void tap(void *udata, const eng_stream_event *ev)
@@ -62,7 +95,7 @@ static void on_gap(void *udata)
 int bot_live_start(bot_live **out, eng_stream_hub *hub, const bot_live_options *opt)
 {
 	bot_live *l = calloc(1, sizeof(*l));
-	char base[64];
+	char base[64], scope[16];
 	int rc;
 
 	*out = NULL;
@@ -72,7 +105,8 @@ int bot_live_start(bot_live **out, eng_stream_hub *hub, const bot_live_options *
 	rc = ps_channel_prefix(opt->redis_url, "orch", base, sizeof(base));
 	if (rc < 0)
 		goto fail;
-	snprintf(l->prefix, sizeof(l->prefix), "%sstream:", base);
+	db_scope(opt->database_url, scope, sizeof(scope));
+	snprintf(l->prefix, sizeof(l->prefix), "%s%sstream:", base, scope);
 	snprintf(l->gap_channel, sizeof(l->gap_channel), "%sgap", l->prefix);
 	if (opt->publish) {
 		ps_pub_options po = {

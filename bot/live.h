@@ -5,10 +5,12 @@
  * Every process that runs graphs or workers publishes the events of its
  * hub; every process that shows them (the bot, `orchestrator chat`, `run
  * --stream`, the web pages) subscribes, and finds in its own hub the events
- * of every process. One channel per thread, "orch:<db>:stream:<thread id>",
- * and "orch:<db>:stream:gap" where a publisher tells what it had to drop
- * (Redis unreachable, its queue full); <db> is REDIS_URL's database, as
- * pub/sub ignores the database. Measured against PostgreSQL's NOTIFY for
+ * of every process. One channel per thread,
+ * "orch:<db>:<scope>:stream:<thread id>", and "orch:<db>:<scope>:stream:gap"
+ * where a publisher tells what it had to drop (Redis unreachable, its queue
+ * full); <db> is REDIS_URL's database, as pub/sub ignores the database, and
+ * <scope> names the PostgreSQL database the threads live in (a hash of its
+ * host, port and name), so deployments sharing a Redis never meet. Measured against PostgreSQL's NOTIFY for
  * this (make bench, README): pub/sub carries many times more events per
  * second at a fraction of the latency, writes nothing durable, and a slow
  * or absent reader costs the writers nothing; NOTIFY serialises the
@@ -28,6 +30,8 @@ typedef struct bot_live bot_live;
 
 typedef struct bot_live_options {
 	const char *redis_url;
+	const char *database_url; /* the threads' database (its host, port and name
+				   * scope the channels); NULL: unscoped */
 	int publish;        /* this process's events go to Redis */
 	unsigned modes;     /* the modes published; 0: ENG_STREAM_DEFAULT */
 	int subscribe;      /* the other processes' events come into the hub */

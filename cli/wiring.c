@@ -182,7 +182,8 @@ int cli_streams_start(pg_pool *pool, int publish, int subscribe, int64_t thread_
 		      eng_stream_hub **hub, bot_live **live)
 {
 	eng_stream_options so = {.pool = pool};
-	bot_live_options lo = {.redis_url = cli_cfg.redis_url, .publish = publish,
+	bot_live_options lo = {.redis_url = cli_cfg.redis_url,
+			       .database_url = cli_cfg.database_url, .publish = publish,
 			       .subscribe = subscribe, .thread_id = thread_id};
 
 	*hub = NULL;

@@ -808,11 +808,12 @@ static void draw_mermaid(const eng_graph *g, const json_t *edges, buf *out)
 	buf_puts(out, "%%{init: {'flowchart': {'curve': 'linear'}}}%%\ngraph TD;\n");
 	buf_puts(out, "\t__start__([<p>__start__</p>]):::first\n");
 	for (int k = 0; k < g->nnodes; k++) {
+		/* a subgraph is drawn as a subroutine: [["name"]] */
 		buf_putc(out, '\t');
 		mermaid_id(out, g->nodes[k].name);
-		buf_puts(out, "(\"");
+		buf_puts(out, g->nodes[k].sub ? "[[\"" : "(\"");
 		label_escape(out, g->nodes[k].name);
-		buf_puts(out, "\")\n");
+		buf_puts(out, g->nodes[k].sub ? "\"]]\n" : "\")\n");
 	}
 	buf_puts(out, "\t__end__([<p>__end__</p>]):::last\n");
 	json_array_foreach(edges, i, e) {

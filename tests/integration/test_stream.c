@@ -520,7 +520,8 @@ static void test_other_process(void **st)
 	eng_stream_hub *hub = NULL;
 	eng_stream_sub *sub = NULL;
 	bot_live *live = NULL;
-	bot_live_options lo = {.redis_url = getenv("REDIS_URL"), .subscribe = 1};
+	bot_live_options lo = {.redis_url = getenv("REDIS_URL"),
+				.database_url = getenv("DATABASE_URL"), .subscribe = 1};
 	eng_stream_filter f = {.modes = ENG_STREAM_ALL, .key_prefix = "remote-"};
 	int64_t thread = 0, run = 0, last = 0;
 	pid_t w;
@@ -562,7 +563,8 @@ static void test_crash_mid_stream(void **st)
 	eng_stream_hub *hub = NULL;
 	eng_stream_sub *sub = NULL;
 	bot_live *live = NULL;
-	bot_live_options lo = {.redis_url = getenv("REDIS_URL"), .subscribe = 1};
+	bot_live_options lo = {.redis_url = getenv("REDIS_URL"),
+				.database_url = getenv("DATABASE_URL"), .subscribe = 1};
 	eng_stream_filter f = {.modes = ENG_STREAM_CHECKPOINTS, .key_prefix = "crash-"};
 	int64_t thread = 0, run = 0, until;
 	int checkpoints = 0, starts = 0, takeover = 0;
@@ -762,7 +764,8 @@ static void test_update_state(void **st)
 	json_decref(state);
 	assert_int_equal(resume_with(inl, t1, "approval", "yes", &r), 0);
 	assert_string_equal(r.status, "done");
-	assert_true(json_is(json_object_get(r.state, "log"), "[\"prepare:ok\",\"edited\",\"ask:yes\",\"finish:ok\"]"));
+	assert_true(json_is(json_object_get(r.state, "log"),
+			    "[\"prepare:ok\",\"edited\",\"ask:yes\",\"finish:ok\"]"));
 	eng_result_clear(&r);
 	/* as node ask: the run goes on to finish without an approval */
 	assert_int_equal(eng_invoke(inl, "gate", "upd-2", NULL, 0, &r), 0);
@@ -776,7 +779,8 @@ static void test_update_state(void **st)
 	ts_await_sql(db, "SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id "
 			 "WHERE t.key = 'upd-2' AND r.status = 'done'", 1, 30000);
 	assert_int_equal(eng_state_at(db, t2, 0, &state, NULL, NULL), 0);
-	assert_true(json_is(json_object_get(state, "log"), "[\"prepare:ok\",\"ask:forced\",\"finish:ok\"]"));
+	assert_true(json_is(json_object_get(state, "log"),
+			    "[\"prepare:ok\",\"ask:forced\",\"finish:ok\"]"));
 	json_decref(state);
 	/* the history shows the edit as a checkpoint of its own */
 	assert_int_equal(ts_sql_int(db, "SELECT count(*) FROM checkpoints c JOIN threads t ON "
@@ -907,6 +911,15 @@ static void test_subgraphs(void **st)
 	assert_int_equal(eng_engine_add_graph(e, outer), 0);
 	assert_int_equal(eng_stream_subscribe(hub, &f, &sub), 0);
 	assert_int_equal(eng_graph_add_subgraph(outer, "again", inner, NULL), ERR_INVALID);
+	{
+		/* drawn as a subroutine */
+		buf b;
+		buf_init(&b, 0);
+		assert_int_equal(eng_graph_draw(outer, "mermaid", &b), 0);
+		assert_non_null(strstr(buf_cstr(&b), "[[\"sub\"]]"));
+		assert_non_null(strstr(buf_cstr(&b), "(\"intro\")"));
+		buf_free(&b);
+	}
 
 	/* the interrupt inside parks the parent, on the child's key */
 	assert_int_equal(eng_invoke(e, "outer", "sg-1", input, 0, &r), 0);
@@ -959,7 +972,8 @@ static void test_subgraphs(void **st)
 	assert_int_equal(resume_with(e, parent, "inner_ok", "yes", &r),
 			 0);
 	assert_string_equal(r.status, "done");
-	assert_true(json_is(json_object_get(r.state, "log"), "[\"intro\",\"draft:forked\",\"approve:yes\",\"polish\","
+	assert_true(json_is(json_object_get(r.state, "log"),
+			    "[\"intro\",\"draft:forked\",\"approve:yes\",\"polish\","
 				       "\"outro\"]"));
 	assert_int_equal(r.run_id, fork_run);
 	eng_result_clear(&r);
@@ -988,7 +1002,8 @@ static void test_subgraphs(void **st)
 	assert_int_equal(resume_with(e, parent, "inner_ok", "again", &r),
 			 0);
 	assert_string_equal(r.status, "done");
-	assert_true(json_is(json_object_get(r.state, "log"), "[\"intro\",\"draft:words\",\"approve:again\",\"polish\","
+	assert_true(json_is(json_object_get(r.state, "log"),
+			    "[\"intro\",\"draft:words\",\"approve:again\",\"polish\","
 				       "\"outro\"]"));
 	eng_result_clear(&r);
 	json_decref(input);

@@ -5,8 +5,8 @@
  *   engine_worker [--threads N] [--lease-ms N] [--poll-ms N] [--stream 1]
  *
  * DATABASE_URL names the database. With --stream 1 the runs' events go to
- * Redis (REDIS_URL) as `orchestrator engine` sends them (bot/live.h). Prints "ready <engine id>" on stdout
- * once the engine runs.
+ * Redis (REDIS_URL) as `orchestrator engine` sends them (bot/live.h).
+ * Prints "ready <engine id>" on stdout once the engine runs.
  */
 #include "bot/live.h"
 #include "core/err.h"
@@ -57,7 +57,8 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	if (stream) {
-		bot_live_options lo = {.redis_url = getenv("REDIS_URL"), .publish = 1,
+		bot_live_options lo = {.redis_url = getenv("REDIS_URL"),
+				       .database_url = getenv("DATABASE_URL"), .publish = 1,
 				       .modes = ENG_STREAM_ALL};
 		if (!lo.redis_url || eng_stream_hub_new(&hub, NULL) < 0 ||
 		    bot_live_start(&live, hub, &lo) < 0) {

@@ -205,7 +205,7 @@ def main():
     env = dict(os.environ, DATABASE_URL=url, ORCH_DATA_DIR=root, ORCH_LOG_LEVEL="warn",
                ORCH_LOG_FORMAT="text", TSG_EXEC_LOG=os.path.join(root, "exec.log"),
                TSG_SLEEP_MS="5", ORCH_HEALTH_INTERVAL="300ms")
-    env.pop("REDIS_URL", None)
+    redis_url = env.pop("REDIS_URL", None)
     try:
         r = subprocess.run([BIN, "migrate"], env=env, capture_output=True, text=True)
         check(r.returncode == 0, "the private database is migrated")
@@ -214,6 +214,10 @@ def main():
                   ORCH_ALLOWED_USERS="111", ORCH_GRAPH="chattest", ORCH_TG_POLL_TIMEOUT="1s",
                   ORCH_TG_RATE_SCALE="100", ORCH_TG_BACKOFF="50ms", ORCH_TG_MAX_BACKOFF="500ms",
                   ORCH_BOT_STANDBY="200ms", ORCH_TG_TYPING="0", ORCH_LOG_LEVEL="info")
+        if redis_url:
+            # the bot's live replies come through Redis (bot/live.h): without one its
+            # stream part would rightly report itself degraded
+            tg["REDIS_URL"] = redis_url
         for i in range(2):
             spawn([os.path.join(BUILD, "tests", "progs", "engine_worker"), "--threads", "2",
                    "--lease-ms", "3000", "--poll-ms", "100"], env, "engine-%d" % i, "ready")
