@@ -11,6 +11,7 @@
 #include "engine/ctx.h"
 #include "engine/engine.h"
 #include "engine/graph.h"
+#include "engine/stream.h"
 #include "secrets/runtime.h"
 #include "spawner/spawner.h"
 
@@ -31,6 +32,7 @@ static llm_service *g_llm;
 static eng_engine *g_engine;
 static eng_graph *g_dispatch, *g_waiter;
 static spw_spawner *g_spawner;   /* on the shared test Redis, with the relay */
+static eng_stream_hub *g_hub;    /* its workers' lines, as custom events */
 static rds_conn *g_redis;        /* the shared test Redis */
 static tss_redis g_private;      /* restarted by a case */
 static char g_repo[1024];
@@ -245,6 +247,8 @@ static void test_outbox_to_result(void **state)
 	int64_t run, thread, ob;
 	json_t *req = request("unused", "e2e", TSS_TEST_CMD), *input, *res, *st;
 	char id[32], *file;
+	eng_stream_sub *steps = NULL;
+	eng_stream_filter sf = {.modes = ENG_STREAM_CUSTOM};
 	(void)state;
 
 	fake_llm_reset(&g_fake);
@@ -258,6 +262,10 @@ static void test_outbox_to_result(void **state)
 	input = json_pack("{s:o}", "request", req);
 	assert_int_equal(eng_start(g_db, "spawn-e2e", "spawntest", input, NULL, &thread, &run), 0);
 	json_decref(input);
+	/* the project's thread streams its worker's steps (the worker starts
+	 * once the run's step has sent its request through the relay) */
+	sf.thread_id = thread;
+	assert_int_equal(eng_stream_subscribe(g_hub, &sf, &steps), 0);
 	{
 		char sql[256];
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM runs WHERE id = %lld AND status = "
@@ -299,6 +307,28 @@ static void test_outbox_to_result(void **state)
 								    "in")), 300);
 		assert_true(json_real_value(json_object_get(st, "cost_usd")) > 0);
 		assert_int_equal(json_integer_value(json_object_get(st, "thread_id")), thread);
+	}
+	{
+		/* each step of the agent came live, as a custom event of the thread */
+		eng_stream_event *ev = NULL;
+		int actions = 0, lines = 0;
+		while (eng_stream_try_next(steps, &ev)) {
+			json_t *d = eng_stream_event_data(ev);
+			if (ev->mode == ENG_STREAM_CUSTOM) {
+				assert_string_equal(ev->node, "worker");
+				assert_int_equal(ev->thread_id, thread);
+				assert_string_equal(json_string_value(json_object_get(d, "worker")), id);
+				actions += strcmp(json_string_value(json_object_get(d, "kind")),
+						  "action") == 0;
+				lines++;
+			}
+			json_decref(d);
+			eng_stream_event_release(ev);
+		}
+		/* its two commands (the third step submits), among its other lines */
+		assert_int_equal(actions, 2);
+		assert_true(lines > actions);
+		eng_stream_unsubscribe(steps);
 	}
 	/* the branch is in the project repository, with the fix; main is untouched */
 	file = git_show("task/e2e:calc.py");
@@ -1617,6 +1647,8 @@ static int setup(void **state)
 	setenv("ORCH_WORKER_DISK_KIND", "tmpfs", 1);
 	if (spw_preflight(&cfg) < 0)
 		fail_msg("preflight: %s", err_last());
+	assert_int_equal(eng_stream_hub_new(&g_hub, NULL), 0);
+	cfg.hub = g_hub;
 	assert_int_equal(spw_new(&g_spawner, &cfg, g_pool, g_llm), 0);
 	assert_int_equal(spw_start(g_spawner), 0);
 	g_redis = redis(getenv("REDIS_URL"));
@@ -1629,6 +1661,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	spw_free(g_spawner);
+	eng_stream_hub_free(g_hub);
 	eng_engine_free(g_engine);
 	eng_graph_free(g_dispatch);
 	eng_graph_free(g_waiter);
