@@ -625,7 +625,8 @@ int eng_stream_publish(eng_stream_hub *h, const eng_stream_meta *m, const char *
 	};
 	eng_stream_event *ev;
 
-	if (!(eng_stream_hub_wanted(h) & (m->mode | ENG_STREAM_ALWAYS)))
+	/* (run and dropped are wanted by every subscription: they are in the mask) */
+	if (!(eng_stream_hub_wanted(h) & m->mode))
 		return 0;
 	ev = event_build(&hd, data, len);
 	if (!ev)
@@ -817,7 +818,7 @@ int eng_stream_inject(eng_stream_hub *h, const char *wire, size_t len)
 	}
 	if (strcmp(hd.origin, h->origin) == 0)
 		goto done; /* ours, back from the transport */
-	if (!(eng_stream_hub_wanted(h) & (hd.mode | ENG_STREAM_ALWAYS)))
+	if (!(eng_stream_hub_wanted(h) & hd.mode))
 		goto done;
 	ev = event_make(&hd, wire, len, off, dlen);
 	if (!ev) {
@@ -1174,7 +1175,7 @@ int eng_stream_sink_emit(const eng_stream_sink *sink, const eng_stream_meta *m,
 
 	if (!sink || !sink->emit)
 		return 0;
-	if (sink->wanted && !(sink->wanted(sink->udata) & (m->mode | ENG_STREAM_ALWAYS)))
+	if (sink->wanted && !(sink->wanted(sink->udata) & m->mode))
 		return 0;
 	if (!data) {
 		sink->emit(sink->udata, m, "{}", 2);
