@@ -29,8 +29,9 @@
  * DATABASE_URL (migrated), REDIS_URL, FAKE_LLM_URL (the fake's base, may be
  * unset: the llm phase is then skipped). Prints one JSON object. For
  * looking closer: ONLY_OVERHEAD=1 runs the overhead phase alone, and
- * OVERHEAD_MODE (full, sub: a subscriber only, tap: Redis only, none: a
- * hub nobody listens to) says what "on" is.
+ * OVERHEAD_MODE (full, sub: a subscriber only, tap: Redis only, idle: a
+ * subscription nobody reads, none: a hub nobody listens to) says what "on"
+ * is.
  */
 #include "bot/live.h"
 #include "core/err.h"
@@ -289,16 +290,17 @@ static void run_phase_i(eng_engine *e, const eng_graph *graph_def, const eng_str
 	eng_result r;
 
 	util_rand_hex(run_id, 4);
+	collector_reset(c);
 	for (int i = 0; i < 5 + n_seq; i++) {
 		double w0;
 		if (i == 5)
-			collector_reset(c);
+			collector_reset(c); /* every warm-up run's events have arrived */
 		snprintf(key, sizeof(key), "bstr-%s-%s-%d", tag, run_id, i);
 		w0 = wall_ms();
 		if (eng_invoke(e, graph, key, NULL, 0, &r) < 0 || strcmp(r.status, "done") != 0)
 			die("sequential invocation");
 		eng_result_clear(&r);
-		collector_wait_ends(c, i < 5 ? 0 : i - 5 + 1);
+		collector_wait_ends(c, i < 5 ? i + 1 : i - 5 + 1);
 		if (i >= 5) {
 			walls[i - 5] = wall_ms() - w0;
 			total += walls[i - 5];
@@ -387,11 +389,12 @@ static void transport_redis(const char *url, int n, int paced, const char *pad, 
 	ps_sub *s = NULL;
 	tp_recv r = {.cap = n};
 	ps_sub_options so = {.pattern = "orchbench:tp:*", .on_message = tp_redis_line, .udata = &r};
+	ps_pub_options po = {.linger_us = -1}; /* the transport itself, without our batching */
 	char line[512];
 	double t0;
 
 	r.lat = calloc((size_t)n, sizeof(double));
-	if (ps_pub_new(&p, url, NULL) < 0 || ps_sub_start(&s, url, &so) < 0 ||
+	if (ps_pub_new(&p, url, &po) < 0 || ps_sub_start(&s, url, &so) < 0 ||
 	    ps_sub_wait_ready(s, 10000) < 0)
 		die("redis transport");
 	t0 = wall_ms();
@@ -513,7 +516,8 @@ static void overhead(pg_pool *pool, int n_seq, double *off_median, double *on_me
 	char key[96], run_id[16];
 	eng_result r;
 
-	const char *how = getenv("OVERHEAD_MODE"); /* full (default), sub, tap, none */
+	const char *how = getenv("OVERHEAD_MODE"); /* full (default), sub, tap, idle, none */
+	eng_stream_sub *idle = NULL;
 
 	util_rand_hex(run_id, 4);
 	if (!how)
@@ -521,10 +525,15 @@ static void overhead(pg_pool *pool, int n_seq, double *off_median, double *on_me
 	if (eng_stream_hub_new(&hub, NULL) < 0 ||
 	    ((!strcmp(how, "full") || !strcmp(how, "tap")) && bot_live_start(&live, hub, &lo) < 0))
 		die("hub");
-	if (!strcmp(how, "full") || !strcmp(how, "sub"))
+	memset(&c, 0, sizeof(c));
+	if (!strcmp(how, "full") || !strcmp(how, "sub")) {
 		collector_start(&c, hub, "bover-", ENG_STREAM_DEFAULT, ENG_STREAM_CUSTOM, 16);
-	else
-		memset(&c, 0, sizeof(c));
+	} else if (!strcmp(how, "idle")) {
+		/* subscribed, never read: what emitting costs without a reader's wake-ups */
+		eng_stream_filter f = {.queue = 1 << 20};
+		if (eng_stream_subscribe(hub, &f, &idle) < 0)
+			die("subscribe");
+	}
 	on.sink = eng_stream_hub_sink(hub);
 	if (eng_engine_new(&e_off, pool, NULL) < 0 || eng_engine_add_graph(e_off, g) < 0 ||
 	    eng_engine_new(&e_on, pool, &on) < 0 || eng_engine_add_graph(e_on, g) < 0)
@@ -548,6 +557,7 @@ static void overhead(pg_pool *pool, int n_seq, double *off_median, double *on_me
 	eng_engine_free(e_on);
 	if (c.sub)
 		collector_stop(&c);
+	eng_stream_unsubscribe(idle);
 	bot_live_stop(live);
 	eng_stream_hub_free(hub);
 	eng_graph_free(g);

@@ -307,8 +307,9 @@ static const char USAGE_RUN[] =
 	"orchestrator run <run-id> [--stream [MODES]] [--json]\n"
 	"  Prints one run as JSON. With --stream, follows it live instead: its last\n"
 	"  checkpoint, then what it emits as it runs, in MODES (comma-separated: values,\n"
-	"  updates, custom, messages, checkpoints, tasks, debug; all; default: all but\n"
-	"  values and debug), until it ends or waits for something. The model's replies\n"
+	"  updates, custom, messages, checkpoints, tasks, debug; all; default: updates,\n"
+	"  custom, messages, checkpoints), until it ends or waits for something. Another\n"
+	"  process's runs publish the modes of its ORCH_STREAM_MODES. The model's replies\n"
 	"  are printed as they are written. --json prints each event as one JSON line.";
 
 int cmd_run(int argc, char **argv)

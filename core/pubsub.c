@@ -15,6 +15,7 @@
 #define DEFAULT_MAX_BYTES ((int64_t)32 << 20)
 #define MAX_BUCKETS 128              /* channels per round trip */
 #define MAX_JOINED ((size_t)1 << 20) /* bytes joined into one PUBLISH */
+#define LINGER_BELOW 64              /* fewer queued messages wait for their burst */
 
 int ps_channel_prefix(const char *redis_url, const char *prefix, char *out, size_t cap)
 {
@@ -50,6 +51,8 @@ struct ps_pub {
 	atomic_int cancel;
 	int64_t lost;       /* dropped and not told yet */
 	int down;           /* the last round trip failed */
+	int64_t linger_us;
+	int queued;         /* messages in the queue */
 	ps_pub_stats st;
 	char *gap_channel;
 	void (*gap_text)(void *udata, int64_t count, buf *out);
@@ -85,14 +88,18 @@ int ps_pub_send(ps_pub *p, const char *channel, const char *data, size_t len)
 	m->channel = m->data + len + 1;
 	memcpy(m->channel, channel, cl);
 	pthread_mutex_lock(&p->mu);
-	if (p->tail)
+	if (p->tail) {
 		p->tail->next = m;
-	else
+	} else {
+		/* the first message since the thread took the queue wakes it; the
+		 * ones after it are taken with it */
 		p->head = m;
+		if (!p->busy)
+			pthread_cond_signal(&p->cv);
+	}
 	p->tail = m;
 	p->bytes += (int64_t)len;
-	if (!p->busy)
-		pthread_cond_signal(&p->cv);
+	p->queued++;
 	pthread_mutex_unlock(&p->mu);
 	return 1;
 }
@@ -233,9 +240,22 @@ static void *pub_main(void *arg)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (!p->head && p->stopping)
 			break;
+		if (p->head && p->linger_us > 0 && p->queued < LINGER_BELOW && !p->stopping) {
+			/* a few messages: the rest of their burst joins them */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)(p->linger_us * 1000);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec += ts.tv_nsec / 1000000000L;
+				ts.tv_nsec %= 1000000000L;
+			}
+			p->busy = 1; /* new messages do not wake it meanwhile */
+			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		}
 		list = p->head;
 		p->head = p->tail = NULL;
 		p->bytes = 0;
+		p->queued = 0;
 		lost = p->lost;
 		p->lost = 0;
 		p->busy = 1;
@@ -272,6 +292,7 @@ int ps_pub_new(ps_pub **out, const char *redis_url, const ps_pub_options *opt)
 	pthread_cond_init(&p->cv, NULL);
 	pthread_cond_init(&p->idle_cv, NULL);
 	p->max_bytes = opt && opt->max_bytes > 0 ? opt->max_bytes : DEFAULT_MAX_BYTES;
+	p->linger_us = !opt || opt->linger_us == 0 ? 200 : opt->linger_us;
 	if (opt && opt->gap_channel)
 		p->gap_channel = strdup(opt->gap_channel);
 	if (opt) {

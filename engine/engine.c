@@ -324,6 +324,7 @@ static void run_emit_step(run_exec *x, const task_result *res, size_t n, const j
 
 	if (!sink)
 		return;
+	eng_stream_batch_begin(); /* their readers wake once for the lot */
 	if (eng_stream_sink_wants(sink, ENG_STREAM_UPDATES))
 		for (size_t i = 0; i < n; i++) {
 			const char *node =
@@ -348,6 +349,7 @@ static void run_emit_step(run_exec *x, const task_result *res, size_t n, const j
 	if (eng_stream_sink_wants(sink, ENG_STREAM_VALUES))
 		run_emit_ck(x, ENG_STREAM_VALUES, x->parent_seq, NULL,
 			    json_pack("{s:i,s:O}", "seq", x->parent_seq, "state", x->state));
+	eng_stream_batch_end();
 }
 
 static int acquire(eng_engine *e, pg_conn **c)

@@ -353,6 +353,7 @@ struct eng_stream_sub {
 	int signaled;
 	int closed;
 	int snap_seq;            /* a late join's checkpoint: what it covers is not given again */
+	int deferred;            /* to be woken when the batch of the thread that queued ends */
 	eng_stream_sub *next;
 };
 
@@ -422,12 +423,43 @@ static void hub_destroy(eng_stream_hub *h)
 	free(h);
 }
 
+/* A batch of this thread (eng_stream_batch_begin): the hubs whose readers
+ * are woken at its end. */
+#define BATCH_HUBS 4
+static _Thread_local int tl_batch;
+static _Thread_local eng_stream_hub *tl_hubs[BATCH_HUBS];
+static _Thread_local int tl_nhubs;
+
+static void signal_now(eng_stream_sub *s)
+{
+	uint64_t one = 1;
+
+	if (s->signaled)
+		return;
+	s->signaled = 1;
+	if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("stream", "waking a subscriber: %s", strerror(errno));
+}
+
+/* Wakes s's reader, or (inside a batch of this thread, for a hub it can
+ * remember) marks it to be woken when the batch ends. Under the hub's lock. */
 static void signal_sub(eng_stream_sub *s)
 {
 	uint64_t one = 1;
 
 	if (s->signaled)
 		return;
+	if (tl_batch && !s->closed) {
+		int k = 0;
+		while (k < tl_nhubs && tl_hubs[k] != s->h)
+			k++;
+		if (k == tl_nhubs && tl_nhubs < BATCH_HUBS)
+			tl_hubs[tl_nhubs++] = s->h;
+		if (k < tl_nhubs) {
+			s->deferred = 1;
+			return;
+		}
+	}
 	s->signaled = 1;
 	if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_debug("stream", "waking a subscriber: %s", strerror(errno));
@@ -449,6 +481,28 @@ void eng_stream_hub_free(eng_stream_hub *h)
 	pthread_mutex_unlock(&h->mu);
 	if (destroy)
 		hub_destroy(h);
+}
+
+void eng_stream_batch_begin(void)
+{
+	tl_batch++;
+}
+
+void eng_stream_batch_end(void)
+{
+	if (tl_batch == 0 || --tl_batch > 0)
+		return;
+	for (int k = 0; k < tl_nhubs; k++) {
+		eng_stream_hub *h = tl_hubs[k];
+		pthread_mutex_lock(&h->mu);
+		for (eng_stream_sub *s = h->subs; s; s = s->next)
+			if (s->deferred) {
+				s->deferred = 0;
+				signal_now(s);
+			}
+		pthread_mutex_unlock(&h->mu);
+	}
+	tl_nhubs = 0;
 }
 
 const eng_stream_sink *eng_stream_hub_sink(eng_stream_hub *h)

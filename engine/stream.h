@@ -83,10 +83,12 @@ enum eng_stream_mode {
 
 /* Delivered to every subscription whatever it asked for. */
 #define ENG_STREAM_ALWAYS (ENG_STREAM_RUN | ENG_STREAM_DROPPED)
-/* What a subscription gets when it names no mode: all but values and debug. */
+/* What a subscription gets when it names no mode: updates, custom, messages
+ * and checkpoints (values, tasks and debug are asked for by name: they cost
+ * the most events per step). */
 #define ENG_STREAM_DEFAULT                                                                      \
 	(ENG_STREAM_UPDATES | ENG_STREAM_CUSTOM | ENG_STREAM_MESSAGES | ENG_STREAM_CHECKPOINTS |   \
-	 ENG_STREAM_TASKS | ENG_STREAM_ALWAYS)
+	 ENG_STREAM_ALWAYS)
 #define ENG_STREAM_ALL 0x1ffu
 
 /* "values", "updates", ... for one mode bit; "" for none. */
@@ -203,6 +205,14 @@ void eng_stream_hub_tap(eng_stream_hub *h, unsigned modes, eng_stream_tap_fn fn,
 /* The wire form of a gap of `count` events (0: unknown) as this hub would
  * emit it, appended to out: what a transport sends after losing events. */
 int eng_stream_gap_wire(const eng_stream_hub *h, int64_t count, buf *out);
+
+/* Events this thread publishes between eng_stream_batch_begin and
+ * eng_stream_batch_end wake their readers once, at the end, rather than
+ * one by one (what the engine does with a step's updates and checkpoint).
+ * Nests; keep a batch to a few events in a row (no waiting inside). A hub
+ * must not be freed inside a batch of a thread that published into it. */
+void eng_stream_batch_begin(void);
+void eng_stream_batch_end(void);
 
 /* Modes some subscription of the hub wants now. */
 unsigned eng_stream_hub_wanted(const eng_stream_hub *h);
