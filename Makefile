@@ -111,6 +111,13 @@ $(BUILD)/tests/progs/%: $(BUILD)/obj/progs/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# the sandbox probe runs inside images without the host's libraries: static,
+# without sanitizers
+$(BUILD)/tests/progs/sbx_probe: tests/progs/sbx_probe.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@ (static)")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -static -o $@ $<
+
 $(BUILD)/obj/progs/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")

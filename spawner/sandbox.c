@@ -252,7 +252,14 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 				return err_set(ERR_NOMEM, "out of memory");
 		}
 	}
-	b->docker_socket = xstrdup(o->docker_socket ? o->docker_socket : "/var/run/docker.sock");
+	if (b->kind == SBX_DOCKER) {
+		char sock[PATH_MAX];
+		if ((rc = sbx_docker_socket(o->docker_socket, sock, sizeof(sock))) < 0)
+			return rc;
+		b->docker_socket = strdup(sock);
+	} else {
+		b->docker_socket = strdup("/var/run/docker.sock");
+	}
 	b->image = xstrdup(o->image);
 	b->runtime = xstrdup(o->runtime);
 	b->workspace_volume = xstrdup(o->workspace_volume);
@@ -347,16 +354,16 @@ void sbx_free(sbx *b)
 
 int sbx_reown(sbx *b)
 {
-	if (b->kind != SBX_NS || !b->workspace)
+	if (!b->workspace || b->workspace_volume)
 		return 0;
 	if (b->active)
 		return err_set(ERR_BUSY, "a command is running in this box");
-	return sbx_chown_tree(b->workspace, b->uid_base + 1000, b->uid_base + 1000);
+	return sbx_chown_tree(b->workspace, sbx_uid(b), sbx_uid(b));
 }
 
 uint32_t sbx_uid(const sbx *b)
 {
-	return b->kind == SBX_NS ? b->uid_base + 1000 : 1000;
+	return b->kind == SBX_NS ? b->uid_base + 1000 : b->sandbox_uid;
 }
 
 sbx_backend sbx_kind(const sbx *b)

@@ -67,6 +67,7 @@ struct sbx {
 	double cpus;
 	char *net;
 	uint32_t uid_base;
+	uint32_t sandbox_uid; /* docker: the host uid the container's user writes as */
 	int allow_degraded;
 	int nproc_fallback; /* no pids cgroup: cap processes with RLIMIT_NPROC */
 	sbx_bind *binds;   /* strings owned */
@@ -132,6 +133,10 @@ const char *sbx_cg_describe(const sbx_cg *cg);
 /* The compiled deny-list for the native architecture, built once
  * (thread-safe). Borrowed. ERR_SANDBOX when libseccomp fails. */
 int sbx_seccomp_prog(const struct sock_fprog **out);
+
+/* The same deny-list as a Docker seccomp profile (JSON text, for
+ * SecurityOpt "seccomp=..."). The caller frees it; NULL when out of memory. */
+char *sbx_seccomp_docker_profile(void);
 
 /* ---- workspace helpers (sbx_quota.c) ---- */
 
