@@ -1125,6 +1125,12 @@ int spw_cleanup(spw_spawner *s, int *out_removed)
 		*out_removed = 0;
 	if (sbx_sweep(&swept) < 0)
 		log_warn("spawner", "sweeping dead sandboxes: %s", err_last());
+	if (strcmp(s->cfg.sandbox, "docker") == 0) {
+		int containers = 0;
+		if (sbx_sweep_docker(NULL, &containers) < 0)
+			log_warn("spawner", "sweeping the Docker engine's leftover sandboxes: %s", err_last());
+		swept += containers;
+	}
 	snprintf(path, sizeof(path), "%s/workers", s->cfg.data_dir);
 	d = opendir(path);
 	if (!d)
