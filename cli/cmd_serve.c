@@ -63,6 +63,7 @@ int cmd_serve(int argc, char **argv)
 	int64_t with_spawner = 0;
 	sigset_t sigs;
 	int64_t last_prune = 0;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -123,6 +124,11 @@ int cmd_serve(int argc, char **argv)
 			log_info("serve", "TELEGRAM_BOT_TOKEN is not set: running without the Telegram "
 					  "bot (`orchestrator chat` talks to this engine from a terminal)");
 	}
+	/* /healthz and /metrics; serve's spawner uses Redis */
+	if (cli_web_start(argv[0], pool, serve_all && with_spawner ? cli_cfg.redis_url : NULL, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -144,6 +150,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	cli_web_stop(&web);
 	spw_free(sp); /* workers call the models until they stop */
 	bot_free(b);
 	eng_engine_free(e);

@@ -62,6 +62,7 @@ int cmd_spawner(int argc, char **argv)
 	llm_service *llm = NULL;
 	spw_spawner *sp = NULL;
 	sigset_t sigs;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -81,6 +82,10 @@ int cmd_spawner(int argc, char **argv)
 		cli_fail("spawner");
 		goto done;
 	}
+	if (cli_web_start("spawner", pool, cli_cfg.redis_url, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("spawner", "running (pid %d); SIGINT or SIGTERM stops it", (int)getpid());
 	for (;;) {
 		int sig = sigwaitinfo(&sigs, NULL);
@@ -93,6 +98,7 @@ int cmd_spawner(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	cli_web_stop(&web);
 	spw_free(sp); /* before the models: workers call them until they stop */
 	sec_runtime_stop();
 	llm_service_free(llm);

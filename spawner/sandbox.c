@@ -3,6 +3,7 @@
 #include "spawner/sbx_int.h"
 
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -498,6 +499,11 @@ int sbx_start(sbx *b, const sbx_cmd *c)
 	r->started_ms = util_mono_ms();
 	r->deadline_ms = r->timeout_ms > 0 ? r->started_ms + r->timeout_ms : 0;
 	rc = b->ops->start(b);
+	met_add(met_with(met_counter(rc < 0 ? "orch_sandbox_failures_total" : "orch_sandbox_starts_total",
+				     rc < 0 ? "sandboxes that could not be made, by backend"
+					    : "commands started in a sandbox, by backend",
+				     "backend"),
+			 b->ops->name), 1);
 	if (rc < 0)
 		goto done;
 	b->active = 1;
@@ -582,6 +588,11 @@ int sbx_collect(sbx *b, sbx_result *out)
 	out->out_bytes = b->run.out.total;
 	out->err_bytes = b->run.err.total;
 	out->wall_ms = util_mono_ms() - b->run.started_ms;
+	met_observe(met_with(met_histogram("orch_sandbox_duration_seconds",
+					   "a sandboxed command from start to collect, by backend",
+					   "backend", NULL, 0),
+			     b->ops->name),
+		    (double)out->wall_ms / 1000.0);
 	if (out->timed_out) {
 		out->exit_code = SBX_EXIT_TIMEOUT;
 	} else if (out->cancelled && out->term_signal == SIGKILL) {
