@@ -1036,6 +1036,11 @@ static int no_marker(void *u)
 	return !found;
 }
 
+static int has_marker(void *u)
+{
+	return !no_marker(u);
+}
+
 static void test_dies_with_owner_and_sweep(void **state)
 {
 	int p[2], st, removed = -1;
@@ -1063,7 +1068,8 @@ static void test_dies_with_owner_and_sweep(void **state)
 	close(p[1]);
 	st = (int)read(p[0], &c, 1);
 	close(p[0]);
-	if (st != 1 || no_marker(NULL)) {
+	/* the init may take a moment to start the command */
+	if (st != 1 || !ts_wait_for(has_marker, NULL, 10000)) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
 		fail_msg("the owner could not start its sandbox");
