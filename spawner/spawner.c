@@ -278,6 +278,7 @@ typedef struct slot {
 	atomic_int cancel;
 	atomic_int fenced;
 	atomic_int aborted;      /* the requester cancelled it: finish it as cancelled */
+	atomic_int phase;        /* spw_phase of its worker; SPW_PHASE_IDLE when free */
 	rds_conn *conn;          /* the worker thread's own */
 	int64_t log_fail_ms;
 	/* progress (the worker thread's own): the agent's steps so far and the
@@ -528,7 +529,9 @@ static void *worker_main(void *arg)
 	w.cancel = &sl->cancel;
 	w.log = slot_log;
 	w.log_udata = sl;
+	w.phase = &sl->phase;
 	result = spw_worker_run(&w);
+	spw_phase_set(&sl->phase, SPW_PHASE_REPORTING);
 	status = result ? json_string_value(json_object_get(result, "status")) : NULL;
 	if (!result) {
 		log_error("spawner", "worker %s: out of memory building its result", sl->req.id);
@@ -564,6 +567,7 @@ static void *worker_main(void *arg)
 			 status ? status : "?");
 	}
 	json_decref(result);
+	spw_phase_set(&sl->phase, SPW_PHASE_IDLE);
 	pthread_mutex_lock(&s->lock);
 	sl->joinable = 1;
 	pthread_cond_broadcast(&s->cond);
@@ -627,6 +631,8 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 		atomic_store(&sl->aborted, 0);
 		sl->busy = 1;
 	}
+	if (sl)
+		spw_phase_set(&sl->phase, SPW_PHASE_PREPARING);
 	pthread_mutex_unlock(&s->lock);
 	if (!sl)
 		return err_set(ERR_BUSY, "no free worker slot");
@@ -641,6 +647,7 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 		 attempt);
 	return 0;
 fail:
+	spw_phase_set(&sl->phase, SPW_PHASE_IDLE);
 	pthread_mutex_lock(&s->lock);
 	*req = sl->req;
 	memset(&sl->req, 0, sizeof(sl->req));
@@ -1258,8 +1265,10 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 		free(s);
 		return err_set(ERR_NOMEM, "out of memory");
 	}
-	for (int i = 0; i < cfg->max_workers; i++)
+	for (int i = 0; i < cfg->max_workers; i++) {
 		s->slots[i].s = s;
+		atomic_init(&s->slots[i].phase, SPW_PHASE_IDLE);
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	if (gethostname(host, sizeof(host)) != 0)
