@@ -254,16 +254,39 @@ done:
 	return rc;
 }
 
+/* The first host uid of the engine's remapped range, from /info's
+ * DockerRootDir: under --userns-remap the engine keeps its data in
+ * <data-root>/<uid>.<gid>. 0 when the name is not that. */
+static long long remap_base_from_root(const char *root)
+{
+	const char *base = root ? strrchr(root, '/') : NULL;
+	char *end;
+	long long uid;
+
+	if (!base || !base[1])
+		return 0;
+	base++;
+	uid = strtoll(base, &end, 10);
+	if (end == base || *end != '.' || uid <= 0 || uid > 4294967295LL - 65536)
+		return 0;
+	(void)strtoll(end + 1, &end, 10);
+	return *end == '\0' ? uid : 0;
+}
+
 /* The host uid the container's uid 1000 writes as: 1000, or with the
  * engine's user namespace remapping (dockerd --userns-remap) the remapped
- * range's base (the first /etc/subuid entry of the remap user, "dockremap"
- * by default) plus 1000. */
+ * range's first uid plus 1000. That first uid is read from the engine's
+ * data folder name (/info DockerRootDir ends in "<uid>.<gid>"), so it is
+ * right also when this process runs in a container without the host's
+ * /etc/subuid; else from the first /etc/subuid entry of the remap user
+ * (ORCH_DOCKER_USERNS_USER, "dockremap" by default). */
 static int container_uid(dk_impl *d)
 {
 	http_response r;
 	json_t *j = NULL, *v;
 	size_t i;
 	int remapped = 0, rc;
+	long long base = 0;
 
 	d->uid = 1000;
 	rc = call(d, "GET", "/info", NULL, 10000, &r);
@@ -275,14 +298,15 @@ static int container_uid(dk_impl *d)
 	json_array_foreach(json_object_get(j, "SecurityOptions"), i, v)
 		if (json_is_string(v) && strcmp(json_string_value(v), "name=userns") == 0)
 			remapped = 1;
+	if (remapped)
+		base = remap_base_from_root(json_string_value(json_object_get(j, "DockerRootDir")));
 	json_decref(j);
 	http_response_free(&r);
-	if (remapped) {
+	if (remapped && base <= 0) {
 		const char *user = getenv("ORCH_DOCKER_USERNS_USER");
 		FILE *f = fopen("/etc/subuid", "r");
 		char line[512];
 		size_t ul;
-		long long base = -1;
 
 		if (!user || !*user)
 			user = "dockremap";
@@ -296,11 +320,13 @@ static int container_uid(dk_impl *d)
 			fclose(f);
 		if (base <= 0 || base > 4294967295LL - 65536)
 			return err_set(ERR_SANDBOX,
-				       "the Docker engine remaps user namespaces but /etc/subuid has "
-				       "no range for '%s': set ORCH_DOCKER_USERNS_USER to the remap user "
-				       "of dockerd --userns-remap", user);
-		d->uid = (uint32_t)base + 1000;
+				       "the Docker engine remaps user namespaces but neither its data "
+				       "folder nor /etc/subuid names the range of '%s': set "
+				       "ORCH_DOCKER_USERNS_USER to the remap user of dockerd "
+				       "--userns-remap", user);
 	}
+	if (remapped)
+		d->uid = (uint32_t)base + 1000;
 	return 0;
 }
 

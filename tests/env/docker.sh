@@ -12,9 +12,12 @@
 # /var/tmp/orchestrator-docker-cache), shared by every checkout, since it is
 # the slow step (about 75 s).
 #
-#   docker.sh start  [--dir DIR] [--images "busybox worker ..."]
+#   docker.sh start  [--dir DIR] [--images "busybox worker ..."] [--userns-remap USER]
 #                    prints the variables for the tests (DOCKER_HOST,
 #                    ORCH_TEST_IMAGE_<NAME>) as `export` lines
+# Networks the engine makes (compose's) take their subnets from a /16 of
+# 10.0.0.0/8 chosen by the folder, so two checkouts' engines do not hand out
+# the same subnet to two bridges of this host.
 #   docker.sh stop   [--dir DIR]
 #   docker.sh status [--dir DIR]
 set -euo pipefail
@@ -23,10 +26,12 @@ cmd=${1:-}
 shift || true
 dir=build/docker
 images="busybox worker"
+remap=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--dir) dir=$2; shift 2 ;;
 	--images) images=$2; shift 2 ;;
+	--userns-remap) remap=$2; shift 2 ;;
 	*) echo "docker.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -81,10 +86,14 @@ start_daemon() {
 	rm -f "$sock"
 	# --bridge=none: the default network is "none"; --iptables=false: the
 	# host's firewall is left alone
+	local h pool
+	h=$(printf %s "$dir" | md5sum | cut -c1-8)
+	pool=10.$((0x${h:0:4} % 200 + 20)).0.0/16
 	setsid /usr/sbin/dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$pidfile" \
 		-H "unix://$sock" --iptables=false --ip6tables=false --bridge=none --ip-masq=false \
 		--storage-driver="${ORCH_DOCKER_STORAGE:-overlay2}" --exec-opt native.cgroupdriver=cgroupfs \
-		--cgroup-parent "orch-dockerd-$(printf %s "$dir" | md5sum | cut -c1-8)" \
+		--cgroup-parent "orch-dockerd-$h" --default-address-pool "base=$pool,size=24" \
+		${remap:+--userns-remap "$remap"} \
 		</dev/null >>"$dir/dockerd.log" 2>&1 &
 	local pid=$!
 	for _ in $(seq 120); do
