@@ -4,6 +4,7 @@
 #   make test    install what is missing, build, run every test against private services
 #   make asan    the tests under AddressSanitizer and UBSan
 #   make bench   benchmarks beside the reference implementations
+#   make compose-test  compose/ brought up and down on a private Docker engine
 #   make         just build bin/orchestrator
 #
 # Variables: CC (gcc or clang), BUILD (build folder), T (only tests whose name contains T).
@@ -62,7 +63,8 @@ BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 vpath test_%.c tests/unit tests/integration
 vpath %.c tests/progs tests/fakes bench
 
-.PHONY: all deps check-deps run services stop test test-build asan bench clean distclean fmt
+.PHONY: all deps check-deps run services stop test test-build asan bench clean distclean fmt \
+	compose-test
 
 all: check-deps $(BIN)
 
@@ -149,6 +151,13 @@ asan:
 	@BUILD=build/asan BIN=build/asan/bin/orchestrator ASAN=1 \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh $(T)
+
+# compose/docker-compose.yml up for real (images built locally), a project
+# through it, then down (tests/compose/compose_test.py)
+compose-test:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/tests/progs/factory_script
+	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/compose/compose_test.py
 
 bench:
 	@tests/env/deps.sh
