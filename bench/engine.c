@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 static int knob(const char *name, int def)
 {
@@ -247,6 +248,8 @@ int main(void)
 	const int s_rounds = knob("SCRAPE_ROUNDS", 6), s_seq = 40;
 	double s_conc[SCRAPE_MODES][64], s_lat[SCRAPE_MODES][64 * 40], s_conc_med[SCRAPE_MODES];
 	double s_seq_med[SCRAPE_MODES], render_us = 0, scrape_med = 0, scrape_p99 = 0;
+	double s_ratio[SCRAPE_MODES] = {1, 0, 0}, s_r[64], s_cpu[SCRAPE_MODES] = {0};
+	double scrape_cpu_us = 0;
 	size_t scrape_bytes = 0;
 	long scrape_count[SCRAPE_MODES] = {0};
 	struct rusage ru;
@@ -419,7 +422,10 @@ int main(void)
 				int mode = (rnd + k) % SCRAPE_MODES;
 				char tag[32];
 
+				struct timespec cpu0, cpu1;
+
 				atomic_store(&sc.mode, mode);
+				clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
 				snprintf(tag, sizeof(tag), "s%d-%d", mode, rnd);
 				s_conc[mode][rnd] = conc_round(ec, c, input, run_id, tag, 4, n_conc);
 				for (int i = 0; i < s_seq; i++) {
@@ -433,10 +439,20 @@ int main(void)
 					s_lat[mode][rnd * s_seq + i] = (double)(util_mono_ns() - t0) / 1e6;
 					eng_result_clear(&r);
 				}
+				clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+				s_cpu[mode] += (double)(cpu1.tv_sec - cpu0.tv_sec) * 1e6 +
+					       (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e3;
 			}
 		atomic_store(&sc.mode, SCRAPE_OFF);
 		atomic_store(&sc.stop, 1);
 		pthread_join(th, NULL);
+		/* each round's throughput over the same round's without a scraper:
+		 * pairs measured moments apart, so the machine's drift cancels */
+		for (int m = 1; m < SCRAPE_MODES; m++) {
+			for (int rnd = 0; rnd < rounds_s; rnd++)
+				s_r[rnd] = s_conc[m][rnd] / s_conc[SCRAPE_OFF][rnd];
+			s_ratio[m] = pct(s_r, rounds_s, 50);
+		}
 		for (int m = 0; m < SCRAPE_MODES; m++) {
 			s_conc_med[m] = pct(s_conc[m], rounds_s, 50);
 			s_seq_med[m] = pct(s_lat[m], rounds_s * s_seq, 50);
@@ -447,6 +463,10 @@ int main(void)
 			scrape_p99 = pct(sc.ms, sc.n, 99);
 		}
 		scrape_bytes = sc.bytes;
+		/* the same engine work with and without scrapes in a loop: the
+		 * process's extra CPU per scrape (listener and client both) */
+		if (sc.count[SCRAPE_LOOP] > 0)
+			scrape_cpu_us = (s_cpu[SCRAPE_LOOP] - s_cpu[SCRAPE_OFF]) / sc.count[SCRAPE_LOOP];
 		/* the render alone: what a scrape costs the process, past HTTP */
 		buf_init(&b, 64 << 20);
 		for (int i = 0; i < 200 && i < sc.cap; i++) {
@@ -474,17 +494,18 @@ int main(void)
 	       "\"turn_last20_median_ms\": %.3f, \"resume_median_ms\": %.3f, "
 	       "\"resume_p99_ms\": %.3f, \"peak_rss_mib\": %.1f, "
 	       "\"scrape_render_us\": %.1f, \"scrape_http_median_ms\": %.3f, "
-	       "\"scrape_http_p99_ms\": %.3f, \"scrape_bytes\": %zu, "
+	       "\"scrape_http_p99_ms\": %.3f, \"scrape_bytes\": %zu, \"scrape_cpu_us\": %.1f, "
 	       "\"scrapes_loop\": %ld, \"scrapes_100ms\": %ld, "
 	       "\"concurrent50_per_s_no_scraper\": %.1f, \"concurrent50_per_s_scrape_100ms\": %.1f, "
-	       "\"concurrent50_per_s_scrape_loop\": %.1f, \"invocation_median_ms_no_scraper\": %.3f, "
+	       "\"concurrent50_per_s_scrape_loop\": %.1f, \"concurrent50_ratio_scrape_100ms\": %.3f, "
+	       "\"concurrent50_ratio_scrape_loop\": %.3f, \"invocation_median_ms_no_scraper\": %.3f, "
 	       "\"invocation_median_ms_scrape_100ms\": %.3f, "
 	       "\"invocation_median_ms_scrape_loop\": %.3f}\n",
 	       inv_median, inv_p99, inv_median_async, sql_per, tx_per, conc_rate, conc_rt_per_run, threads, turn_ratio, turn_first,
 	       turn_last, resume_median, resume_p99, ru.ru_maxrss / 1024.0, render_us, scrape_med,
-	       scrape_p99, scrape_bytes, scrape_count[SCRAPE_LOOP], scrape_count[SCRAPE_100MS],
+	       scrape_p99, scrape_bytes, scrape_cpu_us, scrape_count[SCRAPE_LOOP], scrape_count[SCRAPE_100MS],
 	       s_conc_med[SCRAPE_OFF], s_conc_med[SCRAPE_100MS], s_conc_med[SCRAPE_LOOP],
-	       s_seq_med[SCRAPE_OFF], s_seq_med[SCRAPE_100MS], s_seq_med[SCRAPE_LOOP]);
+	       s_ratio[SCRAPE_100MS], s_ratio[SCRAPE_LOOP], s_seq_med[SCRAPE_OFF], s_seq_med[SCRAPE_100MS], s_seq_med[SCRAPE_LOOP]);
 	json_decref(input);
 	free(lat);
 	pg_conn_close(c);
