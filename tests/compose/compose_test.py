@@ -275,7 +275,6 @@ def main():
             "ORCH_SANDBOX": "docker",
             "ORCH_SANDBOX_IMAGE": denv["ORCH_TEST_IMAGE_WORKER"],
             "DOCKER_SOCKET": denv["DOCKER_HOST"][len("unix://"):],
-            "ORCH_SPAWNER_PRIVILEGED": "false",
             "ORCH_WORKER_DISK_KIND": "none",
             "ORCH_MAX_WORKERS": "2",
             "TELEGRAM_BOT_TOKEN": TG_TOKEN,
@@ -336,8 +335,8 @@ def main():
                 ok = st == 200 and metric_sum(m, "orch_dependency_up", dependency="postgres") == 1
             except ValueError as e:
                 ok, body = False, str(e)
-            check(ok, "%s /metrics: the text format, orch_dependency_up{postgres} 1"
-                  % c["Name"].lstrip("/"), body[:2000])
+            check(ok, "%s /metrics: the text format (%.1f KiB), orch_dependency_up{postgres} 1"
+                  % (c["Name"].lstrip("/"), len(body) / 1024), body[:2000])
         rc, out = stack.exec("postgres", "psql", "-U", "orchestrator", "-tAc",
                              "SELECT count(*) FROM engines WHERE stopped_at IS NULL AND "
                              "heartbeat_at > now() - interval '30 seconds'")
@@ -414,6 +413,42 @@ def main():
                 calls += metric_sum(parse_metrics(body), "orch_llm_calls_total", outcome="ok")
         check(calls > 0, "the engines called the model (orch_llm_calls_total{outcome=\"ok\"} %d)"
               % calls)
+
+        # the other sandbox choice: the ns backend inside the spawner's
+        # container as the file sets it up (no privileged mode)
+        with Stage("the spawner on the ns backend"):
+            rc, out = stack.compose("run", "--rm", "--no-deps", "-T", "-e", "ORCH_SANDBOX=ns", "spawner",
+                                    "orchestrator", "sandbox", "run", "-v", "--", "sh", "-c",
+                                    "id -u; cat /proc/self/uid_map; ls /workspace && echo fine",
+                                    timeout=300)
+            ok = rc == 0 and re.search(r"^1000$", out, re.M) and "fine" in out and \
+                not re.search(r"^\s*0\s+0\s", out, re.M)
+            check(ok, "the ns backend runs a command in the spawner's container: uid 1000 in its "
+                  "own user namespace, without privileged mode", out)
+            rc, out = stack.compose("run", "-d", "--no-deps", "-e", "ORCH_SANDBOX=ns", "-e",
+                                    "ORCH_WORKER_DISK_KIND=tmpfs", "spawner", timeout=300)
+            name = out.strip().splitlines()[-1] if rc == 0 and out.strip() else ""
+            st, body, until = 0, "", time.monotonic() + 120
+            while name and time.monotonic() < until:
+                rc2, ip = stack.docker("inspect", "-f",
+                                       "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                                       name)
+                if rc2 == 0 and ip.strip():
+                    try:
+                        st, body = http_get("http://%s:9464/metrics" % ip.strip(), timeout=3)
+                    except OSError:
+                        st = 0
+                    if st == 200 and metric_sum(parse_metrics(body), "orch_sandbox_starts_total",
+                                                backend="ns") >= 1:
+                        st, body = http_get("http://%s:9464/healthz" % ip.strip(), timeout=3)
+                        if st == 200:
+                            break
+                st = 0
+                time.sleep(1)
+            check(st == 200, "a spawner with ORCH_SANDBOX=ns: its start-up check ran an ns sandbox "
+                  "and /healthz answers 200", out + body)
+            if name:
+                stack.docker("rm", "-f", name)
 
         # the restart policy: an engine whose process dies (SIGKILL from the
         # host: `docker kill` would count as stopping it by hand) comes back

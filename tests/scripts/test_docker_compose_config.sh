@@ -14,9 +14,10 @@ if ! command -v docker-compose >/dev/null; then
 	echo "skipped: docker-compose is not installed (make test installs it with the private Docker engine)"
 	exit 0
 fi
-echo "1..9"
+echo "1..11"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+root=$(pwd)
 cp -r compose "$dir/compose"
 cp compose/.env.example "$dir/compose/.env"
 cd "$dir/compose"
@@ -37,6 +38,9 @@ echo "$out" | grep -A3 "service_completed_successfully" | grep -q . && echo "$ou
 ok $? "the roles wait for the migrations and for healthy PostgreSQL and Redis"
 echo "$out" | grep -q "ORCH_HTTP_ADDR: 0.0.0.0:9464"
 ok $? "every role listens on ORCH_HTTP_ADDR"
+n_data=$(docker-compose --profile telegram config 2>/dev/null | grep -c -- "- orchdata:/var/lib/orchestrator:rw")
+[ "$n_data" = 4 ]
+ok $? "migrate, engine, bot and spawner share one data folder (the volume orchdata; $n_data mounts)"
 sed -i '/^POSTGRES_PASSWORD=/d' .env
 err=$(docker-compose config 2>&1)
 [ $? != 0 ] && echo "$err" | grep -q "set POSTGRES_PASSWORD in .env"
@@ -48,4 +52,11 @@ for v in $(grep -o '\${[A-Z_]*' docker-compose.yml | cut -c3- | sort -u); do
 done
 [ -z "$missing" ]
 ok $? "every variable of docker-compose.yml is in .env.example${missing:+ (missing:$missing)}"
+# and every variable of the README's configuration tables
+missing=""
+for v in $(grep -oE '^\| `[A-Z][A-Z0-9_]*`(, `[A-Z][A-Z0-9_]*`)*' "$root/README.md" | grep -oE '[A-Z][A-Z0-9_]{2,}' | sort -u); do
+	grep -qw "$v" "$root/compose/.env.example" || missing="$missing $v"
+done
+[ -z "$missing" ]
+ok $? "every variable of the README's tables is in .env.example${missing:+ (missing, add them:$missing)}"
 exit 0
