@@ -414,6 +414,38 @@ def main():
         check(calls > 0, "the engines called the model (orch_llm_calls_total{outcome=\"ok\"} %d)"
               % calls)
 
+        # the bot does its work: it long-polls the (fake) Bot API
+        tg_ip = stack.ip(by_service["telegram"][0])
+        st, body = http_get("http://%s:8081/control/requests" % tg_ip)
+        polls = body.count('"getUpdates"') if st == 200 else 0
+        check(polls > 0, "the bot polls Telegram (%d getUpdates calls to the fake)" % polls,
+              body[:1500])
+
+        # a dependency down: /healthz says 503 and names it, then recovers
+        with Stage("redis stopped and started"):
+            sp_url = "http://%s:9464/healthz" % stack.ip(sp)
+            stack.compose("stop", "redis", timeout=120)
+            down, until = (0, ""), time.monotonic() + 60
+            while time.monotonic() < until:
+                down = http_get(sp_url)
+                if down[0] == 503:
+                    break
+                time.sleep(0.5)
+            stack.compose("start", "redis", timeout=120)
+            up, until = (0, ""), time.monotonic() + 90
+            while time.monotonic() < until:
+                up = http_get(sp_url)
+                if up[0] == 200:
+                    break
+                time.sleep(0.5)
+        try:
+            named = "redis" in json.loads(down[1]).get("down", [])
+        except ValueError:
+            named = False
+        check(down[0] == 503 and named and up[0] == 200,
+              "redis stopped: the spawner's /healthz answers 503 naming redis (%d), and 200 once "
+              "it is back (%d)" % (down[0], up[0]), down[1] + "\n" + up[1])
+
         # the other sandbox choice: the ns backend inside the spawner's
         # container as the file sets it up (no privileged mode)
         with Stage("the spawner on the ns backend"):
