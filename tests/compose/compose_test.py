@@ -232,8 +232,6 @@ def main():
         print("skipped: make compose-test needs root (it starts a private Docker engine)")
         print("0 passed, 0 failed")
         return 0
-    if not shutil.which("docker-compose") and not os.path.exists("/usr/sbin/dockerd"):
-        print("# docker-compose and dockerd are installed by tests/env/docker.sh")
     stack = None
     try:
         with Stage("engine and base images"):
@@ -241,9 +239,10 @@ def main():
         env = dict(os.environ)
         env.update(denv)
         env["PATH"] = "/usr/bin:" + env.get("PATH", "")  # Debian's docker CLI, as docker.sh
-        check(True, "private Docker engine with local images: bookworm %s, postgres %s, redis %s"
-              % (denv.get("ORCH_TEST_IMAGE_BOOKWORM"), denv.get("ORCH_TEST_IMAGE_POSTGRES"),
-                 denv.get("ORCH_TEST_IMAGE_REDIS")))
+        print("# private Docker engine %s with local images: bookworm %s, postgres %s, redis %s"
+              % (denv.get("DOCKER_HOST"), denv.get("ORCH_TEST_IMAGE_BOOKWORM"),
+                 denv.get("ORCH_TEST_IMAGE_POSTGRES"), denv.get("ORCH_TEST_IMAGE_REDIS")),
+              flush=True)
 
         # a stack a previous run left (interrupted) goes first
         src = os.path.join(WORK, "src")
