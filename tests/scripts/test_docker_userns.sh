@@ -29,7 +29,10 @@ skip() {
 [ -z "${ORCH_TEST_DOCKER_SKIP:-}" ] || skip "$ORCH_TEST_DOCKER_SKIP"
 [ -x /usr/sbin/dockerd ] || skip "dockerd is not installed (make test installs docker.io for the docker tests)"
 
-# the remap user and its ranges
+# the remap user and its ranges, made once per machine (under a lock: other
+# checkouts may be testing at the same time)
+exec 9>/run/lock/orchestrator-remap.lock 2>/dev/null || exec 9>/tmp/orchestrator-remap.lock
+flock 9
 if ! getent passwd "$user" >/dev/null; then
 	useradd --system --no-create-home --shell /usr/sbin/nologin "$user" 2>/dev/null ||
 		skip "cannot create the system user $user"
@@ -66,6 +69,7 @@ if ! grep -q "^$user:" /etc/subuid || ! grep -q "^$user:" /etc/subgid; then
 	grep -q "^$user:" /etc/subgid || echo "$user:$start:65536" >>/etc/subgid
 fi
 base=$(awk -F: -v u="$user" '$1 == u {print $2; exit}' /etc/subuid)
+flock -u 9
 
 dir=$BUILD/docker-userns
 mkdir -p "$dir"
