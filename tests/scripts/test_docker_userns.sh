@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The docker backend on an engine that remaps user namespaces (dockerd
 # --userns-remap): a second private engine (tests/env/docker.sh, its own
-# folder) remaps to the range of a dedicated system user, orch-remap, whose
+# folder in /var/tmp) remaps to the range of a dedicated system user, orch-remap, whose
 # /etc/subuid and /etc/subgid entries this test adds once per machine (a
 # range below 2^20, apart from the ns backend's ranges). A sandboxed command
 # is uid 1000 inside, its uid map is the remapped range, and what it writes
@@ -71,11 +71,19 @@ fi
 base=$(awk -F: -v u="$user" '$1 == u {print $2; exit}' /etc/subuid)
 flock -u 9
 
-dir=$BUILD/docker-userns
+# the engine's folder must be reachable by the remapped root (every folder
+# above it o+x), which a checkout under a private folder (mktemp -d) is
+# not: it lives in /var/tmp, named after the checkout, and goes at the end
+dir=/var/tmp/orchestrator-userns-$(pwd | md5sum | cut -c1-8)
 mkdir -p "$dir"
-vars=$(tests/env/docker.sh start --dir "$dir" --images busybox --userns-remap "$user" 2>"$dir.log") ||
-	skip "the engine with --userns-remap did not start: $(tail -1 "$dir.log")"
-trap 'tests/env/docker.sh stop --dir "$dir" >/dev/null 2>&1' EXIT
+chmod 711 "$dir"
+log=$BUILD/docker-userns.log
+stop() { tests/env/docker.sh stop --dir "$dir" >/dev/null 2>&1 && rm -rf "$dir"; }
+vars=$(tests/env/docker.sh start --dir "$dir" --images busybox --userns-remap "$user" 2>"$log") || {
+	stop
+	skip "the engine with --userns-remap did not start: $(tail -1 "$log")"
+}
+trap stop EXIT
 eval "$vars"
 
 echo "1..8"
@@ -84,7 +92,7 @@ case "$info" in *name=userns*"/$base.$base") r=0 ;; *) r=1 ;; esac
 ok $r "the engine remaps to $user's range (first uid $base): $info"
 
 ws=$(mktemp -d "$BUILD/userns-ws.XXXXXX")
-trap 'rm -rf "$ws"; tests/env/docker.sh stop --dir "$dir" >/dev/null 2>&1' EXIT
+trap 'rm -rf "$ws"; stop' EXIT
 echo "from the host" >"$ws/given"
 out=$("$BIN" sandbox run --backend docker --image "$ORCH_TEST_IMAGE_BUSYBOX" --workspace "$ws" -- \
 	sh -c 'id -u; id -g; cat /proc/self/uid_map; cat /workspace/given; echo made > /workspace/f; mkdir /workspace/d; touch /workspace/d/g' 2>&1)
