@@ -85,6 +85,7 @@ int cmd_serve(int argc, char **argv)
 	int64_t with_spawner = 0;
 	sigset_t sigs;
 	int64_t last_prune = 0, last_expire = 0;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -146,6 +147,11 @@ int cmd_serve(int argc, char **argv)
 					  "bot (`orchestrator chat` talks to this engine from a terminal)");
 	}
 	hp = cli_health_start(pool, serve_all ? "serve" : "engine");
+	/* /healthz and /metrics; serve's spawner uses Redis */
+	if (cli_web_start(argv[0], pool, serve_all && with_spawner ? cli_cfg.redis_url : NULL, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -172,6 +178,7 @@ int cmd_serve(int argc, char **argv)
 	rc = 0;
 done:
 	health_pub_stop(hp);
+	cli_web_stop(&web);
 	spw_free(sp); /* workers call the models until they stop */
 	bot_free(b);
 	eng_engine_free(e);
