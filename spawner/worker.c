@@ -32,6 +32,7 @@
 #include "spawner/gitws.h"
 #include "spawner/sandbox.h"
 #include "spawner/testsum.h"
+#include "spawner/toolenv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -743,6 +744,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	const spw_config *cfg = w->cfg;
 	spw_limits lim = req->limits;
 	sec_env *env = NULL;
+	char **wenv = NULL; /* the toolchains' variables and the granted ones */
 	char *repo_secret = NULL;
 	spw_git *git = NULL;
 	spw_git_cred cred = {NULL};
@@ -855,11 +857,17 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 				sizeof(reason));
 	if (rc < 0)
 		goto done;
+	rc = spw_toolenv_join(pol != NULL, env ? (const char *const *)sec_env_strings(env) : NULL,
+			      &wenv);
+	if (rc < 0) {
+		snprintf(reason, sizeof(reason), "%s", err_last());
+		goto done;
+	}
 
 	/* 4b. the setup (dependencies), with the network the policy gives it */
 	if (req->setup_command) {
 		net_phase(att, "setup", phases, SPW_PHASE_SETUP);
-		rc = run_setup(w, box, env ? sec_env_strings(env) : NULL, transcript, net_desc, &nl,
+		rc = run_setup(w, box, wenv, transcript, net_desc, &nl,
 			       reason, sizeof(reason));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
@@ -876,7 +884,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	if (req->test_command) {
 		net_phase(att, "test", phases, SPW_PHASE_TEST);
 		spw_wlog(w, "status", "counting the base's tests");
-		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &base_sum, NULL, why,
+		rc = spw_run_tests(w, box, wenv, &base_sum, NULL, why,
 			       sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the base's tests could not be run: %s",
@@ -930,7 +938,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		ac.call.owner = req->project;
 		ac.call.cancel = w->cancel;
 		ac.box = box;
-		ac.env = env ? (const char *const *)sec_env_strings(env) : NULL;
+		ac.env = (const char *const *)wenv;
 		ac.system_prompt = buf_cstr(&sys);
 		ac.task_prompt = buf_cstr(&task);
 		ac.format_error_prompt = tfmt;
@@ -1017,7 +1025,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		/* the dependencies again: the reset removed them with everything ignored */
 		if (req->setup_command) {
 			net_phase(att, "setup", phases, SPW_PHASE_SETUP);
-			rc = run_setup(w, box, env ? sec_env_strings(env) : NULL, transcript, net_desc,
+			rc = run_setup(w, box, wenv, transcript, net_desc,
 				       &nl, reason, sizeof(reason));
 			if (rc < 0) {
 				snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
@@ -1030,7 +1038,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			}
 		}
 		net_phase(att, "test", phases, SPW_PHASE_TEST);
-		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why, sizeof(why));
+		rc = spw_run_tests(w, box, wenv, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
 			goto done;
@@ -1187,6 +1195,7 @@ done:
 	spw_git_free(git);
 	if (dir[0] && spw_remove_worker_dir(dir) < 0)
 		log_warn("spawner", "worker %s: %s (the janitor tries again)", req->id, err_last());
+	spw_toolenv_free(wenv);
 	sec_env_free(env);
 	if (repo_secret)
 		sec_value_free(repo_secret);
