@@ -138,6 +138,7 @@ int nd_reviewer(eng_ctx *ctx, const json_t *state, const json_t *input, json_t *
 	if ((rc = nd_prompt("reviewer_system.md", NULL, &sys)) < 0)
 		goto done;
 	nd_llm_call(&call, ctx, state, "reviewer", user);
+	call.subject = id;
 	for (size_t ci = 0; ci < sizeof(caps) / sizeof(caps[0]); ci++) {
 		buf_reset(&diff);
 		buf_reset(&task);

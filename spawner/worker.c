@@ -935,6 +935,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		ac.call.run_id = req->run_id;
 		ac.call.node = "worker";
 		ac.call.worker = req->id;
+		ac.call.subject = req->task;
 		ac.call.owner = req->project;
 		ac.call.cancel = w->cancel;
 		ac.box = box;
