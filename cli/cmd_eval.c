@@ -135,7 +135,8 @@ static int parse(int argc, char **argv, eval_args *a)
 
 /* The tasks the arguments select, each with a reason when it is skipped.
  * ERR_NOTFOUND naming an unknown --task. */
-static int select_tasks(const eval_args *a, ev_task *all, size_t n, ev_item **out, size_t *nout)
+static int select_tasks(const eval_args *a, ev_task *all, size_t n, int can_change,
+			ev_item **out, size_t *nout)
 {
 	ev_item *items = calloc(n + 1, sizeof(ev_item));
 	size_t k = 0;
@@ -163,7 +164,7 @@ static int select_tasks(const eval_args *a, ev_task *all, size_t n, ev_item **ou
 		if (!want || !lang)
 			continue;
 		items[k].task = &all[j];
-		if (strcmp(all[j].kind, "change") == 0)
+		if (strcmp(all[j].kind, "change") == 0 && !can_change)
 			items[k].skip = "needs changes to existing repositories";
 		k++;
 	}
@@ -289,8 +290,9 @@ int cmd_eval(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	signal(SIGPIPE, SIG_IGN);
+	cli_eval_front(&front);
 	if (ev_tasks_load(a.tasks, &all, &nall) < 0 ||
-	    select_tasks(&a, all, nall, &items, &nitems) < 0) {
+	    select_tasks(&a, all, nall, front.start_repo != NULL, &items, &nitems) < 0) {
 		fprintf(stderr, "orchestrator eval: %s\n", err_last());
 		goto done;
 	}
@@ -388,7 +390,6 @@ int cmd_eval(int argc, char **argv)
 	o.progress = stderr;
 	fprintf(stderr, "eval: %zu task%s (%s), %s, %d at a time; chats %s-<task>\n", nitems,
 		nitems == 1 ? "" : "s", o.mode, words, a.parallel, prefix);
-	cli_eval_front(&front);
 	if (ev_run(&o, items, nitems, pool, px, &front, &report) < 0) {
 		cli_fail("eval");
 		goto done;

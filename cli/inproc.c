@@ -40,10 +40,11 @@ int cli_factory_alone(pg_pool *pool)
 		return rc;
 	if (n > 0)
 		return err_set(ERR_CONFLICT,
-			       "%d other engine%s run%s on this database (an `orchestrator serve` or "
+			       "%d other engine%s run%s on this database (an `orchestrator serve`, "
 			       "`make run`?): it would take this run's projects and answer them with "
-			       "its own models. Stop it first (Ctrl-C, then `make stop` is not "
-			       "needed), or point DATABASE_URL and REDIS_URL at other servers",
+			       "its own models. Stop it first (Ctrl-C where it runs; one that "
+			       "crashed counts for a minute after its last heartbeat), or point "
+			       "DATABASE_URL and REDIS_URL at other servers",
 			       n, n == 1 ? "" : "s", n == 1 ? "s" : "");
 	return 0;
 }

@@ -159,10 +159,15 @@ static int next_turn(ev_proxy *p, const char *task, const char *node, const char
 
 static const char *task_of(ev_proxy *p, const char *project)
 {
-	for (size_t i = 0; i < p->nbindings; i++)
+	const char *any = NULL;
+
+	for (size_t i = 0; i < p->nbindings; i++) {
 		if (strcmp(p->bindings[i].project, project) == 0)
 			return p->bindings[i].task;
-	return NULL;
+		if (strcmp(p->bindings[i].project, "*") == 0)
+			any = p->bindings[i].task;
+	}
+	return any;
 }
 
 /* --- answers --- */

@@ -73,8 +73,9 @@ int ev_proxy_has(ev_proxy *p, const char *task);
  * including /v1), each given at most timeout_ms (0: 10 minutes). */
 int ev_proxy_upstream(ev_proxy *p, const char *name, const char *base_url, int64_t timeout_ms);
 
-/* The calls of project `project` (a thread key) belong to task `task` from
- * now on. Record: DIR/<task>.jsonl is started afresh. */
+/* The calls of project `project` (a thread key; "*": every project not
+ * bound otherwise) belong to task `task` from now on. Record:
+ * DIR/<task>.jsonl is started afresh. */
 int ev_proxy_bind(ev_proxy *p, const char *project, const char *task);
 
 /* What the server did for one task. */

@@ -155,23 +155,25 @@ void ev_report_table(const json_t *report, FILE *out)
 		if (!skipped(t) && strcmp(jx_str(t, "outcome"), "solved") != 0 &&
 		    *jx_str(t, "reason"))
 			fprintf(out, "  %s: %.300s\n", jx_str(t, "id"), jx_str(t, "reason"));
-	{
-		int nskip = 0;
-		json_array_foreach(tasks, i, t)
-			nskip += skipped(t);
-		if (nskip) {
-			fprintf(out, "skipped %d:", nskip);
-			json_array_foreach(tasks, i, t)
-				if (skipped(t))
-					fprintf(out, " %s", jx_str(t, "id"));
-			fprintf(out, " (");
-			json_array_foreach(tasks, i, t)
-				if (skipped(t)) {
-					fprintf(out, "%s", jx_str(t, "reason"));
-					break;
-				}
-			fprintf(out, "%s)\n", nskip > 1 ? ", ..." : "");
-		}
+	/* the skipped tasks, by reason */
+	json_array_foreach(tasks, i, t) {
+		const json_t *u;
+		size_t k;
+		int first = 1, n = 0;
+		if (!skipped(t))
+			continue;
+		json_array_foreach(tasks, k, u)
+			if (k < i && skipped(u) && strcmp(jx_str(u, "reason"), jx_str(t, "reason")) == 0)
+				first = 0;
+		if (!first)
+			continue;
+		json_array_foreach(tasks, k, u)
+			n += skipped(u) && strcmp(jx_str(u, "reason"), jx_str(t, "reason")) == 0;
+		fprintf(out, "skipped %d, %s:", n, jx_str(t, "reason"));
+		json_array_foreach(tasks, k, u)
+			if (skipped(u) && strcmp(jx_str(u, "reason"), jx_str(t, "reason")) == 0)
+				fprintf(out, " %s", jx_str(u, "id"));
+		fputc('\n', out);
 	}
 	if (json_is_object(tot)) {
 		money(num(tot, "cost_usd"), cost, sizeof(cost));
@@ -304,7 +306,7 @@ int ev_report_write(const json_t *report, const char *dir)
 
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return err_set(ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-	s = json_dumps(report, JSON_INDENT(2));
+	s = json_dumps(report, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 	if (!s)
 		return err_set(ERR_NOMEM, "out of memory");
 	snprintf(path, sizeof(path), "%s/report.json", dir);
@@ -418,7 +420,7 @@ int ev_report_save_baseline(const json_t *report, const char *path, const json_t
 		      "tasks", tasks);
 	if (!b)
 		return err_set(ERR_NOMEM, "out of memory");
-	s = json_dumps(b, JSON_INDENT(2));
+	s = json_dumps(b, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
 	json_decref(b);
 	if (!s)
 		return err_set(ERR_NOMEM, "out of memory");

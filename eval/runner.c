@@ -7,13 +7,18 @@
 #include "engine/control.h"
 #include "eval/person.h"
 #include "llm/ledger.h"
+#include "nodes/repo.h"
 #include "nodes/report.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define END_WAIT_MS 60000 /* for a cancelled project's runs to stop */
@@ -394,6 +399,95 @@ static json_t *measure(proj *p, pg_conn *c, const json_t *state)
 	return m;
 }
 
+/* --- starting a project --- */
+
+/* Every file under `dir` (relative paths under `rel`) into *files. */
+static int collect(const char *dir, const char *rel, json_t *files)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (!d)
+		return err_set(ERR_IO, "cannot read %s: %s", dir, strerror(errno));
+	for (e = readdir(d); e && rc == 0; e = readdir(d)) {
+		char path[PATH_MAX], name[PATH_MAX], *text = NULL;
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		snprintf(name, sizeof(name), "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+		if (lstat(path, &st) < 0)
+			rc = err_set(ERR_IO, "%s: %s", path, strerror(errno));
+		else if (S_ISDIR(st.st_mode))
+			rc = collect(path, name, files);
+		else if (S_ISREG(st.st_mode))
+			rc = ev_read_text(path, &text);
+		if (rc == 0 && text &&
+		    json_object_set_new(files, name, json_string(text)) < 0)
+			rc = err_set(ERR_INVALID, "%s is not UTF-8 text", path);
+		free(text);
+	}
+	closedir(d);
+	return rc;
+}
+
+int ev_change_repo(const ev_task *t, const char *path)
+{
+	char dir[1200], msg[300];
+	json_t *files = json_object();
+	nd_repo_file *list = NULL;
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+	char head[41];
+	int rc;
+
+	if (!files)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(dir, sizeof(dir), "%s/repo", t->dir);
+	rc = collect(dir, "", files);
+	if (rc == 0) {
+		list = calloc(json_object_size(files) + 1, sizeof(nd_repo_file));
+		rc = list ? 0 : err_set(ERR_NOMEM, "out of memory");
+	}
+	json_object_foreach(files, k, v)
+		if (list) {
+			list[n].path = k;
+			list[n].content = json_string_value(v);
+			n++;
+		}
+	snprintf(msg, sizeof(msg), "%s: the repository before the change\n", t->id);
+	if (rc == 0)
+		rc = ev_rmtree(path);
+	if (rc == 0)
+		rc = nd_repo_create(path, list, n, msg, head);
+	free(list);
+	json_decref(files);
+	return rc;
+}
+
+/* Starts the task's project: a new one from the idea, or (kind change) one
+ * on the task's repository. */
+static int start_project(proj *p, pg_conn *c)
+{
+	const ev_front *f = p->sh->front;
+	char repo[1200];
+	int rc;
+
+	if (strcmp(p->t->kind, "change") != 0)
+		return f->start(f->udata, c, p->chat, p->t->idea, &p->thread, p->key, sizeof(p->key));
+	if (!f->start_repo)
+		return err_set(ERR_INVALID, "needs changes to existing repositories");
+	snprintf(repo, sizeof(repo), "%s/%s-origin.git", p->sh->o->work_dir, p->t->id);
+	rc = ev_change_repo(p->t, repo);
+	if (rc == 0)
+		rc = f->start_repo(f->udata, c, p->chat, p->t->idea, repo, p->t->base_branch,
+				   &p->thread, p->key, sizeof(p->key));
+	return rc;
+}
+
 /* --- one task from start to report --- */
 
 static json_t *task_result(const ev_task *t, const char *outcome, const char *reason)
@@ -433,7 +527,7 @@ static json_t *run_task(shared *sh, const ev_task *t)
 		if (rc == 0 && sh->px)
 			rc = ev_proxy_bind(sh->px, expect, t->id);
 		if (rc == 0)
-			rc = f->start(f->udata, c, p.chat, t->idea, &p.thread, p.key, sizeof(p.key));
+			rc = start_project(&p, c);
 		if (rc == 0 && strcmp(expect, p.key) != 0) {
 			/* the chat had projects already (a name used before) */
 			rc = llm_budget_set(c, "project", p.key, t->budget_usd, NULL);

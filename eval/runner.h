@@ -44,6 +44,13 @@ typedef struct ev_front {
 	 * new` does: its thread id and key (key[cap]). */
 	int (*start)(void *udata, pg_conn *c, const char *chat, const char *idea, int64_t *thread,
 		     char *key, size_t cap);
+	/* Starts a project that changes the existing repository `repo` (a path
+	 * git can clone) on branch `base`, as `orchestrator new --repo` will;
+	 * NULL while there is no such path: tasks of kind change are then
+	 * skipped. */
+	int (*start_repo)(void *udata, pg_conn *c, const char *chat, const char *idea,
+			  const char *repo, const char *base, int64_t *thread, char *key,
+			  size_t cap);
 	/* Types the line `text` in terminal chat `chat`, as the terminal chat
 	 * routes it. */
 	int (*say)(void *udata, pg_conn *c, const char *chat, const char *text);
@@ -58,6 +65,10 @@ typedef struct ev_front {
 	/* Cancels the project: its runs, questions and workers. */
 	int (*cancel)(void *udata, pg_conn *c, int64_t thread, const char *why);
 } ev_front;
+
+/* A task of kind change: its repo/ folder as a bare repository at `path`
+ * (created afresh; one commit on main, the base of every change task), for front->start_repo. */
+int ev_change_repo(const ev_task *t, const char *path);
 
 /* One task of a run: run it, or list it as skipped with the reason. */
 typedef struct ev_item {
