@@ -86,6 +86,12 @@ void cli_model_hint(void)
 		"    LLM_MODEL     the model's id on that server\n"
 		"  (LLM_API_KEY when it needs a key; ORCH_MODELS for a models file with several\n"
 		"  endpoints and roles: README.md, \"LLM models and budgets\").\n");
+	char looked[200] = "";
+	for (int i = 0; i < n; i++) {
+		size_t used = strlen(looked);
+		snprintf(looked + used, sizeof(looked) - used, "%s%d (%s)", i ? ", " : "",
+			 list[i].port, list[i].server);
+	}
 	for (int i = 0; i < n; i++) {
 		buf ids;
 		buf_init(&ids, 4096);
@@ -93,7 +99,8 @@ void cli_model_hint(void)
 			const char *first = ids.len ? buf_cstr(&ids) : "MODEL";
 			size_t k = strcspn(first, ",");
 			if (!found)
-				fprintf(stderr, "  Found on this machine:\n");
+				fprintf(stderr, "  Found on this machine (ports looked at: %s):\n",
+					looked);
 			found = 1;
 			fprintf(stderr, "    %s on 127.0.0.1:%d serves %s\n", list[i].server, list[i].port,
 				ids.len ? buf_cstr(&ids) : "(no models listed)");
@@ -103,7 +110,6 @@ void cli_model_hint(void)
 		buf_free(&ids);
 	}
 	if (!found)
-		fprintf(stderr, "  No model server answers on 127.0.0.1:8080 (llama-server), 11434 "
-				"(Ollama) or 8000 (vLLM).\n");
+		fprintf(stderr, "  No model server answers on 127.0.0.1, ports %s.\n", looked);
 	fprintf(stderr, "  To see the factory build a project without a model: make demo\n");
 }

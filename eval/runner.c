@@ -158,8 +158,11 @@ static int on_messages(proj *p, pg_conn *c)
 		int pick = -1;
 
 		if (!json_is_object(a)) {
+			/* the first line of what it said last, for a reason */
+			const char *text = jx_str(m, "text");
 			if (strcmp(jx_str(m, "kind"), "send") == 0)
-				snprintf(p->last_msg, sizeof(p->last_msg), "%s", jx_str(m, "text"));
+				snprintf(p->last_msg, sizeof(p->last_msg), "%.*s",
+					 (int)strcspn(text, "\n"), text);
 			continue;
 		}
 		ev_person_choose(&p->person, key, opts, &pick);
@@ -337,6 +340,7 @@ static void wait_quiet(proj *p)
 				     "('queued', 'running')", 1, params) == 0)
 			busy = pg_int(res, 0, 0) > 0;
 		PQclear(res);
+		res = NULL;
 		if (busy == 0 && pg_exec(c, &res, "SELECT count(*) FROM workers WHERE thread_id = $1 "
 						  "AND state = 'running'", 1, params) == 0)
 			busy = pg_int(res, 0, 0) > 0;
@@ -578,6 +582,11 @@ static json_t *run_task(shared *sh, const ev_task *t)
 
 	/* what it cost and did, then the hidden tests on its main */
 	rc = pg_pool_acquire(sh->pool, 30000, &c);
+	if (rc == 0 && nd_report_project(&m, c, p.thread) == 0 && m)
+		snprintf(p.stage, sizeof(p.stage), "%s", jx_str(m, "stage"));
+	json_decref(m);
+	m = NULL;
+
 	if (rc == 0 && eng_state_at(c, p.thread, 0, &state, NULL, NULL) < 0)
 		state = NULL;
 	if (rc == 0)
@@ -632,9 +641,15 @@ static json_t *run_task(shared *sh, const ev_task *t)
 						      st.mismatch));
 		}
 	}
-	progress(&p, "%s%s%s (hidden tests %d/%d, %.0fs)", p.outcome, p.reason[0] ? ": " : "",
-		 strcmp(p.outcome, "solved") == 0 ? "" : p.reason, h.passed, h.total,
-		 (double)(util_mono_ms() - p.t0) / 1000.0);
+	if (h.ran && h.total >= 0)
+		progress(&p, "%s: %d of %d hidden tests pass (%.0fs)", p.outcome, h.passed, h.total,
+			 (double)(util_mono_ms() - p.t0) / 1000.0);
+	else if (h.ran)
+		progress(&p, "%s: the hidden tests %s (%.0fs)", p.outcome, h.solved ? "pass" : "fail",
+			 (double)(util_mono_ms() - p.t0) / 1000.0);
+	else
+		progress(&p, "%s: no hidden tests (%s) (%.0fs)", p.outcome, h.reason,
+			 (double)(util_mono_ms() - p.t0) / 1000.0);
 	json_decref(p.report);
 	json_decref(state);
 	json_decref(m);
