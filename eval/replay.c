@@ -351,7 +351,6 @@ static void answer_replay(ev_proxy *p, struct evhttp_request *req, const char *t
 				e = &t->x[i];
 		}
 	if (e) {
-		e->used = 1;
 		copy = *e;
 		copy.body = strdup(e->body);
 	}
@@ -370,10 +369,19 @@ static void answer_replay(ev_proxy *p, struct evhttp_request *req, const char *t
 	}
 	read_request(rq, &a);
 	check_fit(&copy, &a, why, sizeof(why));
-	if (why[0])
+	if (why[0]) {
 		mismatch(p, req, task, why);
-	else
+	} else {
+		/* served: no longer unused */
+		pthread_mutex_lock(&p->mu);
+		t = tape_of(p, task, 0);
+		for (size_t i = 0; t && i < t->n; i++)
+			if (strcmp(t->x[i].node, node) == 0 && strcmp(t->x[i].subject, subject) == 0 &&
+			    t->x[i].turn == turn)
+				t->x[i].used = 1;
+		pthread_mutex_unlock(&p->mu);
 		reply(req, copy.status, copy.content_type, copy.body, strlen(copy.body));
+	}
 	free(copy.body);
 }
 
