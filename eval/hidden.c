@@ -89,20 +89,50 @@ static int copy_tree(const char *src, const char *dst)
 	return rc;
 }
 
-/* A clean checkout of `branch` of `repo` in `dir` (which must not exist). */
+/* A clean checkout of `branch` of `repo` in `dir` (which must not exist):
+ * a new repository that fetches the branch through an anonymous remote
+ * (nothing read from any configuration; as spawner/gitws.c does, which
+ * also keeps libgit2 1.5 from leaking a regex match per configuration
+ * entry), on that branch. */
 static int checkout(const char *repo, const char *branch, const char *dir)
 {
-	git_clone_options o;
+	git_repository_init_options io;
+	git_remote_create_options ro;
+	git_fetch_options fo;
+	git_checkout_options co;
 	git_repository *r = NULL;
+	git_remote *remote = NULL;
 	const git_error *ge;
+	char spec[300], ref[200];
+	char *specs[1] = {spec};
+	git_strarray arr = {specs, 1};
 	int grc, rc = gitx_init();
 
 	if (rc < 0)
 		return rc;
-	git_clone_options_init(&o, GIT_CLONE_OPTIONS_VERSION);
-	o.checkout_branch = branch;
-	o.checkout_opts.checkout_strategy = GIT_CHECKOUT_FORCE;
-	grc = git_clone(&r, repo, dir, &o);
+	snprintf(ref, sizeof(ref), "refs/heads/%s", branch);
+	snprintf(spec, sizeof(spec), "+%s:%s", ref, ref);
+	git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	io.flags = GIT_REPOSITORY_INIT_MKPATH;
+	io.initial_head = branch;
+	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy = GIT_CHECKOUT_FORCE;
+	grc = git_repository_init_ext(&r, dir, &io);
+	if (grc >= 0) {
+		ro.repository = r;
+		grc = git_remote_create_with_opts(&remote, repo, &ro);
+	}
+	if (grc >= 0)
+		grc = git_remote_fetch(remote, &arr, &fo, NULL);
+	if (grc >= 0)
+		grc = git_repository_set_head(r, ref);
+	if (grc >= 0)
+		grc = git_checkout_head(r, &co);
+	git_remote_free(remote);
 	git_repository_free(r);
 	if (grc < 0) {
 		ge = git_error_last();

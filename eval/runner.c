@@ -257,12 +257,26 @@ static int limits(proj *p)
 
 static int look(proj *p, pg_conn *c)
 {
-	char tid[24];
+	char tid[24], status[16] = "", waiting[200] = "", error[600] = "";
 	const char *params[1] = {tid};
 	PGresult *res = NULL;
 	json_t *rep = NULL;
+	int64_t run = 0;
 	int rc;
 
+	/* the run first: the stage read after it is at least as new, so a run
+	 * that ended with the project finished is seen finished */
+	snprintf(tid, sizeof(tid), "%lld", (long long)p->thread);
+	rc = pg_exec_stmt(c, &res, &STMT_LAST_RUN, params);
+	if (rc < 0)
+		return rc;
+	if (pg_rows(res) == 1) {
+		run = pg_int(res, 0, 0);
+		snprintf(status, sizeof(status), "%s", pg_val(res, 0, 1));
+		snprintf(waiting, sizeof(waiting), "%s", pg_val(res, 0, 2));
+		snprintf(error, sizeof(error), "%s", pg_val(res, 0, 3));
+	}
+	PQclear(res);
 	rc = on_messages(p, c);
 	if (rc < 0)
 		return rc;
@@ -306,20 +320,12 @@ static int look(proj *p, pg_conn *c)
 	}
 	if (p->outcome[0] || limits(p))
 		return 0;
-	snprintf(tid, sizeof(tid), "%lld", (long long)p->thread);
-	rc = pg_exec_stmt(c, &res, &STMT_LAST_RUN, params);
-	if (rc < 0)
-		return rc;
-	if (pg_rows(res) == 1) {
-		const char *status = pg_val(res, 0, 1), *waiting = pg_val(res, 0, 2);
-		if (strcmp(status, "waiting") == 0 && strcmp(waiting, "input") == 0)
-			rc = answer_question(p, c);
-		else if (strcmp(status, "done") == 0 || strcmp(status, "failed") == 0 ||
-			 strcmp(status, "cancelled") == 0)
-			rc = nudge(p, c, pg_int(res, 0, 0), status, pg_val(res, 0, 3));
-	}
-	PQclear(res);
-	return rc;
+	if (strcmp(status, "waiting") == 0 && strcmp(waiting, "input") == 0)
+		return answer_question(p, c);
+	if (strcmp(status, "done") == 0 || strcmp(status, "failed") == 0 ||
+	    strcmp(status, "cancelled") == 0)
+		return nudge(p, c, run, status, error);
+	return 0;
 }
 
 /* Waits for the runs of a cancelled project to stop (bounded). */
