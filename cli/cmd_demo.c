@@ -222,6 +222,17 @@ static void *hands_main(void *arg)
 	return NULL;
 }
 
+/* The chat's input, for the signal handler: Ctrl-C ends the chat (and
+ * with it the demo, which stops its roles) as /quit does. */
+static volatile sig_atomic_t g_chat_fd = -1;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	if (g_chat_fd >= 0 && write(g_chat_fd, "\n/quit\n", 7) < 0)
+		g_chat_fd = -1;
+}
+
 static const char *embedded_text(const char *path)
 {
 	const orch_embedded_file *f = embed_find(path);
@@ -328,6 +339,15 @@ int cmd_demo(int argc, char **argv)
 		fprintf(stderr, "orchestrator demo: pipe: %s\n", strerror(errno));
 		goto done;
 	}
+	g_chat_fd = pipefd[1];
+	{
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_interrupt;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
 	h.pool = pool;
 	h.px = px;
 	h.chat = name;
@@ -386,6 +406,7 @@ done:
 	}
 	if (c)
 		pg_pool_release(pool, c);
+	g_chat_fd = -1;
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,14 @@ static const char USAGE[] =
 	"  other engine on that database. Progress lines go to stderr.";
 
 #define MAX_SEL 64
+
+static atomic_int g_interrupt;
+
+static void on_interrupt(int sig)
+{
+	(void)sig;
+	atomic_store(&g_interrupt, 1);
+}
 
 typedef struct eval_args {
 	const char *ids[MAX_SEL];
@@ -388,6 +397,15 @@ int cmd_eval(int argc, char **argv)
 	o.sandbox.runtime = scfg.sandbox_runtime;
 	o.sandbox.allow_degraded = scfg.allow_degraded;
 	o.progress = stderr;
+	o.interrupt = &g_interrupt;
+	{
+		/* Ctrl-C: the projects are cancelled and the report written */
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_interrupt;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	fprintf(stderr, "eval: %zu task%s (%s), %s, %d at a time; chats %s-<task>\n", nitems,
 		nitems == 1 ? "" : "s", o.mode, words, a.parallel, prefix);
 	if (ev_run(&o, items, nitems, pool, px, &front, &report) < 0) {

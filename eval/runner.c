@@ -318,6 +318,8 @@ static int look(proj *p, pg_conn *c)
 		p->ended = 1;
 		return 0;
 	}
+	if (p->sh->o->interrupt && atomic_load(p->sh->o->interrupt))
+		set_outcome(p, "interrupted", "the run was interrupted (Ctrl-C)");
 	if (p->outcome[0] || limits(p))
 		return 0;
 	if (strcmp(status, "waiting") == 0 && strcmp(waiting, "input") == 0)
@@ -601,7 +603,10 @@ static json_t *run_task(shared *sh, const ev_task *t)
 		pg_pool_release(sh->pool, c);
 	err_clear();
 	repo = jx_str(json_object_get(state, "repo"), "path");
-	if (*repo) {
+	if (*repo && strcmp(p.outcome, "interrupted") == 0) {
+		snprintf(h.reason, sizeof(h.reason), "not run: the run was interrupted");
+		h.passed = h.failed = h.total = -1;
+	} else if (*repo) {
 		char work[1200], log_path[1200];
 		snprintf(work, sizeof(work), "%s/%s", sh->o->work_dir, t->id);
 		snprintf(log_path, sizeof(log_path), "%s/%s.hidden.log", sh->o->log_dir, t->id);
@@ -677,6 +682,8 @@ static void *worker_main(void *arg)
 			return NULL;
 		if (sh->items[i].skip)
 			r = task_result(sh->items[i].task, "skipped", sh->items[i].skip);
+		else if (sh->o->interrupt && atomic_load(sh->o->interrupt))
+			r = task_result(sh->items[i].task, "skipped", "the run was interrupted");
 		else
 			r = run_task(sh, sh->items[i].task);
 		pthread_mutex_lock(&sh->mu);

@@ -28,6 +28,7 @@
 #define ORCH_EVAL_RUNNER_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -88,6 +89,8 @@ typedef struct ev_options {
 	int keep;               /* keep the checkouts */
 	ev_sandbox sandbox;
 	FILE *progress;         /* progress lines as it runs; NULL: none */
+	const atomic_int *interrupt; /* non-zero: stop (Ctrl-C); the running projects are
+				      * cancelled ("interrupted"), the rest skipped; may be NULL */
 } ev_options;
 
 /* Runs the items and builds the report into *out (owned; eval/report.h
