@@ -639,7 +639,9 @@ static const char *network_failure(const char *out)
 		"Could not resolve", "could not resolve", "getaddrinfo", "ENOTFOUND", "EAI_AGAIN",
 		"Network is unreachable", "network is unreachable", "ECONNREFUSED",
 		"Connection refused", "Failed to establish a new connection", "dial tcp",
-		"Could not fetch URL", "ENETUNREACH", NULL,
+		"Could not fetch URL", "ENETUNREACH",
+		/* offline by spawner/toolenv.h: npm and go fail at once, saying so */
+		"ENOTCACHED", "disabled by GOPROXY=off", NULL,
 	};
 
 	for (int i = 0; marks[i]; i++)
