@@ -13,6 +13,7 @@
 #include "core/embed.h"
 #include "core/err.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
 #include "eval/person.h"
@@ -272,6 +273,10 @@ int cmd_demo(int argc, char **argv)
 	if (!isatty(0))
 		auto_mode = 1;
 	signal(SIGPIPE, SIG_IGN);
+	/* the chat is the show: only warnings and errors between its lines,
+	 * unless asked for more */
+	if (!getenv("ORCH_LOG_LEVEL") || !*getenv("ORCH_LOG_LEVEL"))
+		log_configure(LOG_WARN, cli_cfg.log_text);
 
 	/* the recording, built in */
 	demo_text = embedded_text("eval/recordings/demo.json");

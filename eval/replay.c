@@ -37,6 +37,8 @@ typedef struct exch {
 	char content_type[128];
 	char schema[128];       /* the schema name the recorded call asked for; "" none */
 	char *body;             /* the answer as it is sent (owned) */
+	int fitted;             /* it fitted the call when it was recorded (an answer that
+				   did not, a model's failure, is replayed as it was) */
 	int used;
 } exch;
 
@@ -368,7 +370,10 @@ static void answer_replay(ev_proxy *p, struct evhttp_request *req, const char *t
 		return;
 	}
 	read_request(rq, &a);
-	check_fit(&copy, &a, why, sizeof(why));
+	if (copy.fitted)
+		check_fit(&copy, &a, why, sizeof(why));
+	else
+		why[0] = '\0'; /* it did not fit then either: the model's answer, as it was */
 	if (why[0]) {
 		mismatch(p, req, task, why);
 	} else {
@@ -423,14 +428,31 @@ static void write_exchange(ev_proxy *p, const job *j)
 	json_t *rq = json_loadb(j->body, j->len, 0, NULL), *line, *resp;
 	char path[1200], *s;
 	asked a;
-	int fd;
+	int fd, fits;
 
 	read_request(rq, &a);
+	{
+		/* whether the answer fits the call: one that does not (a model's
+		 * failure) is replayed as it was, not taken for a changed schema */
+		exch e;
+		char why[600];
+		memset(&e, 0, sizeof(e));
+		snprintf(e.node, sizeof(e.node), "%s", j->node);
+		snprintf(e.subject, sizeof(e.subject), "%s", j->subject);
+		e.turn = j->turn;
+		e.status = j->status;
+		snprintf(e.content_type, sizeof(e.content_type), "%s", j->content_type);
+		snprintf(e.schema, sizeof(e.schema), "%s", a.schema_name);
+		e.body = j->answer.data ? j->answer.data : (char *)"";
+		check_fit(&e, &a, why, sizeof(why));
+		fits = why[0] == '\0';
+	}
 	resp = json_loadb(j->answer.data ? j->answer.data : "", j->answer.len, 0, NULL);
-	line = json_pack("{s:s, s:s, s:i, s:s, s:s?, s:s, s:i, s:s, s:s}", "node", j->node, "subject",
-			 j->subject, "turn", j->turn, "endpoint", j->endpoint, "model",
+	line = json_pack("{s:s, s:s, s:i, s:s, s:s?, s:s, s:i, s:s, s:b, s:s}", "node", j->node,
+			 "subject", j->subject, "turn", j->turn, "endpoint", j->endpoint, "model",
 			 json_string_value(json_object_get(rq, "model")), "schema", a.schema_name,
-			 "status", j->status, "content_type", j->content_type, "prompt_tail", a.tail);
+			 "status", j->status, "content_type", j->content_type, "fits", fits,
+			 "prompt_tail", a.tail);
 	if (line && resp)
 		json_object_set_new(line, "response", resp);
 	else if (line)
@@ -829,6 +851,7 @@ static int parse_line(const char *line, size_t len, exch *e, const char *where)
 	e->status = json_is_integer(json_object_get(j, "status"))
 			    ? (int)json_integer_value(json_object_get(j, "status"))
 			    : 200;
+	e->fitted = !json_is_false(json_object_get(j, "fits"));
 	e->body = resp ? json_dumps(resp, JSON_COMPACT) : strdup(body);
 	if (!e->body)
 		rc = err_set(ERR_NOMEM, "out of memory");

@@ -17,16 +17,19 @@
  *           where it is), its answer returned unchanged, and the exchange
  *           appended to DIR/<task>.jsonl as one JSON line:
  *             {"node", "subject", "turn", "endpoint", "model", "schema",
- *              "status", "content_type", "response": the answer's JSON (or
- *              "body": its text when it is not JSON), "prompt_tail": the end
- *              of the last message sent, for people reading the file}
+ *              "status", "content_type", "fits": whether the answer fitted the
+ *              call (its schema, its tools), "response": the answer's JSON
+ *              (or "body": its text when it is not JSON), "prompt_tail": the
+ *              end of the last message sent, for people reading the file}
  *           The Authorization header is passed on and never written.
  *   replay  each call gets the recorded answer of its key and turn, whatever
  *           the prompt says now (a prompt edit does not break a recording).
- *           A call with no recorded answer, or whose recorded answer no
- *           longer fits (the request's JSON schema rejects it, its schema has
- *           another name, it calls a tool the request does not offer) is a
- *           REPLAY MISMATCH: it is answered with HTTP 400 and an error whose
+ *           A call with no recorded answer, or whose recorded answer fitted
+ *           when it was recorded and no longer does (the request's JSON
+ *           schema rejects it, its schema has another name, it calls a tool
+ *           the request does not offer) is a REPLAY MISMATCH (an answer
+ *           that did not fit then, "fits": false, was the model's failure
+ *           and is replayed as it was): it is answered with HTTP 400 and an error whose
  *           message starts "replay mismatch:", and counted for the task
  *           (ev_proxy_task_stats), so the runner can report it as such and
  *           not as a model failure.

@@ -178,6 +178,13 @@ static void test_replay(void **st)
 	line(&b, "worker", "a", 2, "", "a2");
 	line(&b, "reviewer", "a", 1, "verdict", "{\"ok\": true}");
 	line(&b, "reviewer", "b", 1, "verdict", "{\"ok\": \"yes\"}");
+	/* a model's failure as it was recorded: served as it was, then the re-ask */
+	line(&b, "reviewer", "c", 1, "verdict", "{\"ok\": tru");
+	b.len--; /* "fits": false before the newline */
+	b.data[b.len - 1] = '\0';
+	b.len--;
+	buf_puts(&b, ", \"fits\": false}\n");
+	line(&b, "reviewer", "c", 2, "verdict", "{\"ok\": false}");
 	assert_int_equal(ev_proxy_start(&px, EV_REPLAY, NULL), 0);
 	assert_int_equal(ev_proxy_load(px, "t1", buf_cstr(&b), "t1.jsonl"), 0);
 	assert_true(ev_proxy_has(px, "t1"));
@@ -196,9 +203,11 @@ static void test_replay(void **st)
 	assert_string_equal(got, "a2");
 	assert_int_equal(ask(s, "term:x:1", "reviewer", "a", schema, got, sizeof(got)), 0);
 	assert_string_equal(got, "{\"ok\": true}");
+	assert_int_equal(ask(s, "term:x:1", "reviewer", "c", schema, got, sizeof(got)), 0);
+	assert_string_equal(got, "{\"ok\": false}");
 	ev_proxy_task_stats(px, "t1", &ps);
 	assert_int_equal(ps.mismatches, 0);
-	assert_int_equal(ps.calls, 5);
+	assert_int_equal(ps.calls, 7);
 
 	/* a reply the schema rejects now; a turn that was never recorded */
 	assert_true(ask(s, "term:x:1", "reviewer", "b", schema, got, sizeof(got)) < 0);
@@ -211,7 +220,7 @@ static void test_replay(void **st)
 	ev_proxy_task_stats(px, "t1", &ps);
 	assert_int_equal(ps.mismatches, 2);
 	assert_non_null(strstr(ps.mismatch, "no longer fits"));
-	assert_int_equal(ps.recorded, 7);
+	assert_int_equal(ps.recorded, 9);
 	assert_int_equal(ps.unused, 1); /* reviewer b's reply was never served */
 	/* a project of no task */
 	assert_true(ask(s, "term:y:1", "worker", "a", NULL, got, sizeof(got)) < 0);
