@@ -8,6 +8,7 @@
  * (eval/person.h) into the same chat. It ends with the repository and how
  * to try the program that was built.
  */
+#include "bot/route.h"
 #include "bot/term.h"
 #include "cli/cli.h"
 #include "core/embed.h"
@@ -156,9 +157,9 @@ static int ended(hands *h, pg_conn *c)
 
 	ev_proxy_task_stats(h->px, h->task, &st);
 	if (st.mismatches > 0 && !h->end[0])
-		snprintf(h->end, sizeof(h->end), "the recording has no reply for what happened: %s. "
+		snprintf(h->end, sizeof(h->end), "the recording has no reply for what happened (%s). "
 						 "The demo follows one path: answer the question, "
-						 "then approve the spec and the plan.",
+						 "then approve the spec and the plan",
 			 st.mismatch);
 	if (nd_report_project(&rep, c, h->thread) < 0) {
 		err_clear();
@@ -401,6 +402,13 @@ int cmd_demo(int argc, char **argv)
 		       "\"With your model\"; measure it: orchestrator eval run --live\n");
 		status = 0;
 	} else {
+		/* what is left of the project stops with the demo */
+		if (c && pg_exec(c, NULL, "BEGIN", 0, NULL) == 0) {
+			if (bot_cancel_project(c, h.thread, "demo", NULL, NULL) == 0)
+				pg_exec(c, NULL, "COMMIT", 0, NULL);
+			else
+				pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		}
 		printf("\nThe demo ended early: %s.\n", h.end[0] ? h.end : "the chat was left");
 	}
 	err_clear();
