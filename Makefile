@@ -1,6 +1,7 @@
 # orchestrator — build, test, run.
 #
 #   make run     install what is missing, build, start local services, run `orchestrator serve`
+#   make demo    the same services, then a sample project built with recorded model replies
 #   make test    install what is missing, build, run every test against private services
 #   make asan    the tests under AddressSanitizer and UBSan
 #   make bench   benchmarks beside the reference implementations
@@ -43,7 +44,7 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2
 LDFLAGS := $(SAN) -pthread $(EXTRA_LDFLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
-PARTS := core engine llm secrets bot spawner nodes web
+PARTS := core engine llm secrets bot spawner nodes web eval
 LIB_SRC := $(foreach d,$(PARTS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
 CLI_SRC := $(wildcard cli/*.c)
@@ -51,7 +52,9 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/liborch.a
 
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard nodes/prompts/*)) \
-	$(sort $(wildcard spawner/prompts/*))
+	$(sort $(wildcard spawner/prompts/*)) \
+	$(sort $(wildcard eval/recordings/*.json eval/recordings/*.jsonl)) \
+	$(sort $(wildcard eval/tasks/*/task.json))
 
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
@@ -65,8 +68,8 @@ BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 vpath test_%.c tests/unit tests/integration
 vpath %.c tests/progs tests/fakes bench
 
-.PHONY: all deps check-deps run services stop test test-build asan bench eval-check checksrc clean \
-	distclean fmt compose-test
+.PHONY: all deps check-deps run demo services stop test test-build asan bench eval-check checksrc \
+	clean distclean fmt compose-test
 
 all: check-deps $(BIN)
 
@@ -190,6 +193,15 @@ run:
 	@$(BIN) migrate
 	@echo "orchestrator: services are up; starting 'orchestrator serve' (Ctrl-C stops it; 'make stop' stops the services)"
 	@exec $(BIN) serve
+
+# The first run: a sample project built by the whole factory with recorded
+# model replies, in the terminal chat (AUTO=1: the answers are typed for you).
+demo:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory all
+	@tests/env/services.sh start
+	@$(BIN) migrate >/dev/null
+	@$(BIN) demo $(if $(AUTO),--auto)
 
 clean:
 	rm -rf build bin

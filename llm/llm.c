@@ -1248,7 +1248,9 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 	llm_service *s = cc->s;
 	const llm_model *m = llm_registry_model(s->reg, mi);
 	const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
-	const char *headers[5] = {"Content-Type: application/json", NULL, NULL, NULL, NULL};
+	const char *headers[8] = {"Content-Type: application/json", NULL, NULL, NULL,
+				  NULL, NULL, NULL, NULL};
+	char idh[3][200];
 	const char *hhdrs[3] = {"Accept: application/json", NULL, NULL};
 	llm_wire_opts wo = {m->id, max_tokens, e->max_tokens_field, e->stream_usage, 0, 0};
 	llm_request wrq = *cc->rq;
@@ -1316,6 +1318,16 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		rc = buf_printf(&auth, "Authorization: Bearer %s", key.data);
 		headers[nh++] = auth.data;
 		hhdrs[1] = auth.data;
+	}
+	if (rc == 0 && s->opt.identity_headers) {
+		/* who asks, for the eval's record/replay server (no CR or LF gets in) */
+		const char *const v[3] = {cc->call->project, cc->call->node, cc->call->subject};
+		const char *const name[3] = {"Project", "Node", "Subject"};
+		for (int i = 0; i < 3; i++) {
+			snprintf(idh[i], sizeof(idh[i]), "X-Orch-%s: %.160s", name[i], v[i] ? v[i] : "");
+			idh[i][strcspn(idh[i], "\r\n")] = '\0';
+			headers[nh++] = idh[i];
+		}
 	}
 	if (rc == 0) {
 		headers[nh++] = wire_stream ? "Accept: text/event-stream" : "Accept: application/json";
