@@ -310,17 +310,20 @@ static void check_fit(const exch *e, const asked *a, char *why, size_t cap)
 		llm_response_free(&r);
 		return;
 	}
+	/* the texts never say "schema" or "grammar": the LLM client reads a 400
+	 * that says so as a server refusing the request's JSON schema, and would
+	 * ask again with a simpler one instead of reporting the mismatch */
 	if (a->schema && r.n_tool_calls == 0) {
 		json_t *v = content_json(r.content ? r.content : "");
 		char verr[400];
 		if (!v)
 			snprintf(why, cap, "the recorded answer of node %s%s%s turn %d is not JSON, and "
-					   "the call asks for the schema '%s'",
+					   "the call asks for JSON ('%s')",
 				 e->node, *e->subject ? ", subject " : "", e->subject, e->turn,
 				 a->schema_name);
 		else if (llm_schema_check(a->schema, v, verr, sizeof(verr)) < 0)
 			snprintf(why, cap, "the recorded answer of node %s%s%s turn %d no longer fits "
-					   "the schema '%s': %s",
+					   "what the call asks for ('%s'): %s",
 				 e->node, *e->subject ? ", subject " : "", e->subject, e->turn,
 				 a->schema_name, verr);
 		json_decref(v);

@@ -222,7 +222,7 @@ def check_mismatch():
     t = by_id(rep)
     go, py = t.get("go-wordwrap", {}), t.get("py-wordfreq", {})
     ok = (code == 0 and go.get("outcome") == "replay mismatch"
-          and "schema 'plan'" in go.get("reason", "")
+          and "('plan')" in go.get("reason", "")
           and py.get("outcome") == "replay mismatch"
           and "no recorded answer for node reviewer, subject cli turn 1" in py.get("reason", "")
           and not go.get("solved") and not py.get("solved")

@@ -212,7 +212,7 @@ static void test_replay(void **st)
 	/* a reply the schema rejects now; a turn that was never recorded */
 	assert_true(ask(s, "term:x:1", "reviewer", "b", schema, got, sizeof(got)) < 0);
 	assert_non_null(strstr(got, "replay mismatch"));
-	assert_non_null(strstr(got, "no longer fits the schema 'verdict'"));
+	assert_non_null(strstr(got, "no longer fits what the call asks for ('verdict')"));
 	assert_true(ask(s, "term:x:1", "worker", "a", NULL, got, sizeof(got)) < 0);
 	assert_non_null(strstr(got, "no recorded answer for node worker, subject a turn 3"));
 	/* the next turn of the brainstorm: free text, as recorded */
