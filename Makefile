@@ -4,6 +4,7 @@
 #   make test    install what is missing, build, run every test against private services
 #   make asan    the tests under AddressSanitizer and UBSan
 #   make bench   benchmarks beside the reference implementations
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 60) each (clang)
 #   make         just build bin/orchestrator
 #
 # Variables: CC (gcc or clang), BUILD (build folder), T (only tests whose name contains T).
@@ -59,10 +60,16 @@ PROG_BIN := $(patsubst %.c,$(BUILD)/tests/progs/%,$(notdir $(PROG_SRC)))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 
+# libFuzzer targets: built by tests/fuzz/run.sh with clang into build/fuzz
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst %.c,$(BUILD)/fuzz/%,$(notdir $(FUZZ_SRC)))
+FUZZ_SECONDS ?= 60
+
 vpath test_%.c tests/unit tests/integration
 vpath %.c tests/progs tests/fakes bench
 
-.PHONY: all deps check-deps run services stop test test-build asan bench clean distclean fmt
+.PHONY: all deps check-deps run services stop test test-build asan bench clean distclean fmt \
+	fuzz fuzz-targets
 
 all: check-deps $(BIN)
 
@@ -126,7 +133,21 @@ $(BUILD)/obj/benchsrc/%.o: bench/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/fuzzsrc/fuzz_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+.PRECIOUS: $(BUILD)/obj/fuzzsrc/%.o
+$(BUILD)/obj/fuzzsrc/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
 test-build: check-deps $(BIN) $(TEST_BIN) $(PROG_BIN)
+
+# used by tests/fuzz/run.sh, which sets CC, BUILD and SAN
+fuzz-targets: check-deps $(FUZZ_BIN)
 
 # The one test command: installs what is missing, builds, starts private
 # PostgreSQL and Redis servers, runs everything, stops them (also on failure).
@@ -142,6 +163,11 @@ asan:
 	@BUILD=build/asan BIN=build/asan/bin/orchestrator ASAN=1 \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh $(T)
+
+# Each libFuzzer target for FUZZ_SECONDS; F picks targets by name.
+fuzz:
+	@tests/env/deps.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(F)
 
 bench:
 	@tests/env/deps.sh
