@@ -1,5 +1,6 @@
 #include "bot/tg.h"
 #include "core/err.h"
+#include "core/utf8.h"
 #include "core/http.h"
 #include "core/log.h"
 
@@ -79,6 +80,7 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 	json_error_t jerr;
 	json_t *j = NULL, *ok, *params;
 	const char *desc;
+	char why[200];
 	int code, rc;
 
 	if (!reply)
@@ -91,6 +93,7 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 	ok = j ? json_object_get(j, "ok") : NULL;
 	if (!json_is_boolean(ok)) {
 		json_decref(j);
+		utf8_excerpt(why, sizeof(why), jerr.text, strlen(jerr.text), sizeof(why));
 		if (http_status >= 500 || http_status == 0)
 			return err_set(ERR_HTTP, "Telegram answered HTTP %ld without an API reply",
 				       http_status);
@@ -104,7 +107,7 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 		}
 		return err_set(ERR_PARSE, "Telegram answered HTTP %ld with a body that is not a Bot "
 					  "API reply (%s)",
-			       http_status, j ? "no \"ok\" field" : jerr.text);
+			       http_status, j ? "no \"ok\" field" : why);
 	}
 	if (json_is_true(ok)) {
 		if (out_result) {

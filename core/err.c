@@ -1,4 +1,5 @@
 #include "core/err.h"
+#include "core/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,7 +11,8 @@ static _Thread_local int t_code;
 
 int err_setv(int code, const char *fmt, va_list ap)
 {
-	vsnprintf(t_msg, sizeof(t_msg), fmt, ap);
+	if (vsnprintf(t_msg, sizeof(t_msg), fmt, ap) >= (int)sizeof(t_msg))
+		utf8_fit(t_msg); /* a cut message still ends on a whole character */
 	t_code = code;
 	return code;
 }
@@ -34,7 +36,8 @@ int err_wrap(const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, t_msg, sizeof(old));
-	snprintf(t_msg, sizeof(t_msg), "%s: %s", prefix, old);
+	if (snprintf(t_msg, sizeof(t_msg), "%s: %s", prefix, old) >= (int)sizeof(t_msg))
+		utf8_fit(t_msg);
 	return t_code;
 }
 

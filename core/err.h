@@ -45,7 +45,8 @@ typedef enum err_code {
 
 /* Sets the calling thread's error message (printf format) and returns
  * `code`, so a detector can write `return err_set(ERR_INVALID, "...");`.
- * The message is truncated to 1 KiB. Thread-safe (per-thread storage). */
+ * The message is truncated to 1 KiB (at a character boundary). Thread-safe
+ * (per-thread storage). */
 int err_set(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int err_setv(int code, const char *fmt, va_list ap);

@@ -1,6 +1,7 @@
 #include "llm/llm.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/utf8.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/redact.h"
@@ -372,9 +373,12 @@ static json_t *content_json(const char *content, char *err, size_t cap)
 		}
 	}
 	j = json_loadb(p, (size_t)(end - p), 0, &e);
-	if (!j)
-		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", e.text,
+	if (!j) {
+		char why[200];
+		utf8_excerpt(why, sizeof(why), e.text, strlen(e.text), sizeof(why));
+		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", why,
 			 e.line, e.column);
+	}
 	return j;
 }
 

@@ -1,6 +1,7 @@
 #include "spawner/request.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/utf8.h"
 #include "secrets/resource.h"
 
 #include <ctype.h>
@@ -401,9 +402,12 @@ int spw_request_parse(const char *text, size_t len, spw_request *out)
 		return err_set(ERR_INVALID, "the spawn request is larger than %d bytes",
 			       SPW_PROMPT_MAX + 64 * 1024);
 	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j)
-		return err_set(ERR_INVALID, "the spawn request is not JSON: %s (line %d)", jerr.text,
+	if (!j) {
+		char why[200];
+		utf8_excerpt(why, sizeof(why), jerr.text, strlen(jerr.text), sizeof(why));
+		return err_set(ERR_INVALID, "the spawn request is not JSON: %s (line %d)", why,
 			       jerr.line);
+	}
 	rc = spw_request_from_json(j, out);
 	json_decref(j);
 	return rc;
