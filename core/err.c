@@ -11,8 +11,11 @@ static _Thread_local int t_code;
 
 int err_setv(int code, const char *fmt, va_list ap)
 {
-	if (vsnprintf(t_msg, sizeof(t_msg), fmt, ap) >= (int)sizeof(t_msg))
-		utf8_fit(t_msg); /* a cut message still ends on a whole character */
+	char msg[ERR_MSG_MAX]; /* the arguments may be err_last() itself */
+
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg))
+		utf8_fit(msg); /* a cut message still ends on a whole character */
+	memcpy(t_msg, msg, sizeof(t_msg));
 	t_code = code;
 	return code;
 }
