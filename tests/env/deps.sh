@@ -9,6 +9,7 @@ PKGS=(
 	libpq-dev libjansson-dev libevent-dev libhiredis-dev libcurl4-openssl-dev
 	libgit2-dev libsodium-dev libseccomp-dev libcmocka-dev
 	postgresql postgresql-client redis-server python3 util-linux iproute2 procps
+	clang libclang-rt-dev # the clang build and the libFuzzer targets (tests/fuzz)
 )
 
 missing=()
