@@ -1,8 +1,8 @@
 #include "bot/tg.h"
 #include "core/err.h"
-#include "core/utf8.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/utf8.h"
 
 #include <sodium.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 #include "llm/llm.h"
 #include "core/config.h"
 #include "core/err.h"
-#include "core/utf8.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/redact.h"
+#include "core/utf8.h"
 #include "core/util.h"
 #include "llm/schema.h"
 

@@ -418,7 +418,8 @@ static int provider_error(const json_t *err)
 		msg = json_string_value(err);
 	else if (json_is_object(err))
 		msg = json_string_value(json_object_get(err, "message"));
-	return err_set(ERR_HTTP, "the endpoint reported an error: %s", msg ? msg : "(no message)");
+	return err_set(ERR_HTTP, "the endpoint reported an error: %s",
+		       msg && *msg ? msg : "(no message)");
 }
 
 int llm_wire_parse_reply(const char *body, size_t len, llm_response *out)
@@ -577,10 +578,16 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 				code = codebuf;
 			}
 		}
+		if (msg && !*msg) /* an empty message says nothing: the next one may */
+			msg = NULL;
 		if (!msg)
 			msg = json_string_value(json_object_get(root, "message"));
+		if (msg && !*msg)
+			msg = NULL;
 		if (!msg)
 			msg = json_string_value(json_object_get(root, "detail"));
+		if (msg && !*msg)
+			msg = NULL;
 		if (!type)
 			type = json_string_value(json_object_get(root, "type"));
 		snprintf(out, cap, "%s%s%s%s%s%s", msg ? msg : "(no message)", type ? " [" : "",

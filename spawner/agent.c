@@ -1,8 +1,8 @@
 #include "spawner/agent.h"
 #include "core/err.h"
-#include "core/utf8.h"
 #include "core/log.h"
 #include "core/redact.h"
+#include "core/utf8.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -652,7 +652,9 @@ int agent_run(const agent_config *cfg, agent_result *out)
 		out->steps++;
 		agent_parse_reply(&resp, &act);
 		logline(cfg, "model", "step %d: %s", out->steps,
-			act.kind == AGENT_ACT_BASH ? act.cmd : act.kind == AGENT_ACT_SUBMIT ? "submit" : act.reason);
+			act.kind == AGENT_ACT_BASH     ? act.cmd
+			: act.kind == AGENT_ACT_SUBMIT ? "submit"
+						       : act.reason);
 
 		if (act.kind == AGENT_ACT_NONE) {
 			buf msg;

@@ -68,17 +68,20 @@ static void check_updates(const json_t *result)
 			 (long long)x->update_id, (long long)max);
 		FZ_CHECK(x->kind >= TG_UPD_TEXT && x->kind <= TG_UPD_INVALID, "kind %d", x->kind);
 		FZ_CHECK(x->raw != NULL, "no raw update");
-		FZ_CHECK(memchr(x->what, '\0', sizeof(x->what)) && memchr(x->chat_type, '\0', sizeof(x->chat_type)) &&
+		FZ_CHECK(memchr(x->what, '\0', sizeof(x->what)) &&
+				 memchr(x->chat_type, '\0', sizeof(x->chat_type)) &&
 				 memchr(x->from.name, '\0', sizeof(x->from.name)) &&
 				 memchr(x->from.username, '\0', sizeof(x->from.username)) &&
 				 memchr(x->command, '\0', sizeof(x->command)),
 			 "an unterminated field");
 		if (x->kind == TG_UPD_TEXT || x->kind == TG_UPD_COMMAND) {
+			const json_t *chat =
+			    json_object_get(json_object_get(x->raw, "message"), "chat");
+
 			FZ_CHECK(x->text != NULL, "a text update without text");
 			FZ_CHECK(x->from.id != 0, "a text update without a sender");
-			FZ_CHECK(x->chat_id != 0 || json_integer_value(json_object_get(
-						    json_object_get(json_object_get(x->raw, "message"), "chat"), "id")) == 0,
-				 "chat id lost");
+			FZ_CHECK(x->chat_id == json_integer_value(json_object_get(chat, "id")),
+				 "chat id %lld lost", (long long)x->chat_id);
 		}
 		if (x->kind == TG_UPD_COMMAND) {
 			size_t tl = strlen(x->text);
