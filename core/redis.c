@@ -81,7 +81,7 @@ static int parse_db(const char *s, size_t n, int *out)
 	tmp[n] = '\0';
 	v = strtol(tmp, &end, 10);
 	/* not quoted: with a '/' in the password, what stands here is part of it */
-	if (*end || v < 0 || v > 100000)
+	if (*end || strspn(tmp, "0123456789") != n || v < 0 || v > 100000)
 		return err_set(ERR_INVALID, "REDIS_URL: the database number is not a number from 0 "
 					    "up (a '/' or '@' in the password is written %%2F, %%40)");
 	*out = (int)v;
@@ -169,7 +169,7 @@ int rds_url_parse(const char *url, rds_url *out)
 		memcpy(tmp, p + 1, n);
 		tmp[n] = '\0';
 		v = strtol(tmp, &end, 10);
-		if (*end || v < 1 || v > 65535) /* not quoted, as the database number */
+		if (*end || strspn(tmp, "0123456789") != n || v < 1 || v > 65535) /* not quoted */
 			return err_set(ERR_INVALID, "REDIS_URL: the port is not a number in 1-65535 "
 						    "(a '/' or '@' in the password is written %%2F, "
 						    "%%40)");

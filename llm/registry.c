@@ -335,6 +335,9 @@ static int parse_model(llm_registry *r, const char *name, json_t *o, const char 
 	    (rc = get_num(o, "price_in", where, &m->price_in)) < 0 ||
 	    (rc = get_num(o, "price_out", where, &m->price_out)) < 0)
 		return rc;
+	if (!m->id[0]) /* an empty model id is sent as is and refused by every server */
+		return err_set(ERR_INVALID, "%s: 'model' is empty (leave it out to send \"%s\")",
+			       where, m->name);
 	m->endpoint = find_endpoint(r, ep);
 	if (m->endpoint < 0)
 		return err_set(ERR_INVALID, "%s: endpoint '%s' is not defined under \"endpoints\"",
