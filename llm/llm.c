@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/redact.h"
+#include "core/utf8.h"
 #include "core/util.h"
 #include "llm/schema.h"
 #include "llm/server.h"
@@ -743,9 +744,12 @@ static json_t *content_json(const char *content, char *err, size_t cap)
 		}
 	}
 	j = json_loadb(p, (size_t)(end - p), 0, &e);
-	if (!j)
-		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", e.text,
+	if (!j) {
+		char why[200];
+		utf8_excerpt(why, sizeof(why), e.text, strlen(e.text), sizeof(why));
+		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", why,
 			 e.line, e.column);
+	}
 	return j;
 }
 

@@ -454,19 +454,13 @@ json_t *spw_lines_json(const char *s)
 
 json_t *spw_result_redact(json_t *res)
 {
-	char *text = res ? json_dumps(res, JSON_COMPACT) : NULL;
-	char *red = text ? redact_str(text) : NULL;
+	/* string by string, decoded: filtering the serialised text missed values
+	 * in an escaped form and, when a replacement broke the JSON, kept the
+	 * result as it was */
+	json_t *clean = res ? redact_json(res) : NULL;
 
-	if (red && strcmp(red, text) != 0) {
-		json_t *clean = json_loads(red, 0, NULL);
-		if (clean) {
-			json_decref(res);
-			res = clean;
-		}
-	}
-	free(text);
-	free(red);
-	return res;
+	json_decref(res);
+	return clean;
 }
 
 /* --- the repository's instructions to agents --- */
