@@ -135,7 +135,7 @@ static void check_plan(const json_t *j)
 	}
 	FZ_CHECK(p.ntasks <= ND_MAX_TASKS, "%zu tasks", p.ntasks);
 	for (size_t i = 0; i < p.ntasks; i++) {
-		const nd_task *t = &p.tasks[i];
+		const nd_plan_task *t = &p.tasks[i];
 		const char *id = t->id;
 
 		FZ_CHECK(id[0] >= 'a' && id[0] <= 'z' && strlen(id) <= ND_TASK_ID_MAX &&
