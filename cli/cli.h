@@ -117,6 +117,10 @@ int cmd_prune(int argc, char **argv);
 int cmd_secrets(int argc, char **argv);
 int cmd_resources(int argc, char **argv);
 int cmd_llm(int argc, char **argv);
+int cmd_modelcfg(int argc, char **argv); /* orchestrator models */
+
+/* "cli:NAME" of the real uid (never $USER), for audit rows. */
+void cli_audit_actor(char *out, size_t cap);
 int cmd_spawner(int argc, char **argv);
 
 /* Starts the spawner role on `pool` and `llm` (borrowed; they must outlive

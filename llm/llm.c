@@ -78,6 +78,8 @@ struct llm_service {
 	pthread_cond_t stop_cv;
 	int stopping;
 	atomic_int saved; /* figures were written: remove them at the end */
+	void (*on_free)(void *); /* the configuration watcher's stop */
+	void *on_free_udata;
 	ep_rt ep[MAX_RT];
 	int n_rt;
 };
@@ -420,10 +422,18 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 	return 0;
 }
 
+void llm_service_on_free(llm_service *s, void (*fn)(void *), void *udata)
+{
+	s->on_free = fn;
+	s->on_free_udata = udata;
+}
+
 void llm_service_free(llm_service *s)
 {
 	if (!s)
 		return;
+	if (s->on_free)
+		s->on_free(s->on_free_udata);
 	if (s->stats_running) {
 		pthread_mutex_lock(&s->stop_mu);
 		s->stopping = 1;

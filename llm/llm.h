@@ -98,6 +98,10 @@ void llm_service_free(llm_service *s);
  * environment). Thread-safe. */
 int llm_service_set_registry(llm_service *s, llm_registry *reg, int64_t version);
 
+/* Calls fn(udata) first thing in llm_service_free (what follows the
+ * service, such as the configuration watcher, stops before it goes). */
+void llm_service_on_free(llm_service *s, void (*fn)(void *), void *udata);
+
 /* The version of the configuration in force (0: file or environment). */
 int64_t llm_service_version(llm_service *s);
 

@@ -417,7 +417,7 @@ static int parse_role(llm_registry *r, const char *name, json_t *v, const char *
 	return 0;
 }
 
-static int parse_root(llm_registry *r, json_t *root, const char *origin)
+static int parse_root(llm_registry *r, json_t *root, const char *origin, int strict)
 {
 	static const char *const keys[] = {"endpoints", "models", "roles", "scheduler", "budgets",
 					   NULL};
@@ -435,14 +435,15 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin)
 	eps = json_object_get(root, "endpoints");
 	models = json_object_get(root, "models");
 	roles = json_object_get(root, "roles");
-	if (!json_is_object(eps) || json_object_size(eps) == 0)
+	if ((strict || eps) && (!json_is_object(eps) || (strict && json_object_size(eps) == 0)))
 		return err_set(ERR_INVALID, "%s: \"endpoints\" must be an object with at least one "
 					    "endpoint", origin);
 	json_object_foreach(eps, k, v) {
 		if ((rc = parse_endpoint(r, k, v, origin)) < 0)
 			return rc;
 	}
-	if (!json_is_object(models) || json_object_size(models) == 0)
+	if ((strict || models) && (!json_is_object(models) ||
+				   (strict && json_object_size(models) == 0)))
 		return err_set(ERR_INVALID, "%s: \"models\" must be an object with at least one model",
 			       origin);
 	json_object_foreach(models, k, v) {
@@ -507,8 +508,25 @@ int llm_registry_load_text(llm_registry **out, const char *text, const char *ori
 			       e.text, e.line, e.column);
 	rc = reg_alloc(&r, origin);
 	if (rc == 0)
-		rc = parse_root(r, root, origin);
+		rc = parse_root(r, root, origin, 1);
 	json_decref(root);
+	if (rc < 0) {
+		llm_registry_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int llm_registry_load_json(llm_registry **out, const json_t *doc, const char *origin)
+{
+	llm_registry *r = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = reg_alloc(&r, origin);
+	if (rc == 0)
+		rc = parse_root(r, (json_t *)doc, origin, 0);
 	if (rc < 0) {
 		llm_registry_free(r);
 		return rc;

@@ -95,6 +95,11 @@ int llm_registry_load(llm_registry **out);
 int llm_registry_load_file(llm_registry **out, const char *path);
 int llm_registry_load_text(llm_registry **out, const char *text, const char *origin);
 
+/* Loads from a parsed document, as the stored configuration does: as
+ * _load_text, except that it may have no endpoints or models (every call
+ * then fails, saying none is configured). The caller owns *out. */
+int llm_registry_load_json(llm_registry **out, const json_t *doc, const char *origin);
+
 void llm_registry_free(llm_registry *r);
 
 /* Where the registry came from ("models.json", "LLM_BASE_URL", "none"). */

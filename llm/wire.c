@@ -644,8 +644,9 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 		root = first;
 	}
 	if (json_is_object(root)) {
-		const char *msg = NULL, *type = NULL, *code = NULL;
-		char codebuf[32];
+		const char *msg = NULL, *type = NULL, *code = NULL, *raw;
+		char codebuf[32], innerbuf[600];
+		json_t *inner;
 		err = json_object_get(root, "error");
 		if (json_is_string(err)) {
 			msg = json_string_value(err);
@@ -667,11 +668,25 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 			msg = json_string_value(json_object_get(root, "detail"));
 		if (!type && json_is_object(err))
 			type = json_string_value(json_object_get(err, "status"));
+		/* OpenRouter: the provider's own refusal is in error.metadata.raw */
+		raw = json_string_value(json_object_get(json_object_get(err, "metadata"), "raw"));
+		inner = raw ? json_loads(raw, 0, NULL) : NULL;
+		if (inner) {
+			json_t *ie = json_object_get(inner, "error");
+			const char *im = json_string_value(json_object_get(ie, "message"));
+			if (!im)
+				im = json_string_value(json_object_get(inner, "message"));
+			if (im) {
+				snprintf(innerbuf, sizeof(innerbuf), "%s: %s", msg ? msg : "error", im);
+				msg = innerbuf;
+			}
+		}
 		if (!type)
 			type = json_string_value(json_object_get(root, "type"));
 		snprintf(out, cap, "%s%s%s%s%s%s", msg ? msg : "(no message)", type ? " [" : "",
 			 type ? type : "", type ? "]" : "", code ? " code " : "", code ? code : "");
 		*is_context = says_context(out) || (code && says_context(code));
+		json_decref(inner);
 		json_decref(root);
 		return;
 	}

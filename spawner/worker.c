@@ -183,14 +183,20 @@ void spw_wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
 	buf_free(&b);
 }
 
-static int embedded(const char *path, const char **out)
+/* The prompt at `path` (a template stored in the database wins over the
+ * built-in one) into *out, owned by the caller (free). */
+static int embedded(const char *path, char **out)
 {
-	const orch_embedded_file *f = embed_find(path);
+	buf b;
 
-	if (!f)
+	*out = NULL;
+	buf_init(&b, 0);
+	if (embed_text(path, &b) < 0) {
+		buf_free(&b);
 		return err_set(ERR_INTERNAL, "the prompt %s is not built in", path);
-	*out = f->data;
-	return 0;
+	}
+	*out = buf_steal(&b);
+	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
 }
 
 int spw_run_tests(const spw_worker_ctx *w, sbx *box, char *const *env, spw_testsum *sum,
@@ -893,7 +899,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	}
 	{
 		agent_config ac;
-		const char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
+		char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
 		char steps[16], cmdto[24];
 		const char *vars[] = {
 			"task",         req->task,
@@ -916,8 +922,13 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		    embedded("spawner/prompts/agent_format_error.md", &tfmt) < 0 ||
 		    agent_render(&sys, tsys, vars) < 0 || agent_render(&task, ttask, vars) < 0) {
 			snprintf(reason, sizeof(reason), "%s", err_last());
+			free(tsys);
+			free(ttask);
+			free(tfmt);
 			goto done;
 		}
+		free(tsys);
+		free(ttask);
 		memset(&ac, 0, sizeof(ac));
 		ac.llm = w->llm;
 		ac.call.role = req->role[0] ? req->role : cfg->role;
@@ -951,6 +962,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		ac.cancel = w->cancel;
 		net_phase(att, "agent", phases, SPW_PHASE_AGENT);
 		rc = agent_run(&ac, &ar);
+		free(tfmt);
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the agent could not run: %s", err_last());
 			goto done;
