@@ -1112,6 +1112,13 @@ static void *watch_main(void *arg)
 			PGnotify *n;
 			int got = 0;
 
+			/* a notice read while check() ran its statements waits in libpq's queue */
+			while ((n = PQnotifies(pg_conn_raw(c))) != NULL) {
+				PQfreemem(n);
+				got = 1;
+			}
+			if (got)
+				break;
 			if (poll(&pfd, 1, 200) <= 0)
 				continue;
 			if (!PQconsumeInput(pg_conn_raw(c)))
