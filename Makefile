@@ -5,6 +5,7 @@
 #   make asan    the tests under AddressSanitizer and UBSan
 #   make bench   benchmarks beside the reference implementations
 #   make eval-check  every eval task checked in the sandbox (eval/README.md)
+#   make checksrc the code conventions checked (tests/env/checksrc.py; make test runs it too)
 #   make         just build bin/orchestrator
 #
 # Variables: CC (gcc or clang), BUILD (build folder), T (only tests whose name contains T).
@@ -63,7 +64,7 @@ BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 vpath test_%.c tests/unit tests/integration
 vpath %.c tests/progs tests/fakes bench
 
-.PHONY: all deps check-deps run services stop test test-build asan bench eval-check clean distclean fmt
+.PHONY: all deps check-deps run services stop test test-build asan bench eval-check checksrc clean distclean fmt
 
 all: check-deps $(BIN)
 
@@ -143,6 +144,9 @@ asan:
 	@BUILD=build/asan BIN=build/asan/bin/orchestrator ASAN=1 \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh $(T)
+
+checksrc:
+	@python3 tests/scripts/test_checksrc.py
 
 bench:
 	@tests/env/deps.sh

@@ -114,6 +114,7 @@ int cmd_run(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
 int cmd_secrets(int argc, char **argv);
 int cmd_resources(int argc, char **argv);
 int cmd_llm(int argc, char **argv);

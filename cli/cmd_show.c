@@ -14,8 +14,9 @@ static const char USAGE[] =
 	"orchestrator show <project> [--json]\n"
 	"  A project's (a thread's) history: the conversation, its decisions and events,\n"
 	"  the questions asked and how they were answered, the tasks, every worker and\n"
-	"  merge with its result, and tokens and cost per model role. <project> is a\n"
-	"  thread's key (tg:42:1, term:ada:2) or id.";
+	"  merge with its result, and tokens and cost per task and per model role, all\n"
+	"  from the ledger of model calls. <project> is a thread's key (tg:42:1,\n"
+	"  term:ada:2) or id.";
 
 static const pg_stmt STMT_THREAD = {
 	"cli_show_thread",
@@ -135,14 +136,14 @@ static void print_human(const json_t *j)
 	printf("\ntasks\n");
 	json_object_foreach((json_t *)json_object_get(st, "tasks"), k, e) {
 		const json_t *t = json_object_get(e, "tests");
+		const json_t *cost = json_object_get(json_object_get(json_object_get(j, "costs"),
+								    "tasks"), k);
 		printf("  %-14s %-28s round %lld", k, nd_task_state_label(jx_str(e, "status")),
 		       jx_int(e, "round"));
 		if (json_integer_value(json_object_get(t, "total")) > 0)
 			printf("  %lld/%lld tests", jx_int(t, "passed"), jx_int(t, "total"));
-		printf("  %lld tokens  $%.4f\n",
-		       (long long)(json_integer_value(json_object_get(e, "tokens_in")) +
-				   json_integer_value(json_object_get(e, "tokens_out"))),
-		       json_number_value(json_object_get(e, "cost_usd")));
+		printf("  %lld tokens  $%.4f\n", jx_int(cost, "tokens_in") + jx_int(cost, "tokens_out"),
+		       json_number_value(json_object_get(cost, "cost_usd")));
 	}
 	if (json_object_size(json_object_get(st, "tasks")) == 0)
 		printf("  (no plan approved yet)\n");
@@ -188,6 +189,7 @@ int cmd_show(int argc, char **argv)
 	const char *params[1] = {sid};
 	PGresult *res = NULL;
 	json_t *state = NULL, *out = NULL;
+	nd_costs costs = {0};
 	pg_conn *c;
 
 	rc = cli_target_args(argc, argv, USAGE, NULL, NULL, &target, &as_json);
@@ -204,16 +206,27 @@ int cmd_show(int argc, char **argv)
 		err_clear(); /* no checkpoint yet: an empty state */
 		state = json_object();
 	}
+	if (rc == 0)
+		rc = nd_costs_load(&costs, c, pg_val(res, 0, 0));
 	if (rc == 0) {
-		out = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "thread",
+		out = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "thread",
 				(json_int_t)tid, "key", pg_val(res, 0, 0), "graph", pg_val(res, 0, 1),
 				"metadata", json_loads(pg_val(res, 0, 2), 0, NULL), "created",
 				pg_val(res, 0, 3), "run", pg_val(res, 0, 4), "summary",
 				nd_project_summary(state), "state", json_incref(state), "questions",
 				json_of(c, &STMT_QUESTIONS, sid), "workers",
-				json_of(c, &STMT_WORKERS, sid), "llm", json_of(c, &STMT_LLM, sid));
+				json_of(c, &STMT_WORKERS, sid), "llm", json_of(c, &STMT_LLM, sid),
+				"costs", nd_costs_json(&costs));
 		if (!out)
 			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	if (rc == 0) {
+		/* the project's figures, as status shows them: the ledger's */
+		json_t *sum = json_object_get(out, "summary");
+		json_object_set_new(sum, "tokens_in", json_integer(costs.tokens_in));
+		json_object_set_new(sum, "tokens_out", json_integer(costs.tokens_out));
+		json_object_set_new(sum, "cost_usd", json_real(costs.cost_usd));
+		json_object_set_new(sum, "workers_usd", json_real(costs.workers_usd));
 	}
 	if (rc == 0 && strcmp(pg_val(res, 0, 5), "t") == 0) {
 		/* cancelled while it waited: its next run would say so */
@@ -224,6 +237,7 @@ int cmd_show(int argc, char **argv)
 	}
 	PQclear(res);
 	json_decref(state);
+	nd_costs_free(&costs);
 	pg_conn_close(c);
 	if (rc < 0)
 		return cli_fail("show");

@@ -46,6 +46,7 @@ static const command commands[] = {
 	{"cancel", cmd_cancel, "cancel a project: its runs, questions and workers (or --run)"},
 	{"retry", cmd_retry, "queue a failed or cancelled run again from its last checkpoint"},
 	{"prune", cmd_prune, "delete old checkpoints of finished threads (retention)"},
+	{"graph", cmd_graph, "a graph's nodes and transitions, drawn (--mermaid, --dot)"},
 	{"secrets", cmd_secrets, "the encrypted secrets store: init, set, list, rm, rotate-key"},
 	{"resources", cmd_resources, "handles that grant secrets to a project's workers"},
 	{"llm", cmd_llm, "language models: the registry, a test call, budgets"},

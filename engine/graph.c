@@ -1,6 +1,8 @@
 #include "engine/graph_int.h"
 #include "core/err.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +37,7 @@ struct eng_graph {
 
 struct eng_next {
 	const eng_graph *g;
+	const eng_node_def *from; /* whose router picks */
 	json_t *tasks;
 	int rc; /* first error seen */
 };
@@ -60,10 +63,75 @@ int eng_graph_new(eng_graph **out, const char *name)
 	return 0;
 }
 
+static void targets_clear(eng_targets *t)
+{
+	for (int i = 0; i < t->n; i++)
+		free(t->names[i]);
+	free(t->names);
+	free(t->idx);
+	memset(t, 0, sizeof(*t));
+}
+
 static void node_clear(eng_node_def *n)
 {
 	free(n->name);
 	free(n->edges);
+	targets_clear(&n->routes);
+	targets_clear(&n->dests);
+}
+
+/* Copies the NULL-terminated `names` into *t (resolved by compile).
+ * ERR_INVALID for an empty list, ERR_NOMEM. */
+static int targets_set(eng_targets *t, const char *what, const char *const *names)
+{
+	int n = 0;
+
+	while (names && names[n])
+		n++;
+	if (n == 0)
+		return err_set(ERR_INVALID, "%s: declare at least one target", what);
+	targets_clear(t);
+	t->names = calloc((size_t)n, sizeof(char *));
+	t->idx = calloc((size_t)n, sizeof(int));
+	if (!t->names || !t->idx) {
+		targets_clear(t);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	for (t->n = 0; t->n < n; t->n++) {
+		t->names[t->n] = strdup(names[t->n]);
+		if (!t->names[t->n]) {
+			targets_clear(t);
+			return err_set(ERR_NOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
+/* Whether `name` is among the targets t (ENG_END always is when `end_ok`). */
+static int targets_have(const eng_targets *t, const char *name, int end_ok)
+{
+	if (end_ok && strcmp(name, ENG_END) == 0)
+		return 1;
+	for (int i = 0; i < t->n; i++)
+		if (strcmp(t->names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* "a, b, __end__" for messages. */
+static void targets_list(const eng_targets *t, char *out, size_t cap)
+{
+	size_t k = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < t->n && k < cap; i++) {
+		int w = snprintf(out + k, cap - k, "%s%s", i ? ", " : "", t->names[i]);
+		if (w < 0)
+			break;
+		k += (size_t)w;
+	}
+	if (t->n == 0)
+		snprintf(out, cap, "none");
 }
 
 void eng_graph_free(eng_graph *g)
@@ -231,9 +299,11 @@ int eng_graph_add_join(eng_graph *g, const char *const *from, int n, const char 
 	return 0;
 }
 
-int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void *udata)
+int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void *udata,
+			 const char *const *targets)
 {
 	eng_node_def *src;
+	char what[160];
 	int rc = check_mutable(g);
 
 	if (rc < 0)
@@ -243,9 +313,30 @@ int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void 
 		return err_set(ERR_INVALID, "router after unknown node '%s'", from);
 	if (src->router)
 		return err_set(ERR_CONFLICT, "node '%s' already has a router", from);
+	if (!fn)
+		return err_set(ERR_INVALID, "router after '%s' needs a function", from);
+	snprintf(what, sizeof(what), "router after '%s'", from);
+	rc = targets_set(&src->routes, what, targets);
+	if (rc < 0)
+		return rc;
 	src->router = fn;
 	src->router_udata = udata;
 	return 0;
+}
+
+int eng_graph_set_destinations(eng_graph *g, const char *node, const char *const *targets)
+{
+	char what[160];
+	int i, rc = check_mutable(g);
+
+	if (rc < 0)
+		return rc;
+	i = node ? find_index(g, node) : -2;
+	if (i < 0)
+		return err_set(ERR_NOTFOUND, "graph '%s' has no node '%s' to give destinations",
+			       g->name, node ? node : "(null)");
+	snprintf(what, sizeof(what), "destinations of '%s'", node);
+	return targets_set(&g->nodes[i].dests, what, targets);
 }
 
 int eng_graph_set_reducer(eng_graph *g, const char *key, eng_reducer r)
@@ -289,10 +380,50 @@ int eng_graph_set_default_timeout(eng_graph *g, int64_t ms)
 	return 0;
 }
 
+/* Resolves the names of t to node indices (-1: END); ERR_INVALID naming
+ * `what` and the unknown target. */
+static int targets_resolve(const eng_graph *g, eng_targets *t, const char *what)
+{
+	for (int i = 0; i < t->n; i++) {
+		t->idx[i] = strcmp(t->names[i], ENG_END) == 0 ? -1 : find_index(g, t->names[i]);
+		if (t->idx[i] == -2)
+			return err_set(ERR_INVALID, "graph '%s': %s names unknown node '%s'", g->name,
+				       what, t->names[i]);
+	}
+	return 0;
+}
+
+/* Marks node k reached and stacks it. */
+static void reach(char *seen, int *stack, int *sp, int k)
+{
+	if (k >= 0 && !seen[k]) {
+		seen[k] = 1;
+		stack[(*sp)++] = k;
+	}
+}
+
+/* Everything `n` (node index `at`, -1 for START) may lead to, stacked. */
+static void reach_from(const eng_graph *g, const eng_node_def *n, int at, char *seen, int *stack,
+		       int *sp)
+{
+	for (int i = 0; i < n->nedges; i++)
+		reach(seen, stack, sp, n->edges[i]);
+	for (int i = 0; i < n->routes.n; i++)
+		reach(seen, stack, sp, n->routes.idx[i]);
+	for (int i = 0; i < n->dests.n; i++)
+		reach(seen, stack, sp, n->dests.idx[i]);
+	/* a join's target is reached when all it waits for are; checked
+	 * loosely here: one of them */
+	for (int i = 0; at >= 0 && i < g->njoins; i++)
+		for (int k = 0; k < g->joins[i].nfrom; k++)
+			if (g->joins[i].from[k] == at)
+				reach(seen, stack, sp, g->joins[i].to);
+}
+
 int eng_graph_compile(eng_graph *g)
 {
-	char *seen;
-	int *stack, sp = 0, rc = 0;
+	char *seen, what[160];
+	int *stack, sp = 0, rc;
 
 	if (g->compiled)
 		return 0;
@@ -300,8 +431,17 @@ int eng_graph_compile(eng_graph *g)
 		return err_set(ERR_INVALID, "graph '%s' has no edge from START", g->name);
 	if (g->nnodes == 0)
 		return err_set(ERR_INVALID, "graph '%s' has no nodes", g->name);
-	/* reachability over fixed edges; nodes behind routers count as reachable
-	 * when any node on the path has a router (its targets are dynamic) */
+	rc = targets_resolve(g, &g->start.routes, "the router after START");
+	for (int i = 0; rc == 0 && i < g->nnodes; i++) {
+		snprintf(what, sizeof(what), "the router after '%s'", g->nodes[i].name);
+		rc = targets_resolve(g, &g->nodes[i].routes, what);
+		snprintf(what, sizeof(what), "the destinations of '%s'", g->nodes[i].name);
+		if (rc == 0)
+			rc = targets_resolve(g, &g->nodes[i].dests, what);
+	}
+	if (rc < 0)
+		return rc;
+	/* every node reachable from START through the declared transitions */
 	seen = calloc((size_t)g->nnodes, 1);
 	stack = calloc((size_t)g->nnodes + 1, sizeof(int));
 	if (!seen || !stack) {
@@ -309,43 +449,19 @@ int eng_graph_compile(eng_graph *g)
 		free(stack);
 		return err_set(ERR_NOMEM, "out of memory");
 	}
-	{
-		int dynamic = g->start.router != NULL;
-		for (int i = 0; i < g->start.nedges; i++)
-			if (g->start.edges[i] >= 0 && !seen[g->start.edges[i]]) {
-				seen[g->start.edges[i]] = 1;
-				stack[sp++] = g->start.edges[i];
-			}
-		while (sp > 0) {
-			int at = stack[--sp];
-			const eng_node_def *n = &g->nodes[at];
-			if (n->router)
-				dynamic = 1;
-			for (int i = 0; i < n->nedges; i++) {
-				int t = n->edges[i];
-				if (t >= 0 && !seen[t]) {
-					seen[t] = 1;
-					stack[sp++] = t;
-				}
-			}
-			/* a join's target is reached when all it waits for are;
-			 * checked loosely here: one of them */
-			for (int i = 0; i < g->njoins; i++)
-				for (int k = 0; k < g->joins[i].nfrom; k++)
-					if (g->joins[i].from[k] == at && !seen[g->joins[i].to]) {
-						seen[g->joins[i].to] = 1;
-						stack[sp++] = g->joins[i].to;
-					}
-		}
-		if (!dynamic)
-			for (int i = 0; i < g->nnodes; i++)
-				if (!seen[i]) {
-					rc = err_set(ERR_INVALID,
-						     "node '%s' of graph '%s' cannot be reached from START",
-						     g->nodes[i].name, g->name);
-					break;
-				}
+	reach_from(g, &g->start, -1, seen, stack, &sp);
+	while (sp > 0) {
+		int at = stack[--sp];
+		reach_from(g, &g->nodes[at], at, seen, stack, &sp);
 	}
+	for (int i = 0; i < g->nnodes; i++)
+		if (!seen[i]) {
+			rc = err_set(ERR_INVALID,
+				     "node '%s' of graph '%s' cannot be reached from START (no edge, "
+				     "router target or destination leads to it)",
+				     g->nodes[i].name, g->name);
+			break;
+		}
 	free(seen);
 	free(stack);
 	if (rc == 0) {
@@ -406,9 +522,30 @@ int eng_tasks_add(const eng_graph *g, json_t *tasks, const char *node, json_t *i
 	return 0;
 }
 
+/* 0 when the router running for `n` declared `node`; ERR_INVALID naming
+ * it otherwise (an unknown node is named as such). */
+static int next_check(const eng_next *n, const char *node)
+{
+	char list[512];
+
+	if (!node)
+		return err_set(ERR_INVALID, "router after '%s' picked no node", n->from->name);
+	if (targets_have(&n->from->routes, node, 0))
+		return 0;
+	if (strcmp(node, ENG_END) != 0 && find_index(n->g, node) < 0)
+		return err_set(ERR_INVALID, "unknown node '%s' in graph '%s'", node, n->g->name);
+	targets_list(&n->from->routes, list, sizeof(list));
+	return err_set(ERR_INVALID, "router after '%s' picked '%s', which is not one of its "
+				    "declared targets (%s)",
+		       n->from->name, node, list);
+}
+
 int eng_next_add(eng_next *n, const char *node)
 {
-	int rc = eng_tasks_add(n->g, n->tasks, node, NULL);
+	int rc = next_check(n, node);
+
+	if (rc == 0)
+		rc = eng_tasks_add(n->g, n->tasks, node, NULL);
 	if (rc < 0 && n->rc == 0)
 		n->rc = rc;
 	return rc;
@@ -416,10 +553,29 @@ int eng_next_add(eng_next *n, const char *node)
 
 int eng_next_send(eng_next *n, const char *node, json_t *input)
 {
-	int rc = eng_tasks_add(n->g, n->tasks, node, input ? input : json_null());
+	int rc = next_check(n, node);
+
+	if (rc == 0)
+		rc = eng_tasks_add(n->g, n->tasks, node, input ? input : json_null());
+	else
+		json_decref(input);
 	if (rc < 0 && n->rc == 0)
 		n->rc = rc;
 	return rc;
+}
+
+int eng_graph_may_goto(const eng_graph *g, const eng_node_def *from, const char *to)
+{
+	char list[512];
+
+	if (targets_have(&from->dests, to, 1))
+		return 0;
+	if (find_index(g, to) < 0)
+		return err_set(ERR_INVALID, "node '%s' routed to unknown node '%s'", from->name, to);
+	targets_list(&from->dests, list, sizeof(list));
+	return err_set(ERR_INVALID, "node '%s' routed to '%s', which is not one of its declared "
+				    "destinations (%s; eng_graph_set_destinations declares them)",
+		       from->name, to, list);
 }
 
 /* Whether the node at index k ran in `tasks` (a step's tasks, all
@@ -511,12 +667,217 @@ int eng_graph_targets(const eng_graph *g, const eng_node_def *from, const json_t
 			return rc;
 	}
 	if (from->router) {
-		eng_next next = {.g = g, .tasks = tasks, .rc = 0};
+		eng_next next = {.g = g, .from = from, .tasks = tasks, .rc = 0};
 		rc = from->router(state, &next, from->router_udata);
 		if (rc == 0)
 			rc = next.rc;
 		if (rc < 0)
 			return err_wrap("router after '%s'", from->name);
 	}
+	return 0;
+}
+
+/* --- the graph's shape: edges and drawings --- */
+
+static const char *node_name(const eng_graph *g, int k)
+{
+	return k < 0 ? ENG_END : g->nodes[k].name;
+}
+
+/* Appends {"from", "to", "kind"} unless the same pair is there already. */
+static int edge_add(json_t *edges, const char *from, const char *to, const char *kind)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(edges, i, e) {
+		if (strcmp(json_string_value(json_object_get(e, "from")), from) == 0 &&
+		    strcmp(json_string_value(json_object_get(e, "to")), to) == 0)
+			return 0;
+	}
+	e = json_pack("{s:s, s:s, s:s}", "from", from, "to", to, "kind", kind);
+	if (!e || json_array_append_new(edges, e) < 0)
+		return err_set(ERR_NOMEM, "out of memory");
+	return 0;
+}
+
+/* The transitions out of `n` (node index `at`, -1 for START). */
+static int edges_of(const eng_graph *g, const eng_node_def *n, int at, json_t *edges)
+{
+	int rc = 0, any = n->nedges + n->routes.n + n->dests.n;
+
+	for (int i = 0; rc == 0 && i < n->nedges; i++)
+		rc = edge_add(edges, n->name, node_name(g, n->edges[i]), "edge");
+	for (int i = 0; rc == 0 && i < n->routes.n; i++)
+		rc = edge_add(edges, n->name, node_name(g, n->routes.idx[i]), "router");
+	for (int i = 0; rc == 0 && i < n->dests.n; i++)
+		rc = edge_add(edges, n->name, node_name(g, n->dests.idx[i]), "goto");
+	for (int i = 0; rc == 0 && at >= 0 && i < g->njoins; i++)
+		for (int k = 0; rc == 0 && k < g->joins[i].nfrom; k++)
+			if (g->joins[i].from[k] == at) {
+				rc = edge_add(edges, n->name, node_name(g, g->joins[i].to), "join");
+				any++;
+			}
+	if (rc == 0 && at >= 0 && any == 0)
+		rc = edge_add(edges, n->name, ENG_END, "end");
+	return rc;
+}
+
+int eng_graph_edges(const eng_graph *g, json_t **out)
+{
+	json_t *edges;
+	int rc;
+
+	*out = NULL;
+	if (!g->compiled)
+		return err_set(ERR_INVALID, "graph '%s' is not compiled", g->name);
+	edges = json_array();
+	if (!edges)
+		return err_set(ERR_NOMEM, "out of memory");
+	rc = edges_of(g, &g->start, -1, edges);
+	for (int i = 0; rc == 0 && i < g->nnodes; i++)
+		rc = edges_of(g, &g->nodes[i], i, edges);
+	if (rc < 0) {
+		json_decref(edges);
+		return rc;
+	}
+	*out = edges;
+	return 0;
+}
+
+/* A Mermaid node id for `name`: letters, digits and '_' kept, the rest
+ * made '_'. */
+static void mermaid_id(buf *out, const char *name)
+{
+	for (const char *p = name; *p; p++)
+		buf_putc(out, isalnum((unsigned char)*p) || *p == '_' ? *p : '_');
+}
+
+/* `name` with what Mermaid and DOT labels cannot hold escaped. */
+static void label_escape(buf *out, const char *name)
+{
+	for (const char *p = name; *p; p++) {
+		if (*p == '"')
+			buf_puts(out, "#quot;");
+		else if (*p == '<')
+			buf_puts(out, "&lt;");
+		else if (*p == '>')
+			buf_puts(out, "&gt;");
+		else
+			buf_putc(out, *p);
+	}
+}
+
+static void draw_mermaid(const eng_graph *g, const json_t *edges, buf *out)
+{
+	size_t i;
+	const json_t *e;
+
+	buf_puts(out, "%%{init: {'flowchart': {'curve': 'linear'}}}%%\ngraph TD;\n");
+	buf_puts(out, "\t__start__([<p>__start__</p>]):::first\n");
+	for (int k = 0; k < g->nnodes; k++) {
+		buf_putc(out, '\t');
+		mermaid_id(out, g->nodes[k].name);
+		buf_puts(out, "(\"");
+		label_escape(out, g->nodes[k].name);
+		buf_puts(out, "\")\n");
+	}
+	buf_puts(out, "\t__end__([<p>__end__</p>]):::last\n");
+	json_array_foreach(edges, i, e) {
+		const char *kind = json_string_value(json_object_get(e, "kind"));
+		int dotted = strcmp(kind, "router") == 0 || strcmp(kind, "goto") == 0;
+
+		buf_putc(out, '\t');
+		mermaid_id(out, json_string_value(json_object_get(e, "from")));
+		buf_puts(out, dotted ? " -.-> " : " --> ");
+		mermaid_id(out, json_string_value(json_object_get(e, "to")));
+		buf_puts(out, ";\n");
+	}
+	buf_puts(out, "\tclassDef default fill:#f2f0ff,line-height:1.2\n"
+		      "\tclassDef first fill-opacity:0\n"
+		      "\tclassDef last fill:#bfb6fc\n");
+}
+
+static void draw_dot(const eng_graph *g, const json_t *edges, buf *out)
+{
+	size_t i;
+	const json_t *e;
+
+	buf_puts(out, "digraph \"");
+	label_escape(out, g->name);
+	buf_puts(out, "\" {\n\trankdir=TB;\n\t\"__start__\" [shape=oval];\n");
+	for (int k = 0; k < g->nnodes; k++) {
+		buf_puts(out, "\t\"");
+		label_escape(out, g->nodes[k].name);
+		buf_puts(out, "\" [shape=box];\n");
+	}
+	buf_puts(out, "\t\"__end__\" [shape=oval];\n");
+	json_array_foreach(edges, i, e) {
+		const char *kind = json_string_value(json_object_get(e, "kind"));
+
+		buf_puts(out, "\t\"");
+		label_escape(out, json_string_value(json_object_get(e, "from")));
+		buf_puts(out, "\" -> \"");
+		label_escape(out, json_string_value(json_object_get(e, "to")));
+		buf_puts(out, "\"");
+		if (strcmp(kind, "router") == 0 || strcmp(kind, "goto") == 0)
+			buf_puts(out, " [style=dashed]");
+		else if (strcmp(kind, "join") == 0)
+			buf_puts(out, " [style=bold]");
+		buf_puts(out, ";\n");
+	}
+	buf_puts(out, "}\n");
+}
+
+/* One line per node: "from -> a, b (router: c, d)". */
+static void draw_text(const eng_graph *g, const json_t *edges, buf *out)
+{
+	buf_printf(out, "graph %s: %d node%s\n", g->name, g->nnodes, g->nnodes == 1 ? "" : "s");
+	for (int k = -1; k < g->nnodes; k++) {
+		static const char *const kinds[] = {"edge", "join", "end", "router", "goto"};
+		static const char *const titles[] = {"", "join: ", "", "router: ", "goto: "};
+		const char *from = k < 0 ? ENG_START : g->nodes[k].name;
+		int group = 0;
+
+		buf_printf(out, "  %s ->", from);
+		for (size_t t = 0; t < sizeof(kinds) / sizeof(kinds[0]); t++) {
+			size_t i;
+			const json_t *e;
+			int first = 1;
+
+			json_array_foreach(edges, i, e) {
+				if (strcmp(json_string_value(json_object_get(e, "from")), from) != 0 ||
+				    strcmp(json_string_value(json_object_get(e, "kind")), kinds[t]) != 0)
+					continue;
+				if (first && group++ > 0)
+					buf_puts(out, ";");
+				buf_printf(out, "%s%s%s", first ? " " : ", ", first ? titles[t] : "",
+					   json_string_value(json_object_get(e, "to")));
+				first = 0;
+			}
+		}
+		buf_putc(out, '\n');
+	}
+}
+
+int eng_graph_draw(const eng_graph *g, const char *format, buf *out)
+{
+	json_t *edges = NULL;
+	int rc;
+
+	if (!format || (strcmp(format, "mermaid") != 0 && strcmp(format, "dot") != 0 &&
+			strcmp(format, "text") != 0))
+		return err_set(ERR_INVALID, "unknown drawing format '%s' (mermaid, dot or text)",
+			       format ? format : "(null)");
+	rc = eng_graph_edges(g, &edges);
+	if (rc < 0)
+		return rc;
+	if (strcmp(format, "mermaid") == 0)
+		draw_mermaid(g, edges, out);
+	else if (strcmp(format, "dot") == 0)
+		draw_dot(g, edges, out);
+	else
+		draw_text(g, edges, out);
+	json_decref(edges);
 	return 0;
 }

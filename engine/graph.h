@@ -12,11 +12,19 @@
  * own input (LangGraph's Send), so one node can run many times in one step.
  * A step with no targets ends the run.
  *
+ * Every transition is declared: a router names the targets it may pick, a
+ * node that routes by itself names its destinations. eng_graph_compile
+ * refuses a declared target that is no node and a node that nothing leads
+ * to; a router or node that picks an undeclared target fails its run. So
+ * the compiled graph knows its whole shape, and eng_graph_draw draws it.
+ *
  *   eng_graph *g;
  *   eng_graph_new(&g, "factory");
  *   eng_graph_add_node(g, "brainstorm", brainstorm_fn, NULL, NULL);
+ *   eng_graph_add_node(g, "review", review_fn, NULL, NULL);
  *   eng_graph_add_edge(g, ENG_START, "brainstorm");
- *   eng_graph_add_router(g, "brainstorm", after_brainstorm, NULL);
+ *   eng_graph_add_router(g, "brainstorm", after_brainstorm, NULL,
+ *                        ENG_TARGETS("review", ENG_END));
  *   eng_graph_set_reducer(g, "messages", ENG_APPEND);
  *   eng_graph_compile(g);
  */
@@ -26,6 +34,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "engine/state.h"
 
@@ -101,9 +110,24 @@ int eng_graph_add_edge(eng_graph *g, const char *from, const char *to);
 #define ENG_JOINS_KEY "__joins__"
 int eng_graph_add_join(eng_graph *g, const char *const *from, int n, const char *to);
 
-/* A conditional edge: after `from` runs, `fn` picks the targets. At most one
+/* A NULL-terminated list of targets (node names or ENG_END), for
+ * eng_graph_add_router and eng_graph_set_destinations. */
+#define ENG_TARGETS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* A conditional edge: after `from` runs, `fn` picks the next targets among
+ * `targets` (NULL-terminated, at least one; copied), the only ones it may
+ * pick: eng_graph_compile refuses a target that is no node, and a router
+ * that picks another fails its run (ERR_INVALID naming it). At most one
  * router per node (ENG_START may have one too). */
-int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void *udata);
+int eng_graph_add_router(eng_graph *g, const char *from, eng_router_fn fn, void *udata,
+			 const char *const *targets);
+
+/* Where `node` may route by itself with eng_goto/eng_send (LangGraph's
+ * destinations), NULL-terminated and copied; ENG_END is always allowed. A
+ * node without destinations may only eng_goto(ctx, ENG_END); a goto or send
+ * to a target not declared fails the node (ERR_INVALID). Call before
+ * eng_graph_compile, which checks that every destination is a node. */
+int eng_graph_set_destinations(eng_graph *g, const char *node, const char *const *targets);
 
 int eng_graph_set_reducer(eng_graph *g, const char *key, eng_reducer r);
 
@@ -139,12 +163,28 @@ int eng_graph_set_timeout(eng_graph *g, const char *node, int64_t ms);
  * negative `ms` or a compiled graph. */
 int eng_graph_set_default_timeout(eng_graph *g, int64_t ms);
 
-/* Checks the graph: every edge names a node, START leads somewhere, every
- * node is reachable. ERR_INVALID naming the problem. After this the graph
- * is read-only and may be shared between threads. */
+/* Checks the graph: every edge, router target and destination names a
+ * node, START leads somewhere, every node is reachable from START through
+ * the declared transitions. ERR_INVALID naming the problem. After this the
+ * graph is read-only and may be shared between threads. */
 int eng_graph_compile(eng_graph *g);
 
 const char *eng_graph_name(const eng_graph *g);
+
+/* Every declared transition of a compiled graph, as an array (owned by the
+ * caller) of {"from", "to", "kind"}: kind "edge" (fixed), "router" (a
+ * router's declared target), "goto" (a node's destination), "join" (from
+ * each node a join waits for) or "end" (a node that declares nothing ends
+ * its branch: the engine's implicit edge to ENG_END). In declaration order:
+ * START's first, then each node's. ERR_INVALID when not compiled. */
+int eng_graph_edges(const eng_graph *g, json_t **out);
+
+/* Draws a compiled graph into `out`: `format` "mermaid" (the flowchart
+ * LangGraph's draw_mermaid prints: solid arrows for fixed edges and joins,
+ * dotted ones for routers and destinations), "dot" (Graphviz) or "text"
+ * (one line per node and what may follow it). ERR_INVALID for another
+ * format or a graph not compiled. */
+int eng_graph_draw(const eng_graph *g, const char *format, buf *out);
 
 /* --- used by routers --- */
 

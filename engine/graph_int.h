@@ -7,6 +7,14 @@
 
 #include "engine/graph.h"
 
+/* Declared targets: names as given, resolved to node indices (-1 is END)
+ * by eng_graph_compile. */
+typedef struct eng_targets {
+	char **names;
+	int *idx;
+	int n;
+} eng_targets;
+
 typedef struct eng_node_def {
 	char *name;
 	eng_node_fn fn;
@@ -18,6 +26,8 @@ typedef struct eng_node_def {
 	int nedges;
 	eng_router_fn router;
 	void *router_udata;
+	eng_targets routes; /* what the router may pick */
+	eng_targets dests;  /* where the node may eng_goto/eng_send */
 } eng_node_def;
 
 /* The node called `name`, or NULL. ENG_START resolves to the start pseudo
@@ -43,6 +53,10 @@ int eng_graph_compiled(const eng_graph *g);
  * otherwise. */
 int eng_graph_targets(const eng_graph *g, const eng_node_def *from, const json_t *state,
 		      json_t *tasks);
+
+/* 0 when node `from` may eng_goto/eng_send `to` (a declared destination, or
+ * ENG_END); ERR_INVALID naming both otherwise. */
+int eng_graph_may_goto(const eng_graph *g, const eng_node_def *from, const char *to);
 
 /* Appends a task to `tasks` the way eng_graph_targets does: a plain target
  * (input NULL) once, a task with input always. ENG_END is ignored.

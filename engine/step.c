@@ -231,11 +231,11 @@ int eng_emit(eng_ctx *ctx, const char *kind, const char *dest, json_t *payload)
 static int add_goto(eng_ctx *ctx, const char *node, json_t *input)
 {
 	json_t *t;
+	int rc = eng_graph_may_goto(ctx->g, ctx->node, node);
 
-	if (strcmp(node, ENG_END) != 0 && !eng_graph_node(ctx->g, node)) {
+	if (rc < 0) {
 		json_decref(input);
-		return err_set(ERR_INVALID, "node '%s' routed to unknown node '%s'",
-			       ctx->node->name, node);
+		return rc;
 	}
 	t = input ? json_pack("{s:s,s:o}", "node", node, "input", input)
 		  : json_pack("{s:s}", "node", node);

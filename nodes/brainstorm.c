@@ -2,8 +2,10 @@
  * brainstorm — the conversation that turns an idea into a spec: the
  * brainstorm node (one model turn), listen (waits for the person's next
  * message) and spec_gate (waits for the decision on a proposed spec).
+ * Each leaves the stage (and the conversation) for its router to read.
  */
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "nodes/nd_int.h"
 #include "nodes/prompt.h"
@@ -51,211 +53,192 @@ static llm_message *build_messages(const json_t *conv, const char *sys, const ch
 	return m;
 }
 
-int nd_brainstorm(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **update)
+/* Shows the spec the model proposed and asks for the decision. */
+static int propose(nd_step *s, const char *message, const json_t *proposed)
 {
-	const json_t *conv = json_object_get(state, "conversation");
-	const json_t *schema = nd_schema("brainstorm");
-	llm_response resp;
-	llm_call call;
-	llm_message *msgs = NULL;
 	nd_spec spec;
-	nd_chat chat;
-	buf sys, note, html;
-	json_t *up = json_object(), *spec_json = NULL;
-	char user[32], turn[16];
-	const char *message;
+	json_t *spec_json = NULL;
+	buf html;
+	char key[32], q[160];
+	int v = s->p.spec_version + 1, rc;
+
+	buf_init(&html, 0);
+	rc = nd_spec_from_json(proposed, &spec);
+	if (rc == 0)
+		spec_json = nd_spec_to_json(&spec);
+	if (rc < 0 || !spec_json) {
+		rc = nd_llm_failed(s, rc < 0 ? rc : err_set(ERR_NOMEM, "out of memory"),
+				   "Reading the proposed spec");
+		goto done;
+	}
+	nd_html_escape(&html, message);
+	buf_printf(&html, "\n\n<b>Spec, version %d</b>\n\n", v);
+	nd_spec_html(spec_json, &html);
+	snprintf(key, sizeof(key), "spec:%d", v);
+	snprintf(q, sizeof(q), "Build %s as specified (version %d)?", spec.name, v);
+	rc = nd_tell_html(s, buf_cstr(&html));
+	if (rc == 0)
+		rc = nd_ask(s->ctx, &s->p.chat, key, q, ND_PROPOSAL_OPTS, 3);
+	if (rc == 0)
+		rc = nd_stage_move(&s->p, ND_STAGE_SPEC_REVIEW);
+	if (rc < 0)
+		goto done;
+	json_object_set_new(s->up, "spec", spec_json);
+	spec_json = NULL;
+	s->p.spec_version = v;
+	nd_log(s->up, "spec_proposed", spec.name, json_pack("{s:i}", "version", v));
+done:
+	json_decref(spec_json);
+	nd_spec_free(&spec);
+	buf_free(&html);
+	return rc;
+}
+
+/* One model turn over the conversation: too long a conversation is cut
+ * to its first message and fewer of the latest turns. */
+static int converse(nd_step *s, const llm_call *call, const char *sys, const char *note,
+		    llm_response *resp)
+{
+	const json_t *conv = json_object_get(s->state, "conversation");
+	llm_message *msgs = NULL;
 	size_t nmsgs, keep = 0;
 	int rc;
 
-	(void)in;
-	memset(&spec, 0, sizeof(spec));
-	llm_response_init(&resp);
-	buf_init(&sys, 0);
-	buf_init(&note, 0);
-	buf_init(&html, 0);
-	*update = up;
-	if (!up || !schema) {
-		rc = up ? ERR_INTERNAL : err_set(ERR_NOMEM, "out of memory");
-		goto done;
-	}
-	if ((rc = nd_chat_get(state, NULL, &chat)) < 0)
-		goto done;
-	snprintf(turn, sizeof(turn), "%zu", json_array_size(conv) / 2 + 1);
-	{
-		const char *vars[] = {"max_turns", MAX_TURNS_BEFORE_SPEC, "turn", turn, NULL};
-		if ((rc = nd_prompt("brainstorm_system.md", vars, &sys)) < 0 ||
-		    (rc = nd_prompt("brainstorm_trimmed.md", NULL, &note)) < 0)
-			goto done;
-	}
-	nd_llm_call(&call, ctx, state, "brainstorm", user);
 	for (;;) {
 		free(msgs);
-		msgs = build_messages(conv, buf_cstr(&sys), buf_cstr(&note), keep, &nmsgs);
-		if (!msgs) {
-			rc = err_set(ERR_NOMEM, "out of memory");
-			goto done;
-		}
-		rc = nd_llm_json(ctx, &call, msgs, nmsgs, schema, "brainstorm_reply", &resp);
+		msgs = build_messages(conv, sys, note, keep, &nmsgs);
+		if (!msgs)
+			return err_set(ERR_NOMEM, "out of memory");
+		rc = nd_llm_json(s, call, msgs, nmsgs, nd_schema("brainstorm"), "brainstorm_reply",
+				 resp);
 		if (rc != ERR_CONTEXT)
 			break;
-		/* too long: keep the first message and fewer of the latest turns */
 		keep = keep == 0 ? (nmsgs > 8 ? 8 : nmsgs / 2) : keep / 2;
 		if (keep < 2 || json_array_size(conv) <= 3)
 			break;
 		log_info("factory", "thread %s: the conversation does not fit; keeping the last %zu "
-				    "turns", eng_ctx_thread_key(ctx), keep);
+				    "turns", eng_ctx_thread_key(s->ctx), keep);
 	}
+	free(msgs);
+	return rc;
+}
+
+int nd_brainstorm(nd_step *s)
+{
+	llm_response resp;
+	llm_call call;
+	buf sys, note;
+	char user[32], turn[16];
+	const char *message;
+	int rc;
+
+	llm_response_init(&resp);
+	buf_init(&sys, 0);
+	buf_init(&note, 0);
+	rc = nd_need_chat(s);
+	if (rc == 0 && !nd_schema("brainstorm"))
+		rc = ERR_INTERNAL;
+	snprintf(turn, sizeof(turn), "%zu", s->p.conv_len / 2 + 1);
+	{
+		const char *vars[] = {"max_turns", MAX_TURNS_BEFORE_SPEC, "turn", turn, NULL};
+		if (rc == 0)
+			rc = nd_prompt("brainstorm_system.md", vars, &sys);
+		if (rc == 0)
+			rc = nd_prompt("brainstorm_trimmed.md", NULL, &note);
+	}
+	if (rc < 0)
+		goto done;
+	nd_llm_call(&call, s, "brainstorm", user);
+	rc = converse(s, &call, buf_cstr(&sys), buf_cstr(&note), &resp);
 	if (rc == ERR_BUDGET) {
-		rc = nd_ask_budget(ctx, state, &chat, up, &resp.budget, "brainstorm");
+		rc = nd_ask_budget(s, &resp.budget, "brainstorm");
 		goto done;
 	}
 	if (rc < 0) {
-		rc = nd_llm_failed(ctx, &chat, up, rc, "Talking with the model");
-		if (rc == 0)
-			rc = eng_goto(ctx, ENG_END);
+		rc = nd_llm_failed(s, rc, "Talking with the model");
 		goto done;
 	}
 	message = json_string_value(json_object_get(resp.json, "message"));
 	if (!message) {
-		rc = nd_llm_failed(ctx, &chat, up, err_set(ERR_PARSE, "the model's reply has no "
-								      "message"),
+		rc = nd_llm_failed(s, err_set(ERR_PARSE, "the model's reply has no message"),
 				   "Reading the model's reply");
-		if (rc == 0)
-			rc = eng_goto(ctx, ENG_END);
 		goto done;
 	}
 	{
 		/* the conversation remembers the reply as the model wrote it */
 		char *raw = json_dumps(resp.json, JSON_COMPACT);
-		json_t *turn_json = json_pack("{s:s, s:s, s:s?}", "role", "assistant", "text", message,
-					      "reply", raw);
+		nd_converse(s, "assistant", message, raw);
 		free(raw);
-		json_object_set_new(up, "conversation", json_pack("[o]", turn_json));
 	}
-	if (json_is_null(json_object_get(resp.json, "spec"))) {
-		/* a question: wait for the answer */
-		rc = nd_say(ctx, &chat, message);
-		if (rc == 0)
-			rc = eng_goto(ctx, "listen");
-		goto done;
-	}
-	rc = nd_spec_from_json(json_object_get(resp.json, "spec"), &spec);
-	if (rc == 0)
-		spec_json = nd_spec_to_json(&spec);
-	if (rc < 0 || !spec_json) {
-		rc = nd_llm_failed(ctx, &chat, up, rc < 0 ? rc : err_set(ERR_NOMEM, "out of memory"),
-				   "Reading the proposed spec");
-		if (rc == 0)
-			rc = eng_goto(ctx, ENG_END);
-		goto done;
-	}
-	{
-		int v = (int)json_integer_value(json_object_get(state, "spec_version")) + 1;
-		char key[32], q[160];
-		nd_option opts[3] = {{"approve", "✅ Approve"}, {"change", "✏️ Change"},
-				     {"cancel", "🛑 Cancel"}};
-
-		nd_html_escape(&html, message);
-		buf_printf(&html, "\n\n<b>Spec, version %d</b>\n\n", v);
-		nd_spec_html(spec_json, &html);
-		snprintf(key, sizeof(key), "spec:%d", v);
-		snprintf(q, sizeof(q), "Build %s as specified (version %d)?", spec.name, v);
-		if ((rc = nd_say_html(ctx, &chat, buf_cstr(&html))) < 0 ||
-		    (rc = nd_ask(ctx, &chat, key, q, opts, 3)) < 0)
-			goto done;
-		json_object_set_new(up, "spec", spec_json);
-		spec_json = NULL;
-		json_object_set_new(up, "spec_version", json_integer(v));
-		json_object_set_new(up, "stage", json_string("spec_review"));
-		nd_log(up, "spec_proposed", spec.name, json_pack("{s:i}", "version", v));
-		rc = eng_goto(ctx, "spec_gate");
-	}
+	if (json_is_null(json_object_get(resp.json, "spec")))
+		rc = nd_tell(s, message); /* a question: listen for the answer */
+	else
+		rc = propose(s, message, json_object_get(resp.json, "spec"));
 done:
-	json_decref(spec_json);
-	nd_spec_free(&spec);
-	free(msgs);
 	llm_response_free(&resp);
 	buf_free(&sys);
 	buf_free(&note);
-	buf_free(&html);
 	return rc;
 }
 
-int nd_listen(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **update)
+int nd_listen(nd_step *s)
 {
 	const char *keys[1] = {"input"};
-	const char *st = nd_stage(state), *text;
-	json_t *v = NULL, *up;
-	int which, rc;
+	json_t *v = NULL;
+	nd_input in;
+	int which, rc = nd_gate(s->ctx, keys, 1, &v, &which);
 
-	(void)in;
-	rc = nd_gate_start(ctx, state, keys, 1, NULL, &v, &which, update);
 	if (rc < 0)
 		return rc;
-	up = *update;
-	text = json_string_value(json_object_get(v, "text"));
-	if (json_integer_value(json_object_get(json_object_get(v, "user"), "id")) > 0)
-		json_object_set(up, "user", json_object_get(v, "user"));
-	if (strcmp(st, "plan_review") == 0 || strcmp(st, "architect") == 0) {
-		json_object_set_new(up, "plan_feedback", json_string(text ? text : ""));
-		json_object_set_new(up, "stage", json_string("architect"));
-		json_decref(v);
-		return eng_goto(ctx, "architect");
-	}
-	json_object_set_new(up, "stage", json_string("brainstorm"));
-	json_object_set_new(up, "conversation",
-			    json_pack("[{s:s, s:s}]", "role", "user", "text", text ? text : ""));
+	nd_input_read(v, &in);
 	json_decref(v);
-	return eng_goto(ctx, "brainstorm");
+	if (in.user.id > 0)
+		nd_user_copy(&s->p.user, &in.user);
+	if (s->p.stage == ND_STAGE_PLAN_REVIEW || s->p.stage == ND_STAGE_ARCHITECT) {
+		nd_str_set(&s->p.plan_feedback, in.text ? in.text : "");
+		rc = nd_stage_move(&s->p, ND_STAGE_ARCHITECT);
+	} else {
+		nd_converse(s, "user", in.text, NULL);
+		rc = nd_stage_move(&s->p, ND_STAGE_BRAINSTORM);
+	}
+	nd_input_free(&in);
+	return rc;
 }
 
-int nd_spec_gate(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **update)
+int nd_spec_gate(nd_step *s)
 {
 	char key[32];
-	const char *opt;
-	json_t *v = NULL, *up;
-	nd_chat chat;
-	int which, rc;
+	json_t *v = NULL;
+	nd_decision d;
+	int which, rc = nd_proposal_gate(s, "spec", s->p.spec_version, key, sizeof(key), &v, &which);
 
-	(void)in;
-	rc = nd_proposal_gate(ctx, state, "spec", key, sizeof(key), &chat, &v, &which, update);
 	if (rc < 0)
 		return rc;
-	up = *update;
 	if (which == 1) {
 		/* a message instead of a click: a change to the spec */
-		const char *text = json_string_value(json_object_get(v, "text"));
-		json_object_set_new(up, "stage", json_string("brainstorm"));
-		json_object_set_new(up, "conversation",
-				    json_pack("[{s:s, s:s}]", "role", "user", "text",
-					      text ? text : ""));
+		nd_converse(s, "user", jx_str(v, "text"), NULL);
 		json_decref(v);
-		return eng_goto(ctx, "brainstorm");
+		return nd_stage_move(&s->p, ND_STAGE_BRAINSTORM);
 	}
-	opt = nd_decision(up, key, v);
+	nd_decide(s, key, v, &d);
 	json_decref(v);
-	if (!opt) {
-		rc = nd_say(ctx, &chat, "The spec is still waiting for your approval. Send a message "
-					"when you are back (a change, or \"approve\" to see the buttons "
-					"again), or /cancel.");
-		return rc < 0 ? rc : eng_goto(ctx, ENG_END);
+	switch (d.opt) {
+	case ND_OPT_NONE:
+		s->p.rest = 1;
+		return nd_tell(s, "The spec is still waiting for your approval. Send a message when "
+				  "you are back (a change, or \"approve\" to see the buttons again), "
+				  "or /cancel.");
+	case ND_OPT_APPROVE:
+		rc = nd_stage_move(&s->p, ND_STAGE_ARCHITECT);
+		return rc < 0 ? rc : nd_tell(s, "👍 Spec approved. Creating the repository and "
+					       "planning the work…");
+	case ND_OPT_CHANGE:
+		nd_converse(s, "assistant", "What would you like to change?", NULL);
+		rc = nd_stage_move(&s->p, ND_STAGE_BRAINSTORM);
+		return rc < 0 ? rc : nd_tell(s, "What would you like to change?");
+	default:
+		rc = nd_stage_move(&s->p, ND_STAGE_CANCELLED);
+		return rc < 0 ? rc : nd_tell(s, "🛑 Cancelled: nothing was built. Send /new <idea> "
+					       "to start another project.");
 	}
-	if (strcmp(opt, "approve") == 0) {
-		json_object_set_new(up, "stage", json_string("architect"));
-		rc = nd_say(ctx, &chat, "👍 Spec approved. Creating the repository and planning "
-					"the work…");
-		return rc < 0 ? rc : eng_goto(ctx, "architect");
-	}
-	if (strcmp(opt, "change") == 0) {
-		json_object_set_new(up, "stage", json_string("brainstorm"));
-		json_object_set_new(up, "conversation",
-				    json_pack("[{s:s, s:s}]", "role", "assistant", "text",
-					      "What would you like to change?"));
-		rc = nd_say(ctx, &chat, "What would you like to change?");
-		return rc < 0 ? rc : eng_goto(ctx, "listen");
-	}
-	json_object_set_new(up, "stage", json_string("cancelled"));
-	rc = nd_say(ctx, &chat, "🛑 Cancelled: nothing was built. Send /new <idea> to start "
-				"another project.");
-	return rc < 0 ? rc : eng_goto(ctx, ENG_END);
 }

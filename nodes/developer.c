@@ -5,22 +5,24 @@
  *   1. takes what arrived: workers' results ("worker"), the person's
  *      messages ("input", or the run's own input) and the decisions on its
  *      open questions;
- *   2. moves each task through its states: queued → working → review →
- *      reviewing → approved → (merge_wait →) merge_ready → merging → merged,
- *      with changes going back to a worker on the same branch (at most
- *      ORCH_REVIEW_ROUNDS rounds), failed work tried again (at most
- *      ORCH_WORKER_FAILURES times), merge conflicts and failing merges sent
- *      back to a worker on the new main, and the person asked (retry, skip,
- *      accept, extend the budget, stop) whenever a task is stuck;
+ *   2. moves each task through its statuses (nodes/model.h's table):
+ *      queued → working → review → reviewing → approved → (merge_wait →)
+ *      merge_ready → merging → merged, with changes going back to a worker
+ *      on the same branch (at most ORCH_REVIEW_ROUNDS rounds), failed work
+ *      tried again (at most ORCH_WORKER_FAILURES times), merge conflicts and
+ *      failing merges sent back to a worker on the new main, and the person
+ *      asked (retry, skip, accept, extend the budget, stop) whenever a task
+ *      is stuck;
  *   3. starts what is ready: a worker per queued task whose dependencies
  *      are merged (at most ORCH_MAX_WORKERS at once), one merge at a time
- *      in plan order, a reviewer (eng_send) per finished task;
+ *      in plan order; finished work goes to "reviewing", and the router
+ *      sends a reviewer per such task;
  *   4. edits the progress message when the picture changed.
- * When something changed it runs again (the reviewers' edge brings it back
- * after them); when nothing did, it waits for any of its keys, holding no
- * thread. A step that is run again after a crash emits the same spawn
- * requests with the same ids, and only what the step committed was ever
- * sent, so no worker starts twice.
+ * When something changed its router runs it again (or the reviewers, whose
+ * edge brings it back); when nothing did, it waits for any of its keys,
+ * holding no thread. A step that is run again after a crash emits the same
+ * spawn requests with the same ids, and only what the step committed was
+ * ever sent, so no worker starts twice.
  */
 #include "core/err.h"
 #include "core/jsonx.h"
@@ -29,7 +31,6 @@
 #include "nodes/nd_int.h"
 #include "nodes/prompt.h"
 #include "nodes/repo.h"
-#include "nodes/spec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,125 +39,98 @@
 #define PREV_DIFF_CAP (12 * 1024)
 
 typedef struct dev {
-	eng_ctx *ctx;
-	nd_app *app;
-	const json_t *state;
-	json_t *up;         /* the update */
-	json_t *tasks;      /* id → task: working copies of every task */
-	json_t *qs;         /* key → question: working copy of the open questions */
-	json_t *repo;       /* working copy of state.repo */
-	json_t *main;       /* {"passed", "total", "command"} of main after the last merge */
-	nd_chat chat;
-	int merges;         /* merge requests sent so far (numbering) */
+	nd_step *s;
+	nd_project *p;
 	int changed;        /* anything to commit */
 	int stop;           /* the person stopped the project */
 	char stop_by[200];
 } dev;
 
-static int num(const json_t *o, const char *k)
+static void task_log(dev *d, const char *kind, const nd_task *t, const char *text)
 {
-	return (int)json_integer_value(json_object_get(o, k));
+	nd_log(d->s->up, kind, text, json_pack("{s:s}", "task", t->id));
 }
 
-static void set_str(json_t *o, const char *k, const char *v)
+/* A task starts over: `round_up` a new round from `base` (NULL: main), or
+ * another attempt of the same round. */
+static int requeue(nd_task *t, int round_up, const char *base)
 {
-	json_object_set_new(o, k, v ? json_string(v) : json_null());
-}
-
-static void set_int(json_t *o, const char *k, int v)
-{
-	json_object_set_new(o, k, json_integer(v));
-}
-
-static const json_t *plan_task(const dev *d, const char *id)
-{
-	const json_t *t;
-	size_t i;
-
-	json_array_foreach(json_object_get(json_object_get(d->state, "plan"), "tasks"), i, t)
-		if (strcmp(jx_str(t, "id"), id) == 0)
-			return t;
-	return NULL;
-}
-
-static void task_log(dev *d, const char *kind, const char *task, const char *text)
-{
-	nd_log(d->up, kind, text, json_pack("{s:s}", "task", task));
+	if (round_up) {
+		t->round++;
+		t->attempt = 1;
+		nd_str_set(&t->base, base ? base : "main");
+	} else {
+		t->attempt++;
+	}
+	t->failures = 0;
+	return nd_task_move(t, ND_TASK_QUEUED);
 }
 
 /* --- asking the person --- */
 
-typedef struct q_opt {
-	const char *id, *label;
-} q_opt;
-
-static const q_opt OPT_RETRY = {"retry", "🔁 Retry"};
-static const q_opt OPT_SKIP = {"skip", "⏭ Skip task"};
-static const q_opt OPT_STOP = {"stop", "🛑 Stop project"};
-static const q_opt OPT_ACCEPT = {"accept", "✅ Merge as it is"};
-static const q_opt OPT_EXTEND = {"extend", "💰 Extend budget"};
-static const q_opt OPT_MERGE = {"merge", "🔀 Merge"};
-
-/* Asks about task `t` (kind: failed, rounds, review, budget, merge) and
- * blocks it until the answer. `extra` (stolen, may be NULL) is kept with
- * the question. */
-static int ask(dev *d, json_t *t, const char *kind, const char *text, const q_opt *const *opts,
-	       size_t n, json_t *extra)
+/* Asks about task `t` and blocks it until the answer (a merge question
+ * leaves it waiting for the merge approval). `q` holds what to keep with
+ * the question (resume, budget); its key is made here. */
+static int ask(dev *d, nd_task *t, nd_qkind kind, const char *text, const nd_opt *opts, int n,
+	       const nd_question *q)
 {
-	char key[128];
+	char key[ND_KEY_MAX];
 	nd_option o[6];
-	json_t *q, *ids = json_array();
-	int num_ask = nd_next_ask(d->state, d->up), rc;
+	nd_question *nq;
+	int rc;
 
-	snprintf(key, sizeof(key), "q:%d:%s:%s", num_ask, kind, jx_str(t, "id"));
-	for (size_t i = 0; i < n && i < 6; i++) {
-		o[i].id = opts[i]->id;
-		o[i].label = opts[i]->label;
-		json_array_append_new(ids, json_string(opts[i]->id));
+	snprintf(key, sizeof(key), "q:%d:%s:%s", nd_next_ask(d->s), ND_QKINDS[kind].name, t->id);
+	for (int i = 0; i < n && i < 6; i++) {
+		o[i].id = ND_OPTS[opts[i]].name;
+		o[i].label = ND_OPTS[opts[i]].label;
 	}
-	rc = nd_ask(d->ctx, &d->chat, key, text, o, n < 6 ? n : 6);
-	if (rc < 0) {
-		json_decref(ids);
-		json_decref(extra);
-		return rc;
-	}
-	q = json_pack("{s:s, s:s, s:s, s:o, s:I}", "kind", kind, "task", jx_str(t, "id"), "text",
-		      text, "options", ids, "asked_at", (json_int_t)util_wall_ms());
-	if (q && json_is_object(extra))
-		json_object_update(q, extra);
-	json_decref(extra);
-	json_object_set_new(d->qs, key, q);
-	set_str(t, "status", "blocked");
-	set_str(t, "question", key);
-	nd_log(d->up, "question", text,
-	       json_pack("{s:s, s:s}", "key", key, "task", jx_str(t, "id")));
+	rc = nd_ask(d->s->ctx, &d->p->chat, key, text, o, (size_t)(n < 6 ? n : 6));
+	if (rc == 0)
+		rc = nd_task_move(t, kind == ND_Q_MERGE ? ND_TASK_MERGE_WAIT : ND_TASK_BLOCKED);
+	nq = rc == 0 ? nd_question_add(d->p, key) : NULL;
+	if (!nq)
+		return rc < 0 ? rc : ERR_NOMEM;
+	*nq = *q;
+	snprintf(nq->key, sizeof(nq->key), "%s", key);
+	nq->kind = kind;
+	snprintf(nq->task, sizeof(nq->task), "%s", t->id);
+	nq->text = strdup(text);
+	for (nq->nopts = 0; nq->nopts < n && nq->nopts < 6; nq->nopts++)
+		nq->opts[nq->nopts] = opts[nq->nopts];
+	if (!q->asked_at)
+		nq->asked_at = util_wall_ms();
+	nq->expired = 0;
+	nd_str_set(&t->question, key);
+	nd_log(d->s->up, "question", text, json_pack("{s:s, s:s}", "key", key, "task", t->id));
 	d->changed = 1;
 	return 0;
 }
 
-/* Asks again, under a new key, a question whose approval expired. */
-static int ask_again(dev *d, const char *old_key, const json_t *q)
+/* The question kept with it: what retry resumes, the budget extend raises. */
+static nd_question keep(nd_resume resume, const char *budget_kind, const char *scope)
 {
-	json_t *t = json_object_get(d->tasks, jx_str(q, "task"));
-	const q_opt *all[] = {&OPT_RETRY, &OPT_SKIP, &OPT_STOP, &OPT_ACCEPT, &OPT_EXTEND, &OPT_MERGE};
-	const q_opt *opts[6];
-	size_t n = 0, i;
-	const json_t *id;
-	json_t *extra = json_deep_copy(q);
-	int rc;
+	nd_question q;
 
-	json_array_foreach(json_object_get(q, "options"), i, id)
-		for (size_t k = 0; k < 6 && n < 6; k++)
-			if (strcmp(all[k]->id, json_string_value(id)) == 0)
-				opts[n++] = all[k];
-	json_object_del(extra, "expired");
-	if (!t) {
-		json_decref(extra);
-		json_object_del(d->qs, old_key);
-		return 0;
-	}
-	json_object_del(d->qs, old_key);
-	rc = ask(d, t, jx_str(q, "kind"), jx_str(q, "text"), opts, n, extra);
+	memset(&q, 0, sizeof(q));
+	q.resume = resume;
+	snprintf(q.budget_kind, sizeof(q.budget_kind), "%s", budget_kind ? budget_kind : "");
+	snprintf(q.scope, sizeof(q.scope), "%s", scope ? scope : "");
+	return q;
+}
+
+/* Asks again, under a new key, a question whose approval expired. */
+static int ask_again(dev *d, const char *old_key)
+{
+	nd_question *old = nd_question_find(d->p, old_key), q = *old;
+	nd_task *t = nd_task_find(d->p, q.task);
+	char *text = old->text;
+	int rc = 0;
+
+	old->text = NULL; /* ours now */
+	nd_question_remove(d->p, old_key);
+	if (t)
+		rc = ask(d, t, q.kind, text ? text : "", q.opts, q.nopts, &q);
+	free(text);
 	return rc;
 }
 
@@ -167,87 +141,69 @@ static void list_text(buf *b, const json_t *arr, const char *sep, const char *no
 	size_t i;
 	const json_t *v;
 
-	if (json_array_size(arr) == 0) {
+	if (json_array_size(arr) == 0)
 		buf_puts(b, none);
-		return;
-	}
-	json_array_foreach(arr, i, v) {
-		if (i)
-			buf_puts(b, sep);
-		buf_puts(b, json_string_value(v));
-	}
+	json_array_foreach(arr, i, v)
+		buf_printf(b, "%s%s", i ? sep : "", json_string_value(v));
 }
 
-static int work_prompt(dev *d, const json_t *t, buf *out)
+static void strv_text(buf *b, const nd_strv *v, const char *sep, const char *none)
 {
-	const json_t *spec = json_object_get(d->state, "spec");
-	const json_t *pt = plan_task(d, jx_str(t, "id"));
-	buf stack, cons, files, checks, context;
-	const char *k;
-	const json_t *o;
+	if (v->n == 0)
+		buf_puts(b, none);
+	for (size_t i = 0; i < v->n; i++)
+		buf_printf(b, "%s%s", i ? sep : "", v->v[i]);
+}
+
+static int work_prompt(dev *d, const nd_task *t, buf *out)
+{
+	const json_t *spec = d->p->spec;
+	const nd_plan_task *pt = nd_plan_find(d->p, t->id);
+	static const nd_strv none = {NULL, 0};
+	buf part[5]; /* stack, constraints, files, checks, context */
 	int rc;
 
-	buf_init(&stack, 0);
-	buf_init(&cons, 0);
-	buf_init(&files, 0);
-	buf_init(&checks, 0);
-	buf_init(&context, 0);
-	list_text(&stack, json_object_get(spec, "stack"), ", ", "the standard library");
-	list_text(&cons, json_object_get(spec, "constraints"), "; ", "none beyond the spec");
-	list_text(&files, json_object_get(pt, "files"), ", ", "as you see fit");
-	{
-		size_t i;
-		const json_t *c;
-		json_array_foreach(json_object_get(pt, "checks"), i, c)
-			buf_printf(&checks, "- %s\n", json_string_value(c));
-	}
-	json_object_foreach(d->tasks, k, o)
-		if (strcmp(jx_str(o, "status"), "merged") == 0) {
-			if (!context.len)
-				buf_puts(&context, "\nAlready built and merged into main:\n");
-			buf_printf(&context, "- %s (%s)\n", jx_str(o, "title"), k);
+	for (int i = 0; i < 5; i++)
+		buf_init(&part[i], 0);
+	list_text(&part[0], json_object_get(spec, "stack"), ", ", "the standard library");
+	list_text(&part[1], json_object_get(spec, "constraints"), "; ", "none beyond the spec");
+	strv_text(&part[2], pt ? &pt->files : &none, ", ", "as you see fit");
+	for (size_t i = 0; pt && i < pt->checks.n; i++)
+		buf_printf(&part[3], "- %s\n", pt->checks.v[i]);
+	for (size_t i = 0; i < d->p->ntasks; i++)
+		if (d->p->tasks[i].status == ND_TASK_MERGED) {
+			if (!part[4].len)
+				buf_puts(&part[4], "\nAlready built and merged into main:\n");
+			buf_printf(&part[4], "- %s (%s)\n", d->p->tasks[i].title, d->p->tasks[i].id);
 		}
 	{
 		const char *vars[] = {
 		    "name",         jx_str(spec, "name"),
 		    "summary",      jx_str(spec, "summary"),
 		    "language",     jx_str(spec, "language"),
-		    "stack",        buf_cstr(&stack),
-		    "constraints",  buf_cstr(&cons),
-		    "title",        jx_str(t, "title"),
-		    "task",         jx_str(t, "id"),
-		    "goal",         jx_str(pt, "goal"),
-		    "files",        buf_cstr(&files),
-		    "checks",       buf_cstr(&checks),
-		    "context",      buf_cstr(&context),
-		    "feedback",     jx_str(t, "feedback"),
-		    "test_command", jx_str(json_object_get(d->state, "plan"), "test_command"),
+		    "stack",        buf_cstr(&part[0]),
+		    "constraints",  buf_cstr(&part[1]),
+		    "title",        t->title,
+		    "task",         t->id,
+		    "goal",         pt ? pt->goal : "",
+		    "files",        buf_cstr(&part[2]),
+		    "checks",       buf_cstr(&part[3]),
+		    "context",      buf_cstr(&part[4]),
+		    "feedback",     t->feedback,
+		    "test_command", d->p->plan.test_command,
 		    NULL,
 		};
 		rc = nd_prompt("developer_task.md", vars, out);
 	}
-	buf_free(&stack);
-	buf_free(&cons);
-	buf_free(&files);
-	buf_free(&checks);
-	buf_free(&context);
+	for (int i = 0; i < 5; i++)
+		buf_free(&part[i]);
 	return rc;
 }
 
-static void user_scope(const dev *d, char *out, size_t cap)
+static int spawn_work(dev *d, nd_task *t)
 {
-	const json_t *uid = json_object_get(json_object_get(d->state, "user"), "id");
-
-	out[0] = '\0';
-	if (json_integer_value(uid) > 0)
-		snprintf(out, cap, "tg:%lld", (long long)json_integer_value(uid));
-}
-
-static int spawn_work(dev *d, json_t *t)
-{
-	const json_t *plan = json_object_get(d->state, "plan");
-	char id[160], user[32];
-	const char *base = jx_str(t, "base");
+	const char *base = t->base && *t->base ? t->base : "main";
+	char id[160], suffix[32], msg[200];
 	buf prompt;
 	json_t *req;
 	int rc;
@@ -258,838 +214,702 @@ static int spawn_work(dev *d, json_t *t)
 		buf_free(&prompt);
 		return rc;
 	}
-	snprintf(id, sizeof(id), "f%lld.%lld.%s.r%da%d", (long long)eng_ctx_thread_id(d->ctx),
-		 (long long)eng_ctx_run_id(d->ctx), jx_str(t, "id"), num(t, "round"),
-		 num(t, "attempt"));
-	user_scope(d, user, sizeof(user));
-	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:i, s:i}}",
-			"id", id, "task", jx_str(t, "id"), "project", eng_ctx_thread_key(d->ctx),
-			"repo", jx_str(d->repo, "path"), "base", *base ? base : "main", "prompt",
-			buf_cstr(&prompt), "test_command", jx_str(plan, "test_command"), "role",
-			d->app->cfg.worker_role, "meta", "factory", 1, "kind", "work", "task",
-			jx_str(t, "id"), "round", num(t, "round"), "attempt", num(t, "attempt"));
+	snprintf(suffix, sizeof(suffix), "r%da%d", t->round, t->attempt);
+	nd_worker_id(d->s->ctx, t->id, suffix, id, sizeof(id));
+	snprintf(msg, sizeof(msg), "tg:%lld", (long long)d->p->user.id);
+	req = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s, s:{s:b, s:s, s:s, s:i, s:i}, "
+			"s:s*}",
+			"id", id, "task", t->id, "project", eng_ctx_thread_key(d->s->ctx), "repo",
+			d->p->repo.path, "base", base, "prompt", buf_cstr(&prompt), "test_command",
+			d->p->plan.test_command, "role", d->s->app->cfg.worker_role, "meta",
+			"factory", 1, "kind", "work", "task", t->id, "round", t->round, "attempt",
+			t->attempt, "user", d->p->user.id > 0 ? msg : NULL);
 	buf_free(&prompt);
-	if (req && user[0])
-		json_object_set_new(req, "user", json_string(user));
-	rc = eng_emit(d->ctx, "spawn", NULL, req);
+	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
+	if (rc == 0)
+		rc = nd_task_move(t, ND_TASK_WORKING);
 	if (rc < 0)
 		return rc;
-	set_str(t, "status", "working");
-	set_str(t, "spawn", id);
-	{
-		char msg[200];
-		snprintf(msg, sizeof(msg), "worker %s started (round %d, attempt %d, from %s)", id,
-			 num(t, "round"), num(t, "attempt"), *base ? base : "main");
-		task_log(d, "spawn", jx_str(t, "id"), msg);
-	}
+	nd_str_set(&t->spawn, id);
+	snprintf(msg, sizeof(msg), "worker %s started (round %d, attempt %d, from %s)", id,
+		 t->round, t->attempt, base);
+	task_log(d, "spawn", t, msg);
 	d->changed = 1;
 	return 0;
 }
 
-static int spawn_merge(dev *d, json_t *t)
+static int spawn_merge(dev *d, nd_task *t)
 {
-	const json_t *plan = json_object_get(d->state, "plan");
-	const json_t *remote = json_object_get(d->repo, "remote");
-	char id[160];
+	const nd_repo *repo = &d->p->repo;
+	int usable = repo->has_remote && !repo->remote_error;
+	char id[160], suffix[32];
 	json_t *req;
 	int rc;
 
-	d->merges++;
-	snprintf(id, sizeof(id), "f%lld.%lld.%s.m%d", (long long)eng_ctx_thread_id(d->ctx),
-		 (long long)eng_ctx_run_id(d->ctx), jx_str(t, "id"), d->merges);
-	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:i}}", "id", id,
-			"mode", "merge", "task", jx_str(t, "id"), "project",
-			eng_ctx_thread_key(d->ctx), "repo", jx_str(d->repo, "path"), "target",
-			"main", "test_command", jx_str(plan, "test_command"), "meta", "factory", 1,
-			"kind", "merge", "task", jx_str(t, "id"), "n", d->merges);
-	if (req && num(d->main, "total") > 0)
-		json_object_set_new(req, "min_tests", json_integer(num(d->main, "total")));
-	if (req && json_is_object(remote) && !json_object_get(remote, "error")) {
-		json_object_set(req, "mirror", json_object_get(remote, "url"));
-		if (json_object_get(remote, "handle"))
-			json_object_set(req, "repo_secret", json_object_get(remote, "handle"));
-	}
-	rc = eng_emit(d->ctx, "spawn", NULL, req);
+	snprintf(suffix, sizeof(suffix), "m%d", ++d->p->merges);
+	nd_worker_id(d->s->ctx, t->id, suffix, id, sizeof(id));
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:{s:b, s:s, s:s, s:i}, s:o*, s:s*, "
+			"s:s*}",
+			"id", id, "mode", "merge", "task", t->id, "project",
+			eng_ctx_thread_key(d->s->ctx), "repo", repo->path, "target", "main",
+			"test_command", d->p->plan.test_command, "meta", "factory", 1, "kind",
+			"merge", "task", t->id, "n", d->p->merges, "min_tests",
+			d->p->main.total > 0 ? json_integer(d->p->main.total) : NULL, "mirror",
+			usable ? repo->remote_url : NULL, "repo_secret",
+			usable ? repo->remote_handle : NULL);
+	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
+	if (rc == 0)
+		rc = nd_task_move(t, ND_TASK_MERGING);
 	if (rc < 0)
 		return rc;
-	set_str(t, "status", "merging");
-	set_str(t, "spawn", id);
-	task_log(d, "merge", jx_str(t, "id"), id);
+	nd_str_set(&t->spawn, id);
+	task_log(d, "merge", t, id);
 	d->changed = 1;
 	return 0;
 }
 
 /* --- results --- */
 
-static void add_cost(json_t *t, const json_t *r)
-{
-	const json_t *tok = json_object_get(r, "tokens");
-
-	set_int(t, "tokens_in", num(t, "tokens_in") + num(tok, "in"));
-	set_int(t, "tokens_out", num(t, "tokens_out") + num(tok, "out"));
-	json_object_set_new(t, "cost_usd",
-			    json_real(json_number_value(json_object_get(t, "cost_usd")) +
-				      json_number_value(json_object_get(r, "cost_usd"))));
-}
-
 /* Feedback for the next worker: why the last attempt did not do. */
-static void failure_feedback(json_t *t, const json_t *r, const char *lead)
+static void failure_feedback(nd_task *t, const nd_result *r, const char *lead)
 {
+	nd_tests tests;
 	buf b;
-	const char *out = json_string_value(json_object_get(json_object_get(r, "tests"), "output"));
 
+	nd_tests_read(r->tests, &tests);
 	buf_init(&b, 16 * 1024);
-	buf_printf(&b, "\n%s\n%s\n", lead, jx_str(r, "reason"));
-	if (out && *out) {
+	buf_printf(&b, "\n%s\n%s\n", lead, r->reason);
+	if (*tests.output) {
+		size_t n = strlen(tests.output);
 		buf_puts(&b, "The end of the test output:\n\n");
-		buf_append(&b, out, strlen(out) > 3000 ? 3000 : strlen(out));
+		buf_append(&b, tests.output, n > 3000 ? 3000 : n);
 		buf_putc(&b, '\n');
 	}
-	set_str(t, "feedback", buf_cstr(&b));
+	nd_str_set(&t->feedback, buf_cstr(&b));
 	buf_free(&b);
 }
 
-static int on_work(dev *d, json_t *t, const json_t *r)
+static void keep_json(json_t **dst, const json_t *v)
 {
-	const char *status = jx_str(r, "status");
-	const char *exit_kind = jx_str(json_object_get(r, "agent"), "exit");
-	char text[1400];
-	int rc = 0;
+	if (!v)
+		return;
+	json_decref(*dst);
+	*dst = json_incref((json_t *)v);
+}
 
-	add_cost(t, r);
-	if (json_object_get(r, "tests"))
-		json_object_set(t, "tests", json_object_get(r, "tests"));
-	if (json_object_get(r, "diff"))
-		json_object_set(t, "diff", json_object_get(r, "diff"));
-	set_str(t, "reason", jx_str(r, "reason"));
-	if (strcmp(status, "done") == 0 || strcmp(status, "unverified") == 0) {
-		set_str(t, "commit", jx_str(r, "commit"));
-		set_str(t, "status", "review");
-		set_int(t, "failures", 0);
-		task_log(d, "work_done", jx_str(t, "id"), jx_str(r, "reason"));
-		return 0;
+static int on_work(dev *d, nd_task *t, const nd_result *r)
+{
+	static const nd_opt stuck[] = {ND_OPT_RETRY, ND_OPT_SKIP, ND_OPT_STOP};
+	static const nd_opt budget[] = {ND_OPT_EXTEND, ND_OPT_SKIP, ND_OPT_STOP};
+	nd_question q = keep(ND_RESUME_WORK, NULL, NULL);
+	char text[1400];
+
+	keep_json(&t->tests, r->tests);
+	keep_json(&t->diff, r->diff);
+	nd_str_set(&t->reason, r->reason);
+	if (r->status == ND_W_DONE || r->status == ND_W_UNVERIFIED) {
+		nd_str_set(&t->commit, r->commit);
+		t->failures = 0;
+		task_log(d, "work_done", t, r->reason);
+		return nd_task_move(t, ND_TASK_REVIEW);
 	}
-	task_log(d, "work_failed", jx_str(t, "id"), jx_str(r, "reason"));
-	if (strcmp(exit_kind, "budget") == 0) {
-		const q_opt *o[] = {&OPT_EXTEND, &OPT_SKIP, &OPT_STOP};
+	task_log(d, "work_failed", t, r->reason);
+	if (r->budget) {
 		snprintf(text, sizeof(text),
 			 "💰 The worker on task %s (%s) stopped: the project's model budget is "
 			 "reached. Extend it by $%.2f and retry the task?",
-			 jx_str(t, "id"), jx_str(t, "title"), d->app->cfg.budget_step);
-		return ask(d, t, "budget", text, o, 3,
-			   json_pack("{s:s, s:s, s:s}", "resume", "work", "budget_kind", "project",
-				     "scope", eng_ctx_thread_key(d->ctx)));
+			 t->id, t->title, d->s->app->cfg.budget_step);
+		q = keep(ND_RESUME_WORK, "project", eng_ctx_thread_key(d->s->ctx));
+		return ask(d, t, ND_Q_BUDGET, text, budget, 3, &q);
 	}
-	set_int(t, "failures", num(t, "failures") + 1);
-	if (strcmp(status, "refused") == 0 || strcmp(status, "invalid") == 0 ||
-	    num(t, "failures") >= d->app->cfg.worker_failures) {
-		const q_opt *o[] = {&OPT_RETRY, &OPT_SKIP, &OPT_STOP};
-		snprintf(
-		    text, sizeof(text),
-		    "⚠️ Task %s (%s) failed %d time%s. The last worker said: %s\n\nRetry it, "
-		    "skip it, or stop the project?",
-		    jx_str(t, "id"), jx_str(t, "title"), num(t, "failures"),
-		    num(t, "failures") == 1 ? "" : "s", jx_str(r, "reason"));
+	t->failures++;
+	if (r->status == ND_W_REFUSED || r->status == ND_W_INVALID ||
+	    t->failures >= d->s->app->cfg.worker_failures) {
+		snprintf(text, sizeof(text),
+			 "⚠️ Task %s (%s) failed %d time%s. The last worker said: %s\n\nRetry it, "
+			 "skip it, or stop the project?",
+			 t->id, t->title, t->failures, t->failures == 1 ? "" : "s", r->reason);
 		failure_feedback(t, r, "A previous attempt at this task failed:");
-		return ask(d, t, "failed", text, o, 3, json_pack("{s:s}", "resume", "work"));
+		return ask(d, t, ND_Q_FAILED, text, stuck, 3, &q);
 	}
 	/* once more, from the same start */
 	failure_feedback(t, r, "A previous attempt at this task failed; avoid what went wrong:");
-	set_int(t, "attempt", num(t, "attempt") + 1);
-	set_str(t, "status", "queued");
-	return rc;
+	t->attempt++;
+	return nd_task_move(t, ND_TASK_QUEUED);
 }
 
-static int on_merge(dev *d, json_t *t, const json_t *r)
+/* A merge was refused: back to a worker on the new main, with what it did
+ * before, or the person asked after the second time. */
+static int merge_refused(dev *d, nd_task *t, const nd_result *r)
 {
-	const char *status = jx_str(r, "status");
+	static const nd_opt stuck[] = {ND_OPT_RETRY, ND_OPT_SKIP, ND_OPT_STOP};
+	nd_question q = keep(ND_RESUME_REWORK, NULL, NULL);
+	char text[1400], lead[600];
+	buf prev;
+
+	if (t->merge_failures >= 2) {
+		snprintf(text, sizeof(text),
+			 "⚠️ Task %s (%s) cannot be merged: %s\n\nRetry it on the current main, "
+			 "skip it, or stop the project?",
+			 t->id, t->title, r->reason);
+		failure_feedback(t, r, "Your change could not be merged into main:");
+		return ask(d, t, ND_Q_FAILED, text, stuck, 3, &q);
+	}
+	snprintf(lead, sizeof(lead),
+		 "Your previous change for this task was approved but could not be merged into "
+		 "main (%s). Main has moved on; build the task again on the current main.",
+		 r->status == ND_W_CONFLICT ? "conflicting changes" : "the tests fail on it");
+	failure_feedback(t, r, lead);
+	buf_init(&prev, 0);
+	if (nd_repo_diff(d->p->repo.path, t->commit ? t->commit : "", "main", PREV_DIFF_CAP, &prev,
+			 NULL, NULL, NULL) == 0 &&
+	    prev.len) {
+		buf b;
+		buf_init(&b, 0);
+		buf_printf(&b, "%s\nYour previous change, for reference:\n\n%s", t->feedback,
+			   buf_cstr(&prev));
+		nd_str_set(&t->feedback, buf_cstr(&b));
+		buf_free(&b);
+	}
+	err_clear();
+	buf_free(&prev);
+	return requeue(t, 1, "main");
+}
+
+static int on_merge(dev *d, nd_task *t, const nd_result *r)
+{
+	static const nd_opt stuck[] = {ND_OPT_RETRY, ND_OPT_SKIP, ND_OPT_STOP};
+	nd_question q = keep(ND_RESUME_MERGE, NULL, NULL);
+	nd_repo *repo = &d->p->repo;
 	char text[1400];
 
-	if (strcmp(status, "done") == 0 || strcmp(status, "unverified") == 0) {
-		const json_t *tests = json_object_get(r, "tests");
-		set_str(t, "status", "merged");
-		set_str(t, "merged_commit", jx_str(r, "commit"));
-		if (*jx_str(r, "commit"))
-			set_str(d->repo, "head", jx_str(r, "commit"));
-		if (json_is_object(tests)) {
-			json_decref(d->main);
-			d->main = json_pack("{s:i, s:i, s:O?}", "passed", num(tests, "passed"),
-					    "total", num(tests, "total"), "command",
-					    json_object_get(tests, "command"));
+	if (r->status == ND_W_DONE || r->status == ND_W_UNVERIFIED) {
+		nd_tests tests;
+		nd_tests_read(r->tests, &tests);
+		nd_str_set(&t->merged_commit, r->commit);
+		if (*r->commit)
+			nd_str_set(&repo->head, r->commit);
+		if (tests.present) {
+			d->p->main.present = 1;
+			d->p->main.passed = tests.passed;
+			d->p->main.total = tests.total;
+			nd_str_set(&d->p->main.command, json_string_value(json_object_get(r->tests,
+											   "command")));
 		}
-		if (json_is_object(json_object_get(r, "mirror")))
-			json_object_set(d->repo, "published", json_object_get(r, "mirror"));
-		task_log(d, "merged", jx_str(t, "id"), jx_str(r, "reason"));
-		return 0;
-	}
-	task_log(d, "merge_failed", jx_str(t, "id"), jx_str(r, "reason"));
-	set_int(t, "merge_failures", num(t, "merge_failures") + 1);
-	if (strcmp(status, "conflict") == 0 || strcmp(status, "failed") == 0) {
-		buf prev;
-		char lead[600];
-
-		if (num(t, "merge_failures") >= 2) {
-			const q_opt *o[] = {&OPT_RETRY, &OPT_SKIP, &OPT_STOP};
-			snprintf(text, sizeof(text),
-				 "⚠️ Task %s (%s) cannot be merged: %s\n\nRetry it on the "
-				 "current main, "
-				 "skip it, or stop the project?",
-				 jx_str(t, "id"), jx_str(t, "title"), jx_str(r, "reason"));
-			failure_feedback(t, r, "Your change could not be merged into main:");
-			return ask(d, t, "failed", text, o, 3, json_pack("{s:s}", "resume", "rework"));
+		if (r->mirrored) {
+			repo->published = 1;
+			repo->pushed = r->pushed;
+			nd_str_set(&repo->published_url, r->mirror_url);
+			nd_str_set(&repo->publish_error, r->mirror_error);
 		}
-		/* back to a worker, on the new main, with what it did before */
-		snprintf(lead, sizeof(lead),
-			 "Your previous change for this task was approved but could not be merged "
-			 "into main (%s). Main has moved on; build the task again on the current "
-			 "main.",
-			 strcmp(status, "conflict") == 0 ? "conflicting changes"
-							  : "the tests fail on it");
-		failure_feedback(t, r, lead);
-		buf_init(&prev, 0);
-		if (nd_repo_diff(jx_str(d->repo, "path"), jx_str(t, "commit"), "main",
-				 PREV_DIFF_CAP, &prev, NULL, NULL, NULL) == 0 &&
-		    prev.len) {
-			buf b;
-			buf_init(&b, 0);
-			buf_printf(&b, "%s\nYour previous change, for reference:\n\n%s",
-				   jx_str(t, "feedback"), buf_cstr(&prev));
-			set_str(t, "feedback", buf_cstr(&b));
-			buf_free(&b);
-		}
-		err_clear();
-		buf_free(&prev);
-		set_int(t, "round", num(t, "round") + 1);
-		set_int(t, "attempt", 1);
-		set_int(t, "failures", 0);
-		set_str(t, "base", "main");
-		set_str(t, "status", "queued");
-		return 0;
+		task_log(d, "merged", t, r->reason);
+		return nd_task_move(t, ND_TASK_MERGED);
 	}
-	if (num(t, "merge_failures") >= 3) {
-		const q_opt *o[] = {&OPT_RETRY, &OPT_SKIP, &OPT_STOP};
-		snprintf(text, sizeof(text),
-			 "⚠️ Merging task %s (%s) failed %d times: %s\n\nRetry?",
-			 jx_str(t, "id"), jx_str(t, "title"), num(t, "merge_failures"),
-			 jx_str(r, "reason"));
-		return ask(d, t, "failed", text, o, 3, json_pack("{s:s}", "resume", "merge"));
+	task_log(d, "merge_failed", t, r->reason);
+	t->merge_failures++;
+	if (r->status == ND_W_CONFLICT || r->status == ND_W_FAILED)
+		return merge_refused(d, t, r);
+	if (t->merge_failures >= 3) {
+		snprintf(text, sizeof(text), "⚠️ Merging task %s (%s) failed %d times: %s\n\nRetry?",
+			 t->id, t->title, t->merge_failures, r->reason);
+		return ask(d, t, ND_Q_FAILED, text, stuck, 3, &q);
 	}
-	set_str(t, "status", "merge_ready"); /* the spawner's trouble: ask again */
-	return 0;
+	return nd_task_move(t, ND_TASK_MERGE_READY); /* the spawner's trouble: ask again */
 }
 
-static int on_publish(dev *d, const json_t *r)
+static int on_publish(dev *d, const nd_result *r)
 {
+	nd_repo *repo = &d->p->repo;
+	int done = r->status == ND_W_DONE;
 	char msg[1200];
 
-	json_object_set_new(
-	    d->repo, "published",
-	    json_pack(
-		"{s:O?, s:b, s:O?}", "url",
-		json_object_get(r, "mirror") ? json_object_get(json_object_get(r, "mirror"), "url")
-					     : NULL,
-		"pushed", strcmp(jx_str(r, "status"), "done") == 0, "error",
-		strcmp(jx_str(r, "status"), "done") == 0 ? NULL : json_object_get(r, "reason")));
-	d->changed = 1;
-	if (strcmp(jx_str(r, "status"), "done") == 0) {
-		nd_log(d->up, "published", jx_str(r, "reason"), NULL);
+	repo->published = 1;
+	repo->pushed = done;
+	nd_str_set(&repo->published_url, r->mirror_url);
+	nd_str_set(&repo->publish_error, done ? NULL : r->reason);
+	if (done) {
+		nd_log(d->s->up, "published", r->reason, NULL);
 		return 0;
 	}
-	nd_log(d->up, "publish_failed", jx_str(r, "reason"), NULL);
+	nd_log(d->s->up, "publish_failed", r->reason, NULL);
 	snprintf(msg, sizeof(msg),
 		 "⚠️ The repository could not be published to its remote: %s\n"
-		 "The local repository is complete; each merge tries the remote "
-		 "again.",
-		 jx_str(r, "reason"));
-	return nd_say(d->ctx, &d->chat, msg);
+		 "The local repository is complete; each merge tries the remote again.",
+		 r->reason);
+	return nd_tell(d->s, msg);
 }
 
-static int on_result(dev *d, const json_t *r)
+static int on_result(dev *d, const json_t *v)
 {
-	const json_t *meta = json_object_get(r, "meta");
-	const char *kind = jx_str(meta, "kind");
-	json_t *t;
+	nd_result r;
+	nd_task *t;
 
+	nd_result_read(v, &r);
 	d->changed = 1; /* the event is consumed whatever it says */
-	if (!json_is_true(json_object_get(meta, "factory")))
+	if (!r.factory)
 		return 0;
-	if (strcmp(kind, "publish") == 0)
-		return on_publish(d, r);
-	t = json_object_get(d->tasks, jx_str(meta, "task"));
-	if (!t || strcmp(jx_str(t, "spawn"), jx_str(r, "id")) != 0) {
+	if (r.kind == ND_PUBLISH)
+		return on_publish(d, &r);
+	t = nd_task_find(d->p, r.task);
+	if (!t || !t->spawn || strcmp(t->spawn, r.id) != 0) {
 		log_info("factory", "thread %s: a result for %s that no task waits for (stale)",
-			 eng_ctx_thread_key(d->ctx), jx_str(r, "id"));
+			 eng_ctx_thread_key(d->s->ctx), r.id);
 		return 0;
 	}
-	json_object_del(t, "spawn");
-	if (strcmp(kind, "merge") == 0)
-		return on_merge(d, t, r);
-	return on_work(d, t, r);
+	nd_str_set(&t->spawn, NULL);
+	return r.kind == ND_MERGE ? on_merge(d, t, &r) : on_work(d, t, &r);
 }
 
 /* --- decisions --- */
 
-static int on_decision(dev *d, const char *key, const json_t *v)
+/* Retry (or extend, then retry): the task goes on where its question
+ * stopped it. */
+static int resume(dev *d, nd_task *t, const nd_question *q, const nd_decision *dec)
 {
-	json_t *q = json_deep_copy(json_object_get(d->qs, key));
-	const char *opt = json_string_value(json_object_get(v, "option"));
-	json_t *t = q ? json_object_get(d->tasks, jx_str(q, "task")) : NULL;
-	const char *by = jx_str(json_object_get(v, "by"), "name");
 	int rc = 0;
 
-	d->changed = 1;
-	if (!q)
-		return 0;
-	if (!opt) {
-		/* expired (or the project's questions were cancelled): ask again later */
-		json_object_set_new(q, "expired", json_true());
-		json_object_set(d->qs, key, q);
-		json_decref(q);
-		nd_log(d->up, "expired", key, NULL);
-		return nd_say(d->ctx, &d->chat, "⌛ A question expired without an answer; its task "
-						"waits. Send any message and it is asked again.");
+	if (dec->opt == ND_OPT_EXTEND) {
+		double limit = 0;
+		char msg[200];
+		rc = nd_budget_extend(d->s->ctx, q->key, q->budget_kind, q->scope, &limit);
+		if (rc < 0)
+			return rc;
+		snprintf(msg, sizeof(msg), "💰 Budget extended: the limit is now $%.2f.", limit);
+		rc = nd_tell(d->s, msg);
 	}
-	json_object_del(d->qs, key);
-	nd_log(d->up, "decision", opt,
-	       json_pack("{s:s, s:s, s:O?}", "key", key, "task", jx_str(q, "task"), "by",
-			 json_object_get(v, "by")));
-	if (strcmp(opt, "stop") == 0) {
-		d->stop = 1;
-		snprintf(d->stop_by, sizeof(d->stop_by), "%s", by);
-		json_decref(q);
-		return 0;
+	switch (q->resume) {
+	case ND_RESUME_REVIEW:
+		return rc < 0 ? rc : nd_task_move(t, ND_TASK_REVIEW);
+	case ND_RESUME_MERGE:
+		t->merge_failures = 0;
+		return rc < 0 ? rc : nd_task_move(t, ND_TASK_MERGE_READY);
+	case ND_RESUME_ROUNDS: /* one more round of changes */
+		return rc < 0 ? rc : requeue(t, 1, t->commit ? t->commit : "");
+	case ND_RESUME_REWORK:
+		t->merge_failures = 0;
+		return rc < 0 ? rc : requeue(t, 1, "main");
+	default:
+		return rc < 0 ? rc : requeue(t, 0, NULL);
 	}
-	if (!t) {
-		json_decref(q);
-		return 0;
-	}
-	json_object_del(t, "question");
-	if (strcmp(opt, "skip") == 0) {
-		set_str(t, "status", "skipped");
-	} else if (strcmp(opt, "accept") == 0) {
-		set_str(t, "status", "approved");
-	} else if (strcmp(opt, "merge") == 0) {
-		set_str(t, "status", "merge_ready");
-	} else if (strcmp(opt, "extend") == 0 || strcmp(opt, "retry") == 0) {
-		const char *resume = jx_str(q, "resume");
-		if (strcmp(opt, "extend") == 0) {
-			double limit = 0;
-			char msg[200];
-			rc = nd_budget_extend(d->ctx, key, jx_str(q, "budget_kind"),
-					      jx_str(q, "scope"), &limit);
-			if (rc < 0) {
-				json_decref(q);
-				return rc;
-			}
-			snprintf(msg, sizeof(msg), "💰 Budget extended: the limit is now $%.2f.", limit);
-			rc = nd_say(d->ctx, &d->chat, msg);
-		}
-		if (strcmp(resume, "review") == 0) {
-			set_str(t, "status", "review");
-		} else if (strcmp(resume, "merge") == 0) {
-			set_int(t, "merge_failures", 0);
-			set_str(t, "status", "merge_ready");
-		} else if (strcmp(resume, "rounds") == 0) {
-			/* one more round of changes */
-			set_int(t, "round", num(t, "round") + 1);
-			set_int(t, "attempt", 1);
-			set_int(t, "failures", 0);
-			set_str(t, "base", jx_str(t, "commit"));
-			set_str(t, "status", "queued");
-		} else if (strcmp(resume, "rework") == 0) {
-			set_int(t, "merge_failures", 0);
-			set_int(t, "round", num(t, "round") + 1);
-			set_int(t, "attempt", 1);
-			set_int(t, "failures", 0);
-			set_str(t, "base", "main");
-			set_str(t, "status", "queued");
-		} else {
-			set_int(t, "failures", 0);
-			set_int(t, "attempt", num(t, "attempt") + 1);
-			set_str(t, "status", "queued");
-		}
-	}
-	json_decref(q);
-	return rc;
 }
 
-/* --- the person's messages --- */
-
-static void render_progress(dev *d, buf *out, const nd_costs *c);
-
-static int on_input(dev *d, const json_t *in)
+static int on_decision(dev *d, const char *key, const json_t *v)
 {
-	const char *k;
-	json_t *q, *expired = json_array();
-	nd_costs c;
-	buf html;
+	nd_question *qp = nd_question_find(d->p, key);
+	nd_question q;
+	nd_decision dec;
+	nd_task *t;
 	int rc = 0;
 
 	d->changed = 1;
-	if (json_integer_value(json_object_get(json_object_get(in, "user"), "id")) > 0)
-		json_object_set(d->up, "user", json_object_get(in, "user"));
-	nd_log(d->up, "message", jx_str(in, "text"), NULL);
-	if (nd_costs_get(d->ctx, &c) < 0) {
-		memset(&c, 0, sizeof(c));
-		err_clear();
+	if (!qp)
+		return 0;
+	nd_decision_read(v, &dec);
+	if (dec.opt == ND_OPT_NONE) {
+		/* expired (or the project's questions were cancelled): ask again later */
+		qp->expired = 1;
+		nd_log(d->s->up, "expired", key, NULL);
+		return nd_tell(d->s, "⌛ A question expired without an answer; its task waits. Send "
+				     "any message and it is asked again.");
 	}
-	buf_init(&html, 0);
-	buf_puts(&html, "The project is being built; here is where it stands.\n\n");
-	render_progress(d, &html, &c);
-	buf_puts(&html, "\n\n/cancel stops it.");
-	rc = nd_say_html(d->ctx, &d->chat, buf_cstr(&html));
-	buf_free(&html);
-	/* questions that expired are asked again */
-	json_object_foreach(d->qs, k, q)
-		if (json_is_true(json_object_get(q, "expired")))
-			json_array_append_new(expired, json_string(k));
-	for (size_t i = 0; rc == 0 && i < json_array_size(expired); i++) {
-		const char *key = json_string_value(json_array_get(expired, i));
-		json_t *copy = json_deep_copy(json_object_get(d->qs, key));
-		rc = ask_again(d, key, copy);
-		json_decref(copy);
+	q = *qp;
+	q.text = NULL;
+	nd_log(d->s->up, "decision", dec.option,
+	       json_pack("{s:s, s:s, s:O?}", "key", key, "task", q.task, "by", dec.by));
+	nd_question_remove(d->p, key);
+	t = nd_task_find(d->p, q.task);
+	if (dec.opt == ND_OPT_STOP) {
+		d->stop = 1;
+		snprintf(d->stop_by, sizeof(d->stop_by), "%s", dec.by_name);
+		return 0;
 	}
-	json_decref(expired);
+	if (!t)
+		return 0;
+	nd_str_set(&t->question, NULL);
+	if (dec.opt == ND_OPT_SKIP)
+		rc = nd_task_move(t, ND_TASK_SKIPPED);
+	else if (dec.opt == ND_OPT_ACCEPT)
+		rc = nd_task_move(t, ND_TASK_APPROVED);
+	else if (dec.opt == ND_OPT_MERGE)
+		rc = nd_task_move(t, ND_TASK_MERGE_READY);
+	else if (dec.opt == ND_OPT_EXTEND || dec.opt == ND_OPT_RETRY)
+		rc = resume(d, t, &q, &dec);
 	return rc;
 }
 
 /* --- the progress message --- */
 
-static const char *icon(const char *s)
+static void render_task(dev *d, buf *out, const nd_plan_task *pt, const nd_costs *c)
 {
-	if (strcmp(s, "merged") == 0)
-		return "✅";
-	if (strcmp(s, "working") == 0)
-		return "🔨";
-	if (strcmp(s, "review") == 0 || strcmp(s, "reviewing") == 0 || strcmp(s, "approved") == 0)
-		return "🔍";
-	if (strcmp(s, "merge_ready") == 0 || strcmp(s, "merging") == 0)
-		return "🧪";
-	if (strcmp(s, "blocked") == 0 || strcmp(s, "merge_wait") == 0)
-		return "❓";
-	if (strcmp(s, "skipped") == 0)
-		return "⏭";
-	return "⏳";
+	const nd_task *t = nd_task_find(d->p, pt->id);
+	nd_status s = t ? t->status : ND_TASK_QUEUED;
+	nd_task_cost tc = nd_costs_task(c, pt->id);
+	nd_tests tests;
+	char tok[32];
+
+	nd_tests_read(t ? t->tests : NULL, &tests);
+	buf_printf(out, "%s <code>", ND_STATUS[s].icon);
+	nd_html_escape(out, pt->id);
+	buf_puts(out, "</code> ");
+	if (s == ND_TASK_BLOCKED) {
+		/* why it waits for the person */
+		const nd_question *q = nd_question_find(d->p, t->question);
+		buf_puts(out, q ? ND_QKINDS[q->kind].label : "");
+	}
+	nd_html_escape(out, t ? ND_STATUS[s].label : "?");
+	if (t && t->round > 1 && s != ND_TASK_MERGED)
+		buf_printf(out, " (round %d)", t->round);
+	if (s == ND_TASK_QUEUED && pt->deps.n) {
+		buf b;
+		buf_init(&b, 0);
+		strv_text(&b, &pt->deps, ", ", "");
+		buf_puts(out, " after ");
+		nd_html_escape(out, buf_cstr(&b));
+		buf_free(&b);
+	}
+	if (tests.total > 0)
+		buf_printf(out, " · %d/%d tests", tests.passed, tests.total);
+	if (tc.tokens_in + tc.tokens_out > 0) {
+		nd_fmt_tokens(tc.tokens_in + tc.tokens_out, tok, sizeof(tok));
+		buf_printf(out, " · %s tokens · $%.4f", tok, tc.cost_usd);
+	}
+	buf_putc(out, '\n');
 }
 
 static void render_progress(dev *d, buf *out, const nd_costs *c)
 {
-	const json_t *spec = json_object_get(d->state, "spec"), *pt;
-	int merged = 0, total = 0, working = 0;
+	const nd_plan *plan = &d->p->plan;
+	int merged = 0, working = 0;
 	char tin[32], tout[32];
-	size_t i;
 
-	json_array_foreach(json_object_get(json_object_get(d->state, "plan"), "tasks"), i, pt) {
-		const json_t *t = json_object_get(d->tasks, jx_str(pt, "id"));
-		total++;
-		merged += strcmp(jx_str(t, "status"), "merged") == 0;
-		working += strcmp(jx_str(t, "status"), "working") == 0;
+	for (size_t i = 0; i < plan->ntasks; i++) {
+		const nd_task *t = nd_task_find(d->p, plan->tasks[i].id);
+		merged += t && t->status == ND_TASK_MERGED;
+		working += t && t->status == ND_TASK_WORKING;
 	}
 	buf_puts(out, "<b>");
-	nd_html_escape(out, jx_str(spec, "name"));
-	buf_printf(out, "</b> — %d of %d task%s merged", merged, total, total == 1 ? "" : "s");
+	nd_html_escape(out, jx_str(d->p->spec, "name"));
+	buf_printf(out, "</b> — %d of %zu task%s merged", merged, plan->ntasks,
+		   plan->ntasks == 1 ? "" : "s");
 	if (working)
 		buf_printf(out, " · %d worker%s busy", working, working == 1 ? "" : "s");
 	buf_putc(out, '\n');
-	json_array_foreach(json_object_get(json_object_get(d->state, "plan"), "tasks"), i, pt) {
-		const json_t *t = json_object_get(d->tasks, jx_str(pt, "id"));
-		const char *s = jx_str(t, "status");
-		const json_t *tests = json_object_get(t, "tests");
-
-		buf_printf(out, "%s <code>", icon(s));
-		nd_html_escape(out, jx_str(pt, "id"));
-		buf_puts(out, "</code> ");
-		if (strcmp(s, "blocked") == 0) {
-			/* why it waits for the person */
-			const char *kind =
-			    jx_str(json_object_get(d->qs, jx_str(t, "question")), "kind");
-			buf_puts(out, strcmp(kind, "failed") == 0	  ? "failed — "
-				      : strcmp(kind, "rounds") == 0 ? "changes requested — "
-				      : strcmp(kind, "budget") == 0 ? "budget reached — "
-				      : strcmp(kind, "review") == 0 ? "review failed — "
-								    : "");
-		}
-		nd_html_escape(out, nd_task_state_label(s));
-		if (num(t, "round") > 1 && strcmp(s, "merged") != 0)
-			buf_printf(out, " (round %d)", num(t, "round"));
-		if (strcmp(s, "queued") == 0 && json_array_size(json_object_get(pt, "deps"))) {
-			buf b;
-			buf_init(&b, 0);
-			list_text(&b, json_object_get(pt, "deps"), ", ", "");
-			buf_puts(out, " after ");
-			nd_html_escape(out, buf_cstr(&b));
-			buf_free(&b);
-		}
-		if (json_is_object(tests) && num(tests, "total") > 0)
-			buf_printf(out, " · %d/%d tests", num(tests, "passed"), num(tests, "total"));
-		if (num(t, "tokens_in") + num(t, "tokens_out") > 0) {
-			nd_fmt_tokens(num(t, "tokens_in") + num(t, "tokens_out"), tin, sizeof(tin));
-			buf_printf(out, " · %s tokens · $%.4f", tin,
-				   json_number_value(json_object_get(t, "cost_usd")));
-		}
-		buf_putc(out, '\n');
-	}
+	for (size_t i = 0; i < plan->ntasks; i++)
+		render_task(d, out, &plan->tasks[i], c);
 	nd_fmt_tokens(c->tokens_in, tin, sizeof(tin));
 	nd_fmt_tokens(c->tokens_out, tout, sizeof(tout));
 	buf_printf(out, "Total: %s tokens in, %s out · $%.4f", tin, tout, c->cost_usd);
 }
 
+/* Edits the progress message when the picture changed (the ledger's
+ * totals move all the time: compared without them). */
+static int progress(dev *d)
+{
+	nd_costs c;
+	buf html;
+	char ref[64];
+	const char *cut;
+	size_t n;
+	int rc = 0;
+
+	if (nd_costs_get(d->s->ctx, &c) < 0)
+		err_clear();
+	buf_init(&html, 0);
+	render_progress(d, &html, &c);
+	cut = strstr(buf_cstr(&html), "\nTotal: ");
+	n = cut ? (size_t)(cut - html.data) : html.len;
+	if (!d->p->progress || strlen(d->p->progress) != n ||
+	    strncmp(d->p->progress, html.data, n) != 0) {
+		snprintf(ref, sizeof(ref), "factory-%lld", (long long)eng_ctx_thread_id(d->s->ctx));
+		rc = nd_progress(d->s->ctx, &d->p->chat, ref, buf_cstr(&html));
+		free(d->p->progress);
+		d->p->progress = strndup(html.data ? html.data : "", n);
+	}
+	buf_free(&html);
+	nd_costs_free(&c);
+	return rc;
+}
+
+/* --- the person's messages --- */
+
+static int on_input(dev *d, const json_t *v)
+{
+	nd_input in;
+	nd_costs c;
+	buf html;
+	int rc;
+
+	d->changed = 1;
+	nd_input_read(v, &in);
+	if (in.user.id > 0)
+		nd_user_copy(&d->p->user, &in.user);
+	nd_log(d->s->up, "message", in.text ? in.text : "", NULL);
+	nd_input_free(&in);
+	if (nd_costs_get(d->s->ctx, &c) < 0)
+		err_clear();
+	buf_init(&html, 0);
+	buf_puts(&html, "The project is being built; here is where it stands.\n\n");
+	render_progress(d, &html, &c);
+	buf_puts(&html, "\n\n/cancel stops it.");
+	rc = nd_tell_html(d->s, buf_cstr(&html));
+	buf_free(&html);
+	nd_costs_free(&c);
+	/* questions that expired are asked again */
+	for (size_t i = 0; rc == 0 && i < d->p->nqs;) {
+		if (d->p->qs[i].expired) {
+			char key[ND_KEY_MAX];
+			snprintf(key, sizeof(key), "%s", d->p->qs[i].key);
+			rc = ask_again(d, key); /* removes it, adds the new one at the end */
+		} else {
+			i++;
+		}
+	}
+	return rc;
+}
+
 /* --- one pass --- */
 
-static int deps_done(dev *d, const json_t *pt)
+static int deps_done(dev *d, const nd_plan_task *pt)
 {
-	size_t i;
-	const json_t *dep;
-
-	json_array_foreach(json_object_get(pt, "deps"), i, dep) {
-		const char *s = jx_str(json_object_get(d->tasks, json_string_value(dep)), "status");
-		if (strcmp(s, "merged") != 0 && strcmp(s, "skipped") != 0)
+	for (size_t i = 0; i < pt->deps.n; i++) {
+		const nd_task *dep = nd_task_find(d->p, pt->deps.v[i]);
+		if (!dep || (dep->status != ND_TASK_MERGED && dep->status != ND_TASK_SKIPPED))
 			return 0;
 	}
 	return 1;
 }
 
-/* Reviewer verdicts and other states that lead to a decision here. */
-static int advance(dev *d, json_t *t)
+/* Back to a worker on the same branch, with the reviewer's comments. */
+static int changes_feedback(nd_task *t)
 {
-	const char *s = jx_str(t, "status");
+	nd_review last;
+	buf fb;
+	int rc = nd_review_read(json_array_get(t->reviews, json_array_size(t->reviews) - 1), &last);
+
+	if (rc < 0)
+		err_clear();
+	buf_init(&fb, 32 * 1024);
+	buf_printf(&fb, "\nThe reviewer asked for changes to your work (review round %d):\n%s\n",
+		   t->round, last.summary ? last.summary : "");
+	for (size_t i = 0; i < last.ncomments; i++) {
+		const nd_comment *c = &last.comments[i];
+		buf_puts(&fb, "- ");
+		if (c->file && c->line > 0)
+			buf_printf(&fb, "%s:%d: ", c->file, c->line);
+		else if (c->file)
+			buf_printf(&fb, "%s: ", c->file);
+		buf_printf(&fb, "%s\n", c->text);
+	}
+	buf_puts(&fb, "Your previous work is in the repository already (this branch); change it as "
+		      "asked.\n");
+	nd_str_set(&t->feedback, buf_cstr(&fb));
+	buf_free(&fb);
+	nd_review_free(&last);
+	return requeue(t, 1, t->commit ? t->commit : "");
+}
+
+/* Reviewer verdicts and other statuses that lead to a decision here. */
+static int advance(dev *d, nd_task *t)
+{
+	static const nd_opt again[] = {ND_OPT_RETRY, ND_OPT_ACCEPT, ND_OPT_SKIP, ND_OPT_STOP};
+	static const nd_opt extend[] = {ND_OPT_EXTEND, ND_OPT_STOP};
+	static const nd_opt merge[] = {ND_OPT_MERGE, ND_OPT_SKIP, ND_OPT_STOP};
 	char text[1600];
+	nd_question q;
 
-	if (strcmp(s, "changes") == 0) {
-		const json_t *reviews = json_object_get(t, "reviews");
-		const json_t *last = json_array_get(reviews, json_array_size(reviews) - 1);
-
+	switch (t->status) {
+	case ND_TASK_CHANGES:
 		d->changed = 1;
-		if (num(t, "round") > d->app->cfg.review_rounds) {
-			const q_opt *o[] = {&OPT_RETRY, &OPT_ACCEPT, &OPT_SKIP, &OPT_STOP};
-			snprintf(
-			    text, sizeof(text),
-			    "🔍 Task %s (%s) still has changes requested after %d review "
-			    "round%s: %s\n\nOne more round, merge it as it is, skip it, or stop?",
-			    jx_str(t, "id"), jx_str(t, "title"), num(t, "round"),
-			    num(t, "round") == 1 ? "" : "s", jx_str(last, "summary"));
-			return ask(d, t, "rounds", text, o, 4, json_pack("{s:s}", "resume", "rounds"));
-		}
-		/* back to a worker on the same branch, with the comments */
+		if (t->round <= d->s->app->cfg.review_rounds)
+			return changes_feedback(t);
 		{
-			buf fb;
-			size_t i;
-			const json_t *c;
-
-			buf_init(&fb, 32 * 1024);
-			buf_printf(&fb,
-				   "\nThe reviewer asked for changes to your work (review round "
-				   "%d):\n%s\n",
-				   num(t, "round"), jx_str(last, "summary"));
-			json_array_foreach(json_object_get(last, "comments"), i, c) {
-				buf_puts(&fb, "- ");
-				if (*jx_str(c, "file") && num(c, "line") > 0)
-					buf_printf(&fb, "%s:%d: ", jx_str(c, "file"),
-						   num(c, "line"));
-				else if (*jx_str(c, "file"))
-					buf_printf(&fb, "%s: ", jx_str(c, "file"));
-				buf_printf(&fb, "%s\n", jx_str(c, "comment"));
-			}
-			buf_puts(&fb, "Your previous work is in the repository already (this branch); "
-				      "change it as asked.\n");
-			set_str(t, "feedback", buf_cstr(&fb));
-			buf_free(&fb);
+			nd_review last;
+			if (nd_review_read(json_array_get(t->reviews, json_array_size(t->reviews) - 1),
+					   &last) < 0)
+				err_clear();
+			snprintf(text, sizeof(text),
+				 "🔍 Task %s (%s) still has changes requested after %d review round%s: "
+				 "%s\n\nOne more round, merge it as it is, skip it, or stop?",
+				 t->id, t->title, t->round, t->round == 1 ? "" : "s",
+				 last.summary ? last.summary : "");
+			nd_review_free(&last);
 		}
-		set_int(t, "round", num(t, "round") + 1);
-		set_int(t, "attempt", 1);
-		set_int(t, "failures", 0);
-		set_str(t, "base", jx_str(t, "commit"));
-		set_str(t, "status", "queued");
-		return 0;
-	}
-	if (strcmp(s, "review_error") == 0) {
-		const q_opt *o[] = {&OPT_RETRY, &OPT_ACCEPT, &OPT_SKIP, &OPT_STOP};
+		q = keep(ND_RESUME_ROUNDS, NULL, NULL);
+		return ask(d, t, ND_Q_ROUNDS, text, again, 4, &q);
+	case ND_TASK_REVIEW_ERROR:
 		d->changed = 1;
-		snprintf(
-		    text, sizeof(text),
-		    "⚠️ The review of task %s (%s) failed: %s\n\nReview again, merge without a "
-		    "review, skip it, or stop?",
-		    jx_str(t, "id"), jx_str(t, "title"), jx_str(t, "reason"));
-		return ask(d, t, "review", text, o, 4, json_pack("{s:s}", "resume", "review"));
-	}
-	if (strcmp(s, "review_budget") == 0) {
-		const q_opt *o[] = {&OPT_EXTEND, &OPT_STOP};
-		const json_t *b = json_object_get(t, "budget");
+		snprintf(text, sizeof(text),
+			 "⚠️ The review of task %s (%s) failed: %s\n\nReview again, merge without a "
+			 "review, skip it, or stop?",
+			 t->id, t->title, t->reason ? t->reason : "");
+		q = keep(ND_RESUME_REVIEW, NULL, NULL);
+		return ask(d, t, ND_Q_REVIEW, text, again, 4, &q);
+	case ND_TASK_REVIEW_BUDGET:
 		d->changed = 1;
 		snprintf(text, sizeof(text),
 			 "💰 The %s budget of %s is reached ($%.4f of $%.4f): the review of task %s "
 			 "cannot run. Extend it by $%.2f?",
-			 jx_str(b, "kind"), jx_str(b, "scope"),
-			 json_number_value(json_object_get(b, "spent_usd")),
-			 json_number_value(json_object_get(b, "limit_usd")), jx_str(t, "id"),
-			 d->app->cfg.budget_step);
-		return ask(d, t, "budget", text, o, 2,
-			   json_pack("{s:s, s:s, s:s}", "resume", "review", "budget_kind",
-				     jx_str(b, "kind"), "scope", jx_str(b, "scope")));
-	}
-	if (strcmp(s, "approved") == 0) {
+			 t->budget_kind, t->budget_scope, t->budget_spent, t->budget_limit,
+			 t->id, d->s->app->cfg.budget_step);
+		q = keep(ND_RESUME_REVIEW, t->budget_kind, t->budget_scope);
+		return ask(d, t, ND_Q_BUDGET, text, extend, 2, &q);
+	case ND_TASK_APPROVED:
 		d->changed = 1;
-		if (d->app->cfg.merge_approval) {
-			const q_opt *o[] = {&OPT_MERGE, &OPT_SKIP, &OPT_STOP};
-			const json_t *tests = json_object_get(t, "tests");
+		if (!d->s->app->cfg.merge_approval)
+			return nd_task_move(t, ND_TASK_MERGE_READY);
+		{
+			nd_tests tests;
+			nd_tests_read(t->tests, &tests);
 			snprintf(text, sizeof(text),
 				 "🔀 Task %s (%s) is approved by the reviewer (%d/%d tests pass). "
 				 "Merge it into main?",
-				 jx_str(t, "id"), jx_str(t, "title"), num(tests, "passed"),
-				 num(tests, "total"));
-			int rc = ask(d, t, "merge", text, o, 3, json_pack("{s:s}", "resume", "merge"));
-			if (rc == 0)
-				set_str(t, "status", "merge_wait");
-			return rc;
+				 t->id, t->title, tests.passed, tests.total);
 		}
-		set_str(t, "status", "merge_ready");
+		q = keep(ND_RESUME_MERGE, NULL, NULL);
+		return ask(d, t, ND_Q_MERGE, text, merge, 3, &q);
+	default:
+		return 0;
 	}
-	return 0;
 }
 
-static int all_done(dev *d)
+/* Starts what is ready: workers for queued tasks whose dependencies are
+ * done, one merge at a time, and finished work to review. */
+static int start_ready(dev *d)
 {
-	const char *k;
-	const json_t *t;
+	const nd_plan *plan = &d->p->plan;
+	int inflight = 0, merging = 0, rc = 0;
 
-	json_object_foreach(d->tasks, k, t) {
-		const char *s = jx_str(t, "status");
-		if (strcmp(s, "merged") != 0 && strcmp(s, "skipped") != 0)
-			return 0;
+	for (size_t i = 0; i < d->p->ntasks; i++) {
+		inflight += d->p->tasks[i].status == ND_TASK_WORKING;
+		merging += d->p->tasks[i].status == ND_TASK_MERGING;
 	}
-	return json_object_size(d->tasks) > 0;
-}
-
-/* Puts the working copies into the update, where they differ. */
-static void flush(dev *d)
-{
-	const json_t *old = json_object_get(d->state, "tasks"), *oq = json_object_get(d->state,
-										       "questions");
-	json_t *tu = json_object(), *qu = json_object();
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(d->tasks, k, v)
-		if (!json_equal(v, json_object_get(old, k)))
-			json_object_set(tu, k, v);
-	json_object_foreach((json_t *)oq, k, v)
-		if (!json_is_null(v) && !json_object_get(d->qs, k))
-			json_object_set_new(qu, k, json_null());
-	json_object_foreach(d->qs, k, v)
-		if (!json_equal(v, json_object_get(oq, k)))
-			json_object_set(qu, k, v);
-	if (json_object_size(tu))
-		json_object_set(d->up, "tasks", tu);
-	if (json_object_size(qu))
-		json_object_set(d->up, "questions", qu);
-	json_decref(tu);
-	json_decref(qu);
-	if (!json_equal(d->repo, json_object_get(d->state, "repo")))
-		json_object_set(d->up, "repo", d->repo);
-	if (!json_equal(d->main, json_object_get(d->state, "main")) && json_is_object(d->main))
-		json_object_set(d->up, "main", d->main);
-	if (d->merges != num(d->state, "merges"))
-		set_int(d->up, "merges", d->merges);
+	for (size_t i = 0; rc == 0 && i < plan->ntasks; i++) {
+		nd_task *t = nd_task_find(d->p, plan->tasks[i].id);
+		if (!t || t->status != ND_TASK_QUEUED || !deps_done(d, &plan->tasks[i]))
+			continue;
+		if (inflight >= d->s->app->cfg.max_workers)
+			break;
+		rc = spawn_work(d, t);
+		inflight++;
+	}
+	for (size_t i = 0; rc == 0 && i < plan->ntasks && !merging; i++) {
+		nd_task *t = nd_task_find(d->p, plan->tasks[i].id);
+		if (t && t->status == ND_TASK_MERGE_READY) {
+			rc = spawn_merge(d, t);
+			merging = 1;
+		}
+	}
+	for (size_t i = 0; rc == 0 && i < plan->ntasks; i++) {
+		nd_task *t = nd_task_find(d->p, plan->tasks[i].id);
+		if (t && t->status == ND_TASK_REVIEW) {
+			rc = nd_task_move(t, ND_TASK_REVIEWING);
+			d->changed = 1;
+		}
+	}
+	return rc;
 }
 
 static int stop_project(dev *d)
 {
-	char msg[400];
-	int n = 0;
+	char msg[400], tid[24];
+	const char *params[2] = {tid, "the person stopped the project"};
+	PGresult *res = NULL;
 	pg_conn *c = NULL;
+	int n = 0, rc;
 
-	if (pg_pool_acquire(d->app->pool, 10000, &c) == 0) {
-		const char *params[2] = {NULL, "the person stopped the project"};
-		char tid[24];
-		PGresult *res = NULL;
-		snprintf(tid, sizeof(tid), "%lld", (long long)eng_ctx_thread_id(d->ctx));
-		params[0] = tid;
+	snprintf(tid, sizeof(tid), "%lld", (long long)eng_ctx_thread_id(d->s->ctx));
+	if (pg_pool_acquire(d->s->app->pool, 10000, &c) == 0) {
 		if (pg_exec(c, &res, "SELECT spawn_cancel_thread($1::bigint, $2)", 2, params) == 0)
 			n = (int)pg_int(res, 0, 0);
 		PQclear(res);
-		pg_pool_release(d->app->pool, c);
+		pg_pool_release(d->s->app->pool, c);
 	}
 	err_clear();
-	set_str(d->up, "stage", "stopped");
+	rc = nd_stage_move(d->p, ND_STAGE_STOPPED);
 	snprintf(msg, sizeof(msg),
-		 "🛑 Stopped%s%s. %d worker%s withdrawn; what is merged stays in "
-		 "%s. Send /new <idea> to start another project.",
+		 "🛑 Stopped%s%s. %d worker%s withdrawn; what is merged stays in %s. Send /new "
+		 "<idea> to start another project.",
 		 d->stop_by[0] ? " by " : "", d->stop_by, n, n == 1 ? "" : "s",
-		 jx_str(d->repo, "path"));
-	nd_log(d->up, "stopped", msg, NULL);
-	return nd_say(d->ctx, &d->chat, msg);
+		 d->p->repo.path ? d->p->repo.path : "");
+	nd_log(d->s->up, "stopped", msg, NULL);
+	return rc < 0 ? rc : nd_tell(d->s, msg);
 }
 
-int nd_developer(eng_ctx *ctx, const json_t *state, const json_t *in, json_t **update)
+/* Takes every event of `key` and hands each to `fn`. */
+static int take_each(dev *d, const char *key, int (*fn)(dev *, const json_t *))
+{
+	json_t *got = NULL, *v;
+	size_t i;
+	int rc = eng_take(d->s->ctx, key, &got);
+
+	json_array_foreach(got, i, v) {
+		if (rc == 0)
+			rc = fn(d, v);
+	}
+	json_decref(got);
+	return rc;
+}
+
+/* The decisions on the open questions. */
+static int take_decisions(dev *d)
+{
+	size_t n = d->p->nqs;
+	char (*keys)[ND_KEY_MAX] = calloc(n ? n : 1, ND_KEY_MAX);
+	int rc = keys ? 0 : err_set(ERR_NOMEM, "out of memory");
+
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		snprintf(keys[i], ND_KEY_MAX, "%s", d->p->qs[i].key);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		json_t *got = NULL;
+		rc = eng_take(d->s->ctx, keys[i], &got);
+		for (size_t e = 0; rc == 0 && e < json_array_size(got) &&
+				   nd_question_find(d->p, keys[i]); e++)
+			rc = on_decision(d, keys[i], json_array_get(got, e));
+		json_decref(got);
+	}
+	free(keys);
+	return rc;
+}
+
+int nd_developer(nd_step *s)
 {
 	dev d;
-	json_t *got = NULL, *keys = NULL;
-	const json_t *pt;
-	const char *k;
-	json_t *v;
-	size_t i;
-	int rc, sent = 0;
+	int rc = nd_need_chat(s);
 
-	(void)in;
 	memset(&d, 0, sizeof(d));
-	d.ctx = ctx;
-	d.app = nd_app_of(ctx);
-	d.state = state;
-	d.up = json_object();
-	d.tasks = json_deep_copy(json_object_get(state, "tasks"));
-	d.qs = json_object();
-	d.repo = json_deep_copy(json_object_get(state, "repo"));
-	d.main = json_deep_copy(json_object_get(state, "main"));
-	d.merges = num(state, "merges");
-	*update = d.up;
-	if (!d.up || !d.tasks || !d.qs || !d.repo) {
-		rc = err_set(ERR_NOMEM, "out of memory");
-		goto done;
-	}
-	json_object_foreach((json_t *)json_object_get(state, "questions"), k, v)
-		if (json_is_object(v))
-			json_object_set_new(d.qs, k, json_deep_copy(v));
-	if ((rc = nd_chat_get(state, NULL, &d.chat)) < 0)
-		goto done;
-
+	d.s = s;
+	d.p = &s->p;
 	/* 1. what arrived */
-	if (json_is_object(json_object_get(state, "input"))) {
-		json_object_set_new(d.up, "input", json_null());
-		if ((rc = on_input(&d, json_object_get(state, "input"))) < 0)
-			goto done;
+	if (rc == 0 && s->p.input.present) {
+		s->p.input.present = 0;
+		rc = on_input(&d, json_object_get(s->state, "input"));
 	}
-	if ((rc = eng_take(ctx, "worker", &got)) < 0)
-		goto done;
-	json_array_foreach(got, i, v)
-		if ((rc = on_result(&d, v)) < 0)
-			goto done;
-	json_decref(got);
-	got = NULL;
-	if ((rc = eng_take(ctx, "input", &got)) < 0)
-		goto done;
-	json_array_foreach(got, i, v)
-		if ((rc = on_input(&d, v)) < 0)
-			goto done;
-	json_decref(got);
-	got = NULL;
-	keys = json_array();
-	json_object_foreach(d.qs, k, v)
-		json_array_append_new(keys, json_string(k));
-	for (i = 0; i < json_array_size(keys); i++) {
-		const char *key = json_string_value(json_array_get(keys, i));
-		if ((rc = eng_take(ctx, key, &got)) < 0)
-			goto done;
-		for (size_t e = 0; e < json_array_size(got) && json_object_get(d.qs, key); e++)
-			if ((rc = on_decision(&d, key, json_array_get(got, e))) < 0)
-				goto done;
-		json_decref(got);
-		got = NULL;
+	if (rc == 0)
+		rc = take_each(&d, "worker", on_result);
+	if (rc == 0)
+		rc = take_each(&d, "input", on_input);
+	if (rc == 0)
+		rc = take_decisions(&d);
+	if (rc < 0 || d.stop)
+		return rc < 0 ? rc : stop_project(&d);
+	/* 2. decisions the tasks' statuses call for */
+	for (size_t i = 0; rc == 0 && i < s->p.plan.ntasks; i++) {
+		nd_task *t = nd_task_find(&s->p, s->p.plan.tasks[i].id);
+		if (t)
+			rc = advance(&d, t);
 	}
-	if (d.stop) {
-		rc = stop_project(&d);
-		if (rc == 0) {
-			flush(&d);
-			rc = eng_goto(ctx, ENG_END);
-		}
-		goto done;
-	}
-
-	/* 2. decisions the tasks' states call for */
-	json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-		json_t *t = json_object_get(d.tasks, jx_str(pt, "id"));
-		if (t && (rc = advance(&d, t)) < 0)
-			goto done;
-	}
-
 	/* 3. start what is ready */
-	{
-		int inflight = 0, merging = 0;
-		json_object_foreach(d.tasks, k, v) {
-			inflight += strcmp(jx_str(v, "status"), "working") == 0;
-			merging += strcmp(jx_str(v, "status"), "merging") == 0;
-		}
-		json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-			json_t *t = json_object_get(d.tasks, jx_str(pt, "id"));
-			if (!t || strcmp(jx_str(t, "status"), "queued") != 0 || !deps_done(&d, pt))
-				continue;
-			if (inflight >= d.app->cfg.max_workers)
-				break;
-			if ((rc = spawn_work(&d, t)) < 0)
-				goto done;
-			inflight++;
-		}
-		json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-			json_t *t = json_object_get(d.tasks, jx_str(pt, "id"));
-			if (merging || !t || strcmp(jx_str(t, "status"), "merge_ready") != 0)
-				continue;
-			if ((rc = spawn_merge(&d, t)) < 0)
-				goto done;
-			merging = 1;
-		}
-		json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, pt) {
-			json_t *t = json_object_get(d.tasks, jx_str(pt, "id"));
-			if (!t || strcmp(jx_str(t, "status"), "review") != 0)
-				continue;
-			set_str(t, "status", "reviewing");
-			if ((rc = eng_send(ctx, "reviewer",
-					   json_pack("{s:s}", "task", jx_str(pt, "id")))) < 0)
-				goto done;
-			d.changed = 1;
-			sent++;
-		}
-	}
-
+	if (rc == 0)
+		rc = start_ready(&d);
+	if (rc < 0)
+		return rc;
 	/* 4. nothing new: wait for results, messages and answers */
 	if (!d.changed) {
-		json_decref(d.up);
-		d.up = NULL;
-		*update = NULL;
-		eng_wait(ctx, "worker", NULL);
-		eng_wait(ctx, "input", NULL);
-		json_object_foreach(d.qs, k, v)
-			eng_wait(ctx, k, NULL);
-		rc = ERR_WAIT;
-		goto done;
+		eng_wait(s->ctx, "worker", NULL);
+		eng_wait(s->ctx, "input", NULL);
+		for (size_t i = 0; i < s->p.nqs; i++)
+			eng_wait(s->ctx, s->p.qs[i].key, NULL);
+		return ERR_WAIT;
 	}
-	flush(&d);
-	{
-		nd_costs c;
-		buf html;
-		char ref[64];
-
-		if (nd_costs_get(ctx, &c) < 0) {
-			memset(&c, 0, sizeof(c));
-			err_clear();
-		}
-		buf_init(&html, 0);
-		render_progress(&d, &html, &c);
-		/* the figures of the ledger move all the time: compare without them */
-		{
-			char *cut = strstr(html.data ? html.data : "", "\nTotal: ");
-			size_t n = cut ? (size_t)(cut - html.data) : html.len;
-			const char *old = json_string_value(json_object_get(state, "progress"));
-			if (!old || strlen(old) != n || strncmp(old, html.data, n) != 0) {
-				snprintf(ref, sizeof(ref), "factory-%lld",
-					 (long long)eng_ctx_thread_id(ctx));
-				rc = nd_progress(ctx, &d.chat, ref, buf_cstr(&html));
-				json_object_set_new(d.up, "progress", json_stringn(html.data, n));
-			}
-		}
-		buf_free(&html);
-		if (rc < 0)
-			goto done;
-	}
-	if (all_done(&d) && json_object_size(d.qs) == 0) {
-		rc = eng_goto(ctx, "finish");
-		goto done;
-	}
-	rc = sent ? 0 : eng_goto(ctx, "developer");
-done:
-	json_decref(got);
-	json_decref(keys);
-	json_decref(d.tasks);
-	json_decref(d.qs);
-	json_decref(d.repo);
-	json_decref(d.main);
-	return rc;
+	return progress(&d);
 }

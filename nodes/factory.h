@@ -6,8 +6,8 @@
  * contract). Its stages, each a node or two (gates that wait hold no LLM
  * call, so a resumed gate never repeats one):
  *
- *   entry       every run starts here: takes a "cancel" event, takes the
- *               person's new text (state "input") and routes by stage
+ *   entry       every run starts here: takes a "cancel" event and the
+ *               person's new text (state "input")
  *   brainstorm  one turn of conversation with the model (role
  *               "brainstorm"); asks questions until the reply carries a spec
  *               that validates against nodes/prompts/spec.schema.json, then
@@ -26,21 +26,17 @@
  *               a task is stuck, keeps one progress message up to date; it
  *               waits (holding no thread) for "worker", "input" and the keys
  *               of its open questions
- *   reviewer    one per finished task (eng_send): the diff against main with
+ *   reviewer    one per finished task (a Send): the diff against main with
  *               the verified test evidence, a structured verdict (role
  *               "reviewer")
  *   budget_gate a budget was reached outside the developer: extend or stop
  *   finish      the final report: repository, what was built, tests, cost
  *
- * STATE (reducers): stage, input, chat, user, spec, spec_version, plan,
- * plan_version, plan_feedback, repo, pending, progress, merges, asks, main,
- * final (replace); conversation, log (append); tasks, questions (merge).
- * Tasks: {id: {"id","title","status","round","attempt","failures",
- * "spawn","base","branch","commit","tests","diff","tokens_in","tokens_out",
- * "cost_usd","reviews","feedback","reason"}}, status one of queued,
- * working, review, reviewing, changes, review_error, review_budget,
- * approved, merge_wait, merge_ready, merging, merged, blocked (a question
- * waits for the person), skipped.
+ * The graph is declared in one table in factory.c: each node with the
+ * router that picks what follows it from the state it left, and the
+ * targets that router may pick (`orchestrator graph factory` draws it).
+ * The state is typed in nodes/model.h: its keys, stages, task statuses and
+ * their moves, questions, the repository.
  *
  * EVENTS it reads: "input" (the person's text), "worker" (spawner
  * results: work, merge and publish, matched by meta.task and the request
@@ -108,12 +104,43 @@ int nd_factory_graph(eng_graph **out);
 
 /* A project's summary from its state (borrowed): {"stage", "name",
  * "tasks": {"total", "merged", "active", "blocked", "skipped"},
- * "workers": n in flight, "repo", "remote", "questions": n,
- * "tokens_in", "tokens_out", "cost_usd" (of its workers)}. Owned. */
+ * "workers": n in flight, "repo", "remote", "questions": n}. Its costs
+ * come from the ledger (nd_costs_load). Owned; NULL when the state does
+ * not read (err_set says why). */
 json_t *nd_project_summary(const json_t *state);
 
 /* How a task status reads to a person: queued, working, reviewing,
- * testing, done, failed, skipped, waiting for you... Static. */
+ * testing, done, skipped, waiting for you... (nodes/model.h's table; a
+ * status it does not know reads as itself). Static or borrowed. */
 const char *nd_task_state_label(const char *status);
+
+/* What a project's model calls cost, from the ledger (llm_calls): the one
+ * source of every cost figure the factory shows (progress message, final
+ * report, status, show), so they add up whatever happened — a worker run
+ * twice after a crash counts twice everywhere, as it was paid twice. */
+typedef struct nd_task_cost {
+	char task[40];
+	int64_t tokens_in, tokens_out;
+	double cost_usd;
+} nd_task_cost;
+
+typedef struct nd_costs {
+	int64_t tokens_in, tokens_out;  /* every call of the project */
+	double cost_usd, workers_usd;   /* all of it; its workers' part */
+	nd_task_cost *tasks;            /* the workers' calls per task (owned) */
+	size_t ntasks;
+} nd_costs;
+
+/* The costs of project `project` (its thread key) on `c`, into *out (free
+ * with nd_costs_free in every case). ERR_DB, ERR_NOMEM. */
+int nd_costs_load(nd_costs *out, pg_conn *c, const char *project);
+void nd_costs_free(nd_costs *c);
+
+/* A task's part (zeroes when its workers spent nothing). */
+nd_task_cost nd_costs_task(const nd_costs *c, const char *task);
+
+/* {"tokens_in", "tokens_out", "cost_usd", "workers_usd", "tasks": {id:
+ * {"tokens_in", "tokens_out", "cost_usd"}}}. Owned. */
+json_t *nd_costs_json(const nd_costs *c);
 
 #endif

@@ -141,21 +141,6 @@ static int resolve(git_repository *r, const char *rev, git_oid *out, const char 
 	return 0;
 }
 
-int nd_repo_tip(const char *path, const char *branch, char out[41])
-{
-	git_repository *r = NULL;
-	git_oid id;
-	int rc = open_repo(&r, path);
-
-	out[0] = '\0';
-	if (rc == 0)
-		rc = resolve(r, branch, &id, path);
-	if (rc == 0)
-		git_oid_tostr(out, 41, &id);
-	git_repository_free(r);
-	return rc;
-}
-
 typedef struct patch_ctx {
 	buf *out;
 	size_t cap;

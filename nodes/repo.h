@@ -1,8 +1,8 @@
 /*
  * repo — the project repository as the factory's nodes see it, through
  * libgit2, on the local bare repository (ORCH_REPOS_DIR): creating it with
- * its scaffold, reading a branch's tip, and the diff of a task's branch
- * against main for the reviewer. Everything here is short and bounded
+ * its scaffold, and the diff of a task's branch against main for the
+ * reviewer. Everything here is short and bounded
  * (local objects only, output capped); long work — clones, tests, merges —
  * goes through the spawner. Thread-safe: each call opens its own
  * repository handle.
@@ -26,10 +26,6 @@ typedef struct nd_repo_file {
  * its id. ERR_GIT, ERR_CONFLICT when main exists with other history. */
 int nd_repo_create(const char *path, const nd_repo_file *files, size_t n, const char *message,
 		   char out_head[41]);
-
-/* The tip of `branch` ("main", "task/x") as 40 hex digits. ERR_NOTFOUND
- * when there is no such branch; ERR_GIT. */
-int nd_repo_tip(const char *path, const char *branch, char out[41]);
 
 /* What `rev` (a branch or commit id) changes against `against` (a
  * branch), from their merge base: the patch (cut at `cap` bytes with a

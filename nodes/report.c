@@ -2,6 +2,7 @@
 #include "core/err.h"
 #include "engine/control.h"
 #include "nodes/factory.h"
+#include "nodes/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,9 +93,9 @@ static json_t *row_report(pg_conn *c, PGresult *res, int i)
 		return NULL;
 	stage = json_string_value(json_object_get(sum, "stage"));
 	/* cancelled while it waited: its next run would say so */
-	if (strcmp(pg_val(res, i, 8), "t") == 0 && strcmp(stage, "done") != 0 &&
-	    strcmp(stage, "stopped") != 0)
-		json_object_set_new(sum, "stage", json_string("cancelled"));
+	if (strcmp(pg_val(res, i, 8), "t") == 0 &&
+	    !nd_stage_closed((nd_stage)nd_word_find(ND_STAGES, ND_STAGE_COUNT, stage)))
+		json_object_set_new(sum, "stage", json_string(ND_STAGES[ND_STAGE_CANCELLED].name));
 	json_object_set_new(sum, "thread", json_integer(pg_int(res, i, 0)));
 	json_object_set_new(sum, "key", json_string(pg_val(res, i, 1)));
 	json_object_set_new(sum, "title", json_string(pg_val(res, i, 2)));

@@ -18,83 +18,75 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const json_t *plan_task(const json_t *state, const char *id)
+/* The verdicts' comments of `reviews`' last one, as the prompt shows them. */
+static void previous(const json_t *reviews, buf *out)
 {
-	const json_t *t;
-	size_t i;
+	nd_review last;
 
-	json_array_foreach(json_object_get(json_object_get(state, "plan"), "tasks"), i, t)
-		if (strcmp(jx_str(t, "id"), id) == 0)
-			return t;
-	return NULL;
+	if (json_array_size(reviews) == 0 ||
+	    nd_review_read(json_array_get(reviews, json_array_size(reviews) - 1), &last) < 0) {
+		err_clear();
+		return;
+	}
+	buf_printf(out, "\nIn the previous round you asked for changes: %s\n", last.summary);
+	for (size_t i = 0; i < last.ncomments; i++)
+		buf_printf(out, "- %s\n", last.comments[i].text);
+	buf_puts(out, "Check that they were made.\n");
+	nd_review_free(&last);
 }
 
-static int render(const json_t *state, const json_t *t, const json_t *pt, const char *diff,
-		  int files, int ins, int del, buf *out)
+/* The task prompt of the review of `t` with its diff. */
+static int render(const nd_step *s, const nd_task *t, const nd_plan_task *pt, const char *diff,
+		  const int fig[3], buf *out)
 {
-	const json_t *spec = json_object_get(state, "spec");
-	const json_t *tests = json_object_get(t, "tests");
-	const json_t *reviews = json_object_get(t, "reviews");
+	nd_tests tests;
 	buf checks, prev, output;
-	char round[16], passed[16], failed[16], total[16], base_total[16], fs[16], is[16], ds[16];
-	size_t i;
-	const json_t *c;
+	char num[7][16];
 	int rc;
 
+	nd_tests_read(t->tests, &tests);
 	buf_init(&checks, 0);
 	buf_init(&prev, 0);
 	buf_init(&output, 0);
-	json_array_foreach(json_object_get(pt, "checks"), i, c)
-		buf_printf(&checks, "- %s\n", json_string_value(c));
-	if (json_array_size(reviews)) {
-		const json_t *last = json_array_get(reviews, json_array_size(reviews) - 1);
-		buf_printf(&prev, "\nIn the previous round you asked for changes: %s\n",
-			   jx_str(last, "summary"));
-		json_array_foreach(json_object_get(last, "comments"), i, c)
-			buf_printf(&prev, "- %s\n", jx_str(c, "comment"));
-		buf_puts(&prev, "Check that they were made.\n");
-	}
-	if (*jx_str(tests, "output")) {
+	for (size_t i = 0; i < pt->checks.n; i++)
+		buf_printf(&checks, "- %s\n", pt->checks.v[i]);
+	previous(t->reviews, &prev);
+	if (*tests.output) {
 		buf_puts(&output, "The end of its output:\n");
-		nd_clip(&output, jx_str(tests, "output"), 2000);
+		nd_clip(&output, tests.output, 2000);
 		buf_putc(&output, '\n');
 	}
-	snprintf(round, sizeof(round), "%lld", (long long)json_integer_value(json_object_get(t, "round")));
-	snprintf(passed, sizeof(passed), "%lld",
-		 (long long)json_integer_value(json_object_get(tests, "passed")));
-	snprintf(failed, sizeof(failed), "%lld",
-		 (long long)json_integer_value(json_object_get(tests, "failed")));
-	snprintf(total, sizeof(total), "%lld",
-		 (long long)json_integer_value(json_object_get(tests, "total")));
-	snprintf(base_total, sizeof(base_total), "%lld",
-		 (long long)json_integer_value(json_object_get(json_object_get(tests, "base"),
-							       "total")));
-	snprintf(fs, sizeof(fs), "%d", files);
-	snprintf(is, sizeof(is), "%d", ins);
-	snprintf(ds, sizeof(ds), "%d", del);
 	{
+		const int v[7] = {t->round, tests.passed, tests.failed, tests.total, tests.base_total,
+				  fig[0], fig[1]};
+		for (int i = 0; i < 7; i++)
+			snprintf(num[i], sizeof(num[i]), "%d", v[i]);
+	}
+	{
+		char dels[16];
 		const char *vars[] = {
-		    "name",         jx_str(spec, "name"),
-		    "summary",      jx_str(spec, "summary"),
-		    "task",         jx_str(t, "id"),
-		    "title",        jx_str(pt, "title"),
-		    "round",        round,
-		    "goal",         jx_str(pt, "goal"),
+		    "name",         jx_str(s->p.spec, "name"),
+		    "summary",      jx_str(s->p.spec, "summary"),
+		    "task",         t->id,
+		    "title",        pt->title,
+		    "round",        num[0],
+		    "goal",         pt->goal,
 		    "checks",       buf_cstr(&checks),
-		    "test_command", jx_str(json_object_get(state, "plan"), "test_command"),
-		    "verdict",      *jx_str(tests, "verdict") ? jx_str(tests, "verdict") : "none",
-		    "passed",       passed,
-		    "failed",       failed,
-		    "total",        total,
-		    "base_total",   base_total,
+		    "test_command", s->p.plan.test_command,
+		    "verdict",      *tests.verdict ? tests.verdict : "none",
+		    "passed",       num[1],
+		    "failed",       num[2],
+		    "total",        num[3],
+		    "base_total",   num[4],
 		    "output",       buf_cstr(&output),
 		    "previous",     buf_cstr(&prev),
-		    "files",        fs,
-		    "insertions",   is,
-		    "deletions",    ds,
+		    "files",        num[5],
+		    "insertions",   num[6],
+		    "deletions",    dels,
 		    "diff",         diff,
 		    NULL,
 		};
+		snprintf(dels, sizeof(dels), "%d", fig[2]);
 		rc = nd_prompt("reviewer_task.md", vars, out);
 	}
 	buf_free(&checks);
@@ -103,128 +95,127 @@ static int render(const json_t *state, const json_t *t, const json_t *pt, const 
 	return rc;
 }
 
-int nd_reviewer(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+/* Asks the model, with less of the diff when it does not fit. */
+static int ask(nd_step *s, const nd_task *t, const nd_plan_task *pt, llm_response *resp)
 {
-	const char *id = jx_str(input, "task");
-	const json_t *t0 = json_object_get(json_object_get(state, "tasks"), id);
-	const json_t *pt = plan_task(state, id);
-	const json_t *schema = nd_schema("review");
 	static const size_t caps[] = {48 * 1024, 16 * 1024, 4 * 1024};
-	llm_response resp;
-	llm_call call;
 	llm_message msgs[2];
-	nd_review rv;
-	nd_chat chat;
-	buf sys, task, diff;
-	json_t *t = NULL, *up = json_object();
+	llm_call call;
 	char user[32];
-	int rc = 0, files = 0, ins = 0, del = 0;
+	buf sys, task, diff;
+	int rc, fig[3] = {0, 0, 0};
 
-	memset(&rv, 0, sizeof(rv));
-	llm_response_init(&resp);
 	buf_init(&sys, 0);
 	buf_init(&task, 0);
 	buf_init(&diff, 0);
-	*update = up;
-	if (!up || !schema) {
-		rc = up ? ERR_INTERNAL : err_set(ERR_NOMEM, "out of memory");
-		goto done;
-	}
-	if (!json_is_object(t0) || !pt || strcmp(jx_str(t0, "status"), "reviewing") != 0)
-		goto done; /* nothing (any more) to review */
-	if ((rc = nd_chat_get(state, NULL, &chat)) < 0)
-		goto done;
-	t = json_deep_copy(t0);
-	if ((rc = nd_prompt("reviewer_system.md", NULL, &sys)) < 0)
-		goto done;
-	nd_llm_call(&call, ctx, state, "reviewer", user);
-	for (size_t ci = 0; ci < sizeof(caps) / sizeof(caps[0]); ci++) {
+	rc = nd_prompt("reviewer_system.md", NULL, &sys);
+	nd_llm_call(&call, s, "reviewer", user);
+	for (size_t ci = 0; rc == 0 && ci < sizeof(caps) / sizeof(caps[0]); ci++) {
 		buf_reset(&diff);
 		buf_reset(&task);
-		rc = nd_repo_diff(jx_str(json_object_get(state, "repo"), "path"),
-				  jx_str(t, "commit"), "main", caps[ci], &diff, &files, &ins, &del);
+		rc = nd_repo_diff(s->p.repo.path, t->commit ? t->commit : "", "main", caps[ci], &diff,
+				  &fig[0], &fig[1], &fig[2]);
+		if (rc == 0)
+			rc = render(s, t, pt, buf_cstr(&diff), fig, &task);
 		if (rc < 0)
 			break;
-		if ((rc = render(state, t, pt, buf_cstr(&diff), files, ins, del, &task)) < 0)
-			goto done;
 		memset(msgs, 0, sizeof(msgs));
 		msgs[0].role = "system";
 		msgs[0].content = buf_cstr(&sys);
 		msgs[1].role = "user";
 		msgs[1].content = buf_cstr(&task);
-		rc = nd_llm_json(ctx, &call, msgs, 2, schema, "review", &resp);
+		rc = nd_llm_json(s, &call, msgs, 2, nd_schema("review"), "review", resp);
 		if (rc != ERR_CONTEXT)
 			break;
 		log_info("factory", "thread %s: the review of %s does not fit; cutting the diff",
-			 eng_ctx_thread_key(ctx), id);
+			 eng_ctx_thread_key(s->ctx), t->id);
 	}
-	if (rc == 0)
-		rc = nd_review_from_json(resp.json, &rv);
-	if (rc == ERR_BUDGET) {
-		json_object_set_new(t, "status", json_string("review_budget"));
-		json_object_set_new(t, "budget",
-				    json_pack("{s:s, s:s, s:f, s:f}", "kind", resp.budget.kind,
-					      "scope", resp.budget.scope, "limit_usd",
-					      resp.budget.limit_usd, "spent_usd",
-					      resp.budget.spent_usd));
-		err_clear();
-		rc = 0;
-	} else if (rc < 0) {
-		int transient = (ENG_RETRY_TRANSIENT & ENG_RETRY_ON(rc)) != 0;
-		if (transient && eng_ctx_attempt(ctx) < ND_LLM_ATTEMPTS)
-			goto done; /* the engine tries again */
-		log_warn("factory", "thread %s: the review of %s failed: %s",
-			 eng_ctx_thread_key(ctx), id, err_last());
-		json_object_set_new(t, "status", json_string("review_error"));
-		json_object_set_new(t, "reason", json_string(err_last()));
-		err_clear();
-		rc = 0;
-	} else {
-		json_t *rj = nd_review_to_json(&rv), *reviews = json_object_get(t, "reviews");
-		buf msg;
-
-		json_object_set_new(rj, "round", json_object_get(t, "round")
-							 ? json_incref(json_object_get(t, "round"))
-							 : json_integer(1));
-		if (!json_is_array(reviews)) {
-			reviews = json_array();
-			json_object_set_new(t, "reviews", reviews);
-		}
-		json_array_append_new(reviews, rj);
-		json_object_set_new(t, "status", json_string(rv.approve ? "approved" : "changes"));
-		buf_init(&msg, 0);
-		buf_printf(&msg, "🔍 Review of <code>%s</code> (round %lld): ", id,
-			   (long long)json_integer_value(json_object_get(t, "round")));
-		buf_puts(&msg, rv.approve ? "<b>approved</b>. " : "<b>changes requested</b>. ");
-		nd_html_escape(&msg, rv.summary);
-		for (size_t i = 0; !rv.approve && i < rv.ncomments && i < 8; i++) {
-			buf_puts(&msg, "\n• ");
-			if (rv.comments[i].file) {
-				buf_puts(&msg, "<code>");
-				nd_html_escape(&msg, rv.comments[i].file);
-				buf_puts(&msg, "</code>: ");
-			}
-			{
-				buf c;
-				buf_init(&c, 0);
-				nd_clip(&c, rv.comments[i].text, 300);
-				nd_html_escape(&msg, buf_cstr(&c));
-				buf_free(&c);
-			}
-		}
-		rc = nd_say_html(ctx, &chat, buf_cstr(&msg));
-		buf_free(&msg);
-		nd_log(up, rv.approve ? "approved" : "changes_requested", rv.summary,
-		       json_pack("{s:s, s:O?}", "task", id, "round", json_object_get(t, "round")));
-	}
-	if (rc == 0)
-		json_object_set_new(up, "tasks", json_pack("{s:O}", id, t));
-done:
-	json_decref(t);
-	nd_review_free(&rv);
-	llm_response_free(&resp);
 	buf_free(&sys);
 	buf_free(&task);
 	buf_free(&diff);
+	return rc;
+}
+
+/* Tells the person the verdict and records it with the task. */
+static int verdict(nd_step *s, nd_task *t, nd_review *rv)
+{
+	buf msg;
+	int rc;
+
+	rv->round = t->round > 0 ? t->round : 1;
+	if (!json_is_array(t->reviews)) {
+		json_decref(t->reviews);
+		t->reviews = json_array();
+	}
+	json_array_append_new(t->reviews, nd_review_to_json(rv));
+	rc = nd_task_move(t, rv->approve ? ND_TASK_APPROVED : ND_TASK_CHANGES);
+	buf_init(&msg, 0);
+	buf_printf(&msg, "🔍 Review of <code>%s</code> (round %d): ", t->id, t->round);
+	buf_puts(&msg, rv->approve ? "<b>approved</b>. " : "<b>changes requested</b>. ");
+	nd_html_escape(&msg, rv->summary);
+	for (size_t i = 0; !rv->approve && i < rv->ncomments && i < 8; i++) {
+		buf_puts(&msg, "\n• ");
+		if (rv->comments[i].file) {
+			buf_puts(&msg, "<code>");
+			nd_html_escape(&msg, rv->comments[i].file);
+			buf_puts(&msg, "</code>: ");
+		}
+		{
+			buf c;
+			buf_init(&c, 0);
+			nd_clip(&c, rv->comments[i].text, 300);
+			nd_html_escape(&msg, buf_cstr(&c));
+			buf_free(&c);
+		}
+	}
+	if (rc == 0)
+		rc = nd_tell_html(s, buf_cstr(&msg));
+	buf_free(&msg);
+	nd_log(s->up, rv->approve ? "approved" : "changes_requested", rv->summary,
+	       json_pack("{s:s, s:i}", "task", t->id, "round", t->round));
+	return rc;
+}
+
+int nd_reviewer(nd_step *s)
+{
+	const char *id = jx_str(s->in, "task");
+	nd_task *t = nd_task_find(&s->p, id);
+	const nd_plan_task *pt = nd_plan_find(&s->p, id);
+	llm_response resp;
+	nd_review rv;
+	int rc = nd_schema("review") ? 0 : ERR_INTERNAL;
+
+	if (rc < 0 || !t || !pt || t->status != ND_TASK_REVIEWING)
+		return rc; /* nothing (any more) to review */
+	rc = nd_need_chat(s);
+	if (rc < 0)
+		return rc;
+	memset(&rv, 0, sizeof(rv));
+	llm_response_init(&resp);
+	rc = ask(s, t, pt, &resp);
+	if (rc == 0)
+		rc = nd_review_from_json(resp.json, &rv);
+	if (rc == ERR_BUDGET) {
+		t->has_budget = 1;
+		snprintf(t->budget_kind, sizeof(t->budget_kind), "%s", resp.budget.kind);
+		snprintf(t->budget_scope, sizeof(t->budget_scope), "%s", resp.budget.scope);
+		t->budget_limit = resp.budget.limit_usd;
+		t->budget_spent = resp.budget.spent_usd;
+		err_clear();
+		rc = nd_task_move(t, ND_TASK_REVIEW_BUDGET);
+	} else if (rc < 0 && (ENG_RETRY_TRANSIENT & ENG_RETRY_ON(rc)) &&
+		   eng_ctx_attempt(s->ctx) < ND_LLM_ATTEMPTS) {
+		/* the engine tries again */
+	} else if (rc < 0) {
+		log_warn("factory", "thread %s: the review of %s failed: %s",
+			 eng_ctx_thread_key(s->ctx), id, err_last());
+		nd_str_set(&t->reason, err_last());
+		err_clear();
+		rc = nd_task_move(t, ND_TASK_REVIEW_ERROR);
+	} else {
+		rc = verdict(s, t, &rv);
+	}
+	nd_review_free(&rv);
+	llm_response_free(&resp);
 	return rc;
 }

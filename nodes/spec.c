@@ -5,6 +5,7 @@
 #include "nodes/say.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,24 @@ static json_t *strv_json(const nd_strv *v)
 	return a;
 }
 
+/* Reads the members of `o` listed as (name, pointer) pairs up to NULL: a
+ * name starting with '*' is a list of strings (an nd_strv, may be absent),
+ * any other a required string (a char *). The first failure's code. */
+static int read_members(const json_t *o, const char *where, ...)
+{
+	va_list ap;
+	const char *name;
+	int rc = 0;
+
+	va_start(ap, where);
+	for (name = va_arg(ap, const char *); rc == 0 && name; name = va_arg(ap, const char *)) {
+		void *dst = va_arg(ap, void *);
+		rc = name[0] == '*' ? strv_read(o, name + 1, where, dst) : need_str(o, name, where, dst);
+	}
+	va_end(ap);
+	return rc;
+}
+
 /* Checks a reply against the schema `name`; `what` names it in the
  * message. ERR_INTERNAL (a broken built-in schema) or ERR_INVALID. */
 static int schema_check(const json_t *j, const char *name, const char *what)
@@ -218,13 +237,10 @@ int nd_spec_from_json(const json_t *j, nd_spec *out)
 	rc = schema_check(j, "spec", "spec");
 	if (rc < 0)
 		return rc;
-	if ((rc = need_str(j, "name", "spec", &out->name)) < 0 ||
-	    (rc = need_str(j, "summary", "spec", &out->summary)) < 0 ||
-	    (rc = need_str(j, "language", "spec", &out->language)) < 0 ||
-	    (rc = need_str(j, "test_command", "spec", &out->test_command)) < 0 ||
-	    (rc = strv_read(j, "users", "spec", &out->users)) < 0 ||
-	    (rc = strv_read(j, "stack", "spec", &out->stack)) < 0 ||
-	    (rc = strv_read(j, "constraints", "spec", &out->constraints)) < 0)
+	rc = read_members(j, "spec", "name", &out->name, "summary", &out->summary, "language",
+			  &out->language, "test_command", &out->test_command, "*users", &out->users,
+			  "*stack", &out->stack, "*constraints", &out->constraints, NULL);
+	if (rc < 0)
 		return rc;
 	if (out->users.n == 0)
 		return err_set(ERR_INVALID, "spec.users is empty");
@@ -236,8 +252,8 @@ int nd_spec_from_json(const json_t *j, nd_spec *out)
 		char where[48];
 
 		snprintf(where, sizeof(where), "spec.features[%zu]", i);
-		if ((rc = need_str(f, "name", where, &x->name)) < 0 ||
-		    (rc = strv_read(f, "acceptance", where, &x->acceptance)) < 0)
+		rc = read_members(f, where, "name", &x->name, "*acceptance", &x->acceptance, NULL);
+		if (rc < 0)
 			return rc;
 		x->description = dup_str(f, "description");
 		if (x->acceptance.n == 0)
@@ -326,7 +342,7 @@ static int task_id_check(const char *id)
 	return 0;
 }
 
-static void task_free(nd_task *t)
+static void task_free(nd_plan_task *t)
 {
 	free(t->id);
 	free(t->title);
@@ -385,7 +401,7 @@ static void closure(const nd_plan *p, unsigned char *reach)
 static int topo_sort(nd_plan *p)
 {
 	size_t n = p->ntasks, done = 0;
-	nd_task *sorted = calloc(n, sizeof(nd_task));
+	nd_plan_task *sorted = calloc(n, sizeof(nd_plan_task));
 	unsigned char *placed = calloc(n, 1);
 	int rc = 0;
 
@@ -419,7 +435,7 @@ static int topo_sort(nd_plan *p)
 			goto out;
 		}
 	}
-	memcpy(p->tasks, sorted, n * sizeof(nd_task));
+	memcpy(p->tasks, sorted, n * sizeof(nd_plan_task));
 out:
 	free(sorted);
 	free(placed);
@@ -458,30 +474,48 @@ static int order_shared_files(nd_plan *p)
 	return rc;
 }
 
-int nd_plan_from_json(const json_t *j, nd_plan *out)
+/* The plan's tasks (and summary, test command) into out. */
+static int read_tasks(const json_t *j, nd_plan *out)
 {
-	const json_t *tasks, *t, *files, *f;
+	const json_t *tasks, *t;
 	size_t i;
-	int rc;
+	int rc = read_members(j, "plan", "summary", &out->summary, "test_command",
+			      &out->test_command, NULL);
 
-	memset(out, 0, sizeof(*out));
-	rc = schema_check(j, "plan", "plan");
-	if (rc < 0)
-		return rc;
-	if ((rc = need_str(j, "summary", "plan", &out->summary)) < 0 ||
-	    (rc = need_str(j, "test_command", "plan", &out->test_command)) < 0 ||
-	    (rc = need_str(j, "readme", "plan", &out->readme)) < 0)
-		return rc;
-	out->files = items_alloc(j, "files", sizeof(nd_file), &files);
+	out->tasks = rc == 0 ? items_alloc(j, "tasks", sizeof(nd_plan_task), &tasks) : NULL;
+	if (!out->tasks)
+		return rc < 0 ? rc : ERR_NOMEM;
+	json_array_foreach(tasks, i, t) {
+		nd_plan_task *x = &out->tasks[out->ntasks++];
+		char where[32];
+
+		snprintf(where, sizeof(where), "plan.tasks[%zu]", i);
+		rc = read_members(t, where, "id", &x->id, "title", &x->title, "goal", &x->goal,
+				  "*files", &x->files, "*checks", &x->checks, "*deps", &x->deps,
+				  "*ordered_after", &x->ordered_after, NULL);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The scaffold besides README.md: safe, distinct paths. */
+static int read_files(const json_t *j, nd_plan *out)
+{
+	const json_t *files, *f;
+	size_t i;
+	int rc = need_str(j, "readme", "plan", &out->readme);
+
+	out->files = rc == 0 ? items_alloc(j, "files", sizeof(nd_file), &files) : NULL;
 	if (!out->files)
-		return ERR_NOMEM;
+		return rc < 0 ? rc : ERR_NOMEM;
 	json_array_foreach(files, i, f) {
 		nd_file *x;
 		const char *path = json_string_value(json_object_get(f, "path"));
 
 		while (path && strncmp(path, "./", 2) == 0)
 			path += 2;
-		if (!path || (rc = nd_path_check(path)) < 0)
+		if (!path || nd_path_check(path) < 0)
 			return err_set(ERR_INVALID, "plan.files[%zu].path: %s", i,
 				       path ? err_last() : "missing");
 		if (strcasecmp(path, "README.md") == 0)
@@ -495,48 +529,57 @@ int nd_plan_from_json(const json_t *j, nd_plan *out)
 		if (!x->path || !x->content)
 			return err_set(ERR_NOMEM, "out of memory");
 	}
-	out->tasks = items_alloc(j, "tasks", sizeof(nd_task), &tasks);
-	if (!out->tasks)
-		return ERR_NOMEM;
-	json_array_foreach(tasks, i, t) {
-		nd_task *x = &out->tasks[out->ntasks++];
-		char where[32];
-
-		snprintf(where, sizeof(where), "plan.tasks[%zu]", i);
-		if ((rc = need_str(t, "id", where, &x->id)) < 0 ||
-		    (rc = need_str(t, "title", where, &x->title)) < 0 ||
-		    (rc = need_str(t, "goal", where, &x->goal)) < 0 ||
-		    (rc = strv_read(t, "files", where, &x->files)) < 0 ||
-		    (rc = strv_read(t, "checks", where, &x->checks)) < 0 ||
-		    (rc = strv_read(t, "deps", where, &x->deps)) < 0)
-			return rc;
-		if ((rc = task_id_check(x->id)) < 0)
-			return rc;
-		for (size_t k = 0; k < x->files.n; k++) {
-			char *fp = x->files.v[k];
-			while (strncmp(fp, "./", 2) == 0)
-				memmove(fp, fp + 2, strlen(fp + 2) + 1);
-			if (nd_path_check(fp) < 0)
-				return err_set(ERR_INVALID, "task '%s': %s", x->id, err_last());
-		}
-		if (x->checks.n == 0)
-			return err_set(ERR_INVALID, "task '%s' has no acceptance check", x->id);
-		for (size_t k = 0; k + 1 < out->ntasks; k++)
-			if (strcmp(out->tasks[k].id, x->id) == 0)
-				return err_set(ERR_INVALID, "two tasks have the id '%s'", x->id);
-	}
-	for (i = 0; i < out->ntasks; i++)
-		for (size_t d = 0; d < out->tasks[i].deps.n; d++) {
-			const char *dep = out->tasks[i].deps.v[d];
-			if (strcmp(dep, out->tasks[i].id) == 0)
-				return err_set(ERR_INVALID, "task '%s' depends on itself", dep);
-			if (task_index(out, dep) < 0)
-				return err_set(ERR_INVALID, "task '%s' depends on '%s', which is not a "
-							    "task of the plan", out->tasks[i].id, dep);
-		}
-	if ((rc = topo_sort(out)) < 0 || (rc = order_shared_files(out)) < 0)
-		return rc;
 	return 0;
+}
+
+/* A task's id, files and checks are usable, and its id is its own. */
+static int check_task(const nd_plan *p, nd_plan_task *x)
+{
+	int rc = task_id_check(x->id);
+
+	if (rc < 0)
+		return rc;
+	for (size_t k = 0; k < x->files.n; k++) {
+		char *fp = x->files.v[k];
+		while (strncmp(fp, "./", 2) == 0)
+			memmove(fp, fp + 2, strlen(fp + 2) + 1);
+		if (nd_path_check(fp) < 0)
+			return err_set(ERR_INVALID, "task '%s': %s", x->id, err_last());
+	}
+	if (x->checks.n == 0)
+		return err_set(ERR_INVALID, "task '%s' has no acceptance check", x->id);
+	for (const nd_plan_task *o = p->tasks; o < x; o++)
+		if (strcmp(o->id, x->id) == 0)
+			return err_set(ERR_INVALID, "two tasks have the id '%s'", x->id);
+	for (size_t d = 0; d < x->deps.n; d++) {
+		if (strcmp(x->deps.v[d], x->id) == 0)
+			return err_set(ERR_INVALID, "task '%s' depends on itself", x->id);
+		if (task_index(p, x->deps.v[d]) < 0)
+			return err_set(ERR_INVALID, "task '%s' depends on '%s', which is not a task "
+						    "of the plan", x->id, x->deps.v[d]);
+	}
+	return 0;
+}
+
+int nd_plan_from_json(const json_t *j, nd_plan *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = schema_check(j, "plan", "plan");
+	if (rc == 0)
+		rc = read_files(j, out);
+	if (rc == 0)
+		rc = read_tasks(j, out);
+	for (size_t i = 0; rc == 0 && i < out->ntasks; i++)
+		strv_free(&out->tasks[i].ordered_after); /* made here, never taken from the model */
+	for (size_t i = 0; rc == 0 && i < out->ntasks; i++)
+		rc = check_task(out, &out->tasks[i]);
+	if (rc == 0)
+		rc = topo_sort(out);
+	if (rc == 0)
+		rc = order_shared_files(out);
+	return rc;
 }
 
 json_t *nd_plan_to_json(const nd_plan *p)
@@ -546,7 +589,7 @@ json_t *nd_plan_to_json(const nd_plan *p)
 	if (!tasks)
 		return NULL;
 	for (size_t i = 0; i < p->ntasks; i++) {
-		const nd_task *t = &p->tasks[i];
+		const nd_plan_task *t = &p->tasks[i];
 		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o}", "id", t->id, "title", t->title,
 				      "goal", t->goal, "files", strv_json(&t->files), "checks",
 				      strv_json(&t->checks), "deps", strv_json(&t->deps));
@@ -557,6 +600,12 @@ json_t *nd_plan_to_json(const nd_plan *p)
 	j = json_pack("{s:s, s:s, s:o}", "summary", p->summary, "test_command", p->test_command,
 		      "tasks", tasks);
 	return j;
+}
+
+int nd_plan_read(const json_t *j, nd_plan *out)
+{
+	memset(out, 0, sizeof(*out));
+	return json_is_object(j) ? read_tasks(j, out) : 0;
 }
 
 /* --- the verdict --- */
@@ -574,20 +623,18 @@ void nd_review_free(nd_review *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int nd_review_from_json(const json_t *j, nd_review *out)
+int nd_review_read(const json_t *j, nd_review *out)
 {
 	const json_t *cs, *c;
-	const char *verdict;
+	const char *verdict = json_string_value(json_object_get(j, "verdict"));
 	size_t i;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = schema_check(j, "review", "verdict");
-	if (rc < 0)
-		return rc;
-	verdict = json_string_value(json_object_get(j, "verdict"));
 	out->approve = verdict && strcmp(verdict, "approve") == 0;
-	if ((rc = need_str(j, "summary", "review", &out->summary)) < 0)
+	out->round = (int)json_integer_value(json_object_get(j, "round"));
+	rc = need_str(j, "summary", "review", &out->summary);
+	if (rc < 0)
 		return rc;
 	out->comments = items_alloc(j, "comments", sizeof(nd_comment), &cs);
 	if (!out->comments)
@@ -595,14 +642,26 @@ int nd_review_from_json(const json_t *j, nd_review *out)
 	json_array_foreach(cs, i, c) {
 		nd_comment *x = &out->comments[out->ncomments++];
 
-		if ((rc = need_str(c, "comment", "review.comments", &x->text)) < 0)
+		rc = need_str(c, "comment", "review.comments", &x->text);
+		if (rc < 0)
 			return rc;
 		x->file = dup_str(c, "file");
 		x->line = (int)json_integer_value(json_object_get(c, "line"));
 	}
-	if (!out->approve && out->ncomments == 0 && !*out->summary)
-		return err_set(ERR_INVALID, "changes were requested without saying which");
 	return 0;
+}
+
+int nd_review_from_json(const json_t *j, nd_review *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = schema_check(j, "review", "verdict");
+	if (rc == 0)
+		rc = nd_review_read(j, out);
+	if (rc == 0 && !out->approve && out->ncomments == 0 && !*out->summary)
+		return err_set(ERR_INVALID, "changes were requested without saying which");
+	return rc;
 }
 
 json_t *nd_review_to_json(const nd_review *r)
@@ -617,8 +676,10 @@ json_t *nd_review_to_json(const nd_review *r)
 			json_object_set_new(c, "line", json_integer(r->comments[i].line));
 		json_array_append_new(cs, c);
 	}
-	return json_pack("{s:s, s:s, s:o}", "verdict", r->approve ? "approve" : "request_changes",
-			 "summary", r->summary, "comments", cs ? cs : json_array());
+	return json_pack("{s:s, s:s, s:o, s:o*}", "verdict",
+			 r->approve ? "approve" : "request_changes", "summary", r->summary,
+			 "comments", cs ? cs : json_array(), "round",
+			 r->round > 0 ? json_integer(r->round) : NULL);
 }
 
 /* --- for people --- */

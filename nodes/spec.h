@@ -41,11 +41,11 @@ typedef struct nd_spec {
 	char *remote_handle; /* NULL: none */
 } nd_spec;
 
-typedef struct nd_task {
+typedef struct nd_plan_task {
 	char *id, *title, *goal;
 	nd_strv files, checks, deps;
 	nd_strv ordered_after; /* dependencies added because files are shared */
-} nd_task;
+} nd_plan_task;
 
 typedef struct nd_file {
 	char *path, *content;
@@ -53,7 +53,7 @@ typedef struct nd_file {
 
 typedef struct nd_plan {
 	char *summary, *test_command, *readme;
-	nd_task *tasks;      /* in an order that respects the dependencies */
+	nd_plan_task *tasks;      /* in an order that respects the dependencies */
 	size_t ntasks;
 	nd_file *files;      /* the scaffold besides README.md */
 	size_t nfiles;
@@ -67,6 +67,7 @@ typedef struct nd_comment {
 
 typedef struct nd_review {
 	int approve;         /* 1: approve; 0: changes requested */
+	int round;           /* the review round (stored with the task); 0: none */
 	char *summary;
 	nd_comment *comments;
 	size_t ncomments;
@@ -82,6 +83,12 @@ const json_t *nd_schema(const char *name);
 int nd_spec_from_json(const json_t *j, nd_spec *out);
 int nd_plan_from_json(const json_t *j, nd_plan *out); /* + the DAG checks above */
 int nd_review_from_json(const json_t *j, nd_review *out);
+
+/* Reads a plan or a verdict the factory stored in its state (normalised
+ * JSON it wrote itself): no schema or DAG checks. A plan that is not an
+ * object reads as no plan. Free in every case; ERR_INVALID, ERR_NOMEM. */
+int nd_plan_read(const json_t *j, nd_plan *out);
+int nd_review_read(const json_t *j, nd_review *out);
 
 void nd_spec_free(nd_spec *s);
 void nd_plan_free(nd_plan *p);

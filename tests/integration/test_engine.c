@@ -507,7 +507,7 @@ static eng_graph *entry_graph(const char *name, const char *entry, eng_node_fn f
 	eng_graph_add_node(g, entry, fn, NULL, NULL);
 	eng_graph_add_edge(g, ENG_START, entry);
 	if (router)
-		eng_graph_add_router(g, entry, router, NULL);
+		eng_graph_add_router(g, entry, router, NULL, ENG_TARGETS(entry));
 	eng_graph_set_reducer(g, "log", ENG_APPEND);
 	if (limit)
 		eng_graph_set_recursion_limit(g, limit);

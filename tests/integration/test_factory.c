@@ -9,11 +9,13 @@
 #include "tests/support/spawn_support.h"
 #include "tests/support/support.h"
 
+#include "bot/approval.h"
 #include "core/err.h"
 #include "core/util.h"
 
 #include <stdarg.h>
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,8 +93,80 @@ static void begin(void)
 		     "factory_budget_grants CASCADE");
 }
 
+/* The names of a checkpoint's "nodes" or "next" (names or {"node"}). */
+static const char *task_name(const json_t *t)
+{
+	return json_is_string(t) ? json_string_value(t) : json_string_value(json_object_get(t, "node"));
+}
+
+/* Every transition the factory's runs took — from the nodes of each
+ * checkpoint to the tasks next — is an arrow of the graph as
+ * `orchestrator graph factory --mermaid` draws it (the picture in the
+ * README): what runs is what is declared. */
+static void check_transitions(void)
+{
+	buf out;
+	json_t *arrows = json_object(), *cks;
+	char *text, *line, *nl;
+	int checked = 0;
+	size_t i, k, m;
+	const json_t *ck, *to, *from;
+
+	buf_init(&out, 0);
+	assert_int_equal(tf_cli(&out, "graph factory --mermaid"), 0);
+	text = buf_steal(&out);
+	for (line = text; line && *line; line = nl ? nl + 1 : NULL) {
+		char a[64], b[64], key[140];
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (sscanf(line, " %63s --> %63[^;];", a, b) == 2 ||
+		    sscanf(line, " %63s -.-> %63[^;];", a, b) == 2) {
+			snprintf(key, sizeof(key), "%s>%s", a, b);
+			json_object_set_new(arrows, key, json_true());
+		}
+	}
+	free(text);
+	assert_true(json_object_size(arrows) > 10);
+	text = sql_text("SELECT coalesce(json_agg(json_build_object('thread', thread_id, 'nodes', "
+			"nodes, 'next', next) ORDER BY thread_id, seq), '[]')::text FROM "
+			"checkpoints");
+	cks = ts_json(text);
+	free(text);
+	json_array_foreach(cks, i, ck) {
+		const json_t *nodes = json_object_get(ck, "nodes"), *next = json_object_get(ck, "next");
+		json_t *ends = json_pack("[s]", "__end__");
+		if (json_array_size(next) == 0)
+			next = ends;
+		json_array_foreach(next, k, to) {
+			int found = json_array_size(nodes) == 0;
+			char key[140];
+
+			snprintf(key, sizeof(key), "__start__>%s", task_name(to));
+			if (found && !json_object_get(arrows, key))
+				fail_msg("a run started at %s, which START does not lead to", task_name(to));
+			json_array_foreach(nodes, m, from) {
+				snprintf(key, sizeof(key), "%s>%s", task_name(from), task_name(to));
+				found |= json_object_get(arrows, key) != NULL;
+			}
+			if (!found) {
+				char *d = json_dumps(ck, JSON_COMPACT);
+				fail_msg("a run went to %s from no node with an arrow to it: %s",
+					 task_name(to), d);
+			}
+			checked++;
+		}
+		json_decref(ends);
+	}
+	if (getenv("TF_DEBUG"))
+		fprintf(stderr, "# %d transitions, all in the drawing\n", checked);
+	json_decref(cks);
+	json_decref(arrows);
+}
+
 static void end(void)
 {
+	check_transitions();
 	tf_stop(&E);
 }
 
@@ -700,6 +774,226 @@ static void test_budget_extended(void **st)
 	end();
 }
 
+/* A question about a stuck task expires unanswered: the task waits, the
+ * person is told; their next message asks it again (a new question, the
+ * same buttons), and the answer to that one goes on. */
+static void test_expired_question_asked_again(void **st)
+{
+	pid_t serve;
+	int64_t thread;
+	json_t *all = json_array();
+	char *first;
+	(void)st;
+
+	begin();
+	json_array_append_new(all, tf_brainstorm_spec());
+	json_array_append_new(all, tf_plan());
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_BROKEN));
+	extend_new(all, tf_agent("wc"));
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_BROKEN));
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL));
+	extend_new(all, tf_agent("cli"));
+	json_array_append_new(all, tf_review("slug", 1, 1));
+	json_array_append_new(all, tf_review("wc", 1, 1));
+	json_array_append_new(all, tf_review("cli", 1, 1));
+	tf_script(&E, all);
+	serve = tf_spawn(&E, "serve", NULL);
+	tf_say(&E, "I want strkit: a tiny Python toolkit for URL slugs and word counts");
+	tf_click(&E, "Build strkit as specified", "Approve");
+	tf_click(&E, "Start building with this plan", "Approve");
+	thread = tf_thread(&E, 1);
+	await_sql("SELECT count(*) FROM approvals WHERE key LIKE 'q:%:failed:slug' AND message_id IS "
+		  "NOT NULL", 1);
+	first = sql_text("SELECT key FROM approvals WHERE key LIKE 'q:%%:failed:slug'");
+	/* its time runs out (the bot's own expiry, run now) */
+	ts_sql(E.db, "UPDATE approvals SET expires_at = now() - interval '1 second' WHERE key LIKE "
+		     "'q:%:failed:slug'");
+	assert_int_equal(bot_approvals_expire(E.db, "telegram", NULL), 0);
+	json_decref(tf_wait_msg(&E, "A question expired without an answer"));
+	tf_say(&E, "still there?");
+	json_decref(tf_wait_msg(&E, "here is where it stands"));
+	await_sql("SELECT count(*) FROM approvals WHERE key LIKE 'q:%:failed:slug' AND state = "
+		  "'pending' AND message_id IS NOT NULL", 1);
+	assert_int_equal(tf_count_msgs(&E, "failed 2 times"), 2);
+	tf_click(&E, "failed 2 times", "Retry");
+	json_decref(tf_wait_msg(&E, "is built"));
+	/* two questions: the expired one, then the one answered */
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key LIKE 'q:%%:failed:slug'"), 2);
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key = '%s' AND state = "
+				 "'expired'", first), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key LIKE 'q:%%:failed:slug' "
+				 "AND key <> '%s' AND decision = 'retry'", first), 1);
+	free(first);
+	tf_check_repository(&E, thread);
+	tf_kill(serve);
+	end();
+}
+
+/* The review of a task fails (the model twice answers what no verdict
+ * can be): the person is asked, and has it merged without a review. */
+static void test_failed_review_asks(void **st)
+{
+	pid_t serve;
+	json_t *all = json_array();
+	(void)st;
+
+	begin();
+	json_array_append_new(all, tf_brainstorm_spec());
+	json_array_append_new(all, tf_plan());
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL));
+	extend_new(all, tf_agent("wc"));
+	extend_new(all, tf_agent("cli"));
+	for (int i = 0; i < 2; i++)
+		json_array_append_new(all, tf_reply("m-reviewer", "Task slug: slugify() (review "
+							      "round 1)", "{\"verdict\": \"maybe\"}"));
+	json_array_append_new(all, tf_review("wc", 1, 1));
+	json_array_append_new(all, tf_review("cli", 1, 1));
+	tf_script(&E, all);
+	serve = tf_spawn(&E, "serve", NULL);
+	tf_say(&E, "I want strkit: a tiny Python toolkit for URL slugs and word counts");
+	tf_click(&E, "Build strkit as specified", "Approve");
+	tf_click(&E, "Start building with this plan", "Approve");
+	tf_click(&E, "The review of task slug (slugify()) failed", "Merge as it is");
+	json_decref(tf_wait_msg(&E, "is built"));
+	assert_int_equal(sql_int("SELECT count(*) FROM approvals WHERE key LIKE 'q:%%:review:slug' "
+				 "AND decision = 'accept'"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE task = 'slug' AND "
+				 "request->>'mode' = 'merge' AND status = 'done'"), 1);
+	tf_kill(serve);
+	end();
+}
+
+/* How many requests the fake model got whose body holds `needle`. */
+static int llm_requests_with(const char *needle)
+{
+	json_t *reqs = fake_llm_requests(&E.llm), *r;
+	size_t i;
+	int n = 0;
+
+	json_array_foreach(reqs, i, r) {
+		char *body = json_dumps(json_object_get(r, "body"), JSON_COMPACT);
+		n += body && strstr(body, needle) != NULL;
+		free(body);
+	}
+	json_decref(reqs);
+	return n;
+}
+
+static double sql_num(const char *sql)
+{
+	char *t = sql_text("%s", sql);
+	double v = strtod(t, NULL);
+
+	free(t);
+	return v;
+}
+
+/* Issue 11, defect 6: a worker run twice after a crash is paid twice, and
+ * every figure says so. The spawner is SIGKILLed while slug's worker waits
+ * for its second model reply; another spawner runs the task again from
+ * scratch under the same request id. The ledger holds both attempts'
+ * calls; the task's figures in the progress message, the final report and
+ * `show` come from it and add up to its totals. */
+static void test_costs_add_up_after_a_worker_crash(void **st)
+{
+	const char *env[] = {"ORCH_MAX_WORKERS=1", NULL};
+	json_t *all = json_array(), *a, *j, *tasks, *t;
+	pid_t spawner;
+	int64_t thread, tin, tout;
+	double usd, sum = 0;
+	char want[200], tok[32], *text;
+	const char *k;
+	buf out;
+	(void)st;
+
+	begin();
+	json_array_append_new(all, tf_brainstorm_spec());
+	json_array_append_new(all, tf_plan());
+	/* the first worker: its second reply never comes */
+	a = tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL);
+	tss_usage(json_array_get(a, 0), 5000, 1000);
+	tss_delay(json_array_get(a, 1), 600000);
+	extend_new(all, a);
+	/* the same worker, run again */
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL));
+	extend_new(all, tf_agent("wc"));
+	extend_new(all, tf_agent("cli"));
+	json_array_append_new(all, tf_review("slug", 1, 1));
+	json_array_append_new(all, tf_review("wc", 1, 1));
+	json_array_append_new(all, tf_review("cli", 1, 1));
+	tf_script(&E, all);
+	tf_spawn(&E, "bot", NULL);
+	spawner = tf_spawn(&E, "spawner", NULL);
+	tf_spawn(&E, "engine", env);
+	tf_say(&E, "I want strkit: a tiny Python toolkit for URL slugs and word counts");
+	tf_click(&E, "Build strkit as specified", "Approve");
+	tf_click(&E, "Start building with this plan", "Approve");
+	thread = tf_thread(&E, 1);
+	/* slug's worker paid its first reply and waits for the second */
+	await_sql("SELECT count(*) FROM llm_calls WHERE worker LIKE '%.slug.r1a1'", 1);
+	for (int i = 0; i < 3000 && llm_requests_with("Task slug, on branch task/slug") < 2; i++)
+		util_sleep_ms(20);
+	assert_int_equal(llm_requests_with("Task slug, on branch task/slug"), 2);
+	kill(spawner, SIGKILL);
+	waitpid(spawner, NULL, 0);
+	tf_spawn(&E, "spawner", NULL);
+	json_decref(tf_wait_msg(&E, "is built"));
+	/* it was run twice under one id, and the ledger holds both runs' calls */
+	assert_int_equal(sql_int("SELECT max(attempt) FROM workers WHERE thread_id = %lld AND task = "
+				 "'slug' AND request->>'mode' IS NULL", (long long)thread), 2);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE worker LIKE '%%.slug.r1a1'"), 3);
+	tin = sql_int("SELECT sum(tokens_in) FROM llm_calls WHERE worker LIKE '%%.slug.%%'");
+	tout = sql_int("SELECT sum(tokens_out) FROM llm_calls WHERE worker LIKE '%%.slug.%%'");
+	usd = sql_num("SELECT sum(cost_usd)::float8 FROM llm_calls WHERE worker LIKE '%.slug.%'");
+	assert_true(tin > 5000 && tout > 1000);
+	/* the final report's figures for slug are the ledger's */
+	text = sql_text("SELECT payload->>'content' FROM outbox WHERE thread_id = %lld AND kind = "
+			"'telegram.document'", (long long)thread);
+	snprintf(want, sizeof(want), "Rounds: 1; workers' tokens: %lld in, %lld out; $%.4f.",
+		 (long long)tin, (long long)tout, usd);
+	if (!strstr(text, "(`slug`): done") || !strstr(text, want))
+		fail_msg("the report does not say '%s' for slug:\n%s", want, text);
+	free(text);
+	/* so are the progress message's, to its last edit */
+	text = sql_text("SELECT payload->>'html' FROM outbox WHERE thread_id = %lld AND kind = "
+			"'telegram.progress' ORDER BY id DESC LIMIT 1", (long long)thread);
+	snprintf(tok, sizeof(tok), "%.1fk", (double)(tin + tout) / 1000.0);
+	snprintf(want, sizeof(want), " · %s tokens · $%.4f\n", tok, usd);
+	{
+		const char *line = strstr(text, "<code>slug</code> done");
+		const char *nl = line ? strchr(line, '\n') : NULL;
+		if (!strstr(text, "3 of 3 tasks merged") || !nl ||
+		    !strstr(line, want) || strstr(line, want) > nl)
+			fail_msg("the progress message does not say '%s' for slug:\n%s", want, text);
+	}
+	free(text);
+	/* and show's: per task, and the tasks add up to what the workers cost */
+	buf_init(&out, 0);
+	assert_int_equal(tf_cli(&out, "show tg:%d:1 --json", TF_OWNER), 0);
+	j = ts_json(buf_cstr(&out));
+	tasks = json_object_get(json_object_get(j, "costs"), "tasks");
+	t = json_object_get(tasks, "slug");
+	assert_int_equal(json_integer_value(json_object_get(t, "tokens_in")), tin);
+	assert_int_equal(json_integer_value(json_object_get(t, "tokens_out")), tout);
+	assert_true(fabs(json_number_value(json_object_get(t, "cost_usd")) - usd) < 1e-9);
+	json_object_foreach(tasks, k, t)
+		sum += json_number_value(json_object_get(t, "cost_usd"));
+	assert_int_equal(json_object_size(tasks), 3);
+	assert_true(fabs(sum - sql_num("SELECT sum(cost_usd)::float8 FROM llm_calls WHERE worker IS "
+				       "NOT NULL AND worker NOT LIKE '%.publish'")) < 1e-9);
+	assert_true(fabs(json_number_value(json_object_get(json_object_get(j, "summary"),
+							   "cost_usd")) -
+			 sql_num("SELECT sum(cost_usd)::float8 FROM llm_calls")) < 1e-9);
+	json_decref(j);
+	buf_reset(&out);
+	assert_int_equal(tf_cli(&out, "show tg:%d:1", TF_OWNER), 0);
+	snprintf(want, sizeof(want), "%lld tokens  $%.4f", (long long)(tin + tout), usd);
+	if (!strstr(buf_cstr(&out), want))
+		fail_msg("show does not say '%s' for slug:\n%s", want, buf_cstr(&out));
+	buf_free(&out);
+	end();
+}
+
 /* The terminal: orchestrator new, status, approve and reject by project,
  * show, cancel. */
 static void test_terminal_commands(void **st)
@@ -814,6 +1108,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_merge_conflict_sends_task_back, teardown),
 		cmocka_unit_test_teardown(test_review_rounds_escalate, teardown),
 		cmocka_unit_test_teardown(test_budget_extended, teardown),
+		cmocka_unit_test_teardown(test_costs_add_up_after_a_worker_crash, teardown),
+		cmocka_unit_test_teardown(test_expired_question_asked_again, teardown),
+		cmocka_unit_test_teardown(test_failed_review_asks, teardown),
 		cmocka_unit_test_teardown(test_terminal_commands, teardown),
 	};
 	ts_init();

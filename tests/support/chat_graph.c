@@ -131,7 +131,8 @@ eng_graph *ts_chat_graph(const char *approvers_json)
 	eng_graph_add_node(g, "gate", gate, NULL, &once);
 	eng_graph_add_node(g, "askq", askq, NULL, &once);
 	eng_graph_add_node(g, "waitq", waitq, NULL, &once);
-	eng_graph_add_router(g, ENG_START, route, NULL);
+	eng_graph_add_router(g, ENG_START, route, NULL,
+			     ENG_TARGETS("ask", "askq", "slow", "reply"));
 	eng_graph_add_edge(g, "ask", "gate");
 	eng_graph_add_edge(g, "askq", "waitq");
 	if (eng_graph_compile(g) < 0) {

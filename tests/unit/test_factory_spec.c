@@ -1,10 +1,13 @@
 /* The factory's edge: the model's spec, plan and verdict read into typed
- * structs; a plan checked as a DAG, with tasks that share files ordered. */
+ * structs; a plan checked as a DAG, with tasks that share files ordered;
+ * the project's state typed (nodes/model.h): its tables of moves, and what
+ * a node changed written back, and nothing else. */
 #include "tests/support/support.h"
 
 #include "core/buf.h"
 #include "core/err.h"
 #include "nodes/factory.h"
+#include "nodes/model.h"
 #include "nodes/spec.h"
 
 #include <stdio.h>
@@ -24,7 +27,7 @@ static json_t *plan_with(const char *tasks)
 	return ts_json(text);
 }
 
-static const char *dep(const nd_task *t, size_t i)
+static const char *dep(const nd_plan_task *t, size_t i)
 {
 	return i < t->deps.n ? t->deps.v[i] : "";
 }
@@ -198,6 +201,99 @@ static void test_summary(void **st)
 	json_decref(state);
 }
 
+/* The moves the tables allow, and those they refuse. */
+static void test_moves(void **st)
+{
+	nd_task t;
+	nd_project p;
+	(void)st;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(t.id, sizeof(t.id), "slug");
+	t.status = ND_TASK_QUEUED;
+	assert_int_equal(nd_task_move(&t, ND_TASK_WORKING), 0);
+	assert_int_equal(nd_task_move(&t, ND_TASK_REVIEW), 0);
+	assert_int_equal(nd_task_move(&t, ND_TASK_MERGED), ERR_INTERNAL); /* not reviewed */
+	assert_non_null(strstr(err_last(), "task slug cannot go from 'review' to 'merged'"));
+	assert_int_equal(t.status, ND_TASK_REVIEW);
+	t.status = ND_TASK_MERGED;
+	assert_int_equal(nd_task_move(&t, ND_TASK_QUEUED), ERR_INTERNAL); /* merged is final */
+	assert_int_equal(nd_task_move(&t, ND_TASK_MERGED), 0);              /* staying is fine */
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(nd_stage_move(&p, ND_STAGE_BRAINSTORM), 0);
+	assert_int_equal(nd_stage_move(&p, ND_STAGE_DEVELOP), ERR_INTERNAL); /* no plan yet */
+	p.stage = ND_STAGE_DONE;
+	assert_int_equal(nd_stage_move(&p, ND_STAGE_CANCELLED), ERR_INTERNAL);
+	/* every status has a name, a label and an icon; the drifted words are settled */
+	for (int i = 0; i < ND_TASK_COUNT; i++)
+		assert_true(ND_STATUS[i].name && ND_STATUS[i].label && ND_STATUS[i].icon);
+	assert_string_equal(nd_task_state_label("review_error"), "review failed");
+	assert_string_equal(nd_task_state_label("review_budget"), "budget reached");
+	assert_int_equal(nd_word_find(ND_STATUS, ND_TASK_COUNT, "failed"), ND_TASK_COUNT);
+}
+
+/* A state loaded and stored unchanged writes nothing; what a node changes
+ * is written, key by key, task by task. */
+static void test_load_store(void **st)
+{
+	json_t *state = ts_json(
+	    "{\"stage\": \"develop\", \"asks\": 2, \"chat\": {\"channel\": \"term\", \"chat\": \"ada\"}, "
+	    "\"user\": {\"id\": 7, \"name\": \"Ada\", \"username\": \"ada\"}, "
+	    "\"repo\": {\"path\": \"/r.git\", \"branch\": \"main\", \"remote\": {\"url\": "
+	    "\"https://x/r.git\", \"error\": \"no handle\"}}, \"main\": {\"passed\": 3, \"total\": 3}, "
+	    "\"tasks\": {\"a\": {\"id\": \"a\", \"title\": \"A\", \"status\": \"blocked\", \"round\": 1, "
+	    "\"attempt\": 2, \"failures\": 2, \"branch\": \"task/a\", \"question\": \"q:2:failed:a\", "
+	    "\"tests\": {\"passed\": 1, \"total\": 2}}, \"b\": {\"id\": \"b\", \"title\": \"B\", "
+	    "\"status\": \"review_budget\", \"round\": 1, \"attempt\": 1, \"failures\": 0, "
+	    "\"budget\": {\"kind\": \"project\", \"scope\": \"t:1\", \"limit_usd\": 1.0, "
+	    "\"spent_usd\": 1.0}}}, "
+	    "\"questions\": {\"q:2:failed:a\": {\"kind\": \"failed\", \"task\": \"a\", \"text\": \"?\", "
+	    "\"options\": [\"retry\", \"skip\", \"stop\"], \"asked_at\": 5, \"resume\": \"work\"}}}");
+	json_t *up = json_object(), *bad;
+	nd_project p, was;
+	nd_task *a;
+	(void)st;
+
+	assert_int_equal(nd_project_load(&p, state), 0);
+	assert_int_equal(nd_project_load(&was, state), 0);
+	nd_project_store(&p, &was, up);
+	assert_int_equal(json_object_size(up), 0); /* nothing changed, nothing written */
+	assert_int_equal(p.stage, ND_STAGE_DEVELOP);
+	assert_int_equal(p.nqs, 1);
+	assert_int_equal(p.qs[0].opts[1], ND_OPT_SKIP);
+	assert_true(p.repo.has_remote && strcmp(p.repo.remote_error, "no handle") == 0);
+	assert_true(p.tasks[1].has_budget && p.tasks[1].budget_limit == 1.0);
+	/* the person skips a: the task moves, the question goes, asks counts on */
+	a = nd_task_find(&p, "a");
+	assert_int_equal(nd_task_move(a, ND_TASK_SKIPPED), 0);
+	nd_str_set(&a->question, NULL);
+	nd_question_remove(&p, "q:2:failed:a");
+	p.asks++;
+	nd_project_store(&p, &was, up);
+	assert_int_equal(json_object_size(up), 3); /* tasks, questions, asks */
+	assert_int_equal(json_integer_value(json_object_get(up, "asks")), 3);
+	assert_true(json_is_null(json_object_get(json_object_get(up, "questions"),
+						 "q:2:failed:a")));
+	assert_int_equal(json_object_size(json_object_get(up, "tasks")), 1); /* b unchanged */
+	{
+		json_t *ta = json_object_get(json_object_get(up, "tasks"), "a");
+		assert_string_equal(json_string_value(json_object_get(ta, "status")), "skipped");
+		assert_null(json_object_get(ta, "question"));
+		assert_int_equal(json_integer_value(json_object_get(json_object_get(ta, "tests"),
+								    "total")), 2);
+	}
+	nd_project_free(&p);
+	nd_project_free(&was);
+	/* a status it does not know is refused, naming it */
+	bad = ts_json("{\"stage\": \"develop\", \"tasks\": {\"a\": {\"status\": \"failed\"}}}");
+	assert_int_equal(nd_project_load(&p, bad), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "unknown status 'failed'"));
+	nd_project_free(&p);
+	json_decref(bad);
+	json_decref(up);
+	json_decref(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +302,8 @@ int main(void)
 		cmocka_unit_test(test_bad_plans),
 		cmocka_unit_test(test_review),
 		cmocka_unit_test(test_summary),
+		cmocka_unit_test(test_moves),
+		cmocka_unit_test(test_load_store),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -127,8 +127,9 @@ static eng_graph *fan_graph(void)
 	eng_graph_add_node(g, "w", node_echo_input, NULL, NULL);
 	eng_graph_add_node(g, "x", node_ok, NULL, NULL);
 	eng_graph_add_edge(g, ENG_START, "a");
-	eng_graph_add_router(g, "a", route_fan, NULL);
-	eng_graph_add_router(g, "x", route_unknown, NULL);
+	assert_int_equal(eng_graph_add_router(g, "a", route_fan, NULL,
+					      ENG_TARGETS("b", "c", "w", "x")), 0);
+	assert_int_equal(eng_graph_add_router(g, "x", route_unknown, NULL, ENG_TARGETS("b")), 0);
 	eng_graph_add_edge(g, "b", ENG_END);
 	eng_graph_set_reducer(g, "log", ENG_APPEND);
 	assert_int_equal(eng_graph_compile(g), 0);
@@ -488,6 +489,141 @@ static void test_await_and_take(void **st)
 	eng_graph_free(g);
 }
 
+/* --- declared transitions and drawing --- */
+
+static int node_goto_c(eng_ctx *ctx, const json_t *state, const json_t *input, json_t **update)
+{
+	(void)state;
+	(void)input;
+	(void)update;
+	return eng_goto(ctx, "c");
+}
+
+static int route_to_c(const json_t *state, eng_next *next, void *udata)
+{
+	(void)state;
+	(void)udata;
+	return eng_next_add(next, "c");
+}
+
+static void test_declared_targets(void **st)
+{
+	eng_graph *g;
+	json_t *state = json_object(), *tasks = ts_json("[{\"node\":\"a\"}]"), *next = NULL;
+	task_result *res;
+	(void)st;
+
+	/* a router must declare its targets, and each must be a node */
+	assert_int_equal(eng_graph_new(&g, "declared"), 0);
+	eng_graph_add_node(g, "a", node_goto_c, NULL, NULL);
+	eng_graph_add_node(g, "b", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "c", node_ok, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "a");
+	assert_int_equal(eng_graph_add_router(g, "a", route_to_c, NULL, ENG_TARGETS(NULL)),
+			 ERR_INVALID);
+	assert_int_equal(eng_graph_add_router(g, "a", route_to_c, NULL, ENG_TARGETS("b", "ghost")),
+			 0);
+	assert_int_equal(eng_graph_compile(g), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "unknown node 'ghost'"));
+	eng_graph_free(g);
+
+	/* c is reached by nothing declared: a goto alone does not count */
+	assert_int_equal(eng_graph_new(&g, "declared"), 0);
+	eng_graph_add_node(g, "a", node_goto_c, NULL, NULL);
+	eng_graph_add_node(g, "b", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "c", node_ok, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "a");
+	eng_graph_add_router(g, "a", route_to_c, NULL, ENG_TARGETS("b", ENG_END));
+	assert_int_equal(eng_graph_compile(g), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "node 'c'"));
+	assert_int_equal(eng_graph_set_destinations(g, "ghost", ENG_TARGETS("c")), ERR_NOTFOUND);
+	assert_int_equal(eng_graph_set_destinations(g, "b", ENG_TARGETS("c")), 0);
+	assert_int_equal(eng_graph_compile(g), 0);
+
+	/* at run time: the router picks c, which it did not declare; a's goto
+	 * to c is not one of a's destinations either */
+	res = run_step(g, state, tasks, NULL);
+	assert_int_equal(res[0].rc, ERR_INVALID);
+	assert_non_null(strstr(res[0].error, "routed to 'c', which is not one of its declared "
+					     "destinations (none"));
+	task_result_clear(&res[0]);
+	memset(&res[0], 0, sizeof(res[0]));
+	assert_int_equal(step_next(g, state, tasks, res, &next), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "picked 'c', which is not one of its declared targets "
+					   "(b, __end__)"));
+	assert_null(next);
+	free(res);
+	json_decref(state);
+	json_decref(tasks);
+	eng_graph_free(g);
+}
+
+static void test_draw(void **st)
+{
+	eng_graph *g;
+	json_t *edges = NULL;
+	buf out;
+	const char *join[] = {"b", "c"};
+	(void)st;
+
+	assert_int_equal(eng_graph_new(&g, "drawn"), 0);
+	eng_graph_add_node(g, "a", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "b", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "c", node_ok, NULL, NULL);
+	eng_graph_add_node(g, "d-1", node_ok, NULL, NULL);
+	eng_graph_add_edge(g, ENG_START, "a");
+	eng_graph_add_router(g, "a", route_to_c, NULL, ENG_TARGETS("b", "c"));
+	eng_graph_add_join(g, join, 2, "d-1");
+	eng_graph_set_destinations(g, "d-1", ENG_TARGETS("a"));
+	buf_init(&out, 0);
+	assert_int_equal(eng_graph_draw(g, "mermaid", &out), ERR_INVALID); /* not compiled */
+	assert_int_equal(eng_graph_compile(g), 0);
+	assert_int_equal(eng_graph_edges(g, &edges), 0);
+	{
+		json_t *want = ts_json(
+		    "[{\"from\":\"__start__\",\"to\":\"a\",\"kind\":\"edge\"},"
+		    "{\"from\":\"a\",\"to\":\"b\",\"kind\":\"router\"},"
+		    "{\"from\":\"a\",\"to\":\"c\",\"kind\":\"router\"},"
+		    "{\"from\":\"b\",\"to\":\"d-1\",\"kind\":\"join\"},"
+		    "{\"from\":\"c\",\"to\":\"d-1\",\"kind\":\"join\"},"
+		    "{\"from\":\"d-1\",\"to\":\"a\",\"kind\":\"goto\"}]");
+		assert_true(json_equal(edges, want));
+		json_decref(want);
+	}
+	assert_int_equal(eng_graph_draw(g, "mermaid", &out), 0);
+	assert_string_equal(buf_cstr(&out),
+			    "%%{init: {'flowchart': {'curve': 'linear'}}}%%\n"
+			    "graph TD;\n"
+			    "\t__start__([<p>__start__</p>]):::first\n"
+			    "\ta(\"a\")\n\tb(\"b\")\n\tc(\"c\")\n\td_1(\"d-1\")\n"
+			    "\t__end__([<p>__end__</p>]):::last\n"
+			    "\t__start__ --> a;\n"
+			    "\ta -.-> b;\n"
+			    "\ta -.-> c;\n"
+			    "\tb --> d_1;\n"
+			    "\tc --> d_1;\n"
+			    "\td_1 -.-> a;\n"
+			    "\tclassDef default fill:#f2f0ff,line-height:1.2\n"
+			    "\tclassDef first fill-opacity:0\n"
+			    "\tclassDef last fill:#bfb6fc\n");
+	buf_reset(&out);
+	assert_int_equal(eng_graph_draw(g, "dot", &out), 0);
+	assert_non_null(strstr(buf_cstr(&out), "\t\"a\" -> \"b\" [style=dashed];\n"));
+	assert_non_null(strstr(buf_cstr(&out), "\t\"b\" -> \"d-1\" [style=bold];\n"));
+	buf_reset(&out);
+	assert_int_equal(eng_graph_draw(g, "text", &out), 0);
+	assert_string_equal(buf_cstr(&out), "graph drawn: 4 nodes\n"
+					    "  __start__ -> a\n"
+					    "  a -> router: b, c\n"
+					    "  b -> join: d-1\n"
+					    "  c -> join: d-1\n"
+					    "  d-1 -> goto: a\n");
+	assert_int_equal(eng_graph_draw(g, "png", &out), ERR_INVALID);
+	buf_free(&out);
+	json_decref(edges);
+	eng_graph_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -501,6 +637,8 @@ int main(void)
 		cmocka_unit_test(test_retry_policy),
 		cmocka_unit_test(test_await_and_take),
 		cmocka_unit_test(test_timeout_settings),
+		cmocka_unit_test(test_declared_targets),
+		cmocka_unit_test(test_draw),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
