@@ -222,8 +222,11 @@ static int do_set(int argc, char **argv, int remove)
 		const char *v;
 		if (cli_flag(argv, i, "--try"))
 			try_call = 1;
-		else if (cli_opt(argc, argv, &i, "--expect", &v) && (expect = cli_int(v)) >= 0)
-			continue;
+		else if (cli_opt(argc, argv, &i, "--expect", &v)) {
+			expect = cli_int(v);
+			if (expect < 0)
+				return cli_usage(USAGE);
+		}
 		else if (nvals < 20)
 			vals[nvals++] = argv[i];
 		else
@@ -234,7 +237,8 @@ static int do_set(int argc, char **argv, int remove)
 	if (strcmp(kind, "budgets") == 0 || strcmp(kind, "scheduler") == 0) {
 		if (remove ? nvals != 0 : nvals != 1)
 			return cli_usage(USAGE);
-		if (!remove && !(value = parse_value(vals[0])))
+		value = remove ? NULL : parse_value(vals[0]);
+		if (!remove && !value)
 			return 2;
 		return apply(kind, NULL, value, try_call, expect);
 	}
@@ -251,7 +255,8 @@ static int do_set(int argc, char **argv, int remove)
 	} else if (!remove) {
 		if (nvals != 2)
 			return cli_usage(USAGE);
-		if (!(value = parse_value(vals[1])))
+		value = parse_value(vals[1]);
+		if (!value)
 			return 2;
 	}
 	return apply(kind, name, value, try_call, expect);
@@ -323,12 +328,16 @@ static int do_audit(int argc, char **argv)
 		const char *val;
 		if (cli_flag(argv, a, "--json"))
 			as_json = 1;
-		else if (cli_opt(argc, argv, &a, "--limit", &val) && (limit = cli_int(val)) > 0)
-			continue;
+		else if (cli_opt(argc, argv, &a, "--limit", &val)) {
+			limit = cli_int(val);
+			if (limit <= 0)
+				return cli_usage(USAGE);
+		}
 		else
 			return cli_usage(USAGE);
 	}
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	if (llm_config_audit_list(c, (int)limit, &list) < 0) {
 		pg_conn_close(c);
@@ -362,7 +371,8 @@ static int do_clear(int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return cli_usage(USAGE);
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	cli_audit_actor(actor, sizeof(actor));
 	if (llm_config_clear(c, actor, &v) < 0) {
@@ -384,7 +394,8 @@ static int do_prompts(int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return cli_usage(USAGE);
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	if (llm_config_prompts(c, 0, &list) < 0) {
 		pg_conn_close(c);
@@ -440,7 +451,8 @@ static int do_prompt(int argc, char **argv)
 		size_t n;
 		json_t *v;
 		buf_init(&b, 262145);
-		while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+		for (n = fread(chunk, 1, sizeof(chunk), stdin); n > 0;
+		     n = fread(chunk, 1, sizeof(chunk), stdin))
 			if (buf_append(&b, chunk, n) < 0) {
 				buf_free(&b);
 				fprintf(stderr, "orchestrator: a template is at most 256 KiB\n");

@@ -625,220 +625,250 @@ static int apply_prompt(pg_conn *c, const llm_config_change *ch, llm_config_resu
 	return pg_exec(c, NULL, "COMMIT", 0, NULL);
 }
 
+/* What the steps of one change share. */
+typedef struct apply_ctx {
+	pg_conn *c;
+	const llm_config_change *ch;
+	const llm_registry *seed;
+	llm_config_result *out;
+	const char *kind, *name;
+	int is_obj, whole;
+	json_t *doc;      /* the whole configuration, with the change once edited */
+	json_t *old;      /* the object before the change (NULL: none) */
+	json_t *value;    /* the object after it (NULL: removed) */
+	llm_registry *reg; /* the document loaded */
+} apply_ctx;
+
+/* The change on the document: x->old, x->value and x->doc. */
+static int edit_doc(apply_ctx *x)
+{
+	const llm_config_change *ch = x->ch;
+	json_t *target;
+
+	if (x->whole) {
+		x->old = x->doc;
+		x->doc = json_deep_copy(ch->value);
+		x->value = json_incref(x->doc);
+		x->out->seeded = 0; /* replaced whole: nothing of this process's is copied */
+		return 0;
+	}
+	if (!x->is_obj) {
+		x->old = json_incref(json_object_get(x->doc, x->kind));
+		x->value = ch->value ? json_deep_copy(ch->value) : NULL;
+		if (x->value)
+			json_object_set(x->doc, x->kind, x->value);
+		else
+			json_object_del(x->doc, x->kind);
+		return 0;
+	}
+	target = section(x->doc, x->kind);
+	x->old = json_incref(json_object_get(target, x->name));
+	if (!ch->value && !x->old)
+		return err_set(ERR_NOTFOUND, "there is no %s '%s' to remove", x->kind, x->name);
+	if (ch->value && strcmp(x->kind, "role") == 0 && json_is_string(ch->value))
+		x->value = json_pack("[O]", ch->value);
+	else if (ch->value)
+		x->value = json_deep_copy(ch->value);
+	if (x->value && strcmp(x->kind, "role") != 0 && !json_is_object(x->value))
+		return err_set(ERR_INVALID, "a %s's configuration is a JSON object", x->kind);
+	if (x->value && strcmp(x->kind, "role") == 0 && !json_is_array(x->value))
+		return err_set(ERR_INVALID, "a role's models are a list of model names, cheapest first");
+	if (x->value)
+		json_object_set(target, x->name, x->value);
+	else
+		json_object_del(target, x->name);
+	return 0;
+}
+
+/* The servers the change sends calls to answer (and the test calls). */
+static int check_servers(apply_ctx *x)
+{
+	const char *kind = x->kind, *name = x->name;
+	int rc = 0;
+
+	for (int i = 0; x->whole && rc == 0 && i < llm_registry_n_endpoints(x->reg); i++)
+		rc = probe(x->reg, i, NULL, x->out);
+	if (x->whole && rc == 0)
+		rc = keys_readable(x->reg, NULL);
+	if (x->value && (strcmp(kind, "endpoint") == 0 || strcmp(kind, "model") == 0)) {
+		const char *ep = json_string_value(json_object_get(x->value, "endpoint"));
+		for (int i = 0; i < llm_registry_n_endpoints(x->reg) && rc == 0; i++) {
+			const llm_endpoint *e = llm_registry_endpoint(x->reg, i);
+			if (strcmp(kind, "endpoint") == 0 && strcmp(e->name, name) == 0)
+				rc = probe(x->reg, i, NULL, x->out);
+			else if (strcmp(kind, "model") == 0 && ep && strcmp(e->name, ep) == 0)
+				rc = probe(x->reg, i, name, x->out);
+		}
+	}
+	if (rc < 0 || !x->ch->try_call || !x->value)
+		return rc;
+	if (strcmp(kind, "model") == 0)
+		return try_model(x->doc, name, x->out);
+	if (strcmp(kind, "role") == 0) {
+		size_t i;
+		json_t *m;
+		json_array_foreach(x->value, i, m) {
+			rc = try_model(x->doc, json_string_value(m), x->out);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	for (int k = 0; k < llm_registry_n_models(x->reg) && rc == 0; k++) {
+		const llm_model *m = llm_registry_model(x->reg, k);
+		if (x->whole || (strcmp(kind, "endpoint") == 0 &&
+				 strcmp(llm_registry_endpoint(x->reg, m->endpoint)->name, name) == 0))
+			rc = try_model(x->doc, m->name, x->out);
+	}
+	return rc;
+}
+
+/* Writes the change: the seed first, the rows, the head, the audit, the
+ * notice. Inside the transaction. */
+static int store_change(apply_ctx *x)
+{
+	const char *actor = x->ch->actor;
+	char *t = NULL, *sched = NULL, *budg = NULL, v[24];
+	PGresult *r = NULL;
+	int rc = 0;
+
+	if (x->out->seeded) {
+		json_t *before = seed_doc(x->seed);
+		const char *origin = x->seed ? llm_registry_origin(x->seed) : "none";
+		rc = store_all(x->c, before, actor);
+		if (rc == 0)
+			rc = audit_row(x->c, actor, "seed", "config", origin, NULL, before);
+		json_decref(before);
+		note(x->out, "the stored configuration started as a copy of %s",
+		     x->seed ? origin : "nothing (no file or environment)");
+	}
+	if (rc == 0 && x->whole) {
+		rc = pg_exec(x->c, NULL, "DELETE FROM llm_config_endpoints", 0, NULL);
+		if (rc == 0)
+			rc = pg_exec(x->c, NULL, "DELETE FROM llm_config_models", 0, NULL);
+		if (rc == 0)
+			rc = pg_exec(x->c, NULL, "DELETE FROM llm_config_roles", 0, NULL);
+		if (rc == 0)
+			rc = store_all(x->c, x->doc, actor);
+	}
+	if (rc == 0 && x->is_obj) {
+		int ep = strcmp(x->kind, "endpoint") == 0, mo = strcmp(x->kind, "model") == 0;
+		const pg_stmt *set = ep ? &STMT_SET_ENDPOINT : mo ? &STMT_SET_MODEL : &STMT_SET_ROLE;
+		const pg_stmt *del = ep ? &STMT_DEL_ENDPOINT : mo ? &STMT_DEL_MODEL : &STMT_DEL_ROLE;
+		const char *params[3] = {x->name, NULL, actor};
+		t = dump(x->value);
+		params[1] = t;
+		rc = pg_exec_stmt(x->c, NULL, x->value ? set : del, params);
+	}
+	if (rc == 0) {
+		const char *params[4] = {"true", NULL, NULL, actor};
+		sched = dump(json_object_get(x->doc, "scheduler"));
+		budg = dump(json_object_get(x->doc, "budgets"));
+		params[1] = sched ? sched : "";
+		params[2] = budg ? budg : "";
+		rc = pg_exec_stmt(x->c, &r, &STMT_BUMP, params);
+		if (rc == 0)
+			x->out->version = pg_int(r, 0, 0);
+	}
+	if (rc == 0)
+		rc = audit_row(x->c, actor, x->whole ? "import" : x->value ? "set" : "remove", x->kind,
+			       x->name, x->old, x->value);
+	if (rc == 0) {
+		const char *params[1] = {v};
+		snprintf(v, sizeof(v), "%lld", (long long)x->out->version);
+		rc = pg_exec_stmt(x->c, NULL, &STMT_NOTIFY, params);
+	}
+	PQclear(r);
+	free(t);
+	free(sched);
+	free(budg);
+	return rc;
+}
+
+/* The kind and name of a change are ones it can have. */
+static int check_change(apply_ctx *x)
+{
+	int model = strcmp(x->kind, "model") == 0;
+
+	x->is_obj = strcmp(x->kind, "endpoint") == 0 || model || strcmp(x->kind, "role") == 0;
+	x->whole = strcmp(x->kind, "config") == 0;
+	if (!x->ch->actor || !*x->ch->actor)
+		return err_set(ERR_INVALID, "a change needs an actor (who makes it)");
+	if (!x->is_obj && !x->whole && strcmp(x->kind, "scheduler") != 0 &&
+	    strcmp(x->kind, "budgets") != 0)
+		return err_set(ERR_INVALID, "unknown kind '%s' (endpoint, model, role, scheduler, "
+					    "budgets, config or prompt)", x->kind);
+	if (x->whole && !json_is_object(x->ch->value))
+		return err_set(ERR_INVALID, "a whole configuration is a JSON object, as a models file");
+	if (x->is_obj && !name_ok(x->name, model ? 95 : 63))
+		return err_set(ERR_INVALID,
+			       "'%s' is not a name for a %s: letters, digits and . _ - : / (not first), "
+			       "at most %d characters", x->name, x->kind, model ? 95 : 63);
+	return 0;
+}
+
 int llm_config_apply(pg_conn *c, const llm_config_change *ch, const llm_registry *seed,
 		     llm_config_result *out)
 {
-	PGresult *head = NULL, *r = NULL;
-	json_t *doc = NULL, *old = NULL, *value = NULL, *target;
-	llm_registry *reg = NULL;
-	char *t = NULL, *sched = NULL, *budg = NULL;
-	int stored, rc, in_tx = 0, is_obj, whole;
-	const char *kind = ch->kind ? ch->kind : "";
-	const char *name = ch->name ? ch->name : "";
+	apply_ctx x;
+	PGresult *head = NULL;
+	int rc, in_tx = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (!ch->actor || !*ch->actor)
-		return err_set(ERR_INVALID, "a change needs an actor (who makes it)");
-	if (strcmp(kind, "prompt") == 0)
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	x.ch = ch;
+	x.seed = seed;
+	x.out = out;
+	x.kind = ch->kind ? ch->kind : "";
+	x.name = ch->name ? ch->name : "";
+	if (strcmp(x.kind, "prompt") == 0)
 		return apply_prompt(c, ch, out);
-	is_obj = strcmp(kind, "endpoint") == 0 || strcmp(kind, "model") == 0 ||
-		 strcmp(kind, "role") == 0;
-	whole = strcmp(kind, "config") == 0;
-	if (!is_obj && !whole && strcmp(kind, "scheduler") != 0 && strcmp(kind, "budgets") != 0)
-		return err_set(ERR_INVALID, "unknown kind '%s' (endpoint, model, role, scheduler, "
-					    "budgets, config or prompt)", kind);
-	if (whole && !json_is_object(ch->value))
-		return err_set(ERR_INVALID, "a whole configuration is a JSON object, as a models file");
-	if (is_obj && !name_ok(name, strcmp(kind, "model") == 0 ? 95 : 63))
-		return err_set(ERR_INVALID,
-			       "'%s' is not a name for a %s: letters, digits and . _ - : / (not first), "
-			       "at most %d characters", name, kind, strcmp(kind, "model") == 0 ? 95 : 63);
-
+	rc = check_change(&x);
+	if (rc < 0)
+		return rc;
 	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 	in_tx = rc == 0;
 	if (rc == 0)
 		rc = pg_exec_stmt(c, &head, &STMT_HEAD_LOCK, NULL);
 	if (rc == 0 && pg_rows(head) != 1)
 		rc = err_set(ERR_DB, "the llm_config row is missing: run 'orchestrator migrate'");
-	if (rc < 0)
-		goto done;
-	stored = strcmp(pg_val(head, 0, 1), "t") == 0;
-	if (ch->expect_version >= 0 && pg_int(head, 0, 0) != ch->expect_version) {
+	if (rc == 0 && ch->expect_version >= 0 && pg_int(head, 0, 0) != ch->expect_version)
 		rc = err_set(ERR_CONFLICT, "the configuration changed meanwhile (now version %lld, by "
 					   "%s at %s): reload and make your change again",
 			     (long long)pg_int(head, 0, 0), pg_val(head, 0, 4), pg_val(head, 0, 5));
-		goto done;
-	}
-	if (stored) {
-		rc = doc_from(c, head, &doc);
-	} else {
-		doc = seed_doc(seed);
+	if (rc == 0 && strcmp(pg_val(head, 0, 1), "t") == 0) {
+		rc = doc_from(c, head, &x.doc);
+	} else if (rc == 0) {
+		x.doc = seed_doc(seed);
 		out->seeded = 1;
-		rc = doc ? 0 : err_set(ERR_NOMEM, "out of memory");
+		rc = x.doc ? 0 : err_set(ERR_NOMEM, "out of memory");
 	}
-	if (rc < 0)
-		goto done;
-
-	/* the change on the document */
-	if (whole) {
-		old = doc;
-		doc = json_deep_copy(ch->value);
-		value = json_incref(doc);
-		out->seeded = 0; /* replaced whole: nothing of this process's is copied */
-	} else if (is_obj) {
-		target = section(doc, kind);
-		old = json_incref(json_object_get(target, name));
-		if (!ch->value && !old) {
-			rc = err_set(ERR_NOTFOUND, "there is no %s '%s' to remove", kind, name);
-			goto done;
-		}
-		if (ch->value && strcmp(kind, "role") == 0 && json_is_string(ch->value))
-			value = json_pack("[O]", ch->value);
-		else if (ch->value)
-			value = json_deep_copy(ch->value);
-		if (value && strcmp(kind, "role") != 0 && !json_is_object(value)) {
-			rc = err_set(ERR_INVALID, "a %s's configuration is a JSON object", kind);
-			goto done;
-		}
-		if (value && strcmp(kind, "role") == 0 && !json_is_array(value)) {
-			rc = err_set(ERR_INVALID, "a role's models are a list of model names, cheapest "
-						  "first");
-			goto done;
-		}
-		if (value)
-			json_object_set(target, name, value);
-		else
-			json_object_del(target, name);
-	} else {
-		old = json_incref(json_object_get(doc, kind));
-		value = ch->value ? json_deep_copy(ch->value) : NULL;
-		if (value)
-			json_object_set(doc, kind, value);
-		else
-			json_object_del(doc, kind);
-	}
-
+	if (rc == 0)
+		rc = edit_doc(&x);
 	/* the whole configuration must load, keys from the secrets store only */
-	rc = keys_from_secrets(doc);
 	if (rc == 0)
-		rc = llm_registry_load_json(&reg, doc, "the configuration with this change");
+		rc = keys_from_secrets(x.doc);
 	if (rc == 0)
-		rc = keys_readable(reg, out->seeded ? NULL
-					: strcmp(kind, "endpoint") == 0 && value ? name : "");
-	if (rc < 0)
-		goto done;
-
-	/* the servers the change sends calls to must answer */
-	for (int i = 0; whole && rc == 0 && i < llm_registry_n_endpoints(reg); i++)
-		rc = probe(reg, i, NULL, out);
-	if (whole && rc == 0)
-		rc = keys_readable(reg, NULL);
-	if (value && (strcmp(kind, "endpoint") == 0 || strcmp(kind, "model") == 0)) {
-		for (int i = 0; i < llm_registry_n_endpoints(reg) && rc == 0; i++) {
-			const llm_endpoint *e = llm_registry_endpoint(reg, i);
-			if (strcmp(kind, "endpoint") == 0 && strcmp(e->name, name) == 0)
-				rc = probe(reg, i, NULL, out);
-			else if (strcmp(kind, "model") == 0) {
-				const char *ep = json_string_value(json_object_get(value, "endpoint"));
-				if (ep && strcmp(e->name, ep) == 0)
-					rc = probe(reg, i, name, out);
-			}
-		}
-	}
-	if (rc == 0 && ch->try_call && value) {
-		if (strcmp(kind, "model") == 0) {
-			rc = try_model(doc, name, out);
-		} else if (strcmp(kind, "role") == 0) {
-			size_t i;
-			json_t *m;
-			json_array_foreach(value, i, m) {
-				rc = try_model(doc, json_string_value(m), out);
-				if (rc < 0)
-					break;
-			}
-		} else if (strcmp(kind, "endpoint") == 0 || whole) {
-			for (int k = 0; k < llm_registry_n_models(reg) && rc == 0; k++) {
-				const llm_model *m = llm_registry_model(reg, k);
-				if (whole ||
-				    strcmp(llm_registry_endpoint(reg, m->endpoint)->name, name) == 0)
-					rc = try_model(doc, m->name, out);
-			}
-		}
-	}
-	if (rc < 0)
-		goto done;
-
-	/* store: the seed first, then the change, the head, the audit, the notice */
-	if (out->seeded) {
-		json_t *before = seed_doc(seed);
-		rc = store_all(c, before, ch->actor);
-		if (rc == 0)
-			rc = audit_row(c, ch->actor, "seed", "config",
-				       seed ? llm_registry_origin(seed) : "none", NULL, before);
-		json_decref(before);
-		note(out, "the stored configuration started as a copy of %s",
-		     seed ? llm_registry_origin(seed) : "nothing (no file or environment)");
-	}
-	if (rc == 0 && whole) {
-		rc = pg_exec(c, NULL, "DELETE FROM llm_config_endpoints", 0, NULL);
-		if (rc == 0)
-			rc = pg_exec(c, NULL, "DELETE FROM llm_config_models", 0, NULL);
-		if (rc == 0)
-			rc = pg_exec(c, NULL, "DELETE FROM llm_config_roles", 0, NULL);
-		if (rc == 0)
-			rc = store_all(c, doc, ch->actor);
-	}
-	if (rc == 0 && is_obj) {
-		const pg_stmt *set = strcmp(kind, "endpoint") == 0 ? &STMT_SET_ENDPOINT
-				     : strcmp(kind, "model") == 0  ? &STMT_SET_MODEL
-								   : &STMT_SET_ROLE;
-		const pg_stmt *del = strcmp(kind, "endpoint") == 0 ? &STMT_DEL_ENDPOINT
-				     : strcmp(kind, "model") == 0  ? &STMT_DEL_MODEL
-								   : &STMT_DEL_ROLE;
-		t = dump(value);
-		if (value) {
-			const char *params[3] = {name, t, ch->actor};
-			rc = pg_exec_stmt(c, NULL, set, params);
-		} else {
-			const char *params[1] = {name};
-			rc = pg_exec_stmt(c, NULL, del, params);
-		}
-	}
-	if (rc == 0) {
-		const char *params[4] = {"true", NULL, NULL, ch->actor};
-		sched = dump(json_object_get(doc, "scheduler"));
-		budg = dump(json_object_get(doc, "budgets"));
-		params[1] = sched ? sched : "";
-		params[2] = budg ? budg : "";
-		rc = pg_exec_stmt(c, &r, &STMT_BUMP, params);
-		if (rc == 0)
-			out->version = pg_int(r, 0, 0);
-	}
+		rc = llm_registry_load_json(&x.reg, x.doc, "the configuration with this change");
 	if (rc == 0)
-		rc = audit_row(c, ch->actor, whole ? "import" : value ? "set" : "remove", kind, name,
-			       old, value);
-	if (rc == 0) {
-		char v[24];
-		const char *params[1] = {v};
-		snprintf(v, sizeof(v), "%lld", (long long)out->version);
-		rc = pg_exec_stmt(c, NULL, &STMT_NOTIFY, params);
-	}
+		rc = keys_readable(x.reg, out->seeded ? NULL
+					  : strcmp(x.kind, "endpoint") == 0 && x.value ? x.name : "");
+	if (rc == 0)
+		rc = check_servers(&x);
+	if (rc == 0)
+		rc = store_change(&x);
 	if (rc == 0) {
 		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
 		in_tx = 0;
 	}
-done:
 	if (rc < 0 && in_tx)
 		rc = rollback(c, rc);
 	PQclear(head);
-	PQclear(r);
-	json_decref(doc);
-	json_decref(old);
-	json_decref(value);
-	llm_registry_free(reg);
-	free(t);
-	free(sched);
-	free(budg);
+	json_decref(x.doc);
+	json_decref(x.old);
+	json_decref(x.value);
+	llm_registry_free(x.reg);
 	return rc;
 }
 
@@ -1113,7 +1143,7 @@ static void *watch_main(void *arg)
 			int got = 0;
 
 			/* a notice read while check() ran its statements waits in libpq's queue */
-			while ((n = PQnotifies(pg_conn_raw(c))) != NULL) {
+			for (n = PQnotifies(pg_conn_raw(c)); n; n = PQnotifies(pg_conn_raw(c))) {
 				PQfreemem(n);
 				got = 1;
 			}
@@ -1123,7 +1153,7 @@ static void *watch_main(void *arg)
 				continue;
 			if (!PQconsumeInput(pg_conn_raw(c)))
 				break;
-			while ((n = PQnotifies(pg_conn_raw(c))) != NULL) {
+			for (n = PQnotifies(pg_conn_raw(c)); n; n = PQnotifies(pg_conn_raw(c))) {
 				PQfreemem(n);
 				got = 1;
 			}
