@@ -50,7 +50,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/liborch.a
 
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard nodes/prompts/*)) \
-	$(sort $(wildcard spawner/prompts/*))
+	$(sort $(wildcard spawner/prompts/*)) $(sort $(wildcard web/static/*))
 
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)

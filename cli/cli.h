@@ -119,6 +119,14 @@ int cmd_secrets(int argc, char **argv);
 int cmd_resources(int argc, char **argv);
 int cmd_llm(int argc, char **argv);
 int cmd_modelcfg(int argc, char **argv); /* orchestrator models */
+int cmd_web(int argc, char **argv);
+
+/* Registers the dashboard (web/app.h) with this program's backend on `s`
+ * (before it starts): the caller owns *out (web_app_stop before
+ * web_server_free, web_app_free after). -1 with err_last() on error. */
+struct web_server;
+struct web_app;
+int cli_dashboard_attach(struct web_server *s, pg_pool *pool, struct web_app **out);
 
 /* "cli:NAME" of the real uid (never $USER), for audit rows. */
 void cli_audit_actor(char *out, size_t cap);
@@ -138,6 +146,11 @@ int cmd_chat(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */
 int cmd_show(int argc, char **argv);
+
+/* What `status --json` and `show PROJECT --json` print, for the dashboard
+ * too: *out owned by the caller (status: also on a partial failure). */
+int cli_status_json(pg_conn *c, json_t **out);
+int cli_show_json(pg_conn *c, const char *project, json_t **out);
 int cmd_logs(int argc, char **argv);
 
 /* What the terminal front ends (chat, new) check and open first: the chat

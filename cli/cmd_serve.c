@@ -20,6 +20,10 @@
 #include "llm/llm.h"
 #include "nodes/factory.h"
 #include "spawner/spawner.h"
+#include "web/app.h"
+#include "web/web.h"
+
+#include <stdlib.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +62,8 @@ int cmd_serve(int argc, char **argv)
 	pg_pool *pool = NULL;
 	llm_service *llm = NULL;
 	spw_spawner *sp = NULL;
+	web_server *web = NULL;
+	web_app *dash = NULL;
 	eng_graph *factory = NULL;
 	nd_app app;
 	int64_t with_spawner = 0;
@@ -126,6 +132,13 @@ int cmd_serve(int argc, char **argv)
 			log_info("serve", "TELEGRAM_BOT_TOKEN is not set: running without the Telegram "
 					  "bot (`orchestrator chat` talks to this engine from a terminal)");
 	}
+	/* the dashboard and its API on ORCH_HTTP_ADDR */
+	if (serve_all && getenv("ORCH_HTTP_ADDR") && *getenv("ORCH_HTTP_ADDR") &&
+	    (web_server_new(&web, getenv("ORCH_HTTP_ADDR")) < 0 ||
+	     cli_dashboard_attach(web, pool, &dash) < 0 || web_server_start(web) < 0)) {
+		cli_fail("ORCH_HTTP_ADDR");
+		goto done;
+	}
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -147,6 +160,9 @@ int cmd_serve(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	web_app_stop(dash);
+	web_server_free(web);
+	web_app_free(dash);
 	spw_free(sp); /* workers call the models until they stop */
 	bot_free(b);
 	eng_engine_free(e);

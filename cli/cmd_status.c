@@ -278,6 +278,32 @@ static void print_llm(const json_t *llm)
 	}
 }
 
+int cli_status_json(pg_conn *c, json_t **out)
+{
+	json_t *st = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = eng_status(c, cli_cfg.lease_ms, &st);
+	if (rc == 0 && projects(c, st) < 0) {
+		json_object_set_new(st, "projects_error", json_string(err_last()));
+		err_clear();
+	}
+	if (rc == 0) {
+		json_t *llm = NULL;
+		int64_t stale_ms;
+		/* figures older than three save intervals belong to a process that is gone */
+		if (cfg_env_duration_ms("ORCH_LLM_STATS_INTERVAL", 5000, 100, 3600000, &stale_ms) < 0)
+			stale_ms = 5000;
+		if (llm_status(c, stale_ms * 3, &llm) == 0)
+			json_object_set_new(st, "llm", llm);
+		else
+			json_object_set_new(st, "llm", json_pack("{ss}", "error", err_last()));
+	}
+	*out = st;
+	return rc;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	int as_json = 0;
@@ -299,22 +325,7 @@ int cmd_status(int argc, char **argv)
 	c = cli_db();
 	if (!c)
 		return 1;
-	rc = eng_status(c, cli_cfg.lease_ms, &st);
-	if (rc == 0 && projects(c, st) < 0) {
-		json_object_set_new(st, "projects_error", json_string(err_last()));
-		err_clear();
-	}
-	if (rc == 0) {
-		json_t *llm = NULL;
-		int64_t stale_ms;
-		/* figures older than three save intervals belong to a process that is gone */
-		if (cfg_env_duration_ms("ORCH_LLM_STATS_INTERVAL", 5000, 100, 3600000, &stale_ms) < 0)
-			stale_ms = 5000;
-		if (llm_status(c, stale_ms * 3, &llm) == 0)
-			json_object_set_new(st, "llm", llm);
-		else
-			json_object_set_new(st, "llm", json_pack("{ss}", "error", err_last()));
-	}
+	rc = cli_status_json(c, &st);
 	pg_conn_close(c);
 	if (rc < 0) {
 		if (strstr(err_last(), "does not exist"))
