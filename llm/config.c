@@ -734,13 +734,8 @@ static int store_change(apply_ctx *x)
 
 	if (x->out->seeded) {
 		json_t *before = seed_doc(x->seed);
-		const char *origin = x->seed ? llm_registry_origin(x->seed) : "none";
 		rc = store_all(x->c, before, actor);
-		if (rc == 0)
-			rc = audit_row(x->c, actor, "seed", "config", origin, NULL, before);
 		json_decref(before);
-		note(x->out, "the stored configuration started as a copy of %s",
-		     x->seed ? origin : "nothing (no file or environment)");
 	}
 	if (rc == 0 && x->whole) {
 		rc = pg_exec(x->c, NULL, "DELETE FROM llm_config_endpoints", 0, NULL);
@@ -769,6 +764,14 @@ static int store_change(apply_ctx *x)
 		rc = pg_exec_stmt(x->c, &r, &STMT_BUMP, params);
 		if (rc == 0)
 			x->out->version = pg_int(r, 0, 0);
+	}
+	if (rc == 0 && x->out->seeded) { /* the seed belongs to the version it started */
+		json_t *before = seed_doc(x->seed);
+		const char *origin = x->seed ? llm_registry_origin(x->seed) : "none";
+		rc = audit_row(x->c, actor, "seed", "config", origin, NULL, before);
+		json_decref(before);
+		note(x->out, "the stored configuration started as a copy of %s",
+		     x->seed ? origin : "nothing (no file or environment)");
 	}
 	if (rc == 0)
 		rc = audit_row(x->c, actor, x->whole ? "import" : x->value ? "set" : "remove", x->kind,

@@ -229,15 +229,20 @@ static int h_index(web_request *rq, void *udata)
 
 	if (!f)
 		return err_set(ERR_INTERNAL, "the page is not built in");
-	util_rand_hex(pre, 16);
-	mark = strstr(f->data, "{{pre}}");
+	/* another tab's value stays: its form still logs in */
+	if (web_cookie_get(web_header(rq, "Cookie"), "orch_pre", pre, sizeof(pre)) < 0 ||
+	    strlen(pre) != 32 || strspn(pre, "0123456789abcdef") != 32)
+		util_rand_hex(pre, 16);
 	buf_init(&b, 0);
-	if (mark) {
-		buf_append(&b, f->data, (size_t)(mark - f->data));
+	for (const char *p = f->data; *p;) { /* every {{pre}} */
+		mark = strstr(p, "{{pre}}");
+		if (!mark) {
+			buf_puts(&b, p);
+			break;
+		}
+		buf_append(&b, p, (size_t)(mark - p));
 		buf_puts(&b, pre);
-		buf_puts(&b, mark + 7);
-	} else {
-		buf_append(&b, f->data, f->size);
+		p = mark + 7;
 	}
 	snprintf(cookie, sizeof(cookie), "orch_pre=%s; Path=/; HttpOnly; SameSite=Strict%s", pre,
 		 secure(a, rq) ? "; Secure" : "");

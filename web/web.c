@@ -368,7 +368,11 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	rq->rt = hit;
 	rq->status = 200;
 	snprintf(rq->method, sizeof(rq->method), "%s", method);
-	snprintf(rq->path, sizeof(rq->path), "%s", path);
+	{ /* the path as the handler reads it: percent-decoded ("tg%3A1%3A2" is tg:1:2) */
+		char *dec = evhttp_uridecode(path, 0, NULL);
+		snprintf(rq->path, sizeof(rq->path), "%s", dec ? dec : path);
+		free(dec);
+	}
 	TAILQ_INIT(&rq->query);
 	TAILQ_INIT(&rq->in);
 	TAILQ_INIT(&rq->out);

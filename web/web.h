@@ -68,7 +68,8 @@ int web_server_port(const web_server *s);
 /* Stops the thread and frees. NULL is a no-op. */
 void web_server_free(web_server *s);
 
-/* The request: method, path (without the query), a query parameter (NULL
+/* The request: method, path (without the query; percent-decoded), a query
+ * parameter (NULL
  * when absent), a header (NULL when absent). Borrowed, valid in the
  * handler. */
 const char *web_method(const web_request *rq);

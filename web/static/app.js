@@ -17,7 +17,7 @@ function h(tag, attrs, ...kids) {
     else if (k === "style") Object.assign(el.style, v);
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const kid of kids.flat()) {
+  for (const kid of kids.flat(Infinity)) {
     if (kid === null || kid === undefined || kid === false) continue;
     el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
   }
@@ -52,7 +52,7 @@ function card(title, ...kids) { return h("section", { class: "card" }, title ? h
 function setView(name, ...kids) {
   for (const a of document.querySelectorAll("#nav a"))
     a.classList.toggle("active", a.dataset.view === name);
-  main.replaceChildren(...kids);
+  main.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false));
 }
 
 function errorBox(e) { return h("p", { class: "err" }, String(e.message || e)); }
@@ -252,7 +252,8 @@ function taskGraph(plan, tasks) {
 function barChart(id, rows, label, value, fmt) {
   if (!rows || !rows.length) return h("p", { class: "muted" }, "No calls yet.");
   const max = Math.max(...rows.map(value), 1e-12), W = 360, BH = 20, LW = 130;
-  const svg = h("svg", { id: id, width: W, height: rows.length * (BH + 6) + 4 });
+  const svg = h("svg", { id: id, viewBox: `0 0 ${W} ${rows.length * (BH + 6) + 4}`, width: "100%",
+    preserveAspectRatio: "xMinYMin meet" });
   rows.forEach((r, i) => {
     const w = Math.max(2, (W - LW - 90) * value(r) / max), y = i * (BH + 6) + 2;
     svg.append(h("text", { x: 0, y: y + 14 }, label(r).slice(0, 18)));
@@ -269,7 +270,7 @@ function lineChart(id, points) {
   const cum = points.map((p) => { acc += Number(p.cost_usd) || 0; return { t: Date.parse(p.t), v: acc }; });
   const t0 = cum[0].t, t1 = Math.max(cum[cum.length - 1].t, t0 + 60000), vmax = Math.max(acc, 1e-9);
   const X = (t) => P + (W - 2 * P) * (t - t0) / (t1 - t0), Y = (v) => H - P + 10 - (H - P - 10) * v / vmax;
-  const svg = h("svg", { id: id, width: W, height: H + 10 });
+  const svg = h("svg", { id: id, viewBox: `0 0 ${W} ${H + 10}`, width: "100%", preserveAspectRatio: "xMinYMin meet" });
   svg.append(h("line", { x1: P, y1: H - P + 10, x2: W - P, y2: H - P + 10, stroke: "#e1e4ea" }));
   svg.append(h("polyline", { fill: "none", stroke: "#1f9d55", "stroke-width": 2,
     points: cum.map((c) => X(c.t).toFixed(1) + "," + Y(c.v).toFixed(1)).join(" ") }));
@@ -281,11 +282,14 @@ function lineChart(id, points) {
 }
 
 function conversation(state) {
-  const conv = state.conversation || [];
-  if (!conv.length) return h("p", { class: "muted" }, "Nothing said yet.");
-  return h("div", { class: "conv", id: "conversation" }, conv.map((m) => {
+  const conv = (state.conversation || []).map((m) => Object.assign({ at: 0 }, m));
+  const notes = (state.log || []).filter((l) => l.kind === "error").map((l) => ({ role: "note", text: l.text, at: l.at }));
+  const all = conv.concat(notes.slice(-3));
+  if (!all.length) return h("p", { class: "muted" }, "Nothing said yet.");
+  return h("div", { class: "conv", id: "conversation" }, all.map((m) => {
     const role = m.role || (m.from === "user" ? "user" : "assistant");
-    return h("div", { class: "msg " + role }, h("span", { class: "who" }, role), m.text || m.content || JSON.stringify(m));
+    return h("div", { class: "msg " + role }, h("span", { class: "who" }, role === "note" ? "note" : role),
+      m.text || m.content || JSON.stringify(m));
   }));
 }
 
