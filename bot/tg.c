@@ -1,6 +1,7 @@
 #include "bot/tg.h"
 #include "core/err.h"
 #include "core/http.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 
 #include <sodium.h>
@@ -75,7 +76,7 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 	json_error_t jerr;
 	json_t *j = NULL, *ok, *params;
 	const char *desc;
-	int code, rc;
+	int code, rc, repaired = 0;
 
 	if (!reply)
 		reply = &local;
@@ -83,7 +84,13 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 	reply->http_status = http_status;
 	if (out_result)
 		*out_result = NULL;
-	j = json_loadb(body ? body : "", len, 0, &jerr);
+	/* the Bot API writes what a client sent (callback data, text) without
+	 * checking it: one ill-formed byte must cost that character, not the
+	 * batch */
+	j = jx_loadb_lenient(body, body ? len : 0, 0, &jerr, &repaired);
+	if (repaired > 0)
+		log_warn("bot", "a Bot API reply held %d ill-formed character(s) (not UTF-8, or a "
+				"lone surrogate or NUL): each was replaced by U+FFFD", repaired);
 	ok = j ? json_object_get(j, "ok") : NULL;
 	if (!json_is_boolean(ok)) {
 		json_decref(j);

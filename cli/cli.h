@@ -80,14 +80,28 @@ void cli_fmt_time(int64_t ms, char *out, size_t cap);
  * as the database's JSON gives it); "never" for NULL. */
 void cli_fmt_utc(const char *iso, char *out, size_t cap);
 
-/* Who runs this command, for audit trails: "cli:USER" (SUDO_USER, then
- * USER), else "cli:uid N". */
+/* Who runs this command, for audit trails: "cli:NAME", NAME being the user
+ * name of the process's real uid (getpwuid; never an environment variable,
+ * which anyone sets), else "cli:uid N". */
 void cli_actor(char *out, size_t cap);
+
+/* The real uid's user name (or "uid N" when it has none). */
+void cli_unix_user(char *out, size_t cap);
 
 /* Installs the redaction filter, opens the secrets store (when `secrets
  * init` was run) and lets the LLM layer resolve endpoint keys from it.
  * Fails on a wrong or unreadable master key. Call before other threads. */
 int cli_start_secrets(pg_pool *pool);
+
+/* Makes everything this command prints on stdout pass the secrets filter:
+ * loads the secrets (as cli_start_secrets, on a pool of its own) and puts a
+ * stream in place of stdout that redacts what is written, whole lines at a
+ * time. 0, or 1 after printing why the secrets cannot be loaded: what a
+ * command would print is then not printed at all. */
+int cli_filter_output(void);
+
+/* Flushes the filtered output and restores stdout. */
+void cli_filter_output_end(void);
 
 /* Blocks SIGINT and SIGTERM in this thread and in the threads it starts
  * after, for the caller to take them with sigwait (they go into *sigs),
@@ -102,6 +116,15 @@ void cli_block_signals(sigset_t *sigs);
  * llm_service_free, sec_runtime_stop and pg_pool_free. */
 struct llm_service;
 int cli_role_start(int pool_size, pg_pool **pool, struct llm_service **llm);
+
+/* Publishes the health registry of this long-running process (core/health.h)
+ * as `role` every ORCH_HEALTH_INTERVAL (5 s), for `status`. NULL (after a
+ * warning) when the publisher cannot start; health_pub_stop it at the end. */
+struct health_pub;
+struct health_pub *cli_health_start(pg_pool *pool, const char *role);
+
+/* ORCH_HEALTH_INTERVAL in milliseconds (5 s when unset or unreadable). */
+int64_t cli_health_interval_ms(void);
 
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -147,9 +170,11 @@ int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */
 int cmd_show(int argc, char **argv);
 
-/* What `status --json` and `show PROJECT --json` print, for the dashboard
- * too: *out owned by the caller (status: also on a partial failure). */
-int cli_status_json(pg_conn *c, json_t **out);
+/* What `status --json` (with its --limit: projects not waiting for an
+ * answer beyond `limit` are counted, not listed; < 0: all) and `show
+ * PROJECT --json` print, for the dashboard too: *out owned by the caller
+ * (status: also on a partial failure). */
+int cli_status_json(pg_conn *c, int limit, json_t **out);
 int cli_show_json(pg_conn *c, const char *project, json_t **out);
 int cmd_logs(int argc, char **argv);
 

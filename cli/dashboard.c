@@ -100,7 +100,7 @@ static void add_options(pg_conn *c, json_t *qs)
 
 static int be_status(pg_conn *c, json_t **out, void *udata)
 {
-	int rc = cli_status_json(c, out);
+	int rc = cli_status_json(c, 100, out);
 
 	(void)udata;
 	if (rc == 0)

@@ -10,6 +10,7 @@
 #include "nodes/report.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,19 @@ static const command commands[] = {
 	{NULL, NULL, NULL},
 };
 
+/* Commands that print stored text: their stdout passes the secrets filter. */
+static const char *const filtered[] = {"new",     "approve", "reject", "show", "logs",
+				       "status",  "threads", "history", "state", "fork",
+				       "run",     "cancel",  "retry",   NULL};
+
+static int is_filtered(const char *name)
+{
+	for (const char *const *f = filtered; *f; f++)
+		if (strcmp(*f, name) == 0)
+			return 1;
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "orchestrator %s — a self-hosted software factory\n\n"
@@ -83,7 +97,7 @@ pg_conn *cli_db(void)
 int cli_fail(const char *what)
 {
 	fprintf(stderr, "orchestrator: %s: %s\n", what, err_last());
-	if (err_last_code() == ERR_DB && strcmp(pg_last_sqlstate(), "42P01") == 0 &&
+	if (err_last_code() == ERR_DB && pg_last_sqlstate_is(PG_SQLSTATE_UNDEFINED_TABLE) &&
 	    !strstr(err_last(), "orchestrator migrate"))
 		fprintf(stderr, "orchestrator: the database lacks part of its schema: run "
 				"'orchestrator migrate' first\n");
@@ -232,16 +246,24 @@ void cli_fmt_utc(const char *iso, char *out, size_t cap)
 		snprintf(out, cap, "%.10s %.5s UTC", iso, iso + 11);
 }
 
+void cli_unix_user(char *out, size_t cap)
+{
+	/* the real uid's name: not $USER or $SUDO_USER, which anyone sets */
+	struct passwd pw, *found = NULL;
+	char tmp[4096];
+
+	if (getpwuid_r(getuid(), &pw, tmp, sizeof(tmp), &found) == 0 && found && found->pw_name)
+		snprintf(out, cap, "%s", found->pw_name);
+	else
+		snprintf(out, cap, "uid %d", (int)getuid());
+}
+
 void cli_actor(char *out, size_t cap)
 {
-	const char *user = getenv("SUDO_USER");
+	char user[64];
 
-	if (!user || !*user)
-		user = getenv("USER");
-	if (user && *user)
-		snprintf(out, cap, "cli:%.64s", user);
-	else
-		snprintf(out, cap, "cli:uid %d", (int)getuid());
+	cli_unix_user(user, sizeof(user));
+	snprintf(out, cap, "cli:%s", user);
 }
 
 int main(int argc, char **argv)
@@ -269,9 +291,19 @@ int main(int argc, char **argv)
 	/* the chat's /status reports factory projects as `orchestrator status` does */
 	bot_set_report(nd_report_project);
 	name = argv[1];
-	for (const command *c = commands; c->name; c++)
-		if (strcmp(c->name, name) == 0)
-			return c->fn(argc - 1, argv + 1);
+	for (const command *c = commands; c->name; c++) {
+		int rc;
+
+		if (strcmp(c->name, name) != 0)
+			continue;
+		/* what a command prints from the database passes the secrets filter */
+		if (is_filtered(name) && !(argc > 2 && strcmp(argv[2], "--help") == 0) &&
+		    cli_filter_output())
+			return 1;
+		rc = c->fn(argc - 1, argv + 1);
+		cli_filter_output_end();
+		return rc;
+	}
 	fprintf(stderr, "orchestrator: unknown command '%s'\n\n", name);
 	usage(stderr);
 	return 2;

@@ -10,7 +10,12 @@ static _Thread_local int t_code;
 
 int err_setv(int code, const char *fmt, va_list ap)
 {
-	vsnprintf(t_msg, sizeof(t_msg), fmt, ap);
+	/* formatted aside first: the arguments may point into t_msg itself
+	 * (err_set(code, "context: %s", err_last())) */
+	char msg[ERR_MSG_MAX];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	memcpy(t_msg, msg, sizeof(t_msg));
 	t_code = code;
 	return code;
 }

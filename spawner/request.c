@@ -2,6 +2,7 @@
 #include "core/config.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "secrets/resource.h"
 #include "spawner/egress.h"
 
@@ -549,7 +550,9 @@ int spw_request_parse(const char *text, size_t len, spw_request *out)
 	if (len > SPW_PROMPT_MAX + 64 * 1024)
 		return err_set(ERR_INVALID, "the spawn request is larger than %d bytes",
 			       SPW_PROMPT_MAX + 64 * 1024);
-	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* from any producer: an ill-formed byte costs one character (U+FFFD), and
+	 * the request is then checked field by field like any other */
+	j = jx_loadb_lenient(text, len, JSON_REJECT_DUPLICATES, &jerr, NULL);
 	if (!j)
 		return err_set(ERR_INVALID, "the spawn request is not JSON: %s (line %d)", jerr.text,
 			       jerr.line);

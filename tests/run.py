@@ -193,6 +193,10 @@ def main():
                 status = "ok  " if res.failed == 0 else "FAIL"
                 print(f"{status} {res.name:<40} {res.passed:4d} passed {res.failed:3d} failed"
                       f" {res.seconds:7.1f}s {res.note}", flush=True)
+                # what fault tests measured ("# recovery: ...") and tests skipped
+                for l in res.output.splitlines():
+                    if l.startswith("# recovery") or "skipped:" in l[:60]:
+                        print("    " + l, flush=True)
                 if res.failed:
                     # the failing cases' own lines first (a sanitizer's report
                     # at exit can fill the tail), then the tail
