@@ -213,16 +213,21 @@ static int option_index(const char *options, const char *want)
 	return found;
 }
 
-/* Who decides from the web: a token acting as a Telegram approver is that
- * approver (the question's approvers, else ORCH_ALLOWED_USERS, decide
- * whether it may); a token acting as an operator decides the terminal's
- * questions as `approve` in a terminal does, and a Telegram question only
- * as an approver ORCH_OPERATORS maps that user to. */
-static int web_actor(const web_identity *who, const char *channel, bot_actor *out,
-		     int64_t *allowed, int *nallowed)
+/* Who decides question `id` from the web: a token acting as a Telegram
+ * approver is that approver (the question's approvers, else
+ * ORCH_ALLOWED_USERS, decide whether it may); a token acting as an
+ * operator decides the terminal's questions as `approve` in a terminal
+ * does, and a Telegram question only as an approver ORCH_OPERATORS maps
+ * that Unix user to (bot/approval.h, the same mapping `approve` uses).
+ * ERR_DENIED with what to configure. */
+static int web_actor(pg_conn *c, int64_t id, const web_identity *who, const char *channel,
+		     bot_actor *out, int64_t *allowed, int *nallowed)
 {
-	char spec[4096];
-	int rc;
+	char spec[4096], ch[16], list[256] = "";
+	int64_t approvers[BOT_MAX_ALLOWED], as = 0;
+	bot_operator ops[64];
+	const bot_operator *op;
+	int napprovers = 0, nops = 0, rc;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s (web)", who->name);
@@ -242,10 +247,31 @@ static int web_actor(const web_identity *who, const char *channel, bot_actor *ou
 		out->trusted = 1; /* an operator, as in a terminal */
 		return 0;
 	}
+	/* a Telegram question: the approvers ORCH_OPERATORS maps this operator to (as
+	 * `orchestrator approve` does for the same Unix user) */
+	rc = cfg_env_str("ORCH_OPERATORS", NULL, spec, sizeof(spec));
+	if (rc == 0)
+		rc = bot_operators_parse(spec, ops, 64, &nops);
+	if (rc == 0)
+		rc = bot_approval_approvers(c, id, allowed, *nallowed, approvers, BOT_MAX_ALLOWED,
+					    &napprovers, ch, sizeof(ch));
+	if (rc < 0)
+		return rc;
+	op = bot_operator_find(ops, nops, who->op);
+	if (bot_operator_acts_for(op, approvers, napprovers, &as)) {
+		out->trusted = op->any;
+		out->id = as;
+		return 0;
+	}
+	for (int i = 0; i < napprovers && strlen(list) + 24 < sizeof(list); i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%lld", i ? ", " : "",
+			 (long long)approvers[i]);
 	return err_set(ERR_DENIED,
-		       "this is a Telegram question: %s's token acts as operator '%s', who decides "
-		       "the terminal's questions; a token made with --telegram ID decides Telegram "
-		       "questions as that approver", who->name, who->op);
+		       "question %lld is a Telegram question for its approvers (%s); %s's token acts "
+		       "as operator '%s', whom ORCH_OPERATORS maps to none of them (for example "
+		       "ORCH_OPERATORS=\"%s:%s\")", (long long)id,
+		       list[0] ? list : "none: ORCH_ALLOWED_USERS is empty", who->name, who->op,
+		       who->op, napprovers > 0 ? list : "TELEGRAM_USER_ID");
 }
 
 static int be_decide(pg_conn *c, const web_identity *who, int64_t id, const char *option,
@@ -272,7 +298,7 @@ static int be_decide(pg_conn *c, const web_identity *who, int64_t id, const char
 	if (rc == 0 && idx < 0)
 		rc = err_set(ERR_INVALID, "question %lld has no answer '%s'", (long long)id, option);
 	if (rc == 0)
-		rc = web_actor(who, pg_val(res, 0, 0), &actor, allowed, &nallowed);
+		rc = web_actor(c, id, who, pg_val(res, 0, 0), &actor, allowed, &nallowed);
 	if (rc == 0)
 		rc = bot_approval_decide(c, id, idx, &actor, pg_val(res, 0, 1), allowed, nallowed, &d);
 	if (rc == 0 && d.outcome == BOT_DEC_OK && strcmp(pg_val(res, 0, 0), "telegram") == 0 &&

@@ -222,6 +222,22 @@ static void test_browser(void **state)
 	snprintf(shots, sizeof(shots), "%s/web-shots", getenv("ORCH_BUILD"));
 	/* bob's token was revoked by test_api: the browser's refusal case takes a new one */
 	make_token("--user bob --operator nobody", g_token_ro, sizeof(g_token_ro));
+	/* an operator whom ORCH_OPERATORS maps to no approver may not answer a Telegram question */
+	ts_await_sql(E.db, "SELECT count(*) FROM approvals WHERE state = 'pending'", 1, TF_WAIT_MS);
+	{
+		char auth[128], path[64];
+		const char *h[3] = {auth, "Content-Type: application/json", NULL};
+		http_response r;
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", g_token_ro);
+		snprintf(path, sizeof(path), "/api/questions/%lld",
+			 (long long)ts_sql_int(E.db, "SELECT id FROM approvals WHERE state = 'pending'"));
+		assert_int_equal(req("POST", path, h, "{\"option\": \"approve\"}", &r), 403);
+		if (!strstr(buf_cstr(&r.body), "ORCH_OPERATORS maps to none of them"))
+			fail_msg("the refusal does not say what to configure: %s", buf_cstr(&r.body));
+		http_response_free(&r);
+		assert_int_equal(ts_sql_int(E.db, "SELECT count(*) FROM approvals WHERE state = "
+						  "'pending'"), 1);
+	}
 	snprintf(cmd, sizeof(cmd),
 		 "rm -rf '%s' && mkdir -p '%s' && URL='%s' TOKEN='%s' TOKEN_RO='%s' PROJECT='tg:%d:1' "
 		 "SHOTS='%s' CHROMIUM='%s' PW_DIR='%s' ALT_ENDPOINT=fake node tests/web/dashboard.mjs 2>&1",
