@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -475,6 +476,92 @@ static void test_try_call(void **state)
 	pg_conn_close(c);
 }
 
+/* Runs `orchestrator ARGS` (2>&1, stdin from `input` when not NULL); its status. */
+static int cli(buf *out, const char *input, const char *args)
+{
+	char cmd[4096], chunk[4096];
+	FILE *p;
+	size_t n;
+	int st;
+
+	buf_reset(out);
+	snprintf(cmd, sizeof(cmd), "%s%s%s '%s' %s 2>&1", input ? "printf %s '" : "",
+		 input ? input : "", input ? "' | " : "", ts_bin(), args);
+	p = popen(cmd, "r");
+	if (!p)
+		fail_msg("popen failed");
+	for (n = fread(chunk, 1, sizeof(chunk), p); n > 0; n = fread(chunk, 1, sizeof(chunk), p))
+		buf_append(out, chunk, n);
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void expect_out(const buf *out, const char *needle)
+{
+	if (!strstr(buf_cstr(out), needle))
+		fail_msg("output does not contain '%s':\n%s", needle, buf_cstr(out));
+}
+
+/* orchestrator models: set, refused with the reason, audit, export, prompts, clear. */
+static void test_cli(void **state)
+{
+	pg_conn *c = ts_conn();
+	char args[1024];
+	buf out;
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	ts_sql(c, "UPDATE llm_config SET stored = false");
+	ts_sql(c, "DELETE FROM llm_config_roles; DELETE FROM llm_config_models; "
+		  "DELETE FROM llm_config_endpoints; DELETE FROM prompt_templates");
+	setenv("LLM_BASE_URL", g_fake.base_url, 1);
+	setenv("LLM_MODEL", "fake-small", 1);
+	unsetenv("ORCH_MODELS");
+	buf_init(&out, 0);
+	assert_int_equal(cli(&out, NULL, "models"), 0);
+	expect_out(&out, "nothing stored");
+	expect_out(&out, "fake-small");
+	assert_int_equal(cli(&out, NULL, "models set model gpt5 '{\"endpoint\": \"default\", "
+				       "\"model\": \"gpt-5\", \"provider\": \"openai-reasoning\", "
+				       "\"temperature\": 0.5}'"), 1);
+	expect_out(&out, "the change was not stored");
+	expect_out(&out, "takes only the model's default temperature");
+	assert_int_equal(cli(&out, NULL, "models set model gpt5 '{\"endpoint\": \"default\", "
+				       "\"model\": \"gpt-5\", \"provider\": \"openai-reasoning\", "
+				       "\"reasoning_effort\": \"high\"}'"), 0);
+	expect_out(&out, "stored as version");
+	expect_out(&out, "started as a copy of LLM_BASE_URL");
+	assert_int_equal(cli(&out, NULL, "models set role architect gpt5 fake-small"), 0);
+	assert_int_equal(cli(&out, NULL, "models"), 0);
+	expect_out(&out, "architect        gpt5 -> fake-small");
+	expect_out(&out, "reasoning high");
+	assert_int_equal(cli(&out, NULL, "models rm model gpt5"), 1);
+	expect_out(&out, "model 'gpt5' is not defined");
+	assert_int_equal(cli(&out, NULL, "models audit"), 0);
+	expect_out(&out, "set     role      architect");
+	expect_out(&out, "seed    config    LLM_BASE_URL");
+	assert_int_equal(cli(&out, NULL, "models export"), 0);
+	expect_out(&out, "\"openai-reasoning\"");
+	assert_int_equal(cli(&out, NULL, "models providers"), 0);
+	expect_out(&out, "max_completion_tokens");
+	assert_int_equal(cli(&out, "Review {{task}} kindly.",
+			     "models prompt set nodes/prompts/reviewer_task.md"), 0);
+	assert_int_equal(cli(&out, NULL, "models prompts"), 0);
+	expect_out(&out, "nodes/prompts/reviewer_task.md");
+	expect_out(&out, "stored");
+	assert_int_equal(cli(&out, NULL, "models prompt show nodes/prompts/reviewer_task.md"), 0);
+	expect_out(&out, "Review {{task}} kindly.");
+	assert_int_equal(cli(&out, NULL, "llm budget set --project p1 --limit 3 --per day"), 0);
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM llm_config_audit WHERE kind = 'budget' "
+				       "AND actor LIKE 'cli:%' AND new->>'period' = 'day'"), 1);
+	snprintf(args, sizeof(args), "models clear");
+	assert_int_equal(cli(&out, NULL, args), 0);
+	expect_out(&out, "go back to their files or environment");
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM llm_config WHERE stored"), 0);
+	buf_free(&out);
+	pg_conn_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +569,7 @@ int main(void)
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_quirks),
 		cmocka_unit_test(test_try_call),
+		cmocka_unit_test(test_cli),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
