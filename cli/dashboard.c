@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char USAGE[] =
 	"orchestrator web [token|tokens|revoke] ...\n"
@@ -501,8 +502,7 @@ static int run_web(void)
 		cli_fail("web");
 		goto done;
 	}
-	log_info("web", "the dashboard listens on http://%s:%d; SIGINT or SIGTERM stops it", addr,
-		 web_server_port(s));
+	log_info("web", "the dashboard runs (pid %d); SIGINT or SIGTERM stops it", (int)getpid());
 	for (;;) {
 		int sig = sigwaitinfo(&sigs, NULL);
 		if (sig == SIGINT || sig == SIGTERM)
