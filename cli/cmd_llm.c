@@ -36,8 +36,28 @@ static const char USAGE[] =
 	"  orchestrator llm budget extend --project P|--user U --add USD\n"
 	"  orchestrator llm budget remove --project P|--user U";
 
+/* The configuration a running process would use: the one stored in the
+ * database when there is one (unless ORCH_MODEL_CONFIG=file), else the
+ * file or environment. */
 static int load_registry(llm_registry **out)
 {
+	char from[16];
+	pg_conn *c = NULL;
+	int64_t version = 0;
+
+	*out = NULL;
+	if (cfg_env_str("ORCH_MODEL_CONFIG", "database", from, sizeof(from)) < 0)
+		return cli_fail("configuration");
+	if (strcmp(from, "file") != 0 && pg_conn_open(&c, cli_cfg.database_url) == 0) {
+		if (llm_config_load(c, out, &version) < 0) {
+			*out = NULL;
+			err_clear(); /* a database without the table: the file */
+		}
+	}
+	err_clear();
+	pg_conn_close(c);
+	if (*out)
+		return 0;
 	if (llm_registry_load(out) < 0)
 		return cli_fail("model registry");
 	return 0;

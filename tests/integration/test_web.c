@@ -275,6 +275,10 @@ static void test_browser(void **state)
 					  "new->>0 = 'alt' AND old->>0 = 'arch'"), 1);
 	assert_int_equal(ts_sql_int(E.db, "SELECT count(*) FROM llm_config_audit WHERE actor = "
 					  "'web:ada' AND kind = 'budget' AND new->>'period' = 'month'"), 1);
+	/* the budget set on the page is what the running serve reserved against and settled into */
+	assert_int_equal(ts_sql_int(E.db, "SELECT count(*) FROM llm_budgets WHERE kind = 'project' "
+					  "AND scope = 'tg:111:1' AND limit_usd = 40 AND period = 'month' "
+					  "AND spent_usd > 0"), 1);
 	assert_true(ts_sql_int(E.db, "SELECT count(*) FROM approvals WHERE decided_by->>'channel' = "
 				     "'web' AND decided_by->>'name' = 'ada (web)'") >= 2);
 	/* the Telegram message of a question answered on the page says who decided */
