@@ -59,7 +59,8 @@ struct web_server {
 
 struct web_request {
 	web_server *s;
-	struct evhttp_request *req;  /* NULL once the peer has gone (threaded routes) */
+	struct evhttp_request *req;
+	int gone;                    /* the peer went before a threaded route's reply */
 	const route *rt;
 	char method[8];
 	char path[1024];
@@ -238,8 +239,11 @@ static void send_buffered(web_request *rq)
 {
 	struct evbuffer *b;
 
-	if (!rq->req)
-		return; /* the peer went meanwhile */
+	if (rq->gone) {
+		/* libevent kept the request for us, without its connection: ours to free */
+		evhttp_request_free(rq->req);
+		return;
+	}
 	evhttp_connection_set_closecb(evhttp_request_get_connection(rq->req), NULL, NULL);
 	if (!rq->replied) {
 		plain(rq->req, 500, "the handler gave no answer\n");
@@ -274,7 +278,7 @@ static void on_gone(struct evhttp_connection *conn, void *arg)
 	web_request *rq = arg;
 
 	(void)conn;
-	rq->req = NULL;
+	rq->gone = 1;
 }
 
 /* Runs the auth hook, then the handler. */
@@ -423,7 +427,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	event_base_loopbreak(s->base);
+	/* after the callbacks already active (replies, stream ends) have run */
+	event_base_loopexit(s->base, NULL);
 }
 
 static void *loop(void *arg)
@@ -480,19 +485,20 @@ void web_server_free(web_server *s)
 {
 	if (!s)
 		return;
-	/* the workers finish what they run (its reply has nowhere to go) */
+	/* the workers finish what they run and hand their replies to the loop, which
+	 * sends them before it ends */
 	pthread_mutex_lock(&s->qmu);
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->qcv);
 	pthread_mutex_unlock(&s->qmu);
+	for (int i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
 	if (s->running) {
 		/* an activation is not lost when the loop has not started yet, as
 		 * a loopbreak would be */
 		event_active(s->stop_ev, EV_READ, 0);
 		pthread_join(s->thread, NULL);
 	}
-	for (int i = 0; i < s->nworkers; i++)
-		pthread_join(s->workers[i], NULL);
 	while (s->qhead) {
 		web_request *rq = s->qhead;
 		s->qhead = rq->next;
@@ -623,30 +629,28 @@ static void stream_unref(web_stream *st)
 	free(st);
 }
 
-/* The peer went: the listener's reference goes. */
+/* The peer went (on the listener's thread). libevent keeps the request,
+ * without its connection, until it is ended: the flush after the release
+ * frees it. */
 static void stream_gone(struct evhttp_connection *conn, void *arg)
 {
 	web_stream *st = arg;
-	int drop;
 
 	(void)conn;
 	pthread_mutex_lock(&st->mu);
-	drop = !st->closed;
 	st->closed = 1;
-	st->req = NULL;
 	pthread_mutex_unlock(&st->mu);
-	if (drop)
-		stream_unref(st);
 }
 
-/* On the listener's thread: sends what was written; ends the response
- * once the caller released it. */
+/* On the listener's thread: sends what was written; once the caller
+ * released the stream, ends the response (or frees the request of a peer
+ * that went) and drops both references. */
 static void stream_flush(evutil_socket_t fd, short what, void *arg)
 {
 	web_stream *st = arg;
 	struct evbuffer *b = NULL;
 	struct evhttp_request *req;
-	int end, was_closed;
+	int end, closed;
 
 	(void)fd;
 	(void)what;
@@ -660,24 +664,26 @@ static void stream_flush(evutil_socket_t fd, short what, void *arg)
 	end = st->ending && !st->ended;
 	if (end)
 		st->ended = 1;
-	was_closed = st->closed;
+	closed = st->closed;
 	req = st->req;
-	if (end && !was_closed) {
+	if (end) {
 		st->closed = 1;
 		st->req = NULL;
 	}
 	pthread_mutex_unlock(&st->mu);
-	if (b && req && !was_closed)
+	if (b && req && !closed)
 		evhttp_send_reply_chunk(req, b);
 	if (b)
 		evbuffer_free(b);
 	if (!end)
 		return;
-	if (!was_closed) {
+	if (closed) {
+		evhttp_request_free(req);
+	} else {
 		evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
 		evhttp_send_reply_end(req);
-		stream_unref(st); /* the listener's */
 	}
+	stream_unref(st); /* the listener's */
 	stream_unref(st); /* the caller's, which web_stream_release left to this flush */
 }
 
@@ -739,20 +745,11 @@ int web_stream_closed(web_stream *st)
 
 void web_stream_release(web_stream *st)
 {
-	int closed;
-
 	if (!st)
 		return;
 	pthread_mutex_lock(&st->mu);
-	closed = st->closed;
 	st->ending = 1;
-	if (closed)
-		st->ended = 1;
 	pthread_mutex_unlock(&st->mu);
-	if (closed) {
-		stream_unref(st);
-		return;
-	}
 	/* the flush on the listener's thread ends the response and drops this reference */
 	event_active(st->flush, EV_TIMEOUT, 0);
 }

@@ -99,9 +99,12 @@ static int setup(void **state)
 		json_array_append_new(all, tf_brainstorm_question());
 		json_array_append_new(all, tf_brainstorm_spec());
 		json_array_append_new(all, plan);
-		json_array_extend(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL));
-		json_array_extend(all, tf_agent("wc"));
-		json_array_extend(all, tf_agent("cli"));
+		json_t *agents[3] = {tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL),
+				     tf_agent("wc"), tf_agent("cli")};
+		for (int i = 0; i < 3; i++) {
+			json_array_extend(all, agents[i]);
+			json_decref(agents[i]);
+		}
 		json_array_append_new(all, tf_review("slug", 1, 1));
 		json_array_append_new(all, tf_review("wc", 1, 1));
 		json_array_append_new(all, tf_review("cli", 1, 1));
