@@ -868,7 +868,9 @@ static int h_worker_log(web_request *rq, void *udata)
 	security_headers(rq);
 	rc = web_stream_open(rq, "text/event-stream", &st);
 	if (rc < 0) {
+		pthread_mutex_lock(&a->mu);
 		f->used = 0;
+		pthread_mutex_unlock(&a->mu);
 		return rc;
 	}
 	f->app = a;
