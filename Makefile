@@ -6,6 +6,7 @@
 #   make bench   benchmarks beside the reference implementations
 #   make eval-check  every eval task checked in the sandbox (eval/README.md)
 #   make checksrc the code conventions checked (tests/env/checksrc.py; make test runs it too)
+#   make compose-test  compose/ brought up and down on a private Docker engine
 #   make         just build bin/orchestrator
 #
 # Variables: CC (gcc or clang), BUILD (build folder), T (only tests whose name contains T).
@@ -64,7 +65,8 @@ BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 vpath test_%.c tests/unit tests/integration
 vpath %.c tests/progs tests/fakes bench
 
-.PHONY: all deps check-deps run services stop test test-build asan bench eval-check checksrc clean distclean fmt
+.PHONY: all deps check-deps run services stop test test-build asan bench eval-check checksrc clean \
+	distclean fmt compose-test
 
 all: check-deps $(BIN)
 
@@ -113,6 +115,13 @@ $(BUILD)/tests/progs/%: $(BUILD)/obj/progs/%.o $(TEST_SUPPORT_OBJ) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# the sandbox probe runs inside images without the host's libraries: static,
+# without sanitizers
+$(BUILD)/tests/progs/sbx_probe: tests/progs/sbx_probe.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@ (static)")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -static -o $@ $<
+
 $(BUILD)/obj/progs/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
@@ -147,6 +156,12 @@ asan:
 
 checksrc:
 	@python3 tests/scripts/test_checksrc.py
+# compose/docker-compose.yml up for real (images built locally), a project
+# through it, then down (tests/compose/compose_test.py)
+compose-test:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/tests/progs/factory_script
+	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/compose/compose_test.py
 
 bench:
 	@tests/env/deps.sh

@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "core/health.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "engine/deadletter.h"
 
@@ -789,6 +790,8 @@ static int ingest(bot *b, tg_update *u, int n)
 	}
 	pg_pool_release(b->pool, c);
 	if (rc == 0) {
+		met_add(met_with(met_counter("orch_telegram_updates_total",
+					     "Telegram updates stored (ingested)", NULL)), n);
 		b->batches++;
 		if (b->exit_after > 0 && b->batches >= b->exit_after) {
 			log_warn(MOD, "ORCH_BOT_TEST_EXIT_AFTER_COMMIT: exiting after %d stored batch(es) "

@@ -165,6 +165,23 @@ int cli_spawner_start(pg_pool *pool, struct llm_service *llm, int workers,
 		      struct spw_spawner **out);
 int cmd_sandbox(int argc, char **argv);
 int cmd_bot(int argc, char **argv);
+int cmd_healthcheck(int argc, char **argv);
+
+/* The HTTP listener of a long-running role (web/): /healthz and /metrics on
+ * ORCH_HTTP_ADDR, probing `pool` and `redis_url` (either may be NULL), and
+ * for the roles "serve" and "web" the dashboard (web/app.h).
+ * 0 when ORCH_HTTP_ADDR is unset (nothing started), 1 when listening, -1
+ * on error (err_last()). Stop it with cli_web_stop before freeing the pool. */
+struct web_server;
+struct web_health;
+struct web_app;
+typedef struct cli_web {
+	struct web_server *server;
+	struct web_health *health;
+	struct web_app *dash;   /* the dashboard, on the roles "serve" and "web" */
+} cli_web;
+int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_web *out);
+void cli_web_stop(cli_web *w);
 int cmd_chat(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */

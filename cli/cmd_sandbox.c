@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char USAGE[] =
@@ -134,9 +135,6 @@ static int cmd_sandbox_run(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	o.image = getenv("ORCH_SANDBOX_IMAGE");
 	o.runtime = getenv("ORCH_SANDBOX_RUNTIME");
-	v = getenv("DOCKER_HOST");
-	if (v && strncmp(v, "unix://", 7) == 0)
-		o.docker_socket = v + 7;
 	v = getenv("ORCH_SANDBOX_BACKEND");
 	if (v && *v && sbx_backend_parse(v, &o.backend) < 0) {
 		fprintf(stderr, "orchestrator sandbox: ORCH_SANDBOX_BACKEND: %s\n", err_last());
@@ -305,11 +303,17 @@ static int cmd_sandbox_run(int argc, char **argv)
 	if (verbose || r.timed_out || r.oom_killed || r.pids_limited || r.disk_full || r.fsize_limited ||
 	    r.cancelled)
 		fprintf(stderr, "sandbox: %s\n", r.reason);
-	if (verbose)
-		fprintf(stderr, "sandbox: exit %d, wall %lld ms, cpu %lld ms, peak memory %lld KiB%s%s\n",
-			r.exit_code, (long long)r.wall_ms, (long long)r.cpu_ms,
-			(long long)(r.mem_peak_bytes >= 0 ? r.mem_peak_bytes >> 10 : -1),
+	if (verbose) {
+		char peak[96];
+		if (r.mem_peak_bytes >= 0)
+			snprintf(peak, sizeof(peak), "peak memory %lld KiB",
+				 (long long)(r.mem_peak_bytes >> 10));
+		else
+			snprintf(peak, sizeof(peak), "peak memory and cpu not reported by this backend");
+		fprintf(stderr, "sandbox: exit %d, wall %lld ms, cpu %lld ms, %s%s%s\n", r.exit_code,
+			(long long)r.wall_ms, (long long)r.cpu_ms, peak,
 			r.degraded[0] ? "; NOT enforced: " : "", r.degraded);
+	}
 	else if (r.degraded[0])
 		fprintf(stderr, "sandbox: warning: NOT enforced on this host: %s\n", r.degraded);
 done:
@@ -334,9 +338,21 @@ int cmd_sandbox(int argc, char **argv)
 		return cmd_sandbox_run(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "sweep") == 0) {
 		int n = 0;
+		int nd = 0;
+		char sock[4096];
+		struct stat st;
 		if (sbx_sweep(&n) < 0)
 			return cli_fail("sandbox sweep");
 		printf("removed %d stale sandbox cgroups\n", n);
+		/* the docker backend's containers, when an engine is there */
+		if (sbx_docker_socket(NULL, sock, sizeof(sock)) < 0)
+			return cli_fail("sandbox sweep");
+		if (stat(sock, &st) == 0) {
+			if (sbx_sweep_docker(sock, &nd) < 0)
+				return cli_fail("sandbox sweep (docker)");
+			printf("removed %d leftover sandbox containers from the Docker engine at %s\n",
+			       nd, sock);
+		}
 		return 0;
 	}
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

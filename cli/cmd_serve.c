@@ -22,10 +22,6 @@
 #include "llm/llm.h"
 #include "nodes/factory.h"
 #include "spawner/spawner.h"
-#include "web/app.h"
-#include "web/web.h"
-
-#include <stdlib.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -83,14 +79,13 @@ int cmd_serve(int argc, char **argv)
 	pg_pool *pool = NULL;
 	llm_service *llm = NULL;
 	spw_spawner *sp = NULL;
-	web_server *web = NULL;
-	web_app *dash = NULL;
 	health_pub *hp = NULL;
 	eng_graph *factory = NULL;
 	nd_app app;
 	int64_t with_spawner = 0;
 	sigset_t sigs;
 	int64_t last_prune = 0, last_expire = 0;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -154,14 +149,12 @@ int cmd_serve(int argc, char **argv)
 			log_info("serve", "TELEGRAM_BOT_TOKEN is not set: running without the Telegram "
 					  "bot (`orchestrator chat` talks to this engine from a terminal)");
 	}
-	/* the dashboard and its API on ORCH_HTTP_ADDR */
-	if (serve_all && getenv("ORCH_HTTP_ADDR") && *getenv("ORCH_HTTP_ADDR") &&
-	    (web_server_new(&web, getenv("ORCH_HTTP_ADDR")) < 0 ||
-	     cli_dashboard_attach(web, pool, &dash) < 0 || web_server_start(web) < 0)) {
-		cli_fail("ORCH_HTTP_ADDR");
+	hp = cli_health_start(pool, serve_all ? "serve" : "engine");
+	/* /healthz and /metrics; serve's spawner uses Redis */
+	if (cli_web_start(argv[0], pool, serve_all && with_spawner ? cli_cfg.redis_url : NULL, &web) < 0) {
+		cli_fail("http listener");
 		goto done;
 	}
-	hp = cli_health_start(pool, serve_all ? "serve" : "engine");
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -187,10 +180,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	rc = 0;
 done:
-	web_app_stop(dash);
-	web_server_free(web);
-	web_app_free(dash);
 	health_pub_stop(hp);
+	cli_web_stop(&web);
 	spw_free(sp); /* workers call the models until they stop */
 	bot_free(b);
 	eng_engine_free(e);

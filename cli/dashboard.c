@@ -476,18 +476,16 @@ static int do_revoke(int argc, char **argv)
 	return 0;
 }
 
-/* The dashboard alone: the listener on ORCH_HTTP_ADDR (default loopback). */
+/* The dashboard alone: the listener on ORCH_HTTP_ADDR (default loopback),
+ * with /healthz and /metrics as every role's. */
 static int run_web(void)
 {
-	const char *addr = getenv("ORCH_HTTP_ADDR");
-	web_server *s = NULL;
-	web_app *app = NULL;
 	pg_pool *pool = NULL;
+	cli_web w = {0};
 	sigset_t sigs;
 	int rc = 1;
 
-	if (!addr || !*addr)
-		addr = "127.0.0.1:9464";
+	setenv("ORCH_HTTP_ADDR", "127.0.0.1:9464", 0);
 	cli_block_signals(&sigs);
 	if (pg_pool_new(&pool, cli_cfg.database_url, 8) < 0) {
 		cli_fail("database pool");
@@ -497,9 +495,8 @@ static int run_web(void)
 		cli_fail("start");
 		goto done;
 	}
-	if (web_server_new(&s, addr) < 0 || cli_dashboard_attach(s, pool, &app) < 0 ||
-	    web_server_start(s) < 0) {
-		cli_fail("web");
+	if (cli_web_start("web", pool, cli_cfg.redis_url, &w) < 0) {
+		cli_fail("ORCH_HTTP_ADDR");
 		goto done;
 	}
 	log_info("web", "the dashboard runs (pid %d); SIGINT or SIGTERM stops it", (int)getpid());
@@ -510,9 +507,7 @@ static int run_web(void)
 	}
 	rc = 0;
 done:
-	web_app_stop(app);
-	web_server_free(s);
-	web_app_free(app);
+	cli_web_stop(&w);
 	sec_runtime_stop();
 	pg_pool_free(pool);
 	return rc;

@@ -107,6 +107,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 		snprintf(reason, sizeof(reason), "cannot create %s: %s", dir, strerror(errno));
 		goto done;
 	}
+	spw_wphase(w, SPW_PHASE_CLONING);
 	spw_wlog(w, "status", "cloning %s", req->repo);
 	rc = spw_git_open(&git, url, &cred, host);
 	if (rc < 0) {
@@ -126,6 +127,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 		res = json_object();
 		if (!res)
 			goto done;
+		spw_wphase(w, SPW_PHASE_PUSHING);
 		push_mirror(w, git, &cred, target, res);
 		json_object_set_new(res, "commit", json_string(tip));
 		if (json_is_true(json_object_get(json_object_get(res, "mirror"), "pushed"))) {
@@ -141,6 +143,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 	}
 
 	/* 3. the rebase */
+	spw_wphase(w, SPW_PHASE_REBASING);
 	spw_wlog(w, "status", "rebasing %s onto %s", branch, target);
 	rc = spw_git_rebase(git, branch, target, &rb);
 	if (rc < 0) {
@@ -181,6 +184,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 				 err_last());
 			goto done;
 		}
+		spw_wphase(w, SPW_PHASE_TESTS);
 		spw_wlog(w, "status", "running the tests on the rebased %s", branch);
 		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why,
 				   sizeof(why));
@@ -206,6 +210,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 	}
 
 	/* 5. the merge itself */
+	spw_wphase(w, SPW_PHASE_PUSHING);
 	spw_wlog(w, "status", "fast-forwarding %s", target);
 	rc = spw_git_push_merge(git, url, &cred, target, branch);
 	if (rc < 0) {

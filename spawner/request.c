@@ -291,11 +291,11 @@ int spw_phases_parse(const char *list, unsigned *out)
 	while (*s) {
 		size_t n = strcspn(s, " ,\t");
 		if (n == 5 && strncmp(s, "setup", 5) == 0)
-			*out |= SPW_PHASE_SETUP;
+			*out |= SPW_NET_SETUP;
 		else if (n == 5 && strncmp(s, "agent", 5) == 0)
-			*out |= SPW_PHASE_AGENT;
+			*out |= SPW_NET_AGENT;
 		else if (n == 4 && strncmp(s, "test", 4) == 0)
-			*out |= SPW_PHASE_TEST;
+			*out |= SPW_NET_TEST;
 		else if (n == 4 && strncmp(s, "none", 4) == 0)
 			;
 		else if (n)
@@ -596,11 +596,11 @@ json_t *spw_request_json(const spw_request *r)
 			json_object_set_new(n, "language", json_string(r->net.language));
 		if (n && r->net.hosts)
 			json_object_set_new(n, "hosts", spw_lines_of(r->net.hosts));
-		if (ph && (r->net.phases & SPW_PHASE_SETUP))
+		if (ph && (r->net.phases & SPW_NET_SETUP))
 			json_array_append_new(ph, json_string("setup"));
-		if (ph && (r->net.phases & SPW_PHASE_AGENT))
+		if (ph && (r->net.phases & SPW_NET_AGENT))
 			json_array_append_new(ph, json_string("agent"));
-		if (ph && (r->net.phases & SPW_PHASE_TEST))
+		if (ph && (r->net.phases & SPW_NET_TEST))
 			json_array_append_new(ph, json_string("test"));
 		if (n && r->net.phases)
 			json_object_set(n, "phases", ph);

@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/embed.h"
+#include "core/metrics.h"
 #include "core/redact.h"
 #include "core/util.h"
 #include "secrets/resource.h"
@@ -37,6 +38,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +183,43 @@ void spw_wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
 	redact_buf(&b);
 	w->log(w->log_udata, kind, buf_cstr(&b));
 	buf_free(&b);
+}
+
+/* The series of orch_spawner_workers, one per phase, made once. */
+static met_series *phase_series[SPW_PHASE_COUNT];
+static pthread_once_t phase_once = PTHREAD_ONCE_INIT;
+
+static void phase_init(void)
+{
+	static const char *const names[SPW_PHASE_COUNT] = {
+		"preparing", "cloning", "base_tests", "agent", "tests", "rebasing", "pushing",
+		"reporting"};
+	met_family *f = met_gauge("orch_spawner_workers",
+				  "workers this spawner runs now, by phase", "phase");
+
+	for (int i = 0; i < SPW_PHASE_COUNT; i++)
+		phase_series[i] = met_with(f, names[i]);
+}
+
+void spw_phase_set(atomic_int *phase, spw_phase p)
+{
+	int old;
+
+	if (!phase)
+		return;
+	pthread_once(&phase_once, phase_init);
+	old = atomic_exchange(phase, (int)p);
+	if (old == (int)p)
+		return;
+	if (old >= 0 && old < SPW_PHASE_COUNT)
+		met_add(phase_series[old], -1);
+	if (p >= 0 && p < SPW_PHASE_COUNT)
+		met_add(phase_series[p], 1);
+}
+
+void spw_wphase(const spw_worker_ctx *w, spw_phase p)
+{
+	spw_phase_set(w->phase, p);
 }
 
 /* The prompt at `path` (a template stored in the database wins over the
@@ -823,6 +862,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			agent_transcript_append(transcript, l);
 		json_decref(l);
 	}
+	spw_wphase(w, SPW_PHASE_CLONING);
 	spw_wlog(w, "status", "cloning %s (base %s)", req->repo, req->base[0] ? req->base : "default");
 	rc = spw_git_prepare(&git, url, &cred, req->base, branch, host, ws);
 	if (rc < 0) {
@@ -854,8 +894,8 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			goto done;
 		}
 		spw_wlog(w, "status", "network policy %s (phases:%s%s%s)", net_desc,
-			 phases & SPW_PHASE_SETUP ? " setup" : "", phases & SPW_PHASE_AGENT ? " agent" : "",
-			 phases & SPW_PHASE_TEST ? " test" : "");
+			 phases & SPW_NET_SETUP ? " setup" : "", phases & SPW_NET_AGENT ? " agent" : "",
+			 phases & SPW_NET_TEST ? " test" : "");
 	}
 	rc = spw_worker_sandbox(w, &lim, ws, att ? egr_attach_socket(att) : NULL, &box, reason,
 				sizeof(reason));
@@ -864,7 +904,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 
 	/* 4b. the setup (dependencies), with the network the policy gives it */
 	if (req->setup_command) {
-		net_phase(att, "setup", phases, SPW_PHASE_SETUP);
+		net_phase(att, "setup", phases, SPW_NET_SETUP);
 		rc = run_setup(w, box, env ? sec_env_strings(env) : NULL, transcript, net_desc, &nl,
 			       reason, sizeof(reason));
 		if (rc < 0) {
@@ -880,7 +920,8 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 
 	/* 5. the base's tests */
 	if (req->test_command) {
-		net_phase(att, "test", phases, SPW_PHASE_TEST);
+		net_phase(att, "test", phases, SPW_NET_TEST);
+		spw_wphase(w, SPW_PHASE_BASE_TESTS);
 		spw_wlog(w, "status", "counting the base's tests");
 		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &base_sum, NULL, why,
 			       sizeof(why));
@@ -960,7 +1001,8 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		ac.log = w->log;
 		ac.log_udata = w->log_udata;
 		ac.cancel = w->cancel;
-		net_phase(att, "agent", phases, SPW_PHASE_AGENT);
+		net_phase(att, "agent", phases, SPW_NET_AGENT);
+		spw_wphase(w, SPW_PHASE_AGENT);
 		rc = agent_run(&ac, &ar);
 		free(tfmt);
 		if (rc < 0) {
@@ -1017,6 +1059,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		}
 	}
 	if (ar.exit == AGENT_SUBMITTED && req->test_command) {
+		spw_wphase(w, SPW_PHASE_TESTS);
 		spw_wlog(w, "status", "running the tests");
 		/* on exactly what is committed: no stale build output or cache */
 		rc = spw_git_clean(git, commit);
@@ -1028,7 +1071,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		}
 		/* the dependencies again: the reset removed them with everything ignored */
 		if (req->setup_command) {
-			net_phase(att, "setup", phases, SPW_PHASE_SETUP);
+			net_phase(att, "setup", phases, SPW_NET_SETUP);
 			rc = run_setup(w, box, env ? sec_env_strings(env) : NULL, transcript, net_desc,
 				       &nl, reason, sizeof(reason));
 			if (rc < 0) {
@@ -1041,7 +1084,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 				goto done;
 			}
 		}
-		net_phase(att, "test", phases, SPW_PHASE_TEST);
+		net_phase(att, "test", phases, SPW_NET_TEST);
 		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
@@ -1052,6 +1095,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 
 	/* 8. push */
 	if (changed) {
+		spw_wphase(w, SPW_PHASE_PUSHING);
 		spw_wlog(w, "status", "pushing %s", branch);
 		rc = spw_git_push(git, url, &cred, branch);
 		if (rc < 0) {
