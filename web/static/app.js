@@ -29,6 +29,11 @@ function badge(word) {
   return h("span", { class: "badge " + w.replace(/[^a-z_]/g, "_") }, w.replace(/_/g, " "));
 }
 
+function short(v) {
+  const t = JSON.stringify(v === undefined ? null : v);
+  return t.length > 160 ? t.slice(0, 159) + "…" : t;
+}
+
 function usd(x) { return "$" + (Number(x) || 0).toFixed(4); }
 function num(x) { return (Number(x) || 0).toLocaleString("en"); }
 
@@ -424,7 +429,8 @@ async function viewModels() {
     h("td", {}, q.top_p), h("td", {}, q.stop), h("td", {}, q.reasoning), h("td", {}, (q.efforts || []).join(", ") || "any")));
   const audit = (m.audit || []).map((a) => h("tr", {},
     h("td", { class: "muted" }, a.at), h("td", {}, a.actor), h("td", {}, a.action + " " + a.kind + " " + a.name),
-    h("td", {}, h("code", {}, JSON.stringify(a.old) + " → " + JSON.stringify(a.new)))));
+    h("td", {}, h("code", { title: JSON.stringify(a.old) + " → " + JSON.stringify(a.new) },
+      short(a.old) + " → " + short(a.new)))));
   const prompts = (m.prompts || []).map((p) => h("tr", {}, h("td", {}, p.name),
     h("td", {}, p.overridden ? badge("stored") : h("span", { class: "muted" }, "built-in")),
     h("td", {}, h("button", { onclick: () => editPrompt(p.name) }, "Edit"))));
@@ -496,9 +502,16 @@ async function viewEngine() {
   setView("engine", h("h1", {}, "Engine"),
     h("div", { class: "grid" },
       card("Runs by state", barChart("runs-chart", states.map((s) => ({ s: s, n: runs[s] || 0 })), (r) => r.s, (r) => r.n, (v) => num(v))),
-      card("Outbox", h("div", { class: "kv", id: "outbox" }, "pending", num(ob.pending), "dead", num(ob.dead))),
+      card("Outbox", h("div", { class: "kv", id: "outbox" }, h("span", {}, "pending"), h("span", {}, num(ob.pending)),
+        h("span", {}, "dead"), h("span", {}, num(ob.dead)))),
       card("Live engines", h("table", { id: "engines" }, h("tbody", {}, (st.engines || []).map((e) => h("tr", {},
         h("td", {}, e.id), h("td", {}, badge(e.alive ? "ok" : "failed")), h("td", { class: "num" }, (e.runs_held || 0) + " runs held"))))))),
+    card("Processes and their health", Array.isArray(st.health) && st.health.length ? h("table", { id: "health" }, h("tbody", {},
+      st.health.map((p) => h("tr", {}, h("td", {}, p.role || ""), h("td", {}, p.process || ""),
+        h("td", {}, badge(p.alive ? (p.worst || "ok") : "gone")),
+        h("td", { class: "muted" }, Object.entries(p.parts || {}).filter(([, v]) => v.state !== "ok")
+          .map(([k, v]) => k + ": " + v.state + (v.reason ? " (" + v.reason + ")" : "")).join("; ")))))) :
+      h("p", { class: "muted" }, "No process publishes its health.")),
     card("Recent failures", (st.recent_failures || []).length ? h("table", { id: "failures" }, h("tbody", {}, st.recent_failures.map((f) =>
       h("tr", {}, h("td", {}, "run " + f.run), h("td", {}, f.thread), h("td", {}, f.node || ""), h("td", {}, f.error || "")))))
       : h("p", { class: "muted" }, "None.")),
