@@ -109,6 +109,8 @@ int cmd_serve(int argc, char **argv)
 		llm_service_summary(llm, origin, sizeof(origin), &nm, &ne);
 		log_info("serve", "language models from %s: %d models on %d endpoints", origin, nm,
 			 ne);
+		if (nm == 0)
+			cli_model_hint();
 	}
 	/* the factory: its settings are checked now, not at the first project */
 	memset(&app, 0, sizeof(app));
