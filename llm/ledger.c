@@ -413,6 +413,30 @@ int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats
 	return rc;
 }
 
+static const pg_stmt STMT_STATS_OTHERS = {
+	"llm_sched_stats_others",
+	"DELETE FROM llm_sched_stats WHERE instance = $1 AND NOT (endpoint = ANY ($2::text[]))", 2,
+};
+
+int llm_sched_stats_keep(pg_conn *c, const char *instance, const llm_sched_stats *st, int n)
+{
+	const char *names[128];
+	const char *params[2];
+	buf arr;
+	int rc;
+
+	buf_init(&arr, 0);
+	for (int i = 0; i < n && i < 128; i++)
+		names[i] = st[i].name;
+	rc = pg_text_array(&arr, names, (size_t)(n < 128 ? n : 128));
+	params[0] = instance;
+	params[1] = buf_cstr(&arr);
+	if (rc == 0)
+		rc = pg_exec_stmt(c, NULL, &STMT_STATS_OTHERS, params);
+	buf_free(&arr);
+	return rc;
+}
+
 int llm_sched_stats_clear(pg_conn *c, const char *instance)
 {
 	const char *params[1] = {instance};

@@ -116,6 +116,10 @@ int llm_cost_series(pg_conn *c, const char *project, json_t **out);
 int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats *st,
 			 const llm_server_slots *srv, int n);
 
+/* Removes this process's figures of endpoints other than those of st[0..n)
+ * (a configuration that dropped an endpoint). */
+int llm_sched_stats_keep(pg_conn *c, const char *instance, const llm_sched_stats *st, int n);
+
 /* Removes this process's figures (at shutdown). */
 int llm_sched_stats_clear(pg_conn *c, const char *instance);
 

@@ -269,10 +269,9 @@ int llm_service_save_stats(llm_service *s)
 	rc = pg_pool_acquire(s->opt.pool, 5000, &c);
 	if (rc < 0)
 		return rc;
-	/* an endpoint the configuration dropped leaves the figures */
-	rc = llm_sched_stats_clear(c, s->instance);
-	if (rc == 0)
-		rc = llm_sched_stats_save(c, s->instance, st, srv, n);
+	rc = llm_sched_stats_save(c, s->instance, st, srv, n);
+	if (rc == 0) /* an endpoint the configuration dropped leaves the figures */
+		rc = llm_sched_stats_keep(c, s->instance, st, n);
 	if (rc == 0)
 		atomic_store(&s->saved, 1);
 	pg_pool_release(s->opt.pool, c);
