@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/health.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "engine/deadletter.h"
 
@@ -53,11 +54,13 @@ int bot_parse_allowed(const char *s, int64_t *out, int cap, int *n)
 			break;
 		while (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != ';') {
 			if (k + 1 < sizeof(item))
-				item[k++] = *p;
+				item[k] = *p;
+			k++;
 			p++;
 		}
-		item[k] = '\0';
-		if (cfg_parse_int(item, &v) < 0 || v <= 0)
+		/* a longer item is no id, not the id its first characters make */
+		item[k < sizeof(item) ? k : sizeof(item) - 1] = '\0';
+		if (k >= sizeof(item) || cfg_parse_int(item, &v) < 0 || v <= 0)
 			return err_set(ERR_INVALID,
 				       "ORCH_ALLOWED_USERS: '%s' is not a numeric Telegram user id "
 				       "(usernames change; ids do not)",
@@ -791,6 +794,8 @@ static int ingest(bot *b, tg_update *u, int n)
 	}
 	pg_pool_release(b->pool, c);
 	if (rc == 0) {
+		met_add(met_with(met_counter("orch_telegram_updates_total",
+					     "Telegram updates stored (ingested)", NULL)), n);
 		b->batches++;
 		if (b->exit_after > 0 && b->batches >= b->exit_after) {
 			log_warn(MOD, "ORCH_BOT_TEST_EXIT_AFTER_COMMIT: exiting after %d stored batch(es) "

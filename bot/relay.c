@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/redact.h"
 #include "core/util.h"
 #include "engine/outbox.h"
@@ -175,6 +176,8 @@ static int after_call(bot_relay *r, int64_t chat, int rc, const tg_reply *rep,
 
 	if (rc == ERR_BUSY) {
 		int64_t ms = rep->retry_after_ms > 0 ? rep->retry_after_ms : 1000;
+		met_add(met_with(met_counter("orch_telegram_rate_limited_total",
+					     "Telegram calls answered 429 (retry_after obeyed)", NULL)), 1);
 		bot_limit_block(r->lim, chat, now, ms);
 		*retry_after = ms;
 		log_warn("telegram", "429 for chat %lld: waiting %lld ms as told", (long long)chat,
@@ -183,6 +186,10 @@ static int after_call(bot_relay *r, int64_t chat, int rc, const tg_reply *rep,
 	}
 	if (rc == 0 || rc == ERR_INVALID)
 		bot_limit_note(r->lim, chat, now);
+	if (rc == 0)
+		met_add(met_with(met_counter("orch_telegram_calls_total",
+					     "Telegram calls that sent, edited or answered (messages sent)",
+					     NULL)), 1);
 	return rc;
 }
 

@@ -159,6 +159,18 @@ int cmd_graph(int argc, char **argv);
 int cmd_secrets(int argc, char **argv);
 int cmd_resources(int argc, char **argv);
 int cmd_llm(int argc, char **argv);
+int cmd_modelcfg(int argc, char **argv); /* orchestrator models */
+int cmd_web(int argc, char **argv);
+
+/* Registers the dashboard (web/app.h) with this program's backend on `s`
+ * (before it starts): the caller owns *out (web_app_stop before
+ * web_server_free, web_app_free after). -1 with err_last() on error. */
+struct web_server;
+struct web_app;
+int cli_dashboard_attach(struct web_server *s, pg_pool *pool, struct web_app **out);
+
+/* "cli:NAME" of the real uid (never $USER), for audit rows. */
+void cli_audit_actor(char *out, size_t cap);
 int cmd_spawner(int argc, char **argv);
 
 /* Starts the spawner role on `pool` and `llm` (borrowed; they must outlive
@@ -172,10 +184,34 @@ int cli_spawner_start(pg_pool *pool, struct llm_service *llm, int workers,
 		      struct eng_stream_hub *hub, struct spw_spawner **out);
 int cmd_sandbox(int argc, char **argv);
 int cmd_bot(int argc, char **argv);
+int cmd_healthcheck(int argc, char **argv);
+
+/* The HTTP listener of a long-running role (web/): /healthz and /metrics on
+ * ORCH_HTTP_ADDR, probing `pool` and `redis_url` (either may be NULL), and
+ * for the roles "serve" and "web" the dashboard (web/app.h).
+ * 0 when ORCH_HTTP_ADDR is unset (nothing started), 1 when listening, -1
+ * on error (err_last()). Stop it with cli_web_stop before freeing the pool. */
+struct web_server;
+struct web_health;
+struct web_app;
+typedef struct cli_web {
+	struct web_server *server;
+	struct web_health *health;
+	struct web_app *dash;   /* the dashboard, on the roles "serve" and "web" */
+} cli_web;
+int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_web *out);
+void cli_web_stop(cli_web *w);
 int cmd_chat(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */
 int cmd_show(int argc, char **argv);
+
+/* What `status --json` (with its --limit: projects not waiting for an
+ * answer beyond `limit` are counted, not listed; < 0: all) and `show
+ * PROJECT --json` print, for the dashboard too: *out owned by the caller
+ * (status: also on a partial failure). */
+int cli_status_json(pg_conn *c, int limit, json_t **out);
+int cli_show_json(pg_conn *c, const char *project, json_t **out);
 int cmd_logs(int argc, char **argv);
 
 /* What the terminal front ends (chat, new) check and open first: the chat
@@ -190,10 +226,56 @@ int cli_term_open(const char *name, char *graph, size_t cap, pg_pool **pool);
  * result. */
 int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color);
 
+/* Starts a project with `idea` in the terminal chat `name` on graph
+ * `graph`, as '/new IDEA' typed in that chat does (one transaction on `c`):
+ * its thread id and number in the chat. */
+int cli_new_project(pg_conn *c, const char *graph, const char *name, const char *idea,
+		    int64_t *thread, int *n);
+
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set,
  * showing the replies of `hub` (may be NULL) as drafts: 1 with *out
  * running, 0 when no token is set, -1 on error (err_last()). */
 struct bot;
 int cli_bot_start(pg_pool *pool, struct eng_stream_hub *hub, struct bot **out);
+
+/* --- the factory inside this process (eval run, demo: cli/inproc.c) --- */
+
+typedef struct cli_factory cli_factory;
+
+/* ERR_CONFLICT, saying what to do, when another engine runs on the
+ * database: it would take this process's projects and answer them with its
+ * own models. */
+int cli_factory_alone(pg_pool *pool);
+
+/* Starts the engine with the factory's graph and the spawner on `pool` and
+ * `llm` (borrowed; they must outlive it), as `serve` does. The caller owns
+ * *out (cli_factory_stop). */
+int cli_factory_start(pg_pool *pool, struct llm_service *llm, cli_factory **out);
+
+/* Stops the spawner, then the engine, and frees. NULL is a no-op. */
+void cli_factory_stop(cli_factory *f);
+
+/* The stream hub of `f`'s runs and workers (borrowed, lives as long as f;
+ * NULL for NULL): what a chat in the same process subscribes to. */
+struct eng_stream_hub *cli_factory_hub(cli_factory *f);
+
+/* A language-model service on the models file `models` (borrowed; `origin`
+ * names it in messages) with the settings of the environment; `identity`
+ * sends each call's identity headers (the eval's record/replay server).
+ * The caller owns *out (llm_service_free). */
+int cli_llm_from_json(const json_t *models, const char *origin, pg_pool *pool, int identity,
+		      struct llm_service **out);
+
+/* The terminal chat's paths for the eval's person (eval/runner.h). */
+struct ev_front;
+void cli_eval_front(struct ev_front *out);
+
+/* What to do when no model is configured, once, on stderr: the variables,
+ * the model servers listening on their usual local ports (probed), the
+ * demo. */
+void cli_model_hint(void);
+
+int cmd_eval(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

@@ -63,6 +63,7 @@ int cmd_bot(int argc, char **argv)
 	eng_stream_hub *hub = NULL;
 	bot_live *live = NULL;
 	sigset_t sigs;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -100,6 +101,10 @@ int cmd_bot(int argc, char **argv)
 		goto done;
 	}
 	hp = cli_health_start(pool, "bot");
+	if (cli_web_start("bot", pool, NULL, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("bot", "bot role running (pid %d); SIGINT or SIGTERM stops it", (int)getpid());
 	while (!bot_done(b)) {
 		struct timespec tick = {.tv_sec = 1, .tv_nsec = 0};
@@ -115,6 +120,7 @@ int cmd_bot(int argc, char **argv)
 		fprintf(stderr, "orchestrator: bot stopped: %s\n", err_last());
 done:
 	health_pub_stop(hp);
+	cli_web_stop(&web);
 	bot_free(b);
 	cli_streams_stop(hub, live);
 	sec_runtime_stop();

@@ -88,6 +88,7 @@ int cmd_serve(int argc, char **argv)
 	int64_t with_spawner = 0;
 	sigset_t sigs;
 	int64_t last_prune = 0, last_expire = 0;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -105,10 +106,15 @@ int cmd_serve(int argc, char **argv)
 	/* the bot needs its own connections besides the engine's */
 	if (cli_role_start(cli_cfg.db_pool_size + (serve_all ? 4 : 0), &pool, &llm))
 		goto done;
-	log_info("serve", "language models from %s: %d models on %d endpoints",
-		 llm_registry_origin(llm_service_registry(llm)),
-		 llm_registry_n_models(llm_service_registry(llm)),
-		 llm_registry_n_endpoints(llm_service_registry(llm)));
+	{
+		char origin[256];
+		int nm, ne;
+		llm_service_summary(llm, origin, sizeof(origin), &nm, &ne);
+		log_info("serve", "language models from %s: %d models on %d endpoints", origin, nm,
+			 ne);
+		if (nm == 0)
+			cli_model_hint();
+	}
 	/* live streams: this process's runs and workers to the others (chat, web, another
 	 * bot); the bot here shows the replies of every engine as drafts */
 	if (cli_streams_start(pool, 1, serve_all, 0, &hub, &live))
@@ -154,6 +160,11 @@ int cmd_serve(int argc, char **argv)
 					  "bot (`orchestrator chat` talks to this engine from a terminal)");
 	}
 	hp = cli_health_start(pool, serve_all ? "serve" : "engine");
+	/* /healthz and /metrics; serve's spawner uses Redis */
+	if (cli_web_start(argv[0], pool, serve_all && with_spawner ? cli_cfg.redis_url : NULL, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -180,6 +191,7 @@ int cmd_serve(int argc, char **argv)
 	rc = 0;
 done:
 	health_pub_stop(hp);
+	cli_web_stop(&web);
 	spw_free(sp); /* workers call the models until they stop */
 	bot_free(b);
 	eng_engine_free(e);

@@ -69,6 +69,7 @@ int cmd_spawner(int argc, char **argv)
 	eng_stream_hub *hub = NULL;
 	bot_live *live = NULL;
 	sigset_t sigs;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -92,6 +93,10 @@ int cmd_spawner(int argc, char **argv)
 		goto done;
 	}
 	hp = cli_health_start(pool, "spawner");
+	if (cli_web_start("spawner", pool, cli_cfg.redis_url, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("spawner", "running (pid %d); SIGINT or SIGTERM stops it", (int)getpid());
 	for (;;) {
 		int sig = sigwaitinfo(&sigs, NULL);
@@ -105,6 +110,7 @@ int cmd_spawner(int argc, char **argv)
 	rc = 0;
 done:
 	health_pub_stop(hp);
+	cli_web_stop(&web);
 	spw_free(sp); /* before the models: workers call them until they stop */
 	cli_streams_stop(hub, live);
 	sec_runtime_stop();

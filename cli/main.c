@@ -37,6 +37,8 @@ static const command commands[] = {
 	{"reject", cmd_approve, "answer a project's question negatively (reject, cancel, stop)"},
 	{"show", cmd_show, "a project's history: conversation, decisions, tasks, workers, cost"},
 	{"logs", cmd_logs, "what a worker's agent did, step by step; -f follows it live"},
+	{"demo", cmd_demo, "see the factory build a sample project (recorded model replies)"},
+	{"eval", cmd_eval, "measure the factory on the eval tasks: eval run [--live | --replay DIR]"},
 	{"migrate", cmd_migrate, "create or update the database schema"},
 	{"status", cmd_status, "projects, open questions, runs, engines, models (--json)"},
 	{"threads", cmd_threads, "list threads with their latest run"},
@@ -51,8 +53,11 @@ static const command commands[] = {
 	{"secrets", cmd_secrets, "the encrypted secrets store: init, set, list, rm, rotate-key"},
 	{"resources", cmd_resources, "handles that grant secrets to a project's workers"},
 	{"llm", cmd_llm, "language models: the registry, a test call, budgets"},
+	{"models", cmd_modelcfg, "the model configuration in the database, changed while running"},
+	{"web", cmd_web, "the dashboard alone; login tokens for it (web token --user NAME)"},
 	{"spawner", cmd_spawner, "run the spawner role: spawn requests from Redis to sandboxed workers"},
 	{"sandbox", cmd_sandbox, "run one command in a sandbox (sandbox run -- CMD), sweep leftovers"},
+	{"healthcheck", cmd_healthcheck, "ask a role's /healthz (exit 0 when healthy): for health checks"},
 	{NULL, NULL, NULL},
 };
 

@@ -2,6 +2,7 @@
 #include "core/err.h"
 #include "core/health.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/redact.h"
 #include "core/util.h"
 #include "engine/graph_int.h"
@@ -516,6 +517,30 @@ static char *ids_literal(const json_t *ids)
 	return buf_steal(&b);
 }
 
+/* The engine's metrics (core/metrics), made once. */
+static met_series *m_step_s, *m_steps[3], *m_commit_s, *m_batch;
+static pthread_once_t m_once = PTHREAD_ONCE_INIT;
+
+static void metrics_init(void)
+{
+	static const double sizes[] = {1, 2, 4, 8, 16, 32, 64};
+	met_family *steps = met_counter("orch_engine_steps_total",
+					"super-steps executed, by outcome (continued, finished, error)",
+					"outcome");
+
+	m_step_s = met_with(met_histogram("orch_engine_step_duration_seconds",
+					  "one super-step: nodes and commit", NULL, NULL, 0));
+	m_steps[0] = met_with(steps, "continued");
+	m_steps[1] = met_with(steps, "finished");
+	m_steps[2] = met_with(steps, "error");
+	m_commit_s = met_with(met_histogram("orch_checkpoint_commit_duration_seconds",
+					    "one group commit of checkpoints (a batch of steps)", NULL,
+					    NULL, 0));
+	m_batch = met_with(met_histogram("orch_checkpoint_batch_size",
+					 "steps committed together by one group commit", NULL, sizes,
+					 sizeof(sizes) / sizeof(sizes[0])));
+}
+
 /* Group commit (leader/follower). A thread with a completed step queues it;
  * when nobody is committing, it commits itself, at once, together with
  * every step queued meanwhile (up to PG_PIPE_MAX) in one transaction, and
@@ -557,8 +582,11 @@ static int group_commit(eng_engine *e, const store_step *s, char *status_out, pg
 		pthread_mutex_unlock(&e->cmu);
 		rc = acquire(e, &c);
 		if (rc == 0) {
+			double t0 = met_now();
 			rc = store_commit_batch(c, steps, n, rcs, st, errs, dberr);
 			pg_pool_release(e->pool, c);
+			met_observe(m_commit_s, met_now() - t0);
+			met_observe(m_batch, n);
 		}
 		pg_last_error(&lead_err);
 		for (int i = 0; i < n; i++) {
@@ -1075,7 +1103,10 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 					rc = 0;
 					break;
 				}
+				double t0 = met_now();
 				rc = run_step(&x);
+				met_observe(m_step_s, met_now() - t0);
+				met_add(m_steps[rc == 1 ? 0 : rc == 0 ? 1 : 2], 1);
 			} while (rc == 1);
 		}
 		if (rc == ERR_DB && x.dberr.cls == PG_ERRC_CONNECTION) {
@@ -1391,6 +1422,7 @@ int eng_engine_new(eng_engine **out, pg_pool *pool, const eng_options *opt)
 	char rnd[9];
 
 	*out = NULL;
+	pthread_once(&m_once, metrics_init);
 	if (opt && opt->durability != ENG_DURABILITY_SYNC && opt->durability != ENG_DURABILITY_ASYNC)
 		return err_set(ERR_INVALID, "durability %d: use ENG_DURABILITY_SYNC or _ASYNC",
 			       opt->durability);

@@ -71,6 +71,10 @@ typedef struct llm_options {
 				      * endpoint has idle_timeout; 0: 60 s; < 0: none */
 	int64_t health_wait_ms;      /* an outage is waited out this long unless the
 				      * endpoint has health_wait; 0: 3 min; < 0: not at all */
+	int identity_headers;        /* send each call's identity as the headers
+				      * X-Orch-Project, X-Orch-Node and X-Orch-Subject (the
+				      * eval's record/replay server matches replies by
+				      * them); 0: none are sent */
 } llm_options;
 
 /* Defaults, then the environment: ORCH_LLM_PROJECT_BUDGET and
@@ -89,7 +93,32 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
  * No call may be in progress. NULL is a no-op. */
 void llm_service_free(llm_service *s);
 
-/* Borrowed. */
+/* Puts `reg` (owned, also on failure) in force: calls that start from now
+ * on use it, calls in progress finish under the configuration they started
+ * with (freed when the last of them ends). An endpoint of the same name
+ * and base URL keeps its probe, outage state and scheduler slot; its
+ * configured slot count applies unless its server reported its own.
+ * `version` is the stored configuration's (0: from a file or the
+ * environment). Thread-safe. */
+int llm_service_set_registry(llm_service *s, llm_registry *reg, int64_t version);
+
+/* Calls fn(udata) first thing in llm_service_free (what follows the
+ * service, such as the configuration watcher, stops before it goes). */
+void llm_service_on_free(llm_service *s, void (*fn)(void *), void *udata);
+
+/* The version of the configuration in force (0: file or environment). */
+int64_t llm_service_version(llm_service *s);
+
+/* llm_registry_describe of the configuration in force, with its
+ * "version". The caller owns *out. */
+int llm_service_describe(llm_service *s, json_t **out);
+
+/* Where the configuration in force came from, its models and endpoints. */
+void llm_service_summary(llm_service *s, char *origin, size_t cap, int *models, int *endpoints);
+
+/* The registry in force. Borrowed: valid only until the next
+ * llm_service_set_registry (use it where nothing changes the
+ * configuration, as in tests and at start-up). */
 llm_registry *llm_service_registry(llm_service *s);
 llm_sched *llm_service_sched(llm_service *s);
 const char *llm_service_instance(const llm_service *s);
@@ -150,6 +179,8 @@ typedef struct llm_call {
 	int64_t thread_id, run_id;
 	const char *node;          /* the graph node calling */
 	const char *worker;        /* the worker calling */
+	const char *subject;       /* what the call is about (the plan task of an agent or
+				    * a review); NULL: the node's own work */
 	const char *owner;         /* fairness key; NULL: the thread, else the project */
 	int priority;              /* enum llm_priority; LLM_PRIO_NORMAL when zeroed */
 	const atomic_int *cancel;  /* non-zero stops the call (queue, request, backoff) */

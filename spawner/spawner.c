@@ -456,6 +456,7 @@ typedef struct slot {
 	atomic_int aborted;      /* the requester cancelled it: finish it as cancelled */
 	rds_conn *conn;          /* the worker thread's own; live lines under log_mu */
 	pthread_mutex_t log_mu;  /* live lines come from the worker and the egress proxy */
+	atomic_int phase;        /* spw_phase of its worker; SPW_PHASE_IDLE when free */
 	int64_t log_fail_ms;
 	/* progress (the worker thread's own): the agent's steps so far and the
 	 * latest phase and command, written to workers.progress */
@@ -803,7 +804,9 @@ static void *worker_main(void *arg)
 	w.log_udata = sl;
 	w.egress = s->egress;
 	w.egress_error = s->egress_error;
+	w.phase = &sl->phase;
 	result = spw_worker_run(&w);
+	spw_phase_set(&sl->phase, SPW_PHASE_REPORTING);
 	status = result ? json_string_value(json_object_get(result, "status")) : NULL;
 	if (!result) {
 		log_error("spawner", "worker %s: out of memory building its result", sl->req.id);
@@ -838,6 +841,7 @@ static void *worker_main(void *arg)
 		log_info("spawner", "worker %s (task %s): %s", sl->req.id, sl->req.task, a.status);
 	}
 	json_decref(result);
+	spw_phase_set(&sl->phase, SPW_PHASE_IDLE);
 	pthread_mutex_lock(&s->lock);
 	sl->joinable = 1;
 	pthread_cond_broadcast(&s->cond);
@@ -901,6 +905,8 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 		atomic_store(&sl->aborted, 0);
 		sl->busy = 1;
 	}
+	if (sl)
+		spw_phase_set(&sl->phase, SPW_PHASE_PREPARING);
 	pthread_mutex_unlock(&s->lock);
 	if (!sl)
 		return err_set(ERR_BUSY, "no free worker slot");
@@ -915,6 +921,7 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 		 attempt);
 	return 0;
 fail:
+	spw_phase_set(&sl->phase, SPW_PHASE_IDLE);
 	pthread_mutex_lock(&s->lock);
 	*req = sl->req;
 	memset(&sl->req, 0, sizeof(sl->req));
@@ -1517,6 +1524,12 @@ int spw_cleanup(spw_spawner *s, int *out_removed)
 		*out_removed = 0;
 	if (sbx_sweep(&swept) < 0)
 		log_warn("spawner", "sweeping dead sandboxes: %s", err_last());
+	if (strcmp(s->cfg.sandbox, "docker") == 0) {
+		int containers = 0;
+		if (sbx_sweep_docker(NULL, &containers) < 0)
+			log_warn("spawner", "sweeping the Docker engine's leftover sandboxes: %s", err_last());
+		swept += containers;
+	}
 	snprintf(path, sizeof(path), "%s/workers", s->cfg.data_dir);
 	d = opendir(path);
 	if (!d)
@@ -1647,6 +1660,7 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 	for (int i = 0; i < cfg->max_workers; i++) {
 		s->slots[i].s = s;
 		pthread_mutex_init(&s->slots[i].log_mu, NULL);
+		atomic_init(&s->slots[i].phase, SPW_PHASE_IDLE);
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);

@@ -158,8 +158,13 @@ def main():
     ap.add_argument("--bin", default="bin/orchestrator")
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("TEST_JOBS", "2")))
     ap.add_argument("--timeout", type=int, default=int(os.environ.get("TEST_TIMEOUT", "600")))
+    ap.add_argument("--list", action="store_true", help="print the selected tests' names")
     ap.add_argument("filters", nargs="*")
     args = ap.parse_args()
+    if args.list:
+        for name, _ in discover(args.build, args.filters):
+            print(name)
+        return 0
 
     base = os.environ.get("TEST_PG_BASE")
     if not base:

@@ -3,7 +3,9 @@
  * loopback only). It speaks the real API at /bot<token>/<method> and
  * refuses what Telegram refuses; a control API under /control/ scripts it.
  *
- *   fake_telegram [--port N] [--token T]     prints "PORT <n>" once listening
+ *   fake_telegram [--port N] [--token T] [--host ADDR]
+ *                            prints "PORT <n>" once listening (on 127.0.0.1
+ *                            unless ADDR is given)
  *
  * Bot API: getMe, deleteWebhook, getUpdates (offset confirms, long polls up
  * to `timeout`, a second poll ends the first with 409), sendMessage,
@@ -948,6 +950,7 @@ int main(int argc, char **argv)
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
 	int port = 0;
+	const char *host = "127.0.0.1";
 
 	snprintf(S.token, sizeof(S.token), "123456:TEST-token");
 	for (int i = 1; i + 1 < argc; i++) {
@@ -955,6 +958,8 @@ int main(int argc, char **argv)
 			port = (int)strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--token") == 0)
 			snprintf(S.token, sizeof(S.token), "%s", argv[++i]);
+		else if (strcmp(argv[i], "--host") == 0)
+			host = argv[++i];
 	}
 	signal(SIGPIPE, SIG_IGN);
 	clock_gettime(CLOCK_MONOTONIC, &S.t0);
@@ -967,9 +972,9 @@ int main(int argc, char **argv)
 	evhttp_set_max_body_size(http, 64 << 20);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(http, on_request, NULL);
-	sock = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
+	sock = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
 	if (!sock) {
-		fprintf(stderr, "fake_telegram: cannot listen on 127.0.0.1:%d\n", port);
+		fprintf(stderr, "fake_telegram: cannot listen on %s:%d\n", host, port);
 		return 1;
 	}
 	{

@@ -5,6 +5,7 @@
 #include "tests/support/spawn_support.h"
 #include "tests/support/support.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/redis.h"
 #include "core/util.h"
 #include "engine/control.h"
@@ -709,6 +710,63 @@ static void test_agents_md(void **state)
 	assert_null(strstr(text, "<agents_md>"));
 	assert_null(strstr(text, "root:"));
 	free(text);
+}
+
+/* orch_spawner_workers{phase=...} as this process renders it now. */
+static double phase_value(const char *phase)
+{
+	char key[96];
+	const char *at;
+	double v = 0;
+	buf b;
+
+	buf_init(&b, 64 << 20);
+	assert_int_equal(met_render(&b), 0);
+	snprintf(key, sizeof(key), "\norch_spawner_workers{phase=\"%s\"} ", phase);
+	at = strstr(buf_cstr(&b), key);
+	if (at)
+		v = strtod(at + strlen(key), NULL);
+	buf_free(&b);
+	return v;
+}
+
+static double phases_total(void)
+{
+	static const char *const all[] = {"preparing", "cloning", "base_tests", "agent", "tests",
+					  "rebasing", "pushing", "reporting"};
+	double n = 0;
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		n += phase_value(all[i]);
+	return n;
+}
+
+/* /metrics: the spawner's workers by phase. A worker whose model takes a
+ * while to answer is seen in the phase "agent"; once its result is out, no
+ * worker is counted in any phase. */
+static void test_workers_by_phase(void **state)
+{
+	json_t *slow = tss_bash("true"), *res;
+	int seen = 0;
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	json_object_set_new(slow, "delay_ms", json_integer(1500));
+	tss_script(&g_fake, json_pack("[o, o]", slow, tss_tool("submit", "{}")));
+	assert_true(phases_total() == 0);
+	xadd(g_redis, "phase-1", request("phase-1", "phase1", NULL));
+	for (int64_t until = util_mono_ms() + 60000; !seen && util_mono_ms() < until;
+	     util_sleep_ms(20))
+		seen = phase_value("agent") == 1;
+	assert_true(seen);
+	assert_true(phases_total() == 1);
+	res = await_result(g_redis, "phase-1");
+	expect_status(res, "unverified");
+	json_decref(res);
+	for (int64_t until = util_mono_ms() + 10000; phases_total() != 0 && util_mono_ms() < until;
+	     util_sleep_ms(20))
+		;
+	assert_true(phases_total() == 0);
 }
 
 /* `orchestrator logs`: a worker followed live until its result, then read
@@ -1686,6 +1744,7 @@ int main(void)
 		cmocka_unit_test(test_secret_in_the_work_not_pushed),
 		cmocka_unit_test(test_failing_or_shrinking_tests_not_done),
 		cmocka_unit_test(test_agents_md),
+		cmocka_unit_test(test_workers_by_phase),
 		cmocka_unit_test(test_logs_cli),
 		cmocka_unit_test(test_http_remote_with_credentials),
 		cmocka_unit_test(test_hostile_agent_contained),
