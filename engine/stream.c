@@ -2,6 +2,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "engine/control.h"
 
@@ -372,7 +373,49 @@ struct eng_stream_hub {
 	unsigned tap_modes;
 	eng_stream_tap_fn tap;
 	void *tap_udata;
+	/* what /metrics was last given (read and written by hub_collect only,
+	 * under the metrics' lock) */
+	int64_t reported[4];
+	int reported_subs;
 };
+
+/* /metrics: the hub's figures since the last rendering, added to the
+ * process's counters (a process may have more than one hub). */
+static met_series *m_events[4], *m_subs;
+
+static void hub_metrics_init(void)
+{
+	static const char *outcome[4] = {"published", "injected", "delivered", "dropped"};
+	met_family *ev = met_counter("orch_stream_events_total",
+				     "Live stream events: published by this process's runs and workers, "
+				     "injected from other processes, delivered to subscriptions, dropped "
+				     "for slow subscriptions",
+				     "outcome");
+
+	for (int i = 0; i < 4; i++)
+		m_events[i] = met_with(ev, outcome[i]);
+	m_subs = met_with(met_gauge("orch_stream_subscriptions",
+				    "Live stream subscriptions open in this process", NULL));
+}
+
+static void hub_collect(void *udata)
+{
+	eng_stream_hub *h = udata;
+	eng_stream_stats st;
+	int64_t now[4];
+
+	eng_stream_hub_stats(h, &st);
+	now[0] = st.published;
+	now[1] = st.injected;
+	now[2] = st.delivered;
+	now[3] = st.dropped;
+	for (int i = 0; i < 4; i++) {
+		met_add(m_events[i], (double)(now[i] - h->reported[i]));
+		h->reported[i] = now[i];
+	}
+	met_add(m_subs, (double)(st.subscriptions - h->reported_subs));
+	h->reported_subs = st.subscriptions;
+}
 
 static unsigned hub_wanted_cb(void *udata)
 {
@@ -408,6 +451,11 @@ int eng_stream_hub_new(eng_stream_hub **out, const eng_stream_options *opt)
 	h->sink.wanted = hub_wanted_cb;
 	h->sink.emit = hub_emit_cb;
 	h->sink.udata = h;
+	{
+		static pthread_once_t once = PTHREAD_ONCE_INIT;
+		pthread_once(&once, hub_metrics_init);
+	}
+	met_collector(hub_collect, h);
 	*out = h;
 	return 0;
 }
@@ -471,6 +519,9 @@ void eng_stream_hub_free(eng_stream_hub *h)
 
 	if (!h)
 		return;
+	/* after this no rendering reads h; its open subscriptions leave the gauge */
+	met_collector_remove(hub_collect, h);
+	met_add(m_subs, (double)-h->reported_subs);
 	pthread_mutex_lock(&h->mu);
 	h->freed = 1;
 	for (eng_stream_sub *s = h->subs; s; s = s->next) {

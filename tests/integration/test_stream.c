@@ -10,7 +10,9 @@
 #include "tests/support/support.h"
 
 #include "bot/live.h"
+#include "core/buf.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "engine/control.h"
 #include "engine/ctx.h"
@@ -287,6 +289,26 @@ static eng_graph *one_node_graph(const char *name, eng_node_fn fn)
  * queue of 16: the run is not held up, the subscriber gets what fitted, one
  * "dropped" event counting the rest in their place, and the run's end; a
  * fast subscriber beside it gets everything. */
+/* The value of the series `series` (name and labels as rendered) in this
+ * process's /metrics, or -1 when it is not there. */
+static double metric_value(const char *series)
+{
+	buf out;
+	char line[160];
+	const char *p;
+	double v = -1;
+
+	/* a sample's line, not its # HELP or # TYPE */
+	snprintf(line, sizeof(line), "\n%s ", series);
+	buf_init(&out, 0);
+	assert_int_equal(met_render(&out), 0);
+	p = out.data ? strstr(out.data, line) : NULL;
+	if (p)
+		v = strtod(p + strlen(line), NULL);
+	buf_free(&out);
+	return v;
+}
+
 static void test_slow_subscriber(void **st)
 {
 	eng_graph *g = one_node_graph("noisy", noisy_node);
@@ -300,6 +322,7 @@ static void test_slow_subscriber(void **st)
 	json_t *evs, *ev;
 	size_t i;
 	int custom = 0, dropped = 0, gaps = 0;
+	double dropped0, delivered0;
 	(void)st;
 
 	assert_int_equal(eng_stream_hub_new(&hub, NULL), 0);
@@ -308,6 +331,11 @@ static void test_slow_subscriber(void **st)
 	assert_int_equal(eng_engine_add_graph(e, g), 0);
 	assert_int_equal(eng_stream_subscribe(hub, &fs, &slow), 0);
 	assert_int_equal(eng_stream_subscribe(hub, &ff, &fast), 0);
+	/* /metrics counts what the hubs publish, deliver and drop */
+	dropped0 = metric_value("orch_stream_events_total{outcome=\"dropped\"}");
+	delivered0 = metric_value("orch_stream_events_total{outcome=\"delivered\"}");
+	assert_true(dropped0 >= 0 && delivered0 >= 0);
+	assert_true(metric_value("orch_stream_subscriptions") >= 2);
 	assert_int_equal(eng_invoke(e, "noisy", "noisy-1", NULL, 0, &r), 0);
 	assert_string_equal(r.status, "done");
 	evs = drain(slow, 0);
@@ -334,11 +362,17 @@ static void test_slow_subscriber(void **st)
 	assert_int_equal(count_mode(evs, "custom"), 1000);
 	assert_int_equal(count_mode(evs, "dropped"), 0);
 	json_decref(evs);
+	assert_true(metric_value("orch_stream_events_total{outcome=\"dropped\"}") - dropped0 ==
+		    (double)dropped);
+	assert_true(metric_value("orch_stream_events_total{outcome=\"delivered\"}") - delivered0 >=
+		    1000.0 + custom);
 	eng_result_clear(&r);
 	eng_stream_unsubscribe(slow);
 	eng_stream_unsubscribe(fast);
 	eng_engine_free(e);
 	eng_stream_hub_free(hub);
+	/* a freed hub's subscriptions leave the gauge */
+	assert_true(metric_value("orch_stream_subscriptions") == 0);
 	eng_graph_free(g);
 }
 
