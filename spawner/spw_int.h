@@ -52,6 +52,16 @@ void spw_transcript_path(const spw_config *cfg, const char *id, char *out, size_
  * spw_worker_run. */
 json_t *spw_merge_run(const spw_worker_ctx *w);
 
+/* Runs a request of mode "import", "test" or "pr" (change.c): a change to
+ * an existing repository. Same contract as spw_worker_run. */
+json_t *spw_change_run(const spw_worker_ctx *w);
+
+/* Reads the open pull requests of forge_prs that are due (change.c) and
+ * delivers what is new on them to their projects as "forge" events.
+ * *out_events (may be NULL) counts them. Errors of one pull request are
+ * recorded with it (last_error) and do not stop the others. */
+int spw_forge_poll(pg_pool *pool, const spw_config *cfg, int *out_events);
+
 /* --- what worker.c and merge.c share --- */
 
 struct sec_env;

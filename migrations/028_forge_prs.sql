@@ -1,0 +1,30 @@
+-- The pull requests the factory opened on a forge and follows: one row per
+-- pull request, written by the spawner that opened it (request mode "pr")
+-- and read by the spawners' pollers, which deliver what people write on it
+-- and what CI reports on its head to the project's thread as events
+-- ("forge"). See spawner/spawner.h and README: Changing an existing
+-- repository.
+CREATE TABLE forge_prs (
+	id          bigserial PRIMARY KEY,
+	thread_id   bigint NOT NULL,               -- the project's thread (events go there)
+	project     text NOT NULL,                 -- its key: the scope of the handle
+	remote      text NOT NULL,                 -- the git URL the head branch was pushed to
+	api         text NOT NULL,                 -- the forge's API base URL
+	owner       text NOT NULL,
+	name        text NOT NULL,
+	number      bigint NOT NULL,
+	head        text NOT NULL,                 -- the head branch
+	base        text NOT NULL,
+	handle      text,                          -- the git handle whose secret is the token
+	state       text NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'merged', 'closed', 'stopped')),
+	login       text,                          -- the token's user: its own comments are no events
+	seen        jsonb NOT NULL DEFAULT '{}',   -- what was delivered: {"issue", "review_comment",
+	                                           -- "review": last ids, "checks": ["sha:context", ...]}
+	poll_at     timestamptz NOT NULL DEFAULT now(),
+	polled_at   timestamptz,
+	last_error  text,
+	created_at  timestamptz NOT NULL DEFAULT now(),
+	updated_at  timestamptz NOT NULL DEFAULT now(),
+	UNIQUE (api, owner, name, number)
+);
+CREATE INDEX forge_prs_due ON forge_prs (poll_at) WHERE state = 'open';
