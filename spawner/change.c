@@ -380,12 +380,8 @@ json_t *spw_change_run(const spw_worker_ctx *w)
 
 static const pg_stmt STMT_PR_DUE = {
 	"spw_pr_due",
-	"UPDATE forge_prs p SET poll_at = now() + $1::bigint * interval '1 millisecond', "
-	"polled_at = now() WHERE p.id IN (SELECT id FROM forge_prs WHERE state = 'open' AND "
-	"poll_at <= now() ORDER BY poll_at LIMIT 20 FOR UPDATE SKIP LOCKED) RETURNING p.id, "
-	"p.thread_id, p.project, p.api, p.owner, p.name, p.number, coalesce(p.handle, ''), "
-	"coalesce(p.login, ''), p.seen::text, EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = "
-	"p.thread_id AND r.status IN ('queued', 'running', 'waiting'))",
+	"SELECT id, thread_id, project, api, owner, name, number, handle, login, seen::text, active "
+	"FROM spawn_forge_due($1::bigint, 20)",
 	1,
 };
 

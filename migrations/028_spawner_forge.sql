@@ -28,3 +28,21 @@ CREATE TABLE forge_prs (
 	UNIQUE (api, owner, name, number)
 );
 CREATE INDEX forge_prs_due ON forge_prs (poll_at) WHERE state = 'open';
+
+-- Claims the open pull requests due to be read (at most p_limit), moving
+-- their next look p_every_ms ahead, so spawners that poll at once share
+-- them; "active" says whether the project still has a run (queued,
+-- running or waiting) to receive what is found.
+CREATE FUNCTION spawn_forge_due(p_every_ms bigint, p_limit int)
+RETURNS TABLE (id bigint, thread_id bigint, project text, api text, owner text, name text,
+	       number bigint, handle text, login text, seen jsonb, active boolean)
+LANGUAGE sql AS $$
+	UPDATE forge_prs p SET poll_at = now() + p_every_ms * interval '1 millisecond',
+	       polled_at = now()
+	 WHERE p.id IN (SELECT f.id FROM forge_prs f WHERE f.state = 'open' AND f.poll_at <= now()
+			 ORDER BY f.poll_at LIMIT p_limit FOR UPDATE SKIP LOCKED)
+	RETURNING p.id, p.thread_id, p.project, p.api, p.owner, p.name, p.number,
+		  coalesce(p.handle, ''), coalesce(p.login, ''), p.seen,
+		  EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = p.thread_id
+			  AND r.status IN ('queued', 'running', 'waiting'))
+$$;
