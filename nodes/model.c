@@ -275,6 +275,8 @@ static const field CHANGE_F[] = {
 	FIELD(nd_change, NULL, "secret", F_STR, secret, 0),
 	FIELD(nd_change, NULL, "channel", F_STR, channel, 0),
 	FIELD(nd_change, NULL, "spawn", F_STR, spawn, 0),
+	FIELD(nd_change, NULL, "sends", F_INT, sends, 0),
+	FIELD(nd_change, NULL, "ask", F_STR, ask, 0),
 	FIELD(nd_change, NULL, "base_commit", F_STR, base_commit, 0),
 	FIELD(nd_change, NULL, "error", F_STR, error, 0),
 	FIELD(nd_change, NULL, "context", F_I64, context, 0),

@@ -229,6 +229,8 @@ typedef struct nd_change {
 	char *secret;         /* a stored secret named from the terminal (--secret) */
 	char *channel;        /* the channel it was asked from */
 	char *spawn;          /* the spawner request the stage waits for */
+	int sends;            /* requests sent for the change (their ids' numbers) */
+	char *ask;            /* the key of the question about the ending */
 	char *base_commit;    /* the base branch's tip when imported */
 	char *error;          /* why the last step of the change could not be done */
 	int64_t context;      /* bytes of the repository the brainstorm's model saw last */
