@@ -649,6 +649,127 @@ static void test_pull_request(void **st)
 	tf_stop(&E);
 }
 
+/* --- a repository of a few thousand lines: the eval's tasklog --- */
+
+#define TASK "eval/tasks/chg-py-tasklog-csv"
+
+/* A shell command that writes the files of `dir` (relative paths from
+ * `dir`) as they are, one here-document each. Owned. */
+static char *write_files_cmd(const char *dir)
+{
+	buf list, cmd;
+	char *line, *save;
+
+	buf_init(&list, 0);
+	buf_init(&cmd, 0);
+	if (tss_sh(&list, "cd '%s' && find . -type f | sort", dir))
+		fail_msg("cannot list %s", dir);
+	for (line = strtok_r(list.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		buf content;
+		buf_init(&content, 0);
+		if (tss_sh(&content, "cat '%s/%s'", dir, line))
+			fail_msg("cannot read %s/%s", dir, line);
+		buf_printf(&cmd, "mkdir -p \"$(dirname '%s')\" && cat > '%s' <<'ORCH_FILE_END'\n%s%s"
+				 "ORCH_FILE_END\n",
+			   line, line, buf_cstr(&content),
+			   content.len && content.data[content.len - 1] != '\n' ? "\n" : "");
+		buf_free(&content);
+	}
+	buf_puts(&cmd, "python3 -m unittest discover -s tests 2>&1 | tail -3");
+	buf_free(&list);
+	return buf_steal(&cmd);
+}
+
+/* The eval's change task chg-py-tasklog-csv run through the factory with
+ * its reference solution as the worker's work: the repository (2,600
+ * lines) read in part, never whole; its 95 tests as the baseline; the
+ * change merged in the project's repository, where the task's hidden
+ * acceptance tests pass. */
+static void test_tasklog_change(void **st)
+{
+	char src[1100], repo[1200];
+	json_t *task = json_load_file(TASK "/task.json", 0, NULL), *script = json_array();
+	char cwd[1024];
+	char *cmd = write_files_cmd(TASK "/reference"), *text, *idea;
+	int64_t thread;
+	pid_t serve;
+	buf b;
+	(void)st;
+
+	begin();
+	if (!task || !getcwd(cwd, sizeof(cwd)))
+		fail_msg("cannot read " TASK "/task.json");
+	idea = strdup(json_string_value(json_object_get(task, "idea")));
+	snprintf(src, sizeof(src), "%s/tasklog", getenv("ORCH_DATA_DIR"));
+	if (tss_sh(NULL, "set -e; rm -rf '%s'; cp -r " TASK "/repo '%s'; cd '%s'; git init -q -b "
+			 "main; git add -A; git -c user.name=t -c user.email=t@t commit -qm tasklog",
+		   src, src, src))
+		fail_msg("cannot make the tasklog repository");
+	json_array_append_new(script, json_reply("m-brainstorm", NULL, ts_json(
+		"{\"message\": \"export.py registers the formats; here is the change.\", \"spec\": "
+		"{\"name\": \"tasklog\", \"summary\": \"CSV export beside json and markdown.\", "
+		"\"users\": [\"tasklog users\"], \"features\": [{\"name\": \"CSV export\", "
+		"\"acceptance\": [\"tasklog export --format csv writes the header and one row per "
+		"finished entry\"]}], \"language\": \"Python 3.11\", \"stack\": [\"standard "
+		"library\"], \"constraints\": [\"json and markdown exports unchanged\"], "
+		"\"test_command\": \"python3 -m unittest discover -s tests -v\"}}")));
+	json_array_append_new(script, json_reply("m-architect", NULL, ts_json(
+		"{\"summary\": \"A csv exporter registered in FORMATS.\", \"test_command\": "
+		"\"python3 -m unittest discover -s tests -v\", \"tasks\": [{\"id\": \"csv\", "
+		"\"title\": \"CSV export\", \"goal\": \"Add the csv format to tasklog/export.py, "
+		"its tests and the README's Exports section.\", \"files\": [\"tasklog/export.py\", "
+		"\"tests/test_render_export.py\", \"README.md\", \"CHANGELOG.md\"], \"checks\": "
+		"[\"the csv export round-trips through csv.DictReader\"], \"deps\": []}]}")));
+	extend_new(script, agent("Task csv, on branch task/csv", cmd));
+	json_array_append_new(script, review_reply("csv", "CSV export", 1));
+	tf_script(&E, script);
+	serve = tf_spawn(&E, "serve", NULL);
+	buf_init(&b, 0);
+	if (tf_cli(&b, "new --name eva --detach --repo '%s' \"%s\"", src, idea) != 0)
+		fail_msg("new --repo failed: %s", buf_cstr(&b));
+	thread = sql_int("SELECT id FROM threads WHERE key = 'term:eva:1'");
+	ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.approval' AND "
+			   "payload->>'key' = 'spec:1'", 1, TF_WAIT_MS);
+	/* a selection, never the whole repository: the export module, not the invoices */
+	text = first_request("m-brainstorm");
+	assert_non_null(strstr(text, "=== tasklog/export.py"));
+	assert_null(strstr(text, "=== tasklog/invoice.py"));
+	assert_true(strlen(text) < 48000);
+	fprintf(stderr, "# the brainstorm's request: %zu bytes (the repository: 2,601 lines)\n",
+		strlen(text));
+	free(text);
+	assert_int_equal(tf_cli(&b, "approve term:eva:1"), 0);
+	ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.approval' AND "
+			   "payload->>'key' = 'plan:1'", 1, TF_WAIT_MS);
+	text = first_request("m-architect");
+	assert_non_null(strstr(text, "95 passed, 0 failed of 95 on main"));
+	free(text);
+	assert_int_equal(tf_cli(&b, "approve term:eva:1"), 0);
+	ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.send' AND "
+			   "payload::text LIKE '%the change is made%'", 1, TF_WAIT_MS);
+	/* merged in the project's repository: its own tests and the task's hidden ones pass */
+	snprintf(repo, sizeof(repo), "%s/repos/tasklog-%lld.git", getenv("ORCH_DATA_DIR"),
+		 (long long)thread);
+	buf_reset(&b);
+	if (tss_sh(&b, "set -e; d='%s/tasklog-check'; rm -rf \"$d\"; git clone -q '%s' \"$d\"; "
+		       "cd \"$d\"; python3 -m unittest discover -s tests 2>&1 | tail -3; cp "
+		       "'%s/" TASK "/hidden/eval_hidden_csv_export.py' .; %s 2>&1 | tail -3",
+		   getenv("ORCH_DATA_DIR"), repo, cwd,
+		   json_string_value(json_object_get(json_object_get(task, "hidden"), "command"))) ||
+	    !strstr(buf_cstr(&b), "\nOK"))
+		fail_msg("the merged change does not pass its tests:\n%s", buf_cstr(&b));
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
+				 "request->>'mode' = 'merge' AND status = 'done'", (long long)thread),
+			 1);
+	free(cmd);
+	free(idea);
+	json_decref(task);
+	buf_free(&b);
+	tf_kill(serve);
+	tf_check_transitions(&E);
+	tf_stop(&E);
+}
+
 /* /new --repo refuses what it cannot use, saying why. */
 static void test_refusals(void **st)
 {
@@ -684,6 +805,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_local_change, teardown),
 		cmocka_unit_test_teardown(test_remote_push, teardown),
 		cmocka_unit_test_teardown(test_pull_request, teardown),
+		cmocka_unit_test_teardown(test_tasklog_change, teardown),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
