@@ -120,6 +120,61 @@ static void expect_invalid(const char *text, const char *needle)
 	spw_request_free(&r);
 }
 
+/* A change's modes: import, test, pr; allowed_failures; the pr object. */
+static void test_change_requests(void **state)
+{
+	spw_request r;
+	json_t *j;
+	const char *pr = "{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"deliver\",\"project\":\"p\","
+			 "\"repo\":\"/r\",\"target\":\"main\",\"mirror\":\"https://h/o/n.git\","
+			 "\"pr\":{\"head\":\"orchestrator/n-1\",\"base\":\"main\",\"title\":\"t\","
+			 "\"body\":\"b\"}}";
+	const char *test = "{\"id\":\"b\",\"mode\":\"test\",\"task\":\"baseline\",\"project\":"
+			   "\"p\",\"repo\":\"/r\",\"base\":\"main\",\"test_command\":\"make test\"}";
+	const char *work = "{\"id\":\"c\",\"task\":\"t\",\"project\":\"p\",\"repo\":\"/r\","
+			   "\"prompt\":\"x\",\"allowed_failures\":2}";
+	(void)state;
+
+	assert_int_equal(spw_request_parse(pr, strlen(pr), &r), 0);
+	assert_string_equal(r.mode, "pr");
+	assert_true(spw_request_is_git_only(&r));
+	assert_string_equal(r.pr.head, "orchestrator/n-1");
+	assert_string_equal(r.pr.body, "b");
+	j = spw_request_json(&r);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "pr"), "base")),
+			    "main");
+	json_decref(j);
+	spw_request_free(&r);
+	assert_int_equal(spw_request_parse(test, strlen(test), &r), 0);
+	assert_null(r.prompt);
+	spw_request_free(&r);
+	assert_int_equal(spw_request_parse(work, strlen(work), &r), 0);
+	assert_int_equal(r.allowed_failures, 2);
+	spw_request_free(&r);
+
+	expect_invalid("{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"d\",\"project\":\"p\","
+		       "\"repo\":\"/r\",\"mirror\":\"https://h/o/n.git\"}", "\"pr\" is missing");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"d\",\"project\":\"p\","
+		       "\"repo\":\"/r\",\"mirror\":\"https://h/o/n.git\",\"pr\":{\"head\":\"x\","
+		       "\"base\":\"main\",\"title\":\"t\",\"draft\":true}}", "\"pr.draft\" is not");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"d\",\"project\":\"p\","
+		       "\"repo\":\"/r\",\"mirror\":\"https://h/o/n.git\",\"pr\":{\"head\":\"a..b\","
+		       "\"base\":\"main\",\"title\":\"t\"}}", "must be branch names");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"d\",\"project\":\"p\","
+		       "\"repo\":\"/r\",\"pr\":{\"head\":\"x\",\"base\":\"main\",\"title\":\"t\"}}",
+		       "\"mirror\" is missing");
+	expect_invalid("{\"id\":\"a\",\"task\":\"d\",\"project\":\"p\",\"repo\":\"/r\","
+		       "\"prompt\":\"x\",\"pr\":{}}", "goes with mode");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"test\",\"task\":\"b\",\"project\":\"p\","
+		       "\"repo\":\"/r\"}", "\"test_command\" is missing");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"import\",\"task\":\"i\",\"project\":\"p\","
+		       "\"repo\":\"https://h/o/n.git\"}", "\"mirror\" is missing");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"clone\",\"task\":\"i\",\"project\":\"p\","
+		       "\"repo\":\"/r\"}", "\"mode\" must be");
+	expect_invalid("{\"id\":\"a\",\"task\":\"t\",\"project\":\"p\",\"repo\":\"/r\","
+		       "\"prompt\":\"x\",\"allowed_failures\":-1}", "\"allowed_failures\" must be");
+}
+
 static void test_requests(void **state)
 {
 	spw_request r;
@@ -248,6 +303,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_testsum_formats),
 		cmocka_unit_test(test_requests),
+		cmocka_unit_test(test_change_requests),
 		cmocka_unit_test(test_redis_urls),
 		cmocka_unit_test(test_render),
 	};
