@@ -631,6 +631,10 @@ static void status_report(buf *out, const json_t *r, int n, const char *channel,
 		buf_puts(out, "\n<b>Remote:</b> ");
 		put_html(out, jx_str(r, "remote"), 200);
 	}
+	if (*jx_str(r, "pull_request")) {
+		buf_puts(out, "\n<b>Pull request:</b> ");
+		put_html(out, jx_str(r, "pull_request"), 300);
+	}
 }
 
 /* A thread without a report: its run state. */

@@ -120,7 +120,7 @@ int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, in
  *   "task_list": [{"title", "status", "label"}], "workers" (running now),
  *   "open": [{"id", "question", "channel", "options": ["label", ...]}],
  *   "tokens_in", "tokens_out", "cost_usd", "budget": {"limit_usd",
- *   "spent_usd"}, "repo", "branch", "remote".
+ *   "spent_usd"}, "repo", "branch", "remote", "pull_request" (a URL).
  *
  * Runs on the caller's connection, inside its transaction. */
 typedef int (*bot_report_fn)(json_t **out, pg_conn *c, int64_t thread);

@@ -446,6 +446,8 @@ json_t *nd_project_summary(const json_t *state)
 			"tasks", "total", total, "merged", merged, "active", active, "blocked", blocked,
 			"skipped", skipped, "workers", workers, "repo", p.repo.path, "remote",
 			p.repo.remote_url, "questions", (int)p.nqs + p.pending.present);
+	if (sum && ok && p.change.has_pr && p.change.pr_url)
+		json_object_set_new(sum, "pull_request", json_string(p.change.pr_url));
 	nd_project_free(&p);
 	return sum;
 }

@@ -128,7 +128,8 @@ int nd_factory_graph(eng_graph **out);
 
 /* A project's summary from its state (borrowed): {"stage", "name",
  * "tasks": {"total", "merged", "active", "blocked", "skipped"},
- * "workers": n in flight, "repo", "remote", "questions": n}. Its costs
+ * "workers": n in flight, "repo", "remote", "questions": n, and for a
+ * change with a pull request "pull_request": its URL}. Its costs
  * come from the ledger (nd_costs_load). Owned; NULL when the state does
  * not read (err_set says why). */
 json_t *nd_project_summary(const json_t *state);
