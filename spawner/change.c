@@ -43,6 +43,7 @@
 #include "spawner/testsum.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,9 +389,13 @@ static const pg_stmt STMT_PR_DUE = {
 static const pg_stmt STMT_PR_SEEN = {
 	"spw_pr_seen",
 	"UPDATE forge_prs SET seen = $2::jsonb, login = nullif($3, ''), state = $4, last_error = "
-	"nullif($5, ''), updated_at = now() WHERE id = $1::bigint",
-	5,
+	"nullif($5, ''), poll_at = greatest(poll_at, now() + $6::bigint * interval '1 millisecond'), "
+	"updated_at = now() WHERE id = $1::bigint",
+	6,
 };
+
+/* A rate limit: the next look waits this much longer. */
+#define RATE_LIMIT_PAUSE_MS (5 * 60 * 1000)
 
 /* One pull request as the poller reads it. */
 typedef struct pr_row {
@@ -495,11 +500,68 @@ static int deliver_failures(pg_conn *c, forge *f, pr_row *row, const char *sha)
 	return rc;
 }
 
+/* The tokens the poller resolved, kept TOKEN_TTL_MS so that a look every
+ * minute is not a secret resolved (and audited) every minute; a revoked
+ * handle stops working when its entry expires. */
+#define TOKEN_TTL_MS (10 * 60 * 1000)
+#define TOKEN_CACHE 32
+
+static struct {
+	char project[256], handle[64];
+	char *value; /* sec_value_alloc'd */
+	int64_t until;
+} g_tokens[TOKEN_CACHE];
+static pthread_mutex_t g_tokens_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A new forge client for the row, with its handle's token. */
+static int row_client(pg_conn *c, const pr_row *row, forge **out)
+{
+	sec_store *store = sec_runtime_store();
+	int64_t now = util_mono_ms();
+	char *secret = NULL;
+	int rc = ERR_NOTFOUND, slot = 0;
+
+	*out = NULL;
+	if (!store || !row->handle[0])
+		return err_set(ERR_DENIED, "no token to read the pull request with (the project's git "
+					   "handle, with the spawner's secrets store)");
+	pthread_mutex_lock(&g_tokens_mu);
+	for (int i = 0; i < TOKEN_CACHE; i++) {
+		if (g_tokens[i].value && g_tokens[i].until <= now) {
+			sec_value_free(g_tokens[i].value);
+			g_tokens[i].value = NULL;
+		}
+		if (g_tokens[i].value && strcmp(g_tokens[i].handle, row->handle) == 0 &&
+		    strcmp(g_tokens[i].project, row->project) == 0)
+			rc = forge_new(out, &row->repo, g_tokens[i].value);
+		if (!g_tokens[i].value || g_tokens[i].until < g_tokens[slot].until)
+			slot = i;
+	}
+	if (rc == ERR_NOTFOUND) {
+		rc = sec_res_resolve(store, c, row->project, row->handle, "forge-poller", 0, &secret);
+		if (rc == 0)
+			rc = forge_new(out, &row->repo, secret);
+		if (rc == 0) {
+			if (g_tokens[slot].value)
+				sec_value_free(g_tokens[slot].value);
+			g_tokens[slot].value = secret;
+			g_tokens[slot].until = now + TOKEN_TTL_MS;
+			snprintf(g_tokens[slot].handle, sizeof(g_tokens[slot].handle), "%s", row->handle);
+			snprintf(g_tokens[slot].project, sizeof(g_tokens[slot].project), "%s",
+				 row->project);
+			secret = NULL;
+		}
+	}
+	pthread_mutex_unlock(&g_tokens_mu);
+	if (secret)
+		sec_value_free(secret);
+	return rc;
+}
+
 /* One look at one pull request: its state, notes and failures. */
 static int poll_one(pg_conn *c, pr_row *row)
 {
-	sec_store *store = sec_runtime_store();
-	char *secret = NULL, idem[96];
+	char idem[96];
 	forge *f = NULL;
 	forge_pr pr;
 	int rc;
@@ -508,14 +570,7 @@ static int poll_one(pg_conn *c, pr_row *row)
 		snprintf(row->state, sizeof(row->state), "stopped");
 		return 0; /* the project was cancelled, or its run failed: nobody listens */
 	}
-	if (!store || !row->handle[0])
-		return err_set(ERR_DENIED, "no token to read the pull request with (the project's git "
-					   "handle, with the spawner's secrets store)");
-	rc = sec_res_resolve(store, c, row->project, row->handle, "forge-poller", 0, &secret);
-	if (rc == 0)
-		rc = forge_new(&f, &row->repo, secret);
-	if (secret)
-		sec_value_free(secret);
+	rc = row_client(c, row, &f);
 	if (rc == 0 && !row->login[0])
 		rc = forge_login(f, row->login, sizeof(row->login));
 	if (rc == 0)
@@ -584,8 +639,10 @@ int spw_forge_poll(pg_pool *pool, const spw_config *cfg, int *out_events)
 		seen = json_dumps(row.seen, JSON_COMPACT);
 		{
 			char *why = prc < 0 ? redact_str(err_last()) : NULL;
-			const char *p[5] = {id, seen ? seen : "{}", row.login, row.state,
-					    why ? why : ""};
+			char pause[24];
+			const char *p[6] = {id, seen ? seen : "{}", row.login, row.state, why ? why : "",
+					    pause};
+			snprintf(pause, sizeof(pause), "%d", prc == ERR_BUSY ? RATE_LIMIT_PAUSE_MS : 0);
 			rc = pg_exec_stmt(c, NULL, &STMT_PR_SEEN, p);
 			free(why);
 		}

@@ -595,6 +595,9 @@ static void test_pull_request(void **st)
 	assert_int_equal(tss_sh(NULL, "test $(git --git-dir='%s/acme/statkit.git' rev-parse main) = "
 				      "$(git -C '%s' rev-parse main)", root, src), 0);
 
+	/* the forge fails a few looks: nothing is lost, the next look delivers */
+	json_decref(ts_forge_control(&f, "fail", "{\"count\":3,\"status\":502,\"kind\":\"error\","
+						 "\"method\":\"GET\",\"path\":\"/pulls/1/comments\"}"));
 	/* a reviewer comments on a line: a new round on the same branch, the pull request updated */
 	json_decref(ts_forge_control(&f, "review_comment",
 				     "{\"repo\":\"acme/statkit\",\"number\":1,\"user\":\"alice\","
@@ -632,6 +635,16 @@ static void test_pull_request(void **st)
 	log = pr_log_since(&f, 1, "PATCH", "/pulls/1");
 	assert_true(json_array_size(log) >= 2);
 	json_decref(log);
+	{
+		json_t *gets = pr_log_since(&f, 1, "GET", "/pulls/1/comments"), *e;
+		size_t i;
+		int failed = 0;
+		json_array_foreach(gets, i, e)
+			failed += json_integer_value(json_object_get(e, "status")) == 502;
+		assert_int_equal(failed, 3);
+		json_decref(gets);
+	}
+	assert_int_equal(tf_count_msgs(&E, "round 1 starts"), 1);
 
 	/* merged from the web: the project ends */
 	json_decref(ts_forge_control(&f, "merge", "{\"repo\":\"acme/statkit\",\"number\":1,"
