@@ -354,6 +354,84 @@ static void test_local_change(void **st)
 	tf_stop(&E);
 }
 
+/* The engine killed once inside each stage of a change (import, baseline,
+ * deliver, finish: after the node emitted its messages and requests,
+ * before the step commits): another engine takes the run over; the change
+ * ends merged with nothing said twice and no request sent twice. */
+static void test_engine_killed_in_change_stages(void **st)
+{
+	static const char *const stages[] = {"import:1", "baseline:1", "deliver:1", "finish:1"};
+	char src[1100], crash[4][64];
+	const char *env[2] = {NULL, NULL};
+	json_t *script = json_array();
+	char *median = unescape(MEDIAN);
+	int64_t thread = 0;
+	pid_t engine;
+	buf b;
+	(void)st;
+
+	begin();
+	snprintf(src, sizeof(src), "%s/statkit-crash", getenv("ORCH_DATA_DIR"));
+	make_statkit(src);
+	json_array_append_new(script, spec_reply(0));
+	json_array_append_new(script, plan_reply(0));
+	extend_new(script, agent("Task median, on branch task/median", median));
+	json_array_append_new(script, review_reply("median", "median()", 1));
+	tf_script(&E, script);
+	tf_spawn(&E, "spawner", NULL);
+	buf_init(&b, 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(crash[i], sizeof(crash[i]), "ORCH_FACTORY_TEST_CRASH=%s", stages[i]);
+		env[0] = crash[i];
+		engine = tf_spawn(&E, "engine", env);
+		if (i == 0) {
+			if (tf_cli(&b, "new --name cy --detach --repo '%s' 'add median() to stats.py'",
+				   src) != 0)
+				fail_msg("new --repo failed: %s", buf_cstr(&b));
+			thread = sql_int("SELECT id FROM threads WHERE key = 'term:cy:1'");
+		} else if (i == 1) {
+			ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.approval' "
+					   "AND payload->>'key' = 'spec:1'", 1, TF_WAIT_MS);
+			assert_int_equal(tf_cli(&b, "approve term:cy:1"), 0);
+		} else if (i == 2) {
+			ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.approval' "
+					   "AND payload->>'key' = 'plan:1'", 1, TF_WAIT_MS);
+			assert_int_equal(tf_cli(&b, "approve term:cy:1"), 0);
+		}
+		assert_int_equal(tf_wait_exit(engine), 99);
+	}
+	tf_spawn(&E, "engine", NULL);
+	ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.send' AND "
+			   "payload::text LIKE '%the change is made%'", 1, TF_WAIT_MS);
+	/* one baseline, one worker, one merge; one spawn row per request id */
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld",
+				 (long long)thread), 3);
+	assert_int_equal(sql_int("SELECT count(*) - count(DISTINCT payload->>'id') FROM outbox "
+				 "WHERE thread_id = %lld AND kind = 'spawn'", (long long)thread), 0);
+	/* nothing said twice */
+	if (sql_int("SELECT count(*) - count(DISTINCT coalesce(payload->>'text', payload->>'html')) "
+		    "FROM outbox WHERE thread_id = %lld AND kind = 'term.send'", (long long)thread)) {
+		buf_reset(&b);
+		tss_sh(&b, "psql -qAt '%s' -c \"SELECT coalesce(payload->>'text', payload->>'html') "
+			   "FROM outbox WHERE thread_id = %lld AND kind = 'term.send' ORDER BY id\"",
+		       ts_db_url(), (long long)thread);
+		fail_msg("something was said twice:\n%s", buf_cstr(&b));
+	}
+	assert_true(sql_int("SELECT count(*) FROM outbox WHERE thread_id = %lld AND kind = "
+			    "'term.send'", (long long)thread) > 5);
+	/* one run did it all, taken over after every death */
+	if (sql_int("SELECT count(*) FROM runs WHERE thread_id = %lld", (long long)thread) != 1) {
+		buf_reset(&b);
+		tss_sh(&b, "psql -qAt '%s' -c \"SELECT id, status, takeovers, error FROM runs WHERE "
+			   "thread_id = %lld ORDER BY id\"", ts_db_url(), (long long)thread);
+		fail_msg("more than one run:\n%s", buf_cstr(&b));
+	}
+	free(median);
+	buf_free(&b);
+	tf_check_transitions(&E);
+	tf_stop(&E);
+}
+
 /* --- a remote behind smart HTTP --- */
 
 /* Starts tests/fakes/git_http.py over `root`; its port into *port. */
@@ -816,6 +894,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_refusals, teardown),
 		cmocka_unit_test_teardown(test_local_change, teardown),
+		cmocka_unit_test_teardown(test_engine_killed_in_change_stages, teardown),
 		cmocka_unit_test_teardown(test_remote_push, teardown),
 		cmocka_unit_test_teardown(test_pull_request, teardown),
 		cmocka_unit_test_teardown(test_tasklog_change, teardown),
