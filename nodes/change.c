@@ -56,10 +56,37 @@ void nd_baseline_line(const nd_project *p, char *out, size_t cap)
 		snprintf(out, cap, "%d passed, %d failed of %d on %s at %.12s", ch->base_passed,
 			 ch->base_failed, ch->base_total, nd_project_branch(p),
 			 ch->base_commit ? ch->base_commit : "");
+	if (ch->has_baseline && ch->base_ran && json_array_size(ch->base_failing)) {
+		size_t used = strlen(out), i;
+		const json_t *n;
+		json_array_foreach(ch->base_failing, i, n) {
+			if (i == 5 || used + 8 >= cap) {
+				snprintf(out + used, cap - used, ", ...");
+				break;
+			}
+			used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? ", " : " (failing: ",
+						 json_string_value(n));
+			used = used < cap ? used : cap - 1;
+		}
+		used = strlen(out);
+		snprintf(out + used, cap - used, ")");
+	}
 	else
 		snprintf(out, cap, "the test command exited %d on %s at %.12s (no counts in its "
 				   "output)", ch->base_exit, nd_project_branch(p),
 			 ch->base_commit ? ch->base_commit : "");
+}
+
+void nd_allow_failures(const nd_project *p, json_t *req)
+{
+	const json_t *names = p->change.base_failing;
+	int n = nd_allowed_failures(p);
+
+	if (!req || n <= 0)
+		return;
+	json_object_set_new(req, "allowed_failures", json_integer(n));
+	if (json_is_array(names) && (int)json_array_size(names) == n)
+		json_object_set(req, "allowed_failing", (json_t *)names);
 }
 
 int nd_allowed_failures(const nd_project *p)
@@ -379,6 +406,10 @@ static int record_baseline(nd_step *s, const json_t *r)
 	nd_str_set(&ch->base_verdict, *jx_str(tests, "verdict") ? jx_str(tests, "verdict") : NULL);
 	nd_str_set(&ch->base_output, *jx_str(tests, "output") ? jx_str(tests, "output") : NULL);
 	nd_str_set(&ch->base_reason, res.reason);
+	json_decref(ch->base_failing);
+	ch->base_failing = json_is_array(json_object_get(tests, "failing"))
+				   ? json_incref(json_object_get(tests, "failing"))
+				   : NULL;
 	nd_str_set(&ch->spawn, NULL);
 	nd_baseline_line(&s->p, line, sizeof(line));
 	if (!ch->base_ran)

@@ -234,8 +234,7 @@ static int spawn_work(dev *d, nd_task *t)
 			d->p->plan.test_command, "role", d->s->app->cfg.worker_role, "meta",
 			"factory", 1, "kind", "work", "task", t->id, "round", t->round, "attempt",
 			t->attempt, "user", d->p->user.id > 0 ? msg : NULL);
-	if (req && nd_allowed_failures(d->p) > 0)
-		json_object_set_new(req, "allowed_failures", json_integer(nd_allowed_failures(d->p)));
+	nd_allow_failures(d->p, req);
 	buf_free(&prompt);
 	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
 	if (rc == 0)
@@ -271,8 +270,7 @@ static int spawn_merge(dev *d, nd_task *t)
 			d->p->main.total > 0 ? json_integer(d->p->main.total) : NULL, "mirror",
 			usable ? repo->remote_url : NULL, "repo_secret",
 			usable ? repo->remote_handle : NULL);
-	if (req && nd_allowed_failures(d->p) > 0)
-		json_object_set_new(req, "allowed_failures", json_integer(nd_allowed_failures(d->p)));
+	nd_allow_failures(d->p, req);
 	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
 	if (rc == 0)
 		rc = nd_task_move(t, ND_TASK_MERGING);

@@ -289,6 +289,7 @@ static const field CHANGE_F[] = {
 	FIELD(nd_change, "baseline", "verdict", F_STR, base_verdict, 0),
 	FIELD(nd_change, "baseline", "output", F_STR, base_output, 0),
 	FIELD(nd_change, "baseline", "reason", F_STR, base_reason, 0),
+	FIELD(nd_change, "baseline", "failing", F_JSON, base_failing, 0),
 	FIELD(nd_change, NULL, "delivery", F_STR, delivery, 0),
 	FIELD(nd_change, NULL, "delivered", F_BOOL, delivered, 0),
 	FIELD(nd_change, NULL, "pushed", F_STR, pushed, 0),

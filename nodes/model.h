@@ -238,6 +238,7 @@ typedef struct nd_change {
 	int has_baseline;
 	int base_ran, base_passed, base_failed, base_total, base_exit;
 	char *base_verdict, *base_output, *base_reason;
+	json_t *base_failing; /* the failing tests' names when the output named them all */
 	/* the ending */
 	char *delivery;       /* "push", "pr" or "keep" once decided */
 	int delivered;        /* the ending is done (pushed, opened or kept) */

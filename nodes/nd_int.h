@@ -69,6 +69,10 @@ void nd_baseline_line(const nd_project *p, char *out, size_t cap);
  * (0 when all passed or it did not run). */
 int nd_allowed_failures(const nd_project *p);
 
+/* Puts them into a worker's or a merge's request `req`: "allowed_failures"
+ * and, when the baseline named them all, "allowed_failing". */
+void nd_allow_failures(const nd_project *p, json_t *req);
+
 /* --- talking (nodes/say.h, to the project's chat) --- */
 
 /* ERR_INVALID when the state names no chat. */

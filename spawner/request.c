@@ -15,7 +15,7 @@ static const char *const KNOWN[] = {
 	"id",      "task",      "project", "repo",  "prompt", "base",   "test_command",
 	"handles", "repo_secret", "thread_id", "run_id", "user", "role", "limits", "meta",
 	"mode",    "target",    "mirror",  "min_tests", "setup_command", "network",
-	"allowed_failures", "pr", NULL,
+	"allowed_failures", "allowed_failing", "pr", NULL,
 };
 
 static const char *const KNOWN_PR[] = {"head", "base", "title", "body", NULL};
@@ -264,6 +264,7 @@ void spw_request_free(spw_request *r)
 	free(r->test_command);
 	free(r->setup_command);
 	free(r->pr.body);
+	free(r->allowed_failing);
 	free(r->net.hosts);
 	for (size_t i = 0; i < r->nhandles; i++)
 		free(r->handles[i]);
@@ -412,6 +413,33 @@ static int branch_name_check(const char *b)
 	return !b[0] || b[0] == '-' || strstr(b, "..") || strpbrk(b, " ~^:?*[\\") ? ERR_INVALID : 0;
 }
 
+/* "allowed_failing": an array of at most 1000 test names (no line breaks),
+ * into *out as lines. */
+static int parse_names(const json_t *a, char **out)
+{
+	const json_t *v;
+	size_t i;
+	buf b;
+
+	*out = NULL;
+	if (!a || json_is_null(a))
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > 1000)
+		return err_set(ERR_INVALID, "\"allowed_failing\" must be an array of at most 1000 "
+					    "test names");
+	buf_init(&b, 1024 * 1024);
+	json_array_foreach(a, i, v) {
+		const char *s = json_string_value(v);
+		if (!s || !*s || strpbrk(s, "\r\n") || strlen(s) >= 512) {
+			buf_free(&b);
+			return err_set(ERR_INVALID, "allowed_failing[%zu] must be a test's name", i);
+		}
+		buf_printf(&b, "%s\n", s);
+	}
+	*out = buf_steal(&b);
+	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
+}
+
 /* "pr": {"head", "base", "title", "body"}: mode "pr" needs it, no other
  * mode takes it. */
 static int parse_pr(const json_t *p, spw_request *out)
@@ -516,6 +544,9 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 			return err_set(ERR_INVALID, "\"allowed_failures\" must be an integer from 0");
 		out->allowed_failures = (int)json_integer_value(v);
 	}
+	rc = parse_names(json_object_get(j, "allowed_failing"), &out->allowed_failing);
+	if (rc < 0)
+		return rc;
 	rc = parse_pr(json_object_get(j, "pr"), out);
 	if (rc < 0)
 		return rc;
@@ -639,6 +670,8 @@ json_t *spw_request_json(const spw_request *r)
 		json_object_set_new(j, "min_tests", json_integer(r->min_tests));
 	if (r->allowed_failures > 0)
 		json_object_set_new(j, "allowed_failures", json_integer(r->allowed_failures));
+	if (r->allowed_failing)
+		json_object_set_new(j, "allowed_failing", spw_lines_of(r->allowed_failing));
 	if (r->pr.head[0])
 		json_object_set_new(j, "pr", json_pack("{s:s, s:s, s:s, s:s}", "head", r->pr.head,
 						       "base", r->pr.base, "title", r->pr.title,

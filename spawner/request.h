@@ -35,6 +35,10 @@
  *                           with it the tests pass when their counts are known, no
  *                           more than this many fail and (work) no fewer pass than on
  *                           the base
+ *   allowed_failing optional with allowed_failures: the names of those failing tests
+ *                           (spawner/testsum.h); when the run names every failure,
+ *                           each must be one of them (a test that passed on the base
+ *                           and fails now is not accepted)
  *   pr            pr        {"head": branch on the remote, "base": the pull request's
  *                           base branch, "title", "body" (at most 64 KiB)}
  *   base          optional  branch, tag or commit to start from (default: the
@@ -126,6 +130,7 @@ typedef struct spw_request {
 	char mirror[1024];       /* merge, publish: "" for none */
 	int64_t min_tests;       /* merge: 0 for no floor */
 	int allowed_failures;    /* work, merge: the baseline's failing tests */
+	char *allowed_failing;   /* their names, one a line; owned; NULL: by counts */
 	struct {
 		char head[256], base[256], title[256];
 		char *body;      /* owned; NULL: none */

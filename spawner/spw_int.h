@@ -85,8 +85,17 @@ int spw_repo_allowed(const spw_config *cfg, const char *repo, char *out, size_t 
 int spw_run_tests(const spw_worker_ctx *w, struct sbx *box, char *const *env,
 		  struct spw_testsum *sum, buf *tail, char *why, size_t whycap);
 
-/* The counts of a test run as JSON (owned). */
+/* The counts of a test run as JSON (owned), with "failing" (the names)
+ * when every failure is named. */
 json_t *spw_testsum_json(const struct spw_testsum *s);
+
+/* The tests of a run pass: they passed, or the request's baseline allows
+ * its failures — by name when the request lists them (allowed_failing)
+ * and the run names every failure: each failing test failed before;
+ * else by counts: no more than allowed_failures fail and (with `base`, the
+ * run on the base commit) no fewer pass than there. */
+int spw_tests_accepted(const spw_request *req, const struct spw_testsum *sum,
+		       const struct spw_testsum *base);
 
 /* Steps 1 and 2 of a worker and of a merge: spw_worker_grants, then
  * spw_repo_allowed on the request's repository (its real path or URL into

@@ -1169,6 +1169,7 @@ static void test_baseline_allowed_failures(void **state)
 	main0 = git_show("main");
 	assert_non_null(strstr(main0, json_string_value(json_object_get(res, "commit"))));
 	assert_null(json_object_get(res, "agent")); /* no agent ran */
+	tests = json_incref(tests);
 	json_decref(res);
 
 	/* a new passing test beside the two failing ones: done, as the baseline allows */
@@ -1190,6 +1191,36 @@ static void test_baseline_allowed_failures(void **state)
 	res = await_result(g_redis, "bl-3");
 	expect_status(res, "failed");
 	json_decref(res);
+	/* the baseline named them: the two that fail on the base */
+	{
+		json_t *names = json_object_get(tests, "failing");
+		assert_int_equal(json_array_size(names), 2);
+		assert_non_null(strstr(json_string_value(json_array_get(names, 0)), "test_negative"));
+		assert_non_null(strstr(json_string_value(json_array_get(names, 1)), "test_small"));
+	}
+	/* fixing both failing tests and breaking the one that passed: the counts accept it
+	 * (1 failure of 2 allowed, 2 passing where 1 passed), the names do not */
+	tss_script(&g_fake, json_pack("[o, o]",
+				      tss_bash("sed -i 's/a - b/a + b + (1 if a == 0 else 0)/' calc.py"),
+				      tss_tool("submit", "{}")));
+	req = request("bl-5", "bl5", TSS_TEST_CMD);
+	json_object_set_new(req, "allowed_failures", json_integer(2));
+	xadd(g_redis, "bl-5", req);
+	res = await_result(g_redis, "bl-5");
+	expect_status(res, "done");
+	json_decref(res);
+	tss_script(&g_fake, json_pack("[o, o]",
+				      tss_bash("sed -i 's/a - b/a + b + (1 if a == 0 else 0)/' calc.py"),
+				      tss_tool("submit", "{}")));
+	req = request("bl-6", "bl6", TSS_TEST_CMD);
+	json_object_set_new(req, "allowed_failures", json_integer(2));
+	json_object_set(req, "allowed_failing", json_object_get(tests, "failing"));
+	xadd(g_redis, "bl-6", req);
+	res = await_result(g_redis, "bl-6");
+	expect_status(res, "failed");
+	assert_non_null(strstr(json_string_value(json_array_get(json_object_get(
+				       json_object_get(res, "tests"), "failing"), 0)), "test_zero"));
+	json_decref(res);
 	/* breaking the test that passed: failed, whatever the allowance */
 	tss_script(&g_fake, json_pack("[o, o]", tss_bash("sed -i 's/a - b/1/' calc.py"),
 				      tss_tool("submit", "{}")));
@@ -1200,6 +1231,7 @@ static void test_baseline_allowed_failures(void **state)
 	expect_status(res, "failed");
 	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")), "3 of 3 failed"));
 	json_decref(res);
+	json_decref(tests);
 	free(main0);
 }
 
