@@ -43,38 +43,45 @@ void nd_change_context(nd_step *s, const char *query, buf *out)
 		 (long long)st.lines);
 }
 
+/* " (failing: a, b, ...)" after the baseline's line when it named them. */
+static void failing_names(const nd_change *ch, char *out, size_t cap)
+{
+	size_t used = strlen(out), i;
+	const json_t *n;
+
+	json_array_foreach(ch->base_failing, i, n) {
+		if (i == 5 || used + 8 >= cap) {
+			snprintf(out + used, cap - used, ", ...");
+			break;
+		}
+		used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? ", " : " (failing: ",
+					 json_string_value(n));
+		used = used < cap ? used : cap - 1;
+	}
+	used = strlen(out);
+	snprintf(out + used, cap - used, ")");
+}
+
 void nd_baseline_line(const nd_project *p, char *out, size_t cap)
 {
 	const nd_change *ch = &p->change;
 
-	if (!ch->has_baseline)
+	if (!ch->has_baseline) {
 		snprintf(out, cap, "not run yet");
-	else if (!ch->base_ran)
+	} else if (!ch->base_ran) {
 		snprintf(out, cap, "the tests could not be run on the base (%s)",
 			 ch->base_reason ? ch->base_reason : "no reason given");
-	else if (ch->base_total >= 0)
+	} else if (ch->base_total >= 0) {
 		snprintf(out, cap, "%d passed, %d failed of %d on %s at %.12s", ch->base_passed,
 			 ch->base_failed, ch->base_total, nd_project_branch(p),
 			 ch->base_commit ? ch->base_commit : "");
-	if (ch->has_baseline && ch->base_ran && json_array_size(ch->base_failing)) {
-		size_t used = strlen(out), i;
-		const json_t *n;
-		json_array_foreach(ch->base_failing, i, n) {
-			if (i == 5 || used + 8 >= cap) {
-				snprintf(out + used, cap - used, ", ...");
-				break;
-			}
-			used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? ", " : " (failing: ",
-						 json_string_value(n));
-			used = used < cap ? used : cap - 1;
-		}
-		used = strlen(out);
-		snprintf(out + used, cap - used, ")");
-	}
-	else
+		if (json_array_size(ch->base_failing))
+			failing_names(ch, out, cap);
+	} else {
 		snprintf(out, cap, "the test command exited %d on %s at %.12s (no counts in its "
 				   "output)", ch->base_exit, nd_project_branch(p),
 			 ch->base_commit ? ch->base_commit : "");
+	}
 }
 
 void nd_allow_failures(const nd_project *p, json_t *req)

@@ -432,6 +432,62 @@ static void test_engine_killed_in_change_stages(void **st)
 	tf_stop(&E);
 }
 
+/* A repository whose tests fail before any work: the baseline names the
+ * failure; the change is judged against it (workers and merges accept that
+ * failure, by name) and merged. */
+static void test_failing_baseline(void **st)
+{
+	char src[1100];
+	json_t *script = json_array();
+	char *median = unescape(MEDIAN);
+	int64_t thread;
+	pid_t serve;
+	buf b;
+	(void)st;
+
+	begin();
+	snprintf(src, sizeof(src), "%s/statkit-red", getenv("ORCH_DATA_DIR"));
+	make_statkit(src);
+	if (tss_sh(NULL, "set -e; cd '%s'; printf '\n    def test_empty(self):\n        "
+			 "self.assertEqual(mean([]), 0)\n' >> test_stats.py; git commit -qam "
+			 "'a test mean() fails'", src))
+		fail_msg("cannot add the failing test");
+	json_array_append_new(script, spec_reply(0));
+	json_array_append_new(script, plan_reply(0));
+	extend_new(script, agent("Task median, on branch task/median", median));
+	json_array_append_new(script, review_reply("median", "median()", 1));
+	tf_script(&E, script);
+	serve = tf_spawn(&E, "serve", NULL);
+	buf_init(&b, 0);
+	if (tf_cli(&b, "new --name red --detach --repo '%s' 'add median() to stats.py'", src))
+		fail_msg("new --repo failed: %s", buf_cstr(&b));
+	thread = sql_int("SELECT id FROM threads WHERE key = 'term:red:1'");
+	ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.approval' AND "
+			   "payload->>'key' = 'spec:1'", 1, TF_WAIT_MS);
+	assert_int_equal(tf_cli(&b, "approve term:red:1"), 0);
+	ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.approval' AND "
+			   "payload->>'key' = 'plan:1'", 1, TF_WAIT_MS);
+	assert_int_equal(tf_cli(&b, "approve term:red:1"), 0);
+	ts_await_sql(E.db, "SELECT count(*) FROM outbox WHERE kind = 'term.send' AND "
+			   "payload::text LIKE '%the change is made%'", 1, TF_WAIT_MS);
+	assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE thread_id = %lld AND kind = "
+				 "'term.send' AND payload::text LIKE '%%Baseline: 3 passed, 1 failed "
+				 "of 4 on main at %% (failing: test_empty (test_stats.TestMean."
+				 "test_empty))%%'", (long long)thread), 1);
+	/* the worker and the merge were given the failure by name, and accepted it */
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
+				 "request->>'mode' IS DISTINCT FROM 'test' AND status = 'done' AND "
+				 "request->>'allowed_failures' = '1' AND request->'allowed_failing'->>0 "
+				 "LIKE 'test_empty %%'", (long long)thread), 2);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
+				 "request->>'mode' = 'merge' AND result->'tests'->>'failed' = '1'",
+				 (long long)thread), 1);
+	free(median);
+	buf_free(&b);
+	tf_kill(serve);
+	tf_stop(&E);
+}
+
 /* --- a remote behind smart HTTP --- */
 
 /* Starts tests/fakes/git_http.py over `root`; its port into *port. */
@@ -895,6 +951,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_refusals, teardown),
 		cmocka_unit_test_teardown(test_local_change, teardown),
 		cmocka_unit_test_teardown(test_engine_killed_in_change_stages, teardown),
+		cmocka_unit_test_teardown(test_failing_baseline, teardown),
 		cmocka_unit_test_teardown(test_remote_push, teardown),
 		cmocka_unit_test_teardown(test_pull_request, teardown),
 		cmocka_unit_test_teardown(test_tasklog_change, teardown),
