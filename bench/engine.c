@@ -15,23 +15,34 @@
  *    (of a second thread, timed alternately with them)
  * F  the reviewer awaits an approval: invoke until it parks, then resume
  *    (eng_resume, timed), N_INTR rounds
+ * S  what a /metrics scrape costs while the engine runs: the same 50
+ *    concurrent invocations and sequential ones, in rounds that alternate
+ *    between no scraper, a scraper every 100 ms and a scraper in a loop
+ *    (GET /metrics on this process's listener, web/health.h, over loopback
+ *    HTTP); the render's and the scrape's own time and size (SCRAPE_ROUNDS)
  * D  peak RSS of this process (the engine runs in it)
  *
  * DATABASE_URL names a migrated database. Prints one JSON object.
  */
 #include "core/err.h"
+#include "core/http.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pg.h"
 #include "core/util.h"
 #include "engine/control.h"
 #include "engine/ctx.h"
 #include "engine/engine.h"
+#include "web/health.h"
+#include "web/web.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 static int knob(const char *name, int def)
 {
@@ -137,6 +148,83 @@ static void on_end(int64_t run, int64_t thread, const char *status, void *ud)
 	pthread_mutex_unlock(&done_mu);
 }
 
+/* --- phase S: a scraper of /metrics beside the engine --- */
+
+enum { SCRAPE_OFF, SCRAPE_100MS, SCRAPE_LOOP, SCRAPE_MODES };
+
+typedef struct scraper {
+	char url[64];
+	atomic_int mode, stop;
+	pthread_mutex_t mu;
+	double *ms;    /* each scrape's round trip, in loop mode */
+	int n, cap;
+	long count[SCRAPE_MODES];
+	size_t bytes;
+} scraper;
+
+static void *scrape_main(void *arg)
+{
+	scraper *sc = arg;
+	http_client *h = NULL;
+	http_request rq = {.method = "GET", .url = sc->url, .timeout_ms = 10000};
+
+	if (http_client_new(&h) < 0)
+		die("scraper");
+	while (!atomic_load(&sc->stop)) {
+		int mode = atomic_load(&sc->mode);
+		http_response r;
+		int64_t t0;
+
+		if (mode == SCRAPE_OFF) {
+			util_sleep_ms(2);
+			continue;
+		}
+		t0 = util_mono_ns();
+		if (http_do(h, &rq, &r) < 0 || r.status != 200)
+			die("a scrape of /metrics");
+		pthread_mutex_lock(&sc->mu);
+		sc->count[mode]++;
+		sc->bytes = r.body.len;
+		if (mode == SCRAPE_LOOP && sc->n < sc->cap)
+			sc->ms[sc->n++] = (double)(util_mono_ns() - t0) / 1e6;
+		pthread_mutex_unlock(&sc->mu);
+		http_response_free(&r);
+		if (mode == SCRAPE_100MS)
+			util_sleep_ms(100);
+	}
+	http_client_free(h);
+	return NULL;
+}
+
+/* One round of `waves` x n_conc concurrent invocations on `ec`; its
+ * invocations per second. */
+static double conc_round(eng_engine *ec, pg_conn *c, json_t *input, const char *run_id,
+			 const char *tag, int waves, int n_conc)
+{
+	char key[96];
+	int64_t t0 = util_mono_ns();
+
+	(void)ec;
+	for (int w = 0; w < waves; w++) {
+		json_t *items = json_array();
+		for (int j = 0; j < n_conc; j++) {
+			snprintf(key, sizeof(key), "bench-%s-%s-%d-%d", run_id, tag, w, j);
+			json_array_append_new(items, json_pack("{s:s,s:O}", "key", key, "input", input));
+		}
+		pthread_mutex_lock(&done_mu);
+		done_count = 0;
+		pthread_mutex_unlock(&done_mu);
+		if (eng_start_many(c, "bench4", items, NULL) < 0)
+			die("queue");
+		pthread_mutex_lock(&done_mu);
+		while (done_count < n_conc)
+			pthread_cond_wait(&done_cv, &done_mu);
+		pthread_mutex_unlock(&done_mu);
+		json_decref(items);
+	}
+	return waves * n_conc / ((double)(util_mono_ns() - t0) / 1e9);
+}
+
 int main(void)
 {
 	const int n_seq = knob("N_SEQ", 200), n_warm = knob("N_WARM", 20);
@@ -157,6 +245,13 @@ int main(void)
 	double inv_median, inv_p99, sql_per, tx_per, conc_rate, turn_ratio, resume_median;
 	double inv_median_async;
 	double first20[20], last20[20], resume_p99, turn_first, turn_last, conc_total_ms = 0;
+	const int s_rounds = knob("SCRAPE_ROUNDS", 6), s_seq = 40;
+	double s_conc[SCRAPE_MODES][64], s_lat[SCRAPE_MODES][64 * 40], s_conc_med[SCRAPE_MODES];
+	double s_seq_med[SCRAPE_MODES], render_us = 0, scrape_med = 0, scrape_p99 = 0;
+	double s_ratio[SCRAPE_MODES] = {1, 0, 0}, s_r[64], s_cpu[SCRAPE_MODES] = {0};
+	double scrape_cpu_us = 0;
+	size_t scrape_bytes = 0;
+	long scrape_count[SCRAPE_MODES] = {0};
 	struct rusage ru;
 
 	log_configure(LOG_WARN, 1);
@@ -297,9 +392,99 @@ int main(void)
 	pg_stats_get(&s1);
 	conc_rt_per_run = (double)(s1.round_trips - s1.prepares - c0.round_trips + c0.prepares) /
 			  (n_conc * (rounds + 1));
+
+	getrusage(RUSAGE_SELF, &ru); /* D, before S adds its listener and scraper */
+
+	/* S: the same engine with and without a scraper of /metrics, rounds
+	 * alternating between the modes so that each sees the same moments of
+	 * this shared machine */
+	{
+		web_server *ws = NULL;
+		web_health *wh = NULL;
+		web_health_opts ho = {.role = "bench", .db_metrics_ms = -1};
+		scraper sc;
+		pthread_t th;
+		int rounds_s = s_rounds > 64 ? 64 : s_rounds;
+		buf b;
+
+		memset(&sc, 0, sizeof(sc));
+		pthread_mutex_init(&sc.mu, NULL);
+		sc.cap = 100000;
+		sc.ms = calloc((size_t)sc.cap, sizeof(double));
+		if (!sc.ms || web_server_new(&ws, "127.0.0.1:0") < 0 ||
+		    web_health_start(&wh, ws, &ho) < 0 || web_server_start(ws) < 0)
+			die("the metrics listener");
+		snprintf(sc.url, sizeof(sc.url), "http://127.0.0.1:%d/metrics", web_server_port(ws));
+		if (pthread_create(&th, NULL, scrape_main, &sc) != 0)
+			die("the scraper thread");
+		for (int rnd = 0; rnd < rounds_s; rnd++)
+			for (int k = 0; k < SCRAPE_MODES; k++) {
+				int mode = (rnd + k) % SCRAPE_MODES;
+				char tag[32];
+
+				struct timespec cpu0, cpu1;
+
+				atomic_store(&sc.mode, mode);
+				clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+				snprintf(tag, sizeof(tag), "s%d-%d", mode, rnd);
+				s_conc[mode][rnd] = conc_round(ec, c, input, run_id, tag, 4, n_conc);
+				for (int i = 0; i < s_seq; i++) {
+					int64_t t0;
+					snprintf(key, sizeof(key), "bench-%s-s%d-%d-seq-%d", run_id, mode,
+						 rnd, i);
+					t0 = util_mono_ns();
+					if (eng_invoke(ec, "bench4", key, input, 0, &r) < 0 ||
+					    strcmp(r.status, "done") != 0)
+						die("sequential invocation (scrape)");
+					s_lat[mode][rnd * s_seq + i] = (double)(util_mono_ns() - t0) / 1e6;
+					eng_result_clear(&r);
+				}
+				clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+				s_cpu[mode] += (double)(cpu1.tv_sec - cpu0.tv_sec) * 1e6 +
+					       (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e3;
+			}
+		atomic_store(&sc.mode, SCRAPE_OFF);
+		atomic_store(&sc.stop, 1);
+		pthread_join(th, NULL);
+		/* each round's throughput over the same round's without a scraper:
+		 * pairs measured moments apart, so the machine's drift cancels */
+		for (int m = 1; m < SCRAPE_MODES; m++) {
+			for (int rnd = 0; rnd < rounds_s; rnd++)
+				s_r[rnd] = s_conc[m][rnd] / s_conc[SCRAPE_OFF][rnd];
+			s_ratio[m] = pct(s_r, rounds_s, 50);
+		}
+		for (int m = 0; m < SCRAPE_MODES; m++) {
+			s_conc_med[m] = pct(s_conc[m], rounds_s, 50);
+			s_seq_med[m] = pct(s_lat[m], rounds_s * s_seq, 50);
+			scrape_count[m] = sc.count[m];
+		}
+		if (sc.n > 0) {
+			scrape_med = pct(sc.ms, sc.n, 50);
+			scrape_p99 = pct(sc.ms, sc.n, 99);
+		}
+		scrape_bytes = sc.bytes;
+		/* the same engine work with and without scrapes in a loop: the
+		 * process's extra CPU per scrape (listener and client both) */
+		if (sc.count[SCRAPE_LOOP] > 0)
+			scrape_cpu_us = (s_cpu[SCRAPE_LOOP] - s_cpu[SCRAPE_OFF]) / sc.count[SCRAPE_LOOP];
+		/* the render alone: what a scrape costs the process, past HTTP */
+		buf_init(&b, 64 << 20);
+		for (int i = 0; i < 200 && i < sc.cap; i++) {
+			int64_t t0 = util_mono_ns();
+			buf_reset(&b);
+			if (met_render(&b) < 0)
+				die("met_render");
+			sc.ms[i] = (double)(util_mono_ns() - t0) / 1e3;
+		}
+		render_us = pct(sc.ms, 200, 50);
+		buf_free(&b);
+		web_server_free(ws);
+		web_health_free(wh);
+		free(sc.ms);
+		pthread_mutex_destroy(&sc.mu);
+	}
 	eng_engine_free(ec);
 
-	getrusage(RUSAGE_SELF, &ru);
 	printf("{\"invocation_median_ms\": %.3f, \"invocation_p99_ms\": %.3f, "
 	       "\"invocation_median_ms_async\": %.3f, "
 	       "\"sql_per_invocation\": %.2f, \"tx_per_invocation\": %.2f, "
@@ -307,9 +492,20 @@ int main(void)
 	       "\"engine_threads\": %d, "
 	       "\"turn200_over_turn1\": %.3f, \"turn_first20_median_ms\": %.3f, "
 	       "\"turn_last20_median_ms\": %.3f, \"resume_median_ms\": %.3f, "
-	       "\"resume_p99_ms\": %.3f, \"peak_rss_mib\": %.1f}\n",
+	       "\"resume_p99_ms\": %.3f, \"peak_rss_mib\": %.1f, "
+	       "\"scrape_render_us\": %.1f, \"scrape_http_median_ms\": %.3f, "
+	       "\"scrape_http_p99_ms\": %.3f, \"scrape_bytes\": %zu, \"scrape_cpu_us\": %.1f, "
+	       "\"scrapes_loop\": %ld, \"scrapes_100ms\": %ld, "
+	       "\"concurrent50_per_s_no_scraper\": %.1f, \"concurrent50_per_s_scrape_100ms\": %.1f, "
+	       "\"concurrent50_per_s_scrape_loop\": %.1f, \"concurrent50_ratio_scrape_100ms\": %.3f, "
+	       "\"concurrent50_ratio_scrape_loop\": %.3f, \"invocation_median_ms_no_scraper\": %.3f, "
+	       "\"invocation_median_ms_scrape_100ms\": %.3f, "
+	       "\"invocation_median_ms_scrape_loop\": %.3f}\n",
 	       inv_median, inv_p99, inv_median_async, sql_per, tx_per, conc_rate, conc_rt_per_run, threads, turn_ratio, turn_first,
-	       turn_last, resume_median, resume_p99, ru.ru_maxrss / 1024.0);
+	       turn_last, resume_median, resume_p99, ru.ru_maxrss / 1024.0, render_us, scrape_med,
+	       scrape_p99, scrape_bytes, scrape_cpu_us, scrape_count[SCRAPE_LOOP], scrape_count[SCRAPE_100MS],
+	       s_conc_med[SCRAPE_OFF], s_conc_med[SCRAPE_100MS], s_conc_med[SCRAPE_LOOP],
+	       s_ratio[SCRAPE_100MS], s_ratio[SCRAPE_LOOP], s_seq_med[SCRAPE_OFF], s_seq_med[SCRAPE_100MS], s_seq_med[SCRAPE_LOOP]);
 	json_decref(input);
 	free(lat);
 	pg_conn_close(c);

@@ -4,7 +4,7 @@
 # 127.0.0.1:55432, default durability), in this one invocation.
 # Writes build/bench/engine.json; the reference's raw output is kept beside it.
 #
-# Knobs: N_SEQ, N_WARM, N_CONC, CONC_ROUNDS, N_INTR (both sides), ENGINE_THREADS,
+# Knobs: N_SEQ, N_WARM, N_CONC, CONC_ROUNDS, N_INTR (both sides), ENGINE_THREADS, SCRAPE_ROUNDS,
 # SKIP_REF=1 to measure only orchestrator (then on a private server).
 set -u
 cd "$(dirname "$0")/.."
@@ -83,5 +83,18 @@ table("engine: 4-step graph on PostgreSQL, default durability (reference: LangGr
 print(f"  (async: ORCH_DURABILITY=async and LangGraph's durability \"async\"; reference "
       f"50 concurrent with a pool of 50: {r['ref_concurrent50_per_s_pool50']} /s; "
       f"orchestrator ran {r['engine_threads']} engine threads)")
+if r.get("scrape_bytes"):
+    print(f"  /metrics while the engine runs: a scrape renders {r['scrape_bytes'] / 1024:.1f} KiB in "
+          f"{r['scrape_render_us']:.0f} us and costs {r['scrape_cpu_us']:.0f} us of CPU with HTTP, both ends "
+          f"(over loopback {r['scrape_http_median_ms']:.2f} ms median, p99 {r['scrape_http_p99_ms']:.2f} ms; "
+          f"{r['scrapes_loop']} scrapes in a loop)")
+    off, s100, loop = (r["concurrent50_per_s_no_scraper"], r["concurrent50_per_s_scrape_100ms"],
+                       r["concurrent50_per_s_scrape_loop"])
+    print(f"  50 concurrent: {off:.0f}/s without a scraper, {s100:.0f}/s scraped every 100 ms "
+          f"({r['concurrent50_ratio_scrape_100ms']:.2f}x), {loop:.0f}/s scraped in a loop "
+          f"({r['concurrent50_ratio_scrape_loop']:.2f}x; ratios: median of each round over its "
+          f"neighbour without a scraper); one invocation "
+          f"{r['invocation_median_ms_no_scraper']:.2f} / {r['invocation_median_ms_scrape_100ms']:.2f} / "
+          f"{r['invocation_median_ms_scrape_loop']:.2f} ms (alternating rounds, medians)")
 print(f"  wrote {dest}")
 EOF

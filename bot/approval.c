@@ -151,6 +151,8 @@ int bot_cb_sign(const unsigned char key[BOT_KEY_BYTES], int64_t id, int option, 
 	return 0;
 }
 
+#define B64URL "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 /* Reads a positive decimal without sign or leading zeros from s[0..len). */
 static int parse_dec(const char *s, size_t len, int64_t max, int64_t *out)
 {
@@ -161,7 +163,7 @@ static int parse_dec(const char *s, size_t len, int64_t max, int64_t *out)
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
-		if (v > (INT64_MAX - 9) / 10)
+		if (v > (INT64_MAX - (s[i] - '0')) / 10) /* INT64_MAX itself is an id */
 			return -1;
 		v = v * 10 + (s[i] - '0');
 	}
@@ -192,7 +194,9 @@ int bot_cb_verify(const unsigned char key[BOT_KEY_BYTES], const char *data, int6
 	if (parse_dec(p1, (size_t)(p2 - p1), INT64_MAX, &id) < 0 || id == 0 ||
 	    parse_dec(p2 + 1, (size_t)(p3 - p2 - 1), BOT_MAX_OPTIONS - 1, &opt) < 0)
 		return err_set(ERR_INVALID, "malformed approval button");
-	if (strlen(p3 + 1) != 22 ||
+	/* only the URL-safe alphabet: libsodium 1.0.18 reads any byte above 0x7f
+	 * as a base64 digit, which would give one tag a second spelling */
+	if (strlen(p3 + 1) != 22 || strspn(p3 + 1, B64URL) != 22 ||
 	    sodium_base642bin(tag, sizeof(tag), p3 + 1, strlen(p3 + 1), NULL, &tag_len, &end,
 			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    tag_len != TAG_BYTES || (end && *end))
@@ -571,5 +575,156 @@ int bot_approvals_expire(pg_conn *c, const char *channel, int *out_n)
 		*out_n = n;
 	if (n > 0)
 		log_info("bot", "%d %s approval(s) expired", n, channel);
+	return 0;
+}
+
+/* --- operators --- */
+
+static int user_name_ok(const char *u)
+{
+	if (!*u || strlen(u) > 32)
+		return 0;
+	for (const char *p = u; *p; p++) {
+		int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+			 (p > u && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
+				    (*p == '$' && !p[1])));
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+int bot_operators_parse(const char *spec, bot_operator *out, int cap, int *n)
+{
+	const char *p = spec ? spec : "";
+
+	*n = 0;
+	while (*p) {
+		char entry[512], *colon, *ids;
+		size_t k = 0;
+		bot_operator *op;
+
+		while (*p == ' ' || *p == '\t' || *p == ';' || *p == '\n')
+			p++;
+		if (!*p)
+			break;
+		while (*p && *p != ' ' && *p != '\t' && *p != ';' && *p != '\n') {
+			if (k + 1 < sizeof(entry))
+				entry[k++] = *p;
+			p++;
+		}
+		entry[k] = '\0';
+		colon = strchr(entry, ':');
+		if (!colon)
+			return err_set(ERR_INVALID,
+				       "ORCH_OPERATORS: '%s' is not 'unixuser:telegram-id[,id...]' "
+				       "(or 'unixuser:*')",
+				       entry);
+		*colon = '\0';
+		ids = colon + 1;
+		if (!user_name_ok(entry))
+			return err_set(ERR_INVALID, "ORCH_OPERATORS: '%s' is not a Unix user name",
+				       entry);
+		if (*n >= cap)
+			return err_set(ERR_TOOBIG, "ORCH_OPERATORS: more than %d entries", cap);
+		op = &out[*n];
+		memset(op, 0, sizeof(*op));
+		snprintf(op->user, sizeof(op->user), "%s", entry);
+		if (strcmp(ids, "*") == 0) {
+			op->any = 1;
+		} else {
+			char *save = ids;
+			while (*save) {
+				char *end;
+				long long v;
+
+				errno = 0;
+				v = strtoll(save, &end, 10);
+				if (end == save || errno || v <= 0 || (*end && *end != ','))
+					return err_set(ERR_INVALID,
+						       "ORCH_OPERATORS: '%s' for %s is not a list of "
+						       "numeric Telegram user ids (or '*')",
+						       ids, op->user);
+				if (op->nids >= BOT_OPERATOR_IDS)
+					return err_set(ERR_TOOBIG,
+						       "ORCH_OPERATORS: more than %d ids for %s",
+						       BOT_OPERATOR_IDS, op->user);
+				op->ids[op->nids++] = v;
+				save = *end ? end + 1 : end;
+			}
+			if (op->nids == 0)
+				return err_set(ERR_INVALID, "ORCH_OPERATORS: no ids for %s", op->user);
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
+const bot_operator *bot_operator_find(const bot_operator *ops, int n, const char *user)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(ops[i].user, user) == 0)
+			return &ops[i];
+	return NULL;
+}
+
+int bot_operator_acts_for(const bot_operator *op, const int64_t *approvers, int n,
+			  int64_t *out_id)
+{
+	*out_id = 0;
+	if (!op)
+		return 0;
+	if (op->any)
+		return 1;
+	for (int i = 0; i < op->nids; i++)
+		for (int k = 0; k < n; k++)
+			if (op->ids[i] == approvers[k]) {
+				*out_id = approvers[k];
+				return 1;
+			}
+	return 0;
+}
+
+static const pg_stmt STMT_APPROVAL_APPROVERS = {
+	"bot_approval_approvers",
+	"SELECT channel, approvers IS NULL, coalesce(array_to_string(approvers, ','), '') "
+	"FROM approvals WHERE id = $1",
+	1,
+};
+
+int bot_approval_approvers(pg_conn *c, int64_t id, const int64_t *allowed, int nallowed,
+			   int64_t *out, int cap, int *n, char *channel, size_t ccap)
+{
+	char sid[24];
+	const char *params[1] = {sid};
+	PGresult *res = NULL;
+	int rc;
+
+	*n = 0;
+	channel[0] = '\0';
+	snprintf(sid, sizeof(sid), "%lld", (long long)id);
+	rc = pg_exec_stmt(c, &res, &STMT_APPROVAL_APPROVERS, params);
+	if (rc < 0)
+		return rc;
+	if (pg_rows(res) == 0) {
+		PQclear(res);
+		return err_set(ERR_NOTFOUND, "no approval %lld", (long long)id);
+	}
+	snprintf(channel, ccap, "%s", pg_val(res, 0, 0));
+	if (strcmp(pg_val(res, 0, 1), "t") == 0) {
+		for (int i = 0; i < nallowed && *n < cap; i++)
+			out[(*n)++] = allowed[i];
+	} else {
+		const char *p = pg_val(res, 0, 2);
+		while (*p && *n < cap) {
+			char *end;
+			long long v = strtoll(p, &end, 10);
+			if (end == p)
+				break;
+			out[(*n)++] = v;
+			p = *end == ',' ? end + 1 : end;
+		}
+	}
+	PQclear(res);
 	return 0;
 }

@@ -94,6 +94,41 @@ int bot_approval_decide(pg_conn *c, int64_t id, int option, const bot_actor *who
 			const char *chat, const int64_t *allowed, int nallowed,
 			bot_decision *out);
 
+/* --- operators: who may decide a Telegram question from a terminal --- */
+
+#define BOT_OPERATOR_IDS 32
+
+/* A Unix user and the approvers (Telegram user ids) it may act for. */
+typedef struct bot_operator {
+	char user[64];
+	int any;                         /* "*": every approver */
+	int64_t ids[BOT_OPERATOR_IDS];
+	int nids;
+} bot_operator;
+
+/* Parses ORCH_OPERATORS, e.g. "ada:111111111 bob:222222222,333333333
+ * root:*": entries separated by spaces or ';', each a Unix user name, ':'
+ * and the comma-separated Telegram user ids of the approvers that user may
+ * act for from the terminal, or '*' for any. An empty spec names nobody.
+ * ERR_INVALID naming the bad entry and the expected form; ERR_TOOBIG past
+ * `cap` entries. */
+int bot_operators_parse(const char *spec, bot_operator *out, int cap, int *n);
+
+/* The operator entry of Unix user `user`, or NULL. Borrowed. */
+const bot_operator *bot_operator_find(const bot_operator *ops, int n, const char *user);
+
+/* Whom `op` may act for on a question whose approvers are `approvers`
+ * (n of them): 1 with *out_id set to the first approver `op` is mapped to
+ * (0 when `op` may act for anyone), else 0. */
+int bot_operator_acts_for(const bot_operator *op, const int64_t *approvers, int n,
+			  int64_t *out_id);
+
+/* The approvers of approval `id` (its own list, else `allowed`) into
+ * out[cap], *n of them, and its channel into channel[ccap]. ERR_NOTFOUND,
+ * ERR_DB. */
+int bot_approval_approvers(pg_conn *c, int64_t id, const int64_t *allowed, int nallowed,
+			   int64_t *out, int cap, int *n, char *channel, size_t ccap);
+
 /* An approval as the relay creates it from an outbox row. */
 typedef struct bot_approval {
 	int64_t id;

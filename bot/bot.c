@@ -7,8 +7,11 @@
 #include "bot/tg.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
+#include "engine/deadletter.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -27,6 +30,10 @@
 #define MAX_BODY ((size_t)32 << 20)
 #define EXPIRE_EVERY_MS 30000
 #define LOCK_CLASS 0x4f524348LL /* "ORCH" */
+#define PART "bot.poller"
+/* getUpdates bodies that do not parse, in a row, before the ids they name
+ * are set aside as a dead letter and confirmed */
+#define BAD_BODIES_MAX 3
 
 /* --- configuration --- */
 
@@ -46,11 +53,13 @@ int bot_parse_allowed(const char *s, int64_t *out, int cap, int *n)
 			break;
 		while (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != ';') {
 			if (k + 1 < sizeof(item))
-				item[k++] = *p;
+				item[k] = *p;
+			k++;
 			p++;
 		}
-		item[k] = '\0';
-		if (cfg_parse_int(item, &v) < 0 || v <= 0)
+		/* a longer item is no id, not the id its first characters make */
+		item[k < sizeof(item) ? k : sizeof(item) - 1] = '\0';
+		if (k >= sizeof(item) || cfg_parse_int(item, &v) < 0 || v <= 0)
 			return err_set(ERR_INVALID,
 				       "ORCH_ALLOWED_USERS: '%s' is not a numeric Telegram user id "
 				       "(usernames change; ids do not)",
@@ -104,7 +113,7 @@ int bot_config_load(bot_config *out, const char *data_dir)
 		out->poll_timeout_s = ms / 1000;
 	}
 	if (rc == 0)
-		rc = env_double("ORCH_TG_RATE_SCALE", 1.0, 0.001, 100.0, &out->rate_scale);
+		rc = env_double("ORCH_TG_RATE_SCALE", 1.0, 0.01, 1000.0, &out->rate_scale);
 	if (rc == 0) {
 		int64_t ms;
 		rc = cfg_env_duration_ms("ORCH_APPROVAL_TTL", 86400000, 1000, 365LL * 86400000, &ms);
@@ -166,6 +175,8 @@ struct bot {
 	pg_conn *lock_conn;
 	int64_t offset;           /* next getUpdates offset (0: none yet) */
 	int failures, conflicts;
+	int bad_bodies;           /* getUpdates bodies in a row that did not parse */
+	pg_error tx_err;          /* the last failed ingest transaction's class */
 	int64_t last_typing, last_expire;
 	int fatal;
 	int batches;              /* committed batches (for the test exit hook) */
@@ -562,7 +573,21 @@ static int handle_fresh(bot *b, pg_conn *c, tg_update *u, int n, const char *fre
 
 		if (!fresh[i])
 			continue;
-		if (u[i].kind == TG_UPD_OTHER || u[i].kind == TG_UPD_INVALID) {
+		if (u[i].kind == TG_UPD_INVALID) {
+			char ref[24], why[160];
+			char *body = u[i].raw ? json_dumps(u[i].raw, JSON_COMPACT) : NULL;
+
+			snprintf(ref, sizeof(ref), "%lld", (long long)u[i].update_id);
+			snprintf(why, sizeof(why),
+				 "a %s update that lacks a field it needs, or has one of the wrong "
+				 "type",
+				 u[i].what);
+			rc = eng_dead_letter(c, ENG_DL_TELEGRAM, ref, why, body, body ? strlen(body) : 0,
+					     NULL);
+			free(body);
+			continue;
+		}
+		if (u[i].kind == TG_UPD_OTHER) {
 			log_debug(MOD, "update %lld (%s) stored and ignored", (long long)u[i].update_id,
 				  u[i].what);
 			continue;
@@ -639,6 +664,8 @@ static int ingest_tx(bot *b, pg_conn *c, tg_update *u, int n, answers *ans)
 		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
 	if (rc < 0) {
 		char why[1024];
+		/* the failure's class, before ROLLBACK clears it */
+		pg_last_error(&b->tx_err);
 		snprintf(why, sizeof(why), "%s", err_last());
 		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
 		rc = err_set(rc, "%s", why);
@@ -661,39 +688,112 @@ static void send_answers(bot *b, answers *ans)
 	}
 }
 
+/* True when a failure to store or handle updates is the updates' own fault
+ * (bad data, a bug handling them), not the database's: a lost connection,
+ * a full disk or a serialization failure must not cost anyone's message,
+ * so those batches stay unconfirmed and are tried again. */
+static int item_fault(const bot *b, pg_conn *c, int rc)
+{
+	if (pg_conn_broken(c))
+		return 0;
+	if (rc != ERR_DB)
+		return 1;
+	switch (b->tx_err.cls) {
+	case PG_ERRC_CONNECTION:
+	case PG_ERRC_RESOURCES:
+	case PG_ERRC_SERIALIZATION:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static const pg_stmt STMT_STORE_DEAD = {
+	"bot_store_dead",
+	"INSERT INTO bot_updates (update_id, kind, chat_id, user_id) VALUES ($1, 'dead', "
+	"nullif($2::bigint, 0), nullif($3::bigint, 0)) ON CONFLICT (update_id) DO NOTHING",
+	3,
+};
+
+/* An update that could not be handled: stored as a dead letter with the
+ * reason (its update_id taken, so a redelivery changes nothing), in one
+ * transaction. 0 when done, or when even that failed for a reason of the
+ * update's own (logged: it is skipped so it blocks nothing behind it). */
+static int set_aside(bot *b, pg_conn *c, const tg_update *u, const char *reason)
+{
+	char why[1024], ref[24], uid[24], chat[24], from[24];
+	const char *params[3] = {uid, chat, from};
+	char *body = u->raw ? json_dumps(u->raw, JSON_COMPACT) : NULL;
+	int rc;
+
+	snprintf(why, sizeof(why), "%s", reason);
+	snprintf(ref, sizeof(ref), "%lld", (long long)u->update_id);
+	snprintf(uid, sizeof(uid), "%lld", (long long)u->update_id);
+	snprintf(chat, sizeof(chat), "%lld", (long long)u->chat_id);
+	snprintf(from, sizeof(from), "%lld", (long long)u->from.id);
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = pg_exec_stmt(c, NULL, &STMT_STORE_DEAD, params);
+	if (rc == 0)
+		rc = eng_dead_letter(c, ENG_DL_TELEGRAM, ref, why, body, body ? strlen(body) : 0,
+				     NULL);
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0) {
+		char again[1024];
+		int own;
+
+		pg_last_error(&b->tx_err);
+		own = item_fault(b, c, rc);
+		snprintf(again, sizeof(again), "%s", err_last());
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		if (own) {
+			log_error(MOD, "update %lld could not be handled (%s) nor set aside (%s); "
+				       "skipped so that it blocks nothing",
+				  (long long)u->update_id, why, again);
+			rc = 0;
+		} else {
+			rc = err_set(rc, "%s", again);
+		}
+	}
+	free(body);
+	return rc;
+}
+
 /* Stores a batch durably; 0 when every update is stored (or skipped for
  * good), so the offset may move past them. */
 static int ingest(bot *b, tg_update *u, int n)
 {
 	answers ans = {0};
 	pg_conn *c = NULL;
-	int rc;
+	int rc, rc_first;
 
 	if (n == 0)
 		return 0;
 	rc = pg_pool_acquire(b->pool, 10000, &c);
 	if (rc < 0)
 		return rc;
-	rc = ingest_tx(b, c, u, n, &ans);
-	if (rc < 0 && !pg_conn_broken(c) && n > 1) {
-		/* one bad update must not stop the others: one by one */
-		log_warn(MOD, "storing a batch of %d updates failed (%s); storing them one by one", n,
-			 err_last());
+	rc = rc_first = ingest_tx(b, c, u, n, &ans);
+	if (rc < 0 && item_fault(b, c, rc)) {
+		/* one bad update must not stop the others: one by one, and one that
+		 * still fails is set aside with its reason and confirmed */
+		if (n > 1)
+			log_warn(MOD, "storing a batch of %d updates failed (%s); storing them one "
+				      "by one",
+				 n, err_last());
 		answers_free(&ans);
 		rc = 0;
 		for (int i = 0; i < n && rc == 0; i++) {
-			rc = ingest_tx(b, c, &u[i], 1, &ans);
-			if (rc < 0 && !pg_conn_broken(c)) {
-				tg_update bad = u[i];
-				log_error(MOD, "update %lld could not be handled (%s); stored as failed",
-					  (long long)u[i].update_id, err_last());
-				bad.kind = TG_UPD_INVALID;
-				rc = ingest_tx(b, c, &bad, 1, &ans);
-			}
+			rc = n > 1 ? ingest_tx(b, c, &u[i], 1, &ans) : rc_first;
+			if (rc < 0 && item_fault(b, c, rc))
+				rc = set_aside(b, c, &u[i], err_last());
+			rc_first = 0;
 		}
 	}
 	pg_pool_release(b->pool, c);
 	if (rc == 0) {
+		met_add(met_with(met_counter("orch_telegram_updates_total",
+					     "Telegram updates stored (ingested)", NULL)), n);
 		b->batches++;
 		if (b->exit_after > 0 && b->batches >= b->exit_after) {
 			log_warn(MOD, "ORCH_BOT_TEST_EXIT_AFTER_COMMIT: exiting after %d stored batch(es) "
@@ -712,6 +812,76 @@ static int ingest(bot *b, tg_update *u, int n)
 static int64_t backoff(bot *b, int attempt, int64_t base)
 {
 	return util_backoff_ms(attempt, base, b->cfg.max_backoff_ms);
+}
+
+/* The lowest and highest "update_id": N in a body that does not parse as
+ * JSON. 0 when there is none. */
+static int scan_update_ids(const char *body, size_t len, int64_t *lo, int64_t *hi)
+{
+	static const char key[] = "\"update_id\"";
+	const char *p = body, *end = body + len;
+	int found = 0;
+
+	*lo = *hi = 0;
+	while (p && p < end) {
+		const char *k = memmem(p, (size_t)(end - p), key, sizeof(key) - 1);
+		int64_t v = 0;
+		int digits = 0;
+
+		if (!k)
+			break;
+		p = k + sizeof(key) - 1;
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+			p++;
+		if (p >= end || *p != ':')
+			continue;
+		p++;
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+			p++;
+		while (p < end && *p >= '0' && *p <= '9' && digits < 18) {
+			v = v * 10 + (*p - '0');
+			p++;
+			digits++;
+		}
+		if (!digits)
+			continue;
+		if (!found || v < *lo)
+			*lo = v;
+		if (!found || v > *hi)
+			*hi = v;
+		found = 1;
+	}
+	return found;
+}
+
+/* A getUpdates body that kept failing to parse: the updates it names are
+ * set aside as one dead letter and confirmed, so polling goes on. 1 when
+ * the offset moved, 0 when the body names no update (nothing to confirm:
+ * polling backs off), < 0 when the dead letter could not be stored. */
+static int salvage_body(bot *b, const char *why)
+{
+	int64_t lo, hi;
+	char ref[64], reason[1024];
+	pg_conn *c = NULL;
+	int rc;
+
+	if (!scan_update_ids(b->body.data ? b->body.data : "", b->body.len, &lo, &hi) ||
+	    hi + 1 <= b->offset)
+		return 0;
+	snprintf(ref, sizeof(ref), "getUpdates:%lld-%lld", (long long)lo, (long long)hi);
+	snprintf(reason, sizeof(reason),
+		 "the getUpdates reply did not parse %d times in a row (%s); updates %lld to %lld "
+		 "were confirmed unread",
+		 b->bad_bodies, why, (long long)lo, (long long)hi);
+	rc = pg_pool_acquire(b->pool, 10000, &c);
+	if (rc < 0)
+		return rc;
+	rc = eng_dead_letter(c, ENG_DL_TELEGRAM, ref, reason, b->body.data, b->body.len, NULL);
+	pg_pool_release(b->pool, c);
+	if (rc < 0)
+		return rc;
+	b->offset = hi + 1;
+	return 1;
 }
 
 static void on_poll_done(bot *b, CURLcode cc, long status)
@@ -736,15 +906,40 @@ static void on_poll_done(bot *b, CURLcode cc, long status)
 		log_error(MOD, "Telegram refused the bot token (401 Unauthorized): check "
 			       "TELEGRAM_BOT_TOKEN (a token from @BotFather looks like 123456:ABC-...); "
 			       "the bot stops");
+		health_report(PART, HEALTH_DOWN, "Telegram refused the bot token (401): check "
+						 "TELEGRAM_BOT_TOKEN");
 		b->fatal = ERR_AUTH;
 		event_base_loopbreak(b->base);
 		return;
+	}
+	if (rc == ERR_PARSE && status == 200) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", err_last());
+		if (++b->bad_bodies >= BAD_BODIES_MAX) {
+			int moved = salvage_body(b, why);
+			if (moved > 0) {
+				b->bad_bodies = 0;
+				b->failures = 0;
+				schedule(b, 0);
+				return;
+			}
+			if (moved < 0)
+				log_warn(MOD, "setting an unreadable getUpdates reply aside failed: %s",
+					 err_last());
+			err_set(ERR_PARSE, "%s", why);
+		}
+	} else {
+		b->bad_bodies = 0;
 	}
 	if (rc == ERR_CONFLICT) {
 		int64_t d = backoff(b, b->conflicts++, b->cfg.backoff_ms * 5);
 		log_warn(MOD, "getUpdates conflict (%s): another process polls with this token, or a "
 			      "webhook is set; backing off %lld ms",
 			 rep.description, (long long)d);
+		health_report(PART, HEALTH_DEGRADED,
+			      "getUpdates conflict: another process polls with this token, or a "
+			      "webhook is set (%s)",
+			      rep.description);
 		if (strstr(rep.description, "webhook") && tg_delete_webhook(b->tg) < 0)
 			log_warn(MOD, "deleteWebhook failed: %s", err_last());
 		schedule(b, d);
@@ -759,6 +954,8 @@ static void on_poll_done(bot *b, CURLcode cc, long status)
 	if (rc < 0) {
 		int64_t d = backoff(b, b->failures++, b->cfg.backoff_ms);
 		log_warn(MOD, "getUpdates failed (%s); retrying in %lld ms", err_last(), (long long)d);
+		health_report(PART, HEALTH_DEGRADED, "getUpdates failed %d time(s) in a row: %s",
+			      b->failures, err_last());
 		schedule(b, d);
 		return;
 	}
@@ -774,12 +971,16 @@ static void on_poll_done(bot *b, CURLcode cc, long status)
 		log_error(MOD, "could not store %d update(s) (%s); they stay unconfirmed, retrying in "
 			       "%lld ms",
 			  n, err_last(), (long long)d);
+		health_report(PART, HEALTH_DEGRADED,
+			      "cannot store updates (%d attempts in a row; they stay unconfirmed): %s",
+			      b->failures, err_last());
 		tg_updates_free(u, n);
 		schedule(b, d);
 		return;
 	}
 	tg_updates_free(u, n);
 	b->failures = 0;
+	health_report(PART, HEALTH_OK, "polling");
 	if (max_id + 1 > b->offset)
 		b->offset = max_id + 1;
 	schedule(b, 0);
@@ -839,9 +1040,21 @@ static void on_next(evutil_socket_t fd, short kind, void *arg)
 			log_warn(MOD, "ORCH_ALLOWED_USERS is empty: every user is refused (the refusal "
 				      "tells each person their id)");
 	}
+	if (b->leader && !b->relay_running) {
+		/* a relay that could not start: try again with each poll */
+		if (bot_relay_start(b->relay) == 0) {
+			b->relay_running = 1;
+			health_forget("bot.relay");
+		}
+	}
 	if (!b->leader) {
 		rc = lock_take(b);
 		if (rc <= 0) {
+			if (rc < 0)
+				health_report(PART, HEALTH_DEGRADED, "cannot take the bot lock: %s",
+					      err_last());
+			else
+				health_report(PART, HEALTH_OK, "standing by: another bot process polls");
 			if (!b->standby_logged)
 				log_info(MOD, rc < 0 ? "cannot take the bot lock (%s); retrying"
 						     : "another bot process is polling; standing by%s",
@@ -854,10 +1067,14 @@ static void on_next(evutil_socket_t fd, short kind, void *arg)
 		b->standby_logged = 0;
 		atomic_store(&b->is_leader, 1);
 		log_info(MOD, "this process polls Telegram and relays the outbox");
-		if (bot_relay_start(b->relay) < 0)
+		health_report(PART, HEALTH_OK, "polling");
+		if (bot_relay_start(b->relay) < 0) {
 			log_error(MOD, "cannot start the relay: %s", err_last());
-		else
+			health_report("bot.relay", HEALTH_DOWN, "cannot start: %s", err_last());
+		} else {
 			b->relay_running = 1;
+			health_forget("bot.relay");
+		}
 	}
 	rc = poll_start(b);
 	if (rc < 0) {
@@ -1032,6 +1249,9 @@ int bot_run(bot *b)
 	event_del(b->ev_tick);
 	event_del(b->ev_next);
 	event_del(b->ev_stop);
+	if (!b->fatal)
+		health_forget(PART); /* stopped on purpose */
+	health_forget("bot.relay");
 	return b->fatal;
 }
 
@@ -1048,6 +1268,14 @@ int bot_start(bot *b)
 {
 	if (b->thread_started)
 		return 0;
+	/* a bot stopped and joined before runs again: its stop request is spent */
+	{
+		char tmp[16];
+		while (read(b->pipefd[0], tmp, sizeof(tmp)) > 0)
+			;
+	}
+	atomic_store(&b->stopping, 0);
+	atomic_store(&b->done, 0);
 	if (pthread_create(&b->thread, NULL, bot_thread, b) != 0)
 		return err_set(ERR_IO, "cannot start the bot thread");
 	b->thread_started = 1;

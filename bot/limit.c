@@ -29,13 +29,21 @@ struct bot_limiter {
 
 void bot_limits_default(bot_limits *out, double scale)
 {
+	/* the limits are rates: a scale of 2 allows twice as many messages in
+	 * the same time, so every interval is divided by it */
 	if (scale <= 0)
 		scale = 1.0;
-	out->chat_gap_ms = (int64_t)(1000 * scale);
+	out->chat_gap_ms = (int64_t)(1000 / scale);
 	out->group_per_window = 20;
-	out->group_window_ms = (int64_t)(60000 * scale);
+	out->group_window_ms = (int64_t)(60000 / scale);
 	out->global_per_window = 30;
-	out->global_window_ms = (int64_t)(1000 * scale);
+	out->global_window_ms = (int64_t)(1000 / scale);
+	if (out->chat_gap_ms < 1)
+		out->chat_gap_ms = 1;
+	if (out->group_window_ms < 1)
+		out->group_window_ms = 1;
+	if (out->global_window_ms < 1)
+		out->global_window_ms = 1;
 }
 
 static int ring_init(ring *r, int cap)

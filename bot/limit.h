@@ -23,8 +23,9 @@ typedef struct bot_limits {
 	int64_t global_window_ms;  /* default 1000 */
 } bot_limits;
 
-/* Telegram's limits multiplied by `scale` (1.0: the real ones; tests use a
- * smaller scale, which keeps every ratio). */
+/* Telegram's limits multiplied by `scale` (1.0: the real ones): a scale of
+ * 2 allows twice the messages per second, 0.5 half (every interval is
+ * divided by it, so every ratio is kept; tests use a large scale). */
 void bot_limits_default(bot_limits *out, double scale);
 
 typedef struct bot_limiter bot_limiter;

@@ -2,8 +2,10 @@
 #include "bot/approval.h"
 #include "bot/text.h"
 #include "bot/tg.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/redact.h"
 #include "core/util.h"
 #include "engine/outbox.h"
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +24,16 @@ struct bot_relay {
 	unsigned char key[BOT_KEY_BYTES];
 	int64_t approval_ttl_s;
 	eng_relay *relay;
+	int exit_after_send; /* ORCH_BOT_TEST_EXIT_AFTER_SEND (crash tests only) */
+	int delivered;
+	/* messages Telegram accepted whose record failed (the database went
+	 * away): known here, so a retry records them instead of sending again
+	 * (the relay's thread only) */
+	struct unrecorded {
+		int64_t outbox_id, mid;
+		int part;
+	} unrec[64];
+	int nunrec;
 };
 
 static const pg_stmt STMT_SENT_PARTS = {
@@ -80,6 +93,68 @@ static int parse_chat(const char *dest, int64_t *out)
 	return 0;
 }
 
+/* Records part `part` of outbox row `oid` as delivered (message `mid`) on
+ * `held`, a connection taken before the message was sent: a send and its
+ * record are one database round trip apart, the smallest window there can
+ * be (the Bot API has no idempotency key). A retried row skips what is
+ * recorded. */
+static int record_part(bot_relay *r, pg_conn *held, int64_t outbox_id, int part, int64_t mid)
+{
+	char oid[24], part_s[16], mid_s[24];
+	const char *params[3] = {oid, part_s, mid_s};
+	int rc;
+
+	snprintf(oid, sizeof(oid), "%lld", (long long)outbox_id);
+	snprintf(part_s, sizeof(part_s), "%d", part);
+	snprintf(mid_s, sizeof(mid_s), "%lld", (long long)mid);
+	rc = held ? pg_exec_stmt(held, NULL, &STMT_SENT_ADD, params) : ERR_DB;
+	if (rc < 0 && r->nunrec < (int)(sizeof(r->unrec) / sizeof(r->unrec[0]))) {
+		/* sent, not recorded: remembered, so the retry does not send it again */
+		r->unrec[r->nunrec].outbox_id = outbox_id;
+		r->unrec[r->nunrec].part = part;
+		r->unrec[r->nunrec].mid = mid;
+		r->nunrec++;
+		log_warn("telegram", "outbox row %lld part %d was sent but could not be recorded "
+				     "(%s); it is recorded when the row is retried, not sent again",
+			 (long long)outbox_id, part, err_last());
+	}
+	return rc;
+}
+
+/* The index of a part sent before whose record failed, with its message
+ * id in *mid; -1 when there is none. */
+static int find_unrecorded(const bot_relay *r, int64_t outbox_id, int part, int64_t *mid)
+{
+	for (int i = 0; i < r->nunrec; i++)
+		if (r->unrec[i].outbox_id == outbox_id && r->unrec[i].part == part) {
+			*mid = r->unrec[i].mid;
+			return i;
+		}
+	return -1;
+}
+
+/* A part sent before whose record failed: 1 with *mid, recording it now
+ * (it stays remembered while that fails too). */
+static int unrecorded_part(bot_relay *r, int64_t outbox_id, int part, int64_t *mid)
+{
+	int i = find_unrecorded(r, outbox_id, part, mid);
+	pg_conn *c = NULL;
+	char oid[24], part_s[16], mid_s[24];
+	const char *params[3] = {oid, part_s, mid_s};
+
+	if (i < 0)
+		return 0;
+	snprintf(oid, sizeof(oid), "%lld", (long long)outbox_id);
+	snprintf(part_s, sizeof(part_s), "%d", part);
+	snprintf(mid_s, sizeof(mid_s), "%lld", (long long)*mid);
+	if (pg_pool_acquire(r->pool, 10000, &c) == 0) {
+		if (pg_exec_stmt(c, NULL, &STMT_SENT_ADD, params) == 0)
+			r->unrec[i] = r->unrec[--r->nunrec];
+		pg_pool_release(r->pool, c);
+	}
+	return 1;
+}
+
 /* Waits for the limiter: ERR_BUSY with *retry_after when the chat must wait. */
 static int pace(bot_relay *r, int64_t chat, int64_t *retry_after)
 {
@@ -101,6 +176,8 @@ static int after_call(bot_relay *r, int64_t chat, int rc, const tg_reply *rep,
 
 	if (rc == ERR_BUSY) {
 		int64_t ms = rep->retry_after_ms > 0 ? rep->retry_after_ms : 1000;
+		met_add(met_with(met_counter("orch_telegram_rate_limited_total",
+					     "Telegram calls answered 429 (retry_after obeyed)", NULL)), 1);
 		bot_limit_block(r->lim, chat, now, ms);
 		*retry_after = ms;
 		log_warn("telegram", "429 for chat %lld: waiting %lld ms as told", (long long)chat,
@@ -109,6 +186,10 @@ static int after_call(bot_relay *r, int64_t chat, int rc, const tg_reply *rep,
 	}
 	if (rc == 0 || rc == ERR_INVALID)
 		bot_limit_note(r->lim, chat, now);
+	if (rc == 0)
+		met_add(met_with(met_counter("orch_telegram_calls_total",
+					     "Telegram calls that sent, edited or answered (messages sent)",
+					     NULL)), 1);
 	return rc;
 }
 
@@ -212,8 +293,9 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 {
 	const json_t *p = row->payload;
 	const char *ref = json_string_value(json_object_get(p, "ref"));
-	char oid[24], part_s[16], mid_s[24];
+	char oid[24], mid_s[24];
 	PGresult *res = NULL;
+	pg_conn *held = NULL;
 	json_t *ids = json_array();
 	tg_parts parts = {0};
 	int html, rc = 0;
@@ -229,22 +311,37 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 		goto done;
 	}
 	snprintf(oid, sizeof(oid), "%lld", (long long)row->id);
+	{
+		const char *params[1] = {oid};
+		rc = db(r, &STMT_SENT_PARTS, params, &res);
+		if (rc < 0)
+			goto done;
+	}
 	if ((html ? tg_html_visible_len(text) : tg_utf16_len(text, strlen(text))) > BOT_DOC_THRESHOLD) {
 		const char *fn = json_string_value(json_object_get(p, "filename"));
-		char *plain = html ? tg_html_to_plain(text) : NULL;
-		const char *body = plain ? plain : text;
-		int64_t mid = 0;
+		char *plain = NULL;
+		int64_t mid = pg_rows(res) > 0 ? pg_int(res, 0, 1) : 0;
 		buf cap;
 
-		rc = pace(r, chat, retry_after);
-		if (rc == 0) {
-			buf_init(&cap, 0);
-			tg_truncate(&cap, body, 200);
-			rc = send_document(r, chat, row->dest, fn ? fn : "message.txt", body,
-					   strlen(body), buf_cstr(&cap), &mid, retry_after);
-			buf_free(&cap);
+		if (pg_rows(res) == 0 && !unrecorded_part(r, row->id, 0, &mid)) {
+			plain = html ? tg_html_to_plain(text) : NULL;
+			rc = pace(r, chat, retry_after);
+			if (rc == 0)
+				rc = pg_pool_acquire(r->pool, 10000, &held);
+			if (rc == 0) {
+				const char *body = plain ? plain : text;
+				buf_init(&cap, 0);
+				tg_truncate(&cap, body, 200);
+				rc = send_document(r, chat, row->dest, fn ? fn : "message.txt", body,
+						   strlen(body), buf_cstr(&cap), &mid, retry_after);
+				buf_free(&cap);
+				if (rc == 0)
+					rc = record_part(r, held, row->id, 0, mid);
+				pg_pool_release(r->pool, held);
+				held = NULL;
+			}
+			free(plain);
 		}
-		free(plain);
 		if (rc == 0) {
 			json_array_append_new(ids, json_integer(mid));
 			first_mid = mid;
@@ -254,12 +351,6 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 	rc = tg_split(text, html, TG_TEXT_MAX, &parts);
 	if (rc < 0)
 		goto done;
-	{
-		const char *params[1] = {oid};
-		rc = db(r, &STMT_SENT_PARTS, params, &res);
-		if (rc < 0)
-			goto done;
-	}
 	for (int i = 0; i < parts.n; i++) {
 		int64_t mid = 0;
 		int sent = 0;
@@ -269,21 +360,22 @@ static int do_send(bot_relay *r, const eng_outbox_row *row, int64_t chat, json_t
 				sent = 1;
 				mid = pg_int(res, k, 1);
 			}
+		if (!sent)
+			sent = unrecorded_part(r, row->id, i, &mid);
 		if (!sent) {
 			rc = pace(r, chat, retry_after);
 			if (rc == 0)
+				rc = pg_pool_acquire(r->pool, 10000, &held);
+			if (rc == 0) {
 				rc = send_part(r, chat, row->dest, parts.v[i], p, i == parts.n - 1,
 					       &mid, retry_after);
+				if (rc == 0)
+					rc = record_part(r, held, row->id, i, mid);
+				pg_pool_release(r->pool, held);
+				held = NULL;
+			}
 			if (rc < 0)
 				goto done;
-			if (parts.n > 1) {
-				const char *params[3] = {oid, part_s, mid_s};
-				snprintf(part_s, sizeof(part_s), "%d", i);
-				snprintf(mid_s, sizeof(mid_s), "%lld", (long long)mid);
-				rc = db(r, &STMT_SENT_ADD, params, NULL);
-				if (rc < 0)
-					goto done;
-			}
 		}
 		if (i == 0)
 			first_mid = mid;
@@ -536,6 +628,22 @@ static int do_approval(bot_relay *r, const eng_outbox_row *row, int64_t chat, js
 	pg_pool_release(r->pool, c);
 	if (rc < 0)
 		return rc;
+	if (a.message_id == 0 && strcmp(a.state, "pending") == 0) {
+		/* sent before the database went away, not recorded: recorded now */
+		int k = find_unrecorded(r, row->id, 0, &mid);
+		if (k >= 0 && pg_pool_acquire(r->pool, 10000, &c) == 0) {
+			if (bot_approval_set_message(c, a.id, mid) == 0) {
+				r->unrec[k] = r->unrec[--r->nunrec];
+				a.message_id = mid;
+			}
+			pg_pool_release(r->pool, c);
+		}
+		if (k >= 0 && a.message_id == 0) {
+			rc = err_set(ERR_DB, "approval %lld: its message is not recorded yet",
+				     (long long)a.id);
+			goto done;
+		}
+	}
 	if (a.message_id > 0 || strcmp(a.state, "pending") != 0) {
 		/* sent before a crash, or decided already: nothing more to send */
 		*result = json_pack("{s:I,s:I}", "approval", (json_int_t)a.id, "message_id",
@@ -570,15 +678,21 @@ static int do_approval(bot_relay *r, const eng_outbox_row *row, int64_t chat, js
 	m.html = 1;
 	m.buttons = btns;
 	m.per_row = m.nbuttons <= 3 ? m.nbuttons : 1;
-	rc = tg_send_message(r->tg, &m, &mid, &rep);
-	rc = after_call(r, chat, rc, &rep, retry_after);
+	/* the connection is taken first: the message is recorded one round trip
+	 * after Telegram accepted it (see record_part) */
+	rc = pg_pool_acquire(r->pool, 10000, &c);
 	if (rc < 0)
 		goto done;
-	rc = pg_pool_acquire(r->pool, 10000, &c);
+	rc = tg_send_message(r->tg, &m, &mid, &rep);
+	rc = after_call(r, chat, rc, &rep, retry_after);
 	if (rc == 0) {
 		rc = bot_approval_set_message(c, a.id, mid);
-		pg_pool_release(r->pool, c);
+		if (rc < 0)
+			record_part(r, NULL, row->id, 0, mid); /* remembered for the retry */
 	}
+	pg_pool_release(r->pool, c);
+	if (rc < 0)
+		goto done;
 	if (rc == 0)
 		*result = json_pack("{s:I,s:I}", "approval", (json_int_t)a.id, "message_id",
 				    (json_int_t)mid);
@@ -619,6 +733,12 @@ static int deliver(const eng_outbox_row *row, json_t **result, int64_t *retry_af
 	if (rc == ERR_DENIED)
 		log_warn("telegram", "chat %lld refuses the bot's messages (blocked or removed): %s",
 			 (long long)chat, err_last());
+	if (rc == 0 && r->exit_after_send > 0 && ++r->delivered >= r->exit_after_send) {
+		log_warn("telegram", "ORCH_BOT_TEST_EXIT_AFTER_SEND: exiting after %d delivered "
+				     "row(s), before the last is marked sent",
+			 r->delivered);
+		_exit(75);
+	}
 	return rc;
 }
 
@@ -635,6 +755,12 @@ int bot_relay_new(bot_relay **out, pg_pool *pool, const bot_relay_options *opt)
 	r->lim = opt->limiter;
 	memcpy(r->key, opt->key, BOT_KEY_BYTES);
 	r->approval_ttl_s = opt->approval_ttl_s > 0 ? opt->approval_ttl_s : 86400;
+	{
+		const char *x = getenv("ORCH_BOT_TEST_EXIT_AFTER_SEND");
+		int64_t v;
+		if (x && *x && cfg_parse_int(x, &v) == 0 && v > 0)
+			r->exit_after_send = (int)v;
+	}
 	rc = tg_client_new(&r->tg, opt->api_base, opt->token);
 	if (rc < 0)
 		goto fail;

@@ -5,11 +5,15 @@
  * Built on engine/outbox.h's relay thread: rows of one chat go out in
  * order; a row whose chat must wait (1 s per chat, 20/min per group, 30/s
  * overall, or a 429's retry_after) is deferred without counting a failure.
- * A text split into several messages is delivered part by part, each part
- * recorded in bot_sent, so a retried row never sends a part twice and the
- * pacing never blocks the other chats. A 400 the message will never get
- * past makes the row dead; 5xx and network errors are retried with
- * backoff.
+ * Every message (each part of a text split into several, a document, an
+ * approval's question) is recorded in bot_sent (approvals: their message
+ * id) on a connection taken before it is sent, one round trip after
+ * Telegram accepted it, so a retried row never sends a part twice and the
+ * pacing never blocks the other chats. The Bot API has no idempotency key:
+ * a process killed between Telegram's acceptance and that record sends the
+ * message again when the row is retried (at least once). A 400 the message
+ * will never get past makes the row dead; 5xx and network errors are
+ * retried with backoff.
  */
 #ifndef ORCH_BOT_RELAY_H
 #define ORCH_BOT_RELAY_H

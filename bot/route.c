@@ -63,7 +63,7 @@ static const pg_stmt STMT_PROJECTS = {
 	"coalesce((SELECT x.status FROM runs x WHERE x.thread_id = t.id AND "
 	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY (x.status IN ('running', 'waiting')) DESC, x.id DESC "
 	"LIMIT 1), 'idle') FROM threads t "
-	"WHERE t.key LIKE $1 || ':%' AND t.metadata ? 'n' ORDER BY n LIMIT 50",
+	"WHERE starts_with(t.key, $1 || ':') AND t.metadata ? 'n' ORDER BY n LIMIT 50",
 	1,
 };
 
@@ -82,8 +82,8 @@ static const pg_stmt STMT_SWITCH = {
 
 static const pg_stmt STMT_FIND_TITLE = {
 	"bot_find_title",
-	"SELECT (metadata->>'n')::int FROM threads WHERE key LIKE $1 || ':%' AND metadata ? 'n' "
-	"AND lower(metadata->>'title') LIKE lower($2) || '%' ORDER BY updated_at DESC LIMIT 1",
+	"SELECT (metadata->>'n')::int FROM threads WHERE starts_with(key, $1 || ':') AND metadata ? "
+	"'n' AND starts_with(lower(metadata->>'title'), lower($2)) ORDER BY updated_at DESC LIMIT 1",
 	2,
 };
 

@@ -81,7 +81,10 @@ static void out(term *t, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	while (off < b.len) {
+	/* everything the terminal shows passes the secrets filter: live lines,
+	 * the history, errors */
+	redact_buf(&b);
+	while (b.data && off < b.len) {
 		ssize_t w = write(t->opt->out_fd, b.data + off, b.len - off);
 		if (w < 0 && errno == EINTR)
 			continue;

@@ -80,14 +80,28 @@ void cli_fmt_time(int64_t ms, char *out, size_t cap);
  * as the database's JSON gives it); "never" for NULL. */
 void cli_fmt_utc(const char *iso, char *out, size_t cap);
 
-/* Who runs this command, for audit trails: "cli:USER" (SUDO_USER, then
- * USER), else "cli:uid N". */
+/* Who runs this command, for audit trails: "cli:NAME", NAME being the user
+ * name of the process's real uid (getpwuid; never an environment variable,
+ * which anyone sets), else "cli:uid N". */
 void cli_actor(char *out, size_t cap);
+
+/* The real uid's user name (or "uid N" when it has none). */
+void cli_unix_user(char *out, size_t cap);
 
 /* Installs the redaction filter, opens the secrets store (when `secrets
  * init` was run) and lets the LLM layer resolve endpoint keys from it.
  * Fails on a wrong or unreadable master key. Call before other threads. */
 int cli_start_secrets(pg_pool *pool);
+
+/* Makes everything this command prints on stdout pass the secrets filter:
+ * loads the secrets (as cli_start_secrets, on a pool of its own) and puts a
+ * stream in place of stdout that redacts what is written, whole lines at a
+ * time. 0, or 1 after printing why the secrets cannot be loaded: what a
+ * command would print is then not printed at all. */
+int cli_filter_output(void);
+
+/* Flushes the filtered output and restores stdout. */
+void cli_filter_output_end(void);
 
 /* Blocks SIGINT and SIGTERM in this thread and in the threads it starts
  * after, for the caller to take them with sigwait (they go into *sigs),
@@ -102,6 +116,15 @@ void cli_block_signals(sigset_t *sigs);
  * llm_service_free, sec_runtime_stop and pg_pool_free. */
 struct llm_service;
 int cli_role_start(int pool_size, pg_pool **pool, struct llm_service **llm);
+
+/* Publishes the health registry of this long-running process (core/health.h)
+ * as `role` every ORCH_HEALTH_INTERVAL (5 s), for `status`. NULL (after a
+ * warning) when the publisher cannot start; health_pub_stop it at the end. */
+struct health_pub;
+struct health_pub *cli_health_start(pg_pool *pool, const char *role);
+
+/* ORCH_HEALTH_INTERVAL in milliseconds (5 s when unset or unreadable). */
+int64_t cli_health_interval_ms(void);
 
 int cmd_migrate(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -130,6 +153,20 @@ int cli_spawner_start(pg_pool *pool, struct llm_service *llm, int workers,
 		      struct spw_spawner **out);
 int cmd_sandbox(int argc, char **argv);
 int cmd_bot(int argc, char **argv);
+int cmd_healthcheck(int argc, char **argv);
+
+/* The HTTP listener of a long-running role (web/): /healthz and /metrics on
+ * ORCH_HTTP_ADDR, probing `pool` and `redis_url` (either may be NULL).
+ * 0 when ORCH_HTTP_ADDR is unset (nothing started), 1 when listening, -1
+ * on error (err_last()). Stop it with cli_web_stop before freeing the pool. */
+struct web_server;
+struct web_health;
+typedef struct cli_web {
+	struct web_server *server;
+	struct web_health *health;
+} cli_web;
+int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_web *out);
+void cli_web_stop(cli_web *w);
 int cmd_chat(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */
@@ -148,9 +185,57 @@ int cli_term_open(const char *name, char *graph, size_t cap, pg_pool **pool);
  * result. */
 int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color);
 
+/* Starts a project with `idea` in the terminal chat `name` on graph
+ * `graph`, as '/new IDEA' typed in that chat does (one transaction on `c`):
+ * its thread id and number in the chat. */
+int cli_new_project(pg_conn *c, const char *graph, const char *name, const char *idea,
+		    int64_t *thread, int *n);
+
+/* The same for a change to an existing repository: `change` is the input's
+ * {"repo", "branch", "pr", "secret", "handle"} (bot/route.h; NULL: a new
+ * project), as `orchestrator new --repo` sends it. */
+int cli_new_change(pg_conn *c, const char *graph, const char *name, const char *idea,
+		   const json_t *change, int64_t *thread, int *n);
+
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
  * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */
 struct bot;
 int cli_bot_start(pg_pool *pool, struct bot **out);
+
+/* --- the factory inside this process (eval run, demo: cli/inproc.c) --- */
+
+typedef struct cli_factory cli_factory;
+
+/* ERR_CONFLICT, saying what to do, when another engine runs on the
+ * database: it would take this process's projects and answer them with its
+ * own models. */
+int cli_factory_alone(pg_pool *pool);
+
+/* Starts the engine with the factory's graph and the spawner on `pool` and
+ * `llm` (borrowed; they must outlive it), as `serve` does. The caller owns
+ * *out (cli_factory_stop). */
+int cli_factory_start(pg_pool *pool, struct llm_service *llm, cli_factory **out);
+
+/* Stops the spawner, then the engine, and frees. NULL is a no-op. */
+void cli_factory_stop(cli_factory *f);
+
+/* A language-model service on the models file `models` (borrowed; `origin`
+ * names it in messages) with the settings of the environment; `identity`
+ * sends each call's identity headers (the eval's record/replay server).
+ * The caller owns *out (llm_service_free). */
+int cli_llm_from_json(const json_t *models, const char *origin, pg_pool *pool, int identity,
+		      struct llm_service **out);
+
+/* The terminal chat's paths for the eval's person (eval/runner.h). */
+struct ev_front;
+void cli_eval_front(struct ev_front *out);
+
+/* What to do when no model is configured, once, on stderr: the variables,
+ * the model servers listening on their usual local ports (probed), the
+ * demo. */
+void cli_model_hint(void);
+
+int cmd_eval(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

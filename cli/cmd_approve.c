@@ -3,6 +3,7 @@
  * through the bot's decide-once logic (bot/approval.h), as a button would.
  */
 #include "bot/approval.h"
+#include "bot/bot.h"
 #include "bot/route.h"
 #include "bot/text.h"
 #include "cli/cli.h"
@@ -22,7 +23,10 @@ static const char USAGE[] =
 	"  waits for). approve picks the affirmative answer (approve, merge, retry,\n"
 	"  extend), reject the negative one (reject, cancel, stop, skip); --option picks\n"
 	"  any answer by its id, its label or its number (1, 2, ...). The decision is\n"
-	"  taken once: a question decided already (by a click, say) is not changed.";
+	"  taken once: a question decided already (by a click, say) is not changed.\n"
+	"  A Telegram question belongs to its approvers: from the terminal, only a Unix\n"
+	"  user that ORCH_OPERATORS maps to one of them may decide it (\"ada:111111111\",\n"
+	"  \"root:*\"); the decision records that user, by its uid.";
 
 static const pg_stmt STMT_BY_ID = {
 	"cli_approval_by_id",
@@ -181,11 +185,74 @@ static int pick(const json_t *options, const char *want, int reject, int *out)
 	return err_set(ERR_NOTFOUND, "the question has no negative answer: choose one with --option");
 }
 
+/* Who decides approval `id` from this terminal, into *who. A Telegram
+ * question belongs to its approvers (its own list, else ORCH_ALLOWED_USERS):
+ * only a Unix user that ORCH_OPERATORS maps to one of them (or to '*') may
+ * decide it, acting for that approver; the real uid's name is recorded.
+ * A terminal question may be decided by whoever can answer it in the
+ * terminal chat. ERR_DENIED with what to configure, ERR_INVALID for a
+ * setting that does not parse. */
+static int terminal_actor(pg_conn *c, int64_t id, bot_actor *who, int64_t *allowed,
+			  int *nallowed)
+{
+	char user[64], channel[16], list[256] = "";
+	int64_t approvers[BOT_MAX_ALLOWED], as = 0;
+	bot_operator ops[64];
+	const bot_operator *op;
+	int napprovers = 0, nops = 0, rc;
+
+	memset(who, 0, sizeof(*who));
+	cli_unix_user(user, sizeof(user));
+	snprintf(who->name, sizeof(who->name), "cli:%s", user);
+	snprintf(who->username, sizeof(who->username), "%s", user);
+	who->channel = "cli";
+	*nallowed = 0;
+	{
+		char spec[4096];
+		rc = cfg_env_str("ORCH_ALLOWED_USERS", NULL, spec, sizeof(spec));
+		if (rc == 0)
+			rc = bot_parse_allowed(spec, allowed, BOT_MAX_ALLOWED, nallowed);
+	}
+	if (rc == 0)
+		rc = bot_approval_approvers(c, id, allowed, *nallowed, approvers, BOT_MAX_ALLOWED,
+					    &napprovers, channel, sizeof(channel));
+	if (rc < 0)
+		return rc;
+	if (strcmp(channel, "telegram") != 0) {
+		who->trusted = 1;
+		return 0;
+	}
+	{
+		char spec[4096];
+		rc = cfg_env_str("ORCH_OPERATORS", NULL, spec, sizeof(spec));
+		if (rc == 0)
+			rc = bot_operators_parse(spec, ops, 64, &nops);
+		if (rc < 0)
+			return rc;
+	}
+	op = bot_operator_find(ops, nops, user);
+	if (bot_operator_acts_for(op, approvers, napprovers, &as)) {
+		who->trusted = op->any;
+		who->id = as;
+		return 0;
+	}
+	for (int i = 0; i < napprovers && strlen(list) + 24 < sizeof(list); i++)
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%lld", i ? ", " : "",
+			 (long long)approvers[i]);
+	return err_set(ERR_DENIED,
+		       "approval %lld is a Telegram question for its approvers (%s); the Unix user "
+		       "'%s' may act for none of them. Answer it with its buttons in Telegram, or "
+		       "name this user in ORCH_OPERATORS (for example ORCH_OPERATORS=\"%s:%s\")",
+		       (long long)id, list[0] ? list : "none: ORCH_ALLOWED_USERS is empty", user,
+		       user, napprovers > 0 ? list : "TELEGRAM_USER_ID");
+}
+
 int cmd_approve(int argc, char **argv)
 {
 	int reject = strcmp(argv[0], "reject") == 0, as_json = 0, option = -1, rc;
 	const char *target = NULL, *want = NULL;
-	int64_t id = 0;
+	int64_t id = 0, allowed[BOT_MAX_ALLOWED];
+	int nallowed = 0;
 	char sid[24], actor[96];
 	const char *params[1] = {sid};
 	PGresult *res = NULL;
@@ -211,14 +278,12 @@ int cmd_approve(int argc, char **argv)
 		options = json_loads(pg_val(res, 0, 5), 0, NULL);
 		rc = pick(options, want, reject, &option);
 	}
+	if (rc == 0)
+		rc = terminal_actor(c, id, &who, allowed, &nallowed);
 	if (rc == 0) {
-		memset(&who, 0, sizeof(who));
-		cli_actor(actor, sizeof(actor));
-		snprintf(who.name, sizeof(who.name), "%s", actor);
-		snprintf(who.username, sizeof(who.username), "%s", actor);
-		who.channel = "cli";
-		who.trusted = 1;
-		rc = bot_approval_decide(c, id, option, &who, pg_val(res, 0, 3), NULL, 0, &d);
+		snprintf(actor, sizeof(actor), "%s", who.name);
+		rc = bot_approval_decide(c, id, option, &who, pg_val(res, 0, 3), allowed, nallowed,
+					 &d);
 	}
 	if (rc == 0 && d.outcome == BOT_DEC_OK) {
 		const char *channel = pg_val(res, 0, 2);

@@ -12,6 +12,7 @@
 #include "bot/term.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "secrets/runtime.h"
 
@@ -56,7 +57,9 @@ int cmd_bot(int argc, char **argv)
 	bot_config cfg;
 	pg_pool *pool = NULL;
 	bot *b = NULL;
+	health_pub *hp = NULL;
 	sigset_t sigs;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -89,6 +92,11 @@ int cmd_bot(int argc, char **argv)
 		cli_fail("bot");
 		goto done;
 	}
+	hp = cli_health_start(pool, "bot");
+	if (cli_web_start("bot", pool, NULL, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("bot", "bot role running (pid %d); SIGINT or SIGTERM stops it", (int)getpid());
 	while (!bot_done(b)) {
 		struct timespec tick = {.tv_sec = 1, .tv_nsec = 0};
@@ -103,6 +111,8 @@ int cmd_bot(int argc, char **argv)
 	if (rc)
 		fprintf(stderr, "orchestrator: bot stopped: %s\n", err_last());
 done:
+	health_pub_stop(hp);
+	cli_web_stop(&web);
 	bot_free(b);
 	sec_runtime_stop();
 	pg_pool_free(pool);

@@ -60,6 +60,36 @@ static void warn_no_engine(pg_pool *pool)
 		pg_pool_release(pool, q);
 }
 
+int cli_new_change(pg_conn *c, const char *graph, const char *name, const char *idea,
+		   const json_t *change, int64_t *thread, int *n)
+{
+	bot_input in;
+	int rc;
+
+	*thread = 0;
+	*n = 0;
+	memset(&in, 0, sizeof(in));
+	in.channel = "term";
+	in.dest = name;
+	in.user_name = name;
+	in.username = name;
+	in.text = idea;
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = bot_new_project(c, graph, &in, idea, change, thread, n);
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0)
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+	return rc;
+}
+
+int cli_new_project(pg_conn *c, const char *graph, const char *name, const char *idea,
+		    int64_t *thread, int *n)
+{
+	return cli_new_change(c, graph, name, idea, NULL, thread, n);
+}
+
 int cmd_new(int argc, char **argv)
 {
 	const char *user = getenv("USER");
@@ -70,7 +100,6 @@ int cmd_new(int argc, char **argv)
 	pg_pool *pool = NULL;
 	pg_conn *c = NULL;
 	json_t *change = NULL;
-	bot_input in;
 
 	snprintf(name, sizeof(name), "%s", user && *user ? user : "local");
 	change = json_object();
@@ -135,21 +164,9 @@ int cmd_new(int argc, char **argv)
 		return rc;
 	}
 	rc = pg_pool_acquire(pool, 10000, &c);
-	memset(&in, 0, sizeof(in));
-	in.channel = "term";
-	in.dest = name;
-	in.user_name = name;
-	in.username = name;
-	in.text = idea;
 	bot_chat_key("term", name, chat, sizeof(chat));
 	if (rc == 0)
-		rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
-	if (rc == 0)
-		rc = bot_new_project(c, graph, &in, idea, change, &thread, &n);
-	if (rc == 0)
-		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
-	if (rc < 0 && c)
-		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		rc = cli_new_change(c, graph, name, idea, change, &thread, &n);
 	if (c)
 		pg_pool_release(pool, c);
 	json_decref(change);

@@ -5,12 +5,14 @@
 #include "core/err.h"
 #include "spawner/egress.h"
 #include "spawner/sandbox.h"
+#include "spawner/toolenv.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char USAGE[] =
@@ -31,10 +33,13 @@ static const char USAGE[] =
 	"                        a host (ports 80, 443), *.domain, host:PORT, host:*, an\n"
 	"                        address or CIDR block (needed for private addresses);\n"
 	"                        HTTP_PROXY and friends point the command at it, and\n"
-	"                        every connection's decision is printed on stderr"
+	"                        every connection's decision is printed on stderr\n"
 	"  --workspace DIR       mounted read-write at /workspace (and made owned by the\n"
 	"                        sandbox user); default: an empty one per command\n"
 	"  --env NAME=VALUE      grant a variable (repeatable); nothing else is inherited\n"
+	"  --toolchain-env       grant what workers get for their toolchains (GOPROXY=off,\n"
+	"                        npm_config_offline=true, ...; online ones with\n"
+	"                        --allow-host); an --env of the same name wins\n"
 	"  --cwd PATH            working directory inside (default /workspace)\n"
 	"  --rootfs DIR          an unpacked root file system instead of host /usr,/etc\n"
 	"  --bind HOST:INSIDE[:rw]  make a host path visible (read-only unless :rw)\n"
@@ -121,7 +126,8 @@ static int cmd_sandbox_run(int argc, char **argv)
 	const char *envs[257];
 	const char *cwd = NULL, *v;
 	char *bind_strs[16];
-	int nenv = 0, nbind = 0, verbose = 0, i, rc, status = 125;
+	int nenv = 0, nbind = 0, verbose = 0, toolenv = 0, i, rc, status = 125;
+	char **joined = NULL;
 	int64_t timeout = 30000, n;
 	sbx *b = NULL;
 	char *end;
@@ -134,9 +140,6 @@ static int cmd_sandbox_run(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	o.image = getenv("ORCH_SANDBOX_IMAGE");
 	o.runtime = getenv("ORCH_SANDBOX_RUNTIME");
-	v = getenv("DOCKER_HOST");
-	if (v && strncmp(v, "unix://", 7) == 0)
-		o.docker_socket = v + 7;
 	v = getenv("ORCH_SANDBOX_BACKEND");
 	if (v && *v && sbx_backend_parse(v, &o.backend) < 0) {
 		fprintf(stderr, "orchestrator sandbox: ORCH_SANDBOX_BACKEND: %s\n", err_last());
@@ -153,6 +156,8 @@ static int cmd_sandbox_run(int argc, char **argv)
 		}
 		if (cli_flag(argv, i, "-v") || cli_flag(argv, i, "--verbose")) {
 			verbose = 1;
+		} else if (cli_flag(argv, i, "--toolchain-env")) {
+			toolenv = 1;
 		} else if (cli_flag(argv, i, "--allow-degraded")) {
 			o.allow_degraded = 1;
 		} else if (cli_opt(argc, argv, &i, "--backend", &v)) {
@@ -290,6 +295,14 @@ static int cmd_sandbox_run(int argc, char **argv)
 	}
 	c.argv = (const char *const *)(argv + i);
 	c.env = envs;
+	if (toolenv) {
+		rc = spw_toolenv_join(pol != NULL, envs, &joined);
+		if (rc < 0) {
+			fprintf(stderr, "orchestrator sandbox: %s\n", err_last());
+			goto done;
+		}
+		c.env = (const char *const *)joined;
+	}
 	c.cwd = cwd;
 	c.timeout_ms = timeout == 0 ? -1 : timeout;
 	c.output_cap = 64 << 10;
@@ -305,14 +318,21 @@ static int cmd_sandbox_run(int argc, char **argv)
 	if (verbose || r.timed_out || r.oom_killed || r.pids_limited || r.disk_full || r.fsize_limited ||
 	    r.cancelled)
 		fprintf(stderr, "sandbox: %s\n", r.reason);
-	if (verbose)
-		fprintf(stderr, "sandbox: exit %d, wall %lld ms, cpu %lld ms, peak memory %lld KiB%s%s\n",
-			r.exit_code, (long long)r.wall_ms, (long long)r.cpu_ms,
-			(long long)(r.mem_peak_bytes >= 0 ? r.mem_peak_bytes >> 10 : -1),
+	if (verbose) {
+		char peak[96];
+		if (r.mem_peak_bytes >= 0)
+			snprintf(peak, sizeof(peak), "peak memory %lld KiB",
+				 (long long)(r.mem_peak_bytes >> 10));
+		else
+			snprintf(peak, sizeof(peak), "peak memory and cpu not reported by this backend");
+		fprintf(stderr, "sandbox: exit %d, wall %lld ms, cpu %lld ms, %s%s%s\n", r.exit_code,
+			(long long)r.wall_ms, (long long)r.cpu_ms, peak,
 			r.degraded[0] ? "; NOT enforced: " : "", r.degraded);
+	}
 	else if (r.degraded[0])
 		fprintf(stderr, "sandbox: warning: NOT enforced on this host: %s\n", r.degraded);
 done:
+	spw_toolenv_free(joined);
 	sbx_result_free(&r);
 	sbx_free(b);
 	egr_detach(att);
@@ -334,9 +354,21 @@ int cmd_sandbox(int argc, char **argv)
 		return cmd_sandbox_run(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "sweep") == 0) {
 		int n = 0;
+		int nd = 0;
+		char sock[4096];
+		struct stat st;
 		if (sbx_sweep(&n) < 0)
 			return cli_fail("sandbox sweep");
 		printf("removed %d stale sandbox cgroups\n", n);
+		/* the docker backend's containers, when an engine is there */
+		if (sbx_docker_socket(NULL, sock, sizeof(sock)) < 0)
+			return cli_fail("sandbox sweep");
+		if (stat(sock, &st) == 0) {
+			if (sbx_sweep_docker(sock, &nd) < 0)
+				return cli_fail("sandbox sweep (docker)");
+			printf("removed %d leftover sandbox containers from the Docker engine at %s\n",
+			       nd, sock);
+		}
 		return 0;
 	}
 	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

@@ -9,9 +9,11 @@
  * its app context. SIGINT or SIGTERM stop gracefully: no new claims, runs in
  * progress finish their current step and return to the queue.
  */
+#include "bot/approval.h"
 #include "bot/bot.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
@@ -27,11 +29,30 @@
 #include <time.h>
 #include <unistd.h>
 
+#define EXPIRE_EVERY_MS 5000
+
 static const char USAGE[] =
 	"orchestrator serve|engine [--threads N]\n"
 	"  Runs until SIGINT or SIGTERM. --threads overrides ORCH_ENGINE_THREADS.\n"
 	"  serve also prunes old checkpoints hourly (ORCH_RETENTION_DAYS) and runs the\n"
 	"  spawner role (ORCH_SPAWNER=0 leaves it out; see 'orchestrator spawner').";
+
+/* Expires the questions of every channel that passed their expiry, so a
+ * project waits for no answer that can no longer come (the bot does it for
+ * Telegram while it runs; this is for when it does not, and for the
+ * terminal's questions while no chat is open). */
+static void expire_questions(pg_pool *pool)
+{
+	static const char *const channels[] = {"telegram", "term"};
+	pg_conn *c = NULL;
+
+	if (pg_pool_acquire(pool, 5000, &c) < 0)
+		return;
+	for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++)
+		if (bot_approvals_expire(c, channels[i], NULL) < 0)
+			log_warn("serve", "expiring %s questions failed: %s", channels[i], err_last());
+	pg_pool_release(pool, c);
+}
 
 static void prune_now(pg_pool *pool)
 {
@@ -58,11 +79,13 @@ int cmd_serve(int argc, char **argv)
 	pg_pool *pool = NULL;
 	llm_service *llm = NULL;
 	spw_spawner *sp = NULL;
+	health_pub *hp = NULL;
 	eng_graph *factory = NULL;
 	nd_app app;
 	int64_t with_spawner = 0;
 	sigset_t sigs;
-	int64_t last_prune = 0;
+	int64_t last_prune = 0, last_expire = 0;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -84,6 +107,8 @@ int cmd_serve(int argc, char **argv)
 		 llm_registry_origin(llm_service_registry(llm)),
 		 llm_registry_n_models(llm_service_registry(llm)),
 		 llm_registry_n_endpoints(llm_service_registry(llm)));
+	if (llm_registry_n_models(llm_service_registry(llm)) == 0)
+		cli_model_hint();
 	/* the factory: its settings are checked now, not at the first project */
 	memset(&app, 0, sizeof(app));
 	app.llm = llm;
@@ -123,6 +148,12 @@ int cmd_serve(int argc, char **argv)
 			log_info("serve", "TELEGRAM_BOT_TOKEN is not set: running without the Telegram "
 					  "bot (`orchestrator chat` talks to this engine from a terminal)");
 	}
+	hp = cli_health_start(pool, serve_all ? "serve" : "engine");
+	/* /healthz and /metrics; serve's spawner uses Redis */
+	if (cli_web_start(argv[0], pool, serve_all && with_spawner ? cli_cfg.redis_url : NULL, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
 		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
 	for (;;) {
@@ -137,6 +168,10 @@ int cmd_serve(int argc, char **argv)
 			log_error("serve", "the Telegram bot stopped; stopping");
 			goto done;
 		}
+		if (util_mono_ms() - last_expire >= EXPIRE_EVERY_MS) {
+			last_expire = util_mono_ms();
+			expire_questions(pool);
+		}
 		if (serve_all && util_mono_ms() - last_prune >= 3600 * 1000) {
 			last_prune = util_mono_ms();
 			prune_now(pool);
@@ -144,6 +179,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	health_pub_stop(hp);
+	cli_web_stop(&web);
 	spw_free(sp); /* workers call the models until they stop */
 	bot_free(b);
 	eng_engine_free(e);

@@ -6,6 +6,7 @@
  */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/redis.h"
 #include "llm/llm.h"
@@ -61,7 +62,9 @@ int cmd_spawner(int argc, char **argv)
 	pg_pool *pool = NULL;
 	llm_service *llm = NULL;
 	spw_spawner *sp = NULL;
+	health_pub *hp = NULL;
 	sigset_t sigs;
+	cli_web web = {0};
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -81,6 +84,11 @@ int cmd_spawner(int argc, char **argv)
 		cli_fail("spawner");
 		goto done;
 	}
+	hp = cli_health_start(pool, "spawner");
+	if (cli_web_start("spawner", pool, cli_cfg.redis_url, &web) < 0) {
+		cli_fail("http listener");
+		goto done;
+	}
 	log_info("spawner", "running (pid %d); SIGINT or SIGTERM stops it", (int)getpid());
 	for (;;) {
 		int sig = sigwaitinfo(&sigs, NULL);
@@ -93,6 +101,8 @@ int cmd_spawner(int argc, char **argv)
 	}
 	rc = 0;
 done:
+	health_pub_stop(hp);
+	cli_web_stop(&web);
 	spw_free(sp); /* before the models: workers call them until they stop */
 	sec_runtime_stop();
 	llm_service_free(llm);

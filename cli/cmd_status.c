@@ -1,8 +1,10 @@
 /* orchestrator status — what the factory is doing, from a terminal. */
 #include "cli/cli.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/jsonx.h"
 #include "engine/control.h"
+#include "engine/deadletter.h"
 #include "llm/ledger.h"
 #include "nodes/factory.h"
 #include "nodes/report.h"
@@ -12,27 +14,37 @@
 #include <time.h>
 
 static const char USAGE[] =
-	"orchestrator status [--json]\n"
+	"orchestrator status [--json] [--all | --limit N]\n"
 	"  The factory's projects (stage, tasks, workers, open questions, tokens, cost) and\n"
 	"  the questions waiting for an answer ('orchestrator approve <id>'); threads, runs\n"
-	"  by state, the oldest waiting and queued runs, live engines, recent failures and\n"
-	"  the outbox backlog; language models: slots, queues and waits per endpoint (and\n"
-	"  the slots a llama.cpp server reports beside them),\n"
-	"  tokens and cost per project and per model, budgets.\n"
-	"  --json prints the same for scripts (\"projects\", \"questions\", \"llm\").";
+	"  by state, the oldest waiting and queued runs, live engines, the health of each\n"
+	"  long-running process, recent failures, dead letters and the outbox backlog;\n"
+	"  language models: slots, queues and waits per endpoint (and the slots a\n"
+	"  llama.cpp server reports beside them), tokens and cost per project and per\n"
+	"  model, budgets.\n"
+	"  Every project waiting for an answer is listed; the others fill up to 20 rows\n"
+	"  (--limit N: N, --all: every project), with a count of those not shown.\n"
+	"  --json prints the same for scripts (\"projects\", \"projects_total\",\n"
+	"  \"projects_not_shown\", \"questions\", \"health\", \"dead_letters\", \"llm\").";
 
-/* The factory's projects and their open questions (nodes/report.h), into st. */
-static int projects(pg_conn *c, json_t *st)
+/* The factory's projects (those waiting for an answer always, the others
+ * up to `limit` in all; < 0: all) and every open question (nodes/report.h),
+ * into st with how many projects there are and how many are not shown. */
+static int projects(pg_conn *c, json_t *st, int limit)
 {
 	char graph[64];
 	json_t *list = NULL, *qs = NULL;
+	int64_t total = 0;
 	int rc;
 
 	if (cfg_env_str("ORCH_GRAPH", ND_GRAPH, graph, sizeof(graph)) < 0)
 		snprintf(graph, sizeof(graph), "%s", ND_GRAPH);
-	rc = nd_report_projects(&list, c, graph);
+	rc = nd_report_projects(&list, c, graph, limit, &total);
 	if (rc == 0)
 		rc = nd_report_questions(&qs, c, graph);
+	json_object_set_new(st, "projects_total", json_integer(total));
+	json_object_set_new(st, "projects_not_shown",
+			    json_integer(total - (int64_t)json_array_size(list)));
 	json_object_set_new(st, "projects", list ? list : json_array());
 	json_object_set_new(st, "questions", qs ? qs : json_array());
 	return rc;
@@ -103,6 +115,10 @@ static void print_projects(const json_t *st)
 		       json_number_value(json_object_get(p, "cost_usd")));
 		print_workers(json_object_get(p, "worker_list"));
 	}
+	if (jx_int(st, "projects_not_shown") > 0)
+		printf("  … and %lld more project(s), none waiting for an answer ('orchestrator status "
+		       "--all' lists every one, --limit N the N most recent)\n",
+		       jx_int(st, "projects_not_shown"));
 	if (json_array_size(qs) == 0)
 		return;
 	printf("open questions ('orchestrator approve|reject <id or project>')\n");
@@ -135,6 +151,104 @@ static void join_strings(const json_t *arr, char *out, size_t cap)
 		if (n < 0 || (size_t)n >= cap - used)
 			break;
 		used += (size_t)n;
+	}
+}
+
+static void one_line(const char *text, char *out, size_t cap);
+
+/* The long-running processes as they last reported (core/health.h): each
+ * part that is degraded or down in a live process, and processes that
+ * stopped reporting without saying goodbye. */
+static void print_health(const json_t *h)
+{
+	size_t i, alive = 0, bad = 0, gone = 0;
+	json_t *p;
+
+	if (!json_is_array(h)) {
+		printf("processes       unknown: %s\n", jx_str(h, "error"));
+		return;
+	}
+	json_array_foreach(h, i, p) {
+		int live = json_is_true(json_object_get(p, "alive"));
+		alive += live;
+		gone += !live && json_number_value(json_object_get(p, "age_s")) < 3600;
+		bad += live && strcmp(jx_str(p, "worst"), "ok") != 0;
+	}
+	printf("processes       %zu reporting, %zu with a problem%s", alive, bad,
+	       alive ? "" : " (none of serve, engine, bot, spawner runs, or none reports)");
+	if (gone)
+		printf(", %zu gone silent in the last hour", gone);
+	printf("\n");
+	json_array_foreach(h, i, p) {
+		char age[32], reason[300];
+		const char *name;
+		json_t *part;
+
+		cli_fmt_age(json_number_value(json_object_get(p, "age_s")), age, sizeof(age));
+		if (!json_is_true(json_object_get(p, "alive"))) {
+			if (json_number_value(json_object_get(p, "age_s")) < 3600)
+				printf("  %-32s gone: no report for %s (it died, or cannot reach the "
+				       "database)\n",
+				       jx_str(p, "process"), age);
+			continue;
+		}
+		json_object_foreach(json_object_get(p, "parts"), name, part) {
+			char since[32] = "";
+			int64_t at = json_integer_value(json_object_get(part, "since_ms"));
+
+			if (strcmp(jx_str(part, "state"), "ok") == 0)
+				continue;
+			if (at > 0) {
+				struct timespec now;
+				clock_gettime(CLOCK_REALTIME, &now);
+				cli_fmt_age(((double)now.tv_sec * 1000.0 + (double)now.tv_nsec / 1e6 -
+					     (double)at) / 1000.0,
+					    since, sizeof(since));
+			}
+			one_line(jx_str(part, "reason"), reason, sizeof(reason));
+			printf("  %-32s %-8s %s for %s: %s\n", jx_str(p, "process"),
+			       jx_str(part, "state"), name, since[0] ? since : "?", reason);
+		}
+	}
+}
+
+/* `text` on one line (newlines and tabs as spaces, runs of them as one),
+ * cut to cap - 1 bytes without splitting a UTF-8 sequence. */
+static void one_line(const char *text, char *out, size_t cap)
+{
+	size_t k = 0;
+	int space = 0;
+
+	for (const char *p = text; *p && k + 1 < cap; p++) {
+		int ws = *p == '\n' || *p == '\r' || *p == '\t' || *p == ' ';
+		if (ws && space)
+			continue;
+		space = ws;
+		out[k++] = ws ? ' ' : *p;
+	}
+	while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0xc0)
+		k--;
+	out[k] = '\0';
+}
+
+/* Items from outside that were set aside (engine/deadletter.h). */
+static void print_dead_letters(const json_t *dl)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_object(dl) || jx_int(dl, "count") == 0)
+		return;
+	printf("dead letters    %lld set aside (%lld in the last 24 h), never retried; newest:\n",
+	       jx_int(dl, "count"), jx_int(dl, "last_24h"));
+	json_array_foreach(json_object_get(dl, "newest"), i, e) {
+		char reason[160];
+
+		one_line(jx_str(e, "reason"), reason, sizeof(reason));
+		printf("  #%-5lld %s %-16.16s %s %s\n", jx_int(e, "id"), jx_str(e, "at"),
+		       jx_str(e, "source"), jx_str(e, "ref"), reason);
 	}
 }
 
@@ -191,8 +305,10 @@ static void print_human(const json_t *st)
 	if (jx_int(st, "expired_leases") > 0)
 		printf("expired leases  %lld (their engines died; a live engine takes them over)\n",
 		       jx_int(st, "expired_leases"));
+	print_health(json_object_get(st, "health"));
 	printf("outbox          pending %lld   dead %lld\n", jx_int(ob, "pending"),
 	       jx_int(ob, "dead"));
+	print_dead_letters(json_object_get(st, "dead_letters"));
 	if (json_array_size(fails) > 0) {
 		printf("recent failures\n");
 		json_array_foreach(fails, i, e) {
@@ -280,14 +396,26 @@ static void print_llm(const json_t *llm)
 
 int cmd_status(int argc, char **argv)
 {
-	int as_json = 0;
+	int as_json = 0, limit = 20;
 	json_t *st = NULL;
 	pg_conn *c;
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
+		const char *v;
 		if (cli_flag(argv, i, "--json")) {
 			as_json = 1;
+			continue;
+		}
+		if (cli_flag(argv, i, "--all")) {
+			limit = -1;
+			continue;
+		}
+		if (cli_opt(argc, argv, &i, "--limit", &v)) {
+			int64_t n = strcmp(v, "0") == 0 ? 0 : cli_int(v);
+			if (n < 0 || n > 1000000)
+				return cli_usage(USAGE);
+			limit = (int)n;
 			continue;
 		}
 		if (cli_flag(argv, i, "--help")) {
@@ -300,8 +428,21 @@ int cmd_status(int argc, char **argv)
 	if (!c)
 		return 1;
 	rc = eng_status(c, cli_cfg.lease_ms, &st);
-	if (rc == 0 && projects(c, st) < 0) {
+	if (rc == 0 && projects(c, st, limit) < 0) {
 		json_object_set_new(st, "projects_error", json_string(err_last()));
+		err_clear();
+	}
+	if (rc == 0) {
+		json_t *h = NULL, *dl = NULL;
+		/* a process is gone after three publication intervals without a word */
+		if (health_status(c, cli_health_interval_ms() * 3, &h) == 0)
+			json_object_set_new(st, "health", h);
+		else
+			json_object_set_new(st, "health", json_pack("{ss}", "error", err_last()));
+		if (eng_dead_letters_status(c, 5, &dl) == 0)
+			json_object_set_new(st, "dead_letters", dl);
+		else
+			json_object_set_new(st, "dead_letters", json_pack("{ss}", "error", err_last()));
 		err_clear();
 	}
 	if (rc == 0) {

@@ -10,6 +10,7 @@
 #include "nodes/report.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,8 @@ static const command commands[] = {
 	{"reject", cmd_approve, "answer a project's question negatively (reject, cancel, stop)"},
 	{"show", cmd_show, "a project's history: conversation, decisions, tasks, workers, cost"},
 	{"logs", cmd_logs, "what a worker's agent did, step by step; -f follows it live"},
+	{"demo", cmd_demo, "see the factory build a sample project (recorded model replies)"},
+	{"eval", cmd_eval, "measure the factory on the eval tasks: eval run [--live | --replay DIR]"},
 	{"migrate", cmd_migrate, "create or update the database schema"},
 	{"status", cmd_status, "projects, open questions, runs, engines, models (--json)"},
 	{"threads", cmd_threads, "list threads with their latest run"},
@@ -52,8 +55,22 @@ static const command commands[] = {
 	{"llm", cmd_llm, "language models: the registry, a test call, budgets"},
 	{"spawner", cmd_spawner, "run the spawner role: spawn requests from Redis to sandboxed workers"},
 	{"sandbox", cmd_sandbox, "run one command in a sandbox (sandbox run -- CMD), sweep leftovers"},
+	{"healthcheck", cmd_healthcheck, "ask a role's /healthz (exit 0 when healthy): for health checks"},
 	{NULL, NULL, NULL},
 };
+
+/* Commands that print stored text: their stdout passes the secrets filter. */
+static const char *const filtered[] = {"new",     "approve", "reject", "show", "logs",
+				       "status",  "threads", "history", "state", "fork",
+				       "run",     "cancel",  "retry",   NULL};
+
+static int is_filtered(const char *name)
+{
+	for (const char *const *f = filtered; *f; f++)
+		if (strcmp(*f, name) == 0)
+			return 1;
+	return 0;
+}
 
 static void usage(FILE *out)
 {
@@ -81,7 +98,7 @@ pg_conn *cli_db(void)
 int cli_fail(const char *what)
 {
 	fprintf(stderr, "orchestrator: %s: %s\n", what, err_last());
-	if (err_last_code() == ERR_DB && strcmp(pg_last_sqlstate(), "42P01") == 0 &&
+	if (err_last_code() == ERR_DB && pg_last_sqlstate_is(PG_SQLSTATE_UNDEFINED_TABLE) &&
 	    !strstr(err_last(), "orchestrator migrate"))
 		fprintf(stderr, "orchestrator: the database lacks part of its schema: run "
 				"'orchestrator migrate' first\n");
@@ -230,16 +247,24 @@ void cli_fmt_utc(const char *iso, char *out, size_t cap)
 		snprintf(out, cap, "%.10s %.5s UTC", iso, iso + 11);
 }
 
+void cli_unix_user(char *out, size_t cap)
+{
+	/* the real uid's name: not $USER or $SUDO_USER, which anyone sets */
+	struct passwd pw, *found = NULL;
+	char tmp[4096];
+
+	if (getpwuid_r(getuid(), &pw, tmp, sizeof(tmp), &found) == 0 && found && found->pw_name)
+		snprintf(out, cap, "%s", found->pw_name);
+	else
+		snprintf(out, cap, "uid %d", (int)getuid());
+}
+
 void cli_actor(char *out, size_t cap)
 {
-	const char *user = getenv("SUDO_USER");
+	char user[64];
 
-	if (!user || !*user)
-		user = getenv("USER");
-	if (user && *user)
-		snprintf(out, cap, "cli:%.64s", user);
-	else
-		snprintf(out, cap, "cli:uid %d", (int)getuid());
+	cli_unix_user(user, sizeof(user));
+	snprintf(out, cap, "cli:%s", user);
 }
 
 int main(int argc, char **argv)
@@ -267,9 +292,19 @@ int main(int argc, char **argv)
 	/* the chat's /status reports factory projects as `orchestrator status` does */
 	bot_set_report(nd_report_project);
 	name = argv[1];
-	for (const command *c = commands; c->name; c++)
-		if (strcmp(c->name, name) == 0)
-			return c->fn(argc - 1, argv + 1);
+	for (const command *c = commands; c->name; c++) {
+		int rc;
+
+		if (strcmp(c->name, name) != 0)
+			continue;
+		/* what a command prints from the database passes the secrets filter */
+		if (is_filtered(name) && !(argc > 2 && strcmp(argv[2], "--help") == 0) &&
+		    cli_filter_output())
+			return 1;
+		rc = c->fn(argc - 1, argv + 1);
+		cli_filter_output_end();
+		return rc;
+	}
 	fprintf(stderr, "orchestrator: unknown command '%s'\n\n", name);
 	usage(stderr);
 	return 2;

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdint.h>
 
 typedef enum health_state {
 	HEALTH_OK = 0,
@@ -46,5 +47,31 @@ json_t *health_snapshot(void);
 
 /* Forgets every part (tests, and a process that starts its roles again). */
 void health_reset(void);
+
+/* --- publishing, for `orchestrator status` --- */
+
+struct pg_pool;
+struct pg_conn;
+typedef struct health_pub health_pub;
+
+/* Starts a thread that writes this process's registry (health_snapshot)
+ * to the table process_health (migration 011) now and every `period_ms`
+ * (0: 5 s), as the process "<role>-<host>-<pid>-<random>". A database
+ * that cannot be reached is retried at the next period (status cannot
+ * read it either). `pool` is borrowed and must outlive the publisher.
+ * The caller owns *out. ERR_IO, ERR_NOMEM. */
+int health_pub_start(health_pub **out, struct pg_pool *pool, const char *role,
+		     int64_t period_ms);
+
+/* Publishes once more (the parts as they are at shutdown are not kept:
+ * the row is deleted, a stopped process is not a fault), stops the thread
+ * and frees. NULL is a no-op. */
+void health_pub_stop(health_pub *p);
+
+/* For `status`: the processes that published within the last day, newest
+ * first, as [{"process", "role", "host", "pid", "worst", "age_s", "alive"
+ * (published within `stale_ms`), "parts": {name: {"state", "reason",
+ * "since_ms"}}}], owned by the caller. ERR_DB. */
+int health_status(struct pg_conn *c, int64_t stale_ms, json_t **out);
 
 #endif

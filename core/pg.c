@@ -30,6 +30,7 @@ struct pg_pool {
 };
 
 static _Thread_local char t_sqlstate[6];
+static _Thread_local pg_errclass t_class;
 
 static atomic_llong g_statements, g_round_trips, g_prepares, g_connects;
 
@@ -49,6 +50,64 @@ static void count(atomic_llong *c, long long n)
 const char *pg_last_sqlstate(void)
 {
 	return t_sqlstate;
+}
+
+int pg_last_sqlstate_is(const char *code)
+{
+	return code && strcmp(t_sqlstate, code) == 0;
+}
+
+pg_errclass pg_errclass_of(const char *sqlstate)
+{
+	if (!sqlstate || strlen(sqlstate) != 5)
+		return PG_ERRC_OTHER;
+	if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
+	    strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0)
+		return PG_ERRC_CONNECTION;
+	if (strncmp(sqlstate, "53", 2) == 0 || strncmp(sqlstate, "58", 2) == 0)
+		return PG_ERRC_RESOURCES;
+	if (strncmp(sqlstate, "23", 2) == 0)
+		return PG_ERRC_CONSTRAINT;
+	if (strncmp(sqlstate, "40", 2) == 0 || strcmp(sqlstate, "55P03") == 0)
+		return PG_ERRC_SERIALIZATION;
+	return PG_ERRC_OTHER;
+}
+
+pg_errclass pg_last_errclass(void)
+{
+	return t_class;
+}
+
+const char *pg_errclass_name(pg_errclass cls)
+{
+	switch (cls) {
+	case PG_ERRC_NONE:
+		return "none";
+	case PG_ERRC_CONNECTION:
+		return "connection";
+	case PG_ERRC_RESOURCES:
+		return "resources";
+	case PG_ERRC_CONSTRAINT:
+		return "constraint";
+	case PG_ERRC_SERIALIZATION:
+		return "serialization";
+	case PG_ERRC_OTHER:
+		return "other";
+	}
+	return "other";
+}
+
+void pg_last_error(pg_error *out)
+{
+	out->cls = t_class;
+	memcpy(out->sqlstate, t_sqlstate, sizeof(out->sqlstate));
+}
+
+/* Forgets the last error (a statement succeeded). */
+static void clear_error(void)
+{
+	t_sqlstate[0] = '\0';
+	t_class = PG_ERRC_NONE;
 }
 
 /* Copies a libpq message without its trailing newline. */
@@ -72,9 +131,12 @@ static int result_error(pg_conn *c, const PGresult *r, const char *what)
 	if (!msg[0])
 		trim_msg(PQerrorMessage(c->conn), msg, sizeof(msg));
 	snprintf(t_sqlstate, sizeof(t_sqlstate), "%s", state ? state : "");
-	if (PQstatus(c->conn) == CONNECTION_BAD)
+	t_class = pg_errclass_of(t_sqlstate);
+	if (PQstatus(c->conn) == CONNECTION_BAD) {
+		t_class = PG_ERRC_CONNECTION;
 		return err_set(ERR_DB, "%s: lost the database connection (%s); will reconnect",
 			       what, msg);
+	}
 	return err_set(ERR_DB, "%s: %s", what, msg[0] ? msg : "unknown database error");
 }
 
@@ -129,6 +191,8 @@ int pg_conn_open(pg_conn **out, const char *url)
 		pg_url_redact(url, safe, sizeof(safe));
 		PQfinish(c->conn);
 		free(c);
+		t_sqlstate[0] = '\0';
+		t_class = PG_ERRC_CONNECTION;
 		return err_set(ERR_DB,
 			       "cannot connect to PostgreSQL at %s: %s (is the server running? "
 			       "`make services` starts the local one; check DATABASE_URL)",
@@ -200,7 +264,7 @@ static int finish_result(pg_conn *c, PGresult *r, PGresult **out, const char *wh
 			*out = NULL;
 		return rc;
 	}
-	t_sqlstate[0] = '\0';
+	clear_error();
 	if (out)
 		*out = r;
 	else
@@ -333,7 +397,7 @@ int pg_pipe_run(pg_pipe *p, pg_conn *c)
 	PQclear(r);
 synced:
 	if (rc == 0)
-		t_sqlstate[0] = '\0';
+		clear_error();
 done:
 	if (PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF && !PQexitPipelineMode(c->conn) &&
 	    rc == 0)

@@ -10,9 +10,11 @@
  * error in one aborts all of them.
  *
  * Errors are translated here: a failed statement returns ERR_DB with the
- * server's message and keeps its SQLSTATE for pg_last_sqlstate(). Counters of
- * statements and round trips (pg_stats) let benchmarks report what a
- * workload costs.
+ * server's message and keeps its SQLSTATE for pg_last_sqlstate() and its
+ * class (pg_errclass: connection lost, resources exhausted, constraint,
+ * serialization, other) for pg_last_errclass(), which tells a caller what
+ * to do about it: reconnect, back off, or give up. Counters of statements
+ * and round trips (pg_stats) let benchmarks report what a workload costs.
  */
 #ifndef ORCH_CORE_PG_H
 #define ORCH_CORE_PG_H
@@ -66,6 +68,49 @@ int pg_exec_script(pg_conn *c, const char *sql);
 /* SQLSTATE of the last failed statement on this thread ("" when none):
  * "23505" unique violation, "40001" serialization failure, ... */
 const char *pg_last_sqlstate(void);
+
+/* Named SQLSTATEs the code tests for (compare with pg_last_sqlstate_is). */
+#define PG_SQLSTATE_UNIQUE_VIOLATION "23505"
+#define PG_SQLSTATE_UNDEFINED_TABLE "42P01"
+
+/* True when the last failed statement on this thread had SQLSTATE `code`. */
+int pg_last_sqlstate_is(const char *code);
+
+/* What kind of failure a database error is, and what to do about it. */
+typedef enum pg_errclass {
+	PG_ERRC_NONE = 0,      /* no error */
+	PG_ERRC_CONNECTION,    /* the connection broke or could not be made (class 08,
+				* 57P01-57P03 shutdown/crash/starting up, any broken
+				* connection): reconnect and carry on */
+	PG_ERRC_RESOURCES,     /* the server ran out of something (class 53: disk full,
+				* out of memory, too many connections; class 58: I/O
+				* errors): back off, retry a bounded number of times */
+	PG_ERRC_CONSTRAINT,    /* an integrity constraint refused the write (class 23) */
+	PG_ERRC_SERIALIZATION, /* a serialization failure or deadlock (class 40, 55P03):
+				* the transaction may succeed when run again */
+	PG_ERRC_OTHER,         /* anything else: bad data, a trigger's exception, a bug;
+				* retrying the same thing fails the same way */
+} pg_errclass;
+
+/* The class of SQLSTATE `sqlstate` (NULL or "": PG_ERRC_OTHER). Pure. */
+pg_errclass pg_errclass_of(const char *sqlstate);
+
+/* The class of the last failed statement or connection attempt on this
+ * thread (PG_ERRC_NONE after a success): PG_ERRC_CONNECTION whenever the
+ * connection was lost, whatever the SQLSTATE. */
+pg_errclass pg_last_errclass(void);
+
+/* A stable lowercase name: "none", "connection", "resources", "constraint",
+ * "serialization", "other". */
+const char *pg_errclass_name(pg_errclass cls);
+
+/* The last failure's class and SQLSTATE together, to carry them to another
+ * thread (a group commit's leader to the steps it committed). */
+typedef struct pg_error {
+	pg_errclass cls;
+	char sqlstate[6];
+} pg_error;
+void pg_last_error(pg_error *out);
 
 /* --- pipelines --- */
 

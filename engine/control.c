@@ -148,10 +148,10 @@ static const pg_stmt STMT_STATUS = {
 	"  FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.status = 'waiting' "
 	"  ORDER BY r.updated_at LIMIT 1), "
 	"'oldest_queued', (SELECT json_build_object('run', r.id, 'thread', t.key, "
-	"  'since', r.created_at, "
-	"  'age_s', round(extract(epoch FROM now() - r.created_at)::numeric, 1)) "
+	"  'since', r.ready_at, "
+	"  'age_s', round(extract(epoch FROM now() - r.ready_at)::numeric, 1)) "
 	"  FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.status = 'queued' "
-	"  ORDER BY r.id LIMIT 1), "
+	"  ORDER BY r.ready_at, r.id LIMIT 1), "
 	"'engines', (SELECT coalesce(json_agg(json_build_object('id', e.id, 'host', e.host, "
 	"  'pid', e.pid, 'threads', e.threads, 'graphs', e.graphs, 'started_at', e.started_at, "
 	"  'heartbeat_age_s', round(extract(epoch FROM now() - e.heartbeat_at)::numeric, 1), "
@@ -335,7 +335,7 @@ int eng_deliver(pg_conn *c, int64_t thread_id, const char *key, const json_t *va
 		return err_set(ERR_NOMEM, "out of memory");
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
 	rc = pg_exec_stmt(c, &res, &STMT_DELIVER, params);
-	if (rc < 0 && strcmp(pg_last_sqlstate(), "OR002") == 0)
+	if (rc < 0 && pg_last_sqlstate_is(STORE_NO_THREAD))
 		rc = err_set(ERR_NOTFOUND, "no thread %lld", (long long)thread_id);
 	if (rc == 0) {
 		if (out_dup)

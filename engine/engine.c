@@ -1,6 +1,8 @@
 #include "engine/engine.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/redact.h"
 #include "core/util.h"
 #include "engine/graph_int.h"
@@ -43,6 +45,7 @@ typedef struct commit_req {
 	int rc, done, lead;
 	char status[16];
 	char err[512];
+	pg_error dberr; /* ERR_DB: its class and SQLSTATE */
 	struct commit_req *next;
 } commit_req;
 
@@ -73,6 +76,7 @@ struct eng_engine {
 	atomic_int busy;
 	atomic_llong last_expired_check;
 	atomic_llong no_flush_commits;
+	atomic_int commits_refused; /* "engine.commits" reported degraded */
 
 	pthread_mutex_t mu; /* guards wake, cache, active */
 	pthread_cond_t wake_cv;
@@ -281,6 +285,8 @@ typedef struct run_exec {
 	int next_seq;   /* seq of the next checkpoint */
 	int step;       /* the step being executed */
 	int dirty;      /* state holds uncommitted changes */
+	pg_error dberr; /* the last ERR_DB's class and SQLSTATE */
+	int commit_gave_up; /* attempts at the commit the database kept refusing */
 	char status[16];
 	char error[1024];
 } run_exec;
@@ -457,13 +463,38 @@ static char *ids_literal(const json_t *ids)
 	return buf_steal(&b);
 }
 
+/* The engine's metrics (core/metrics), made once. */
+static met_series *m_step_s, *m_steps[3], *m_commit_s, *m_batch;
+static pthread_once_t m_once = PTHREAD_ONCE_INIT;
+
+static void metrics_init(void)
+{
+	static const double sizes[] = {1, 2, 4, 8, 16, 32, 64};
+	met_family *steps = met_counter("orch_engine_steps_total",
+					"super-steps executed, by outcome (continued, finished, error)",
+					"outcome");
+
+	m_step_s = met_with(met_histogram("orch_engine_step_duration_seconds",
+					  "one super-step: nodes and commit", NULL, NULL, 0));
+	m_steps[0] = met_with(steps, "continued");
+	m_steps[1] = met_with(steps, "finished");
+	m_steps[2] = met_with(steps, "error");
+	m_commit_s = met_with(met_histogram("orch_checkpoint_commit_duration_seconds",
+					    "one group commit of checkpoints (a batch of steps)", NULL,
+					    NULL, 0));
+	m_batch = met_with(met_histogram("orch_checkpoint_batch_size",
+					 "steps committed together by one group commit", NULL, sizes,
+					 sizeof(sizes) / sizeof(sizes[0])));
+}
+
 /* Group commit (leader/follower). A thread with a completed step queues it;
  * when nobody is committing, it commits itself, at once, together with
  * every step queued meanwhile (up to PG_PIPE_MAX) in one transaction, and
  * hands the lead to the oldest waiting step. A lone run pays nothing for
  * this; under load many runs share each transaction and its WAL flush,
- * which is what bounds throughput with durable commits. */
-static int group_commit(eng_engine *e, const store_step *s, char *status_out)
+ * which is what bounds throughput with durable commits. *out_err gets the
+ * class and SQLSTATE of this step's ERR_DB. */
+static int group_commit(eng_engine *e, const store_step *s, char *status_out, pg_error *out_err)
 {
 	commit_req me = {.s = s};
 
@@ -484,6 +515,7 @@ static int group_commit(eng_engine *e, const store_step *s, char *status_out)
 		const store_step *steps[PG_PIPE_MAX];
 		int rcs[PG_PIPE_MAX], n = 0, rc;
 		char st[PG_PIPE_MAX][16], errs[PG_PIPE_MAX][512];
+		pg_error dberr[PG_PIPE_MAX], lead_err;
 		pg_conn *c = NULL;
 
 		while (e->chead && n < PG_PIPE_MAX) {
@@ -496,11 +528,16 @@ static int group_commit(eng_engine *e, const store_step *s, char *status_out)
 		pthread_mutex_unlock(&e->cmu);
 		rc = acquire(e, &c);
 		if (rc == 0) {
-			rc = store_commit_batch(c, steps, n, rcs, st, errs);
+			double t0 = met_now();
+			rc = store_commit_batch(c, steps, n, rcs, st, errs, dberr);
 			pg_pool_release(e->pool, c);
+			met_observe(m_commit_s, met_now() - t0);
+			met_observe(m_batch, n);
 		}
+		pg_last_error(&lead_err);
 		for (int i = 0; i < n; i++) {
 			batch[i]->rc = rc < 0 ? rc : rcs[i];
+			batch[i]->dberr = rc < 0 ? lead_err : dberr[i];
 			snprintf(batch[i]->err, sizeof(batch[i]->err), "%s",
 				 rc < 0 ? err_last() : errs[i]);
 			if (rc == 0)
@@ -518,17 +555,18 @@ static int group_commit(eng_engine *e, const store_step *s, char *status_out)
 	}
 	pthread_cond_broadcast(&e->ccv);
 	pthread_mutex_unlock(&e->cmu);
+	*out_err = me.dberr;
 	if (me.rc < 0)
 		return err_set(me.rc, "%s", me.err);
 	snprintf(status_out, 16, "%s", me.status);
 	return 0;
 }
 
-/* Commits a step. With `ck` set, a checkpoint (delta, next, maybe a
- * snapshot); otherwise only pending writes and the run's new status. */
-static int run_commit(run_exec *x, int ck, const json_t *delta, const json_t *next,
-		      const commit_parts *p, const char *status, const char *error,
-		      const char *error_node)
+/* One attempt at committing a step (run_commit). x->dberr gets the class
+ * of an ERR_DB. */
+static int commit_once(run_exec *x, int ck, const json_t *delta, const json_t *next,
+		       const commit_parts *p, const char *status, const char *error,
+		       const char *error_node)
 {
 	store_step s;
 	buf nodes, waiting;
@@ -612,12 +650,15 @@ static int run_commit(run_exec *x, int ck, const json_t *delta, const json_t *ne
 	if (s.no_flush)
 		atomic_fetch_add_explicit(&x->e->no_flush_commits, 1, memory_order_relaxed);
 	if (store_step_batchable(&s)) {
-		rc = group_commit(x->e, &s, x->status);
+		rc = group_commit(x->e, &s, x->status, &x->dberr);
 	} else {
 		rc = acquire(x->e, &c);
-		if (rc < 0)
+		if (rc < 0) {
+			pg_last_error(&x->dberr);
 			goto done;
+		}
 		rc = store_commit(c, &s, x->status);
+		pg_last_error(&x->dberr);
 		pg_pool_release(x->e->pool, c);
 	}
 	if (rc == 0 && ck) {
@@ -635,6 +676,65 @@ done:
 	free(payload_s);
 	buf_free(&nodes);
 	buf_free(&waiting);
+	return rc;
+}
+
+/* Sleeps `ms` unless the engine stops meanwhile. */
+static void nap(eng_engine *e, int64_t ms)
+{
+	int64_t until = util_mono_ms() + ms;
+
+	while (!atomic_load(&e->stopping) && util_mono_ms() < until)
+		util_sleep_ms(until - util_mono_ms() < 50 ? until - util_mono_ms() : 50);
+}
+
+/* Commits a step (commit_once). A commit the database refuses for any
+ * reason but a lost connection (disk full, a constraint, a trigger's
+ * exception, a serialization failure) is tried again with backoff, the
+ * step's work kept (no node runs again), up to opt.commit_attempts times;
+ * each refusal is a warning and "engine.commits" is degraded meanwhile.
+ * When the last attempt is refused x->commit_gave_up is set and ERR_DB
+ * returned: the caller fails the run with the reason. A lost connection
+ * returns at once (run_recover takes over). */
+static int run_commit(run_exec *x, int ck, const json_t *delta, const json_t *next,
+		      const commit_parts *p, const char *status, const char *error,
+		      const char *error_node)
+{
+	eng_engine *e = x->e;
+	int rc;
+
+	for (int attempt = 1;; attempt++) {
+		int64_t delay;
+
+		rc = commit_once(x, ck, delta, next, p, status, error, error_node);
+		if (rc != ERR_DB || x->dberr.cls == PG_ERRC_CONNECTION)
+			break;
+		if (attempt >= e->opt.commit_attempts || atomic_load(&e->stopping)) {
+			x->commit_gave_up = attempt;
+			break;
+		}
+		delay = util_backoff_ms(attempt - 1, e->opt.commit_backoff_ms,
+					e->opt.commit_backoff_ms * 16);
+		log_warn("engine",
+			 "run %lld: the database refused the commit of step %d (%s, SQLSTATE %s; "
+			 "attempt %d of %d), trying again in %lld ms without running its nodes "
+			 "again: %s",
+			 (long long)x->r.run_id, x->step, pg_errclass_name(x->dberr.cls),
+			 x->dberr.sqlstate[0] ? x->dberr.sqlstate : "none", attempt,
+			 e->opt.commit_attempts, (long long)delay, err_last());
+		atomic_store(&e->commits_refused, 1);
+		health_report("engine.commits", HEALTH_DEGRADED,
+			      "run %lld: step %d's commit refused (%s, SQLSTATE %s; attempt %d of %d): "
+			      "%s",
+			      (long long)x->r.run_id, x->step, pg_errclass_name(x->dberr.cls),
+			      x->dberr.sqlstate[0] ? x->dberr.sqlstate : "none", attempt,
+			      e->opt.commit_attempts, err_last());
+		nap(e, delay);
+	}
+	/* healthy again once a step's checkpoint lands (recording a failure
+	 * proves nothing about checkpoints) */
+	if (rc == 0 && ck && atomic_exchange(&e->commits_refused, 0))
+		health_report("engine.commits", HEALTH_OK, "committing");
 	return rc;
 }
 
@@ -831,6 +931,36 @@ static int run_recover(run_exec *x)
 	return 0;
 }
 
+/* The database kept refusing this run's work for a reason that is not a
+ * lost connection: the run fails with that reason, said loudly, rather than
+ * running its nodes again and again. When even the failure cannot be
+ * recorded, the run is left to its lease (it expires; the next engine to
+ * take the run counts a takeover, and max_takeovers bounds that). */
+static int run_fail_db(run_exec *x, int prepare_attempts)
+{
+	char why[1024], db[512];
+	int attempts = x->commit_gave_up ? x->commit_gave_up : prepare_attempts;
+	int rc;
+
+	snprintf(db, sizeof(db), "%s", err_last());
+	snprintf(why, sizeof(why),
+		 "the database refused this run's %s at step %d %d times (%s, SQLSTATE %s): %s%s%s",
+		 x->commit_gave_up ? "commit" : "state", x->step, attempts,
+		 pg_errclass_name(x->dberr.cls),
+		 x->dberr.sqlstate[0] ? x->dberr.sqlstate : "none", db,
+		 x->error[0] ? "; the step had failed: " : "", x->error);
+	log_error("engine", "run %lld fails: %s", (long long)x->r.run_id, why);
+	x->commit_gave_up = 0;
+	x->error[0] = '\0';
+	rc = run_fail(x, why, NULL, NULL);
+	if (rc < 0)
+		log_error("engine",
+			  "run %lld: its failure could not be recorded either (%s); it stays "
+			  "running until its lease expires",
+			  (long long)x->r.run_id, err_last());
+	return rc;
+}
+
 /* Executes a claimed run until it stops here. Takes ownership of *r.
  * Fills status (and error for a failure). */
 static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
@@ -862,8 +992,10 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 		run_fail(&x, why, NULL, NULL);
 		goto out;
 	}
-	for (;;) {
+	for (int prepare_attempts = 1;; prepare_attempts++) {
 		rc = run_prepare(&x);
+		if (rc == ERR_DB)
+			pg_last_error(&x.dberr);
 		if (rc == 0) {
 			do {
 				if (atomic_load(&e->stopping)) {
@@ -876,11 +1008,41 @@ static void run_execute(eng_engine *e, store_run *r, char *status, char *error)
 					rc = 0;
 					break;
 				}
+				double t0 = met_now();
 				rc = run_step(&x);
+				met_observe(m_step_s, met_now() - t0);
+				met_add(m_steps[rc == 1 ? 0 : rc == 0 ? 1 : 2], 1);
 			} while (rc == 1);
 		}
-		if (rc == ERR_DB && run_recover(&x) == 1)
+		if (rc == ERR_DB && x.dberr.cls == PG_ERRC_CONNECTION) {
+			if (run_recover(&x) == 1)
+				continue;
+			break;
+		}
+		if (rc == ERR_DB && atomic_load(&e->stopping)) {
+			/* stopping while the database refuses: the run goes back to
+			 * the queue, as at any graceful stop */
+			pg_conn *c = NULL;
+			if (acquire(e, &c) == 0) {
+				store_release(c, x.r.run_id, x.r.token);
+				pg_pool_release(e->pool, c);
+			}
+			snprintf(x.status, sizeof(x.status), "released");
+			rc = 0;
+			break;
+		}
+		if (rc == ERR_DB && !x.commit_gave_up && !x.state &&
+		    prepare_attempts < e->opt.commit_attempts && !atomic_load(&e->stopping)) {
+			/* loading the run's state was refused: the same backoff */
+			log_warn("engine", "run %lld: loading its state failed (%s, attempt %d of %d): %s",
+				 (long long)x.r.run_id, pg_errclass_name(x.dberr.cls), prepare_attempts,
+				 e->opt.commit_attempts, err_last());
+			nap(e, util_backoff_ms(prepare_attempts - 1, e->opt.commit_backoff_ms,
+					       e->opt.commit_backoff_ms * 16));
 			continue;
+		}
+		if (rc == ERR_DB)
+			rc = run_fail_db(&x, prepare_attempts);
 		break;
 	}
 	if (rc == ERR_LEASE) {
@@ -1068,10 +1230,15 @@ static void *listener_main(void *arg)
 			    pg_exec(c, NULL, "LISTEN orch_runs", 0, NULL) < 0) {
 				pg_conn_close(c);
 				c = NULL;
+				health_report("engine.listener", HEALTH_DEGRADED,
+					      "cannot LISTEN for queued runs (%d attempts; workers poll "
+					      "every %lld ms meanwhile): %s",
+					      failures + 1, (long long)e->opt.poll_ms, err_last());
 				util_sleep_ms(util_backoff_ms(failures++, 100, 5000));
 				continue;
 			}
 			failures = 0;
+			health_report("engine.listener", HEALTH_OK, "listening");
 			wake_all(e); /* notifications may have been missed meanwhile */
 		}
 		pfd.fd = PQsocket(pg_conn_raw(c));
@@ -1098,18 +1265,32 @@ static void *beat_main(void *arg)
 {
 	eng_engine *e = arg;
 	int64_t period = e->opt.lease_ms / 3;
+	int failures = 0, first = 1;
 
 	while (!atomic_load(&e->stopping)) {
+		int rc;
 		pg_conn *c = NULL;
 		json_t *cancelled = NULL;
 		char *hung = active_hung_tokens(e);
 
-		if (pg_pool_acquire(e->pool, 5000, &c) == 0) {
-			if (store_heartbeat(c, e->id, e->host, e->pid, e->nworkers, e->graphs_literal,
-					    e->opt.lease_ms, hung, &cancelled) < 0)
-				log_warn("engine", "heartbeat failed: %s", err_last());
+		rc = pg_pool_acquire(e->pool, 5000, &c);
+		if (rc == 0) {
+			rc = store_heartbeat(c, e->id, e->host, e->pid, e->nworkers, e->graphs_literal,
+					     e->opt.lease_ms, hung, &cancelled);
 			pg_pool_release(e->pool, c);
 		}
+		if (rc < 0) {
+			failures++;
+			log_warn("engine", "heartbeat failed: %s", err_last());
+			health_report("engine.heartbeat", HEALTH_DEGRADED,
+				      "cannot renew the leases of its runs (%d beats failed in a row; "
+				      "they expire after %lld ms without one): %s",
+				      failures, (long long)e->opt.lease_ms, err_last());
+		} else if (failures > 0 || first) {
+			failures = 0;
+			health_report("engine.heartbeat", HEALTH_OK, "renewing leases");
+		}
+		first = 0;
 		free(hung);
 		if (cancelled) {
 			active_mark_cancel(e, cancelled);
@@ -1141,6 +1322,7 @@ int eng_engine_new(eng_engine **out, pg_pool *pool, const eng_options *opt)
 	char rnd[9];
 
 	*out = NULL;
+	pthread_once(&m_once, metrics_init);
 	if (opt && opt->durability != ENG_DURABILITY_SYNC && opt->durability != ENG_DURABILITY_ASYNC)
 		return err_set(ERR_INVALID, "durability %d: use ENG_DURABILITY_SYNC or _ASYNC",
 			       opt->durability);
@@ -1159,6 +1341,10 @@ int eng_engine_new(eng_engine **out, pg_pool *pool, const eng_options *opt)
 		e->opt.cache_bytes = 4 << 20;
 	if (e->opt.max_takeovers <= 0)
 		e->opt.max_takeovers = 10;
+	if (e->opt.commit_attempts <= 0)
+		e->opt.commit_attempts = 5;
+	if (e->opt.commit_backoff_ms <= 0)
+		e->opt.commit_backoff_ms = 500;
 	if (e->opt.threads < 0)
 		e->opt.threads = 0;
 	e->pool = pool;
@@ -1232,6 +1418,9 @@ int eng_engine_start(eng_engine *e)
 {
 	if (e->started)
 		return 0;
+	/* an engine stopped before starts again: the stop request is spent */
+	atomic_store(&e->stopping, 0);
+	free(e->workers);
 	e->workers = calloc((size_t)(e->opt.threads ? e->opt.threads : 1), sizeof(pthread_t));
 	if (!e->workers)
 		return err_set(ERR_NOMEM, "out of memory");
@@ -1288,6 +1477,9 @@ void eng_engine_stop(eng_engine *e)
 			store_engine_stopped(c, e->id);
 			pg_pool_release(e->pool, c);
 		}
+		health_forget("engine.listener");
+		health_forget("engine.heartbeat");
+		health_forget("engine.commits");
 		log_info("engine", "engine %s stopped", e->id);
 	}
 	e->started = 0;

@@ -9,6 +9,11 @@
  * thread. A heartbeat renews the leases of the runs it holds; when an engine
  * dies its leases expire and any other engine takes the runs over from their
  * last checkpoint. Any number of engine processes may share one database.
+ * A step whose commit fails because the connection was lost waits for the
+ * database and resumes the run from its last checkpoint; a commit the
+ * database refuses for another reason (disk full, a constraint, a trigger)
+ * is tried again with backoff without running the step's nodes again, and
+ * after opt.commit_attempts refusals the run fails with the reason.
  * A run whose node hangs past its timeout (eng_graph_set_timeout) plus a
  * grace period is no longer renewed either: it is taken over the same way,
  * while the stuck thread, which cannot be killed, stays busy here (a worker
@@ -62,6 +67,11 @@ typedef struct eng_options {
 	int64_t cache_bytes;   /* their approximate size cap; 0: 4 MiB */
 	int max_takeovers;     /* a run whose engine died this often fails; 0: 10 */
 	int durability;        /* ENG_DURABILITY_SYNC (0, the default) or _ASYNC */
+	int commit_attempts;   /* a step's commit refused by the database (not a lost
+				* connection) is tried this often before the run
+				* fails with the reason; 0: 5 */
+	int64_t commit_backoff_ms; /* the first wait between those attempts, doubling
+				    * (up to 16 times it); 0: 500 ms */
 	void *app;             /* handed to nodes through eng_ctx_app() */
 	eng_run_hook on_run_end;
 	void *hook_udata;
@@ -75,7 +85,10 @@ int eng_engine_new(eng_engine **out, pg_pool *pool, const eng_options *opt);
  * of registered graphs are claimed. Call before eng_engine_start. */
 int eng_engine_add_graph(eng_engine *e, const eng_graph *g);
 
-/* Starts the worker, listener and heartbeat threads. */
+/* Starts the worker, listener and heartbeat threads; an engine stopped
+ * before starts again. The listener, the heartbeat and step commits report
+ * in the health registry (core/health.h) as "engine.listener",
+ * "engine.heartbeat" and "engine.commits". */
 int eng_engine_start(eng_engine *e);
 
 /* Stops claiming. Runs in progress finish their current step and go back to

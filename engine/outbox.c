@@ -1,5 +1,6 @@
 #include "engine/outbox.h"
 #include "core/err.h"
+#include "core/health.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -163,6 +164,7 @@ struct eng_relay {
 	pg_pool *pool;
 	eng_relay_options opt;
 	char name[64];
+	char part[80];          /* its name in the health registry: "relay.<name>" */
 	char kinds[512];
 	char id[160];
 	eng_relay_fn fn;
@@ -189,6 +191,7 @@ int eng_relay_new(eng_relay **out, pg_pool *pool, const eng_relay_options *opt,
 	r->fn = fn;
 	r->udata = udata;
 	snprintf(r->name, sizeof(r->name), "%s", opt->name ? opt->name : "relay");
+	snprintf(r->part, sizeof(r->part), "relay.%s", r->name);
 	snprintf(r->kinds, sizeof(r->kinds), "%s", opt->kinds);
 	r->opt.name = r->name;
 	r->opt.kinds = r->kinds;
@@ -282,6 +285,7 @@ static void *relay_main(void *arg)
 	pg_conn *listen = NULL;
 	int failures = 0;
 
+	log_info(r->name, "relay %s started", r->id);
 	while (!atomic_load(&r->stopping)) {
 		struct pollfd pfd;
 		int n = 0, rc;
@@ -297,9 +301,19 @@ static void *relay_main(void *arg)
 		}
 		rc = eng_relay_run_once(r, &n);
 		if (rc < 0) {
-			util_sleep_ms(util_backoff_ms(failures++, 100, 5000));
+			int64_t d = util_backoff_ms(failures++, 100, 5000);
+			health_report(r->part, HEALTH_DEGRADED,
+				      "cannot claim or record outbox rows (%d failures in a row, retrying "
+				      "in %lld ms): %s",
+				      failures, (long long)d, err_last());
+			util_sleep_ms(d);
 			continue;
 		}
+		if (failures > 0 || !listen)
+			health_report(r->part, listen ? HEALTH_OK : HEALTH_DEGRADED,
+				      listen ? "delivering" : "delivering, but cannot LISTEN for new "
+							      "rows: polling every %lld ms",
+				      (long long)r->opt.poll_ms);
 		failures = 0;
 		if (n >= r->opt.batch)
 			continue;
@@ -329,6 +343,7 @@ static void *relay_main(void *arg)
 		}
 	}
 	pg_conn_close(listen);
+	log_info(r->name, "relay %s stopped", r->id);
 	return NULL;
 }
 
@@ -336,8 +351,13 @@ int eng_relay_start(eng_relay *r)
 {
 	if (r->started)
 		return 0;
-	if (pthread_create(&r->thread, NULL, relay_main, r) != 0)
+	/* a relay stopped before starts again: the stop request is spent */
+	atomic_store(&r->stopping, 0);
+	health_report(r->part, HEALTH_OK, "delivering");
+	if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+		health_report(r->part, HEALTH_DOWN, "cannot start its thread");
 		return err_set(ERR_IO, "cannot start the %s relay thread", r->name);
+	}
 	r->started = 1;
 	return 0;
 }
@@ -349,6 +369,12 @@ void eng_relay_stop(eng_relay *r)
 	atomic_store(&r->stopping, 1);
 	pthread_join(r->thread, NULL);
 	r->started = 0;
+	health_forget(r->part); /* stopped on purpose: not a fault */
+}
+
+int eng_relay_running(const eng_relay *r)
+{
+	return r && r->started && !atomic_load(&((eng_relay *)r)->stopping);
 }
 
 void eng_relay_free(eng_relay *r)

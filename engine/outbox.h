@@ -80,8 +80,21 @@ typedef struct eng_relay_options {
 
 int eng_relay_new(eng_relay **out, pg_pool *pool, const eng_relay_options *opt,
 		  eng_relay_fn fn, void *udata);
+
+/* Starts the relay's thread; a relay stopped before starts again (every
+ * stop/start pair is restartable). It reports itself in the health
+ * registry (core/health.h) as "relay.<name>": ok while it delivers,
+ * degraded while claiming or recording fails (with the reason) or while it
+ * cannot LISTEN and polls instead. ERR_IO when the thread cannot start. */
 int eng_relay_start(eng_relay *r);
+
+/* Stops the thread and waits for it; the relay leaves the health registry
+ * (stopped on purpose). A no-op when not started. */
 void eng_relay_stop(eng_relay *r);
+
+/* True while the relay's thread runs and was not asked to stop. */
+int eng_relay_running(const eng_relay *r);
+
 void eng_relay_free(eng_relay *r);
 
 /* One pass without the thread: claims a batch and delivers it. *out_n (may

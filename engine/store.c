@@ -375,7 +375,7 @@ static int claim_with(pg_conn *c, const pg_stmt *st, const char *const *params, 
 
 	if (rc < 0) {
 		/* two engines claimed two runs of one thread at once: not an error */
-		if (strcmp(pg_last_sqlstate(), "23505") == 0)
+		if (pg_last_sqlstate_is(PG_SQLSTATE_UNIQUE_VIOLATION))
 			return 0;
 		return rc;
 	}
@@ -401,7 +401,7 @@ int store_claim_many(pg_conn *c, const char *owner, int64_t lease_ms, const char
 	rc = pg_exec_stmt(c, &res, &STMT_CLAIM_QUEUED, params);
 	if (rc < 0)
 		/* two engines claimed two runs of one thread at once: not an error */
-		return strcmp(pg_last_sqlstate(), "23505") == 0 ? 0 : rc;
+		return pg_last_sqlstate_is(PG_SQLSTATE_UNIQUE_VIOLATION) ? 0 : rc;
 	n = pg_rows(res);
 	for (int i = 0; i < n; i++) {
 		rc = read_run(res, i, &out[i]);
@@ -635,7 +635,7 @@ static int commit_step(pg_conn *c, const store_step *s, char *status_out)
 		rc = pg_exec_stmt(c, &res, step_stmt(s, s->no_flush, 0), p.v);
 	}
 	if (rc < 0) {
-		if (strcmp(pg_last_sqlstate(), "23505") == 0)
+		if (pg_last_sqlstate_is(PG_SQLSTATE_UNIQUE_VIOLATION))
 			rc = err_set(ERR_LEASE, "run %lld: checkpoint %d exists already: %s",
 				     (long long)s->run_id, s->seq, err_last());
 		return rc;
@@ -652,7 +652,7 @@ int store_step_batchable(const store_step *s)
 }
 
 int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *rcs,
-		       char (*status)[16], char (*errs)[512])
+		       char (*status)[16], char (*errs)[512], pg_error *dberr)
 {
 	step_params *p;
 	pg_pipe pipe;
@@ -682,6 +682,7 @@ int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *r
 			else
 				rcs[i] = step_outcome(steps[i], pipe.res[i], status[i]);
 			snprintf(errs[i], 512, "%s", rcs[i] < 0 ? err_last() : "");
+			pg_last_error(&dberr[i]);
 		}
 	} else if (!pg_conn_broken(c)) {
 		/* one statement failed and took the batch's transaction with it:
@@ -689,6 +690,7 @@ int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *r
 		for (int i = 0; i < n; i++) {
 			rcs[i] = commit_step(c, steps[i], status[i]);
 			snprintf(errs[i], 512, "%s", rcs[i] < 0 ? err_last() : "");
+			pg_last_error(&dberr[i]);
 		}
 		rc = 0;
 	}
@@ -744,8 +746,8 @@ int store_commit(pg_conn *c, const store_step *s, char *status_out)
 	pg_pipe_add(&pipe, &STMT_ADVANCE, adv);
 	rc = pg_pipe_run(&pipe, c);
 	if (rc < 0) {
-		const char *state = pg_last_sqlstate();
-		if (strcmp(state, STORE_LEASE_LOST) == 0 || strcmp(state, "23505") == 0)
+		if (pg_last_sqlstate_is(STORE_LEASE_LOST) ||
+		    pg_last_sqlstate_is(PG_SQLSTATE_UNIQUE_VIOLATION))
 			rc = err_set(ERR_LEASE, "run %lld: %s", (long long)s->run_id, err_last());
 		goto done;
 	}

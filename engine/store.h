@@ -16,8 +16,10 @@
 
 #include "core/pg.h"
 
-/* SQLSTATE raised by orch_advance when the lease is gone. */
+/* SQLSTATE raised by orch_advance when the lease is gone, and by
+ * orch_deliver for a thread that does not exist. */
 #define STORE_LEASE_LOST "OR001"
+#define STORE_NO_THREAD "OR002"
 
 /* A run this engine now holds. */
 typedef struct store_run {
@@ -125,9 +127,10 @@ int store_step_batchable(const store_step *s);
  * status) and errs[i] (the message when rcs[i] < 0). Returns 0, or ERR_DB
  * when the connection was lost (then no rcs[i] is set: the outcome is
  * unknown and each run must recover). */
-/* The transaction waits for the WAL flush unless every step is no_flush. */
+/* The transaction waits for the WAL flush unless every step is no_flush.
+ * dberr[i] gets the class and SQLSTATE of step i's failure (for ERR_DB). */
 int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *rcs,
-		       char (*status)[16], char (*errs)[512]);
+		       char (*status)[16], char (*errs)[512], pg_error *dberr);
 
 /* Gives a held run back to the queue (graceful stop). */
 int store_release(pg_conn *c, int64_t run_id, int64_t token);

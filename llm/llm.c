@@ -4,7 +4,9 @@
 #include "core/health.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/redact.h"
+#include "core/utf8.h"
 #include "core/util.h"
 #include "llm/schema.h"
 #include "llm/server.h"
@@ -237,6 +239,11 @@ static void *stats_main(void *arg)
 	return NULL;
 }
 
+/* metrics: below, with the ledger rows */
+static pthread_once_t m_once = PTHREAD_ONCE_INIT;
+static void metrics_init(void);
+static void sched_collect(void *udata);
+
 int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt)
 {
 	llm_service *s;
@@ -245,6 +252,7 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 	char host[64] = "host";
 
 	*out = NULL;
+	pthread_once(&m_once, metrics_init);
 	n = llm_registry_n_endpoints(reg);
 	if (n > 64) {
 		llm_registry_free(reg);
@@ -305,6 +313,7 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 		}
 		s->stats_running = 1;
 	}
+	met_collector(sched_collect, s);
 	*out = s;
 	return 0;
 }
@@ -313,6 +322,7 @@ void llm_service_free(llm_service *s)
 {
 	if (!s)
 		return;
+	met_collector_remove(sched_collect, s);
 	if (s->stats_running) {
 		pthread_mutex_lock(&s->stop_mu);
 		s->stopping = 1;
@@ -624,6 +634,57 @@ static int sleep_cancellable(int64_t ms, const atomic_int *cancel)
 	}
 }
 
+/* The model calls' metrics (core/metrics), made once. */
+static met_family *m_calls, *m_tokens, *m_cost, *m_dur, *m_refused, *m_slots, *m_busy, *m_queue;
+
+static void metrics_init(void)
+{
+	m_calls = met_counter("orch_llm_calls_total", "model call attempts, by model, role and outcome",
+			      "model,role,outcome");
+	m_tokens = met_counter("orch_llm_tokens_total", "tokens, by model, role and direction (in, out)",
+			       "model,role,direction");
+	m_cost = met_counter("orch_llm_cost_usd_total", "cost in US dollars, by model and role",
+			     "model,role");
+	m_dur = met_histogram("orch_llm_call_duration_seconds",
+			      "one model call attempt, by model and outcome", "model,outcome", NULL, 0);
+	m_refused = met_counter("orch_llm_budget_refusals_total",
+				"model calls refused because a budget would be exceeded, by role", "role");
+	m_slots = met_gauge("orch_llm_slots", "requests an endpoint serves at once", "endpoint");
+	m_busy = met_gauge("orch_llm_slots_busy", "requests in flight on an endpoint", "endpoint");
+	m_queue = met_gauge("orch_llm_queue", "requests waiting for a slot on an endpoint", "endpoint");
+}
+
+/* The scheduler's figures as gauges, at each scrape. */
+static void sched_collect(void *udata)
+{
+	llm_service *s = udata;
+	llm_sched_stats st[64];
+	int n = llm_sched_stats_get(s->sched, st, 64);
+
+	for (int i = 0; i < n; i++) {
+		met_set(met_with(m_slots, st[i].name), st[i].slots);
+		met_set(met_with(m_busy, st[i].name), st[i].in_flight);
+		met_set(met_with(m_queue, st[i].name), st[i].queued);
+	}
+}
+
+static void count_call(const call_ctx *cc, const llm_model *m, const llm_response *r,
+		       double latency_ms, const char *outcome, double cost)
+{
+	if (strcmp(outcome, "budget") == 0) {
+		met_add(met_with(m_refused, cc->role), 1);
+		return;
+	}
+	met_add(met_with(m_calls, m->name, cc->role, outcome), 1);
+	met_observe(met_with(m_dur, m->name, outcome), latency_ms / 1000.0);
+	if (r) {
+		met_add(met_with(m_tokens, m->name, cc->role, "in"), (double)r->tokens_in);
+		met_add(met_with(m_tokens, m->name, cc->role, "out"), (double)r->tokens_out);
+	}
+	if (cost > 0)
+		met_add(met_with(m_cost, m->name, cc->role), cost);
+}
+
 static void write_row(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		      const llm_response *r, double latency_ms, double queue_ms, int status,
 		      const char *outcome, const char *error, double cost, int64_t res, int settle)
@@ -631,6 +692,7 @@ static void write_row(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	llm_ledger_row row;
 	pg_conn *c = NULL;
 
+	count_call(cc, m, r, latency_ms, outcome, cost);
 	if (!cc->s->opt.pool)
 		return;
 	memset(&row, 0, sizeof(row));
@@ -682,9 +744,12 @@ static json_t *content_json(const char *content, char *err, size_t cap)
 		}
 	}
 	j = json_loadb(p, (size_t)(end - p), 0, &e);
-	if (!j)
-		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", e.text,
+	if (!j) {
+		char why[200];
+		utf8_excerpt(why, sizeof(why), e.text, strlen(e.text), sizeof(why));
+		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", why,
 			 e.line, e.column);
+	}
 	return j;
 }
 
@@ -1187,7 +1252,9 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 	llm_service *s = cc->s;
 	const llm_model *m = llm_registry_model(s->reg, mi);
 	const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
-	const char *headers[5] = {"Content-Type: application/json", NULL, NULL, NULL, NULL};
+	const char *headers[8] = {"Content-Type: application/json", NULL, NULL, NULL,
+				  NULL, NULL, NULL, NULL};
+	char idh[3][200];
 	const char *hhdrs[3] = {"Accept: application/json", NULL, NULL};
 	llm_wire_opts wo = {m->id, max_tokens, e->max_tokens_field, e->stream_usage, 0, 0};
 	llm_request wrq = *cc->rq;
@@ -1255,6 +1322,16 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		rc = buf_printf(&auth, "Authorization: Bearer %s", key.data);
 		headers[nh++] = auth.data;
 		hhdrs[1] = auth.data;
+	}
+	if (rc == 0 && s->opt.identity_headers) {
+		/* who asks, for the eval's record/replay server (no CR or LF gets in) */
+		const char *const v[3] = {cc->call->project, cc->call->node, cc->call->subject};
+		const char *const name[3] = {"Project", "Node", "Subject"};
+		for (int i = 0; i < 3; i++) {
+			snprintf(idh[i], sizeof(idh[i]), "X-Orch-%s: %.160s", name[i], v[i] ? v[i] : "");
+			idh[i][strcspn(idh[i], "\r\n")] = '\0';
+			headers[nh++] = idh[i];
+		}
 	}
 	if (rc == 0) {
 		headers[nh++] = wire_stream ? "Accept: text/event-stream" : "Accept: application/json";

@@ -8,28 +8,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* $2 NULL: every project of the graph; else the one thread */
+/* $2 NULL: every project of the graph; else the one thread. Every project
+ * that waits for an answer from its person (an open question, one still
+ * being sent, or a run waiting for the person's reply and no worker) comes
+ * first and is always listed; the others fill up to $3 rows (< 0: all),
+ * most recently updated first. The last columns: waits, how many projects
+ * there are in all. */
 static const pg_stmt STMT_PROJECTS = {
 	"nd_report_projects",
-	"SELECT t.id, t.key, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'none'), "
+	"WITH p AS (SELECT t.id, t.key, t.metadata, t.updated_at, "
+	"(EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = t.id AND a.state = 'pending' "
+	"AND a.expires_at > now()) OR EXISTS (SELECT 1 FROM outbox o WHERE o.thread_id = t.id "
+	"AND o.kind LIKE '%.approval' AND o.state = 'pending' AND NOT EXISTS (SELECT 1 FROM "
+	"approvals a2 WHERE a2.outbox_id = o.id)) OR EXISTS (SELECT 1 FROM runs w WHERE "
+	"w.thread_id = t.id AND w.status = 'waiting' AND 'input' = ANY (w.waiting_on) AND NOT "
+	"'worker' = ANY (w.waiting_on))) AS waits "
+	"FROM threads t WHERE t.graph = $1 AND ($2::bigint IS NULL OR t.id = $2::bigint)), "
+	"q AS (SELECT p.*, row_number() OVER (PARTITION BY p.waits ORDER BY p.updated_at DESC, "
+	"p.id DESC) AS rn, count(*) FILTER (WHERE p.waits) OVER () AS nwait, count(*) OVER () "
+	"AS total FROM p) "
+	"SELECT q.id, q.key, coalesce(q.metadata->>'title', ''), coalesce(r.status, 'none'), "
 	"coalesce(l.tin, 0), coalesce(l.tout, 0), coalesce(l.cost, 0), "
-	"(SELECT count(*) FROM workers w WHERE w.thread_id = t.id AND w.state = 'running'), "
-	"EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.id AND e.key = 'cancel' "
-	"AND e.consumed_at IS NULL), to_char(t.updated_at AT TIME ZONE 'UTC', "
-	"'YYYY-MM-DD HH24:MI:SS\"Z\"') FROM threads t "
-	"LEFT JOIN LATERAL (SELECT x.status FROM runs x WHERE x.thread_id = t.id AND "
+	"(SELECT count(*) FROM workers w WHERE w.thread_id = q.id AND w.state = 'running'), "
+	"EXISTS (SELECT 1 FROM events e WHERE e.thread_id = q.id AND e.key = 'cancel' "
+	"AND e.consumed_at IS NULL), to_char(q.updated_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), q.waits, q.total FROM q "
+	"LEFT JOIN LATERAL (SELECT x.status FROM runs x WHERE x.thread_id = q.id AND "
 	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY x.id DESC LIMIT 1) r ON true LEFT JOIN LATERAL (SELECT sum(tokens_in) AS tin, sum(tokens_out) AS "
-	"tout, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE project = t.key) l ON true "
-	"WHERE t.graph = $1 AND ($2::bigint IS NULL OR t.id = $2::bigint) "
-	"ORDER BY t.updated_at DESC LIMIT 20",
-	2,
+	"tout, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE project = q.key) l ON true "
+	"WHERE q.waits OR $3::int < 0 OR q.rn <= $3::int - q.nwait "
+	"ORDER BY q.waits DESC, q.updated_at DESC, q.id DESC",
+	3,
 };
 
 static const pg_stmt STMT_QUESTIONS = {
 	"nd_report_questions",
 	"SELECT a.id, t.key, a.question, a.channel FROM approvals a JOIN threads t ON "
 	"t.id = a.thread_id WHERE a.state = 'pending' AND a.expires_at > now() AND t.graph = $1 "
-	"ORDER BY a.id LIMIT 50",
+	"ORDER BY a.id",
 	1,
 };
 
@@ -37,7 +53,7 @@ static const pg_stmt STMT_UNSHOWN = {
 	"nd_report_unshown",
 	"SELECT t.key, o.payload->>'question' FROM outbox o JOIN threads t ON t.id = o.thread_id "
 	"WHERE o.kind LIKE '%.approval' AND o.state = 'pending' AND t.graph = $1 AND NOT EXISTS "
-	"(SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) ORDER BY o.id LIMIT 50",
+	"(SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) ORDER BY o.id",
 	1,
 };
 
@@ -105,6 +121,7 @@ static json_t *row_report(pg_conn *c, PGresult *res, int i)
 	json_object_set_new(sum, "cost_usd", json_real(strtod(pg_val(res, i, 6), NULL)));
 	json_object_set_new(sum, "workers", json_integer(pg_int(res, i, 7)));
 	json_object_set_new(sum, "updated", json_string(pg_val(res, i, 9)));
+	json_object_set_new(sum, "waiting_for_answer", json_boolean(strcmp(pg_val(res, i, 10), "t") == 0));
 	return sum;
 }
 
@@ -135,20 +152,28 @@ static int add_workers(json_t *r, pg_conn *c)
 	return rc;
 }
 
-/* The reports of graph's projects (thread 0: all), into *out (owned). */
-static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread)
+/* The reports of graph's projects (thread 0: all; at most `limit` rows
+ * besides those waiting for an answer, < 0: all), into *out (owned);
+ * *total (may be NULL) the number of projects. */
+static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread, int limit,
+		   int64_t *total)
 {
-	char tid[24];
-	const char *params[2] = {graph, thread > 0 ? tid : NULL};
+	char tid[24], lim[16];
+	const char *params[3] = {graph, thread > 0 ? tid : NULL, lim};
 	PGresult *res = NULL;
 	json_t *list = json_array();
 	int rc;
 
 	*out = NULL;
+	if (total)
+		*total = 0;
 	if (!list)
 		return err_set(ERR_NOMEM, "out of memory");
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	snprintf(lim, sizeof(lim), "%d", limit);
 	rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
+	if (rc == 0 && total)
+		*total = pg_rows(res) > 0 ? pg_int(res, 0, 11) : 0;
 	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
 		json_t *sum = row_report(c, res, i);
 		if (!sum || json_array_append_new(list, sum) < 0)
@@ -165,9 +190,24 @@ static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread)
 	return 0;
 }
 
-int nd_report_projects(json_t **out, pg_conn *c, const char *graph)
+int nd_report_projects(json_t **out, pg_conn *c, const char *graph, int limit,
+		       int64_t *out_total)
 {
-	return reports(out, c, graph, 0);
+	int rc = reports(out, c, graph, 0, limit, out_total);
+
+	if (rc == 0 && out_total && *out_total == 0 && json_array_size(*out) == 0) {
+		/* none listed: count them anyway (a limit of 0 lists only those
+		 * that wait) */
+		const char *params[1] = {graph};
+		PGresult *res = NULL;
+		static const pg_stmt count = {
+			"nd_report_count", "SELECT count(*) FROM threads WHERE graph = $1", 1};
+		rc = pg_exec_stmt(c, &res, &count, params);
+		if (rc == 0)
+			*out_total = pg_int(res, 0, 0);
+		PQclear(res);
+	}
+	return rc;
 }
 
 /* {"id", "title", "status", "label"} of every task, in plan order. */
@@ -236,7 +276,7 @@ int nd_report_project(json_t **out, pg_conn *c, int64_t thread)
 	int rc;
 
 	*out = NULL;
-	rc = reports(&list, c, ND_GRAPH, thread);
+	rc = reports(&list, c, ND_GRAPH, thread, -1, NULL);
 	if (rc < 0 || json_array_size(list) == 0)
 		goto done; /* not a factory project: no report */
 	r = json_incref(json_array_get(list, 0));

@@ -12,6 +12,7 @@
  *    "thread", "key", "title", "run" (the latest run's status, "none"),
  *    "tokens_in", "tokens_out", "cost_usd" (the project's whole ledger),
  *    "workers" (workers running now), "updated" ("YYYY-MM-DD HH:MM:SSZ"),
+ *    "waiting_for_answer" (a question or a reply of its person is awaited),
  *    "worker_list" (when workers run): [{"id", "task", "phase", "step",
  *    "action", "progress_age_ms" (-1: nothing reported yet), "running_ms"}],
  *    what each running worker does as its spawner last wrote it}
@@ -37,10 +38,16 @@
 
 #include "core/pg.h"
 
-/* The reports of the 20 most recently updated projects of graph `graph`
- * (the factory's: ND_GRAPH, or ORCH_GRAPH), newest first, into *out (an
- * array the caller owns). ERR_DB, ERR_NOMEM. */
-int nd_report_projects(json_t **out, pg_conn *c, const char *graph);
+/* The reports of the projects of graph `graph` (the factory's: ND_GRAPH,
+ * or ORCH_GRAPH) into *out (an array the caller owns): every project that
+ * waits for an answer from its person ("waiting_for_answer": an open
+ * question, one being sent, or its run waiting for the person's reply)
+ * first and always, then the most recently updated others, so that there
+ * are `limit` in all when there are that many (< 0: every project).
+ * *out_total (may be NULL) gets how many projects the graph has.
+ * ERR_DB, ERR_NOMEM. */
+int nd_report_projects(json_t **out, pg_conn *c, const char *graph, int limit,
+		       int64_t *out_total);
 
 /* The report of one project (thread id `thread`) with the details above,
  * into *out (owned by the caller). *out is NULL, and the result 0, when the
@@ -48,7 +55,7 @@ int nd_report_projects(json_t **out, pg_conn *c, const char *graph);
  * thread. ERR_DB, ERR_NOMEM. Matches bot_report_fn (bot/route.h). */
 int nd_report_project(json_t **out, pg_conn *c, int64_t thread);
 
-/* The open questions of graph `graph`'s projects, oldest first, into *out
+/* Every open question of graph `graph`'s projects, oldest first, into *out
  * (an array the caller owns): {"id", "project", "question", "channel"} for
  * those shown, {"id": null, "project", "question"} for those still being
  * sent. ERR_DB, ERR_NOMEM. */

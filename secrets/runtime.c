@@ -247,7 +247,7 @@ int sec_runtime_start(pg_pool *pool, const char *data_dir, sec_runtime_report *o
 		goto done;
 	rc = pg_exec(c, &r, "SELECT count(*) FROM secret_keys", 0, NULL);
 	if (rc < 0) {
-		if (strcmp(pg_last_sqlstate(), "42P01") == 0)
+		if (pg_last_sqlstate_is(PG_SQLSTATE_UNDEFINED_TABLE))
 			rc = err_set(ERR_DB, "the database has no secrets tables: run 'orchestrator "
 					     "migrate' first");
 		err_wrap("secrets");

@@ -183,7 +183,7 @@ static int read_key_row(pg_conn *c, const char *lock, int *version, char kcv[SEC
 		rc = pg_exec_stmt(c, &r, &st_key_row, NULL);
 	}
 	if (rc < 0) {
-		if (strcmp(pg_last_sqlstate(), "42P01") == 0)
+		if (pg_last_sqlstate_is(PG_SQLSTATE_UNDEFINED_TABLE))
 			rc = err_set(ERR_DB, "the database has no secrets tables: run 'orchestrator "
 					     "migrate' first");
 		goto done;

@@ -32,6 +32,7 @@
 #include "spawner/gitws.h"
 #include "spawner/sandbox.h"
 #include "spawner/testsum.h"
+#include "spawner/toolenv.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -67,6 +68,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 	const spw_config *cfg = w->cfg;
 	spw_limits lim = req->limits;
 	sec_env *env = NULL;
+	char **wenv = NULL; /* the toolchains' variables and the granted ones */
 	char *repo_secret = NULL;
 	spw_git *git = NULL;
 	spw_git_cred cred = {NULL};
@@ -109,6 +111,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 		snprintf(reason, sizeof(reason), "cannot create %s: %s", dir, strerror(errno));
 		goto done;
 	}
+	spw_wphase(w, SPW_PHASE_CLONING);
 	spw_wlog(w, "status", "cloning %s", req->repo);
 	rc = spw_git_open(&git, url, &cred, host);
 	if (rc < 0) {
@@ -128,6 +131,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 		res = json_object();
 		if (!res)
 			goto done;
+		spw_wphase(w, SPW_PHASE_PUSHING);
 		push_mirror(w, git, &cred, target, res);
 		json_object_set_new(res, "commit", json_string(tip));
 		if (json_is_true(json_object_get(json_object_get(res, "mirror"), "pushed"))) {
@@ -143,6 +147,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 	}
 
 	/* 3. the rebase */
+	spw_wphase(w, SPW_PHASE_REBASING);
 	spw_wlog(w, "status", "rebasing %s onto %s", branch, target);
 	rc = spw_git_rebase(git, branch, target, &rb);
 	if (rc < 0) {
@@ -183,9 +188,12 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 				 err_last());
 			goto done;
 		}
+		spw_wphase(w, SPW_PHASE_TESTS);
 		spw_wlog(w, "status", "running the tests on the rebased %s", branch);
-		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why,
-				   sizeof(why));
+		rc = spw_toolenv_join(0, env ? (const char *const *)sec_env_strings(env) : NULL,
+				      &wenv);
+		if (rc == 0)
+			rc = spw_run_tests(w, box, wenv, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
 			goto done;
@@ -210,6 +218,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 	}
 
 	/* 5. the merge itself */
+	spw_wphase(w, SPW_PHASE_PUSHING);
 	spw_wlog(w, "status", "fast-forwarding %s", target);
 	rc = spw_git_push_merge(git, url, &cred, target, branch);
 	if (rc < 0) {
@@ -283,6 +292,7 @@ done:
 	spw_git_free(git);
 	if (dir[0] && spw_remove_worker_dir(dir) < 0)
 		spw_wlog(w, "status", "%s: %s (the janitor tries again)", req->id, err_last());
+	spw_toolenv_free(wenv);
 	sec_env_free(env);
 	if (repo_secret)
 		sec_value_free(repo_secret);

@@ -2,6 +2,8 @@
 #include "core/config.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/jsonx.h"
+#include "core/utf8.h"
 #include "secrets/resource.h"
 #include "spawner/egress.h"
 
@@ -297,11 +299,11 @@ int spw_phases_parse(const char *list, unsigned *out)
 	while (*s) {
 		size_t n = strcspn(s, " ,\t");
 		if (n == 5 && strncmp(s, "setup", 5) == 0)
-			*out |= SPW_PHASE_SETUP;
+			*out |= SPW_NET_SETUP;
 		else if (n == 5 && strncmp(s, "agent", 5) == 0)
-			*out |= SPW_PHASE_AGENT;
+			*out |= SPW_NET_AGENT;
 		else if (n == 4 && strncmp(s, "test", 4) == 0)
-			*out |= SPW_PHASE_TEST;
+			*out |= SPW_NET_TEST;
 		else if (n == 4 && strncmp(s, "none", 4) == 0)
 			;
 		else if (n)
@@ -639,10 +641,15 @@ int spw_request_parse(const char *text, size_t len, spw_request *out)
 	if (len > SPW_PROMPT_MAX + 64 * 1024)
 		return err_set(ERR_INVALID, "the spawn request is larger than %d bytes",
 			       SPW_PROMPT_MAX + 64 * 1024);
-	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j)
-		return err_set(ERR_INVALID, "the spawn request is not JSON: %s (line %d)", jerr.text,
+	/* from any producer: an ill-formed byte costs one character (U+FFFD), and
+	 * the request is then checked field by field like any other */
+	j = jx_loadb_lenient(text, len, JSON_REJECT_DUPLICATES, &jerr, NULL);
+	if (!j) {
+		char why[200];
+		utf8_excerpt(why, sizeof(why), jerr.text, strlen(jerr.text), sizeof(why));
+		return err_set(ERR_INVALID, "the spawn request is not JSON: %s (line %d)", why,
 			       jerr.line);
+	}
 	rc = spw_request_from_json(j, out);
 	json_decref(j);
 	return rc;
@@ -691,11 +698,11 @@ json_t *spw_request_json(const spw_request *r)
 			json_object_set_new(n, "language", json_string(r->net.language));
 		if (n && r->net.hosts)
 			json_object_set_new(n, "hosts", spw_lines_of(r->net.hosts));
-		if (ph && (r->net.phases & SPW_PHASE_SETUP))
+		if (ph && (r->net.phases & SPW_NET_SETUP))
 			json_array_append_new(ph, json_string("setup"));
-		if (ph && (r->net.phases & SPW_PHASE_AGENT))
+		if (ph && (r->net.phases & SPW_NET_AGENT))
 			json_array_append_new(ph, json_string("agent"));
-		if (ph && (r->net.phases & SPW_PHASE_TEST))
+		if (ph && (r->net.phases & SPW_NET_TEST))
 			json_array_append_new(ph, json_string("test"));
 		if (n && r->net.phases)
 			json_object_set(n, "phases", ph);

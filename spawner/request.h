@@ -96,9 +96,9 @@ typedef struct spw_limits {
 } spw_limits;
 
 /* Phases of a worker that may get the network. */
-#define SPW_PHASE_SETUP 1u
-#define SPW_PHASE_AGENT 2u
-#define SPW_PHASE_TEST 4u
+#define SPW_NET_SETUP 1u
+#define SPW_NET_AGENT 2u
+#define SPW_NET_TEST 4u
 
 /* The network a request asks for. */
 typedef struct spw_network {
@@ -106,11 +106,11 @@ typedef struct spw_network {
 	char policy[16];         /* "none", "registries" or "hosts" */
 	char language[64];       /* registries: lower case */
 	char *hosts;             /* hosts: the patterns, one per line; owned */
-	unsigned phases;         /* SPW_PHASE_*; 0: the spawner's default */
+	unsigned phases;         /* SPW_NET_*; 0: the spawner's default */
 } spw_network;
 
 /* Parses a list of phase names ("setup agent", "setup,test", or a JSON
- * array's strings joined) into SPW_PHASE_* bits. ERR_INVALID naming the
+ * array's strings joined) into SPW_NET_* bits. ERR_INVALID naming the
  * unknown one. "none" is 0. */
 int spw_phases_parse(const char *list, unsigned *out);
 

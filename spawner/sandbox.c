@@ -3,6 +3,7 @@
 #include "spawner/sbx_int.h"
 
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -273,7 +274,14 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 		b->nbinds++;
 		b->egress = 1;
 	}
-	b->docker_socket = xstrdup(o->docker_socket ? o->docker_socket : "/var/run/docker.sock");
+	if (b->kind == SBX_DOCKER) {
+		char sock[PATH_MAX];
+		if ((rc = sbx_docker_socket(o->docker_socket, sock, sizeof(sock))) < 0)
+			return rc;
+		b->docker_socket = strdup(sock);
+	} else {
+		b->docker_socket = strdup("/var/run/docker.sock");
+	}
 	b->image = xstrdup(o->image);
 	b->runtime = xstrdup(o->runtime);
 	b->workspace_volume = xstrdup(o->workspace_volume);
@@ -368,16 +376,16 @@ void sbx_free(sbx *b)
 
 int sbx_reown(sbx *b)
 {
-	if (b->kind != SBX_NS || !b->workspace)
+	if (!b->workspace || b->workspace_volume)
 		return 0;
 	if (b->active)
 		return err_set(ERR_BUSY, "a command is running in this box");
-	return sbx_chown_tree(b->workspace, b->uid_base + 1000, b->uid_base + 1000);
+	return sbx_chown_tree(b->workspace, sbx_uid(b), sbx_uid(b));
 }
 
 uint32_t sbx_uid(const sbx *b)
 {
-	return b->kind == SBX_NS ? b->uid_base + 1000 : 1000;
+	return b->kind == SBX_NS ? b->uid_base + 1000 : b->sandbox_uid;
 }
 
 sbx_backend sbx_kind(const sbx *b)
@@ -532,6 +540,11 @@ int sbx_start(sbx *b, const sbx_cmd *c)
 	r->started_ms = util_mono_ms();
 	r->deadline_ms = r->timeout_ms > 0 ? r->started_ms + r->timeout_ms : 0;
 	rc = b->ops->start(b);
+	met_add(met_with(met_counter(rc < 0 ? "orch_sandbox_failures_total" : "orch_sandbox_starts_total",
+				     rc < 0 ? "sandboxes that could not be made, by backend"
+					    : "commands started in a sandbox, by backend",
+				     "backend"),
+			 b->ops->name), 1);
 	if (rc < 0)
 		goto done;
 	b->active = 1;
@@ -616,6 +629,11 @@ int sbx_collect(sbx *b, sbx_result *out)
 	out->out_bytes = b->run.out.total;
 	out->err_bytes = b->run.err.total;
 	out->wall_ms = util_mono_ms() - b->run.started_ms;
+	met_observe(met_with(met_histogram("orch_sandbox_duration_seconds",
+					   "a sandboxed command from start to collect, by backend",
+					   "backend", NULL, 0),
+			     b->ops->name),
+		    (double)out->wall_ms / 1000.0);
 	if (out->timed_out) {
 		out->exit_code = SBX_EXIT_TIMEOUT;
 	} else if (out->cancelled && out->term_signal == SIGKILL) {

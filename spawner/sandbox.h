@@ -106,7 +106,7 @@ typedef struct sbx_opts {
 				      variable wins). NULL: no network at all (ns
 				      only for now) */
 	/* docker backend */
-	const char *docker_socket; /* default /var/run/docker.sock */
+	const char *docker_socket; /* default DOCKER_HOST (unix://), else /var/run/docker.sock */
 	const char *image;         /* required for docker */
 	const char *runtime;       /* e.g. "sysbox-runc"; NULL: the engine's default */
 	const char *workspace_volume; /* docker: the workspace as seen by the engine
@@ -196,11 +196,12 @@ void sbx_result_free(sbx_result *r);
 /* Gives every file of the workspace back to the sandbox user (host uid
  * sbx_uid()). Call it after host-side code (git checkout, commit) wrote
  * into the workspace, or the next command may not modify those files.
- * Does not follow links. No-op for docker. ERR_BUSY while a command runs. */
+ * Does not follow links. ERR_BUSY while a command runs. */
 int sbx_reown(sbx *b);
 
 /* The host uid that owns what the sandbox writes in the workspace (ns:
- * uid_base + 1000). Host tools that refuse files of another owner (git's
+ * uid_base + 1000; docker: 1000, or the remapped uid under dockerd
+ * --userns-remap). Host tools that refuse files of another owner (git's
  * safe.directory, libgit2's owner validation) need to be told. */
 uint32_t sbx_uid(const sbx *b);
 
@@ -215,6 +216,17 @@ int sbx_backend_parse(const char *s, sbx_backend *out);
  * crash), killing what still runs in them. Safe to call at start-up and
  * periodically; *out_removed (may be NULL) gets the number removed. */
 int sbx_sweep(int *out_removed);
+
+/* The docker backend's leftovers: kills and removes the containers this
+ * library made on the engine at `docker_socket` (NULL: sbx_docker_socket)
+ * whose owner is known dead (on this host: its pid is gone or reused) or
+ * whose command's deadline passed over a minute ago (an owner elsewhere
+ * that stopped watching it). *out_removed (may be NULL) gets how many. */
+int sbx_sweep_docker(const char *docker_socket, int *out_removed);
+
+/* The engine's socket: `given` when set, else DOCKER_HOST (unix://PATH
+ * only: ERR_INVALID for another scheme), else /var/run/docker.sock. */
+int sbx_docker_socket(const char *given, char *out, size_t cap);
 
 /*
  * Workspace disk quota. A workspace directory gets a size-capped file

@@ -550,6 +550,72 @@ void sbx_cg_free(sbx_cg *cg)
 
 /* ---- sweep ---- */
 
+/* The seconds since the epoch at which the system booted (0 when unknown). */
+static int64_t boot_time(void)
+{
+	FILE *f = fopen("/proc/stat", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int64_t t = 0;
+
+	if (!f)
+		return 0;
+	/* the "intr" line before it can be long: line by line */
+	while (getline(&line, &cap, f) > 0) {
+		if (strncmp(line, "btime ", 6) == 0) {
+			t = strtoll(line + 6, NULL, 10);
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return t;
+}
+
+/* True when the process `pid` that named group `group` (a directory) still
+ * runs and is the one that created it. Dead: no such process, a zombie
+ * (killed, not reaped yet: it runs no more code), or a process that started
+ * minutes after the group was made (its pid was reused). When unsure,
+ * alive. */
+static int owner_alive(long pid, const char *group)
+{
+	char dir[64], text[1024], *p;
+	struct stat st;
+	long ticks = sysconf(_SC_CLK_TCK);
+	int64_t start_ticks, boot;
+
+	if (pid == getpid())
+		return 1;
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+		return 0;
+	snprintf(dir, sizeof(dir), "/proc/%ld", pid);
+	if (read_file(dir, "stat", text, sizeof(text)) < 0)
+		return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+	/* "pid (comm) S ppid ...": the name may hold spaces and parentheses */
+	p = strrchr(text, ')');
+	if (!p || p[1] != ' ')
+		return 1;
+	if (p[2] == 'Z' || p[2] == 'X')
+		return 0;
+	/* field 22, starttime: the 20th after the state */
+	p += 2;
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p || ticks <= 0 || stat(group, &st) != 0)
+		return 1;
+	start_ticks = strtoll(p, NULL, 10);
+	boot = boot_time();
+	if (boot <= 0)
+		return 1;
+	/* started well after its group was made: another process got the pid
+	 * (the margin absorbs a wall clock stepped since boot: a live owner is
+	 * never taken for a dead one) */
+	return boot + start_ticks / ticks <= (int64_t)st.st_ctime + 300;
+}
+
 static int sweep_dir(const char *parent)
 {
 	DIR *d;
@@ -567,9 +633,9 @@ static int sweep_dir(const char *parent)
 		pid = strtol(e->d_name + 9, &end, 10);
 		if (end == e->d_name + 9 || *end != '-' || pid <= 0)
 			continue;
-		if (pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue; /* its owner lives */
 		snprintf(path[0], PATH_MAX, "%s/%s", parent, e->d_name);
+		if (owner_alive(pid, path[0]))
+			continue;
 		kill_dirs(path, 1, "");
 		if (strstr(parent, g_lay.v2) == parent && g_lay.v2[0])
 			write_file(path[0], "cgroup.kill", "1");

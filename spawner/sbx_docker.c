@@ -1,17 +1,26 @@
 /* sbx_docker — the sandbox backend on the Docker Engine API (v1.41) over
  * the engine's unix socket.
  *
- * One container per command: create (limits, read-only root, tmpfs /tmp,
- * the workspace bound at /workspace, no capabilities, no_new_privs, user
- * 1000:1000, network "none" or a named gateway network, the configured
- * runtime such as sysbox-runc, a tiny init), start, wait (with the
- * command's timeout: kill, then wait again), logs (the multiplexed stream,
- * split into stdout and stderr under the capture cap), inspect (OOM),
- * remove. The engine's socket is never made visible to a container: a
- * workspace or bind that would expose it is refused. Output reaches
- * cmd.on_output live: the wait follows the container's log stream (a
- * request cut short by a slice or the timeout is resumed by skipping what
- * was already delivered), then asks the engine for the exit status. */
+ * One container per command, as `docker run -i` makes it:
+ *   create   limits, read-only root, tmpfs /tmp (and /workspace when no
+ *            workspace is given), the workspace and binds as mounts (any
+ *            path, ':' included), no capabilities, no_new_privs, our own
+ *            seccomp profile (the ns backend's deny-list), user 1000:1000,
+ *            network "none" or an internal network, core files off, no log
+ *            kept by the engine, a tiny init, labels naming the owner
+ *            (host, pid, start time) and the deadline;
+ *   attach   before start, on a raw connection (the engine hijacks it):
+ *            stdin goes in, the multiplexed stdout/stderr comes out byte for
+ *            byte, captured under our own cap (head and tail) and passed to
+ *            cmd.on_output as it arrives;
+ *   start, then the wait pumps the attach stream, enforcing the timeout and
+ *            the cancel flag (kill, then read to the end);
+ *   wait     the exit status; inspect: the OOM flag; remove.
+ * A container whose owner died (SIGKILL) is killed and removed by
+ * sbx_sweep_docker(): every new box sweeps its engine, the spawner's janitor
+ * does it periodically, `orchestrator sandbox sweep` on demand.
+ * The engine's socket is never made visible to a container: a workspace or
+ * bind that would expose it is refused. */
 #include "spawner/sbx_int.h"
 
 #include "core/err.h"
@@ -20,37 +29,53 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define API "http://docker/v1.41"
+#define LABEL "orchestrator.sandbox"
+#define LABEL_OWNER "orchestrator.owner"
+#define LABEL_DEADLINE "orchestrator.deadline"
+/* a container past its deadline by this much is a leftover whoever owns it */
+#define SWEEP_GRACE_MS 60000
 
 typedef struct dk_impl {
 	http_client *http;
 	char id[80];      /* the current container, "" when none */
 	int running, exit_code, have_exit, oom;
-	/* log demultiplexing */
+	int fd;           /* the attach connection, -1 when none */
+	int kill_fd;      /* the kill request's connection, -1 when none */
+	int eof, stdin_closed;
+	int64_t kill_ms;  /* when the kill was sent (0: not yet) */
+	/* stream demultiplexing */
 	unsigned char hdr[8];
 	size_t hdr_len, frame_left;
 	int frame_stream, stop;
-	uint64_t seen[3], skip[3]; /* per stream: delivered; still to skip in a replay */
-	int logs_done;
+	uint32_t uid;     /* the host uid the container's user 1000 writes as */
 	sbx *b;
 } dk_impl;
 
 static atomic_uint g_seq;
 
-/* One request. `body` may be NULL. The response is the caller's to free. */
-static int call(dk_impl *d, const char *method, const char *path, const char *body,
-		int64_t timeout_ms, const atomic_int *cancel, http_response *out)
+/* ---- requests ---- */
+
+/* One request over the engine's socket. `body` may be NULL. The response
+ * is the caller's to free. */
+static int call_on(http_client *h, const char *sock, const char *method, const char *path,
+		   const char *body, int64_t timeout_ms, http_response *out)
 {
-	char url[1024];
+	char url[2048];
 	const char *hdrs[] = {"Content-Type: application/json", NULL};
 	http_request rq = {
 		.method = method,
@@ -60,17 +85,22 @@ static int call(dk_impl *d, const char *method, const char *path, const char *bo
 		.body_len = body ? strlen(body) : 0,
 		.connect_timeout_ms = 5000,
 		.timeout_ms = timeout_ms,
-		.max_response = 1 << 20,
-		.unix_socket = d->b->docker_socket,
-		.cancel = cancel,
+		.max_response = 4 << 20,
+		.unix_socket = sock,
 	};
 	int rc;
 
 	snprintf(url, sizeof(url), API "%s", path);
-	rc = http_do(d->http, &rq, out);
+	rc = http_do(h, &rq, out);
 	if (rc < 0 && rc != ERR_TIMEOUT && rc != ERR_CANCELLED)
-		err_wrap("Docker engine at %s (%s %s)", d->b->docker_socket, method, path);
+		err_wrap("Docker engine at %s (%s %s)", sock, method, path);
 	return rc;
+}
+
+static int call(dk_impl *d, const char *method, const char *path, const char *body,
+		int64_t timeout_ms, http_response *out)
+{
+	return call_on(d->http, d->b->docker_socket, method, path, body, timeout_ms, out);
 }
 
 /* Changes the current error's code to `code`, keeping its message (which
@@ -93,6 +123,73 @@ static void engine_message(const http_response *r, char *out, size_t cap)
 	json_decref(j);
 }
 
+/* A reply's body as JSON (owned), NULL when it is not JSON. */
+static json_t *body_json(const http_response *r)
+{
+	return json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, NULL);
+}
+
+/* ---- the owner of a container ---- */
+
+/* This process's start time in clock ticks since boot (field 22 of
+ * /proc/PID/stat), 0 when unreadable. A reused pid has another one. */
+static unsigned long long proc_start(long pid)
+{
+	char path[64], line[1024];
+	FILE *f;
+	char *p;
+	unsigned long long v = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(line, sizeof(line), f)) {
+		p = strrchr(line, ')'); /* the command name may hold spaces */
+		for (int field = 2; p && field < 22; field++)
+			p = strchr(p + 1, ' ');
+		if (p)
+			v = strtoull(p + 1, NULL, 10);
+	}
+	fclose(f);
+	return v;
+}
+
+/* "HOST/PID/START": who owns a container, checked by the sweep. */
+static void owner_label(char *out, size_t cap)
+{
+	char host[256] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(out, cap, "%s/%ld/%llu", host, (long)getpid(), proc_start((long)getpid()));
+}
+
+/* 1 when the owner named by `label` is known dead: on this host, its pid
+ * is gone or now another process. An owner on another host: 0 (unknown). */
+static int owner_dead(const char *label)
+{
+	char host[256] = "", want[256];
+	const char *slash = label ? strchr(label, '/') : NULL;
+	long pid;
+	unsigned long long start;
+	char *end;
+
+	if (!slash)
+		return 0;
+	gethostname(host, sizeof(host) - 1);
+	snprintf(want, sizeof(want), "%.*s", (int)(slash - label), label);
+	if (strcmp(want, host) != 0)
+		return 0;
+	errno = 0;
+	pid = strtol(slash + 1, &end, 10);
+	if (errno || *end != '/' || pid <= 0)
+		return 0;
+	start = strtoull(end + 1, NULL, 10);
+	return proc_start(pid) != start;
+}
+
+/* ---- preparing a box ---- */
+
 /* Refuses a host path that is, or contains, the engine's socket. */
 static int exposes_socket(const sbx *b, const char *host)
 {
@@ -108,16 +205,143 @@ static int exposes_socket(const sbx *b, const char *host)
 	return strncmp(real, host, n) == 0 && real[n] == '/';
 }
 
+/* The network: "none", or a user-defined network the engine marks
+ * internal. The host's network, the default bridge and another
+ * container's namespace would expose the host's interfaces and loopback
+ * services. */
+static int check_network(dk_impl *d)
+{
+	const char *net = d->b->net;
+	char path[600], msg[300];
+	http_response r;
+	json_t *j = NULL;
+	int rc;
+
+	if (strcmp(net, "none") == 0)
+		return 0;
+	if (strcmp(net, "host") == 0 || strcmp(net, "bridge") == 0 || strcmp(net, "default") == 0 ||
+	    strchr(net, ':') || strchr(net, '/') || strlen(net) > 200)
+		return err_set(ERR_INVALID,
+			       "network '%s' is refused: it would expose the host's interfaces or "
+			       "another container's; use none, or an internal network (docker network "
+			       "create --internal NAME)",
+			       net);
+	snprintf(path, sizeof(path), "/networks/%s", net);
+	rc = call(d, "GET", path, NULL, 10000, &r);
+	if (rc < 0) {
+		rc = recode(ERR_SANDBOX);
+		goto done;
+	}
+	if (r.status == 404) {
+		rc = err_set(ERR_INVALID, "network '%s' does not exist on the Docker engine: create it "
+					  "with docker network create --internal %s", net, net);
+		goto done;
+	}
+	j = body_json(&r);
+	if (r.status != 200 || !j) {
+		engine_message(&r, msg, sizeof(msg));
+		rc = err_set(ERR_SANDBOX, "the Docker engine could not show network '%s' (HTTP %ld): %s",
+			     net, r.status, msg);
+		goto done;
+	}
+	if (!json_is_true(json_object_get(j, "Internal")))
+		rc = err_set(ERR_INVALID,
+			     "network '%s' is not internal: its containers reach the host and beyond; "
+			     "use none or a network made with docker network create --internal", net);
+done:
+	json_decref(j);
+	http_response_free(&r);
+	return rc;
+}
+
+/* The first host uid of the engine's remapped range, from /info's
+ * DockerRootDir: under --userns-remap the engine keeps its data in
+ * <data-root>/<uid>.<gid>. 0 when the name is not that. */
+static long long remap_base_from_root(const char *root)
+{
+	const char *base = root ? strrchr(root, '/') : NULL;
+	char *end;
+	long long uid;
+
+	if (!base || !base[1])
+		return 0;
+	base++;
+	uid = strtoll(base, &end, 10);
+	if (end == base || *end != '.' || uid <= 0 || uid > 4294967295LL - 65536)
+		return 0;
+	(void)strtoll(end + 1, &end, 10);
+	return *end == '\0' ? uid : 0;
+}
+
+/* The host uid the container's uid 1000 writes as: 1000, or with the
+ * engine's user namespace remapping (dockerd --userns-remap) the remapped
+ * range's first uid plus 1000. That first uid is read from the engine's
+ * data folder name (/info DockerRootDir ends in "<uid>.<gid>"), so it is
+ * right also when this process runs in a container without the host's
+ * /etc/subuid; else from the first /etc/subuid entry of the remap user
+ * (ORCH_DOCKER_USERNS_USER, "dockremap" by default). */
+static int container_uid(dk_impl *d)
+{
+	http_response r;
+	json_t *j = NULL, *v;
+	size_t i;
+	int remapped = 0, rc;
+	long long base = 0;
+
+	d->uid = 1000;
+	rc = call(d, "GET", "/info", NULL, 10000, &r);
+	if (rc < 0 || r.status != 200) {
+		http_response_free(&r);
+		return 0; /* /_ping answered: assume no remapping */
+	}
+	j = body_json(&r);
+	json_array_foreach(json_object_get(j, "SecurityOptions"), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), "name=userns") == 0)
+			remapped = 1;
+	if (remapped)
+		base = remap_base_from_root(json_string_value(json_object_get(j, "DockerRootDir")));
+	json_decref(j);
+	http_response_free(&r);
+	if (remapped && base <= 0) {
+		const char *user = getenv("ORCH_DOCKER_USERNS_USER");
+		FILE *f = fopen("/etc/subuid", "r");
+		char line[512];
+		size_t ul;
+
+		if (!user || !*user)
+			user = "dockremap";
+		ul = strlen(user);
+		while (f && fgets(line, sizeof(line), f))
+			if (strncmp(line, user, ul) == 0 && line[ul] == ':') {
+				base = strtoll(line + ul + 1, NULL, 10);
+				break;
+			}
+		if (f)
+			fclose(f);
+		if (base <= 0 || base > 4294967295LL - 65536)
+			return err_set(ERR_SANDBOX,
+				       "the Docker engine remaps user namespaces but neither its data "
+				       "folder nor /etc/subuid names the range of '%s': set "
+				       "ORCH_DOCKER_USERNS_USER to the remap user of dockerd "
+				       "--userns-remap", user);
+	}
+	if (remapped)
+		d->uid = (uint32_t)base + 1000;
+	return 0;
+}
+
 static int dk_prepare(sbx *b)
 {
 	dk_impl *d = calloc(1, sizeof(*d));
 	http_response r;
-	int rc;
+	int rc, swept = 0;
 
 	if (!d)
 		return err_set(ERR_NOMEM, "out of memory");
 	b->impl = d;
 	d->b = b;
+	d->fd = -1;
+	d->kill_fd = -1;
 	if (!b->image || !*b->image)
 		return err_set(ERR_INVALID, "the docker backend needs an image (--image or ORCH_SANDBOX_IMAGE)");
 	if (b->rootfs)
@@ -132,7 +356,7 @@ static int dk_prepare(sbx *b)
 	rc = http_client_new(&d->http);
 	if (rc < 0)
 		return rc;
-	rc = call(d, "GET", "/_ping", NULL, 5000, NULL, &r);
+	rc = call(d, "GET", "/_ping", NULL, 5000, &r);
 	if (rc == 0 && r.status != 200)
 		rc = err_set(ERR_SANDBOX, "the Docker engine answered /_ping with HTTP %ld", r.status);
 	else if (rc < 0) {
@@ -142,28 +366,62 @@ static int dk_prepare(sbx *b)
 			     "--docker-socket or DOCKER_HOST=unix://PATH)", why);
 	}
 	http_response_free(&r);
+	if (rc == 0)
+		rc = check_network(d);
+	if (rc == 0)
+		rc = container_uid(d);
+	b->sandbox_uid = d->uid;
+	/* the container's user must own its workspace (spawner workspaces are
+	 * root's, mode 0700) */
+	if (rc == 0 && b->workspace && sbx_chown_tree(b->workspace, d->uid, d->uid) < 0)
+		rc = err_wrap("cannot give the workspace to the sandbox user (uid %u)", d->uid);
 	if (rc < 0)
 		return rc;
+	/* containers of owners that died are this engine's leftovers */
+	if (sbx_sweep_docker(b->docker_socket, &swept) == 0 && swept > 0)
+		log_info("sandbox", "removed %d containers whose owner died", swept);
 	snprintf(b->describe, sizeof(b->describe),
 		 "docker: image %s, runtime %s, network %s, read-only root, cap-drop ALL, "
-		 "no-new-privileges, user 1000:1000, memory %lld MiB, %lld pids, %.2f cpus",
-		 b->image, b->runtime ? b->runtime : "default", b->net,
+		 "no-new-privileges, seccomp deny-list, user 1000:1000 (host uid %u), memory %lld MiB, "
+		 "%lld pids, %.2f cpus",
+		 b->image, b->runtime ? b->runtime : "default", b->net, d->uid,
 		 (long long)(b->mem_bytes >> 20), (long long)b->pids, b->cpus);
 	return 0;
+}
+
+/* ---- one command ---- */
+
+static json_t *bind_mount(const char *source, const char *target, int writable)
+{
+	if (source[0] != '/')
+		return json_pack("{s:s,s:s,s:s,s:b}", "Type", "volume", "Source", source, "Target",
+				 target, "ReadOnly", !writable);
+	return json_pack("{s:s,s:s,s:s,s:b,s:{s:s}}", "Type", "bind", "Source", source, "Target",
+			 target, "ReadOnly", !writable, "BindOptions", "Propagation", "rprivate");
 }
 
 static char *create_body(sbx *b)
 {
 	sbx_run_state *r = &b->run;
 	json_t *root = json_object(), *cmd = json_array(), *env = json_array(), *hc = json_object();
-	json_t *binds = json_array(), *tmpfs = json_object(), *ul = json_array();
-	char s[PATH_MAX + 64];
-	char *out;
+	json_t *mounts = json_array(), *tmpfs = json_object(), *ul = json_array();
+	char s[PATH_MAX + 64], owner[400], deadline[32];
+	char *profile = sbx_seccomp_docker_profile(), *seccomp = NULL, *out = NULL;
 
+	if (!profile)
+		goto done;
+	seccomp = malloc(strlen(profile) + 9);
+	if (!seccomp)
+		goto done;
+	memcpy(seccomp, "seccomp=", 8);
+	memcpy(seccomp + 8, profile, strlen(profile) + 1);
 	for (char **p = r->argv; *p; p++)
 		json_array_append_new(cmd, json_string(*p));
 	for (char **p = r->envp; *p; p++)
 		json_array_append_new(env, json_string(*p));
+	owner_label(owner, sizeof(owner));
+	snprintf(deadline, sizeof(deadline), "%lld",
+		 (long long)(r->deadline_ms ? util_wall_ms() + (r->deadline_ms - util_mono_ms()) : 0));
 	json_object_set_new(root, "Image", json_string(b->image));
 	json_object_set_new(root, "Cmd", cmd);
 	json_object_set_new(root, "Entrypoint", json_array());
@@ -172,10 +430,14 @@ static char *create_body(sbx *b)
 	json_object_set_new(root, "User", json_string("1000:1000"));
 	json_object_set_new(root, "Hostname", json_string("sandbox"));
 	json_object_set_new(root, "Tty", json_false());
+	json_object_set_new(root, "OpenStdin", json_true());
+	json_object_set_new(root, "StdinOnce", json_true());
+	json_object_set_new(root, "AttachStdin", json_true());
 	json_object_set_new(root, "AttachStdout", json_true());
 	json_object_set_new(root, "AttachStderr", json_true());
 	json_object_set_new(root, "NetworkDisabled", json_boolean(strcmp(b->net, "none") == 0));
-	json_object_set_new(root, "Labels", json_pack("{s:s}", "orchestrator.sandbox", "1"));
+	json_object_set_new(root, "Labels", json_pack("{s:s,s:s,s:s}", LABEL, "1", LABEL_OWNER, owner,
+						      LABEL_DEADLINE, deadline));
 	json_object_set_new(hc, "Memory", json_integer(b->mem_bytes));
 	json_object_set_new(hc, "MemorySwap", json_integer(b->mem_bytes));
 	json_object_set_new(hc, "PidsLimit", json_integer(b->pids));
@@ -183,38 +445,44 @@ static char *create_body(sbx *b)
 	json_object_set_new(hc, "NetworkMode", json_string(b->net));
 	json_object_set_new(hc, "ReadonlyRootfs", json_true());
 	json_object_set_new(hc, "CapDrop", json_pack("[s]", "ALL"));
-	json_object_set_new(hc, "SecurityOpt", json_pack("[s]", "no-new-privileges"));
+	json_object_set_new(hc, "SecurityOpt", json_pack("[s,s]", "no-new-privileges", seccomp));
 	json_object_set_new(hc, "Init", json_true());
 	json_object_set_new(hc, "IpcMode", json_string("private"));
 	json_object_set_new(hc, "Privileged", json_false());
+	json_object_set_new(hc, "ShmSize", json_integer(b->tmp_bytes));
 	if (b->runtime)
 		json_object_set_new(hc, "Runtime", json_string(b->runtime));
-	snprintf(s, sizeof(s), "rw,nosuid,nodev,size=%lld", (long long)b->tmp_bytes);
+	snprintf(s, sizeof(s), "rw,exec,nosuid,nodev,size=%lld,mode=1777", (long long)b->tmp_bytes);
 	json_object_set_new(tmpfs, "/tmp", json_string(s));
-	json_object_set_new(hc, "Tmpfs", tmpfs);
 	if (b->workspace_volume || b->workspace) {
-		snprintf(s, sizeof(s), "%s:/workspace:rw",
-			 b->workspace_volume ? b->workspace_volume : b->workspace);
-		json_array_append_new(binds, json_string(s));
+		json_array_append_new(mounts, bind_mount(b->workspace_volume ? b->workspace_volume
+									    : b->workspace,
+							 "/workspace", 1));
+	} else {
+		/* an empty workspace per command, as the ns backend gives */
+		snprintf(s, sizeof(s), "rw,exec,nosuid,nodev,size=%lld,uid=1000,gid=1000,mode=0755",
+			 (long long)b->tmp_bytes);
+		json_object_set_new(tmpfs, "/workspace", json_string(s));
 	}
-	for (size_t i = 0; i < b->nbinds; i++) {
-		snprintf(s, sizeof(s), "%s:%s:%s", b->binds[i].host, b->binds[i].inside,
-			 b->binds[i].writable ? "rw" : "ro");
-		json_array_append_new(binds, json_string(s));
-	}
-	json_object_set_new(hc, "Binds", binds);
+	json_object_set_new(hc, "Tmpfs", tmpfs);
+	for (size_t i = 0; i < b->nbinds; i++)
+		json_array_append_new(mounts, bind_mount(b->binds[i].host, b->binds[i].inside,
+							 b->binds[i].writable));
+	json_object_set_new(hc, "Mounts", mounts);
 	json_array_append_new(ul, json_pack("{s:s,s:I,s:I}", "Name", "nofile", "Soft",
 					    (json_int_t)b->nofile, "Hard", (json_int_t)b->nofile));
 	json_array_append_new(ul, json_pack("{s:s,s:I,s:I}", "Name", "fsize", "Soft",
 					    (json_int_t)b->fsize_bytes, "Hard", (json_int_t)b->fsize_bytes));
+	json_array_append_new(ul, json_pack("{s:s,s:i,s:i}", "Name", "core", "Soft", 0, "Hard", 0));
 	json_object_set_new(hc, "Ulimits", ul);
-	/* the engine keeps logs on the host: bound them */
-	json_object_set_new(hc, "LogConfig",
-			    json_pack("{s:s,s:{s:s,s:s}}", "Type", "json-file", "Config", "max-size",
-				      "16m", "max-file", "1"));
+	/* the output reaches us through the attach stream; the engine keeps none */
+	json_object_set_new(hc, "LogConfig", json_pack("{s:s,s:{}}", "Type", "none", "Config"));
 	json_object_set_new(root, "HostConfig", hc);
 	out = json_dumps(root, JSON_COMPACT);
+done:
 	json_decref(root);
+	free(profile);
+	free(seccomp);
 	return out;
 }
 
@@ -226,103 +494,17 @@ static void dk_remove(dk_impl *d)
 	if (!d->id[0])
 		return;
 	snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", d->id);
-	if (call(d, "DELETE", path, NULL, 30000, NULL, &r) < 0 ||
-	    (r.status != 204 && r.status != 404))
+	if (call(d, "DELETE", path, NULL, 30000, &r) < 0 || (r.status != 204 && r.status != 404))
 		log_warn("sandbox", "cannot remove container %.12s: %s (HTTP %ld)", d->id, err_last(),
 			 r.status);
 	http_response_free(&r);
 	d->id[0] = 0;
 }
 
-static int dk_start(sbx *b)
+/* Splits the engine's multiplexed stream: 8-byte headers [stream, 0, 0, 0,
+ * size big-endian] each followed by size bytes. */
+static void demux(dk_impl *d, const char *data, size_t len)
 {
-	dk_impl *d = b->impl;
-	http_response r;
-	char path[200], msg[300];
-	char *body = NULL;
-	json_t *j = NULL;
-	int rc;
-
-	if (b->run.stdin_data)
-		return err_set(ERR_INVALID, "the docker backend does not feed stdin; write the input to "
-			       "a file in the workspace instead");
-	d->running = d->have_exit = d->oom = d->logs_done = 0;
-	memset(d->seen, 0, sizeof(d->seen));
-	memset(d->skip, 0, sizeof(d->skip));
-	d->exit_code = -1;
-	body = create_body(b);
-	if (!body)
-		return err_set(ERR_NOMEM, "out of memory");
-	snprintf(path, sizeof(path), "/containers/create?name=orch-sbx-%d-%u", (int)getpid(),
-		 atomic_fetch_add(&g_seq, 1));
-	rc = call(d, "POST", path, body, 60000, NULL, &r);
-	if (rc < 0) {
-		rc = recode(ERR_SANDBOX);
-		goto done;
-	}
-	if (r.status == 404) {
-		engine_message(&r, msg, sizeof(msg));
-		rc = err_set(ERR_SANDBOX, "image %s is not on the engine (%s): pull it first (docker pull %s)",
-			     b->image, msg, b->image);
-		goto done;
-	}
-	if (r.status != 201) {
-		engine_message(&r, msg, sizeof(msg));
-		rc = err_set(ERR_SANDBOX, "the Docker engine refused the container (HTTP %ld): %s",
-			     r.status, msg);
-		goto done;
-	}
-	j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
-	if (!j || !json_is_string(json_object_get(j, "Id")) ||
-	    strlen(json_string_value(json_object_get(j, "Id"))) >= sizeof(d->id) ||
-	    strspn(json_string_value(json_object_get(j, "Id")), "0123456789abcdef") !=
-		    strlen(json_string_value(json_object_get(j, "Id")))) {
-		rc = err_set(ERR_PARSE, "the Docker engine's create reply has no valid Id");
-		goto done;
-	}
-	snprintf(d->id, sizeof(d->id), "%s", json_string_value(json_object_get(j, "Id")));
-	http_response_free(&r);
-	snprintf(path, sizeof(path), "/containers/%s/start", d->id);
-	rc = call(d, "POST", path, NULL, 60000, NULL, &r);
-	if (rc == 0 && r.status != 204 && r.status != 304) {
-		engine_message(&r, msg, sizeof(msg));
-		rc = err_set(ERR_SANDBOX, "the Docker engine could not start the container (HTTP %ld): %s",
-			     r.status, msg);
-	} else if (rc < 0) {
-		rc = recode(ERR_SANDBOX);
-	}
-	if (rc < 0)
-		dk_remove(d);
-	else
-		d->running = 1;
-done:
-	http_response_free(&r);
-	json_decref(j);
-	free(body);
-	return rc;
-}
-
-static int dk_kill(sbx *b)
-{
-	dk_impl *d = b->impl;
-	http_response r;
-	char path[200];
-
-	if (!d->id[0] || !d->running)
-		return 0;
-	snprintf(path, sizeof(path), "/containers/%s/kill?signal=KILL", d->id);
-	if (call(d, "POST", path, NULL, 30000, NULL, &r) < 0)
-		log_warn("sandbox", "cannot kill container %.12s: %s", d->id, err_last());
-	http_response_free(&r);
-	return 0;
-}
-
-/* Splits the engine's multiplexed log stream: 8-byte headers [stream, 0, 0,
- * 0, size big-endian] each followed by size bytes. */
-static int on_logs(const char *data, size_t len, void *udata)
-{
-	dk_impl *d = udata;
-
 	while (len > 0) {
 		if (d->frame_left == 0) {
 			size_t k = 8 - d->hdr_len < len ? 8 - d->hdr_len : len;
@@ -339,62 +521,218 @@ static int on_logs(const char *data, size_t len, void *udata)
 			continue;
 		}
 		size_t k = d->frame_left < len ? d->frame_left : len;
-		size_t drop = d->skip[d->frame_stream] < k ? (size_t)d->skip[d->frame_stream] : k;
-		d->skip[d->frame_stream] -= drop;
-		if (k > drop) {
-			d->seen[d->frame_stream] += k - drop;
-			if (!d->stop && sbx_deliver(d->b, d->frame_stream, data + drop, k - drop))
-				d->stop = 1;
-		}
+		if (!d->stop && sbx_deliver(d->b, d->frame_stream, data, k))
+			d->stop = 1;
 		d->frame_left -= k;
 		data += k;
 		len -= k;
 	}
+}
+
+static void close_attach(dk_impl *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	if (d->kill_fd >= 0)
+		close(d->kill_fd);
+	d->fd = d->kill_fd = -1;
+}
+
+/* A connection to the engine's socket (-1 with the error set). */
+static int engine_connect(dk_impl *d)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(d->b->docker_socket) >= sizeof(a.sun_path))
+		return err_set(ERR_INVALID, "the Docker socket path %s is too long", d->b->docker_socket);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", d->b->docker_socket);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return err_set(ERR_SANDBOX, "cannot connect to the Docker engine at %s: %s",
+			       d->b->docker_socket, strerror(e));
+	}
+	return fd;
+}
+
+/* Attaches to the created container on a connection of its own, as
+ * `docker run` does before it starts one: the engine answers 101 (or 200)
+ * and the connection becomes the container's stdio. */
+static int attach(dk_impl *d)
+{
+	char rq[512], head[4096];
+	size_t n = 0;
+	char *end = NULL;
+	int64_t until = util_mono_ms() + 30000;
+	long status = 0;
+
+	d->fd = engine_connect(d);
+	if (d->fd < 0)
+		return err_wrap("cannot attach to the container");
+	n = (size_t)snprintf(rq, sizeof(rq),
+			     "POST /v1.41/containers/%s/attach?stream=1&stdin=1&stdout=1&stderr=1 "
+			     "HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+			     "Content-Length: 0\r\n\r\n",
+			     d->id);
+	if (write(d->fd, rq, n) != (ssize_t)n) {
+		close_attach(d);
+		return err_set(ERR_SANDBOX, "cannot attach to the container: %s", strerror(errno));
+	}
+	n = 0;
+	while (!end) {
+		struct pollfd p = {.fd = d->fd, .events = POLLIN};
+		int64_t left = until - util_mono_ms();
+		ssize_t k;
+
+		if (left <= 0 || n >= sizeof(head) - 1) {
+			close_attach(d);
+			return err_set(ERR_SANDBOX, "the Docker engine did not answer the attach");
+		}
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		/* byte by byte up to the blank line: what follows is the stream */
+		k = read(d->fd, head + n, 1);
+		if (k <= 0) {
+			close_attach(d);
+			return err_set(ERR_SANDBOX, "the Docker engine closed the attach");
+		}
+		n += (size_t)k;
+		head[n] = 0;
+		end = n >= 4 ? strstr(head + n - 4, "\r\n\r\n") : NULL;
+	}
+	if (sscanf(head, "HTTP/1.%*d %ld", &status) != 1 || (status != 101 && status != 200)) {
+		close_attach(d);
+		return err_set(ERR_SANDBOX, "the Docker engine refused the attach: %.*s",
+			       (int)strcspn(head, "\r\n"), head);
+	}
+	fcntl(d->fd, F_SETFL, fcntl(d->fd, F_GETFL) | O_NONBLOCK);
 	return 0;
 }
 
-/* Reads the container's log stream from where the last read stopped.
- * follow: until the container stops (or timeout_ms). Returns 0 when the
- * stream ended normally, ERR_TIMEOUT/ERR_CANCELLED when cut short. */
-static int read_logs(sbx *b, int follow, int64_t timeout_ms, const atomic_int *cancel)
+static int dk_start(sbx *b)
 {
 	dk_impl *d = b->impl;
-	char url[1024];
 	http_response r;
-	http_request rq = {.method = "GET", .url = url, .timeout_ms = timeout_ms < 1 ? 1 : timeout_ms,
-			   .unix_socket = b->docker_socket, .on_data = on_logs, .udata = d,
-			   .cancel = cancel};
+	char path[300], msg[600];
+	char *body = NULL;
+	json_t *j = NULL;
+	const char *id;
+	char rnd[9];
 	int rc;
 
+	d->running = d->have_exit = d->oom = d->eof = d->stop = d->stdin_closed = 0;
 	d->hdr_len = d->frame_left = 0;
-	for (int i = 1; i <= 2; i++)
-		d->skip[i] = d->seen[i];
-	snprintf(url, sizeof(url), API "/containers/%s/logs?stdout=1&stderr=1%s", d->id,
-		 follow ? "&follow=1" : "");
-	rc = http_do(d->http, &rq, &r);
-	if (rc == 0 && r.status != 200) {
-		log_warn("sandbox", "logs of container %.12s: HTTP %ld", d->id, r.status);
-		rc = ERR_HTTP;
+	d->kill_ms = 0;
+	d->exit_code = -1;
+	memset(&r, 0, sizeof(r));
+	body = create_body(b);
+	if (!body)
+		return err_set(ERR_NOMEM, "out of memory");
+	util_rand_hex(rnd, 4);
+	snprintf(path, sizeof(path), "/containers/create?name=orch-sbx-%d-%u-%s", (int)getpid(),
+		 atomic_fetch_add(&g_seq, 1), rnd);
+	rc = call(d, "POST", path, body, 60000, &r);
+	if (rc < 0) {
+		rc = recode(ERR_SANDBOX);
+		goto done;
 	}
+	if (r.status == 404) {
+		engine_message(&r, msg, sizeof(msg));
+		rc = err_set(ERR_SANDBOX, "image %s is not on the engine (%s): pull or build it first "
+			     "(docker pull %s)", b->image, msg, b->image);
+		goto done;
+	}
+	if (r.status != 201) {
+		engine_message(&r, msg, sizeof(msg));
+		rc = err_set(ERR_SANDBOX, "the Docker engine refused the container (HTTP %ld): %s",
+			     r.status, msg);
+		goto done;
+	}
+	j = body_json(&r);
+	id = json_string_value(json_object_get(j, "Id"));
+	if (!id || strlen(id) >= sizeof(d->id) || strspn(id, "0123456789abcdef") != strlen(id)) {
+		rc = err_set(ERR_PARSE, "the Docker engine's create reply has no valid Id");
+		goto done;
+	}
+	snprintf(d->id, sizeof(d->id), "%s", id);
 	http_response_free(&r);
+	rc = attach(d);
+	if (rc < 0) {
+		dk_remove(d);
+		goto done;
+	}
+	snprintf(path, sizeof(path), "/containers/%s/start", d->id);
+	rc = call(d, "POST", path, NULL, 60000, &r);
+	if (rc == 0 && r.status != 204 && r.status != 304) {
+		engine_message(&r, msg, sizeof(msg));
+		rc = err_set(ERR_SANDBOX, "the Docker engine could not start the container (HTTP %ld): %s",
+			     r.status, msg);
+	} else if (rc < 0) {
+		rc = recode(ERR_SANDBOX);
+	}
+	if (rc < 0) {
+		close_attach(d);
+		dk_remove(d);
+		goto done;
+	}
+	d->running = 1;
+	if (!b->run.stdin_data) {
+		/* no input: the command reads end of file, as from /dev/null */
+		shutdown(d->fd, SHUT_WR);
+		d->stdin_closed = 1;
+	}
+done:
+	http_response_free(&r);
+	json_decref(j);
+	free(body);
 	return rc;
 }
 
-static void fetch_end(sbx *b)
+/* Sends the kill without waiting for the answer: the engine may hold it
+ * until the container's output is read, which the wait loop goes on doing. */
+static int dk_kill(sbx *b)
 {
 	dk_impl *d = b->impl;
+	char rq[300];
+	int n;
+
+	if (!d->id[0] || !d->running || d->kill_ms)
+		return 0;
+	d->kill_ms = util_mono_ms();
+	d->kill_fd = engine_connect(d);
+	n = snprintf(rq, sizeof(rq),
+		     "POST /v1.41/containers/%s/kill?signal=KILL HTTP/1.1\r\nHost: docker\r\n"
+		     "Content-Length: 0\r\nConnection: close\r\n\r\n", d->id);
+	if (d->kill_fd < 0 || write(d->kill_fd, rq, (size_t)n) != n)
+		log_warn("sandbox", "cannot kill container %.12s: %s", d->id, err_last());
+	return 0;
+}
+
+/* The exit status (wait) and the OOM flag (inspect) of a stopped container. */
+static void fetch_end(dk_impl *d)
+{
 	char path[200];
 	http_response r;
 	json_t *j = NULL;
 
-	if (!d->logs_done)
-		read_logs(b, 0, 120000, NULL);
+	snprintf(path, sizeof(path), "/containers/%s/wait", d->id);
+	if (call(d, "POST", path, NULL, 60000, &r) == 0 && r.status == 200 && (j = body_json(&r)) &&
+	    json_is_integer(json_object_get(j, "StatusCode"))) {
+		d->exit_code = (int)json_integer_value(json_object_get(j, "StatusCode"));
+		d->have_exit = 1;
+	}
+	json_decref(j);
+	j = NULL;
+	http_response_free(&r);
 	snprintf(path, sizeof(path), "/containers/%s/json", d->id);
-	if (call(d, "GET", path, NULL, 30000, NULL, &r) == 0 && r.status == 200 &&
-	    (j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL))) {
+	if (call(d, "GET", path, NULL, 30000, &r) == 0 && r.status == 200 && (j = body_json(&r))) {
 		json_t *st = json_object_get(j, "State");
 		d->oom = json_is_true(json_object_get(st, "OOMKilled"));
-		if (!d->have_exit && json_is_integer(json_object_get(st, "ExitCode"))) {
+		if (!d->have_exit && json_is_integer(json_object_get(st, "ExitCode")) &&
+		    !json_is_true(json_object_get(st, "Running"))) {
 			d->exit_code = (int)json_integer_value(json_object_get(st, "ExitCode"));
 			d->have_exit = 1;
 		}
@@ -403,62 +741,97 @@ static void fetch_end(sbx *b)
 	http_response_free(&r);
 }
 
+/* Moves what can be moved on the attach connection: input in, output out. */
+static void pump(sbx *b, int ms)
+{
+	dk_impl *d = b->impl;
+	sbx_run_state *rs = &b->run;
+	struct pollfd p = {.fd = d->fd, .events = POLLIN};
+	char chunk[65536];
+
+	if (!d->stdin_closed)
+		p.events |= POLLOUT;
+	if (poll(&p, 1, ms) <= 0)
+		return;
+	if (p.revents & POLLOUT) {
+		ssize_t w = write(d->fd, rs->stdin_data + rs->stdin_off, rs->stdin_len - rs->stdin_off);
+		if (w > 0)
+			rs->stdin_off += (size_t)w;
+		if ((w < 0 && errno != EAGAIN && errno != EINTR) || rs->stdin_off >= rs->stdin_len) {
+			shutdown(d->fd, SHUT_WR);
+			d->stdin_closed = 1;
+		}
+	}
+	if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+		for (int i = 0; i < 16; i++) {
+			ssize_t k = read(d->fd, chunk, sizeof(chunk));
+			if (k > 0) {
+				demux(d, chunk, (size_t)k);
+				continue;
+			}
+			if (k == 0 || (errno != EAGAIN && errno != EINTR))
+				d->eof = 1;
+			break;
+		}
+	}
+}
+
 static int dk_wait(sbx *b, int64_t slice_ms)
 {
 	dk_impl *d = b->impl;
 	sbx_run_state *rs = &b->run;
 	int64_t until = slice_ms < 0 ? INT64_MAX : util_mono_ms() + slice_ms;
-	char path[200];
 
-	snprintf(path, sizeof(path), "/containers/%s/wait", d->id);
-	while (d->running) {
-		http_response r;
+	while (d->running && !d->eof) {
 		int64_t left, ms;
-		int rc;
-		json_t *j;
+		int rc = sbx_wait_pass(b, until, &ms, &left);
 
-		rc = sbx_wait_pass(b, until, &ms, &left);
 		if (rc < 0)
 			return rc;
+		if (d->stop && !rs->cancelled) {
+			/* on_output asked to stop */
+			rs->cancelled = 1;
+			dk_kill(b);
+		}
 		if (!rs->timed_out && !rs->cancelled && left < ms)
 			ms = left;
-		if (ms > 600000)
-			ms = 600000;
-		if (!d->logs_done) {
-			/* live output: the stream ends when the container stops */
-			rc = read_logs(b, 1, ms, rs->timed_out || rs->cancelled ? NULL : rs->cancel);
-			if (rc == ERR_TIMEOUT || rc == ERR_CANCELLED)
-				continue;
-			d->logs_done = rc == 0;
-			if (d->logs_done)
-				ms = 30000; /* stopped: the wait answers at once */
-		}
-		rc = call(d, "POST", path, NULL, ms < 1 ? 1 : ms,
-			  rs->timed_out || rs->cancelled ? NULL : rs->cancel, &r);
-		if (rc == ERR_TIMEOUT || rc == ERR_CANCELLED) {
-			http_response_free(&r);
-			continue;
-		}
-		if (rc < 0 || r.status != 200) {
-			/* the engine lost it: treat as gone, report what we know */
-			log_warn("sandbox", "wait for container %.12s failed: %s (HTTP %ld)", d->id,
-				 rc < 0 ? err_last() : "", r.status);
-			http_response_free(&r);
-			d->running = 0;
+		if (rs->cancel && ms > 100)
+			ms = 100;
+		if (ms > 1000)
+			ms = 1000;
+		if (d->kill_ms && util_mono_ms() - d->kill_ms > 60000) {
+			log_warn("sandbox", "container %.12s still streams a minute after its kill; "
+					    "leaving it to the engine", d->id);
 			break;
 		}
-		j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
-		if (j && json_is_integer(json_object_get(j, "StatusCode"))) {
-			d->exit_code = (int)json_integer_value(json_object_get(j, "StatusCode"));
-			d->have_exit = 1;
-		}
-		json_decref(j);
-		http_response_free(&r);
-		d->running = 0;
+		pump(b, (int)(ms < 1 ? 1 : ms));
 	}
-	fetch_end(b);
+	close_attach(d);
+	if (d->running)
+		fetch_end(d);
+	d->running = 0;
 	rs->finished = 1;
 	return 0;
+}
+
+/* "[FATAL tini (7)] exec CMD failed: REASON" -> reason "cannot run CMD:
+ * REASON", as the ns backend words it. */
+static void exec_failure(sbx *b, sbx_result *out)
+{
+	const sbx_capture *c = &b->run.err;
+	const char *p, *f;
+	char line[300];
+	size_t n = c->head_len < sizeof(line) - 1 ? c->head_len : sizeof(line) - 1;
+
+	memcpy(line, c->head, n);
+	line[n] = 0;
+	line[strcspn(line, "\n")] = 0;
+	p = strstr(line, "] exec ");
+	f = p ? strstr(p, " failed: ") : NULL;
+	if (!p || !f || strncmp(line, "[FATAL tini", 11) != 0)
+		return;
+	snprintf(out->reason, sizeof(out->reason), "cannot run %.*s: %s", (int)(f - p - 7), p + 7,
+		 f + 9);
 }
 
 static int dk_collect(sbx *b, sbx_result *out)
@@ -466,13 +839,18 @@ static int dk_collect(sbx *b, sbx_result *out)
 	dk_impl *d = b->impl;
 
 	out->exit_code = d->have_exit && d->exit_code >= 0 ? d->exit_code & 0xff : 125;
-	/* the engine reports a signal as 128+N */
-	if (out->exit_code > 128 && out->exit_code < 160 && (d->oom || b->run.timed_out || b->run.cancelled))
+	/* the init reports a command ended by signal N as 128+N */
+	if (d->have_exit && out->exit_code > 128 && out->exit_code < 128 + 65)
 		out->term_signal = out->exit_code - 128;
 	out->oom_killed = d->oom;
+	out->fsize_limited = out->term_signal == SIGXFSZ;
+	if (b->workspace && !b->workspace_volume)
+		out->disk_full = sbx_fs_full(b->workspace);
 	out->mem_peak_bytes = -1;
 	if (!d->have_exit)
 		snprintf(out->reason, sizeof(out->reason), "the Docker engine lost the container");
+	else if (out->exit_code == 126 || out->exit_code == 127)
+		exec_failure(b, out);
 	dk_remove(d);
 	return 0;
 }
@@ -483,6 +861,7 @@ static void dk_destroy(sbx *b)
 
 	if (!d)
 		return;
+	close_attach(d);
 	if (d->http) {
 		dk_kill(b);
 		dk_remove(d);
@@ -501,3 +880,85 @@ const sbx_ops sbx_docker_ops = {
 	.collect = dk_collect,
 	.destroy = dk_destroy,
 };
+
+/* ---- the sweep ---- */
+
+int sbx_docker_socket(const char *given, char *out, size_t cap)
+{
+	const char *v = getenv("DOCKER_HOST");
+
+	if (given && *given) {
+		snprintf(out, cap, "%s", given);
+		return 0;
+	}
+	if (v && *v) {
+		if (strncmp(v, "unix://", 7) != 0 || v[7] != '/')
+			return err_set(ERR_INVALID,
+				       "DOCKER_HOST=%s: only a local engine's unix socket is supported "
+				       "(unix:///path/to/docker.sock)", v);
+		snprintf(out, cap, "%s", v + 7);
+		return 0;
+	}
+	snprintf(out, cap, "/var/run/docker.sock");
+	return 0;
+}
+
+int sbx_sweep_docker(const char *docker_socket, int *out_removed)
+{
+	char sock[PATH_MAX], path[512];
+	http_client *h = NULL;
+	http_response r;
+	json_t *list = NULL, *c;
+	size_t i;
+	int rc, removed = 0;
+	int64_t now = util_wall_ms();
+
+	memset(&r, 0, sizeof(r));
+	if (out_removed)
+		*out_removed = 0;
+	rc = sbx_docker_socket(docker_socket, sock, sizeof(sock));
+	if (rc < 0)
+		return rc;
+	rc = http_client_new(&h);
+	if (rc < 0)
+		return rc;
+	/* filters={"label":["orchestrator.sandbox"]}, URL-encoded */
+	rc = call_on(h, sock, "GET",
+		     "/containers/json?all=1&filters=%7B%22label%22%3A%5B%22" LABEL "%22%5D%7D", NULL,
+		     30000, &r);
+	if (rc < 0 || r.status != 200) {
+		if (rc == 0)
+			rc = err_set(ERR_SANDBOX, "the Docker engine could not list containers (HTTP %ld)",
+				     r.status);
+		goto done;
+	}
+	list = body_json(&r);
+	json_array_foreach(list, i, c) {
+		json_t *labels = json_object_get(c, "Labels");
+		const char *id = json_string_value(json_object_get(c, "Id"));
+		const char *dl = json_string_value(json_object_get(labels, LABEL_DEADLINE));
+		long long deadline = dl ? strtoll(dl, NULL, 10) : 0;
+		http_response dr;
+
+		if (!id || strspn(id, "0123456789abcdef") != strlen(id) || strlen(id) > 80)
+			continue;
+		if (!owner_dead(json_string_value(json_object_get(labels, LABEL_OWNER))) &&
+		    !(deadline > 0 && now > deadline + SWEEP_GRACE_MS))
+			continue;
+		snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
+		if (call_on(h, sock, "DELETE", path, NULL, 30000, &dr) == 0 &&
+		    (dr.status == 204 || dr.status == 404))
+			removed++;
+		else
+			log_warn("sandbox", "cannot remove leftover container %.12s: %s (HTTP %ld)", id,
+				 err_last(), dr.status);
+		http_response_free(&dr);
+	}
+	if (out_removed)
+		*out_removed = removed;
+done:
+	json_decref(list);
+	http_response_free(&r);
+	http_client_free(h);
+	return rc < 0 ? rc : 0;
+}

@@ -67,6 +67,7 @@ struct sbx {
 	double cpus;
 	char *net;
 	uint32_t uid_base;
+	uint32_t sandbox_uid; /* docker: the host uid the container's user writes as */
 	int allow_degraded;
 	int nproc_fallback; /* no pids cgroup: cap processes with RLIMIT_NPROC */
 	sbx_bind *binds;   /* strings owned */
@@ -140,6 +141,9 @@ int sbx_seccomp_prog(const struct sock_fprog **out);
  * socket at `sock_path` (at most 64 at once). System calls only: it runs in
  * a process forked from the sandbox's init. Never returns. */
 __attribute__((noreturn)) void sbx_fwd_serve(int lfd, const char *sock_path);
+/* The same deny-list as a Docker seccomp profile (JSON text, for
+ * SecurityOpt "seccomp=..."). The caller frees it; NULL when out of memory. */
+char *sbx_seccomp_docker_profile(void);
 
 /* ---- workspace helpers (sbx_quota.c) ---- */
 

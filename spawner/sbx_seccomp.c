@@ -15,6 +15,7 @@
 #include "core/err.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -150,4 +151,62 @@ int sbx_seccomp_prog(const struct sock_fprog **out)
 		return err_set(g_rc, "%s", g_msg);
 	*out = &g_prog;
 	return 0;
+}
+
+/* The same deny-list as a Docker seccomp profile (the format of
+ * `docker run --security-opt seccomp=FILE`): default allow, EPERM for the
+ * denied calls and for clone with a namespace flag, ENOSYS for clone3,
+ * TIOCSTI/TIOCLINUX ioctls and AF_VSOCK sockets refused; only the native
+ * architecture is listed, so another one's system calls get the runtime's
+ * action for a foreign architecture. */
+char *sbx_seccomp_docker_profile(void)
+{
+	static const uint64_t ns_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,
+					    CLONE_NEWNET,  CLONE_NEWIPC, CLONE_NEWUTS,
+					    CLONE_NEWCGROUP, CLONE_NEWTIME};
+	json_t *root = json_object(), *calls = json_array(), *names = json_array();
+	char *out = NULL;
+
+	if (!root || !calls || !names)
+		goto done;
+	for (int i = 0; denied[i]; i++)
+		json_array_append_new(names, json_string(denied[i]));
+	json_object_set_new(root, "defaultAction", json_string("SCMP_ACT_ALLOW"));
+#if defined(__x86_64__)
+	json_object_set_new(root, "architectures", json_pack("[s]", "SCMP_ARCH_X86_64"));
+#elif defined(__aarch64__)
+	json_object_set_new(root, "architectures", json_pack("[s]", "SCMP_ARCH_AARCH64"));
+#endif
+	json_array_append_new(calls, json_pack("{s:O,s:s,s:i}", "names", names, "action",
+					       "SCMP_ACT_ERRNO", "errnoRet", EPERM));
+	for (size_t i = 0; i < sizeof(ns_flags) / sizeof(ns_flags[0]); i++)
+		json_array_append_new(
+			calls, json_pack("{s:[s],s:s,s:i,s:[{s:i,s:I,s:I,s:s}]}", "names", "clone",
+					 "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM, "args", "index",
+					 0, "value", (json_int_t)ns_flags[i], "valueTwo",
+					 (json_int_t)ns_flags[i], "op", "SCMP_CMP_MASKED_EQ"));
+	json_array_append_new(calls, json_pack("{s:[s],s:s,s:i}", "names", "clone3", "action",
+					       "SCMP_ACT_ERRNO", "errnoRet", ENOSYS));
+	{
+		const uint64_t ioctls[] = {TIOCSTI, TIOCLINUX};
+		for (int i = 0; i < 2; i++)
+			json_array_append_new(
+				calls, json_pack("{s:[s],s:s,s:i,s:[{s:i,s:I,s:I,s:s}]}", "names",
+						 "ioctl", "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM,
+						 "args", "index", 1, "value", (json_int_t)0xffffffffu,
+						 "valueTwo", (json_int_t)ioctls[i], "op",
+						 "SCMP_CMP_MASKED_EQ"));
+	}
+	json_array_append_new(calls,
+			      json_pack("{s:[s],s:s,s:i,s:[{s:i,s:I,s:I,s:s}]}", "names", "socket",
+					"action", "SCMP_ACT_ERRNO", "errnoRet", EAFNOSUPPORT, "args",
+					"index", 0, "value", (json_int_t)0xffffffffu, "valueTwo",
+					(json_int_t)AF_VSOCK, "op", "SCMP_CMP_MASKED_EQ"));
+	json_object_set(root, "syscalls", calls);
+	out = json_dumps(root, JSON_COMPACT);
+done:
+	json_decref(names);
+	json_decref(calls);
+	json_decref(root);
+	return out;
 }

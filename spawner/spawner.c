@@ -3,11 +3,13 @@
 #include "core/err.h"
 #include "core/gitx.h"
 #include "core/health.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/redact.h"
 #include "core/redis.h"
 #include "core/util.h"
 #include "engine/control.h"
+#include "engine/deadletter.h"
 #include "engine/outbox.h"
 #include "spawner/egress.h"
 #include "spawner/gitws.h"
@@ -27,6 +29,10 @@
 #include <unistd.h>
 
 #define RESULTS_MAXLEN "10000"
+/* attempts at an item that fails for a reason of its own (not a server
+ * that is down) before it is set aside as a dead letter */
+#define POISON_ATTEMPTS 3
+#define SWEEP_EVERY_MS 3000
 #define MARKER_TTL_S "2592000" /* 30 days: a result is announced once per id */
 #define LOG_RETRY_MS 5000
 
@@ -452,6 +458,7 @@ typedef struct slot {
 	atomic_int aborted;      /* the requester cancelled it: finish it as cancelled */
 	rds_conn *conn;          /* the worker thread's own; live lines under log_mu */
 	pthread_mutex_t log_mu;  /* live lines come from the worker and the egress proxy */
+	atomic_int phase;        /* spw_phase of its worker; SPW_PHASE_IDLE when free */
 	int64_t log_fail_ms;
 	/* progress (the worker thread's own): the agent's steps so far and the
 	 * latest phase and command, written to workers.progress */
@@ -494,19 +501,55 @@ int spw_busy(spw_spawner *s)
 	return n;
 }
 
-/* Repeats `fn` until it succeeds or the spawner stops. Returns its last code. */
+/* True when a failure is the item's own (the database refused this data:
+ * a constraint, bad input, a trigger's exception), so trying the same item
+ * again fails the same way; false for a server that is down, full or busy,
+ * which is waited out. */
+static int item_fault(int rc)
+{
+	if (rc == ERR_DB) {
+		pg_errclass cls = pg_last_errclass();
+		return cls == PG_ERRC_CONSTRAINT || cls == PG_ERRC_OTHER;
+	}
+	return rc == ERR_INVALID || rc == ERR_PARSE || rc == ERR_TOOBIG;
+}
+
+/* Repeats `fn` until it succeeds or the spawner stops, backing off: as long
+ * as it takes while a server is down, but only POISON_ATTEMPTS times when
+ * the failure is the item's own (item_fault). Returns its last code. */
 static int persist(spw_spawner *s, const char *what, int (*fn)(void *), void *arg)
 {
-	int attempt = 0, rc;
+	int attempt = 0, own = 0, rc;
 
 	for (;;) {
 		rc = fn(arg);
 		if (rc >= 0 || atomic_load(&s->stopping))
 			return rc;
+		if (item_fault(rc) && ++own >= POISON_ATTEMPTS) {
+			log_error("spawner", "%s failed %d times for a reason of its own: %s", what, own,
+				  err_last());
+			return rc;
+		}
 		if (attempt == 0 || attempt % 10 == 0)
 			log_warn("spawner", "%s failed (retrying): %s", what, err_last());
 		util_sleep_ms(util_backoff_ms(attempt++, 100, 5000));
 	}
+}
+
+/* Sets a worker's result (or request) that cannot be handled aside. */
+static int dead_letter(spw_spawner *s, const char *source, const char *ref, const char *why,
+		       const char *body)
+{
+	pg_conn *c = NULL;
+	int rc = pg_pool_acquire(s->pool, 10000, &c);
+
+	if (rc == 0) {
+		rc = eng_dead_letter(c, source, ref, why, body, body ? strlen(body) : 0, NULL);
+		pg_pool_release(s->pool, c);
+	}
+	if (rc < 0)
+		log_error("spawner", "%s %s could not even be set aside: %s", source, ref, err_last());
+	return rc;
 }
 
 /* --- finishing --- */
@@ -567,6 +610,14 @@ static int finish_entry(spw_spawner *s, rds_conn *conn, const char *entry, const
 	if (!f.text)
 		return err_set(ERR_NOMEM, "out of memory");
 	rc = persist(s, "delivering a worker's result to its thread", fin_deliver, &f);
+	if (rc < 0 && item_fault(rc) && !atomic_load(&s->stopping)) {
+		/* its thread refuses it: set aside, and the rest goes on (the
+		 * result is still stored and announced) */
+		char why[1024];
+		snprintf(why, sizeof(why), "delivering the result to thread %lld failed: %s",
+			 (long long)thread_id, err_last());
+		rc = dead_letter(s, ENG_DL_RESULT, id, why, f.text);
+	}
 	if (rc == 0)
 		rc = persist(s, "announcing a worker's result on redis", fin_redis, &f);
 	free(f.text);
@@ -675,6 +726,41 @@ static int do_store(void *arg)
 	return rc;
 }
 
+/* Stores a finished worker's result (do_store, persisted). A result the
+ * database refuses for a reason of its own is set aside as a dead letter
+ * and replaced by an "error" result that says so, which is stored and
+ * delivered instead: the worker's requester always hears back, and the
+ * entry is acknowledged. *result may be replaced (the caller owns it). */
+static int store_or_set_aside(spw_spawner *s, slot *sl, store_arg *a, json_t **result)
+{
+	char why[1024], *text;
+	json_t *plain;
+	int rc = persist(s, "storing a worker's result", do_store, a);
+
+	if (rc == 0 || !item_fault(rc) || atomic_load(&s->stopping))
+		return rc;
+	snprintf(why, sizeof(why), "its result could not be stored: %s", err_last());
+	dead_letter(s, ENG_DL_RESULT, sl->req.id, why, a->text);
+	plain = spw_result_base(&sl->req, sl->req.id, "error", why);
+	text = plain ? json_dumps(plain, JSON_COMPACT) : NULL;
+	if (!text) {
+		json_decref(plain);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	a->status = "error";
+	a->text = text;
+	rc = persist(s, "storing a worker's result", do_store, a);
+	a->text = NULL;
+	free(text);
+	if (rc == 0) {
+		json_decref(*result);
+		*result = plain;
+	} else {
+		json_decref(plain);
+	}
+	return rc;
+}
+
 static void release_lease(spw_spawner *s, slot *sl)
 {
 	pg_conn *c = NULL;
@@ -708,7 +794,9 @@ static void *worker_main(void *arg)
 	w.log_udata = sl;
 	w.egress = s->egress;
 	w.egress_error = s->egress_error;
+	w.phase = &sl->phase;
 	result = spw_worker_run(&w);
+	spw_phase_set(&sl->phase, SPW_PHASE_REPORTING);
 	status = result ? json_string_value(json_object_get(result, "status")) : NULL;
 	if (!result) {
 		log_error("spawner", "worker %s: out of memory building its result", sl->req.id);
@@ -731,7 +819,7 @@ static void *worker_main(void *arg)
 		text = json_dumps(result, JSON_COMPACT);
 
 		a.text = text;
-		if (text && persist(s, "storing a worker's result", do_store, &a) == 0) {
+		if (text && store_or_set_aside(s, sl, &a, &result) == 0) {
 			if (a.stored)
 				finish_entry(s, sl->conn, sl->entry, sl->req.id, sl->req.thread_id,
 					     result);
@@ -740,10 +828,10 @@ static void *worker_main(void *arg)
 						    "is dropped", sl->req.id);
 		}
 		free(text);
-		log_info("spawner", "worker %s (task %s): %s", sl->req.id, sl->req.task,
-			 status ? status : "?");
+		log_info("spawner", "worker %s (task %s): %s", sl->req.id, sl->req.task, a.status);
 	}
 	json_decref(result);
+	spw_phase_set(&sl->phase, SPW_PHASE_IDLE);
 	pthread_mutex_lock(&s->lock);
 	sl->joinable = 1;
 	pthread_cond_broadcast(&s->cond);
@@ -807,6 +895,8 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 		atomic_store(&sl->aborted, 0);
 		sl->busy = 1;
 	}
+	if (sl)
+		spw_phase_set(&sl->phase, SPW_PHASE_PREPARING);
 	pthread_mutex_unlock(&s->lock);
 	if (!sl)
 		return err_set(ERR_BUSY, "no free worker slot");
@@ -821,6 +911,7 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 		 attempt);
 	return 0;
 fail:
+	spw_phase_set(&sl->phase, SPW_PHASE_IDLE);
 	pthread_mutex_lock(&s->lock);
 	*req = sl->req;
 	memset(&sl->req, 0, sizeof(sl->req));
@@ -894,7 +985,7 @@ static int handle_existing(spw_spawner *s, rds_conn *r, const char *entry, const
 }
 
 static int refuse_invalid(spw_spawner *s, rds_conn *r, const char *entry, const spw_request *req,
-			  const char *id, const char *raw, const char *why)
+			  const char *id, const char *raw, size_t raw_len, const char *why)
 {
 	json_t *result = spw_result_base(req, id, "invalid", why), *rq = NULL;
 	char *rtext = NULL, *qtext = NULL, *red = NULL;
@@ -908,10 +999,16 @@ static int refuse_invalid(spw_spawner *s, rds_conn *r, const char *entry, const 
 		return err_set(ERR_NOMEM, "out of memory");
 	json_object_set_new(result, "entry", json_string(entry));
 	json_object_set_new(result, "spawner", json_string(s->id));
-	red = redact_str(raw ? raw : "");
-	rq = json_pack("{s:s%}", "raw", red ? red : "", red ? (strlen(red) > 4096 ? 4096
-										  : strlen(red))
-							   : 0);
+	{
+		/* the raw request may hold any bytes: valid UTF-8 before JSON */
+		buf clean;
+		buf_init(&clean, 0);
+		if (jx_utf8_lossy(&clean, raw ? raw : "", raw ? (raw_len > 4096 ? 4096 : raw_len)
+							      : 0) == 0)
+			red = redact_str(buf_cstr(&clean));
+		buf_free(&clean);
+	}
+	rq = json_pack("{s:s}", "raw", red ? red : "");
 	rtext = json_dumps(result, JSON_COMPACT);
 	qtext = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
 	if (!rtext || !qtext) {
@@ -1041,7 +1138,8 @@ static int handle_entry(spw_spawner *s, rds_conn *r, const char *entry, const rd
 			snprintf(id, sizeof(id), "%s", rds_str(idf));
 		else
 			snprintf(id, sizeof(id), "entry:%s", entry);
-		rc = refuse_invalid(s, r, entry, &req, id, rq ? rq->str : NULL, why);
+		rc = refuse_invalid(s, r, entry, &req, id, rq ? rq->str : NULL, rq ? rq->len : 0,
+				    why);
 		spw_request_free(&req);
 		return rc;
 	}
@@ -1067,13 +1165,53 @@ done:
 	return rc;
 }
 
-/* Handles every entry of an [[id, [f, v, ...]], ...] list. */
-static void handle_entries(spw_spawner *s, rds_conn *r, const rds_reply *list)
+/* Entries whose handling failed for a reason of their own, and how often
+ * (the consumer thread's; a spawner that restarts counts again). */
+#define POISON_SLOTS 64
+typedef struct poison {
+	char entry[64];
+	int fails;
+} poison;
+
+/* Counts a failure of entry `eid`; returns how many it has had. */
+static int poison_count(poison *p, const char *eid)
+{
+	int free_slot = -1, oldest = 0;
+
+	for (int i = 0; i < POISON_SLOTS; i++) {
+		if (strcmp(p[i].entry, eid) == 0)
+			return ++p[i].fails;
+		if (!p[i].entry[0] && free_slot < 0)
+			free_slot = i;
+		if (p[i].fails < p[oldest].fails)
+			oldest = i;
+	}
+	if (free_slot < 0)
+		free_slot = oldest;
+	snprintf(p[free_slot].entry, sizeof(p[free_slot].entry), "%s", eid);
+	p[free_slot].fails = 1;
+	return 1;
+}
+
+static void poison_forget(poison *p, const char *eid)
+{
+	for (int i = 0; i < POISON_SLOTS; i++)
+		if (strcmp(p[i].entry, eid) == 0)
+			memset(&p[i], 0, sizeof(p[i]));
+}
+
+/* Handles every entry of an [[id, [f, v, ...]], ...] list. An entry that
+ * fails for a reason of its own POISON_ATTEMPTS times is set aside as a
+ * dead letter and acknowledged, so it never blocks the entries behind it;
+ * one that fails because a server is down stays pending and is tried again
+ * when it is reclaimed. */
+static void handle_entries(spw_spawner *s, rds_conn *r, const rds_reply *list, poison *bad)
 {
 	for (size_t i = 0; list && i < list->n && !atomic_load(&s->stopping); i++) {
 		const rds_reply *e = rds_at(list, i);
 		const char *eid = rds_str(rds_at(e, 0));
 		const rds_reply *fields = rds_at(e, 1);
+		int rc, n;
 
 		if (!eid[0])
 			continue;
@@ -1083,9 +1221,32 @@ static void handle_entries(spw_spawner *s, rds_conn *r, const rds_reply *list)
 			continue;
 		}
 		err_clear();
-		if (handle_entry(s, r, eid, fields) < 0)
+		rc = handle_entry(s, r, eid, fields);
+		if (rc >= 0) {
+			poison_forget(bad, eid);
+			continue;
+		}
+		if (!item_fault(rc) || atomic_load(&s->stopping)) {
 			log_warn("spawner", "entry %s: %s (it stays pending and is tried again)", eid,
 				 err_last());
+			continue;
+		}
+		n = poison_count(bad, eid);
+		if (n < POISON_ATTEMPTS) {
+			log_warn("spawner", "entry %s failed (%d of %d attempts before it is set aside): "
+					    "%s",
+				 eid, n, POISON_ATTEMPTS, err_last());
+			continue;
+		}
+		{
+			const rds_reply *rq = entry_field(fields, "req");
+			char why[1024];
+
+			snprintf(why, sizeof(why), "handling it failed %d times: %s", n, err_last());
+			if (dead_letter(s, ENG_DL_SPAWN, eid, why, rq ? rds_str(rq) : NULL) == 0 &&
+			    rds_cmd(r, NULL, "XACK", SPW_STREAM, SPW_GROUP, eid, NULL) == 0)
+				poison_forget(bad, eid);
+		}
 	}
 }
 
@@ -1103,11 +1264,16 @@ static void *consumer_main(void *arg)
 	char cursor[64] = "0-0";
 	int64_t last_claim = 0;
 	int group = 0, failures = 0;
+	poison *bad = calloc(POISON_SLOTS, sizeof(*bad));
 
-	if (rds_connect(&r, s->cfg.redis_url, 1) < 0) {
-		log_error("spawner", "consumer: %s", err_last());
+	if (!bad || rds_connect(&r, s->cfg.redis_url, 1) < 0) {
+		log_error("spawner", "consumer: %s", bad ? err_last() : "out of memory");
+		health_report("spawner.consumer", HEALTH_DOWN, "cannot start: %s",
+			      bad ? err_last() : "out of memory");
+		free(bad);
 		return NULL;
 	}
+	health_report("spawner.consumer", HEALTH_OK, "reading %s", SPW_STREAM);
 	rds_set_cancel(r, &s->stopping);
 	rds_set_timeout(r, 15000);
 	while (!atomic_load(&s->stopping)) {
@@ -1120,6 +1286,9 @@ static void *consumer_main(void *arg)
 		if (!group) {
 			rc = ensure_group(r);
 			if (rc < 0) {
+				health_report("spawner.consumer", HEALTH_DEGRADED,
+					      "cannot reach the spawn stream (%d attempts): %s",
+					      failures + 1, err_last());
 				if (failures++ % 20 == 0)
 					log_warn("spawner", "cannot reach the spawn stream: %s",
 						 err_last());
@@ -1161,12 +1330,15 @@ static void *consumer_main(void *arg)
 				if (rds_at(rep, 1) && rds_at(rep, 1)->n)
 					log_info("spawner", "reclaimed %zu pending entries",
 						 rds_at(rep, 1)->n);
-				handle_entries(s, r, rds_at(rep, 1));
+				handle_entries(s, r, rds_at(rep, 1), bad);
 				for (size_t i = 0; gone && i < gone->n; i++)
 					rds_cmd(r, NULL, "XACK", SPW_STREAM, SPW_GROUP,
 						rds_str(rds_at(gone, i)), NULL);
 				rds_reply_free(rep);
 				rep = NULL;
+				if (failures > 0)
+					health_report("spawner.consumer", HEALTH_OK, "reading %s",
+						      SPW_STREAM);
 				failures = 0;
 				continue; /* take new entries with what is left */
 			}
@@ -1177,13 +1349,19 @@ static void *consumer_main(void *arg)
 		if (rc == 0) {
 			const rds_reply *stream = rds_at(rep, 0);
 
-			handle_entries(s, r, rds_at(stream, 1));
+			handle_entries(s, r, rds_at(stream, 1), bad);
 			rds_reply_free(rep);
+			if (failures > 0)
+				health_report("spawner.consumer", HEALTH_OK, "reading %s", SPW_STREAM);
 			failures = 0;
 			continue;
 		}
 fail:
 		rds_reply_free(rep);
+		if (rc != ERR_CANCELLED)
+			health_report("spawner.consumer", HEALTH_DEGRADED,
+				      "reading the spawn stream failed (%d times in a row): %s",
+				      failures + 1, err_last());
 		if (rc == ERR_NOTFOUND) /* NOGROUP: the server lost the group */
 			group = 0;
 		if (rc != ERR_CANCELLED && failures++ % 20 == 0)
@@ -1192,6 +1370,7 @@ fail:
 			util_sleep_ms(util_backoff_ms(failures, 100, 5000));
 	}
 	rds_free(r);
+	free(bad);
 	return NULL;
 }
 
@@ -1227,6 +1406,9 @@ done:
 
 static void heartbeat(spw_spawner *s, rds_conn *r)
 {
+	int failed = 0;
+	char why[512] = "";
+
 	for (int i = 0; i < s->cfg.max_workers; i++) {
 		slot *sl = &s->slots[i];
 		char id[SPW_ID_MAX + 1], entry[64], attempt[16], lease[24];
@@ -1246,8 +1428,15 @@ static void heartbeat(spw_spawner *s, rds_conn *r)
 		if (!busy)
 			continue;
 		snprintf(lease, sizeof(lease), "%lld", (long long)s->cfg.claim_idle_ms);
-		if (pg_pool_acquire(s->pool, 5000, &c) == 0) {
-			if (pg_exec_stmt(c, &res, &STMT_RENEW, params) == 0 && pg_rows(res) == 0) {
+		if (pg_pool_acquire(s->pool, 5000, &c) < 0) {
+			failed++;
+			snprintf(why, sizeof(why), "%s", err_last());
+		} else {
+			int rrc = pg_exec_stmt(c, &res, &STMT_RENEW, params);
+			if (rrc < 0) {
+				failed++;
+				snprintf(why, sizeof(why), "%s", err_last());
+			} else if (pg_rows(res) == 0) {
 				log_warn("spawner", "worker %s: its lease was taken over; stopping it",
 					 id);
 				atomic_store(&sl->fenced, 1);
@@ -1263,18 +1452,30 @@ static void heartbeat(spw_spawner *s, rds_conn *r)
 			pg_pool_release(s->pool, c);
 		}
 		/* reset the entry's idle time, so no live worker's entry is reclaimed */
-		rds_cmd(r, NULL, "XCLAIM", SPW_STREAM, SPW_GROUP, s->id, "0", entry, "JUSTID", NULL);
+		if (rds_cmd(r, NULL, "XCLAIM", SPW_STREAM, SPW_GROUP, s->id, "0", entry, "JUSTID",
+			    NULL) < 0) {
+			failed++;
+			snprintf(why, sizeof(why), "%s", err_last());
+		}
 	}
+	if (failed)
+		health_report("spawner.heartbeat", HEALTH_DEGRADED,
+			      "cannot renew %d of its workers' leases (they are reclaimed after "
+			      "%lld ms without one): %s",
+			      failed, (long long)s->cfg.claim_idle_ms, why);
+	else
+		health_report("spawner.heartbeat", HEALTH_OK, "renewing leases");
 }
 
 static void *heart_main(void *arg)
 {
 	spw_spawner *s = arg;
 	rds_conn *r = NULL;
-	int64_t period = s->cfg.claim_idle_ms / 3;
+	int64_t period = s->cfg.claim_idle_ms / 3, last_sweep = util_mono_ms();
 
 	if (rds_connect(&r, s->cfg.redis_url, 1) < 0) {
 		log_error("spawner", "heartbeat: %s", err_last());
+		health_report("spawner.heartbeat", HEALTH_DOWN, "cannot start: %s", err_last());
 		return NULL;
 	}
 	rds_set_cancel(r, &s->stopping);
@@ -1287,8 +1488,16 @@ static void *heart_main(void *arg)
 			spw_cleanup(s, NULL);
 			trim_stream(r);
 		}
-		while (!atomic_load(&s->stopping) && util_mono_ms() < next)
+		while (!atomic_load(&s->stopping) && util_mono_ms() < next) {
+			/* the cgroups of a sandbox whose owner was killed go within
+			 * seconds, not at the next janitor's pass */
+			if (util_mono_ms() - last_sweep >= SWEEP_EVERY_MS) {
+				last_sweep = util_mono_ms();
+				sbx_sweep(NULL);
+				err_clear();
+			}
 			util_sleep_ms(50);
+		}
 	}
 	rds_free(r);
 	return NULL;
@@ -1329,6 +1538,12 @@ int spw_cleanup(spw_spawner *s, int *out_removed)
 		*out_removed = 0;
 	if (sbx_sweep(&swept) < 0)
 		log_warn("spawner", "sweeping dead sandboxes: %s", err_last());
+	if (strcmp(s->cfg.sandbox, "docker") == 0) {
+		int containers = 0;
+		if (sbx_sweep_docker(NULL, &containers) < 0)
+			log_warn("spawner", "sweeping the Docker engine's leftover sandboxes: %s", err_last());
+		swept += containers;
+	}
 	snprintf(path, sizeof(path), "%s/workers", s->cfg.data_dir);
 	d = opendir(path);
 	if (!d)
@@ -1459,6 +1674,7 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 	for (int i = 0; i < cfg->max_workers; i++) {
 		s->slots[i].s = s;
 		pthread_mutex_init(&s->slots[i].log_mu, NULL);
+		atomic_init(&s->slots[i].phase, SPW_PHASE_IDLE);
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -1504,7 +1720,7 @@ int spw_start(spw_spawner *s)
 	atomic_store(&s->stopping, 0);
 	spw_cleanup(s, NULL);
 	s->last_cleanup = util_mono_ms();
-	if (s->cfg.relay) {
+	if (s->cfg.relay && !s->relay) {
 		eng_relay_options ro;
 
 		memset(&ro, 0, sizeof(ro));
@@ -1515,11 +1731,13 @@ int spw_start(spw_spawner *s)
 			return rc;
 		rds_set_cancel(s->relay_conn, &s->stopping);
 		rc = eng_relay_new(&s->relay, s->pool, &ro, relay_fn, s);
-		if (rc == 0)
-			rc = eng_relay_start(s->relay);
 		if (rc < 0)
 			return rc;
 	}
+	/* a spawner stopped before starts its relay again */
+	rc = s->relay ? eng_relay_start(s->relay) : 0;
+	if (rc < 0)
+		return rc;
 	if (pthread_create(&s->consumer, NULL, consumer_main, s) != 0)
 		return err_set(ERR_IO, "cannot start the spawner's consumer thread");
 	if (pthread_create(&s->heart, NULL, heart_main, s) != 0) {
@@ -1548,6 +1766,8 @@ void spw_stop(spw_spawner *s)
 		pthread_join(s->consumer, NULL);
 		pthread_join(s->heart, NULL);
 		s->started = 0;
+		health_forget("spawner.consumer"); /* stopped on purpose */
+		health_forget("spawner.heartbeat");
 	}
 	if (s->forge_started) {
 		pthread_join(s->forge, NULL);

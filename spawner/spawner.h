@@ -141,7 +141,7 @@ typedef struct spw_config {
 	char disk_kind[16];          /* ORCH_WORKER_DISK_KIND: loop | tmpfs | none (loop) */
 	/* the network (spawner/egress.h; README: "Network") */
 	char net_policy[2048];       /* ORCH_NET_POLICY (none): none, registries, or host patterns */
-	unsigned net_phases;         /* ORCH_NET_PHASES (setup): SPW_PHASE_* */
+	unsigned net_phases;         /* ORCH_NET_PHASES (setup): SPW_NET_* */
 	char net_registries[8192];   /* "language=patterns" lines: the built-in lists, each
 					replaced or joined by ORCH_NET_REGISTRIES_<LANGUAGE> */
 	int net_max_conns;           /* ORCH_NET_MAX_CONNS (32): at once, per worker */

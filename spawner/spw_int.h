@@ -18,6 +18,21 @@
 /* A live log line of a worker (see worker:log:<id>). */
 typedef void (*spw_log_fn)(void *udata, const char *kind, const char *text);
 
+/* What a worker is doing, for /metrics (orch_spawner_workers{phase}). A
+ * small fixed set: the label's values, never a task or an id. */
+typedef enum spw_phase {
+	SPW_PHASE_IDLE = -1,   /* no worker in the slot */
+	SPW_PHASE_PREPARING,   /* grants, repository check, workspace */
+	SPW_PHASE_CLONING,
+	SPW_PHASE_BASE_TESTS,  /* counting the base's tests */
+	SPW_PHASE_AGENT,       /* the agent's loop */
+	SPW_PHASE_TESTS,       /* the tests on the committed work or the rebased branch */
+	SPW_PHASE_REBASING,    /* a merge: the branch onto its target */
+	SPW_PHASE_PUSHING,     /* a push, a merge's fast-forward, a mirror */
+	SPW_PHASE_REPORTING,   /* storing and announcing the result */
+	SPW_PHASE_COUNT
+} spw_phase;
+
 /* One worker's run. Every pointer is borrowed for the duration. */
 typedef struct spw_worker_ctx {
 	const spw_config *cfg;
@@ -31,7 +46,16 @@ typedef struct spw_worker_ctx {
 	void *log_udata;
 	struct egr_proxy *egress; /* the spawner's egress proxy; NULL: none */
 	const char *egress_error; /* why there is none ("" or NULL when unknown) */
+	atomic_int *phase;        /* the slot's spw_phase (spw_wphase); may be NULL */
 } spw_worker_ctx;
+
+/* Moves the worker to phase `p`: stores it in *w->phase and moves one
+ * worker between the series of orch_spawner_workers{phase}. Thread-safe
+ * (atomics only); a NULL w->phase does nothing. */
+void spw_wphase(const spw_worker_ctx *w, spw_phase p);
+
+/* The same on a phase variable without a context (the spawner's slots). */
+void spw_phase_set(atomic_int *phase, spw_phase p);
 
 /* Runs the worker to its end: secrets, workspace, agent, tests, commit,
  * push, cleanup of its workspace. Returns the result (owned; the status
@@ -126,8 +150,9 @@ int spw_worker_sandbox(const spw_worker_ctx *w, const spw_limits *lim, const cha
 json_t *spw_lines_json(const char *s);
 
 /* A result as it may leave the spawner: no secret's value in it, whatever
- * field it hides in (a file name, a branch...). Takes `res` and returns it
- * or its redacted copy (owned); NULL stays NULL. */
+ * field it hides in (a file name, a branch...). Takes `res` and returns its
+ * redacted copy (owned); NULL stays NULL, and out of memory gives NULL
+ * (never the unfiltered result). */
 json_t *spw_result_redact(json_t *res);
 
 /* A live log line, redacted, when the worker has a log callback. */

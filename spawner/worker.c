@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/embed.h"
+#include "core/metrics.h"
 #include "core/redact.h"
 #include "core/util.h"
 #include "secrets/resource.h"
@@ -32,11 +33,13 @@
 #include "spawner/gitws.h"
 #include "spawner/sandbox.h"
 #include "spawner/testsum.h"
+#include "spawner/toolenv.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +184,43 @@ void spw_wlog(const spw_worker_ctx *w, const char *kind, const char *fmt, ...)
 	redact_buf(&b);
 	w->log(w->log_udata, kind, buf_cstr(&b));
 	buf_free(&b);
+}
+
+/* The series of orch_spawner_workers, one per phase, made once. */
+static met_series *phase_series[SPW_PHASE_COUNT];
+static pthread_once_t phase_once = PTHREAD_ONCE_INIT;
+
+static void phase_init(void)
+{
+	static const char *const names[SPW_PHASE_COUNT] = {
+		"preparing", "cloning", "base_tests", "agent", "tests", "rebasing", "pushing",
+		"reporting"};
+	met_family *f = met_gauge("orch_spawner_workers",
+				  "workers this spawner runs now, by phase", "phase");
+
+	for (int i = 0; i < SPW_PHASE_COUNT; i++)
+		phase_series[i] = met_with(f, names[i]);
+}
+
+void spw_phase_set(atomic_int *phase, spw_phase p)
+{
+	int old;
+
+	if (!phase)
+		return;
+	pthread_once(&phase_once, phase_init);
+	old = atomic_exchange(phase, (int)p);
+	if (old == (int)p)
+		return;
+	if (old >= 0 && old < SPW_PHASE_COUNT)
+		met_add(phase_series[old], -1);
+	if (p >= 0 && p < SPW_PHASE_COUNT)
+		met_add(phase_series[p], 1);
+}
+
+void spw_wphase(const spw_worker_ctx *w, spw_phase p)
+{
+	spw_phase_set(w->phase, p);
 }
 
 static int embedded(const char *path, const char **out)
@@ -441,19 +481,13 @@ json_t *spw_lines_json(const char *s)
 
 json_t *spw_result_redact(json_t *res)
 {
-	char *text = res ? json_dumps(res, JSON_COMPACT) : NULL;
-	char *red = text ? redact_str(text) : NULL;
+	/* string by string, decoded: filtering the serialised text missed values
+	 * in an escaped form and, when a replacement broke the JSON, kept the
+	 * result as it was */
+	json_t *clean = res ? redact_json(res) : NULL;
 
-	if (red && strcmp(red, text) != 0) {
-		json_t *clean = json_loads(red, 0, NULL);
-		if (clean) {
-			json_decref(res);
-			res = clean;
-		}
-	}
-	free(text);
-	free(red);
-	return res;
+	json_decref(res);
+	return clean;
 }
 
 /* --- the repository's instructions to agents --- */
@@ -665,7 +699,9 @@ static const char *network_failure(const char *out)
 		"Could not resolve", "could not resolve", "getaddrinfo", "ENOTFOUND", "EAI_AGAIN",
 		"Network is unreachable", "network is unreachable", "ECONNREFUSED",
 		"Connection refused", "Failed to establish a new connection", "dial tcp",
-		"Could not fetch URL", "ENETUNREACH", NULL,
+		"Could not fetch URL", "ENETUNREACH",
+		/* offline by spawner/toolenv.h: npm and go fail at once, saying so */
+		"ENOTCACHED", "disabled by GOPROXY=off", NULL,
 	};
 
 	for (int i = 0; marks[i]; i++)
@@ -770,6 +806,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	const spw_config *cfg = w->cfg;
 	spw_limits lim = req->limits;
 	sec_env *env = NULL;
+	char **wenv = NULL; /* the toolchains' variables and the granted ones */
 	char *repo_secret = NULL;
 	spw_git *git = NULL;
 	spw_git_cred cred = {NULL};
@@ -844,6 +881,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			agent_transcript_append(transcript, l);
 		json_decref(l);
 	}
+	spw_wphase(w, SPW_PHASE_CLONING);
 	spw_wlog(w, "status", "cloning %s (base %s)", req->repo, req->base[0] ? req->base : "default");
 	rc = spw_git_prepare(&git, url, &cred, req->base, branch, host, ws);
 	if (rc < 0) {
@@ -875,18 +913,24 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			goto done;
 		}
 		spw_wlog(w, "status", "network policy %s (phases:%s%s%s)", net_desc,
-			 phases & SPW_PHASE_SETUP ? " setup" : "", phases & SPW_PHASE_AGENT ? " agent" : "",
-			 phases & SPW_PHASE_TEST ? " test" : "");
+			 phases & SPW_NET_SETUP ? " setup" : "", phases & SPW_NET_AGENT ? " agent" : "",
+			 phases & SPW_NET_TEST ? " test" : "");
 	}
 	rc = spw_worker_sandbox(w, &lim, ws, att ? egr_attach_socket(att) : NULL, &box, reason,
 				sizeof(reason));
 	if (rc < 0)
 		goto done;
+	rc = spw_toolenv_join(pol != NULL, env ? (const char *const *)sec_env_strings(env) : NULL,
+			      &wenv);
+	if (rc < 0) {
+		snprintf(reason, sizeof(reason), "%s", err_last());
+		goto done;
+	}
 
 	/* 4b. the setup (dependencies), with the network the policy gives it */
 	if (req->setup_command) {
-		net_phase(att, "setup", phases, SPW_PHASE_SETUP);
-		rc = run_setup(w, box, env ? sec_env_strings(env) : NULL, transcript, net_desc, &nl,
+		net_phase(att, "setup", phases, SPW_NET_SETUP);
+		rc = run_setup(w, box, wenv, transcript, net_desc, &nl,
 			       reason, sizeof(reason));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
@@ -901,9 +945,10 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 
 	/* 5. the base's tests */
 	if (req->test_command) {
-		net_phase(att, "test", phases, SPW_PHASE_TEST);
+		net_phase(att, "test", phases, SPW_NET_TEST);
+		spw_wphase(w, SPW_PHASE_BASE_TESTS);
 		spw_wlog(w, "status", "counting the base's tests");
-		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &base_sum, NULL, why,
+		rc = spw_run_tests(w, box, wenv, &base_sum, NULL, why,
 			       sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the base's tests could not be run: %s",
@@ -954,10 +999,11 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		ac.call.run_id = req->run_id;
 		ac.call.node = "worker";
 		ac.call.worker = req->id;
+		ac.call.subject = req->task;
 		ac.call.owner = req->project;
 		ac.call.cancel = w->cancel;
 		ac.box = box;
-		ac.env = env ? (const char *const *)sec_env_strings(env) : NULL;
+		ac.env = (const char *const *)wenv;
 		ac.system_prompt = buf_cstr(&sys);
 		ac.task_prompt = buf_cstr(&task);
 		ac.format_error_prompt = tfmt;
@@ -976,7 +1022,8 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		ac.log = w->log;
 		ac.log_udata = w->log_udata;
 		ac.cancel = w->cancel;
-		net_phase(att, "agent", phases, SPW_PHASE_AGENT);
+		net_phase(att, "agent", phases, SPW_NET_AGENT);
+		spw_wphase(w, SPW_PHASE_AGENT);
 		rc = agent_run(&ac, &ar);
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the agent could not run: %s", err_last());
@@ -1032,6 +1079,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		}
 	}
 	if (ar.exit == AGENT_SUBMITTED && req->test_command) {
+		spw_wphase(w, SPW_PHASE_TESTS);
 		spw_wlog(w, "status", "running the tests");
 		/* on exactly what is committed: no stale build output or cache */
 		rc = spw_git_clean(git, commit);
@@ -1043,8 +1091,8 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		}
 		/* the dependencies again: the reset removed them with everything ignored */
 		if (req->setup_command) {
-			net_phase(att, "setup", phases, SPW_PHASE_SETUP);
-			rc = run_setup(w, box, env ? sec_env_strings(env) : NULL, transcript, net_desc,
+			net_phase(att, "setup", phases, SPW_NET_SETUP);
+			rc = run_setup(w, box, wenv, transcript, net_desc,
 				       &nl, reason, sizeof(reason));
 			if (rc < 0) {
 				snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
@@ -1056,8 +1104,8 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 				goto done;
 			}
 		}
-		net_phase(att, "test", phases, SPW_PHASE_TEST);
-		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why, sizeof(why));
+		net_phase(att, "test", phases, SPW_NET_TEST);
+		rc = spw_run_tests(w, box, wenv, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
 			goto done;
@@ -1069,6 +1117,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 
 	/* 8. push */
 	if (changed) {
+		spw_wphase(w, SPW_PHASE_PUSHING);
 		spw_wlog(w, "status", "pushing %s", branch);
 		rc = spw_git_push(git, url, &cred, branch);
 		if (rc < 0) {
@@ -1220,6 +1269,7 @@ done:
 	spw_git_free(git);
 	if (dir[0] && spw_remove_worker_dir(dir) < 0)
 		log_warn("spawner", "worker %s: %s (the janitor tries again)", req->id, err_last());
+	spw_toolenv_free(wenv);
 	sec_env_free(env);
 	if (repo_secret)
 		sec_value_free(repo_secret);

@@ -158,8 +158,13 @@ def main():
     ap.add_argument("--bin", default="bin/orchestrator")
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("TEST_JOBS", "2")))
     ap.add_argument("--timeout", type=int, default=int(os.environ.get("TEST_TIMEOUT", "600")))
+    ap.add_argument("--list", action="store_true", help="print the selected tests' names")
     ap.add_argument("filters", nargs="*")
     args = ap.parse_args()
+    if args.list:
+        for name, _ in discover(args.build, args.filters):
+            print(name)
+        return 0
 
     base = os.environ.get("TEST_PG_BASE")
     if not base:
@@ -193,6 +198,10 @@ def main():
                 status = "ok  " if res.failed == 0 else "FAIL"
                 print(f"{status} {res.name:<40} {res.passed:4d} passed {res.failed:3d} failed"
                       f" {res.seconds:7.1f}s {res.note}", flush=True)
+                # what fault tests measured ("# recovery: ...") and tests skipped
+                for l in res.output.splitlines():
+                    if l.startswith("# recovery") or "skipped:" in l[:60]:
+                        print("    " + l, flush=True)
                 if res.failed:
                     # the failing cases' own lines first (a sanitizer's report
                     # at exit can fill the tail), then the tail

@@ -32,7 +32,12 @@ print(p)
 PY
 }
 
-stop_services() { tests/env/services.sh stop --dir "$svc_dir" >/dev/null 2>&1 || true; }
+docker_dir=$BUILD/docker
+docker_started=0
+stop_services() {
+	tests/env/services.sh stop --dir "$svc_dir" >/dev/null 2>&1 || true
+	[ $docker_started = 1 ] && { tests/env/docker.sh stop --dir "$docker_dir" >/dev/null 2>&1 || true; }
+}
 trap stop_services EXIT
 trap 'exit 130' INT TERM
 
@@ -48,4 +53,18 @@ tests/env/services.sh start --dir "$svc_dir" --pg-port "$pg_port" --redis-port "
 
 export TEST_PG_BASE="postgresql://orchestrator@127.0.0.1:$pg_port"
 export TEST_REDIS_PORT="$redis_port"
+
+# tests named *docker* get a private Docker engine (its data root and the
+# images it builds are kept in $BUILD/docker for the next run)
+if python3 tests/run.py --build "$BUILD" --list "$@" | grep -q docker; then
+	docker_started=1
+	t0=$(date +%s)
+	if vars=$(tests/env/docker.sh start --dir "$docker_dir" 2>"$docker_dir.log"); then
+		eval "$vars"
+		echo "private Docker engine up in $(( $(date +%s) - t0 ))s ($DOCKER_HOST)"
+	else
+		export ORCH_TEST_DOCKER_SKIP="the private Docker engine could not start: $(tail -1 "$docker_dir.log")"
+		echo "skipped: $ORCH_TEST_DOCKER_SKIP (the docker tests say so)"
+	fi
+fi
 python3 tests/run.py --build "$BUILD" --bin "$BIN" "$@"

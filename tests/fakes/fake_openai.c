@@ -2,7 +2,9 @@
  * fake_openai — an OpenAI-compatible chat completions server for tests and
  * benchmarks, on loopback, scriptable per test over HTTP.
  *
- *   fake_openai [--port N]      prints {"port": N} on stdout once listening
+ *   fake_openai [--port N] [--host ADDR]   prints {"port": N} on stdout once
+ *                               listening (on 127.0.0.1 unless ADDR is given:
+ *                               0.0.0.0 in a container of `make compose-test`)
  *
  * POST {any}/chat/completions answers from the script queue (first reply
  * whose "model" matches the request's, or has none, and whose "match" text —
@@ -621,9 +623,12 @@ int main(int argc, char **argv)
 	struct evhttp_bound_socket *sock;
 	struct event *sigterm, *sigint;
 	int port = 0;
+	const char *host = "127.0.0.1";
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
+			host = argv[++i];
+		} else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
 			char *end;
 			long v = strtol(argv[++i], &end, 10);
 			if (*end || v < 0 || v > 65535) {
@@ -632,7 +637,7 @@ int main(int argc, char **argv)
 			}
 			port = (int)v;
 		} else {
-			fprintf(stderr, "usage: fake_openai [--port N]\n");
+			fprintf(stderr, "usage: fake_openai [--port N] [--host ADDR]\n");
 			return 2;
 		}
 	}
@@ -646,9 +651,9 @@ int main(int argc, char **argv)
 						 EVHTTP_REQ_DELETE);
 	evhttp_set_max_body_size(http, 64 << 20);
 	evhttp_set_gencb(http, on_request, NULL);
-	sock = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
+	sock = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
 	if (!sock) {
-		fprintf(stderr, "fake_openai: cannot listen on 127.0.0.1:%d\n", port);
+		fprintf(stderr, "fake_openai: cannot listen on %s:%d\n", host, port);
 		return 1;
 	}
 	{

@@ -3,7 +3,9 @@
  * loopback only). It speaks the real API at /bot<token>/<method> and
  * refuses what Telegram refuses; a control API under /control/ scripts it.
  *
- *   fake_telegram [--port N] [--token T]     prints "PORT <n>" once listening
+ *   fake_telegram [--port N] [--token T] [--host ADDR]
+ *                            prints "PORT <n>" once listening (on 127.0.0.1
+ *                            unless ADDR is given)
  *
  * Bot API: getMe, deleteWebhook, getUpdates (offset confirms, long polls up
  * to `timeout`, a second poll ends the first with 409), sendMessage,
@@ -17,7 +19,11 @@
  * Control API (JSON):
  *   POST /control/updates    [update, ...] queued; update_id assigned when
  *                            missing; {"raw": "text"} is put in the result
- *                            array verbatim (malformed entries)
+ *                            array verbatim (malformed entries), and
+ *                            {"raw_hex": "7b22..."} the bytes it spells (not
+ *                            UTF-8, as the real server writes callback data
+ *                            a client sent); "@ID@" in either becomes the
+ *                            update's id
  *   POST /control/callback   {"chat_id", "message_id", "from", "data"}:
  *                            queues a callback_query; returns its ids
  *   POST /control/script     {"method", "status", "description",
@@ -733,6 +739,48 @@ done:
 	json_decref(p);
 }
 
+/* The text of a verbatim entry: `raw` as it is, or the bytes `hex` spells
+ * (anything, also bytes that are not UTF-8, as the real server writes
+ * client-sent strings), with each "@ID@" replaced by the update id. */
+static char *raw_entry(const char *raw, const char *hex, int64_t id)
+{
+	size_t n = raw ? strlen(raw) : strlen(hex) / 2, k = 0;
+	char *bytes = malloc(n + 1), *out;
+	char idtext[24];
+	size_t idlen, cap;
+
+	if (!bytes)
+		exit(1);
+	if (raw) {
+		memcpy(bytes, raw, n);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			unsigned int v = 0;
+			sscanf(hex + 2 * i, "%2x", &v);
+			bytes[i] = (char)v;
+		}
+	}
+	bytes[n] = '\0';
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	idlen = strlen(idtext);
+	cap = n * 2 + 32;
+	out = malloc(cap);
+	if (!out)
+		exit(1);
+	for (size_t i = 0; i < n;) {
+		if (i + 4 <= n && memcmp(bytes + i, "@ID@", 4) == 0) {
+			memcpy(out + k, idtext, idlen);
+			k += idlen;
+			i += 4;
+		} else {
+			out[k++] = bytes[i++];
+		}
+	}
+	out[k] = '\0';
+	free(bytes);
+	return out;
+}
+
 static void control(struct evhttp_request *rq, const char *what)
 {
 	json_t *p = request_params(rq);
@@ -742,10 +790,12 @@ static void control(struct evhttp_request *rq, const char *what)
 		json_t *ids = json_array(), *u;
 		size_t i;
 		json_array_foreach(p, i, u) {
-			if (json_is_string(json_object_get(u, "raw"))) {
+			const char *raw = json_string_value(json_object_get(u, "raw"));
+			const char *hex = json_string_value(json_object_get(u, "raw_hex"));
+			if (raw || hex) {
 				S.q = grow(S.q, &S.capq, S.nq + 1, sizeof(*S.q));
 				S.q[S.nq].id = S.next_id++;
-				S.q[S.nq].json = strdup(json_string_value(json_object_get(u, "raw")));
+				S.q[S.nq].json = raw_entry(raw, hex, S.q[S.nq].id);
 				json_array_append_new(ids, json_integer(S.q[S.nq].id));
 				S.nq++;
 				continue;
@@ -871,6 +921,7 @@ int main(int argc, char **argv)
 	struct evhttp *http;
 	struct evhttp_bound_socket *sock;
 	int port = 0;
+	const char *host = "127.0.0.1";
 
 	snprintf(S.token, sizeof(S.token), "123456:TEST-token");
 	for (int i = 1; i + 1 < argc; i++) {
@@ -878,6 +929,8 @@ int main(int argc, char **argv)
 			port = (int)strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--token") == 0)
 			snprintf(S.token, sizeof(S.token), "%s", argv[++i]);
+		else if (strcmp(argv[i], "--host") == 0)
+			host = argv[++i];
 	}
 	signal(SIGPIPE, SIG_IGN);
 	clock_gettime(CLOCK_MONOTONIC, &S.t0);
@@ -889,9 +942,9 @@ int main(int argc, char **argv)
 	evhttp_set_max_body_size(http, 64 << 20);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_gencb(http, on_request, NULL);
-	sock = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
+	sock = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
 	if (!sock) {
-		fprintf(stderr, "fake_telegram: cannot listen on 127.0.0.1:%d\n", port);
+		fprintf(stderr, "fake_telegram: cannot listen on %s:%d\n", host, port);
 		return 1;
 	}
 	{

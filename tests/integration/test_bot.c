@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "nodes/report.h"
 
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ static void cfg_for(bot_config *c, const ts_fake *f)
 	c->allowed[1] = HELPER;
 	c->nallowed = 2;
 	c->poll_timeout_s = 1;
-	c->rate_scale = 0.02;
+	c->rate_scale = 50;
 	c->approval_ttl_s = 3600;
 	c->typing_ms = 150;
 	c->backoff_ms = 40;
@@ -414,6 +415,10 @@ static void test_bad_input(void **st)
 	json_decref(m);
 	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM bot_updates WHERE kind = 'other'"), 5);
 	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM bot_updates WHERE kind = 'invalid'"), 2);
+	/* and set aside with their reason */
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM dead_letters WHERE source = "
+					   "'telegram.update' AND reason LIKE '%lacks a field%'"),
+			 2);
 	/* nothing but the good message made a run */
 	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM runs"), 1);
 	/* everything was confirmed, so nothing comes again */
@@ -422,6 +427,119 @@ static void test_bad_input(void **st)
 		assert_int_equal(json_integer_value(json_object_get(s, "queued")), 0);
 		json_decref(s);
 	}
+	teardown_env(e);
+}
+
+/* --- poison: bytes that are not UTF-8, escapes jansson refuses, an update
+ * the database refuses; none stalls polling --- */
+
+static void hex_of(const char *s, char *out, size_t cap)
+{
+	size_t k = 0;
+
+	for (; *s && k + 3 < cap; s++, k += 2)
+		snprintf(out + k, cap - k, "%02x", (unsigned char)*s);
+	out[k] = '\0';
+}
+
+static void test_poison_updates(void **st)
+{
+	env *e = setup_env(NULL, 1);
+	char cb[512], cbhex[1100], txt[512], txthex[1100], body[4096];
+	json_t *m;
+	(void)st;
+
+	/* the database refuses one update: its own fault, not the others' */
+	ts_sql(e->db, "CREATE OR REPLACE FUNCTION t_poison() RETURNS trigger LANGUAGE plpgsql AS $$ "
+		      "BEGIN IF NEW.body->'message'->>'text' = 'poison pill' THEN RAISE EXCEPTION "
+		      "'poison pill refused'; END IF; RETURN NEW; END $$; "
+		      "DROP TRIGGER IF EXISTS t_poison ON bot_updates; "
+		      "CREATE TRIGGER t_poison BEFORE INSERT ON bot_updates FOR EACH ROW "
+		      "EXECUTE FUNCTION t_poison()");
+	/* a button a modified client sent with bytes that are not UTF-8: the real
+	 * Bot API server passes them on as they are */
+	snprintf(cb, sizeof(cb),
+		 "{\"update_id\":@ID@,\"callback_query\":{\"id\":\"cbx1\",\"from\":{\"id\":%d,"
+		 "\"is_bot\":false,\"first_name\":\"O\"},\"chat_instance\":\"c\",\"data\":"
+		 "\"a:1:0:\xff\xfe\xc0\x80\xed\xa0\x80\"}}",
+		 OWNER);
+	hex_of(cb, cbhex, sizeof(cbhex));
+	snprintf(txt, sizeof(txt),
+		 "{\"update_id\":@ID@,\"message\":{\"message_id\":5,\"date\":1,\"from\":{\"id\":%d,"
+		 "\"is_bot\":false,\"first_name\":\"O\"},\"chat\":{\"id\":4410,\"type\":"
+		 "\"private\"},\"text\":\"bad \xc3\x28 byte\"}}",
+		 OWNER);
+	hex_of(txt, txthex, sizeof(txthex));
+	snprintf(body, sizeof(body),
+		 "[{\"raw_hex\":\"%s\"},{\"raw_hex\":\"%s\"},"
+		 "{\"raw\":\"{\\\"update_id\\\":@ID@,\\\"message\\\":{\\\"message_id\\\":6,"
+		 "\\\"date\\\":1,\\\"from\\\":{\\\"id\\\":%d,\\\"is_bot\\\":false,"
+		 "\\\"first_name\\\":\\\"O\\\"},\\\"chat\\\":{\\\"id\\\":4411,\\\"type\\\":"
+		 "\\\"private\\\"},\\\"text\\\":\\\"nul\\\\u0000 and \\\\udcff lone\\\"}}\"}]",
+		 cbhex, txthex, OWNER);
+	ts_fake_updates(&e->fake, body);
+	ts_fake_text(&e->fake, 4412, OWNER, "poison pill");
+	ts_fake_text(&e->fake, 4413, HELPER, "after the poison");
+
+	/* everyone behind the bad bytes is answered */
+	m = ts_fake_wait_message(&e->fake, 4413, "echo: after the poison", WAIT_MS);
+	assert_non_null(m);
+	json_decref(m);
+	/* each ill-formed sequence cost one character, not the message */
+	m = ts_fake_wait_message(&e->fake, 4410, "echo: bad \xef\xbf\xbd( byte", WAIT_MS);
+	assert_non_null(m);
+	json_decref(m);
+	m = ts_fake_wait_message(&e->fake, 4411,
+				 "echo: nul\xef\xbf\xbd and \xef\xbf\xbd lone", WAIT_MS);
+	assert_non_null(m);
+	json_decref(m);
+	/* the forged button is refused politely */
+	assert_true(ts_fake_wait_requests(&e->fake, "answerCallbackQuery", 1, WAIT_MS) >= 1);
+	{
+		/* (the fake knows no query "cbx1", so it answers 400: the attempt counts) */
+		json_t *a = ts_fake_requests(&e->fake, "answerCallbackQuery"), *r;
+		size_t i;
+		int found = 0;
+		json_array_foreach(a, i, r) {
+			const json_t *p = json_object_get(r, "params");
+			found += strcmp(json_string_value(json_object_get(p, "callback_query_id")),
+					"cbx1") == 0 &&
+				 strstr(json_string_value(json_object_get(p, "text")), "not valid");
+		}
+		assert_int_equal(found, 1);
+		json_decref(a);
+	}
+	/* the update the database refused is a dead letter with its reason, and
+	 * confirmed: nothing comes again */
+	assert_int_equal(wait_sql(e->db, "SELECT count(*) FROM dead_letters WHERE source = "
+					  "'telegram.update' AND reason LIKE '%poison pill refused%'", 1),
+			 1);
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM bot_updates WHERE kind = 'dead'"),
+			 1);
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM runs r JOIN threads t ON "
+					   "t.id = r.thread_id WHERE t.key = 'tg:4412:1'"),
+			 0);
+	{
+		json_t *sst = ts_fake_call(&e->fake, "/control/state", NULL);
+		assert_int_equal(json_integer_value(json_object_get(sst, "queued")), 0);
+		json_decref(sst);
+	}
+	/* status shows it */
+	{
+		char cmd[1024], out[65536];
+		FILE *f;
+		size_t n;
+
+		snprintf(cmd, sizeof(cmd), "'%s' status 2>&1", ts_bin());
+		f = popen(cmd, "r");
+		assert_non_null(f);
+		n = fread(out, 1, sizeof(out) - 1, f);
+		out[n] = '\0';
+		pclose(f);
+		if (!strstr(out, "dead letters    ") || !strstr(out, "poison pill refused"))
+			fail_msg("status does not show the dead letter:\n%s", out);
+	}
+	ts_sql(e->db, "DROP TRIGGER t_poison ON bot_updates");
 	teardown_env(e);
 }
 
@@ -651,6 +769,93 @@ static void test_approvals(void **st)
 	teardown_env(e);
 }
 
+/* Runs `orchestrator <args>` with `vars` (env(1) arguments) through the
+ * shell; its output into out[cap]; returns the exit status. */
+static int cli_with(const char *vars, char *out, size_t cap, const char *args)
+{
+	char cmd[2048];
+	FILE *f;
+	size_t n;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "env %s '%s' %s 2>&1", vars, ts_bin(), args);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* From the terminal, a Telegram question is decided only by a Unix user the
+ * configuration maps to one of its approvers, and the decision records the
+ * real user (its uid), not what the environment says. */
+static void test_terminal_operators(void **st)
+{
+	env *e = setup_env(NULL, 0);
+	char out[8192], env_[512], args[64], me[64];
+	int64_t limited, open_q;
+	struct passwd *pw = getpwuid(getuid());
+	(void)st;
+
+	snprintf(me, sizeof(me), "%s", pw ? pw->pw_name : "root");
+	ts_sql(e->db, "INSERT INTO threads (key, graph) VALUES ('tg:5501:1', 'chattest')");
+	limited = ts_sql_int(e->db,
+			     "INSERT INTO approvals (thread_id, channel, chat, key, question, options, "
+			     "approvers, expires_at) SELECT id, 'telegram', '5501', 'approval', "
+			     "'Ship it?', '[{\"id\": \"approve\", \"label\": \"Approve\"}, "
+			     "{\"id\": \"reject\", \"label\": \"Reject\"}]', '{222}', "
+			     "now() + interval '1 hour' FROM threads WHERE key = 'tg:5501:1' "
+			     "RETURNING id");
+	snprintf(args, sizeof(args), "approve %lld", (long long)limited);
+	/* nobody named: refused, with what to configure; the environment's user
+	 * names change nothing */
+	assert_int_equal(cli_with("-u ORCH_OPERATORS SUDO_USER=alice USER=alice "
+				  "ORCH_ALLOWED_USERS=111,222",
+				  out, sizeof(out), args),
+			 1);
+	if (!strstr(out, "for its approvers (222)") || !strstr(out, "ORCH_OPERATORS"))
+		fail_msg("unexpected refusal:\n%s", out);
+	/* named, but for another approver */
+	snprintf(env_, sizeof(env_), "ORCH_OPERATORS='%s:111' ORCH_ALLOWED_USERS=111,222 "
+				     "SUDO_USER=alice USER=alice",
+		 me);
+	assert_int_equal(cli_with(env_, out, sizeof(out), args), 1);
+	assert_non_null(strstr(out, "may act for none of them"));
+	/* a setting that does not parse says how it should look */
+	assert_int_equal(cli_with("ORCH_OPERATORS=alice", out, sizeof(out), args), 1);
+	assert_non_null(strstr(out, "ORCH_OPERATORS: 'alice' is not 'unixuser:telegram-id"));
+	assert_int_equal(ts_sql_int(e->db, "SELECT count(*) FROM approvals WHERE state = 'pending'"),
+			 1);
+	/* named for this approver: decided, recording the real Unix user */
+	snprintf(env_, sizeof(env_), "ORCH_OPERATORS='nobody:111 %s:333,222' SUDO_USER=alice "
+				     "USER=alice",
+		 me);
+	assert_int_equal(cli_with(env_, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "decided 'Approve'"));
+	{
+		char sql[256];
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM approvals WHERE id = %lld AND decided_by->>'name' = "
+			 "'cli:%s' AND (decided_by->>'id')::bigint = 222 AND decided_by->>'channel' = "
+			 "'cli'",
+			 (long long)limited, me);
+		assert_int_equal(ts_sql_int(e->db, sql), 1);
+	}
+	/* a question without its own list belongs to the allowed users */
+	open_q = ts_sql_int(e->db,
+			    "INSERT INTO approvals (thread_id, channel, chat, key, question, options, "
+			    "expires_at) SELECT id, 'telegram', '5501', 'approval2', 'Merge?', "
+			    "'[{\"id\": \"approve\", \"label\": \"Approve\"}]', now() + interval "
+			    "'1 hour' FROM threads WHERE key = 'tg:5501:1' RETURNING id");
+	snprintf(args, sizeof(args), "approve %lld", (long long)open_q);
+	snprintf(env_, sizeof(env_), "ORCH_OPERATORS='%s:222' ORCH_ALLOWED_USERS=111", me);
+	assert_int_equal(cli_with(env_, out, sizeof(out), args), 1);
+	snprintf(env_, sizeof(env_), "ORCH_OPERATORS='%s:*' ORCH_ALLOWED_USERS=111", me);
+	assert_int_equal(cli_with(env_, out, sizeof(out), args), 0);
+	teardown_env(e);
+}
+
 static void test_approval_expiry(void **st)
 {
 	env *e = setup_env(NULL, 1);
@@ -707,7 +912,7 @@ static void test_rate_limits(void **st)
 	json_t *r;
 	(void)st;
 
-	e->cfg.rate_scale = 0.05;
+	e->cfg.rate_scale = 20;
 	bot_limits_default(&lim, e->cfg.rate_scale);
 	for (int c = 0; c < 20; c++)
 		chats[c] = c < 16 ? 7000 + c : -(8000 + c); /* 16 private chats, 4 groups */
@@ -1074,13 +1279,60 @@ static pid_t spawn_bot(const ts_fake *f, const char *exit_after)
 		setenv("ORCH_ALLOWED_USERS", "111,222", 1);
 		setenv("ORCH_GRAPH", CHAT_GRAPH, 1);
 		setenv("ORCH_TG_POLL_TIMEOUT", "1s", 1);
-		setenv("ORCH_TG_RATE_SCALE", "0.02", 1);
+		setenv("ORCH_TG_RATE_SCALE", "50", 1);
 		if (exit_after)
 			setenv("ORCH_BOT_TEST_EXIT_AFTER_COMMIT", exit_after, 1);
 		execl(ts_bin(), ts_bin(), "bot", (char *)NULL);
 		_exit(127);
 	}
 	return pid;
+}
+
+/* Killed after Telegram accepted a message and before its row is marked
+ * sent: the message was recorded the moment it was accepted, so the next
+ * bot does not send it again. */
+static void test_crash_between_send_and_mark(void **st)
+{
+	ts_fake fake;
+	pg_conn *c = ts_conn();
+	json_t *sends;
+	int status = 0;
+	pid_t pid;
+	(void)st;
+
+	ts_sql(c, "TRUNCATE bot_updates, bot_chats, bot_refused, bot_sent, bot_refs, outbox, "
+		  "threads CASCADE");
+	ts_fake_start(&fake);
+	g_fake = &fake;
+	ts_sql(c, "INSERT INTO outbox (kind, dest, payload) VALUES "
+		  "('telegram.send', '9300', '{\"text\": \"first words\"}'), "
+		  "('telegram.send', '9300', '{\"text\": \"second words\"}'), "
+		  "('telegram.send', '9300', '{\"text\": \"third words\"}')");
+	setenv("ORCH_BOT_TEST_EXIT_AFTER_SEND", "2", 1);
+	pid = spawn_bot(&fake, NULL);
+	unsetenv("ORCH_BOT_TEST_EXIT_AFTER_SEND");
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 75);
+	/* Telegram has the second message, the outbox does not know yet */
+	assert_int_equal(ts_sql_int(c, "SELECT count(*) FROM outbox WHERE state = 'pending' AND "
+				       "payload->>'text' = 'second words'"),
+			 1);
+	/* its claim expires (the dead process would have held it 2 minutes) */
+	ts_sql(c, "UPDATE outbox SET claim_until = now() - interval '1 second' WHERE state = "
+		  "'pending'");
+	pid = spawn_bot(&fake, NULL);
+	ts_await_sql(c, "SELECT count(*) FROM outbox WHERE state = 'sent'", 3, WAIT_MS);
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	sends = ts_fake_requests(&fake, "sendMessage");
+	assert_int_equal(count_ok(sends, "text", "first words"), 1);
+	assert_int_equal(count_ok(sends, "text", "second words"), 1);
+	assert_int_equal(count_ok(sends, "text", "third words"), 1);
+	json_decref(sends);
+	ts_fake_stop(&fake);
+	g_fake = NULL;
+	pg_conn_close(c);
 }
 
 static void test_crash_between_store_and_confirm(void **st)
@@ -1174,16 +1426,19 @@ int main(void)
 		cmocka_unit_test_teardown(test_input_event, td),
 		cmocka_unit_test_teardown(test_route_sql, td),
 		cmocka_unit_test_teardown(test_bad_input, td),
+		cmocka_unit_test_teardown(test_poison_updates, td),
 		cmocka_unit_test_teardown(test_duplicates, td),
 		cmocka_unit_test_teardown(test_strangers, td),
 		cmocka_unit_test_teardown(test_approvals, td),
 		cmocka_unit_test_teardown(test_approval_expiry, td),
+		cmocka_unit_test_teardown(test_terminal_operators, td),
 		cmocka_unit_test_teardown(test_rate_limits, td),
 		cmocka_unit_test_teardown(test_long_and_html, td),
 		cmocka_unit_test_teardown(test_errors_back_off, td),
 		cmocka_unit_test_teardown(test_leader, td),
 		cmocka_unit_test_teardown(test_typing, td),
 		cmocka_unit_test_teardown(test_crash_between_store_and_confirm, td),
+		cmocka_unit_test_teardown(test_crash_between_send_and_mark, td),
 	};
 	ts_init();
 	signal(SIGPIPE, SIG_IGN);

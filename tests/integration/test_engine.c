@@ -7,6 +7,7 @@
 #include "tests/support/support.h"
 
 #include "core/err.h"
+#include "core/health.h"
 #include "core/util.h"
 #include "engine/control.h"
 #include "engine/ctx.h"
@@ -719,6 +720,152 @@ static void test_outbox_relay(void **st)
 	eng_engine_free(e);
 }
 
+/* A relay stopped and started again delivers again (the bot stops its relay
+ * when its lock connection breaks and starts it when it leads again), and
+ * says in the health registry whether it works. */
+static void test_relay_restarts(void **st)
+{
+	eng_engine *e = engine_new(0, 30000);
+	eng_relay *relay;
+	eng_relay_options ro = {.name = "again", .kinds = "{test.note}", .batch = 10,
+				.backoff_ms = 10, .max_backoff_ms = 20, .poll_ms = 20};
+	relay_log log = {.seen = json_object()};
+	eng_result r;
+	json_t *snap;
+	(void)st;
+
+	pthread_mutex_init(&log.mu, NULL);
+	ts_sql(db, "UPDATE outbox SET state = 'sent'"); /* earlier tests' rows */
+	health_reset();
+	assert_int_equal(eng_relay_new(&relay, pool, &ro, relay_handler, &log), 0);
+	for (int round = 0; round < 3; round++) {
+		char key[32];
+
+		assert_int_equal(eng_relay_start(relay), 0);
+		assert_true(eng_relay_running(relay));
+		snap = health_snapshot();
+		assert_string_equal(json_string_value(json_object_get(
+					    json_object_get(snap, "relay.again"), "state")),
+				    "ok");
+		json_decref(snap);
+		snprintf(key, sizeof(key), "ob-again-%d", round);
+		assert_int_equal(eng_invoke(e, "linear4", key, NULL, 0, &r), 0);
+		eng_result_clear(&r);
+		if (!ts_wait_for(relay_drained, NULL, 60000))
+			fail_msg("the relay delivered nothing after start number %d", round + 1);
+		eng_relay_stop(relay);
+		assert_false(eng_relay_running(relay));
+		/* stopped on purpose: not a fault, not in the registry */
+		snap = health_snapshot();
+		assert_null(json_object_get(snap, "relay.again"));
+		json_decref(snap);
+	}
+	eng_relay_free(relay);
+	assert_int_equal(q("SELECT count(*) FROM outbox WHERE dest LIKE 'ob-again-%%' AND state = "
+			   "'sent'"),
+			 12);
+	json_decref(log.seen);
+	pthread_mutex_destroy(&log.mu);
+	eng_engine_free(e);
+}
+
+/* An engine stopped and started again claims runs again. */
+static void test_engine_restarts(void **st)
+{
+	eng_engine *e = engine_new(2, 30000);
+	(void)st;
+
+	for (int round = 0; round < 2; round++) {
+		char key[32];
+
+		assert_int_equal(eng_engine_start(e), 0);
+		snprintf(key, sizeof(key), "restart-%d", round);
+		assert_int_equal(eng_start(db, key, "linear4", NULL, NULL, NULL, NULL), 0);
+		await_sql("SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id WHERE "
+			  "t.key LIKE 'restart-%' AND r.status = 'done'",
+			  round + 1);
+		eng_engine_stop(e);
+	}
+	eng_engine_free(e);
+}
+
+/* --- the database refuses a commit (not a lost connection) --- */
+
+/* A commit refused with "disk full" (SQLSTATE 53100, raised by a trigger as
+ * PostgreSQL raises it when its disk is full) is tried a bounded number of
+ * times with backoff, without running the step's node again, and the run
+ * fails with the reason; the engine says so loudly and in its health. */
+static void test_refused_commit_fails_the_run(void **st)
+{
+	eng_options opt = {.threads = 2, .lease_ms = 30000, .poll_ms = 50,
+			   .commit_attempts = 4, .commit_backoff_ms = 20};
+	eng_engine *e = NULL;
+	json_t *snap;
+	int64_t runs[3], t0;
+	(void)st;
+
+	ts_sql(db, "CREATE SEQUENCE IF NOT EXISTS refused_attempts; "
+		   "CREATE OR REPLACE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+		   "BEGIN IF (SELECT key FROM threads WHERE id = NEW.thread_id) LIKE 'refused-%' "
+		   "THEN PERFORM nextval('refused_attempts'); RAISE EXCEPTION 'could not extend "
+		   "file \"base/1/2\": No space left on device' USING ERRCODE = '53100'; END IF; "
+		   "RETURN NEW; END $$; "
+		   "DROP TRIGGER IF EXISTS t_refuse ON checkpoints; "
+		   "CREATE TRIGGER t_refuse BEFORE INSERT ON checkpoints FOR EACH ROW "
+		   "EXECUTE FUNCTION t_refuse()");
+	health_reset();
+	assert_int_equal(eng_engine_new(&e, pool, &opt), 0);
+	assert_int_equal(eng_engine_add_graph(e, linear), 0);
+	assert_int_equal(eng_engine_start(e), 0);
+	t0 = util_mono_ms();
+	for (int i = 0; i < 3; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "refused-%d", i);
+		assert_int_equal(eng_start(db, key, "linear4", NULL, NULL, NULL, &runs[i]), 0);
+	}
+	await_sql("SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id WHERE "
+		  "t.key LIKE 'refused-%' AND r.status = 'failed'",
+		  3);
+	printf("# recovery: 3 runs whose commits the database refused (SQLSTATE 53100) failed with "
+	       "the reason %lld ms after they were queued, each node run once (backoff from %lld "
+	       "ms, %d attempts)\n",
+	       (long long)(util_mono_ms() - t0), (long long)opt.commit_backoff_ms,
+	       opt.commit_attempts);
+	for (int i = 0; i < 3; i++) {
+		/* the node ran once; its step's commit was tried 4 times */
+		assert_int_equal(exec_count(runs[i], 1, "brainstorm"), 1);
+		assert_int_equal(q("SELECT count(*) FROM runs WHERE id = %lld AND error LIKE "
+				   "'%%refused%%commit%%4 times (resources, SQLSTATE 53100)%%No space "
+				   "left%%'",
+				   (long long)runs[i]),
+				 1);
+	}
+	/* 4 attempts of 3 steps; a batched attempt is tried once more on its
+	 * own when its batch fails, so at most twice that */
+	assert_true(q("SELECT last_value FROM refused_attempts") >= 12);
+	assert_true(q("SELECT last_value FROM refused_attempts") <= 24);
+	assert_int_equal(q("SELECT count(*) FROM checkpoints c JOIN threads t ON t.id = c.thread_id "
+			   "WHERE t.key LIKE 'refused-%%'"),
+			 0);
+	snap = health_snapshot();
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(snap, "engine.commits"), "state")),
+			    "degraded");
+	json_decref(snap);
+	/* the disk has room again: commits go through, the engine is healthy */
+	ts_sql(db, "DROP TRIGGER t_refuse ON checkpoints");
+	assert_int_equal(eng_start(db, "refused-later", "linear4", NULL, NULL, NULL, NULL), 0);
+	await_sql("SELECT count(*) FROM runs r JOIN threads t ON t.id = r.thread_id WHERE "
+		  "t.key = 'refused-later' AND r.status = 'done'",
+		  1);
+	snap = health_snapshot();
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(snap, "engine.commits"), "state")),
+			    "ok");
+	json_decref(snap);
+	eng_engine_free(e);
+}
+
 /* --- storage: deltas, snapshots, retention --- */
 
 static void test_long_thread_storage_and_prune(void **st)
@@ -1242,6 +1389,7 @@ static void test_group_commit_batch(void **st)
 	const store_step *steps[3] = {&s[0], &s[1], &s[2]};
 	int rcs[3];
 	char status[3][16], errs[3][512];
+	pg_error dberr[3];
 	pg_conn *c = ts_conn();
 	(void)st;
 
@@ -1255,7 +1403,7 @@ static void test_group_commit_batch(void **st)
 	}
 	/* run 1 lost its lease: its step lands nowhere, the others commit */
 	s[1].token = r[1].token + 1000;
-	assert_int_equal(store_commit_batch(c, steps, 3, rcs, status, errs), 0);
+	assert_int_equal(store_commit_batch(c, steps, 3, rcs, status, errs, dberr), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_string_equal(status[0], "done");
 	assert_int_equal(rcs[1], ERR_LEASE);
@@ -1286,12 +1434,12 @@ static void test_group_commit_batch(void **st)
 		assert_int_equal(store_claim_queued(c, "batcher", 30000, "{linear4}", &y), 1);
 		step_for(&sx, &x, 1);
 		sx.status = "running";
-		assert_int_equal(store_commit_batch(c, two + 1, 1, rcs, status, errs), 0);
+		assert_int_equal(store_commit_batch(c, two + 1, 1, rcs, status, errs, dberr), 0);
 		assert_int_equal(rcs[0], 0);
 		assert_string_equal(status[0], "running");
 		/* x again at checkpoint 1, which exists: a unique violation */
 		step_for(&sy, &y, 1);
-		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs), 0);
+		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs, dberr), 0);
 		assert_int_equal(rcs[0], 0);
 		assert_string_equal(status[0], "done");
 		assert_int_equal(rcs[1], ERR_LEASE);
@@ -1329,7 +1477,7 @@ static void test_group_commit_batch(void **st)
 		ts_sql(c, "UPDATE runs SET cancel_requested = true WHERE thread_id = (SELECT id FROM "
 			  "threads WHERE key = 'go-y')");
 		sz.token = z.token + 1000;
-		assert_int_equal(store_commit_batch(c, three, 3, rcs, status, errs), 0);
+		assert_int_equal(store_commit_batch(c, three, 3, rcs, status, errs, dberr), 0);
 		assert_int_equal(rcs[0], 0);
 		assert_string_equal(status[0], "running");
 		assert_int_equal(rcs[1], 0);
@@ -1384,7 +1532,7 @@ static void test_group_commit_batch(void **st)
 		sx.no_flush = 1;
 		sy.no_flush = mode == 0;
 		ts_sql(c, "BEGIN");
-		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs), 0);
+		assert_int_equal(store_commit_batch(c, two, 2, rcs, status, errs, dberr), 0);
 		assert_int_equal(rcs[0], 0);
 		assert_int_equal(rcs[1], 0);
 		assert_int_equal(ts_sql_int(c, "SELECT (current_setting('synchronous_commit') = "
@@ -1415,6 +1563,9 @@ int main(void)
 		cmocka_unit_test(test_bad_graph_behaviour_fails_the_run),
 		cmocka_unit_test(test_pending_writes_survive_a_wait),
 		cmocka_unit_test(test_outbox_relay),
+		cmocka_unit_test(test_relay_restarts),
+		cmocka_unit_test(test_engine_restarts),
+		cmocka_unit_test(test_refused_commit_fails_the_run),
 		cmocka_unit_test(test_long_thread_storage_and_prune),
 		cmocka_unit_test(test_db_connections_killed),
 		cmocka_unit_test(test_lease_takeover),

@@ -5,6 +5,7 @@
 #include "tests/support/spawn_support.h"
 #include "tests/support/support.h"
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/redis.h"
 #include "core/util.h"
 #include "engine/control.h"
@@ -14,6 +15,7 @@
 #include "secrets/runtime.h"
 #include "spawner/spawner.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +477,55 @@ static void test_malformed_requests(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE status = 'invalid'"), 4);
 }
 
+/* Poison on the spawn stream: bytes that are not UTF-8 in a request, and a
+ * request the database refuses for a reason of its own. Neither stays
+ * pending forever nor blocks the entries behind it. */
+static void test_poison_requests(void **state)
+{
+	json_t *res;
+	char raw[512];
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	/* a producer that does not check its strings */
+	snprintf(raw, sizeof(raw),
+		 "{\"id\":\"poison-1\",\"task\":\"t\xff\xfe\",\"project\":\"proj-1\","
+		 "\"repo\":\"%s\",\"prompt\":\"caf\xe9 \xed\xa0\x80\"}",
+		 g_repo);
+	assert_int_equal(rds_cmd(g_redis, NULL, "XADD", SPW_STREAM, "*", "id", "poison-1", "req",
+				 raw, NULL),
+			 0);
+	res = await_result(g_redis, "poison-1");
+	expect_status(res, "invalid");
+	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")), "task"));
+	json_decref(res);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE id = 'poison-1' AND status = "
+				 "'invalid' AND request->>'raw' LIKE '%%\xef\xbf\xbd%%'"),
+			 1);
+
+	/* the database refuses one request: tried a bounded number of times,
+	 * then set aside with the reason; the entry behind it is handled */
+	ts_sql(g_db, "CREATE OR REPLACE FUNCTION t_poison_req() RETURNS trigger LANGUAGE plpgsql "
+		     "AS $$ BEGIN IF NEW.id = 'poison-2' THEN RAISE EXCEPTION 'poison request "
+		     "refused'; END IF; RETURN NEW; END $$; "
+		     "DROP TRIGGER IF EXISTS t_poison_req ON workers; "
+		     "CREATE TRIGGER t_poison_req BEFORE INSERT ON workers FOR EACH ROW "
+		     "EXECUTE FUNCTION t_poison_req()");
+	xadd(g_redis, "poison-2", request("poison-2", "p2", NULL));
+	xadd(g_redis, "behind-1", json_pack("{s:s, s:s}", "id", "behind-1", "task", "b1"));
+	res = await_result(g_redis, "behind-1");
+	expect_status(res, "invalid");
+	json_decref(res);
+	ts_await_sql(g_db, "SELECT count(*) FROM dead_letters WHERE source = 'spawn.request' AND "
+			   "reason LIKE '%handling it failed 3 times%poison request refused%' AND "
+			   "body LIKE '%poison-2%'",
+		     1, 60000);
+	await_no_pending(g_redis);
+	ts_sql(g_db, "DROP TRIGGER t_poison_req ON workers");
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE id = 'poison-2'"), 0);
+	assert_int_equal(fake_llm_count(&g_fake), 0);
+}
+
 static void test_refused_handles(void **state)
 {
 	json_t *req, *res;
@@ -629,6 +680,63 @@ static void test_agents_md(void **state)
 	assert_null(strstr(text, "<agents_md>"));
 	assert_null(strstr(text, "root:"));
 	free(text);
+}
+
+/* orch_spawner_workers{phase=...} as this process renders it now. */
+static double phase_value(const char *phase)
+{
+	char key[96];
+	const char *at;
+	double v = 0;
+	buf b;
+
+	buf_init(&b, 64 << 20);
+	assert_int_equal(met_render(&b), 0);
+	snprintf(key, sizeof(key), "\norch_spawner_workers{phase=\"%s\"} ", phase);
+	at = strstr(buf_cstr(&b), key);
+	if (at)
+		v = strtod(at + strlen(key), NULL);
+	buf_free(&b);
+	return v;
+}
+
+static double phases_total(void)
+{
+	static const char *const all[] = {"preparing", "cloning", "base_tests", "agent", "tests",
+					  "rebasing", "pushing", "reporting"};
+	double n = 0;
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		n += phase_value(all[i]);
+	return n;
+}
+
+/* /metrics: the spawner's workers by phase. A worker whose model takes a
+ * while to answer is seen in the phase "agent"; once its result is out, no
+ * worker is counted in any phase. */
+static void test_workers_by_phase(void **state)
+{
+	json_t *slow = tss_bash("true"), *res;
+	int seen = 0;
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	json_object_set_new(slow, "delay_ms", json_integer(1500));
+	tss_script(&g_fake, json_pack("[o, o]", slow, tss_tool("submit", "{}")));
+	assert_true(phases_total() == 0);
+	xadd(g_redis, "phase-1", request("phase-1", "phase1", NULL));
+	for (int64_t until = util_mono_ms() + 60000; !seen && util_mono_ms() < until;
+	     util_sleep_ms(20))
+		seen = phase_value("agent") == 1;
+	assert_true(seen);
+	assert_true(phases_total() == 1);
+	res = await_result(g_redis, "phase-1");
+	expect_status(res, "unverified");
+	json_decref(res);
+	for (int64_t until = util_mono_ms() + 10000; phases_total() != 0 && util_mono_ms() < until;
+	     util_sleep_ms(20))
+		;
+	assert_true(phases_total() == 0);
 }
 
 /* `orchestrator logs`: a worker followed live until its result, then read
@@ -883,6 +991,59 @@ static void test_hostile_agent_contained(void **state)
 	assert_int_equal(kill(getpid(), 0), 0);
 }
 
+/* What a dead spawner (pid `owner`) may have left of worker `id`: cgroups
+ * of its sandboxes, mounts and the worker's folder, processes working in
+ * it. Fails the test naming what is left. */
+static void nothing_left_of(pid_t owner, const char *id)
+{
+	char dir[1024], line[4096];
+	buf out;
+	FILE *f;
+
+	buf_init(&out, 0);
+	if (tss_sh(&out, "find /sys/fs/cgroup -maxdepth 8 -type d -name 'orch-sbx-%d-*' "
+			 "2>/dev/null",
+		   (int)owner) == 0 &&
+	    out.len > 0)
+		fail_msg("cgroups of the dead spawner's sandboxes are left:\n%s", buf_cstr(&out));
+	buf_free(&out);
+	snprintf(dir, sizeof(dir), "%s/workers/%s", getenv("ORCH_DATA_DIR"), id);
+	f = fopen("/proc/self/mountinfo", "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, dir))
+			fail_msg("a mount of the dead spawner's worker is left: %s", line);
+	fclose(f);
+	if (access(dir, F_OK) == 0)
+		fail_msg("the worker's folder %s is left", dir);
+	/* every process of its sandboxes was in one of their groups */
+	{
+		char group[64];
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+
+		snprintf(group, sizeof(group), "/orch-sbx-%d-", (int)owner);
+		assert_non_null(d);
+		while ((e = readdir(d))) {
+			char path[300], text[4096];
+			size_t n;
+
+			if (e->d_name[0] < '0' || e->d_name[0] > '9')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/cgroup", e->d_name);
+			f = fopen(path, "r");
+			if (!f)
+				continue;
+			n = fread(text, 1, sizeof(text) - 1, f);
+			fclose(f);
+			text[n] = '\0';
+			if (strstr(text, group))
+				fail_msg("process %s of the dead spawner's sandboxes is left", e->d_name);
+		}
+		closedir(d);
+	}
+}
+
 static void private_config(spw_config *cfg, const char *url)
 {
 	assert_int_equal(spw_config_from_env(cfg, url, getenv("ORCH_DATA_DIR")), 0);
@@ -896,6 +1057,7 @@ static void test_redis_restart_loses_nothing(void **state)
 	spw_spawner *sp = NULL;
 	rds_conn *c = redis(g_private.url);
 	json_t *a, *b, *all;
+	int64_t down_at, up_at;
 	(void)state;
 
 	fake_llm_reset(&g_fake);
@@ -912,10 +1074,15 @@ static void test_redis_restart_loses_nothing(void **state)
 	for (int i = 0; i < 2000 && fake_llm_count(&g_fake) < 1; i++)
 		util_sleep_ms(10);
 	/* the server restarts while rr-1's model call is in flight */
+	down_at = util_mono_ms();
 	tss_redis_stop(&g_private);
 	tss_redis_start(&g_private);
+	up_at = util_mono_ms();
 	a = await_result(c, "rr-1");
 	b = await_result(c, "rr-2");
+	printf("# recovery: Redis was down %lld ms; both results were delivered %lld ms after it "
+	       "was back\n",
+	       (long long)(up_at - down_at), (long long)(util_mono_ms() - up_at));
 	expect_status(a, "unverified");
 	expect_status(b, "unverified");
 	await_no_pending(c);
@@ -926,6 +1093,14 @@ static void test_redis_restart_loses_nothing(void **state)
 				 "state = 'finished' AND attempt = 1"), 2);
 	json_decref(a);
 	json_decref(b);
+	/* a spawner stopped and started again takes requests again */
+	spw_stop(sp);
+	assert_int_equal(spw_start(sp), 0);
+	tss_script(&g_fake, json_pack("[o]", tss_tool("submit", "{}")));
+	xadd(c, "rr-3", request("rr-3", "rr3", NULL));
+	a = await_result(c, "rr-3");
+	expect_status(a, "unverified");
+	json_decref(a);
 	spw_free(sp);
 	rds_free(c);
 }
@@ -935,7 +1110,7 @@ static void test_killed_spawner_reclaimed(void **state)
 	spw_config cfg;
 	spw_spawner *sp = NULL;
 	rds_conn *c = redis(g_private.url);
-	int64_t thread, run;
+	int64_t thread, run, killed_at;
 	pid_t pid;
 	char sql[512], logf[1024];
 	json_t *req, *res, *all;
@@ -973,6 +1148,7 @@ static void test_killed_spawner_reclaimed(void **state)
 				   "'%%-%d-%%'", (int)pid);
 	assert_int_equal(ts_sql_int(g_db, sql), 1);
 	kill(pid, SIGKILL);
+	killed_at = util_mono_ms();
 	waitpid(pid, &st, 0);
 
 	/* another spawner reclaims the entry once it is idle and the lease expired */
@@ -980,6 +1156,9 @@ static void test_killed_spawner_reclaimed(void **state)
 	assert_int_equal(spw_new(&sp, &cfg, g_pool, g_llm), 0);
 	assert_int_equal(spw_start(sp), 0);
 	res = await_result(c, "kill-1");
+	printf("# recovery: the killed spawner's request was reclaimed and its result delivered "
+	       "%lld ms after the kill (ORCH_SPAWN_CLAIM_IDLE %lld ms)\n",
+	       (long long)(util_mono_ms() - killed_at), (long long)cfg.claim_idle_ms);
 	expect_status(res, "done");
 	assert_int_equal(json_integer_value(json_object_get(res, "attempt")), 2);
 	await_no_pending(c);
@@ -994,9 +1173,130 @@ static void test_killed_spawner_reclaimed(void **state)
 	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE id = 'kill-1' AND attempt = 2 "
 				 "AND status = 'done' AND owner = '%s'", spw_id(sp)), 1);
 	assert_int_equal(fake_llm_count(&g_fake), 4); /* 1 lost with the first spawner + 3 */
+	/* nothing is left of the dead spawner's worker: no cgroups, mounts,
+	 * folder or processes */
+	nothing_left_of(pid, "kill-1");
 	json_decref(res);
 	spw_free(sp);
 	rds_free(c);
+}
+
+/* A full disk under ORCH_DATA_DIR (a size-limited tmpfs): a worker fails
+ * with a clear reason, the project's repository is intact, and once there is
+ * room again the next request works. */
+static void test_full_disk(void **state)
+{
+	char root[1024], repos[1100], repo[1200], fill[1100], before[64], after[64];
+	spw_config cfg;
+	spw_spawner *sp = NULL;
+	rds_conn *c = NULL;
+	buf out;
+	json_t *res;
+	int64_t freed_at;
+	(void)state;
+
+	snprintf(root, sizeof(root), "%s/full-disk", getenv("ORCH_DATA_DIR"));
+	mkdir(root, 0700);
+	if (geteuid() != 0 || tss_sh(NULL, "mount -t tmpfs -o size=16m,mode=0700 tmpfs '%s' "
+					   "2>/dev/null",
+				     root) != 0) {
+		printf("# skipped: a size-limited file system for ORCH_DATA_DIR cannot be mounted "
+		       "here (needs root and tmpfs)\n");
+		return;
+	}
+	snprintf(repos, sizeof(repos), "%s/repos", root);
+	snprintf(repo, sizeof(repo), "%s/full.git", repos);
+	snprintf(fill, sizeof(fill), "%s/filler", root);
+	mkdir(repos, 0700);
+	if (tss_sh(NULL, "git clone -q --bare '%s' '%s'", g_repo, repo) != 0)
+		fail_msg("cannot copy the project repository");
+	buf_init(&out, 0);
+	tss_sh(&out, "git -C '%s' rev-parse main", repo);
+	snprintf(before, sizeof(before), "%.40s", buf_cstr(&out));
+	buf_free(&out);
+	/* the disk is full */
+	tss_sh(NULL, "dd if=/dev/zero of='%s' bs=64k 2>/dev/null; sync", fill);
+
+	fake_llm_reset(&g_fake);
+	assert_int_equal(spw_config_from_env(&cfg, g_private.url, root), 0);
+	cfg.relay = 0;
+	cfg.max_workers = 1;
+	snprintf(cfg.repo_roots, sizeof(cfg.repo_roots), "%s", repos);
+	assert_int_equal(spw_new(&sp, &cfg, g_pool, g_llm), 0);
+	assert_int_equal(spw_start(sp), 0);
+	c = redis(g_private.url);
+	{
+		json_t *rq = request("full-1", "full1", TSS_TEST_CMD);
+		json_object_set_new(rq, "repo", json_string(repo));
+		xadd(c, "full-1", rq);
+	}
+	res = await_result(c, "full-1");
+	{
+		const char *status = json_string_value(json_object_get(res, "status"));
+		const char *reason = json_string_value(json_object_get(res, "reason"));
+		printf("# on a full disk: %s: %s\n", status, reason);
+		if (strcmp(status, "error") != 0 && strcmp(status, "failed") != 0)
+			fail_msg("a worker on a full disk ended %s", status);
+		if (!strstr(reason, "No space left on device") && !strstr(reason, "disk is full") &&
+		    !strstr(reason, "disk full"))
+			fail_msg("the reason does not say the disk is full: %s", reason);
+	}
+	json_decref(res);
+	/* the repository is intact */
+	buf_init(&out, 0);
+	assert_int_equal(tss_sh(&out, "git -C '%s' fsck --strict 2>&1 && git -C '%s' rev-parse main",
+				repo, repo),
+			 0);
+	assert_non_null(strstr(buf_cstr(&out), before));
+	buf_free(&out);
+	/* room again: the next request works */
+	unlink(fill);
+	freed_at = util_mono_ms();
+	fix_script();
+	{
+		json_t *rq = request("full-2", "full2", TSS_TEST_CMD);
+		json_object_set_new(rq, "repo", json_string(repo));
+		xadd(c, "full-2", rq);
+	}
+	res = await_result(c, "full-2");
+	printf("# recovery: with room on the disk again, the next worker finished %lld ms later\n",
+	       (long long)(util_mono_ms() - freed_at));
+	expect_status(res, "done");
+	json_decref(res);
+	buf_init(&out, 0);
+	assert_int_equal(tss_sh(&out, "git -C '%s' fsck --strict 2>&1 && git -C '%s' rev-parse main",
+				repo, repo),
+			 0);
+	snprintf(after, sizeof(after), "%.40s", buf_cstr(&out));
+	buf_free(&out);
+	assert_string_equal(after, before);
+	/* a merge into the repository while the disk is full again: refused with
+	 * the reason, main untouched, the repository intact */
+	tss_sh(NULL, "dd if=/dev/zero of='%s' bs=64k 2>/dev/null; sync", fill);
+	{
+		json_t *rq = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", "full-merge",
+				       "mode", "merge", "task", "full2", "project", "proj-1", "repo",
+				       repo, "target", "main", "test_command", TSS_TEST_CMD);
+		xadd(c, "full-merge", rq);
+	}
+	res = await_result(c, "full-merge");
+	printf("# a merge on a full disk: %s: %s\n",
+	       json_string_value(json_object_get(res, "status")),
+	       json_string_value(json_object_get(res, "reason")));
+	if (strcmp(json_string_value(json_object_get(res, "status")), "done") == 0)
+		fail_msg("a merge on a full disk reports done");
+	json_decref(res);
+	buf_init(&out, 0);
+	assert_int_equal(tss_sh(&out, "git -C '%s' fsck --strict 2>&1 && git -C '%s' rev-parse main",
+				repo, repo),
+			 0);
+	assert_non_null(strstr(buf_cstr(&out), before));
+	buf_free(&out);
+	unlink(fill);
+	await_no_pending(c);
+	spw_free(sp);
+	rds_free(c);
+	tss_sh(NULL, "umount -l '%s'", root);
 }
 
 static void test_gives_up_after_dead_spawners(void **state)
@@ -1496,15 +1796,18 @@ int main(void)
 		cmocka_unit_test(test_outbox_to_result),
 		cmocka_unit_test(test_repeated_id_one_worker),
 		cmocka_unit_test(test_malformed_requests),
+		cmocka_unit_test(test_poison_requests),
 		cmocka_unit_test(test_refused_handles),
 		cmocka_unit_test(test_secret_in_the_work_not_pushed),
 		cmocka_unit_test(test_failing_or_shrinking_tests_not_done),
 		cmocka_unit_test(test_agents_md),
+		cmocka_unit_test(test_workers_by_phase),
 		cmocka_unit_test(test_logs_cli),
 		cmocka_unit_test(test_http_remote_with_credentials),
 		cmocka_unit_test(test_hostile_agent_contained),
 		cmocka_unit_test(test_redis_restart_loses_nothing),
 		cmocka_unit_test(test_killed_spawner_reclaimed),
+		cmocka_unit_test(test_full_disk),
 		cmocka_unit_test(test_gives_up_after_dead_spawners),
 		cmocka_unit_test(test_cleanup_removes_dead_workspaces),
 		cmocka_unit_test(test_serve_runs_the_spawner),

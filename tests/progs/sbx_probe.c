@@ -12,6 +12,9 @@
  *   sbx_probe read PATH           reads a file
  *   sbx_probe unix PATH           connects to a unix socket, prints its first line
  *   sbx_probe x32                 an x32-ABI system call (the filter kills the process)
+ *   sbx_probe loopback            a TCP connection to a listener of its own on 127.0.0.1
+ *
+ * It is linked statically (the Makefile), so it runs in any image.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -163,6 +166,19 @@ int main(int argc, char **argv)
 		n = read(s, b, sizeof(b) - 1);
 		b[n > 0 ? n : 0] = 0;
 		printf("unix=%s", b);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[1], "loopback") == 0) {
+		struct sockaddr_in a = {.sin_family = AF_INET};
+		socklen_t al = sizeof(a);
+		int ls = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 1) < 0 ||
+		    getsockname(ls, (struct sockaddr *)&a, &al) < 0) {
+			show("loopback", -1);
+			return 0;
+		}
+		show("loopback", connect(c, (struct sockaddr *)&a, sizeof(a)));
 		return 0;
 	}
 	if (argc >= 3 && strcmp(argv[1], "read") == 0) {

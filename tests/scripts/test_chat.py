@@ -78,6 +78,46 @@ def sql(query):
     return r.stdout.strip()
 
 
+SECRET = "tok-9f8e7d6c5b4a3210"
+
+
+def run(env, *args, stdin=None):
+    r = subprocess.run([BIN, *args], env=env, input=stdin, capture_output=True, text=True)
+    return r.returncode, r.stdout + r.stderr
+
+
+def secret_typed(env):
+    """A secret the person typed is shown nowhere: not live, not in the
+    history shown when the chat starts, not in /history, not by `show`."""
+    code, out = run(env, "secrets", "init")
+    check(code == 0, "secrets init" + ("" if code == 0 else ": " + " ".join(out.split())[:200]))
+    code, out = run(env, "secrets", "set", "CHAT_TOKEN", stdin=SECRET)
+    check(code == 0, "secrets set" + ("" if code == 0 else ": " + " ".join(out.split())[:200]))
+    t = Term([BIN, "chat", "--name", "bob", "--no-color"], env)
+    check(t.expect(r"you ›"), "a second chat starts")
+    t.send("my token is " + SECRET)
+    ok = t.expect(r"echo: my token is \[redacted")
+    check(ok, "the live reply is filtered")
+    t.send("/history 4")
+    ok = t.expect(r"last \d+ message") and t.expect(r"you: my token is \[redacted")
+    check(ok, "/history shows the message, filtered")
+    t.send("/quit")
+    screen = t.out
+    t.wait()
+    check(SECRET not in screen, "the secret never reached the screen")
+    t = Term([BIN, "chat", "--name", "bob", "--no-color"], env)
+    ok = t.expect(r"you: my token is \[redacted") and t.expect(r"you ›")
+    check(ok, "the history shown when the chat starts is filtered")
+    screen = t.out
+    t.send("/quit")
+    t.wait()
+    check(SECRET not in screen, "the secret is not in the history shown at the start")
+    for args in (["show", "term:bob:1"], ["show", "term:bob:1", "--json"]):
+        code, out = run(env, *args)
+        check(code == 0 and "my token is" in out and SECRET not in out,
+              "%s prints the conversation filtered" % " ".join(args))
+
+
 def main():
     env = dict(os.environ, ORCH_GRAPH="chattest", NO_COLOR="1", TERM="dumb",
                ORCH_LOG_LEVEL="error")
@@ -125,6 +165,16 @@ def main():
         check(code == 0, "/quit ends the chat with status 0")
         check(sql("SELECT count(*) FROM outbox WHERE kind LIKE 'term.%' AND state = 'pending'")
               == "0", "every message for the terminal was delivered")
+        secret_typed(env)
+        # a chat named '%' (or '_') is its own: it sees no other chat's projects
+        t = Term([BIN, "chat", "--name", "%", "--no-color"], env)
+        check(t.expect(r"you ›"), "a chat named % starts")
+        t.send("/projects")
+        check(t.expect(r"No projects yet"), "the chat named % lists none of the others' projects")
+        t.send("/switch hello")
+        check(t.expect(r"There is no such project"), "and finds no other chat's project by name")
+        t.send("/quit")
+        t.wait()
     finally:
         engine.terminate()
         try:

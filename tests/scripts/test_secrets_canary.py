@@ -200,7 +200,7 @@ def telegram_run(t, canary, value_forms, env):
             psql("INSERT INTO outbox (kind, dest, payload) VALUES "
                  f"('{kind}', '4242', '{json.dumps(payload)}'::jsonb)")
         benv = dict(env, TELEGRAM_BOT_TOKEN="123456:CANARY-test", TELEGRAM_API_BASE=base,
-                    ORCH_ALLOWED_USERS="42", ORCH_TG_RATE_SCALE="0.01")
+                    ORCH_ALLOWED_USERS="42", ORCH_TG_RATE_SCALE="100")
         bot = subprocess.Popen([BIN, "bot"], env=benv, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
         sent = 0

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <signal.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +47,16 @@ void tf_start(tf_env *e)
 	setenv("TELEGRAM_BOT_TOKEN", TS_TG_TOKEN, 1);
 	setenv("TELEGRAM_API_BASE", e->tg.base, 1);
 	setenv("ORCH_ALLOWED_USERS", allowed, 1);
+	{
+		/* the Unix user running the tests may answer the owner's questions
+		 * from the terminal */
+		struct passwd *pw = getpwuid(getuid());
+		char ops[128];
+		snprintf(ops, sizeof(ops), "%s:%d", pw ? pw->pw_name : "root", TF_OWNER);
+		setenv("ORCH_OPERATORS", ops, 1);
+	}
 	setenv("ORCH_TG_POLL_TIMEOUT", "1s", 1);
-	setenv("ORCH_TG_RATE_SCALE", "0.02", 1);
+	setenv("ORCH_TG_RATE_SCALE", "50", 1);
 	setenv("ORCH_TG_TYPING", "0", 1);
 	setenv("ORCH_TG_BACKOFF", "50ms", 1);
 	setenv("ORCH_TG_MAX_BACKOFF", "500ms", 1);

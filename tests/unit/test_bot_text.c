@@ -220,6 +220,15 @@ static void test_limiter(void **st)
 	bot_limiter *l;
 	(void)st;
 
+	/* the scale multiplies the limits (rates): 2 allows twice as many
+	 * messages, so the intervals are halved; 0.5 doubles them */
+	bot_limits_default(&lim, 2.0);
+	assert_int_equal(lim.chat_gap_ms, 500);
+	assert_int_equal(lim.group_window_ms, 30000);
+	assert_int_equal(lim.global_window_ms, 500);
+	bot_limits_default(&lim, 0.5);
+	assert_int_equal(lim.chat_gap_ms, 2000);
+	assert_int_equal(lim.group_window_ms, 120000);
 	bot_limits_default(&lim, 1.0);
 	assert_int_equal(lim.chat_gap_ms, 1000);
 	assert_int_equal(lim.group_window_ms, 60000);

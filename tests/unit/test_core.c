@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/health.h"
+#include "core/jsonx.h"
 #include "core/pg.h"
 #include "core/redact.h"
 #include "core/util.h"
@@ -23,6 +24,23 @@ static void test_err_per_thread(void **state)
 	assert_string_equal(err_name(ERR_LEASE), "lease");
 	err_clear();
 	assert_string_equal(err_last(), "");
+	/* the current message as an argument of the next one: formatted aside,
+	 * not into itself */
+	err_set(ERR_INVALID, "\"plan.tasks[2].files\" must be an array of paths");
+	assert_int_equal(err_set(ERR_PARSE, "task '%s': %s (attempt %d)", "t-3", err_last(), 2),
+			 ERR_PARSE);
+	assert_string_equal(err_last(), "task 't-3': \"plan.tasks[2].files\" must be an array of "
+					"paths (attempt 2)");
+	{
+		char longer[1500];
+		memset(longer, 'x', sizeof(longer) - 1);
+		longer[sizeof(longer) - 1] = '\0';
+		err_set(ERR_INVALID, "%s", longer);
+		err_set(ERR_INVALID, "ab: %s", err_last());
+		assert_int_equal(strncmp(err_last(), "ab: xxxx", 8), 0);
+		assert_int_equal(strlen(err_last()), 1023);
+	}
+	err_clear();
 }
 
 static void test_buf_cap(void **state)
@@ -213,6 +231,94 @@ static void test_health_registry(void **state)
 	health_reset();
 }
 
+static void test_pg_error_classes(void **state)
+{
+	(void)state;
+	assert_int_equal(pg_errclass_of("08006"), PG_ERRC_CONNECTION);
+	assert_int_equal(pg_errclass_of("57P01"), PG_ERRC_CONNECTION);
+	assert_int_equal(pg_errclass_of("57P03"), PG_ERRC_CONNECTION);
+	assert_int_equal(pg_errclass_of("53100"), PG_ERRC_RESOURCES);
+	assert_int_equal(pg_errclass_of("53300"), PG_ERRC_RESOURCES);
+	assert_int_equal(pg_errclass_of("58030"), PG_ERRC_RESOURCES);
+	assert_int_equal(pg_errclass_of("23505"), PG_ERRC_CONSTRAINT);
+	assert_int_equal(pg_errclass_of("23503"), PG_ERRC_CONSTRAINT);
+	assert_int_equal(pg_errclass_of("40001"), PG_ERRC_SERIALIZATION);
+	assert_int_equal(pg_errclass_of("40P01"), PG_ERRC_SERIALIZATION);
+	assert_int_equal(pg_errclass_of("55P03"), PG_ERRC_SERIALIZATION);
+	assert_int_equal(pg_errclass_of("P0001"), PG_ERRC_OTHER);
+	assert_int_equal(pg_errclass_of("57014"), PG_ERRC_OTHER);
+	assert_int_equal(pg_errclass_of(""), PG_ERRC_OTHER);
+	assert_int_equal(pg_errclass_of(NULL), PG_ERRC_OTHER);
+	assert_string_equal(pg_errclass_name(PG_ERRC_RESOURCES), "resources");
+	assert_string_equal(pg_errclass_name(PG_ERRC_CONNECTION), "connection");
+}
+
+/* One lenient parse: the value's "s" member, or NULL when it did not parse. */
+static char *lenient_s(const char *text, size_t len, int *repaired)
+{
+	json_error_t jerr;
+	json_t *j = jx_loadb_lenient(text, len, 0, &jerr, repaired);
+	char *s = j && json_is_string(json_object_get(j, "s"))
+			  ? strdup(json_string_value(json_object_get(j, "s")))
+			  : NULL;
+	json_decref(j);
+	return s;
+}
+
+static void test_lenient_json(void **state)
+{
+	static const struct {
+		const char *in, *want;
+		int repairs;
+	} cases[] = {
+		{"{\"s\":\"plain \\u00e9 \xc3\xa9\"}", "plain \xc3\xa9 \xc3\xa9", 0},
+		/* one byte that is not UTF-8 */
+		{"{\"s\":\"a\xffz\"}", "a\xef\xbf\xbdz", 1},
+		/* a truncated sequence, then ASCII: one replacement, the ASCII kept */
+		{"{\"s\":\"a\xe2\x82z\"}", "a\xef\xbf\xbdz", 1},
+		/* an overlong form and an encoded surrogate: one per maximal subpart */
+		{"{\"s\":\"\xc0\x80\"}", "\xef\xbf\xbd\xef\xbf\xbd", 2},
+		{"{\"s\":\"\xed\xa0\x80x\"}", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx", 3},
+		/* above U+10FFFF */
+		{"{\"s\":\"\xf4\x90\x80\x80\"}",
+		 "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", 4},
+		/* escapes jansson refuses: a lone surrogate, NUL */
+		{"{\"s\":\"x\\udcffy\"}", "x\xef\xbf\xbdy", 1},
+		{"{\"s\":\"x\\ud800\\u0041\"}", "x\xef\xbf\xbd" "A", 1},
+		{"{\"s\":\"n\\u0000ul\"}", "n\xef\xbf\xbdul", 1},
+		/* a valid pair stays */
+		{"{\"s\":\"\\ud83d\\ude00\"}", "\xf0\x9f\x98\x80", 0},
+		/* a raw control character inside a string */
+		{"{\"s\":\"tab\there\"}", "tab\there", 1},
+	};
+	int repaired;
+	char *s;
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = lenient_s(cases[i].in, strlen(cases[i].in), &repaired);
+		if (!s || strcmp(s, cases[i].want) != 0 || repaired != cases[i].repairs)
+			fail_msg("case %zu: got '%s' with %d repairs", i, s ? s : "(no parse)",
+				 repaired);
+		free(s);
+	}
+	/* a raw NUL inside a string (counted length) */
+	s = lenient_s("{\"s\":\"a\0b\"}", 11, &repaired);
+	assert_non_null(s);
+	assert_string_equal(s, "a\xef\xbf\xbd" "b");
+	free(s);
+	/* what is not JSON stays an error */
+	assert_null(lenient_s("{\"s\":", 5, &repaired));
+	/* the lossy copy for storing and printing outside bytes */
+	{
+		buf b;
+		buf_init(&b, 0);
+		assert_int_equal(jx_utf8_lossy(&b, "ok\xff\0\xc3\xa9", 6), 0);
+		assert_string_equal(buf_cstr(&b), "ok\xef\xbf\xbd\xef\xbf\xbd\xc3\xa9");
+		buf_free(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_config_env), cmocka_unit_test(test_backoff_bounds),
 		cmocka_unit_test(test_pg_url_redact), cmocka_unit_test(test_pg_text_array),
 		cmocka_unit_test(test_redact_hook), cmocka_unit_test(test_health_registry),
+		cmocka_unit_test(test_pg_error_classes), cmocka_unit_test(test_lenient_json),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);

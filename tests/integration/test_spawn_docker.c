@@ -1,0 +1,156 @@
+/* A whole worker with ORCH_SANDBOX=docker on a real Docker engine (the
+ * private dockerd of `make test`, DOCKER_HOST): the spawner clones the
+ * project, every command of its agent and the project's tests run in
+ * containers of the worker image (Debian with Python), it commits and
+ * pushes. Real PostgreSQL, Redis and git; the model is the fake server. */
+#include "tests/support/spawn_support.h"
+#include "tests/support/support.h"
+#include "core/err.h"
+#include "core/redis.h"
+#include "core/util.h"
+#include "secrets/runtime.h"
+#include "spawner/spawner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static fake_llm g_fake;
+static pg_pool *g_pool;
+static llm_service *g_llm;
+static spw_spawner *g_spawner;
+static rds_conn *g_redis;
+static char g_repo[1024];
+
+static int setup(void **state)
+{
+	spw_config cfg;
+	llm_registry *reg = NULL;
+	llm_options lo;
+	(void)state;
+
+	setenv("ORCH_SANDBOX", "docker", 1);
+	setenv("ORCH_SANDBOX_IMAGE", getenv("ORCH_TEST_IMAGE_WORKER"), 1);
+	setenv("ORCH_WORKER_DISK", "128M", 1);
+	setenv("ORCH_WORKER_DISK_KIND", "loop", 1);
+	setenv("ORCH_WORKER_MEM", "512M", 1);
+	setenv("ORCH_AGENT_CMD_TIMEOUT", "60s", 1);
+	setenv("ORCH_TEST_TIMEOUT", "60s", 1);
+	fake_llm_start(&g_fake);
+	tss_models(&g_fake);
+	g_pool = ts_pool(4);
+	tss_project_repo("proj", g_repo, sizeof(g_repo));
+	memset(&lo, 0, sizeof(lo));
+	lo.pool = g_pool;
+	lo.project_budget = -1;
+	lo.user_budget = -1;
+	lo.stats_interval_ms = -1;
+	if (llm_registry_load(&reg) < 0 || llm_service_new(&g_llm, reg, &lo) < 0)
+		fail_msg("llm: %s", err_last());
+	assert_int_equal(spw_config_from_env(&cfg, getenv("REDIS_URL"), getenv("ORCH_DATA_DIR")), 0);
+	if (spw_preflight(&cfg) < 0)
+		fail_msg("preflight: %s", err_last());
+	assert_int_equal(spw_new(&g_spawner, &cfg, g_pool, g_llm), 0);
+	assert_int_equal(spw_start(g_spawner), 0);
+	if (rds_connect(&g_redis, getenv("REDIS_URL"), 0) < 0)
+		fail_msg("redis: %s", err_last());
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	spw_free(g_spawner);
+	llm_service_free(g_llm);
+	rds_free(g_redis);
+	fake_llm_stop(&g_fake);
+	pg_pool_free(g_pool);
+	return 0;
+}
+
+/* The result of `id` on the results stream, waiting for it. Owned. */
+static json_t *await_result(const char *id)
+{
+	for (int64_t until = util_mono_ms() + 180000; util_mono_ms() < until; util_sleep_ms(100)) {
+		rds_reply *r = NULL;
+		json_t *found = NULL;
+
+		if (rds_cmd(g_redis, &r, "XRANGE", SPW_RESULTS, "-", "+", NULL) < 0)
+			continue;
+		for (size_t i = 0; i < r->n && !found; i++) {
+			const rds_reply *f = rds_at(rds_at(r, i), 1);
+			if (strcmp(rds_str(rds_at(f, 1)), id) == 0)
+				found = json_loads(rds_str(rds_at(f, 3)), 0, NULL);
+		}
+		rds_reply_free(r);
+		if (found)
+			return found;
+	}
+	fail_msg("no result for %s", id);
+	return NULL;
+}
+
+static void test_worker_in_containers(void **state)
+{
+	json_t *req, *res, *t, *rqs;
+	char *text;
+	buf b;
+	(void)state;
+	tss_script(&g_fake,
+		   json_pack("[o, o, o]",
+			     tss_bash("test -f /.dockerenv && echo in-a-container; cat calc.py && "
+				      "python3 -m unittest 2>&1 | tail -3"),
+			     tss_text("The operator is wrong.\n```bash\nsed -i 's/a - b/a + b/' calc.py "
+				      "&& python3 -m unittest 2>&1 | tail -1\n```"),
+			     tss_tool("submit", "{\"summary\": \"add() adds\"}")));
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", "dk-1", "task", "fix", "project",
+			"proj-1", "repo", g_repo, "base", "main", "prompt",
+			"add() in calc.py subtracts; make the tests pass.", "test_command", TSS_TEST_CMD);
+	text = json_dumps(req, JSON_COMPACT);
+	assert_int_equal(rds_cmd(g_redis, NULL, "XADD", SPW_STREAM, "*", "id", "dk-1", "req", text,
+				 NULL), 0);
+	free(text);
+	json_decref(req);
+	res = await_result("dk-1");
+	if (strcmp(json_string_value(json_object_get(res, "status")), "done") != 0)
+		fail_msg("status %s: %s", json_string_value(json_object_get(res, "status")),
+			 json_string_value(json_object_get(res, "reason")));
+	t = json_object_get(res, "tests");
+	assert_string_equal(json_string_value(json_object_get(t, "verdict")), "passed");
+	assert_int_equal(json_integer_value(json_object_get(t, "passed")), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(t, "base"), "failed")), 2);
+	assert_true(json_is_true(json_object_get(res, "pushed")));
+	/* the agent's first command ran in a container: its output reached the model */
+	rqs = fake_llm_requests(&g_fake);
+	text = json_dumps(rqs, JSON_COMPACT);
+	assert_non_null(strstr(text, "in-a-container"));
+	free(text);
+	json_decref(rqs);
+	/* the fix is on the task's branch */
+	buf_init(&b, 0);
+	assert_int_equal(tss_sh(&b, "git --git-dir='%s' show task/fix:calc.py", g_repo), 0);
+	assert_non_null(strstr(buf_cstr(&b), "return a + b"));
+	buf_free(&b);
+	printf("# docker worker: %lld ms from claim to result (clone, base tests, 2 agent commands, "
+	       "tests, each in a container; commit, push)\n",
+	       (long long)json_integer_value(json_object_get(res, "wall_ms")));
+	json_decref(res);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_worker_in_containers),
+	};
+	const char *image = getenv("ORCH_TEST_IMAGE_WORKER");
+	const char *why = getenv("ORCH_TEST_DOCKER_SKIP");
+
+	ts_init();
+	if (!getenv("DOCKER_HOST") || !image || !*image) {
+		printf("1..1\nok 1 - worker in containers # SKIP\n");
+		printf("skipped: no Docker engine: %s\n",
+		       why && *why ? why : "run through `make test`, which starts a private dockerd");
+		return 0;
+	}
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
