@@ -410,8 +410,8 @@ static int failing_name(const line *l, const char *format, char *out, size_t cap
 	}
 	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
 		e--;
-	if (e <= s || (size_t)(e - s) >= cap)
-		return 0;
+	if (e <= s || (size_t)(e - s) >= cap || memchr(s, '\0', (size_t)(e - s)))
+		return 0; /* none, too long, or not text */
 	memcpy(out, s, (size_t)(e - s));
 	out[e - s] = '\0';
 	return 1;
