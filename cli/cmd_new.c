@@ -22,11 +22,12 @@ static const char USAGE[] =
 	"  With --repo the project is a CHANGE to an existing repository: a local git\n"
 	"  repository (its committed history) or a remote URL (https:// or ssh://), whose\n"
 	"  branch B (default: a local repository's current branch; a remote's main, else\n"
-	"  master) is copied into the project's own repository. The remote's credentials: --secret NAME (a stored secret, see\n"
-	"  'orchestrator secrets') or --handle res_... (a git handle of the project or of\n"
-	"  this chat). It ends merged into B in the project's repository and, when you say\n"
-	"  so, pushed to the remote's B; with --pr (or when you choose it at the end) in a\n"
-	"  pull request on the remote's forge instead.";
+	"  master) is copied into the project's own repository. The remote's credentials:\n"
+	"  --secret NAME (a stored secret, see 'orchestrator secrets') or --handle res_...\n"
+	"  (a git handle of the project or of this chat). It ends merged into B in the\n"
+	"  project's repository and, when you say so, pushed to the remote's B; with --pr\n"
+	"  (or when you choose it at the end) in a pull request on the remote's forge\n"
+	"  instead.";
 
 /* --repo's value as the input's "change" needs it: a URL as it is, a local
  * path made absolute and checked to be a git repository. */
