@@ -250,7 +250,7 @@ static char *first_request(const char *model)
 static void test_local_change(void **st)
 {
 	char src[1100], repo[1200], head0[64];
-	json_t *script = json_array(), *m;
+	json_t *script = json_array();
 	char *median = unescape(MEDIAN), *mode = unescape(MODE);
 	char *text;
 	buf b;
@@ -345,7 +345,6 @@ static void test_local_change(void **st)
 				src), 0);
 	assert_int_equal(strncmp(buf_cstr(&b), head0, 40), 0);
 	assert_int_equal(b.len, 41);
-	(void)m;
 	free(median);
 	free(mode);
 	buf_free(&b);
