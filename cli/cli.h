@@ -213,6 +213,12 @@ int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color);
 int cli_new_project(pg_conn *c, const char *graph, const char *name, const char *idea,
 		    int64_t *thread, int *n);
 
+/* The same for a change to an existing repository: `change` is the input's
+ * {"repo", "branch", "pr", "secret", "handle"} (bot/route.h; NULL: a new
+ * project), as `orchestrator new --repo` sends it. */
+int cli_new_change(pg_conn *c, const char *graph, const char *name, const char *idea,
+		   const json_t *change, int64_t *thread, int *n);
+
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
  * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */
 struct bot;

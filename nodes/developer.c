@@ -51,14 +51,14 @@ static void task_log(dev *d, const char *kind, const nd_task *t, const char *tex
 	nd_log(d->s->up, kind, text, json_pack("{s:s}", "task", t->id));
 }
 
-/* A task starts over: `round_up` a new round from `base` (NULL: main), or
- * another attempt of the same round. */
+/* A task starts over: `round_up` a new round from `base` (a commit, or
+ * the project's branch), or another attempt of the same round. */
 static int requeue(nd_task *t, int round_up, const char *base)
 {
 	if (round_up) {
 		t->round++;
 		t->attempt = 1;
-		nd_str_set(&t->base, base ? base : "main");
+		nd_str_set(&t->base, base);
 	} else {
 		t->attempt++;
 	}
@@ -170,10 +170,20 @@ static int work_prompt(dev *d, const nd_task *t, buf *out)
 	strv_text(&part[2], pt ? &pt->files : &none, ", ", "as you see fit");
 	for (size_t i = 0; pt && i < pt->checks.n; i++)
 		buf_printf(&part[3], "- %s\n", pt->checks.v[i]);
-	for (size_t i = 0; i < d->p->ntasks; i++)
+	if (d->p->change.present) {
+		char base[600];
+		nd_baseline_line(d->p, base, sizeof(base));
+		buf_printf(&part[4], "\nThis task changes an existing repository (%s, branch %s): "
+				     "follow its conventions (AGENTS.md, the README, the code around). "
+				     "Its tests before any work: %s; none that passed may fail after "
+				     "your change.\n",
+			   d->p->change.source, nd_project_branch(d->p), base);
+	}
+	for (size_t i = 0, listed = 0; i < d->p->ntasks; i++)
 		if (d->p->tasks[i].status == ND_TASK_MERGED) {
-			if (!part[4].len)
-				buf_puts(&part[4], "\nAlready built and merged into main:\n");
+			if (!listed++)
+				buf_printf(&part[4], "\nAlready built and merged into %s:\n",
+					   nd_project_branch(d->p));
 			buf_printf(&part[4], "- %s (%s)\n", d->p->tasks[i].title, d->p->tasks[i].id);
 		}
 	{
@@ -202,7 +212,7 @@ static int work_prompt(dev *d, const nd_task *t, buf *out)
 
 static int spawn_work(dev *d, nd_task *t)
 {
-	const char *base = t->base && *t->base ? t->base : "main";
+	const char *base = t->base && *t->base ? t->base : nd_project_branch(d->p);
 	char id[160], suffix[32], msg[200];
 	buf prompt;
 	json_t *req;
@@ -224,6 +234,7 @@ static int spawn_work(dev *d, nd_task *t)
 			d->p->plan.test_command, "role", d->s->app->cfg.worker_role, "meta",
 			"factory", 1, "kind", "work", "task", t->id, "round", t->round, "attempt",
 			t->attempt, "user", d->p->user.id > 0 ? msg : NULL);
+	nd_allow_failures(d->p, req);
 	buf_free(&prompt);
 	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
 	if (rc == 0)
@@ -241,7 +252,8 @@ static int spawn_work(dev *d, nd_task *t)
 static int spawn_merge(dev *d, nd_task *t)
 {
 	const nd_repo *repo = &d->p->repo;
-	int usable = repo->has_remote && !repo->remote_error;
+	/* a change's remote gets nothing until the person says so (deliver) */
+	int usable = repo->has_remote && !repo->remote_error && !d->p->change.present;
 	char id[160], suffix[32];
 	json_t *req;
 	int rc;
@@ -251,12 +263,14 @@ static int spawn_merge(dev *d, nd_task *t)
 	req = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:{s:b, s:s, s:s, s:i}, s:o*, s:s*, "
 			"s:s*}",
 			"id", id, "mode", "merge", "task", t->id, "project",
-			eng_ctx_thread_key(d->s->ctx), "repo", repo->path, "target", "main",
+			eng_ctx_thread_key(d->s->ctx), "repo", repo->path, "target",
+			nd_project_branch(d->p),
 			"test_command", d->p->plan.test_command, "meta", "factory", 1, "kind",
 			"merge", "task", t->id, "n", d->p->merges, "min_tests",
 			d->p->main.total > 0 ? json_integer(d->p->main.total) : NULL, "mirror",
 			usable ? repo->remote_url : NULL, "repo_secret",
 			usable ? repo->remote_handle : NULL);
+	nd_allow_failures(d->p, req);
 	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
 	if (rc == 0)
 		rc = nd_task_move(t, ND_TASK_MERGING);
@@ -357,11 +371,14 @@ static int merge_refused(dev *d, nd_task *t, const nd_result *r)
 	}
 	snprintf(lead, sizeof(lead),
 		 "Your previous change for this task was approved but could not be merged into "
-		 "main (%s). Main has moved on; build the task again on the current main.",
-		 r->status == ND_W_CONFLICT ? "conflicting changes" : "the tests fail on it");
+		 "%s (%s). The branch %s has moved on; build the task again on the current %s.",
+		 nd_project_branch(d->p),
+		 r->status == ND_W_CONFLICT ? "conflicting changes" : "the tests fail on it",
+		 nd_project_branch(d->p), nd_project_branch(d->p));
 	failure_feedback(t, r, lead);
 	buf_init(&prev, 0);
-	if (nd_repo_diff(d->p->repo.path, t->commit ? t->commit : "", "main", PREV_DIFF_CAP, &prev,
+	if (nd_repo_diff(d->p->repo.path, t->commit ? t->commit : "", nd_project_branch(d->p),
+			 PREV_DIFF_CAP, &prev,
 			 NULL, NULL, NULL) == 0 &&
 	    prev.len) {
 		buf b;
@@ -373,7 +390,7 @@ static int merge_refused(dev *d, nd_task *t, const nd_result *r)
 	}
 	err_clear();
 	buf_free(&prev);
-	return requeue(t, 1, "main");
+	return requeue(t, 1, nd_project_branch(d->p));
 }
 
 static int on_merge(dev *d, nd_task *t, const nd_result *r)
@@ -487,7 +504,7 @@ static int resume(dev *d, nd_task *t, const nd_question *q, const nd_decision *d
 		return rc < 0 ? rc : requeue(t, 1, t->commit ? t->commit : "");
 	case ND_RESUME_REWORK:
 		t->merge_failures = 0;
-		return rc < 0 ? rc : requeue(t, 1, "main");
+		return rc < 0 ? rc : requeue(t, 1, nd_project_branch(d->p));
 	default:
 		return rc < 0 ? rc : requeue(t, 0, NULL);
 	}

@@ -73,8 +73,8 @@ typedef struct nd_review {
 	size_t ncomments;
 } nd_review;
 
-/* The schema of a reply ("spec", "plan", "review" or "brainstorm", the
- * latter {"message", "spec": null | spec}). Borrowed, loaded once;
+/* The schema of a reply ("spec", "plan", "change_plan", "review" or
+ * "brainstorm", the latter {"message", "spec": null | spec}). Borrowed, loaded once;
  * thread-safe. NULL (and err_set) when the built-in file is broken. */
 const json_t *nd_schema(const char *name);
 
@@ -82,6 +82,9 @@ const json_t *nd_schema(const char *name);
  * it in every case). ERR_INVALID naming the field and what is wrong. */
 int nd_spec_from_json(const json_t *j, nd_spec *out);
 int nd_plan_from_json(const json_t *j, nd_plan *out); /* + the DAG checks above */
+/* A change's plan (schema "change_plan": the plan's without "readme" and
+ * "files", the repository existing): the same checks, no scaffold. */
+int nd_change_plan_from_json(const json_t *j, nd_plan *out);
 int nd_review_from_json(const json_t *j, nd_review *out);
 
 /* Reads a plan or a verdict the factory stored in its state (normalised

@@ -338,6 +338,9 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 			      sizeof(out->disk_kind))) < 0)
 		return rc;
 	INT("ORCH_SANDBOX_DEGRADED", 0, 0, 1, allow_degraded);
+	if ((rc = cfg_env_str("ORCH_FORGE_API", "", out->forge_api, sizeof(out->forge_api))) < 0)
+		return rc;
+	DUR("ORCH_FORGE_POLL", 60000, 0, 86400000, forge_poll_ms);
 	INT("ORCH_NET_MAX_CONNS", 32, 1, 4096, net_max_conns);
 	if ((rc = env_size("ORCH_NET_MAX_BYTES", (int64_t)2 << 30, &out->net_max_bytes)) < 0)
 		return rc;
@@ -472,8 +475,8 @@ struct spw_spawner {
 	slot *slots;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t consumer, heart;
-	int started;
+	pthread_t consumer, heart, forge;
+	int started, forge_started;
 	atomic_int stopping;
 	eng_relay *relay;
 	rds_conn *relay_conn;    /* used by the relay thread only */
@@ -1500,6 +1503,30 @@ static void *heart_main(void *arg)
 	return NULL;
 }
 
+/* The pull requests' poller (change.c): what people write on the pull
+ * requests the factory opened, and what CI reports, to their projects. */
+static void *forge_main(void *arg)
+{
+	spw_spawner *s = arg;
+	int64_t period = s->cfg.forge_poll_ms / 2;
+	int failing = 0;
+
+	period = period < 200 ? 200 : period > 5000 ? 5000 : period;
+	while (!atomic_load(&s->stopping)) {
+		int64_t next = util_mono_ms() + period;
+
+		if (spw_forge_poll(s->pool, &s->cfg, NULL) < 0) {
+			if (!failing++)
+				log_warn("spawner", "reading the pull requests: %s", err_last());
+		} else {
+			failing = 0;
+		}
+		while (!atomic_load(&s->stopping) && util_mono_ms() < next)
+			util_sleep_ms(50);
+	}
+	return NULL;
+}
+
 int spw_cleanup(spw_spawner *s, int *out_removed)
 {
 	char path[PATH_MAX];
@@ -1719,6 +1746,8 @@ int spw_start(spw_spawner *s)
 		return err_set(ERR_IO, "cannot start the spawner's heartbeat thread");
 	}
 	s->started = 1;
+	if (s->cfg.forge_poll_ms > 0 && pthread_create(&s->forge, NULL, forge_main, s) == 0)
+		s->forge_started = 1;
 	log_info("spawner", "spawner %s: up to %d workers, reclaiming after %lld ms", s->id,
 		 s->cfg.max_workers, (long long)s->cfg.claim_idle_ms);
 	return 0;
@@ -1739,6 +1768,10 @@ void spw_stop(spw_spawner *s)
 		s->started = 0;
 		health_forget("spawner.consumer"); /* stopped on purpose */
 		health_forget("spawner.heartbeat");
+	}
+	if (s->forge_started) {
+		pthread_join(s->forge, NULL);
+		s->forge_started = 0;
 	}
 	for (int i = 0; i < s->cfg.max_workers; i++) {
 		slot *sl = &s->slots[i];

@@ -146,6 +146,11 @@ typedef struct spw_config {
 					replaced or joined by ORCH_NET_REGISTRIES_<LANGUAGE> */
 	int net_max_conns;           /* ORCH_NET_MAX_CONNS (32): at once, per worker */
 	int64_t net_max_bytes;       /* ORCH_NET_MAX_BYTES (2G): per worker, both ways */
+	/* pull requests (spawner/forge.h; README: "Changing an existing repository") */
+	char forge_api[512];         /* ORCH_FORGE_API (""): the forge's API; "" derives it
+					from the remote's URL */
+	int64_t forge_poll_ms;       /* ORCH_FORGE_POLL (60s): how often open pull requests
+					are read for comments and CI failures; 0: never */
 } spw_config;
 
 /* The host patterns of the registries of `language` (any case; python3,

@@ -76,6 +76,16 @@ void spw_transcript_path(const spw_config *cfg, const char *id, char *out, size_
  * spw_worker_run. */
 json_t *spw_merge_run(const spw_worker_ctx *w);
 
+/* Runs a request of mode "import", "test" or "pr" (change.c): a change to
+ * an existing repository. Same contract as spw_worker_run. */
+json_t *spw_change_run(const spw_worker_ctx *w);
+
+/* Reads the open pull requests of forge_prs that are due (change.c) and
+ * delivers what is new on them to their projects as "forge" events.
+ * *out_events (may be NULL) counts them. Errors of one pull request are
+ * recorded with it (last_error) and do not stop the others. */
+int spw_forge_poll(pg_pool *pool, const spw_config *cfg, int *out_events);
+
 /* --- what worker.c and merge.c share --- */
 
 struct sec_env;
@@ -99,8 +109,17 @@ int spw_repo_allowed(const spw_config *cfg, const char *repo, char *out, size_t 
 int spw_run_tests(const spw_worker_ctx *w, struct sbx *box, char *const *env,
 		  struct spw_testsum *sum, buf *tail, char *why, size_t whycap);
 
-/* The counts of a test run as JSON (owned). */
+/* The counts of a test run as JSON (owned), with "failing" (the names)
+ * when every failure is named. */
 json_t *spw_testsum_json(const struct spw_testsum *s);
+
+/* The tests of a run pass: they passed, or the request's baseline allows
+ * its failures — by name when the request lists them (allowed_failing)
+ * and the run names every failure: each failing test failed before;
+ * else by counts: no more than allowed_failures fail and (with `base`, the
+ * run on the base commit) no fewer pass than there. */
+int spw_tests_accepted(const spw_request *req, const struct spw_testsum *sum,
+		       const struct spw_testsum *base);
 
 /* Steps 1 and 2 of a worker and of a merge: spw_worker_grants, then
  * spw_repo_allowed on the request's repository (its real path or URL into
