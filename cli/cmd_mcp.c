@@ -482,7 +482,7 @@ int cmd_mcp(int argc, char **argv)
 	pg_pool *pool = NULL;
 	mcp_opts o;
 	struct sigaction sa;
-	int64_t poll_ms = 1000;
+	int64_t poll_ms = 1000, page = 50;
 	int rc = 1;
 
 	if (argc > 1) {
@@ -501,8 +501,9 @@ int cmd_mcp(int argc, char **argv)
 	cli_unix_user(who.name, sizeof(who.name));
 	snprintf(who.op, sizeof(who.op), "%s", who.name);
 	snprintf(who.via, sizeof(who.via), "stdio");
-	if (cfg_env_duration_ms("ORCH_MCP_POLL", 1000, 100, 60000, &poll_ms) < 0) {
-		cli_fail("ORCH_MCP_POLL");
+	if (cfg_env_duration_ms("ORCH_MCP_POLL", 1000, 100, 60000, &poll_ms) < 0 ||
+	    cfg_env_int("ORCH_MCP_PAGE", 50, 1, 500, &page) < 0) {
+		cli_fail("configuration");
 		return 2;
 	}
 	if (pg_pool_new(&pool, cli_cfg.database_url, 3) < 0) {
@@ -517,6 +518,7 @@ int cmd_mcp(int argc, char **argv)
 	o.pool = pool;
 	o.be = &cli_mcp_backend;
 	o.poll_ms = poll_ms;
+	o.page_size = (int)page;
 	if (mcp_server_new(&s, &o) < 0) {
 		cli_fail("mcp");
 		goto done;

@@ -237,7 +237,8 @@ static int t_list(mcp_call *call, json_t **out)
 			list, json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:b, s:O, s:I, s:f, s:s}",
 					"project", jx_str(p, "key"), "thread",
 					(json_int_t)jx_int(p, "thread"), "title", jx_str(p, "title"),
-					"name", jx_str(p, "name"), "stage", jx_str(p, "stage"), "run",
+					"name", jx_str(p, "name"), "stage",
+					*jx_str(p, "stage") ? jx_str(p, "stage") : "new", "run",
 					jx_str(p, "run"), "waiting_for_answer",
 					json_is_true(json_object_get(p, "waiting_for_answer")), "tasks",
 					json_object_get(p, "tasks") ? json_object_get(p, "tasks")
@@ -273,8 +274,8 @@ static int t_status(mcp_call *call, json_t **out)
 	json_object_set_new(rep, "open_questions", qs);
 	json_object_del(rep, "open");
 	json_object_set_new(rep, "next", json_string(next));
-	if (!json_is_string(json_object_get(rep, "stage")))
-		json_object_set_new(rep, "stage", json_string(""));
+	if (!*jx_str(rep, "stage"))
+		json_object_set_new(rep, "stage", json_string("new"));
 	*out = rep;
 	return 0;
 }
