@@ -37,7 +37,7 @@ struct mcp_http {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	hsess *sess[MCP_HTTP_MAX_SESSIONS];
-	int n, stop;
+	int n, stop, stopped;  /* stopped: no stream is attached any more */
 	pthread_t keeper;
 };
 
@@ -209,6 +209,17 @@ void mcp_http_free(mcp_http *h)
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
+}
+
+void mcp_http_stop(mcp_http *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->mu);
+	h->stopped = 1;
+	for (int i = 0; i < h->n; i++)
+		end_stream(h->sess[i]);
+	pthread_mutex_unlock(&h->mu);
 }
 
 int mcp_http_sessions(mcp_http *h)
@@ -411,7 +422,7 @@ int mcp_http_attach(mcp_http *h, const char *session, int64_t token, mcp_stream_
 	hsess *hs = NULL;
 
 	pthread_mutex_lock(&h->mu);
-	for (int i = 0; i < h->n; i++)
+	for (int i = 0; i < h->n && !h->stopped; i++)
 		if (strcmp(h->sess[i]->id, session) == 0 && h->sess[i]->token == token)
 			hs = h->sess[i];
 	if (hs) {

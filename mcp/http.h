@@ -66,7 +66,12 @@ typedef void (*mcp_stream_end_fn)(void *stream);
  * (NULL: none). The caller owns *out (mcp_http_free, before the server). */
 int mcp_http_new(mcp_http **out, mcp_server *s, const char *allowed_origins);
 
-/* Ends every session and stream, and frees. NULL is a no-op. */
+/* Ends every event stream and refuses new ones (mcp_http_attach): while
+ * the listener still runs, before it is freed. NULL is a no-op. */
+void mcp_http_stop(mcp_http *h);
+
+/* Ends every session and stream, and frees: after the listener stopped
+ * (no request in progress). NULL is a no-op. */
 void mcp_http_free(mcp_http *h);
 
 /* Answers one request into *out (its body owned by the caller). Never
