@@ -137,11 +137,17 @@ static int be_create(pg_conn *c, const mcp_identity *who, const char *idea, json
 		return rc;
 	snprintf(key, sizeof(key), "%s:%d", chat, n);
 	log_info("mcp", "%s (%s) started project %s", who->name, who->via, key);
-	*out = json_pack("{s:s, s:I, s:s}", "project", key, "thread", (json_int_t)thread, "title",
-			 idea);
-	if (*out)
-		json_object_set_new(*out, "title", json_stringn(idea, strcspn(idea, "\n") > 60
-								      ? 60 : strcspn(idea, "\n")));
+	{
+		/* the title: the first line, at most 60 bytes, whole characters */
+		size_t len = strcspn(idea, "\n");
+		if (len > 60) {
+			len = 60;
+			while (len > 0 && ((unsigned char)idea[len] & 0xC0) == 0x80)
+				len--;
+		}
+		*out = json_pack("{s:s, s:I, s:s%}", "project", key, "thread", (json_int_t)thread,
+				 "title", idea, len);
+	}
 	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
 }
 

@@ -86,7 +86,39 @@ async function follow(project, until, what) {
 const questionId = (st) => st && st.open_questions && st.open_questions.length &&
 	Number.isInteger(st.open_questions[0].id) ? st.open_questions[0].id : 0;
 
+// a client that cannot connect: the error it gets
+async function refused(token) {
+	const c = new Client({ name: 'orchestrator-test-refused', version: '1.0.0' }, { capabilities: {} });
+	const err = await c.connect(transport(token)).then(() => null, (x) => x);
+	try { await c.close(); } catch (_) { /* gone */ }
+	return err;
+}
+
+// the same calls as another identity, on a session of its own
+async function as(token, fn) {
+	const c = new Client({ name: 'orchestrator-test-outsider', version: '1.0.0' }, { capabilities: {} });
+	await c.connect(transport(token));
+	try {
+		return await fn(async (name, args) => {
+			console.log(`# mcp(outsider)> ${name} ${JSON.stringify(args)}`);
+			const r = await c.callTool({ name, arguments: args });
+			console.log(`# mcp(outsider)< ${r.isError ? 'ERROR ' + r.content[0].text : short(r.structuredContent)}`);
+			return r;
+		});
+	} finally {
+		await c.close();
+	}
+}
+
 async function main() {
+	if (T === 'http') {
+		let x = await refused(null);
+		check(x && /401/.test(x.message) && /Bearer/.test(x.message) && /web token/.test(x.message),
+			'a call without a token is refused (401), saying how to get one', x && x.message);
+		x = await refused('orch_' + 'A'.repeat(43));
+		check(x && /401/.test(x.message) && /not valid/.test(x.message),
+			'a call with an unknown token is refused (401)', x && x.message);
+	}
 	// --- initialise, list the tools ---
 	await client.connect(transport(process.env.MCP_TOKEN));
 	const info = client.getServerVersion();
@@ -153,6 +185,16 @@ async function main() {
 	r = await call('create_project', { idea: process.env.IDEA_B });
 	const B = r.structuredContent && r.structuredContent.project;
 	check(!r.isError && B && B !== A, 'a second project: ' + B, r);
+	if (process.env.CANARY) {
+		// B's idea holds a stored secret's value: no answer may
+		const canary = process.env.CANARY;
+		const seen = [JSON.stringify(r)];
+		seen.push(JSON.stringify(await call('project_status', { project: B }, true)));
+		seen.push(JSON.stringify(await call('list_projects', { limit: 100 }, true)));
+		const idea = r.structuredContent && r.structuredContent.title;
+		check(seen.every((x) => !x.includes(canary)) && /\[redacted/.test(seen.join('')),
+			'a secret in the idea never leaves the server: ' + idea, seen.join('\n'));
+	}
 
 	// the brainstorm asks a question first: answered in the conversation
 	let st = await follow(A, (s) => s.waiting_for_answer && !questionId(s) && s.stage === 'brainstorm',
@@ -172,6 +214,19 @@ async function main() {
 	const specQ = questionId(st);
 	check(specQ > 0 && st.open_questions[0].answers.some((a) => a.id === 'approve'),
 		'the spec question, with its answers, and next names answer_question', st);
+	if (process.env.MCP_TOKEN_OUTSIDER) {
+		await as(process.env.MCP_TOKEN_OUTSIDER, async (c2) => {
+			let o = await c2('answer_question', { question: specQ, answer: 'approve' });
+			check(o.isError && /may not decide/.test(o.content[0].text) &&
+				/Telegram user 999/.test(o.content[0].text),
+				'a token of an identity not allowed to decide is refused, saying why', o.content);
+			o = await c2('cancel_project', { project: A });
+			check(o.isError && /neither/.test(o.content[0].text),
+				'nor may it cancel the project', o.content);
+			o = await c2('project_status', { project: A });
+			check(!o.isError && o.structuredContent.stage === 'spec_review', 'it may read it');
+		});
+	}
 	r = await call('answer_question', { question: specQ, answer: 'approve' });
 	check(!r.isError && r.structuredContent.outcome === 'decided' &&
 		/^mcp:/.test(r.structuredContent.decided_by), 'answer_question approves the spec', r);
@@ -252,6 +307,13 @@ async function main() {
 		'resources/list lists the projects\' reports and specs');
 	const tpl = await client.listResourceTemplates();
 	check(tpl.resourceTemplates.length === 2, 'two resource templates');
+	if (T === 'http') {
+		const t = client.transport;
+		check(t.sessionId && t.protocolVersion === '2025-11-25',
+			`the HTTP session: ${t.sessionId && t.sessionId.slice(0, 8)}…, protocol ${t.protocolVersion}`);
+		await t.terminateSession();
+		check(t.sessionId === undefined, 'the session is ended (DELETE)');
+	}
 	await client.close();
 }
 

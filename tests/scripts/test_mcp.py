@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 BIN = os.environ.get("ORCH_BIN", "bin/orchestrator")
@@ -129,6 +130,86 @@ def run_client(env, transport):
           (transport, seen, time.monotonic() - t0))
 
 
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def token(env, *args):
+    r = subprocess.run([BIN, "web", "token", *args], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("orchestrator web token %s: %s" % (" ".join(args), r.stderr))
+    return r.stdout.strip()
+
+
+def raw(url, method="POST", body=None, headers=None):
+    """(status, headers, body text) of one request to /mcp."""
+    data = json.dumps(body).encode() if body is not None else None
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    h.update(headers or {})
+    req = urllib.request.Request(url, data=data, headers=h, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "raw", "version": "1"}}}
+
+
+def http_checks(url, ada, eve):
+    """The transport's rules, request by request (what the SDK never sends)."""
+    bear = {"Authorization": "Bearer " + ada}
+    st, hd, body = raw(url, body=INIT)
+    check(st == 401 and "Bearer" in (hd.get("WWW-Authenticate") or "") and "web token" in body,
+          "http: no token: 401 with WWW-Authenticate, saying how to make one", (st, body))
+    st, _, body = raw(url, body=INIT, headers=dict(bear, Origin="http://evil.example"))
+    check(st == 403 and "Origin" in body, "http: a foreign Origin is refused (403)", (st, body))
+    st, _, body = raw(url, body=INIT, headers=dict(bear, **{"MCP-Protocol-Version": "1999-01-01"}))
+    check(st == 400 and "MCP-Protocol-Version" in body, "http: an unknown protocol version: 400",
+          (st, body))
+    st, _, body = raw(url, body={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=bear)
+    check(st == 400 and "Mcp-Session-Id" in body, "http: a request without a session: 400",
+          (st, body))
+    st, _, body = raw(url, body={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+                      headers=dict(bear, **{"Mcp-Session-Id": "nope"}))
+    check(st == 404, "http: an unknown session: 404", (st, body))
+    st, hd, body = raw(url, body=INIT, headers=dict(bear, Origin="http://" + url.split("/")[2]))
+    sid = hd.get("Mcp-Session-Id") if st == 200 else None
+    check(st == 200 and sid and json.loads(body)["result"]["protocolVersion"] == "2025-11-25",
+          "http: initialize (from the server's own origin) opens a session", (st, body))
+    sh = dict(bear, **{"Mcp-Session-Id": sid or "", "MCP-Protocol-Version": "2025-11-25"})
+    st, _, body = raw(url, body={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                      headers=sh)
+    check(st == 202 and body == "", "http: a notification is accepted with 202", (st, body))
+    st, _, body = raw(url, body={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=sh)
+    check(st == 200 and len(json.loads(body)["result"]["tools"]) >= 4,
+          "http: tools/list on the session", (st, body[:300]))
+    st, _, body = raw(url, body={"jsonrpc": "2.0", "id": 4, "method": "tools/list"},
+                      headers=dict(sh, Authorization="Bearer " + eve))
+    check(st == 404, "http: a session belongs to its token: another token gets 404", (st, body))
+    st, _, body = raw(url, method="GET", headers=dict(sh, Accept="application/json"))
+    check(st == 406, "http: a GET that does not accept an event stream: 406", (st, body))
+    req = urllib.request.Request(url, headers=dict(sh, Accept="text/event-stream"))
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            first = r.read1(200).decode() if hasattr(r, "read1") else r.read(32).decode()
+            ctype = r.headers.get("Content-Type")
+    except Exception as e:  # the check below fails
+        first, ctype = repr(e), ""
+    check(ctype == "text/event-stream" and first.startswith(":"),
+          "http: GET opens the session's event stream", (ctype, first))
+    st, _, body = raw(url, method="DELETE", headers=sh)
+    check(st == 200, "http: DELETE ends the session", (st, body))
+    st, _, body = raw(url, body={"jsonrpc": "2.0", "id": 5, "method": "ping"}, headers=sh)
+    check(st == 404, "http: the ended session is gone (404)", (st, body))
+
+
 def start(argv, env, name):
     log = open(os.path.join(DATA, name + ".log"), "w")
     LOGS.append(log.name)
@@ -165,6 +246,12 @@ def main():
         with open(models, "w") as f:
             json.dump(script_fake(base), f)
         tg_question = seed_telegram()
+        # a stored secret whose value the second project's idea holds
+        canary = "mcp-canary-" + os.urandom(12).hex()
+        senv = dict(os.environ, ORCH_LOG_LEVEL="error")
+        subprocess.run([BIN, "secrets", "init"], env=senv, check=True, capture_output=True)
+        subprocess.run([BIN, "secrets", "set", "MCP_CANARY"], env=senv, check=True,
+                       input=canary, capture_output=True, text=True)
         env = dict(os.environ, ORCH_MODELS=models, ORCH_POLL="100ms", ORCH_ENGINE_THREADS="2",
                    ORCH_WORKER_DISK_KIND="tmpfs", ORCH_WORKER_DISK="128M",
                    ORCH_WORKER_MEM="512M", ORCH_WORKER_PIDS="128",
@@ -174,11 +261,28 @@ def main():
                    ORCH_LOG_LEVEL=os.environ.get("ORCH_LOG_LEVEL", "warn"))
         env.pop("ORCH_OPERATORS", None)
         env.pop("TELEGRAM_BOT_TOKEN", None)
+        addr = "127.0.0.1:%d" % free_port()
+        env["ORCH_HTTP_ADDR"] = addr
         serve = start([BIN, "serve"], env, "serve")
         cenv = dict(env, MCP_SDK=os.path.abspath(SDK), MCP_TRANSPORT="stdio",
-                    ORCH_BIN=os.path.abspath(BIN), IDEA_A=IDEA_A, IDEA_B=IDEA_B,
+                    ORCH_BIN=os.path.abspath(BIN), IDEA_A=IDEA_A,
+                    IDEA_B="(its key: %s) " % canary + IDEA_B, CANARY=canary,
                     TG_QUESTION=tg_question, TG_PROJECT="tg:7001:1")
         run_client(cenv, "stdio")
+        if os.environ.get("MCP_TEST_NO_HTTP_YET"):
+            raise SystemExit(0)
+        # the same over HTTP, with tokens of the dashboard's kind: one acting
+        # as the Unix user running the tests, one as a Telegram user that is
+        # not allowed to decide
+        ada = token(env, "--user", "ada", "--operator", "root")
+        eve = token(env, "--user", "eve", "--telegram", "999")
+        url = "http://%s/mcp" % addr
+        http_checks(url, ada, eve)
+        script_fake(base)
+        henv = dict(cenv, MCP_TRANSPORT="http", MCP_URL=url, MCP_TOKEN=ada,
+                    MCP_TOKEN_OUTSIDER=eve, IDEA_A=IDEA_A + " (over HTTP)",
+                    IDEA_B="(its key: %s) " % canary + IDEA_B + " over HTTP")
+        run_client(henv, "http")
     finally:
         stop(serve)
         fake.terminate()
