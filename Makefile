@@ -1,12 +1,14 @@
 # orchestrator — build, test, run.
 #
 #   make run     install what is missing, build, start local services, run `orchestrator serve`
+#   make demo    the same services, then a sample project built with recorded model replies
 #   make test    install what is missing, build, run every test against private services
 #   make asan    the tests under AddressSanitizer and UBSan
 #   make bench   benchmarks beside the reference implementations
 #   make eval-check  every eval task checked in the sandbox (eval/README.md)
 #   make checksrc the code conventions checked (tests/env/checksrc.py; make test runs it too)
 #   make compose-test  compose/ brought up and down on a private Docker engine
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 60) each (clang)
 #   make         just build bin/orchestrator
 #
 # Variables: CC (gcc or clang), BUILD (build folder), T (only tests whose name contains T).
@@ -43,7 +45,7 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2
 LDFLAGS := $(SAN) -pthread $(EXTRA_LDFLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
-PARTS := core engine llm secrets bot spawner nodes web mcp
+PARTS := core engine llm secrets bot spawner nodes web eval mcp
 LIB_SRC := $(foreach d,$(PARTS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
 CLI_SRC := $(wildcard cli/*.c)
@@ -51,7 +53,9 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/liborch.a
 
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard nodes/prompts/*)) \
-	$(sort $(wildcard spawner/prompts/*))
+	$(sort $(wildcard spawner/prompts/*)) \
+	$(sort $(wildcard eval/recordings/*.json eval/recordings/*.jsonl)) \
+	$(sort $(wildcard eval/tasks/*/task.json))
 
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
@@ -62,11 +66,16 @@ PROG_BIN := $(patsubst %.c,$(BUILD)/tests/progs/%,$(notdir $(PROG_SRC)))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 
+# libFuzzer targets: built by tests/fuzz/run.sh with clang into build/fuzz
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst %.c,$(BUILD)/fuzz/%,$(notdir $(FUZZ_SRC)))
+FUZZ_SECONDS ?= 60
+
 vpath test_%.c tests/unit tests/integration
 vpath %.c tests/progs tests/fakes bench
 
-.PHONY: all deps check-deps run services stop test test-build asan bench eval-check checksrc clean \
-	distclean fmt compose-test
+.PHONY: all deps check-deps run demo services stop test test-build asan bench eval-check checksrc \
+	clean distclean fmt compose-test fuzz fuzz-targets
 
 all: check-deps $(BIN)
 
@@ -137,7 +146,21 @@ $(BUILD)/obj/benchsrc/%.o: bench/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/fuzzsrc/fuzz_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+.PRECIOUS: $(BUILD)/obj/fuzzsrc/%.o
+$(BUILD)/obj/fuzzsrc/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
 test-build: check-deps $(BIN) $(TEST_BIN) $(PROG_BIN)
+
+# used by tests/fuzz/run.sh, which sets CC, BUILD and SAN
+fuzz-targets: check-deps $(FUZZ_BIN)
 
 # The one test command: installs what is missing, builds, starts private
 # PostgreSQL and Redis servers, runs everything, stops them (also on failure).
@@ -162,6 +185,10 @@ compose-test:
 	@tests/env/deps.sh
 	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/tests/progs/factory_script
 	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/compose/compose_test.py
+# Each libFuzzer target for FUZZ_SECONDS; F picks targets by name.
+fuzz:
+	@tests/env/deps.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(F)
 
 bench:
 	@tests/env/deps.sh
@@ -190,6 +217,15 @@ run:
 	@$(BIN) migrate
 	@echo "orchestrator: services are up; starting 'orchestrator serve' (Ctrl-C stops it; 'make stop' stops the services)"
 	@exec $(BIN) serve
+
+# The first run: a sample project built by the whole factory with recorded
+# model replies, in the terminal chat (AUTO=1: the answers are typed for you).
+demo:
+	@tests/env/deps.sh
+	@$(MAKE) --no-print-directory all
+	@tests/env/services.sh start
+	@$(BIN) migrate >/dev/null
+	@$(BIN) demo $(if $(AUTO),--auto)
 
 clean:
 	rm -rf build bin

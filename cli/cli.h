@@ -224,9 +224,51 @@ int cli_term_open(const char *name, char *graph, size_t cap, pg_pool **pool);
  * result. */
 int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color);
 
+/* Starts a project with `idea` in the terminal chat `name` on graph
+ * `graph`, as '/new IDEA' typed in that chat does (one transaction on `c`):
+ * its thread id and number in the chat. */
+int cli_new_project(pg_conn *c, const char *graph, const char *name, const char *idea,
+		    int64_t *thread, int *n);
+
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
  * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */
 struct bot;
 int cli_bot_start(pg_pool *pool, struct bot **out);
+
+/* --- the factory inside this process (eval run, demo: cli/inproc.c) --- */
+
+typedef struct cli_factory cli_factory;
+
+/* ERR_CONFLICT, saying what to do, when another engine runs on the
+ * database: it would take this process's projects and answer them with its
+ * own models. */
+int cli_factory_alone(pg_pool *pool);
+
+/* Starts the engine with the factory's graph and the spawner on `pool` and
+ * `llm` (borrowed; they must outlive it), as `serve` does. The caller owns
+ * *out (cli_factory_stop). */
+int cli_factory_start(pg_pool *pool, struct llm_service *llm, cli_factory **out);
+
+/* Stops the spawner, then the engine, and frees. NULL is a no-op. */
+void cli_factory_stop(cli_factory *f);
+
+/* A language-model service on the models file `models` (borrowed; `origin`
+ * names it in messages) with the settings of the environment; `identity`
+ * sends each call's identity headers (the eval's record/replay server).
+ * The caller owns *out (llm_service_free). */
+int cli_llm_from_json(const json_t *models, const char *origin, pg_pool *pool, int identity,
+		      struct llm_service **out);
+
+/* The terminal chat's paths for the eval's person (eval/runner.h). */
+struct ev_front;
+void cli_eval_front(struct ev_front *out);
+
+/* What to do when no model is configured, once, on stderr: the variables,
+ * the model servers listening on their usual local ports (probed), the
+ * demo. */
+void cli_model_hint(void);
+
+int cmd_eval(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

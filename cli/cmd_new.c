@@ -17,6 +17,34 @@ static const char USAGE[] =
 	"  starts it: 'orchestrator status', 'show' and 'approve' follow it from anywhere.\n"
 	"  A running 'orchestrator serve' (or engine) does the work.";
 
+int cli_new_project(pg_conn *c, const char *graph, const char *name, const char *idea,
+		    int64_t *thread, int *n)
+{
+	bot_input in;
+	char chat[96];
+	int rc;
+
+	*thread = 0;
+	*n = 0;
+	memset(&in, 0, sizeof(in));
+	in.channel = "term";
+	in.dest = name;
+	in.user_name = name;
+	in.username = name;
+	in.text = idea;
+	bot_chat_key("term", name, chat, sizeof(chat));
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = bot_command(c, graph, &in, "new", idea);
+	if (rc == 0)
+		rc = bot_active_project(c, chat, thread, n);
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0)
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+	return rc;
+}
+
 int cmd_new(int argc, char **argv)
 {
 	const char *user = getenv("USER");
@@ -26,7 +54,6 @@ int cmd_new(int argc, char **argv)
 	int64_t thread = 0;
 	pg_pool *pool = NULL;
 	pg_conn *c = NULL;
-	bot_input in;
 
 	snprintf(name, sizeof(name), "%s", user && *user ? user : "local");
 	for (int i = 1; i < argc; i++) {
@@ -57,23 +84,9 @@ int cmd_new(int argc, char **argv)
 	if (rc)
 		return rc;
 	rc = pg_pool_acquire(pool, 10000, &c);
-	memset(&in, 0, sizeof(in));
-	in.channel = "term";
-	in.dest = name;
-	in.user_name = name;
-	in.username = name;
-	in.text = idea;
 	bot_chat_key("term", name, chat, sizeof(chat));
 	if (rc == 0)
-		rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
-	if (rc == 0)
-		rc = bot_command(c, graph, &in, "new", idea);
-	if (rc == 0)
-		rc = bot_active_project(c, chat, &thread, &n);
-	if (rc == 0)
-		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
-	if (rc < 0 && c)
-		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		rc = cli_new_project(c, graph, name, idea, &thread, &n);
 	if (c)
 		pg_pool_release(pool, c);
 	if (rc < 0) {

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "spawner/egress.h"
 #include "spawner/sandbox.h"
+#include "spawner/toolenv.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -32,10 +33,13 @@ static const char USAGE[] =
 	"                        a host (ports 80, 443), *.domain, host:PORT, host:*, an\n"
 	"                        address or CIDR block (needed for private addresses);\n"
 	"                        HTTP_PROXY and friends point the command at it, and\n"
-	"                        every connection's decision is printed on stderr"
+	"                        every connection's decision is printed on stderr\n"
 	"  --workspace DIR       mounted read-write at /workspace (and made owned by the\n"
 	"                        sandbox user); default: an empty one per command\n"
 	"  --env NAME=VALUE      grant a variable (repeatable); nothing else is inherited\n"
+	"  --toolchain-env       grant what workers get for their toolchains (GOPROXY=off,\n"
+	"                        npm_config_offline=true, ...; online ones with\n"
+	"                        --allow-host); an --env of the same name wins\n"
 	"  --cwd PATH            working directory inside (default /workspace)\n"
 	"  --rootfs DIR          an unpacked root file system instead of host /usr,/etc\n"
 	"  --bind HOST:INSIDE[:rw]  make a host path visible (read-only unless :rw)\n"
@@ -122,7 +126,8 @@ static int cmd_sandbox_run(int argc, char **argv)
 	const char *envs[257];
 	const char *cwd = NULL, *v;
 	char *bind_strs[16];
-	int nenv = 0, nbind = 0, verbose = 0, i, rc, status = 125;
+	int nenv = 0, nbind = 0, verbose = 0, toolenv = 0, i, rc, status = 125;
+	char **joined = NULL;
 	int64_t timeout = 30000, n;
 	sbx *b = NULL;
 	char *end;
@@ -151,6 +156,8 @@ static int cmd_sandbox_run(int argc, char **argv)
 		}
 		if (cli_flag(argv, i, "-v") || cli_flag(argv, i, "--verbose")) {
 			verbose = 1;
+		} else if (cli_flag(argv, i, "--toolchain-env")) {
+			toolenv = 1;
 		} else if (cli_flag(argv, i, "--allow-degraded")) {
 			o.allow_degraded = 1;
 		} else if (cli_opt(argc, argv, &i, "--backend", &v)) {
@@ -288,6 +295,14 @@ static int cmd_sandbox_run(int argc, char **argv)
 	}
 	c.argv = (const char *const *)(argv + i);
 	c.env = envs;
+	if (toolenv) {
+		rc = spw_toolenv_join(pol != NULL, envs, &joined);
+		if (rc < 0) {
+			fprintf(stderr, "orchestrator sandbox: %s\n", err_last());
+			goto done;
+		}
+		c.env = (const char *const *)joined;
+	}
 	c.cwd = cwd;
 	c.timeout_ms = timeout == 0 ? -1 : timeout;
 	c.output_cap = 64 << 10;
@@ -317,6 +332,7 @@ static int cmd_sandbox_run(int argc, char **argv)
 	else if (r.degraded[0])
 		fprintf(stderr, "sandbox: warning: NOT enforced on this host: %s\n", r.degraded);
 done:
+	spw_toolenv_free(joined);
 	sbx_result_free(&r);
 	sbx_free(b);
 	egr_detach(att);

@@ -107,6 +107,8 @@ int cmd_serve(int argc, char **argv)
 		 llm_registry_origin(llm_service_registry(llm)),
 		 llm_registry_n_models(llm_service_registry(llm)),
 		 llm_registry_n_endpoints(llm_service_registry(llm)));
+	if (llm_registry_n_models(llm_service_registry(llm)) == 0)
+		cli_model_hint();
 	/* the factory: its settings are checked now, not at the first project */
 	memset(&app, 0, sizeof(app));
 	app.llm = llm;

@@ -37,6 +37,8 @@ static const command commands[] = {
 	{"reject", cmd_approve, "answer a project's question negatively (reject, cancel, stop)"},
 	{"show", cmd_show, "a project's history: conversation, decisions, tasks, workers, cost"},
 	{"logs", cmd_logs, "what a worker's agent did, step by step; -f follows it live"},
+	{"demo", cmd_demo, "see the factory build a sample project (recorded model replies)"},
+	{"eval", cmd_eval, "measure the factory on the eval tasks: eval run [--live | --replay DIR]"},
 	{"migrate", cmd_migrate, "create or update the database schema"},
 	{"status", cmd_status, "projects, open questions, runs, engines, models (--json)"},
 	{"threads", cmd_threads, "list threads with their latest run"},

@@ -49,17 +49,8 @@ ID_RE = re.compile(r"^(chg-)?(py|js|go|sql|c)-[a-z0-9]+(-[a-z0-9]+)*$")
 HIDDEN_PREFIX = "eval_hidden"
 
 # What every sandboxed command of a task gets besides PATH, HOME=/tmp and
-# LANG=C.UTF-8 (the sandbox's own); eval/README.md explains each.
-SANDBOX_ENV = [
-    "GOPROXY=off",              # no network: a missing module fails at once, clearly
-    "GOTOOLCHAIN=local",        # never try to download another Go toolchain
-    "GOTELEMETRY=off",
-    "npm_config_offline=true",  # npm never reaches for the registry
-    "npm_config_update_notifier=false",
-    "npm_config_fund=false",
-    "npm_config_audit=false",
-    "PYTHONDONTWRITEBYTECODE=1",
-]
+# LANG=C.UTF-8 (the sandbox's own): `--toolchain-env` grants the variables
+# workers get (one table, spawner/toolenv.c; eval/README.md explains each).
 SANDBOX_LIMITS = ["--mem", "1G", "--pids", "256", "--cpus", "1"]
 
 GIT = ["git", "-c", "user.name=eval", "-c", "user.email=eval@localhost",
@@ -263,9 +254,7 @@ class Sandbox:
         """Runs COMMAND with `sh -c` in /workspace = WS inside a fresh sandbox.
         Returns (exit status, output, seconds)."""
         argv = [self.orch, "sandbox", "run", "--workspace", ws, "--timeout", f"{timeout_s}s"]
-        argv += SANDBOX_LIMITS
-        for e in SANDBOX_ENV:
-            argv += ["--env", e]
+        argv += SANDBOX_LIMITS + ["--toolchain-env"]
         argv += ["--", "sh", "-c", command]
         t0 = time.monotonic()
         p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

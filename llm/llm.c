@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/redact.h"
+#include "core/utf8.h"
 #include "core/util.h"
 #include "llm/schema.h"
 #include "llm/server.h"
@@ -743,9 +744,12 @@ static json_t *content_json(const char *content, char *err, size_t cap)
 		}
 	}
 	j = json_loadb(p, (size_t)(end - p), 0, &e);
-	if (!j)
-		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", e.text,
+	if (!j) {
+		char why[200];
+		utf8_excerpt(why, sizeof(why), e.text, strlen(e.text), sizeof(why));
+		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", why,
 			 e.line, e.column);
+	}
 	return j;
 }
 
@@ -1248,7 +1252,9 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 	llm_service *s = cc->s;
 	const llm_model *m = llm_registry_model(s->reg, mi);
 	const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
-	const char *headers[5] = {"Content-Type: application/json", NULL, NULL, NULL, NULL};
+	const char *headers[8] = {"Content-Type: application/json", NULL, NULL, NULL,
+				  NULL, NULL, NULL, NULL};
+	char idh[3][200];
 	const char *hhdrs[3] = {"Accept: application/json", NULL, NULL};
 	llm_wire_opts wo = {m->id, max_tokens, e->max_tokens_field, e->stream_usage, 0, 0};
 	llm_request wrq = *cc->rq;
@@ -1316,6 +1322,16 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		rc = buf_printf(&auth, "Authorization: Bearer %s", key.data);
 		headers[nh++] = auth.data;
 		hhdrs[1] = auth.data;
+	}
+	if (rc == 0 && s->opt.identity_headers) {
+		/* who asks, for the eval's record/replay server (no CR or LF gets in) */
+		const char *const v[3] = {cc->call->project, cc->call->node, cc->call->subject};
+		const char *const name[3] = {"Project", "Node", "Subject"};
+		for (int i = 0; i < 3; i++) {
+			snprintf(idh[i], sizeof(idh[i]), "X-Orch-%s: %.160s", name[i], v[i] ? v[i] : "");
+			idh[i][strcspn(idh[i], "\r\n")] = '\0';
+			headers[nh++] = idh[i];
+		}
 	}
 	if (rc == 0) {
 		headers[nh++] = wire_stream ? "Accept: text/event-stream" : "Accept: application/json";

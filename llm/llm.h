@@ -71,6 +71,10 @@ typedef struct llm_options {
 				      * endpoint has idle_timeout; 0: 60 s; < 0: none */
 	int64_t health_wait_ms;      /* an outage is waited out this long unless the
 				      * endpoint has health_wait; 0: 3 min; < 0: not at all */
+	int identity_headers;        /* send each call's identity as the headers
+				      * X-Orch-Project, X-Orch-Node and X-Orch-Subject (the
+				      * eval's record/replay server matches replies by
+				      * them); 0: none are sent */
 } llm_options;
 
 /* Defaults, then the environment: ORCH_LLM_PROJECT_BUDGET and
@@ -126,6 +130,8 @@ typedef struct llm_call {
 	int64_t thread_id, run_id;
 	const char *node;          /* the graph node calling */
 	const char *worker;        /* the worker calling */
+	const char *subject;       /* what the call is about (the plan task of an agent or
+				    * a review); NULL: the node's own work */
 	const char *owner;         /* fairness key; NULL: the thread, else the project */
 	int priority;              /* enum llm_priority; LLM_PRIO_NORMAL when zeroed */
 	const atomic_int *cancel;  /* non-zero stops the call (queue, request, backoff) */

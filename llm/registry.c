@@ -95,7 +95,7 @@ static void endpoint_defaults(llm_endpoint *e)
 static int fix_base_url(char *u, const char *where)
 {
 	size_t n;
-	const char *suffix = "/chat/completions";
+	const char *suffix = "/chat/completions", *host;
 
 	if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
 		return err_set(ERR_INVALID,
@@ -108,6 +108,11 @@ static int fix_base_url(char *u, const char *where)
 	}
 	while (n > 0 && u[n - 1] == '/')
 		u[--n] = '\0';
+	/* a host after the scheme ("http://" alone named none, and lost its "//") */
+	host = strstr(u, "://");
+	if (!host || !host[3] || host[3] == '/')
+		return err_set(ERR_INVALID,
+			       "%s: base_url names no host (e.g. http://127.0.0.1:8080/v1)", where);
 	return 0;
 }
 
@@ -195,7 +200,9 @@ static int get_dur(json_t *obj, const char *key, const char *where, int64_t *out
 
 	if (!v || json_is_null(v))
 		return 0;
-	if (json_is_number(v) && json_number_value(v) >= 0) {
+	/* a number of seconds up to a year (more would not fit once in ms) */
+	if (json_is_number(v) && json_number_value(v) >= 0 &&
+	    json_number_value(v) <= 365.0 * 86400) {
 		*out = (int64_t)(json_number_value(v) * 1000.0);
 		return 0;
 	}
@@ -204,7 +211,7 @@ static int get_dur(json_t *obj, const char *key, const char *where, int64_t *out
 		return 0;
 	}
 	return err_set(ERR_INVALID, "%s: '%s' must be a duration such as \"30s\", \"10m\" or a "
-				    "number of seconds", where, key);
+				    "number of seconds (at most a year)", where, key);
 }
 
 static int get_bool(json_t *obj, const char *key, const char *where, int *out)
@@ -332,6 +339,9 @@ static int parse_model(llm_registry *r, const char *name, json_t *o, const char 
 	    (rc = get_num(o, "price_in", where, &m->price_in)) < 0 ||
 	    (rc = get_num(o, "price_out", where, &m->price_out)) < 0)
 		return rc;
+	if (!m->id[0]) /* an empty model id is sent as is and refused by every server */
+		return err_set(ERR_INVALID, "%s: 'model' is empty (leave it out to send \"%s\")",
+			       where, m->name);
 	m->endpoint = find_endpoint(r, ep);
 	if (m->endpoint < 0)
 		return err_set(ERR_INVALID, "%s: endpoint '%s' is not defined under \"endpoints\"",

@@ -110,6 +110,7 @@ static int ask(nd_step *s, const nd_task *t, const nd_plan_task *pt, llm_respons
 	buf_init(&diff, 0);
 	rc = nd_prompt("reviewer_system.md", NULL, &sys);
 	nd_llm_call(&call, s, "reviewer", user);
+	call.subject = t->id;
 	for (size_t ci = 0; rc == 0 && ci < sizeof(caps) / sizeof(caps[0]); ci++) {
 		buf_reset(&diff);
 		buf_reset(&task);

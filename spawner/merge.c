@@ -32,6 +32,7 @@
 #include "spawner/gitws.h"
 #include "spawner/sandbox.h"
 #include "spawner/testsum.h"
+#include "spawner/toolenv.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -67,6 +68,7 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 	const spw_config *cfg = w->cfg;
 	spw_limits lim = req->limits;
 	sec_env *env = NULL;
+	char **wenv = NULL; /* the toolchains' variables and the granted ones */
 	char *repo_secret = NULL;
 	spw_git *git = NULL;
 	spw_git_cred cred = {NULL};
@@ -186,8 +188,10 @@ json_t *spw_merge_run(const spw_worker_ctx *w)
 		}
 		spw_wphase(w, SPW_PHASE_TESTS);
 		spw_wlog(w, "status", "running the tests on the rebased %s", branch);
-		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why,
-				   sizeof(why));
+		rc = spw_toolenv_join(0, env ? (const char *const *)sec_env_strings(env) : NULL,
+				      &wenv);
+		if (rc == 0)
+			rc = spw_run_tests(w, box, wenv, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
 			goto done;
@@ -284,6 +288,7 @@ done:
 	spw_git_free(git);
 	if (dir[0] && spw_remove_worker_dir(dir) < 0)
 		spw_wlog(w, "status", "%s: %s (the janitor tries again)", req->id, err_last());
+	spw_toolenv_free(wenv);
 	sec_env_free(env);
 	if (repo_secret)
 		sec_value_free(repo_secret);

@@ -33,6 +33,7 @@
 #include "spawner/gitws.h"
 #include "spawner/sandbox.h"
 #include "spawner/testsum.h"
+#include "spawner/toolenv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -453,19 +454,13 @@ json_t *spw_lines_json(const char *s)
 
 json_t *spw_result_redact(json_t *res)
 {
-	char *text = res ? json_dumps(res, JSON_COMPACT) : NULL;
-	char *red = text ? redact_str(text) : NULL;
+	/* string by string, decoded: filtering the serialised text missed values
+	 * in an escaped form and, when a replacement broke the JSON, kept the
+	 * result as it was */
+	json_t *clean = res ? redact_json(res) : NULL;
 
-	if (red && strcmp(red, text) != 0) {
-		json_t *clean = json_loads(red, 0, NULL);
-		if (clean) {
-			json_decref(res);
-			res = clean;
-		}
-	}
-	free(text);
-	free(red);
-	return res;
+	json_decref(res);
+	return clean;
 }
 
 /* --- the repository's instructions to agents --- */
@@ -677,7 +672,9 @@ static const char *network_failure(const char *out)
 		"Could not resolve", "could not resolve", "getaddrinfo", "ENOTFOUND", "EAI_AGAIN",
 		"Network is unreachable", "network is unreachable", "ECONNREFUSED",
 		"Connection refused", "Failed to establish a new connection", "dial tcp",
-		"Could not fetch URL", "ENETUNREACH", NULL,
+		"Could not fetch URL", "ENETUNREACH",
+		/* offline by spawner/toolenv.h: npm and go fail at once, saying so */
+		"ENOTCACHED", "disabled by GOPROXY=off", NULL,
 	};
 
 	for (int i = 0; marks[i]; i++)
@@ -782,6 +779,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	const spw_config *cfg = w->cfg;
 	spw_limits lim = req->limits;
 	sec_env *env = NULL;
+	char **wenv = NULL; /* the toolchains' variables and the granted ones */
 	char *repo_secret = NULL;
 	spw_git *git = NULL;
 	spw_git_cred cred = {NULL};
@@ -895,11 +893,17 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 				sizeof(reason));
 	if (rc < 0)
 		goto done;
+	rc = spw_toolenv_join(pol != NULL, env ? (const char *const *)sec_env_strings(env) : NULL,
+			      &wenv);
+	if (rc < 0) {
+		snprintf(reason, sizeof(reason), "%s", err_last());
+		goto done;
+	}
 
 	/* 4b. the setup (dependencies), with the network the policy gives it */
 	if (req->setup_command) {
 		net_phase(att, "setup", phases, SPW_NET_SETUP);
-		rc = run_setup(w, box, env ? sec_env_strings(env) : NULL, transcript, net_desc, &nl,
+		rc = run_setup(w, box, wenv, transcript, net_desc, &nl,
 			       reason, sizeof(reason));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
@@ -917,7 +921,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		net_phase(att, "test", phases, SPW_NET_TEST);
 		spw_wphase(w, SPW_PHASE_BASE_TESTS);
 		spw_wlog(w, "status", "counting the base's tests");
-		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &base_sum, NULL, why,
+		rc = spw_run_tests(w, box, wenv, &base_sum, NULL, why,
 			       sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the base's tests could not be run: %s",
@@ -968,10 +972,11 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		ac.call.run_id = req->run_id;
 		ac.call.node = "worker";
 		ac.call.worker = req->id;
+		ac.call.subject = req->task;
 		ac.call.owner = req->project;
 		ac.call.cancel = w->cancel;
 		ac.box = box;
-		ac.env = env ? (const char *const *)sec_env_strings(env) : NULL;
+		ac.env = (const char *const *)wenv;
 		ac.system_prompt = buf_cstr(&sys);
 		ac.task_prompt = buf_cstr(&task);
 		ac.format_error_prompt = tfmt;
@@ -1060,7 +1065,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		/* the dependencies again: the reset removed them with everything ignored */
 		if (req->setup_command) {
 			net_phase(att, "setup", phases, SPW_NET_SETUP);
-			rc = run_setup(w, box, env ? sec_env_strings(env) : NULL, transcript, net_desc,
+			rc = run_setup(w, box, wenv, transcript, net_desc,
 				       &nl, reason, sizeof(reason));
 			if (rc < 0) {
 				snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
@@ -1073,7 +1078,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 			}
 		}
 		net_phase(att, "test", phases, SPW_NET_TEST);
-		rc = spw_run_tests(w, box, env ? sec_env_strings(env) : NULL, &sum, &tail, why, sizeof(why));
+		rc = spw_run_tests(w, box, wenv, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
 			goto done;
@@ -1231,6 +1236,7 @@ done:
 	spw_git_free(git);
 	if (dir[0] && spw_remove_worker_dir(dir) < 0)
 		log_warn("spawner", "worker %s: %s (the janitor tries again)", req->id, err_last());
+	spw_toolenv_free(wenv);
 	sec_env_free(env);
 	if (repo_secret)
 		sec_value_free(repo_secret);

@@ -263,6 +263,14 @@ def main():
             finished = wait(lambda: done(prefix) == 120, 120)
             check(moved, "runs make progress again after %s" % how)
             check(answered, "messages that arrive after %s are answered" % how)
+            if not finished:
+                # what the runs that did not finish are doing, for the log
+                note("not finished after %s: %s" % (how, sql(
+                    url, "SELECT string_agg(r.id || ' ' || r.status || ' step ' || r.step || "
+                         "' claims ' || r.claims || ' takeovers ' || r.takeovers || ' lease ' || coalesce(r.lease_owner, '-') "
+                         "|| ' error ' || coalesce(r.error, '-'), '; ') FROM runs r JOIN threads t "
+                         "ON t.id = r.thread_id WHERE t.key LIKE '%s-%%' AND r.status <> 'done'"
+                         % prefix)))
             check(finished, "every run of the load finishes after %s (%d of 120)"
                   % (how, done(prefix)))
             note("recovery after %s: PostgreSQL down for %.0f ms; runs moved again %.0f ms "

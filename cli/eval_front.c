@@ -1,0 +1,229 @@
+/*
+ * eval_front — the person's hands for `orchestrator eval run` (eval/runner.h):
+ * the paths a person's actions take in the terminal chat. A project starts
+ * as `orchestrator new` starts it; a typed line is routed as the terminal
+ * chat routes it (bot/route.h); the chat's messages are taken from the
+ * outbox and its questions made approvals as the terminal chat shows them;
+ * a question is decided through the bot's decide-once path
+ * (bot/approval.h), as the terminal chat and `orchestrator approve` decide
+ * it; a project is cancelled as `orchestrator cancel` does.
+ */
+#include "bot/approval.h"
+#include "bot/route.h"
+#include "bot/text.h"
+#include "cli/cli.h"
+#include "core/err.h"
+#include "core/jsonx.h"
+#include "core/util.h"
+#include "engine/outbox.h"
+#include "eval/runner.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const pg_stmt STMT_CLAIM = {
+	"ev_term_claim",
+	"UPDATE outbox o SET claimed_by = $2, claim_until = now() + interval '60 seconds' "
+	"WHERE o.id IN (SELECT c.id FROM outbox c WHERE c.dest = $1 AND c.kind LIKE 'term.%' "
+	"AND c.state = 'pending' AND c.next_attempt_at <= now() AND (c.claim_until IS NULL OR "
+	"c.claim_until < now()) ORDER BY c.id LIMIT 50 FOR UPDATE SKIP LOCKED) "
+	"RETURNING o.id, o.thread_id, o.kind, o.payload::text",
+	2,
+};
+
+static int start(void *udata, pg_conn *c, const char *chat, const char *idea, int64_t *thread,
+		 char *key, size_t cap)
+{
+	char graph[64], ck[160];
+	int n = 0, rc;
+
+	(void)udata;
+	rc = cfg_env_str("ORCH_GRAPH", BOT_DEFAULT_GRAPH, graph, sizeof(graph));
+	if (rc == 0)
+		rc = cli_new_project(c, graph, chat, idea, thread, &n);
+	if (rc < 0)
+		return rc;
+	bot_chat_key("term", chat, ck, sizeof(ck));
+	snprintf(key, cap, "%s:%d", ck, n);
+	return 0;
+}
+
+static int say(void *udata, pg_conn *c, const char *chat, const char *text)
+{
+	bot_input in;
+	bot_batch b;
+	char graph[64], idem[160];
+	int rc;
+
+	(void)udata;
+	rc = cfg_env_str("ORCH_GRAPH", BOT_DEFAULT_GRAPH, graph, sizeof(graph));
+	if (rc < 0)
+		return rc;
+	memset(&in, 0, sizeof(in));
+	in.channel = "term";
+	in.dest = chat;
+	in.text = text;
+	in.user_name = chat;
+	in.username = chat;
+	snprintf(idem, sizeof(idem), "term:%s:%lld:%llx", chat, (long long)util_wall_ms(),
+		 (unsigned long long)util_rand_u64());
+	bot_batch_init(&b);
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = bot_batch_add(&b, &in, idem);
+	if (rc == 0)
+		rc = bot_batch_flush(&b, c, graph, NULL, NULL);
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0)
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+	bot_batch_clear(&b);
+	return rc;
+}
+
+/* One claimed row as the person sees it (appended to `out`). */
+static int show(pg_conn *c, const eng_outbox_row *row, json_t *out)
+{
+	const char *kind = row->kind + 5; /* after "term." */
+	const json_t *p = row->payload;
+	json_t *m;
+
+	if (strcmp(kind, "approval") == 0) {
+		bot_approval a;
+		int rc = bot_approval_create(c, row, "term", 86400, &a);
+		if (rc < 0)
+			return rc;
+		if (strcmp(a.state, "pending") == 0)
+			rc = bot_approval_set_message(c, a.id, row->id);
+		m = json_pack("{s:s, s:s, s:{s:I, s:s, s:O}}", "kind", "approval", "text", a.question,
+			      "approval", "id", (json_int_t)a.id, "key", jx_str(p, "key"), "options",
+			      a.options);
+		bot_approval_clear(&a);
+		if (rc < 0) {
+			json_decref(m);
+			return rc;
+		}
+	} else if (strcmp(kind, "action") == 0) {
+		return 0;
+	} else {
+		const char *h = json_string_value(json_object_get(p, "html"));
+		char *plain = h ? tg_html_to_plain(h) : NULL;
+		const char *text = plain ? plain : jx_str(p, "text");
+		if (strcmp(kind, "document") == 0)
+			text = jx_str(p, "caption");
+		m = json_pack("{s:s, s:s}", "kind", kind, "text", text);
+		free(plain);
+	}
+	if (!m)
+		return err_set(ERR_NOMEM, "out of memory");
+	return json_array_append_new(out, m) < 0 ? err_set(ERR_NOMEM, "out of memory") : 0;
+}
+
+static int take(void *udata, pg_conn *c, const char *chat, json_t **out)
+{
+	char relay[64];
+	const char *params[2] = {chat, relay};
+	PGresult *res = NULL;
+	json_t *msgs = json_array();
+	int rc;
+
+	(void)udata;
+	*out = NULL;
+	if (!msgs)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(relay, sizeof(relay), "eval-%d", (int)getpid());
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = pg_exec_stmt(c, &res, &STMT_CLAIM, params);
+	/* in the order they were written */
+	for (int64_t last = 0; rc == 0;) {
+		int pick = -1;
+		for (int i = 0; i < pg_rows(res); i++)
+			if (pg_int(res, i, 0) > last &&
+			    (pick < 0 || pg_int(res, i, 0) < pg_int(res, pick, 0)))
+				pick = i;
+		if (pick < 0)
+			break;
+		{
+			eng_outbox_row row;
+			memset(&row, 0, sizeof(row));
+			row.id = pg_int(res, pick, 0);
+			row.thread_id = pg_int(res, pick, 1);
+			row.dest = (char *)chat;
+			row.payload = json_loads(pg_val(res, pick, 3), 0, NULL);
+			snprintf(row.kind, sizeof(row.kind), "%s", pg_val(res, pick, 2));
+			rc = row.payload ? show(c, &row, msgs)
+					 : err_set(ERR_INVALID, "outbox row %lld: unreadable",
+						   (long long)row.id);
+			if (rc == 0)
+				rc = eng_outbox_done(c, row.id, NULL);
+			json_decref(row.payload);
+			last = row.id;
+		}
+	}
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0) {
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		json_decref(msgs);
+	} else {
+		*out = msgs;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int decide(void *udata, pg_conn *c, const char *chat, int64_t id, int option)
+{
+	bot_actor who;
+	bot_decision d;
+	int rc;
+
+	(void)udata;
+	memset(&who, 0, sizeof(who));
+	snprintf(who.name, sizeof(who.name), "%s", chat);
+	snprintf(who.username, sizeof(who.username), "%s", chat);
+	who.channel = "term";
+	who.trusted = 1;
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = bot_approval_decide(c, id, option, &who, chat, NULL, 0, &d);
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0) {
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		return rc;
+	}
+	if (d.outcome != BOT_DEC_OK && d.outcome != BOT_DEC_DECIDED)
+		return err_set(ERR_CONFLICT, "question %lld: %s", (long long)id, d.reason);
+	return 0;
+}
+
+static int cancel(void *udata, pg_conn *c, int64_t thread, const char *why)
+{
+	char who[300];
+	int rc;
+
+	(void)udata;
+	snprintf(who, sizeof(who), "eval (%.250s)", why);
+	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
+	if (rc == 0)
+		rc = bot_cancel_project(c, thread, who, NULL, NULL);
+	if (rc == 0)
+		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
+	if (rc < 0)
+		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+	return rc;
+}
+
+void cli_eval_front(ev_front *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->start = start;
+	out->say = say;
+	out->take = take;
+	out->decide = decide;
+	out->cancel = cancel;
+}
