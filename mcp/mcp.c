@@ -87,38 +87,6 @@ json_t *mcp_text_cut(const char *s, size_t max)
 	return j;
 }
 
-/* Every string in `v` passes the secrets filter (object keys are ours). */
-static void redact_json(json_t *v)
-{
-	const char *k;
-	json_t *x;
-	size_t i;
-
-	if (json_is_object(v)) {
-		json_object_foreach(v, k, x) {
-			if (json_is_string(x)) {
-				char *r = redact_str(json_string_value(x));
-				if (r && strcmp(r, json_string_value(x)) != 0)
-					json_object_set_new(v, k, json_string(r));
-				free(r);
-			} else {
-				redact_json(x);
-			}
-		}
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, x) {
-			if (json_is_string(x)) {
-				char *r = redact_str(json_string_value(x));
-				if (r && strcmp(r, json_string_value(x)) != 0)
-					json_array_set_new(v, i, json_string(r));
-				free(r);
-			} else {
-				redact_json(x);
-			}
-		}
-	}
-}
-
 char *mcp_error_message(const json_t *id, int code, const char *message)
 {
 	json_t *m = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
@@ -140,10 +108,15 @@ static json_t *error_obj(const json_t *id, int code, const char *message)
 	return m;
 }
 
+/* The answer to request `id`: `result` (taken) as it passes the secrets
+ * filter. */
 static json_t *result_obj(const json_t *id, json_t *result)
 {
-	redact_json(result);
-	return json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+	json_t *clean = redact_json(result);
+
+	json_decref(result);
+	return clean ? json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id, "result", clean)
+		     : NULL;
 }
 
 /* The JSON-RPC code for a failure of a resource or list function. */
@@ -352,10 +325,10 @@ static char *digest_of(const json_t *r)
 
 static void send_json(mcp_session *ss, json_t *msg)
 {
-	char *text;
+	json_t *clean = redact_json(msg);
+	char *text = clean ? json_dumps(clean, JSON_COMPACT) : NULL;
 
-	redact_json(msg);
-	text = json_dumps(msg, JSON_COMPACT);
+	json_decref(clean);
 	if (text && ss->send && ss->send(text, strlen(text), ss->udata) < 0)
 		log_debug("mcp", "a notification for %s could not be sent (the client went)",
 			  ss->who.name);
