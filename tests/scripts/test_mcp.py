@@ -269,8 +269,10 @@ def main():
                     IDEA_B="(its key: %s) " % canary + IDEA_B, CANARY=canary,
                     TG_QUESTION=tg_question, TG_PROJECT="tg:7001:1")
         run_client(cenv, "stdio")
-        if os.environ.get("MCP_TEST_NO_HTTP_YET"):
-            raise SystemExit(0)
+        if subprocess.run([BIN, "web", "--help"], capture_output=True).returncode != 0:
+            print("skipped: this build has no login tokens (orchestrator web token): "
+                  "/mcp is not served")
+            return finish()
         # the same over HTTP, with tokens of the dashboard's kind: one acting
         # as the Unix user running the tests, one as a Telegram user that is
         # not allowed to decide
@@ -287,6 +289,10 @@ def main():
         stop(serve)
         fake.terminate()
         fake.wait(10)
+    return finish()
+
+
+def finish():
     if not all(ok for ok, _ in results):
         for name in LOGS:
             print("# --- the end of %s:" % name)
