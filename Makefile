@@ -53,7 +53,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/liborch.a
 
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard nodes/prompts/*)) \
-	$(sort $(wildcard spawner/prompts/*)) \
+	$(sort $(wildcard spawner/prompts/*)) $(sort $(wildcard web/static/*)) \
 	$(sort $(wildcard eval/recordings/*.json eval/recordings/*.jsonl)) \
 	$(sort $(wildcard eval/tasks/*/task.json))
 

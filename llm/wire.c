@@ -210,17 +210,68 @@ static int is_our_key(const char *k)
 	static const char *const ours[] = {"model", "messages", "max_tokens", "max_completion_tokens",
 					   "temperature", "top_p", "stream", "stream_options",
 					   "tools", "tool_choice", "response_format", "stop",
-					   "return_progress", NULL};
+					   "return_progress", "reasoning_effort", "reasoning",
+					   "thinking", NULL};
 	for (const char *const *p = ours; *p; p++)
 		if (strcmp(*p, k) == 0)
 			return 1;
 	return 0;
 }
 
+/* The sampling fields a request sends after the model's quirks: the
+ * request's temperature and top_p, else the model's own; a temperature the
+ * model does not take left out (or lowered to its maximum), top_p left out
+ * where refused or where it may not come with a temperature, the reasoning
+ * effort (NULL: none) and whether stop sequences may be sent. */
+static void sampling(const llm_request *rq, const llm_wire_opts *o, double *temperature,
+		     double *top_p, const char **effort, int *send_stop)
+{
+	const llm_quirks *q = o->quirks;
+	const llm_params *p = o->params;
+
+	*temperature = rq->temperature >= 0 ? rq->temperature : p ? p->temperature : -1;
+	*top_p = rq->top_p > 0 ? rq->top_p : p ? p->top_p : 0;
+	*effort = p && p->reasoning_effort[0] ? p->reasoning_effort : NULL;
+	*send_stop = 1;
+	if (!q)
+		return;
+	if (q->reasoning == LLM_REASON_NONE)
+		*effort = NULL;
+	if (q->temperature == LLM_Q_OMIT || (*effort && q->no_temperature_reasoning))
+		*temperature = -1;
+	if (*temperature > q->temperature_max)
+		*temperature = q->temperature_max;
+	if (q->top_p == LLM_Q_OMIT || (q->top_p == LLM_Q_ALONE && *temperature >= 0) ||
+	    (*effort && q->no_temperature_reasoning))
+		*top_p = 0;
+	*send_stop = q->stop != LLM_Q_OMIT;
+}
+
+/* The reasoning effort in the form the provider reads. */
+static int put_effort(buf *b, int style, const char *effort)
+{
+	int rc;
+
+	switch (style) {
+	case LLM_REASON_OPENROUTER:
+		rc = buf_puts(b, ",\"reasoning\":{\"effort\":\"");
+		if (rc == 0)
+			rc = buf_put_json_str(b, effort);
+		return rc == 0 ? buf_puts(b, "\"}") : rc;
+	case LLM_REASON_THINKING:
+		return buf_printf(b, ",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":%d}",
+				  llm_quirks_thinking_budget(effort));
+	default:
+		return put_str_field(b, "reasoning_effort", effort);
+	}
+}
+
 int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_t n_extra,
 		  const llm_wire_opts *o)
 {
-	int rc;
+	double temperature, top_p;
+	const char *effort;
+	int rc, send_stop;
 
 	if (rq->n_messages == 0 || !rq->messages)
 		return err_set(ERR_INVALID, "the request has no messages");
@@ -240,15 +291,24 @@ int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_
 	}
 	if (rc == 0)
 		rc = buf_putc(b, ']');
+	sampling(rq, o, &temperature, &top_p, &effort, &send_stop);
 	if (rc == 0 && o->max_tokens > 0)
+		/* thinking counts against max_tokens: the reply keeps its own room */
 		rc = buf_printf(b, ",\"%s\":%d",
-				o->max_tokens_field && *o->max_tokens_field ? o->max_tokens_field
-									     : "max_tokens",
-				o->max_tokens);
-	if (rc == 0 && rq->temperature >= 0)
-		rc = buf_printf(b, ",\"temperature\":%.4g", rq->temperature);
-	if (rc == 0 && rq->top_p > 0)
-		rc = buf_printf(b, ",\"top_p\":%.4g", rq->top_p);
+				o->quirks && o->quirks->max_tokens_field[0]
+					? o->quirks->max_tokens_field
+				: o->max_tokens_field && *o->max_tokens_field ? o->max_tokens_field
+									      : "max_tokens",
+				o->max_tokens + (effort && o->quirks &&
+							 o->quirks->reasoning == LLM_REASON_THINKING
+							 ? llm_quirks_thinking_budget(effort)
+							 : 0));
+	if (rc == 0 && temperature >= 0)
+		rc = buf_printf(b, ",\"temperature\":%.4g", temperature);
+	if (rc == 0 && top_p > 0)
+		rc = buf_printf(b, ",\"top_p\":%.4g", top_p);
+	if (rc == 0 && effort)
+		rc = put_effort(b, o->quirks ? o->quirks->reasoning : LLM_REASON_EFFORT, effort);
 	if (rc == 0 && rq->stream) {
 		rc = buf_puts(b, ",\"stream\":true");
 		if (rc == 0 && o->stream_usage)
@@ -256,7 +316,7 @@ int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_
 		if (rc == 0 && o->progress)
 			rc = buf_puts(b, ",\"return_progress\":true");
 	}
-	if (rc == 0 && rq->stop && rq->stop[0]) {
+	if (rc == 0 && send_stop && rq->stop && rq->stop[0]) {
 		rc = buf_puts(b, ",\"stop\":[");
 		for (size_t i = 0; rc == 0 && rq->stop[i]; i++) {
 			rc = buf_puts(b, i ? ",\"" : "\"");
@@ -583,9 +643,16 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 		return;
 	}
 	root = json_loadb(body, len, 0, &e);
+	/* Google's OpenAI-compatible endpoint wraps its error in a list */
+	if (json_is_array(root) && json_is_object(json_array_get(root, 0))) {
+		json_t *first = json_incref(json_array_get(root, 0));
+		json_decref(root);
+		root = first;
+	}
 	if (json_is_object(root)) {
-		const char *msg = NULL, *type = NULL, *code = NULL;
-		char codebuf[32];
+		const char *msg = NULL, *type = NULL, *code = NULL, *raw;
+		char codebuf[32], innerbuf[600];
+		json_t *inner;
 		err = json_object_get(root, "error");
 		if (json_is_string(err)) {
 			msg = json_string_value(err);
@@ -611,12 +678,28 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 			msg = json_string_value(json_object_get(root, "detail"));
 		if (msg && !*msg)
 			msg = NULL;
+		if (!type && json_is_object(err))
+			type = json_string_value(json_object_get(err, "status"));
+		/* OpenRouter: the provider's own refusal is in error.metadata.raw */
+		raw = json_string_value(json_object_get(json_object_get(err, "metadata"), "raw"));
+		inner = raw ? json_loads(raw, 0, NULL) : NULL;
+		if (inner) {
+			json_t *ie = json_object_get(inner, "error");
+			const char *im = json_string_value(json_object_get(ie, "message"));
+			if (!im)
+				im = json_string_value(json_object_get(inner, "message"));
+			if (im) {
+				snprintf(innerbuf, sizeof(innerbuf), "%s: %s", msg ? msg : "error", im);
+				msg = innerbuf;
+			}
+		}
 		if (!type)
 			type = json_string_value(json_object_get(root, "type"));
 		snprintf(out, cap, "%s%s%s%s%s%s", msg ? msg : "(no message)", type ? " [" : "",
 			 type ? type : "", type ? "]" : "", code ? " code " : "", code ? code : "");
 		utf8_fit(out);
 		*is_context = says_context(out) || (code && says_context(code));
+		json_decref(inner);
 		json_decref(root);
 		return;
 	}

@@ -223,14 +223,20 @@ void spw_wphase(const spw_worker_ctx *w, spw_phase p)
 	spw_phase_set(w->phase, p);
 }
 
-static int embedded(const char *path, const char **out)
+/* The prompt at `path` (a template stored in the database wins over the
+ * built-in one) into *out, owned by the caller (free). */
+static int embedded(const char *path, char **out)
 {
-	const orch_embedded_file *f = embed_find(path);
+	buf b;
 
-	if (!f)
+	*out = NULL;
+	buf_init(&b, 0);
+	if (embed_text(path, &b) < 0) {
+		buf_free(&b);
 		return err_set(ERR_INTERNAL, "the prompt %s is not built in", path);
-	*out = f->data;
-	return 0;
+	}
+	*out = buf_steal(&b);
+	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
 }
 
 int spw_run_tests(const spw_worker_ctx *w, sbx *box, char *const *env, spw_testsum *sum,
@@ -938,7 +944,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	}
 	{
 		agent_config ac;
-		const char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
+		char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
 		char steps[16], cmdto[24];
 		const char *vars[] = {
 			"task",         req->task,
@@ -961,8 +967,13 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		    embedded("spawner/prompts/agent_format_error.md", &tfmt) < 0 ||
 		    agent_render(&sys, tsys, vars) < 0 || agent_render(&task, ttask, vars) < 0) {
 			snprintf(reason, sizeof(reason), "%s", err_last());
+			free(tsys);
+			free(ttask);
+			free(tfmt);
 			goto done;
 		}
+		free(tsys);
+		free(ttask);
 		memset(&ac, 0, sizeof(ac));
 		ac.llm = w->llm;
 		ac.call.role = req->role[0] ? req->role : cfg->role;
@@ -998,6 +1009,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		net_phase(att, "agent", phases, SPW_NET_AGENT);
 		spw_wphase(w, SPW_PHASE_AGENT);
 		rc = agent_run(&ac, &ar);
+		free(tfmt);
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the agent could not run: %s", err_last());
 			goto done;

@@ -24,7 +24,7 @@ cd "$dir/compose"
 out=$(docker-compose config 2>&1)
 ok $? "docker-compose config accepts the file with .env.example"
 services=$(docker-compose --profile telegram config --services 2>/dev/null | sort | tr '\n' ' ')
-[ "$services" = "bot engine migrate postgres redis spawner " ]
+[ "$services" = "bot engine migrate postgres redis spawner web " ]
 ok $? "services: $services"
 echo "$out" | grep -q "image: postgres:15" && echo "$out" | grep -q "image: redis:7"
 ok $? "official images by default"
@@ -39,8 +39,8 @@ ok $? "the roles wait for the migrations and for healthy PostgreSQL and Redis"
 echo "$out" | grep -q "ORCH_HTTP_ADDR: 0.0.0.0:9464"
 ok $? "every role listens on ORCH_HTTP_ADDR"
 n_data=$(docker-compose --profile telegram config 2>/dev/null | grep -c -- "- orchdata:/var/lib/orchestrator:rw")
-[ "$n_data" = 4 ]
-ok $? "migrate, engine, bot and spawner share one data folder (the volume orchdata; $n_data mounts)"
+[ "$n_data" = 5 ]
+ok $? "migrate, engine, bot, spawner and web share one data folder (the volume orchdata; $n_data mounts)"
 sed -i '/^POSTGRES_PASSWORD=/d' .env
 err=$(docker-compose config 2>&1)
 [ $? != 0 ] && echo "$err" | grep -q "set POSTGRES_PASSWORD in .env"
