@@ -179,7 +179,16 @@ typedef struct cli_web {
 	struct web_server *server;
 	struct web_health *health;
 	struct web_app *dash;   /* the dashboard, on the roles "serve" and "web" */
+	struct cli_mcp_web *mcp; /* /mcp, on the same roles */
 } cli_web;
+
+/* /mcp (the MCP server's streamable HTTP transport) on listener `s`, before
+ * it starts, for the bearer tokens of web/auth.h: the caller owns *out
+ * (cli_mcp_stop before web_server_free, cli_mcp_free after). */
+struct cli_mcp_web;
+int cli_mcp_attach(struct web_server *s, pg_pool *pool, struct cli_mcp_web **out);
+void cli_mcp_stop(struct cli_mcp_web *m);
+void cli_mcp_free(struct cli_mcp_web *m);
 int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_web *out);
 void cli_web_stop(cli_web *w);
 int cmd_chat(int argc, char **argv);

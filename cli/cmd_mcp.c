@@ -4,7 +4,9 @@
  * the terminal's (the factory's reports, `show`), questions are decided
  * through the path of the buttons and `orchestrator approve` (cli_decide:
  * once, only by someone allowed to decide), projects are started and
- * messages routed as in a chat (bot/route.h), cancelled as by /cancel.
+ * messages routed as in a chat (bot/route.h), cancelled as by /cancel;
+ * and /mcp on a role's listener (the streamable HTTP transport, mcp/http.h)
+ * with the dashboard's login tokens as bearer tokens (web/auth.h).
  */
 #include "bot/approval.h"
 #include "bot/bot.h"
@@ -16,14 +18,19 @@
 #include "core/util.h"
 #include "engine/control.h"
 #include "llm/ledger.h"
+#include "mcp/http.h"
 #include "mcp/mcp.h"
 #include "nodes/report.h"
 #include "secrets/runtime.h"
+#include "web/auth.h"
+#include "web/web.h"
 
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static const char USAGE[] =
@@ -539,4 +546,198 @@ done:
 	sec_runtime_stop();
 	pg_pool_free(pool);
 	return rc;
+}
+
+/* --- /mcp on a role's listener (web/) --- */
+
+struct cli_mcp_web {
+	mcp_server *server;
+	mcp_http *http;
+	pg_pool *pool;
+};
+
+static const char NO_TOKEN[] =
+	"the MCP endpoint wants a bearer token: send Authorization: Bearer <token>, made with "
+	"orchestrator web token --user NAME --operator UNIXUSER (or --telegram ID)";
+
+static void free_web_identity(web_identity *w)
+{
+	sodium_memzero(w, sizeof(*w));
+}
+
+/* Who the request's bearer token is (the dashboard's tokens, web/auth.h;
+ * a session cookie does not count here). 0, or a negative code after
+ * answering 401. */
+static int mcp_auth(struct cli_mcp_web *m, web_request *rq, mcp_identity *who, int64_t *token)
+{
+	const char *authz = web_header(rq, "Authorization");
+	web_identity w;
+	pg_conn *c = NULL;
+	int rc;
+
+	memset(who, 0, sizeof(*who));
+	memset(&w, 0, sizeof(w));
+	if (!authz || strncasecmp(authz, "Bearer ", 7) != 0) {
+		rc = err_set(ERR_AUTH, "no bearer token");
+	} else {
+		rc = pg_pool_acquire(m->pool, 5000, &c);
+		if (rc == 0)
+			rc = web_auth_request(c, authz, NULL, &w);
+		if (c)
+			pg_pool_release(m->pool, c);
+	}
+	if (rc < 0) {
+		char *body = mcp_error_message(NULL, -32001, rc == ERR_AUTH ? NO_TOKEN
+							: "the bearer token is not valid (unknown, "
+							  "expired or revoked): make a new one with "
+							  "orchestrator web token");
+		log_info("mcp", "%s /mcp from %s refused: %s", web_method(rq), web_peer(rq), err_last());
+		web_reply_header(rq, "WWW-Authenticate", "Bearer realm=\"orchestrator\"");
+		web_reply(rq, 401, "application/json", body ? body : "{}", body ? strlen(body) : 2);
+		free(body);
+		free_web_identity(&w);
+		return ERR_AUTH;
+	}
+	snprintf(who->name, sizeof(who->name), "%s", w.name);
+	who->telegram_id = w.telegram_id;
+	snprintf(who->op, sizeof(who->op), "%s", w.op);
+	snprintf(who->via, sizeof(who->via), "http");
+	*token = w.token_id;
+	free_web_identity(&w);
+	return 0;
+}
+
+static void mcp_request(web_request *rq, mcp_http_req *in, const mcp_identity *who, int64_t token)
+{
+	memset(in, 0, sizeof(*in));
+	in->method = web_method(rq);
+	in->session = web_header(rq, "Mcp-Session-Id");
+	in->version = web_header(rq, "MCP-Protocol-Version");
+	in->origin = web_header(rq, "Origin");
+	in->host = web_header(rq, "Host");
+	in->accept = web_header(rq, "Accept");
+	in->body = web_body(rq, &in->len);
+	in->who = who;
+	in->token = token;
+}
+
+static int mcp_answer(web_request *rq, mcp_http_resp *out)
+{
+	int rc;
+
+	if (out->session[0])
+		web_reply_header(rq, "Mcp-Session-Id", out->session);
+	rc = web_reply(rq, out->status, out->content_type ? out->content_type : "text/plain",
+		       out->body ? out->body : "", out->body ? strlen(out->body) : 0);
+	free(out->body);
+	return rc;
+}
+
+/* POST and DELETE /mcp (on a worker thread: they reach the database). */
+static int h_mcp(web_request *rq, void *udata)
+{
+	struct cli_mcp_web *m = udata;
+	mcp_identity who;
+	mcp_http_req in;
+	mcp_http_resp out;
+	int64_t token = 0;
+
+	if (mcp_auth(m, rq, &who, &token) < 0)
+		return 0;
+	mcp_request(rq, &in, &who, token);
+	if (mcp_http_handle(m->http, &in, &out) < 0)
+		return -1;
+	return mcp_answer(rq, &out);
+}
+
+static int stream_write(const char *data, size_t len, void *st)
+{
+	return web_stream_write(st, data, len);
+}
+
+static void stream_end(void *st)
+{
+	web_stream_release(st);
+}
+
+/* GET /mcp: the session's event stream (on the listener's thread). */
+static int h_mcp_stream(web_request *rq, void *udata)
+{
+	struct cli_mcp_web *m = udata;
+	mcp_identity who;
+	mcp_http_req in;
+	mcp_http_resp out;
+	web_stream *st = NULL;
+	int64_t token = 0;
+
+	if (mcp_auth(m, rq, &who, &token) < 0)
+		return 0;
+	mcp_request(rq, &in, &who, token);
+	if (mcp_http_handle(m->http, &in, &out) < 0)
+		return -1;
+	if (!out.open_stream)
+		return mcp_answer(rq, &out);
+	if (web_stream_open(rq, "text/event-stream", &st) < 0)
+		return -1;
+	web_stream_write(st, ": the session's notifications\n\n", 32);
+	return mcp_http_attach(m->http, in.session, token, stream_write, stream_end, st) < 0 &&
+			       err_last_code() != ERR_NOTFOUND ? -1 : 0;
+}
+
+int cli_mcp_attach(web_server *s, pg_pool *pool, struct cli_mcp_web **out)
+{
+	struct cli_mcp_web *m = calloc(1, sizeof(*m));
+	char origins[1024];
+	int64_t poll_ms = 1000, page = 50;
+	mcp_opts o;
+	int rc;
+
+	*out = NULL;
+	if (!m)
+		return err_set(ERR_NOMEM, "out of memory");
+	rc = cfg_env_duration_ms("ORCH_MCP_POLL", 1000, 100, 60000, &poll_ms);
+	if (rc == 0)
+		rc = cfg_env_int("ORCH_MCP_PAGE", 50, 1, 500, &page);
+	if (rc == 0)
+		rc = cfg_env_str("ORCH_MCP_ORIGINS", "", origins, sizeof(origins));
+	memset(&o, 0, sizeof(o));
+	o.pool = pool;
+	o.be = &cli_mcp_backend;
+	o.poll_ms = poll_ms;
+	o.page_size = (int)page;
+	m->pool = pool;
+	if (rc == 0)
+		rc = mcp_server_new(&m->server, &o);
+	if (rc == 0)
+		rc = mcp_http_new(&m->http, m->server, origins);
+	if (rc == 0)
+		rc = web_route(s, "POST", "/mcp", WEB_ROUTE_BODY | WEB_ROUTE_THREAD, h_mcp, m);
+	if (rc == 0)
+		rc = web_route(s, "DELETE", "/mcp", WEB_ROUTE_THREAD, h_mcp, m);
+	if (rc == 0)
+		rc = web_route(s, "GET", "/mcp", WEB_ROUTE_STREAM, h_mcp_stream, m);
+	if (rc < 0) {
+		cli_mcp_stop(m);
+		cli_mcp_free(m);
+		return rc;
+	}
+	log_info("mcp", "the MCP server's streamable HTTP transport is at /mcp (bearer tokens of "
+			"orchestrator web token)");
+	*out = m;
+	return 0;
+}
+
+void cli_mcp_stop(struct cli_mcp_web *m)
+{
+	if (m)
+		mcp_http_stop(m->http);
+}
+
+void cli_mcp_free(struct cli_mcp_web *m)
+{
+	if (!m)
+		return;
+	mcp_http_free(m->http);
+	mcp_server_free(m->server);
+	free(m);
 }

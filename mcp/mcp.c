@@ -329,9 +329,13 @@ static void send_json(mcp_session *ss, json_t *msg)
 	char *text = clean ? json_dumps(clean, JSON_COMPACT) : NULL;
 
 	json_decref(clean);
-	if (text && ss->send && ss->send(text, strlen(text), ss->udata) < 0)
-		log_debug("mcp", "a notification for %s could not be sent (the client went)",
-			  ss->who.name);
+	if (text && ss->send) {
+		int failed = ss->send(text, strlen(text), ss->udata) < 0;
+		if (failed && !ss->send_failed) /* said once: an HTTP session may have no stream */
+			log_debug("mcp", "a notification for %s could not be sent (no stream open, or "
+					 "the client went)", ss->who.name);
+		ss->send_failed = failed;
+	}
 	free(text);
 	json_decref(msg);
 }
@@ -423,11 +427,16 @@ static void deliver(mcp_server *s, look *looks, int n)
 			for (int k = 0; k < n; k++) {
 				if (looks[k].thread != w->thread || !looks[k].digest)
 					continue;
-				if (w->digest && strcmp(w->digest, looks[k].digest) != 0 && ss->ready)
+				if (w->digest && strcmp(w->digest, looks[k].digest) != 0 && ss->ready) {
 					tell(ss, w, looks[k].report);
-				else if (!w->digest)
+				} else if (!w->digest) {
+					/* the first look: a question that waits already is told */
 					snprintf(w->stage, sizeof(w->stage), "%s",
 						 jx_str(looks[k].report, "stage"));
+					if (ss->ready &&
+					    json_array_size(json_object_get(looks[k].report, "open")))
+						tell(ss, w, looks[k].report);
+				}
 				if (!w->digest || strcmp(w->digest, looks[k].digest) != 0) {
 					free(w->digest);
 					w->digest = strdup(looks[k].digest);

@@ -59,6 +59,7 @@ struct mcp_session {
 	char version[16];
 	int answered_initialize, ready;
 	int log_level;           /* least severity sent (index into the syslog levels) */
+	int send_failed;         /* the last notification could not be sent */
 	mcp_watch watch[MCP_MAX_WATCH]; /* under s->mu */
 	int nwatch;
 	mcp_session *next;       /* the server's list, under s->mu */

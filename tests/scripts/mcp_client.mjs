@@ -113,10 +113,10 @@ async function as(token, fn) {
 async function main() {
 	if (T === 'http') {
 		let x = await refused(null);
-		check(x && /401/.test(x.message) && /Bearer/.test(x.message) && /web token/.test(x.message),
+		check(x && x.code === 401 && /Bearer/.test(x.message) && /web token/.test(x.message),
 			'a call without a token is refused (401), saying how to get one', x && x.message);
 		x = await refused('orch_' + 'A'.repeat(43));
-		check(x && /401/.test(x.message) && /not valid/.test(x.message),
+		check(x && x.code === 401 && /not valid/.test(x.message),
 			'a call with an unknown token is refused (401)', x && x.message);
 	}
 	// --- initialise, list the tools ---
@@ -212,6 +212,15 @@ async function main() {
 	// the spec
 	st = await follow(A, (s) => questionId(s) > 0 && s.stage === 'spec_review', 'the spec is asked for');
 	const specQ = questionId(st);
+	// the waiting question is told while it waits (the watcher looks every ORCH_MCP_POLL)
+	const told = (l) => l.data && l.data.project === A && l.data.open_questions &&
+		l.data.open_questions.some((q) => q.id === specQ);
+	for (let i = 0; i < 50 && !logs.some(told); i++)
+		await sleep(100);
+	const note = logs.find(told);
+	check(note && /waits for an answer/.test(note.data.text),
+		'notified: the spec question waits (' + (note && note.data.text.slice(0, 80)) + '…)',
+		logs.map((l) => l.data && l.data.text));
 	check(specQ > 0 && st.open_questions[0].answers.some((a) => a.id === 'approve'),
 		'the spec question, with its answers, and next names answer_question', st);
 	if (process.env.MCP_TOKEN_OUTSIDER) {
@@ -257,9 +266,11 @@ async function main() {
 	for (let i = 0; i < 20 && !updates.includes(reportA); i++)
 		await sleep(200);
 	check(updates.includes(reportA), `notifications: the subscribed report was updated (${updates.length} updates)`);
-	check(logs.some((l) => l.data && l.data.project === A && /stage/.test(l.data.text)) &&
-		logs.some((l) => l.data && l.data.open_questions && l.data.open_questions.length),
-		`notifications: stage changes and waiting questions were told (${logs.length} messages)`,
+	const done = (l) => l.data && l.data.project === A && /stage \S+ -> done/.test(l.data.text);
+	for (let i = 0; i < 50 && !logs.some(done); i++)
+		await sleep(100);
+	check(logs.some(done),
+		`notifications: stage changes were told, to done (${logs.length} messages)`,
 		logs.map((l) => l.data && l.data.text));
 	check(listChanged.length >= 1, 'the resource list was said to change when projects started');
 
