@@ -679,7 +679,10 @@ static int h_mcp_stream(web_request *rq, void *udata)
 		return mcp_answer(rq, &out);
 	if (web_stream_open(rq, "text/event-stream", &st) < 0)
 		return -1;
-	web_stream_write(st, ": the session's notifications\n\n", 32);
+	{
+		static const char hello[] = ": the session's notifications\n\n";
+		web_stream_write(st, hello, sizeof(hello) - 1);
+	}
 	return mcp_http_attach(m->http, in.session, token, stream_write, stream_end, st) < 0 &&
 			       err_last_code() != ERR_NOTFOUND ? -1 : 0;
 }
