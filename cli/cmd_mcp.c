@@ -26,11 +26,9 @@
 #include "web/web.h"
 
 #include <signal.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 static const char USAGE[] =
@@ -553,57 +551,40 @@ done:
 struct cli_mcp_web {
 	mcp_server *server;
 	mcp_http *http;
-	pg_pool *pool;
 };
 
 static const char NO_TOKEN[] =
 	"the MCP endpoint wants a bearer token: send Authorization: Bearer <token>, made with "
 	"orchestrator web token --user NAME --operator UNIXUSER (or --telegram ID)";
 
-static void free_web_identity(web_identity *w)
+/* Who the request is: the listener's authentication hook (web_server_set_auth,
+ * the dashboard's: web_auth_request on the Authorization header) ran before
+ * the handler, as for every route flagged WEB_ROUTE_AUTH, and answered 401
+ * itself to a token that is missing or not valid. Only a bearer token
+ * counts here: a dashboard session's cookie carries no CSRF token on
+ * JSON-RPC, so it is refused like no token; so is a request the hook did
+ * not see (no hook installed: refused, never served). 0, or a negative
+ * code after answering 401. */
+static int mcp_auth(web_request *rq, mcp_identity *who, int64_t *token)
 {
-	sodium_memzero(w, sizeof(*w));
-}
-
-/* Who the request's bearer token is (the dashboard's tokens, web/auth.h;
- * a session cookie does not count here). 0, or a negative code after
- * answering 401. */
-static int mcp_auth(struct cli_mcp_web *m, web_request *rq, mcp_identity *who, int64_t *token)
-{
-	const char *authz = web_header(rq, "Authorization");
-	web_identity w;
-	pg_conn *c = NULL;
-	int rc;
+	const web_identity *w = web_user(rq);
 
 	memset(who, 0, sizeof(*who));
-	memset(&w, 0, sizeof(w));
-	if (!authz || strncasecmp(authz, "Bearer ", 7) != 0) {
-		rc = err_set(ERR_AUTH, "no bearer token");
-	} else {
-		rc = pg_pool_acquire(m->pool, 5000, &c);
-		if (rc == 0)
-			rc = web_auth_request(c, authz, NULL, &w);
-		if (c)
-			pg_pool_release(m->pool, c);
-	}
-	if (rc < 0) {
-		char *body = mcp_error_message(NULL, -32001, rc == ERR_AUTH ? NO_TOKEN
-							: "the bearer token is not valid (unknown, "
-							  "expired or revoked): make a new one with "
-							  "orchestrator web token");
-		log_info("mcp", "%s /mcp from %s refused: %s", web_method(rq), web_peer(rq), err_last());
+	if (!w || w->session_id != 0) {
+		char *body = mcp_error_message(NULL, -32001, NO_TOKEN);
+
+		log_info("mcp", "%s /mcp from %s refused: %s", web_method(rq), web_peer(rq),
+			 w ? "a session cookie, no bearer token" : "no identity");
 		web_reply_header(rq, "WWW-Authenticate", "Bearer realm=\"orchestrator\"");
 		web_reply(rq, 401, "application/json", body ? body : "{}", body ? strlen(body) : 2);
 		free(body);
-		free_web_identity(&w);
 		return ERR_AUTH;
 	}
-	snprintf(who->name, sizeof(who->name), "%s", w.name);
-	who->telegram_id = w.telegram_id;
-	snprintf(who->op, sizeof(who->op), "%s", w.op);
+	snprintf(who->name, sizeof(who->name), "%s", w->name);
+	who->telegram_id = w->telegram_id;
+	snprintf(who->op, sizeof(who->op), "%s", w->op);
 	snprintf(who->via, sizeof(who->via), "http");
-	*token = w.token_id;
-	free_web_identity(&w);
+	*token = w->token_id;
 	return 0;
 }
 
@@ -642,7 +623,7 @@ static int h_mcp(web_request *rq, void *udata)
 	mcp_http_resp out;
 	int64_t token = 0;
 
-	if (mcp_auth(m, rq, &who, &token) < 0)
+	if (mcp_auth(rq, &who, &token) < 0)
 		return 0;
 	mcp_request(rq, &in, &who, token);
 	if (mcp_http_handle(m->http, &in, &out) < 0)
@@ -670,7 +651,7 @@ static int h_mcp_stream(web_request *rq, void *udata)
 	web_stream *st = NULL;
 	int64_t token = 0;
 
-	if (mcp_auth(m, rq, &who, &token) < 0)
+	if (mcp_auth(rq, &who, &token) < 0)
 		return 0;
 	mcp_request(rq, &in, &who, token);
 	if (mcp_http_handle(m->http, &in, &out) < 0)
@@ -708,17 +689,16 @@ int cli_mcp_attach(web_server *s, pg_pool *pool, struct cli_mcp_web **out)
 	o.be = &cli_mcp_backend;
 	o.poll_ms = poll_ms;
 	o.page_size = (int)page;
-	m->pool = pool;
 	if (rc == 0)
 		rc = mcp_server_new(&m->server, &o);
 	if (rc == 0)
 		rc = mcp_http_new(&m->http, m->server, origins);
 	if (rc == 0)
-		rc = web_route(s, "POST", "/mcp", WEB_ROUTE_BODY | WEB_ROUTE_THREAD, h_mcp, m);
+		rc = web_route(s, "POST", "/mcp", WEB_ROUTE_AUTH | WEB_ROUTE_BODY | WEB_ROUTE_THREAD, h_mcp, m);
 	if (rc == 0)
-		rc = web_route(s, "DELETE", "/mcp", WEB_ROUTE_THREAD, h_mcp, m);
+		rc = web_route(s, "DELETE", "/mcp", WEB_ROUTE_AUTH | WEB_ROUTE_THREAD, h_mcp, m);
 	if (rc == 0)
-		rc = web_route(s, "GET", "/mcp", WEB_ROUTE_STREAM, h_mcp_stream, m);
+		rc = web_route(s, "GET", "/mcp", WEB_ROUTE_AUTH | WEB_ROUTE_STREAM, h_mcp_stream, m);
 	if (rc < 0) {
 		cli_mcp_stop(m);
 		cli_mcp_free(m);

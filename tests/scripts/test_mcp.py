@@ -168,6 +168,19 @@ def http_checks(url, ada, eve):
     st, hd, body = raw(url, body=INIT)
     check(st == 401 and "Bearer" in (hd.get("WWW-Authenticate") or "") and "web token" in body,
           "http: no token: 401 with WWW-Authenticate, saying how to make one", (st, body))
+    st, hd, body = raw(url, body=INIT, headers={"Authorization": "Bearer orch_nope"})
+    check(st == 401 and "Bearer" in (hd.get("WWW-Authenticate") or "") and "not valid" in body,
+          "http: an unknown token: 401, saying it is not valid", (st, body))
+    # a dashboard session (its cookie) is not a bearer token: JSON-RPC carries no CSRF token
+    base = url[:-len("/mcp")]
+    st, hd, body = raw(base + "/login", body={"token": ada, "pre": "p1"},
+                       headers={"Cookie": "orch_pre=p1"})
+    cookie = (hd.get("Set-Cookie") or "").split(";")[0]
+    check(st == 200 and cookie.startswith("orch_session="), "http: a dashboard login for ada",
+          (st, body))
+    st, hd, body = raw(url, body=INIT, headers={"Cookie": cookie})
+    check(st == 401 and "bearer token" in body and "Bearer" in (hd.get("WWW-Authenticate") or ""),
+          "http: a dashboard session's cookie alone is refused on /mcp (401)", (st, body))
     st, _, body = raw(url, body=INIT, headers=dict(bear, Origin="http://evil.example"))
     check(st == 403 and "Origin" in body, "http: a foreign Origin is refused (403)", (st, body))
     st, _, body = raw(url, body=INIT, headers=dict(bear, **{"MCP-Protocol-Version": "1999-01-01"}))
