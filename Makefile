@@ -45,7 +45,7 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2
 LDFLAGS := $(SAN) -pthread $(EXTRA_LDFLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
-PARTS := core engine llm secrets bot spawner nodes web eval
+PARTS := core engine llm secrets bot spawner nodes web eval mcp
 LIB_SRC := $(foreach d,$(PARTS),$(wildcard $(d)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
 CLI_SRC := $(wildcard cli/*.c)

@@ -298,6 +298,54 @@ done:
 	return rc;
 }
 
+static const pg_stmt STMT_THREAD_KEY = {
+	"bot_thread_key", "SELECT key FROM threads WHERE id = $1::bigint", 1,
+};
+
+static const pg_stmt STMT_SWITCH_TO = {
+	"bot_switch_to",
+	"INSERT INTO bot_chats (chat, active, next_n) VALUES ($1, $2::int, $2::int + 1) "
+	"ON CONFLICT (chat) DO UPDATE SET active = $2::int, updated_at = now()",
+	2,
+};
+
+int bot_route_project(pg_conn *c, const char *graph, int64_t thread, const bot_input *in,
+		      const char *idem, char *how, size_t how_cap)
+{
+	char chat[96], tid[24], num[16];
+	const char *params[2] = {tid, NULL};
+	PGresult *res = NULL;
+	const char *key, *n;
+	int64_t v = 0, routed = 0;
+	int rc;
+
+	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	rc = pg_exec_stmt(c, &res, &STMT_THREAD_KEY, params);
+	if (rc < 0)
+		return rc;
+	key = pg_rows(res) == 1 ? pg_val(res, 0, 0) : "";
+	n = strrchr(key, ':');
+	if (!n || (size_t)(n - key) != strlen(chat) || strncmp(key, chat, strlen(chat)) != 0 ||
+	    cfg_parse_int(n + 1, &v) < 0 || v < 1) {
+		rc = err_set(ERR_INVALID, "thread %lld (%s) is no project of chat %s", (long long)thread,
+			     key, chat);
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	snprintf(num, sizeof(num), "%lld", (long long)v);
+	params[0] = chat;
+	params[1] = num;
+	rc = pg_exec_stmt(c, NULL, &STMT_SWITCH_TO, params);
+	if (rc == 0)
+		rc = route_one(c, graph, in, idem, &routed, how, how_cap);
+	if (rc == 0 && routed != thread)
+		rc = err_set(ERR_INTERNAL, "the text went to thread %lld, not %lld",
+			     (long long)routed, (long long)thread);
+	return rc;
+}
+
 int bot_new_project(pg_conn *c, const char *graph, const bot_input *in, const char *idea,
 		    const json_t *change, int64_t *out_thread, int *out_n)
 {

@@ -108,6 +108,15 @@ int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *
 int bot_cancel_project(pg_conn *c, int64_t thread, const char *who, int *out_runs,
 		       int *out_workers);
 
+/* Routes `in` (its channel and dest: the project's chat) to project
+ * `thread` of that chat, which becomes the chat's active project, as if the
+ * person had switched to it and typed the text (no message says so): an
+ * event when its run waits for input, else a queued run. `how` (cap
+ * how_cap) gets "delivered" or "queued". ERR_INVALID when the thread is no
+ * project of that chat. Runs in the caller's transaction. */
+int bot_route_project(pg_conn *c, const char *graph, int64_t thread, const bot_input *in,
+		      const char *idem, char *how, size_t how_cap);
+
 /* The chat's active project: thread id (0 when none) and number. */
 int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, int *out_n);
 
