@@ -264,6 +264,12 @@ int cli_new_project(pg_conn *c, const char *graph, const char *name, const char 
 int cli_new_change(pg_conn *c, const char *graph, const char *name, const char *idea,
 		   const json_t *change, int64_t *thread, int *n);
 
+/* A repository named for a change, as the input's "repo" carries it into
+ * `out` (cap): an https://, http:// or ssh:// URL as it is, a local path made
+ * absolute and checked to be a git repository. -1 with err_set() saying
+ * what is wrong. */
+int cli_change_repo(const char *repo, char *out, size_t cap);
+
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set:
  * 1 with *out running, 0 when no token is set, -1 on error (err_last()). */
 struct bot;

@@ -108,13 +108,39 @@ static int in_tx(pg_conn *c, int rc)
 	return err_set(rc, "%s", msg);
 }
 
-static int be_create(pg_conn *c, const mcp_identity *who, const char *idea, json_t **out,
-		     void *udata)
+/* A client's change made what the project's input carries: its repo a URL
+ * as it is, or (over stdio only: the server's disk is the client's) a local
+ * repository's absolute path. (owned) or NULL with err_set(). */
+static json_t *mcp_change(const mcp_identity *who, const json_t *change)
+{
+	const char *repo = json_string_value(json_object_get(change, "repo"));
+	char abs[1024];
+	json_t *out;
+
+	if (strcmp(who->via, "stdio") != 0 && !strstr(repo, "://")) {
+		err_set(ERR_INVALID, "repo '%s': over HTTP a repository is named by its URL (https:// "
+				     "or ssh://); a local path works with 'orchestrator mcp' over stdio "
+				     "on the machine that holds it", repo);
+		return NULL;
+	}
+	if (cli_change_repo(repo, abs, sizeof(abs)) < 0)
+		return NULL;
+	out = json_deep_copy(change);
+	if (!out || json_object_set_new(out, "repo", json_string(abs)) < 0) {
+		json_decref(out);
+		err_set(ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	return out;
+}
+
+static int be_create(pg_conn *c, const mcp_identity *who, const char *idea, const json_t *change,
+		     json_t **out, void *udata)
 {
 	char graph[64], chat[96], key[128];
 	int64_t thread = 0;
-	int n = 0, rc;
-	bot_input in;
+	int n = 0, rc = 0;
+	json_t *input_change = NULL;
 
 	(void)udata;
 	*out = NULL;
@@ -122,22 +148,17 @@ static int be_create(pg_conn *c, const mcp_identity *who, const char *idea, json
 		return err_set(ERR_INVALID, "'%s' cannot name a terminal chat (no ':', '/' or space, "
 					    "at most 40 characters): use a token made for another name",
 			       who->name);
+	if (change) {
+		input_change = mcp_change(who, change);
+		if (!input_change)
+			return err_last_code();
+	}
 	graph_name(graph, sizeof(graph));
-	memset(&in, 0, sizeof(in));
-	in.channel = "term";
-	in.dest = who->name;
-	in.user_name = who->name;
-	in.username = who->name;
-	in.text = idea;
 	bot_chat_key("term", who->name, chat, sizeof(chat));
-	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
-	if (rc == 0)
-		rc = bot_command(c, graph, &in, "new", idea);
-	if (rc == 0)
-		rc = bot_active_project(c, chat, &thread, &n);
+	rc = cli_new_change(c, graph, who->name, idea, input_change, &thread, &n);
+	json_decref(input_change);
 	if (rc == 0 && thread <= 0)
 		rc = err_set(ERR_INTERNAL, "the project was not created");
-	rc = in_tx(c, rc);
 	if (rc < 0)
 		return rc;
 	snprintf(key, sizeof(key), "%s:%d", chat, n);

@@ -29,9 +29,7 @@ static const char USAGE[] =
 	"  (or when you choose it at the end) in a pull request on the remote's forge\n"
 	"  instead.";
 
-/* --repo's value as the input's "change" needs it: a URL as it is, a local
- * path made absolute and checked to be a git repository. */
-static int change_repo(const char *repo, char *out, size_t cap)
+int cli_change_repo(const char *repo, char *out, size_t cap)
 {
 	if (strncmp(repo, "https://", 8) == 0 || strncmp(repo, "http://", 7) == 0 ||
 	    strncmp(repo, "ssh://", 6) == 0) {
@@ -150,7 +148,7 @@ int cmd_new(int argc, char **argv)
 	}
 	if (repo[0]) {
 		char abs[1024];
-		if (change_repo(repo, abs, sizeof(abs)) < 0) {
+		if (cli_change_repo(repo, abs, sizeof(abs)) < 0) {
 			json_decref(change);
 			return cli_fail("new");
 		}

@@ -53,10 +53,12 @@ typedef struct mcp_identity {
  * negative code and err_set() whose message tells the client what to do.
  * `project` arguments are a thread id or key as the client wrote it. */
 typedef struct mcp_backend {
-	/* starts a project from `idea` for `who`: {"project" (its key),
-	 * "thread", "title"} */
-	int (*create)(pg_conn *c, const mcp_identity *who, const char *idea, json_t **out,
-		      void *udata);
+	/* starts a project from `idea` for `who`, a change to an existing
+	 * repository when `change` is not NULL ({"repo", "branch"?, "pr"?,
+	 * "handle"?}, as the client gave it): {"project" (its key), "thread",
+	 * "title"} */
+	int (*create)(pg_conn *c, const mcp_identity *who, const char *idea, const json_t *change,
+		      json_t **out, void *udata);
 	/* the projects, those waiting for an answer first, then by recent
 	 * activity, at most `limit` (< 0: all): an array of reports
 	 * (nodes/report.h); *out_total their number */

@@ -30,8 +30,18 @@
 static const char IN_CREATE[] =
 	"{\"type\": \"object\", \"properties\": {\"idea\": {\"type\": \"string\", \"minLength\": 3, "
 	"\"maxLength\": 8000, \"description\": \"what to build, in a sentence or a few "
-	"paragraphs: the factory asks when it needs to know more\"}}, \"required\": [\"idea\"], "
-	"\"additionalProperties\": false}";
+	"paragraphs: the factory asks when it needs to know more; with repo, the change to make\"}, "
+	"\"repo\": {\"type\": \"string\", \"minLength\": 1, \"maxLength\": 1000, \"description\": "
+	"\"to change an existing repository instead of starting a new one: a git URL (https:// "
+	"or ssh://), or a local path when the server runs over stdio on your machine; it ends "
+	"merged into the branch (pushed when you say so) or in a pull request\"}, \"branch\": "
+	"{\"type\": \"string\", \"minLength\": 1, \"maxLength\": 200, \"description\": \"the "
+	"repository's branch (default: a local repository's current branch, a remote's "
+	"main, else master)\"}, \"pr\": {\"type\": \"boolean\", \"description\": \"end in a "
+	"pull request on the remote's forge\"}, \"handle\": {\"type\": \"string\", "
+	"\"pattern\": \"^res_[A-Za-z0-9_-]{1,64}$\", \"description\": \"the git handle "
+	"(orchestrator secrets) whose credentials reach the remote\"}}, \"required\": "
+	"[\"idea\"], \"additionalProperties\": false}";
 static const char OUT_CREATE[] =
 	"{\"type\": \"object\", \"properties\": {\"project\": {\"type\": \"string\"}, \"thread\": "
 	"{\"type\": \"integer\"}, \"title\": {\"type\": \"string\"}, \"next\": {\"type\": "
@@ -197,18 +207,45 @@ static void next_step(const json_t *rep, const json_t *qs, const char *key, char
 
 /* --- the handlers --- */
 
+/* create_project's change to an existing repository, as the project's
+ * input carries it (owned), or NULL for a new project. */
+static json_t *create_change(const mcp_call *call)
+{
+	static const char *const KEYS[] = {"repo", "branch", "handle"};
+	json_t *change;
+
+	if (!arg_str(call, "repo"))
+		return NULL;
+	change = json_object();
+	for (size_t i = 0; change && i < sizeof(KEYS) / sizeof(KEYS[0]); i++)
+		if (arg_str(call, KEYS[i]))
+			json_object_set_new(change, KEYS[i], json_string(arg_str(call, KEYS[i])));
+	if (change && arg_bool(call, "pr"))
+		json_object_set_new(change, "pr", json_true());
+	return change;
+}
+
 static int t_create(mcp_call *call, json_t **out)
 {
-	json_t *r = NULL;
-	int rc = call->be->create(call->c, call->who, arg_str(call, "idea"), &r, call->be->udata);
+	json_t *r = NULL, *change = create_change(call);
+	int rc = 0;
 	char next[400];
 
+	if (!change && (arg_str(call, "branch") || arg_str(call, "handle") || arg_bool(call, "pr")))
+		rc = err_set(ERR_INVALID, "branch, pr and handle go with repo (the repository to change)");
+	if (rc == 0)
+		rc = call->be->create(call->c, call->who, arg_str(call, "idea"), change, &r,
+				      call->be->udata);
+	json_decref(change);
 	if (rc < 0)
 		return rc;
 	mcp_watch_add(call->ss, jx_int(r, "thread"), jx_str(r, "project"), 0);
-	snprintf(next, sizeof(next), "The factory now turns the idea into a spec and asks you to "
-				     "approve it: follow it with project_status {\"project\": \"%s\"} "
-				     "(its next field says what to do).", jx_str(r, "project"));
+	snprintf(next, sizeof(next), "The factory now %s into a spec and asks you to approve it: "
+				     "follow it with project_status {\"project\": \"%s\"} (its next "
+				     "field says what to do).",
+		 arg_str(call, "repo") ? "copies the repository, reads it and turns the change"
+				       : "turns the idea",
+		 jx_str(r, "project"));
 	json_object_set_new(r, "next", json_string(next));
 	mcp_notify(call->ss, "notifications/resources/list_changed", NULL);
 	*out = r;

@@ -312,6 +312,26 @@ async function main() {
 		'list_projects pages with a cursor', [p1, r.structuredContent]);
 	r = await call('list_projects', { cursor: 'forged' });
 	check(r.isError && /cursor/.test(r.content[0].text), 'a forged cursor is refused');
+
+	// --- a change to an existing repository ---
+	r = await call('create_project', { idea: 'add a --version flag', branch: 'main' });
+	check(r.isError && /go with repo/.test(r.content[0].text), 'branch without repo is refused', r.content);
+	if (T === 'http') {
+		r = await call('create_project', { idea: 'add a --version flag', repo: process.env.CHANGE_REPO });
+		check(r.isError && /over HTTP a repository is named by its URL/.test(r.content[0].text),
+			'over HTTP a local path is refused, saying to give a URL or use stdio', r.content);
+	} else {
+		r = await call('create_project', { idea: 'add a --version flag', repo: process.env.CHANGE_REPO + '/nope' });
+		check(r.isError && /does not exist/.test(r.content[0].text),
+			'a path that is no repository is refused, saying what to give', r.content);
+		r = await call('create_project', { idea: 'add a --version flag', repo: process.env.CHANGE_REPO,
+			branch: 'main' });
+		const C = r.structuredContent && r.structuredContent.project;
+		check(!r.isError && /copies the repository/.test(r.structuredContent.next),
+			'create_project with a local repo starts a change: ' + C, r);
+		r = await call('cancel_project', { project: C || 'none' });
+		check(!r.isError, 'and the change is cancelled', r.content);
+	}
 	const res = await client.listResources();
 	check(res.resources.some((x) => x.uri === reportA) &&
 		res.resources.some((x) => x.uri === `orchestrator://projects/${A}/spec`),

@@ -277,6 +277,16 @@ def main():
         addr = "127.0.0.1:%d" % free_port()
         env["ORCH_HTTP_ADDR"] = addr
         serve = start([BIN, "serve"], env, "serve")
+        # a local repository for create_project's change
+        change_repo = os.path.join(DATA, "change-repo")
+        genv = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+                    GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+        subprocess.run(["git", "init", "-q", "-b", "main", change_repo], check=True, env=genv)
+        with open(os.path.join(change_repo, "tool.py"), "w") as f:
+            f.write("print('tool')\n")
+        subprocess.run(["git", "-C", change_repo, "add", "."], check=True, env=genv)
+        subprocess.run(["git", "-C", change_repo, "commit", "-qm", "first"], check=True, env=genv)
+        env["CHANGE_REPO"] = change_repo
         cenv = dict(env, MCP_SDK=os.path.abspath(SDK), MCP_TRANSPORT="stdio",
                     ORCH_BIN=os.path.abspath(BIN), IDEA_A=IDEA_A,
                     IDEA_B="(its key: %s) " % canary + IDEA_B, CANARY=canary,
