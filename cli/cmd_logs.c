@@ -184,7 +184,7 @@ static int print_transcript(const char *path, int full, int as_json)
 
 	if (!f)
 		return 1;
-	while ((n = getline(&lp, &cap, f)) > 0) {
+	for (n = getline(&lp, &cap, f); n > 0; n = getline(&lp, &cap, f)) {
 		json_t *line;
 
 		if (as_json) {
@@ -339,7 +339,8 @@ int cmd_logs(int argc, char **argv)
 		fprintf(stderr, "orchestrator: logs: '%s' is not a worker id (ob-42)\n", id);
 		return 2;
 	}
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	params[0] = id;
 	if (pg_exec_stmt(c, &res, &STMT_WORKER, params) < 0) {
