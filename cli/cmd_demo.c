@@ -8,6 +8,7 @@
  * (eval/person.h) into the same chat. It ends with the repository and how
  * to try the program that was built.
  */
+#include "bot/report.h"
 #include "bot/route.h"
 #include "bot/term.h"
 #include "cli/cli.h"
@@ -17,6 +18,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
+#include "engine/report.h"
 #include "eval/person.h"
 #include "eval/replay.h"
 #include "llm/llm.h"
@@ -46,25 +48,7 @@ static const char USAGE[] =
 
 #define DEMO_LIMIT_MS (15 * 60 * 1000)
 
-static const pg_stmt STMT_SHOWN = {
-	"demo_shown",
-	"SELECT id, key, options::text FROM approvals WHERE channel = 'term' AND chat = $1 AND "
-	"state = 'pending' AND message_id IS NOT NULL ORDER BY id LIMIT 1",
-	1,
-};
 
-static const pg_stmt STMT_UNSENT = {
-	"demo_unsent",
-	"SELECT count(*) FROM outbox WHERE dest = $1 AND kind LIKE 'term.%' AND state = 'pending'",
-	1,
-};
-
-static const pg_stmt STMT_RUN = {
-	"demo_run",
-	"SELECT status, coalesce(array_to_string(waiting_on, ','), '') FROM runs WHERE "
-	"thread_id = $1 ORDER BY id DESC LIMIT 1",
-	1,
-};
 
 /* The person's side of the chat, in a thread of its own. */
 typedef struct hands {
@@ -101,29 +85,25 @@ static void type_line(hands *h, const char *line)
 /* Auto mode: answers what the project waits for. */
 static void play(hands *h, pg_conn *c)
 {
-	char tid[24];
-	const char *params[1] = {h->chat};
-	PGresult *res = NULL;
+	char status[32] = "", waiting[64] = "", key[256] = "";
+	json_t *opts = NULL;
+	int64_t run = 0, shown = 0;
 
-	if (pg_exec_stmt(c, &res, &STMT_SHOWN, params) == 0 && pg_rows(res) == 1 &&
-	    pg_int(res, 0, 0) != h->answered_approval) {
-		json_t *opts = json_loads(pg_val(res, 0, 2), 0, NULL);
+	if (bot_report_shown(c, h->chat, &shown, key, sizeof(key), &opts) == 0 && shown > 0 &&
+	    shown != h->answered_approval) {
 		int pick = -1;
 		char num[16];
-		ev_person_choose(&h->person, pg_val(res, 0, 1), opts, &pick);
-		json_decref(opts);
+		ev_person_choose(&h->person, key, opts, &pick);
 		if (pick >= 0) {
-			h->answered_approval = pg_int(res, 0, 0);
+			h->answered_approval = shown;
 			snprintf(num, sizeof(num), "%d", pick + 1);
 			type_line(h, num);
 		}
 	}
-	PQclear(res);
-	res = NULL;
-	snprintf(tid, sizeof(tid), "%lld", (long long)h->thread);
-	params[0] = tid;
-	if (pg_exec_stmt(c, &res, &STMT_RUN, params) == 0 && pg_rows(res) == 1 &&
-	    strcmp(pg_val(res, 0, 0), "waiting") == 0 && strcmp(pg_val(res, 0, 1), "input") == 0) {
+	json_decref(opts);
+	if (eng_report_last_run(c, h->thread, &run, status, sizeof(status), waiting,
+				sizeof(waiting), NULL, 0) == 0 && run > 0 &&
+	    strcmp(status, "waiting") == 0 && strcmp(waiting, "input") == 0) {
 		json_t *state = NULL;
 		if (eng_state_at(c, h->thread, 0, &state, NULL, NULL) == 0) {
 			size_t conv = json_array_size(json_object_get(state, "conversation"));
@@ -141,7 +121,6 @@ static void play(hands *h, pg_conn *c)
 		}
 		json_decref(state);
 	}
-	PQclear(res);
 	err_clear();
 }
 
@@ -149,9 +128,8 @@ static void play(hands *h, pg_conn *c)
 static int ended(hands *h, pg_conn *c)
 {
 	json_t *rep = NULL;
-	const char *params[1] = {h->chat};
-	PGresult *res = NULL;
 	const char *stage;
+	int64_t unsent = 0;
 	int over = 0;
 	ev_proxy_stats st;
 
@@ -173,9 +151,8 @@ static int ended(hands *h, pg_conn *c)
 	if (!h->end[0] && !h->finished && over)
 		snprintf(h->end, sizeof(h->end), "the project was %s", stage);
 	json_decref(rep);
-	if (over && pg_exec_stmt(c, &res, &STMT_UNSENT, params) == 0 && pg_int(res, 0, 0) > 0)
+	if (over && eng_report_pending_outbox(c, h->chat, "term.", &unsent) == 0 && unsent > 0)
 		over = 0; /* its last messages are still to be shown */
-	PQclear(res);
 	err_clear();
 	return over;
 }

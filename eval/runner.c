@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
+#include "engine/report.h"
 #include "eval/person.h"
 #include "llm/ledger.h"
 #include "nodes/repo.h"
@@ -23,21 +24,6 @@
 
 #define END_WAIT_MS 60000 /* for a cancelled project's runs to stop */
 
-static const pg_stmt STMT_LAST_RUN = {
-	"ev_last_run",
-	"SELECT id, status, coalesce(array_to_string(waiting_on, ','), ''), coalesce(error, '') "
-	"FROM runs WHERE thread_id = $1 ORDER BY id DESC LIMIT 1",
-	1,
-};
-
-/* model calls by role (every logical call that was not refused by a budget) */
-static const pg_stmt STMT_CALLS = {
-	"ev_calls",
-	"SELECT coalesce(role, 'default'), count(DISTINCT call_id) FILTER (WHERE outcome <> "
-	"'budget'), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
-	"coalesce(sum(cost_usd), 0)::float8 FROM llm_calls WHERE project = $1 GROUP BY 1 ORDER BY 1",
-	1,
-};
 
 static const pg_stmt STMT_WORKERS = {
 	"ev_workers",
@@ -257,26 +243,17 @@ static int limits(proj *p)
 
 static int look(proj *p, pg_conn *c)
 {
-	char tid[24], status[16] = "", waiting[200] = "", error[600] = "";
-	const char *params[1] = {tid};
-	PGresult *res = NULL;
+	char status[16] = "", waiting[200] = "", error[600] = "";
 	json_t *rep = NULL;
 	int64_t run = 0;
 	int rc;
 
 	/* the run first: the stage read after it is at least as new, so a run
 	 * that ended with the project finished is seen finished */
-	snprintf(tid, sizeof(tid), "%lld", (long long)p->thread);
-	rc = pg_exec_stmt(c, &res, &STMT_LAST_RUN, params);
+	rc = eng_report_last_run(c, p->thread, &run, status, sizeof(status), waiting,
+				 sizeof(waiting), error, sizeof(error));
 	if (rc < 0)
 		return rc;
-	if (pg_rows(res) == 1) {
-		run = pg_int(res, 0, 0);
-		snprintf(status, sizeof(status), "%s", pg_val(res, 0, 1));
-		snprintf(waiting, sizeof(waiting), "%s", pg_val(res, 0, 2));
-		snprintf(error, sizeof(error), "%s", pg_val(res, 0, 3));
-	}
-	PQclear(res);
 	rc = on_messages(p, c);
 	if (rc < 0)
 		return rc;
@@ -366,8 +343,9 @@ static json_t *measure(proj *p, pg_conn *c, const json_t *state)
 	char tid[24];
 	const char *params[1] = {tid};
 	PGresult *res = NULL;
-	json_t *m = json_object(), *calls = json_object();
+	json_t *m = json_object(), *calls = json_object(), *roles = NULL, *x;
 	int64_t tin = 0, tout = 0, ncalls = 0;
+	size_t i;
 	double usd = 0;
 	int rounds = 0;
 	const char *k;
@@ -378,17 +356,15 @@ static json_t *measure(proj *p, pg_conn *c, const json_t *state)
 		json_decref(calls);
 		return NULL;
 	}
-	params[0] = p->key;
-	if (pg_exec_stmt(c, &res, &STMT_CALLS, params) == 0)
-		for (int i = 0; i < pg_rows(res); i++) {
-			json_object_set_new(calls, pg_val(res, i, 0), json_integer(pg_int(res, i, 1)));
-			ncalls += pg_int(res, i, 1);
-			tin += pg_int(res, i, 2);
-			tout += pg_int(res, i, 3);
-			usd += strtod(pg_val(res, i, 4), NULL);
+	if (llm_ledger_calls(c, p->key, &roles) == 0)
+		json_array_foreach(roles, i, x) {
+			json_object_set_new(calls, jx_str(x, "role"), json_integer(jx_int(x, "calls")));
+			ncalls += jx_int(x, "calls");
+			tin += jx_int(x, "tokens_in");
+			tout += jx_int(x, "tokens_out");
+			usd += json_number_value(json_object_get(x, "cost_usd"));
 		}
-	PQclear(res);
-	res = NULL;
+	json_decref(roles);
 	snprintf(tid, sizeof(tid), "%lld", (long long)p->thread);
 	params[0] = tid;
 	if (pg_exec_stmt(c, &res, &STMT_WORKERS, params) == 0 && pg_rows(res) == 1) {
