@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #include <arpa/inet.h>
@@ -643,8 +644,44 @@ struct conn {
 	int port;
 	char addr[64];
 	char reason[400];
+	const char *why;         /* the reason's class, for /metrics (static) */
 	uint64_t up, down;
 };
+
+/* ---- metrics (core/metrics.h; README: "Health and metrics") ---- */
+
+/* A connection's outcome: decision and the class of its reason (a small
+ * fixed set: policy for an allowed one; host, phase, address, malformed,
+ * connection_limit, byte_limit, resolve, upstream, busy, incomplete for a
+ * denied one). */
+static void met_decision(int allowed, const char *why)
+{
+	met_add(met_with(met_counter("orch_egress_connections_total",
+				     "connections to the egress proxy, by decision and the class of "
+				     "its reason",
+				     "decision,reason"),
+			 allowed ? "allowed" : "denied", allowed ? "policy" : why ? why : "incomplete"),
+		1);
+}
+
+static met_series *g_met_up, *g_met_down, *g_met_open, *g_met_workers;
+static pthread_once_t g_met_once = PTHREAD_ONCE_INIT;
+
+static void met_init(void)
+{
+	met_family *b = met_counter("orch_egress_bytes_total",
+				    "bytes through the egress proxy: up (worker to server), down",
+				    "direction");
+
+	g_met_up = met_with(b, "up");
+	g_met_down = met_with(b, "down");
+	g_met_open = met_with(met_gauge("orch_egress_connections_open",
+					"connections the egress proxy has open", NULL));
+	g_met_workers = met_with(met_gauge("orch_egress_workers",
+					   "workers attached to the egress proxy (with a network "
+					   "policy)",
+					   NULL));
+}
 
 static void wake(egr_proxy *p)
 {
@@ -700,6 +737,9 @@ static void deny(conn *c, int status, const char *fmt, ...)
 	va_end(ap);
 	c->allowed = 0;
 	c->status = status;
+	/* the callers of the other classes name theirs after this */
+	c->why = status == 400 ? "malformed" : status == 429 ? "connection_limit"
+		 : status == 403 ? "host" : status == 503 ? "busy" : "upstream";
 	bn = snprintf(body, sizeof(body), "orchestrator egress proxy: %s\n", c->reason);
 	if (bn < 0 || (size_t)bn >= sizeof(body))
 		bn = (int)strlen(body);
@@ -893,6 +933,7 @@ static int open_upstream(conn *c, const char *host, const struct sockaddr *lit, 
 		const char *cls = egr_addr_class(lit);
 		if (cls && !policy_names_addr(a->pol, lit, c->port)) {
 			deny(c, 403, "%s is a %s address, which the policy does not name", host, cls);
+			c->why = "address";
 			return -1;
 		}
 		addr_text(lit, c->addr, sizeof(c->addr));
@@ -907,6 +948,7 @@ static int open_upstream(conn *c, const char *host, const struct sockaddr *lit, 
 	gai = getaddrinfo(host, NULL, &hints, &res);
 	if (gai != 0) {
 		deny(c, 502, "cannot resolve %s: %s", host, gai_strerror(gai));
+		c->why = "resolve";
 		return -1;
 	}
 	/* every address first: one that is not public refuses the name */
@@ -922,6 +964,7 @@ static int open_upstream(conn *c, const char *host, const struct sockaddr *lit, 
 			freeaddrinfo(res);
 			deny(c, 403, "%s resolves to %s, a %s address, which the policy does not name",
 			     host, at, cls);
+			c->why = "address";
 			c->addr[0] = '\0';
 			return -1;
 		}
@@ -1016,6 +1059,7 @@ static int count_bytes(conn *c, uint64_t n, int up)
 	egr_attach *a = c->a;
 	uint64_t total = atomic_fetch_add(&a->bytes, n) + n;
 
+	met_add(up ? g_met_up : g_met_down, (double)n);
 	if (up)
 		c->up += n;
 	else
@@ -1262,6 +1306,7 @@ static void serve(conn *c)
 		deny(c, 403, "the %s phase has no network (the project's policy gives it to other "
 			     "phases only)",
 		     c->phase[0] ? c->phase : "current");
+		c->why = "phase";
 		goto done;
 	}
 	if (!policy_allows_host(a->pol, norm, c->port, lit_ok ? (struct sockaddr *)&lit : NULL)) {
@@ -1271,6 +1316,7 @@ static void serve(conn *c)
 	if (atomic_load(&a->bytes) >= (uint64_t)a->p->cfg.max_bytes) {
 		deny(c, 403, "the byte limit (%lld bytes) of this worker is reached",
 		     (long long)a->p->cfg.max_bytes);
+		c->why = "byte_limit";
 		goto done;
 	}
 	{
@@ -1362,6 +1408,7 @@ static void *conn_main(void *arg)
 	int free_it;
 
 	serve(c);
+	met_decision(c->allowed, c->why);
 	pthread_mutex_lock(&p->mu);
 	if (c->allowed)
 		a->allowed++;
@@ -1380,6 +1427,7 @@ static void *conn_main(void *arg)
 		close(c->ufd);
 	a->conns--;
 	p->total--;
+	met_add(g_met_open, -1);
 	attach_unref_locked(a, &free_it);
 	p->threads--;
 	pthread_cond_broadcast(&p->cv);
@@ -1412,6 +1460,7 @@ static void take(egr_proxy *p, egr_attach *a, int fd)
 		send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		close(fd);
 		a->denied++;
+		met_decision(0, "busy");
 		free(c);
 		log_warn("egress", "the proxy's connection limit (%d) is reached: a connection of %s "
 				   "was refused", p->cfg.max_total, a->name);
@@ -1423,6 +1472,7 @@ static void take(egr_proxy *p, egr_attach *a, int fd)
 	a->conns++;
 	a->refs++;
 	p->total++;
+	met_add(g_met_open, 1);
 	p->threads++;
 	pthread_attr_init(&at);
 	pthread_attr_setstacksize(&at, THREAD_STACK);
@@ -1432,6 +1482,7 @@ static void take(egr_proxy *p, egr_attach *a, int fd)
 		a->conns--;
 		a->refs--;
 		p->total--;
+		met_add(g_met_open, -1);
 		p->threads--;
 		close(fd);
 		free(c);
@@ -1560,6 +1611,7 @@ int egr_new(egr_proxy **out, const egr_config *cfg)
 	*out = NULL;
 	if (!p)
 		return err_set(ERR_NOMEM, "out of memory");
+	pthread_once(&g_met_once, met_init);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->wake[0] = p->wake[1] = -1;
@@ -1594,7 +1646,9 @@ int egr_new(egr_proxy **out, const egr_config *cfg)
 			 atomic_fetch_add(&n_proxies, 1));
 		p->own_dir = 1;
 	}
-	if (mkdir(p->dir, 0711) < 0 && errno != EEXIST) {
+	if (mkdir(p->dir, 0711) == 0) {
+		p->own_dir = 1; /* a folder it made is its own to remove */
+	} else if (errno != EEXIST) {
 		rc = err_set(ERR_IO, "cannot create the egress socket folder %s: %s", p->dir,
 			     strerror(errno));
 		goto done;
@@ -1646,8 +1700,8 @@ void egr_free(egr_proxy *p)
 		close(p->wake[0]);
 	if (p->wake[1] >= 0)
 		close(p->wake[1]);
-	if (p->own_dir)
-		rmdir(p->dir);
+	if (p->own_dir) /* its sockets' folder, and what the sandboxes put there */
+		nftw(p->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	free(p->atts);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
@@ -1705,6 +1759,7 @@ int egr_attach_new(egr_proxy *p, egr_attach **out, const char *name, const egr_p
 	}
 	p->atts[p->natts++] = a;
 	pthread_mutex_unlock(&p->mu);
+	met_add(g_met_workers, 1);
 	wake(p);
 	*out = a;
 	return 0;
@@ -1748,6 +1803,7 @@ void egr_detach(egr_attach *a)
 	if (!a)
 		return;
 	p = a->p;
+	met_add(g_met_workers, -1);
 	pthread_mutex_lock(&p->mu);
 	a->detaching = 1;
 	a->on = 0;

@@ -146,6 +146,8 @@ typedef struct spw_config {
 					replaced or joined by ORCH_NET_REGISTRIES_<LANGUAGE> */
 	int net_max_conns;           /* ORCH_NET_MAX_CONNS (32): at once, per worker */
 	int64_t net_max_bytes;       /* ORCH_NET_MAX_BYTES (2G): per worker, both ways */
+	char net_socket_dir[80];     /* ORCH_NET_SOCKET_DIR: where the proxy's sockets go
+					(a folder per spawner in it); "": /run/orch-egress */
 } spw_config;
 
 /* The host patterns of the registries of `language` (any case; python3,
