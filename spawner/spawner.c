@@ -1684,7 +1684,6 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 	{
 		/* one egress proxy for every worker; workers without network need none */
 		egr_config ec;
-
 		char dir[160];
 		int made = 0;
 
@@ -1692,8 +1691,10 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 		ec.max_conns = cfg->net_max_conns;
 		ec.max_bytes = cfg->net_max_bytes;
 		if (cfg->net_socket_dir[0]) {
-			/* a folder per spawner: spawners in containers share it */
-			snprintf(dir, sizeof(dir), "%s/%s", cfg->net_socket_dir, s->id);
+			/* a folder per spawner: spawners in containers share it
+			 * (their pids may be the same) */
+			util_rand_hex(rnd, 4);
+			snprintf(dir, sizeof(dir), "%s/%d-%s", cfg->net_socket_dir, (int)getpid(), rnd);
 			ec.dir = dir;
 			made = mkdir(cfg->net_socket_dir, 0711) == 0 || errno == EEXIST;
 		}

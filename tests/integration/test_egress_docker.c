@@ -214,6 +214,13 @@ static void test_command_behind_the_forwarder(void **state)
 				   "from stdin\n", &out, NULL, 0),
 			 0);
 	assert_string_equal(buf_cstr(&out), "from stdin\nchildren: 0\n");
+	/* the forwarder runs beside the command, adopted by the init */
+	assert_int_equal(docker_sh(a, "echo \"fwd-parent: $(ps -o ppid= -p \"$(pgrep -f "
+				      "'^/run/orch-egress-fwd')\" | tr -d ' ')\"; echo \"sh-parent: "
+				      "$(ps -o ppid= -p $$ | tr -d ' ')\"",
+				   NULL, &out, NULL, 0),
+			 0);
+	assert_string_equal(buf_cstr(&out), "fwd-parent: 1\nsh-parent: 1\n");
 	memset(&o, 0, sizeof(o));
 	o.backend = SBX_DOCKER;
 	o.image = g_image;

@@ -11,6 +11,7 @@
 #include "secrets/runtime.h"
 #include "spawner/spawner.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ static rds_conn *g_redis;
 static char g_repo[1024], g_deps_repo[1024];
 static int g_http = -1;
 static pid_t g_reg = -1;
+static char g_sockets[64]; /* ORCH_NET_SOCKET_DIR */
 
 static int setup(void **state)
 {
@@ -42,6 +44,10 @@ static int setup(void **state)
 	setenv("ORCH_WORKER_MEM", "512M", 1);
 	setenv("ORCH_AGENT_CMD_TIMEOUT", "60s", 1);
 	setenv("ORCH_TEST_TIMEOUT", "60s", 1);
+	/* the proxy's sockets in a folder of our choice, which the engine finds
+	 * by the same path (as a spawner in a container needs) */
+	snprintf(g_sockets, sizeof(g_sockets), "/tmp/orch-net-%d", (int)getpid());
+	setenv("ORCH_NET_SOCKET_DIR", g_sockets, 1);
 	fake_llm_start(&g_fake);
 	tss_models(&g_fake);
 	g_pool = ts_pool(4);
@@ -67,6 +73,9 @@ static int teardown(void **state)
 {
 	(void)state;
 	spw_free(g_spawner);
+	/* the spawner removed its folder, the forwarder and the sockets in it */
+	if (rmdir(g_sockets) < 0)
+		fail_msg("ORCH_NET_SOCKET_DIR %s: %s (not empty?)", g_sockets, strerror(errno));
 	llm_service_free(g_llm);
 	rds_free(g_redis);
 	fake_llm_stop(&g_fake);
@@ -243,6 +252,13 @@ static void test_setup_through_the_proxy(void **state)
 	res = run_request(deps_request("dk-deps", "work", "deps", 1));
 	expect(res, "done", NULL);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "tests"), "passed")), 1);
+	/* the worker's socket was under ORCH_NET_SOCKET_DIR */
+	{
+		buf b;
+		buf_init(&b, 0);
+		assert_int_equal(tss_sh(&b, "ls '%s'/*/egress-fwd", g_sockets), 0);
+		buf_free(&b);
+	}
 	/* the setup ran twice (before the base's tests, before the verifying ones) */
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "network"), "allowed")), 2);
 	json_decref(res);
