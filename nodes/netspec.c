@@ -71,16 +71,69 @@ void nd_netspec_free(nd_netspec *n)
 	free(n->setup_command);
 	free(n->policy);
 	strv_clear(&n->hosts);
-	strv_clear(&n->phases);
 	memset(n, 0, sizeof(*n));
+}
+
+/* Reads a network as written ("none", "registries", or host patterns
+ * separated by commas or spaces; any case for the words) into *policy
+ * (owned) and hosts. ERR_INVALID saying what to write. */
+static int parse_network(const char *v, size_t n, char **policy, nd_strv *hosts)
+{
+	while (n > 0 && isspace((unsigned char)*v)) {
+		v++;
+		n--;
+	}
+	while (n > 0 && isspace((unsigned char)v[n - 1]))
+		n--;
+	if ((n == 4 && strncasecmp(v, "none", 4) == 0) ||
+	    (n == 10 && strncasecmp(v, "registries", 10) == 0)) {
+		*policy = n == 4 ? strdup("none") : strdup("registries");
+		return *policy ? 0 : err_set(ERR_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n;) {
+		size_t k = i;
+		char h[HOST_MAX + 1];
+		int rc;
+
+		while (k < n && v[k] != ',' && !isspace((unsigned char)v[k]))
+			k++;
+		if (k > i) {
+			snprintf(h, sizeof(h), "%.*s", (int)(k - i), v + i);
+			if (k - i > HOST_MAX || !pattern_ok(h) || hosts->n >= HOSTS_MAX)
+				return err_set(ERR_INVALID,
+					       "network '%.*s': write none, registries, or the hosts the "
+					       "project needs (registry.example.org, *.example.org, "
+					       "host:8080, 10.0.0.5), separated by commas",
+					       (int)(n > 80 ? 80 : n), v);
+			rc = strv_push(hosts, h, strlen(h));
+			if (rc < 0)
+				return rc;
+		}
+		i = k + 1;
+	}
+	if (hosts->n == 0)
+		return err_set(ERR_INVALID, "network: write none, registries, or the hosts the "
+					    "project needs");
+	*policy = strdup("hosts");
+	return *policy ? 0 : err_set(ERR_NOMEM, "out of memory");
+}
+
+/* The normalised text of a network: "none", "registries" or "a, b". */
+static void network_text(const char *policy, const nd_strv *hosts, buf *out)
+{
+	if (strcmp(policy, "hosts") != 0) {
+		buf_puts(out, policy);
+		return;
+	}
+	for (size_t i = 0; i < hosts->n; i++)
+		buf_printf(out, "%s%s", i ? ", " : "", hosts->v[i]);
 }
 
 int nd_netspec_read(const json_t *spec, nd_netspec *out)
 {
-	const json_t *net = json_object_get(spec, "network"), *v;
+	const char *net = json_string_value(json_object_get(spec, "network"));
 	const char *setup = json_string_value(json_object_get(spec, "setup_command"));
-	size_t i;
-	int rc = 0;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (setup && *setup) {
@@ -88,68 +141,32 @@ int nd_netspec_read(const json_t *spec, nd_netspec *out)
 		if (!out->setup_command)
 			return err_set(ERR_NOMEM, "out of memory");
 	}
-	if (!json_is_object(net))
+	if (!net || !*net)
 		return 0;
-	v = json_object_get(net, "policy");
-	out->policy = strdup(json_is_string(v) ? json_string_value(v) : "none");
-	if (!out->policy)
-		return err_set(ERR_NOMEM, "out of memory");
-	json_array_foreach(json_object_get(net, "phases"), i, v) {
-		const char *ph = json_string_value(v);
-		if (ph && rc == 0)
-			rc = strv_push(&out->phases, ph, strlen(ph));
-	}
-	if (strcmp(out->policy, "hosts") != 0)
-		return rc;
-	json_array_foreach(json_object_get(net, "hosts"), i, v) {
-		const char *h = json_string_value(v);
-		if (rc < 0)
-			break;
-		if (!h || !pattern_ok(h))
-			return err_set(ERR_INVALID, "spec.network.hosts[%zu] '%.60s' is not a host pattern "
-						    "(a host, *.domain, host:port, an address or a "
-						    "block)", i, h ? h : "");
-		rc = strv_push(&out->hosts, h, strlen(h));
-	}
-	if (rc == 0 && out->hosts.n == 0)
-		return err_set(ERR_INVALID, "spec.network: the policy \"hosts\" names no hosts");
-	return rc;
+	rc = parse_network(net, strlen(net), &out->policy, &out->hosts);
+	if (rc < 0)
+		return err_wrap("spec.network");
+	return 0;
 }
 
 void nd_netspec_to_json(const nd_netspec *n, json_t *spec)
 {
-	json_t *net;
+	buf b;
 
 	if (n->setup_command)
 		json_object_set_new(spec, "setup_command", json_string(n->setup_command));
 	if (!n->policy)
 		return;
-	net = json_pack("{s:s}", "policy", n->policy);
-	if (net && n->hosts.n)
-		json_object_set_new(net, "hosts", strv_to_json(&n->hosts));
-	if (net && n->phases.n)
-		json_object_set_new(net, "phases", strv_to_json(&n->phases));
-	json_object_set_new(spec, "network", net);
-}
-
-/* "a, b" of a JSON array of strings, escaped. */
-static void html_join(buf *out, const json_t *arr)
-{
-	size_t i;
-	const json_t *v;
-
-	json_array_foreach(arr, i, v) {
-		if (i)
-			buf_puts(out, ", ");
-		nd_html_escape(out, json_string_value(v));
-	}
+	buf_init(&b, 0);
+	network_text(n->policy, &n->hosts, &b);
+	json_object_set_new(spec, "network", json_string(buf_cstr(&b)));
+	buf_free(&b);
 }
 
 void nd_netspec_html(const json_t *spec, buf *out)
 {
-	const json_t *net = json_object_get(spec, "network");
+	const char *net = json_string_value(json_object_get(spec, "network"));
 	const char *setup = json_string_value(json_object_get(spec, "setup_command"));
-	const char *policy = json_string_value(json_object_get(net, "policy"));
 
 	if (setup) {
 		buf_puts(out, "\n<b>Setup</b> <code>");
@@ -157,56 +174,45 @@ void nd_netspec_html(const json_t *spec, buf *out)
 		buf_puts(out, "</code>");
 	}
 	buf_puts(out, "\n<b>Network</b> ");
-	if (!policy)
+	if (!net)
 		buf_puts(out, "the default of the configuration");
-	else if (strcmp(policy, "hosts") == 0)
-		html_join(out, json_object_get(net, "hosts"));
-	else if (strcmp(policy, "registries") == 0)
+	else if (strcmp(net, "registries") == 0)
 		buf_puts(out, "the package registries of its language");
 	else
-		buf_puts(out, "none");
-	if (policy && strcmp(policy, "none") != 0) {
-		buf_puts(out, " (phases: ");
-		if (json_array_size(json_object_get(net, "phases")))
-			html_join(out, json_object_get(net, "phases"));
-		else
-			buf_puts(out, "the configuration's, setup by default");
-		buf_putc(out, ')');
-	}
+		nd_html_escape(out, net);
 }
 
 json_t *nd_netspec_request(const json_t *spec)
 {
-	const json_t *net = json_object_get(spec, "network");
-	const char *policy = json_string_value(json_object_get(net, "policy"));
+	nd_netspec n;
 	const char *lang = json_string_value(json_object_get(spec, "language"));
-	json_t *r;
+	json_t *r = NULL, *hosts;
 
-	if (!policy)
-		return NULL;
-	r = json_pack("{s:s}", "policy", policy);
-	if (!r)
-		return NULL;
-	if (strcmp(policy, "hosts") == 0)
-		json_object_set(r, "hosts", json_object_get(net, "hosts"));
-	if (json_array_size(json_object_get(net, "phases")))
-		json_object_set(r, "phases", json_object_get(net, "phases"));
-	if (strcmp(policy, "registries") == 0 && lang) {
+	if (nd_netspec_read(spec, &n) < 0 || !n.policy)
+		goto done;
+	r = json_pack("{s:s}", "policy", n.policy);
+	if (r && n.hosts.n) {
+		hosts = strv_to_json(&n.hosts);
+		json_object_set_new(r, "hosts", hosts);
+	}
+	if (r && strcmp(n.policy, "registries") == 0 && lang) {
 		char word[64];
-		size_t n = 0;
+		size_t k = 0;
 
 		while (isspace((unsigned char)*lang))
 			lang++;
-		for (; lang[n] && n + 1 < sizeof(word); n++) {
-			char c = (char)tolower((unsigned char)lang[n]);
+		for (; lang[k] && k + 1 < sizeof(word); k++) {
+			char c = (char)tolower((unsigned char)lang[k]);
 			if (!isalnum((unsigned char)c) && !strchr("+#._-", c))
 				break;
-			word[n] = c;
+			word[k] = c;
 		}
-		word[n] = '\0';
-		if (n)
+		word[k] = '\0';
+		if (k)
 			json_object_set_new(r, "language", json_string(word));
 	}
+done:
+	nd_netspec_free(&n);
 	return r;
 }
 
@@ -235,52 +241,23 @@ static int keyed(const char *line, size_t len, const char *key, const char **val
 	return 1;
 }
 
-/* The network the person named: "none", "registries" or host patterns. */
+/* The network the person named, normalised into the spec. */
 static int said_network(const char *v, size_t n, json_t *spec)
 {
-	const json_t *old = json_object_get(spec, "network");
-	json_t *net, *hosts = NULL;
+	char *policy = NULL;
+	nd_strv hosts = {NULL, 0};
+	buf b;
+	int rc = parse_network(v, n, &policy, &hosts);
 
-	if (n == 4 && strncasecmp(v, "none", 4) == 0) {
-		net = json_pack("{s:s}", "policy", "none");
-	} else if (n == 10 && strncasecmp(v, "registries", 10) == 0) {
-		net = json_pack("{s:s}", "policy", "registries");
-	} else {
-		hosts = json_array();
-		for (size_t i = 0; hosts && i < n;) {
-			size_t k = i;
-			char h[HOST_MAX + 1];
-
-			while (k < n && v[k] != ',' && !isspace((unsigned char)v[k]))
-				k++;
-			if (k > i) {
-				snprintf(h, sizeof(h), "%.*s", (int)(k - i), v + i);
-				if (k - i > HOST_MAX || !pattern_ok(h) ||
-				    json_array_size(hosts) >= HOSTS_MAX) {
-					json_decref(hosts);
-					return err_set(ERR_INVALID,
-						       "'network: %.*s': write none, registries, or the "
-						       "hosts the project needs (registry.example.org, "
-						       "*.example.org, host:8080, 10.0.0.5), separated by "
-						       "commas",
-						       (int)(n > 80 ? 80 : n), v);
-				}
-				json_array_append_new(hosts, json_string(h));
-			}
-			i = k + 1;
-		}
-		if (!json_array_size(hosts)) {
-			json_decref(hosts);
-			return err_set(ERR_INVALID, "'network:' needs none, registries or host patterns");
-		}
-		net = json_pack("{s:s, s:o}", "policy", "hosts", "hosts", hosts);
+	if (rc == 0) {
+		buf_init(&b, 0);
+		network_text(policy, &hosts, &b);
+		json_object_set_new(spec, "network", json_string(buf_cstr(&b)));
+		buf_free(&b);
 	}
-	if (!net)
-		return err_set(ERR_NOMEM, "out of memory");
-	if (json_is_array(json_object_get(old, "phases")))
-		json_object_set(net, "phases", json_object_get(old, "phases"));
-	json_object_set_new(spec, "network", net);
-	return 0;
+	free(policy);
+	strv_clear(&hosts);
+	return rc;
 }
 
 static int said_setup(const char *v, size_t n, json_t *spec)
@@ -332,20 +309,11 @@ int nd_netspec_said(const char *text, json_t *spec, buf *said)
 		json_object_clear(spec);
 		json_object_update(spec, work);
 		if (said) {
-			const json_t *net = json_object_get(spec, "network");
-			const char *pol = json_string_value(json_object_get(net, "policy"));
+			const char *net = json_string_value(json_object_get(spec, "network"));
 			const char *setup = json_string_value(json_object_get(spec, "setup_command"));
 
-			buf_printf(said, "network: %s", pol ? pol : "the default");
-			if (pol && strcmp(pol, "hosts") == 0) {
-				buf_puts(said, " (");
-				for (size_t i = 0; i < json_array_size(json_object_get(net, "hosts")); i++)
-					buf_printf(said, "%s%s", i ? ", " : "",
-						   json_string_value(json_array_get(
-							   json_object_get(net, "hosts"), i)));
-				buf_putc(said, ')');
-			}
-			buf_printf(said, "; setup command: %s", setup ? setup : "none");
+			buf_printf(said, "network: %s; setup command: %s", net ? net : "the default",
+				   setup ? setup : "none");
 		}
 	}
 	json_decref(work);

@@ -1,10 +1,11 @@
 /*
  * netspec — the part of a project's spec that says what network its
  * workers and merges get (the spawner's egress proxy, README "Network")
- * and which command installs its dependencies: "network" {"policy":
- * "none" | "registries" | "hosts", "hosts": [...], "phases": [...]} and
- * "setup_command". Both are optional: a spec without "network" leaves the
- * policy to the spawner's configuration (ORCH_NET_POLICY, ORCH_NET_PHASES).
+ * and which command installs its dependencies: "network" ("none",
+ * "registries", or host patterns separated by commas: "a.org, 10.0.0.5:81")
+ * and "setup_command". Both are optional: a spec without "network" leaves
+ * the policy to the spawner's configuration (ORCH_NET_POLICY); the phases
+ * with network are always the configuration's (ORCH_NET_PHASES).
  *
  * The model writes them while the spec is discussed (nodes/prompts); the
  * person sets them in any message, in the chat or the terminal, with a line
@@ -25,9 +26,8 @@
 
 /* Reads "setup_command" and "network" of a spec that matched its schema
  * into *out (free it with nd_netspec_free in every case). ERR_INVALID
- * naming what is wrong: the policy "hosts" without hosts, a host pattern
- * with a character no pattern holds. Hosts under another policy are
- * dropped. */
+ * naming what is wrong: a network that is neither none, registries nor
+ * host patterns (a pattern with a character no pattern holds). */
 int nd_netspec_read(const json_t *spec, nd_netspec *out);
 void nd_netspec_free(nd_netspec *n);
 
@@ -38,9 +38,9 @@ void nd_netspec_to_json(const nd_netspec *n, json_t *spec);
 void nd_netspec_html(const json_t *spec, buf *out);
 
 /* The "network" of a spawn request for the project whose normalised spec
- * is `spec`: its policy, hosts and phases, and for "registries" the
- * spec's language (its first word, lower case). Owned; NULL when the spec
- * names no policy (the spawner's default applies). */
+ * is `spec`: its policy and hosts, and for "registries" the spec's
+ * language (its first word, lower case). Owned; NULL when the spec names
+ * no policy (the spawner's default applies). */
 json_t *nd_netspec_request(const json_t *spec);
 
 /* Applies the "network:" and "setup command:" lines of a person's message

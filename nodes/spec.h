@@ -39,7 +39,6 @@ typedef struct nd_netspec {
 	char *policy;        /* NULL: the spawner's default (ORCH_NET_POLICY); else
 				"none", "registries" or "hosts" */
 	nd_strv hosts;       /* policy "hosts": the host patterns */
-	nd_strv phases;      /* "setup", "agent", "test"; none: ORCH_NET_PHASES */
 } nd_netspec;
 
 typedef struct nd_spec {

@@ -1177,7 +1177,7 @@ static void test_network_policy_in_the_spec(void **st)
 				 "none%%'", (long long)thread), 2);
 	snprintf(said, sizeof(said), "network: 127.0.0.2:%d", port);
 	tf_say(&E, said);
-	json_decref(tf_wait_msg(&E, "From the next worker and merge on, network: hosts (127.0.0.2:"));
+	json_decref(tf_wait_msg(&E, "From the next worker and merge on, network: 127.0.0.2:"));
 	for (int k = 0; k < 2; k++) {
 		int64_t q = sql_int("SELECT min(id) FROM approvals WHERE key LIKE 'q:%%:failed:%%' AND "
 				    "state = 'pending'");
