@@ -8,6 +8,7 @@
 #   make eval-check  every eval task checked in the sandbox (eval/README.md)
 #   make checksrc the code conventions checked (tests/env/checksrc.py; make test runs it too)
 #   make compose-test  compose/ brought up and down on a private Docker engine
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 60) each (clang)
 #   make         just build bin/orchestrator
 #
 # Variables: CC (gcc or clang), BUILD (build folder), T (only tests whose name contains T).
@@ -52,7 +53,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/liborch.a
 
 EMBED_SRC := $(sort $(wildcard migrations/*.sql)) $(sort $(wildcard nodes/prompts/*)) \
-	$(sort $(wildcard spawner/prompts/*)) \
+	$(sort $(wildcard spawner/prompts/*)) $(sort $(wildcard web/static/*)) \
 	$(sort $(wildcard eval/recordings/*.json eval/recordings/*.jsonl)) \
 	$(sort $(wildcard eval/tasks/*/task.json))
 
@@ -65,11 +66,16 @@ PROG_BIN := $(patsubst %.c,$(BUILD)/tests/progs/%,$(notdir $(PROG_SRC)))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst %.c,$(BUILD)/bench/%,$(notdir $(BENCH_SRC)))
 
+# libFuzzer targets: built by tests/fuzz/run.sh with clang into build/fuzz
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst %.c,$(BUILD)/fuzz/%,$(notdir $(FUZZ_SRC)))
+FUZZ_SECONDS ?= 60
+
 vpath test_%.c tests/unit tests/integration
 vpath %.c tests/progs tests/fakes bench
 
 .PHONY: all deps check-deps run demo services stop test test-build asan bench eval-check checksrc \
-	clean distclean fmt compose-test
+	clean distclean fmt compose-test fuzz fuzz-targets
 
 all: check-deps $(BIN)
 
@@ -158,7 +164,21 @@ $(BUILD)/obj/benchsrc/%.o: bench/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/fuzzsrc/fuzz_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+.PRECIOUS: $(BUILD)/obj/fuzzsrc/%.o
+$(BUILD)/obj/fuzzsrc/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
 test-build: check-deps $(BIN) $(TEST_BIN) $(PROG_BIN)
+
+# used by tests/fuzz/run.sh, which sets CC, BUILD and SAN
+fuzz-targets: check-deps $(FUZZ_BIN)
 
 # The one test command: installs what is missing, builds, starts private
 # PostgreSQL and Redis servers, runs everything, stops them (also on failure).
@@ -183,6 +203,10 @@ compose-test:
 	@tests/env/deps.sh
 	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/tests/progs/factory_script
 	@BUILD=$(BUILD) BIN=$(BIN) python3 tests/compose/compose_test.py
+# Each libFuzzer target for FUZZ_SECONDS; F picks targets by name.
+fuzz:
+	@tests/env/deps.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(F)
 
 bench:
 	@tests/env/deps.sh

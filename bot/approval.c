@@ -151,6 +151,8 @@ int bot_cb_sign(const unsigned char key[BOT_KEY_BYTES], int64_t id, int option, 
 	return 0;
 }
 
+#define B64URL "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 /* Reads a positive decimal without sign or leading zeros from s[0..len). */
 static int parse_dec(const char *s, size_t len, int64_t max, int64_t *out)
 {
@@ -161,7 +163,7 @@ static int parse_dec(const char *s, size_t len, int64_t max, int64_t *out)
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
-		if (v > (INT64_MAX - 9) / 10)
+		if (v > (INT64_MAX - (s[i] - '0')) / 10) /* INT64_MAX itself is an id */
 			return -1;
 		v = v * 10 + (s[i] - '0');
 	}
@@ -192,7 +194,9 @@ int bot_cb_verify(const unsigned char key[BOT_KEY_BYTES], const char *data, int6
 	if (parse_dec(p1, (size_t)(p2 - p1), INT64_MAX, &id) < 0 || id == 0 ||
 	    parse_dec(p2 + 1, (size_t)(p3 - p2 - 1), BOT_MAX_OPTIONS - 1, &opt) < 0)
 		return err_set(ERR_INVALID, "malformed approval button");
-	if (strlen(p3 + 1) != 22 ||
+	/* only the URL-safe alphabet: libsodium 1.0.18 reads any byte above 0x7f
+	 * as a base64 digit, which would give one tag a second spelling */
+	if (strlen(p3 + 1) != 22 || strspn(p3 + 1, B64URL) != 22 ||
 	    sodium_base642bin(tag, sizeof(tag), p3 + 1, strlen(p3 + 1), NULL, &tag_len, &end,
 			      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    tag_len != TAG_BYTES || (end && *end))

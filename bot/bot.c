@@ -53,11 +53,13 @@ int bot_parse_allowed(const char *s, int64_t *out, int cap, int *n)
 			break;
 		while (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != ';') {
 			if (k + 1 < sizeof(item))
-				item[k++] = *p;
+				item[k] = *p;
+			k++;
 			p++;
 		}
-		item[k] = '\0';
-		if (cfg_parse_int(item, &v) < 0 || v <= 0)
+		/* a longer item is no id, not the id its first characters make */
+		item[k < sizeof(item) ? k : sizeof(item) - 1] = '\0';
+		if (k >= sizeof(item) || cfg_parse_int(item, &v) < 0 || v <= 0)
 			return err_set(ERR_INVALID,
 				       "ORCH_ALLOWED_USERS: '%s' is not a numeric Telegram user id "
 				       "(usernames change; ids do not)",

@@ -69,29 +69,57 @@ size_t tg_utf16_len(const char *s, size_t n)
 	return units;
 }
 
-/* At s[0] == '&': the entity's length in bytes when it is one, else 0. */
+/* At s[0] == '&': the entity's length in bytes when it is one ("&amp;",
+ * "&#128640;", "&#x41;" with at least one digit), else 0. */
 static size_t entity_len(const char *s)
 {
-	size_t i = 1;
+	size_t i = 1, from;
 
 	if (s[i] == '#') {
 		i++;
 		if (s[i] == 'x' || s[i] == 'X')
 			i++;
 	}
+	from = i;
 	while (i < 12 && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
 			  (s[i] >= '0' && s[i] <= '9')))
 		i++;
-	return s[i] == ';' && i > 1 ? i + 1 : 0;
+	return s[i] == ';' && i > from ? i + 1 : 0;
 }
 
-/* At s[0] == '<': the tag's length in bytes up to and with '>', else 0. */
+/* The code point a numeric entity (s[0] == '&', s[1] == '#') stands for;
+ * U+FFFD for one no text may hold (NUL, a surrogate, past U+10FFFF). */
+static unsigned long entity_cp(const char *s)
+{
+	int hex = s[2] == 'x' || s[2] == 'X';
+	unsigned long cp = strtoul(s + 2 + hex, NULL, hex ? 16 : 10);
+
+	if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0xfffd;
+	return cp;
+}
+
+/* What an entity of k bytes at s counts as, in UTF-16 units: a numeric
+ * one as its character, a known named one as one, any other as its own
+ * text (tg_html_to_plain keeps it as it is). */
+static size_t entity_units(const char *s, size_t k)
+{
+	if (s[1] == '#')
+		return entity_cp(s) >= 0x10000 ? 2 : 1;
+	if (strncmp(s, "&amp;", 5) == 0 || strncmp(s, "&lt;", 4) == 0 ||
+	    strncmp(s, "&gt;", 4) == 0 || strncmp(s, "&quot;", 6) == 0)
+		return 1;
+	return tg_utf16_len(s, k);
+}
+
+/* At s[0] == '<': the tag's length in bytes up to and with '>', else 0
+ * (also when another '<' comes first). Looks no further than that '<', so
+ * a text of many '<' is read once, not once per '<'. */
 static size_t tag_len(const char *s)
 {
-	const char *e = strchr(s, '>');
-	const char *lt = strchr(s + 1, '<');
+	const char *e = strpbrk(s + 1, "<>");
 
-	if (!e || (lt && lt < e))
+	if (!e || *e != '>')
 		return 0;
 	return (size_t)(e - s) + 1;
 }
@@ -104,8 +132,8 @@ size_t tg_html_visible_len(const char *html)
 		if (html[i] == '<' && (k = tag_len(html + i)) > 0) {
 			i += k;
 		} else if (html[i] == '&' && (k = entity_len(html + i)) > 0) {
+			units += entity_units(html + i, k);
 			i += k;
-			units++;
 		} else {
 			i += cp_len((const unsigned char *)html + i, n - i, &u);
 			units += u;
@@ -155,7 +183,7 @@ static int split_plain(const char *text, size_t limit, tg_parts *out)
 
 		while (i < n) {
 			k = cp_len((const unsigned char *)text + i, n - i, &u);
-			if (units + u > limit)
+			if (units + u > limit && units > 0) /* a part holds at least one character */
 				break;
 			if (text[i] == '\n')
 				last_nl = i;
@@ -257,10 +285,10 @@ static int split_html(const char *html, size_t limit, tg_parts *out)
 				continue;
 			}
 			if (html[i] == '&' && (k = entity_len(html + i)) > 0)
-				u = 1;
+				u = entity_units(html + i, k);
 			else
 				k = cp_len((const unsigned char *)html + i, n - i, &u);
-			if (units + u > limit)
+			if (units + u > limit && units > 0) /* a part holds at least one character */
 				break;
 			if (html[i] == '\n') {
 				last_nl = i;
@@ -370,11 +398,9 @@ char *tg_html_to_plain(const char *html)
 				rc = buf_putc(&b, '>');
 			else if (strncmp(e, "quot;", 5) == 0)
 				rc = buf_putc(&b, '"');
-			else if (e[0] == '#') {
-				int hex = e[1] == 'x' || e[1] == 'X';
-				unsigned long cp = strtoul(e + 1 + hex, NULL, hex ? 16 : 10);
-				rc = put_cp(&b, cp);
-			} else
+			else if (e[0] == '#')
+				rc = put_cp(&b, entity_cp(html + i));
+			else
 				rc = buf_append(&b, html + i, k);
 			i += k;
 		} else {
@@ -393,26 +419,21 @@ char *tg_html_to_plain(const char *html)
 
 int tg_truncate(buf *out, const char *s, size_t max_chars)
 {
-	size_t n = strlen(s), i = 0, units = 0, u, k;
+	size_t n = strlen(s), i = 0, units = 0, u, k, fit = 0;
 
+	/* fit: the end of the longest prefix that leaves a unit for the "…" */
 	while (i < n) {
 		k = cp_len((const unsigned char *)s + i, n - i, &u);
 		if (units + u > max_chars)
 			break;
 		units += u;
 		i += k;
+		if (units < max_chars)
+			fit = i;
 	}
 	if (i >= n)
 		return buf_append(out, s, n);
-	/* leave room for the ellipsis */
-	if (i > 0) {
-		size_t back = i;
-		while (back > 0 && ((unsigned char)s[back - 1] & 0xc0) == 0x80)
-			back--;
-		if (back > 0)
-			i = back - 1;
-	}
-	if (buf_append(out, s, i) < 0)
+	if (buf_append(out, s, fit) < 0)
 		return ERR_TOOBIG;
 	return buf_puts(out, "…");
 }

@@ -7,7 +7,9 @@
  * in reach, else at a space, else between two characters — never inside a
  * UTF-8 sequence, a surrogate pair, an HTML tag or an entity. HTML that is
  * split has its open tags closed at the end of a part and opened again at
- * the start of the next, so every part parses on its own.
+ * the start of the next, so every part parses on its own (tags nested
+ * deeper than 32 are not reopened: Telegram refuses such a part, and the
+ * relay sends it as plain text).
  *
  * Plain text is split before it is escaped (so an escape is never cut), and
  * each part is escaped for parse_mode=HTML. When Telegram still refuses a

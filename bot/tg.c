@@ -3,6 +3,7 @@
 #include "core/http.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "core/utf8.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -63,6 +64,10 @@ int tg_method_url(const tg_client *c, const char *method, buf *out)
 	return buf_printf(out, "%s/bot%s/%s", c->base, c->token, method);
 }
 
+/* The longest wait a 429 is obeyed for: a day (a value beyond it is a
+ * broken reply, not a plan). */
+#define TG_RETRY_MAX_MS (86400LL * 1000)
+
 static void reply_init(tg_reply *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -76,6 +81,7 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 	json_error_t jerr;
 	json_t *j = NULL, *ok, *params;
 	const char *desc;
+	char why[200];
 	int code, rc, repaired = 0;
 
 	if (!reply)
@@ -94,18 +100,21 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 	ok = j ? json_object_get(j, "ok") : NULL;
 	if (!json_is_boolean(ok)) {
 		json_decref(j);
+		utf8_excerpt(why, sizeof(why), jerr.text, strlen(jerr.text), sizeof(why));
 		if (http_status >= 500 || http_status == 0)
 			return err_set(ERR_HTTP, "Telegram answered HTTP %ld without an API reply",
 				       http_status);
 		if (http_status == 401)
 			return err_set(ERR_AUTH, "Telegram refused the bot token (401 Unauthorized)");
 		if (http_status == 429) {
-			reply->retry_after_ms = retry_after_hdr > 0 ? retry_after_hdr : 1000;
+			reply->retry_after_ms = retry_after_hdr <= 0 ? 1000
+						: retry_after_hdr < TG_RETRY_MAX_MS ? retry_after_hdr
+										    : TG_RETRY_MAX_MS;
 			return err_set(ERR_BUSY, "Telegram: too many requests (429)");
 		}
 		return err_set(ERR_PARSE, "Telegram answered HTTP %ld with a body that is not a Bot "
 					  "API reply (%s)",
-			       http_status, j ? "no \"ok\" field" : jerr.text);
+			       http_status, j ? "no \"ok\" field" : why);
 	}
 	if (json_is_true(ok)) {
 		if (out_result) {
@@ -123,10 +132,15 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 	reply->error_code = code;
 	snprintf(reply->description, sizeof(reply->description), "%s", desc ? desc : "");
 	params = json_object_get(j, "parameters");
-	if (json_is_integer(json_object_get(params, "retry_after")))
-		reply->retry_after_ms = json_integer_value(json_object_get(params, "retry_after")) * 1000;
+	if (json_is_integer(json_object_get(params, "retry_after")) &&
+	    json_integer_value(json_object_get(params, "retry_after")) > 0)
+		reply->retry_after_ms =
+		    json_integer_value(json_object_get(params, "retry_after")) < TG_RETRY_MAX_MS / 1000
+			? json_integer_value(json_object_get(params, "retry_after")) * 1000
+			: TG_RETRY_MAX_MS;
 	else if (retry_after_hdr >= 0)
-		reply->retry_after_ms = retry_after_hdr;
+		reply->retry_after_ms = retry_after_hdr < TG_RETRY_MAX_MS ? retry_after_hdr
+									  : TG_RETRY_MAX_MS;
 	if (code == 401)
 		rc = ERR_AUTH;
 	else if (code == 403)
@@ -135,7 +149,7 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 		rc = ERR_CONFLICT;
 	else if (code == 429) {
 		rc = ERR_BUSY;
-		if (reply->retry_after_ms < 0)
+		if (reply->retry_after_ms <= 0) /* never a tight loop */
 			reply->retry_after_ms = 1000;
 	} else if (code >= 500)
 		rc = ERR_HTTP;

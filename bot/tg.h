@@ -42,7 +42,7 @@ typedef struct tg_reply {
 	long http_status;         /* 0 when no response arrived */
 	int error_code;           /* Telegram's error_code, 0 when ok */
 	char description[512];    /* Telegram's description */
-	int64_t retry_after_ms;   /* 429: parameters.retry_after; else -1 */
+	int64_t retry_after_ms;   /* 429: parameters.retry_after (1 s to a day); else -1 */
 } tg_reply;
 
 /* Creates a client for `api_base` (NULL: TG_DEFAULT_API_BASE) and `token`

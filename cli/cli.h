@@ -141,6 +141,18 @@ int cmd_graph(int argc, char **argv);
 int cmd_secrets(int argc, char **argv);
 int cmd_resources(int argc, char **argv);
 int cmd_llm(int argc, char **argv);
+int cmd_modelcfg(int argc, char **argv); /* orchestrator models */
+int cmd_web(int argc, char **argv);
+
+/* Registers the dashboard (web/app.h) with this program's backend on `s`
+ * (before it starts): the caller owns *out (web_app_stop before
+ * web_server_free, web_app_free after). -1 with err_last() on error. */
+struct web_server;
+struct web_app;
+int cli_dashboard_attach(struct web_server *s, pg_pool *pool, struct web_app **out);
+
+/* "cli:NAME" of the real uid (never $USER), for audit rows. */
+void cli_audit_actor(char *out, size_t cap);
 int cmd_spawner(int argc, char **argv);
 
 /* Starts the spawner role on `pool` and `llm` (borrowed; they must outlive
@@ -156,14 +168,17 @@ int cmd_bot(int argc, char **argv);
 int cmd_healthcheck(int argc, char **argv);
 
 /* The HTTP listener of a long-running role (web/): /healthz and /metrics on
- * ORCH_HTTP_ADDR, probing `pool` and `redis_url` (either may be NULL).
+ * ORCH_HTTP_ADDR, probing `pool` and `redis_url` (either may be NULL), and
+ * for the roles "serve" and "web" the dashboard (web/app.h).
  * 0 when ORCH_HTTP_ADDR is unset (nothing started), 1 when listening, -1
  * on error (err_last()). Stop it with cli_web_stop before freeing the pool. */
 struct web_server;
 struct web_health;
+struct web_app;
 typedef struct cli_web {
 	struct web_server *server;
 	struct web_health *health;
+	struct web_app *dash;   /* the dashboard, on the roles "serve" and "web" */
 } cli_web;
 int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_web *out);
 void cli_web_stop(cli_web *w);
@@ -171,6 +186,13 @@ int cmd_chat(int argc, char **argv);
 int cmd_new(int argc, char **argv);
 int cmd_approve(int argc, char **argv); /* approve and reject */
 int cmd_show(int argc, char **argv);
+
+/* What `status --json` (with its --limit: projects not waiting for an
+ * answer beyond `limit` are counted, not listed; < 0: all) and `show
+ * PROJECT --json` print, for the dashboard too: *out owned by the caller
+ * (status: also on a partial failure). */
+int cli_status_json(pg_conn *c, int limit, json_t **out);
+int cli_show_json(pg_conn *c, const char *project, json_t **out);
 int cmd_logs(int argc, char **argv);
 
 /* What the terminal front ends (chat, new) check and open first: the chat

@@ -12,6 +12,7 @@
 #include "secrets/runtime.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "llm/config.h"
 #include "llm/llm.h"
 
 #include <errno.h>
@@ -35,8 +36,28 @@ static const char USAGE[] =
 	"  orchestrator llm budget extend --project P|--user U --add USD\n"
 	"  orchestrator llm budget remove --project P|--user U";
 
+/* The configuration a running process would use: the one stored in the
+ * database when there is one (unless ORCH_MODEL_CONFIG=file), else the
+ * file or environment. */
 static int load_registry(llm_registry **out)
 {
+	char from[16];
+	pg_conn *c = NULL;
+	int64_t version = 0;
+
+	*out = NULL;
+	if (cfg_env_str("ORCH_MODEL_CONFIG", "database", from, sizeof(from)) < 0)
+		return cli_fail("configuration");
+	if (strcmp(from, "file") != 0 && pg_conn_open(&c, cli_cfg.database_url) == 0) {
+		if (llm_config_load(c, out, &version) < 0) {
+			*out = NULL;
+			err_clear(); /* a database without the table: the file */
+		}
+	}
+	err_clear();
+	pg_conn_close(c);
+	if (*out)
+		return 0;
 	if (llm_registry_load(out) < 0)
 		return cli_fail("model registry");
 	return 0;
@@ -247,6 +268,7 @@ static int cmd_budget(int argc, char **argv)
 	json_t *list = NULL, *v;
 	pg_conn *c;
 	double usd = 0, lim = 0;
+	char actor[96];
 	size_t i;
 
 	if (argc > 1 && argv[1][0] != '-') {
@@ -284,6 +306,7 @@ static int cmd_budget(int argc, char **argv)
 	c = cli_db();
 	if (!c)
 		return 1;
+	cli_audit_actor(actor, sizeof(actor));
 	if (strcmp(action, "show") == 0) {
 		rc = llm_budget_list(c, &list);
 		if (rc == 0 && as_json) {
@@ -310,7 +333,7 @@ static int cmd_budget(int argc, char **argv)
 		}
 		json_decref(list);
 	} else if (strcmp(action, "set") == 0) {
-		rc = llm_budget_set(c, kind, scope, usd, per);
+		rc = llm_config_budget(c, actor, kind, scope, usd, per, 0, NULL);
 		if (rc == 0 && (!per || strcmp(per, "total") == 0))
 			printf("the %s '%s' may now spend up to $%.4f%s\n", kind, scope, usd,
 			       per ? " in total" : "");
@@ -318,11 +341,11 @@ static int cmd_budget(int argc, char **argv)
 			printf("the %s '%s' may now spend up to $%.4f per %s (UTC)\n", kind, scope,
 			       usd, per);
 	} else if (strcmp(action, "extend") == 0) {
-		rc = llm_budget_extend(c, kind, scope, usd, &lim);
+		rc = llm_config_budget(c, actor, kind, scope, -1, NULL, usd, &lim);
 		if (rc == 0)
 			printf("the budget of %s '%s' is now $%.4f\n", kind, scope, lim);
 	} else if (strcmp(action, "remove") == 0) {
-		rc = llm_budget_remove(c, kind, scope);
+		rc = llm_config_budget(c, actor, kind, scope, -1, NULL, 0, NULL);
 		if (rc == 0)
 			printf("the %s '%s' has no budget now\n", kind, scope);
 	} else {

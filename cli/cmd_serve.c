@@ -103,12 +103,15 @@ int cmd_serve(int argc, char **argv)
 	/* the bot needs its own connections besides the engine's */
 	if (cli_role_start(cli_cfg.db_pool_size + (serve_all ? 4 : 0), &pool, &llm))
 		goto done;
-	log_info("serve", "language models from %s: %d models on %d endpoints",
-		 llm_registry_origin(llm_service_registry(llm)),
-		 llm_registry_n_models(llm_service_registry(llm)),
-		 llm_registry_n_endpoints(llm_service_registry(llm)));
-	if (llm_registry_n_models(llm_service_registry(llm)) == 0)
-		cli_model_hint();
+	{
+		char origin[256];
+		int nm, ne;
+		llm_service_summary(llm, origin, sizeof(origin), &nm, &ne);
+		log_info("serve", "language models from %s: %d models on %d endpoints", origin, nm,
+			 ne);
+		if (nm == 0)
+			cli_model_hint();
+	}
 	/* the factory: its settings are checked now, not at the first project */
 	memset(&app, 0, sizeof(app));
 	app.llm = llm;

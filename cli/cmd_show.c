@@ -180,23 +180,17 @@ static void print_human(const json_t *j)
 	printf("  total $%.4f\n", total);
 }
 
-int cmd_show(int argc, char **argv)
+int cli_show_json(pg_conn *c, const char *target, json_t **result)
 {
-	const char *target = NULL;
-	int as_json = 0, rc;
 	int64_t tid = 0;
 	char sid[24];
 	const char *params[1] = {sid};
 	PGresult *res = NULL;
 	json_t *state = NULL, *out = NULL;
 	nd_costs costs = {0};
-	pg_conn *c;
+	int rc;
 
-	rc = cli_target_args(argc, argv, USAGE, NULL, NULL, &target, &as_json);
-	if (rc >= 0)
-		return rc;
-	if (!(c = cli_db()))
-		return 1;
+	*result = NULL;
 	rc = eng_thread_find(c, target, &tid);
 	if (rc == 0) {
 		snprintf(sid, sizeof(sid), "%lld", (long long)tid);
@@ -238,6 +232,28 @@ int cmd_show(int argc, char **argv)
 	PQclear(res);
 	json_decref(state);
 	nd_costs_free(&costs);
+	if (rc < 0) {
+		json_decref(out);
+		return rc;
+	}
+	*result = out;
+	return 0;
+}
+
+int cmd_show(int argc, char **argv)
+{
+	const char *target = NULL;
+	int as_json = 0, rc;
+	json_t *out = NULL;
+	pg_conn *c;
+
+	rc = cli_target_args(argc, argv, USAGE, NULL, NULL, &target, &as_json);
+	if (rc >= 0)
+		return rc;
+	c = cli_db();
+	if (!c)
+		return 1;
+	rc = cli_show_json(c, target, &out);
 	pg_conn_close(c);
 	if (rc < 0)
 		return cli_fail("show");

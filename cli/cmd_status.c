@@ -394,6 +394,45 @@ static void print_llm(const json_t *llm)
 	}
 }
 
+int cli_status_json(pg_conn *c, int limit, json_t **out)
+{
+	json_t *st = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = eng_status(c, cli_cfg.lease_ms, &st);
+	if (rc == 0 && projects(c, st, limit) < 0) {
+		json_object_set_new(st, "projects_error", json_string(err_last()));
+		err_clear();
+	}
+	if (rc == 0) {
+		json_t *h = NULL, *dl = NULL;
+		/* a process is gone after three publication intervals without a word */
+		if (health_status(c, cli_health_interval_ms() * 3, &h) == 0)
+			json_object_set_new(st, "health", h);
+		else
+			json_object_set_new(st, "health", json_pack("{ss}", "error", err_last()));
+		if (eng_dead_letters_status(c, 5, &dl) == 0)
+			json_object_set_new(st, "dead_letters", dl);
+		else
+			json_object_set_new(st, "dead_letters", json_pack("{ss}", "error", err_last()));
+		err_clear();
+	}
+	if (rc == 0) {
+		json_t *llm = NULL;
+		int64_t stale_ms;
+		/* figures older than three save intervals belong to a process that is gone */
+		if (cfg_env_duration_ms("ORCH_LLM_STATS_INTERVAL", 5000, 100, 3600000, &stale_ms) < 0)
+			stale_ms = 5000;
+		if (llm_status(c, stale_ms * 3, &llm) == 0)
+			json_object_set_new(st, "llm", llm);
+		else
+			json_object_set_new(st, "llm", json_pack("{ss}", "error", err_last()));
+	}
+	*out = st;
+	return rc;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	int as_json = 0, limit = 20;
@@ -427,35 +466,7 @@ int cmd_status(int argc, char **argv)
 	c = cli_db();
 	if (!c)
 		return 1;
-	rc = eng_status(c, cli_cfg.lease_ms, &st);
-	if (rc == 0 && projects(c, st, limit) < 0) {
-		json_object_set_new(st, "projects_error", json_string(err_last()));
-		err_clear();
-	}
-	if (rc == 0) {
-		json_t *h = NULL, *dl = NULL;
-		/* a process is gone after three publication intervals without a word */
-		if (health_status(c, cli_health_interval_ms() * 3, &h) == 0)
-			json_object_set_new(st, "health", h);
-		else
-			json_object_set_new(st, "health", json_pack("{ss}", "error", err_last()));
-		if (eng_dead_letters_status(c, 5, &dl) == 0)
-			json_object_set_new(st, "dead_letters", dl);
-		else
-			json_object_set_new(st, "dead_letters", json_pack("{ss}", "error", err_last()));
-		err_clear();
-	}
-	if (rc == 0) {
-		json_t *llm = NULL;
-		int64_t stale_ms;
-		/* figures older than three save intervals belong to a process that is gone */
-		if (cfg_env_duration_ms("ORCH_LLM_STATS_INTERVAL", 5000, 100, 3600000, &stale_ms) < 0)
-			stale_ms = 5000;
-		if (llm_status(c, stale_ms * 3, &llm) == 0)
-			json_object_set_new(st, "llm", llm);
-		else
-			json_object_set_new(st, "llm", json_pack("{ss}", "error", err_last()));
-	}
+	rc = cli_status_json(c, limit, &st);
 	pg_conn_close(c);
 	if (rc < 0) {
 		if (strstr(err_last(), "does not exist"))

@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "web/app.h"
 #include "web/health.h"
 #include "web/web.h"
 
@@ -37,7 +38,10 @@ int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_we
 	o.redis_url = redis_url;
 	o.interval_ms = interval;
 	o.db_metrics_ms = db_ms == 0 ? -1 : db_ms;
-	if (web_health_start(&out->health, out->server, &o) < 0 || web_server_start(out->server) < 0) {
+	if (web_health_start(&out->health, out->server, &o) < 0 ||
+	    ((strcmp(role, "serve") == 0 || strcmp(role, "web") == 0) &&
+	     cli_dashboard_attach(out->server, pool, &out->dash) < 0) ||
+	    web_server_start(out->server) < 0) {
 		cli_web_stop(out);
 		return -1;
 	}
@@ -46,7 +50,9 @@ int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_we
 
 void cli_web_stop(cli_web *w)
 {
+	web_app_stop(w->dash); /* its live logs end while the listener runs */
 	web_server_free(w->server);
+	web_app_free(w->dash);
 	web_health_free(w->health);
 	memset(w, 0, sizeof(*w));
 }

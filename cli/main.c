@@ -53,6 +53,8 @@ static const command commands[] = {
 	{"secrets", cmd_secrets, "the encrypted secrets store: init, set, list, rm, rotate-key"},
 	{"resources", cmd_resources, "handles that grant secrets to a project's workers"},
 	{"llm", cmd_llm, "language models: the registry, a test call, budgets"},
+	{"models", cmd_modelcfg, "the model configuration in the database, changed while running"},
+	{"web", cmd_web, "the dashboard alone; login tokens for it (web token --user NAME)"},
 	{"spawner", cmd_spawner, "run the spawner role: spawn requests from Redis to sandboxed workers"},
 	{"sandbox", cmd_sandbox, "run one command in a sandbox (sandbox run -- CMD), sweep leftovers"},
 	{"healthcheck", cmd_healthcheck, "ask a role's /healthz (exit 0 when healthy): for health checks"},

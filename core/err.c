@@ -1,4 +1,5 @@
 #include "core/err.h"
+#include "core/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +15,8 @@ int err_setv(int code, const char *fmt, va_list ap)
 	 * (err_set(code, "context: %s", err_last())) */
 	char msg[ERR_MSG_MAX];
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) >= (int)sizeof(msg))
+		utf8_fit(msg); /* a cut message still ends on a whole character */
 	memcpy(t_msg, msg, sizeof(t_msg));
 	t_code = code;
 	return code;
@@ -39,7 +41,8 @@ int err_wrap(const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, t_msg, sizeof(old));
-	snprintf(t_msg, sizeof(t_msg), "%s: %s", prefix, old);
+	if (snprintf(t_msg, sizeof(t_msg), "%s: %s", prefix, old) >= (int)sizeof(t_msg))
+		utf8_fit(t_msg);
 	return t_code;
 }
 

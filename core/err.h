@@ -45,9 +45,10 @@ typedef enum err_code {
 
 /* Sets the calling thread's error message (printf format) and returns
  * `code`, so a detector can write `return err_set(ERR_INVALID, "...");`.
- * The message is truncated to 1 KiB. Thread-safe (per-thread storage).
- * The arguments may include err_last() itself (the current message is
- * formatted aside before it is replaced); err_wrap says the same shorter. */
+ * The message is truncated to 1 KiB (at a character boundary). Thread-safe
+ * (per-thread storage). The arguments may include err_last() itself (the
+ * current message is formatted aside before it is replaced); err_wrap says
+ * the same shorter. */
 int err_set(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int err_setv(int code, const char *fmt, va_list ap);

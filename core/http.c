@@ -90,22 +90,35 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Retry-After is either delta-seconds or an HTTP date. */
-static int64_t parse_retry_after(const char *v)
+/* The longest wait a Retry-After is read as: a year (more is no plan, and
+ * would overflow once in milliseconds). */
+#define RETRY_AFTER_MAX_MS (365LL * 86400 * 1000)
+
+int64_t http_retry_after_ms(const char *v, int in_ms)
 {
 	char *end;
 	long secs;
 	struct tm tm;
 
-	while (*v == ' ')
+	while (*v == ' ' || *v == '\t')
 		v++;
+	if (in_ms) {
+		double ms = strtod(v, &end);
+		if (end == v || !(ms >= 0)) /* also NaN */
+			return -1;
+		return ms < (double)RETRY_AFTER_MAX_MS ? (int64_t)ms : RETRY_AFTER_MAX_MS;
+	}
 	secs = strtol(v, &end, 10);
 	if (end != v && (*end == '\0' || *end == '\r' || *end == '\n' || *end == ' '))
-		return secs < 0 ? 0 : (int64_t)secs * 1000;
+		return secs < 0 ? 0 : secs < RETRY_AFTER_MAX_MS / 1000 ? (int64_t)secs * 1000
+									: RETRY_AFTER_MAX_MS;
 	memset(&tm, 0, sizeof(tm));
 	if (strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm)) {
 		time_t at = timegm(&tm), now = time(NULL);
-		return at > now ? (int64_t)(at - now) * 1000 : 0;
+		if (at <= now)
+			return 0;
+		return at - now < RETRY_AFTER_MAX_MS / 1000 ? (int64_t)(at - now) * 1000
+							    : RETRY_AFTER_MAX_MS;
 	}
 	return -1;
 }
@@ -128,15 +141,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 		x->out->retry_after_ms = -1;
 		x->retry_after_ms_hdr = 0;
 	} else if (strncasecmp(line, "retry-after-ms:", 15) == 0) {
-		char *end;
-		double ms = strtod(line + 15, &end);
-		if (end != line + 15 && ms >= 0) {
-			x->out->retry_after_ms = (int64_t)ms;
+		int64_t ms = http_retry_after_ms(line + 15, 1);
+		if (ms >= 0) {
+			x->out->retry_after_ms = ms;
 			x->retry_after_ms_hdr = 1;
 		}
 	} else if (strncasecmp(line, "retry-after:", 12) == 0) {
 		if (!x->retry_after_ms_hdr)
-			x->out->retry_after_ms = parse_retry_after(line + 12);
+			x->out->retry_after_ms = http_retry_after_ms(line + 12, 0);
 	}
 	if (strncasecmp(line, "content-type:", 13) == 0) {
 		char *v = line + 13, *e;

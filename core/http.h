@@ -84,4 +84,9 @@ int http_do(http_client *c, const http_request *rq, http_response *out);
 
 void http_response_free(http_response *r);
 
+/* The wait a Retry-After header's value asks for, in milliseconds: with
+ * `in_ms` a number of milliseconds (Retry-After-Ms), else delta-seconds or
+ * an HTTP date. At most a year; -1 when the value is neither. */
+int64_t http_retry_after_ms(const char *value, int in_ms);
+
 #endif

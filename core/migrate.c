@@ -3,6 +3,7 @@
 #include "core/embed.h"
 #include "core/err.h"
 #include "core/pg.h"
+#include "core/utf8.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -51,22 +52,38 @@ static int parse_name(const char *base)
 	return (int)v;
 }
 
-static void checksum(const char *sql, char *out)
+int mig_file_check(const char *name, const char *sql, size_t len, int *out_version,
+		   char out_sum[65])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
+	char q[132]; /* the name as whole characters, for the message */
+	int v = parse_name(name);
 
-	crypto_hash_sha256(h, (const unsigned char *)sql, strlen(sql));
-	sodium_bin2hex(out, 65, h, sizeof(h));
+	utf8_excerpt(q, sizeof(q), name, strlen(name), 128);
+	if (v < 0)
+		return err_set(ERR_INVALID,
+			       "migration file '%s' is not named NNN_name.sql (three or more digits)",
+			       q);
+	/* the text runs up to a NUL byte: a change after one would go unseen */
+	if (memchr(sql, '\0', len))
+		return err_set(ERR_INVALID,
+			       "migration file '%s' holds a NUL byte (at byte %zu): a migration is "
+			       "SQL text; remove the byte",
+			       q, (size_t)((const char *)memchr(sql, '\0', len) - sql));
+	crypto_hash_sha256(h, (const unsigned char *)sql, len);
+	sodium_bin2hex(out_sum, 65, h, sizeof(h));
+	*out_version = v;
+	return 0;
 }
 
 static int add_file(mig_file *files, int *n, const char *base, const char *sql, size_t len)
 {
-	int v = parse_name(base);
+	int v, rc;
+	char sum[65];
 
-	if (v < 0)
-		return err_set(ERR_INVALID,
-			       "migration file '%s' is not named NNN_name.sql (three or more digits)",
-			       base);
+	rc = mig_file_check(base, sql, len, &v, sum);
+	if (rc < 0)
+		return rc;
 	if (*n >= MIG_MAX)
 		return err_set(ERR_TOOBIG, "more than %d migrations", MIG_MAX);
 	for (int i = 0; i < *n; i++)
@@ -80,7 +97,7 @@ static int add_file(mig_file *files, int *n, const char *base, const char *sql, 
 		return err_set(ERR_NOMEM, "out of memory");
 	memcpy(files[*n].sql, sql, len);
 	files[*n].sql[len] = '\0';
-	checksum(files[*n].sql, files[*n].sum);
+	memcpy(files[*n].sum, sum, sizeof(sum));
 	(*n)++;
 	return 0;
 }

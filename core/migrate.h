@@ -14,6 +14,7 @@
 #ifndef ORCH_CORE_MIGRATE_H
 #define ORCH_CORE_MIGRATE_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 typedef struct mig_report {
@@ -28,5 +29,13 @@ typedef struct mig_report {
  * NULL). ERR_CONFLICT for a changed or missing migration, ERR_DB when one
  * fails (its changes are rolled back), ERR_INVALID for a badly named file. */
 int mig_run(const char *url, const char *dir, int dry_run, FILE *log, mig_report *out);
+
+/* Checks one migration file: the version its `name` gives ("NNN_name.sql":
+ * three or more digits, a value up to 99999) into *out_version, and the
+ * SHA-256 of its text (len bytes, no NUL byte) in hex, as schema_migrations
+ * records it, into out_sum.
+ * ERR_INVALID naming the file and what is wrong. */
+int mig_file_check(const char *name, const char *sql, size_t len, int *out_version,
+		   char out_sum[65]);
 
 #endif

@@ -53,6 +53,8 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap, const char
 			if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
 				return err_set(ERR_INVALID, "REDIS_URL: a bad %%-escape in the %s", what);
 			ch = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			if (ch == '\0') /* it would end the value there */
+				return err_set(ERR_INVALID, "REDIS_URL: %%00 in the %s", what);
 			i += 2;
 		}
 		if (o + 1 >= cap)
@@ -78,9 +80,10 @@ static int parse_db(const char *s, size_t n, int *out)
 	memcpy(tmp, s, n);
 	tmp[n] = '\0';
 	v = strtol(tmp, &end, 10);
-	if (*end || v < 0 || v > 100000)
-		return err_set(ERR_INVALID, "REDIS_URL: the database number '%s' is not a number "
-					    "from 0 up", tmp);
+	/* not quoted: with a '/' in the password, what stands here is part of it */
+	if (*end || strspn(tmp, "0123456789") != n || v < 0 || v > 100000)
+		return err_set(ERR_INVALID, "REDIS_URL: the database number is not a number from 0 "
+					    "up (a '/' or '@' in the password is written %%2F, %%40)");
 	*out = (int)v;
 	return 0;
 }
@@ -166,8 +169,10 @@ int rds_url_parse(const char *url, rds_url *out)
 		memcpy(tmp, p + 1, n);
 		tmp[n] = '\0';
 		v = strtol(tmp, &end, 10);
-		if (*end || v < 1 || v > 65535)
-			return err_set(ERR_INVALID, "REDIS_URL: the port '%s' is not in 1-65535", tmp);
+		if (*end || strspn(tmp, "0123456789") != n || v < 1 || v > 65535) /* not quoted */
+			return err_set(ERR_INVALID, "REDIS_URL: the port is not a number in 1-65535 "
+						    "(a '/' or '@' in the password is written %%2F, "
+						    "%%40)");
 		out->port = (int)v;
 	} else if (p != hostend) {
 		return err_set(ERR_INVALID, "REDIS_URL: unexpected text after the host");

@@ -413,8 +413,66 @@ int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats
 	return rc;
 }
 
+static const pg_stmt STMT_STATS_OTHERS = {
+	"llm_sched_stats_others",
+	"DELETE FROM llm_sched_stats WHERE instance = $1 AND NOT (endpoint = ANY ($2::text[]))", 2,
+};
+
+int llm_sched_stats_keep(pg_conn *c, const char *instance, const llm_sched_stats *st, int n)
+{
+	const char *names[128];
+	const char *params[2];
+	buf arr;
+	int rc;
+
+	buf_init(&arr, 0);
+	for (int i = 0; i < n && i < 128; i++)
+		names[i] = st[i].name;
+	rc = pg_text_array(&arr, names, (size_t)(n < 128 ? n : 128));
+	params[0] = instance;
+	params[1] = buf_cstr(&arr);
+	if (rc == 0)
+		rc = pg_exec_stmt(c, NULL, &STMT_STATS_OTHERS, params);
+	buf_free(&arr);
+	return rc;
+}
+
 int llm_sched_stats_clear(pg_conn *c, const char *instance)
 {
 	const char *params[1] = {instance};
 	return pg_exec_stmt(c, NULL, &STMT_STATS_CLEAR, params);
+}
+
+static const pg_stmt STMT_COST_SERIES = {
+	"llm_cost_series",
+	"WITH c AS (SELECT * FROM llm_calls WHERE $1::text IS NULL OR project = $1) "
+	"SELECT json_build_object("
+	"'over_time', (SELECT coalesce(json_agg(x ORDER BY x.t), '[]') FROM (SELECT "
+	"to_char(date_trunc('minute', created_at) AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD\"T\"HH24:MI:00\"Z\"') AS t, sum(cost_usd)::float8 AS cost_usd, "
+	"sum(tokens_in + tokens_out) AS tokens, count(*) AS calls FROM c GROUP BY 1 "
+	"ORDER BY 1 DESC LIMIT 500) x), "
+	"'by_role', (SELECT coalesce(json_agg(x ORDER BY x.cost_usd DESC, x.role), '[]') FROM "
+	"(SELECT coalesce(role, '?') AS role, sum(cost_usd)::float8 AS cost_usd, "
+	"sum(tokens_in + tokens_out) AS tokens, count(*) AS calls FROM c GROUP BY 1) x), "
+	"'by_model', (SELECT coalesce(json_agg(x ORDER BY x.cost_usd DESC, x.model), '[]') FROM "
+	"(SELECT model, endpoint, sum(cost_usd)::float8 AS cost_usd, sum(tokens_in + tokens_out) "
+	"AS tokens, count(*) AS calls FROM c GROUP BY 1, 2) x))::text",
+	1,
+};
+
+int llm_cost_series(pg_conn *c, const char *project, json_t **out)
+{
+	const char *params[1] = {project};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_COST_SERIES, params);
+
+	*out = NULL;
+	if (rc == 0) {
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+		if (!*out)
+			rc = err_set(ERR_PARSE, "the cost series did not parse");
+	}
+	PQclear(r);
+	return rc;
 }

@@ -103,11 +103,22 @@ int llm_budget_list(pg_conn *c, json_t **out);
  * for stale_ms are marked stale. */
 int llm_status(pg_conn *c, int64_t stale_ms, json_t **out);
 
+/* What `project` (NULL: every project) spent, for charts: {"over_time":
+ * [{"t" (the minute, ISO 8601 UTC), "cost_usd", "tokens", "calls"}]
+ * (the last 500 minutes with calls), "by_role": [{"role", "cost_usd",
+ * "tokens", "calls"}], "by_model": [{"model", "endpoint", "cost_usd",
+ * "tokens", "calls"}]}. */
+int llm_cost_series(pg_conn *c, const char *project, json_t **out);
+
 /* Persists a scheduler's figures for this process (`instance`), with the
  * slots each endpoint's server reports, srv[i] beside st[i] (srv may be
  * NULL; a total of 0 is stored as unknown). */
 int llm_sched_stats_save(pg_conn *c, const char *instance, const llm_sched_stats *st,
 			 const llm_server_slots *srv, int n);
+
+/* Removes this process's figures of endpoints other than those of st[0..n)
+ * (a configuration that dropped an endpoint). */
+int llm_sched_stats_keep(pg_conn *c, const char *instance, const llm_sched_stats *st, int n);
 
 /* Removes this process's figures (at shutdown). */
 int llm_sched_stats_clear(pg_conn *c, const char *instance);

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/redact.h"
+#include "core/utf8.h"
 #include "core/util.h"
 #include "llm/schema.h"
 #include "llm/server.h"
@@ -30,8 +31,15 @@
 #define HEALTH_POLL_MS 1000    /* between two of them while an outage lasts */
 #define FREE_RETRIES 3         /* attempts after an outage that cost no retry, per model */
 
-/* What the service knows of one endpoint's server, beyond the registry. */
+#define MAX_RT 128             /* endpoints one process knows over its life (by name and URL) */
+
+/* What the service knows of one endpoint's server, beyond the registry.
+ * Entries are kept across configuration changes, by the endpoint's name
+ * and base URL: an endpoint that stays keeps its probe, its outage state
+ * and its slot in the scheduler. */
 typedef struct ep_rt {
+	char name[64];            /* set once; the entry is the endpoint of this name... */
+	char base_url[512];       /* ...at this URL */
 	pthread_mutex_t mu;       /* guards the fields below (not held during HTTP) */
 	pthread_mutex_t probe_mu; /* one probe at a time */
 	int probe_state;          /* 0: not yet, 1: done, 2: no answer (again after a while) */
@@ -46,8 +54,20 @@ typedef struct ep_rt {
 	int n_schemas;
 } ep_rt;
 
-struct llm_service {
+/* One configuration of the service: a registry and, for each of its
+ * endpoints, the runtime entry (and scheduler endpoint) it uses. A call
+ * holds the configuration it started under until it ends, so a change
+ * never pulls a model from under a call in progress. */
+typedef struct llm_gen {
 	llm_registry *reg;
+	int rt[64];               /* registry endpoint i -> s->ep[] and scheduler index */
+	int refs;                 /* guarded by s->gen_mu */
+	int64_t version;          /* of the stored configuration; 0: file or environment */
+} llm_gen;
+
+struct llm_service {
+	pthread_mutex_t gen_mu;   /* guards gen, the refs and n_rt */
+	llm_gen *gen;             /* the current configuration */
 	llm_sched *sched;
 	llm_options opt;
 	char instance[96];
@@ -60,8 +80,92 @@ struct llm_service {
 	pthread_cond_t stop_cv;
 	int stopping;
 	atomic_int saved; /* figures were written: remove them at the end */
-	ep_rt *ep;        /* one per endpoint */
+	void (*on_free)(void *); /* the configuration watcher's stop */
+	void *on_free_udata;
+	ep_rt ep[MAX_RT];
+	int n_rt;
 };
+
+/* The current configuration, held until gen_put. */
+static llm_gen *gen_get(llm_service *s)
+{
+	llm_gen *g;
+
+	pthread_mutex_lock(&s->gen_mu);
+	g = s->gen;
+	g->refs++;
+	pthread_mutex_unlock(&s->gen_mu);
+	return g;
+}
+
+static void gen_free(llm_gen *g)
+{
+	if (!g)
+		return;
+	llm_registry_free(g->reg);
+	free(g);
+}
+
+static void gen_put(llm_service *s, llm_gen *g)
+{
+	int last;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&s->gen_mu);
+	last = --g->refs == 0 && g != s->gen;
+	pthread_mutex_unlock(&s->gen_mu);
+	if (last)
+		gen_free(g);
+}
+
+/* The runtime entry of registry endpoint i of g. */
+static ep_rt *rt_of(llm_service *s, const llm_gen *g, int i)
+{
+	return &s->ep[g->rt[i]];
+}
+
+/* Maps every endpoint of `reg` to a runtime entry (an existing one of the
+ * same name and URL, else a new one, with a new scheduler endpoint) into
+ * g->rt. Called with gen_mu held. ERR_TOOBIG past MAX_RT entries over the
+ * process's life (a restart clears them). */
+static int gen_map(llm_service *s, llm_gen *g)
+{
+	int n = llm_registry_n_endpoints(g->reg);
+
+	for (int i = 0; i < n; i++) {
+		const llm_endpoint *e = llm_registry_endpoint(g->reg, i);
+		int k;
+
+		for (k = 0; k < s->n_rt; k++)
+			if (strcmp(s->ep[k].name, e->name) == 0 &&
+			    strcmp(s->ep[k].base_url, e->base_url) == 0)
+				break;
+		if (k == s->n_rt) {
+			int idx = -1;
+			if (s->n_rt == MAX_RT)
+				return err_set(ERR_TOOBIG, "this process has seen %d endpoints; restart it "
+							   "to use more", MAX_RT);
+			if (s->sched && llm_sched_add(s->sched, e->name, e->slots, &idx) < 0)
+				return err_last_code();
+			pthread_mutex_init(&s->ep[k].mu, NULL);
+			pthread_mutex_init(&s->ep[k].probe_mu, NULL);
+			snprintf(s->ep[k].name, sizeof(s->ep[k].name), "%s", e->name);
+			snprintf(s->ep[k].base_url, sizeof(s->ep[k].base_url), "%s", e->base_url);
+			s->n_rt++;
+		} else if (s->sched) {
+			/* the configured slots, unless the server said how many it has */
+			int reported;
+			pthread_mutex_lock(&s->ep[k].mu);
+			reported = s->ep[k].info.total_slots;
+			pthread_mutex_unlock(&s->ep[k].mu);
+			if (reported <= 0)
+				llm_sched_set_slots(s->sched, k, e->slots);
+		}
+		g->rt[i] = k;
+	}
+	return 0;
+}
 
 void llm_request_init(llm_request *rq)
 {
@@ -137,37 +241,46 @@ static void client_put(llm_service *s, http_client *c)
 }
 
 /* --- scheduler figures --- */
+/* --- scheduler figures --- */
 
 int llm_service_save_stats(llm_service *s)
 {
-	llm_sched_stats st[64];
+	llm_sched_stats all[MAX_RT], st[64];
 	llm_server_slots srv[64];
 	pg_conn *c = NULL;
-	int n, rc;
+	llm_gen *g;
+	int n, na, rc;
 
 	if (!s->opt.pool)
 		return 0;
-	n = llm_sched_stats_get(s->sched, st, 64);
+	na = llm_sched_stats_get(s->sched, all, MAX_RT);
+	g = gen_get(s);
+	n = llm_registry_n_endpoints(g->reg);
+	for (int i = 0; i < n; i++) { /* the endpoints of the configuration in force */
+		ep_rt *r = rt_of(s, g, i);
+		st[i] = g->rt[i] < na ? all[g->rt[i]] : all[0];
+		pthread_mutex_lock(&r->mu);
+		srv[i] = r->slots;
+		pthread_mutex_unlock(&r->mu);
+	}
+	gen_put(s, g);
 	if (n == 0)
 		return 0;
-	for (int i = 0; i < n; i++) {
-		pthread_mutex_lock(&s->ep[i].mu);
-		srv[i] = s->ep[i].slots;
-		pthread_mutex_unlock(&s->ep[i].mu);
-	}
 	rc = pg_pool_acquire(s->opt.pool, 5000, &c);
 	if (rc < 0)
 		return rc;
 	rc = llm_sched_stats_save(c, s->instance, st, srv, n);
+	if (rc == 0) /* an endpoint the configuration dropped leaves the figures */
+		rc = llm_sched_stats_keep(c, s->instance, st, n);
 	if (rc == 0)
 		atomic_store(&s->saved, 1);
 	pg_pool_release(s->opt.pool, c);
 	return rc;
 }
 
-/* The Authorization header of endpoint i into auth (wiped by the caller)
- * and the header list for the server's own paths into hdrs[3]. */
-static void server_headers(llm_service *s, int i, buf *auth, const char *hdrs[3])
+/* The Authorization header of endpoint i of g into auth (wiped by the
+ * caller) and the header list for the server's own paths into hdrs[3]. */
+static void server_headers(const llm_gen *g, int i, buf *auth, const char *hdrs[3])
 {
 	buf key;
 
@@ -175,7 +288,7 @@ static void server_headers(llm_service *s, int i, buf *auth, const char *hdrs[3]
 	hdrs[0] = "Accept: application/json";
 	hdrs[1] = NULL;
 	hdrs[2] = NULL;
-	if (llm_registry_key(s->reg, i, &key) == 0 && key.len > 0 &&
+	if (llm_registry_key(g->reg, i, &key) == 0 && key.len > 0 &&
 	    buf_printf(auth, "Authorization: Bearer %s", key.data) == 0)
 		hdrs[1] = auth->data;
 	err_clear();
@@ -185,33 +298,36 @@ static void server_headers(llm_service *s, int i, buf *auth, const char *hdrs[3]
 /* Reads the slots of every llama.cpp endpoint, for `status`. */
 static void read_server_slots(llm_service *s)
 {
-	int n = llm_registry_n_endpoints(s->reg);
+	llm_gen *g = gen_get(s);
+	int n = llm_registry_n_endpoints(g->reg);
 
 	for (int i = 0; i < n; i++) {
-		const llm_endpoint *e = llm_registry_endpoint(s->reg, i);
+		const llm_endpoint *e = llm_registry_endpoint(g->reg, i);
+		ep_rt *r = rt_of(s, g, i);
 		llm_server_slots sl;
 		http_client *hc = NULL;
 		const char *hdrs[3];
 		buf auth;
 		int llama;
 
-		pthread_mutex_lock(&s->ep[i].mu);
-		llama = s->ep[i].info.llamacpp;
-		pthread_mutex_unlock(&s->ep[i].mu);
+		pthread_mutex_lock(&r->mu);
+		llama = r->info.llamacpp;
+		pthread_mutex_unlock(&r->mu);
 		if (!llama || client_get(s, &hc) < 0)
 			continue;
 		buf_init(&auth, 8300);
-		server_headers(s, i, &auth, hdrs);
+		server_headers(g, i, &auth, hdrs);
 		if (llm_server_slots_get(hc, e->base_url, hdrs, HEALTH_TIMEOUT_MS, &sl) < 0) {
 			memset(&sl, 0, sizeof(sl));
 			err_clear();
 		}
 		buf_free_wipe(&auth);
 		client_put(s, hc);
-		pthread_mutex_lock(&s->ep[i].mu);
-		s->ep[i].slots = sl;
-		pthread_mutex_unlock(&s->ep[i].mu);
+		pthread_mutex_lock(&r->mu);
+		r->slots = sl;
+		pthread_mutex_unlock(&r->mu);
 	}
+	gen_put(s, g);
 }
 
 static void *stats_main(void *arg)
@@ -246,8 +362,8 @@ static void sched_collect(void *udata);
 int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt)
 {
 	llm_service *s;
-	const char *names[64];
-	int slots[64], n, lookahead, starvation, rc;
+	llm_gen *g;
+	int n, lookahead, starvation, rc;
 	char host[64] = "host";
 
 	*out = NULL;
@@ -258,11 +374,15 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 		return err_set(ERR_INVALID, "at most 64 endpoints");
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s) {
+	g = calloc(1, sizeof(*g));
+	if (!s || !g) {
+		free(s);
+		free(g);
 		llm_registry_free(reg);
 		return err_set(ERR_NOMEM, "out of memory");
 	}
-	s->reg = reg;
+	g->reg = reg;
+	g->refs = 0;
 	if (opt) {
 		s->opt = *opt;
 	} else {
@@ -279,22 +399,18 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 		s->opt.health_wait_ms = 180000;
 	if (s->opt.reserve_ttl_ms <= 0)
 		s->opt.reserve_ttl_ms = 7200000;
-	for (int i = 0; i < n; i++) {
-		names[i] = llm_registry_endpoint(reg, i)->name;
-		slots[i] = llm_registry_endpoint(reg, i)->slots;
-	}
 	llm_registry_sched(reg, &lookahead, &starvation);
-	rc = llm_sched_new(&s->sched, n, names, slots, lookahead, starvation);
-	s->ep = rc == 0 ? calloc(n > 0 ? (size_t)n : 1, sizeof(*s->ep)) : NULL;
-	if (!s->ep) {
-		llm_sched_free(s->sched);
-		llm_registry_free(reg);
-		free(s);
-		return rc < 0 ? rc : err_set(ERR_NOMEM, "out of memory");
-	}
-	for (int i = 0; i < n; i++) {
-		pthread_mutex_init(&s->ep[i].mu, NULL);
-		pthread_mutex_init(&s->ep[i].probe_mu, NULL);
+	pthread_mutex_init(&s->gen_mu, NULL);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->stop_mu, NULL);
+	pthread_cond_init(&s->stop_cv, NULL);
+	s->gen = g;
+	rc = llm_sched_new(&s->sched, 0, NULL, NULL, lookahead, starvation);
+	if (rc == 0)
+		rc = gen_map(s, g); /* the first configuration's endpoints are 0, 1, ... */
+	if (rc < 0) {
+		llm_service_free(s);
+		return rc;
 	}
 	gethostname(host, sizeof(host) - 1);
 	{
@@ -302,10 +418,7 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 		util_rand_hex(rnd, 4);
 		snprintf(s->instance, sizeof(s->instance), "%s-%d-%s", host, (int)getpid(), rnd);
 	}
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_mutex_init(&s->stop_mu, NULL);
-	pthread_cond_init(&s->stop_cv, NULL);
-	if (s->opt.pool && s->opt.stats_interval_ms > 0 && n > 0) {
+	if (s->opt.pool && s->opt.stats_interval_ms > 0) {
 		if (pthread_create(&s->stats_thread, NULL, stats_main, s) != 0) {
 			llm_service_free(s);
 			return err_set(ERR_INTERNAL, "cannot start the scheduler figures thread");
@@ -317,10 +430,18 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
 	return 0;
 }
 
+void llm_service_on_free(llm_service *s, void (*fn)(void *), void *udata)
+{
+	s->on_free = fn;
+	s->on_free_udata = udata;
+}
+
 void llm_service_free(llm_service *s)
 {
 	if (!s)
 		return;
+	if (s->on_free)
+		s->on_free(s->on_free_udata);
 	met_collector_remove(sched_collect, s);
 	if (s->stats_running) {
 		pthread_mutex_lock(&s->stop_mu);
@@ -338,22 +459,88 @@ void llm_service_free(llm_service *s)
 	}
 	for (int i = 0; i < s->n_idle; i++)
 		http_client_free(s->idle[i]);
-	for (int i = 0; i < llm_registry_n_endpoints(s->reg); i++) {
+	for (int i = 0; i < s->n_rt; i++) {
 		pthread_mutex_destroy(&s->ep[i].mu);
 		pthread_mutex_destroy(&s->ep[i].probe_mu);
 	}
-	free(s->ep);
 	llm_sched_free(s->sched);
-	llm_registry_free(s->reg);
+	gen_free(s->gen);
+	pthread_mutex_destroy(&s->gen_mu);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->stop_mu);
 	pthread_cond_destroy(&s->stop_cv);
 	free(s);
 }
 
+int llm_service_set_registry(llm_service *s, llm_registry *reg, int64_t version)
+{
+	llm_gen *g, *old;
+	int rc, n = llm_registry_n_endpoints(reg);
+
+	if (n > 64) {
+		llm_registry_free(reg);
+		return err_set(ERR_INVALID, "at most 64 endpoints");
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		llm_registry_free(reg);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	g->reg = reg;
+	g->version = version;
+	pthread_mutex_lock(&s->gen_mu);
+	rc = gen_map(s, g);
+	old = s->gen;
+	if (rc == 0)
+		s->gen = g;
+	pthread_mutex_unlock(&s->gen_mu);
+	if (rc < 0) {
+		gen_free(g);
+		return rc;
+	}
+	/* the old configuration goes when its last call ends */
+	pthread_mutex_lock(&s->gen_mu);
+	rc = old->refs == 0;
+	pthread_mutex_unlock(&s->gen_mu);
+	if (rc)
+		gen_free(old);
+	return 0;
+}
+
+int64_t llm_service_version(llm_service *s)
+{
+	int64_t v;
+
+	pthread_mutex_lock(&s->gen_mu);
+	v = s->gen->version;
+	pthread_mutex_unlock(&s->gen_mu);
+	return v;
+}
+
+int llm_service_describe(llm_service *s, json_t **out)
+{
+	llm_gen *g = gen_get(s);
+	int rc = llm_registry_describe(g->reg, out);
+
+	if (rc == 0)
+		json_object_set_new(*out, "version", json_integer(g->version));
+	gen_put(s, g);
+	return rc;
+}
+
+void llm_service_summary(llm_service *s, char *origin, size_t cap, int *models, int *endpoints)
+{
+	llm_gen *g = gen_get(s);
+
+	snprintf(origin, cap, "%s", llm_registry_origin(g->reg));
+	*models = llm_registry_n_models(g->reg);
+	*endpoints = llm_registry_n_endpoints(g->reg);
+	gen_put(s, g);
+}
+
 llm_registry *llm_service_registry(llm_service *s)
 {
-	return s->reg;
+	return s->gen->reg;
 }
 
 llm_sched *llm_service_sched(llm_service *s)
@@ -368,15 +555,16 @@ const char *llm_service_instance(const llm_service *s)
 
 /* --- the endpoints' own facts --- */
 
-/* The context of model m: the server's context per slot when it told it
- * (it wins over the configuration), else the registry's. */
-static int64_t model_context(llm_service *s, const llm_model *m)
+/* The context of model m of g: the server's context per slot when it told
+ * it (it wins over the configuration), else the registry's. */
+static int64_t model_context(llm_service *s, const llm_gen *g, const llm_model *m)
 {
+	ep_rt *r = rt_of(s, g, m->endpoint);
 	int64_t ctx;
 
-	pthread_mutex_lock(&s->ep[m->endpoint].mu);
-	ctx = s->ep[m->endpoint].info.n_ctx;
-	pthread_mutex_unlock(&s->ep[m->endpoint].mu);
+	pthread_mutex_lock(&r->mu);
+	ctx = r->info.n_ctx;
+	pthread_mutex_unlock(&r->mu);
 	return ctx > 0 ? ctx : m->context;
 }
 
@@ -394,13 +582,15 @@ static void list_ids(const llm_server_info *info, char *out, size_t cap)
 	}
 }
 
-/* Asks endpoint i's server about itself and applies what it says: a model
- * id it does not list is reported, its context per slot and its slot count
- * win over the configuration (the difference is logged). `quiet_fail`:
- * a server that does not answer is logged at debug level only. */
-static void probe_endpoint(llm_service *s, int i, int quiet_fail)
+/* Asks endpoint i's server (of configuration g) about itself and applies
+ * what it says: a model id it does not list is reported, its context per
+ * slot and its slot count win over the configuration (the difference is
+ * logged). `quiet_fail`: a server that does not answer is logged at debug
+ * level only. */
+static void probe_endpoint(llm_service *s, const llm_gen *g, int i, int quiet_fail)
 {
-	const llm_endpoint *e = llm_registry_endpoint(s->reg, i);
+	const llm_endpoint *e = llm_registry_endpoint(g->reg, i);
+	ep_rt *r = rt_of(s, g, i);
 	llm_server_info info;
 	http_client *hc = NULL;
 	const char *hdrs[3];
@@ -413,16 +603,16 @@ static void probe_endpoint(llm_service *s, int i, int quiet_fail)
 	if (rc < 0)
 		return;
 	buf_init(&auth, 8300);
-	server_headers(s, i, &auth, hdrs);
+	server_headers(g, i, &auth, hdrs);
 	rc = llm_server_probe(hc, e->base_url, hdrs, PROBE_TIMEOUT_MS, &info);
 	buf_free_wipe(&auth);
 	client_put(s, hc);
-	pthread_mutex_lock(&s->ep[i].mu);
-	s->ep[i].probed_at = util_mono_ms();
-	s->ep[i].probe_state = rc == 0 || rc == ERR_NOTFOUND || rc == ERR_PARSE ? 1 : 2;
+	pthread_mutex_lock(&r->mu);
+	r->probed_at = util_mono_ms();
+	r->probe_state = rc == 0 || rc == ERR_NOTFOUND || rc == ERR_PARSE ? 1 : 2;
 	if (rc == 0)
-		s->ep[i].info = info;
-	pthread_mutex_unlock(&s->ep[i].mu);
+		r->info = info;
+	pthread_mutex_unlock(&r->mu);
 	if (rc < 0) {
 		if (rc == ERR_HTTP && !quiet_fail)
 			log_warn("llm", "endpoint %s (%s) does not answer: %s; calls will wait for it "
@@ -435,8 +625,8 @@ static void probe_endpoint(llm_service *s, int i, int quiet_fail)
 	health_report(part, HEALTH_OK, "the server answers%s",
 		      info.llamacpp ? " (llama.cpp)" : "");
 	list_ids(&info, ids, sizeof(ids));
-	for (int k = 0; k < llm_registry_n_models(s->reg); k++) {
-		const llm_model *m = llm_registry_model(s->reg, k);
+	for (int k = 0; k < llm_registry_n_models(g->reg); k++) {
+		const llm_model *m = llm_registry_model(g->reg, k);
 		if (m->endpoint != i)
 			continue;
 		if (info.n_models > 0 && !llm_server_lists(&info, m->id))
@@ -454,63 +644,75 @@ static void probe_endpoint(llm_service *s, int i, int quiet_fail)
 				 (long long)info.n_ctx);
 	}
 	if (info.total_slots > 0) {
-		llm_sched_stats st[64];
-		int n = llm_sched_stats_get(s->sched, st, 64);
-		if (i < n && st[i].slots != info.total_slots)
+		llm_sched_stats st[MAX_RT];
+		int n = llm_sched_stats_get(s->sched, st, MAX_RT);
+		if (g->rt[i] < n && st[g->rt[i]].slots != info.total_slots)
 			log_info("llm", "endpoint %s: the server has %d slots; configured %d: using %d",
-				 e->name, info.total_slots, st[i].slots, info.total_slots);
-		llm_sched_set_slots(s->sched, i, info.total_slots);
+				 e->name, info.total_slots, st[g->rt[i]].slots, info.total_slots);
+		llm_sched_set_slots(s->sched, g->rt[i], info.total_slots);
 	}
 }
 
-/* Probes endpoint i unless that was done (or tried a short while ago). */
-static void ensure_probed(llm_service *s, int i)
+/* Probes endpoint i of g unless that was done (or tried a short while ago). */
+static void ensure_probed(llm_service *s, const llm_gen *g, int i)
 {
+	ep_rt *r = rt_of(s, g, i);
 	int state;
 	int64_t at;
 
-	pthread_mutex_lock(&s->ep[i].mu);
-	state = s->ep[i].probe_state;
-	at = s->ep[i].probed_at;
-	pthread_mutex_unlock(&s->ep[i].mu);
+	pthread_mutex_lock(&r->mu);
+	state = r->probe_state;
+	at = r->probed_at;
+	pthread_mutex_unlock(&r->mu);
 	if (state == 1 || (state == 2 && util_mono_ms() - at < PROBE_AGAIN_MS))
 		return;
-	pthread_mutex_lock(&s->ep[i].probe_mu);
-	pthread_mutex_lock(&s->ep[i].mu);
-	state = s->ep[i].probe_state;
-	at = s->ep[i].probed_at;
-	pthread_mutex_unlock(&s->ep[i].mu);
+	pthread_mutex_lock(&r->probe_mu);
+	pthread_mutex_lock(&r->mu);
+	state = r->probe_state;
+	at = r->probed_at;
+	pthread_mutex_unlock(&r->mu);
 	if (!(state == 1 || (state == 2 && util_mono_ms() - at < PROBE_AGAIN_MS)))
-		probe_endpoint(s, i, 1);
-	pthread_mutex_unlock(&s->ep[i].probe_mu);
+		probe_endpoint(s, g, i, 1);
+	pthread_mutex_unlock(&r->probe_mu);
 }
 
 void llm_service_probe(llm_service *s)
 {
-	for (int i = 0; i < llm_registry_n_endpoints(s->reg); i++) {
-		pthread_mutex_lock(&s->ep[i].probe_mu);
-		probe_endpoint(s, i, 0);
-		pthread_mutex_unlock(&s->ep[i].probe_mu);
+	llm_gen *g = gen_get(s);
+
+	for (int i = 0; i < llm_registry_n_endpoints(g->reg); i++) {
+		ep_rt *r = rt_of(s, g, i);
+		pthread_mutex_lock(&r->probe_mu);
+		probe_endpoint(s, g, i, 0);
+		pthread_mutex_unlock(&r->probe_mu);
 	}
+	gen_put(s, g);
 }
 
 int llm_service_endpoint_facts(llm_service *s, int i, llm_endpoint_facts *out)
 {
-	llm_sched_stats st[64];
-	int n;
+	llm_sched_stats st[MAX_RT];
+	llm_gen *g = gen_get(s);
+	ep_rt *r;
+	int n, rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (i < 0 || i >= llm_registry_n_endpoints(s->reg))
-		return err_set(ERR_NOTFOUND, "no endpoint %d", i);
-	pthread_mutex_lock(&s->ep[i].mu);
-	out->probed = s->ep[i].probe_state == 1;
-	out->server = s->ep[i].info;
-	out->server_slots = s->ep[i].slots;
-	out->down = s->ep[i].down_since != 0;
-	pthread_mutex_unlock(&s->ep[i].mu);
-	n = llm_sched_stats_get(s->sched, st, 64);
-	out->slots = i < n ? st[i].slots : 0;
-	return 0;
+	if (i < 0 || i >= llm_registry_n_endpoints(g->reg)) {
+		rc = err_set(ERR_NOTFOUND, "no endpoint %d", i);
+		goto done;
+	}
+	r = rt_of(s, g, i);
+	pthread_mutex_lock(&r->mu);
+	out->probed = r->probe_state == 1;
+	out->server = r->info;
+	out->server_slots = r->slots;
+	out->down = r->down_since != 0;
+	pthread_mutex_unlock(&r->mu);
+	n = llm_sched_stats_get(s->sched, st, MAX_RT);
+	out->slots = g->rt[i] < n ? st[g->rt[i]].slots : 0;
+done:
+	gen_put(s, g);
+	return rc;
 }
 
 /* The level at which endpoint i takes `schema` (FULL unless it refused). */
@@ -583,6 +785,7 @@ typedef struct ask_out {
 /* Everything about one logical call that the attempts share. */
 typedef struct call_ctx {
 	llm_service *s;
+	llm_gen *g;          /* the configuration the call started under */
 	const llm_call *call;
 	const llm_request *rq;
 	const char *role;
@@ -657,8 +860,8 @@ static void metrics_init(void)
 static void sched_collect(void *udata)
 {
 	llm_service *s = udata;
-	llm_sched_stats st[64];
-	int n = llm_sched_stats_get(s->sched, st, 64);
+	llm_sched_stats st[MAX_RT];
+	int n = llm_sched_stats_get(s->sched, st, MAX_RT);
 
 	for (int i = 0; i < n; i++) {
 		met_set(met_with(m_slots, st[i].name), st[i].slots);
@@ -743,9 +946,12 @@ static json_t *content_json(const char *content, char *err, size_t cap)
 		}
 	}
 	j = json_loadb(p, (size_t)(end - p), 0, &e);
-	if (!j)
-		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", e.text,
+	if (!j) {
+		char why[200];
+		utf8_excerpt(why, sizeof(why), e.text, strlen(e.text), sizeof(why));
+		snprintf(err, cap, "the reply is not valid JSON: %s (line %d, column %d)", why,
 			 e.line, e.column);
+	}
 	return j;
 }
 
@@ -1132,7 +1338,7 @@ static int wait_healthy(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 			const char *const *hdrs)
 {
 	llm_service *s = cc->s;
-	ep_rt *r = &s->ep[m->endpoint];
+	ep_rt *r = rt_of(s, cc->g, m->endpoint);
 	int64_t wait_ms = e->health_wait_ms > 0 ? e->health_wait_ms : s->opt.health_wait_ms;
 	int64_t since, now, seen = util_mono_ms();
 	http_client *hc = NULL;
@@ -1246,13 +1452,16 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		     size_t n_extra, llm_response *out, ask_out *ao)
 {
 	llm_service *s = cc->s;
-	const llm_model *m = llm_registry_model(s->reg, mi);
-	const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
+	const llm_model *m = llm_registry_model(cc->g->reg, mi);
+	const llm_endpoint *e = llm_registry_endpoint(cc->g->reg, m->endpoint);
+	ep_rt *rt = rt_of(s, cc->g, m->endpoint);
+	llm_budget_defaults bd;
 	const char *headers[8] = {"Content-Type: application/json", NULL, NULL, NULL,
 				  NULL, NULL, NULL, NULL};
 	char idh[3][200];
 	const char *hhdrs[3] = {"Accept: application/json", NULL, NULL};
-	llm_wire_opts wo = {m->id, max_tokens, e->max_tokens_field, e->stream_usage, 0, 0};
+	llm_wire_opts wo = {m->id, max_tokens, e->max_tokens_field, e->stream_usage, 0, 0,
+			    &m->quirks, &m->params};
 	llm_request wrq = *cc->rq;
 	llm_message *pmsgs = NULL;
 	char *ptext = NULL;
@@ -1276,12 +1485,16 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 
 	/* reserve the worst case against the budgets */
 	worst = ((double)est_in * m->price_in + (double)max_tokens * m->price_out) / 1e6;
+	/* the configuration's default budgets win over the environment's */
+	llm_registry_budgets(cc->g->reg, &bd);
 	if (s->opt.pool && worst > 0 && (cc->call->project || cc->call->user)) {
 		rc = pg_pool_acquire(s->opt.pool, 10000, &c);
 		if (rc == 0)
 			rc = llm_ledger_reserve(c, cc->call->project, cc->call->user, worst,
-						s->opt.reserve_ttl_ms, s->opt.project_budget,
-						s->opt.user_budget, s->opt.budget_period, &res,
+						s->opt.reserve_ttl_ms,
+						bd.project >= 0 ? bd.project : s->opt.project_budget,
+						bd.user >= 0 ? bd.user : s->opt.user_budget,
+						bd.period[0] ? bd.period : s->opt.budget_period, &res,
 						&out->budget);
 		pg_pool_release(s->opt.pool, c);
 		c = NULL;
@@ -1300,9 +1513,9 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 	 * server can take it */
 	wire_stream = cc->rq->stream || e->stream_replies;
 	wrq.stream = wire_stream;
-	pthread_mutex_lock(&s->ep[m->endpoint].mu);
-	wo.progress = wire_stream && s->ep[m->endpoint].info.llamacpp;
-	pthread_mutex_unlock(&s->ep[m->endpoint].mu);
+	pthread_mutex_lock(&rt->mu);
+	wo.progress = wire_stream && rt->info.llamacpp;
+	pthread_mutex_unlock(&rt->mu);
 	if (cc->rq->json_schema && cc->schema_level == LLM_SCHEMA_NONE) {
 		wrq.json_schema = NULL;
 		rc = schema_in_prompt(cc->rq, &pmsgs, &wrq.n_messages, &ptext);
@@ -1313,7 +1526,7 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		wo.loose_schema = cc->schema_level == LLM_SCHEMA_SIMPLE;
 	}
 	if (rc == 0)
-		rc = llm_registry_key(s->reg, m->endpoint, &key);
+		rc = llm_registry_key(cc->g->reg, m->endpoint, &key);
 	if (rc == 0 && key.len > 0) {
 		rc = buf_printf(&auth, "Authorization: Bearer %s", key.data);
 		headers[nh++] = auth.data;
@@ -1344,7 +1557,7 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 	}
 	redact_buf(&body);
 
-	rc = llm_sched_acquire(s->sched, m->endpoint, cc->call->priority, cc->owner,
+	rc = llm_sched_acquire(s->sched, cc->g->rt[m->endpoint], cc->call->priority, cc->owner,
 			       cc->call->cancel, s->opt.queue_timeout_ms, &ticket);
 	if (rc < 0) {
 		snprintf(errmsg, sizeof(errmsg), "%s", err_last());
@@ -1361,9 +1574,9 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 
 	/* a server known to be down: wait for it before sending (or give up at once when
 	 * it has been down longer than its health_wait) */
-	pthread_mutex_lock(&s->ep[m->endpoint].mu);
-	down = s->ep[m->endpoint].down_since != 0;
-	pthread_mutex_unlock(&s->ep[m->endpoint].mu);
+	pthread_mutex_lock(&rt->mu);
+	down = rt->down_since != 0;
+	pthread_mutex_unlock(&rt->mu);
 	if (down) {
 		rc = wait_healthy(cc, m, e, hhdrs);
 		if (rc < 0) {
@@ -1500,16 +1713,17 @@ done:
 static int64_t count_prompt(call_ctx *cc, const llm_model *m)
 {
 	llm_service *s = cc->s;
-	const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
+	const llm_endpoint *e = llm_registry_endpoint(cc->g->reg, m->endpoint);
+	ep_rt *rt = rt_of(s, cc->g, m->endpoint);
 	http_client *hc = NULL;
 	const char *hdrs[3];
 	int64_t n = 0;
 	buf text, auth;
 	int llama, rc;
 
-	pthread_mutex_lock(&s->ep[m->endpoint].mu);
-	llama = s->ep[m->endpoint].info.llamacpp && s->ep[m->endpoint].down_since == 0;
-	pthread_mutex_unlock(&s->ep[m->endpoint].mu);
+	pthread_mutex_lock(&rt->mu);
+	llama = rt->info.llamacpp && rt->down_since == 0;
+	pthread_mutex_unlock(&rt->mu);
 	if (!llama)
 		return cc->est_fallback;
 	buf_init(&text, 0);
@@ -1518,7 +1732,7 @@ static int64_t count_prompt(call_ctx *cc, const llm_model *m)
 	if (rc == 0)
 		rc = client_get(s, &hc);
 	if (rc == 0) {
-		server_headers(s, m->endpoint, &auth, hdrs);
+		server_headers(cc->g, m->endpoint, &auth, hdrs);
 		rc = llm_server_tokenize(hc, e->base_url, hdrs, buf_cstr(&text), text.len,
 					 PROBE_TIMEOUT_MS, &n);
 		client_put(s, hc);
@@ -1612,7 +1826,9 @@ static size_t build_reask(call_ctx *cc, const llm_response *out, const ask_out *
 	return n;
 }
 
-int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_response *out)
+/* llm_chat under configuration g. */
+static int chat_gen(llm_service *s, llm_gen *g, const llm_call *call, const llm_request *rq,
+		    llm_response *out)
 {
 	static const llm_call none = {0};
 	const int *models;
@@ -1627,6 +1843,7 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 		call = &none;
 	memset(&cc, 0, sizeof(cc));
 	cc.s = s;
+	cc.g = g;
 	cc.call = call;
 	cc.rq = rq;
 	cc.role = call->role ? call->role : "default";
@@ -1643,7 +1860,7 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 		return err_set(ERR_INVALID, "llm_chat: the request has no messages");
 	if (rq->stream == 0 && rq->on_delta)
 		return err_set(ERR_INVALID, "llm_chat: on_delta is set but stream is not");
-	rc = llm_registry_route(s->reg, cc.role, &models, &n);
+	rc = llm_registry_route(g->reg, cc.role, &models, &n);
 	if (rc < 0)
 		return rc;
 	cc.est_fallback = llm_wire_estimate_tokens(rq);
@@ -1652,8 +1869,8 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 		shash = schema_hash(rq->json_schema);
 
 	for (int k = 0; k < n; k++) {
-		const llm_model *m = llm_registry_model(s->reg, models[k]);
-		const llm_endpoint *e = llm_registry_endpoint(s->reg, m->endpoint);
+		const llm_model *m = llm_registry_model(g->reg, models[k]);
+		const llm_endpoint *e = llm_registry_endpoint(g->reg, m->endpoint);
 		int max_tokens = rq->max_tokens > 0 ? rq->max_tokens : m->max_output;
 		int64_t context;
 		int reasks = 0;
@@ -1662,8 +1879,8 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 		size_t n_reask = 0;
 		char *bad = NULL, *note = NULL;
 
-		ensure_probed(s, m->endpoint);
-		context = model_context(s, m);
+		ensure_probed(s, g, m->endpoint);
+		context = model_context(s, g, m);
 		cc.est_in = count_prompt(&cc, m);
 		out->context_needed = cc.est_in;
 		if (context > biggest)
@@ -1683,10 +1900,10 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 		if (k > 0) {
 			out->escalations++;
 			log_warn("llm", "role %s: escalating from model %s to %s after: %s", cc.role,
-				 llm_registry_model(s->reg, models[k - 1])->name, m->name, last_msg);
+				 llm_registry_model(g->reg, models[k - 1])->name, m->name, last_msg);
 		}
 		tried++;
-		cc.schema_level = rq->json_schema ? schema_level_get(s, m->endpoint, shash)
+		cc.schema_level = rq->json_schema ? schema_level_get(s, g->rt[m->endpoint], shash)
 						  : LLM_SCHEMA_FULL;
 		for (;;) {
 			rc = ask_model(&cc, models[k], max_tokens, reask, n_reask, out, &ao);
@@ -1702,7 +1919,7 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 						 ? "simplified (our own check stays whole)"
 						 : "in the prompt instead (our own check stays whole)");
 				cc.schema_level++;
-				schema_level_set(s, m->endpoint, shash, cc.schema_level);
+				schema_level_set(s, g->rt[m->endpoint], shash, cc.schema_level);
 				continue;
 			}
 			if (rc != ERR_PARSE || ao.problem == PB_NONE ||
@@ -1741,4 +1958,13 @@ int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_re
 		return err_set(last_rc, "role '%s': all %d models failed (%d asked); the last: %s",
 			       cc.role, n, tried, last_msg);
 	return err_set(last_rc, "%s", last_msg);
+}
+
+int llm_chat(llm_service *s, const llm_call *call, const llm_request *rq, llm_response *out)
+{
+	llm_gen *g = gen_get(s);
+	int rc = chat_gen(s, g, call, rq, out);
+
+	gen_put(s, g);
+	return rc;
 }

@@ -93,7 +93,32 @@ int llm_service_new(llm_service **out, llm_registry *reg, const llm_options *opt
  * No call may be in progress. NULL is a no-op. */
 void llm_service_free(llm_service *s);
 
-/* Borrowed. */
+/* Puts `reg` (owned, also on failure) in force: calls that start from now
+ * on use it, calls in progress finish under the configuration they started
+ * with (freed when the last of them ends). An endpoint of the same name
+ * and base URL keeps its probe, outage state and scheduler slot; its
+ * configured slot count applies unless its server reported its own.
+ * `version` is the stored configuration's (0: from a file or the
+ * environment). Thread-safe. */
+int llm_service_set_registry(llm_service *s, llm_registry *reg, int64_t version);
+
+/* Calls fn(udata) first thing in llm_service_free (what follows the
+ * service, such as the configuration watcher, stops before it goes). */
+void llm_service_on_free(llm_service *s, void (*fn)(void *), void *udata);
+
+/* The version of the configuration in force (0: file or environment). */
+int64_t llm_service_version(llm_service *s);
+
+/* llm_registry_describe of the configuration in force, with its
+ * "version". The caller owns *out. */
+int llm_service_describe(llm_service *s, json_t **out);
+
+/* Where the configuration in force came from, its models and endpoints. */
+void llm_service_summary(llm_service *s, char *origin, size_t cap, int *models, int *endpoints);
+
+/* The registry in force. Borrowed: valid only until the next
+ * llm_service_set_registry (use it where nothing changes the
+ * configuration, as in tests and at start-up). */
 llm_registry *llm_service_registry(llm_service *s);
 llm_sched *llm_service_sched(llm_service *s);
 const char *llm_service_instance(const llm_service *s);

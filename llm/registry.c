@@ -26,6 +26,7 @@ struct llm_registry {
 	llm_model model[MAX_MODELS];
 	role roles[MAX_ROLES];
 	int lookahead, starvation;
+	llm_budget_defaults budgets;
 	int ident[MAX_MODELS];   /* ident[i] == i: one-model routes point here */
 	pthread_mutex_t mu;      /* guards the cached secret keys */
 	buf secret_key[MAX_ENDPOINTS];
@@ -57,6 +58,8 @@ static int reg_alloc(llm_registry **out, const char *origin)
 	snprintf(r->origin, sizeof(r->origin), "%s", origin);
 	r->lookahead = 64;
 	r->starvation = 16;
+	r->budgets.project = -1;
+	r->budgets.user = -1;
 	pthread_mutex_init(&r->mu, NULL);
 	for (int i = 0; i < MAX_ENDPOINTS; i++)
 		buf_init(&r->secret_key[i], 8192);
@@ -95,7 +98,7 @@ static void endpoint_defaults(llm_endpoint *e)
 static int fix_base_url(char *u, const char *where)
 {
 	size_t n;
-	const char *suffix = "/chat/completions";
+	const char *suffix = "/chat/completions", *host;
 
 	if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
 		return err_set(ERR_INVALID,
@@ -108,6 +111,11 @@ static int fix_base_url(char *u, const char *where)
 	}
 	while (n > 0 && u[n - 1] == '/')
 		u[--n] = '\0';
+	/* a host after the scheme ("http://" alone named none, and lost its "//") */
+	host = strstr(u, "://");
+	if (!host || !host[3] || host[3] == '/')
+		return err_set(ERR_INVALID,
+			       "%s: base_url names no host (e.g. http://127.0.0.1:8080/v1)", where);
 	return 0;
 }
 
@@ -195,7 +203,9 @@ static int get_dur(json_t *obj, const char *key, const char *where, int64_t *out
 
 	if (!v || json_is_null(v))
 		return 0;
-	if (json_is_number(v) && json_number_value(v) >= 0) {
+	/* a number of seconds up to a year (more would not fit once in ms) */
+	if (json_is_number(v) && json_number_value(v) >= 0 &&
+	    json_number_value(v) <= 365.0 * 86400) {
 		*out = (int64_t)(json_number_value(v) * 1000.0);
 		return 0;
 	}
@@ -204,7 +214,7 @@ static int get_dur(json_t *obj, const char *key, const char *where, int64_t *out
 		return 0;
 	}
 	return err_set(ERR_INVALID, "%s: '%s' must be a duration such as \"30s\", \"10m\" or a "
-				    "number of seconds", where, key);
+				    "number of seconds (at most a year)", where, key);
 }
 
 static int get_bool(json_t *obj, const char *key, const char *where, int *out)
@@ -306,8 +316,10 @@ static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const ch
 static int parse_model(llm_registry *r, const char *name, json_t *o, const char *origin)
 {
 	static const char *const keys[] = {"endpoint", "model", "context", "max_output",
-					   "price_in", "price_out", NULL};
-	char where[256], ep[64] = "";
+					   "price_in", "price_out", "provider", "quirks",
+					   "temperature", "top_p", "reasoning_effort", NULL};
+	char where[256], ep[64] = "", provider[32] = "generic";
+	double num;
 	llm_model *m;
 	int64_t v;
 	int rc;
@@ -332,6 +344,9 @@ static int parse_model(llm_registry *r, const char *name, json_t *o, const char 
 	    (rc = get_num(o, "price_in", where, &m->price_in)) < 0 ||
 	    (rc = get_num(o, "price_out", where, &m->price_out)) < 0)
 		return rc;
+	if (!m->id[0]) /* an empty model id is sent as is and refused by every server */
+		return err_set(ERR_INVALID, "%s: 'model' is empty (leave it out to send \"%s\")",
+			       where, m->name);
 	m->endpoint = find_endpoint(r, ep);
 	if (m->endpoint < 0)
 		return err_set(ERR_INVALID, "%s: endpoint '%s' is not defined under \"endpoints\"",
@@ -345,6 +360,29 @@ static int parse_model(llm_registry *r, const char *name, json_t *o, const char 
 	if (m->max_output >= m->context)
 		return err_set(ERR_INVALID, "%s: max_output (%d) must be smaller than context (%lld)",
 			       where, m->max_output, (long long)m->context);
+	/* the provider's quirks and the model's own sampling parameters */
+	m->params.temperature = -1;
+	if ((rc = get_str(o, "provider", where, provider, sizeof(provider), 0)) < 0 ||
+	    (rc = get_str(o, "reasoning_effort", where, m->params.reasoning_effort,
+			  sizeof(m->params.reasoning_effort), 0)) < 0)
+		return rc;
+	if (llm_quirks_profile(provider, &m->quirks) < 0)
+		return err_set(ERR_INVALID, "%s: %s", where, err_last());
+	if ((rc = llm_quirks_override(&m->quirks, json_object_get(o, "quirks"), where)) < 0)
+		return rc;
+	num = -1;
+	if (json_object_get(o, "temperature") && !json_is_null(json_object_get(o, "temperature"))) {
+		if ((rc = get_num(o, "temperature", where, &num)) < 0 || num > 2)
+			return err_set(ERR_INVALID, "%s: 'temperature' must be a number from 0 to 2",
+				       where);
+		m->params.temperature = num;
+	}
+	num = 0;
+	if ((rc = get_num(o, "top_p", where, &num)) < 0 || num > 1)
+		return err_set(ERR_INVALID, "%s: 'top_p' must be a number above 0, at most 1", where);
+	m->params.top_p = num;
+	if ((rc = llm_quirks_check(&m->quirks, &m->params, where)) < 0)
+		return rc;
 	r->n_model++;
 	return 0;
 }
@@ -389,11 +427,13 @@ static int parse_role(llm_registry *r, const char *name, json_t *v, const char *
 	return 0;
 }
 
-static int parse_root(llm_registry *r, json_t *root, const char *origin)
+static int parse_root(llm_registry *r, json_t *root, const char *origin, int strict)
 {
-	static const char *const keys[] = {"endpoints", "models", "roles", "scheduler", NULL};
+	static const char *const keys[] = {"endpoints", "models", "roles", "scheduler", "budgets",
+					   NULL};
 	static const char *const skeys[] = {"lookahead", "starvation", NULL};
-	json_t *eps, *models, *roles, *sched, *v;
+	static const char *const bkeys[] = {"project", "user", "period", NULL};
+	json_t *eps, *models, *roles, *sched, *budgets, *v;
 	const char *k;
 	char where[300];
 	int rc;
@@ -405,14 +445,15 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin)
 	eps = json_object_get(root, "endpoints");
 	models = json_object_get(root, "models");
 	roles = json_object_get(root, "roles");
-	if (!json_is_object(eps) || json_object_size(eps) == 0)
+	if ((strict || eps) && (!json_is_object(eps) || (strict && json_object_size(eps) == 0)))
 		return err_set(ERR_INVALID, "%s: \"endpoints\" must be an object with at least one "
 					    "endpoint", origin);
 	json_object_foreach(eps, k, v) {
 		if ((rc = parse_endpoint(r, k, v, origin)) < 0)
 			return rc;
 	}
-	if (!json_is_object(models) || json_object_size(models) == 0)
+	if ((strict || models) && (!json_is_object(models) ||
+				   (strict && json_object_size(models) == 0)))
 		return err_set(ERR_INVALID, "%s: \"models\" must be an object with at least one model",
 			       origin);
 	json_object_foreach(models, k, v) {
@@ -442,6 +483,24 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin)
 			return rc;
 		r->starvation = (int)n;
 	}
+	budgets = json_object_get(root, "budgets");
+	if (budgets) {
+		const char *per;
+		snprintf(where, sizeof(where), "%s: budgets", origin);
+		if (!json_is_object(budgets))
+			return err_set(ERR_INVALID, "%s must be an object", where);
+		if ((rc = check_keys(budgets, where, bkeys)) < 0 ||
+		    (rc = get_num(budgets, "project", where, &r->budgets.project)) < 0 ||
+		    (rc = get_num(budgets, "user", where, &r->budgets.user)) < 0 ||
+		    (rc = get_str(budgets, "period", where, r->budgets.period,
+				  sizeof(r->budgets.period), 0)) < 0)
+			return rc;
+		per = r->budgets.period;
+		if (*per && strcmp(per, "total") != 0 && strcmp(per, "day") != 0 &&
+		    strcmp(per, "week") != 0 && strcmp(per, "month") != 0)
+			return err_set(ERR_INVALID, "%s: 'period' must be total, day, week or month",
+				       where);
+	}
 	return 0;
 }
 
@@ -459,8 +518,25 @@ int llm_registry_load_text(llm_registry **out, const char *text, const char *ori
 			       e.text, e.line, e.column);
 	rc = reg_alloc(&r, origin);
 	if (rc == 0)
-		rc = parse_root(r, root, origin);
+		rc = parse_root(r, root, origin, 1);
 	json_decref(root);
+	if (rc < 0) {
+		llm_registry_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int llm_registry_load_json(llm_registry **out, const json_t *doc, const char *origin)
+{
+	llm_registry *r = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = reg_alloc(&r, origin);
+	if (rc == 0)
+		rc = parse_root(r, (json_t *)doc, origin, 0);
 	if (rc < 0) {
 		llm_registry_free(r);
 		return rc;
@@ -544,6 +620,8 @@ int llm_registry_load(llm_registry **out)
 	r->model[0].endpoint = 0;
 	r->model[0].context = context;
 	r->model[0].max_output = (int)maxout;
+	llm_quirks_profile("generic", &r->model[0].quirks);
+	r->model[0].params.temperature = -1;
 	r->n_model = 1;
 	snprintf(r->roles[0].name, sizeof(r->roles[0].name), "default");
 	r->roles[0].models[0] = 0;
@@ -576,6 +654,129 @@ const llm_endpoint *llm_registry_endpoint(const llm_registry *r, int i)
 const llm_model *llm_registry_model(const llm_registry *r, int i)
 {
 	return i >= 0 && i < r->n_model ? &r->model[i] : NULL;
+}
+
+void llm_registry_budgets(const llm_registry *r, llm_budget_defaults *out)
+{
+	*out = r->budgets;
+}
+
+/* The quirks of m that differ from its profile's, as a "quirks" object
+ * (NULL when none differ). */
+static json_t *quirk_overrides(const llm_model *m)
+{
+	llm_quirks base;
+	json_t *all, *mine, *o = json_object();
+
+	if (llm_quirks_profile(m->quirks.profile, &base) < 0) {
+		err_clear();
+		json_decref(o);
+		return NULL;
+	}
+	all = llm_quirks_json(&base);
+	mine = llm_quirks_json(&m->quirks);
+	{
+		const char *k;
+		json_t *v;
+		json_object_foreach(mine, k, v) {
+			if (strcmp(k, "profile") == 0 || json_equal(v, json_object_get(all, k)))
+				continue;
+			if (strcmp(k, "reasoning") == 0 || strcmp(k, "temperature") == 0 ||
+			    strcmp(k, "top_p") == 0 || strcmp(k, "stop") == 0 ||
+			    strcmp(k, "efforts") == 0 || strcmp(k, "temperature_max") == 0 ||
+			    strcmp(k, "max_tokens_field") == 0 ||
+			    strcmp(k, "no_temperature_reasoning") == 0)
+				json_object_set(o, k, v);
+		}
+	}
+	json_decref(all);
+	json_decref(mine);
+	if (json_object_size(o) == 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* A duration as the file writes it: whole seconds when it is, else ms. */
+static json_t *dur(int64_t ms)
+{
+	char t[32];
+
+	if (ms % 1000 == 0)
+		snprintf(t, sizeof(t), "%llds", (long long)(ms / 1000));
+	else
+		snprintf(t, sizeof(t), "%lldms", (long long)ms);
+	return json_string(t);
+}
+
+json_t *llm_registry_to_json(const llm_registry *r)
+{
+	json_t *root = json_object(), *eps = json_object(), *models = json_object(),
+	       *roles = json_object();
+
+	for (int i = 0; i < r->n_ep; i++) {
+		const llm_endpoint *e = &r->ep[i];
+		json_t *o = json_pack("{s:s, s:i, s:o, s:o, s:i, s:o, s:o, s:o, s:b, s:b, s:s, s:b}",
+				      "base_url", e->base_url, "slots", e->slots, "timeout",
+				      dur(e->timeout_ms), "connect_timeout",
+				      dur(e->connect_timeout_ms), "max_retries", e->max_retries,
+				      "retry_base", dur(e->retry_base_ms), "retry_max",
+				      dur(e->retry_max_ms), "max_retry_wait", dur(e->max_retry_wait_ms),
+				      "stream_usage", e->stream_usage, "stream_replies",
+				      e->stream_replies, "max_tokens_field", e->max_tokens_field,
+				      "local", e->local);
+		if (e->key_env[0])
+			json_object_set_new(o, "api_key_env", json_string(e->key_env));
+		if (e->key_secret[0])
+			json_object_set_new(o, "api_key_secret", json_string(e->key_secret));
+		if (e->idle_timeout_ms > 0)
+			json_object_set_new(o, "idle_timeout", dur(e->idle_timeout_ms));
+		if (e->health_wait_ms > 0)
+			json_object_set_new(o, "health_wait", dur(e->health_wait_ms));
+		json_object_set_new(eps, e->name, o);
+	}
+	for (int i = 0; i < r->n_model; i++) {
+		const llm_model *m = &r->model[i];
+		json_t *q = quirk_overrides(m);
+		json_t *o = json_pack("{s:s, s:s, s:I, s:i, s:f, s:f, s:s}", "endpoint",
+				      r->ep[m->endpoint].name, "model", m->id, "context",
+				      (json_int_t)m->context, "max_output", m->max_output, "price_in",
+				      m->price_in, "price_out", m->price_out, "provider",
+				      m->quirks.profile);
+		if (q)
+			json_object_set_new(o, "quirks", q);
+		if (m->params.temperature >= 0)
+			json_object_set_new(o, "temperature", json_real(m->params.temperature));
+		if (m->params.top_p > 0)
+			json_object_set_new(o, "top_p", json_real(m->params.top_p));
+		if (m->params.reasoning_effort[0])
+			json_object_set_new(o, "reasoning_effort",
+					    json_string(m->params.reasoning_effort));
+		json_object_set_new(models, m->name, o);
+	}
+	for (int i = 0; i < r->n_role; i++) {
+		json_t *a = json_array();
+		for (int k = 0; k < r->roles[i].n; k++)
+			json_array_append_new(a, json_string(r->model[r->roles[i].models[k]].name));
+		json_object_set_new(roles, r->roles[i].name, a);
+	}
+	json_object_set_new(root, "endpoints", eps);
+	json_object_set_new(root, "models", models);
+	json_object_set_new(root, "roles", roles);
+	json_object_set_new(root, "scheduler", json_pack("{s:i, s:i}", "lookahead", r->lookahead,
+							  "starvation", r->starvation));
+	if (r->budgets.project >= 0 || r->budgets.user >= 0 || r->budgets.period[0]) {
+		json_t *b = json_object();
+		if (r->budgets.project >= 0)
+			json_object_set_new(b, "project", json_real(r->budgets.project));
+		if (r->budgets.user >= 0)
+			json_object_set_new(b, "user", json_real(r->budgets.user));
+		if (r->budgets.period[0])
+			json_object_set_new(b, "period", json_string(r->budgets.period));
+		json_object_set_new(root, "budgets", b);
+	}
+	return root;
 }
 
 void llm_registry_sched(const llm_registry *r, int *lookahead, int *starvation)
@@ -738,6 +939,15 @@ int llm_registry_describe(llm_registry *r, json_t **out)
 		json_object_set_new(o, "max_output", json_integer(m->max_output));
 		json_object_set_new(o, "price_in", json_real(m->price_in));
 		json_object_set_new(o, "price_out", json_real(m->price_out));
+		json_object_set_new(o, "provider", json_string(m->quirks.profile));
+		json_object_set_new(o, "quirks", llm_quirks_json(&m->quirks));
+		if (m->params.temperature >= 0)
+			json_object_set_new(o, "temperature", json_real(m->params.temperature));
+		if (m->params.top_p > 0)
+			json_object_set_new(o, "top_p", json_real(m->params.top_p));
+		if (m->params.reasoning_effort[0])
+			json_object_set_new(o, "reasoning_effort",
+					    json_string(m->params.reasoning_effort));
 		json_array_append_new(models, o);
 	}
 	for (int i = 0; i < r->n_role; i++) {

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "llm/quirks.h"
 
 typedef struct llm_registry llm_registry;
 
@@ -70,7 +71,18 @@ typedef struct llm_model {
 	int max_output;           /* default max_tokens */
 	double price_in;          /* USD per 1M prompt tokens */
 	double price_out;         /* USD per 1M completion tokens */
+	llm_quirks quirks;        /* its provider's quirks ("provider", "quirks") */
+	llm_params params;        /* its own temperature, top_p, reasoning_effort */
 } llm_model;
+
+/* Budgets given to a project or user that has none yet ("budgets" in the
+ * file: {"project": USD, "user": USD, "period": "month"}); < 0: none set
+ * there (the environment's ORCH_LLM_*_BUDGET apply). */
+typedef struct llm_budget_defaults {
+	double project;
+	double user;
+	char period[16];          /* "" when not set */
+} llm_budget_defaults;
 
 /* Loads the registry: from the file named by ORCH_MODELS when set, else
  * from LLM_BASE_URL / LLM_MODEL / LLM_API_KEY (and LLM_SLOTS, LLM_CONTEXT),
@@ -83,6 +95,11 @@ int llm_registry_load(llm_registry **out);
 int llm_registry_load_file(llm_registry **out, const char *path);
 int llm_registry_load_text(llm_registry **out, const char *text, const char *origin);
 
+/* Loads from a parsed document, as the stored configuration does: as
+ * _load_text, except that it may have no endpoints or models (every call
+ * then fails, saying none is configured). The caller owns *out. */
+int llm_registry_load_json(llm_registry **out, const json_t *doc, const char *origin);
+
 void llm_registry_free(llm_registry *r);
 
 /* Where the registry came from ("models.json", "LLM_BASE_URL", "none"). */
@@ -92,6 +109,15 @@ int llm_registry_n_endpoints(const llm_registry *r);
 int llm_registry_n_models(const llm_registry *r);
 const llm_endpoint *llm_registry_endpoint(const llm_registry *r, int i);
 const llm_model *llm_registry_model(const llm_registry *r, int i);
+
+/* The default budgets of the file ("budgets"), into *out. */
+void llm_registry_budgets(const llm_registry *r, llm_budget_defaults *out);
+
+/* The registry as a document llm_registry_load_text takes back: every
+ * endpoint, model (with its provider, quirks that differ from the
+ * profile's, and parameters), role, the scheduler and the budgets, each
+ * field spelled as in the file. Owned. */
+json_t *llm_registry_to_json(const llm_registry *r);
 
 /* Scheduler tuning from the file ("scheduler": {"lookahead", "starvation"}). */
 void llm_registry_sched(const llm_registry *r, int *lookahead, int *starvation);

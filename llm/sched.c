@@ -75,6 +75,25 @@ int llm_sched_new(llm_sched **out, int n, const char *const *names, const int *s
 	return 0;
 }
 
+int llm_sched_add(llm_sched *s, const char *name, int slots, int *out_index)
+{
+	ep_state *ep;
+
+	pthread_mutex_lock(&s->mu);
+	ep = realloc(s->ep, (size_t)(s->n + 1) * sizeof(*ep));
+	if (!ep) {
+		pthread_mutex_unlock(&s->mu);
+		return err_set(ERR_NOMEM, "out of memory");
+	}
+	s->ep = ep;
+	memset(&ep[s->n], 0, sizeof(ep[s->n]));
+	snprintf(ep[s->n].st.name, sizeof(ep[s->n].st.name), "%s", name);
+	ep[s->n].st.slots = slots > 0 ? slots : 1;
+	*out_index = s->n++;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
 void llm_sched_free(llm_sched *s)
 {
 	if (!s)

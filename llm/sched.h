@@ -64,6 +64,10 @@ typedef struct llm_sched_stats {
 int llm_sched_new(llm_sched **out, int n, const char *const *names, const int *slots,
 		  int lookahead, int starvation);
 
+/* Adds an endpoint (a configuration that changed at run time) with its
+ * name and slots; its index into *out_index. Thread-safe. */
+int llm_sched_add(llm_sched *s, const char *name, int slots, int *out_index);
+
 /* Frees the scheduler. No thread may be waiting in it. NULL is a no-op. */
 void llm_sched_free(llm_sched *s);
 

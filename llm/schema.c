@@ -1,5 +1,6 @@
 #include "llm/schema.h"
 #include "core/err.h"
+#include "core/utf8.h"
 
 #include <math.h>
 #include <regex.h>
@@ -8,6 +9,10 @@
 #include <string.h>
 
 #define MAX_DEPTH 64
+/* Steps (a schema applied to a value) one check may take: far more than a
+ * reply within the size caps needs, far less than a schema whose anyOf
+ * refers back to itself would take (2^64). */
+#define MAX_STEPS 1000000
 
 static const char *type_of(const json_t *v)
 {
@@ -50,6 +55,7 @@ typedef struct ctx {
 	size_t pcap;
 	char *err;
 	size_t ecap;
+	long *steps; /* shared by the sub-checks of anyOf and oneOf */
 } ctx;
 
 static int check(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, int depth);
@@ -60,7 +66,9 @@ static int fail(char *err, size_t ecap, const char *path, const char *fmt, const
 	char msg[256];
 
 	snprintf(msg, sizeof(msg), fmt, a, b);
+	utf8_fit(msg); /* a message cut inside a character goes back to the model */
 	snprintf(err, ecap, "%s: %s", path, msg);
+	utf8_fit(err);
 	return -1;
 }
 
@@ -73,6 +81,7 @@ static int with_path(const ctx *cx, const json_t *sc, const json_t *v, size_t pl
 		snprintf(cx->path + plen, cx->pcap - plen, ".%s", key);
 	else
 		snprintf(cx->path + plen, cx->pcap - plen, "[%zu]", idx);
+	utf8_fit(cx->path + plen);
 	rc = check(cx, sc, v, strlen(cx->path), depth + 1);
 	cx->path[plen] = '\0';
 	return rc;
@@ -119,6 +128,53 @@ static const json_t *resolve_ref(const json_t *root, const char *ref)
  * regular expressions can tell (\d and \D are rewritten; \w, \s and their
  * negations are glibc's). 1 match, 0 no match, -1 when the pattern cannot be
  * compiled here (the caller then ignores it). */
+/* Whether `pattern` puts a quantifier right after another ("a++", "a*{2}",
+ * "a+??"): ECMA-262 refuses that, and glibc compiles it into a tree that
+ * doubles with each one. A lazy "?" after a quantifier is allowed once. */
+static int stacked_quantifiers(const char *pattern)
+{
+	int after = 0; /* 0: no quantifier just before, 1: one, 2: one and its lazy '?' */
+
+	for (const char *p = pattern; *p; p++) {
+		if (*p == '\\') {
+			if (p[1])
+				p++;
+			after = 0;
+		} else if (*p == '[') {
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']') {
+				if (*p == '\\' && p[1])
+					p++;
+				p++;
+			}
+			if (!*p)
+				return 0;
+			after = 0;
+		} else if (*p == '*' || *p == '+' || (*p == '{' && p[1] >= '0' && p[1] <= '9')) {
+			if (after)
+				return 1;
+			after = 1;
+			if (*p == '{') {
+				const char *e = strchr(p, '}');
+				if (!e)
+					return 0;
+				p = e;
+			}
+		} else if (*p == '?') {
+			if (after == 2)
+				return 1;
+			after = after ? 2 : 1;
+		} else {
+			after = 0;
+		}
+	}
+	return 0;
+}
+
 static int pattern_match(const char *pattern, const char *s)
 {
 	regex_t re;
@@ -126,6 +182,8 @@ static int pattern_match(const char *pattern, const char *s)
 	size_t n = 0;
 	int rc;
 
+	if (stacked_quantifiers(pattern))
+		return -1;
 	for (const char *p = pattern; *p && n < sizeof(ere) - 8; p++) {
 		if (p[0] == '\\' && (p[1] == 'd' || p[1] == 'D')) {
 			const char *cls = p[1] == 'd' ? "[0-9]" : "[^0-9]";
@@ -156,6 +214,9 @@ static int check(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, 
 
 	if (depth > MAX_DEPTH)
 		return fail(err, ecap, path, "nested deeper than %s levels%s", "64", "");
+	if (++*cx->steps > MAX_STEPS)
+		return fail(err, ecap, path, "takes more than %s steps to check (the schema refers "
+					     "back to itself in a loop?)%s", "1000000", "");
 	if (json_is_false(sc))
 		return fail(err, ecap, path, "no value is allowed here%s%s", "", "");
 	if (!json_is_object(sc))
@@ -314,6 +375,9 @@ static int check(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, 
 				snprintf(first, sizeof(first), "%s", e2);
 		}
 		if (matches == 0) {
+			if (!first[0]) /* an empty list: nothing matches */
+				return fail(err, ecap, path, "matches none of the %s schemas%s",
+					    one ? "oneOf" : "anyOf", "");
 			snprintf(err, ecap, "%s", first);
 			return -1;
 		}
@@ -328,8 +392,9 @@ int llm_schema_check(const json_t *schema, const json_t *v, char *out, size_t ca
 {
 	char path[512] = "$";
 	char err[768];
+	long steps = 0;
 	ctx cx = {.root = schema, .path = path, .pcap = sizeof(path), .err = err,
-		  .ecap = sizeof(err)};
+		  .ecap = sizeof(err), .steps = &steps};
 
 	if (check(&cx, schema, v, 1, 0) < 0) {
 		if (out && cap)

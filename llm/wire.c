@@ -1,5 +1,6 @@
 #include "llm/wire.h"
 #include "core/err.h"
+#include "core/utf8.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -10,6 +11,19 @@
 #define SSE_LINE_MAX ((size_t)4 << 20)
 #define REPLY_MAX ((size_t)16 << 20)
 #define MAX_TOOL_CALLS 128
+
+/* At most 160 bytes of a body for a message, as one line of valid UTF-8. */
+static void excerpt(const char *body, size_t len, char *out, size_t cap)
+{
+	utf8_excerpt(out, cap, body, len, 160);
+}
+
+/* jansson's reason, which quotes the input near the error, made printable. */
+static const char *json_why(const json_error_t *e, char *out, size_t cap)
+{
+	utf8_excerpt(out, cap, e->text, strlen(e->text), cap);
+	return out;
+}
 
 const char *llm_finish_name(int finish)
 {
@@ -42,12 +56,13 @@ int llm_tool_call_args(const llm_tool_call *tc, json_t **out)
 {
 	json_error_t e;
 	json_t *j;
+	char why[200];
 
 	*out = NULL;
 	j = json_loads(tc->arguments ? tc->arguments : "", 0, &e);
 	if (!j)
 		return err_set(ERR_PARSE, "tool call '%s': arguments are not valid JSON (%s)",
-			       tc->name ? tc->name : "?", e.text);
+			       tc->name ? tc->name : "?", json_why(&e, why, sizeof(why)));
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return err_set(ERR_PARSE, "tool call '%s': arguments are not a JSON object",
@@ -195,17 +210,68 @@ static int is_our_key(const char *k)
 	static const char *const ours[] = {"model", "messages", "max_tokens", "max_completion_tokens",
 					   "temperature", "top_p", "stream", "stream_options",
 					   "tools", "tool_choice", "response_format", "stop",
-					   "return_progress", NULL};
+					   "return_progress", "reasoning_effort", "reasoning",
+					   "thinking", NULL};
 	for (const char *const *p = ours; *p; p++)
 		if (strcmp(*p, k) == 0)
 			return 1;
 	return 0;
 }
 
+/* The sampling fields a request sends after the model's quirks: the
+ * request's temperature and top_p, else the model's own; a temperature the
+ * model does not take left out (or lowered to its maximum), top_p left out
+ * where refused or where it may not come with a temperature, the reasoning
+ * effort (NULL: none) and whether stop sequences may be sent. */
+static void sampling(const llm_request *rq, const llm_wire_opts *o, double *temperature,
+		     double *top_p, const char **effort, int *send_stop)
+{
+	const llm_quirks *q = o->quirks;
+	const llm_params *p = o->params;
+
+	*temperature = rq->temperature >= 0 ? rq->temperature : p ? p->temperature : -1;
+	*top_p = rq->top_p > 0 ? rq->top_p : p ? p->top_p : 0;
+	*effort = p && p->reasoning_effort[0] ? p->reasoning_effort : NULL;
+	*send_stop = 1;
+	if (!q)
+		return;
+	if (q->reasoning == LLM_REASON_NONE)
+		*effort = NULL;
+	if (q->temperature == LLM_Q_OMIT || (*effort && q->no_temperature_reasoning))
+		*temperature = -1;
+	if (*temperature > q->temperature_max)
+		*temperature = q->temperature_max;
+	if (q->top_p == LLM_Q_OMIT || (q->top_p == LLM_Q_ALONE && *temperature >= 0) ||
+	    (*effort && q->no_temperature_reasoning))
+		*top_p = 0;
+	*send_stop = q->stop != LLM_Q_OMIT;
+}
+
+/* The reasoning effort in the form the provider reads. */
+static int put_effort(buf *b, int style, const char *effort)
+{
+	int rc;
+
+	switch (style) {
+	case LLM_REASON_OPENROUTER:
+		rc = buf_puts(b, ",\"reasoning\":{\"effort\":\"");
+		if (rc == 0)
+			rc = buf_put_json_str(b, effort);
+		return rc == 0 ? buf_puts(b, "\"}") : rc;
+	case LLM_REASON_THINKING:
+		return buf_printf(b, ",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":%d}",
+				  llm_quirks_thinking_budget(effort));
+	default:
+		return put_str_field(b, "reasoning_effort", effort);
+	}
+}
+
 int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_t n_extra,
 		  const llm_wire_opts *o)
 {
-	int rc;
+	double temperature, top_p;
+	const char *effort;
+	int rc, send_stop;
 
 	if (rq->n_messages == 0 || !rq->messages)
 		return err_set(ERR_INVALID, "the request has no messages");
@@ -225,15 +291,24 @@ int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_
 	}
 	if (rc == 0)
 		rc = buf_putc(b, ']');
+	sampling(rq, o, &temperature, &top_p, &effort, &send_stop);
 	if (rc == 0 && o->max_tokens > 0)
+		/* thinking counts against max_tokens: the reply keeps its own room */
 		rc = buf_printf(b, ",\"%s\":%d",
-				o->max_tokens_field && *o->max_tokens_field ? o->max_tokens_field
-									     : "max_tokens",
-				o->max_tokens);
-	if (rc == 0 && rq->temperature >= 0)
-		rc = buf_printf(b, ",\"temperature\":%.4g", rq->temperature);
-	if (rc == 0 && rq->top_p > 0)
-		rc = buf_printf(b, ",\"top_p\":%.4g", rq->top_p);
+				o->quirks && o->quirks->max_tokens_field[0]
+					? o->quirks->max_tokens_field
+				: o->max_tokens_field && *o->max_tokens_field ? o->max_tokens_field
+									      : "max_tokens",
+				o->max_tokens + (effort && o->quirks &&
+							 o->quirks->reasoning == LLM_REASON_THINKING
+							 ? llm_quirks_thinking_budget(effort)
+							 : 0));
+	if (rc == 0 && temperature >= 0)
+		rc = buf_printf(b, ",\"temperature\":%.4g", temperature);
+	if (rc == 0 && top_p > 0)
+		rc = buf_printf(b, ",\"top_p\":%.4g", top_p);
+	if (rc == 0 && effort)
+		rc = put_effort(b, o->quirks ? o->quirks->reasoning : LLM_REASON_EFFORT, effort);
 	if (rc == 0 && rq->stream) {
 		rc = buf_puts(b, ",\"stream\":true");
 		if (rc == 0 && o->stream_usage)
@@ -241,7 +316,7 @@ int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_
 		if (rc == 0 && o->progress)
 			rc = buf_puts(b, ",\"return_progress\":true");
 	}
-	if (rc == 0 && rq->stop && rq->stop[0]) {
+	if (rc == 0 && send_stop && rq->stop && rq->stop[0]) {
 		rc = buf_puts(b, ",\"stop\":[");
 		for (size_t i = 0; rc == 0 && rq->stop[i]; i++) {
 			rc = buf_puts(b, i ? ",\"" : "\"");
@@ -382,17 +457,6 @@ static char *dup_or_empty(const char *s)
 	return strdup(s ? s : "");
 }
 
-static void excerpt(const char *body, size_t len, char *out, size_t cap)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < len && k + 1 < cap && k < 160; i++) {
-		unsigned char c = (unsigned char)body[i];
-		out[k++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	out[k] = '\0';
-}
-
 /* Reads usage into out when present. */
 static void read_usage(const json_t *usage, llm_response *out)
 {
@@ -437,20 +501,22 @@ static int provider_error(const json_t *err)
 		msg = json_string_value(err);
 	else if (json_is_object(err))
 		msg = json_string_value(json_object_get(err, "message"));
-	return err_set(ERR_HTTP, "the endpoint reported an error: %s", msg ? msg : "(no message)");
+	return err_set(ERR_HTTP, "the endpoint reported an error: %s",
+		       msg && *msg ? msg : "(no message)");
 }
 
 int llm_wire_parse_reply(const char *body, size_t len, llm_response *out)
 {
 	json_error_t e;
 	json_t *root = NULL, *choice, *msg, *content, *calls, *v;
-	char ex[200];
+	char ex[200], why[200];
 	int rc = 0;
 
 	root = json_loadb(body, len, 0, &e);
 	if (!root) {
 		excerpt(body, len, ex, sizeof(ex));
-		rc = err_set(ERR_PARSE, "the reply is not valid JSON (%s at byte %d): \"%s\"", e.text,
+		rc = err_set(ERR_PARSE, "the reply is not valid JSON (%s at byte %d): \"%s\"",
+			     json_why(&e, why, sizeof(why)),
 			     e.position, ex);
 		goto done;
 	}
@@ -577,9 +643,16 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 		return;
 	}
 	root = json_loadb(body, len, 0, &e);
+	/* Google's OpenAI-compatible endpoint wraps its error in a list */
+	if (json_is_array(root) && json_is_object(json_array_get(root, 0))) {
+		json_t *first = json_incref(json_array_get(root, 0));
+		json_decref(root);
+		root = first;
+	}
 	if (json_is_object(root)) {
-		const char *msg = NULL, *type = NULL, *code = NULL;
-		char codebuf[32];
+		const char *msg = NULL, *type = NULL, *code = NULL, *raw;
+		char codebuf[32], innerbuf[600];
+		json_t *inner;
 		err = json_object_get(root, "error");
 		if (json_is_string(err)) {
 			msg = json_string_value(err);
@@ -595,15 +668,38 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 				code = codebuf;
 			}
 		}
+		if (msg && !*msg) /* an empty message says nothing: the next one may */
+			msg = NULL;
 		if (!msg)
 			msg = json_string_value(json_object_get(root, "message"));
+		if (msg && !*msg)
+			msg = NULL;
 		if (!msg)
 			msg = json_string_value(json_object_get(root, "detail"));
+		if (msg && !*msg)
+			msg = NULL;
+		if (!type && json_is_object(err))
+			type = json_string_value(json_object_get(err, "status"));
+		/* OpenRouter: the provider's own refusal is in error.metadata.raw */
+		raw = json_string_value(json_object_get(json_object_get(err, "metadata"), "raw"));
+		inner = raw ? json_loads(raw, 0, NULL) : NULL;
+		if (inner) {
+			json_t *ie = json_object_get(inner, "error");
+			const char *im = json_string_value(json_object_get(ie, "message"));
+			if (!im)
+				im = json_string_value(json_object_get(inner, "message"));
+			if (im) {
+				snprintf(innerbuf, sizeof(innerbuf), "%s: %s", msg ? msg : "error", im);
+				msg = innerbuf;
+			}
+		}
 		if (!type)
 			type = json_string_value(json_object_get(root, "type"));
 		snprintf(out, cap, "%s%s%s%s%s%s", msg ? msg : "(no message)", type ? " [" : "",
 			 type ? type : "", type ? "]" : "", code ? " code " : "", code ? code : "");
+		utf8_fit(out);
 		*is_context = says_context(out) || (code && says_context(code));
+		json_decref(inner);
 		json_decref(root);
 		return;
 	}
@@ -621,6 +717,7 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 			excerpt(t, (size_t)(end - t), tmp, sizeof(tmp));
 			snprintf(out, cap, "an HTML page titled \"%s\" (a proxy or web server answered, "
 					   "not the model server: check base_url)", tmp);
+			utf8_fit(out);
 		} else {
 			snprintf(out, cap, "an HTML page (a proxy or web server answered, not the model "
 					   "server: check base_url)");
@@ -629,6 +726,7 @@ void llm_wire_error_text(const char *body, size_t len, const char *ctype, char *
 	}
 	excerpt(body, len, ex, sizeof(ex));
 	snprintf(out, cap, "\"%s\"", ex);
+	utf8_fit(out);
 	*is_context = says_context(ex);
 }
 
@@ -721,7 +819,7 @@ static int sse_chunk(llm_sse *s, const char *data, size_t len)
 {
 	json_error_t e;
 	json_t *root, *choices, *choice, *delta, *v;
-	char ex[200];
+	char ex[200], why[200];
 	int rc = 0;
 
 	root = json_loadb(data, len, 0, &e);
@@ -729,7 +827,7 @@ static int sse_chunk(llm_sse *s, const char *data, size_t len)
 		excerpt(data, len, ex, sizeof(ex));
 		json_decref(root);
 		return err_set(ERR_PARSE, "a streamed chunk is not a JSON object (%s): \"%s\"",
-			       root ? "wrong type" : e.text, ex);
+			       root ? "wrong type" : json_why(&e, why, sizeof(why)), ex);
 	}
 	if ((v = json_object_get(root, "error")) != NULL && !json_is_null(v)) {
 		rc = provider_error(v);
@@ -828,9 +926,11 @@ static int sse_line(llm_sse *s, const char *p, size_t n)
 			s->done = 1;
 		else if (s->done)
 			rc = 0; /* nothing counts after [DONE] */
-		else if (s->error_event)
-			rc = err_set(ERR_HTTP, "the endpoint sent an error event: %.300s",
-				     buf_cstr(&s->data));
+		else if (s->error_event) {
+			char ex[304];
+			utf8_excerpt(ex, sizeof(ex), s->data.data, s->data.len, 300);
+			rc = err_set(ERR_HTTP, "the endpoint sent an error event: %s", ex);
+		}
 		else
 			rc = sse_chunk(s, s->data.data, s->data.len);
 		buf_reset(&s->data);
@@ -864,24 +964,12 @@ static int sse_line(llm_sse *s, const char *p, size_t n)
 	return 0; /* id:, retry:, unknown fields */
 }
 
-int llm_sse_feed(llm_sse *s, const char *data, size_t len)
+/* Splits bytes into lines (the partial last one is kept for the next
+ * call) and handles each complete one. */
+static int sse_bytes(llm_sse *s, const char *data, size_t len)
 {
 	int rc = 0;
 
-	if (s->failed)
-		return err_set(ERR_INTERNAL, "the stream parser already failed");
-	if (s->mode == 0) {
-		size_t i = 0;
-		while (i < len && isspace((unsigned char)data[i]))
-			i++;
-		if (i == len)
-			return 0;
-		s->mode = data[i] == '{' ? 2 : 1;
-	}
-	if (s->mode == 2) {
-		rc = buf_append(&s->raw, data, len);
-		goto done;
-	}
 	for (size_t i = 0; i < len && rc == 0; i++) {
 		char c = data[i];
 		if (c == '\n') {
@@ -898,6 +986,37 @@ int llm_sse_feed(llm_sse *s, const char *data, size_t len)
 			i += run - 1;
 		}
 	}
+	return rc;
+}
+
+int llm_sse_feed(llm_sse *s, const char *data, size_t len)
+{
+	int rc = 0;
+
+	if (s->failed)
+		return err_set(ERR_INTERNAL, "the stream parser already failed");
+	if (s->mode == 0) {
+		size_t i = 0;
+		while (i < len && isspace((unsigned char)data[i]))
+			i++;
+		if (i == len) {
+			/* only white space so far: kept until the first other byte says
+			 * what the body is (the same however the bytes arrive) */
+			rc = buf_append(&s->raw, data, len);
+			goto done;
+		}
+		s->mode = data[i] == '{' ? 2 : 1;
+		if (s->mode == 1 && s->raw.len > 0) {
+			rc = sse_bytes(s, s->raw.data, s->raw.len);
+			buf_reset(&s->raw);
+			if (rc < 0)
+				goto done;
+		}
+	}
+	if (s->mode == 2)
+		rc = buf_append(&s->raw, data, len);
+	else
+		rc = sse_bytes(s, data, len);
 done:
 	if (rc < 0)
 		s->failed = 1;

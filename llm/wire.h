@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "llm/quirks.h"
 
 /* Why the model stopped. Providers' aliases are mapped ("end_turn" and
  * "eos" to STOP, "max_tokens" to LENGTH, "tool_use" to TOOL_CALLS); any
@@ -139,6 +140,8 @@ typedef struct llm_wire_opts {
 	int progress;               /* streaming on llama.cpp: "return_progress", so a long
 				     * prompt's processing sends events too */
 	int loose_schema;           /* response_format with "strict": false */
+	const llm_quirks *quirks;   /* the model's provider quirks; NULL: none */
+	const llm_params *params;   /* the model's own sampling parameters; NULL: none */
 } llm_wire_opts;
 
 /* Appends the JSON body for `rq` to `out`. `extra_messages` (may be NULL)

@@ -8,14 +8,19 @@
 int nd_prompt(const char *name, const char *const *vars, buf *out)
 {
 	char path[256];
-	const orch_embedded_file *f;
 	const char *p;
+	buf text;
+	int rc;
 
 	snprintf(path, sizeof(path), "nodes/prompts/%s", name);
-	f = embed_find(path);
-	if (!f)
+	/* a template stored in the database wins over the built-in one */
+	buf_init(&text, 0);
+	rc = embed_text(path, &text);
+	if (rc < 0) {
+		buf_free(&text);
 		return err_set(ERR_INTERNAL, "the prompt %s is not built in", path);
-	for (p = f->data; *p;) {
+	}
+	for (p = buf_cstr(&text); *p;) {
 		const char *open = strstr(p, "{{"), *close;
 
 		if (!open) {
@@ -37,5 +42,7 @@ int nd_prompt(const char *name, const char *const *vars, buf *out)
 		}
 		p = close + 2;
 	}
-	return out->len > 0 || f->size == 0 ? 0 : err_set(ERR_NOMEM, "out of memory");
+	rc = out->len > 0 || text.len == 0 ? 0 : err_set(ERR_NOMEM, "out of memory");
+	buf_free(&text);
+	return rc;
 }

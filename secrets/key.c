@@ -126,6 +126,11 @@ static int decode_key(unsigned char *bin, const char *text, size_t n)
 			return 0;
 		return -1;
 	}
+	/* libsodium 1.0.18 reads any byte above 0x7f as a base64 digit: such a
+	 * text would decode to some other key instead of being refused */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)text[i] >= 0x80)
+			return -1;
 	for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
 		got = 0;
 		end = NULL;

@@ -1,6 +1,7 @@
 #include "secrets/redact.h"
 #include "core/err.h"
 #include "core/redact.h"
+#include "core/utf8.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -144,6 +145,58 @@ static int scratch_need(scratch *s, size_t n)
 	return 0;
 }
 
+/* Writes v[0..n) escaped for a JSON string into out (room for 12 bytes
+ * per byte of v) in one of 8 styles: bit 0 writes \b and \f short, bit 1
+ * upper-case hex, bit 2 every character past ASCII as \uXXXX (a surrogate
+ * pair past U+FFFF). Returns the length. */
+static size_t json_form(char *out, const unsigned char *v, size_t n, int style)
+{
+	const char *hex = style & 2 ? "0123456789ABCDEF" : "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t k = 0; k < n;) {
+		unsigned char ch = v[k];
+		size_t len = ch >= 0x80 && (style & 4) ? utf8_seq((const char *)v + k, n - k) : 0;
+
+		if (len > 1) {
+			unsigned long cp = ch & (len == 2 ? 0x1f : len == 3 ? 0x0f : 0x07);
+			for (size_t i = 1; i < len; i++)
+				cp = cp << 6 | (v[k + i] & 0x3f);
+			if (cp >= 0x10000) {
+				unsigned long hi = 0xd800 + ((cp - 0x10000) >> 10);
+				unsigned long lo = 0xdc00 + ((cp - 0x10000) & 0x3ff);
+				o += (size_t)snprintf(out + o, 13, style & 2 ? "\\u%04lX\\u%04lX"
+									     : "\\u%04lx\\u%04lx", hi, lo);
+			} else {
+				o += (size_t)snprintf(out + o, 7, style & 2 ? "\\u%04lX" : "\\u%04lx",
+						      cp);
+			}
+			k += len;
+			continue;
+		}
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch == '\n' || ch == '\r' || ch == '\t' ||
+			   ((style & 1) && (ch == '\b' || ch == '\f'))) {
+			out[o++] = '\\';
+			out[o++] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : ch == '\t' ? 't'
+				 : ch == '\b' ? 'b' : 'f';
+		} else if (ch < 0x20) {
+			out[o++] = '\\';
+			out[o++] = 'u';
+			out[o++] = '0';
+			out[o++] = '0';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		} else {
+			out[o++] = (char)ch;
+		}
+		k++;
+	}
+	return o;
+}
+
 static const int b64_variants[] = {
 	sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
 	sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
@@ -190,27 +243,14 @@ static int add_forms(forms *f, scratch *s, const unsigned char *v, size_t n, int
 		}
 		rc = forms_add(f, s->p, 2 * n, src);
 	}
-	/* JSON string escaping (as in a request body or a JSON log line) */
+	/* JSON string escaping (as in a request body, a JSON log line or a
+	 * transcript), in each way encoders write it: \b and \f short or as
+	 * \u0008, hex digits lower or upper case (ours and Python's, jansson's),
+	 * characters past ASCII as they are or as \uXXXX (JSON_ENSURE_ASCII) */
 	if (rc == 0)
-		rc = scratch_need(s, 6 * n + 1);
-	if (rc == 0) {
-		size_t o = 0;
-		for (k = 0; k < n; k++) {
-			unsigned char ch = v[k];
-			if (ch == '"' || ch == '\\') {
-				s->p[o++] = '\\';
-				s->p[o++] = (char)ch;
-			} else if (ch == '\n' || ch == '\r' || ch == '\t') {
-				s->p[o++] = '\\';
-				s->p[o++] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't';
-			} else if (ch < 0x20) {
-				o += (size_t)snprintf(s->p + o, 7, "\\u%04x", ch);
-			} else {
-				s->p[o++] = (char)ch;
-			}
-		}
-		rc = forms_add(f, s->p, o, src);
-	}
+		rc = scratch_need(s, 12 * n + 1);
+	for (int style = 0; rc == 0 && style < 8; style++)
+		rc = forms_add(f, s->p, json_form(s->p, v, n, style), src);
 	/* percent-encoding (in a URL or a form body) */
 	if (rc == 0)
 		rc = scratch_need(s, 3 * n + 1);

@@ -8,7 +8,9 @@
  * message and transcript that passes redact_buf() is filtered.
  *
  * For a value V it removes:
- *   - V itself, its JSON-escaped form and its percent-encoded (URL) form;
+ *   - V itself, its percent-encoded (URL) form and its JSON-escaped forms
+ *     as encoders write them (\b and \f short or as \u0008, hex digits in
+ *     either case, characters past ASCII as they are or as \uXXXX);
  *   - base64 of V, standard and URL-safe alphabet, with and without '='
  *     padding, and the parts of those encodings that stay the same when V
  *     sits inside a longer base64 text at any byte offset (HTTP Basic

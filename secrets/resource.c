@@ -1,6 +1,7 @@
 #include "secrets/resource.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/utf8.h"
 #include "secrets/redact.h"
 #include "secrets/store_int.h"
 
@@ -16,6 +17,7 @@ static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
 int sec_handle_check(const char *handle)
 {
 	size_t n = handle ? strlen(handle) : 0;
+	char q[48]; /* the quote: 40 bytes at most, whole characters, one line */
 
 	if (n != SEC_HANDLE_LEN || strncmp(handle, "res_", 4) != 0)
 		goto bad;
@@ -24,20 +26,21 @@ int sec_handle_check(const char *handle)
 			goto bad;
 	return 0;
 bad:
+	utf8_excerpt(q, sizeof(q), handle ? handle : "", n, 40);
 	return err_set(ERR_INVALID,
-		       "'%.40s' is not a resource handle (res_ followed by 26 characters a-z, 2-7)",
-		       handle ? handle : "");
+		       "'%s' is not a resource handle (res_ followed by 26 characters a-z, 2-7)", q);
 }
 
 int sec_kind_check(const char *kind)
 {
 	static const char *const kinds[] = {"llm", "git", "database", "generic"};
+	char q[48];
 
 	for (size_t i = 0; kind && i < 4; i++)
 		if (strcmp(kind, kinds[i]) == 0)
 			return 0;
-	return err_set(ERR_INVALID, "kind '%.40s' is unknown: use llm, git, database or generic",
-		       kind ? kind : "");
+	utf8_excerpt(q, sizeof(q), kind ? kind : "", kind ? strlen(kind) : 0, 40);
+	return err_set(ERR_INVALID, "kind '%s' is unknown: use llm, git, database or generic", q);
 }
 
 int sec_env_name_check(const char *name)

@@ -2,6 +2,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/redact.h"
+#include "core/utf8.h"
 #include "core/util.h"
 
 #include <ctype.h>
@@ -216,16 +217,7 @@ static const llm_message *conv_wire(conv *c)
 
 /* --- parsing one reply into one action --- */
 
-enum { ACT_NONE = 0, ACT_BASH, ACT_SUBMIT };
-
-typedef struct action {
-	int kind;
-	char *cmd;     /* owned */
-	char *summary; /* owned */
-	char reason[200];
-} action;
-
-static void action_free(action *a)
+void agent_action_free(agent_action *a)
 {
 	free(a->cmd);
 	free(a->summary);
@@ -302,7 +294,7 @@ static int find_blocks(const char *text, char **out)
 
 /* Recognises a submission: the first line is `submit` (the rest is the
  * summary) or mini-swe-agent's sentinel. */
-static int check_submit(action *a)
+static int check_submit(agent_action *a)
 {
 	const char *s = a->cmd;
 	size_t n;
@@ -315,7 +307,7 @@ static int check_submit(action *a)
 	if ((n == 6 && memcmp(s, "submit", 6) == 0) ||
 	    (n == 41 && memcmp(s, "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT", 41) == 0)) {
 		const char *rest = s + strcspn(s, "\n");
-		a->kind = ACT_SUBMIT;
+		a->kind = AGENT_ACT_SUBMIT;
 		if (*rest == '\n' && rest[1])
 			a->summary = strdup(rest + 1);
 		return 1;
@@ -323,7 +315,7 @@ static int check_submit(action *a)
 	return 0;
 }
 
-static void parse_reply(const llm_response *r, action *a)
+void agent_parse_reply(const llm_response *r, agent_action *a)
 {
 	memset(a, 0, sizeof(*a));
 	if (r->n_tool_calls > 0) {
@@ -336,9 +328,11 @@ static void parse_reply(const llm_response *r, action *a)
 			return;
 		}
 		if (!tc->name || (strcmp(tc->name, "bash") != 0 && strcmp(tc->name, "submit") != 0)) {
+			char q[64]; /* whole characters: the reason goes back to the model */
+			utf8_excerpt(q, sizeof(q), tc->name ? tc->name : "",
+				     tc->name ? strlen(tc->name) : 0, 60);
 			snprintf(a->reason, sizeof(a->reason),
-				 "it called the tool '%.60s'; the tools are bash and submit",
-				 tc->name ? tc->name : "");
+				 "it called the tool '%s'; the tools are bash and submit", q);
 			return;
 		}
 		if (llm_tool_call_args(tc, &args) < 0) {
@@ -348,7 +342,7 @@ static void parse_reply(const llm_response *r, action *a)
 		}
 		if (strcmp(tc->name, "submit") == 0) {
 			const char *s = json_string_value(json_object_get(args, "summary"));
-			a->kind = ACT_SUBMIT;
+			a->kind = AGENT_ACT_SUBMIT;
 			a->summary = s ? strdup(s) : NULL;
 		} else {
 			const char *cmd = json_string_value(json_object_get(args, "command"));
@@ -356,7 +350,7 @@ static void parse_reply(const llm_response *r, action *a)
 				snprintf(a->reason, sizeof(a->reason),
 					 "the bash call lacks its \"command\" string");
 			} else {
-				a->kind = ACT_BASH;
+				a->kind = AGENT_ACT_BASH;
 				a->cmd = strdup(cmd);
 				check_submit(a);
 			}
@@ -368,7 +362,7 @@ static void parse_reply(const llm_response *r, action *a)
 		int n = find_blocks(r->content ? r->content : "", &a->cmd);
 
 		if (n == 1 && a->cmd && a->cmd[0]) {
-			a->kind = ACT_BASH;
+			a->kind = AGENT_ACT_BASH;
 			if (check_submit(a) && !a->summary) {
 				/* the text around the block is the summary */
 				const char *fence = strstr(r->content, "```");
@@ -602,7 +596,7 @@ int agent_run(const agent_config *cfg, agent_result *out)
 	for (;;) {
 		llm_request rq;
 		llm_response resp;
-		action act;
+		agent_action act;
 		int64_t elapsed = util_mono_ms() - t0, timeout;
 		int crc;
 
@@ -656,11 +650,13 @@ int agent_run(const agent_config *cfg, agent_result *out)
 			break;
 		}
 		out->steps++;
-		parse_reply(&resp, &act);
+		agent_parse_reply(&resp, &act);
 		logline(cfg, "model", "step %d: %s", out->steps,
-			act.kind == ACT_BASH ? act.cmd : act.kind == ACT_SUBMIT ? "submit" : act.reason);
+			act.kind == AGENT_ACT_BASH     ? act.cmd
+			: act.kind == AGENT_ACT_SUBMIT ? "submit"
+						       : act.reason);
 
-		if (act.kind == ACT_NONE) {
+		if (act.kind == AGENT_ACT_NONE) {
 			buf msg;
 			const char *vars[] = {"reason", act.reason, NULL, NULL};
 
@@ -688,7 +684,7 @@ int agent_run(const agent_config *cfg, agent_result *out)
 			buf_free(&msg);
 			llm_response_free(&resp);
 			snprintf(last_reason, sizeof(last_reason), "%s", act.reason);
-			action_free(&act);
+			agent_action_free(&act);
 			if (rc == 0)
 				rc = line ? agent_transcript_append(cfg->transcript, line)
 					  : err_set(ERR_NOMEM, "out of memory");
@@ -706,7 +702,7 @@ int agent_run(const agent_config *cfg, agent_result *out)
 		}
 		format_streak = 0;
 
-		if (act.kind == ACT_SUBMIT) {
+		if (act.kind == AGENT_ACT_SUBMIT) {
 			out->summary = act.summary;
 			act.summary = NULL;
 			line = json_pack("{s:s, s:i, s:I, s:s, s:s, s:f, s:I, s:I, s:s}", "type", "step",
@@ -716,7 +712,7 @@ int agent_run(const agent_config *cfg, agent_result *out)
 					 (json_int_t)resp.tokens_in, "tokens_out",
 					 (json_int_t)resp.tokens_out, "model", resp.model);
 			llm_response_free(&resp);
-			action_free(&act);
+			agent_action_free(&act);
 			rc = line ? agent_transcript_append(cfg->transcript, line)
 				  : err_set(ERR_NOMEM, "out of memory");
 			json_decref(line);
@@ -749,7 +745,7 @@ int agent_run(const agent_config *cfg, agent_result *out)
 				buf_free(&obs);
 				buf_free(&output);
 				llm_response_free(&resp);
-				action_free(&act);
+				agent_action_free(&act);
 				break;
 			}
 			out->actions++;
@@ -789,7 +785,7 @@ int agent_run(const agent_config *cfg, agent_result *out)
 			buf_free(&output);
 			llm_response_free(&resp);
 			if (rc < 0) {
-				action_free(&act);
+				agent_action_free(&act);
 				goto done;
 			}
 			if (have_fp && cfg->fingerprint(cfg->fp_udata, fp_new) == 0 &&
@@ -805,10 +801,10 @@ int agent_run(const agent_config *cfg, agent_result *out)
 				finish(out, AGENT_LOOP, "the agent is in a loop: it ran `%.120s` %d times "
 							"with the same output and no change to its work",
 				       act.cmd, repeats);
-				action_free(&act);
+				agent_action_free(&act);
 				break;
 			}
-			action_free(&act);
+			agent_action_free(&act);
 			if (have_fp && cfg->stall_steps > 0 && since_change >= cfg->stall_steps) {
 				finish(out, AGENT_NO_PROGRESS, "no change to the work in the last %d "
 							       "commands", since_change);

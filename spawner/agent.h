@@ -117,6 +117,24 @@ void agent_result_free(agent_result *r);
  * flushed to disk. ERR_IO. */
 int agent_transcript_append(const char *path, const json_t *line);
 
+/* What one reply of the model asks the agent to do. */
+enum { AGENT_ACT_NONE = 0, AGENT_ACT_BASH, AGENT_ACT_SUBMIT };
+
+typedef struct agent_action {
+	int kind;          /* AGENT_ACT_*; NONE: the reply holds no usable action */
+	char *cmd;         /* BASH: the command (owned) */
+	char *summary;     /* SUBMIT: the agent's summary (owned, may be NULL) */
+	char reason[200];  /* NONE: what was wrong, for the format-error message */
+} agent_action;
+
+/* Reads a model's reply into *out (initialised here; agent_action_free):
+ * one tool call (bash with a "command", or submit), else exactly one
+ * ```bash block in the text; a command whose first line is `submit` (or
+ * mini-swe-agent's sentinel) submits. Anything else is NONE with the
+ * reason. Never fails. */
+void agent_parse_reply(const llm_response *r, agent_action *out);
+void agent_action_free(agent_action *a);
+
 /* Renders `tmpl`, replacing each {{name}} by the value of the pair
  * vars[2i] = name, vars[2i+1] = value (NULL-terminated list); unknown names
  * are left as they are. Appends to `out`. */

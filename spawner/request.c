@@ -3,6 +3,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/jsonx.h"
+#include "core/utf8.h"
 #include "secrets/resource.h"
 #include "spawner/egress.h"
 
@@ -553,9 +554,12 @@ int spw_request_parse(const char *text, size_t len, spw_request *out)
 	/* from any producer: an ill-formed byte costs one character (U+FFFD), and
 	 * the request is then checked field by field like any other */
 	j = jx_loadb_lenient(text, len, JSON_REJECT_DUPLICATES, &jerr, NULL);
-	if (!j)
-		return err_set(ERR_INVALID, "the spawn request is not JSON: %s (line %d)", jerr.text,
+	if (!j) {
+		char why[200];
+		utf8_excerpt(why, sizeof(why), jerr.text, strlen(jerr.text), sizeof(why));
+		return err_set(ERR_INVALID, "the spawn request is not JSON: %s (line %d)", why,
 			       jerr.line);
+	}
 	rc = spw_request_from_json(j, out);
 	json_decref(j);
 	return rc;

@@ -185,8 +185,9 @@ int spw_run_setup(const spw_worker_ctx *w, struct sbx *box, char *const *env, sp
 json_t *spw_lines_json(const char *s);
 
 /* A result as it may leave the spawner: no secret's value in it, whatever
- * field it hides in (a file name, a branch...). Takes `res` and returns it
- * or its redacted copy (owned); NULL stays NULL. */
+ * field it hides in (a file name, a branch...). Takes `res` and returns its
+ * redacted copy (owned); NULL stays NULL, and out of memory gives NULL
+ * (never the unfiltered result). */
 json_t *spw_result_redact(json_t *res);
 
 /* A live log line, redacted, when the worker has a log callback. */

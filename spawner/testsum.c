@@ -5,6 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Counts are held to a billion: output may write any number, and sums of
+ * such numbers must neither overflow nor turn negative. */
+#define COUNT_MAX 1000000000L
+
+/* a + b for counts, held to COUNT_MAX. */
+static int add(long a, long b)
+{
+	a = a < 0 ? 0 : a > COUNT_MAX ? COUNT_MAX : a;
+	b = b < 0 ? 0 : b > COUNT_MAX ? COUNT_MAX : b;
+	return (int)(a + b > COUNT_MAX ? COUNT_MAX : a + b);
+}
+
 /* A line of the output: [s, e). */
 typedef struct line {
 	const char *s, *e;
@@ -65,7 +77,7 @@ static int count_after(const line *l, const char *key)
 		return 0;
 	for (p += strlen(key); p < l->e && isdigit((unsigned char)*p) && v < 2000000000L; p++)
 		v = v * 10 + (*p - '0');
-	return (int)v;
+	return add(v, 0);
 }
 
 /* Reads "N word" items separated by ", " from s (cargo uses "; "), adding
@@ -91,13 +103,13 @@ static int count_items(const char *s, const char *sep, spw_testsum *o, int stric
 		w = e + 1;
 		wl = strcspn(w, sep);
 		if (wl >= 6 && strncmp(w, "passed", 6) == 0)
-			o->passed += (int)v;
+			o->passed = add(o->passed, v);
 		else if ((wl >= 6 && strncmp(w, "failed", 6) == 0) ||
 			 (wl >= 5 && strncmp(w, "error", 5) == 0))
-			o->failed += (int)v;
+			o->failed = add(o->failed, v);
 		else if ((wl >= 7 && strncmp(w, "skipped", 7) == 0) ||
 			 (wl >= 7 && strncmp(w, "ignored", 7) == 0))
-			o->skipped += (int)v;
+			o->skipped = add(o->skipped, v);
 		else if (!(wl >= 7 && (strncmp(w, "xfailed", 7) == 0 ||
 				       strncmp(w, "xpassed", 7) == 0 ||
 				       strncmp(w, "warning", 7) == 0 ||
@@ -228,7 +240,7 @@ static int parse_unittest(const char *text, const char *end, spw_testsum *o)
 			failed = skipped = 0;
 		} else if (ran >= 0 && (starts(&l, "OK") || starts(&l, "FAILED"))) {
 			verdict = 1;
-			failed = count_after(&l, "failures=") + count_after(&l, "errors=");
+			failed = add(count_after(&l, "failures="), count_after(&l, "errors="));
 			skipped = count_after(&l, "skipped=");
 		}
 	}
@@ -254,13 +266,13 @@ static int parse_go(const char *text, const char *end, spw_testsum *o)
 		if ((size_t)(l.e - s) < 9 || memcmp(s, "--- ", 4) != 0)
 			continue;
 		if (memcmp(s + 4, "PASS:", 5) == 0) {
-			o->passed++;
+			o->passed = add(o->passed, 1);
 			found = 1;
 		} else if (memcmp(s + 4, "FAIL:", 5) == 0) {
-			o->failed++;
+			o->failed = add(o->failed, 1);
 			found = 1;
 		} else if (memcmp(s + 4, "SKIP:", 5) == 0) {
-			o->skipped++;
+			o->skipped = add(o->skipped, 1);
 			found = 1;
 		}
 	}
@@ -289,7 +301,7 @@ static int parse_tap(const char *text, const char *end, spw_testsum *o)
 				tmp[n] = '\0';
 				v = strtol(tmp, &e, 10);
 				if (e != tmp && (*e == '\0' || *e == ' ' || *e == '#') && v >= 0)
-					plan = (int)v;
+					plan = add(v, 0);
 			}
 			continue;
 		}
@@ -300,14 +312,14 @@ static int parse_tap(const char *text, const char *end, spw_testsum *o)
 			continue; /* "okay", "nothing" */
 		found = 1;
 		if (find(&l, "# SKIP") || find(&l, "# skip"))
-			o->skipped++;
+			o->skipped = add(o->skipped, 1);
 		else if (not_ok && !find(&l, "# TODO"))
-			o->failed++;
+			o->failed = add(o->failed, 1);
 		else
-			o->passed++;
+			o->passed = add(o->passed, 1);
 	}
-	if (found && plan > o->passed + o->failed + o->skipped)
-		o->failed += plan - (o->passed + o->failed + o->skipped); /* tests never reported */
+	if (found && plan > add(add(o->passed, o->failed), o->skipped)) /* tests never reported */
+		o->failed = add(o->failed, plan - add(add(o->passed, o->failed), o->skipped));
 	return found;
 }
 
@@ -380,7 +392,7 @@ void spw_testsum_parse(const char *text, size_t len, int exit_code, spw_testsum 
 		if (formats[i].fn(text, end, &t)) {
 			t.exit_code = exit_code;
 			snprintf(t.format, sizeof(t.format), "%s", formats[i].name);
-			t.total = t.passed + t.failed;
+			t.total = add(t.passed, t.failed);
 			t.ok = exit_code == 0 && t.failed == 0;
 			*out = t;
 			return;

@@ -13,7 +13,8 @@
  *   plain        "N passed, N failed" on a line of its own (", N skipped"
  *                may follow; one word with a colon may stand before it)
  * When none matches, counts are unknown (-1) and the exit status decides.
- * A run passes when the command exited 0 and no test failed.
+ * A run passes when the command exited 0 and no test failed. Counts are
+ * held to a billion (the output may claim any number).
  */
 #ifndef ORCH_SPAWNER_TESTSUM_H
 #define ORCH_SPAWNER_TESTSUM_H

@@ -223,14 +223,20 @@ void spw_wphase(const spw_worker_ctx *w, spw_phase p)
 	spw_phase_set(w->phase, p);
 }
 
-static int embedded(const char *path, const char **out)
+/* The prompt at `path` (a template stored in the database wins over the
+ * built-in one) into *out, owned by the caller (free). */
+static int embedded(const char *path, char **out)
 {
-	const orch_embedded_file *f = embed_find(path);
+	buf b;
 
-	if (!f)
+	*out = NULL;
+	buf_init(&b, 0);
+	if (embed_text(path, &b) < 0) {
+		buf_free(&b);
 		return err_set(ERR_INTERNAL, "the prompt %s is not built in", path);
-	*out = f->data;
-	return 0;
+	}
+	*out = buf_steal(&b);
+	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
 }
 
 int spw_run_tests(const spw_worker_ctx *w, sbx *box, char *const *env, spw_testsum *sum,
@@ -454,19 +460,13 @@ json_t *spw_lines_json(const char *s)
 
 json_t *spw_result_redact(json_t *res)
 {
-	char *text = res ? json_dumps(res, JSON_COMPACT) : NULL;
-	char *red = text ? redact_str(text) : NULL;
+	/* string by string, decoded: filtering the serialised text missed values
+	 * in an escaped form and, when a replacement broke the JSON, kept the
+	 * result as it was */
+	json_t *clean = res ? redact_json(res) : NULL;
 
-	if (red && strcmp(red, text) != 0) {
-		json_t *clean = json_loads(red, 0, NULL);
-		if (clean) {
-			json_decref(res);
-			res = clean;
-		}
-	}
-	free(text);
-	free(red);
-	return res;
+	json_decref(res);
+	return clean;
 }
 
 /* --- the repository's instructions to agents --- */
@@ -666,7 +666,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	}
 	{
 		agent_config ac;
-		const char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
+		char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
 		char steps[16], cmdto[24];
 		const char *vars[] = {
 			"task",         req->task,
@@ -689,8 +689,13 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		    embedded("spawner/prompts/agent_format_error.md", &tfmt) < 0 ||
 		    agent_render(&sys, tsys, vars) < 0 || agent_render(&task, ttask, vars) < 0) {
 			snprintf(reason, sizeof(reason), "%s", err_last());
+			free(tsys);
+			free(ttask);
+			free(tfmt);
 			goto done;
 		}
+		free(tsys);
+		free(ttask);
 		memset(&ac, 0, sizeof(ac));
 		ac.llm = w->llm;
 		ac.call.role = req->role[0] ? req->role : cfg->role;
@@ -726,6 +731,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		spw_net_phase(&net, "agent", SPW_NET_AGENT);
 		spw_wphase(w, SPW_PHASE_AGENT);
 		rc = agent_run(&ac, &ar);
+		free(tfmt);
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the agent could not run: %s", err_last());
 			goto done;

@@ -12,6 +12,7 @@ PKGS=(
 	# toolchains that workers (and the eval tasks) use inside the sandbox
 	golang-go sqlite3
 	curl # ../shared/llama/start.sh waits for llama-server's /health with it
+	clang libclang-rt-dev # the clang build and the libFuzzer targets (tests/fuzz)
 )
 # node and npm may come from elsewhere (NodeSource): Debian's only when absent
 # from /usr, the part of the host a sandbox sees (a node under $HOME, as nvm

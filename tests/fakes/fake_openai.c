@@ -24,9 +24,34 @@
  *   GET  /__requests the recorded requests: [{"path","headers","body","t_ms"}]
  *   GET  /__stats    {"requests","inflight","max_inflight","completions","streams"}
  *   POST /__reset    empties the queue, the records and the counters
+ *   POST /__provider {"name": "openai-reasoning" | "gemini-3" | "claude" |
+ *                    "openrouter-claude" | null}: from now on every completion
+ *                    request is refused as that provider refuses it (below)
+ *   POST /__models   {"ids": [...]}: GET {base}/models lists these ids (as
+ *                    OpenAI does); without it that path is unknown (404)
  *   POST /__health   {"loading_ms": N}: GET /health answers 503 "Loading model"
  *                    for N ms from now, as llama-server while it loads a model,
  *                    then 200 {"status": "ok"} (the default)
+ *
+ * What each provider refuses, with its own error body (as seen in their
+ * users' reports; the real services are not reachable from the tests):
+ *   openai-reasoning (GPT-5, o-series): "max_tokens" (use max_completion_tokens),
+ *     a temperature or top_p other than 1, "stop", a reasoning_effort other
+ *     than minimal|low|medium|high: 400 {"error": {"message", "type":
+ *     "invalid_request_error", "param", "code": "unsupported_parameter" |
+ *     "unsupported_value"}}
+ *   gemini-3 (Gemini 3 Pro, OpenAI-compatible endpoint): a reasoning_effort
+ *     other than low|high: 400 [{"error": {"code": 400, "message", "status":
+ *     "INVALID_ARGUMENT"}}] (a list)
+ *   claude (Claude Opus 4.x, Anthropic's OpenAI-compatible endpoint):
+ *     temperature and top_p together, a temperature above 1, a temperature
+ *     other than 1 while thinking, a thinking budget not below max_tokens:
+ *     400 {"type": "error", "error": {"type": "invalid_request_error", "message"}}
+ *   openrouter-claude: the same refusals, wrapped by OpenRouter: 400
+ *     {"error": {"message": "Provider returned error", "code": 400,
+ *     "metadata": {"raw": <Anthropic's body>, "provider_name": "Anthropic"}}};
+ *     a top-level reasoning_effort is refused too (OpenRouter reads
+ *     "reasoning": {"effort"})
  *
  * A reply: {"model": filter, "times": n (1), "delay_ms": before answering,
  *   "status": 200, "headers": {...}, "json": value | "body": raw text,
@@ -64,6 +89,8 @@ static json_t *g_records;
 static int g_record = 1;
 static long g_epoch, g_requests, g_inflight, g_max_inflight, g_completions, g_streams;
 static double g_loading_until; /* GET /health answers 503 until then (now_ms) */
+static char g_provider[32];    /* refuse as this provider refuses; "": accept */
+static json_t *g_model_ids;    /* GET /models lists these; NULL: unknown path */
 static struct evbuffer *g_completion; /* the built-in reply */
 static char *g_stream_events[21];
 
@@ -468,6 +495,117 @@ static const char *grammar_refuses(const json_t *sc, int depth)
 	return NULL;
 }
 
+static int in_list(const char *v, const char *const *list)
+{
+	for (; v && *list; list++)
+		if (strcmp(v, *list) == 0)
+			return 1;
+	return 0;
+}
+
+static json_t *openai_error(const char *msg, const char *param, const char *code)
+{
+	return json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "message", msg, "type",
+			 "invalid_request_error", "param", param, "code", code);
+}
+
+/* Anthropic's refusal of the sampling fields, or NULL when it takes them. */
+static const char *anthropic_refuses(const json_t *body)
+{
+	const json_t *t = json_object_get(body, "temperature"), *tp = json_object_get(body, "top_p");
+	const json_t *think = json_object_get(body, "thinking");
+	json_int_t max = json_integer_value(json_object_get(body, "max_tokens"));
+
+	if (t && tp)
+		return "`temperature` and `top_p` cannot both be specified for this model. Please use "
+		       "only one.";
+	if (t && json_number_value(t) > 1)
+		return "temperature: range: 0..1";
+	if (think && t && json_number_value(t) != 1)
+		return "`temperature` may only be set to 1 when thinking is enabled or in adaptive "
+		       "mode. Please consult our documentation at "
+		       "https://docs.claude.com/en/docs/build-with-claude/extended-thinking";
+	if (think && json_integer_value(json_object_get(think, "budget_tokens")) >= max)
+		return "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult "
+		       "our documentation at "
+		       "https://docs.claude.com/en/docs/build-with-claude/extended-thinking";
+	return NULL;
+}
+
+/* The refusal of the provider set with /__provider (owned), or NULL. */
+static json_t *provider_refuses(const json_t *body)
+{
+	static const char *const gpt5_efforts[] = {"minimal", "low", "medium", "high", NULL};
+	static const char *const gemini_valid[] = {"high", "low", "medium", "none", NULL};
+	const json_t *t = json_object_get(body, "temperature"), *tp = json_object_get(body, "top_p");
+	const char *effort = json_string_value(json_object_get(body, "reasoning_effort"));
+	char msg[300];
+
+	if (strcmp(g_provider, "openai-reasoning") == 0) {
+		if (json_object_get(body, "max_tokens"))
+			return openai_error("Unsupported parameter: 'max_tokens' is not supported with "
+					    "this model. Use 'max_completion_tokens' instead.",
+					    "max_tokens", "unsupported_parameter");
+		if (t && json_number_value(t) != 1) {
+			snprintf(msg, sizeof(msg), "Unsupported value: 'temperature' does not support "
+						   "%g with this model. Only the default (1) value is "
+						   "supported.", json_number_value(t));
+			return openai_error(msg, "temperature", "unsupported_value");
+		}
+		if (tp && json_number_value(tp) != 1)
+			return openai_error("Unsupported value: 'top_p' does not support this value "
+					    "with this model. Only the default (1) value is supported.",
+					    "top_p", "unsupported_value");
+		if (json_object_get(body, "stop"))
+			return openai_error("Unsupported parameter: 'stop' is not supported with this "
+					    "model.", "stop", "unsupported_parameter");
+		if (effort && !in_list(effort, gpt5_efforts)) {
+			snprintf(msg, sizeof(msg), "Unsupported value: 'reasoning_effort' does not "
+						   "support '%s' with this model. Supported values are: "
+						   "'minimal', 'low', 'medium', and 'high'.", effort);
+			return openai_error(msg, "reasoning_effort", "unsupported_value");
+		}
+		return NULL;
+	}
+	if (strcmp(g_provider, "gemini-3") == 0) {
+		if (effort && !in_list(effort, gemini_valid))
+			snprintf(msg, sizeof(msg), "Invalid reasoning_effort: %s. Valid values are: "
+						   "high, low, medium, none", effort);
+		else if (effort && (strcmp(effort, "medium") == 0 || strcmp(effort, "none") == 0))
+			snprintf(msg, sizeof(msg), "Thinking level %s is not supported for this model. "
+						   "Please retry with other thinking level",
+				 strcmp(effort, "medium") == 0 ? "MEDIUM" : "NONE");
+		else
+			return NULL;
+		return json_pack("[{s:{s:i, s:s, s:s}}]", "error", "code", 400, "message", msg,
+				 "status", "INVALID_ARGUMENT");
+	}
+	if (strcmp(g_provider, "claude") == 0 || strcmp(g_provider, "openrouter-claude") == 0) {
+		const char *why = anthropic_refuses(body);
+		json_t *a;
+		char *raw;
+		int router = strcmp(g_provider, "openrouter-claude") == 0;
+		if (!why && router && effort)
+			return json_pack("{s:{s:s, s:i}}", "error", "message",
+					 "reasoning_effort is not a parameter OpenRouter takes: send "
+					 "reasoning.effort", "code", 400);
+		if (!why)
+			return NULL;
+		a = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+			      "invalid_request_error", "message", why);
+		if (!router)
+			return a;
+		raw = json_dumps(a, JSON_COMPACT);
+		json_decref(a);
+		a = json_pack("{s:{s:s, s:i, s:{s:s, s:s}}}", "error", "message",
+			      "Provider returned error", "code", 400, "metadata", "raw", raw ? raw : "",
+			      "provider_name", "Anthropic");
+		free(raw);
+		return a;
+	}
+	return NULL;
+}
+
 static void on_completions(struct evhttp_request *req)
 {
 	char *raw = NULL;
@@ -486,6 +624,14 @@ static void on_completions(struct evhttp_request *req)
 		send_json(req, 400, "{\"error\":{\"message\":\"model and messages are required\","
 				    "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}");
 		goto done;
+	}
+	if (g_provider[0]) {
+		json_t *refusal = provider_refuses(body);
+		if (refusal) {
+			send_value(req, 400, refusal);
+			json_decref(refusal);
+			goto done;
+		}
 	}
 	{
 		const json_t *sc = json_object_get(
@@ -583,6 +729,41 @@ static void on_request(struct evhttp_request *req, void *arg)
 			send_json(req, 200, "{\"status\":\"ok\"}");
 		return;
 	}
+	if (strcmp(path, "/__provider") == 0) {
+		char *raw = NULL;
+		json_t *b = body_json(req, &raw);
+		const char *name = json_string_value(json_object_get(b, "name"));
+		snprintf(g_provider, sizeof(g_provider), "%s", name ? name : "");
+		send_json(req, 200, "{\"ok\":true}");
+		json_decref(b);
+		free(raw);
+		return;
+	}
+	if (strcmp(path, "/__models") == 0) {
+		char *raw = NULL;
+		json_t *b = body_json(req, &raw);
+		json_decref(g_model_ids);
+		g_model_ids = json_is_array(json_object_get(b, "ids"))
+				      ? json_incref(json_object_get(b, "ids"))
+				      : NULL;
+		send_json(req, 200, "{\"ok\":true}");
+		json_decref(b);
+		free(raw);
+		return;
+	}
+	if (g_model_ids && n >= 7 && strcmp(path + n - 7, "/models") == 0) {
+		json_t *list = json_pack("{s:s, s:[]}", "object", "list", "data");
+		size_t i;
+		json_t *id;
+		json_array_foreach(g_model_ids, i, id)
+			json_array_append_new(json_object_get(list, "data"),
+					      json_pack("{s:O, s:s, s:i, s:s}", "id", id, "object",
+							"model", "created", 1750000000, "owned_by",
+							"system"));
+		send_value(req, 200, list);
+		json_decref(list);
+		return;
+	}
 	if (strcmp(path, "/__health") == 0) {
 		char *raw = NULL;
 		json_t *b = body_json(req, &raw);
@@ -599,6 +780,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		g_default = NULL;
 		g_record = 1;
 		g_loading_until = 0;
+		g_provider[0] = '\0';
+		json_decref(g_model_ids);
+		g_model_ids = NULL;
 		/* replies still pending from before stop counting */
 		g_epoch++;
 		g_requests = g_inflight = g_max_inflight = g_completions = g_streams = 0;

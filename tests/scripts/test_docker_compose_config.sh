@@ -12,9 +12,16 @@ if ! command -v docker-compose >/dev/null; then
 	echo "1..1"
 	echo "ok 1 - docker-compose config # SKIP"
 	echo "skipped: docker-compose is not installed (make test installs it with the private Docker engine)"
-	exit 0
+	# the image's build stage copies every folder the Makefile compiles or embeds
+missing=""
+for d in $(sed -n 's/^PARTS := //p' "$root/Makefile") cli migrations; do
+	grep -q "^COPY $d $d\$" "$root/compose/Dockerfile" || missing="$missing $d"
+done
+[ -z "$missing" ]
+ok $? "compose/Dockerfile copies every part the Makefile builds${missing:+ (missing, add COPY lines:$missing)}"
+exit 0
 fi
-echo "1..11"
+echo "1..12"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 root=$(pwd)
@@ -24,7 +31,7 @@ cd "$dir/compose"
 out=$(docker-compose config 2>&1)
 ok $? "docker-compose config accepts the file with .env.example"
 services=$(docker-compose --profile telegram config --services 2>/dev/null | sort | tr '\n' ' ')
-[ "$services" = "bot engine migrate postgres redis spawner " ]
+[ "$services" = "bot engine migrate postgres redis spawner web " ]
 ok $? "services: $services"
 echo "$out" | grep -q "image: postgres:15" && echo "$out" | grep -q "image: redis:7"
 ok $? "official images by default"
@@ -39,8 +46,8 @@ ok $? "the roles wait for the migrations and for healthy PostgreSQL and Redis"
 echo "$out" | grep -q "ORCH_HTTP_ADDR: 0.0.0.0:9464"
 ok $? "every role listens on ORCH_HTTP_ADDR"
 n_data=$(docker-compose --profile telegram config 2>/dev/null | grep -c -- "- orchdata:/var/lib/orchestrator:rw")
-[ "$n_data" = 4 ]
-ok $? "migrate, engine, bot and spawner share one data folder (the volume orchdata; $n_data mounts)"
+[ "$n_data" = 5 ]
+ok $? "migrate, engine, bot, spawner and web share one data folder (the volume orchdata; $n_data mounts)"
 sed -i '/^POSTGRES_PASSWORD=/d' .env
 err=$(docker-compose config 2>&1)
 [ $? != 0 ] && echo "$err" | grep -q "set POSTGRES_PASSWORD in .env"
@@ -59,4 +66,11 @@ for v in $(grep -oE '^\| `[A-Z][A-Z0-9_]*`(, `[A-Z][A-Z0-9_]*`)*' "$root/README.
 done
 [ -z "$missing" ]
 ok $? "every variable of the README's tables is in .env.example${missing:+ (missing, add them:$missing)}"
+# the image's build stage copies every folder the Makefile compiles or embeds
+missing=""
+for d in $(sed -n 's/^PARTS := //p' "$root/Makefile") cli migrations; do
+	grep -q "^COPY $d $d\$" "$root/compose/Dockerfile" || missing="$missing $d"
+done
+[ -z "$missing" ]
+ok $? "compose/Dockerfile copies every part the Makefile builds${missing:+ (missing, add COPY lines:$missing)}"
 exit 0
