@@ -8,6 +8,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "nodes/nd_int.h"
+#include "nodes/netspec.h"
 #include "nodes/prompt.h"
 #include "nodes/spec.h"
 
@@ -53,16 +54,34 @@ static llm_message *build_messages(const json_t *conv, const char *sys, const ch
 	return m;
 }
 
+/* The person's "network:" and "setup command:" lines, in the order they
+ * were said, applied to the proposed spec: they win over the model's. A
+ * line that cannot be used is named in `note`. */
+static void person_settings(const nd_step *s, json_t *spec, buf *note)
+{
+	const json_t *turn;
+	size_t i;
+
+	json_array_foreach(json_object_get(s->state, "conversation"), i, turn) {
+		const char *role = json_string_value(json_object_get(turn, "role"));
+
+		if (role && strcmp(role, "user") == 0 &&
+		    nd_netspec_said(json_string_value(json_object_get(turn, "text")), spec, NULL) < 0)
+			buf_printf(note, "\n\n⚠️ Not applied: %s", err_last());
+	}
+}
+
 /* Shows the spec the model proposed and asks for the decision. */
 static int propose(nd_step *s, const char *message, const json_t *proposed)
 {
 	nd_spec spec;
 	json_t *spec_json = NULL;
-	buf html;
+	buf html, note;
 	char key[32], q[160];
 	int v = s->p.spec_version + 1, rc;
 
 	buf_init(&html, 0);
+	buf_init(&note, 0);
 	rc = nd_spec_from_json(proposed, &spec);
 	if (rc == 0)
 		spec_json = nd_spec_to_json(&spec);
@@ -71,7 +90,9 @@ static int propose(nd_step *s, const char *message, const json_t *proposed)
 				   "Reading the proposed spec");
 		goto done;
 	}
+	person_settings(s, spec_json, &note);
 	nd_html_escape(&html, message);
+	nd_html_escape(&html, buf_cstr(&note));
 	buf_printf(&html, "\n\n<b>Spec, version %d</b>\n\n", v);
 	nd_spec_html(spec_json, &html);
 	snprintf(key, sizeof(key), "spec:%d", v);
@@ -94,6 +115,7 @@ done:
 	json_decref(spec_json);
 	nd_spec_free(&spec);
 	buf_free(&html);
+	buf_free(&note);
 	return rc;
 }
 

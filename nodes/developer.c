@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "nodes/nd_int.h"
+#include "nodes/netspec.h"
 #include "nodes/prompt.h"
 #include "nodes/repo.h"
 
@@ -228,12 +229,14 @@ static int spawn_work(dev *d, nd_task *t)
 	nd_worker_id(d->s->ctx, t->id, suffix, id, sizeof(id));
 	snprintf(msg, sizeof(msg), "tg:%lld", (long long)d->p->user.id);
 	req = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s, s:{s:b, s:s, s:s, s:i, s:i}, "
-			"s:s*}",
+			"s:s*, s:s*, s:o*}",
 			"id", id, "task", t->id, "project", eng_ctx_thread_key(d->s->ctx), "repo",
 			d->p->repo.path, "base", base, "prompt", buf_cstr(&prompt), "test_command",
 			d->p->plan.test_command, "role", d->s->app->cfg.worker_role, "meta",
 			"factory", 1, "kind", "work", "task", t->id, "round", t->round, "attempt",
-			t->attempt, "user", d->p->user.id > 0 ? msg : NULL);
+			t->attempt, "user", d->p->user.id > 0 ? msg : NULL, "setup_command",
+			json_string_value(json_object_get(d->p->spec, "setup_command")), "network",
+			nd_netspec_request(d->p->spec));
 	nd_allow_failures(d->p, req);
 	buf_free(&prompt);
 	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
@@ -261,7 +264,7 @@ static int spawn_merge(dev *d, nd_task *t)
 	snprintf(suffix, sizeof(suffix), "m%d", ++d->p->merges);
 	nd_worker_id(d->s->ctx, t->id, suffix, id, sizeof(id));
 	req = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:{s:b, s:s, s:s, s:i}, s:o*, s:s*, "
-			"s:s*}",
+			"s:s*, s:s*, s:o*}",
 			"id", id, "mode", "merge", "task", t->id, "project",
 			eng_ctx_thread_key(d->s->ctx), "repo", repo->path, "target",
 			nd_project_branch(d->p),
@@ -269,7 +272,9 @@ static int spawn_merge(dev *d, nd_task *t)
 			"merge", "task", t->id, "n", d->p->merges, "min_tests",
 			d->p->main.total > 0 ? json_integer(d->p->main.total) : NULL, "mirror",
 			usable ? repo->remote_url : NULL, "repo_secret",
-			usable ? repo->remote_handle : NULL);
+			usable ? repo->remote_handle : NULL, "setup_command",
+			json_string_value(json_object_get(d->p->spec, "setup_command")), "network",
+			nd_netspec_request(d->p->spec));
 	nd_allow_failures(d->p, req);
 	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
 	if (rc == 0)
@@ -316,7 +321,7 @@ static int on_work(dev *d, nd_task *t, const nd_result *r)
 	static const nd_opt stuck[] = {ND_OPT_RETRY, ND_OPT_SKIP, ND_OPT_STOP};
 	static const nd_opt budget[] = {ND_OPT_EXTEND, ND_OPT_SKIP, ND_OPT_STOP};
 	nd_question q = keep(ND_RESUME_WORK, NULL, NULL);
-	char text[1400];
+	char text[1700];
 
 	keep_json(&t->tests, r->tests);
 	keep_json(&t->diff, r->diff);
@@ -340,9 +345,13 @@ static int on_work(dev *d, nd_task *t, const nd_result *r)
 	if (r->status == ND_W_REFUSED || r->status == ND_W_INVALID ||
 	    t->failures >= d->s->app->cfg.worker_failures) {
 		snprintf(text, sizeof(text),
-			 "⚠️ Task %s (%s) failed %d time%s. The last worker said: %s\n\nRetry it, "
+			 "⚠️ Task %s (%s) failed %d time%s. The last worker said: %s\n\n%sRetry it, "
 			 "skip it, or stop the project?",
-			 t->id, t->title, t->failures, t->failures == 1 ? "" : "s", r->reason);
+			 t->id, t->title, t->failures, t->failures == 1 ? "" : "s", r->reason,
+			 r->reason && strstr(r->reason, "network policy")
+				 ? "To change the project's network, write a line such as \"network: "
+				   "registries\" (or the hosts it needs) before you answer. "
+				 : "");
 		failure_feedback(t, r, "A previous attempt at this task failed:");
 		return ask(d, t, ND_Q_FAILED, text, stuck, 3, &q);
 	}
@@ -649,6 +658,33 @@ static int progress(dev *d)
 
 /* --- the person's messages --- */
 
+/* The person's "network:" and "setup command:" lines (nodes/netspec.h):
+ * the spec changes for the workers and merges that start from now on, and
+ * `html` says so (or why a line was not used). */
+static void apply_settings(dev *d, const char *text, buf *html)
+{
+	json_t *spec = json_deep_copy(d->p->spec);
+	buf said;
+	int n;
+
+	buf_init(&said, 0);
+	n = spec ? nd_netspec_said(text, spec, &said) : 0;
+	if (n < 0) {
+		buf_puts(html, "⚠️ Not applied: ");
+		nd_html_escape(html, err_last());
+		buf_puts(html, "\n\n");
+	} else if (n > 0) {
+		buf_puts(html, "✅ From the next worker and merge on, ");
+		nd_html_escape(html, buf_cstr(&said));
+		buf_puts(html, ".\n\n");
+		nd_log(d->s->up, "settings", buf_cstr(&said), NULL);
+		json_object_set(d->s->up, "spec", spec);
+		d->p->spec = spec; /* held by the update */
+	}
+	json_decref(spec);
+	buf_free(&said);
+}
+
 static int on_input(dev *d, const json_t *v)
 {
 	nd_input in;
@@ -657,14 +693,15 @@ static int on_input(dev *d, const json_t *v)
 	int rc;
 
 	d->changed = 1;
+	buf_init(&html, 0);
 	nd_input_read(v, &in);
 	if (in.user.id > 0)
 		nd_user_copy(&d->p->user, &in.user);
 	nd_log(d->s->up, "message", in.text ? in.text : "", NULL);
+	apply_settings(d, in.text, &html);
 	nd_input_free(&in);
 	if (nd_costs_get(d->s->ctx, &c) < 0)
 		err_clear();
-	buf_init(&html, 0);
 	buf_puts(&html, "The project is being built; here is where it stands.\n\n");
 	render_progress(d, &html, &c);
 	buf_puts(&html, "\n\n/cancel stops it.");

@@ -2,6 +2,7 @@
 #include "core/embed.h"
 #include "core/err.h"
 #include "llm/schema.h"
+#include "nodes/netspec.h"
 #include "nodes/say.h"
 
 #include <ctype.h>
@@ -234,6 +235,7 @@ void nd_spec_free(nd_spec *s)
 		strv_free(&s->features[i].acceptance);
 	}
 	free(s->features);
+	nd_netspec_free(&s->net);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -278,7 +280,7 @@ int nd_spec_from_json(const json_t *j, nd_spec *out)
 			out->remote_handle = NULL;
 		}
 	}
-	return 0;
+	return nd_netspec_read(j, &out->net);
 }
 
 json_t *nd_spec_to_json(const nd_spec *s)
@@ -309,6 +311,7 @@ json_t *nd_spec_to_json(const nd_spec *s)
 			json_object_set_new(r, "handle", json_string(s->remote_handle));
 		json_object_set_new(j, "remote", r);
 	}
+	nd_netspec_to_json(&s->net, j);
 	return j;
 }
 
@@ -774,6 +777,7 @@ void nd_spec_html(const json_t *s, buf *out)
 		nd_html_escape(out, json_string_value(json_object_get(json_object_get(s, "remote"),
 								      "url")));
 	}
+	nd_netspec_html(s, out);
 }
 
 void nd_plan_html(const json_t *p, buf *out)

@@ -32,6 +32,15 @@ typedef struct nd_feature {
 	nd_strv acceptance;  /* at least one criterion */
 } nd_feature;
 
+/* The network of the project's workers and merges, and the command that
+ * installs its dependencies (nodes/netspec.h). */
+typedef struct nd_netspec {
+	char *setup_command; /* NULL: none */
+	char *policy;        /* NULL: the spawner's default (ORCH_NET_POLICY); else
+				"none", "registries" or "hosts" */
+	nd_strv hosts;       /* policy "hosts": the host patterns */
+} nd_netspec;
+
 typedef struct nd_spec {
 	char *name, *summary, *language, *test_command;
 	nd_strv users, stack, constraints;
@@ -39,6 +48,7 @@ typedef struct nd_spec {
 	size_t nfeatures;
 	char *remote_url;    /* NULL: none */
 	char *remote_handle; /* NULL: none */
+	nd_netspec net;
 } nd_spec;
 
 typedef struct nd_plan_task {

@@ -195,6 +195,23 @@ int spw_net_registries(const spw_config *cfg, const char *language, char *out, s
 		       language, fam[0] ? fam : "LANGUAGE");
 }
 
+/* ORCH_NET_SOCKET_DIR: an absolute folder, short enough for the socket
+ * paths under it (a unix socket's path holds at most 107 bytes). */
+static int net_socket_dir_from_env(spw_config *out)
+{
+	const char *v = getenv("ORCH_NET_SOCKET_DIR");
+
+	out->net_socket_dir[0] = '\0';
+	if (!v || !*v)
+		return 0;
+	if (v[0] != '/' || strlen(v) >= sizeof(out->net_socket_dir) - 40)
+		return err_set(ERR_INVALID, "ORCH_NET_SOCKET_DIR must be an absolute folder of at most "
+					    "%zu bytes (the sockets' paths under it must fit), got '%s'",
+			       sizeof(out->net_socket_dir) - 41, v);
+	snprintf(out->net_socket_dir, sizeof(out->net_socket_dir), "%s", v);
+	return 0;
+}
+
 /* The registry lists: the built-in ones, each replaced by
  * ORCH_NET_REGISTRIES_<LANGUAGE>, and the languages only the environment
  * names. */
@@ -368,7 +385,8 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 		if (spw_phases_parse(phases, &out->net_phases) < 0)
 			return err_wrap("ORCH_NET_PHASES");
 	}
-	if ((rc = net_registries_from_env(out)) < 0)
+	if ((rc = net_registries_from_env(out)) < 0 ||
+	    (rc = net_socket_dir_from_env(out)) < 0)
 		return rc;
 #undef INT
 #undef DUR
@@ -1693,11 +1711,28 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 	{
 		/* one egress proxy for every worker; workers without network need none */
 		egr_config ec;
+		char dir[160];
+		int made = 0;
 
 		memset(&ec, 0, sizeof(ec));
 		ec.max_conns = cfg->net_max_conns;
 		ec.max_bytes = cfg->net_max_bytes;
-		if (egr_new(&s->egress, &ec) < 0) {
+		if (cfg->net_socket_dir[0]) {
+			/* a folder per spawner: spawners in containers share it
+			 * (their pids may be the same) */
+			util_rand_hex(rnd, 4);
+			snprintf(dir, sizeof(dir), "%s/%d-%s", cfg->net_socket_dir, (int)getpid(), rnd);
+			ec.dir = dir;
+			made = mkdir(cfg->net_socket_dir, 0711) == 0 || errno == EEXIST;
+		}
+		if (ec.dir && !made) {
+			snprintf(s->egress_error, sizeof(s->egress_error),
+				 "cannot create ORCH_NET_SOCKET_DIR %s: %s", cfg->net_socket_dir,
+				 strerror(errno));
+			health_report("spawner.egress", HEALTH_DEGRADED,
+				      "the egress proxy could not start: %s (workers get no network)",
+				      s->egress_error);
+		} else if (egr_new(&s->egress, &ec) < 0) {
 			snprintf(s->egress_error, sizeof(s->egress_error), "%s", err_last());
 			health_report("spawner.egress", HEALTH_DEGRADED,
 				      "the egress proxy could not start: %s (workers get no network)",

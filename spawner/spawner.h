@@ -151,6 +151,8 @@ typedef struct spw_config {
 					from the remote's URL */
 	int64_t forge_poll_ms;       /* ORCH_FORGE_POLL (60s): how often open pull requests
 					are read for comments and CI failures; 0: never */
+	char net_socket_dir[80];     /* ORCH_NET_SOCKET_DIR: where the proxy's sockets go
+					(a folder per spawner in it); "": /run/orch-egress */
 } spw_config;
 
 /* The host patterns of the registries of `language` (any case; python3,
