@@ -45,9 +45,9 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla -Wformat=2
 LDFLAGS := $(SAN) -pthread $(EXTRA_LDFLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
-PARTS := core engine llm secrets bot spawner nodes web eval
+PARTS := core engine llm secrets bot spawner nodes web eval mcp
 LIB_SRC := $(foreach d,$(PARTS),$(wildcard $(d)/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/embedded.o $(BUILD)/obj/gen/fwd_image.o
 CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/liborch.a
@@ -99,6 +99,24 @@ $(BUILD)/obj/gen/embedded.o: $(BUILD)/gen/embedded.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# the docker sandbox's egress forwarder: static (images lack our libraries),
+# without sanitizers, carried in the binary (spawner/sbx_int.h: sbx_fwd_image)
+$(BUILD)/gen/egress-fwd: spawner/fwd/egress_fwd.c spawner/sbx_fwd.c spawner/sbx_int.h spawner/sandbox.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@ (static)")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Os -static -s -I. -o $@ \
+		spawner/fwd/egress_fwd.c spawner/sbx_fwd.c
+
+$(BUILD)/gen/fwd_image.S: $(BUILD)/gen/egress-fwd
+	$(Q)printf '%s\n' '.section .rodata' '.balign 16' '.globl sbx_fwd_image' \
+		'.type sbx_fwd_image, @object' 'sbx_fwd_image:' '.incbin "$(abspath $<)"' \
+		'.globl sbx_fwd_image_end' 'sbx_fwd_image_end:' \
+		'.section .note.GNU-stack,"",@progbits' >$@
+
+$(BUILD)/obj/gen/fwd_image.o: $(BUILD)/gen/fwd_image.S
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

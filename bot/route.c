@@ -133,6 +133,8 @@ json_t *bot_input_json(const bot_input *in)
 		json_object_set_new(j, "message_id", json_integer(in->message_id));
 	if (j && in->update_id)
 		json_object_set_new(j, "update_id", json_integer(in->update_id));
+	if (j && json_is_object(in->change))
+		json_object_set(j, "change", (json_t *)in->change);
 	return j;
 }
 
@@ -241,6 +243,8 @@ const char *bot_help_text(const char *channel)
 	if (strcmp(channel, "term") == 0)
 		return "Describe an idea and orchestrator takes it from there.\n"
 		       "  /new <idea>        start a new project\n"
+		       "  /new --repo <url or path> [--branch B] [--pr] <change>\n"
+		       "                     change an existing repository\n"
 		       "  /status            the active project: stage, tasks, workers, questions, cost\n"
 		       "  /projects          your projects\n"
 		       "  /switch <n|name>   make another project the active one\n"
@@ -251,6 +255,8 @@ const char *bot_help_text(const char *channel)
 		       "Any other text goes to the active project.";
 	return "Describe an idea and orchestrator takes it from there.\n\n"
 	       "/new <idea> — start a new project\n"
+	       "/new --repo <url> [--branch B] [--pr] [--handle res_…] <change> — change an "
+	       "existing repository\n"
 	       "/status — the active project: stage, tasks, workers, your open questions, cost\n"
 	       "/projects — your projects\n"
 	       "/switch <number or name> — make another project the active one\n"
@@ -292,34 +298,161 @@ done:
 	return rc;
 }
 
-static int cmd_new(pg_conn *c, const char *graph, const bot_input *in, const char *chat,
-		   const char *idea)
+static const pg_stmt STMT_THREAD_KEY = {
+	"bot_thread_key", "SELECT key FROM threads WHERE id = $1::bigint", 1,
+};
+
+static const pg_stmt STMT_SWITCH_TO = {
+	"bot_switch_to",
+	"INSERT INTO bot_chats (chat, active, next_n) VALUES ($1, $2::int, $2::int + 1) "
+	"ON CONFLICT (chat) DO UPDATE SET active = $2::int, updated_at = now()",
+	2,
+};
+
+int bot_route_project(pg_conn *c, const char *graph, int64_t thread, const bot_input *in,
+		      const char *idem, char *how, size_t how_cap)
 {
+	char chat[96], tid[24], num[16];
+	const char *params[2] = {tid, NULL};
+	PGresult *res = NULL;
+	const char *key, *n;
+	int64_t v = 0, routed = 0;
+	int rc;
+
+	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
+	rc = pg_exec_stmt(c, &res, &STMT_THREAD_KEY, params);
+	if (rc < 0)
+		return rc;
+	key = pg_rows(res) == 1 ? pg_val(res, 0, 0) : "";
+	n = strrchr(key, ':');
+	if (!n || (size_t)(n - key) != strlen(chat) || strncmp(key, chat, strlen(chat)) != 0 ||
+	    cfg_parse_int(n + 1, &v) < 0 || v < 1) {
+		rc = err_set(ERR_INVALID, "thread %lld (%s) is no project of chat %s", (long long)thread,
+			     key, chat);
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	snprintf(num, sizeof(num), "%lld", (long long)v);
+	params[0] = chat;
+	params[1] = num;
+	rc = pg_exec_stmt(c, NULL, &STMT_SWITCH_TO, params);
+	if (rc == 0)
+		rc = route_one(c, graph, in, idem, &routed, how, how_cap);
+	if (rc == 0 && routed != thread)
+		rc = err_set(ERR_INTERNAL, "the text went to thread %lld, not %lld",
+			     (long long)routed, (long long)thread);
+	return rc;
+}
+
+int bot_new_project(pg_conn *c, const char *graph, const bot_input *in, const char *idea,
+		    const json_t *change, int64_t *out_thread, int *out_n)
+{
+	char chat[96], idem[64], how[16], msg[256];
 	const char *params[1] = {chat};
 	PGresult *res = NULL;
 	bot_input idea_in = *in;
-	char idem[64], how[16], msg[256];
 	int64_t thread = 0;
 	int rc, n;
 
-	if (!*idea)
-		return bot_say(c, in->channel, in->dest, 0,
-			       "Tell me the idea: /new <what you want built>");
+	if (out_thread)
+		*out_thread = 0;
+	if (out_n)
+		*out_n = 0;
+	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
 	rc = pg_exec_stmt(c, &res, &STMT_NEW_PROJECT, params);
 	if (rc < 0)
 		return rc;
 	n = (int)pg_int(res, 0, 0);
 	PQclear(res);
 	idea_in.text = idea;
+	idea_in.change = change;
 	snprintf(idem, sizeof(idem), "%s:new:%lld:%lld", chat, (long long)in->update_id,
 		 (long long)in->message_id);
 	rc = route_one(c, graph, &idea_in, idem, &thread, how, sizeof(how));
 	if (rc < 0)
 		return rc;
-	snprintf(msg, sizeof(msg), "Project #%d started. Plain messages now go to it; "
+	if (out_thread)
+		*out_thread = thread;
+	if (out_n)
+		*out_n = n;
+	snprintf(msg, sizeof(msg), "Project #%d started%s. Plain messages now go to it; "
 				   "/projects lists all of them.",
-		 n);
+		 n, change ? " (a change to an existing repository)" : "");
 	return bot_say(c, in->channel, in->dest, thread, msg);
+}
+
+/* /new's options before the idea: --repo URL [--branch B] [--pr]
+ * [--handle res_...] [--secret NAME], into *change (owned; NULL when no
+ * --repo); *idea points after them. A problem goes to err[cap]. */
+static int new_options(const char *args, json_t **change, const char **idea, char *err,
+		       size_t cap)
+{
+	static const char *const with_value[] = {"--repo", "--branch", "--handle", "--secret"};
+	const char *p = args;
+
+	*change = NULL;
+	err[0] = '\0';
+	while (*p == ' ' || *p == '\t' || *p == '\n')
+		p++;
+	while (strncmp(p, "--", 2) == 0) {
+		size_t n = strcspn(p, " \t\n");
+		const char *v = p + n, *key = NULL;
+
+		while (*v == ' ' || *v == '\t' || *v == '\n')
+			v++;
+		if (!*change)
+			*change = json_object();
+		if (!*change)
+			return err_set(ERR_NOMEM, "out of memory");
+		for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
+			if (strlen(with_value[i]) == n && strncmp(p, with_value[i], n) == 0)
+				key = with_value[i] + 2;
+		if (n == 4 && strncmp(p, "--pr", 4) == 0) {
+			json_object_set_new(*change, "pr", json_true());
+			p = v;
+			continue;
+		}
+		if (!key) {
+			snprintf(err, cap, "/new knows --repo URL, --branch NAME, --pr and --handle "
+					   "res_...; not %.*s", (int)(n > 40 ? 40 : n), p);
+			return 0;
+		}
+		n = strcspn(v, " \t\n");
+		if (n == 0) {
+			snprintf(err, cap, "--%s needs a value", key);
+			return 0;
+		}
+		json_object_set_new(*change, key, json_stringn(v, n));
+		p = v + n;
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+	}
+	*idea = p;
+	if (*change && !json_object_get(*change, "repo"))
+		snprintf(err, cap, "--branch, --pr and --handle go with --repo URL: /new --repo "
+				   "https://host/owner/name.git [--branch main] [--pr] what to change");
+	return 0;
+}
+
+static int cmd_new(pg_conn *c, const char *graph, const bot_input *in, const char *args)
+{
+	json_t *change = NULL;
+	const char *idea = args;
+	char err[300];
+	int rc = new_options(args, &change, &idea, err, sizeof(err));
+
+	if (rc == 0 && err[0])
+		rc = bot_say(c, in->channel, in->dest, 0, err);
+	else if (rc == 0 && !*idea)
+		rc = bot_say(c, in->channel, in->dest, 0,
+			     change ? "Tell me what to change: /new --repo URL what to change"
+				    : "Tell me the idea: /new <what you want built>");
+	else if (rc == 0)
+		rc = bot_new_project(c, graph, in, idea, change, NULL, NULL);
+	json_decref(change);
+	return rc;
 }
 
 static _Atomic(bot_report_fn) g_report;
@@ -368,6 +501,10 @@ static const char *stage_label(const char *stage)
 		{"architect", "architect (repository and plan)"},
 		{"plan_review", "plan review (the plan waits for your decision)"},
 		{"develop", "develop (workers build the tasks, the reviewer checks them)"},
+		{"import", "import (the repository is copied into the project's own)"},
+		{"baseline", "baseline (the repository's tests run before any change)"},
+		{"deliver", "delivery (the change is pushed, or its pull request opened)"},
+		{"pull_request", "pull request (open: its comments and CI start new rounds)"},
 		{"done", "done"},
 		{"stopped", "stopped"},
 		{"cancelled", "cancelled"},
@@ -541,6 +678,10 @@ static void status_report(buf *out, const json_t *r, int n, const char *channel,
 	if (*jx_str(r, "remote")) {
 		buf_puts(out, "\n<b>Remote:</b> ");
 		put_html(out, jx_str(r, "remote"), 200);
+	}
+	if (*jx_str(r, "pull_request")) {
+		buf_puts(out, "\n<b>Pull request:</b> ");
+		put_html(out, jx_str(r, "pull_request"), 300);
 	}
 }
 
@@ -803,7 +944,7 @@ int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *
 	if (strcmp(cmd, "help") == 0)
 		return bot_say(c, in->channel, in->dest, 0, bot_help_text(in->channel));
 	if (strcmp(cmd, "new") == 0)
-		return cmd_new(c, graph, in, chat, args);
+		return cmd_new(c, graph, in, args);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(c, in, chat);
 	if (strcmp(cmd, "cancel") == 0)

@@ -59,6 +59,8 @@ typedef struct bot_input {
 	const char *username;
 	int64_t message_id;     /* 0 when none */
 	int64_t update_id;      /* 0 when none */
+	const json_t *change;   /* a change to an existing repository (/new --repo):
+				 * {"repo", "branch", "pr", "handle", "secret"}; NULL: none */
 } bot_input;
 
 /* "tg:<dest>" or "term:<dest>" into out[cap]. */
@@ -82,7 +84,17 @@ int bot_batch_add(bot_batch *b, const bot_input *in, const char *idem);
 int bot_batch_flush(bot_batch *b, pg_conn *c, const char *graph, int *out_delivered,
 		    int *out_queued);
 
+/* Starts project n+1 of the input's chat with `idea` (graph `graph`), as
+ * /new does: the new project becomes the active one, its first run gets
+ * the idea as input (with "change" when `change` is not NULL: a change to
+ * an existing repository), and the chat is told. *out_thread and *out_n
+ * (may be NULL) get the project's thread and number. */
+int bot_new_project(pg_conn *c, const char *graph, const bot_input *in, const char *idea,
+		    const json_t *change, int64_t *out_thread, int *out_n);
+
 /* Handles command `cmd` ("new", without the slash) with `args` from `in`.
+ * /new takes options before the idea: --repo URL [--branch NAME] [--pr]
+ * [--handle res_...] (a change to an existing repository).
  * Unknown commands get a short help. `graph` is used for new projects. */
 int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *cmd,
 		const char *args);
@@ -96,6 +108,15 @@ int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *
 int bot_cancel_project(pg_conn *c, int64_t thread, const char *who, int *out_runs,
 		       int *out_workers);
 
+/* Routes `in` (its channel and dest: the project's chat) to project
+ * `thread` of that chat, which becomes the chat's active project, as if the
+ * person had switched to it and typed the text (no message says so): an
+ * event when its run waits for input, else a queued run. `how` (cap
+ * how_cap) gets "delivered" or "queued". ERR_INVALID when the thread is no
+ * project of that chat. Runs in the caller's transaction. */
+int bot_route_project(pg_conn *c, const char *graph, int64_t thread, const bot_input *in,
+		      const char *idem, char *how, size_t how_cap);
+
 /* The chat's active project: thread id (0 when none) and number. */
 int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, int *out_n);
 
@@ -108,7 +129,7 @@ int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, in
  *   "task_list": [{"title", "status", "label"}], "workers" (running now),
  *   "open": [{"id", "question", "channel", "options": ["label", ...]}],
  *   "tokens_in", "tokens_out", "cost_usd", "budget": {"limit_usd",
- *   "spent_usd"}, "repo", "branch", "remote".
+ *   "spent_usd"}, "repo", "branch", "remote", "pull_request" (a URL).
  *
  * Runs on the caller's connection, inside its transaction. */
 typedef int (*bot_report_fn)(json_t **out, pg_conn *c, int64_t thread);

@@ -1,5 +1,6 @@
 #include "bot/text.h"
 #include "core/err.h"
+#include "core/utf8.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -241,6 +242,7 @@ static void tag_name(const char *tag, size_t len, char *out, size_t cap, int *cl
 		out[k++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
 	}
 	out[k] = '\0';
+	utf8_fit(out); /* a long name is cut, never inside a character */
 }
 
 static void stack_apply(tag_stack *st, const char *tag, size_t len)

@@ -198,7 +198,16 @@ typedef struct cli_web {
 	struct web_server *server;
 	struct web_health *health;
 	struct web_app *dash;   /* the dashboard, on the roles "serve" and "web" */
+	struct cli_mcp_web *mcp; /* /mcp, on the same roles */
 } cli_web;
+
+/* /mcp (the MCP server's streamable HTTP transport) on listener `s`, before
+ * it starts, for the bearer tokens of web/auth.h: the caller owns *out
+ * (cli_mcp_stop before web_server_free, cli_mcp_free after). */
+struct cli_mcp_web;
+int cli_mcp_attach(struct web_server *s, pg_pool *pool, struct cli_mcp_web **out);
+void cli_mcp_stop(struct cli_mcp_web *m);
+void cli_mcp_free(struct cli_mcp_web *m);
 int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_web *out);
 void cli_web_stop(cli_web *w);
 int cmd_chat(int argc, char **argv);
@@ -212,6 +221,42 @@ int cmd_show(int argc, char **argv);
  * (status: also on a partial failure). */
 int cli_status_json(pg_conn *c, int limit, json_t **out);
 int cli_show_json(pg_conn *c, const char *project, json_t **out);
+
+/* Who decides a question (cli_decide): the terminal's Unix user, or the
+ * person of an MCP session. */
+typedef struct cli_decider {
+	const char *name;        /* recorded as who decided: "cli:ada", "mcp:ada" */
+	const char *user;        /* the user name recorded beside it */
+	int64_t telegram_id;     /* acts as this Telegram approver; 0: none */
+	const char *op;          /* or as this Unix user (ORCH_OPERATORS maps it to
+				  * approvers); NULL: none */
+	const char *channel;     /* "cli" | "mcp": recorded as the decision's channel */
+	const char *shown;       /* who decided, on the Telegram message */
+	const char *denied_as;   /* this decider in a refusal: "the Unix user 'ada'" */
+} cli_decider;
+
+/* Decides question `target` — an approval id, or the question project
+ * `target` waits for — with answer `want` (an option's id, label or number;
+ * "approve"/"reject" or NULL pick the affirmative or, with `reject`, the
+ * negative answer) as `who`, once and only when `who` may decide it, in one
+ * transaction on `c`, exactly as a button does (a Telegram question's
+ * message then loses its buttons). *out (owned): {"question", "outcome":
+ * "decided" | "refused", "answer", "label", "reason", "decided_by",
+ * "question_text"} (and "not_approver": true when refused for that).
+ * ERR_DENIED (what to configure), ERR_NOTFOUND, ERR_CONFLICT (several open
+ * questions: the message lists them), ERR_DB. */
+int cli_decide(pg_conn *c, const char *target, const char *want, int reject,
+	       const cli_decider *who, json_t **out);
+
+/* Gives the terminal questions of thread `thread` that were asked but not
+ * shown in a chat yet their approvals rows (ids), as showing them would.
+ * In the caller's transaction. */
+int cli_materialize(pg_conn *c, int64_t thread);
+
+int cmd_mcp(int argc, char **argv);
+/* The MCP server's backend (mcp/mcp.h) of this program: stdio and /mcp. */
+struct mcp_backend;
+extern const struct mcp_backend cli_mcp_backend;
 int cmd_logs(int argc, char **argv);
 
 /* What the terminal front ends (chat, new) check and open first: the chat
@@ -231,6 +276,18 @@ int cli_term_run(pg_pool *pool, const char *name, const char *graph, int color);
  * its thread id and number in the chat. */
 int cli_new_project(pg_conn *c, const char *graph, const char *name, const char *idea,
 		    int64_t *thread, int *n);
+
+/* The same for a change to an existing repository: `change` is the input's
+ * {"repo", "branch", "pr", "secret", "handle"} (bot/route.h; NULL: a new
+ * project), as `orchestrator new --repo` sends it. */
+int cli_new_change(pg_conn *c, const char *graph, const char *name, const char *idea,
+		   const json_t *change, int64_t *thread, int *n);
+
+/* A repository named for a change, as the input's "repo" carries it into
+ * `out` (cap): an https://, http:// or ssh:// URL as it is, a local path made
+ * absolute and checked to be a git repository. -1 with err_set() saying
+ * what is wrong. */
+int cli_change_repo(const char *repo, char *out, size_t cap);
 
 /* Starts the Telegram bot in this process when TELEGRAM_BOT_TOKEN is set,
  * showing the replies of `hub` (may be NULL) as drafts: 1 with *out

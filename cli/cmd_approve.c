@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/jsonx.h"
 #include "engine/control.h"
 #include "engine/outbox.h"
 
@@ -62,7 +63,7 @@ static const pg_stmt STMT_OUTBOX_DONE = {
 	2,
 };
 
-static int materialize(pg_conn *c, int64_t thread)
+int cli_materialize(pg_conn *c, int64_t thread)
 {
 	char tid[24];
 	const char *params[1] = {tid};
@@ -127,7 +128,7 @@ static int resolve(pg_conn *c, const char *arg, int64_t *out)
 	rc = eng_thread_find(c, arg, &thread);
 	if (rc < 0)
 		return err_set(ERR_NOTFOUND, "%s is neither an approval id nor a project", arg);
-	rc = materialize(c, thread);
+	rc = cli_materialize(c, thread);
 	if (rc < 0)
 		return rc;
 	snprintf(sid, sizeof(sid), "%lld", (long long)thread);
@@ -137,17 +138,34 @@ static int resolve(pg_conn *c, const char *arg, int64_t *out)
 	if (pg_rows(res) == 0) {
 		rc = err_set(ERR_NOTFOUND, "project %s waits for no answer now", arg);
 	} else if (pg_rows(res) > 1) {
-		fprintf(stderr, "orchestrator: project %s has %d open questions; name one:\n", arg,
-			pg_rows(res));
-		for (int i = 0; i < pg_rows(res); i++)
-			fprintf(stderr, "  %6lld  %.100s\n", (long long)pg_int(res, i, 0),
-				pg_val(res, i, 1));
-		rc = err_set(ERR_CONFLICT, "several questions are open");
+		char list[600] = "";
+		for (int i = 0; i < pg_rows(res) && strlen(list) + 140 < sizeof(list); i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%lld (%.100s)",
+				 i ? "; " : "", (long long)pg_int(res, i, 0), pg_val(res, i, 1));
+		rc = err_set(ERR_CONFLICT, "project %s has %d open questions; name one by its id: %s",
+			     arg, pg_rows(res), list);
 	} else {
 		*out = pg_int(res, 0, 0);
 	}
 	PQclear(res);
 	return rc;
+}
+
+/* "approve (Approve), change (Change)" for messages; a static buffer per
+ * thread. */
+static const char *answers_of(const json_t *options)
+{
+	static _Thread_local char list[400];
+	size_t i;
+	const json_t *o;
+
+	list[0] = 0;
+	json_array_foreach(options, i, o)
+		if (strlen(list) + 80 < sizeof(list))
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s (%s)",
+				 i ? ", " : "", json_string_value(json_object_get(o, "id")),
+				 json_string_value(json_object_get(o, "label")));
+	return list;
 }
 
 static int pick(const json_t *options, const char *want, int reject, int *out)
@@ -170,7 +188,12 @@ static int pick(const json_t *options, const char *want, int reject, int *out)
 				return 0;
 			}
 		}
-		return err_set(ERR_NOTFOUND, "the question has no answer '%s'", want);
+		if (strcmp(want, "approve") == 0 || strcmp(want, "yes") == 0)
+			return pick(options, NULL, 0, out);
+		if (strcmp(want, "reject") == 0 || strcmp(want, "no") == 0)
+			return pick(options, NULL, 1, out);
+		return err_set(ERR_NOTFOUND, "the question has no answer '%s' (its answers: %s)", want,
+			       answers_of(options));
 	}
 	for (size_t p = 0; pref[p]; p++)
 		json_array_foreach(options, i, o)
@@ -185,53 +208,51 @@ static int pick(const json_t *options, const char *want, int reject, int *out)
 	return err_set(ERR_NOTFOUND, "the question has no negative answer: choose one with --option");
 }
 
-/* Who decides approval `id` from this terminal, into *who. A Telegram
+/* Who decides approval `id`, into *who, for decider `d`. A Telegram
  * question belongs to its approvers (its own list, else ORCH_ALLOWED_USERS):
- * only a Unix user that ORCH_OPERATORS maps to one of them (or to '*') may
- * decide it, acting for that approver; the real uid's name is recorded.
- * A terminal question may be decided by whoever can answer it in the
- * terminal chat. ERR_DENIED with what to configure, ERR_INVALID for a
- * setting that does not parse. */
-static int terminal_actor(pg_conn *c, int64_t id, bot_actor *who, int64_t *allowed,
-			  int *nallowed)
+ * a decider acting as a Telegram user is that user (bot_approval_decide
+ * checks it); one acting as a Unix user may decide it only when
+ * ORCH_OPERATORS maps that user to one of them (or to '*'), acting for that
+ * approver. A terminal question may be decided by a Unix user, as by
+ * whoever can answer it in the terminal chat. ERR_DENIED with what to
+ * configure, ERR_INVALID for a setting that does not parse. */
+static int actor_for(pg_conn *c, int64_t id, const cli_decider *d, bot_actor *who,
+		     int64_t *allowed, int *nallowed)
 {
-	char user[64], channel[16], list[256] = "";
+	char channel[16], list[256] = "", spec[4096];
 	int64_t approvers[BOT_MAX_ALLOWED], as = 0;
 	bot_operator ops[64];
 	const bot_operator *op;
 	int napprovers = 0, nops = 0, rc;
 
 	memset(who, 0, sizeof(*who));
-	cli_unix_user(user, sizeof(user));
-	snprintf(who->name, sizeof(who->name), "cli:%s", user);
-	snprintf(who->username, sizeof(who->username), "%s", user);
-	who->channel = "cli";
+	snprintf(who->name, sizeof(who->name), "%s", d->name);
+	snprintf(who->username, sizeof(who->username), "%s", d->user);
+	who->channel = d->channel;
 	*nallowed = 0;
-	{
-		char spec[4096];
-		rc = cfg_env_str("ORCH_ALLOWED_USERS", NULL, spec, sizeof(spec));
-		if (rc == 0)
-			rc = bot_parse_allowed(spec, allowed, BOT_MAX_ALLOWED, nallowed);
-	}
+	rc = cfg_env_str("ORCH_ALLOWED_USERS", NULL, spec, sizeof(spec));
+	if (rc == 0)
+		rc = bot_parse_allowed(spec, allowed, BOT_MAX_ALLOWED, nallowed);
 	if (rc == 0)
 		rc = bot_approval_approvers(c, id, allowed, *nallowed, approvers, BOT_MAX_ALLOWED,
 					    &napprovers, channel, sizeof(channel));
 	if (rc < 0)
 		return rc;
+	if (d->telegram_id > 0) {
+		who->id = d->telegram_id;
+		return 0;
+	}
 	if (strcmp(channel, "telegram") != 0) {
 		who->trusted = 1;
 		return 0;
 	}
-	{
-		char spec[4096];
-		rc = cfg_env_str("ORCH_OPERATORS", NULL, spec, sizeof(spec));
-		if (rc == 0)
-			rc = bot_operators_parse(spec, ops, 64, &nops);
-		if (rc < 0)
-			return rc;
-	}
-	op = bot_operator_find(ops, nops, user);
-	if (bot_operator_acts_for(op, approvers, napprovers, &as)) {
+	rc = cfg_env_str("ORCH_OPERATORS", NULL, spec, sizeof(spec));
+	if (rc == 0)
+		rc = bot_operators_parse(spec, ops, 64, &nops);
+	if (rc < 0)
+		return rc;
+	op = bot_operator_find(ops, nops, d->op ? d->op : "");
+	if (d->op && bot_operator_acts_for(op, approvers, napprovers, &as)) {
 		who->trusted = op->any;
 		who->id = as;
 		return 0;
@@ -240,32 +261,63 @@ static int terminal_actor(pg_conn *c, int64_t id, bot_actor *who, int64_t *allow
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%lld", i ? ", " : "",
 			 (long long)approvers[i]);
 	return err_set(ERR_DENIED,
-		       "approval %lld is a Telegram question for its approvers (%s); the Unix user "
-		       "'%s' may act for none of them. Answer it with its buttons in Telegram, or "
-		       "name this user in ORCH_OPERATORS (for example ORCH_OPERATORS=\"%s:%s\")",
-		       (long long)id, list[0] ? list : "none: ORCH_ALLOWED_USERS is empty", user,
-		       user, napprovers > 0 ? list : "TELEGRAM_USER_ID");
+		       "approval %lld is a Telegram question for its approvers (%s); %s may act for "
+		       "none of them. Answer it with its buttons in Telegram, or name the Unix user "
+		       "in ORCH_OPERATORS (for example ORCH_OPERATORS=\"%s:%s\")",
+		       (long long)id, list[0] ? list : "none: ORCH_ALLOWED_USERS is empty",
+		       d->denied_as, d->op ? d->op : "USER", napprovers > 0 ? list : "TELEGRAM_USER_ID");
 }
 
-int cmd_approve(int argc, char **argv)
+/* After a decision: a Telegram question's message loses its buttons and
+ * says who decided, as after a click; a terminal question not shown in a
+ * chat yet is marked answered. */
+static int after_decision(pg_conn *c, const PGresult *res, const bot_decision *d,
+			  const cli_decider *dec)
 {
-	int reject = strcmp(argv[0], "reject") == 0, as_json = 0, option = -1, rc;
-	const char *target = NULL, *want = NULL;
+	const char *actor = dec->shown;
+	const char *channel = pg_val(res, 0, 2);
+
+	if (strcmp(channel, "telegram") == 0 && d->message_id > 0) {
+		buf html;
+		json_t *edit;
+		int rc;
+		buf_init(&html, 0);
+		tg_html_escape(&html, d->question, strlen(d->question));
+		buf_puts(&html, "\n\n<b>");
+		tg_html_escape(&html, d->label, strlen(d->label));
+		buf_puts(&html, "</b> — ");
+		tg_html_escape(&html, actor, strlen(actor));
+		edit = json_pack("{s:I, s:s, s:s}", "message_id", (json_int_t)d->message_id, "html",
+				 buf_cstr(&html), "keyboard", "remove");
+		rc = edit ? bot_emit(c, d->thread_id, "telegram.edit", d->chat, edit)
+			  : err_set(ERR_NOMEM, "out of memory");
+		json_decref(edit);
+		buf_free(&html);
+		return rc;
+	}
+	if (strcmp(channel, "term") == 0 && pg_int(res, 0, 8) > 0) {
+		char ob[24], result[64];
+		const char *p2[2] = {ob, result};
+		snprintf(ob, sizeof(ob), "%lld", (long long)pg_int(res, 0, 8));
+		snprintf(result, sizeof(result), "{\"decided_from\": \"%s\"}", dec->channel);
+		return pg_exec_stmt(c, NULL, &STMT_OUTBOX_DONE, p2);
+	}
+	return 0;
+}
+
+int cli_decide(pg_conn *c, const char *target, const char *want, int reject,
+	       const cli_decider *dec, json_t **out)
+{
+	int option = -1, nallowed = 0, rc;
 	int64_t id = 0, allowed[BOT_MAX_ALLOWED];
-	int nallowed = 0;
-	char sid[24], actor[96];
+	char sid[24];
 	const char *params[1] = {sid};
 	PGresult *res = NULL;
 	json_t *options = NULL;
 	bot_actor who;
 	bot_decision d;
-	pg_conn *c;
 
-	rc = cli_target_args(argc, argv, USAGE, "--option", &want, &target, &as_json);
-	if (rc >= 0)
-		return rc;
-	if (!(c = cli_db()))
-		return 1;
+	*out = NULL;
 	memset(&d, 0, sizeof(d));
 	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 	if (rc == 0)
@@ -279,59 +331,83 @@ int cmd_approve(int argc, char **argv)
 		rc = pick(options, want, reject, &option);
 	}
 	if (rc == 0)
-		rc = terminal_actor(c, id, &who, allowed, &nallowed);
-	if (rc == 0) {
-		snprintf(actor, sizeof(actor), "%s", who.name);
+		rc = actor_for(c, id, dec, &who, allowed, &nallowed);
+	if (rc == 0)
 		rc = bot_approval_decide(c, id, option, &who, pg_val(res, 0, 3), allowed, nallowed,
 					 &d);
-	}
-	if (rc == 0 && d.outcome == BOT_DEC_OK) {
-		const char *channel = pg_val(res, 0, 2);
-
-		if (strcmp(channel, "telegram") == 0 && d.message_id > 0) {
-			/* the message loses its buttons and says who decided, as after a click */
-			buf html;
-			json_t *edit;
-			buf_init(&html, 0);
-			tg_html_escape(&html, d.question, strlen(d.question));
-			buf_puts(&html, "\n\n<b>");
-			tg_html_escape(&html, d.label, strlen(d.label));
-			buf_puts(&html, "</b> — ");
-			tg_html_escape(&html, actor, strlen(actor));
-			buf_puts(&html, " (terminal)");
-			edit = json_pack("{s:I, s:s, s:s}", "message_id", (json_int_t)d.message_id,
-					 "html", buf_cstr(&html), "keyboard", "remove");
-			rc = edit ? bot_emit(c, d.thread_id, "telegram.edit", d.chat, edit)
-				  : err_set(ERR_NOMEM, "out of memory");
-			json_decref(edit);
-			buf_free(&html);
-		} else if (strcmp(channel, "term") == 0 && pg_int(res, 0, 8) > 0) {
-			/* not shown in a chat yet: it need not be, it is answered */
-			char ob[24];
-			const char *p2[2] = {ob, "{\"decided_from\": \"cli\"}"};
-			snprintf(ob, sizeof(ob), "%lld", (long long)pg_int(res, 0, 8));
-			rc = pg_exec_stmt(c, NULL, &STMT_OUTBOX_DONE, p2);
-		}
-	}
+	if (rc == 0 && d.outcome == BOT_DEC_OK)
+		rc = after_decision(c, res, &d, dec);
 	if (rc == 0)
 		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
-	if (rc < 0)
+	if (rc < 0) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", err_last());
 		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		err_set(rc, "%s", msg);
+	}
 	PQclear(res);
 	json_decref(options);
+	if (rc < 0)
+		return rc;
+	*out = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "question", (json_int_t)id,
+			 "outcome", d.outcome == BOT_DEC_OK ? "decided" : "refused", "answer",
+			 d.option_id, "label", d.label, "reason", d.reason, "decided_by",
+			 d.outcome == BOT_DEC_OK ? who.name : d.decided_by, "question_text",
+			 d.question);
+	if (*out && d.outcome == BOT_DEC_NOT_APPROVER)
+		json_object_set_new(*out, "not_approver", json_true());
+	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
+}
+
+int cmd_approve(int argc, char **argv)
+{
+	int reject = strcmp(argv[0], "reject") == 0, as_json = 0, rc;
+	const char *target = NULL, *want = NULL;
+	char user[64], actor[96];
+	json_t *r = NULL;
+	cli_decider dec;
+	pg_conn *c;
+
+	rc = cli_target_args(argc, argv, USAGE, "--option", &want, &target, &as_json);
+	if (rc >= 0)
+		return rc;
+	c = cli_db();
+	if (!c)
+		return 1;
+	cli_unix_user(user, sizeof(user));
+	snprintf(actor, sizeof(actor), "cli:%s", user);
+	memset(&dec, 0, sizeof(dec));
+	dec.name = actor;
+	dec.user = user;
+	dec.op = user;
+	dec.channel = "cli";
+	{
+		char shown[120], as[96];
+		snprintf(shown, sizeof(shown), "%s (terminal)", actor);
+		dec.shown = shown;
+		snprintf(as, sizeof(as), "the Unix user '%s'", user);
+		dec.denied_as = as;
+		rc = cli_decide(c, target, want, reject, &dec, &r);
+	}
 	pg_conn_close(c);
 	if (rc < 0)
 		return cli_fail(reject ? "reject" : "approve");
+	rc = strcmp(jx_str(r, "outcome"), "decided") == 0 ? 0 : 1;
 	if (as_json) {
-		json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s}", "approval", (json_int_t)id,
-				      "outcome", d.outcome == BOT_DEC_OK ? "decided" : "refused",
-				      "option", d.option_id, "label", d.label, "reason", d.reason);
+		json_t *j = json_pack("{s:O, s:O, s:O, s:O, s:O}", "approval",
+				      json_object_get(r, "question"), "outcome",
+				      json_object_get(r, "outcome"), "option",
+				      json_object_get(r, "answer"), "label", json_object_get(r, "label"),
+				      "reason", json_object_get(r, "reason"));
 		cli_print_json(j);
 		json_decref(j);
-	} else if (d.outcome == BOT_DEC_OK) {
-		printf("approval %lld: decided '%s' (%s)\n", (long long)id, d.label, d.option_id);
+	} else if (rc == 0) {
+		printf("approval %lld: decided '%s' (%s)\n", jx_int(r, "question"), jx_str(r, "label"),
+		       jx_str(r, "answer"));
 	} else {
-		fprintf(stderr, "orchestrator: approval %lld: %s\n", (long long)id, d.reason);
+		fprintf(stderr, "orchestrator: approval %lld: %s\n", jx_int(r, "question"),
+			jx_str(r, "reason"));
 	}
-	return d.outcome == BOT_DEC_OK ? 0 : 1;
+	json_decref(r);
+	return rc;
 }

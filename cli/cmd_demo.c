@@ -8,6 +8,7 @@
  * (eval/person.h) into the same chat. It ends with the repository and how
  * to try the program that was built.
  */
+#include "bot/report.h"
 #include "bot/route.h"
 #include "bot/term.h"
 #include "cli/cli.h"
@@ -17,6 +18,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
+#include "engine/report.h"
 #include "eval/person.h"
 #include "eval/replay.h"
 #include "llm/llm.h"
@@ -46,25 +48,7 @@ static const char USAGE[] =
 
 #define DEMO_LIMIT_MS (15 * 60 * 1000)
 
-static const pg_stmt STMT_SHOWN = {
-	"demo_shown",
-	"SELECT id, key, options::text FROM approvals WHERE channel = 'term' AND chat = $1 AND "
-	"state = 'pending' AND message_id IS NOT NULL ORDER BY id LIMIT 1",
-	1,
-};
 
-static const pg_stmt STMT_UNSENT = {
-	"demo_unsent",
-	"SELECT count(*) FROM outbox WHERE dest = $1 AND kind LIKE 'term.%' AND state = 'pending'",
-	1,
-};
-
-static const pg_stmt STMT_RUN = {
-	"demo_run",
-	"SELECT status, coalesce(array_to_string(waiting_on, ','), '') FROM runs WHERE "
-	"thread_id = $1 ORDER BY id DESC LIMIT 1",
-	1,
-};
 
 /* The person's side of the chat, in a thread of its own. */
 typedef struct hands {
@@ -101,29 +85,25 @@ static void type_line(hands *h, const char *line)
 /* Auto mode: answers what the project waits for. */
 static void play(hands *h, pg_conn *c)
 {
-	char tid[24];
-	const char *params[1] = {h->chat};
-	PGresult *res = NULL;
+	char status[32] = "", waiting[64] = "", key[256] = "";
+	json_t *opts = NULL;
+	int64_t run = 0, shown = 0;
 
-	if (pg_exec_stmt(c, &res, &STMT_SHOWN, params) == 0 && pg_rows(res) == 1 &&
-	    pg_int(res, 0, 0) != h->answered_approval) {
-		json_t *opts = json_loads(pg_val(res, 0, 2), 0, NULL);
+	if (bot_report_shown(c, h->chat, &shown, key, sizeof(key), &opts) == 0 && shown > 0 &&
+	    shown != h->answered_approval) {
 		int pick = -1;
 		char num[16];
-		ev_person_choose(&h->person, pg_val(res, 0, 1), opts, &pick);
-		json_decref(opts);
+		ev_person_choose(&h->person, key, opts, &pick);
 		if (pick >= 0) {
-			h->answered_approval = pg_int(res, 0, 0);
+			h->answered_approval = shown;
 			snprintf(num, sizeof(num), "%d", pick + 1);
 			type_line(h, num);
 		}
 	}
-	PQclear(res);
-	res = NULL;
-	snprintf(tid, sizeof(tid), "%lld", (long long)h->thread);
-	params[0] = tid;
-	if (pg_exec_stmt(c, &res, &STMT_RUN, params) == 0 && pg_rows(res) == 1 &&
-	    strcmp(pg_val(res, 0, 0), "waiting") == 0 && strcmp(pg_val(res, 0, 1), "input") == 0) {
+	json_decref(opts);
+	if (eng_report_last_run(c, h->thread, &run, status, sizeof(status), waiting,
+				sizeof(waiting), NULL, 0) == 0 && run > 0 &&
+	    strcmp(status, "waiting") == 0 && strcmp(waiting, "input") == 0) {
 		json_t *state = NULL;
 		if (eng_state_at(c, h->thread, 0, &state, NULL, NULL) == 0) {
 			size_t conv = json_array_size(json_object_get(state, "conversation"));
@@ -141,7 +121,6 @@ static void play(hands *h, pg_conn *c)
 		}
 		json_decref(state);
 	}
-	PQclear(res);
 	err_clear();
 }
 
@@ -149,9 +128,8 @@ static void play(hands *h, pg_conn *c)
 static int ended(hands *h, pg_conn *c)
 {
 	json_t *rep = NULL;
-	const char *params[1] = {h->chat};
-	PGresult *res = NULL;
 	const char *stage;
+	int64_t unsent = 0;
 	int over = 0;
 	ev_proxy_stats st;
 
@@ -173,9 +151,8 @@ static int ended(hands *h, pg_conn *c)
 	if (!h->end[0] && !h->finished && over)
 		snprintf(h->end, sizeof(h->end), "the project was %s", stage);
 	json_decref(rep);
-	if (over && pg_exec_stmt(c, &res, &STMT_UNSENT, params) == 0 && pg_int(res, 0, 0) > 0)
+	if (over && eng_report_pending_outbox(c, h->chat, "term.", &unsent) == 0 && unsent > 0)
 		over = 0; /* its last messages are still to be shown */
-	PQclear(res);
 	err_clear();
 	return over;
 }
@@ -241,30 +218,195 @@ static const char *embedded_text(const char *path)
 	return f ? f->data : NULL;
 }
 
-int cmd_demo(int argc, char **argv)
-{
-	const char *name = "demo", *demo_text, *task_id, *rec, *task_text, *models_text;
-	char path[300], rec_path[300], graph[64];
-	json_t *demo = NULL, *task = NULL, *models = NULL, *state = NULL;
-	ev_proxy *px = NULL;
-	pg_pool *pool = NULL;
-	llm_service *llm = NULL;
-	cli_factory *fac = NULL;
-	pg_conn *c = NULL;
+/* What a demo holds from start to end. */
+typedef struct demo {
+	const char *name;
+	char graph[64];
+	json_t *demo, *task, *models, *state;
+	const char *task_id, *rec;
+	char rec_path[300];
+	ev_proxy *px;
+	pg_pool *pool;
+	llm_service *llm;
+	cli_factory *fac;
 	ev_task t;
 	hands h;
-	pthread_t th;
-	int pipefd[2] = {-1, -1}, auto_mode = 0, started = 0, n = 0, status = 1;
-	bot_term_options topt;
+	int pipefd[2];
+} demo;
 
-	memset(&h, 0, sizeof(h));
-	memset(&t, 0, sizeof(t));
+/* The recording, built in: the demo's description, its task (idea and
+ * answers into d->t) and models. -1 with a message when it is not there. */
+static int demo_load(demo *d)
+{
+	const char *demo_text = embedded_text("eval/recordings/demo.json");
+	const char *models_text = embedded_text("eval/recordings/models.json");
+	const char *task_text;
+	const json_t *ans;
+	char path[300];
+
+	d->demo = demo_text ? json_loads(demo_text, 0, NULL) : NULL;
+	d->task_id = jx_str(d->demo, "task");
+	snprintf(d->rec_path, sizeof(d->rec_path), "eval/recordings/%s.jsonl", d->task_id);
+	d->rec = embedded_text(d->rec_path);
+	snprintf(path, sizeof(path), "eval/tasks/%s/task.json", d->task_id);
+	task_text = embedded_text(path);
+	d->task = task_text ? json_loads(task_text, 0, NULL) : NULL;
+	d->models = models_text ? json_loads(models_text, 0, NULL) : NULL;
+	if (!d->rec || !json_is_object(d->task) || !d->models || !*jx_str(d->task, "idea")) {
+		fprintf(stderr, "orchestrator demo: the demo's recording is not built in (rebuild "
+				"with make)\n");
+		return -1;
+	}
+	snprintf(d->t.id, sizeof(d->t.id), "%s", d->task_id);
+	d->t.idea = (char *)jx_str(d->task, "idea");
+	ans = json_object_get(d->task, "answers");
+	d->t.nanswers = json_array_size(ans);
+	d->t.answers = calloc(d->t.nanswers + 1, sizeof(char *));
+	for (size_t i = 0; d->t.answers && i < d->t.nanswers; i++)
+		d->t.answers[i] = (char *)json_string_value(json_array_get(ans, i));
+	if (!d->t.answers)
+		d->t.nanswers = 0;
+	return 0;
+}
+
+/* The replay server, the database, secrets, the model service and the
+ * factory's roles, then the project; -1 with a message. */
+static int demo_start(demo *d)
+{
+	pg_conn *c = NULL;
+	int n = 0;
+
+	if (ev_proxy_start(&d->px, EV_REPLAY, NULL) < 0 ||
+	    ev_proxy_load(d->px, d->task_id, d->rec, d->rec_path) < 0 ||
+	    ev_proxy_bind(d->px, "*", d->task_id) < 0 ||
+	    ev_models_rebase(d->models, ev_proxy_url(d->px)) < 0)
+		return cli_fail("demo");
+	if (pg_pool_new(&d->pool, cli_cfg.database_url, cli_cfg.db_pool_size + 6) < 0)
+		return cli_fail("database pool");
+	if (cli_factory_alone(d->pool) < 0 || cli_start_secrets(d->pool) < 0 ||
+	    cli_llm_from_json(d->models, "the demo's recording", d->pool, 1, &d->llm) < 0 ||
+	    cli_factory_start(d->pool, d->llm, &d->fac) < 0)
+		return cli_fail("demo");
+	if (cfg_env_str("ORCH_GRAPH", "factory", d->graph, sizeof(d->graph)) < 0 ||
+	    pg_pool_acquire(d->pool, 10000, &c) < 0 ||
+	    cli_new_project(c, d->graph, d->name, d->t.idea, &d->h.thread, &n) < 0) {
+		if (c)
+			pg_pool_release(d->pool, c);
+		return cli_fail("demo");
+	}
+	pg_pool_release(d->pool, c);
+	return 0;
+}
+
+/* Ctrl-C, TERM and HUP end the chat as /quit does. */
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The chat on a pipe (the person's lines, typed or played by a thread of
+ * its own) until it ends; -1 when it could not start. */
+static int demo_chat(demo *d, int auto_mode)
+{
+	bot_term_options topt;
+	pthread_t th;
+
+	if (pipe(d->pipefd) < 0) {
+		fprintf(stderr, "orchestrator demo: pipe: %s\n", strerror(errno));
+		return -1;
+	}
+	g_chat_fd = d->pipefd[1];
+	catch_signals();
+	d->h.pool = d->pool;
+	d->h.px = d->px;
+	d->h.chat = d->name;
+	d->h.task = d->task_id;
+	d->h.auto_mode = auto_mode;
+	d->h.to_chat = d->pipefd[1];
+	d->h.answers = &d->t;
+	if (pthread_create(&th, NULL, hands_main, &d->h) != 0) {
+		fprintf(stderr, "orchestrator demo: cannot start a thread\n");
+		return -1;
+	}
+	memset(&topt, 0, sizeof(topt));
+	topt.name = d->name;
+	topt.graph = d->graph;
+	topt.in_fd = d->pipefd[0];
+	topt.out_fd = 1;
+	topt.data_dir = cli_cfg.data_dir;
+	topt.color = isatty(1) && !getenv("NO_COLOR");
+	topt.hub = cli_factory_hub(d->fac); /* replies shown as they are written */
+	if (auto_mode)
+		printf("(--auto: the person's answers are typed for you)\n");
+	else
+		printf("(answer in the chat below: type your answer, or the number of a choice)\n");
+	fflush(stdout);
+	if (bot_term_run(d->pool, &topt) < 0)
+		cli_fail("chat");
+	atomic_store(&d->h.stop, 1);
+	pthread_join(th, NULL);
+	return 0;
+}
+
+/* The end: where the program is and how to try it (0), or why it ended
+ * early, with what is left of the project cancelled (1). */
+static int demo_end(demo *d)
+{
+	pg_conn *c = NULL;
+	int status = 1;
+
+	if (pg_pool_acquire(d->pool, 10000, &c) == 0 &&
+	    eng_state_at(c, d->h.thread, 0, &d->state, NULL, NULL) == 0 && d->h.finished) {
+		const char *repo = jx_str(json_object_get(d->state, "repo"), "path");
+		const char *dir = jx_str(json_object_get(d->state, "repo"), "name");
+		const json_t *tries = json_object_get(d->demo, "try");
+		size_t i;
+		const json_t *cmd;
+
+		printf("\nThe factory built %s: %s (branch main).\nTry it:\n  git clone %s %s && "
+		       "cd %s\n",
+		       jx_str(json_object_get(d->state, "spec"), "name"), repo, repo, dir, dir);
+		json_array_foreach(tries, i, cmd)
+			printf("  %s\n", json_string_value(cmd));
+		printf("The model's replies were a recording. With your own model: README.md, "
+		       "\"With your model\"; measure it: orchestrator eval run --live\n");
+		status = 0;
+	} else {
+		/* what is left of the project stops with the demo */
+		if (c && pg_exec(c, NULL, "BEGIN", 0, NULL) == 0) {
+			if (bot_cancel_project(c, d->h.thread, "demo", NULL, NULL) == 0)
+				pg_exec(c, NULL, "COMMIT", 0, NULL);
+			else
+				pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+		}
+		printf("\nThe demo ended early: %s.\n", d->h.end[0] ? d->h.end : "the chat was left");
+	}
+	if (c)
+		pg_pool_release(d->pool, c);
+	err_clear();
+	return status;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+	demo d;
+	int auto_mode = 0, status = 1;
+
+	memset(&d, 0, sizeof(d));
+	d.name = "demo";
+	d.pipefd[0] = d.pipefd[1] = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		if (cli_flag(argv, i, "--auto"))
 			auto_mode = 1;
 		else if (cli_opt(argc, argv, &i, "--name", &v))
-			name = v;
+			d.name = v;
 		else if (cli_flag(argv, i, "--help")) {
 			puts(USAGE);
 			return 0;
@@ -278,162 +420,30 @@ int cmd_demo(int argc, char **argv)
 	 * unless asked for more */
 	if (!getenv("ORCH_LOG_LEVEL") || !*getenv("ORCH_LOG_LEVEL"))
 		log_configure(LOG_WARN, cli_cfg.log_text);
-
-	/* the recording, built in */
-	demo_text = embedded_text("eval/recordings/demo.json");
-	models_text = embedded_text("eval/recordings/models.json");
-	demo = demo_text ? json_loads(demo_text, 0, NULL) : NULL;
-	task_id = jx_str(demo, "task");
-	snprintf(rec_path, sizeof(rec_path), "eval/recordings/%s.jsonl", task_id);
-	rec = embedded_text(rec_path);
-	snprintf(path, sizeof(path), "eval/tasks/%s/task.json", task_id);
-	task_text = embedded_text(path);
-	task = task_text ? json_loads(task_text, 0, NULL) : NULL;
-	models = models_text ? json_loads(models_text, 0, NULL) : NULL;
-	if (!rec || !json_is_object(task) || !models || !*jx_str(task, "idea")) {
-		fprintf(stderr, "orchestrator demo: the demo's recording is not built in (rebuild "
-				"with make)\n");
+	if (demo_load(&d) < 0)
 		goto done;
-	}
 	printf("orchestrator demo — the model's replies in this demo are a recording (%s); "
 	       "everything else runs for real: the engine and its checkpoints, the workers' "
-	       "sandboxes, git, the tests, the reviews and the merges.\n\n", rec_path);
+	       "sandboxes, git, the tests, the reviews and the merges.\n\n", d.rec_path);
 	fflush(stdout);
-	snprintf(t.id, sizeof(t.id), "%s", task_id);
-	t.idea = (char *)jx_str(task, "idea");
-	{
-		const json_t *ans = json_object_get(task, "answers");
-		t.nanswers = json_array_size(ans);
-		t.answers = calloc(t.nanswers + 1, sizeof(char *));
-		for (size_t i = 0; t.answers && i < t.nanswers; i++)
-			t.answers[i] = (char *)json_string_value(json_array_get(ans, i));
-		if (!t.answers)
-			t.nanswers = 0;
-	}
-
-	if (ev_proxy_start(&px, EV_REPLAY, NULL) < 0 ||
-	    ev_proxy_load(px, task_id, rec, rec_path) < 0 || ev_proxy_bind(px, "*", task_id) < 0 ||
-	    ev_models_rebase(models, ev_proxy_url(px)) < 0) {
-		cli_fail("demo");
+	if (demo_start(&d) != 0 || demo_chat(&d, auto_mode) < 0)
 		goto done;
-	}
-	if (pg_pool_new(&pool, cli_cfg.database_url, cli_cfg.db_pool_size + 6) < 0) {
-		cli_fail("database pool");
-		goto done;
-	}
-	if (cli_factory_alone(pool) < 0) {
-		cli_fail("demo");
-		goto done;
-	}
-	if (cli_start_secrets(pool) < 0 ||
-	    cli_llm_from_json(models, "the demo's recording", pool, 1, &llm) < 0 ||
-	    cli_factory_start(pool, llm, &fac) < 0) {
-		cli_fail("demo");
-		goto done;
-	}
-	if (cfg_env_str("ORCH_GRAPH", "factory", graph, sizeof(graph)) < 0 ||
-	    pg_pool_acquire(pool, 10000, &c) < 0 ||
-	    cli_new_project(c, graph, name, t.idea, &h.thread, &n) < 0) {
-		cli_fail("demo");
-		goto done;
-	}
-	pg_pool_release(pool, c);
-	c = NULL;
-
-	/* the chat, on a pipe: the person's lines, typed or played */
-	if (pipe(pipefd) < 0) {
-		fprintf(stderr, "orchestrator demo: pipe: %s\n", strerror(errno));
-		goto done;
-	}
-	g_chat_fd = pipefd[1];
-	{
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_interrupt;
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGHUP, &sa, NULL);
-	}
-	h.pool = pool;
-	h.px = px;
-	h.chat = name;
-	h.task = task_id;
-	h.auto_mode = auto_mode;
-	h.to_chat = pipefd[1];
-	h.answers = &t;
-	if (pthread_create(&th, NULL, hands_main, &h) != 0) {
-		fprintf(stderr, "orchestrator demo: cannot start a thread\n");
-		goto done;
-	}
-	started = 1;
-	memset(&topt, 0, sizeof(topt));
-	topt.name = name;
-	topt.graph = graph;
-	topt.in_fd = pipefd[0];
-	topt.out_fd = 1;
-	topt.data_dir = cli_cfg.data_dir;
-	topt.color = isatty(1) && !getenv("NO_COLOR");
-	topt.hub = cli_factory_hub(fac); /* replies shown as they are written */
-	if (auto_mode)
-		printf("(--auto: the person's answers are typed for you)\n");
-	else
-		printf("(answer in the chat below: type your answer, or the number of a choice)\n");
-	fflush(stdout);
-	if (bot_term_run(pool, &topt) < 0)
-		cli_fail("chat");
-	atomic_store(&h.stop, 1);
-	pthread_join(th, NULL);
-	started = 0;
-
-	/* the end: where it is and how to try it */
-	if (pg_pool_acquire(pool, 10000, &c) == 0 &&
-	    eng_state_at(c, h.thread, 0, &state, NULL, NULL) == 0 && h.finished) {
-		const char *repo = jx_str(json_object_get(state, "repo"), "path");
-		const char *dir = jx_str(json_object_get(state, "repo"), "name");
-		const json_t *tries = json_object_get(demo, "try");
-		size_t i;
-		const json_t *cmd;
-
-		printf("\nThe factory built %s: %s (branch main).\nTry it:\n  git clone %s %s && "
-		       "cd %s\n",
-		       jx_str(json_object_get(state, "spec"), "name"), repo, repo, dir, dir);
-		json_array_foreach(tries, i, cmd)
-			printf("  %s\n", json_string_value(cmd));
-		printf("The model's replies were a recording. With your own model: README.md, "
-		       "\"With your model\"; measure it: orchestrator eval run --live\n");
-		status = 0;
-	} else {
-		/* what is left of the project stops with the demo */
-		if (c && pg_exec(c, NULL, "BEGIN", 0, NULL) == 0) {
-			if (bot_cancel_project(c, h.thread, "demo", NULL, NULL) == 0)
-				pg_exec(c, NULL, "COMMIT", 0, NULL);
-			else
-				pg_exec(c, NULL, "ROLLBACK", 0, NULL);
-		}
-		printf("\nThe demo ended early: %s.\n", h.end[0] ? h.end : "the chat was left");
-	}
-	err_clear();
+	status = demo_end(&d);
 done:
-	if (started) {
-		atomic_store(&h.stop, 1);
-		pthread_join(th, NULL);
-	}
-	if (c)
-		pg_pool_release(pool, c);
 	g_chat_fd = -1;
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
-	cli_factory_stop(fac);
+	if (d.pipefd[0] >= 0)
+		close(d.pipefd[0]);
+	if (d.pipefd[1] >= 0)
+		close(d.pipefd[1]);
+	cli_factory_stop(d.fac);
 	sec_runtime_stop();
-	llm_service_free(llm);
-	ev_proxy_free(px);
-	pg_pool_free(pool);
-	json_decref(state);
-	json_decref(demo);
-	json_decref(task);
-	json_decref(models);
-	free(t.answers);
+	llm_service_free(d.llm);
+	ev_proxy_free(d.px);
+	pg_pool_free(d.pool);
+	json_decref(d.state);
+	json_decref(d.demo);
+	json_decref(d.task);
+	json_decref(d.models);
+	free(d.t.answers);
 	return status;
 }

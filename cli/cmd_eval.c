@@ -37,7 +37,7 @@ static const char USAGE[] =
 	"  hidden tests. The report goes to the terminal, OUT/report.json and OUT/report.md.\n"
 	"  --live              the configured models (LLM_BASE_URL and LLM_MODEL, or\n"
 	"                      ORCH_MODELS); the default\n"
-	"  --replay DIR        the model replies recorded in DIR (eval/recordings has five\n"
+	"  --replay DIR        the model replies recorded in DIR (eval/recordings has six\n"
 	"                      tasks); tasks without a recording there are skipped\n"
 	"  --record DIR        with --live: every model exchange into DIR, for --replay\n"
 	"  --task ID           only this task (repeatable)\n"
@@ -52,7 +52,8 @@ static const char USAGE[] =
 	"  --tasks DIR         the tasks (default eval/tasks)\n"
 	"  --json              the report as JSON on stdout instead of the table\n"
 	"  --keep              keep the checkouts the hidden tests ran in (OUT/work/<task>)\n"
-	"  Tasks of kind change are skipped: they need changes to existing repositories.\n"
+	"  A task of kind change starts from its repo/ folder, as 'orchestrator new --repo'\n"
+	"  does, and its hidden tests run on the repository's branch the change merged into.\n"
 	"  Needs root (sandboxes), PostgreSQL and Redis (DATABASE_URL, REDIS_URL), and no\n"
 	"  other engine on that database. Progress lines go to stderr.";
 

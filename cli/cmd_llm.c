@@ -147,6 +147,13 @@ static int print_delta(const char *t, size_t n, void *ud)
 	return 0;
 }
 
+/* Sets *out to the number in v; whether it is above 0. */
+static int positive(const char *v, int64_t *out)
+{
+	*out = cli_int(v);
+	return *out > 0;
+}
+
 static int cmd_test(int argc, char **argv)
 {
 	llm_call call = {0};
@@ -174,7 +181,7 @@ static int cmd_test(int argc, char **argv)
 			call.project = v;
 		else if (cli_opt(argc, argv, &a, "--user", &v))
 			call.user = v;
-		else if (cli_opt(argc, argv, &a, "--max-tokens", &v) && (max_tokens = cli_int(v)) > 0)
+		else if (cli_opt(argc, argv, &a, "--max-tokens", &v) && positive(v, &max_tokens))
 			continue;
 		else if (cli_flag(argv, a, "--stream"))
 			stream = 1;

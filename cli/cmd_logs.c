@@ -6,6 +6,7 @@
 #include "core/jsonx.h"
 #include "core/redis.h"
 #include "core/util.h"
+#include "spawner/report.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -28,12 +29,6 @@ static const char USAGE[] =
 
 #define SHOWN_LINES 8 /* lines of a command's output shown without --full */
 
-static const pg_stmt STMT_WORKER = {
-	"cli_logs_worker",
-	"SELECT coalesce(task, ''), coalesce(project, ''), state, coalesce(status, ''), "
-	"coalesce(owner, ''), attempt, coalesce(result->>'reason', '') FROM workers WHERE id = $1",
-	1,
-};
 
 static volatile sig_atomic_t g_stop;
 
@@ -184,7 +179,7 @@ static int print_transcript(const char *path, int full, int as_json)
 
 	if (!f)
 		return 1;
-	while ((n = getline(&lp, &cap, f)) > 0) {
+	for (n = getline(&lp, &cap, f); n > 0; n = getline(&lp, &cap, f)) {
 		json_t *line;
 
 		if (as_json) {
@@ -233,14 +228,12 @@ static void print_live(const char *text, int full, int as_json)
 /* Whether the worker `id` has finished, by the database (1 yes, 0 no). */
 static int finished(pg_conn *c, const char *id)
 {
-	const char *params[1] = {id};
-	PGresult *res = NULL;
-	int done = 0;
+	spw_worker_info w;
+	int found = 0, done = 0;
 
-	if (pg_exec_stmt(c, &res, &STMT_WORKER, params) == 0 && pg_rows(res) > 0)
-		done = strcmp(pg_val(res, 0, 2), "finished") == 0;
+	if (spw_report_worker(c, id, &found, &w) == 0 && found)
+		done = strcmp(w.state, "finished") == 0;
 	err_clear();
-	PQclear(res);
 	return done;
 }
 
@@ -310,12 +303,11 @@ int cmd_logs(int argc, char **argv)
 {
 	const char *id = NULL;
 	int follow_on = 0, full = 0, as_json = 0, rc = 0;
-	const char *params[1];
-	PGresult *res = NULL;
+	spw_worker_info w;
 	pg_conn *c = NULL;
 	rds_conn *sub = NULL;
 	char path[2048];
-	int running;
+	int running, found = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
@@ -339,25 +331,25 @@ int cmd_logs(int argc, char **argv)
 		fprintf(stderr, "orchestrator: logs: '%s' is not a worker id (ob-42)\n", id);
 		return 2;
 	}
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
-	params[0] = id;
-	if (pg_exec_stmt(c, &res, &STMT_WORKER, params) < 0) {
+	if (spw_report_worker(c, id, &found, &w) < 0) {
 		rc = cli_fail("logs");
 		goto done;
 	}
-	if (pg_rows(res) == 0) {
+	if (!found) {
 		fprintf(stderr, "orchestrator: logs: no worker '%s'; `orchestrator show <project>` "
 				"lists a project's workers\n",
 			id);
 		rc = 1;
 		goto done;
 	}
-	running = strcmp(pg_val(res, 0, 2), "running") == 0;
+	running = strcmp(w.state, "running") == 0;
 	if (!as_json)
-		printf("worker %s: task %s of project %s, attempt %s, %s%s\n\n", id,
-		       pg_val(res, 0, 0), pg_val(res, 0, 1), pg_val(res, 0, 5),
-		       running ? "running on " : pg_val(res, 0, 3), running ? pg_val(res, 0, 4) : "");
+		printf("worker %s: task %s of project %s, attempt %lld, %s%s\n\n", id, w.task,
+		       w.project, (long long)w.attempt, running ? "running on " : w.status,
+		       running ? w.owner : "");
 	if (follow_on && running) {
 		/* subscribed before the transcript is read, so no line falls between */
 		struct sigaction sa;
@@ -383,17 +375,16 @@ int cmd_logs(int argc, char **argv)
 		if (errno == ENOENT)
 			printf("(no transcript at %s yet: it is written on the host of the spawner "
 			       "that ran the worker%s%s)\n",
-			       path, *pg_val(res, 0, 4) ? ", " : "", pg_val(res, 0, 4));
+			       path, w.owner[0] ? ", " : "", w.owner);
 		else
 			printf("(the transcript %s cannot be read: %s)\n", path, strerror(errno));
 	}
-	if (!as_json && !running && !follow_on && *pg_val(res, 0, 6) && access(path, R_OK) != 0)
-		printf("result: %s — %s\n", pg_val(res, 0, 3), pg_val(res, 0, 6));
+	if (!as_json && !running && !follow_on && w.reason[0] && access(path, R_OK) != 0)
+		printf("result: %s — %s\n", w.status, w.reason);
 	fflush(stdout);
 	if (sub)
 		rc = follow(sub, c, id, full, as_json);
 done:
-	PQclear(res);
 	rds_free(sub);
 	pg_conn_close(c);
 	return rc;

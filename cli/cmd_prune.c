@@ -20,10 +20,16 @@ int cmd_prune(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		const char *v;
-		if (cli_opt(argc, argv, &i, "--days", &v) && (days = cli_int(v)) >= 0)
-			continue;
-		if (cli_opt(argc, argv, &i, "--keep", &v) && (keep = cli_int(v)) >= 1)
-			continue;
+		if (cli_opt(argc, argv, &i, "--days", &v)) {
+			days = cli_int(v);
+			if (days >= 0)
+				continue;
+		}
+		if (cli_opt(argc, argv, &i, "--keep", &v)) {
+			keep = cli_int(v);
+			if (keep >= 1)
+				continue;
+		}
 		if (cli_flag(argv, i, "--help")) {
 			puts(USAGE);
 			return 0;

@@ -29,7 +29,7 @@ static const char USAGE[] =
 	"  --cpus N              CPUs (default 1; 0.5 allowed)\n"
 	"  --timeout DURATION    wall clock, e.g. 30s, 500ms, 5m (default 30s; 0: none)\n"
 	"  --net none|NETWORK    none: loopback only (default); docker may name a network\n"
-	"  --allow-host PATTERN  reach PATTERN through the egress proxy (repeatable; ns):\n"
+	"  --allow-host PATTERN  reach PATTERN through the egress proxy (repeatable):\n"
 	"                        a host (ports 80, 443), *.domain, host:PORT, host:*, an\n"
 	"                        address or CIDR block (needed for private addresses);\n"
 	"                        HTTP_PROXY and friends point the command at it, and\n"

@@ -4,7 +4,11 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "engine/control.h"
+#include "bot/report.h"
+#include "engine/report.h"
+#include "llm/ledger.h"
 #include "nodes/factory.h"
+#include "spawner/report.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,56 +22,32 @@ static const char USAGE[] =
 	"  from the ledger of model calls. <project> is a thread's key (tg:42:1,\n"
 	"  term:ada:2) or id.";
 
-static const pg_stmt STMT_THREAD = {
-	"cli_show_thread",
-	"SELECT key, graph, metadata::text, to_char(created_at AT TIME ZONE 'UTC', "
-	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), coalesce((SELECT x.status FROM runs x WHERE "
-	"x.thread_id = t.id AND " ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY x.id DESC LIMIT 1), "
-	"'none'), EXISTS (SELECT 1 FROM events e WHERE e.thread_id = "
-	"t.id AND e.key = 'cancel' AND e.consumed_at IS NULL) FROM threads t WHERE id = $1",
-	1,
-};
-
-static const pg_stmt STMT_QUESTIONS = {
-	"cli_show_questions",
-	"SELECT json_agg(json_build_object('id', id, 'key', key, 'question', question, 'state', "
-	"state, 'decision', decision, 'by', decided_by->>'name', 'asked', to_char(created_at AT "
-	"TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS\"Z\"')) ORDER BY id)::text FROM approvals "
-	"WHERE thread_id = $1",
-	1,
-};
-
-static const pg_stmt STMT_WORKERS = {
-	"cli_show_workers",
-	"SELECT json_agg(json_build_object('id', id, 'task', task, 'mode', coalesce(request->>'mode', "
-	"'work'), 'state', state, 'status', status, 'attempt', attempt, 'reason', "
-	"result->>'reason', 'tests', result->'tests'->>'verdict', 'tokens_in', "
-	"(result->'tokens'->>'in')::bigint, 'tokens_out', (result->'tokens'->>'out')::bigint, "
-	"'cost_usd', (result->>'cost_usd')::float8, 'branch', result->>'branch', 'commit', "
-	"result->>'commit', 'progress', progress, 'started', to_char(created_at AT TIME ZONE 'UTC', "
-	"'YYYY-MM-DD HH24:MI:SS\"Z\"')) ORDER BY created_at, id)::text FROM workers "
-	"WHERE thread_id = $1",
-	1,
-};
-
-static const pg_stmt STMT_LLM = {
-	"cli_show_llm",
-	"SELECT json_agg(x ORDER BY x.role)::text FROM (SELECT coalesce(role, '?') AS role, "
-	"count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, "
-	"sum(cost_usd)::float8 AS cost_usd, count(*) FILTER (WHERE outcome <> 'ok') AS failed "
-	"FROM llm_calls WHERE project = (SELECT key FROM threads WHERE id = $1) GROUP BY role) x",
-	1,
-};
-
-static json_t *json_of(pg_conn *c, const pg_stmt *st, const char *tid)
+/* The project's spending per model role, its questions and its workers
+ * (an empty array on an error, as before). */
+static json_t *by_role(pg_conn *c, const char *project)
 {
-	const char *params[1] = {tid};
-	PGresult *res = NULL;
 	json_t *j = NULL;
 
-	if (pg_exec_stmt(c, &res, st, params) == 0 && pg_rows(res) == 1 && !pg_isnull(res, 0, 0))
-		j = json_loads(pg_val(res, 0, 0), 0, NULL);
-	PQclear(res);
+	if (llm_ledger_by_role(c, project, &j) < 0)
+		err_clear();
+	return j ? j : json_array();
+}
+
+static json_t *questions(pg_conn *c, int64_t thread)
+{
+	json_t *j = NULL;
+
+	if (bot_report_questions(c, thread, &j) < 0)
+		err_clear();
+	return j ? j : json_array();
+}
+
+static json_t *workers(pg_conn *c, int64_t thread)
+{
+	json_t *j = NULL;
+
+	if (spw_report_workers(c, thread, &j) < 0)
+		err_clear();
 	return j ? j : json_array();
 }
 
@@ -183,33 +163,28 @@ static void print_human(const json_t *j)
 int cli_show_json(pg_conn *c, const char *target, json_t **result)
 {
 	int64_t tid = 0;
-	char sid[24];
-	const char *params[1] = {sid};
-	PGresult *res = NULL;
-	json_t *state = NULL, *out = NULL;
+	json_t *state = NULL, *out = NULL, *th = NULL;
 	nd_costs costs = {0};
 	int rc;
 
 	*result = NULL;
 	rc = eng_thread_find(c, target, &tid);
-	if (rc == 0) {
-		snprintf(sid, sizeof(sid), "%lld", (long long)tid);
-		rc = pg_exec_stmt(c, &res, &STMT_THREAD, params);
-	}
+	if (rc == 0)
+		rc = eng_report_thread(c, tid, &th);
 	if (rc == 0 && eng_state_at(c, tid, 0, &state, NULL, NULL) < 0) {
 		err_clear(); /* no checkpoint yet: an empty state */
 		state = json_object();
 	}
 	if (rc == 0)
-		rc = nd_costs_load(&costs, c, pg_val(res, 0, 0));
+		rc = nd_costs_load(&costs, c, jx_str(th, "key"));
 	if (rc == 0) {
-		out = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "thread",
-				(json_int_t)tid, "key", pg_val(res, 0, 0), "graph", pg_val(res, 0, 1),
-				"metadata", json_loads(pg_val(res, 0, 2), 0, NULL), "created",
-				pg_val(res, 0, 3), "run", pg_val(res, 0, 4), "summary",
+		out = json_pack("{s:I, s:s, s:s, s:O, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "thread",
+				(json_int_t)tid, "key", jx_str(th, "key"), "graph", jx_str(th, "graph"),
+				"metadata", json_object_get(th, "metadata"), "created",
+				jx_str(th, "created"), "run", jx_str(th, "run"), "summary",
 				nd_project_summary(state), "state", json_incref(state), "questions",
-				json_of(c, &STMT_QUESTIONS, sid), "workers",
-				json_of(c, &STMT_WORKERS, sid), "llm", json_of(c, &STMT_LLM, sid),
+				questions(c, tid), "workers", workers(c, tid), "llm",
+				by_role(c, jx_str(th, "key")),
 				"costs", nd_costs_json(&costs));
 		if (!out)
 			rc = err_set(ERR_NOMEM, "out of memory");
@@ -222,14 +197,14 @@ int cli_show_json(pg_conn *c, const char *target, json_t **result)
 		json_object_set_new(sum, "cost_usd", json_real(costs.cost_usd));
 		json_object_set_new(sum, "workers_usd", json_real(costs.workers_usd));
 	}
-	if (rc == 0 && strcmp(pg_val(res, 0, 5), "t") == 0) {
+	if (rc == 0 && json_is_true(json_object_get(th, "cancel_pending"))) {
 		/* cancelled while it waited: its next run would say so */
 		json_t *sum = json_object_get(out, "summary");
 		const char *stage = json_string_value(json_object_get(sum, "stage"));
 		if (!stage || (strcmp(stage, "done") != 0 && strcmp(stage, "stopped") != 0))
 			json_object_set_new(sum, "stage", json_string("cancelled"));
 	}
-	PQclear(res);
+	json_decref(th);
 	json_decref(state);
 	nd_costs_free(&costs);
 	if (rc < 0) {

@@ -40,7 +40,8 @@ int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_we
 	o.db_metrics_ms = db_ms == 0 ? -1 : db_ms;
 	if (web_health_start(&out->health, out->server, &o) < 0 ||
 	    ((strcmp(role, "serve") == 0 || strcmp(role, "web") == 0) &&
-	     cli_dashboard_attach(out->server, pool, &out->dash) < 0) ||
+	     (cli_dashboard_attach(out->server, pool, &out->dash) < 0 ||
+	      cli_mcp_attach(out->server, pool, &out->mcp) < 0)) ||
 	    web_server_start(out->server) < 0) {
 		cli_web_stop(out);
 		return -1;
@@ -51,8 +52,10 @@ int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_we
 void cli_web_stop(cli_web *w)
 {
 	web_app_stop(w->dash); /* its live logs end while the listener runs */
+	cli_mcp_stop(w->mcp);  /* and the MCP sessions' streams */
 	web_server_free(w->server);
 	web_app_free(w->dash);
+	cli_mcp_free(w->mcp);
 	web_health_free(w->health);
 	memset(w, 0, sizeof(*w));
 }

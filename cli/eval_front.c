@@ -17,6 +17,7 @@
 #include "core/util.h"
 #include "engine/outbox.h"
 #include "eval/runner.h"
+#include "nodes/repo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,34 @@ static int start(void *udata, pg_conn *c, const char *chat, const char *idea, in
 	rc = cfg_env_str("ORCH_GRAPH", BOT_DEFAULT_GRAPH, graph, sizeof(graph));
 	if (rc == 0)
 		rc = cli_new_project(c, graph, chat, idea, thread, &n);
+	if (rc < 0)
+		return rc;
+	bot_chat_key("term", chat, ck, sizeof(ck));
+	snprintf(key, cap, "%s:%d", ck, n);
+	return 0;
+}
+
+/* A change task's project: the repository the runner made (a local bare
+ * one), its branch `base`, as `orchestrator new --repo PATH --branch BASE`
+ * starts it. */
+static int start_repo(void *udata, pg_conn *c, const char *chat, const char *idea,
+		      const char *repo, const char *base, int64_t *thread, char *key, size_t cap)
+{
+	char graph[64], ck[160], abs[1024];
+	json_t *change = NULL;
+	int n = 0, rc;
+
+	(void)udata;
+	rc = cfg_env_str("ORCH_GRAPH", BOT_DEFAULT_GRAPH, graph, sizeof(graph));
+	if (rc == 0)
+		rc = nd_repo_check_local(repo, abs, sizeof(abs));
+	if (rc == 0) {
+		change = json_pack("{s:s, s:s}", "repo", abs, "branch", base && *base ? base : "main");
+		rc = change ? 0 : err_set(ERR_NOMEM, "out of memory");
+	}
+	if (rc == 0)
+		rc = cli_new_change(c, graph, chat, idea, change, thread, &n);
+	json_decref(change);
 	if (rc < 0)
 		return rc;
 	bot_chat_key("term", chat, ck, sizeof(ck));
@@ -222,6 +251,7 @@ void cli_eval_front(ev_front *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->start = start;
+	out->start_repo = start_repo;
 	out->say = say;
 	out->take = take;
 	out->decide = decide;

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "engine/engine.h"
+#include "engine/report.h"
 #include "engine/stream.h"
 #include "llm/llm.h"
 #include "nodes/factory.h"
@@ -27,15 +28,12 @@ struct cli_factory {
 int cli_factory_alone(pg_pool *pool)
 {
 	pg_conn *c = NULL;
-	PGresult *res = NULL;
-	int rc = pg_pool_acquire(pool, 10000, &c), n = 0;
+	int64_t live = 0;
+	int rc = pg_pool_acquire(pool, 10000, &c), n;
 
 	if (rc == 0)
-		rc = pg_exec(c, &res, "SELECT count(*) FROM engines WHERE stopped_at IS NULL AND "
-				      "heartbeat_at > now() - interval '60 seconds'", 0, NULL);
-	if (rc == 0)
-		n = (int)pg_int(res, 0, 0);
-	PQclear(res);
+		rc = eng_report_live_engines(c, 60, &live);
+	n = (int)live;
 	if (c)
 		pg_pool_release(pool, c);
 	if (rc < 0)

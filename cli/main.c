@@ -57,6 +57,7 @@ static const command commands[] = {
 	{"web", cmd_web, "the dashboard alone; login tokens for it (web token --user NAME)"},
 	{"spawner", cmd_spawner, "run the spawner role: spawn requests from Redis to sandboxed workers"},
 	{"sandbox", cmd_sandbox, "run one command in a sandbox (sandbox run -- CMD), sweep leftovers"},
+	{"mcp", cmd_mcp, "the factory as an MCP server on stdin/stdout, for IDE agents"},
 	{"healthcheck", cmd_healthcheck, "ask a role's /healthz (exit 0 when healthy): for health checks"},
 	{NULL, NULL, NULL},
 };

@@ -111,8 +111,11 @@ static int read_file(const char *path, buf *out)
 
 	if (!f)
 		return err_set(ERR_IO, "cannot read %s: %s", path, strerror(errno));
-	while (rc == 0 && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+	got = fread(chunk, 1, sizeof(chunk), f);
+	while (rc == 0 && got > 0) {
 		rc = buf_append(out, chunk, got);
+		got = fread(chunk, 1, sizeof(chunk), f);
+	}
 	if (rc == 0 && ferror(f))
 		rc = err_set(ERR_IO, "cannot read %s", path);
 	fclose(f);
@@ -150,7 +153,7 @@ static int load_files(const char *dir, mig_file **out, int *n)
 			return err_set(ERR_IO, "cannot open migrations folder %s: %s", dir,
 				       strerror(errno));
 		}
-		while (rc == 0 && (de = readdir(d)) != NULL) {
+		for (de = readdir(d); rc == 0 && de; de = readdir(d)) {
 			char path[4096];
 			buf b;
 			size_t len = strlen(de->d_name);

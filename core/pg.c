@@ -379,7 +379,7 @@ int pg_pipe_run(pg_pipe *p, pg_conn *c)
 			PQclear(r);
 		}
 		/* each query's results end with a NULL */
-		while ((extra = PQgetResult(c->conn)) != NULL) {
+		for (extra = PQgetResult(c->conn); extra; extra = PQgetResult(c->conn)) {
 			if (PQresultStatus(extra) == PGRES_PIPELINE_SYNC) {
 				PQclear(extra);
 				goto synced;

@@ -221,25 +221,29 @@ static void active_set_step(eng_engine *e, active_run *a, step_shared *sh)
 	pthread_mutex_unlock(&e->mu);
 }
 
-/* The lease tokens of held runs whose current step has a hung node (past
- * its deadline plus grace), as a bigint[] literal (owned), or NULL when
- * there are none. Their leases are no longer renewed, so they expire and
- * the runs are taken over from their last checkpoints. Logs each hung
- * attempt once. */
-static char *active_hung_tokens(eng_engine *e)
+/* The lease tokens of the runs this engine's workers are executing or have
+ * claimed ahead (the ready queue), as a bigint[] literal (owned): the
+ * leases the heartbeat renews. A run whose current step has a hung node
+ * (past its deadline plus grace) is left out, so its lease expires and it
+ * is taken over from its last checkpoint; so is a run a worker gave up on
+ * while the database was away (no longer active). Logs each hung attempt
+ * once. */
+static char *active_live_tokens(eng_engine *e)
 {
 	int64_t now = util_mono_ms();
 	buf b;
 	int n = 0;
 
 	buf_init(&b, 0);
+	buf_putc(&b, '{');
 	pthread_mutex_lock(&e->mu);
 	for (active_run *a = e->active; a; a = a->next) {
 		step_hung h;
 
-		if (!a->sh || !step_shared_hung(a->sh, now, &h))
+		if (!a->sh || !step_shared_hung(a->sh, now, &h)) {
+			buf_printf(&b, "%s%lld", n++ ? "," : "", (long long)atomic_load(&a->token));
 			continue;
-		buf_printf(&b, "%s%lld", n++ ? "," : "{", (long long)atomic_load(&a->token));
+		}
 		if (h.first)
 			log_error("engine",
 				  "run %lld: node '%s' is hung past its timeout of %lld ms (attempt "
@@ -248,11 +252,10 @@ static char *active_hung_tokens(eng_engine *e)
 				  "stays busy until the node returns (its result will be discarded)",
 				  (long long)a->run_id, h.node, (long long)h.timeout_ms, h.attempt);
 	}
+	/* claimed ahead for busy workers, not started yet */
+	for (int i = 0; i < e->nready; i++)
+		buf_printf(&b, "%s%lld", n++ ? "," : "", (long long)e->ready[i].token);
 	pthread_mutex_unlock(&e->mu);
-	if (n == 0) {
-		buf_free(&b);
-		return NULL;
-	}
 	buf_putc(&b, '}');
 	return buf_steal(&b);
 }
@@ -1371,12 +1374,12 @@ static void *beat_main(void *arg)
 		int rc;
 		pg_conn *c = NULL;
 		json_t *cancelled = NULL;
-		char *hung = active_hung_tokens(e);
+		char *live = active_live_tokens(e);
 
 		rc = pg_pool_acquire(e->pool, 5000, &c);
 		if (rc == 0) {
 			rc = store_heartbeat(c, e->id, e->host, e->pid, e->nworkers, e->graphs_literal,
-					     e->opt.lease_ms, hung, &cancelled);
+					     e->opt.lease_ms, live, &cancelled);
 			pg_pool_release(e->pool, c);
 		}
 		if (rc < 0) {
@@ -1391,7 +1394,7 @@ static void *beat_main(void *arg)
 			health_report("engine.heartbeat", HEALTH_OK, "renewing leases");
 		}
 		first = 0;
-		free(hung);
+		free(live);
 		if (cancelled) {
 			active_mark_cancel(e, cancelled);
 			json_decref(cancelled);

@@ -305,7 +305,7 @@ static const pg_stmt STMT_ENGINE_BEAT = {
 static const pg_stmt STMT_LEASES_RENEW = {
 	"eng_leases_renew",
 	"UPDATE runs SET lease_until = CASE WHEN lease_token = ANY ($3::bigint[]) "
-	"THEN lease_until ELSE " LEASE_EXPR("$2") " END "
+	"THEN " LEASE_EXPR("$2") " ELSE lease_until END "
 	"WHERE lease_owner = $1 AND status = 'running' RETURNING id, cancel_requested",
 	3,
 };
@@ -773,12 +773,12 @@ int store_release(pg_conn *c, int64_t run_id, int64_t token)
 }
 
 int store_heartbeat(pg_conn *c, const char *owner, const char *host, int pid, int threads,
-		    const char *graphs, int64_t lease_ms, const char *skip_tokens,
+		    const char *graphs, int64_t lease_ms, const char *live_tokens,
 		    json_t **cancelled)
 {
 	char spid[16], sthreads[16], lease[24];
 	const char *p1[5] = {owner, host, spid, sthreads, graphs};
-	const char *p2[3] = {owner, lease, skip_tokens};
+	const char *p2[3] = {owner, lease, live_tokens};
 	pg_pipe pipe;
 	int rc;
 

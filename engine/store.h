@@ -136,12 +136,15 @@ int store_commit_batch(pg_conn *c, const store_step *const *steps, int n, int *r
 /* Gives a held run back to the queue (graceful stop). */
 int store_release(pg_conn *c, int64_t run_id, int64_t token);
 
-/* Renews the leases of every run `owner` holds, except those held with a
- * token in `skip_tokens` (a bigint[] literal, or NULL for none: runs with a
- * hung node, left to expire), and records the engine as alive. *cancelled
- * (owned) gets the ids of held runs asked to cancel. */
+/* Renews the leases of the runs `owner` holds with a token in
+ * `live_tokens` (a bigint[] literal: the runs its workers are executing and
+ * whose nodes are not hung), and records the engine as alive. A run held
+ * under any other token (a hung node, or a run a worker gave up on while
+ * the database was away) keeps its lease_until, so it expires and the run
+ * is taken over from its last checkpoint. *cancelled (owned) gets the ids
+ * of held runs asked to cancel. */
 int store_heartbeat(pg_conn *c, const char *owner, const char *host, int pid, int threads,
-		    const char *graphs, int64_t lease_ms, const char *skip_tokens,
+		    const char *graphs, int64_t lease_ms, const char *live_tokens,
 		    json_t **cancelled);
 
 int store_engine_stopped(pg_conn *c, const char *owner);

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
+#include "engine/report.h"
 #include "eval/person.h"
 #include "llm/ledger.h"
 #include "nodes/repo.h"
@@ -23,21 +24,6 @@
 
 #define END_WAIT_MS 60000 /* for a cancelled project's runs to stop */
 
-static const pg_stmt STMT_LAST_RUN = {
-	"ev_last_run",
-	"SELECT id, status, coalesce(array_to_string(waiting_on, ','), ''), coalesce(error, '') "
-	"FROM runs WHERE thread_id = $1 ORDER BY id DESC LIMIT 1",
-	1,
-};
-
-/* model calls by role (every logical call that was not refused by a budget) */
-static const pg_stmt STMT_CALLS = {
-	"ev_calls",
-	"SELECT coalesce(role, 'default'), count(DISTINCT call_id) FILTER (WHERE outcome <> "
-	"'budget'), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
-	"coalesce(sum(cost_usd), 0)::float8 FROM llm_calls WHERE project = $1 GROUP BY 1 ORDER BY 1",
-	1,
-};
 
 static const pg_stmt STMT_WORKERS = {
 	"ev_workers",
@@ -257,26 +243,17 @@ static int limits(proj *p)
 
 static int look(proj *p, pg_conn *c)
 {
-	char tid[24], status[16] = "", waiting[200] = "", error[600] = "";
-	const char *params[1] = {tid};
-	PGresult *res = NULL;
+	char status[16] = "", waiting[200] = "", error[600] = "";
 	json_t *rep = NULL;
 	int64_t run = 0;
 	int rc;
 
 	/* the run first: the stage read after it is at least as new, so a run
 	 * that ended with the project finished is seen finished */
-	snprintf(tid, sizeof(tid), "%lld", (long long)p->thread);
-	rc = pg_exec_stmt(c, &res, &STMT_LAST_RUN, params);
+	rc = eng_report_last_run(c, p->thread, &run, status, sizeof(status), waiting,
+				 sizeof(waiting), error, sizeof(error));
 	if (rc < 0)
 		return rc;
-	if (pg_rows(res) == 1) {
-		run = pg_int(res, 0, 0);
-		snprintf(status, sizeof(status), "%s", pg_val(res, 0, 1));
-		snprintf(waiting, sizeof(waiting), "%s", pg_val(res, 0, 2));
-		snprintf(error, sizeof(error), "%s", pg_val(res, 0, 3));
-	}
-	PQclear(res);
 	rc = on_messages(p, c);
 	if (rc < 0)
 		return rc;
@@ -366,8 +343,9 @@ static json_t *measure(proj *p, pg_conn *c, const json_t *state)
 	char tid[24];
 	const char *params[1] = {tid};
 	PGresult *res = NULL;
-	json_t *m = json_object(), *calls = json_object();
+	json_t *m = json_object(), *calls = json_object(), *roles = NULL, *x;
 	int64_t tin = 0, tout = 0, ncalls = 0;
+	size_t i;
 	double usd = 0;
 	int rounds = 0;
 	const char *k;
@@ -378,17 +356,15 @@ static json_t *measure(proj *p, pg_conn *c, const json_t *state)
 		json_decref(calls);
 		return NULL;
 	}
-	params[0] = p->key;
-	if (pg_exec_stmt(c, &res, &STMT_CALLS, params) == 0)
-		for (int i = 0; i < pg_rows(res); i++) {
-			json_object_set_new(calls, pg_val(res, i, 0), json_integer(pg_int(res, i, 1)));
-			ncalls += pg_int(res, i, 1);
-			tin += pg_int(res, i, 2);
-			tout += pg_int(res, i, 3);
-			usd += strtod(pg_val(res, i, 4), NULL);
+	if (llm_ledger_calls(c, p->key, &roles) == 0)
+		json_array_foreach(roles, i, x) {
+			json_object_set_new(calls, jx_str(x, "role"), json_integer(jx_int(x, "calls")));
+			ncalls += jx_int(x, "calls");
+			tin += jx_int(x, "tokens_in");
+			tout += jx_int(x, "tokens_out");
+			usd += json_number_value(json_object_get(x, "cost_usd"));
 		}
-	PQclear(res);
-	res = NULL;
+	json_decref(roles);
 	snprintf(tid, sizeof(tid), "%lld", (long long)p->thread);
 	params[0] = tid;
 	if (pg_exec_stmt(c, &res, &STMT_WORKERS, params) == 0 && pg_rows(res) == 1) {
@@ -509,9 +485,135 @@ static json_t *task_result(const ev_task *t, const char *outcome, const char *re
 			 "solved", 0, "reason", reason ? reason : "");
 }
 
+/* Starts p's project as a person does, with the task's USD budget (set for
+ * the key expected, and again for the key it got when the chat had
+ * projects already); binds the replay proxy to it. */
+static int begin_project(proj *p)
+{
+	shared *sh = p->sh;
+	const ev_task *t = p->t;
+	pg_conn *c = NULL;
+	char expect[256];
+	int rc = pg_pool_acquire(sh->pool, 30000, &c);
+
+	if (rc < 0)
+		return rc;
+	snprintf(expect, sizeof(expect), "term:%s:1", p->chat);
+	rc = llm_budget_set(c, "project", expect, t->budget_usd, NULL);
+	if (rc == 0 && sh->px)
+		rc = ev_proxy_bind(sh->px, expect, t->id);
+	if (rc == 0)
+		rc = start_project(p, c);
+	if (rc == 0 && strcmp(expect, p->key) != 0) {
+		/* the chat had projects already (a name used before) */
+		rc = llm_budget_set(c, "project", p->key, t->budget_usd, NULL);
+		if (rc == 0 && sh->px)
+			rc = ev_proxy_bind(sh->px, p->key, t->id);
+	}
+	pg_pool_release(sh->pool, c);
+	return rc;
+}
+
+/* The person, until the project ends or a limit ends it; then what is left
+ * is cancelled (stopped by the person, a limit or a mismatch). */
+static void play_person(proj *p, int64_t poll)
+{
+	shared *sh = p->sh;
+	const ev_front *f = sh->front;
+	pg_conn *c = NULL;
+	int rc;
+
+	while (!p->ended && !p->outcome[0]) {
+		rc = pg_pool_acquire(sh->pool, 30000, &c);
+		if (rc == 0)
+			rc = look(p, c);
+		if (c)
+			pg_pool_release(sh->pool, c);
+		c = NULL;
+		if (rc < 0) {
+			set_outcome(p, "error", "%s", err_last());
+			break;
+		}
+		if (!p->ended && !p->outcome[0])
+			util_sleep_ms(poll);
+	}
+	if (p->ended)
+		return;
+	rc = pg_pool_acquire(sh->pool, 30000, &c);
+	if (rc == 0)
+		rc = f->cancel(f->udata, c, p->thread, p->reason);
+	if (c)
+		pg_pool_release(sh->pool, c);
+	if (rc < 0)
+		log_warn("eval", "task %s: cancelling %s: %s", p->t->id, p->key, err_last());
+	progress(p, "%s: %s", p->outcome, p->reason);
+	wait_quiet(p);
+}
+
+/* The hidden tests on the main branch of repository `repo` ("" when none
+ * was made) into *h. */
+static void run_hidden(proj *p, const char *repo, ev_hidden *h)
+{
+	const ev_options *o = p->sh->o;
+	const ev_task *t = p->t;
+	char work[1200], log_path[1200];
+
+	if (*repo && strcmp(p->outcome, "interrupted") == 0) {
+		snprintf(h->reason, sizeof(h->reason), "not run: the run was interrupted");
+		h->passed = h->failed = h->total = -1;
+		return;
+	}
+	if (!*repo) {
+		snprintf(h->reason, sizeof(h->reason), "no repository was made");
+		h->passed = h->failed = h->total = -1;
+		return;
+	}
+	snprintf(work, sizeof(work), "%s/%s", o->work_dir, t->id);
+	snprintf(log_path, sizeof(log_path), "%s/%s.hidden.log", o->log_dir, t->id);
+	progress(p, "hidden tests: %s", t->hidden_command);
+	if (ev_hidden_run(t, repo, work, &o->sandbox, log_path, o->keep, h) < 0)
+		log_warn("eval", "task %s: %s", t->id, err_last());
+}
+
+/* The task's result (owned; NULL on ENOMEM): outcome, hidden tests, the
+ * project's figures m (may be NULL) and the replay's. */
+static json_t *task_report(proj *p, const ev_hidden *h, int solved, const char *repo,
+			   json_t *m)
+{
+	shared *sh = p->sh;
+	json_t *r = task_result(p->t, p->outcome, p->reason);
+	json_t *hj;
+
+	if (!r)
+		return NULL;
+	hj = json_pack("{s:b, s:b, s:i, s:i, s:i, s:i, s:f, s:s}", "ran", h->ran, "passed_all",
+		       h->solved, "exit_code", h->exit_code, "passed", h->passed, "failed",
+		       h->failed, "total", h->total, "seconds", h->seconds, "reason", h->reason);
+	json_object_set_new(r, "solved", json_boolean(solved));
+	json_object_set_new(r, "hidden", hj);
+	json_object_set_new(r, "project", json_string(p->key));
+	json_object_set_new(r, "stage", json_string(p->stage));
+	json_object_set_new(r, "repo", *repo ? json_string(repo) : json_null());
+	json_object_set_new(r, "interventions", json_integer(p->person.interventions));
+	json_object_set_new(r, "wall_s", json_real((double)(util_mono_ms() - p->t0) / 1000.0));
+	json_object_set_new(r, "merged_s", p->merged_ms >= 0
+						   ? json_real((double)p->merged_ms / 1000.0)
+						   : json_null());
+	if (m)
+		json_object_update(r, m);
+	if (sh->px) {
+		ev_proxy_stats st;
+		ev_proxy_task_stats(sh->px, p->t->id, &st);
+		json_object_set_new(r, "replay",
+				    json_pack("{s:i, s:i, s:i, s:i, s:s}", "calls", st.calls,
+					      "recorded", st.recorded, "unused", st.unused,
+					      "mismatches", st.mismatches, "mismatch", st.mismatch));
+	}
+	return r;
+}
+
 static json_t *run_task(shared *sh, const ev_task *t)
 {
-	const ev_front *f = sh->front;
 	proj p;
 	pg_conn *c = NULL;
 	json_t *state = NULL, *r = NULL, *m = NULL;
@@ -530,26 +632,7 @@ static json_t *run_task(shared *sh, const ev_task *t)
 		p.limit_ms = sh->o->timeout_ms;
 	snprintf(p.chat, sizeof(p.chat), "%s-%s", sh->o->chat_prefix, t->id);
 
-	/* the project, as a person starts it, with the task's USD budget */
-	rc = pg_pool_acquire(sh->pool, 30000, &c);
-	if (rc == 0) {
-		char expect[256];
-		snprintf(expect, sizeof(expect), "term:%s:1", p.chat);
-		rc = llm_budget_set(c, "project", expect, t->budget_usd, NULL);
-		if (rc == 0 && sh->px)
-			rc = ev_proxy_bind(sh->px, expect, t->id);
-		if (rc == 0)
-			rc = start_project(&p, c);
-		if (rc == 0 && strcmp(expect, p.key) != 0) {
-			/* the chat had projects already (a name used before) */
-			rc = llm_budget_set(c, "project", p.key, t->budget_usd, NULL);
-			if (rc == 0 && sh->px)
-				rc = ev_proxy_bind(sh->px, p.key, t->id);
-		}
-	}
-	if (c)
-		pg_pool_release(sh->pool, c);
-	c = NULL;
+	rc = begin_project(&p);
 	if (rc < 0) {
 		char msg[700];
 		snprintf(msg, sizeof(msg), "the project could not be started: %s", err_last());
@@ -559,34 +642,7 @@ static json_t *run_task(shared *sh, const ev_task *t)
 	p.t0 = util_mono_ms();
 	progress(&p, "started %s (thread %lld)", p.key, (long long)p.thread);
 
-	/* the person, until the project ends or a limit ends it */
-	while (!p.ended && !p.outcome[0]) {
-		rc = pg_pool_acquire(sh->pool, 30000, &c);
-		if (rc == 0)
-			rc = look(&p, c);
-		if (c)
-			pg_pool_release(sh->pool, c);
-		c = NULL;
-		if (rc < 0) {
-			set_outcome(&p, "error", "%s", err_last());
-			break;
-		}
-		if (!p.ended && !p.outcome[0])
-			util_sleep_ms(poll);
-	}
-	if (!p.ended) {
-		/* stopped by the person, a limit or a mismatch: cancel what is left */
-		rc = pg_pool_acquire(sh->pool, 30000, &c);
-		if (rc == 0)
-			rc = f->cancel(f->udata, c, p.thread, p.reason);
-		if (c)
-			pg_pool_release(sh->pool, c);
-		c = NULL;
-		if (rc < 0)
-			log_warn("eval", "task %s: cancelling %s: %s", t->id, p.key, err_last());
-		progress(&p, "%s: %s", p.outcome, p.reason);
-		wait_quiet(&p);
-	}
+	play_person(&p, poll);
 
 	/* what it cost and did, then the hidden tests on its main */
 	rc = pg_pool_acquire(sh->pool, 30000, &c);
@@ -603,55 +659,14 @@ static json_t *run_task(shared *sh, const ev_task *t)
 		pg_pool_release(sh->pool, c);
 	err_clear();
 	repo = jx_str(json_object_get(state, "repo"), "path");
-	if (*repo && strcmp(p.outcome, "interrupted") == 0) {
-		snprintf(h.reason, sizeof(h.reason), "not run: the run was interrupted");
-		h.passed = h.failed = h.total = -1;
-	} else if (*repo) {
-		char work[1200], log_path[1200];
-		snprintf(work, sizeof(work), "%s/%s", sh->o->work_dir, t->id);
-		snprintf(log_path, sizeof(log_path), "%s/%s.hidden.log", sh->o->log_dir, t->id);
-		progress(&p, "hidden tests: %s", t->hidden_command);
-		if (ev_hidden_run(t, repo, work, &sh->o->sandbox, log_path, sh->o->keep, &h) < 0)
-			log_warn("eval", "task %s: %s", t->id, err_last());
-	} else {
-		snprintf(h.reason, sizeof(h.reason), "no repository was made");
-		h.passed = h.failed = h.total = -1;
-	}
+	run_hidden(&p, repo, &h);
 	/* solved: the project ended as it should and every hidden test passes */
 	solved = h.solved && !p.outcome[0];
 	if (solved)
 		snprintf(p.outcome, sizeof(p.outcome), "solved");
 	else if (!p.outcome[0])
 		set_outcome(&p, "not solved", "%s", h.reason);
-	r = task_result(t, p.outcome, p.reason);
-	if (r) {
-		json_t *hj = json_pack("{s:b, s:b, s:i, s:i, s:i, s:i, s:f, s:s}", "ran", h.ran,
-				       "passed_all", h.solved, "exit_code", h.exit_code, "passed",
-				       h.passed, "failed", h.failed, "total", h.total, "seconds",
-				       h.seconds, "reason", h.reason);
-		json_object_set_new(r, "solved", json_boolean(solved));
-		json_object_set_new(r, "hidden", hj);
-		json_object_set_new(r, "project", json_string(p.key));
-		json_object_set_new(r, "stage", json_string(p.stage));
-		json_object_set_new(r, "repo", *repo ? json_string(repo) : json_null());
-		json_object_set_new(r, "interventions", json_integer(p.person.interventions));
-		json_object_set_new(r, "wall_s",
-				    json_real((double)(util_mono_ms() - p.t0) / 1000.0));
-		json_object_set_new(r, "merged_s", p.merged_ms >= 0
-							? json_real((double)p.merged_ms / 1000.0)
-							: json_null());
-		if (m)
-			json_object_update(r, m);
-		if (sh->px) {
-			ev_proxy_stats st;
-			ev_proxy_task_stats(sh->px, t->id, &st);
-			json_object_set_new(r, "replay",
-					    json_pack("{s:i, s:i, s:i, s:i, s:s}", "calls", st.calls,
-						      "recorded", st.recorded, "unused", st.unused,
-						      "mismatches", st.mismatches, "mismatch",
-						      st.mismatch));
-		}
-	}
+	r = task_report(&p, &h, solved, repo, m);
 	if (h.ran && h.total >= 0)
 		progress(&p, "%s: %d of %d hidden tests pass (%.0fs)", p.outcome, h.passed, h.total,
 			 (double)(util_mono_ms() - p.t0) / 1000.0);

@@ -120,6 +120,44 @@ static int folder_with_files(const char *path)
 	return found;
 }
 
+/* "toolchain": known tool names, joined by spaces into out->toolchain. */
+static void read_toolchain(const json_t *v, ev_task *out, problems *p)
+{
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		problem(p, "toolchain: a non-empty list of tool names");
+	for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+		const char *tool = json_string_value(json_array_get(v, i));
+		size_t used = strlen(out->toolchain);
+		if (!tool || one_of(tool, TOOLS) < 0)
+			problem(p, "toolchain: unknown tool '%s'", tool ? tool : "?");
+		else
+			snprintf(out->toolchain + used, sizeof(out->toolchain) - used, "%s%s",
+				 used ? " " : "", tool);
+	}
+}
+
+/* "budget": {"tokens", "usd", "wall_s"}, each positive. */
+static void read_budget(json_t *v, ev_task *out, problems *p)
+{
+	const json_t *usd;
+	const char *k;
+
+	if (!json_is_object(v)) {
+		problem(p, "budget: an object with tokens, usd, wall_s");
+		return;
+	}
+	json_object_foreach(v, k, usd)
+		if (strcmp(k, "tokens") != 0 && strcmp(k, "usd") != 0 && strcmp(k, "wall_s") != 0)
+			problem(p, "budget: unknown key '%s'", k);
+	usd = json_object_get(v, "usd");
+	out->budget_tokens = need_pos_int(v, "tokens", "budget", p);
+	out->budget_wall_s = need_pos_int(v, "wall_s", "budget", p);
+	if (!json_is_number(usd) || json_number_value(usd) <= 0)
+		problem(p, "budget.usd: a positive number");
+	else
+		out->budget_usd = json_number_value(usd);
+}
+
 int ev_task_load(const char *dir, ev_task *out)
 {
 	static const char *const keys_all[] = {"id", "title", "lang", "size", "kind", "idea",
@@ -192,34 +230,8 @@ int ev_task_load(const char *dir, ev_task *out)
 			out->nanswers += out->answers[out->nanswers] != NULL;
 		}
 	}
-	v = json_object_get(t, "toolchain");
-	if (!json_is_array(v) || json_array_size(v) == 0)
-		problem(&p, "toolchain: a non-empty list of tool names");
-	for (i = 0; json_is_array(v) && i < json_array_size(v); i++) {
-		const char *tool = json_string_value(json_array_get(v, i));
-		size_t used = strlen(out->toolchain);
-		if (!tool || one_of(tool, TOOLS) < 0)
-			problem(&p, "toolchain: unknown tool '%s'", tool ? tool : "?");
-		else
-			snprintf(out->toolchain + used, sizeof(out->toolchain) - used, "%s%s",
-				 used ? " " : "", tool);
-	}
-	v = json_object_get(t, "budget");
-	if (!json_is_object(v)) {
-		problem(&p, "budget: an object with tokens, usd, wall_s");
-	} else {
-		const json_t *usd = json_object_get(v, "usd");
-		json_object_foreach(v, k, usd)
-			if (strcmp(k, "tokens") != 0 && strcmp(k, "usd") != 0 && strcmp(k, "wall_s") != 0)
-				problem(&p, "budget: unknown key '%s'", k);
-		usd = json_object_get(v, "usd");
-		out->budget_tokens = need_pos_int(v, "tokens", "budget", &p);
-		out->budget_wall_s = need_pos_int(v, "wall_s", "budget", &p);
-		if (!json_is_number(usd) || json_number_value(usd) <= 0)
-			problem(&p, "budget.usd: a positive number");
-		else
-			out->budget_usd = json_number_value(usd);
-	}
+	read_toolchain(json_object_get(t, "toolchain"), out, &p);
+	read_budget(json_object_get(t, "budget"), out, &p);
 	command_block(t, "hidden", &out->hidden_command, &out->hidden_timeout_s, &p, &oom);
 	if (strcmp(out->kind, "change") == 0) {
 		copy(out->base_branch, sizeof(out->base_branch), need_str(t, "base_branch", &p),

@@ -1079,7 +1079,10 @@ static void check(llm_config_watch *w, pg_conn *c)
 		PQclear(head);
 		return;
 	}
-	if (stored) {
+	/* the prompt templates first: once the service shows the new version,
+	 * everything of it is in force */
+	rc = llm_config_prompts_install(c);
+	if (rc == 0 && stored) {
 		llm_registry *reg = NULL;
 		int64_t v = 0;
 		rc = llm_config_load(c, &reg, &v);
@@ -1091,7 +1094,7 @@ static void check(llm_config_watch *w, pg_conn *c)
 						"force: %d models on %d endpoints (changed by %s at %s)",
 					 (long long)v, nm, ne, pg_val(head, 0, 4), pg_val(head, 0, 5));
 		}
-	} else if (w->stored || llm_service_version(w->s) != 0) {
+	} else if (rc == 0 && (w->stored || llm_service_version(w->s) != 0)) {
 		llm_registry *reg = NULL;
 		rc = llm_registry_load(&reg);
 		if (rc == 0)
@@ -1100,8 +1103,6 @@ static void check(llm_config_watch *w, pg_conn *c)
 			log_info("llm", "the stored model configuration was cleared (by %s): back to %s",
 				 pg_val(head, 0, 4), "the file or environment");
 	}
-	if (rc == 0)
-		rc = llm_config_prompts_install(c);
 	if (rc < 0) {
 		log_error("llm", "model configuration version %lld could not be put in force: %s; "
 				 "keeping the one in force", (long long)version, err_last());

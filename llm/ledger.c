@@ -476,3 +476,125 @@ int llm_cost_series(pg_conn *c, const char *project, json_t **out)
 	PQclear(r);
 	return rc;
 }
+
+/* --- reading the ledger --- */
+
+static const pg_stmt STMT_COSTS = {
+	"llm_ledger_costs",
+	"SELECT project, coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
+	"coalesce(sum(cost_usd), 0)::float8 FROM llm_calls WHERE project = ANY ($1::text[]) "
+	"GROUP BY project",
+	1,
+};
+
+int llm_ledger_costs(pg_conn *c, const char *const *projects, size_t n, llm_cost *out)
+{
+	const char *params[1];
+	PGresult *r = NULL;
+	buf arr;
+	int rc;
+
+	memset(out, 0, n * sizeof(*out));
+	if (n == 0)
+		return 0;
+	buf_init(&arr, 0);
+	rc = pg_text_array(&arr, projects, n);
+	params[0] = buf_cstr(&arr);
+	if (rc == 0)
+		rc = pg_exec_stmt(c, &r, &STMT_COSTS, params);
+	for (int i = 0; rc == 0 && i < pg_rows(r); i++)
+		for (size_t k = 0; k < n; k++) {
+			if (!projects[k] || strcmp(projects[k], pg_val(r, i, 0)) != 0)
+				continue;
+			out[k].tokens_in = pg_int(r, i, 1);
+			out[k].tokens_out = pg_int(r, i, 2);
+			out[k].cost_usd = strtod(pg_val(r, i, 3), NULL);
+		}
+	PQclear(r);
+	buf_free(&arr);
+	return rc;
+}
+
+static const pg_stmt STMT_BY_ROLE = {
+	"llm_ledger_by_role",
+	"SELECT json_agg(x ORDER BY x.role)::text FROM (SELECT coalesce(role, '?') AS role, "
+	"count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, "
+	"sum(cost_usd)::float8 AS cost_usd, count(*) FILTER (WHERE outcome <> 'ok') AS failed "
+	"FROM llm_calls WHERE project = $1 GROUP BY role) x",
+	1,
+};
+
+static const pg_stmt STMT_CALLS = {
+	"llm_ledger_calls",
+	"SELECT json_agg(x ORDER BY x.role)::text FROM (SELECT coalesce(role, 'default') AS role, "
+	"count(DISTINCT call_id) FILTER (WHERE outcome <> 'budget') AS calls, "
+	"coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out, "
+	"coalesce(sum(cost_usd), 0)::float8 AS cost_usd FROM llm_calls WHERE project = $1 "
+	"GROUP BY 1) x",
+	1,
+};
+
+static const pg_stmt STMT_WORKER_COSTS = {
+	"llm_ledger_worker_costs",
+	"SELECT json_agg(x)::text FROM (SELECT worker, sum(tokens_in) AS tokens_in, "
+	"sum(tokens_out) AS tokens_out, sum(cost_usd)::float8 AS cost_usd FROM llm_calls "
+	"WHERE project = $1 GROUP BY worker) x",
+	1,
+};
+
+/* The JSON array a one-value statement returns, into *out (owned; an empty
+ * array for NULL). */
+static int json_rows(pg_conn *c, const pg_stmt *st, const char *project, json_t **out)
+{
+	const char *params[1] = {project};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, st, params);
+
+	*out = NULL;
+	if (rc == 0 && pg_rows(r) == 1 && !pg_isnull(r, 0, 0))
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+	else if (rc == 0)
+		*out = json_array();
+	PQclear(r);
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	return rc;
+}
+
+int llm_ledger_by_role(pg_conn *c, const char *project, json_t **out)
+{
+	return json_rows(c, &STMT_BY_ROLE, project, out);
+}
+
+int llm_ledger_calls(pg_conn *c, const char *project, json_t **out)
+{
+	return json_rows(c, &STMT_CALLS, project, out);
+}
+
+int llm_ledger_worker_costs(pg_conn *c, const char *project, json_t **out)
+{
+	return json_rows(c, &STMT_WORKER_COSTS, project, out);
+}
+
+static const pg_stmt STMT_BUDGET_GET = {
+	"llm_budget_get",
+	"SELECT limit_usd::float8, spent_usd::float8 FROM llm_budgets WHERE kind = $1 "
+	"AND scope = $2",
+	2,
+};
+
+int llm_budget_get(pg_conn *c, const char *kind, const char *scope, int *found,
+		   double *limit_usd, double *spent_usd)
+{
+	const char *params[2] = {kind, scope};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_BUDGET_GET, params);
+
+	*found = rc == 0 && pg_rows(r) > 0;
+	if (*found && limit_usd)
+		*limit_usd = strtod(pg_val(r, 0, 0), NULL);
+	if (*found && spent_usd)
+		*spent_usd = strtod(pg_val(r, 0, 1), NULL);
+	PQclear(r);
+	return rc;
+}

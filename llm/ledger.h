@@ -110,6 +110,40 @@ int llm_status(pg_conn *c, int64_t stale_ms, json_t **out);
  * "tokens", "calls"}]}. */
 int llm_cost_series(pg_conn *c, const char *project, json_t **out);
 
+/* --- reading the ledger (what other parts report) --- */
+
+/* What a project (or a worker) spent. */
+typedef struct llm_cost {
+	int64_t tokens_in, tokens_out;
+	double cost_usd;
+} llm_cost;
+
+/* What each of projects[0..n) spent in all (every row of the ledger, of
+ * its nodes and its workers): out[i] for projects[i], zeros for a project
+ * without calls. One round trip. ERR_DB, ERR_NOMEM. */
+int llm_ledger_costs(pg_conn *c, const char *const *projects, size_t n, llm_cost *out);
+
+/* A project's spending per model role, by role (NULL roles as "?"), into
+ * *out (an array the caller owns, empty when there were no calls):
+ * [{"role", "calls" (HTTP attempts), "tokens_in", "tokens_out",
+ * "cost_usd", "failed" (attempts whose outcome was not "ok")}]. */
+int llm_ledger_by_role(pg_conn *c, const char *project, json_t **out);
+
+/* A project's logical calls per role (NULL roles as "default"), by role,
+ * into *out (owned): [{"role", "calls" (distinct call ids, but those a
+ * budget refused), "tokens_in", "tokens_out", "cost_usd" (every attempt)}]. */
+int llm_ledger_calls(pg_conn *c, const char *project, json_t **out);
+
+/* A project's spending per worker into *out (owned): [{"worker" (null:
+ * the calls of its nodes), "tokens_in", "tokens_out", "cost_usd"}]. */
+int llm_ledger_worker_costs(pg_conn *c, const char *project, json_t **out);
+
+/* The budget of `kind` ("project" or "user") `scope`: *found 1 with its
+ * limit and what was spent in its current period (either pointer may be
+ * NULL), or *found 0 when the scope has no budget. ERR_DB. */
+int llm_budget_get(pg_conn *c, const char *kind, const char *scope, int *found,
+		   double *limit_usd, double *spent_usd);
+
 /* Persists a scheduler's figures for this process (`instance`), with the
  * slots each endpoint's server reports, srv[i] beside st[i] (srv may be
  * NULL; a total of 0 is stored as unknown). */

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,57 @@ static int find_model(const llm_registry *r, const char *name)
 	return -1;
 }
 
+/* An endpoint's keys read by get_str, get_dur and get_bool, into the
+ * fields at these offsets. */
+static const struct {
+	const char *key;
+	size_t off, cap;
+	int required;
+} EP_STRS[] = {
+	{"base_url", offsetof(llm_endpoint, base_url), sizeof(((llm_endpoint *)0)->base_url), 1},
+	{"api_key_env", offsetof(llm_endpoint, key_env), sizeof(((llm_endpoint *)0)->key_env), 0},
+	{"api_key_secret", offsetof(llm_endpoint, key_secret),
+	 sizeof(((llm_endpoint *)0)->key_secret), 0},
+	{"max_tokens_field", offsetof(llm_endpoint, max_tokens_field),
+	 sizeof(((llm_endpoint *)0)->max_tokens_field), 0},
+};
+static const struct {
+	const char *key;
+	size_t off;
+} EP_DURS[] = {
+	{"timeout", offsetof(llm_endpoint, timeout_ms)},
+	{"connect_timeout", offsetof(llm_endpoint, connect_timeout_ms)},
+	{"idle_timeout", offsetof(llm_endpoint, idle_timeout_ms)},
+	{"retry_base", offsetof(llm_endpoint, retry_base_ms)},
+	{"retry_max", offsetof(llm_endpoint, retry_max_ms)},
+	{"max_retry_wait", offsetof(llm_endpoint, max_retry_wait_ms)},
+	{"health_wait", offsetof(llm_endpoint, health_wait_ms)},
+}, EP_BOOLS[] = {
+	{"stream_usage", offsetof(llm_endpoint, stream_usage)},
+	{"stream_replies", offsetof(llm_endpoint, stream_replies)},
+	{"local", offsetof(llm_endpoint, local)},
+};
+
+/* Reads the string, duration and boolean keys of endpoint object o into e
+ * (in that order, base_url checked right after it is read). */
+static int endpoint_fields(llm_endpoint *e, json_t *o, const char *where)
+{
+	char *base = (char *)e;
+	int rc = 0;
+
+	for (size_t i = 0; rc >= 0 && i < sizeof(EP_STRS) / sizeof(EP_STRS[0]); i++) {
+		rc = get_str(o, EP_STRS[i].key, where, base + EP_STRS[i].off, EP_STRS[i].cap,
+			     EP_STRS[i].required);
+		if (rc >= 0 && i == 0)
+			rc = fix_base_url(e->base_url, where);
+	}
+	for (size_t i = 0; rc >= 0 && i < sizeof(EP_DURS) / sizeof(EP_DURS[0]); i++)
+		rc = get_dur(o, EP_DURS[i].key, where, (int64_t *)(void *)(base + EP_DURS[i].off));
+	for (size_t i = 0; rc >= 0 && i < sizeof(EP_BOOLS) / sizeof(EP_BOOLS[0]); i++)
+		rc = get_bool(o, EP_BOOLS[i].key, where, (int *)(void *)(base + EP_BOOLS[i].off));
+	return rc;
+}
+
 static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const char *origin)
 {
 	static const char *const keys[] = {"base_url", "api_key_env", "api_key_secret", "slots",
@@ -271,22 +323,8 @@ static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const ch
 	memset(e, 0, sizeof(*e));
 	endpoint_defaults(e);
 	snprintf(e->name, sizeof(e->name), "%s", name);
-	if ((rc = get_str(o, "base_url", where, e->base_url, sizeof(e->base_url), 1)) < 0 ||
-	    (rc = fix_base_url(e->base_url, where)) < 0 ||
-	    (rc = get_str(o, "api_key_env", where, e->key_env, sizeof(e->key_env), 0)) < 0 ||
-	    (rc = get_str(o, "api_key_secret", where, e->key_secret, sizeof(e->key_secret), 0)) < 0 ||
-	    (rc = get_str(o, "max_tokens_field", where, e->max_tokens_field,
-			  sizeof(e->max_tokens_field), 0)) < 0 ||
-	    (rc = get_dur(o, "timeout", where, &e->timeout_ms)) < 0 ||
-	    (rc = get_dur(o, "connect_timeout", where, &e->connect_timeout_ms)) < 0 ||
-	    (rc = get_dur(o, "idle_timeout", where, &e->idle_timeout_ms)) < 0 ||
-	    (rc = get_dur(o, "retry_base", where, &e->retry_base_ms)) < 0 ||
-	    (rc = get_dur(o, "retry_max", where, &e->retry_max_ms)) < 0 ||
-	    (rc = get_dur(o, "max_retry_wait", where, &e->max_retry_wait_ms)) < 0 ||
-	    (rc = get_dur(o, "health_wait", where, &e->health_wait_ms)) < 0 ||
-	    (rc = get_bool(o, "stream_usage", where, &e->stream_usage)) < 0 ||
-	    (rc = get_bool(o, "stream_replies", where, &e->stream_replies)) < 0 ||
-	    (rc = get_bool(o, "local", where, &e->local)) < 0)
+	rc = endpoint_fields(e, o, where);
+	if (rc < 0)
 		return rc;
 	if (e->key_env[0] && e->key_secret[0])
 		return err_set(ERR_INVALID, "%s: give api_key_env or api_key_secret, not both", where);
@@ -296,11 +334,13 @@ static int parse_endpoint(llm_registry *r, const char *name, json_t *o, const ch
 			       "%s: max_tokens_field must be \"max_tokens\" or \"max_completion_tokens\"",
 			       where);
 	v = e->slots;
-	if ((rc = get_int(o, "slots", where, 1, 4096, &v)) < 0)
+	rc = get_int(o, "slots", where, 1, 4096, &v);
+	if (rc < 0)
 		return rc;
 	e->slots = (int)v;
 	v = e->max_retries;
-	if ((rc = get_int(o, "max_retries", where, 0, 20, &v)) < 0)
+	rc = get_int(o, "max_retries", where, 0, 20, &v);
+	if (rc < 0)
 		return rc;
 	e->max_retries = (int)v;
 	if (e->timeout_ms <= 0 || e->connect_timeout_ms <= 0 ||
@@ -331,7 +371,8 @@ static int parse_model(llm_registry *r, const char *name, json_t *o, const char 
 		return err_set(ERR_INVALID, "%s: model names are 1 to 95 characters", where);
 	if (!json_is_object(o))
 		return err_set(ERR_INVALID, "%s must be an object", where);
-	if ((rc = check_keys(o, where, keys)) < 0)
+	rc = check_keys(o, where, keys);
+	if (rc < 0)
 		return rc;
 	m = &r->model[r->n_model];
 	memset(m, 0, sizeof(*m));
@@ -339,10 +380,14 @@ static int parse_model(llm_registry *r, const char *name, json_t *o, const char 
 	snprintf(m->id, sizeof(m->id), "%s", name);
 	m->context = 8192;
 	m->max_output = 2048;
-	if ((rc = get_str(o, "endpoint", where, ep, sizeof(ep), 1)) < 0 ||
-	    (rc = get_str(o, "model", where, m->id, sizeof(m->id), 0)) < 0 ||
-	    (rc = get_num(o, "price_in", where, &m->price_in)) < 0 ||
-	    (rc = get_num(o, "price_out", where, &m->price_out)) < 0)
+	rc = get_str(o, "endpoint", where, ep, sizeof(ep), 1);
+	if (rc >= 0)
+		rc = get_str(o, "model", where, m->id, sizeof(m->id), 0);
+	if (rc >= 0)
+		rc = get_num(o, "price_in", where, &m->price_in);
+	if (rc >= 0)
+		rc = get_num(o, "price_out", where, &m->price_out);
+	if (rc < 0)
 		return rc;
 	if (!m->id[0]) /* an empty model id is sent as is and refused by every server */
 		return err_set(ERR_INVALID, "%s: 'model' is empty (leave it out to send \"%s\")",
@@ -351,10 +396,12 @@ static int parse_model(llm_registry *r, const char *name, json_t *o, const char 
 	if (m->endpoint < 0)
 		return err_set(ERR_INVALID, "%s: endpoint '%s' is not defined under \"endpoints\"",
 			       where, ep);
-	if ((rc = get_int(o, "context", where, 256, 100000000, &m->context)) < 0)
+	rc = get_int(o, "context", where, 256, 100000000, &m->context);
+	if (rc < 0)
 		return rc;
 	v = m->max_output;
-	if ((rc = get_int(o, "max_output", where, 1, 10000000, &v)) < 0)
+	rc = get_int(o, "max_output", where, 1, 10000000, &v);
+	if (rc < 0)
 		return rc;
 	m->max_output = (int)v;
 	if (m->max_output >= m->context)
@@ -362,26 +409,32 @@ static int parse_model(llm_registry *r, const char *name, json_t *o, const char 
 			       where, m->max_output, (long long)m->context);
 	/* the provider's quirks and the model's own sampling parameters */
 	m->params.temperature = -1;
-	if ((rc = get_str(o, "provider", where, provider, sizeof(provider), 0)) < 0 ||
-	    (rc = get_str(o, "reasoning_effort", where, m->params.reasoning_effort,
-			  sizeof(m->params.reasoning_effort), 0)) < 0)
+	rc = get_str(o, "provider", where, provider, sizeof(provider), 0);
+	if (rc >= 0)
+		rc = get_str(o, "reasoning_effort", where, m->params.reasoning_effort,
+			     sizeof(m->params.reasoning_effort), 0);
+	if (rc < 0)
 		return rc;
 	if (llm_quirks_profile(provider, &m->quirks) < 0)
 		return err_set(ERR_INVALID, "%s: %s", where, err_last());
-	if ((rc = llm_quirks_override(&m->quirks, json_object_get(o, "quirks"), where)) < 0)
+	rc = llm_quirks_override(&m->quirks, json_object_get(o, "quirks"), where);
+	if (rc < 0)
 		return rc;
 	num = -1;
 	if (json_object_get(o, "temperature") && !json_is_null(json_object_get(o, "temperature"))) {
-		if ((rc = get_num(o, "temperature", where, &num)) < 0 || num > 2)
+		rc = get_num(o, "temperature", where, &num);
+		if (rc < 0 || num > 2)
 			return err_set(ERR_INVALID, "%s: 'temperature' must be a number from 0 to 2",
 				       where);
 		m->params.temperature = num;
 	}
 	num = 0;
-	if ((rc = get_num(o, "top_p", where, &num)) < 0 || num > 1)
+	rc = get_num(o, "top_p", where, &num);
+	if (rc < 0 || num > 1)
 		return err_set(ERR_INVALID, "%s: 'top_p' must be a number above 0, at most 1", where);
 	m->params.top_p = num;
-	if ((rc = llm_quirks_check(&m->quirks, &m->params, where)) < 0)
+	rc = llm_quirks_check(&m->quirks, &m->params, where);
+	if (rc < 0)
 		return rc;
 	r->n_model++;
 	return 0;
@@ -440,7 +493,8 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin, int str
 
 	if (!json_is_object(root))
 		return err_set(ERR_INVALID, "%s: the top level must be an object", origin);
-	if ((rc = check_keys(root, origin, keys)) < 0)
+	rc = check_keys(root, origin, keys);
+	if (rc < 0)
 		return rc;
 	eps = json_object_get(root, "endpoints");
 	models = json_object_get(root, "models");
@@ -449,7 +503,8 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin, int str
 		return err_set(ERR_INVALID, "%s: \"endpoints\" must be an object with at least one "
 					    "endpoint", origin);
 	json_object_foreach(eps, k, v) {
-		if ((rc = parse_endpoint(r, k, v, origin)) < 0)
+		rc = parse_endpoint(r, k, v, origin);
+		if (rc < 0)
 			return rc;
 	}
 	if ((strict || models) && (!json_is_object(models) ||
@@ -457,13 +512,15 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin, int str
 		return err_set(ERR_INVALID, "%s: \"models\" must be an object with at least one model",
 			       origin);
 	json_object_foreach(models, k, v) {
-		if ((rc = parse_model(r, k, v, origin)) < 0)
+		rc = parse_model(r, k, v, origin);
+		if (rc < 0)
 			return rc;
 	}
 	if (roles && !json_is_object(roles))
 		return err_set(ERR_INVALID, "%s: \"roles\" must be an object", origin);
 	json_object_foreach(roles, k, v) {
-		if ((rc = parse_role(r, k, v, origin)) < 0)
+		rc = parse_role(r, k, v, origin);
+		if (rc < 0)
 			return rc;
 	}
 	sched = json_object_get(root, "scheduler");
@@ -472,14 +529,17 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin, int str
 		snprintf(where, sizeof(where), "%s: scheduler", origin);
 		if (!json_is_object(sched))
 			return err_set(ERR_INVALID, "%s must be an object", where);
-		if ((rc = check_keys(sched, where, skeys)) < 0)
+		rc = check_keys(sched, where, skeys);
+		if (rc < 0)
 			return rc;
 		n = r->lookahead;
-		if ((rc = get_int(sched, "lookahead", where, 1, 100000, &n)) < 0)
+		rc = get_int(sched, "lookahead", where, 1, 100000, &n);
+		if (rc < 0)
 			return rc;
 		r->lookahead = (int)n;
 		n = r->starvation;
-		if ((rc = get_int(sched, "starvation", where, 1, 100000, &n)) < 0)
+		rc = get_int(sched, "starvation", where, 1, 100000, &n);
+		if (rc < 0)
 			return rc;
 		r->starvation = (int)n;
 	}
@@ -489,11 +549,15 @@ static int parse_root(llm_registry *r, json_t *root, const char *origin, int str
 		snprintf(where, sizeof(where), "%s: budgets", origin);
 		if (!json_is_object(budgets))
 			return err_set(ERR_INVALID, "%s must be an object", where);
-		if ((rc = check_keys(budgets, where, bkeys)) < 0 ||
-		    (rc = get_num(budgets, "project", where, &r->budgets.project)) < 0 ||
-		    (rc = get_num(budgets, "user", where, &r->budgets.user)) < 0 ||
-		    (rc = get_str(budgets, "period", where, r->budgets.period,
-				  sizeof(r->budgets.period), 0)) < 0)
+		rc = check_keys(budgets, where, bkeys);
+		if (rc >= 0)
+			rc = get_num(budgets, "project", where, &r->budgets.project);
+		if (rc >= 0)
+			rc = get_num(budgets, "user", where, &r->budgets.user);
+		if (rc >= 0)
+			rc = get_str(budgets, "period", where, r->budgets.period,
+				     sizeof(r->budgets.period), 0);
+		if (rc < 0)
 			return rc;
 		per = r->budgets.period;
 		if (*per && strcmp(per, "total") != 0 && strcmp(per, "day") != 0 &&
@@ -558,7 +622,8 @@ int llm_registry_load_file(llm_registry **out, const char *path)
 	if (!f)
 		return err_set(ERR_IO, "cannot read the model registry %s (ORCH_MODELS): %m", path);
 	buf_init(&b, (size_t)4 << 20);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && rc == 0)
+	for (n = fread(chunk, 1, sizeof(chunk), f); n > 0 && rc == 0;
+	     n = fread(chunk, 1, sizeof(chunk), f))
 		rc = buf_append(&b, chunk, n);
 	if (ferror(f) && rc == 0)
 		rc = err_set(ERR_IO, "error reading %s", path);
@@ -577,15 +642,21 @@ int llm_registry_load(llm_registry **out)
 	int rc;
 
 	*out = NULL;
-	if ((rc = cfg_env_str("ORCH_MODELS", NULL, path, sizeof(path))) < 0)
+	rc = cfg_env_str("ORCH_MODELS", NULL, path, sizeof(path));
+	if (rc < 0)
 		return rc;
 	if (path[0])
 		return llm_registry_load_file(out, path);
-	if ((rc = cfg_env_str("LLM_BASE_URL", NULL, base, sizeof(base))) < 0 ||
-	    (rc = cfg_env_str("LLM_MODEL", NULL, model, sizeof(model))) < 0 ||
-	    (rc = cfg_env_int("LLM_SLOTS", 4, 1, 4096, &slots)) < 0 ||
-	    (rc = cfg_env_int("LLM_CONTEXT", 8192, 256, 100000000, &context)) < 0 ||
-	    (rc = cfg_env_int("LLM_MAX_TOKENS", 2048, 1, 10000000, &maxout)) < 0)
+	rc = cfg_env_str("LLM_BASE_URL", NULL, base, sizeof(base));
+	if (rc >= 0)
+		rc = cfg_env_str("LLM_MODEL", NULL, model, sizeof(model));
+	if (rc >= 0)
+		rc = cfg_env_int("LLM_SLOTS", 4, 1, 4096, &slots);
+	if (rc >= 0)
+		rc = cfg_env_int("LLM_CONTEXT", 8192, 256, 100000000, &context);
+	if (rc >= 0)
+		rc = cfg_env_int("LLM_MAX_TOKENS", 2048, 1, 10000000, &maxout);
+	if (rc < 0)
 		return rc;
 	if (!base[0]) {
 		if (model[0])

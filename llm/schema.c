@@ -205,187 +205,242 @@ static int pattern_match(const char *pattern, const char *s)
 	return rc;
 }
 
-static int check(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, int depth)
+/* "type", "const" and "enum" of schema sc against v. */
+static int check_kind(const ctx *cx, const json_t *sc, const json_t *v)
 {
-	char *path = cx->path, *err = cx->err;
-	size_t ecap = cx->ecap;
-	json_t *t, *k;
-	char tmp[64];
+	json_t *t = json_object_get(sc, "type"), *k, *x;
+	size_t i;
+	int ok = 0;
 
-	if (depth > MAX_DEPTH)
-		return fail(err, ecap, path, "nested deeper than %s levels%s", "64", "");
-	if (++*cx->steps > MAX_STEPS)
-		return fail(err, ecap, path, "takes more than %s steps to check (the schema refers "
-					     "back to itself in a loop?)%s", "1000000", "");
-	if (json_is_false(sc))
-		return fail(err, ecap, path, "no value is allowed here%s%s", "", "");
-	if (!json_is_object(sc))
-		return 0;
-	if (json_is_string(k = json_object_get(sc, "$ref"))) {
-		const json_t *target = resolve_ref(cx->root, json_string_value(k));
-		if (target && check(cx, target, v, plen, depth + 1) < 0)
-			return -1;
-	}
-	t = json_object_get(sc, "type");
 	if (json_is_string(t) && !is_type(v, json_string_value(t)))
-		return fail(err, ecap, path, "expected %s, got %s", json_string_value(t), type_of(v));
+		return fail(cx->err, cx->ecap, cx->path, "expected %s, got %s",
+			    json_string_value(t), type_of(v));
 	if (json_is_array(t)) {
-		size_t i;
-		json_t *x;
-		int ok = 0;
 		json_array_foreach(t, i, x) {
 			if (json_is_string(x) && is_type(v, json_string_value(x)))
 				ok = 1;
 		}
 		if (!ok)
-			return fail(err, ecap, path, "has type %s, which the schema does not allow%s",
-				    type_of(v), "");
+			return fail(cx->err, cx->ecap, cx->path,
+				    "has type %s, which the schema does not allow%s", type_of(v), "");
 	}
-	if ((k = json_object_get(sc, "const")) != NULL && !json_equal(k, (json_t *)v))
-		return fail(err, ecap, path, "does not equal the required constant%s%s", "", "");
-	if ((k = json_object_get(sc, "enum")) != NULL && json_is_array(k)) {
-		size_t i;
-		json_t *x;
-		int ok = 0;
+	k = json_object_get(sc, "const");
+	if (k && !json_equal(k, (json_t *)v))
+		return fail(cx->err, cx->ecap, cx->path, "does not equal the required constant%s%s",
+			    "", "");
+	k = json_object_get(sc, "enum");
+	if (k && json_is_array(k)) {
+		ok = 0;
 		json_array_foreach(k, i, x) {
 			if (json_equal(x, (json_t *)v))
 				ok = 1;
 		}
 		if (!ok)
-			return fail(err, ecap, path, "is not one of the allowed values%s%s", "", "");
+			return fail(cx->err, cx->ecap, cx->path, "is not one of the allowed values%s%s",
+				    "", "");
 	}
-	if (json_is_number(v)) {
-		double d = json_number_value(v);
-		if ((k = json_object_get(sc, "minimum")) != NULL && json_is_number(k) &&
-		    d < json_number_value(k)) {
-			snprintf(tmp, sizeof(tmp), "%g", json_number_value(k));
-			return fail(err, ecap, path, "is less than the minimum %s%s", tmp, "");
-		}
-		if ((k = json_object_get(sc, "maximum")) != NULL && json_is_number(k) &&
-		    d > json_number_value(k)) {
-			snprintf(tmp, sizeof(tmp), "%g", json_number_value(k));
-			return fail(err, ecap, path, "is more than the maximum %s%s", tmp, "");
-		}
-		if ((k = json_object_get(sc, "exclusiveMinimum")) != NULL && json_is_number(k) &&
-		    d <= json_number_value(k)) {
-			snprintf(tmp, sizeof(tmp), "%g", json_number_value(k));
-			return fail(err, ecap, path, "must be more than %s%s", tmp, "");
-		}
-		if ((k = json_object_get(sc, "exclusiveMaximum")) != NULL && json_is_number(k) &&
-		    d >= json_number_value(k)) {
-			snprintf(tmp, sizeof(tmp), "%g", json_number_value(k));
-			return fail(err, ecap, path, "must be less than %s%s", tmp, "");
-		}
-	}
-	if (json_is_string(v)) {
-		size_t n = utf8_len(json_string_value(v));
-		if ((k = json_object_get(sc, "minLength")) != NULL && json_is_integer(k) &&
-		    (json_int_t)n < json_integer_value(k)) {
-			snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(k));
-			return fail(err, ecap, path, "is shorter than %s characters%s", tmp, "");
-		}
-		if ((k = json_object_get(sc, "maxLength")) != NULL && json_is_integer(k) &&
-		    (json_int_t)n > json_integer_value(k)) {
-			snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(k));
-			return fail(err, ecap, path, "is longer than %s characters%s", tmp, "");
-		}
-		if (json_is_string(k = json_object_get(sc, "pattern")) &&
-		    pattern_match(json_string_value(k), json_string_value(v)) == 0)
-			return fail(err, ecap, path, "does not match the pattern %.200s%s",
-				    json_string_value(k), "");
-	}
-	if (json_is_array(v)) {
-		size_t n = json_array_size(v), i;
-		json_t *x, *items = json_object_get(sc, "items");
-		if ((k = json_object_get(sc, "minItems")) != NULL && json_is_integer(k) &&
-		    (json_int_t)n < json_integer_value(k)) {
-			snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(k));
-			return fail(err, ecap, path, "has fewer than %s items%s", tmp, "");
-		}
-		if ((k = json_object_get(sc, "maxItems")) != NULL && json_is_integer(k) &&
-		    (json_int_t)n > json_integer_value(k)) {
-			snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(k));
-			return fail(err, ecap, path, "has more than %s items%s", tmp, "");
-		}
-		if (json_is_true(json_object_get(sc, "uniqueItems"))) {
-			for (i = 0; i < n; i++)
-				for (size_t j = i + 1; j < n; j++)
-					if (json_equal(json_array_get(v, i), json_array_get(v, j))) {
-						snprintf(tmp, sizeof(tmp), "%zu and %zu", i, j);
-						return fail(err, ecap, path,
-							    "has equal items (%s) where they must be "
-							    "unique%s", tmp, "");
-					}
-		}
-		if (items) {
-			json_array_foreach(v, i, x) {
-				if (with_path(cx, items, x, plen, depth, NULL, i) < 0)
-					return -1;
-			}
+	return 0;
+}
+
+/* The bounds of a number: the key, the sign of (value - bound) that breaks
+ * it (-1: below, +1: above) and whether equal breaks it too. */
+static const struct {
+	const char *key, *msg;
+	int side, strict;
+} NUM_BOUNDS[] = {
+	{"minimum", "is less than the minimum %s%s", -1, 0},
+	{"maximum", "is more than the maximum %s%s", 1, 0},
+	{"exclusiveMinimum", "must be more than %s%s", -1, 1},
+	{"exclusiveMaximum", "must be less than %s%s", 1, 1},
+};
+
+static int check_number(const ctx *cx, const json_t *sc, double d)
+{
+	char tmp[64];
+
+	for (size_t i = 0; i < sizeof(NUM_BOUNDS) / sizeof(NUM_BOUNDS[0]); i++) {
+		json_t *k = json_object_get(sc, NUM_BOUNDS[i].key);
+		double b, diff;
+		if (!k || !json_is_number(k))
+			continue;
+		b = json_number_value(k);
+		diff = NUM_BOUNDS[i].side < 0 ? b - d : d - b;
+		if (diff > 0 || (NUM_BOUNDS[i].strict && d == b)) {
+			snprintf(tmp, sizeof(tmp), "%g", b);
+			return fail(cx->err, cx->ecap, cx->path, NUM_BOUNDS[i].msg, tmp, "");
 		}
 	}
-	if (json_is_object(v)) {
-		json_t *props = json_object_get(sc, "properties");
-		json_t *req = json_object_get(sc, "required");
-		json_t *addl = json_object_get(sc, "additionalProperties");
-		const char *key;
-		json_t *x;
-		size_t i;
-		json_array_foreach(req, i, x) {
-			if (json_is_string(x) && !json_object_get(v, json_string_value(x)))
-				return fail(err, ecap, path, "is missing the required property '%s'%s",
-					    json_string_value(x), "");
-		}
-		json_object_foreach((json_t *)v, key, x) {
-			json_t *ps = json_object_get(props, key);
-			if (ps) {
-				if (with_path(cx, ps, x, plen, depth, key, 0) < 0)
-					return -1;
-			} else if (json_is_false(addl)) {
-				return fail(err, ecap, path, "has a property '%s' that the schema does "
-							     "not allow%s", key, "");
-			} else if (json_is_object(addl)) {
-				if (with_path(cx, addl, x, plen, depth, key, 0) < 0)
-					return -1;
-			}
+	return 0;
+}
+
+/* A count n against schema sc's integer key `min_key`/`max_key` (minLength,
+ * minItems, ...): below gives msg_min, above msg_max. */
+static int check_count(const ctx *cx, const json_t *sc, json_int_t n, const char *min_key,
+		       const char *msg_min, const char *max_key, const char *msg_max)
+{
+	json_t *lo = json_object_get(sc, min_key), *hi = json_object_get(sc, max_key);
+	char tmp[64];
+
+	if (lo && json_is_integer(lo) && n < json_integer_value(lo)) {
+		snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(lo));
+		return fail(cx->err, cx->ecap, cx->path, msg_min, tmp, "");
+	}
+	if (hi && json_is_integer(hi) && n > json_integer_value(hi)) {
+		snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(hi));
+		return fail(cx->err, cx->ecap, cx->path, msg_max, tmp, "");
+	}
+	return 0;
+}
+
+static int check_string(const ctx *cx, const json_t *sc, const json_t *v)
+{
+	json_t *k;
+
+	if (check_count(cx, sc, (json_int_t)utf8_len(json_string_value(v)), "minLength",
+			"is shorter than %s characters%s", "maxLength",
+			"is longer than %s characters%s") < 0)
+		return -1;
+	k = json_object_get(sc, "pattern");
+	if (json_is_string(k) && pattern_match(json_string_value(k), json_string_value(v)) == 0)
+		return fail(cx->err, cx->ecap, cx->path, "does not match the pattern %.200s%s",
+			    json_string_value(k), "");
+	return 0;
+}
+
+static int check_array(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, int depth)
+{
+	size_t n = json_array_size(v), i;
+	json_t *x, *items = json_object_get(sc, "items");
+	char tmp[64];
+
+	if (check_count(cx, sc, (json_int_t)n, "minItems", "has fewer than %s items%s",
+			"maxItems", "has more than %s items%s") < 0)
+		return -1;
+	if (json_is_true(json_object_get(sc, "uniqueItems"))) {
+		for (i = 0; i < n; i++)
+			for (size_t j = i + 1; j < n; j++)
+				if (json_equal(json_array_get(v, i), json_array_get(v, j))) {
+					snprintf(tmp, sizeof(tmp), "%zu and %zu", i, j);
+					return fail(cx->err, cx->ecap, cx->path,
+						    "has equal items (%s) where they must be "
+						    "unique%s", tmp, "");
+				}
+	}
+	if (items) {
+		json_array_foreach(v, i, x) {
+			if (with_path(cx, items, x, plen, depth, NULL, i) < 0)
+				return -1;
 		}
 	}
-	if ((k = json_object_get(sc, "allOf")) != NULL && json_is_array(k)) {
-		size_t i;
-		json_t *x;
+	return 0;
+}
+
+static int check_object(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, int depth)
+{
+	json_t *props = json_object_get(sc, "properties");
+	json_t *req = json_object_get(sc, "required");
+	json_t *addl = json_object_get(sc, "additionalProperties");
+	const char *key;
+	json_t *x;
+	size_t i;
+
+	json_array_foreach(req, i, x) {
+		if (json_is_string(x) && !json_object_get(v, json_string_value(x)))
+			return fail(cx->err, cx->ecap, cx->path,
+				    "is missing the required property '%s'%s", json_string_value(x),
+				    "");
+	}
+	json_object_foreach((json_t *)v, key, x) {
+		json_t *ps = json_object_get(props, key);
+		if (ps) {
+			if (with_path(cx, ps, x, plen, depth, key, 0) < 0)
+				return -1;
+		} else if (json_is_false(addl)) {
+			return fail(cx->err, cx->ecap, cx->path, "has a property '%s' that the schema "
+								 "does not allow%s", key, "");
+		} else if (json_is_object(addl)) {
+			if (with_path(cx, addl, x, plen, depth, key, 0) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* "allOf", then "anyOf" (or, without it, "oneOf"). */
+static int check_combined(const ctx *cx, const json_t *sc, const json_t *v, size_t plen,
+			  int depth)
+{
+	json_t *k = json_object_get(sc, "allOf"), *x;
+	size_t i, matches = 0;
+	char first[512] = "";
+	int one;
+
+	if (k && json_is_array(k)) {
 		json_array_foreach(k, i, x) {
 			if (check(cx, x, v, plen, depth + 1) < 0)
 				return -1;
 		}
 	}
-	if (((k = json_object_get(sc, "anyOf")) != NULL || (k = json_object_get(sc, "oneOf")) != NULL) &&
-	    json_is_array(k)) {
-		size_t i, matches = 0;
-		json_t *x;
-		char first[512] = "";
-		int one = json_object_get(sc, "oneOf") == k;
-		json_array_foreach(k, i, x) {
-			char e2[512];
-			ctx sub = *cx;
-			sub.err = e2;
-			sub.ecap = sizeof(e2);
-			if (check(&sub, x, v, plen, depth + 1) == 0)
-				matches++;
-			else if (!first[0])
-				snprintf(first, sizeof(first), "%s", e2);
-		}
-		if (matches == 0) {
-			if (!first[0]) /* an empty list: nothing matches */
-				return fail(err, ecap, path, "matches none of the %s schemas%s",
-					    one ? "oneOf" : "anyOf", "");
-			snprintf(err, ecap, "%s", first);
-			return -1;
-		}
-		if (one && matches > 1)
-			return fail(err, ecap, path, "matches more than one of the oneOf schemas%s%s",
-				    "", "");
+	k = json_object_get(sc, "anyOf");
+	if (!k)
+		k = json_object_get(sc, "oneOf");
+	if (!k || !json_is_array(k))
+		return 0;
+	one = json_object_get(sc, "oneOf") == k;
+	json_array_foreach(k, i, x) {
+		char e2[512];
+		ctx sub = *cx;
+		sub.err = e2;
+		sub.ecap = sizeof(e2);
+		if (check(&sub, x, v, plen, depth + 1) == 0)
+			matches++;
+		else if (!first[0])
+			snprintf(first, sizeof(first), "%s", e2);
 	}
+	if (matches == 0) {
+		if (!first[0]) /* an empty list: nothing matches */
+			return fail(cx->err, cx->ecap, cx->path, "matches none of the %s schemas%s",
+				    one ? "oneOf" : "anyOf", "");
+		snprintf(cx->err, cx->ecap, "%s", first);
+		return -1;
+	}
+	if (one && matches > 1)
+		return fail(cx->err, cx->ecap, cx->path,
+			    "matches more than one of the oneOf schemas%s%s", "", "");
 	return 0;
+}
+
+static int check(const ctx *cx, const json_t *sc, const json_t *v, size_t plen, int depth)
+{
+	json_t *k;
+
+	if (depth > MAX_DEPTH)
+		return fail(cx->err, cx->ecap, cx->path, "nested deeper than %s levels%s", "64", "");
+	if (++*cx->steps > MAX_STEPS)
+		return fail(cx->err, cx->ecap, cx->path,
+			    "takes more than %s steps to check (the schema refers "
+			    "back to itself in a loop?)%s", "1000000", "");
+	if (json_is_false(sc))
+		return fail(cx->err, cx->ecap, cx->path, "no value is allowed here%s%s", "", "");
+	if (!json_is_object(sc))
+		return 0;
+	k = json_object_get(sc, "$ref");
+	if (json_is_string(k)) {
+		const json_t *target = resolve_ref(cx->root, json_string_value(k));
+		if (target && check(cx, target, v, plen, depth + 1) < 0)
+			return -1;
+	}
+	if (check_kind(cx, sc, v) < 0)
+		return -1;
+	if (json_is_number(v) && check_number(cx, sc, json_number_value(v)) < 0)
+		return -1;
+	if (json_is_string(v) && check_string(cx, sc, v) < 0)
+		return -1;
+	if (json_is_array(v) && check_array(cx, sc, v, plen, depth) < 0)
+		return -1;
+	if (json_is_object(v) && check_object(cx, sc, v, plen, depth) < 0)
+		return -1;
+	return check_combined(cx, sc, v, plen, depth);
 }
 
 int llm_schema_check(const json_t *schema, const json_t *v, char *out, size_t cap)

@@ -266,6 +266,111 @@ static int put_effort(buf *b, int style, const char *effort)
 	}
 }
 
+/* ,"stop":[...] of the NULL-terminated list. */
+static int put_stop(buf *b, const char *const *stop)
+{
+	int rc = buf_puts(b, ",\"stop\":[");
+
+	for (size_t i = 0; rc == 0 && stop[i]; i++) {
+		rc = buf_puts(b, i ? ",\"" : "\"");
+		if (rc == 0)
+			rc = buf_put_json_str(b, stop[i]);
+		if (rc == 0)
+			rc = buf_putc(b, '"');
+	}
+	if (rc == 0)
+		rc = buf_putc(b, ']');
+	return rc;
+}
+
+/* ,"tools":[...]; ERR_INVALID for a tool without a name. */
+static int put_tools(buf *b, const llm_tool *tools, size_t n)
+{
+	int rc = buf_puts(b, ",\"tools\":[");
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const llm_tool *t = &tools[i];
+		if (!t->name || !*t->name)
+			return err_set(ERR_INVALID, "tool %zu has no name", i);
+		rc = buf_puts(b, i ? ",{" : "{");
+		if (rc == 0)
+			rc = buf_puts(b, "\"type\":\"function\",\"function\":{\"name\":\"");
+		if (rc == 0)
+			rc = buf_put_json_str(b, t->name);
+		if (rc == 0)
+			rc = buf_putc(b, '"');
+		if (rc == 0 && t->description)
+			rc = put_str_field(b, "description", t->description);
+		if (rc == 0) {
+			rc = buf_puts(b, ",\"parameters\":");
+			if (rc == 0 && t->parameters)
+				rc = put_json(b, t->parameters);
+			else if (rc == 0)
+				rc = buf_puts(b, "{\"type\":\"object\",\"properties\":{}}");
+		}
+		if (rc == 0)
+			rc = buf_puts(b, "}}");
+	}
+	if (rc == 0)
+		rc = buf_putc(b, ']');
+	return rc;
+}
+
+/* ,"tool_choice": a mode (auto, none, required) or the named function. */
+static int put_tool_choice(buf *b, const char *tc)
+{
+	int rc;
+
+	if (strcmp(tc, "auto") == 0 || strcmp(tc, "none") == 0 || strcmp(tc, "required") == 0)
+		return put_str_field(b, "tool_choice", tc);
+	rc = buf_puts(b, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"");
+	if (rc == 0)
+		rc = buf_put_json_str(b, tc);
+	if (rc == 0)
+		rc = buf_puts(b, "\"}}");
+	return rc;
+}
+
+/* ,"response_format" with the request's JSON schema (strict unless loose). */
+static int put_schema(buf *b, const llm_request *rq, int loose)
+{
+	int rc = buf_puts(b, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"");
+
+	if (rc == 0)
+		rc = buf_put_json_str(b, rq->schema_name ? rq->schema_name : "reply");
+	if (rc == 0)
+		rc = buf_puts(b, loose ? "\",\"strict\":false,\"schema\":"
+				       : "\",\"strict\":true,\"schema\":");
+	if (rc == 0)
+		rc = put_json(b, rq->json_schema);
+	if (rc == 0)
+		rc = buf_puts(b, "}}");
+	return rc;
+}
+
+/* The caller's extra keys, but those the body sets itself. */
+static int put_extra(buf *b, const json_t *extra)
+{
+	const char *k;
+	json_t *v;
+	int rc = 0;
+
+	json_object_foreach((json_t *)extra, k, v) {
+		if (is_our_key(k))
+			continue;
+		rc = buf_puts(b, ",\"");
+		if (rc == 0)
+			rc = buf_put_json_str(b, k);
+		if (rc == 0)
+			rc = buf_puts(b, "\":");
+		if (rc == 0)
+			rc = put_json(b, v);
+		if (rc < 0)
+			break;
+	}
+	return rc;
+}
+
 int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_t n_extra,
 		  const llm_wire_opts *o)
 {
@@ -316,87 +421,16 @@ int llm_wire_body(buf *b, const llm_request *rq, const llm_message *extra, size_
 		if (rc == 0 && o->progress)
 			rc = buf_puts(b, ",\"return_progress\":true");
 	}
-	if (rc == 0 && send_stop && rq->stop && rq->stop[0]) {
-		rc = buf_puts(b, ",\"stop\":[");
-		for (size_t i = 0; rc == 0 && rq->stop[i]; i++) {
-			rc = buf_puts(b, i ? ",\"" : "\"");
-			if (rc == 0)
-				rc = buf_put_json_str(b, rq->stop[i]);
-			if (rc == 0)
-				rc = buf_putc(b, '"');
-		}
-		if (rc == 0)
-			rc = buf_putc(b, ']');
-	}
-	if (rc == 0 && rq->n_tools > 0) {
-		rc = buf_puts(b, ",\"tools\":[");
-		for (size_t i = 0; rc == 0 && i < rq->n_tools; i++) {
-			const llm_tool *t = &rq->tools[i];
-			if (!t->name || !*t->name)
-				return err_set(ERR_INVALID, "tool %zu has no name", i);
-			rc = buf_puts(b, i ? ",{" : "{");
-			if (rc == 0)
-				rc = buf_puts(b, "\"type\":\"function\",\"function\":{\"name\":\"");
-			if (rc == 0)
-				rc = buf_put_json_str(b, t->name);
-			if (rc == 0)
-				rc = buf_putc(b, '"');
-			if (rc == 0 && t->description)
-				rc = put_str_field(b, "description", t->description);
-			if (rc == 0) {
-				rc = buf_puts(b, ",\"parameters\":");
-				if (rc == 0 && t->parameters)
-					rc = put_json(b, t->parameters);
-				else if (rc == 0)
-					rc = buf_puts(b, "{\"type\":\"object\",\"properties\":{}}");
-			}
-			if (rc == 0)
-				rc = buf_puts(b, "}}");
-		}
-		if (rc == 0)
-			rc = buf_putc(b, ']');
-	}
-	if (rc == 0 && rq->tool_choice) {
-		const char *tc = rq->tool_choice;
-		if (strcmp(tc, "auto") == 0 || strcmp(tc, "none") == 0 || strcmp(tc, "required") == 0) {
-			rc = put_str_field(b, "tool_choice", tc);
-		} else {
-			rc = buf_puts(b, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"");
-			if (rc == 0)
-				rc = buf_put_json_str(b, tc);
-			if (rc == 0)
-				rc = buf_puts(b, "\"}}");
-		}
-	}
-	if (rc == 0 && rq->json_schema) {
-		rc = buf_puts(b, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"");
-		if (rc == 0)
-			rc = buf_put_json_str(b, rq->schema_name ? rq->schema_name : "reply");
-		if (rc == 0)
-			rc = buf_puts(b, o->loose_schema ? "\",\"strict\":false,\"schema\":"
-							 : "\",\"strict\":true,\"schema\":");
-		if (rc == 0)
-			rc = put_json(b, rq->json_schema);
-		if (rc == 0)
-			rc = buf_puts(b, "}}");
-	}
-	if (rc == 0 && json_is_object(rq->extra)) {
-		const char *k;
-		json_t *v;
-		json_object_foreach((json_t *)rq->extra, k, v) {
-			if (is_our_key(k))
-				continue;
-			rc = buf_puts(b, ",\"");
-			if (rc == 0)
-				rc = buf_put_json_str(b, k);
-			if (rc == 0)
-				rc = buf_puts(b, "\":");
-			if (rc == 0)
-				rc = put_json(b, v);
-			if (rc < 0)
-				break;
-		}
-	}
+	if (rc == 0 && send_stop && rq->stop && rq->stop[0])
+		rc = put_stop(b, rq->stop);
+	if (rc == 0 && rq->n_tools > 0)
+		rc = put_tools(b, rq->tools, rq->n_tools);
+	if (rc == 0 && rq->tool_choice)
+		rc = put_tool_choice(b, rq->tool_choice);
+	if (rc == 0 && rq->json_schema)
+		rc = put_schema(b, rq, o->loose_schema);
+	if (rc == 0 && json_is_object(rq->extra))
+		rc = put_extra(b, rq->extra);
 	if (rc == 0)
 		rc = buf_putc(b, '}');
 	return rc;
@@ -524,7 +558,8 @@ int llm_wire_parse_reply(const char *body, size_t len, llm_response *out)
 		rc = err_set(ERR_PARSE, "the reply is not a JSON object");
 		goto done;
 	}
-	if ((v = json_object_get(root, "error")) != NULL && !json_is_null(v)) {
+	v = json_object_get(root, "error");
+	if (v && !json_is_null(v)) {
 		rc = provider_error(v);
 		goto done;
 	}
@@ -829,7 +864,8 @@ static int sse_chunk(llm_sse *s, const char *data, size_t len)
 		return err_set(ERR_PARSE, "a streamed chunk is not a JSON object (%s): \"%s\"",
 			       root ? "wrong type" : json_why(&e, why, sizeof(why)), ex);
 	}
-	if ((v = json_object_get(root, "error")) != NULL && !json_is_null(v)) {
+	v = json_object_get(root, "error");
+	if (v && !json_is_null(v)) {
 		rc = provider_error(v);
 		goto done;
 	}

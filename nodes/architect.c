@@ -178,6 +178,43 @@ static int create_repo(nd_step *s, const nd_plan *plan)
 	return rc;
 }
 
+/* A change's prompts: the spec, the baseline and the repository (its
+ * selection for the spec), and what to change when planning again. */
+static int change_prompts(nd_step *s, buf *sys, buf *task)
+{
+	int replan = s->p.plan_version > 0 || s->p.plan_feedback;
+	char *spec_s = json_dumps(s->p.spec, JSON_INDENT(2));
+	char *plan_s = replan ? json_dumps(json_object_get(s->state, "plan"), JSON_INDENT(2)) : NULL;
+	char base[600];
+	const char *rvars[] = {"plan", plan_s ? plan_s : "(none)", "feedback",
+			       s->p.plan_feedback ? s->p.plan_feedback : "(no details given)", NULL};
+	buf rp, ctx, query;
+	int rc = 0;
+
+	buf_init(&rp, 0);
+	buf_init(&ctx, 0);
+	buf_init(&query, 0);
+	nd_baseline_line(&s->p, base, sizeof(base));
+	buf_printf(&query, "%s\n", spec_s ? spec_s : "");
+	nd_change_context(s, buf_cstr(&query), &ctx);
+	if (replan)
+		rc = nd_prompt("architect_change_replan.md", rvars, &rp);
+	if (rc == 0) {
+		const char *vars[] = {"spec", spec_s, "source", s->p.change.source, "branch",
+				      nd_project_branch(&s->p), "baseline", base, "replan",
+				      buf_cstr(&rp), "context", buf_cstr(&ctx), NULL};
+		rc = nd_prompt("architect_change.md", NULL, sys);
+		if (rc == 0)
+			rc = nd_prompt("architect_change_task.md", vars, task);
+	}
+	buf_free(&rp);
+	buf_free(&ctx);
+	buf_free(&query);
+	free(spec_s);
+	free(plan_s);
+	return rc;
+}
+
 /* The architect's prompts: the system one and the task (with what to
  * change when planning again). */
 static int prompts(nd_step *s, buf *sys, buf *task)
@@ -190,6 +227,11 @@ static int prompts(nd_step *s, buf *sys, buf *task)
 	buf rp;
 	int rc = 0;
 
+	if (s->p.change.present) {
+		free(spec_s);
+		free(plan_s);
+		return change_prompts(s, sys, task);
+	}
 	buf_init(&rp, 0);
 	if (replan || s->p.plan_feedback)
 		rc = nd_prompt("architect_replan.md", rvars, &rp);
@@ -210,6 +252,7 @@ static int prompts(nd_step *s, buf *sys, buf *task)
 static int ask_plan(nd_step *s, const char *sys, const char *task, nd_plan *plan,
 		    llm_response *resp)
 {
+	const char *schema = s->p.change.present ? "change_plan" : "plan";
 	llm_message msgs[4];
 	llm_call call;
 	char user[32], *raw = NULL;
@@ -224,11 +267,12 @@ static int ask_plan(nd_step *s, const char *sys, const char *task, nd_plan *plan
 	msgs[1].role = "user";
 	msgs[1].content = task;
 	for (int ask = 0;; ask++) {
-		rc = nd_llm_json(s, &call, msgs, ask == 0 ? 2 : 4, nd_schema("plan"), "plan", resp);
+		rc = nd_llm_json(s, &call, msgs, ask == 0 ? 2 : 4, nd_schema(schema), "plan", resp);
 		if (rc < 0)
 			break;
 		nd_plan_free(plan);
-		rc = nd_plan_from_json(resp->json, plan);
+		rc = s->p.change.present ? nd_change_plan_from_json(resp->json, plan)
+					 : nd_plan_from_json(resp->json, plan);
 		if (rc == 0 || ask == 1)
 			break;
 		free(raw);
@@ -257,6 +301,44 @@ static int ask_plan(nd_step *s, const char *sys, const char *task, nd_plan *plan
 	return rc;
 }
 
+/* A change's plan: where the work goes and the files it touches, those
+ * that exist and those it creates. */
+static void change_lines(nd_step *s, const json_t *plan_json, buf *html)
+{
+	const char *branch = nd_project_branch(&s->p);
+	const json_t *t, *f;
+	json_t *seen = json_object();
+	size_t i, k;
+	buf fresh, old;
+
+	buf_init(&fresh, 0);
+	buf_init(&old, 0);
+	buf_puts(html, "Repository: <code>");
+	nd_html_escape(html, s->p.repo.path);
+	buf_puts(html, "</code>, a copy of ");
+	nd_html_escape(html, s->p.change.source);
+	buf_printf(html, " (%s at <code>%.12s</code>)\n", branch,
+		   s->p.change.base_commit ? s->p.change.base_commit : "");
+	json_array_foreach(json_object_get(plan_json, "tasks"), i, t)
+		json_array_foreach(json_object_get(t, "files"), k, f) {
+			const char *path = json_string_value(f);
+			buf *into;
+			if (!path || json_object_get(seen, path))
+				continue;
+			into = nd_repo_has(s->p.repo.path, branch, path) ? &old : &fresh;
+			json_object_set_new(seen, path, json_true());
+			buf_puts(into, into->len ? ", " : "");
+			nd_html_escape(into, path);
+		}
+	if (old.len)
+		buf_printf(html, "Files it changes: %s\n", buf_cstr(&old));
+	if (fresh.len)
+		buf_printf(html, "Files it creates: %s\n", buf_cstr(&fresh));
+	json_decref(seen);
+	buf_free(&fresh);
+	buf_free(&old);
+}
+
 /* Shows the plan (and, the first time, the repository) and asks. */
 static int show_plan(nd_step *s, const json_t *plan_json, size_t ntasks, int fresh, int v)
 {
@@ -282,6 +364,8 @@ static int show_plan(nd_step *s, const json_t *plan_json, size_t ntasks, int fre
 			buf_putc(&html, '\n');
 		}
 	}
+	if (s->p.change.present)
+		change_lines(s, plan_json, &html);
 	buf_putc(&html, '\n');
 	nd_plan_html(plan_json, &html);
 	snprintf(key, sizeof(key), "plan:%d", v);

@@ -8,6 +8,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "nodes/nd_int.h"
+#include "nodes/netspec.h"
 #include "nodes/prompt.h"
 #include "nodes/spec.h"
 
@@ -53,17 +54,35 @@ static llm_message *build_messages(const json_t *conv, const char *sys, const ch
 	return m;
 }
 
+/* The person's "network:" and "setup command:" lines, in the order they
+ * were said, applied to the proposed spec: they win over the model's. A
+ * line that cannot be used is named in `note`. */
+static void person_settings(const nd_step *s, json_t *spec, buf *note)
+{
+	const json_t *turn;
+	size_t i;
+
+	json_array_foreach(json_object_get(s->state, "conversation"), i, turn) {
+		const char *role = json_string_value(json_object_get(turn, "role"));
+
+		if (role && strcmp(role, "user") == 0 &&
+		    nd_netspec_said(json_string_value(json_object_get(turn, "text")), spec, NULL) < 0)
+			buf_printf(note, "\n\n⚠️ Not applied: %s", err_last());
+	}
+}
+
 /* Shows the spec the model proposed (after `message`, which the model's
  * call `call_id` streamed) and asks for the decision. */
 static int propose(nd_step *s, const char *message, const json_t *proposed, const char *call_id)
 {
 	nd_spec spec;
 	json_t *spec_json = NULL;
-	buf html;
+	buf html, note;
 	char key[32], q[160];
 	int v = s->p.spec_version + 1, rc;
 
 	buf_init(&html, 0);
+	buf_init(&note, 0);
 	rc = nd_spec_from_json(proposed, &spec);
 	if (rc == 0)
 		spec_json = nd_spec_to_json(&spec);
@@ -72,11 +91,16 @@ static int propose(nd_step *s, const char *message, const json_t *proposed, cons
 				   "Reading the proposed spec");
 		goto done;
 	}
+	person_settings(s, spec_json, &note);
 	nd_html_escape(&html, message);
+	nd_html_escape(&html, buf_cstr(&note));
 	buf_printf(&html, "\n\n<b>Spec, version %d</b>\n\n", v);
 	nd_spec_html(spec_json, &html);
 	snprintf(key, sizeof(key), "spec:%d", v);
-	snprintf(q, sizeof(q), "Build %s as specified (version %d)?", spec.name, v);
+	if (s->p.change.present)
+		snprintf(q, sizeof(q), "Make this change to %s (version %d)?", spec.name, v);
+	else
+		snprintf(q, sizeof(q), "Build %s as specified (version %d)?", spec.name, v);
 	rc = nd_say_html_streamed(s->ctx, &s->p.chat, buf_cstr(&html), call_id);
 	if (rc == 0)
 		rc = nd_ask(s->ctx, &s->p.chat, key, q, ND_PROPOSAL_OPTS, 3);
@@ -92,6 +116,7 @@ done:
 	json_decref(spec_json);
 	nd_spec_free(&spec);
 	buf_free(&html);
+	buf_free(&note);
 	return rc;
 }
 
@@ -124,6 +149,42 @@ static int converse(nd_step *s, const llm_call *call, const char *sys, const cha
 	return rc;
 }
 
+/* What the person said so far: what a change's context is selected for. */
+static void person_said(const nd_step *s, buf *out)
+{
+	const json_t *conv = json_object_get(s->state, "conversation"), *e;
+	size_t i;
+
+	json_array_foreach(conv, i, e)
+		if (strcmp(jx_str(e, "role"), "user") == 0)
+			buf_printf(out, "%s\n", jx_str(e, "text"));
+}
+
+/* The system prompt: a new project's, or a change's with the repository. */
+static int system_prompt(nd_step *s, const char *turn, buf *sys)
+{
+	buf query, ctx;
+	int rc;
+
+	if (!s->p.change.present) {
+		const char *vars[] = {"max_turns", MAX_TURNS_BEFORE_SPEC, "turn", turn, NULL};
+		return nd_prompt("brainstorm_system.md", vars, sys);
+	}
+	buf_init(&query, 0);
+	buf_init(&ctx, 0);
+	person_said(s, &query);
+	nd_change_context(s, buf_cstr(&query), &ctx);
+	{
+		const char *vars[] = {"max_turns", MAX_TURNS_BEFORE_SPEC, "turn", turn,
+				      "source", s->p.change.source, "branch",
+				      nd_project_branch(&s->p), "context", buf_cstr(&ctx), NULL};
+		rc = nd_prompt("brainstorm_change.md", vars, sys);
+	}
+	buf_free(&query);
+	buf_free(&ctx);
+	return rc;
+}
+
 int nd_brainstorm(nd_step *s)
 {
 	llm_response resp;
@@ -140,13 +201,10 @@ int nd_brainstorm(nd_step *s)
 	if (rc == 0 && !nd_schema("brainstorm"))
 		rc = ERR_INTERNAL;
 	snprintf(turn, sizeof(turn), "%zu", s->p.conv_len / 2 + 1);
-	{
-		const char *vars[] = {"max_turns", MAX_TURNS_BEFORE_SPEC, "turn", turn, NULL};
-		if (rc == 0)
-			rc = nd_prompt("brainstorm_system.md", vars, &sys);
-		if (rc == 0)
-			rc = nd_prompt("brainstorm_trimmed.md", NULL, &note);
-	}
+	if (rc == 0)
+		rc = system_prompt(s, turn, &sys);
+	if (rc == 0)
+		rc = nd_prompt("brainstorm_trimmed.md", NULL, &note);
 	if (rc < 0)
 		goto done;
 	nd_llm_call(&call, s, "brainstorm", user);
@@ -232,6 +290,8 @@ int nd_spec_gate(nd_step *s)
 				  "you are back (a change, or \"approve\" to see the buttons again), "
 				  "or /cancel.");
 	case ND_OPT_APPROVE:
+		if (s->p.change.present)
+			return nd_stage_move(&s->p, ND_STAGE_BASELINE); /* it says what it does */
 		rc = nd_stage_move(&s->p, ND_STAGE_ARCHITECT);
 		return rc < 0 ? rc : nd_tell(s, "👍 Spec approved. Creating the repository and "
 					       "planning the work…");

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "nodes/nd_int.h"
+#include "nodes/netspec.h"
 #include "nodes/prompt.h"
 #include "nodes/repo.h"
 
@@ -51,14 +52,14 @@ static void task_log(dev *d, const char *kind, const nd_task *t, const char *tex
 	nd_log(d->s->up, kind, text, json_pack("{s:s}", "task", t->id));
 }
 
-/* A task starts over: `round_up` a new round from `base` (NULL: main), or
- * another attempt of the same round. */
+/* A task starts over: `round_up` a new round from `base` (a commit, or
+ * the project's branch), or another attempt of the same round. */
 static int requeue(nd_task *t, int round_up, const char *base)
 {
 	if (round_up) {
 		t->round++;
 		t->attempt = 1;
-		nd_str_set(&t->base, base ? base : "main");
+		nd_str_set(&t->base, base);
 	} else {
 		t->attempt++;
 	}
@@ -170,10 +171,20 @@ static int work_prompt(dev *d, const nd_task *t, buf *out)
 	strv_text(&part[2], pt ? &pt->files : &none, ", ", "as you see fit");
 	for (size_t i = 0; pt && i < pt->checks.n; i++)
 		buf_printf(&part[3], "- %s\n", pt->checks.v[i]);
-	for (size_t i = 0; i < d->p->ntasks; i++)
+	if (d->p->change.present) {
+		char base[600];
+		nd_baseline_line(d->p, base, sizeof(base));
+		buf_printf(&part[4], "\nThis task changes an existing repository (%s, branch %s): "
+				     "follow its conventions (AGENTS.md, the README, the code around). "
+				     "Its tests before any work: %s; none that passed may fail after "
+				     "your change.\n",
+			   d->p->change.source, nd_project_branch(d->p), base);
+	}
+	for (size_t i = 0, listed = 0; i < d->p->ntasks; i++)
 		if (d->p->tasks[i].status == ND_TASK_MERGED) {
-			if (!part[4].len)
-				buf_puts(&part[4], "\nAlready built and merged into main:\n");
+			if (!listed++)
+				buf_printf(&part[4], "\nAlready built and merged into %s:\n",
+					   nd_project_branch(d->p));
 			buf_printf(&part[4], "- %s (%s)\n", d->p->tasks[i].title, d->p->tasks[i].id);
 		}
 	{
@@ -202,7 +213,7 @@ static int work_prompt(dev *d, const nd_task *t, buf *out)
 
 static int spawn_work(dev *d, nd_task *t)
 {
-	const char *base = t->base && *t->base ? t->base : "main";
+	const char *base = t->base && *t->base ? t->base : nd_project_branch(d->p);
 	char id[160], suffix[32], msg[200];
 	buf prompt;
 	json_t *req;
@@ -218,12 +229,15 @@ static int spawn_work(dev *d, nd_task *t)
 	nd_worker_id(d->s->ctx, t->id, suffix, id, sizeof(id));
 	snprintf(msg, sizeof(msg), "tg:%lld", (long long)d->p->user.id);
 	req = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s, s:{s:b, s:s, s:s, s:i, s:i}, "
-			"s:s*}",
+			"s:s*, s:s*, s:o*}",
 			"id", id, "task", t->id, "project", eng_ctx_thread_key(d->s->ctx), "repo",
 			d->p->repo.path, "base", base, "prompt", buf_cstr(&prompt), "test_command",
 			d->p->plan.test_command, "role", d->s->app->cfg.worker_role, "meta",
 			"factory", 1, "kind", "work", "task", t->id, "round", t->round, "attempt",
-			t->attempt, "user", d->p->user.id > 0 ? msg : NULL);
+			t->attempt, "user", d->p->user.id > 0 ? msg : NULL, "setup_command",
+			json_string_value(json_object_get(d->p->spec, "setup_command")), "network",
+			nd_netspec_request(d->p->spec));
+	nd_allow_failures(d->p, req);
 	buf_free(&prompt);
 	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
 	if (rc == 0)
@@ -241,7 +255,8 @@ static int spawn_work(dev *d, nd_task *t)
 static int spawn_merge(dev *d, nd_task *t)
 {
 	const nd_repo *repo = &d->p->repo;
-	int usable = repo->has_remote && !repo->remote_error;
+	/* a change's remote gets nothing until the person says so (deliver) */
+	int usable = repo->has_remote && !repo->remote_error && !d->p->change.present;
 	char id[160], suffix[32];
 	json_t *req;
 	int rc;
@@ -249,14 +264,18 @@ static int spawn_merge(dev *d, nd_task *t)
 	snprintf(suffix, sizeof(suffix), "m%d", ++d->p->merges);
 	nd_worker_id(d->s->ctx, t->id, suffix, id, sizeof(id));
 	req = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:{s:b, s:s, s:s, s:i}, s:o*, s:s*, "
-			"s:s*}",
+			"s:s*, s:s*, s:o*}",
 			"id", id, "mode", "merge", "task", t->id, "project",
-			eng_ctx_thread_key(d->s->ctx), "repo", repo->path, "target", "main",
+			eng_ctx_thread_key(d->s->ctx), "repo", repo->path, "target",
+			nd_project_branch(d->p),
 			"test_command", d->p->plan.test_command, "meta", "factory", 1, "kind",
 			"merge", "task", t->id, "n", d->p->merges, "min_tests",
 			d->p->main.total > 0 ? json_integer(d->p->main.total) : NULL, "mirror",
 			usable ? repo->remote_url : NULL, "repo_secret",
-			usable ? repo->remote_handle : NULL);
+			usable ? repo->remote_handle : NULL, "setup_command",
+			json_string_value(json_object_get(d->p->spec, "setup_command")), "network",
+			nd_netspec_request(d->p->spec));
+	nd_allow_failures(d->p, req);
 	rc = eng_emit(d->s->ctx, "spawn", NULL, req);
 	if (rc == 0)
 		rc = nd_task_move(t, ND_TASK_MERGING);
@@ -302,7 +321,7 @@ static int on_work(dev *d, nd_task *t, const nd_result *r)
 	static const nd_opt stuck[] = {ND_OPT_RETRY, ND_OPT_SKIP, ND_OPT_STOP};
 	static const nd_opt budget[] = {ND_OPT_EXTEND, ND_OPT_SKIP, ND_OPT_STOP};
 	nd_question q = keep(ND_RESUME_WORK, NULL, NULL);
-	char text[1400];
+	char text[1700];
 
 	keep_json(&t->tests, r->tests);
 	keep_json(&t->diff, r->diff);
@@ -326,9 +345,13 @@ static int on_work(dev *d, nd_task *t, const nd_result *r)
 	if (r->status == ND_W_REFUSED || r->status == ND_W_INVALID ||
 	    t->failures >= d->s->app->cfg.worker_failures) {
 		snprintf(text, sizeof(text),
-			 "⚠️ Task %s (%s) failed %d time%s. The last worker said: %s\n\nRetry it, "
+			 "⚠️ Task %s (%s) failed %d time%s. The last worker said: %s\n\n%sRetry it, "
 			 "skip it, or stop the project?",
-			 t->id, t->title, t->failures, t->failures == 1 ? "" : "s", r->reason);
+			 t->id, t->title, t->failures, t->failures == 1 ? "" : "s", r->reason,
+			 r->reason && strstr(r->reason, "network policy")
+				 ? "To change the project's network, write a line such as \"network: "
+				   "registries\" (or the hosts it needs) before you answer. "
+				 : "");
 		failure_feedback(t, r, "A previous attempt at this task failed:");
 		return ask(d, t, ND_Q_FAILED, text, stuck, 3, &q);
 	}
@@ -357,11 +380,14 @@ static int merge_refused(dev *d, nd_task *t, const nd_result *r)
 	}
 	snprintf(lead, sizeof(lead),
 		 "Your previous change for this task was approved but could not be merged into "
-		 "main (%s). Main has moved on; build the task again on the current main.",
-		 r->status == ND_W_CONFLICT ? "conflicting changes" : "the tests fail on it");
+		 "%s (%s). The branch %s has moved on; build the task again on the current %s.",
+		 nd_project_branch(d->p),
+		 r->status == ND_W_CONFLICT ? "conflicting changes" : "the tests fail on it",
+		 nd_project_branch(d->p), nd_project_branch(d->p));
 	failure_feedback(t, r, lead);
 	buf_init(&prev, 0);
-	if (nd_repo_diff(d->p->repo.path, t->commit ? t->commit : "", "main", PREV_DIFF_CAP, &prev,
+	if (nd_repo_diff(d->p->repo.path, t->commit ? t->commit : "", nd_project_branch(d->p),
+			 PREV_DIFF_CAP, &prev,
 			 NULL, NULL, NULL) == 0 &&
 	    prev.len) {
 		buf b;
@@ -373,7 +399,7 @@ static int merge_refused(dev *d, nd_task *t, const nd_result *r)
 	}
 	err_clear();
 	buf_free(&prev);
-	return requeue(t, 1, "main");
+	return requeue(t, 1, nd_project_branch(d->p));
 }
 
 static int on_merge(dev *d, nd_task *t, const nd_result *r)
@@ -487,7 +513,7 @@ static int resume(dev *d, nd_task *t, const nd_question *q, const nd_decision *d
 		return rc < 0 ? rc : requeue(t, 1, t->commit ? t->commit : "");
 	case ND_RESUME_REWORK:
 		t->merge_failures = 0;
-		return rc < 0 ? rc : requeue(t, 1, "main");
+		return rc < 0 ? rc : requeue(t, 1, nd_project_branch(d->p));
 	default:
 		return rc < 0 ? rc : requeue(t, 0, NULL);
 	}
@@ -632,6 +658,33 @@ static int progress(dev *d)
 
 /* --- the person's messages --- */
 
+/* The person's "network:" and "setup command:" lines (nodes/netspec.h):
+ * the spec changes for the workers and merges that start from now on, and
+ * `html` says so (or why a line was not used). */
+static void apply_settings(dev *d, const char *text, buf *html)
+{
+	json_t *spec = json_deep_copy(d->p->spec);
+	buf said;
+	int n;
+
+	buf_init(&said, 0);
+	n = spec ? nd_netspec_said(text, spec, &said) : 0;
+	if (n < 0) {
+		buf_puts(html, "⚠️ Not applied: ");
+		nd_html_escape(html, err_last());
+		buf_puts(html, "\n\n");
+	} else if (n > 0) {
+		buf_puts(html, "✅ From the next worker and merge on, ");
+		nd_html_escape(html, buf_cstr(&said));
+		buf_puts(html, ".\n\n");
+		nd_log(d->s->up, "settings", buf_cstr(&said), NULL);
+		json_object_set(d->s->up, "spec", spec);
+		d->p->spec = spec; /* held by the update */
+	}
+	json_decref(spec);
+	buf_free(&said);
+}
+
 static int on_input(dev *d, const json_t *v)
 {
 	nd_input in;
@@ -640,14 +693,15 @@ static int on_input(dev *d, const json_t *v)
 	int rc;
 
 	d->changed = 1;
+	buf_init(&html, 0);
 	nd_input_read(v, &in);
 	if (in.user.id > 0)
 		nd_user_copy(&d->p->user, &in.user);
 	nd_log(d->s->up, "message", in.text ? in.text : "", NULL);
+	apply_settings(d, in.text, &html);
 	nd_input_free(&in);
 	if (nd_costs_get(d->s->ctx, &c) < 0)
 		err_clear();
-	buf_init(&html, 0);
 	buf_puts(&html, "The project is being built; here is where it stands.\n\n");
 	render_progress(d, &html, &c);
 	buf_puts(&html, "\n\n/cancel stops it.");

@@ -27,6 +27,27 @@ static int closed_reply(nd_step *s)
 	return s->p.has_chat ? nd_tell(s, msg) : 0;
 }
 
+/* The first message of a change to an existing repository: its request
+ * opens the conversation, and the repository is copied first. */
+static int start_change(nd_step *s)
+{
+	nd_project *p = &s->p;
+	char msg[800];
+	int rc = nd_change_from_input(&p->change, json_object_get(s->state, "input"));
+
+	p->input.present = 0;
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "⚠️ %s. Nothing was started; send /new again.", err_last());
+		err_clear();
+		rc = nd_stage_move(p, ND_STAGE_CANCELLED);
+		return rc < 0 ? rc : nd_tell(s, msg);
+	}
+	nd_converse(s, "user", p->input.text, NULL);
+	nd_log(s->up, "change", p->change.source,
+	       json_pack("{s:s?, s:b}", "branch", p->change.branch, "pr", p->change.pr));
+	return nd_stage_move(p, ND_STAGE_IMPORT);
+}
+
 int nd_entry(nd_step *s)
 {
 	nd_project *p = &s->p;
@@ -56,6 +77,8 @@ int nd_entry(nd_step *s)
 		return 0;
 	if (!p->has_chat)
 		return err_set(ERR_INVALID, "the input names no channel and chat");
+	if (p->stage == ND_STAGE_NEW && p->input.has_change)
+		return start_change(s);
 	switch (p->stage) {
 	case ND_STAGE_NEW:
 	case ND_STAGE_BRAINSTORM:

@@ -49,6 +49,7 @@ int nd_config_from_env(nd_config *out, const char *data_dir)
 		{"ORCH_REVIEW_ROUNDS", 2, 0, 100, offsetof(nd_config, review_rounds)},
 		{"ORCH_WORKER_FAILURES", 2, 1, 100, offsetof(nd_config, worker_failures)},
 		{"ORCH_MERGE_APPROVAL", 0, 0, 1, offsetof(nd_config, merge_approval)},
+		{"ORCH_CHANGE_CONTEXT", 32000, 4000, 4000000, offsetof(nd_config, change_context)},
 	};
 	char def[1100];
 	const struct {
@@ -109,6 +110,14 @@ static const char *after_entry(const nd_project *p, eng_next *next)
 		return "plan_gate";
 	case ND_STAGE_DEVELOP:
 		return "developer";
+	case ND_STAGE_IMPORT:
+		return "import";
+	case ND_STAGE_BASELINE:
+		return "baseline";
+	case ND_STAGE_DELIVER:
+		return "deliver";
+	case ND_STAGE_FOLLOW:
+		return "follow";
 	case ND_STAGE_NEW:
 	case ND_STAGE_BRAINSTORM:
 		/* the model owes an answer when the person spoke last */
@@ -142,7 +151,52 @@ static const char *after_spec_gate(const nd_project *p, eng_next *next)
 		return ENG_END;
 	if (p->stage == ND_STAGE_ARCHITECT)
 		return "architect";
+	if (p->stage == ND_STAGE_BASELINE)
+		return "baseline";
 	return p->conv_last_user ? "brainstorm" : "listen"; /* a change: said, or asked for */
+}
+
+/* A change's import: the conversation once the copy is there. */
+static const char *after_import(const nd_project *p, eng_next *next)
+{
+	(void)next;
+	if (p->rest || nd_stage_closed(p->stage))
+		return ENG_END;
+	return p->stage == ND_STAGE_BRAINSTORM ? "brainstorm" : "import";
+}
+
+static const char *after_baseline(const nd_project *p, eng_next *next)
+{
+	(void)next;
+	if (p->rest || nd_stage_closed(p->stage))
+		return ENG_END;
+	return p->stage == ND_STAGE_ARCHITECT ? "architect" : "baseline";
+}
+
+/* The end of a change: the final report once, then its pull request
+ * followed; a later round's delivery goes back to following. */
+static const char *after_deliver(const nd_project *p, eng_next *next)
+{
+	(void)next;
+	if (p->rest || nd_stage_closed(p->stage))
+		return ENG_END;
+	if (p->stage == ND_STAGE_FOLLOW)
+		return "follow";
+	return p->change.delivered ? "finish" : "deliver";
+}
+
+static const char *after_finish(const nd_project *p, eng_next *next)
+{
+	(void)next;
+	return p->stage == ND_STAGE_FOLLOW ? "follow" : ENG_END;
+}
+
+static const char *after_follow(const nd_project *p, eng_next *next)
+{
+	(void)next;
+	if (nd_stage_closed(p->stage))
+		return ENG_END;
+	return p->stage == ND_STAGE_DEVELOP ? "developer" : "follow";
 }
 
 static const char *after_architect(const nd_project *p, eng_next *next)
@@ -198,7 +252,9 @@ static const char *after_developer(const nd_project *p, eng_next *next)
 	}
 	if (sent)
 		return NULL;
-	return nd_project_all_done(p) && p->nqs == 0 ? "finish" : "developer";
+	if (!nd_project_all_done(p) || p->nqs > 0)
+		return "developer";
+	return p->change.present ? "deliver" : "finish";
 }
 
 /* --- the graph --- */
@@ -212,27 +268,31 @@ typedef struct node_def {
 	nd_node_fn fn;
 	int llm;                      /* calls a model: the patient retry policy */
 	nd_router route;              /* NULL: the fixed edge to targets[0] */
-	const char *const targets[9]; /* what route may pick (NULL-terminated) */
+	const char *const targets[13]; /* what route may pick (NULL-terminated) */
 } node_def;
 
 static const node_def NODES[] = {
 	{"entry", nd_entry, 0, after_entry,
 	 {"brainstorm", "listen", "spec_gate", "architect", "plan_gate", "developer",
-	  "budget_gate", ENG_END}},
+	  "budget_gate", "import", "baseline", "deliver", "follow", ENG_END}},
 	{"brainstorm", nd_brainstorm, 1, after_brainstorm,
 	 {"spec_gate", "listen", "budget_gate", ENG_END}},
 	{"listen", nd_listen, 0, after_listen, {"brainstorm", "architect"}},
 	{"spec_gate", nd_spec_gate, 0, after_spec_gate,
-	 {"architect", "brainstorm", "listen", ENG_END}},
+	 {"architect", "baseline", "brainstorm", "listen", ENG_END}},
 	{"architect", nd_architect, 1, after_architect, {"plan_gate", "budget_gate", ENG_END}},
 	{"plan_gate", nd_plan_gate, 0, after_plan_gate,
 	 {"developer", "architect", "listen", ENG_END}},
 	{"budget_gate", nd_budget_gate, 0, after_budget_gate,
 	 {"brainstorm", "architect", "budget_gate", "entry", ENG_END}},
 	{"developer", nd_developer, 0, after_developer,
-	 {"reviewer", "developer", "finish", ENG_END}},
+	 {"reviewer", "developer", "finish", "deliver", ENG_END}},
 	{"reviewer", nd_reviewer, 1, NULL, {"developer"}},
-	{"finish", nd_finish, 0, NULL, {ENG_END}},
+	{"finish", nd_finish, 0, after_finish, {"follow", ENG_END}},
+	{"import", nd_import, 0, after_import, {"brainstorm", "import", ENG_END}},
+	{"baseline", nd_baseline, 0, after_baseline, {"architect", "baseline", ENG_END}},
+	{"deliver", nd_deliver, 0, after_deliver, {"finish", "follow", "deliver", ENG_END}},
+	{"follow", nd_follow, 0, after_follow, {"developer", "follow", ENG_END}},
 };
 
 /* Test hook (like the bot's): ORCH_FACTORY_TEST_CRASH=<node>:<n> makes the
@@ -386,6 +446,8 @@ json_t *nd_project_summary(const json_t *state)
 			"tasks", "total", total, "merged", merged, "active", active, "blocked", blocked,
 			"skipped", skipped, "workers", workers, "repo", p.repo.path, "remote",
 			p.repo.remote_url, "questions", (int)p.nqs + p.pending.present);
+	if (sum && ok && p.change.has_pr && p.change.pr_url)
+		json_object_set_new(sum, "pull_request", json_string(p.change.pr_url));
 	nd_project_free(&p);
 	return sum;
 }

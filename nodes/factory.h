@@ -32,6 +32,26 @@
  *   budget_gate a budget was reached outside the developer: extend or stop
  *   finish      the final report: repository, what was built, tests, cost
  *
+ * A change to an existing repository (the input's "change", `new --repo`)
+ * goes through four more (nodes/change.c):
+ *
+ *   import      the repository's branch copied into the project's own bare
+ *               repository (a local path by libgit2 here, a remote through
+ *               the spawner, mode "import"); then brainstorm, whose model
+ *               reads a selection of it (nodes/context.h) before it asks
+ *   baseline    after the spec: the repository's tests on the base commit in
+ *               a sandbox (the spawner, mode "test"), recorded; the architect
+ *               plans against the code, the reviewer and every worker and
+ *               merge judge against that baseline
+ *   deliver     when every task is merged: nothing for a local repository;
+ *               for a remote, the person says (push the branch, open a pull
+ *               request, keep it here), or --pr said it; the push and the
+ *               pull request go through the spawner (modes "publish", "pr")
+ *   follow      the pull request is open: comments and CI failures on it
+ *               (events "forge", from the spawner's poller) start a new round
+ *               (a task), whose merge updates the pull request; its merge or
+ *               closing ends the project
+ *
  * The graph is declared in one table in factory.c: each node with the
  * router that picks what follows it from the state it left, and the
  * targets that router may pick (`orchestrator graph factory` draws it).
@@ -40,9 +60,10 @@
  *
  * EVENTS it reads: "input" (the person's text), "worker" (spawner
  * results: work, merge and publish, matched by meta.task and the request
- * id the task waits for), "cancel" (the project was cancelled), and one key
- * per question asked ("spec:<v>", "plan:<v>", "q:<n>:<kind>:<task>",
- * "budget:<n>").
+ * id the task waits for), "cancel" (the project was cancelled), "forge"
+ * (a change's pull request: comments, CI failures, merged, closed), and one
+ * key per question asked ("spec:<v>", "plan:<v>", "q:<n>:<kind>:<task>",
+ * "budget:<n>", "deliver:<n>").
  *
  * OUTBOX kinds it writes: "<channel>.send", ".progress" (ref
  * "factory-<thread id>"), ".approval", ".document" (bot/bot.h) and "spawn"
@@ -58,7 +79,9 @@
  * ($ORCH_DATA_DIR/repos) where repositories are created; ORCH_REMOTE_URL
  * (unset) a remote for every project, "{name}" replaced by the project's
  * name, with ORCH_REMOTE_SECRET the stored secret (kind git) that pushes
- * to it; ORCH_FACTORY_ROLE_WORKER (developer) the workers' LLM role.
+ * to it; ORCH_FACTORY_ROLE_WORKER (developer) the workers' LLM role;
+ * ORCH_CHANGE_CONTEXT (32000) bytes of an existing repository the
+ * brainstorm's and the architect's models see.
  */
 #ifndef ORCH_NODES_FACTORY_H
 #define ORCH_NODES_FACTORY_H
@@ -82,6 +105,7 @@ typedef struct nd_config {
 	char remote_url[1024];    /* ORCH_REMOTE_URL ("" for none) */
 	char remote_secret[128];  /* ORCH_REMOTE_SECRET */
 	char worker_role[64];     /* ORCH_FACTORY_ROLE_WORKER */
+	int change_context;       /* ORCH_CHANGE_CONTEXT: bytes of a repository a model sees */
 } nd_config;
 
 /* Defaults, then the environment. ERR_INVALID naming the variable. */
@@ -104,7 +128,8 @@ int nd_factory_graph(eng_graph **out);
 
 /* A project's summary from its state (borrowed): {"stage", "name",
  * "tasks": {"total", "merged", "active", "blocked", "skipped"},
- * "workers": n in flight, "repo", "remote", "questions": n}. Its costs
+ * "workers": n in flight, "repo", "remote", "questions": n, and for a
+ * change with a pull request "pull_request": its URL}. Its costs
  * come from the ledger (nd_costs_load). Owned; NULL when the state does
  * not read (err_set says why). */
 json_t *nd_project_summary(const json_t *state);

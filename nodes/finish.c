@@ -51,9 +51,16 @@ static int report(nd_step *s, const nd_costs *c)
 	int rc;
 
 	buf_init(&md, 1 << 20);
-	buf_printf(&md, "# %s\n\n%s\n\nRepository: `%s`, branch main at `%s`\n\n## Features\n\n",
+	buf_printf(&md, "# %s\n\n%s\n\nRepository: `%s`, branch %s at `%s`\n\n",
 		   jx_str(spec, "name"), jx_str(spec, "summary"), s->p.repo.path ? s->p.repo.path : "",
-		   s->p.repo.head ? s->p.repo.head : "");
+		   nd_project_branch(&s->p), s->p.repo.head ? s->p.repo.head : "");
+	if (s->p.change.present) {
+		char line[600];
+		nd_baseline_line(&s->p, line, sizeof(line));
+		buf_printf(&md, "A change to %s. Before it, the repository's tests: %s.\n\n",
+			   s->p.change.source, line);
+	}
+	buf_puts(&md, "## Features\n\n");
 	json_array_foreach(json_object_get(spec, "features"), i, f) {
 		buf_printf(&md, "- **%s**\n", jx_str(f, "name"));
 		json_array_foreach(json_object_get(f, "acceptance"), k, r)
@@ -71,6 +78,37 @@ static int report(nd_step *s, const nd_costs *c)
 	return rc;
 }
 
+/* Where a change went: pushed, its pull request, or kept (and how to take
+ * it), and its baseline. */
+static void change_ending(const nd_step *s, buf *html)
+{
+	const nd_change *ch = &s->p.change;
+	char line[600];
+
+	if (ch->has_pr) {
+		buf_printf(html, "<b>Pull request</b> #%lld ", (long long)ch->pr_number);
+		nd_html_escape(html, ch->pr_url);
+		buf_puts(html, " — comments and CI failures there start a new round; its merge or "
+			       "closing ends the project\n");
+	} else if (ch->pushed) {
+		buf_puts(html, "<b>Pushed</b> to ");
+		nd_html_escape(html, ch->source);
+		buf_printf(html, " (%s at <code>%.12s</code>)\n", nd_project_branch(&s->p), ch->pushed);
+	} else {
+		buf_puts(html, "Nothing was pushed. To take it: <code>git -C ");
+		nd_html_escape(html, ch->local ? ch->source : "YOUR-CLONE");
+		buf_puts(html, " pull ");
+		nd_html_escape(html, s->p.repo.path);
+		buf_putc(html, ' ');
+		nd_html_escape(html, nd_project_branch(&s->p));
+		buf_puts(html, "</code>\n");
+	}
+	nd_baseline_line(&s->p, line, sizeof(line));
+	buf_puts(html, "<b>Before the change</b> ");
+	nd_html_escape(html, line);
+	buf_putc(html, '\n');
+}
+
 /* The final message: repository, remote, what was built, tests, cost;
  * *merged and *skipped count the tasks. */
 static void final_message(const nd_step *s, const nd_costs *c, buf *html, int *merged,
@@ -81,13 +119,17 @@ static void final_message(const nd_step *s, const nd_costs *c, buf *html, int *m
 
 	buf_puts(html, "🎉 <b>");
 	nd_html_escape(html, jx_str(s->p.spec, "name"));
-	buf_puts(html, "</b> is built.\n\n<b>Repository</b> <code>");
+	buf_puts(html, s->p.change.present ? "</b>: the change is made.\n\n<b>Repository</b> <code>"
+					   : "</b> is built.\n\n<b>Repository</b> <code>");
 	nd_html_escape(html, repo->path);
-	buf_puts(html, "</code>, branch main");
+	buf_puts(html, "</code>, branch ");
+	nd_html_escape(html, nd_project_branch(&s->p));
 	if (repo->head)
 		buf_printf(html, " at <code>%.12s</code>", repo->head);
 	buf_putc(html, '\n');
-	if (repo->has_remote) {
+	if (s->p.change.present) {
+		change_ending(s, html);
+	} else if (repo->has_remote) {
 		buf_puts(html, "<b>Remote</b> ");
 		nd_html_escape(html, repo->remote_url);
 		if (repo->pushed)
@@ -112,8 +154,8 @@ static void final_message(const nd_step *s, const nd_costs *c, buf *html, int *m
 		buf_putc(html, '\n');
 	}
 	if (s->p.main.present) {
-		buf_printf(html, "\n<b>Tests</b> %d of %d pass on main (<code>", s->p.main.passed,
-			   s->p.main.total);
+		buf_printf(html, "\n<b>Tests</b> %d of %d pass on %s (<code>", s->p.main.passed,
+			   s->p.main.total, nd_project_branch(&s->p));
 		nd_html_escape(html, s->p.main.command);
 		buf_puts(html, "</code>, run on the merged result in a sandbox)\n");
 	}
@@ -141,8 +183,12 @@ int nd_finish(nd_step *s)
 	rc = nd_tell_html(s, buf_cstr(&html));
 	if (rc == 0)
 		rc = report(s, &c);
+	/* a change's open pull request is followed until it is merged or closed */
 	if (rc == 0)
-		rc = nd_stage_move(&s->p, ND_STAGE_DONE);
+		rc = nd_stage_move(&s->p, s->p.change.has_pr && s->p.change.pr_state &&
+						  strcmp(s->p.change.pr_state, "open") == 0
+					      ? ND_STAGE_FOLLOW
+					      : ND_STAGE_DONE);
 	if (rc == 0) {
 		json_object_set_new(
 			s->up, "final",

@@ -12,17 +12,27 @@
 /* --- the vocabulary --- */
 
 const nd_word ND_STAGES[ND_STAGE_COUNT] = {
-	[ND_STAGE_NEW] = {"", 0, 0, B(ND_STAGE_BRAINSTORM) | B(ND_STAGE_CANCELLED)},
+	[ND_STAGE_NEW] = {"", 0, 0, B(ND_STAGE_BRAINSTORM) | B(ND_STAGE_IMPORT) |
+				    B(ND_STAGE_CANCELLED)},
 	[ND_STAGE_BRAINSTORM] = {"brainstorm", 0, 0, B(ND_STAGE_SPEC_REVIEW) | B(ND_STAGE_STOPPED) |
 							 B(ND_STAGE_CANCELLED)},
 	[ND_STAGE_SPEC_REVIEW] = {"spec_review", 0, 0, B(ND_STAGE_BRAINSTORM) |
-							   B(ND_STAGE_ARCHITECT) | B(ND_STAGE_CANCELLED)},
+							   B(ND_STAGE_ARCHITECT) | B(ND_STAGE_BASELINE) |
+							   B(ND_STAGE_CANCELLED)},
 	[ND_STAGE_ARCHITECT] = {"architect", 0, 0, B(ND_STAGE_PLAN_REVIEW) | B(ND_STAGE_STOPPED) |
 						       B(ND_STAGE_CANCELLED)},
 	[ND_STAGE_PLAN_REVIEW] = {"plan_review", 0, 0, B(ND_STAGE_ARCHITECT) | B(ND_STAGE_DEVELOP) |
 							   B(ND_STAGE_CANCELLED)},
-	[ND_STAGE_DEVELOP] = {"develop", 0, 0, B(ND_STAGE_DONE) | B(ND_STAGE_STOPPED) |
-						   B(ND_STAGE_CANCELLED)},
+	[ND_STAGE_DEVELOP] = {"develop", 0, 0, B(ND_STAGE_DONE) | B(ND_STAGE_DELIVER) |
+						   B(ND_STAGE_STOPPED) | B(ND_STAGE_CANCELLED)},
+	[ND_STAGE_IMPORT] = {"import", 0, 0, B(ND_STAGE_BRAINSTORM) | B(ND_STAGE_STOPPED) |
+						 B(ND_STAGE_CANCELLED)},
+	[ND_STAGE_BASELINE] = {"baseline", 0, 0, B(ND_STAGE_ARCHITECT) | B(ND_STAGE_STOPPED) |
+						     B(ND_STAGE_CANCELLED)},
+	[ND_STAGE_DELIVER] = {"deliver", 0, 0, B(ND_STAGE_DONE) | B(ND_STAGE_FOLLOW) |
+						   B(ND_STAGE_STOPPED) | B(ND_STAGE_CANCELLED)},
+	[ND_STAGE_FOLLOW] = {"pull_request", 0, 0, B(ND_STAGE_DEVELOP) | B(ND_STAGE_DONE) |
+						       B(ND_STAGE_STOPPED) | B(ND_STAGE_CANCELLED)},
 	[ND_STAGE_DONE] = {"done", 0, 0, 0},
 	[ND_STAGE_STOPPED] = {"stopped", 0, 0, 0},
 	[ND_STAGE_CANCELLED] = {"cancelled", 0, 0, 0},
@@ -256,6 +266,41 @@ static const field REPO_F[] = {
 	FIELD(nd_repo, "published", "error", F_STR, publish_error, 0),
 };
 
+static const field CHANGE_F[] = {
+	FIELD(nd_change, NULL, "source", F_STR, source, 1),
+	FIELD(nd_change, NULL, "local", F_BOOL, local, 0),
+	FIELD(nd_change, NULL, "branch", F_STR, branch, 0),
+	FIELD(nd_change, NULL, "pr", F_BOOL, pr, 0),
+	FIELD(nd_change, NULL, "handle", F_STR, handle, 0),
+	FIELD(nd_change, NULL, "secret", F_STR, secret, 0),
+	FIELD(nd_change, NULL, "channel", F_STR, channel, 0),
+	FIELD(nd_change, NULL, "spawn", F_STR, spawn, 0),
+	FIELD(nd_change, NULL, "sends", F_INT, sends, 0),
+	FIELD(nd_change, NULL, "ask", F_STR, ask, 0),
+	FIELD(nd_change, NULL, "base_commit", F_STR, base_commit, 0),
+	FIELD(nd_change, NULL, "error", F_STR, error, 0),
+	FIELD(nd_change, NULL, "context", F_I64, context, 0),
+	FIELD(nd_change, "baseline", NULL, F_OBJ, has_baseline, 0),
+	FIELD(nd_change, "baseline", "ran", F_BOOL, base_ran, 1),
+	FIELD(nd_change, "baseline", "passed", F_INT, base_passed, 1),
+	FIELD(nd_change, "baseline", "failed", F_INT, base_failed, 1),
+	FIELD(nd_change, "baseline", "total", F_INT, base_total, 1),
+	FIELD(nd_change, "baseline", "exit_code", F_INT, base_exit, 1),
+	FIELD(nd_change, "baseline", "verdict", F_STR, base_verdict, 0),
+	FIELD(nd_change, "baseline", "output", F_STR, base_output, 0),
+	FIELD(nd_change, "baseline", "reason", F_STR, base_reason, 0),
+	FIELD(nd_change, "baseline", "failing", F_JSON, base_failing, 0),
+	FIELD(nd_change, NULL, "delivery", F_STR, delivery, 0),
+	FIELD(nd_change, NULL, "delivered", F_BOOL, delivered, 0),
+	FIELD(nd_change, NULL, "pushed", F_STR, pushed, 0),
+	FIELD(nd_change, "pull_request", NULL, F_OBJ, has_pr, 0),
+	FIELD(nd_change, "pull_request", "number", F_I64, pr_number, 1),
+	FIELD(nd_change, "pull_request", "url", F_STR, pr_url, 0),
+	FIELD(nd_change, "pull_request", "head", F_STR, pr_head, 0),
+	FIELD(nd_change, "pull_request", "state", F_STR, pr_state, 0),
+	FIELD(nd_change, NULL, "rounds", F_INT, rounds, 0),
+};
+
 static const field MAIN_F[] = {
 	FIELD(nd_main, NULL, "passed", F_INT, passed, 1),
 	FIELD(nd_main, NULL, "total", F_INT, total, 1),
@@ -383,6 +428,7 @@ void nd_input_read(const json_t *j, nd_input *out)
 	if (!out->present)
 		return;
 	out->text = strdup(jx_str(j, "text"));
+	out->has_change = json_is_object(json_object_get(j, "change"));
 	out->has_chat = nd_chat_get(NULL, j, &out->chat) == 0;
 	err_clear();
 	fields_read(json_object_get(j, "user"), &out->user, USER_F, N(USER_F));
@@ -476,6 +522,8 @@ int nd_project_load(nd_project *out, const json_t *state)
 	fields_read(json_object_get(state, "pending"), &out->pending, PENDING_F, N(PENDING_F));
 	out->repo.present = json_is_object(json_object_get(state, "repo"));
 	fields_read(json_object_get(state, "repo"), &out->repo, REPO_F, N(REPO_F));
+	out->change.present = json_is_object(json_object_get(state, "change"));
+	fields_read(json_object_get(state, "change"), &out->change, CHANGE_F, N(CHANGE_F));
 	out->main.present = json_is_object(json_object_get(state, "main"));
 	fields_read(json_object_get(state, "main"), &out->main, MAIN_F, N(MAIN_F));
 	out->conv_len = json_array_size(conv);
@@ -505,6 +553,7 @@ void nd_project_free(nd_project *p)
 	free(p->plan_feedback);
 	free(p->progress);
 	fields_free(&p->repo, REPO_F, N(REPO_F));
+	fields_free(&p->change, CHANGE_F, N(CHANGE_F));
 	fields_free(&p->main, MAIN_F, N(MAIN_F));
 	for (size_t i = 0; i < p->ntasks; i++)
 		fields_free(&p->tasks[i], TASK_F, N(TASK_F));
@@ -556,6 +605,9 @@ void nd_project_store(const nd_project *p, const nd_project *was, json_t *update
 	put_changed(update, "progress", str_json(p->progress), str_json(was->progress));
 	put_changed(update, "repo", part_json(p->repo.present, &p->repo, REPO_F, N(REPO_F)),
 		    part_json(was->repo.present, &was->repo, REPO_F, N(REPO_F)));
+	put_changed(update, "change", part_json(p->change.present, &p->change, CHANGE_F,
+						N(CHANGE_F)),
+		    part_json(was->change.present, &was->change, CHANGE_F, N(CHANGE_F)));
 	put_changed(update, "main", part_json(p->main.present, &p->main, MAIN_F, N(MAIN_F)),
 		    part_json(was->main.present, &was->main, MAIN_F, N(MAIN_F)));
 	put_changed(update, "pending", part_json(p->pending.present, &p->pending, PENDING_F,
@@ -657,4 +709,60 @@ int nd_project_all_done(const nd_project *p)
 		if (p->tasks[i].status != ND_TASK_MERGED && p->tasks[i].status != ND_TASK_SKIPPED)
 			return 0;
 	return p->ntasks > 0;
+}
+
+const char *nd_project_branch(const nd_project *p)
+{
+	if (p->repo.branch && *p->repo.branch)
+		return p->repo.branch;
+	return p->change.branch && *p->change.branch ? p->change.branch : "main";
+}
+
+/* A branch name a person may give: no option, no revision syntax. */
+static int branch_ok(const char *b)
+{
+	if (!*b || b[0] == '-' || strstr(b, "..") || strstr(b, "@{") || strlen(b) > 200)
+		return 0;
+	for (const char *c = b; *c; c++)
+		if ((unsigned char)*c <= ' ' || strchr("~^:?*[\\", *c))
+			return 0;
+	return 1;
+}
+
+int nd_change_from_input(nd_change *out, const json_t *input)
+{
+	const json_t *c = json_object_get(input, "change");
+	const char *repo = jx_str(c, "repo"), *branch = jx_str(c, "branch");
+	const char *channel = jx_str(input, "channel");
+	int term = strcmp(channel, "term") == 0;
+
+	if (!json_is_object(c))
+		return 0;
+	if (!*repo)
+		return err_set(ERR_INVALID, "--repo needs a repository: a URL (https://... or "
+					    "ssh://...) or, from the terminal, a path");
+	if (strncmp(repo, "https://", 8) != 0 && strncmp(repo, "http://", 7) != 0 &&
+	    strncmp(repo, "ssh://", 6) != 0 && repo[0] != '/')
+		return err_set(ERR_INVALID, "--repo %s is neither a URL (https://... or ssh://...) nor "
+					    "an absolute path", repo);
+	if (repo[0] == '/' && !term)
+		return err_set(ERR_INVALID, "a local path works from the terminal only (orchestrator "
+					    "new --repo PATH); here, give the repository's URL");
+	if (strchr(repo, '@') && strncmp(repo, "ssh://", 6) != 0)
+		return err_set(ERR_INVALID, "the repository's URL must not hold credentials: grant "
+					    "them as a git handle (--handle res_...)");
+	if (*branch && !branch_ok(branch))
+		return err_set(ERR_INVALID, "--branch %s is not a branch name", branch);
+	if (*jx_str(c, "secret") && !term)
+		return err_set(ERR_INVALID, "--secret works from the terminal only; in a chat, give a "
+					    "git handle (--handle res_...) your operator granted");
+	out->present = 1;
+	nd_str_set(&out->source, repo);
+	out->local = repo[0] == '/';
+	nd_str_set(&out->branch, *branch ? branch : NULL);
+	out->pr = json_is_true(json_object_get(c, "pr"));
+	nd_str_set(&out->handle, *jx_str(c, "handle") ? jx_str(c, "handle") : NULL);
+	nd_str_set(&out->secret, *jx_str(c, "secret") ? jx_str(c, "secret") : NULL);
+	nd_str_set(&out->channel, channel);
+	return 0;
 }

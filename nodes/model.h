@@ -16,8 +16,9 @@
  *
  * The state's keys (their reducers in factory.c): stage, rest, input,
  * chat, user, spec, spec_version, plan, plan_version, plan_feedback, repo,
- * pending, progress, merges, asks, main, final (replace); conversation, log
- * (append); tasks, questions (merge: one key per task or question).
+ * change, pending, progress, merges, asks, main, final (replace);
+ * conversation, log (append); tasks, questions (merge: one key per task or
+ * question).
  */
 #ifndef ORCH_NODES_MODEL_H
 #define ORCH_NODES_MODEL_H
@@ -46,6 +47,10 @@ typedef enum nd_stage {
 	ND_STAGE_ARCHITECT,   /* the plan is being made */
 	ND_STAGE_PLAN_REVIEW, /* the plan waits for the person */
 	ND_STAGE_DEVELOP,     /* workers build, the reviewer checks, merges */
+	ND_STAGE_IMPORT,      /* a change: the repository is copied into the project's */
+	ND_STAGE_BASELINE,    /* a change: its tests run on the base before any work */
+	ND_STAGE_DELIVER,     /* a change: pushed to its remote, or a pull request opened */
+	ND_STAGE_FOLLOW,      /* a change: its pull request is open; comments and CI start rounds */
 	ND_STAGE_DONE,
 	ND_STAGE_STOPPED,
 	ND_STAGE_CANCELLED,
@@ -153,7 +158,7 @@ typedef struct nd_user {
 
 /* A person's message (bot/bot.h's input): the run's or an event's. */
 typedef struct nd_input {
-	int present, has_chat;
+	int present, has_chat, has_change;
 	char *text; /* never NULL when present */
 	nd_chat chat;
 	nd_user user;
@@ -212,6 +217,38 @@ typedef struct nd_repo {
 	char *published_url, *publish_error;
 } nd_repo;
 
+/* A change to an existing repository (`new --repo`): where it comes from,
+ * the base's tests, how it ends. */
+typedef struct nd_change {
+	int present;
+	char *source;         /* the repository asked for: a URL, or a local path */
+	int local;            /* source is a local path (asked from the terminal) */
+	char *branch;         /* the base branch; NULL: the repository's own, found at import */
+	int pr;               /* end with a pull request (--pr) */
+	char *handle;         /* the git handle given for the remote's credentials */
+	char *secret;         /* a stored secret named from the terminal (--secret) */
+	char *channel;        /* the channel it was asked from */
+	char *spawn;          /* the spawner request the stage waits for */
+	int sends;            /* requests sent for the change (their ids' numbers) */
+	char *ask;            /* the key of the question about the ending */
+	char *base_commit;    /* the base branch's tip when imported */
+	char *error;          /* why the last step of the change could not be done */
+	int64_t context;      /* bytes of the repository the brainstorm's model saw last */
+	/* the baseline: the repository's tests on the base before any work */
+	int has_baseline;
+	int base_ran, base_passed, base_failed, base_total, base_exit;
+	char *base_verdict, *base_output, *base_reason;
+	json_t *base_failing; /* the failing tests' names when the output named them all */
+	/* the ending */
+	char *delivery;       /* "push", "pr" or "keep" once decided */
+	int delivered;        /* the ending is done (pushed, opened or kept) */
+	char *pushed;         /* the commit pushed to the remote's branch */
+	int has_pr;
+	int64_t pr_number;
+	char *pr_url, *pr_head, *pr_state;
+	int rounds;           /* rounds started from the pull request */
+} nd_change;
+
 /* The tests on main after the last merge. */
 typedef struct nd_main {
 	int present, passed, total;
@@ -232,6 +269,7 @@ typedef struct nd_project {
 	char *progress;       /* the progress message last sent, without its totals */
 	nd_pending pending;
 	nd_repo repo;
+	nd_change change;
 	nd_main main;
 	nd_task *tasks;       /* in the order the state holds them (the plan's) */
 	size_t ntasks;
@@ -272,5 +310,14 @@ void nd_str_set(char **dst, const char *v);
 
 /* Every task merged or skipped, and there is at least one. */
 int nd_project_all_done(const nd_project *p);
+
+/* The branch the project's work merges into: the change's base branch, or
+ * main. Borrowed. */
+const char *nd_project_branch(const nd_project *p);
+
+/* Reads a person's input's "change" ({"repo", "branch", "pr", "handle",
+ * "secret"}, bot/route.h) into the project's change; 0 when the input has
+ * none. ERR_INVALID naming what is wrong. */
+int nd_change_from_input(nd_change *out, const json_t *input);
 
 #endif

@@ -54,6 +54,31 @@ int nd_budget_gate(nd_step *s);
 int nd_developer(nd_step *s);
 int nd_reviewer(nd_step *s);
 int nd_finish(nd_step *s);
+/* a change to an existing repository (nodes/change.c) */
+int nd_import(nd_step *s);
+int nd_baseline(nd_step *s);
+int nd_deliver(nd_step *s);
+int nd_follow(nd_step *s);
+
+/* --- a change to an existing repository (nodes/change.c) --- */
+
+/* The selection of the project's repository a model sees for `query`
+ * (ORCH_CHANGE_CONTEXT bytes), into `out`; the size is recorded in the
+ * change. A repository that cannot be read gives a line that says so. */
+void nd_change_context(nd_step *s, const char *query, buf *out);
+
+/* The baseline as one line a prompt or a person reads ("95 passed, 0
+ * failed of 95 on main at 1a2b3c4d5e6f (python3 -m unittest ...)"), into
+ * out[cap]. */
+void nd_baseline_line(const nd_project *p, char *out, size_t cap);
+
+/* The failing tests a worker or a merge may leave failing: the baseline's
+ * (0 when all passed or it did not run). */
+int nd_allowed_failures(const nd_project *p);
+
+/* Puts them into a worker's or a merge's request `req`: "allowed_failures"
+ * and, when the baseline named them all, "allowed_failing". */
+void nd_allow_failures(const nd_project *p, json_t *req);
 
 /* --- talking (nodes/say.h, to the project's chat) --- */
 

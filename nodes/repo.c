@@ -228,3 +228,183 @@ done:
 	git_repository_free(r);
 	return rc;
 }
+
+/* --- existing repositories (a change, `new --repo`) --- */
+
+int nd_repo_check_local(const char *path, char *out, size_t cap)
+{
+	git_repository *r = NULL;
+	char real[4096];
+	int grc, rc = gitx_init();
+
+	out[0] = '\0';
+	if (rc < 0)
+		return rc;
+	if (!realpath(path, real))
+		return err_set(ERR_NOTFOUND, "%s does not exist (give the path of a git repository)",
+			       path);
+	grc = git_repository_open_ext(&r, real, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+	git_repository_free(r);
+	if (grc < 0) {
+		git_error_clear();
+		return err_set(ERR_INVALID, "%s is not a git repository (give the top folder of one, "
+					    "or its URL)", path);
+	}
+	if (strlen(real) >= cap)
+		return err_set(ERR_TOOBIG, "the path %s is too long", real);
+	snprintf(out, cap, "%s", real);
+	return 0;
+}
+
+/* Creates the bare repository at `path` (kept when it exists) with HEAD on
+ * `branch`. */
+static int init_bare(git_repository **out, const char *path, const char *branch)
+{
+	git_repository_init_options io;
+	char head[300];
+	int grc;
+
+	git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+	io.initial_head = branch;
+	io.description = "A change by orchestrator";
+	grc = git_repository_init_ext(out, path, &io);
+	if (grc < 0)
+		return git_fail(grc, "cannot create the project's repository", path);
+	snprintf(head, sizeof(head), "refs/heads/%s", branch);
+	grc = git_repository_set_head(*out, head);
+	return grc < 0 ? git_fail(grc, "cannot set the repository's HEAD", path) : 0;
+}
+
+int nd_repo_init(const char *path, const char *branch)
+{
+	git_repository *r = NULL;
+	int rc = gitx_init();
+
+	if (rc == 0)
+		rc = init_bare(&r, path, branch);
+	git_repository_free(r);
+	return rc;
+}
+
+/* The branch HEAD names in `src` (a work tree's current branch). */
+static int head_branch(git_repository *src, const char *path, char *out, size_t cap)
+{
+	git_reference *head = NULL;
+	int grc = git_repository_head(&head, src);
+
+	if (grc < 0 || !git_reference_is_branch(head)) {
+		git_reference_free(head);
+		git_error_clear();
+		return err_set(ERR_INVALID, "%s is on no branch (a detached or empty HEAD): name the "
+					    "branch to change (--branch)", path);
+	}
+	snprintf(out, cap, "%s", git_reference_shorthand(head));
+	git_reference_free(head);
+	return 0;
+}
+
+int nd_repo_import_local(const char *src, const char *dst, const char *branch, char *out_branch,
+			 size_t cap, char out_head[41])
+{
+	git_repository *s = NULL, *d = NULL;
+	git_remote *remote = NULL;
+	git_remote_create_options ro;
+	git_fetch_options fo;
+	git_oid tip;
+	char spec[600], ref[300];
+	char *specs[1] = {spec};
+	git_strarray arr = {specs, 1};
+	int grc, rc = gitx_init();
+
+	out_head[0] = '\0';
+	if (rc < 0)
+		return rc;
+	grc = git_repository_open_ext(&s, src, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot open the repository to change", src);
+		goto done;
+	}
+	if (branch && *branch)
+		snprintf(out_branch, cap, "%s", branch);
+	else
+		rc = head_branch(s, src, out_branch, cap);
+	if (rc < 0)
+		goto done;
+	snprintf(ref, sizeof(ref), "refs/heads/%s", out_branch);
+	grc = git_reference_name_to_id(&tip, s, ref);
+	if (grc < 0) {
+		git_error_clear();
+		rc = err_set(ERR_NOTFOUND, "%s has no branch %s", src, out_branch);
+		goto done;
+	}
+	rc = init_bare(&d, dst, out_branch);
+	if (rc < 0)
+		goto done;
+	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	ro.repository = d;
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	snprintf(spec, sizeof(spec), "+%s:%s", ref, ref);
+	grc = git_remote_create_with_opts(&remote, src, &ro);
+	if (grc >= 0)
+		grc = git_remote_fetch(remote, &arr, &fo, NULL);
+	if (grc < 0) {
+		rc = git_fail(grc, "cannot copy the branch into the project's repository", src);
+		goto done;
+	}
+	git_oid_tostr(out_head, 41, &tip);
+done:
+	git_remote_free(remote);
+	git_repository_free(d);
+	git_repository_free(s);
+	return rc;
+}
+
+int nd_repo_set_branch(const char *path, const char *branch, char out_head[41])
+{
+	git_repository *r = NULL;
+	git_oid tip;
+	char ref[300];
+	int grc, rc = open_repo(&r, path);
+
+	out_head[0] = '\0';
+	if (rc < 0)
+		return rc;
+	snprintf(ref, sizeof(ref), "refs/heads/%s", branch);
+	grc = git_reference_name_to_id(&tip, r, ref);
+	if (grc == 0)
+		grc = git_repository_set_head(r, ref);
+	if (grc < 0)
+		rc = git_fail(grc, "the project's repository lacks the imported branch", path);
+	else
+		git_oid_tostr(out_head, 41, &tip);
+	git_repository_free(r);
+	return rc;
+}
+
+int nd_repo_has(const char *path, const char *rev, const char *file)
+{
+	git_repository *r = NULL;
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	git_tree_entry *e = NULL;
+	git_oid id;
+	int found = 0;
+
+	if (open_repo(&r, path) < 0 || resolve(r, rev, &id, path) < 0) {
+		err_clear();
+		git_repository_free(r);
+		return 0;
+	}
+	if (git_commit_lookup(&c, r, &id) == 0 && git_commit_tree(&t, c) == 0 &&
+	    git_tree_entry_bypath(&e, t, file) == 0)
+		found = 1;
+	git_error_clear();
+	git_tree_entry_free(e);
+	git_tree_free(t);
+	git_commit_free(c);
+	git_repository_free(r);
+	return found;
+}

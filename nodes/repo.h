@@ -33,4 +33,30 @@ int nd_repo_create(const char *path, const nd_repo_file *files, size_t n, const 
 int nd_repo_diff(const char *path, const char *rev, const char *against, size_t cap, buf *patch,
 		 int *files, int *insertions, int *deletions);
 
+/* --- existing repositories (a change to one, `new --repo`) --- */
+
+/* Checks that `path` is the top folder of a git repository (a work tree or
+ * a bare one) and writes its absolute path into out[cap]. ERR_NOTFOUND,
+ * ERR_INVALID saying what to give instead. */
+int nd_repo_check_local(const char *path, char *out, size_t cap);
+
+/* Creates the bare repository `path` (kept when it exists) with HEAD on
+ * `branch`: the project's own, for a remote's branch to be imported into. */
+int nd_repo_init(const char *path, const char *branch);
+
+/* Copies branch `branch` (NULL or "": the branch `src`'s HEAD is on) of the
+ * local repository `src` — its committed history only — into the bare
+ * repository `dst`, created with HEAD on that branch. out_branch[cap] gets
+ * the branch, out_head[41] its tip. A repeated call changes nothing.
+ * ERR_GIT, ERR_NOTFOUND (no such branch), ERR_INVALID (no branch to take). */
+int nd_repo_import_local(const char *src, const char *dst, const char *branch, char *out_branch,
+			 size_t cap, char out_head[41]);
+
+/* Points HEAD of the bare repository `path` at `branch`, which must exist;
+ * out_head[41] gets its tip. ERR_GIT. */
+int nd_repo_set_branch(const char *path, const char *branch, char out_head[41]);
+
+/* 1 when `file` exists in `rev` (a branch or commit) of `path`, else 0. */
+int nd_repo_has(const char *path, const char *rev, const char *file);
+
 #endif

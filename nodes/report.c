@@ -1,6 +1,8 @@
 #include "nodes/report.h"
 #include "core/err.h"
 #include "engine/control.h"
+#include "engine/report.h"
+#include "llm/ledger.h"
 #include "nodes/factory.h"
 #include "nodes/model.h"
 
@@ -28,14 +30,13 @@ static const pg_stmt STMT_PROJECTS = {
 	"p.id DESC) AS rn, count(*) FILTER (WHERE p.waits) OVER () AS nwait, count(*) OVER () "
 	"AS total FROM p) "
 	"SELECT q.id, q.key, coalesce(q.metadata->>'title', ''), coalesce(r.status, 'none'), "
-	"coalesce(l.tin, 0), coalesce(l.tout, 0), coalesce(l.cost, 0), "
+	"0, 0, 0, "
 	"(SELECT count(*) FROM workers w WHERE w.thread_id = q.id AND w.state = 'running'), "
 	"EXISTS (SELECT 1 FROM events e WHERE e.thread_id = q.id AND e.key = 'cancel' "
 	"AND e.consumed_at IS NULL), to_char(q.updated_at AT TIME ZONE 'UTC', "
 	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), q.waits, q.total FROM q "
 	"LEFT JOIN LATERAL (SELECT x.status FROM runs x WHERE x.thread_id = q.id AND "
-	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY x.id DESC LIMIT 1) r ON true LEFT JOIN LATERAL (SELECT sum(tokens_in) AS tin, sum(tokens_out) AS "
-	"tout, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE project = q.key) l ON true "
+	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY x.id DESC LIMIT 1) r ON true "
 	"WHERE q.waits OR $3::int < 0 OR q.rn <= $3::int - q.nwait "
 	"ORDER BY q.waits DESC, q.updated_at DESC, q.id DESC",
 	3,
@@ -86,15 +87,9 @@ static const pg_stmt STMT_WORKERS = {
 	1,
 };
 
-static const pg_stmt STMT_BUDGET = {
-	"nd_report_budget",
-	"SELECT limit_usd::float8, spent_usd::float8 FROM llm_budgets WHERE kind = 'project' "
-	"AND scope = $1",
-	1,
-};
-
-/* The report of row i of a STMT_PROJECTS result (owned; NULL on ENOMEM). */
-static json_t *row_report(pg_conn *c, PGresult *res, int i)
+/* The report of row i of a STMT_PROJECTS result (owned; NULL on ENOMEM),
+ * with what the project spent (the ledger's). */
+static json_t *row_report(pg_conn *c, PGresult *res, int i, const llm_cost *cost)
 {
 	json_t *state = NULL, *sum;
 	const char *stage;
@@ -116,9 +111,9 @@ static json_t *row_report(pg_conn *c, PGresult *res, int i)
 	json_object_set_new(sum, "key", json_string(pg_val(res, i, 1)));
 	json_object_set_new(sum, "title", json_string(pg_val(res, i, 2)));
 	json_object_set_new(sum, "run", json_string(pg_val(res, i, 3)));
-	json_object_set_new(sum, "tokens_in", json_integer(pg_int(res, i, 4)));
-	json_object_set_new(sum, "tokens_out", json_integer(pg_int(res, i, 5)));
-	json_object_set_new(sum, "cost_usd", json_real(strtod(pg_val(res, i, 6), NULL)));
+	json_object_set_new(sum, "tokens_in", json_integer(cost->tokens_in));
+	json_object_set_new(sum, "tokens_out", json_integer(cost->tokens_out));
+	json_object_set_new(sum, "cost_usd", json_real(cost->cost_usd));
 	json_object_set_new(sum, "workers", json_integer(pg_int(res, i, 7)));
 	json_object_set_new(sum, "updated", json_string(pg_val(res, i, 9)));
 	json_object_set_new(sum, "waiting_for_answer", json_boolean(strcmp(pg_val(res, i, 10), "t") == 0));
@@ -162,7 +157,9 @@ static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread, 
 	const char *params[3] = {graph, thread > 0 ? tid : NULL, lim};
 	PGresult *res = NULL;
 	json_t *list = json_array();
-	int rc;
+	const char **keys = NULL;
+	llm_cost *costs = NULL;
+	int rc, n;
 
 	*out = NULL;
 	if (total)
@@ -172,16 +169,27 @@ static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread, 
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
 	snprintf(lim, sizeof(lim), "%d", limit);
 	rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
+	n = rc == 0 ? pg_rows(res) : 0;
 	if (rc == 0 && total)
-		*total = pg_rows(res) > 0 ? pg_int(res, 0, 11) : 0;
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
-		json_t *sum = row_report(c, res, i);
+		*total = n > 0 ? pg_int(res, 0, 11) : 0;
+	keys = calloc((size_t)n + 1, sizeof(*keys));
+	costs = calloc((size_t)n + 1, sizeof(*costs));
+	if (rc == 0 && (!keys || !costs))
+		rc = err_set(ERR_NOMEM, "out of memory");
+	for (int i = 0; rc == 0 && i < n; i++)
+		keys[i] = pg_val(res, i, 1);
+	if (rc == 0)
+		rc = llm_ledger_costs(c, keys, (size_t)n, costs);
+	for (int i = 0; rc == 0 && i < n; i++) {
+		json_t *sum = row_report(c, res, i, &costs[i]);
 		if (!sum || json_array_append_new(list, sum) < 0)
 			rc = err_set(ERR_NOMEM, "out of memory");
 		else if (json_integer_value(json_object_get(sum, "workers")) > 0)
 			rc = add_workers(sum, c);
 	}
 	PQclear(res);
+	free(keys);
+	free(costs);
 	if (rc < 0) {
 		json_decref(list);
 		return rc;
@@ -198,14 +206,7 @@ int nd_report_projects(json_t **out, pg_conn *c, const char *graph, int limit,
 	if (rc == 0 && out_total && *out_total == 0 && json_array_size(*out) == 0) {
 		/* none listed: count them anyway (a limit of 0 lists only those
 		 * that wait) */
-		const char *params[1] = {graph};
-		PGresult *res = NULL;
-		static const pg_stmt count = {
-			"nd_report_count", "SELECT count(*) FROM threads WHERE graph = $1", 1};
-		rc = pg_exec_stmt(c, &res, &count, params);
-		if (rc == 0)
-			*out_total = pg_int(res, 0, 0);
-		PQclear(res);
+		rc = eng_report_thread_count(c, graph, out_total);
 	}
 	return rc;
 }
@@ -256,16 +257,14 @@ static int add_open(json_t *r, pg_conn *c, int64_t thread)
 /* Adds "budget" to r when the project has one. */
 static int add_budget(json_t *r, pg_conn *c)
 {
-	const char *params[1] = {json_string_value(json_object_get(r, "key"))};
-	PGresult *res = NULL;
-	int rc = pg_exec_stmt(c, &res, &STMT_BUDGET, params);
+	double limit = 0, spent = 0;
+	int found = 0;
+	int rc = llm_budget_get(c, "project", json_string_value(json_object_get(r, "key")), &found,
+				&limit, &spent);
 
-	if (rc == 0 && pg_rows(res) > 0)
+	if (rc == 0 && found)
 		json_object_set_new(r, "budget",
-				    json_pack("{s:f, s:f}", "limit_usd",
-					      strtod(pg_val(res, 0, 0), NULL), "spent_usd",
-					      strtod(pg_val(res, 0, 1), NULL)));
-	PQclear(res);
+				    json_pack("{s:f, s:f}", "limit_usd", limit, "spent_usd", spent));
 	return rc;
 }
 

@@ -63,7 +63,7 @@ static int render(const nd_step *s, const nd_task *t, const nd_plan_task *pt, co
 			snprintf(num[i], sizeof(num[i]), "%d", v[i]);
 	}
 	{
-		char dels[16];
+		char dels[16], base[700] = "";
 		const char *vars[] = {
 		    "name",         jx_str(s->p.spec, "name"),
 		    "summary",      jx_str(s->p.spec, "summary"),
@@ -84,9 +84,18 @@ static int render(const nd_step *s, const nd_task *t, const nd_plan_task *pt, co
 		    "insertions",   num[6],
 		    "deletions",    dels,
 		    "diff",         diff,
+		    "branch",       nd_project_branch(&s->p),
+		    "baseline",     base,
 		    NULL,
 		};
 		snprintf(dels, sizeof(dels), "%d", fig[2]);
+		if (s->p.change.present) {
+			char line[600];
+			nd_baseline_line(&s->p, line, sizeof(line));
+			snprintf(base, sizeof(base), "The baseline (the repository's tests before any "
+						     "work): %s. Failures it had may remain; a test "
+						     "it passed must still pass.\n", line);
+		}
 		rc = nd_prompt("reviewer_task.md", vars, out);
 	}
 	buf_free(&checks);
@@ -114,7 +123,8 @@ static int ask(nd_step *s, const nd_task *t, const nd_plan_task *pt, llm_respons
 	for (size_t ci = 0; rc == 0 && ci < sizeof(caps) / sizeof(caps[0]); ci++) {
 		buf_reset(&diff);
 		buf_reset(&task);
-		rc = nd_repo_diff(s->p.repo.path, t->commit ? t->commit : "", "main", caps[ci], &diff,
+		rc = nd_repo_diff(s->p.repo.path, t->commit ? t->commit : "",
+				  nd_project_branch(&s->p), caps[ci], &diff,
 				  &fig[0], &fig[1], &fig[2]);
 		if (rc == 0)
 			rc = render(s, t, pt, buf_cstr(&diff), fig, &task);

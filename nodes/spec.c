@@ -2,6 +2,7 @@
 #include "core/embed.h"
 #include "core/err.h"
 #include "llm/schema.h"
+#include "nodes/netspec.h"
 #include "nodes/say.h"
 
 #include <ctype.h>
@@ -15,7 +16,7 @@
 /* --- schemas --- */
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static json_t *g_spec, *g_plan, *g_review, *g_brainstorm;
+static json_t *g_spec, *g_plan, *g_review, *g_brainstorm, *g_change_plan;
 static char g_err[256];
 
 static json_t *load(const char *path)
@@ -45,6 +46,14 @@ static void load_all(void)
 			"additionalProperties", 0, "required", "message", "spec", "properties",
 			"message", "type", "string", "minLength", 1, "spec", "anyOf", "type", "null",
 			g_spec);
+	if (g_plan) {
+		/* a change's plan: the repository exists, so no README and no scaffold */
+		g_change_plan = json_deep_copy(g_plan);
+		json_object_del(json_object_get(g_change_plan, "properties"), "readme");
+		json_object_del(json_object_get(g_change_plan, "properties"), "files");
+		json_object_set_new(g_change_plan, "required",
+				    json_pack("[s, s, s]", "summary", "test_command", "tasks"));
+	}
 }
 
 const json_t *nd_schema(const char *name)
@@ -60,6 +69,8 @@ const json_t *nd_schema(const char *name)
 		s = g_review;
 	else if (strcmp(name, "brainstorm") == 0)
 		s = g_brainstorm;
+	else if (strcmp(name, "change_plan") == 0)
+		s = g_change_plan;
 	if (!s)
 		err_set(ERR_INTERNAL, "schema %s: %s", name, g_err[0] ? g_err : "unknown");
 	return s;
@@ -224,6 +235,7 @@ void nd_spec_free(nd_spec *s)
 		strv_free(&s->features[i].acceptance);
 	}
 	free(s->features);
+	nd_netspec_free(&s->net);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -268,7 +280,7 @@ int nd_spec_from_json(const json_t *j, nd_spec *out)
 			out->remote_handle = NULL;
 		}
 	}
-	return 0;
+	return nd_netspec_read(j, &out->net);
 }
 
 json_t *nd_spec_to_json(const nd_spec *s)
@@ -299,6 +311,7 @@ json_t *nd_spec_to_json(const nd_spec *s)
 			json_object_set_new(r, "handle", json_string(s->remote_handle));
 		json_object_set_new(j, "remote", r);
 	}
+	nd_netspec_to_json(&s->net, j);
 	return j;
 }
 
@@ -561,13 +574,15 @@ static int check_task(const nd_plan *p, nd_plan_task *x)
 	return 0;
 }
 
-int nd_plan_from_json(const json_t *j, nd_plan *out)
+/* A plan as the model sent it: of a new project (`change` 0: with the
+ * README and the scaffold) or of a change. */
+static int plan_from_json(const json_t *j, int change, nd_plan *out)
 {
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = schema_check(j, "plan", "plan");
-	if (rc == 0)
+	rc = schema_check(j, change ? "change_plan" : "plan", "plan");
+	if (rc == 0 && !change)
 		rc = read_files(j, out);
 	if (rc == 0)
 		rc = read_tasks(j, out);
@@ -580,6 +595,16 @@ int nd_plan_from_json(const json_t *j, nd_plan *out)
 	if (rc == 0)
 		rc = order_shared_files(out);
 	return rc;
+}
+
+int nd_plan_from_json(const json_t *j, nd_plan *out)
+{
+	return plan_from_json(j, 0, out);
+}
+
+int nd_change_plan_from_json(const json_t *j, nd_plan *out)
+{
+	return plan_from_json(j, 1, out);
 }
 
 json_t *nd_plan_to_json(const nd_plan *p)
@@ -752,6 +777,7 @@ void nd_spec_html(const json_t *s, buf *out)
 		nd_html_escape(out, json_string_value(json_object_get(json_object_get(s, "remote"),
 								      "url")));
 	}
+	nd_netspec_html(s, out);
 }
 
 void nd_plan_html(const json_t *p, buf *out)

@@ -32,6 +32,15 @@ typedef struct nd_feature {
 	nd_strv acceptance;  /* at least one criterion */
 } nd_feature;
 
+/* The network of the project's workers and merges, and the command that
+ * installs its dependencies (nodes/netspec.h). */
+typedef struct nd_netspec {
+	char *setup_command; /* NULL: none */
+	char *policy;        /* NULL: the spawner's default (ORCH_NET_POLICY); else
+				"none", "registries" or "hosts" */
+	nd_strv hosts;       /* policy "hosts": the host patterns */
+} nd_netspec;
+
 typedef struct nd_spec {
 	char *name, *summary, *language, *test_command;
 	nd_strv users, stack, constraints;
@@ -39,6 +48,7 @@ typedef struct nd_spec {
 	size_t nfeatures;
 	char *remote_url;    /* NULL: none */
 	char *remote_handle; /* NULL: none */
+	nd_netspec net;
 } nd_spec;
 
 typedef struct nd_plan_task {
@@ -73,8 +83,8 @@ typedef struct nd_review {
 	size_t ncomments;
 } nd_review;
 
-/* The schema of a reply ("spec", "plan", "review" or "brainstorm", the
- * latter {"message", "spec": null | spec}). Borrowed, loaded once;
+/* The schema of a reply ("spec", "plan", "change_plan", "review" or
+ * "brainstorm", the latter {"message", "spec": null | spec}). Borrowed, loaded once;
  * thread-safe. NULL (and err_set) when the built-in file is broken. */
 const json_t *nd_schema(const char *name);
 
@@ -82,6 +92,9 @@ const json_t *nd_schema(const char *name);
  * it in every case). ERR_INVALID naming the field and what is wrong. */
 int nd_spec_from_json(const json_t *j, nd_spec *out);
 int nd_plan_from_json(const json_t *j, nd_plan *out); /* + the DAG checks above */
+/* A change's plan (schema "change_plan": the plan's without "readme" and
+ * "files", the repository existing): the same checks, no scaffold. */
+int nd_change_plan_from_json(const json_t *j, nd_plan *out);
 int nd_review_from_json(const json_t *j, nd_review *out);
 
 /* Reads a plan or a verdict the factory stored in its state (normalised

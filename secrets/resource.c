@@ -482,6 +482,87 @@ static int check_row(const PGresult *r, int i, const char *handle, const sec_gra
 	return 0;
 }
 
+/* The distinct handles of g into uniq (*nu of them), each checked; on an
+ * error *failed names the handle. */
+static int unique_handles(const sec_grant *g, const char **uniq, size_t *nu, const char **failed)
+{
+	for (size_t i = 0; i < g->nhandles; i++) {
+		int seen = 0;
+		int rc = sec_handle_check(g->handles[i]);
+		if (rc < 0) {
+			*failed = g->handles[i];
+			return rc;
+		}
+		for (size_t k = 0; k < *nu; k++)
+			if (strcmp(uniq[k], g->handles[i]) == 0)
+				seen = 1;
+		if (!seen)
+			uniq[(*nu)++] = g->handles[i];
+	}
+	return 0;
+}
+
+/* Finds the row of each of uniq[0..nu) in r (rows[i]) and checks it, and
+ * that no two handles set the same variable; on an error *failed names the
+ * handle. */
+static int check_rows(PGresult *r, const char **uniq, size_t nu, int *rows, const sec_grant *g,
+		      int allow_llm, const char **failed)
+{
+	for (size_t i = 0; i < nu; i++) {
+		int rc;
+		rows[i] = row_of(r, uniq[i]);
+		rc = check_row(r, rows[i], uniq[i], g, allow_llm);
+		if (rc < 0) {
+			*failed = uniq[i];
+			return rc;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(pg_val(r, rows[k], 3), pg_val(r, rows[i], 3)) == 0) {
+				*failed = uniq[i];
+				return err_set(ERR_CONFLICT,
+					       "handles %s and %s both set variable %s: grant only "
+					       "one of them",
+					       uniq[k], uniq[i], pg_val(r, rows[i], 3));
+			}
+	}
+	return 0;
+}
+
+/* Fills e (allocated, empty) with the nu variables NAME=value: names from
+ * rows[i] of r, values plain[i] (plen[i] bytes), all strings in one locked
+ * block of `total` bytes. */
+static int build_env(sec_env *e, PGresult *r, const int *rows, const char **uniq,
+		     char *const *plain, const size_t *plen, size_t nu, size_t total)
+{
+	char *w;
+
+	e->names = calloc(nu + 1, sizeof(char *));
+	e->handles = calloc(nu + 1, sizeof(char *));
+	e->strings = calloc(nu + 1, sizeof(char *));
+	e->name_len = calloc(nu + 1, sizeof(size_t));
+	e->block = sodium_malloc(total ? total : 1);
+	if (!e->names || !e->handles || !e->strings || !e->name_len || !e->block)
+		return err_set(ERR_NOMEM, "out of memory for a worker's environment");
+	w = e->block;
+	for (size_t i = 0; i < nu; i++) {
+		const char *name = pg_val(r, rows[i], 3);
+		size_t nl = strlen(name);
+		e->names[i] = strdup(name);
+		e->handles[i] = strdup(uniq[i]);
+		e->n = i + 1;
+		if (!e->names[i] || !e->handles[i])
+			return err_set(ERR_NOMEM, "out of memory");
+		e->name_len[i] = nl;
+		e->strings[i] = w;
+		memcpy(w, name, nl);
+		w[nl] = '=';
+		memcpy(w + nl + 1, plain[i], plen[i]);
+		w[nl + 1 + plen[i]] = '\0';
+		w += nl + 1 + plen[i] + 1;
+	}
+	return 0;
+}
+
 /* Resolves a grant; with `allow_llm` for code outside the sandbox. */
 static int resolve(sec_store *s, pg_conn *c, const sec_grant *g, int allow_llm, sec_env **out)
 {
@@ -513,20 +594,9 @@ static int resolve(sec_store *s, pg_conn *c, const sec_grant *g, int allow_llm, 
 		rc = err_set(ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < g->nhandles; i++) {
-		int seen = 0;
-		rc = sec_handle_check(g->handles[i]);
-		if (rc < 0) {
-			failed = g->handles[i];
-			goto done;
-		}
-		for (size_t k = 0; k < nu; k++)
-			if (strcmp(uniq[k], g->handles[i]) == 0)
-				seen = 1;
-		if (!seen)
-			uniq[nu++] = g->handles[i];
-	}
-	rc = pg_text_array(&arr, (const char *const *)uniq, nu);
+	rc = unique_handles(g, uniq, &nu, &failed);
+	if (rc == 0)
+		rc = pg_text_array(&arr, (const char *const *)uniq, nu);
 	if (rc < 0)
 		goto done;
 	if (nu > 0) {
@@ -548,23 +618,9 @@ static int resolve(sec_store *s, pg_conn *c, const sec_grant *g, int allow_llm, 
 			PQclear(k);
 		}
 	}
-	for (size_t i = 0; i < nu; i++) {
-		rows[i] = row_of(r, uniq[i]);
-		rc = check_row(r, rows[i], uniq[i], g, allow_llm);
-		if (rc < 0) {
-			failed = uniq[i];
-			goto done;
-		}
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(pg_val(r, rows[k], 3), pg_val(r, rows[i], 3)) == 0) {
-				rc = err_set(ERR_CONFLICT,
-					     "handles %s and %s both set variable %s: grant only one "
-					     "of them",
-					     uniq[k], uniq[i], pg_val(r, rows[i], 3));
-				failed = uniq[i];
-				goto done;
-			}
-	}
+	rc = check_rows(r, uniq, nu, rows, g, allow_llm, &failed);
+	if (rc < 0)
+		goto done;
 	if (nu > 0) {
 		rc = sec_store_sync(s, (int)pg_int(r, 0, 10), pg_val(r, 0, 11));
 		if (rc < 0) {
@@ -584,36 +640,9 @@ static int resolve(sec_store *s, pg_conn *c, const sec_grant *g, int allow_llm, 
 	}
 
 	/* build the environment in one locked block */
-	e->names = calloc(nu + 1, sizeof(char *));
-	e->handles = calloc(nu + 1, sizeof(char *));
-	e->strings = calloc(nu + 1, sizeof(char *));
-	e->name_len = calloc(nu + 1, sizeof(size_t));
-	e->block = sodium_malloc(total ? total : 1);
-	if (!e->names || !e->handles || !e->strings || !e->name_len || !e->block) {
-		rc = err_set(ERR_NOMEM, "out of memory for a worker's environment");
+	rc = build_env(e, r, rows, uniq, plain, plen, nu, total);
+	if (rc < 0)
 		goto done;
-	}
-	{
-		char *w = e->block;
-		for (size_t i = 0; i < nu; i++) {
-			const char *name = pg_val(r, rows[i], 3);
-			size_t nl = strlen(name);
-			e->names[i] = strdup(name);
-			e->handles[i] = strdup(uniq[i]);
-			e->n = i + 1;
-			if (!e->names[i] || !e->handles[i]) {
-				rc = err_set(ERR_NOMEM, "out of memory");
-				goto done;
-			}
-			e->name_len[i] = nl;
-			e->strings[i] = w;
-			memcpy(w, name, nl);
-			w[nl] = '=';
-			memcpy(w + nl + 1, plain[i], plen[i]);
-			w[nl + 1 + plen[i]] = '\0';
-			w += nl + 1 + plen[i] + 1;
-		}
-	}
 	if (nu > 0) {
 		const char *p[4] = {buf_cstr(&arr), g->actor, NULL,
 				    allow_llm ? "outside the sandbox, as " : "into variable "};

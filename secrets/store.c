@@ -911,6 +911,47 @@ static int write_new_file(const sec_keysrc *src, const sec_key *k, char *newpath
 	return sec_key_write_file(k, newpath);
 }
 
+/* Inside the rotation's transaction: every secret unsealed with s's key
+ * and sealed again with tmp's, in place; *n counts them. */
+static int reseal_all(sec_store *s, sec_store *tmp, pg_conn *c, int *n)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	rc = pg_exec(c, &r,
+		     "SELECT id, name, encode(nonce, 'hex'), encode(sealed, 'hex') FROM secrets "
+		     "ORDER BY id FOR UPDATE",
+		     0, NULL);
+	for (int i = 0; rc == 0 && i < pg_rows(r); i++) {
+		const char *name = pg_val(r, i, 1);
+		char *v = NULL, *nh = NULL, *ch = NULL;
+		size_t len = 0;
+
+		rc = sec_store_unseal(s, name, pg_val(r, i, 2), pg_val(r, i, 3), &v, &len);
+		if (rc < 0) {
+			err_wrap("refusing to rotate the master key, nothing was changed: remove the "
+				 "secret ('orchestrator secrets rm %s') or set it again first",
+				 name);
+			break;
+		}
+		rc = seal(tmp, name, v, len, &nh, &ch);
+		sec_value_free(v);
+		if (rc == 0) {
+			const char *p[3] = {pg_val(r, i, 0), nh, ch};
+			rc = pg_exec(c, NULL,
+				     "UPDATE secrets SET nonce = decode($2, 'hex'), "
+				     "sealed = decode($3, 'hex') WHERE id = $1",
+				     3, p);
+		}
+		free(nh);
+		free(ch);
+		if (rc == 0)
+			(*n)++;
+	}
+	PQclear(r);
+	return rc;
+}
+
 int sec_store_rotate(sec_store *s, pg_conn *c, sec_key *new_key, const char *actor,
 		     sec_rotate_report *out)
 {
@@ -960,44 +1001,12 @@ int sec_store_rotate(sec_store *s, pg_conn *c, sec_key *new_key, const char *act
 	rc = begin_synced(s, c, "FOR UPDATE", &in_tx);
 	if (rc < 0)
 		goto done;
-	rc = pg_exec(c, &r,
-		     "SELECT id, name, encode(nonce, 'hex'), encode(sealed, 'hex') FROM secrets "
-		     "ORDER BY id FOR UPDATE",
-		     0, NULL);
+	rc = reseal_all(s, tmp, c, &n);
 	if (rc < 0)
 		goto done;
-	for (int i = 0; i < pg_rows(r); i++) {
-		const char *name = pg_val(r, i, 1);
-		char *v = NULL, *nh = NULL, *ch = NULL;
-		size_t len = 0;
-
-		rc = sec_store_unseal(s, name, pg_val(r, i, 2), pg_val(r, i, 3), &v, &len);
-		if (rc < 0) {
-			err_wrap("refusing to rotate the master key, nothing was changed: remove the "
-				 "secret ('orchestrator secrets rm %s') or set it again first",
-				 name);
-			goto done;
-		}
-		rc = seal(tmp, name, v, len, &nh, &ch);
-		sec_value_free(v);
-		if (rc == 0) {
-			const char *p[3] = {pg_val(r, i, 0), nh, ch};
-			rc = pg_exec(c, NULL,
-				     "UPDATE secrets SET nonce = decode($2, 'hex'), "
-				     "sealed = decode($3, 'hex') WHERE id = $1",
-				     3, p);
-		}
-		free(nh);
-		free(ch);
-		if (rc < 0)
-			goto done;
-		n++;
-	}
 	sec_key_check_value(tmp->key, newkcv);
 	{
 		const char *p[1] = {newkcv};
-		PQclear(r);
-		r = NULL;
 		rc = pg_exec(c, &r,
 			     "UPDATE secret_keys SET kcv = $1, version = version + 1, "
 			     "rotated_at = now() WHERE id = 1 RETURNING version",

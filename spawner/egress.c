@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #include <arpa/inet.h>
@@ -643,8 +644,44 @@ struct conn {
 	int port;
 	char addr[64];
 	char reason[400];
+	const char *why;         /* the reason's class, for /metrics (static) */
 	uint64_t up, down;
 };
+
+/* ---- metrics (core/metrics.h; README: "Health and metrics") ---- */
+
+/* A connection's outcome: decision and the class of its reason (a small
+ * fixed set: policy for an allowed one; host, phase, address, malformed,
+ * connection_limit, byte_limit, resolve, upstream, busy, incomplete for a
+ * denied one). */
+static void met_decision(int allowed, const char *why)
+{
+	met_add(met_with(met_counter("orch_egress_connections_total",
+				     "connections to the egress proxy, by decision and the class of "
+				     "its reason",
+				     "decision,reason"),
+			 allowed ? "allowed" : "denied", allowed ? "policy" : why ? why : "incomplete"),
+		1);
+}
+
+static met_series *g_met_up, *g_met_down, *g_met_open, *g_met_workers;
+static pthread_once_t g_met_once = PTHREAD_ONCE_INIT;
+
+static void met_init(void)
+{
+	met_family *b = met_counter("orch_egress_bytes_total",
+				    "bytes through the egress proxy: up (worker to server), down",
+				    "direction");
+
+	g_met_up = met_with(b, "up");
+	g_met_down = met_with(b, "down");
+	g_met_open = met_with(met_gauge("orch_egress_connections_open",
+					"connections the egress proxy has open", NULL));
+	g_met_workers = met_with(met_gauge("orch_egress_workers",
+					   "workers attached to the egress proxy (with a network "
+					   "policy)",
+					   NULL));
+}
 
 static void wake(egr_proxy *p)
 {
@@ -700,6 +737,9 @@ static void deny(conn *c, int status, const char *fmt, ...)
 	va_end(ap);
 	c->allowed = 0;
 	c->status = status;
+	/* the callers of the other classes name theirs after this */
+	c->why = status == 400 ? "malformed" : status == 429 ? "connection_limit"
+		 : status == 403 ? "host" : status == 503 ? "busy" : "upstream";
 	bn = snprintf(body, sizeof(body), "orchestrator egress proxy: %s\n", c->reason);
 	if (bn < 0 || (size_t)bn >= sizeof(body))
 		bn = (int)strlen(body);
@@ -893,6 +933,7 @@ static int open_upstream(conn *c, const char *host, const struct sockaddr *lit, 
 		const char *cls = egr_addr_class(lit);
 		if (cls && !policy_names_addr(a->pol, lit, c->port)) {
 			deny(c, 403, "%s is a %s address, which the policy does not name", host, cls);
+			c->why = "address";
 			return -1;
 		}
 		addr_text(lit, c->addr, sizeof(c->addr));
@@ -907,6 +948,7 @@ static int open_upstream(conn *c, const char *host, const struct sockaddr *lit, 
 	gai = getaddrinfo(host, NULL, &hints, &res);
 	if (gai != 0) {
 		deny(c, 502, "cannot resolve %s: %s", host, gai_strerror(gai));
+		c->why = "resolve";
 		return -1;
 	}
 	/* every address first: one that is not public refuses the name */
@@ -922,6 +964,7 @@ static int open_upstream(conn *c, const char *host, const struct sockaddr *lit, 
 			freeaddrinfo(res);
 			deny(c, 403, "%s resolves to %s, a %s address, which the policy does not name",
 			     host, at, cls);
+			c->why = "address";
 			c->addr[0] = '\0';
 			return -1;
 		}
@@ -1016,6 +1059,7 @@ static int count_bytes(conn *c, uint64_t n, int up)
 	egr_attach *a = c->a;
 	uint64_t total = atomic_fetch_add(&a->bytes, n) + n;
 
+	met_add(up ? g_met_up : g_met_down, (double)n);
 	if (up)
 		c->up += n;
 	else
@@ -1138,123 +1182,167 @@ static void relay(conn *c, int resp_rewrite)
 	free(chunk);
 }
 
-/* Reads the request, decides, connects and relays. */
-static void serve(conn *c)
+/* The connection limit is reached: reads what it can of the request for the
+ * decision's line (method, host), then refuses it with 429. */
+static void refuse_over_limit(conn *c)
 {
-	egr_attach *a = c->a;
 	buf hb;
 	size_t head_len = 0;
-	char line[HEAD_MAX], target[HEAD_MAX], version[16], norm[256];
-	const char *host, *rest = NULL;
-	size_t hn;
-	int is_connect, lit_ok = 0;
-	struct sockaddr_storage lit;
-	socklen_t litlen = 0;
-	int on;
 
 	buf_init(&hb, HEAD_MAX);
-	if (c->over_limit) {
-		/* read what we can for the log, but refuse anyway */
-		if (read_head(c, &hb, &head_len) == 0) {
-			const char *sp = memchr(hb.data, ' ', head_len);
-			if (sp) {
-				snprintf(c->method, sizeof(c->method), "%.*s",
-					 (int)((size_t)(sp - hb.data) < sizeof(c->method) - 1 ? sp - hb.data : 0),
-					 hb.data);
-				{
-					const char *sp2 = memchr(sp + 1, ' ', head_len - (size_t)(sp + 1 - hb.data));
-					if (sp2)
-						printable(sp + 1, (size_t)(sp2 - sp - 1), c->host, sizeof(c->host));
-				}
-			}
-		}
-		deny(c, 429, "the connection limit (%d at once) of this worker is reached",
-		     a->p->cfg.max_conns);
-		goto done;
-	}
-	if (read_head(c, &hb, &head_len) < 0)
-		goto done;
-	{
-		const char *eol = strstr(hb.data, "\r\n");
-		size_t ll = (size_t)(eol - hb.data);
-		const char *sp1, *sp2;
-		memcpy(line, hb.data, ll);
-		line[ll] = '\0';
-		sp1 = strchr(line, ' ');
-		sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-		if (!sp1 || !sp2 || strchr(sp2 + 1, ' ') || sp2 == sp1 + 1 || sp1 == line ||
-		    (size_t)(sp1 - line) >= sizeof(c->method)) {
-			char shown[200];
-			printable(line, ll, shown, sizeof(shown));
-			deny(c, 400, "'%s' is not 'METHOD target HTTP/1.1' (spaces in the target?)",
-			     shown);
-			goto done;
-		}
-		snprintf(c->method, sizeof(c->method), "%.*s", (int)(sp1 - line), line);
-		snprintf(target, sizeof(target), "%.*s", (int)(sp2 - sp1 - 1), sp1 + 1);
-		snprintf(version, sizeof(version), "%s", sp2 + 1);
-		for (const char *m = c->method; *m; m++)
-			if (*m < 'A' || *m > 'Z') {
-				deny(c, 400, "a malformed method");
-				goto done;
-			}
-		if (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0) {
-			deny(c, 400, "unsupported protocol version (HTTP/1.1 or HTTP/1.0)");
-			goto done;
+	if (read_head(c, &hb, &head_len) == 0) {
+		const char *sp = memchr(hb.data, ' ', head_len);
+		if (sp) {
+			size_t ml = (size_t)(sp - hb.data);
+			const char *sp2 = memchr(sp + 1, ' ', head_len - (ml + 1));
+			snprintf(c->method, sizeof(c->method), "%.*s",
+				 (int)(ml < sizeof(c->method) - 1 ? ml : 0), hb.data);
+			if (sp2)
+				printable(sp + 1, (size_t)(sp2 - sp - 1), c->host, sizeof(c->host));
 		}
 	}
-	is_connect = strcmp(c->method, "CONNECT") == 0;
-	if (is_connect) {
-		if (split_authority(c, target, strlen(target), 1, 0, &host, &hn) < 0)
-			goto done;
-	} else {
-		size_t tl = strlen(target), an;
-		if (strncasecmp(target, "https://", 8) == 0) {
-			printable(target, tl > 120 ? 120 : tl, c->host, sizeof(c->host));
-			deny(c, 400, "an https:// URL in a plain request: use CONNECT (set HTTPS_PROXY)");
-			goto done;
-		}
-		if (strncasecmp(target, "http://", 7) != 0) {
-			printable(target, tl > 120 ? 120 : tl, c->host, sizeof(c->host));
-			deny(c, 400, "this is a forward proxy: the target must be http://host/path or "
-				     "CONNECT host:port");
-			goto done;
-		}
-		an = strcspn(target + 7, "/?#\\");
-		if (target[7 + an] == '\\') {
-			printable(target, tl > 120 ? 120 : tl, c->host, sizeof(c->host));
-			deny(c, 400, "a backslash in the URL's authority");
-			goto done;
-		}
-		if (split_authority(c, target + 7, an, 0, 80, &host, &hn) < 0)
-			goto done;
-		rest = target + 7 + an;
+	deny(c, 429, "the connection limit (%d at once) of this worker is reached",
+	     c->a->p->cfg.max_conns);
+	buf_free(&hb);
+}
+
+/* Splits the request line of the head `hb` (which read_head ended with
+ * CRLF) into c->method, `target` and `version` (capacity HEAD_MAX and 16).
+ * -1 after deny() when it is not "METHOD target HTTP/1.x". */
+static int parse_request_line(conn *c, const buf *hb, char *target, char *version)
+{
+	char line[HEAD_MAX];
+	const char *eol = strstr(hb->data, "\r\n");
+	size_t ll = (size_t)(eol - hb->data);
+	const char *sp1, *sp2;
+
+	memcpy(line, hb->data, ll);
+	line[ll] = '\0';
+	sp1 = strchr(line, ' ');
+	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+	if (!sp1 || !sp2 || strchr(sp2 + 1, ' ') || sp2 == sp1 + 1 || sp1 == line ||
+	    (size_t)(sp1 - line) >= sizeof(c->method)) {
+		char shown[200];
+		printable(line, ll, shown, sizeof(shown));
+		deny(c, 400, "'%s' is not 'METHOD target HTTP/1.1' (spaces in the target?)", shown);
+		return -1;
 	}
-	if (egr_host_check(host, hn, norm, sizeof(norm)) < 0) {
-		printable(host, hn, c->host, sizeof(c->host));
-		deny(c, 400, "%s", err_last());
-		goto done;
+	snprintf(c->method, sizeof(c->method), "%.*s", (int)(sp1 - line), line);
+	snprintf(target, HEAD_MAX, "%.*s", (int)(sp2 - sp1 - 1), sp1 + 1);
+	snprintf(version, 16, "%s", sp2 + 1);
+	for (const char *m = c->method; *m; m++) {
+		if (*m < 'A' || *m > 'Z') {
+			deny(c, 400, "a malformed method");
+			return -1;
+		}
 	}
-	snprintf(c->host, sizeof(c->host), "%s", norm);
-	memset(&lit, 0, sizeof(lit));
-	if (host[0] == '[') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&lit;
+	if (strcmp(version, "HTTP/1.1") != 0 && strcmp(version, "HTTP/1.0") != 0) {
+		deny(c, 400, "unsupported protocol version (HTTP/1.1 or HTTP/1.0)");
+		return -1;
+	}
+	return 0;
+}
+
+/* The authority of `target`: host:port of a CONNECT, the http:// URL's of a
+ * plain request (then *rest: its path and query, "" for none). Sets
+ * c->port; *host and *hn point into `target`. -1 after deny(). */
+static int parse_target(conn *c, const char *target, int is_connect, const char **host,
+			size_t *hn, const char **rest)
+{
+	size_t tl = strlen(target), an;
+
+	*rest = "";
+	if (is_connect)
+		return split_authority(c, target, tl, 1, 0, host, hn);
+	if (strncasecmp(target, "https://", 8) == 0) {
+		printable(target, tl > 120 ? 120 : tl, c->host, sizeof(c->host));
+		deny(c, 400, "an https:// URL in a plain request: use CONNECT (set HTTPS_PROXY)");
+		return -1;
+	}
+	if (strncasecmp(target, "http://", 7) != 0) {
+		printable(target, tl > 120 ? 120 : tl, c->host, sizeof(c->host));
+		deny(c, 400, "this is a forward proxy: the target must be http://host/path or "
+			     "CONNECT host:port");
+		return -1;
+	}
+	an = strcspn(target + 7, "/?#\\");
+	if (target[7 + an] == '\\') {
+		printable(target, tl > 120 ? 120 : tl, c->host, sizeof(c->host));
+		deny(c, 400, "a backslash in the URL's authority");
+		return -1;
+	}
+	if (split_authority(c, target + 7, an, 0, 80, host, hn) < 0)
+		return -1;
+	*rest = target + 7 + an;
+	return 0;
+}
+
+/* The address a literal host names (`bracketed`: an IPv6 literal, its
+ * normal form `norm`; else a canonical dotted quad) at `port`, into `lit`.
+ * Its length, or 0 when the host is a name. */
+static socklen_t literal_address(int bracketed, const char *norm, int port,
+				 struct sockaddr_storage *lit)
+{
+	unsigned char q[4];
+
+	memset(lit, 0, sizeof(*lit));
+	if (bracketed) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)lit;
 		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)c->port);
+		s6->sin6_port = htons((uint16_t)port);
 		inet_pton(AF_INET6, norm, &s6->sin6_addr);
-		litlen = sizeof(*s6);
-		lit_ok = 1;
-	} else {
-		unsigned char q[4];
-		if (dotted_quad(norm, strlen(norm), q)) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&lit;
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons((uint16_t)c->port);
-			memcpy(&s4->sin_addr, q, 4);
-			litlen = sizeof(*s4);
-			lit_ok = 1;
-		}
+		return sizeof(*s6);
 	}
+	if (!dotted_quad(norm, strlen(norm), q))
+		return 0;
+	{
+		struct sockaddr_in *s4 = (struct sockaddr_in *)lit;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		memcpy(&s4->sin_addr, q, 4);
+	}
+	return sizeof(struct sockaddr_in);
+}
+
+/* A plain request, allowed and connected: sent on with its head rewritten
+ * (Host from the target, path-only target, Connection: close), then
+ * relayed. */
+static void forward_plain(conn *c, int bracketed, const char *norm, const char *rest,
+			  const char *version, const buf *hb, size_t head_len)
+{
+	buf req;
+	char host_hdr[300];
+	int bad;
+
+	if (bracketed)
+		snprintf(host_hdr, sizeof(host_hdr), "[%s]", norm);
+	else
+		snprintf(host_hdr, sizeof(host_hdr), "%s", norm);
+	if (c->port != 80) {
+		size_t l = strlen(host_hdr);
+		snprintf(host_hdr + l, sizeof(host_hdr) - l, ":%d", c->port);
+	}
+	buf_init(&req, HEAD_MAX + 512);
+	c->status = 200;
+	bad = rewrite_request(&req, c->method, rest[0] ? rest : "/", version, host_hdr, hb->data,
+			      head_len) < 0;
+	if (!bad && hb->len > head_len)
+		bad = buf_append(&req, hb->data + head_len, hb->len - head_len) < 0;
+	if (!bad && count_bytes(c, req.len, 1) == 0)
+		bad = send_all(c->ufd, req.data, req.len) < 0;
+	buf_free(&req);
+	if (!bad)
+		relay(c, 1);
+}
+
+/* Whether the worker may have this connection now: its phase has the
+ * network, the policy names the host and port (or the literal address
+ * `lit`), its bytes are under the limit. -1 after deny(). */
+static int admit(conn *c, const char *norm, const struct sockaddr *lit)
+{
+	egr_attach *a = c->a;
+	int on;
+
 	pthread_mutex_lock(&a->p->mu);
 	on = a->on;
 	pthread_mutex_unlock(&a->p->mu);
@@ -1262,70 +1350,81 @@ static void serve(conn *c)
 		deny(c, 403, "the %s phase has no network (the project's policy gives it to other "
 			     "phases only)",
 		     c->phase[0] ? c->phase : "current");
-		goto done;
+		c->why = "phase";
+		return -1;
 	}
-	if (!policy_allows_host(a->pol, norm, c->port, lit_ok ? (struct sockaddr *)&lit : NULL)) {
+	if (!policy_allows_host(a->pol, norm, c->port, lit)) {
 		deny(c, 403, "%s:%d is not in the project's network policy", norm, c->port);
-		goto done;
+		return -1;
 	}
 	if (atomic_load(&a->bytes) >= (uint64_t)a->p->cfg.max_bytes) {
 		deny(c, 403, "the byte limit (%lld bytes) of this worker is reached",
 		     (long long)a->p->cfg.max_bytes);
+		c->why = "byte_limit";
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the request, decides, connects and relays. */
+static void serve(conn *c)
+{
+	egr_attach *a = c->a;
+	buf hb;
+	size_t head_len = 0, hn;
+	char target[HEAD_MAX], version[16], norm[256];
+	const char *host, *rest;
+	int is_connect, fd;
+	struct sockaddr_storage lit;
+	socklen_t litlen;
+	struct timeval tv;
+
+	if (c->over_limit) {
+		refuse_over_limit(c);
+		return;
+	}
+	buf_init(&hb, HEAD_MAX);
+	if (read_head(c, &hb, &head_len) < 0 || parse_request_line(c, &hb, target, version) < 0)
+		goto done;
+	is_connect = strcmp(c->method, "CONNECT") == 0;
+	if (parse_target(c, target, is_connect, &host, &hn, &rest) < 0)
+		goto done;
+	if (egr_host_check(host, hn, norm, sizeof(norm)) < 0) {
+		printable(host, hn, c->host, sizeof(c->host));
+		deny(c, 400, "%s", err_last());
+		goto done;
+	}
+	snprintf(c->host, sizeof(c->host), "%s", norm);
+	litlen = literal_address(host[0] == '[', norm, c->port, &lit);
+	if (admit(c, norm, litlen ? (struct sockaddr *)&lit : NULL) < 0)
+		goto done;
+	fd = open_upstream(c, norm, litlen ? (struct sockaddr *)&lit : NULL, litlen);
+	if (fd < 0)
+		goto done;
+	pthread_mutex_lock(&a->p->mu);
+	c->ufd = fd;
+	if (c->cut)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&a->p->mu);
+	tv.tv_sec = a->p->cfg.idle_timeout_ms / 1000;
+	tv.tv_usec = (a->p->cfg.idle_timeout_ms % 1000) * 1000;
+	setsockopt(c->cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(c->ufd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	c->allowed = 1;
+	if (!is_connect) {
+		forward_plain(c, host[0] == '[', norm, rest, version, &hb, head_len);
 		goto done;
 	}
 	{
-		int fd = open_upstream(c, norm, lit_ok ? (struct sockaddr *)&lit : NULL, litlen);
-		if (fd < 0)
-			goto done;
-		pthread_mutex_lock(&a->p->mu);
-		c->ufd = fd;
-		if (c->cut)
-			shutdown(fd, SHUT_RDWR);
-		pthread_mutex_unlock(&a->p->mu);
-	}
-	{
-		struct timeval tv = {.tv_sec = a->p->cfg.idle_timeout_ms / 1000,
-				     .tv_usec = (a->p->cfg.idle_timeout_ms % 1000) * 1000};
-		setsockopt(c->cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		setsockopt(c->ufd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
-	c->allowed = 1;
-	if (is_connect) {
 		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 		c->status = 200;
 		if (send_all(c->cfd, ok, sizeof(ok) - 1) < 0)
 			goto done;
-		/* bytes the client sent after the head (a TLS hello) go on */
-		if (hb.len > head_len) {
-			if (count_bytes(c, hb.len - head_len, 1) == 0)
-				send_all(c->ufd, hb.data + head_len, hb.len - head_len);
-		}
-		relay(c, 0);
-	} else {
-		buf req;
-		char host_hdr[300];
-		int bad;
-
-		if (host[0] == '[')
-			snprintf(host_hdr, sizeof(host_hdr), "[%s]", norm);
-		else
-			snprintf(host_hdr, sizeof(host_hdr), "%s", norm);
-		if (c->port != 80) {
-			size_t l = strlen(host_hdr);
-			snprintf(host_hdr + l, sizeof(host_hdr) - l, ":%d", c->port);
-		}
-		buf_init(&req, HEAD_MAX + 512);
-		c->status = 200;
-		bad = rewrite_request(&req, c->method, rest[0] ? rest : "/", version, host_hdr, hb.data,
-				      head_len) < 0;
-		if (!bad && hb.len > head_len)
-			bad = buf_append(&req, hb.data + head_len, hb.len - head_len) < 0;
-		if (!bad && count_bytes(c, req.len, 1) == 0)
-			bad = send_all(c->ufd, req.data, req.len) < 0;
-		buf_free(&req);
-		if (!bad)
-			relay(c, 1);
 	}
+	/* bytes the client sent after the head (a TLS hello) go on */
+	if (hb.len > head_len && count_bytes(c, hb.len - head_len, 1) == 0)
+		send_all(c->ufd, hb.data + head_len, hb.len - head_len);
+	relay(c, 0);
 done:
 	buf_free(&hb);
 }
@@ -1362,6 +1461,7 @@ static void *conn_main(void *arg)
 	int free_it;
 
 	serve(c);
+	met_decision(c->allowed, c->why);
 	pthread_mutex_lock(&p->mu);
 	if (c->allowed)
 		a->allowed++;
@@ -1380,6 +1480,7 @@ static void *conn_main(void *arg)
 		close(c->ufd);
 	a->conns--;
 	p->total--;
+	met_add(g_met_open, -1);
 	attach_unref_locked(a, &free_it);
 	p->threads--;
 	pthread_cond_broadcast(&p->cv);
@@ -1412,6 +1513,7 @@ static void take(egr_proxy *p, egr_attach *a, int fd)
 		send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		close(fd);
 		a->denied++;
+		met_decision(0, "busy");
 		free(c);
 		log_warn("egress", "the proxy's connection limit (%d) is reached: a connection of %s "
 				   "was refused", p->cfg.max_total, a->name);
@@ -1423,6 +1525,7 @@ static void take(egr_proxy *p, egr_attach *a, int fd)
 	a->conns++;
 	a->refs++;
 	p->total++;
+	met_add(g_met_open, 1);
 	p->threads++;
 	pthread_attr_init(&at);
 	pthread_attr_setstacksize(&at, THREAD_STACK);
@@ -1432,6 +1535,7 @@ static void take(egr_proxy *p, egr_attach *a, int fd)
 		a->conns--;
 		a->refs--;
 		p->total--;
+		met_add(g_met_open, -1);
 		p->threads--;
 		close(fd);
 		free(c);
@@ -1538,7 +1642,7 @@ static void sweep_dead(void)
 
 	if (!d)
 		return;
-	while ((e = readdir(d))) {
+	for (e = readdir(d); e; e = readdir(d)) {
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
 		char path[300];
@@ -1560,6 +1664,7 @@ int egr_new(egr_proxy **out, const egr_config *cfg)
 	*out = NULL;
 	if (!p)
 		return err_set(ERR_NOMEM, "out of memory");
+	pthread_once(&g_met_once, met_init);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	p->wake[0] = p->wake[1] = -1;
@@ -1594,7 +1699,9 @@ int egr_new(egr_proxy **out, const egr_config *cfg)
 			 atomic_fetch_add(&n_proxies, 1));
 		p->own_dir = 1;
 	}
-	if (mkdir(p->dir, 0711) < 0 && errno != EEXIST) {
+	if (mkdir(p->dir, 0711) == 0) {
+		p->own_dir = 1; /* a folder it made is its own to remove */
+	} else if (errno != EEXIST) {
 		rc = err_set(ERR_IO, "cannot create the egress socket folder %s: %s", p->dir,
 			     strerror(errno));
 		goto done;
@@ -1646,8 +1753,8 @@ void egr_free(egr_proxy *p)
 		close(p->wake[0]);
 	if (p->wake[1] >= 0)
 		close(p->wake[1]);
-	if (p->own_dir)
-		rmdir(p->dir);
+	if (p->own_dir) /* its sockets' folder, and what the sandboxes put there */
+		nftw(p->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	free(p->atts);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
@@ -1705,6 +1812,7 @@ int egr_attach_new(egr_proxy *p, egr_attach **out, const char *name, const egr_p
 	}
 	p->atts[p->natts++] = a;
 	pthread_mutex_unlock(&p->mu);
+	met_add(g_met_workers, 1);
 	wake(p);
 	*out = a;
 	return 0;
@@ -1748,6 +1856,7 @@ void egr_detach(egr_attach *a)
 	if (!a)
 		return;
 	p = a->p;
+	met_add(g_met_workers, -1);
 	pthread_mutex_lock(&p->mu);
 	a->detaching = 1;
 	a->on = 0;

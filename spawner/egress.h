@@ -103,7 +103,9 @@ const char *egr_addr_class(const struct sockaddr *sa);
 /* ---- the proxy ---- */
 
 typedef struct egr_config {
-	const char *dir;           /* folder for the sockets; NULL: /run/orch-egress/<pid>-<n> */
+	const char *dir;           /* folder for the sockets (its parent must exist; removed
+				      with what is in it by egr_free when egr_new made it);
+				      NULL: /run/orch-egress/<pid>-<n> */
 	int max_conns;             /* concurrent connections per attachment (32) */
 	int64_t max_bytes;         /* bytes per attachment, both directions (2 GiB) */
 	int max_total;             /* concurrent connections of the proxy (256) */

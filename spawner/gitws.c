@@ -813,3 +813,71 @@ int spw_git_push_merge(spw_git *g, const char *url, const spw_git_cred *cred,
 	git_remote_free(remote);
 	return rc;
 }
+
+int spw_git_push_as(spw_git *g, const char *url, const spw_git_cred *cred, const char *from,
+		    const char *to)
+{
+	git_remote *remote = NULL;
+	push_state ps;
+	char spec[600];
+	char *specs[1] = {spec};
+	int grc, rc = 0;
+
+	snprintf(spec, sizeof(spec), "+refs/heads/%s:refs/heads/%s", from, to);
+	grc = push_refs(g, url, cred, specs, 1, &ps, &remote);
+	if (grc < 0)
+		rc = git_fail(grc, "cannot push the branch");
+	else if (ps.rejected[0])
+		rc = err_set(ERR_GIT, "git: the remote refused the push of %s", ps.rejected);
+	git_remote_free(remote);
+	return rc;
+}
+
+int spw_git_default_branch(spw_git *g, char *out, size_t cap)
+{
+	static const char *const usual[] = {"main", "master"};
+	git_branch_iterator *it = NULL;
+	git_reference *ref = NULL;
+	git_branch_t type;
+	char only[256] = "";
+	int n = 0, grc;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(usual) / sizeof(usual[0]); i++) {
+		char tip[41];
+		if (spw_git_branch_tip(g, usual[i], tip) == 0) {
+			snprintf(out, cap, "%s", usual[i]);
+			return 0;
+		}
+	}
+	err_clear();
+	grc = git_branch_iterator_new(&it, g->host, GIT_BRANCH_LOCAL);
+	while (grc >= 0 && git_branch_next(&ref, &type, it) == 0) {
+		const char *name = NULL;
+		if (git_branch_name(&name, ref) == 0 && n++ == 0)
+			snprintf(only, sizeof(only), "%s", name);
+		git_reference_free(ref);
+		ref = NULL;
+	}
+	git_branch_iterator_free(it);
+	git_error_clear();
+	if (n == 1) {
+		snprintf(out, cap, "%s", only);
+		return 0;
+	}
+	if (n == 0)
+		return err_set(ERR_NOTFOUND, "git: the repository has no branch (is it empty?)");
+	return err_set(ERR_NOTFOUND, "git: the repository has no branch main or master but %d "
+				     "others: name the one to use (--branch)", n);
+}
+
+int spw_git_resolve(spw_git *g, const char *rev, char out[41])
+{
+	git_oid id;
+	int rc = resolve_base(g->host, rev, &id);
+
+	out[0] = '\0';
+	if (rc == 0)
+		git_oid_tostr(out, 41, &id);
+	return rc;
+}

@@ -126,4 +126,20 @@ int spw_git_push_merge(spw_git *g, const char *url, const spw_git_cred *cred,
  * (ERR_NOTFOUND when there is no such branch). */
 int spw_git_branch_tip(spw_git *g, const char *branch, char out[41]);
 
+/* --- changes to existing repositories (modes "import", "test", "pr") --- */
+
+/* Pushes the clone's refs/heads/<from> to `url` as refs/heads/<to>, forced
+ * (a branch that belongs to the factory, as a pull request's head). ERR_GIT,
+ * ERR_AUTH. */
+int spw_git_push_as(spw_git *g, const char *url, const spw_git_cred *cred, const char *from,
+		    const char *to);
+
+/* The branch a change starts from when none is named: main, else master,
+ * else the repository's only branch, into out[cap]. ERR_NOTFOUND saying
+ * which to name. */
+int spw_git_default_branch(spw_git *g, char *out, size_t cap);
+
+/* A branch, tag or commit id of the clone as a commit id (out[41]). ERR_GIT. */
+int spw_git_resolve(spw_git *g, const char *rev, char out[41]);
+
 #endif

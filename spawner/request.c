@@ -16,8 +16,13 @@
 static const char *const KNOWN[] = {
 	"id",      "task",      "project", "repo",  "prompt", "base",   "test_command",
 	"handles", "repo_secret", "thread_id", "run_id", "user", "role", "limits", "meta",
-	"mode",    "target",    "mirror",  "min_tests", "setup_command", "network", NULL,
+	"mode",    "target",    "mirror",  "min_tests", "setup_command", "network",
+	"allowed_failures", "allowed_failing", "pr", NULL,
 };
+
+static const char *const KNOWN_PR[] = {"head", "base", "title", "body", NULL};
+
+static const char *const MODES[] = {"work", "merge", "publish", "import", "test", "pr", NULL};
 
 static const char *const KNOWN_NETWORK[] = {"policy", "language", "hosts", "phases", NULL};
 
@@ -260,6 +265,8 @@ void spw_request_free(spw_request *r)
 	free(r->prompt);
 	free(r->test_command);
 	free(r->setup_command);
+	free(r->pr.body);
+	free(r->allowed_failing);
 	free(r->net.hosts);
 	for (size_t i = 0; i < r->nhandles; i++)
 		free(r->handles[i]);
@@ -403,6 +410,73 @@ check:
 	return 0;
 }
 
+static int branch_name_check(const char *b)
+{
+	return !b[0] || b[0] == '-' || strstr(b, "..") || strpbrk(b, " ~^:?*[\\") ? ERR_INVALID : 0;
+}
+
+/* "allowed_failing": an array of at most 1000 test names (no line breaks),
+ * into *out as lines. */
+static int parse_names(const json_t *a, char **out)
+{
+	const json_t *v;
+	size_t i;
+	buf b;
+
+	*out = NULL;
+	if (!a || json_is_null(a))
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > 1000)
+		return err_set(ERR_INVALID, "\"allowed_failing\" must be an array of at most 1000 "
+					    "test names");
+	buf_init(&b, 1024 * 1024);
+	json_array_foreach(a, i, v) {
+		const char *s = json_string_value(v);
+		if (!s || !*s || strpbrk(s, "\r\n") || strlen(s) >= 512) {
+			buf_free(&b);
+			return err_set(ERR_INVALID, "allowed_failing[%zu] must be a test's name", i);
+		}
+		buf_printf(&b, "%s\n", s);
+	}
+	*out = buf_steal(&b);
+	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
+}
+
+/* "pr": {"head", "base", "title", "body"}: mode "pr" needs it, no other
+ * mode takes it. */
+static int parse_pr(const json_t *p, spw_request *out)
+{
+	const char *key;
+	const json_t *v;
+	int rc;
+
+	if (!p || json_is_null(p))
+		return strcmp(out->mode, "pr") == 0
+			       ? err_set(ERR_INVALID, "\"pr\" is missing (mode pr opens a pull request)")
+			       : 0;
+	if (strcmp(out->mode, "pr") != 0)
+		return err_set(ERR_INVALID, "\"pr\" goes with mode \"pr\"");
+	if (!json_is_object(p))
+		return err_set(ERR_INVALID, "\"pr\" must be an object {head, base, title, body}");
+	json_object_foreach((json_t *)p, key, v) {
+		(void)v;
+		if (!known(KNOWN_PR, key))
+			return err_set(ERR_INVALID, "\"pr.%s\" is not a field of \"pr\"", key);
+	}
+	rc = get_str(p, "head", 1, out->pr.head, sizeof(out->pr.head));
+	if (rc == 0)
+		rc = get_str(p, "base", 1, out->pr.base, sizeof(out->pr.base));
+	if (rc == 0)
+		rc = get_str(p, "title", 1, out->pr.title, sizeof(out->pr.title));
+	if (rc == 0)
+		rc = get_text(p, "body", 0, SPW_PROMPT_MAX, &out->pr.body);
+	if (rc < 0)
+		return err_wrap("\"pr\"");
+	if (branch_name_check(out->pr.head) < 0 || branch_name_check(out->pr.base) < 0)
+		return err_set(ERR_INVALID, "\"pr.head\" and \"pr.base\" must be branch names");
+	return 0;
+}
+
 int spw_request_from_json(const json_t *j, spw_request *out)
 {
 	const char *key;
@@ -432,9 +506,9 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 		return rc;
 	if (!out->mode[0])
 		snprintf(out->mode, sizeof(out->mode), "work");
-	if (strcmp(out->mode, "work") != 0 && strcmp(out->mode, "merge") != 0 &&
-	    strcmp(out->mode, "publish") != 0)
-		return err_set(ERR_INVALID, "\"mode\" must be \"work\", \"merge\" or \"publish\"");
+	if (!known(MODES, out->mode))
+		return err_set(ERR_INVALID, "\"mode\" must be \"work\", \"merge\", \"publish\", "
+					    "\"import\", \"test\" or \"pr\"");
 	if ((rc = get_str(j, "task", 1, out->task, sizeof(out->task))) < 0 ||
 	    (rc = task_check(out->task)) < 0)
 		return rc;
@@ -455,8 +529,9 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 		return rc;
 	if (out->mirror[0] && (rc = repo_check(out->mirror)) < 0)
 		return err_set(ERR_INVALID, "\"mirror\": %s", err_last());
-	if (strcmp(out->mode, "publish") == 0 && !out->mirror[0])
-		return err_set(ERR_INVALID, "\"mirror\" is missing (mode publish pushes to it)");
+	if ((strcmp(out->mode, "publish") == 0 || strcmp(out->mode, "import") == 0 ||
+	     strcmp(out->mode, "pr") == 0) && !out->mirror[0])
+		return err_set(ERR_INVALID, "\"mirror\" is missing (mode %s pushes to it)", out->mode);
 	v = json_object_get(j, "min_tests");
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
@@ -464,6 +539,19 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 			return err_set(ERR_INVALID, "\"min_tests\" must be an integer from 0");
 		out->min_tests = (int64_t)json_integer_value(v);
 	}
+	v = json_object_get(j, "allowed_failures");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > 10000000)
+			return err_set(ERR_INVALID, "\"allowed_failures\" must be an integer from 0");
+		out->allowed_failures = (int)json_integer_value(v);
+	}
+	rc = parse_names(json_object_get(j, "allowed_failing"), &out->allowed_failing);
+	if (rc < 0)
+		return rc;
+	rc = parse_pr(json_object_get(j, "pr"), out);
+	if (rc < 0)
+		return rc;
 	if ((rc = get_str(j, "base", 0, out->base, sizeof(out->base))) < 0)
 		return rc;
 	if (out->base[0] && (out->base[0] == '-' || strstr(out->base, "..") ||
@@ -475,6 +563,8 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 		free(out->test_command);
 		out->test_command = NULL;
 	}
+	if (strcmp(out->mode, "test") == 0 && !out->test_command)
+		return err_set(ERR_INVALID, "\"test_command\" is missing (mode test runs it)");
 	if ((rc = get_text(j, "setup_command", 0, 4096, &out->setup_command)) < 0)
 		return rc;
 	if (out->setup_command && !out->setup_command[0]) {
@@ -536,7 +626,7 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 
 int spw_request_is_git_only(const spw_request *r)
 {
-	return strcmp(r->mode, "merge") == 0 || strcmp(r->mode, "publish") == 0;
+	return strcmp(r->mode, "work") != 0;
 }
 
 int spw_request_parse(const char *text, size_t len, spw_request *out)
@@ -585,6 +675,14 @@ json_t *spw_request_json(const spw_request *r)
 		json_object_set_new(j, "mirror", json_string(r->mirror));
 	if (r->min_tests > 0)
 		json_object_set_new(j, "min_tests", json_integer(r->min_tests));
+	if (r->allowed_failures > 0)
+		json_object_set_new(j, "allowed_failures", json_integer(r->allowed_failures));
+	if (r->allowed_failing)
+		json_object_set_new(j, "allowed_failing", spw_lines_of(r->allowed_failing));
+	if (r->pr.head[0])
+		json_object_set_new(j, "pr", json_pack("{s:s, s:s, s:s, s:s}", "head", r->pr.head,
+						       "base", r->pr.base, "title", r->pr.title,
+						       "body", r->pr.body ? r->pr.body : ""));
 	json_object_set_new(j, "project", json_string(r->project));
 	json_object_set_new(j, "repo", json_string(r->repo));
 	if (r->base[0])

@@ -11,7 +11,13 @@
  *                           "ob-<outbox row id>")
  *   mode          optional  "work" (the default: a coding agent on the task), "merge"
  *                           (rebase task/<task> onto `target`, re-test, fast-forward
- *                           `target`) or "publish" (push `target` to `mirror`)
+ *                           `target`), "publish" (push `target` to `mirror`),
+ *                           "import" (the branch `target` of `repo`, a remote, into
+ *                           `mirror`, the project's own repository; "" : main, else
+ *                           master, else its only branch), "test" (the test command
+ *                           run on `base`, nothing else: a baseline) or "pr" (push
+ *                           `target` to `mirror` as branch pr.head and open or update
+ *                           the pull request pr.head -> pr.base on its forge)
  *   task          required  task id [A-Za-z0-9][A-Za-z0-9._-]{0,63}: the branch is task/<task>
  *   project       required  the project (its thread key): secrets scope, budgets
  *   repo          required  the project repository: an absolute path of a local
@@ -24,6 +30,17 @@
  *                           repo_secret authenticates it too
  *   min_tests     optional  merge: the re-tested result must count at least this many
  *                           tests (what the target had), else it is "failed"
+ *   allowed_failures optional work, merge: failing tests accepted (the repository's
+ *                           baseline: tests that failed on the base before any work);
+ *                           with it the tests pass when their counts are known, no
+ *                           more than this many fail and (work) no fewer pass than on
+ *                           the base
+ *   allowed_failing optional with allowed_failures: the names of those failing tests
+ *                           (spawner/testsum.h); when the run names every failure,
+ *                           each must be one of them (a test that passed on the base
+ *                           and fails now is not accepted)
+ *   pr            pr        {"head": branch on the remote, "base": the pull request's
+ *                           base branch, "title", "body" (at most 64 KiB)}
  *   base          optional  branch, tag or commit to start from (default: the
  *                           repository's default branch)
  *   test_command  optional  shell command that runs the project's tests; without it
@@ -112,6 +129,12 @@ typedef struct spw_request {
 	char target[256];        /* merge, publish: "" means "main" */
 	char mirror[1024];       /* merge, publish: "" for none */
 	int64_t min_tests;       /* merge: 0 for no floor */
+	int allowed_failures;    /* work, merge: the baseline's failing tests */
+	char *allowed_failing;   /* their names, one a line; owned; NULL: by counts */
+	struct {
+		char head[256], base[256], title[256];
+		char *body;      /* owned; NULL: none */
+	} pr;                    /* mode pr */
 	char *prompt;            /* owned; NULL outside mode "work" */
 	char *test_command;      /* owned; NULL: none */
 	char *setup_command;     /* owned; NULL: none */
@@ -136,7 +159,7 @@ void spw_request_free(spw_request *r);
 /* The request as JSON for the record (handles, never a secret). Owned. */
 json_t *spw_request_json(const spw_request *r);
 
-/* True for the modes that run no agent ("merge", "publish"). */
+/* True for the modes that run no agent (all but "work"). */
 int spw_request_is_git_only(const spw_request *r);
 
 /* Checks an idempotency id's form. */

@@ -232,18 +232,16 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 		return rc;
 	if (o->nbinds > 64)
 		return err_set(ERR_INVALID, "at most 64 binds");
-	if (o->egress_socket && o->backend != SBX_NS)
-		return err_set(ERR_INVALID, "the egress proxy is offered by the ns backend only (for "
-					    "now): use --backend ns, or no allowed hosts");
 	if (o->nbinds || o->egress_socket) {
 		b->binds = calloc(o->nbinds + 1, sizeof(*b->binds));
 		if (!b->binds)
 			return err_set(ERR_NOMEM, "out of memory");
 		b->nbinds = o->nbinds;
 		for (size_t i = 0; i < o->nbinds; i++) {
-			if (o->binds[i].inside && strcmp(o->binds[i].inside, SBX_EGRESS_INSIDE) == 0)
-				return err_set(ERR_INVALID, "bind target %s is the egress socket's place",
-					       SBX_EGRESS_INSIDE);
+			if (o->binds[i].inside && (strcmp(o->binds[i].inside, SBX_EGRESS_INSIDE) == 0 ||
+						   strcmp(o->binds[i].inside, SBX_EGRESS_FWD_INSIDE) == 0))
+				return err_set(ERR_INVALID, "bind target %s is the egress proxy's place",
+					       o->binds[i].inside);
 			char real[PATH_MAX];
 			if (!o->binds[i].host || !o->binds[i].inside)
 				return err_set(ERR_INVALID, "bind %zu lacks a host or inside path", i);
@@ -262,11 +260,13 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 	if (o->egress_socket) {
 		struct stat st;
 		sbx_bind *eb = &b->binds[b->nbinds];
+		char real[PATH_MAX];
 
-		if (stat(o->egress_socket, &st) < 0 || !S_ISSOCK(st.st_mode))
+		if (stat(o->egress_socket, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+		    !realpath(o->egress_socket, real))
 			return err_set(ERR_INVALID, "egress socket '%s' is not a unix socket",
 				       o->egress_socket);
-		eb->host = strdup(o->egress_socket);
+		eb->host = strdup(real);
 		eb->inside = strdup(SBX_EGRESS_INSIDE);
 		eb->writable = 0;
 		if (!eb->host || !eb->inside)

@@ -103,8 +103,11 @@ typedef struct sbx_opts {
 				      connection to it, and every command gets
 				      HTTP_PROXY, HTTPS_PROXY, NO_PROXY and the npm,
 				      pip and cargo proxy variables (a granted
-				      variable wins). NULL: no network at all (ns
-				      only for now) */
+				      variable wins). docker: the socket and a static
+				      forwarder (written beside the socket, which
+				      must be in a folder of its own) are bound into
+				      every container, whose command starts behind
+				      the forwarder. NULL: no network at all */
 	/* docker backend */
 	const char *docker_socket; /* default DOCKER_HOST (unix://), else /var/run/docker.sock */
 	const char *image;         /* required for docker */

@@ -20,7 +20,14 @@
  * sbx_sweep_docker(): every new box sweeps its engine, the spawner's janitor
  * does it periodically, `orchestrator sandbox sweep` on demand.
  * The engine's socket is never made visible to a container: a workspace or
- * bind that would expose it is refused. */
+ * bind that would expose it is refused.
+ *
+ * Egress: a box with an egress socket gets the socket bound at
+ * SBX_EGRESS_INSIDE and the static forwarder (sbx_fwd_image, written once
+ * beside the socket) at SBX_EGRESS_FWD_INSIDE, which every command runs
+ * through: it listens on 127.0.0.1:SBX_EGRESS_PORT in the container's own
+ * network namespace (none: loopback only), leaves the forwarder running and
+ * becomes the command. The proxy variables are the same as on ns. */
 #include "spawner/sbx_int.h"
 
 #include "core/err.h"
@@ -63,6 +70,7 @@ typedef struct dk_impl {
 	size_t hdr_len, frame_left;
 	int frame_stream, stop;
 	uint32_t uid;     /* the host uid the container's user 1000 writes as */
+	char fwd[PATH_MAX]; /* egress: the forwarder's host path ("" without) */
 	sbx *b;
 } dk_impl;
 
@@ -330,6 +338,76 @@ static int container_uid(dk_impl *d)
 	return 0;
 }
 
+/* 1 when the file at `path` holds exactly the forwarder image. */
+static int same_image(const char *path)
+{
+	const unsigned char *img = sbx_fwd_image;
+	size_t size = (size_t)(sbx_fwd_image_end - sbx_fwd_image), off = 0;
+	char chunk[65536];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), same = 0;
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != size ||
+	    st.st_uid != geteuid() || (st.st_mode & 07777) != 0555)
+		goto done;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || off + (size_t)n > size || memcmp(chunk, img + off, (size_t)n) != 0)
+			break;
+		off += (size_t)n;
+	}
+	same = off == size;
+done:
+	close(fd);
+	return same;
+}
+
+/* Writes the egress forwarder beside the box's egress socket, as
+ * <its folder>/egress-fwd (mode 0555), unless it is there already: written
+ * under another name, then renamed, so no box binds a half-written file.
+ * Its host path goes to d->fwd. ERR_IO saying why. */
+static int install_forwarder(dk_impl *d)
+{
+	const char *sock = d->b->binds[d->b->nbinds - 1].host;
+	const char *slash = strrchr(sock, '/');
+	size_t size = (size_t)(sbx_fwd_image_end - sbx_fwd_image), off = 0;
+	char tmp[PATH_MAX + 64];
+	int fd, rc = 0;
+
+	if (!slash || slash == sock)
+		return err_set(ERR_INVALID, "the egress socket %s is not in a folder of its own", sock);
+	snprintf(d->fwd, sizeof(d->fwd), "%.*s/egress-fwd", (int)(slash - sock), sock);
+	if (same_image(d->fwd))
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.%ld.%u", d->fwd, (long)getpid(), atomic_fetch_add(&g_seq, 1));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0555);
+	if (fd < 0)
+		return err_set(ERR_IO, "cannot write the egress forwarder %s: %s", tmp, strerror(errno));
+	while (off < size && rc == 0) {
+		ssize_t n = write(fd, sbx_fwd_image + off, size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			rc = err_set(ERR_IO, "cannot write the egress forwarder %s: %s", tmp,
+				     n < 0 ? strerror(errno) : "short write");
+		else
+			off += (size_t)n;
+	}
+	if (close(fd) < 0 && rc == 0)
+		rc = err_set(ERR_IO, "cannot write the egress forwarder %s: %s", tmp, strerror(errno));
+	if (rc == 0 && fchmodat(AT_FDCWD, tmp, 0555, 0) < 0)
+		rc = err_set(ERR_IO, "cannot make %s executable: %s", tmp, strerror(errno));
+	if (rc == 0 && rename(tmp, d->fwd) < 0)
+		rc = err_set(ERR_IO, "cannot put the egress forwarder at %s: %s", d->fwd, strerror(errno));
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
 static int dk_prepare(sbx *b)
 {
 	dk_impl *d = calloc(1, sizeof(*d));
@@ -370,6 +448,8 @@ static int dk_prepare(sbx *b)
 		rc = check_network(d);
 	if (rc == 0)
 		rc = container_uid(d);
+	if (rc == 0 && b->egress)
+		rc = install_forwarder(d);
 	b->sandbox_uid = d->uid;
 	/* the container's user must own its workspace (spawner workspaces are
 	 * root's, mode 0700) */
@@ -381,10 +461,11 @@ static int dk_prepare(sbx *b)
 	if (sbx_sweep_docker(b->docker_socket, &swept) == 0 && swept > 0)
 		log_info("sandbox", "removed %d containers whose owner died", swept);
 	snprintf(b->describe, sizeof(b->describe),
-		 "docker: image %s, runtime %s, network %s, read-only root, cap-drop ALL, "
+		 "docker: image %s, runtime %s, network %s%s, read-only root, cap-drop ALL, "
 		 "no-new-privileges, seccomp deny-list, user 1000:1000 (host uid %u), memory %lld MiB, "
 		 "%lld pids, %.2f cpus",
-		 b->image, b->runtime ? b->runtime : "default", b->net, d->uid,
+		 b->image, b->runtime ? b->runtime : "default", b->net,
+		 b->egress ? " + the egress proxy on 127.0.0.1:3128" : "", d->uid,
 		 (long long)(b->mem_bytes >> 20), (long long)b->pids, b->cpus);
 	return 0;
 }
@@ -415,6 +496,8 @@ static char *create_body(sbx *b)
 		goto done;
 	memcpy(seccomp, "seccomp=", 8);
 	memcpy(seccomp + 8, profile, strlen(profile) + 1);
+	if (b->egress) /* the forwarder first; it becomes the command */
+		json_array_append_new(cmd, json_string(SBX_EGRESS_FWD_INSIDE));
 	for (char **p = r->argv; *p; p++)
 		json_array_append_new(cmd, json_string(*p));
 	for (char **p = r->envp; *p; p++)
@@ -468,6 +551,9 @@ static char *create_body(sbx *b)
 	for (size_t i = 0; i < b->nbinds; i++)
 		json_array_append_new(mounts, bind_mount(b->binds[i].host, b->binds[i].inside,
 							 b->binds[i].writable));
+	if (b->egress)
+		json_array_append_new(mounts, bind_mount(((dk_impl *)b->impl)->fwd,
+							 SBX_EGRESS_FWD_INSIDE, 0));
 	json_object_set_new(hc, "Mounts", mounts);
 	json_array_append_new(ul, json_pack("{s:s,s:I,s:I}", "Name", "nofile", "Soft",
 					    (json_int_t)b->nofile, "Hard", (json_int_t)b->nofile));
@@ -814,8 +900,10 @@ static int dk_wait(sbx *b, int64_t slice_ms)
 	return 0;
 }
 
-/* "[FATAL tini (7)] exec CMD failed: REASON" -> reason "cannot run CMD:
- * REASON", as the ns backend words it. */
+/* The reason of a command that could not be run, from the first line of
+ * its stderr, as the ns backend words it: tini's "[FATAL tini (7)] exec CMD
+ * failed: REASON", or the egress forwarder's "sandbox: cannot run 'CMD':
+ * REASON" (its own failure too: "sandbox: the egress forwarder ..."). */
 static void exec_failure(sbx *b, sbx_result *out)
 {
 	const sbx_capture *c = &b->run.err;
@@ -826,6 +914,16 @@ static void exec_failure(sbx *b, sbx_result *out)
 	memcpy(line, c->head, n);
 	line[n] = 0;
 	line[strcspn(line, "\n")] = 0;
+	if (b->egress && strncmp(line, "sandbox: ", 9) == 0) {
+		p = strstr(line, "cannot run '");
+		f = p ? strstr(p + 12, "': ") : NULL;
+		if (p && f)
+			snprintf(out->reason, sizeof(out->reason), "cannot run %.*s: %s",
+				 (int)(f - p - 12), p + 12, f + 3);
+		else
+			snprintf(out->reason, sizeof(out->reason), "%s", line + 9);
+		return;
+	}
 	p = strstr(line, "] exec ");
 	f = p ? strstr(p, " failed: ") : NULL;
 	if (!p || !f || strncmp(line, "[FATAL tini", 11) != 0)
@@ -849,7 +947,7 @@ static int dk_collect(sbx *b, sbx_result *out)
 	out->mem_peak_bytes = -1;
 	if (!d->have_exit)
 		snprintf(out->reason, sizeof(out->reason), "the Docker engine lost the container");
-	else if (out->exit_code == 126 || out->exit_code == 127)
+	else if (out->exit_code == 126 || out->exit_code == 127 || (b->egress && out->exit_code == 125))
 		exec_failure(b, out);
 	dk_remove(d);
 	return 0;

@@ -141,6 +141,13 @@ int sbx_seccomp_prog(const struct sock_fprog **out);
  * socket at `sock_path` (at most 64 at once). System calls only: it runs in
  * a process forked from the sandbox's init. Never returns. */
 __attribute__((noreturn)) void sbx_fwd_serve(int lfd, const char *sock_path);
+
+/* The docker backend's forwarder: spawner/fwd/egress_fwd.c built static
+ * (the build's gen/egress-fwd), carried in the binary between these two
+ * symbols (gen/fwd_image.S). A container with egress runs it, bound
+ * read-only here, with its command as arguments. */
+#define SBX_EGRESS_FWD_INSIDE "/run/orch-egress-fwd"
+extern const unsigned char sbx_fwd_image[], sbx_fwd_image_end[];
 /* The same deny-list as a Docker seccomp profile (JSON text, for
  * SecurityOpt "seccomp=..."). The caller frees it; NULL when out of memory. */
 char *sbx_seccomp_docker_profile(void);

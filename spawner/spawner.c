@@ -196,6 +196,23 @@ int spw_net_registries(const spw_config *cfg, const char *language, char *out, s
 		       language, fam[0] ? fam : "LANGUAGE");
 }
 
+/* ORCH_NET_SOCKET_DIR: an absolute folder, short enough for the socket
+ * paths under it (a unix socket's path holds at most 107 bytes). */
+static int net_socket_dir_from_env(spw_config *out)
+{
+	const char *v = getenv("ORCH_NET_SOCKET_DIR");
+
+	out->net_socket_dir[0] = '\0';
+	if (!v || !*v)
+		return 0;
+	if (v[0] != '/' || strlen(v) >= sizeof(out->net_socket_dir) - 40)
+		return err_set(ERR_INVALID, "ORCH_NET_SOCKET_DIR must be an absolute folder of at most "
+					    "%zu bytes (the sockets' paths under it must fit), got '%s'",
+			       sizeof(out->net_socket_dir) - 41, v);
+	snprintf(out->net_socket_dir, sizeof(out->net_socket_dir), "%s", v);
+	return 0;
+}
+
 /* The registry lists: the built-in ones, each replaced by
  * ORCH_NET_REGISTRIES_<LANGUAGE>, and the languages only the environment
  * names. */
@@ -339,6 +356,9 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 			      sizeof(out->disk_kind))) < 0)
 		return rc;
 	INT("ORCH_SANDBOX_DEGRADED", 0, 0, 1, allow_degraded);
+	if ((rc = cfg_env_str("ORCH_FORGE_API", "", out->forge_api, sizeof(out->forge_api))) < 0)
+		return rc;
+	DUR("ORCH_FORGE_POLL", 60000, 0, 86400000, forge_poll_ms);
 	INT("ORCH_NET_MAX_CONNS", 32, 1, 4096, net_max_conns);
 	if ((rc = env_size("ORCH_NET_MAX_BYTES", (int64_t)2 << 30, &out->net_max_bytes)) < 0)
 		return rc;
@@ -366,7 +386,8 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 		if (spw_phases_parse(phases, &out->net_phases) < 0)
 			return err_wrap("ORCH_NET_PHASES");
 	}
-	if ((rc = net_registries_from_env(out)) < 0)
+	if ((rc = net_registries_from_env(out)) < 0 ||
+	    (rc = net_socket_dir_from_env(out)) < 0)
 		return rc;
 #undef INT
 #undef DUR
@@ -473,8 +494,8 @@ struct spw_spawner {
 	slot *slots;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	pthread_t consumer, heart;
-	int started;
+	pthread_t consumer, heart, forge;
+	int started, forge_started;
 	atomic_int stopping;
 	eng_relay *relay;
 	rds_conn *relay_conn;    /* used by the relay thread only */
@@ -1513,6 +1534,30 @@ static void *heart_main(void *arg)
 	return NULL;
 }
 
+/* The pull requests' poller (change.c): what people write on the pull
+ * requests the factory opened, and what CI reports, to their projects. */
+static void *forge_main(void *arg)
+{
+	spw_spawner *s = arg;
+	int64_t period = s->cfg.forge_poll_ms / 2;
+	int failing = 0;
+
+	period = period < 200 ? 200 : period > 5000 ? 5000 : period;
+	while (!atomic_load(&s->stopping)) {
+		int64_t next = util_mono_ms() + period;
+
+		if (spw_forge_poll(s->pool, &s->cfg, NULL) < 0) {
+			if (!failing++)
+				log_warn("spawner", "reading the pull requests: %s", err_last());
+		} else {
+			failing = 0;
+		}
+		while (!atomic_load(&s->stopping) && util_mono_ms() < next)
+			util_sleep_ms(50);
+	}
+	return NULL;
+}
+
 int spw_cleanup(spw_spawner *s, int *out_removed)
 {
 	char path[PATH_MAX];
@@ -1679,11 +1724,28 @@ int spw_new(spw_spawner **out, const spw_config *cfg, pg_pool *pool, llm_service
 	{
 		/* one egress proxy for every worker; workers without network need none */
 		egr_config ec;
+		char dir[160];
+		int made = 0;
 
 		memset(&ec, 0, sizeof(ec));
 		ec.max_conns = cfg->net_max_conns;
 		ec.max_bytes = cfg->net_max_bytes;
-		if (egr_new(&s->egress, &ec) < 0) {
+		if (cfg->net_socket_dir[0]) {
+			/* a folder per spawner: spawners in containers share it
+			 * (their pids may be the same) */
+			util_rand_hex(rnd, 4);
+			snprintf(dir, sizeof(dir), "%s/%d-%s", cfg->net_socket_dir, (int)getpid(), rnd);
+			ec.dir = dir;
+			made = mkdir(cfg->net_socket_dir, 0711) == 0 || errno == EEXIST;
+		}
+		if (ec.dir && !made) {
+			snprintf(s->egress_error, sizeof(s->egress_error),
+				 "cannot create ORCH_NET_SOCKET_DIR %s: %s", cfg->net_socket_dir,
+				 strerror(errno));
+			health_report("spawner.egress", HEALTH_DEGRADED,
+				      "the egress proxy could not start: %s (workers get no network)",
+				      s->egress_error);
+		} else if (egr_new(&s->egress, &ec) < 0) {
 			snprintf(s->egress_error, sizeof(s->egress_error), "%s", err_last());
 			health_report("spawner.egress", HEALTH_DEGRADED,
 				      "the egress proxy could not start: %s (workers get no network)",
@@ -1732,6 +1794,8 @@ int spw_start(spw_spawner *s)
 		return err_set(ERR_IO, "cannot start the spawner's heartbeat thread");
 	}
 	s->started = 1;
+	if (s->cfg.forge_poll_ms > 0 && pthread_create(&s->forge, NULL, forge_main, s) == 0)
+		s->forge_started = 1;
 	log_info("spawner", "spawner %s: up to %d workers, reclaiming after %lld ms", s->id,
 		 s->cfg.max_workers, (long long)s->cfg.claim_idle_ms);
 	return 0;
@@ -1752,6 +1816,10 @@ void spw_stop(spw_spawner *s)
 		s->started = 0;
 		health_forget("spawner.consumer"); /* stopped on purpose */
 		health_forget("spawner.heartbeat");
+	}
+	if (s->forge_started) {
+		pthread_join(s->forge, NULL);
+		s->forge_started = 0;
 	}
 	for (int i = 0; i < s->cfg.max_workers; i++) {
 		slot *sl = &s->slots[i];

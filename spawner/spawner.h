@@ -146,6 +146,13 @@ typedef struct spw_config {
 					replaced or joined by ORCH_NET_REGISTRIES_<LANGUAGE> */
 	int net_max_conns;           /* ORCH_NET_MAX_CONNS (32): at once, per worker */
 	int64_t net_max_bytes;       /* ORCH_NET_MAX_BYTES (2G): per worker, both ways */
+	/* pull requests (spawner/forge.h; README: "Changing an existing repository") */
+	char forge_api[512];         /* ORCH_FORGE_API (""): the forge's API; "" derives it
+					from the remote's URL */
+	int64_t forge_poll_ms;       /* ORCH_FORGE_POLL (60s): how often open pull requests
+					are read for comments and CI failures; 0: never */
+	char net_socket_dir[80];     /* ORCH_NET_SOCKET_DIR: where the proxy's sockets go
+					(a folder per spawner in it); "": /run/orch-egress */
 	/* set by the caller: each worker's lines (its phases, the agent's steps and
 	 * commands, as `logs -f` shows them) as custom events of its project's
 	 * thread (engine/stream.h: node "worker", {"worker", "kind", "text", "t"},

@@ -6,6 +6,7 @@
 #define ORCH_SPAWNER_SPW_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -76,6 +77,16 @@ void spw_transcript_path(const spw_config *cfg, const char *id, char *out, size_
  * spw_worker_run. */
 json_t *spw_merge_run(const spw_worker_ctx *w);
 
+/* Runs a request of mode "import", "test" or "pr" (change.c): a change to
+ * an existing repository. Same contract as spw_worker_run. */
+json_t *spw_change_run(const spw_worker_ctx *w);
+
+/* Reads the open pull requests of forge_prs that are due (change.c) and
+ * delivers what is new on them to their projects as "forge" events.
+ * *out_events (may be NULL) counts them. Errors of one pull request are
+ * recorded with it (last_error) and do not stop the others. */
+int spw_forge_poll(pg_pool *pool, const spw_config *cfg, int *out_events);
+
 /* --- what worker.c and merge.c share --- */
 
 struct sec_env;
@@ -99,8 +110,17 @@ int spw_repo_allowed(const spw_config *cfg, const char *repo, char *out, size_t 
 int spw_run_tests(const spw_worker_ctx *w, struct sbx *box, char *const *env,
 		  struct spw_testsum *sum, buf *tail, char *why, size_t whycap);
 
-/* The counts of a test run as JSON (owned). */
+/* The counts of a test run as JSON (owned), with "failing" (the names)
+ * when every failure is named. */
 json_t *spw_testsum_json(const struct spw_testsum *s);
+
+/* The tests of a run pass: they passed, or the request's baseline allows
+ * its failures — by name when the request lists them (allowed_failing)
+ * and the run names every failure: each failing test failed before;
+ * else by counts: no more than allowed_failures fail and (with `base`, the
+ * run on the base commit) no fewer pass than there. */
+int spw_tests_accepted(const spw_request *req, const struct spw_testsum *sum,
+		       const struct spw_testsum *base);
 
 /* Steps 1 and 2 of a worker and of a merge: spw_worker_grants, then
  * spw_repo_allowed on the request's repository (its real path or URL into
@@ -125,6 +145,59 @@ int spw_workspace_make(const spw_worker_ctx *w, const spw_limits *lim, const cha
  * On failure reason[cap] says why. */
 int spw_worker_sandbox(const spw_worker_ctx *w, const spw_limits *lim, const char *ws,
 		       const char *egress_socket, struct sbx **out, char *reason, size_t cap);
+
+/* --- the network of a worker or a merge (worker_net.c) --- */
+
+struct egr_policy;
+struct egr_attach;
+
+/* Its policy, its attachment to the spawner's egress proxy, and what the
+ * proxy refused. spw_net_init, spw_net_open, then spw_net_socket for the
+ * sandbox and spw_net_phase before each phase; spw_net_result once the
+ * sandbox is gone, spw_net_free in every case. */
+typedef struct spw_net {
+	const spw_worker_ctx *w;
+	const char *transcript;   /* where decisions and setups are written; may be NULL */
+	struct egr_policy *pol;   /* NULL: the policy none */
+	struct egr_attach *att;   /* NULL: no network */
+	unsigned phases;          /* SPW_NET_* that have the network */
+	char desc[1024];          /* "none", or "registries: pypi.org, ..." */
+	pthread_mutex_t mu;       /* guards what follows (the proxy's threads write it) */
+	int denied;
+	char first_denied[400];
+} spw_net;
+
+void spw_net_init(spw_net *n, const spw_worker_ctx *w, const char *transcript);
+
+/* The policy in force: the request's "network", else ORCH_NET_POLICY and
+ * ORCH_NET_PHASES; "registries" lists those of the request's language, else
+ * of the languages whose manifests the checkout at `ws` holds. Unless it is
+ * none, attaches to the spawner's egress proxy. On failure *status
+ * ("refused": the policy cannot apply; "error": no proxy) and reason[cap]. */
+int spw_net_open(spw_net *n, const char *ws, const char **status, char *reason, size_t cap);
+
+/* The attachment's socket for the sandbox (sbx_opts.egress_socket), NULL
+ * without network. Borrowed. */
+const char *spw_net_socket(const spw_net *n);
+
+/* Names the phase and gives it the network when the policy's phases hold
+ * `bit` (SPW_NET_*). A no-op without network. */
+void spw_net_phase(spw_net *n, const char *phase, unsigned bit);
+
+/* Ends the network (every connection is counted) and returns the result's
+ * "network": {"policy", "allowed", "denied", "bytes"} (owned); NULL without
+ * network. Call it after the sandbox is freed. */
+json_t *spw_net_result(spw_net *n);
+
+void spw_net_free(spw_net *n);
+
+/* Runs the request's setup_command in a fresh sandbox of `box` in the phase
+ * "setup" (with the network the policy gives it); its line goes to the
+ * transcript. 0 when it passed; 1 when it failed, reason[cap] saying why
+ * (the proxy's refusals, a network the policy none did not give it, or its
+ * last line); <0 when the sandbox failed. */
+int spw_run_setup(const spw_worker_ctx *w, struct sbx *box, char *const *env, spw_net *n,
+		  char *reason, size_t cap);
 
 /* The lines of "a\nb\n" (empty ones left out) as a JSON array of strings.
  * Owned; NULL when out of memory. */

@@ -372,6 +372,89 @@ static int parse_plain(const char *text, const char *end, spw_testsum *o)
 	return found;
 }
 
+/* --- the failing tests' names --- */
+
+/* The name of a failing test on line `l` in `format`, into out[cap]; 0
+ * when the line names none. */
+static int failing_name(const line *l, const char *format, char *out, size_t cap)
+{
+	const char *s = l->s, *e = l->e, *m;
+
+	if (strcmp(format, "unittest") == 0 && (starts(l, "FAIL: ") || starts(l, "ERROR: "))) {
+		s += starts(l, "FAIL: ") ? 6 : 7;
+	} else if (strcmp(format, "pytest") == 0 && (starts(l, "FAILED ") || starts(l, "ERROR "))) {
+		s += starts(l, "FAILED ") ? 7 : 6;
+		m = find(&(line){s, e}, " - ");
+		e = m ? m : e;
+	} else if (strcmp(format, "go") == 0) {
+		while (s < e && (*s == ' ' || *s == '	'))
+			s++;
+		if ((size_t)(e - s) < 10 || memcmp(s, "--- FAIL: ", 10) != 0)
+			return 0;
+		s += 10;
+		m = find(&(line){s, e}, " (");
+		e = m ? m : e;
+	} else if (strcmp(format, "cargo") == 0 && starts(l, "test ") &&
+		   (size_t)(e - s) > 16 && memcmp(e - 11, " ... FAILED", 11) == 0) {
+		s += 5;
+		e -= 11;
+	} else if (strcmp(format, "tap") == 0 && starts(l, "not ok") && !find(l, "# TODO") &&
+		   !find(l, "# SKIP") && !find(l, "# skip")) {
+		s += 6;
+		while (s < e && (*s == ' ' || isdigit((unsigned char)*s)))
+			s++;
+		if (s + 1 < e && *s == '-' && s[1] == ' ')
+			s += 2;
+	} else {
+		return 0;
+	}
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if (e <= s || (size_t)(e - s) >= cap || memchr(s, '\0', (size_t)(e - s)))
+		return 0; /* none, too long, or not text */
+	memcpy(out, s, (size_t)(e - s));
+	out[e - s] = '\0';
+	return 1;
+}
+
+int spw_testsum_named(const char *names, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = names; p && *p;) {
+		size_t k = strcspn(p, "\n");
+		if (k == n && memcmp(p, name, n) == 0)
+			return 1;
+		p += k + (p[k] ? 1 : 0);
+	}
+	return 0;
+}
+
+/* Names the failing tests of a parsed run; failing_known when there are
+ * as many names (each once) as failures. */
+static void collect_failing(const char *text, const char *end, spw_testsum *o)
+{
+	const char *p = text;
+	size_t used = 0;
+	int n = 0;
+	line l;
+
+	o->failing[0] = '\0';
+	while (next_line(&p, end, &l)) {
+		char name[512];
+		if (!failing_name(&l, o->format, name, sizeof(name)) ||
+		    spw_testsum_named(o->failing, name))
+			continue;
+		if (used + strlen(name) + 2 > sizeof(o->failing)) {
+			n = -1; /* more than fit: not all named */
+			break;
+		}
+		used += (size_t)snprintf(o->failing + used, sizeof(o->failing) - used, "%s\n", name);
+		n++;
+	}
+	o->failing_known = o->failed >= 0 && n == o->failed;
+}
+
 void spw_testsum_parse(const char *text, size_t len, int exit_code, spw_testsum *out)
 {
 	const char *end = text + len;
@@ -394,6 +477,7 @@ void spw_testsum_parse(const char *text, size_t len, int exit_code, spw_testsum 
 			snprintf(t.format, sizeof(t.format), "%s", formats[i].name);
 			t.total = add(t.passed, t.failed);
 			t.ok = exit_code == 0 && t.failed == 0;
+			collect_failing(text, end, &t);
 			*out = t;
 			return;
 		}

@@ -15,6 +15,12 @@
  * When none matches, counts are unknown (-1) and the exit status decides.
  * A run passes when the command exited 0 and no test failed. Counts are
  * held to a billion (the output may claim any number).
+ *
+ * The failing tests are named too where the format names them: unittest's
+ * "FAIL: x (m.C.x)" and "ERROR: ...", pytest's "FAILED path::test - ..."
+ * summary lines, go's "--- FAIL: TestX", cargo's "test x ... FAILED",
+ * TAP's "not ok N - description" (its description). A change's baseline
+ * compares them (spawner/request.h: allowed_failing).
  */
 #ifndef ORCH_SPAWNER_TESTSUM_H
 #define ORCH_SPAWNER_TESTSUM_H
@@ -29,7 +35,12 @@ typedef struct spw_testsum {
 	int total;       /* passed + failed (skipped not counted); -1 when unknown */
 	int exit_code;
 	int ok;          /* exit 0 and nothing failed */
+	char failing[4096]; /* the failing tests' names, one a line */
+	int failing_known;  /* every failure is named in `failing` */
 } spw_testsum;
+
+/* 1 when the failing test `name` is one of `names` (one a line). */
+int spw_testsum_named(const char *names, const char *name);
 
 /* Reads `text` (len bytes, need not be NUL-terminated) and the command's
  * exit status into *out. Never fails. */

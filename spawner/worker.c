@@ -282,9 +282,36 @@ done:
 
 json_t *spw_testsum_json(const spw_testsum *s)
 {
-	return json_pack("{s:i, s:i, s:i, s:i, s:s, s:i}", "passed", s->passed, "failed", s->failed,
-			 "skipped", s->skipped, "total", s->total, "format", s->format,
-			 "exit_code", s->exit_code);
+	json_t *j = json_pack("{s:i, s:i, s:i, s:i, s:s, s:i}", "passed", s->passed, "failed",
+			      s->failed, "skipped", s->skipped, "total", s->total, "format", s->format,
+			      "exit_code", s->exit_code);
+
+	if (j && s->failed > 0 && s->failing_known)
+		json_object_set_new(j, "failing", spw_lines_json(s->failing));
+	return j;
+}
+
+int spw_tests_accepted(const spw_request *req, const spw_testsum *sum, const spw_testsum *base)
+{
+	const char *p;
+
+	if (sum->ok)
+		return 1;
+	if (req->allowed_failures <= 0 || sum->total < 0 || sum->failed <= 0 ||
+	    sum->failed > req->allowed_failures)
+		return 0;
+	if (req->allowed_failing && sum->failing_known) {
+		/* by name: each test failing now failed before any work */
+		for (p = sum->failing; *p; p += strcspn(p, "\n") + 1) {
+			char name[512];
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(p, "\n"), p);
+			if (!spw_testsum_named(req->allowed_failing, name))
+				return 0;
+		}
+		return 1;
+	}
+	/* by counts: no more fail, no fewer pass than on the base */
+	return !base || base->passed < 0 || sum->passed >= base->passed;
 }
 
 static int fingerprint_cb(void *udata, unsigned char out[32])
@@ -530,253 +557,6 @@ done:
 	return rc;
 }
 
-/* --- the network --- */
-
-/* What a worker's egress decisions go to: the transcript, the live lines,
- * and the counts its result reports. Callbacks come from proxy threads. */
-typedef struct net_log {
-	const spw_worker_ctx *w;
-	const char *transcript;
-	pthread_mutex_t mu;
-	int denied;
-	char first_denied[400];
-} net_log;
-
-static void on_net(void *udata, const egr_decision *d)
-{
-	net_log *nl = udata;
-	json_t *l = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:s}",
-			      "type", "net", "t", (json_int_t)util_wall_ms(), "decision",
-			      d->allowed ? "allowed" : "denied", "phase", d->phase, "method",
-			      d->method, "host", d->host, "port", d->port, "addr", d->addr,
-			      "status", d->status, "bytes_up", (json_int_t)d->bytes_up, "bytes_down",
-			      (json_int_t)d->bytes_down, "ms", (json_int_t)d->ms, "reason", d->reason);
-
-	if (l)
-		agent_transcript_append(nl->transcript, l);
-	json_decref(l);
-	if (d->allowed)
-		spw_wlog(nl->w, "net", "allowed %s %s:%d (%s): %llu bytes up, %llu down%s%s", d->method,
-			 d->host, d->port, d->addr, (unsigned long long)d->bytes_up,
-			 (unsigned long long)d->bytes_down, d->reason[0] ? "; " : "", d->reason);
-	else
-		spw_wlog(nl->w, "net", "denied %s %s:%d: %s", d->method, d->host, d->port, d->reason);
-	if (!d->allowed) {
-		pthread_mutex_lock(&nl->mu);
-		if (nl->denied++ == 0)
-			snprintf(nl->first_denied, sizeof(nl->first_denied), "%s:%d: %s", d->host,
-				 d->port, d->reason);
-		pthread_mutex_unlock(&nl->mu);
-	}
-}
-
-/* The languages whose manifest the checkout at `ws` has, one per line. */
-static void detect_languages(const char *ws, char *out, size_t cap)
-{
-	static const char *const marks[][2] = {
-		{"package.json", "node"},   {"requirements.txt", "python"}, {"pyproject.toml", "python"},
-		{"setup.py", "python"},     {"Pipfile", "python"},          {"go.mod", "go"},
-		{"Cargo.toml", "rust"},     {"Gemfile", "ruby"},            {"pom.xml", "java"},
-		{"build.gradle", "java"},   {"build.gradle.kts", "java"},   {NULL, NULL},
-	};
-	size_t at = 0;
-
-	out[0] = '\0';
-	for (int i = 0; marks[i][0]; i++) {
-		char p[PATH_MAX];
-		struct stat st;
-
-		snprintf(p, sizeof(p), "%s/%s", ws, marks[i][0]);
-		if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode) || strstr(out, marks[i][1]))
-			continue;
-		at += (size_t)snprintf(out + at, cap > at ? cap - at : 0, "%s\n", marks[i][1]);
-		if (at >= cap)
-			break;
-	}
-}
-
-/* The policy in force for this worker (the request's, else the spawner's
- * ORCH_NET_POLICY) as *out (NULL for none; owned), its phases and a line
- * describing it. On failure *status and reason say why. */
-static int net_policy(const spw_worker_ctx *w, const char *ws, egr_policy **out, unsigned *phases,
-		      char *desc, size_t dcap, const char **status, char *reason, size_t cap)
-{
-	const spw_request *req = w->req;
-	const spw_config *cfg = w->cfg;
-	const char *kind = req->net.given ? req->net.policy
-			   : strcmp(cfg->net_policy, "none") == 0 || strcmp(cfg->net_policy, "registries") == 0
-				   ? cfg->net_policy
-				   : "hosts";
-	egr_policy *pol = NULL;
-	int rc = 0;
-
-	*out = NULL;
-	*phases = req->net.phases ? req->net.phases : cfg->net_phases;
-	snprintf(desc, dcap, "none");
-	if (strcmp(kind, "none") == 0)
-		return 0;
-	if ((rc = egr_policy_new(&pol)) < 0)
-		goto fail;
-	if (strcmp(kind, "hosts") == 0) {
-		rc = egr_policy_add_list(pol, req->net.given ? req->net.hosts : cfg->net_policy);
-	} else {
-		char langs[256], list[4096];
-		const char *p = langs;
-
-		if (req->net.language[0])
-			snprintf(langs, sizeof(langs), "%s\n", req->net.language);
-		else
-			detect_languages(ws, langs, sizeof(langs));
-		if (!langs[0]) {
-			rc = err_set(ERR_NOTFOUND, "the network policy is 'registries' but the project "
-						   "names no language and its repository has no "
-						   "manifest (package.json, requirements.txt, go.mod, "
-						   "...) to tell it");
-			goto fail;
-		}
-		while (*p && rc == 0) {
-			size_t n = strcspn(p, "\n");
-			char one[64];
-
-			snprintf(one, sizeof(one), "%.*s", (int)n, p);
-			rc = spw_net_registries(cfg, one, list, sizeof(list));
-			if (rc == 0)
-				rc = egr_policy_add_list(pol, list);
-			p += n;
-			if (*p)
-				p++;
-		}
-	}
-	if (rc < 0)
-		goto fail;
-	{
-		char pats[900];
-		egr_policy_describe(pol, pats, sizeof(pats));
-		snprintf(desc, dcap, "%s: %s", kind, pats);
-	}
-	*out = pol;
-	return 0;
-fail:
-	egr_policy_free(pol);
-	*status = "refused";
-	snprintf(reason, cap, "the network policy cannot be applied: %s", err_last());
-	return rc < 0 ? rc : ERR_INVALID;
-}
-
-/* Turns the network on or off for `phase` (a no-op without egress). */
-static void net_phase(egr_attach *att, const char *phase, unsigned phases, unsigned bit)
-{
-	if (att)
-		egr_attach_phase(att, phase, (phases & bit) != 0);
-}
-
-/* Output that says a command could not reach the network. */
-static const char *network_failure(const char *out)
-{
-	static const char *const marks[] = {
-		"Temporary failure in name resolution", "Name or service not known",
-		"Could not resolve", "could not resolve", "getaddrinfo", "ENOTFOUND", "EAI_AGAIN",
-		"Network is unreachable", "network is unreachable", "ECONNREFUSED",
-		"Connection refused", "Failed to establish a new connection", "dial tcp",
-		"Could not fetch URL", "ENETUNREACH",
-		/* offline by spawner/toolenv.h: npm and go fail at once, saying so */
-		"ENOTCACHED", "disabled by GOPROXY=off", NULL,
-	};
-
-	for (int i = 0; marks[i]; i++)
-		if (strstr(out, marks[i]))
-			return marks[i];
-	return NULL;
-}
-
-/* Runs the request's setup command in a fresh sandbox (phase setup); its
- * line goes to the transcript. 0 when it passed; 1 when it failed, with
- * reason[cap] saying why (and whether the network was the cause); <0 when
- * the sandbox failed. */
-static int run_setup(const spw_worker_ctx *w, sbx *box, char *const *env, const char *transcript,
-		     const char *net_desc, net_log *nl, char *reason, size_t cap)
-{
-	const char *argv[4] = {"bash", "-c", NULL, NULL};
-	buf script, tail;
-	sbx_cmd sc;
-	sbx_result res;
-	int rc, denied_before;
-
-	buf_init(&script, 0);
-	buf_init(&tail, 0);
-	memset(&sc, 0, sizeof(sc));
-	memset(&res, 0, sizeof(res));
-	pthread_mutex_lock(&nl->mu);
-	denied_before = nl->denied;
-	pthread_mutex_unlock(&nl->mu);
-	if ((rc = buf_puts(&script, "exec 2>&1\ncd /workspace && ")) < 0 ||
-	    (rc = buf_puts(&script, w->req->setup_command)) < 0)
-		goto done;
-	argv[2] = buf_cstr(&script);
-	sc.argv = argv;
-	sc.env = (const char *const *)env;
-	sc.timeout_ms = w->cfg->test_timeout_ms;
-	sc.output_cap = TEST_OUTPUT_CAP;
-	sc.cancel = w->cancel;
-	spw_wlog(w, "status", "setting up: %s", w->req->setup_command);
-	rc = sbx_run(box, &sc, &res);
-	if (rc < 0)
-		goto done;
-	{
-		size_t keep = res.out.len > TEST_TAIL_KEEP ? TEST_TAIL_KEEP : res.out.len;
-		json_t *l;
-
-		buf_append(&tail, res.out.data ? res.out.data + res.out.len - keep : "", keep);
-		redact_buf(&tail);
-		l = json_pack("{s:s, s:I, s:s, s:i, s:s, s:s, s:s}", "type", "setup", "t",
-			      (json_int_t)util_wall_ms(), "command", w->req->setup_command, "exit_code",
-			      res.exit_code, "output", buf_cstr(&tail), "reason", res.reason, "network",
-			      net_desc);
-		if (l)
-			agent_transcript_append(transcript, l);
-		json_decref(l);
-	}
-	if (res.exit_code == 0) {
-		rc = 0;
-		goto done;
-	}
-	rc = 1;
-	{
-		const char *t = buf_cstr(&tail), *last = t, *why;
-		int denied;
-		char first[400];
-
-		for (const char *q = t; *q; q++)
-			if (*q == '\n' && q[1])
-				last = q + 1;
-		pthread_mutex_lock(&nl->mu);
-		denied = nl->denied - denied_before;
-		snprintf(first, sizeof(first), "%s", nl->first_denied);
-		pthread_mutex_unlock(&nl->mu);
-		why = network_failure(t);
-		if (denied > 0)
-			snprintf(reason, cap,
-				 "the setup command failed (exit %d): the egress proxy refused %d "
-				 "connection(s) it made (%s); the project's network policy is %s",
-				 res.exit_code, denied, first, net_desc);
-		else if (why && strcmp(net_desc, "none") == 0)
-			snprintf(reason, cap,
-				 "the setup command needs the network (its output says \"%s\") and the "
-				 "project's network policy is none: give the project its registries "
-				 "(network policy \"registries\") or the hosts it needs (exit %d: %.*s)",
-				 why, res.exit_code, (int)strcspn(last, "\n"), last);
-		else
-			snprintf(reason, cap, "the setup command failed (exit %d%s%s): %.*s",
-				 res.exit_code, res.timed_out ? ", " : "",
-				 res.timed_out ? res.reason : "", (int)strcspn(last, "\n"), last);
-	}
-done:
-	sbx_result_free(&res);
-	buf_free(&script);
-	buf_free(&tail);
-	return rc;
-}
-
 /* --- the worker --- */
 
 json_t *spw_worker_run(const spw_worker_ctx *w)
@@ -790,11 +570,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	spw_git *git = NULL;
 	spw_git_cred cred = {NULL};
 	sbx *box = NULL;
-	egr_policy *pol = NULL;
-	egr_attach *att = NULL;
-	unsigned phases = 0;
-	char net_desc[1024] = "none";
-	net_log nl;
+	spw_net net;
 	agent_result ar;
 	spw_testsum base_sum, sum;
 	spw_diffstat ds;
@@ -811,9 +587,6 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		return spw_merge_run(w);
 	memset(&ar, 0, sizeof(ar));
 	memset(&ds, 0, sizeof(ds));
-	memset(&nl, 0, sizeof(nl));
-	nl.w = w;
-	pthread_mutex_init(&nl.mu, NULL);
 	memset(&base_sum, 0, sizeof(base_sum));
 	memset(&sum, 0, sizeof(sum));
 	buf_init(&sys, 0);
@@ -825,6 +598,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	snprintf(ws, sizeof(ws), "%s/ws", dir);
 	snprintf(host, sizeof(host), "%s/host.git", dir);
 	spw_transcript_path(cfg, req->id, transcript, sizeof(transcript));
+	spw_net_init(&net, w, transcript);
 	snprintf(branch, sizeof(branch), "task/%s", req->task);
 	spw_wlog(w, "status", "worker %s (task %s, attempt %d) starting on %s", req->id, req->task,
 		 w->attempt, w->spawner_id);
@@ -870,36 +644,13 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 	}
 
 	/* 4. the network (its policy, the proxy's attachment) and the sandbox */
-	nl.transcript = transcript;
-	rc = net_policy(w, ws, &pol, &phases, net_desc, sizeof(net_desc), &status, reason,
-			sizeof(reason));
+	rc = spw_net_open(&net, ws, &status, reason, sizeof(reason));
 	if (rc < 0)
 		goto done;
-	if (pol) {
-		if (!w->egress) {
-			status = "error";
-			snprintf(reason, sizeof(reason),
-				 "the project's network policy needs the egress proxy, which this "
-				 "spawner could not start%s%s",
-				 w->egress_error && w->egress_error[0] ? ": " : "",
-				 w->egress_error ? w->egress_error : "");
-			rc = ERR_SANDBOX;
-			goto done;
-		}
-		rc = egr_attach_new(w->egress, &att, req->id, pol, on_net, &nl);
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "the egress proxy: %s", err_last());
-			goto done;
-		}
-		spw_wlog(w, "status", "network policy %s (phases:%s%s%s)", net_desc,
-			 phases & SPW_NET_SETUP ? " setup" : "", phases & SPW_NET_AGENT ? " agent" : "",
-			 phases & SPW_NET_TEST ? " test" : "");
-	}
-	rc = spw_worker_sandbox(w, &lim, ws, att ? egr_attach_socket(att) : NULL, &box, reason,
-				sizeof(reason));
+	rc = spw_worker_sandbox(w, &lim, ws, spw_net_socket(&net), &box, reason, sizeof(reason));
 	if (rc < 0)
 		goto done;
-	rc = spw_toolenv_join(pol != NULL, env ? (const char *const *)sec_env_strings(env) : NULL,
+	rc = spw_toolenv_join(net.pol != NULL, env ? (const char *const *)sec_env_strings(env) : NULL,
 			      &wenv);
 	if (rc < 0) {
 		snprintf(reason, sizeof(reason), "%s", err_last());
@@ -908,9 +659,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 
 	/* 4b. the setup (dependencies), with the network the policy gives it */
 	if (req->setup_command) {
-		net_phase(att, "setup", phases, SPW_NET_SETUP);
-		rc = run_setup(w, box, wenv, transcript, net_desc, &nl,
-			       reason, sizeof(reason));
+		rc = spw_run_setup(w, box, wenv, &net, reason, sizeof(reason));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
 				 err_last());
@@ -924,7 +673,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 
 	/* 5. the base's tests */
 	if (req->test_command) {
-		net_phase(att, "test", phases, SPW_NET_TEST);
+		spw_net_phase(&net, "test", SPW_NET_TEST);
 		spw_wphase(w, SPW_PHASE_BASE_TESTS);
 		spw_wlog(w, "status", "counting the base's tests");
 		rc = spw_run_tests(w, box, wenv, &base_sum, NULL, why,
@@ -1006,7 +755,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		ac.log = w->log;
 		ac.log_udata = w->log_udata;
 		ac.cancel = w->cancel;
-		net_phase(att, "agent", phases, SPW_NET_AGENT);
+		spw_net_phase(&net, "agent", SPW_NET_AGENT);
 		spw_wphase(w, SPW_PHASE_AGENT);
 		rc = agent_run(&ac, &ar);
 		free(tfmt);
@@ -1076,9 +825,7 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 		}
 		/* the dependencies again: the reset removed them with everything ignored */
 		if (req->setup_command) {
-			net_phase(att, "setup", phases, SPW_NET_SETUP);
-			rc = run_setup(w, box, wenv, transcript, net_desc,
-				       &nl, reason, sizeof(reason));
+			rc = spw_run_setup(w, box, wenv, &net, reason, sizeof(reason));
 			if (rc < 0) {
 				snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
 					 err_last());
@@ -1089,13 +836,15 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 				goto done;
 			}
 		}
-		net_phase(att, "test", phases, SPW_NET_TEST);
+		spw_net_phase(&net, "test", SPW_NET_TEST);
 		rc = spw_run_tests(w, box, wenv, &sum, &tail, why, sizeof(why));
 		if (rc < 0) {
 			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
 			goto done;
 		}
 		tests = spw_testsum_json(&sum);
+		/* the repository's own failing tests (its baseline) may still fail */
+		sum.ok = spw_tests_accepted(req, &sum, have_base ? &base_sum : NULL);
 	}
 
 	/* 8. push */
@@ -1142,7 +891,11 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 						 "tests)", base_sum.total);
 	} else {
 		status = "done";
-		if (sum.total >= 0)
+		if (sum.total >= 0 && sum.failed > 0)
+			snprintf(reason, sizeof(reason), "done: %d tests passed; %d fail, as on the "
+							 "base before any work (allowed: %d)",
+				 sum.passed, sum.failed, req->allowed_failures);
+		else if (sum.total >= 0)
 			snprintf(reason, sizeof(reason), "done: %d tests passed", sum.passed);
 		else
 			snprintf(reason, sizeof(reason), "done: the tests passed (exit 0)");
@@ -1157,18 +910,10 @@ json_t *spw_worker_run(const spw_worker_ctx *w)
 done:
 	if (w->cancel && atomic_load(w->cancel) && strcmp(status, "error") == 0)
 		status = "cancelled"; /* a step cut short by the stop: run it again */
-	if (att) {
-		/* the connections still open are cut first: every decision is counted */
-		egr_stats st;
-
-		sbx_free(box);
-		box = NULL;
-		egr_attach_phase(att, "end", 0);
-		egr_attach_stats(att, &st);
-		netj = json_pack("{s:s, s:I, s:I, s:I}", "policy", net_desc, "allowed",
-				 (json_int_t)st.allowed, "denied", (json_int_t)st.denied, "bytes",
-				 (json_int_t)st.bytes);
-	}
+	/* the connections still open are cut first: every decision is counted */
+	sbx_free(box);
+	box = NULL;
+	netj = spw_net_result(&net);
 	res = spw_result_base(req, req->id, status, reason);
 	if (res) {
 		if (netj)
@@ -1241,10 +986,8 @@ done:
 	json_decref(tests);
 	agent_result_free(&ar);
 	sbx_free(box);
-	egr_detach(att);
-	egr_policy_free(pol);
+	spw_net_free(&net);
 	json_decref(netj);
-	pthread_mutex_destroy(&nl.mu);
 	spw_git_free(git);
 	if (dir[0] && spw_remove_worker_dir(dir) < 0)
 		log_warn("spawner", "worker %s: %s (the janitor tries again)", req->id, err_last());

@@ -43,13 +43,26 @@ trap 'exit 130' INT TERM
 
 stop_services
 rm -rf "$svc_dir"
-pg_port=$(pick_port "${TEST_PG_PORT:-25432}")
-redis_port=$(pick_port "${TEST_REDIS_PORT_BASE:-26379}")
-tests/env/services.sh start --dir "$svc_dir" --pg-port "$pg_port" --redis-port "$redis_port" >/dev/null || {
-	echo "could not start the test services"
-	echo "0 passed, 1 failed"
-	exit 1
-}
+mkdir -p "$BUILD"
+# another checkout testing at once may take a free port between the pick and
+# the servers' start: then the next free ports are tried, a few times
+pg_port=${TEST_PG_PORT:-25432}
+redis_port=${TEST_REDIS_PORT_BASE:-26379}
+for attempt in 1 2 3 4 5; do
+	pg_port=$(pick_port "$pg_port")
+	redis_port=$(pick_port "$redis_port")
+	tests/env/services.sh start --dir "$svc_dir" --pg-port "$pg_port" --redis-port "$redis_port" \
+		>/dev/null 2>"$BUILD/services.err" && break
+	stop_services
+	if [ $attempt = 5 ] || ! grep -q "is taken by another program" "$BUILD/services.err"; then
+		cat "$BUILD/services.err"
+		echo "could not start the test services"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+	pg_port=$((pg_port + 1))
+	redis_port=$((redis_port + 1))
+done
 
 export TEST_PG_BASE="postgresql://orchestrator@127.0.0.1:$pg_port"
 export TEST_REDIS_PORT="$redis_port"

@@ -140,9 +140,19 @@ static int auth_hook(web_request *rq, void *udata)
 				      who);
 	pg_pool_release(a->o.pool, c);
 	if (rc < 0) {
+		const char *authz = web_header(rq, "Authorization");
+
 		log_debug("web", "%s %s refused: %s", web_method(rq), web_path(rq), err_last());
 		free(who);
-		send_error(rq, 401, "log in first");
+		/* RFC 9110: a 401 names its scheme; the reason (unknown, expired,
+		 * revoked) stays in the log */
+		web_reply_header(rq, "WWW-Authenticate", "Bearer realm=\"orchestrator\"");
+		send_error(rq, 401,
+			   authz && *authz
+				   ? "log in first: the bearer token is not valid (unknown, expired or "
+				     "revoked); make a new one with orchestrator web token --user NAME"
+				   : "log in first: the login page, or Authorization: Bearer <token> "
+				     "made with orchestrator web token --user NAME");
 		return rc;
 	}
 	web_set_user(rq, who, free_identity);

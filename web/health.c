@@ -192,7 +192,8 @@ int web_health_start(web_health **out, web_server *s, const web_health_opts *o)
 	h->pool = o->pool;
 	h->interval_ms = o->interval_ms > 0 ? o->interval_ms : 5000;
 	h->db_ms = o->db_metrics_ms == 0 ? 15000 : o->db_metrics_ms;
-	if (o->redis_url && !(h->redis_url = strdup(o->redis_url))) {
+	h->redis_url = o->redis_url ? strdup(o->redis_url) : NULL;
+	if (o->redis_url && !h->redis_url) {
 		free(h);
 		return err_set(ERR_NOMEM, "out of memory");
 	}

@@ -22,6 +22,11 @@ They are not all happy paths, so the report has something to show:
                 check fails it and the second attempt gets it right
   c-base64      the reviewer asks for the strict decoding of the last quantum;
                 round two adds it
+  chg-py-tasklog-emptyconfig
+                a change to a repository of 2,600 lines (`new --repo`): the spec
+                from what the repository says (AGENTS.md names the test command),
+                a plan of one task on its config module, the fix and its
+                regression test, merged into the repository's main
 
   eval/recordings/generate.py           rewrite the files
   eval/recordings/generate.py --check   exit 1 when a file differs from what
@@ -99,16 +104,18 @@ class Recording:
         })
         return out
 
-    def brainstorm(self, message, spec=None):
+    def brainstorm(self, message, spec=None, context=0):
+        """CONTEXT: tokens of an existing repository the prompt carries (a change)."""
         turn = self.turns.get(("brainstorm", ""), 0) + 1
         reply = {"message": message, "spec": spec}
         self.add("brainstorm", "", "brainstorm_reply",
                  {"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)},
-                 900 + 250 * (turn - 1))
+                 900 + 250 * (turn - 1) + context)
 
-    def plan(self, plan):
+    def plan(self, plan, context=0):
         self.add("architect", "", "plan",
-                 {"role": "assistant", "content": json.dumps(plan, ensure_ascii=False)}, 1900)
+                 {"role": "assistant", "content": json.dumps(plan, ensure_ascii=False)},
+                 1900 + context)
 
     def _tool(self, subject, text, name, args):
         ctx = self.worker_ctx.setdefault(subject, {"prompt": 1500})
@@ -589,7 +596,63 @@ def c_base64():
     return r
 
 
-RECORDINGS = [py_wordfreq, js_slugify, go_wordwrap, sql_orgchart, c_base64]
+# --- chg-py-tasklog-emptyconfig: a change to an existing repository ---
+
+def chg_tasklog_emptyconfig():
+    t = "chg-py-tasklog-emptyconfig"
+    test_cmd = "python3 -m unittest discover -s tests -v"
+    # the repository's selection the brainstorm and the architect carry: 32,000 bytes
+    # (ORCH_CHANGE_CONTEXT) at 4 bytes a token
+    ctx = 8000
+    r = Recording(t)
+    r.brainstorm(
+        "I read tasklog/config.py: load() takes raw.get(\"tasklog\") as the settings table, which "
+        "is None for an empty file or one without [tasklog], and then calls .items() on it. "
+        "AGENTS.md gives the test command. Here is the change.",
+        spec("tasklog",
+             "Fix the crash of every command when the config file is empty or has no [tasklog] "
+             "table: tasklog/config.py's load() treats a missing [tasklog] table as empty, so "
+             "the defaults apply and the tables the file has are still read; a [tasklog] that "
+             "is not a table is a ConfigError.",
+             ["people who use tasklog with a config file"],
+             [("empty config file", "load() in tasklog/config.py",
+               ["an empty file, or one with only blank lines and comments, gives the defaults",
+                "a file with only [report] or [rates] gives the defaults for [tasklog] and "
+                "honours its tables",
+                "a file that is not valid TOML still exits 2 with a message naming the file",
+                "a regression test in tests/test_config.py"])],
+             "Python 3.11", ["standard library", "tomllib", "unittest"],
+             ["no new dependencies", "errors a user can fix are one line on stderr, never a "
+              "traceback"], test_cmd), context=ctx)
+    r.plan({
+        "summary": "One task in tasklog/config.py: load() reads the [tasklog] table as {} when "
+                   "the file has none, and refuses one that is not a table; regression tests in "
+                   "tests/test_config.py.",
+        "test_command": test_cmd,
+        "tasks": [task("fix-empty", "an empty config file means the defaults",
+                       "In tasklog/config.py, load(): take raw.get('tasklog', {}) and raise "
+                       "ConfigError naming the file when it is not a dict; add tests for an empty "
+                       "file, a comments-only file, a file with only [report], and a [tasklog] "
+                       "that is not a table to tests/test_config.py.",
+                       ["tasklog/config.py", "tests/test_config.py"],
+                       ["an empty config file gives the defaults",
+                        "a file with only [report] keeps its report settings",
+                        "tasklog = 3 is a ConfigError"])],
+    }, context=ctx)
+    r.work("fix-empty", {"tasklog/config.py": ref(t, "tasklog/config.py"),
+                           "tests/test_config.py": ref(t, "tests/test_config.py")}, test_cmd,
+           "I'll make load() treat a missing [tasklog] table as empty and add the regression "
+           "tests.",
+           "load(): a missing [tasklog] table is {}, one that is not a table a ConfigError; "
+           "4 regression tests.")
+    r.review("fix-empty", True, "The fix is where the crash was, keeps the other tables read "
+             "and the invalid TOML error as it was; the new tests cover the empty, comment-only "
+             "and [report]-only files. The baseline's 95 tests still pass.")
+    return r
+
+
+RECORDINGS = [py_wordfreq, js_slugify, go_wordwrap, sql_orgchart, c_base64,
+              chg_tasklog_emptyconfig]
 
 
 def files():

@@ -6,8 +6,10 @@
     tests/env/checksrc.py --stats PATH...                       the figures of the code
     tests/env/checksrc.py --selftest                            each rule on samples
 
-PATH is a file or a folder (searched for .c and .h files). Findings print as
-`path:line: rule: message`. The rules:
+PATH is a file or a folder (searched for .c and .h files; build output,
+anything under build/, and the eval's task repositories, eval/tasks/, which
+are inputs of the eval and not product code, are left out). Findings print
+as `path:line: rule: message`. The rules:
 
   banned          calls the conventions ban: strcpy, strcat, sprintf, vsprintf,
                   strtok, atoi, atol, atoll, atof, gets
@@ -223,14 +225,26 @@ def load_owners(root):
     return owners
 
 
-def files_under(paths):
+# not product code: build output, and the eval's task repositories (inputs
+# of the eval), relative to the root
+NOT_PRODUCT = ("build", os.path.join("eval", "tasks"))
+
+
+def product(path, root):
+    rel = os.path.relpath(path, root)
+    return not any(rel == x or rel.startswith(x + os.sep) for x in NOT_PRODUCT)
+
+
+def files_under(paths, root):
     out = []
     for p in paths:
         if os.path.isfile(p):
-            out.append(p)
+            if product(p, root):
+                out.append(p)
             continue
         for d, dirs, names in os.walk(p):
-            dirs[:] = sorted(x for x in dirs if not x.startswith(".") and x != "build")
+            dirs[:] = sorted(x for x in dirs if not x.startswith(".") and x != "build" and
+                             product(os.path.join(d, x), root))
             out.extend(os.path.join(d, x) for x in sorted(names) if x.endswith((".c", ".h")))
     return out
 
@@ -300,7 +314,7 @@ JSON_ACCESS = re.compile(r"\b(json_(?:object_get|object_set\w*|object_del|array_
 
 
 def stats(paths, root, owners):
-    files = files_under(paths)
+    files = files_under(paths, root)
     longest = []
     over = 0
     cmp_count = 0
@@ -395,6 +409,16 @@ def selftest():
         failures += not ok
         print("%s include, int-header, sql-table: %s" %
               ("ok" if ok else "FAIL", [(ln, r) for ln, r, _ in got]))
+        # the eval's task repositories and build output are not product code
+        for d in (os.path.join("eval", "tasks", "t1"), os.path.join("build", "obj"), "eval"):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+            with open(os.path.join(root, d, "y.c"), "w") as f:
+                f.write("int f(char *d) { strcpy(d, \"x\"); return 0; }\n")
+        got = [os.path.relpath(p, root) for p in files_under([root], root)
+               if "y.c" in p]
+        ok = got == [os.path.join("eval", "y.c")]
+        failures += not ok
+        print("%s eval/tasks/ and build/ left out: %s" % ("ok" if ok else "FAIL", got))
     return failures
 
 
@@ -421,7 +445,7 @@ def main():
     rules = [r for r in (a.rule or RULES) if r not in a.skip]
     counts = {}
     total = 0
-    for path in files_under(paths):
+    for path in files_under(paths, root):
         for ln, rule, msg in check_file(path, root, owners, rules):
             total += 1
             folder = part_of(path, root) or "."

@@ -7,9 +7,12 @@ Serves, over plain HTTP (Python's http.server):
   /count                      how many requests (but /count) it answered
   /tiny-sum                   the npm packument of the package tiny-sum 1.0.0
   /tiny-sum/-/tiny-sum-1.0.0.tgz  its tarball (npm checks the integrity)
+  /py/tiny_sum.py             the same as a Python module, for a setup that
+                              downloads it (images without npm or pip)
 and, on a second port, a TCP echo server (for CONNECT tunnels).
 
 Prints "ports HTTP ECHO" on its first line, then serves until killed.
+Usage: pkg_registry.py [ADDRESS]
 """
 import base64
 import hashlib
@@ -83,6 +86,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(200, json.dumps(doc).encode(), "application/json")
         elif path == "/tiny-sum/-/tiny-sum-1.0.0.tgz":
             self.reply(200, TGZ, "application/octet-stream")
+        elif path == "/py/tiny_sum.py":
+            self.reply(200, b"def tiny_sum(a, b):\n    return a + b\n", "text/x-python")
         else:
             self.reply(404, b"not found\n")
 
@@ -111,8 +116,12 @@ class ThreadedTCP(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 def main():
-    web = Threaded(("127.0.0.1", 0), Handler)
-    echo = ThreadedTCP(("127.0.0.1", 0), Echo)
+    # the address to listen on (default 127.0.0.1); 127.0.0.2 is loopback
+    # too but not in the sandboxes' NO_PROXY, so a URL naming it goes
+    # through the egress proxy
+    addr = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
+    web = Threaded((addr, 0), Handler)
+    echo = ThreadedTCP((addr, 0), Echo)
     threading.Thread(target=echo.serve_forever, daemon=True).start()
     sys.stdout.write(f"ports {web.server_address[1]} {echo.server_address[1]}\n")
     sys.stdout.flush()

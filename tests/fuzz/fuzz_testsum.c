@@ -9,7 +9,9 @@
  * negative and at most a billion (whatever the numbers written: no
  * overflow), the total is passed + failed, and a run is ok exactly when the command exited 0 and
  * no test failed; output with no recognised summary leaves the counts
- * unknown and the exit status decides. */
+ * unknown and the exit status decides. The failing tests' names are a
+ * terminated list of non-empty lines, each once, as many as the failures
+ * when they are said to be known. */
 #include "tests/fuzz/fuzz.h"
 
 #include "spawner/testsum.h"
@@ -62,5 +64,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 "total %d, %d passed, %d failed", s.total, s.passed, s.failed);
 	FZ_CHECK(s.ok == (exit_code == 0 && s.failed == 0), "ok %d with exit %d and %d failed",
 		 s.ok, exit_code, s.failed);
+	FZ_CHECK(memchr(s.failing, '\0', sizeof(s.failing)), "failing names not terminated");
+	{
+		int names = 0;
+		for (const char *p = s.failing; *p;) {
+			size_t n = strcspn(p, "\n");
+			char name[512];
+			FZ_CHECK(n > 0 && n < sizeof(name) && p[n] == '\n', "a bad name line");
+			memcpy(name, p, n);
+			name[n] = '\0';
+			p += n + 1;
+			FZ_CHECK(!spw_testsum_named(p, name), "the name '%s' twice", name);
+			names++;
+		}
+		FZ_CHECK(!s.failing_known || names == s.failed, "%d names known for %d failures",
+			 names, s.failed);
+	}
 	return 0;
 }

@@ -3,7 +3,7 @@
  * (tests/fakes/pkg_registry.py), through the spawner's egress proxy, and its
  * tests pass; with the network policy none the same task reports that it
  * needs the network; with the registry's address not named, the proxy's
- * refusal is the reason. Real PostgreSQL, Redis, git, sandbox and npm; only
+ * refusal is the reason. A merge runs the same setup before its re-test. Real PostgreSQL, Redis, git, sandbox and npm; only
  * the model is the fake OpenAI-compatible server.
  *
  * The program runs in a mount namespace of its own whose /etc/hosts adds
@@ -202,6 +202,70 @@ static void test_refused_address_is_the_reason(void **state)
 	json_decref(res);
 }
 
+/* A merge re-runs the tests on the rebased branch in a fresh workspace: the
+ * dependency is not there until the same setup runs, with the same policy.
+ * With the policy none the merge fails and says the setup needs the
+ * network; with the registry allowed it merges, its transcript (shown by
+ * `logs`) holding the setup and the proxy's decisions. */
+static void test_merge_runs_the_setup(void **state)
+{
+	char host[64], addr[64], cmd[600], line[1024];
+	json_t *res, *rq;
+	buf out;
+	FILE *f;
+	(void)state;
+
+	if (!g_have_npm) {
+		skip();
+		return;
+	}
+	snprintf(host, sizeof(host), "registry.test:%d", g_http);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", g_http);
+	/* task/net-hosts holds the first test's work (a change of the agent's
+	 * is not needed: the merge rebases whatever the branch has) */
+	assert_int_equal(tss_sh(NULL, "cd '%s/repos/app.src' && git checkout -q -b task/merge-net && "
+				      "echo '// merged' >> test.js && git -c user.name=t -c "
+				      "user.email=t@t commit -qam more && git push -q '%s' task/merge-net",
+				getenv("ORCH_DATA_DIR"), g_repo),
+			 0);
+	rq = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "id", "merge-none", "mode",
+		       "merge", "task", "merge-net", "project", "proj-net", "repo", g_repo,
+		       "test_command", "node test.js", "setup_command",
+		       "npm install --no-audit --no-fund", "target", "main", "network", "policy",
+		       "none");
+	xadd("merge-none", rq);
+	res = await_result("merge-none");
+	expect_status(res, "failed");
+	if (!strstr(reason_of(res), "needs the network") || !strstr(reason_of(res), "policy is none"))
+		fail_msg("reason: %s", reason_of(res));
+	assert_false(json_is_true(json_object_get(res, "merged")));
+	json_decref(res);
+
+	rq = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:[s, s]}}", "id", "merge-net",
+		       "mode", "merge", "task", "merge-net", "project", "proj-net", "repo", g_repo,
+		       "test_command", "node test.js", "setup_command",
+		       "npm install --no-audit --no-fund", "target", "main", "network", "policy",
+		       "hosts", "hosts", host, addr);
+	xadd("merge-net", rq);
+	res = await_result("merge-net");
+	expect_status(res, "done");
+	assert_true(json_is_true(json_object_get(res, "merged")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(res, "tests"), "passed")), 1);
+	assert_true(json_integer_value(json_object_get(json_object_get(res, "network"), "allowed")) >= 2);
+	json_decref(res);
+	buf_init(&out, 0);
+	snprintf(cmd, sizeof(cmd), "'%s' logs merge-net 2>&1", ts_bin());
+	f = popen(cmd, "r");
+	while (f && fgets(line, sizeof(line), f))
+		buf_puts(&out, line);
+	if (f)
+		pclose(f);
+	if (!strstr(out.data, "setup $ npm install") ||
+	    !strstr(out.data, "network (setup): allowed GET registry.test"))
+		fail_msg("orchestrator logs merge-net:\n%s", out.data ? out.data : "");
+	buf_free(&out);
+}
+
 static void test_bad_network_field_invalid(void **state)
 {
 	json_t *res;
@@ -333,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_default_policy_registries),
 		cmocka_unit_test(test_policy_none_says_it_needs_network),
 		cmocka_unit_test(test_refused_address_is_the_reason),
+		cmocka_unit_test(test_merge_runs_the_setup),
 		cmocka_unit_test(test_bad_network_field_invalid),
 	};
 	int rc;

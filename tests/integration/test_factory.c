@@ -1097,6 +1097,113 @@ static void test_terminal_commands(void **st)
 	end();
 }
 
+/* The registry stand-in (tests/fakes/pkg_registry.py) at 127.0.0.2, a
+ * loopback address outside the sandboxes' NO_PROXY: reached only through
+ * the spawner's egress proxy. Its pid goes to *pid, its port is returned. */
+static int start_registry(pid_t *pid)
+{
+	int p[2], port = 0;
+	char line[128];
+	ssize_t n;
+
+	if (pipe(p) < 0)
+		fail_msg("pipe");
+	*pid = fork();
+	if (*pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execlp("python3", "python3", "tests/fakes/pkg_registry.py", "127.0.0.2", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	n = read(p[0], line, sizeof(line) - 1);
+	close(p[0]);
+	line[n > 0 ? n : 0] = '\0';
+	if (sscanf(line, "ports %d", &port) != 1)
+		fail_msg("the registry stand-in did not start: %s", line);
+	return port;
+}
+
+/* The project's setup command and network policy come from the spec and
+ * go with every worker and merge. The person names the setup command in
+ * the idea; the configuration's default policy is none, so the first
+ * workers' setup fails and says it needs the network; the person writes a
+ * "network:" line while the factory waits, retries, and from then on every
+ * worker and merge fetches through the egress proxy, and the project is
+ * built. */
+static void test_network_policy_in_the_spec(void **st)
+{
+	const char *env[] = {"ORCH_NET_POLICY=none", "ORCH_WORKER_FAILURES=1", NULL};
+	char idea[800], said[100];
+	pid_t serve, reg;
+	int port;
+	int64_t thread;
+	json_t *all = json_array(), *m;
+	(void)st;
+
+	begin();
+	port = start_registry(&reg);
+	json_array_append_new(all, tf_brainstorm_spec());
+	json_array_append_new(all, tf_plan());
+	extend_new(all, tf_agent_cmd("Task slug, on branch task/slug", TF_SLUG_FULL));
+	extend_new(all, tf_agent("wc"));
+	extend_new(all, tf_agent("cli"));
+	json_array_append_new(all, tf_review("slug", 1, 1));
+	json_array_append_new(all, tf_review("wc", 1, 1));
+	json_array_append_new(all, tf_review("cli", 1, 1));
+	tf_script(&E, all);
+	serve = tf_spawn(&E, "serve", env);
+	snprintf(idea, sizeof(idea),
+		 "I want strkit: a tiny Python toolkit for URL slugs and word counts\n"
+		 "setup command: python3 -c 'import urllib.request as u; "
+		 "assert u.urlopen(\"http://127.0.0.2:%d/hello\", timeout=30).read()'",
+		 port);
+	tf_say(&E, idea);
+	m = tf_wait_msg(&E, "Spec, version 1");
+	if (!strstr(json_string_value(json_object_get(m, "text")), "127.0.0.2") ||
+	    !strstr(json_string_value(json_object_get(m, "text")), "Network"))
+		fail_msg("the spec does not show the setup and the network:\n%s",
+			 json_string_value(json_object_get(m, "text")));
+	json_decref(m);
+	tf_click(&E, "Build strkit as specified", "Approve");
+	tf_click(&E, "Start building with this plan", "Approve");
+	thread = tf_thread(&E, 1);
+	/* slug and wc both fail at their setup, saying why and what to write */
+	await_sql("SELECT count(*) FROM approvals WHERE key LIKE 'q:%:failed:%' AND message_id IS "
+		  "NOT NULL", 2);
+	json_decref(tf_wait_msg(&E, "write a line such as"));
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND status = "
+				 "'failed' AND result->>'reason' LIKE '%%needs the network%%policy is "
+				 "none%%'", (long long)thread), 2);
+	snprintf(said, sizeof(said), "network: 127.0.0.2:%d", port);
+	tf_say(&E, said);
+	json_decref(tf_wait_msg(&E, "From the next worker and merge on, network: 127.0.0.2:"));
+	for (int k = 0; k < 2; k++) {
+		int64_t q = sql_int("SELECT min(id) FROM approvals WHERE key LIKE 'q:%%:failed:%%' AND "
+				    "state = 'pending'");
+		assert_int_equal(tf_cli(NULL, "approve %lld", (long long)q), 0);
+	}
+	json_decref(tf_wait_msg(&E, "is built"));
+	tf_check_repository(&E, thread);
+	/* after the setting: three workers and three merges, each fetching
+	 * through the proxy with the policy and the setup of the spec */
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND status = "
+				 "'done' AND request->>'mode' IS DISTINCT FROM 'publish' AND "
+				 "request->'network'->>'policy' = 'hosts' AND request->>'setup_command' "
+				 "LIKE 'python3 -c%%' AND (result->'network'->>'allowed')::int >= 1",
+				 (long long)thread),
+			 6);
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND "
+				 "request->>'mode' = 'merge' AND status = 'done'", (long long)thread), 3);
+	/* before it: no network in the requests (the configuration's default) */
+	assert_int_equal(sql_int("SELECT count(*) FROM workers WHERE thread_id = %lld AND status = "
+				 "'failed' AND request->'network' IS NULL", (long long)thread), 2);
+	kill(reg, SIGTERM);
+	waitpid(reg, NULL, 0);
+	tf_kill(serve);
+	end();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1112,6 +1219,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_expired_question_asked_again, teardown),
 		cmocka_unit_test_teardown(test_failed_review_asks, teardown),
 		cmocka_unit_test_teardown(test_terminal_commands, teardown),
+		cmocka_unit_test_teardown(test_network_policy_in_the_spec, teardown),
 	};
 	ts_init();
 	if (getenv("TF_ONLY")) /* one case, while working on it */

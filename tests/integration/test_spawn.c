@@ -1475,6 +1475,96 @@ static json_t *merge_request(const char *id, const char *repo, const char *task)
 			 TSS_TEST_CMD);
 }
 
+/* A change's baseline: mode "test" runs the tests on the base and nothing
+ * else; a worker given the baseline's failing tests (allowed_failures) is
+ * done when no more fail and none that passed stopped passing, and failed
+ * when one that passed fails. */
+static void test_baseline_allowed_failures(void **state)
+{
+	json_t *req, *res, *tests;
+	char *main0 = NULL;
+	(void)state;
+
+	fake_llm_reset(&g_fake);
+	req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", "bl-1", "mode", "test", "task",
+			"baseline", "project", "proj-1", "repo", g_repo, "base", "main",
+			"test_command", TSS_TEST_CMD);
+	xadd(g_redis, "bl-1", req);
+	res = await_result(g_redis, "bl-1");
+	expect_status(res, "done");
+	tests = json_object_get(res, "tests");
+	assert_int_equal(json_integer_value(json_object_get(tests, "passed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(tests, "failed")), 2);
+	assert_string_equal(json_string_value(json_object_get(tests, "verdict")), "failed");
+	main0 = git_show("main");
+	assert_non_null(strstr(main0, json_string_value(json_object_get(res, "commit"))));
+	assert_null(json_object_get(res, "agent")); /* no agent ran */
+	tests = json_incref(tests);
+	json_decref(res);
+
+	/* a new passing test beside the two failing ones: done, as the baseline allows */
+	tss_script(&g_fake, json_pack("[o, o]",
+				      tss_bash("printf 'import unittest\n\n\nclass T(unittest.TestCase):"
+					       "\n    def test_x(self):\n        self.assertTrue(True)"
+					       "\n' > test_extra.py"),
+				      tss_tool("submit", "{}")));
+	req = request("bl-2", "bl2", TSS_TEST_CMD);
+	json_object_set_new(req, "allowed_failures", json_integer(2));
+	xadd(g_redis, "bl-2", req);
+	res = await_result(g_redis, "bl-2");
+	expect_status(res, "done");
+	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")), "as on the base"));
+	json_decref(res);
+	/* the same without the baseline: failed, as ever */
+	tss_script(&g_fake, json_pack("[o, o]", tss_bash("echo nothing"), tss_tool("submit", "{}")));
+	xadd(g_redis, "bl-3", request("bl-3", "bl3", TSS_TEST_CMD));
+	res = await_result(g_redis, "bl-3");
+	expect_status(res, "failed");
+	json_decref(res);
+	/* the baseline named them: the two that fail on the base */
+	{
+		json_t *names = json_object_get(tests, "failing");
+		assert_int_equal(json_array_size(names), 2);
+		assert_non_null(strstr(json_string_value(json_array_get(names, 0)), "test_negative"));
+		assert_non_null(strstr(json_string_value(json_array_get(names, 1)), "test_small"));
+	}
+	/* fixing both failing tests and breaking the one that passed: the counts accept it
+	 * (1 failure of 2 allowed, 2 passing where 1 passed), the names do not */
+	tss_script(&g_fake, json_pack("[o, o]",
+				      tss_bash("sed -i 's/a - b/a + b + (1 if a == 0 else 0)/' calc.py"),
+				      tss_tool("submit", "{}")));
+	req = request("bl-5", "bl5", TSS_TEST_CMD);
+	json_object_set_new(req, "allowed_failures", json_integer(2));
+	xadd(g_redis, "bl-5", req);
+	res = await_result(g_redis, "bl-5");
+	expect_status(res, "done");
+	json_decref(res);
+	tss_script(&g_fake, json_pack("[o, o]",
+				      tss_bash("sed -i 's/a - b/a + b + (1 if a == 0 else 0)/' calc.py"),
+				      tss_tool("submit", "{}")));
+	req = request("bl-6", "bl6", TSS_TEST_CMD);
+	json_object_set_new(req, "allowed_failures", json_integer(2));
+	json_object_set(req, "allowed_failing", json_object_get(tests, "failing"));
+	xadd(g_redis, "bl-6", req);
+	res = await_result(g_redis, "bl-6");
+	expect_status(res, "failed");
+	assert_non_null(strstr(json_string_value(json_array_get(json_object_get(
+				       json_object_get(res, "tests"), "failing"), 0)), "test_zero"));
+	json_decref(res);
+	/* breaking the test that passed: failed, whatever the allowance */
+	tss_script(&g_fake, json_pack("[o, o]", tss_bash("sed -i 's/a - b/1/' calc.py"),
+				      tss_tool("submit", "{}")));
+	req = request("bl-4", "bl4", TSS_TEST_CMD);
+	json_object_set_new(req, "allowed_failures", json_integer(2));
+	xadd(g_redis, "bl-4", req);
+	res = await_result(g_redis, "bl-4");
+	expect_status(res, "failed");
+	assert_non_null(strstr(json_string_value(json_object_get(res, "reason")), "3 of 3 failed"));
+	json_decref(res);
+	json_decref(tests);
+	free(main0);
+}
+
 static void test_merge_requests(void **state)
 {
 	char repo[1024], mirror[1024], *main0, *tip, *head;
@@ -1755,6 +1845,7 @@ int main(void)
 		cmocka_unit_test(test_cleanup_removes_dead_workspaces),
 		cmocka_unit_test(test_serve_runs_the_spawner),
 		cmocka_unit_test(test_merge_requests),
+		cmocka_unit_test(test_baseline_allowed_failures),
 		cmocka_unit_test(test_cancelled_workers),
 	};
 	ts_init();

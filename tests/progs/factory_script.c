@@ -3,9 +3,12 @@
  * merged code, for `make compose-test`, which runs it against the compose
  * stack:
  *
- *   factory_script BASE_URL
+ *   factory_script BASE_URL [--ask]
  *     {"models": the models file (one model per role, on BASE_URL),
  *      "script": [the replies for the fake's POST /__script, in order]}
+ *
+ * With --ask the brainstorm first asks a question (the person's answer,
+ * whatever it is, then gets the spec).
  *
  * The brainstorm answers the idea with the spec at once; slug is written
  * whole at once (TF_SLUG_FULL: the command line's tests need its
@@ -14,6 +17,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
@@ -21,11 +25,13 @@ int main(int argc, char **argv)
 	const char *const tasks[] = {"wc", "cli"};
 	char *s;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: factory_script BASE_URL\n");
+	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "--ask") == 0)) {
+		fprintf(stderr, "usage: factory_script BASE_URL [--ask]\n");
 		return 2;
 	}
 	script = json_array();
+	if (argc == 3)
+		json_array_append_new(script, tf_brainstorm_question());
 	json_array_append_new(script, tf_brainstorm_spec());
 	json_array_append_new(script, tf_plan());
 	{

@@ -175,8 +175,10 @@ def check_replay():
         problems.append(f"js-slugify: {slug.get('outcome')}: {slug.get('reason')}")
     skipped = [t for t in tasks.values() if t["outcome"] == "skipped"]
     chg = [t for t in skipped if t["id"].startswith("chg-")]
-    if not chg or any(t["reason"] != "needs changes to existing repositories" for t in chg):
-        problems.append("change tasks are not skipped as needing existing repositories")
+    if not chg or any(t["reason"] != "no recording of it in the replayed folder" for t in chg):
+        problems.append("the change tasks without a recording are not skipped for that")
+    if "chg-py-tasklog-emptyconfig" not in [t["id"] for t in ran]:
+        problems.append("the recorded change task did not run")
     tot = (rep or {}).get("totals", {})
     solved = sum(1 for b in base.values() if b["solved"])
     if tot.get("solved") != solved or tot.get("ran") != len(base) or \
@@ -194,8 +196,9 @@ def check_replay():
             problems.append(f"{f} was not written")
     if "eval [" not in err:
         problems.append("no progress lines on stderr")
-    report(not problems, "the five recorded tasks replay through the whole factory: outcomes, "
-           "hidden tests, calls, tokens, costs and counts as recorded; the gate passes",
+    report(not problems, "the recorded tasks (five new projects and a change to a repository) "
+           "replay through the whole factory: outcomes, hidden tests, calls, tokens, costs and "
+           "counts as recorded; the gate passes",
            "\n".join(problems) + ("\n" + err[-3000:] if problems else ""))
     return rep
 

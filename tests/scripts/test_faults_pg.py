@@ -252,6 +252,10 @@ def main():
             at = done(prefix)
             t0 = time.monotonic()
             pg.stop(signal.SIGINT if phase == "fast" else signal.SIGKILL)
+            if phase == "kill":
+                # down for longer than a lease (3 s): the workers give up the
+                # runs they were executing, which must then be taken over
+                time.sleep(4.5)
             up = pg.start()
             t_up = time.monotonic()
             if not check(up, "PostgreSQL is back after %s" % how):

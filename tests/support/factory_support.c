@@ -625,3 +625,70 @@ void tf_check_repository(tf_env *e, int64_t thread)
 		fail_msg("the repository is not what the project built:\n%s", buf_cstr(&out));
 	buf_free(&out);
 }
+
+/* The names of a checkpoint's "nodes" or "next" (names or {"node"}). */
+static const char *task_name(const json_t *t)
+{
+	return json_is_string(t) ? json_string_value(t) : json_string_value(json_object_get(t, "node"));
+}
+
+/* The arrows `orchestrator graph factory --mermaid` draws, as "a>b" keys. */
+static json_t *drawn_arrows(void)
+{
+	json_t *arrows = json_object();
+	char *text, *line, *nl;
+	buf out;
+
+	buf_init(&out, 0);
+	if (tf_cli(&out, "graph factory --mermaid") != 0)
+		fail_msg("orchestrator graph factory failed: %s", buf_cstr(&out));
+	text = buf_steal(&out);
+	for (line = text; line && *line; line = nl ? nl + 1 : NULL) {
+		char a[64], b[64], key[140];
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (sscanf(line, " %63s --> %63[^;];", a, b) == 2 ||
+		    sscanf(line, " %63s -.-> %63[^;];", a, b) == 2) {
+			snprintf(key, sizeof(key), "%s>%s", a, b);
+			json_object_set_new(arrows, key, json_true());
+		}
+	}
+	free(text);
+	return arrows;
+}
+
+void tf_check_transitions(tf_env *e)
+{
+	json_t *arrows = drawn_arrows(), *cks;
+	PGresult *r = NULL;
+	size_t i, k, m;
+	const json_t *ck, *to, *from;
+
+	if (pg_exec(e->db, &r, "SELECT coalesce(json_agg(json_build_object('nodes', nodes, 'next', "
+			       "next) ORDER BY thread_id, seq), '[]')::text FROM checkpoints", 0,
+		    NULL) < 0)
+		fail_msg("reading the checkpoints: %s", err_last());
+	cks = ts_json(pg_val(r, 0, 0));
+	PQclear(r);
+	json_array_foreach(cks, i, ck) {
+		const json_t *nodes = json_object_get(ck, "nodes"), *next = json_object_get(ck, "next");
+		json_t *ends = json_pack("[s]", "__end__");
+		if (json_array_size(next) == 0)
+			next = ends;
+		json_array_foreach(next, k, to) {
+			int found = json_array_size(nodes) == 0;
+			char key[140];
+			json_array_foreach(nodes, m, from) {
+				snprintf(key, sizeof(key), "%s>%s", task_name(from), task_name(to));
+				found |= json_object_get(arrows, key) != NULL;
+			}
+			if (!found)
+				fail_msg("a run went to %s from no node with an arrow to it",
+					 task_name(to));
+		}
+		json_decref(ends);
+	}
+	json_decref(cks);
+	json_decref(arrows);
+}

@@ -109,4 +109,8 @@ int64_t tf_thread(tf_env *e, int n);
  * their tests, which pass in a fresh clone. */
 void tf_check_repository(tf_env *e, int64_t thread);
 
+/* Every transition the runs took (checkpoints' nodes to next) is an arrow
+ * of `orchestrator graph factory --mermaid`: what ran was declared. */
+void tf_check_transitions(tf_env *e);
+
 #endif

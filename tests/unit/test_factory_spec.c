@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "nodes/factory.h"
 #include "nodes/model.h"
+#include "nodes/netspec.h"
 #include "nodes/spec.h"
 
 #include <stdio.h>
@@ -78,6 +79,109 @@ static void test_spec(void **st)
 	json_decref(j);
 	/* the brainstorm's reply schema: a question (spec null) or a spec */
 	assert_non_null(nd_schema("brainstorm"));
+}
+
+/* The spec's network and setup command: read, written back, shown, carried
+ * into a spawn request; the person's lines win and say what to write. */
+static void test_spec_network(void **st)
+{
+	const char *base = "{\"name\": \"app\", \"summary\": \"s\", \"users\": [\"u\"], \"features\": "
+			   "[{\"name\": \"f\", \"acceptance\": [\"a\"]}], \"language\": \"Python 3.11\", "
+			   "\"stack\": [], \"constraints\": [], \"test_command\": \"pytest\"";
+	char text[2048];
+	json_t *j, *back, *rq;
+	nd_spec s;
+	buf html, said;
+	(void)st;
+
+	snprintf(text, sizeof(text), "%s, \"setup_command\": \"pip install -r requirements.txt\", "
+		 "\"network\": \" Registries \"}", base);
+	j = ts_json(text);
+	assert_int_equal(nd_spec_from_json(j, &s), 0);
+	assert_string_equal(s.net.setup_command, "pip install -r requirements.txt");
+	assert_string_equal(s.net.policy, "registries");
+	assert_int_equal(s.net.hosts.n, 0);
+	back = nd_spec_to_json(&s);
+	nd_spec_free(&s);
+	assert_string_equal(json_string_value(json_object_get(back, "network")), "registries");
+	assert_int_equal(nd_spec_from_json(back, &s), 0); /* what it writes, it reads */
+	nd_spec_free(&s);
+	rq = nd_netspec_request(back);
+	assert_string_equal(json_string_value(json_object_get(rq, "policy")), "registries");
+	assert_string_equal(json_string_value(json_object_get(rq, "language")), "python");
+	assert_null(json_object_get(rq, "hosts"));
+	json_decref(rq);
+	buf_init(&html, 0);
+	nd_spec_html(back, &html);
+	assert_non_null(strstr(buf_cstr(&html), "<b>Setup</b> <code>pip install -r requirements.txt"));
+	assert_non_null(strstr(buf_cstr(&html), "<b>Network</b> the package registries of its "
+						 "language"));
+	buf_free(&html);
+
+	/* the person's lines win, the last of a kind; any case, any spacing */
+	buf_init(&said, 0);
+	assert_int_equal(nd_netspec_said("Sounds good.\n  Network : registry.example.org, "
+					 "10.0.0.5:8081\nnetwork: pypi.example.org *.example.org\n"
+					 "SETUP COMMAND: make deps\n",
+					 back, &said),
+			 3);
+	assert_string_equal(buf_cstr(&said), "network: pypi.example.org, *.example.org; "
+					     "setup command: make deps");
+	rq = nd_netspec_request(back);
+	assert_string_equal(json_string_value(json_object_get(rq, "policy")), "hosts");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(rq, "hosts"), 1)),
+			    "*.example.org");
+	assert_null(json_object_get(rq, "language"));
+	json_decref(rq);
+	assert_int_equal(nd_spec_from_json(back, &s), 0);
+	assert_string_equal(s.net.setup_command, "make deps");
+	assert_int_equal(s.net.hosts.n, 2);
+	nd_spec_free(&s);
+	/* a value that cannot be used changes nothing and says what to write */
+	buf_reset(&said);
+	assert_int_equal(nd_netspec_said("setup command: none\nnetwork: pypi.org; rm -rf /", back,
+					 &said),
+			 ERR_INVALID);
+	assert_non_null(strstr(err_last(), "write none, registries, or the hosts"));
+	assert_string_equal(json_string_value(json_object_get(back, "setup_command")), "make deps");
+	/* none, and no setup */
+	assert_int_equal(nd_netspec_said("network: NONE\nsetup command: none", back, NULL), 2);
+	assert_null(json_object_get(back, "setup_command"));
+	rq = nd_netspec_request(back);
+	assert_string_equal(json_string_value(json_object_get(rq, "policy")), "none");
+	json_decref(rq);
+	/* prose is not a setting: only a line of its own */
+	assert_int_equal(nd_netspec_said("the network: none of that matters", back, NULL), 0);
+	buf_free(&said);
+	json_decref(back);
+	json_decref(j);
+
+	/* no network: the spawner's default; a pattern holds no quotes */
+	snprintf(text, sizeof(text), "%s}", base);
+	j = ts_json(text);
+	assert_int_equal(nd_spec_from_json(j, &s), 0);
+	assert_null(s.net.policy);
+	back = nd_spec_to_json(&s);
+	assert_null(json_object_get(back, "network"));
+	assert_null(nd_netspec_request(back));
+	buf_init(&html, 0);
+	nd_spec_html(back, &html);
+	assert_non_null(strstr(buf_cstr(&html), "<b>Network</b> the default of the configuration"));
+	buf_free(&html);
+	json_decref(back);
+	nd_spec_free(&s);
+	json_decref(j);
+	snprintf(text, sizeof(text), "%s, \"network\": \"a.org, b.org'\"}", base);
+	j = ts_json(text);
+	assert_int_equal(nd_spec_from_json(j, &s), ERR_INVALID);
+	assert_non_null(strstr(err_last(), "spec.network"));
+	nd_spec_free(&s);
+	json_decref(j);
+	snprintf(text, sizeof(text), "%s, \"network\": {\"policy\": \"registries\"}}", base);
+	j = ts_json(text);
+	assert_int_equal(nd_spec_from_json(j, &s), ERR_INVALID); /* the schema: a string */
+	nd_spec_free(&s);
+	json_decref(j);
 }
 
 static void test_plan_order_and_shared_files(void **st)
@@ -298,6 +402,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spec),
+		cmocka_unit_test(test_spec_network),
 		cmocka_unit_test(test_plan_order_and_shared_files),
 		cmocka_unit_test(test_bad_plans),
 		cmocka_unit_test(test_review),

@@ -120,6 +120,113 @@ static void expect_invalid(const char *text, const char *needle)
 	spw_request_free(&r);
 }
 
+/* The failing tests named, as a change's baseline compares them. */
+static void test_testsum_failing_names(void **state)
+{
+	spw_testsum s;
+	(void)state;
+
+	s = sum("test_a (t.T.test_a) ... FAIL\ntest_b (t.T.test_b) ... ok\n"
+		"======================================================================\n"
+		"FAIL: test_a (t.T.test_a)\n------\nAssertionError\n"
+		"ERROR: test_c (t.T.test_c)\n------\nNameError\n\n"
+		"Ran 3 tests in 0.001s\n\nFAILED (failures=1, errors=1)\n", 1);
+	assert_int_equal(s.failed, 2);
+	assert_true(s.failing_known);
+	assert_string_equal(s.failing, "test_a (t.T.test_a)\ntest_c (t.T.test_c)\n");
+	assert_true(spw_testsum_named(s.failing, "test_c (t.T.test_c)"));
+	assert_false(spw_testsum_named(s.failing, "test_a"));
+
+	s = sum("=== short test summary info ===\nFAILED tests/test_x.py::test_one - assert 1 == 2\n"
+		"ERROR tests/test_x.py::test_two - fixture\n=== 2 failed, 3 passed in 0.2s ===\n", 1);
+	assert_true(s.failing_known);
+	assert_string_equal(s.failing, "tests/test_x.py::test_one\ntests/test_x.py::test_two\n");
+	/* pytest without its summary lines (-q -rN): counted, not named */
+	s = sum("..F\n1 failed, 2 passed in 0.1s\n", 1);
+	assert_int_equal(s.failed, 1);
+	assert_false(s.failing_known);
+
+	s = sum("--- PASS: TestA (0.00s)\n--- FAIL: TestB (0.00s)\n    --- FAIL: TestB/x (0.00s)\n"
+		"FAIL\n", 1);
+	assert_true(s.failing_known);
+	assert_string_equal(s.failing, "TestB\nTestB/x\n");
+	s = sum("test a::b ... ok\ntest a::c ... FAILED\ntest result: FAILED. 1 passed; 1 failed; "
+		"0 ignored\n", 101);
+	assert_true(s.failing_known);
+	assert_string_equal(s.failing, "a::c\n");
+	s = sum("1..3\nok 1 - first\nnot ok 2 - second\nnot ok 3 - third # TODO later\n", 1);
+	assert_true(s.failing_known);
+	assert_string_equal(s.failing, "second\n");
+	s = sum("3 passed, 1 failed\n", 1);
+	assert_false(s.failing_known);
+}
+
+/* A change's modes: import, test, pr; allowed_failures; the pr object. */
+static void test_change_requests(void **state)
+{
+	spw_request r;
+	json_t *j;
+	const char *pr = "{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"deliver\",\"project\":\"p\","
+			 "\"repo\":\"/r\",\"target\":\"main\",\"mirror\":\"https://h/o/n.git\","
+			 "\"pr\":{\"head\":\"orchestrator/n-1\",\"base\":\"main\",\"title\":\"t\","
+			 "\"body\":\"b\"}}";
+	const char *test = "{\"id\":\"b\",\"mode\":\"test\",\"task\":\"baseline\",\"project\":"
+			   "\"p\",\"repo\":\"/r\",\"base\":\"main\",\"test_command\":\"make test\"}";
+	const char *work = "{\"id\":\"c\",\"task\":\"t\",\"project\":\"p\",\"repo\":\"/r\","
+			   "\"prompt\":\"x\",\"allowed_failures\":2}";
+	(void)state;
+
+	assert_int_equal(spw_request_parse(pr, strlen(pr), &r), 0);
+	assert_string_equal(r.mode, "pr");
+	assert_true(spw_request_is_git_only(&r));
+	assert_string_equal(r.pr.head, "orchestrator/n-1");
+	assert_string_equal(r.pr.body, "b");
+	j = spw_request_json(&r);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "pr"), "base")),
+			    "main");
+	json_decref(j);
+	spw_request_free(&r);
+	assert_int_equal(spw_request_parse(test, strlen(test), &r), 0);
+	assert_null(r.prompt);
+	spw_request_free(&r);
+	assert_int_equal(spw_request_parse(work, strlen(work), &r), 0);
+	assert_int_equal(r.allowed_failures, 2);
+	assert_null(r.allowed_failing);
+	spw_request_free(&r);
+	{
+		const char *named = "{\"id\":\"c\",\"task\":\"t\",\"project\":\"p\",\"repo\":\"/r\","
+				    "\"prompt\":\"x\",\"allowed_failures\":2,\"allowed_failing\":"
+				    "[\"test_a (t.T.test_a)\",\"TestB/x\"]}";
+		assert_int_equal(spw_request_parse(named, strlen(named), &r), 0);
+		assert_string_equal(r.allowed_failing, "test_a (t.T.test_a)\nTestB/x\n");
+		spw_request_free(&r);
+	}
+	expect_invalid("{\"id\":\"a\",\"task\":\"t\",\"project\":\"p\",\"repo\":\"/r\","
+		       "\"prompt\":\"x\",\"allowed_failing\":[\"a\\nb\"]}", "must be a test's name");
+
+	expect_invalid("{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"d\",\"project\":\"p\","
+		       "\"repo\":\"/r\",\"mirror\":\"https://h/o/n.git\"}", "\"pr\" is missing");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"d\",\"project\":\"p\","
+		       "\"repo\":\"/r\",\"mirror\":\"https://h/o/n.git\",\"pr\":{\"head\":\"x\","
+		       "\"base\":\"main\",\"title\":\"t\",\"draft\":true}}", "\"pr.draft\" is not");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"d\",\"project\":\"p\","
+		       "\"repo\":\"/r\",\"mirror\":\"https://h/o/n.git\",\"pr\":{\"head\":\"a..b\","
+		       "\"base\":\"main\",\"title\":\"t\"}}", "must be branch names");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"pr\",\"task\":\"d\",\"project\":\"p\","
+		       "\"repo\":\"/r\",\"pr\":{\"head\":\"x\",\"base\":\"main\",\"title\":\"t\"}}",
+		       "\"mirror\" is missing");
+	expect_invalid("{\"id\":\"a\",\"task\":\"d\",\"project\":\"p\",\"repo\":\"/r\","
+		       "\"prompt\":\"x\",\"pr\":{}}", "goes with mode");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"test\",\"task\":\"b\",\"project\":\"p\","
+		       "\"repo\":\"/r\"}", "\"test_command\" is missing");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"import\",\"task\":\"i\",\"project\":\"p\","
+		       "\"repo\":\"https://h/o/n.git\"}", "\"mirror\" is missing");
+	expect_invalid("{\"id\":\"a\",\"mode\":\"clone\",\"task\":\"i\",\"project\":\"p\","
+		       "\"repo\":\"/r\"}", "\"mode\" must be");
+	expect_invalid("{\"id\":\"a\",\"task\":\"t\",\"project\":\"p\",\"repo\":\"/r\","
+		       "\"prompt\":\"x\",\"allowed_failures\":-1}", "\"allowed_failures\" must be");
+}
+
 static void test_requests(void **state)
 {
 	spw_request r;
@@ -248,6 +355,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_testsum_formats),
 		cmocka_unit_test(test_requests),
+		cmocka_unit_test(test_change_requests),
+		cmocka_unit_test(test_testsum_failing_names),
 		cmocka_unit_test(test_redis_urls),
 		cmocka_unit_test(test_render),
 	};

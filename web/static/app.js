@@ -190,10 +190,15 @@ async function viewQuestions() {
 
 const STAGES = [["brainstorm", "Brainstorm"], ["spec_review", "Spec"], ["architect", "Architect"],
   ["plan_review", "Plan"], ["develop", "Develop"], ["done", "Done"]];
+/* a change to an existing repository has four more (README: Changing an existing repository) */
+const CHANGE_STAGES = [["import", "Import"], ["brainstorm", "Brainstorm"], ["spec_review", "Spec"],
+  ["baseline", "Baseline"], ["architect", "Architect"], ["plan_review", "Plan"],
+  ["develop", "Develop"], ["deliver", "Deliver"], ["pull_request", "Pull request"], ["done", "Done"]];
 
-function stageBar(stage) {
-  const at = STAGES.findIndex((s) => s[0] === stage);
-  return h("div", { class: "stages", id: "stages" }, STAGES.map((s, i) =>
+function stageBar(stage, change) {
+  const stages = change ? CHANGE_STAGES : STAGES;
+  const at = stages.findIndex((s) => s[0] === stage);
+  return h("div", { class: "stages", id: "stages" }, stages.map((s, i) =>
     h("span", { class: i < at ? "past" : i === at ? "now" : null, "data-stage": s[0] }, s[1])));
 }
 
@@ -355,7 +360,7 @@ async function viewProject(key) {
   setView("projects",
     h("h1", {}, (state.spec && state.spec.name) || s.name || p.key, " ", badge(stage)),
     h("div", { class: "muted" }, p.key + " · " + (s.summary || (state.spec && state.spec.summary) || "")),
-    stageBar(stage),
+    stageBar(stage, !!state.change),
     open.length ? card("Waiting for you", open.map((q) => questionBox(q))) : null,
     card("Tasks", h("div", { class: "graph" }, taskGraph(state.plan, state.tasks))),
     h("div", { class: "grid" },

@@ -1,0 +1,58 @@
+#include "bot/report.h"
+#include "core/err.h"
+
+#include <stdio.h>
+
+static const pg_stmt STMT_QUESTIONS = {
+	"bot_report_questions",
+	"SELECT json_agg(json_build_object('id', id, 'key', key, 'question', question, 'state', "
+	"state, 'decision', decision, 'by', decided_by->>'name', 'asked', to_char(created_at AT "
+	"TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS\"Z\"')) ORDER BY id)::text FROM approvals "
+	"WHERE thread_id = $1",
+	1,
+};
+
+int bot_report_questions(pg_conn *c, int64_t thread_id, json_t **out)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+	PGresult *r = NULL;
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &r, &STMT_QUESTIONS, params);
+	*out = rc == 0 && pg_rows(r) == 1 && !pg_isnull(r, 0, 0)
+		       ? json_loads(pg_val(r, 0, 0), 0, NULL)
+		       : NULL;
+	PQclear(r);
+	if (rc == 0 && !*out)
+		*out = json_array();
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	return rc;
+}
+
+static const pg_stmt STMT_SHOWN = {
+	"bot_report_shown",
+	"SELECT id, key, options::text FROM approvals WHERE channel = 'term' AND chat = $1 AND "
+	"state = 'pending' AND message_id IS NOT NULL ORDER BY id LIMIT 1",
+	1,
+};
+
+int bot_report_shown(pg_conn *c, const char *chat, int64_t *out_id, char *key, size_t kcap,
+		     json_t **out_options)
+{
+	const char *params[1] = {chat};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_SHOWN, params);
+
+	*out_id = 0;
+	*out_options = NULL;
+	if (rc == 0 && pg_rows(r) == 1) {
+		*out_id = pg_int(r, 0, 0);
+		snprintf(key, kcap, "%s", pg_val(r, 0, 1));
+		*out_options = json_loads(pg_val(r, 0, 2), 0, NULL);
+	}
+	PQclear(r);
+	return rc;
+}

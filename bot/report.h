@@ -1,0 +1,26 @@
+/*
+ * report — what other parts read of the bot's approvals table: a thread's
+ * questions and how they were answered, the question a chat shows now.
+ * Only reads, on the caller's connection. ERR_DB on a database error.
+ */
+#ifndef ORCH_BOT_REPORT_H
+#define ORCH_BOT_REPORT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "core/pg.h"
+
+/* Every question asked in thread `thread_id`, oldest first, into *out (an
+ * array the caller owns, empty when none): {"id", "key", "question",
+ * "state", "decision", "by" (the decider's name), "asked"
+ * ("YYYY-MM-DD HH:MM:SSZ")}. */
+int bot_report_questions(pg_conn *c, int64_t thread_id, json_t **out);
+
+/* The oldest pending question shown in terminal chat `chat`: *out_id its
+ * approval id (0: none), its key into key[kcap], its options (owned) into
+ * *out_options. */
+int bot_report_shown(pg_conn *c, const char *chat, int64_t *out_id, char *key, size_t kcap,
+		     json_t **out_options);
+
+#endif

@@ -1,0 +1,64 @@
+#include "spawner/report.h"
+#include "core/err.h"
+
+#include <stdio.h>
+
+static const pg_stmt STMT_WORKER = {
+	"spw_report_worker",
+	"SELECT coalesce(task, ''), coalesce(project, ''), state, coalesce(status, ''), "
+	"coalesce(owner, ''), attempt, coalesce(result->>'reason', '') FROM workers WHERE id = $1",
+	1,
+};
+
+int spw_report_worker(pg_conn *c, const char *id, int *found, spw_worker_info *out)
+{
+	const char *params[1] = {id};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_WORKER, params);
+
+	*found = rc == 0 && pg_rows(r) > 0;
+	if (*found) {
+		snprintf(out->task, sizeof(out->task), "%s", pg_val(r, 0, 0));
+		snprintf(out->project, sizeof(out->project), "%s", pg_val(r, 0, 1));
+		snprintf(out->state, sizeof(out->state), "%s", pg_val(r, 0, 2));
+		snprintf(out->status, sizeof(out->status), "%s", pg_val(r, 0, 3));
+		snprintf(out->owner, sizeof(out->owner), "%s", pg_val(r, 0, 4));
+		out->attempt = pg_int(r, 0, 5);
+		snprintf(out->reason, sizeof(out->reason), "%s", pg_val(r, 0, 6));
+	}
+	PQclear(r);
+	return rc;
+}
+
+static const pg_stmt STMT_WORKERS = {
+	"spw_report_workers",
+	"SELECT json_agg(json_build_object('id', id, 'task', task, 'mode', coalesce(request->>'mode', "
+	"'work'), 'state', state, 'status', status, 'attempt', attempt, 'reason', "
+	"result->>'reason', 'tests', result->'tests'->>'verdict', 'tokens_in', "
+	"(result->'tokens'->>'in')::bigint, 'tokens_out', (result->'tokens'->>'out')::bigint, "
+	"'cost_usd', (result->>'cost_usd')::float8, 'branch', result->>'branch', 'commit', "
+	"result->>'commit', 'progress', progress, 'started', to_char(created_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD HH24:MI:SS\"Z\"')) ORDER BY created_at, id)::text FROM workers "
+	"WHERE thread_id = $1",
+	1,
+};
+
+int spw_report_workers(pg_conn *c, int64_t thread_id, json_t **out)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+	PGresult *r = NULL;
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &r, &STMT_WORKERS, params);
+	*out = rc == 0 && pg_rows(r) == 1 && !pg_isnull(r, 0, 0)
+		       ? json_loads(pg_val(r, 0, 0), 0, NULL)
+		       : NULL;
+	PQclear(r);
+	if (rc == 0 && !*out)
+		*out = json_array();
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	return rc;
+}
