@@ -15,17 +15,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static char g_sock[PATH_MAX];
+static pid_t g_pid; /* the fake engine running, stopped by the teardown too */
 
+/* The fake accepts connections (its socket's file appears at bind(), a
+ * moment before listen()). */
 static int sock_ready(void *u)
 {
-	struct stat st;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
 	(void)u;
-	return stat(g_sock, &st) == 0;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", g_sock);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok;
 }
 
 static pid_t fake(const char *ping_status)
@@ -41,6 +50,7 @@ static pid_t fake(const char *ping_status)
 		execl(prog, prog, "--socket", g_sock, "--ping-status", ping_status, (char *)NULL);
 		_exit(127);
 	}
+	g_pid = pid;
 	assert_true(ts_wait_for(sock_ready, NULL, 10000));
 	return pid;
 }
@@ -48,8 +58,21 @@ static pid_t fake(const char *ping_status)
 static void stop(pid_t pid)
 {
 	int st;
+	if (pid <= 0)
+		return;
 	kill(pid, SIGTERM);
 	waitpid(pid, &st, 0);
+	if (pid == g_pid)
+		g_pid = 0;
+}
+
+/* A failed assertion leaves the test early: the fake must not outlive it
+ * (it holds the output the test runner reads to its end). */
+static int teardown(void **state)
+{
+	(void)state;
+	stop(g_pid);
+	return 0;
 }
 
 static void test_engine_errors(void **state)
@@ -105,8 +128,8 @@ static void test_engine_unwell(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_engine_errors),
-		cmocka_unit_test(test_engine_unwell),
+		cmocka_unit_test_teardown(test_engine_errors, teardown),
+		cmocka_unit_test_teardown(test_engine_unwell, teardown),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
