@@ -145,7 +145,9 @@ int bot_batch_add(bot_batch *b, const bot_input *in, const char *idem)
 	char chat[96];
 	json_t *item;
 
-	if (!b->items && !(b->items = json_array()))
+	if (!b->items)
+		b->items = json_array();
+	if (!b->items)
 		return err_set(ERR_NOMEM, "out of memory");
 	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
 	item = json_pack("{s:s,s:o,s:s,s:o}", "chat", chat, "input", bot_input_json(in), "idem",

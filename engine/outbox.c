@@ -334,7 +334,8 @@ static void *relay_main(void *arg)
 				continue;
 			if (!PQconsumeInput(pg_conn_raw(listen)))
 				break;
-			while ((note = PQnotifies(pg_conn_raw(listen))) != NULL) {
+			for (note = PQnotifies(pg_conn_raw(listen)); note;
+			     note = PQnotifies(pg_conn_raw(listen))) {
 				PQfreemem(note);
 				got = 1;
 			}
