@@ -5,44 +5,16 @@
 #include "core/jsonx.h"
 #include "core/utf8.h"
 #include "engine/control.h"
+#include "engine/report.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const pg_stmt STMT_PROJECT = {
-	"bot_project",
-	"SELECT t.id, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'idle'), "
-	"coalesce(array_to_string(r.waiting_on, ', '), ''), coalesce(r.step, 0), "
-	"coalesce(r.error, ''), (SELECT count(*) FROM runs q WHERE q.thread_id = t.id "
-	"AND q.status = 'queued') FROM threads t LEFT JOIN LATERAL (SELECT x.status, x.waiting_on, "
-	"x.step, x.error FROM runs x WHERE x.thread_id = t.id AND " ENG_SQL_NOT_HANDED_OFF("x") " "
-	"ORDER BY (x.status IN ('running', 'waiting')) DESC, x.id DESC LIMIT 1) r ON true "
-	"WHERE t.key = $1",
-	1,
-};
-
-static const pg_stmt STMT_PROJECTS = {
-	"bot_projects",
-	"SELECT (t.metadata->>'n')::int AS n, coalesce(t.metadata->>'title', ''), "
-	"coalesce((SELECT x.status FROM runs x WHERE x.thread_id = t.id AND "
-	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY (x.status IN ('running', 'waiting')) DESC, x.id DESC "
-	"LIMIT 1), 'idle') FROM threads t "
-	"WHERE starts_with(t.key, $1 || ':') AND t.metadata ? 'n' ORDER BY n LIMIT 50",
-	1,
-};
-
 static const pg_stmt STMT_SWITCH = {
 	"bot_switch",
 	"UPDATE bot_chats SET active = $2::int, updated_at = now() WHERE chat = $1",
-	2,
-};
-
-static const pg_stmt STMT_FIND_TITLE = {
-	"bot_find_title",
-	"SELECT (metadata->>'n')::int FROM threads WHERE starts_with(key, $1 || ':') AND metadata ? "
-	"'n' AND starts_with(lower(metadata->>'title'), lower($2)) ORDER BY updated_at DESC LIMIT 1",
 	2,
 };
 
@@ -308,9 +280,9 @@ static void status_questions(buf *out, const json_t *r, const char *channel, int
 	}
 }
 
-/* The factory project's /status (HTML). `run` is the STMT_PROJECT row. */
+/* The factory project's /status (HTML) with its current run. */
 static void status_report(buf *out, const json_t *r, int n, const char *channel,
-			  const PGresult *run)
+			  const eng_report_run *run)
 {
 	const json_t *budget = json_object_get(r, "budget");
 	const char *name = *jx_str(r, "name") ? jx_str(r, "name") : jx_str(r, "title");
@@ -324,8 +296,8 @@ static void status_report(buf *out, const json_t *r, int n, const char *channel,
 	buf_printf(out, "\n<b>Workers running:</b> %lld", jx_int(r, "workers"));
 	status_workers(out, json_object_get(r, "worker_list"));
 	status_questions(out, r, channel,
-			 pg_rows(run) > 0 && strcmp(pg_val(run, 0, 2), "waiting") == 0 &&
-				 strstr(pg_val(run, 0, 3), BOT_INPUT_KEY) != NULL);
+			 strcmp(run->status, "waiting") == 0 &&
+				 strstr(run->waiting, BOT_INPUT_KEY) != NULL);
 	buf_printf(out, "\n<b>Cost:</b> $%.4f so far, %lld tokens (%lld in, %lld out)",
 		   json_number_value(json_object_get(r, "cost_usd")), tin + tout, tin, tout);
 	if (json_is_object(budget))
@@ -352,14 +324,12 @@ static void status_report(buf *out, const json_t *r, int n, const char *channel,
 }
 
 /* A thread without a report: its run state. */
-static void status_run(buf *out, int n, const PGresult *res)
+static void status_run(buf *out, int n, const eng_report_run *run)
 {
-	const char *st = pg_val(res, 0, 2);
-
-	buf_printf(out, "Project #%d: %s\nState: %s", n, pg_val(res, 0, 1), st);
-	if (strcmp(st, "waiting") == 0 && *pg_val(res, 0, 3))
-		buf_printf(out, " (for: %s)", pg_val(res, 0, 3));
-	buf_printf(out, ", step %lld", (long long)pg_int(res, 0, 4));
+	buf_printf(out, "Project #%d: %s\nState: %s", n, run->title, run->status);
+	if (strcmp(run->status, "waiting") == 0 && *run->waiting)
+		buf_printf(out, " (for: %s)", run->waiting);
+	buf_printf(out, ", step %lld", (long long)run->step);
 }
 
 static int cmd_status(const bot_cmd_ctx *x)
@@ -371,7 +341,7 @@ static int cmd_status(const bot_cmd_ctx *x)
 	int64_t thread;
 	int n, rc;
 	char key[128], kind[32];
-	PGresult *res = NULL;
+	eng_report_run run;
 	json_t *r = NULL, *payload = NULL;
 	buf out;
 
@@ -382,30 +352,26 @@ static int cmd_status(const bot_cmd_ctx *x)
 		return bot_say(c, in->channel, in->dest, 0,
 			       "No project yet. Describe an idea, or use /new <idea>.");
 	snprintf(key, sizeof(key), "%s:%d", chat, n);
-	{
-		const char *params[1] = {key};
-		rc = pg_exec_stmt(c, &res, &STMT_PROJECT, params);
-	}
+	rc = eng_report_key_run(c, key, &run);
 	if (rc == 0 && report)
 		rc = report(&r, c, thread);
 	if (rc < 0)
 		goto done;
 	buf_init(&out, 0);
-	if (pg_rows(res) > 0) {
-		const char *st = pg_val(res, 0, 2);
+	if (run.thread_id != 0) {
 		/* HTML with a report, plain text without */
 		if (r)
-			status_report(&out, r, n, in->channel, res);
+			status_report(&out, r, n, in->channel, &run);
 		else
-			status_run(&out, n, res);
-		if (pg_int(res, 0, 6) > 0)
-			buf_printf(&out, "\nQueued messages: %lld", (long long)pg_int(res, 0, 6));
-		if (strcmp(st, "failed") == 0 && *pg_val(res, 0, 5)) {
+			status_run(&out, n, &run);
+		if (run.queued > 0)
+			buf_printf(&out, "\nQueued messages: %lld", (long long)run.queued);
+		if (strcmp(run.status, "failed") == 0 && *run.error) {
 			buf_puts(&out, "\nError: ");
 			if (r)
-				put_html(&out, pg_val(res, 0, 5), 300);
+				put_html(&out, run.error, 300);
 			else
-				tg_truncate(&out, pg_val(res, 0, 5), 300);
+				tg_truncate(&out, run.error, 300);
 		}
 	}
 	if (!r) {
@@ -418,7 +384,6 @@ static int cmd_status(const bot_cmd_ctx *x)
 	}
 	buf_free(&out);
 done:
-	PQclear(res);
 	json_decref(r);
 	json_decref(payload);
 	return rc;
@@ -455,29 +420,29 @@ static int cmd_projects(const bot_cmd_ctx *x)
 	pg_conn *c = x->c;
 	const bot_input *in = x->in;
 	const char *chat = x->chat;
-	const char *params[1] = {chat};
-	PGresult *res = NULL;
+	json_t *list = NULL, *p;
 	int64_t thread;
 	int n, rc;
+	size_t i;
 	buf out;
 
 	rc = bot_active_project(c, chat, &thread, &n);
 	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
+		rc = eng_report_numbered(c, chat, &list);
 	if (rc < 0)
 		return rc;
 	buf_init(&out, 0);
-	if (pg_rows(res) == 0)
+	if (json_array_size(list) == 0)
 		buf_puts(&out, "No projects yet. Describe an idea, or use /new <idea>.");
 	else
 		buf_puts(&out, "Your projects:");
-	for (int i = 0; i < pg_rows(res); i++)
-		buf_printf(&out, "\n%s #%lld %s — %s", pg_int(res, i, 0) == n ? "▶" : " ",
-			   (long long)pg_int(res, i, 0), pg_val(res, i, 1), pg_val(res, i, 2));
-	if (pg_rows(res) > 1)
+	json_array_foreach(list, i, p)
+		buf_printf(&out, "\n%s #%lld %s — %s", jx_int(p, "n") == n ? "▶" : " ",
+			   jx_int(p, "n"), jx_str(p, "title"), jx_str(p, "status"));
+	if (json_array_size(list) > 1)
 		buf_puts(&out, "\n/switch <number> changes the active one.");
 	rc = bot_say(c, in->channel, in->dest, 0, buf_cstr(&out));
-	PQclear(res);
+	json_decref(list);
 	buf_free(&out);
 	return rc;
 }
@@ -490,20 +455,15 @@ static int cmd_switch(const bot_cmd_ctx *x)
 	char key[128], num[16], msg[256];
 	const char *a = arg[0] == '#' ? arg + 1 : arg;
 	int64_t v = 0, thread = 0;
-	PGresult *res = NULL;
 	int rc, n;
 
 	if (!*a)
 		return bot_say(c, in->channel, in->dest, 0,
 			       "Which one? /switch <number or name> (see /projects)");
 	if (cfg_parse_int(a, &v) < 0 || v < 1 || v > 1000000) {
-		const char *params[2] = {chat, a};
-		rc = pg_exec_stmt(c, &res, &STMT_FIND_TITLE, params);
+		rc = eng_report_find_title(c, chat, a, &v);
 		if (rc < 0)
 			return rc;
-		v = pg_rows(res) > 0 ? pg_int(res, 0, 0) : 0;
-		PQclear(res);
-		res = NULL;
 	}
 	snprintf(key, sizeof(key), "%s:%lld", chat, (long long)v);
 	if (v > 0 && eng_thread_find(c, key, &thread) < 0) {

@@ -6,17 +6,13 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
+#include "engine/outbox.h"
+#include "engine/report.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const pg_stmt STMT_EMIT = {
-	"bot_emit",
-	"INSERT INTO outbox (thread_id, kind, dest, payload) VALUES ($1::bigint, $2, $3, $4::jsonb)",
-	4,
-};
 
 static const pg_stmt STMT_ROUTE_BATCH = {
 	"bot_route_batch",
@@ -39,10 +35,7 @@ static const pg_stmt STMT_NEW_PROJECT = {
 };
 
 static const pg_stmt STMT_ACTIVE = {
-	"bot_active",
-	"SELECT c.active, coalesce(t.id, 0) FROM bot_chats c LEFT JOIN threads t "
-	"ON t.key = c.chat || ':' || c.active WHERE c.chat = $1",
-	1,
+	"bot_active", "SELECT active FROM bot_chats WHERE chat = $1", 1,
 };
 
 
@@ -57,16 +50,7 @@ static const pg_stmt STMT_CANCEL_APPROVALS = {
 int bot_emit(pg_conn *c, int64_t thread_id, const char *kind, const char *dest,
 	     const json_t *payload)
 {
-	char tid[24], *p = json_dumps(payload, JSON_COMPACT);
-	const char *params[4] = {thread_id > 0 ? tid : NULL, kind, dest, p};
-	int rc;
-
-	if (!p)
-		return err_set(ERR_NOMEM, "out of memory");
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
-	rc = pg_exec_stmt(c, NULL, &STMT_EMIT, params);
-	free(p);
-	return rc;
+	return eng_outbox_add(c, thread_id, kind, dest, payload);
 }
 
 int bot_say(pg_conn *c, const char *channel, const char *dest, int64_t thread_id,
@@ -197,13 +181,23 @@ int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, in
 	PGresult *res = NULL;
 	int rc = pg_exec_stmt(c, &res, &STMT_ACTIVE, params);
 
+	char key[128];
+
 	*out_thread = 0;
 	*out_n = 0;
-	if (rc == 0 && pg_rows(res) > 0 && !pg_isnull(res, 0, 0)) {
+	if (rc == 0 && pg_rows(res) > 0 && !pg_isnull(res, 0, 0))
 		*out_n = (int)pg_int(res, 0, 0);
-		*out_thread = pg_int(res, 0, 1);
-	}
 	PQclear(res);
+	if (rc < 0 || *out_n == 0)
+		return rc;
+	/* its thread, when the project has started */
+	snprintf(key, sizeof(key), "%s:%d", chat_key, *out_n);
+	rc = eng_thread_find(c, key, out_thread);
+	if (rc == ERR_NOTFOUND) {
+		err_clear();
+		*out_thread = 0;
+		rc = 0;
+	}
 	return rc;
 }
 
@@ -240,10 +234,6 @@ done:
 	return rc;
 }
 
-static const pg_stmt STMT_THREAD_KEY = {
-	"bot_thread_key", "SELECT key FROM threads WHERE id = $1::bigint", 1,
-};
-
 static const pg_stmt STMT_SWITCH_TO = {
 	"bot_switch_to",
 	"INSERT INTO bot_chats (chat, active, next_n) VALUES ($1, $2::int, $2::int + 1) "
@@ -254,31 +244,22 @@ static const pg_stmt STMT_SWITCH_TO = {
 int bot_route_project(pg_conn *c, const char *graph, int64_t thread, const bot_input *in,
 		      const char *idem, char *how, size_t how_cap)
 {
-	char chat[96], tid[24], num[16];
-	const char *params[2] = {tid, NULL};
-	PGresult *res = NULL;
-	const char *key, *n;
+	char chat[96], key[256], num[16];
+	const char *params[2] = {chat, num};
+	const char *n;
 	int64_t v = 0, routed = 0;
 	int rc;
 
 	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
-	rc = pg_exec_stmt(c, &res, &STMT_THREAD_KEY, params);
+	rc = eng_report_thread_key(c, thread, key, sizeof(key));
 	if (rc < 0)
 		return rc;
-	key = pg_rows(res) == 1 ? pg_val(res, 0, 0) : "";
 	n = strrchr(key, ':');
 	if (!n || (size_t)(n - key) != strlen(chat) || strncmp(key, chat, strlen(chat)) != 0 ||
-	    cfg_parse_int(n + 1, &v) < 0 || v < 1) {
-		rc = err_set(ERR_INVALID, "thread %lld (%s) is no project of chat %s", (long long)thread,
-			     key, chat);
-		PQclear(res);
-		return rc;
-	}
-	PQclear(res);
+	    cfg_parse_int(n + 1, &v) < 0 || v < 1)
+		return err_set(ERR_INVALID, "thread %lld (%s) is no project of chat %s",
+			       (long long)thread, key, chat);
 	snprintf(num, sizeof(num), "%lld", (long long)v);
-	params[0] = chat;
-	params[1] = num;
 	rc = pg_exec_stmt(c, NULL, &STMT_SWITCH_TO, params);
 	if (rc == 0)
 		rc = route_one(c, graph, in, idem, &routed, how, how_cap);
