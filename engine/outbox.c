@@ -451,3 +451,23 @@ void eng_relay_free(eng_relay *r)
 	eng_relay_stop(r);
 	free(r);
 }
+
+static const pg_stmt STMT_DONE_PENDING = {
+	"ob_done_pending",
+	"UPDATE outbox SET state = 'sent', sent_at = now(), result = $2::jsonb, claimed_by = NULL "
+	"WHERE id = $1 AND state = 'pending' AND kind = $3",
+	3,
+};
+
+int eng_outbox_done_pending(pg_conn *c, int64_t id, const char *kind, const json_t *result)
+{
+	char sid[24];
+	char *res_s = result ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	const char *params[3] = {sid, res_s, kind};
+	int rc;
+
+	snprintf(sid, sizeof(sid), "%lld", (long long)id);
+	rc = pg_exec_stmt(c, NULL, &STMT_DONE_PENDING, params);
+	free(res_s);
+	return rc;
+}

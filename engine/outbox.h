@@ -56,6 +56,11 @@ int eng_outbox_add(pg_conn *c, int64_t thread_id, const char *kind, const char *
 /* Marks a row delivered, keeping `result` (may be NULL) for the record. */
 int eng_outbox_done(pg_conn *c, int64_t id, const json_t *result);
 
+/* Marks row `id` delivered when it is still pending and of kind `kind`
+ * (a question answered elsewhere than where it was shown); otherwise
+ * nothing changes. */
+int eng_outbox_done_pending(pg_conn *c, int64_t id, const char *kind, const json_t *result);
+
 /* Records a failed delivery: the row is tried again after `delay_ms`, or
  * becomes dead once it has failed `max_attempts` times. *out_dead (may be
  * NULL) is set when it became dead. */
