@@ -167,7 +167,8 @@ int64_t bot_limit_wait(bot_limiter *l, int64_t chat_id, int64_t now_ms)
 	pthread_mutex_lock(&l->mu);
 	w = ring_wait(&l->global, l->lim.global_window_ms, now_ms);
 	w = max64(w, l->global_blocked_until - now_ms);
-	if (chat_id != 0 && (s = find(l, chat_id, 0)) != NULL) {
+	s = chat_id != 0 ? find(l, chat_id, 0) : NULL;
+	if (s) {
 		if (s->last_ms != INT64_MIN)
 			w = max64(w, s->last_ms + l->lim.chat_gap_ms - now_ms);
 		w = max64(w, s->blocked_until - now_ms);
@@ -184,7 +185,8 @@ void bot_limit_note(bot_limiter *l, int64_t chat_id, int64_t now_ms)
 
 	pthread_mutex_lock(&l->mu);
 	ring_add(&l->global, now_ms);
-	if (chat_id != 0 && (s = find(l, chat_id, 1)) != NULL) {
+	s = chat_id != 0 ? find(l, chat_id, 1) : NULL;
+	if (s) {
 		s->last_ms = now_ms;
 		if (chat_id < 0)
 			ring_add(&s->group, now_ms);
@@ -197,9 +199,10 @@ void bot_limit_block(bot_limiter *l, int64_t chat_id, int64_t now_ms, int64_t ms
 	chat_slot *s;
 
 	pthread_mutex_lock(&l->mu);
+	s = chat_id != 0 ? find(l, chat_id, 1) : NULL;
 	if (chat_id == 0)
 		l->global_blocked_until = max64(l->global_blocked_until, now_ms + ms);
-	else if ((s = find(l, chat_id, 1)) != NULL)
+	else if (s)
 		s->blocked_until = max64(s->blocked_until, now_ms + ms);
 	pthread_mutex_unlock(&l->mu);
 }

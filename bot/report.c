@@ -56,3 +56,53 @@ int bot_report_shown(pg_conn *c, const char *chat, int64_t *out_id, char *key, s
 	PQclear(r);
 	return rc;
 }
+
+static const pg_stmt STMT_QUESTION = {
+	"bot_report_question",
+	"SELECT json_build_object('id', id, 'thread_id', thread_id, 'channel', channel, 'chat', "
+	"chat, 'question', question, 'options', options, 'state', state, 'message_id', "
+	"coalesce(message_id, 0), 'outbox_id', coalesce(outbox_id, 0), 'expired', "
+	"expires_at < now())::text FROM approvals WHERE id = $1::bigint",
+	1,
+};
+
+int bot_report_question(pg_conn *c, int64_t id, json_t **out)
+{
+	char sid[24];
+	const char *params[1] = {sid};
+	PGresult *r = NULL;
+	int rc;
+
+	*out = NULL;
+	snprintf(sid, sizeof(sid), "%lld", (long long)id);
+	rc = pg_exec_stmt(c, &r, &STMT_QUESTION, params);
+	if (rc == 0 && pg_rows(r) == 1) {
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+		if (!*out)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	PQclear(r);
+	return rc;
+}
+
+static const pg_stmt STMT_OPEN_OPTIONS = {
+	"bot_report_open_options",
+	"SELECT options::text FROM approvals WHERE id = $1::bigint AND state = 'pending'",
+	1,
+};
+
+int bot_report_open_options(pg_conn *c, int64_t id, json_t **out)
+{
+	char sid[24];
+	const char *params[1] = {sid};
+	PGresult *r = NULL;
+	int rc;
+
+	*out = NULL;
+	snprintf(sid, sizeof(sid), "%lld", (long long)id);
+	rc = pg_exec_stmt(c, &r, &STMT_OPEN_OPTIONS, params);
+	if (rc == 0 && pg_rows(r) == 1)
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+	PQclear(r);
+	return rc;
+}

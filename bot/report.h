@@ -23,4 +23,13 @@ int bot_report_questions(pg_conn *c, int64_t thread_id, json_t **out);
 int bot_report_shown(pg_conn *c, const char *chat, int64_t *out_id, char *key, size_t kcap,
 		     json_t **out_options);
 
+/* Question `id` into *out (owned; NULL when there is no such question):
+ * {"id", "thread_id", "channel", "chat", "question", "options" (array),
+ * "state", "message_id" (0: none), "outbox_id" (0: none), "expired"}. */
+int bot_report_question(pg_conn *c, int64_t id, json_t **out);
+
+/* The options (owned) of question `id` while it is pending, into *out;
+ * NULL when it is not (or there is no such question). */
+int bot_report_open_options(pg_conn *c, int64_t id, json_t **out);
+
 #endif

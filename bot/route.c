@@ -6,17 +6,13 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
+#include "engine/outbox.h"
+#include "engine/report.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const pg_stmt STMT_EMIT = {
-	"bot_emit",
-	"INSERT INTO outbox (thread_id, kind, dest, payload) VALUES ($1::bigint, $2, $3, $4::jsonb)",
-	4,
-};
 
 static const pg_stmt STMT_ROUTE_BATCH = {
 	"bot_route_batch",
@@ -39,33 +35,9 @@ static const pg_stmt STMT_NEW_PROJECT = {
 };
 
 static const pg_stmt STMT_ACTIVE = {
-	"bot_active",
-	"SELECT c.active, coalesce(t.id, 0) FROM bot_chats c LEFT JOIN threads t "
-	"ON t.key = c.chat || ':' || c.active WHERE c.chat = $1",
-	1,
+	"bot_active", "SELECT active FROM bot_chats WHERE chat = $1", 1,
 };
 
-static const pg_stmt STMT_PROJECT = {
-	"bot_project",
-	"SELECT t.id, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'idle'), "
-	"coalesce(array_to_string(r.waiting_on, ', '), ''), coalesce(r.step, 0), "
-	"coalesce(r.error, ''), (SELECT count(*) FROM runs q WHERE q.thread_id = t.id "
-	"AND q.status = 'queued') FROM threads t LEFT JOIN LATERAL (SELECT x.status, x.waiting_on, "
-	"x.step, x.error FROM runs x WHERE x.thread_id = t.id AND " ENG_SQL_NOT_HANDED_OFF("x") " "
-	"ORDER BY (x.status IN ('running', 'waiting')) DESC, x.id DESC LIMIT 1) r ON true "
-	"WHERE t.key = $1",
-	1,
-};
-
-static const pg_stmt STMT_PROJECTS = {
-	"bot_projects",
-	"SELECT (t.metadata->>'n')::int AS n, coalesce(t.metadata->>'title', ''), "
-	"coalesce((SELECT x.status FROM runs x WHERE x.thread_id = t.id AND "
-	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY (x.status IN ('running', 'waiting')) DESC, x.id DESC "
-	"LIMIT 1), 'idle') FROM threads t "
-	"WHERE starts_with(t.key, $1 || ':') AND t.metadata ? 'n' ORDER BY n LIMIT 50",
-	1,
-};
 
 static const pg_stmt STMT_CANCEL_APPROVALS = {
 	"bot_cancel_approvals",
@@ -74,32 +46,11 @@ static const pg_stmt STMT_CANCEL_APPROVALS = {
 	1,
 };
 
-static const pg_stmt STMT_SWITCH = {
-	"bot_switch",
-	"UPDATE bot_chats SET active = $2::int, updated_at = now() WHERE chat = $1",
-	2,
-};
-
-static const pg_stmt STMT_FIND_TITLE = {
-	"bot_find_title",
-	"SELECT (metadata->>'n')::int FROM threads WHERE starts_with(key, $1 || ':') AND metadata ? "
-	"'n' AND starts_with(lower(metadata->>'title'), lower($2)) ORDER BY updated_at DESC LIMIT 1",
-	2,
-};
 
 int bot_emit(pg_conn *c, int64_t thread_id, const char *kind, const char *dest,
 	     const json_t *payload)
 {
-	char tid[24], *p = json_dumps(payload, JSON_COMPACT);
-	const char *params[4] = {thread_id > 0 ? tid : NULL, kind, dest, p};
-	int rc;
-
-	if (!p)
-		return err_set(ERR_NOMEM, "out of memory");
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
-	rc = pg_exec_stmt(c, NULL, &STMT_EMIT, params);
-	free(p);
-	return rc;
+	return eng_outbox_add(c, thread_id, kind, dest, payload);
 }
 
 int bot_say(pg_conn *c, const char *channel, const char *dest, int64_t thread_id,
@@ -178,7 +129,9 @@ int bot_batch_add(bot_batch *b, const bot_input *in, const char *idem)
 	char chat[96];
 	json_t *item;
 
-	if (!b->items && !(b->items = json_array()))
+	if (!b->items)
+		b->items = json_array();
+	if (!b->items)
 		return err_set(ERR_NOMEM, "out of memory");
 	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
 	item = json_pack("{s:s,s:o,s:s,s:o}", "chat", chat, "input", bot_input_json(in), "idem",
@@ -228,43 +181,26 @@ int bot_active_project(pg_conn *c, const char *chat_key, int64_t *out_thread, in
 	PGresult *res = NULL;
 	int rc = pg_exec_stmt(c, &res, &STMT_ACTIVE, params);
 
+	char key[128];
+
 	*out_thread = 0;
 	*out_n = 0;
-	if (rc == 0 && pg_rows(res) > 0 && !pg_isnull(res, 0, 0)) {
+	if (rc == 0 && pg_rows(res) > 0 && !pg_isnull(res, 0, 0))
 		*out_n = (int)pg_int(res, 0, 0);
-		*out_thread = pg_int(res, 0, 1);
-	}
 	PQclear(res);
+	if (rc < 0 || *out_n == 0)
+		return rc;
+	/* its thread, when the project has started */
+	snprintf(key, sizeof(key), "%s:%d", chat_key, *out_n);
+	rc = eng_thread_find(c, key, out_thread);
+	if (rc == ERR_NOTFOUND) {
+		err_clear();
+		*out_thread = 0;
+		rc = 0;
+	}
 	return rc;
 }
 
-const char *bot_help_text(const char *channel)
-{
-	if (strcmp(channel, "term") == 0)
-		return "Describe an idea and orchestrator takes it from there.\n"
-		       "  /new <idea>        start a new project\n"
-		       "  /new --repo <url or path> [--branch B] [--pr] <change>\n"
-		       "                     change an existing repository\n"
-		       "  /status            the active project: stage, tasks, workers, questions, cost\n"
-		       "  /projects          your projects\n"
-		       "  /switch <n|name>   make another project the active one\n"
-		       "  /cancel            stop the active project's work\n"
-		       "  /history [n]       the active project's last messages\n"
-		       "  /approve <n>       answer the pending question with option n (or type n)\n"
-		       "  /help, /quit\n"
-		       "Any other text goes to the active project.";
-	return "Describe an idea and orchestrator takes it from there.\n\n"
-	       "/new <idea> — start a new project\n"
-	       "/new --repo <url> [--branch B] [--pr] [--handle res_…] <change> — change an "
-	       "existing repository\n"
-	       "/status — the active project: stage, tasks, workers, your open questions, cost\n"
-	       "/projects — your projects\n"
-	       "/switch <number or name> — make another project the active one\n"
-	       "/cancel — stop the active project's work\n"
-	       "/help — this text\n\n"
-	       "Any other message goes to the active project. Questions that need your "
-	       "decision come with buttons.";
-}
 
 static int route_one(pg_conn *c, const char *graph, const bot_input *in, const char *idem,
 		     int64_t *out_thread, char *how, size_t how_cap)
@@ -298,10 +234,6 @@ done:
 	return rc;
 }
 
-static const pg_stmt STMT_THREAD_KEY = {
-	"bot_thread_key", "SELECT key FROM threads WHERE id = $1::bigint", 1,
-};
-
 static const pg_stmt STMT_SWITCH_TO = {
 	"bot_switch_to",
 	"INSERT INTO bot_chats (chat, active, next_n) VALUES ($1, $2::int, $2::int + 1) "
@@ -312,31 +244,22 @@ static const pg_stmt STMT_SWITCH_TO = {
 int bot_route_project(pg_conn *c, const char *graph, int64_t thread, const bot_input *in,
 		      const char *idem, char *how, size_t how_cap)
 {
-	char chat[96], tid[24], num[16];
-	const char *params[2] = {tid, NULL};
-	PGresult *res = NULL;
-	const char *key, *n;
+	char chat[96], key[256], num[16];
+	const char *params[2] = {chat, num};
+	const char *n;
 	int64_t v = 0, routed = 0;
 	int rc;
 
 	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
-	rc = pg_exec_stmt(c, &res, &STMT_THREAD_KEY, params);
+	rc = eng_report_thread_key(c, thread, key, sizeof(key));
 	if (rc < 0)
 		return rc;
-	key = pg_rows(res) == 1 ? pg_val(res, 0, 0) : "";
 	n = strrchr(key, ':');
 	if (!n || (size_t)(n - key) != strlen(chat) || strncmp(key, chat, strlen(chat)) != 0 ||
-	    cfg_parse_int(n + 1, &v) < 0 || v < 1) {
-		rc = err_set(ERR_INVALID, "thread %lld (%s) is no project of chat %s", (long long)thread,
-			     key, chat);
-		PQclear(res);
-		return rc;
-	}
-	PQclear(res);
+	    cfg_parse_int(n + 1, &v) < 0 || v < 1)
+		return err_set(ERR_INVALID, "thread %lld (%s) is no project of chat %s",
+			       (long long)thread, key, chat);
 	snprintf(num, sizeof(num), "%lld", (long long)v);
-	params[0] = chat;
-	params[1] = num;
 	rc = pg_exec_stmt(c, NULL, &STMT_SWITCH_TO, params);
 	if (rc == 0)
 		rc = route_one(c, graph, in, idem, &routed, how, how_cap);
@@ -381,378 +304,6 @@ int bot_new_project(pg_conn *c, const char *graph, const bot_input *in, const ch
 				   "/projects lists all of them.",
 		 n, change ? " (a change to an existing repository)" : "");
 	return bot_say(c, in->channel, in->dest, thread, msg);
-}
-
-/* /new's options before the idea: --repo URL [--branch B] [--pr]
- * [--handle res_...] [--secret NAME], into *change (owned; NULL when no
- * --repo); *idea points after them. A problem goes to err[cap]. */
-static int new_options(const char *args, json_t **change, const char **idea, char *err,
-		       size_t cap)
-{
-	static const char *const with_value[] = {"--repo", "--branch", "--handle", "--secret"};
-	const char *p = args;
-
-	*change = NULL;
-	err[0] = '\0';
-	while (*p == ' ' || *p == '\t' || *p == '\n')
-		p++;
-	while (strncmp(p, "--", 2) == 0) {
-		size_t n = strcspn(p, " \t\n");
-		const char *v = p + n, *key = NULL;
-
-		while (*v == ' ' || *v == '\t' || *v == '\n')
-			v++;
-		if (!*change)
-			*change = json_object();
-		if (!*change)
-			return err_set(ERR_NOMEM, "out of memory");
-		for (size_t i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
-			if (strlen(with_value[i]) == n && strncmp(p, with_value[i], n) == 0)
-				key = with_value[i] + 2;
-		if (n == 4 && strncmp(p, "--pr", 4) == 0) {
-			json_object_set_new(*change, "pr", json_true());
-			p = v;
-			continue;
-		}
-		if (!key) {
-			snprintf(err, cap, "/new knows --repo URL, --branch NAME, --pr and --handle "
-					   "res_...; not %.*s", (int)(n > 40 ? 40 : n), p);
-			return 0;
-		}
-		n = strcspn(v, " \t\n");
-		if (n == 0) {
-			snprintf(err, cap, "--%s needs a value", key);
-			return 0;
-		}
-		json_object_set_new(*change, key, json_stringn(v, n));
-		p = v + n;
-		while (*p == ' ' || *p == '\t' || *p == '\n')
-			p++;
-	}
-	*idea = p;
-	if (*change && !json_object_get(*change, "repo"))
-		snprintf(err, cap, "--branch, --pr and --handle go with --repo URL: /new --repo "
-				   "https://host/owner/name.git [--branch main] [--pr] what to change");
-	return 0;
-}
-
-static int cmd_new(pg_conn *c, const char *graph, const bot_input *in, const char *args)
-{
-	json_t *change = NULL;
-	const char *idea = args;
-	char err[300];
-	int rc = new_options(args, &change, &idea, err, sizeof(err));
-
-	if (rc == 0 && err[0])
-		rc = bot_say(c, in->channel, in->dest, 0, err);
-	else if (rc == 0 && !*idea)
-		rc = bot_say(c, in->channel, in->dest, 0,
-			     change ? "Tell me what to change: /new --repo URL what to change"
-				    : "Tell me the idea: /new <what you want built>");
-	else if (rc == 0)
-		rc = bot_new_project(c, graph, in, idea, change, NULL, NULL);
-	json_decref(change);
-	return rc;
-}
-
-static _Atomic(bot_report_fn) g_report;
-
-void bot_set_report(bot_report_fn fn)
-{
-	atomic_store(&g_report, fn);
-}
-
-/* Appends `s` cut to max_chars characters, escaped for HTML. */
-static void put_html(buf *out, const char *s, size_t max_chars)
-{
-	buf cut;
-
-	buf_init(&cut, 0);
-	tg_truncate(&cut, s ? s : "", max_chars);
-	tg_html_escape(out, buf_cstr(&cut), cut.len);
-	buf_free(&cut);
-}
-
-/* put_html of `s` on one line: runs of line breaks become one space. */
-static void put_html_line(buf *out, const char *s, size_t max_chars)
-{
-	buf line;
-
-	buf_init(&line, 0);
-	for (const char *p = s ? s : ""; *p; p++) {
-		if (*p != '\n' && *p != '\r')
-			buf_putc(&line, *p);
-		else if (line.len > 0 && buf_cstr(&line)[line.len - 1] != ' ')
-			buf_putc(&line, ' ');
-	}
-	put_html(out, buf_cstr(&line), max_chars);
-	buf_free(&line);
-}
-
-/* What a stage means, for a person. */
-static const char *stage_label(const char *stage)
-{
-	static const struct {
-		const char *stage, *label;
-	} map[] = {
-		{"", "new"},
-		{"brainstorm", "brainstorm (talking the idea through)"},
-		{"spec_review", "spec review (the spec waits for your decision)"},
-		{"architect", "architect (repository and plan)"},
-		{"plan_review", "plan review (the plan waits for your decision)"},
-		{"develop", "develop (workers build the tasks, the reviewer checks them)"},
-		{"import", "import (the repository is copied into the project's own)"},
-		{"baseline", "baseline (the repository's tests run before any change)"},
-		{"deliver", "delivery (the change is pushed, or its pull request opened)"},
-		{"pull_request", "pull request (open: its comments and CI start new rounds)"},
-		{"done", "done"},
-		{"stopped", "stopped"},
-		{"cancelled", "cancelled"},
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(map[i].stage, stage) == 0)
-			return map[i].label;
-	return stage;
-}
-
-/* The group a task status counts in: 0 done, 1 in progress, 2 waiting for
- * review, 3 waiting for you, 4 failed, 5 queued, 6 skipped. */
-static int task_group(const char *st)
-{
-	static const struct {
-		const char *status;
-		int group;
-	} map[] = {
-		{"merged", 0},       {"working", 1},       {"changes", 1},     {"approved", 1},
-		{"merge_ready", 1},  {"merging", 1},       {"review", 2},      {"reviewing", 2},
-		{"review_error", 2}, {"review_budget", 2}, {"blocked", 3},     {"merge_wait", 3},
-		{"failed", 4},       {"queued", 5},        {"skipped", 6},
-	};
-
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(map[i].status, st) == 0)
-			return map[i].group;
-	return 1;
-}
-
-#define STATUS_TASK_LINES 10
-#define STATUS_QUESTIONS 3
-
-static void status_tasks(buf *out, const json_t *r)
-{
-	static const char *const names[] = {"done", "in progress", "waiting for review",
-					    "waiting for you", "failed", "queued", "skipped"};
-	const json_t *list = json_object_get(r, "task_list"), *t;
-	long long total = jx_int(json_object_get(r, "tasks"), "total");
-	int count[7] = {0}, shown = 0;
-	size_t i;
-
-	if (total == 0) {
-		buf_puts(out, "\n<b>Tasks:</b> none yet (the plan comes after the spec)");
-		return;
-	}
-	json_array_foreach(list, i, t)
-		count[task_group(jx_str(t, "status"))]++;
-	buf_printf(out, "\n<b>Tasks:</b> %d of %lld done", count[0], total);
-	for (int g = 1; g < 7; g++)
-		if (count[g] > 0)
-			buf_printf(out, ", %d %s", count[g], names[g]);
-	/* the tasks that move or wait: what a person wants to know about */
-	json_array_foreach(list, i, t) {
-		int g = task_group(jx_str(t, "status"));
-		if (g == 0 || g >= 5)
-			continue;
-		if (shown++ == STATUS_TASK_LINES) {
-			buf_puts(out, "\n  …");
-			break;
-		}
-		buf_puts(out, "\n  • ");
-		put_html(out, jx_str(t, "title"), 80);
-		buf_puts(out, " — ");
-		put_html(out, jx_str(t, "label"), 40);
-	}
-}
-
-/* One line per running worker (at most STATUS_TASK_LINES): its task, the
- * agent's step and last command, and how long ago the worker reported. */
-static void status_workers(buf *out, const json_t *list)
-{
-	size_t i;
-	json_t *w;
-
-	json_array_foreach(list, i, w) {
-		long long age = jx_int(w, "progress_age_ms");
-
-		if (i == STATUS_TASK_LINES) {
-			buf_puts(out, "\n  …");
-			break;
-		}
-		buf_puts(out, "\n  • ");
-		put_html(out, jx_str(w, "task"), 40);
-		if (jx_int(w, "step") > 0)
-			buf_printf(out, ": step %lld", jx_int(w, "step"));
-		buf_puts(out, " — <code>");
-		put_html_line(out,
-			      *jx_str(w, "action")  ? jx_str(w, "action")
-			      : *jx_str(w, "phase") ? jx_str(w, "phase")
-						    : "starting",
-			      60);
-		buf_puts(out, "</code>");
-		if (age >= 0)
-			buf_printf(out, " (%llds ago)", age / 1000);
-	}
-}
-
-/* What the project waits for the person to decide, and how to answer; or,
- * without a question, that it waits for a message (`waits_input`). */
-static void status_questions(buf *out, const json_t *r, const char *channel, int waits_input)
-{
-	const json_t *open = json_object_get(r, "open"), *q, *o;
-	size_t i, j;
-
-	if (json_array_size(open) == 0) {
-		if (waits_input)
-			buf_puts(out, "\n<b>Waiting for you:</b> your reply — write it in this chat.");
-		return;
-	}
-	buf_puts(out, "\n<b>Waiting for you:</b>");
-	json_array_foreach(open, i, q) {
-		if (i == STATUS_QUESTIONS) {
-			buf_printf(out, "\n  … and %zu more", json_array_size(open) - i);
-			break;
-		}
-		buf_puts(out, "\n  • ");
-		put_html_line(out, jx_str(q, "question"), 240);
-		if (json_is_null(json_object_get(q, "id"))) {
-			buf_puts(out, "\n    (the question is on its way to this chat)");
-			continue;
-		}
-		if (strcmp(channel, "term") == 0)
-			buf_puts(out, "\n    Type the number of your choice under it (or /approve n)");
-		else
-			buf_puts(out, "\n    Answer with the buttons under that message");
-		json_array_foreach(json_object_get(q, "options"), j, o) {
-			if (j >= 6)
-				break;
-			buf_puts(out, j == 0 ? ": " : " · ");
-			put_html(out, json_string_value(o) ? json_string_value(o) : "", 30);
-		}
-		buf_printf(out, " (or 'orchestrator approve %lld').", jx_int(q, "id"));
-	}
-}
-
-/* The factory project's /status (HTML). `run` is the STMT_PROJECT row. */
-static void status_report(buf *out, const json_t *r, int n, const char *channel,
-			  const PGresult *run)
-{
-	const json_t *budget = json_object_get(r, "budget");
-	const char *name = *jx_str(r, "name") ? jx_str(r, "name") : jx_str(r, "title");
-	long long tin = jx_int(r, "tokens_in"), tout = jx_int(r, "tokens_out");
-
-	buf_printf(out, "<b>Project #%d: ", n);
-	put_html(out, name, 80);
-	buf_puts(out, "</b>\n<b>Stage:</b> ");
-	put_html(out, stage_label(jx_str(r, "stage")), 80);
-	status_tasks(out, r);
-	buf_printf(out, "\n<b>Workers running:</b> %lld", jx_int(r, "workers"));
-	status_workers(out, json_object_get(r, "worker_list"));
-	status_questions(out, r, channel,
-			 pg_rows(run) > 0 && strcmp(pg_val(run, 0, 2), "waiting") == 0 &&
-				 strstr(pg_val(run, 0, 3), BOT_INPUT_KEY) != NULL);
-	buf_printf(out, "\n<b>Cost:</b> $%.4f so far, %lld tokens (%lld in, %lld out)",
-		   json_number_value(json_object_get(r, "cost_usd")), tin + tout, tin, tout);
-	if (json_is_object(budget))
-		buf_printf(out, "\n<b>Budget:</b> $%.2f ($%.4f spent)",
-			   json_number_value(json_object_get(budget, "limit_usd")),
-			   json_number_value(json_object_get(budget, "spent_usd")));
-	if (*jx_str(r, "repo")) {
-		buf_puts(out, "\n<b>Repository:</b> <code>");
-		put_html(out, jx_str(r, "repo"), 200);
-		buf_puts(out, "</code>");
-		if (*jx_str(r, "branch")) {
-			buf_puts(out, ", branch ");
-			put_html(out, jx_str(r, "branch"), 60);
-		}
-	}
-	if (*jx_str(r, "remote")) {
-		buf_puts(out, "\n<b>Remote:</b> ");
-		put_html(out, jx_str(r, "remote"), 200);
-	}
-	if (*jx_str(r, "pull_request")) {
-		buf_puts(out, "\n<b>Pull request:</b> ");
-		put_html(out, jx_str(r, "pull_request"), 300);
-	}
-}
-
-/* A thread without a report: its run state. */
-static void status_run(buf *out, int n, const PGresult *res)
-{
-	const char *st = pg_val(res, 0, 2);
-
-	buf_printf(out, "Project #%d: %s\nState: %s", n, pg_val(res, 0, 1), st);
-	if (strcmp(st, "waiting") == 0 && *pg_val(res, 0, 3))
-		buf_printf(out, " (for: %s)", pg_val(res, 0, 3));
-	buf_printf(out, ", step %lld", (long long)pg_int(res, 0, 4));
-}
-
-static int cmd_status(pg_conn *c, const bot_input *in, const char *chat)
-{
-	bot_report_fn report = atomic_load(&g_report);
-	int64_t thread;
-	int n, rc;
-	char key[128], kind[32];
-	PGresult *res = NULL;
-	json_t *r = NULL, *payload = NULL;
-	buf out;
-
-	rc = bot_active_project(c, chat, &thread, &n);
-	if (rc < 0)
-		return rc;
-	if (thread == 0)
-		return bot_say(c, in->channel, in->dest, 0,
-			       "No project yet. Describe an idea, or use /new <idea>.");
-	snprintf(key, sizeof(key), "%s:%d", chat, n);
-	{
-		const char *params[1] = {key};
-		rc = pg_exec_stmt(c, &res, &STMT_PROJECT, params);
-	}
-	if (rc == 0 && report)
-		rc = report(&r, c, thread);
-	if (rc < 0)
-		goto done;
-	buf_init(&out, 0);
-	if (pg_rows(res) > 0) {
-		const char *st = pg_val(res, 0, 2);
-		/* HTML with a report, plain text without */
-		if (r)
-			status_report(&out, r, n, in->channel, res);
-		else
-			status_run(&out, n, res);
-		if (pg_int(res, 0, 6) > 0)
-			buf_printf(&out, "\nQueued messages: %lld", (long long)pg_int(res, 0, 6));
-		if (strcmp(st, "failed") == 0 && *pg_val(res, 0, 5)) {
-			buf_puts(&out, "\nError: ");
-			if (r)
-				put_html(&out, pg_val(res, 0, 5), 300);
-			else
-				tg_truncate(&out, pg_val(res, 0, 5), 300);
-		}
-	}
-	if (!r) {
-		rc = bot_say(c, in->channel, in->dest, thread, buf_cstr(&out));
-	} else {
-		snprintf(kind, sizeof(kind), "%s.send", in->channel);
-		payload = json_pack("{s:s}", "html", buf_cstr(&out));
-		rc = payload ? bot_emit(c, thread, kind, in->dest, payload)
-			     : err_set(ERR_NOMEM, "out of memory");
-	}
-	buf_free(&out);
-done:
-	PQclear(res);
-	json_decref(r);
-	json_decref(payload);
-	return rc;
 }
 
 static const pg_stmt STMT_CANCEL_WORKERS = {
@@ -830,132 +381,3 @@ int bot_cancel_project(pg_conn *c, int64_t thread, const char *who, int *out_run
 	return rc;
 }
 
-static int cmd_cancel(pg_conn *c, const bot_input *in, const char *chat)
-{
-	int64_t thread;
-	int n, rc, cancelled = 0;
-	char msg[160];
-
-	rc = bot_active_project(c, chat, &thread, &n);
-	if (rc < 0)
-		return rc;
-	if (thread == 0)
-		return bot_say(c, in->channel, in->dest, 0, "There is no project to cancel.");
-	rc = bot_cancel_project(c, thread, in->user_name && *in->user_name ? in->user_name : "/cancel",
-				&cancelled, NULL);
-	if (rc < 0)
-		return rc;
-	if (cancelled > 0)
-		snprintf(msg, sizeof(msg), "Project #%d: cancelled %d run%s.", n, cancelled,
-			 cancelled == 1 ? "" : "s");
-	else
-		snprintf(msg, sizeof(msg), "Project #%d has nothing running.", n);
-	return bot_say(c, in->channel, in->dest, thread, msg);
-}
-
-static int cmd_projects(pg_conn *c, const bot_input *in, const char *chat)
-{
-	const char *params[1] = {chat};
-	PGresult *res = NULL;
-	int64_t thread;
-	int n, rc;
-	buf out;
-
-	rc = bot_active_project(c, chat, &thread, &n);
-	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
-	if (rc < 0)
-		return rc;
-	buf_init(&out, 0);
-	if (pg_rows(res) == 0)
-		buf_puts(&out, "No projects yet. Describe an idea, or use /new <idea>.");
-	else
-		buf_puts(&out, "Your projects:");
-	for (int i = 0; i < pg_rows(res); i++)
-		buf_printf(&out, "\n%s #%lld %s — %s", pg_int(res, i, 0) == n ? "▶" : " ",
-			   (long long)pg_int(res, i, 0), pg_val(res, i, 1), pg_val(res, i, 2));
-	if (pg_rows(res) > 1)
-		buf_puts(&out, "\n/switch <number> changes the active one.");
-	rc = bot_say(c, in->channel, in->dest, 0, buf_cstr(&out));
-	PQclear(res);
-	buf_free(&out);
-	return rc;
-}
-
-static int cmd_switch(pg_conn *c, const bot_input *in, const char *chat, const char *arg)
-{
-	char key[128], num[16], msg[256];
-	const char *a = arg[0] == '#' ? arg + 1 : arg;
-	int64_t v = 0, thread = 0;
-	PGresult *res = NULL;
-	int rc, n;
-
-	if (!*a)
-		return bot_say(c, in->channel, in->dest, 0,
-			       "Which one? /switch <number or name> (see /projects)");
-	if (cfg_parse_int(a, &v) < 0 || v < 1 || v > 1000000) {
-		const char *params[2] = {chat, a};
-		rc = pg_exec_stmt(c, &res, &STMT_FIND_TITLE, params);
-		if (rc < 0)
-			return rc;
-		v = pg_rows(res) > 0 ? pg_int(res, 0, 0) : 0;
-		PQclear(res);
-		res = NULL;
-	}
-	snprintf(key, sizeof(key), "%s:%lld", chat, (long long)v);
-	if (v > 0 && eng_thread_find(c, key, &thread) < 0) {
-		err_clear();
-		thread = 0;
-	}
-	if (thread == 0)
-		return bot_say(c, in->channel, in->dest, 0,
-			       "There is no such project (see /projects).");
-	snprintf(num, sizeof(num), "%lld", (long long)v);
-	{
-		const char *params[2] = {chat, num};
-		rc = pg_exec_stmt(c, NULL, &STMT_SWITCH, params);
-	}
-	if (rc < 0)
-		return rc;
-	rc = bot_active_project(c, chat, &thread, &n);
-	if (rc < 0)
-		return rc;
-	snprintf(msg, sizeof(msg), "Project #%d is now the active one.", n);
-	return bot_say(c, in->channel, in->dest, thread, msg);
-}
-
-int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *cmd,
-		const char *args)
-{
-	char chat[96];
-
-	bot_chat_key(in->channel, in->dest, chat, sizeof(chat));
-	if (strcmp(cmd, "start") == 0) {
-		buf out;
-		int rc;
-		buf_init(&out, 0);
-		buf_printf(&out, "Hello%s%s! I am orchestrator, a software factory.\n\n%s",
-			   in->user_name && *in->user_name ? ", " : "",
-			   in->user_name ? in->user_name : "", bot_help_text(in->channel));
-		rc = bot_say(c, in->channel, in->dest, 0, buf_cstr(&out));
-		buf_free(&out);
-		return rc;
-	}
-	if (strcmp(cmd, "help") == 0)
-		return bot_say(c, in->channel, in->dest, 0, bot_help_text(in->channel));
-	if (strcmp(cmd, "new") == 0)
-		return cmd_new(c, graph, in, args);
-	if (strcmp(cmd, "status") == 0)
-		return cmd_status(c, in, chat);
-	if (strcmp(cmd, "cancel") == 0)
-		return cmd_cancel(c, in, chat);
-	if (strcmp(cmd, "projects") == 0)
-		return cmd_projects(c, in, chat);
-	if (strcmp(cmd, "switch") == 0)
-		return cmd_switch(c, in, chat, args);
-	{
-		char msg[160];
-		snprintf(msg, sizeof(msg), "I don't know /%.40s. /help lists what I understand.", cmd);
-		return bot_say(c, in->channel, in->dest, 0, msg);
-	}
-}

@@ -19,8 +19,8 @@
  * "username"}, "message_id", "update_id"} (see bot/bot.h); the thread's
  * metadata holds {"channel", "chat", "title", "n"}.
  *
- * Commands (/start, /help, /new <idea>, /status, /cancel, /projects,
- * /switch <project>) are answered with outbox rows of kind
+ * Commands (the table of bot/command.h: /start, /help, /new <idea>,
+ * /status, /cancel, /projects, /switch <project>) are answered with outbox rows of kind
  * "<channel>.send" in the caller's transaction, so a reply is sent once
  * and in order with the nodes' messages. /status shows the project's
  * report (bot_set_report, HTML) when its graph gives one, else its run
@@ -138,7 +138,8 @@ typedef int (*bot_report_fn)(json_t **out, pg_conn *c, int64_t thread);
  * run state only, as for any thread). Thread-safe. */
 void bot_set_report(bot_report_fn fn);
 
-/* The help text (plain). */
+/* The help text (plain) of `channel`, made from the table (bot/command.h);
+ * static, never freed. */
 const char *bot_help_text(const char *channel);
 
 #endif

@@ -125,16 +125,30 @@ static size_t tag_len(const char *s)
 	return (size_t)(e - s) + 1;
 }
 
+/* The length of the tag at s ('<' ... '>'), 0 when none starts there. */
+static size_t tag_at(const char *s)
+{
+	return *s == '<' ? tag_len(s) : 0;
+}
+
+/* The length of the entity at s ('&' ... ';'), 0 when none starts there. */
+static size_t entity_at(const char *s)
+{
+	return *s == '&' ? entity_len(s) : 0;
+}
+
 size_t tg_html_visible_len(const char *html)
 {
-	size_t n = strlen(html), i = 0, units = 0, k, u;
+	size_t n = strlen(html), i = 0, units = 0, k, e, u;
 
 	while (i < n) {
-		if (html[i] == '<' && (k = tag_len(html + i)) > 0) {
+		k = tag_at(html + i);
+		e = k > 0 ? 0 : entity_at(html + i);
+		if (k > 0) {
 			i += k;
-		} else if (html[i] == '&' && (k = entity_len(html + i)) > 0) {
-			units += entity_units(html + i, k);
-			i += k;
+		} else if (e > 0) {
+			units += entity_units(html + i, e);
+			i += e;
 		} else {
 			i += cp_len((const unsigned char *)html + i, n - i, &u);
 			units += u;
@@ -281,12 +295,14 @@ static int split_html(const char *html, size_t limit, tg_parts *out)
 		buf b;
 
 		while (i < n) {
-			if (html[i] == '<' && (k = tag_len(html + i)) > 0) {
+			k = tag_at(html + i);
+			if (k > 0) {
 				stack_apply(&st, html + i, k);
 				i += k;
 				continue;
 			}
-			if (html[i] == '&' && (k = entity_len(html + i)) > 0)
+			k = entity_at(html + i);
+			if (k > 0)
 				u = entity_units(html + i, k);
 			else
 				k = cp_len((const unsigned char *)html + i, n - i, &u);
@@ -382,16 +398,20 @@ static int put_cp(buf *b, unsigned long cp)
 
 char *tg_html_to_plain(const char *html)
 {
-	size_t n = strlen(html), i = 0, k;
+	size_t n = strlen(html), i = 0, k, ent;
 	buf b;
 	int rc = 0;
 
 	buf_init(&b, 0);
 	while (i < n && rc == 0) {
-		if (html[i] == '<' && (k = tag_len(html + i)) > 0) {
+		k = tag_at(html + i);
+		ent = k > 0 ? 0 : entity_at(html + i);
+		if (k > 0) {
 			i += k;
-		} else if (html[i] == '&' && (k = entity_len(html + i)) > 0) {
+		} else if (ent > 0) {
 			const char *e = html + i + 1;
+
+			k = ent;
 			if (strncmp(e, "amp;", 4) == 0)
 				rc = buf_putc(&b, '&');
 			else if (strncmp(e, "lt;", 3) == 0)

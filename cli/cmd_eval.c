@@ -270,6 +270,71 @@ static void models_words(const json_t *models, const char *origin, char *out, si
 	}
 }
 
+/* The models of a run: recorded (--replay), or the configured ones, through
+ * the recorder with --record. *px, *reg and *models (owned) as far as they
+ * were made; origin[ocap] names where they came from. 0, or the exit
+ * status after a message on stderr. */
+static int eval_models(const eval_args *a, ev_item *items, size_t nitems, ev_proxy **px,
+		       llm_registry **reg, json_t **models, char *origin, size_t ocap)
+{
+	if (a->replay) {
+		if (ev_proxy_start(px, EV_REPLAY, NULL) < 0 ||
+		    load_replay(a->replay, *px, items, nitems, models) < 0) {
+			fprintf(stderr, "orchestrator eval: --replay %s: %s\n", a->replay, err_last());
+			return 1;
+		}
+		snprintf(origin, ocap, "%s/models.json", a->replay);
+		return 0;
+	}
+	if (llm_registry_load(reg) < 0)
+		return cli_fail("language models");
+	if (llm_registry_n_models(*reg) == 0) {
+		fprintf(stderr, "orchestrator eval: no language model is configured.\n");
+		cli_model_hint();
+		fprintf(stderr, "  Or replay the recorded tasks: orchestrator eval run --replay "
+				"eval/recordings\n");
+		return 2;
+	}
+	snprintf(origin, ocap, "%s", llm_registry_origin(*reg));
+	if (a->record && (ev_proxy_start(px, EV_RECORD, a->record) < 0 ||
+			  setup_record(a->record, *px, *reg, models) < 0)) {
+		fprintf(stderr, "orchestrator eval: --record %s: %s\n", a->record, err_last());
+		return 1;
+	}
+	if (!*models && ev_models_json(*reg, "", 1, models) < 0)
+		return cli_fail("language models");
+	return 0;
+}
+
+/* The run's options from the arguments and the sandbox configuration; the
+ * strings stay the caller's. Ctrl-C then cancels the projects and the
+ * report is written. */
+static void eval_options(ev_options *o, const eval_args *a, const spw_config *scfg,
+			 const char *words, const char *prefix, const char *work)
+{
+	struct sigaction sa;
+
+	memset(o, 0, sizeof(*o));
+	o->mode = a->replay ? "replay" : a->record ? "record" : "live";
+	o->models = words;
+	o->chat_prefix = prefix;
+	o->parallel = a->parallel;
+	o->timeout_ms = a->timeout_ms;
+	o->work_dir = work;
+	o->log_dir = a->out;
+	o->keep = a->keep;
+	o->sandbox.backend = scfg->sandbox;
+	o->sandbox.image = scfg->sandbox_image;
+	o->sandbox.runtime = scfg->sandbox_runtime;
+	o->sandbox.allow_degraded = scfg->allow_degraded;
+	o->progress = stderr;
+	o->interrupt = &g_interrupt;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 int cmd_eval(int argc, char **argv)
 {
 	eval_args a;
@@ -307,38 +372,10 @@ int cmd_eval(int argc, char **argv)
 		goto done;
 	}
 
-	/* the models: recorded, or the configured ones (through the recorder) */
-	if (a.replay) {
-		if (ev_proxy_start(&px, EV_REPLAY, NULL) < 0 ||
-		    load_replay(a.replay, px, items, nitems, &models) < 0) {
-			fprintf(stderr, "orchestrator eval: --replay %s: %s\n", a.replay, err_last());
-			goto done;
-		}
-		snprintf(origin, sizeof(origin), "%s/models.json", a.replay);
-	} else {
-		if (llm_registry_load(&reg) < 0) {
-			cli_fail("language models");
-			goto done;
-		}
-		if (llm_registry_n_models(reg) == 0) {
-			fprintf(stderr, "orchestrator eval: no language model is configured.\n");
-			cli_model_hint();
-			fprintf(stderr, "  Or replay the recorded tasks: orchestrator eval run --replay "
-					"eval/recordings\n");
-			status = 2;
-			goto done;
-		}
-		snprintf(origin, sizeof(origin), "%s", llm_registry_origin(reg));
-		if (a.record && (ev_proxy_start(&px, EV_RECORD, a.record) < 0 ||
-				 setup_record(a.record, px, reg, &models) < 0)) {
-			fprintf(stderr, "orchestrator eval: --record %s: %s\n", a.record, err_last());
-			goto done;
-		}
-		if (!models && ev_models_json(reg, "", 1, &models) < 0) {
-			cli_fail("language models");
-			goto done;
-		}
-	}
+	status = eval_models(&a, items, nitems, &px, &reg, &models, origin, sizeof(origin));
+	if (status != 0)
+		goto done;
+	status = 1;
 	models_words(models, origin, words, sizeof(words));
 
 	/* the database, the secrets, the models and the roles, in this process */
@@ -384,29 +421,7 @@ int cmd_eval(int argc, char **argv)
 		fprintf(stderr, "orchestrator eval: cannot create %s: %s\n", work, strerror(errno));
 		goto done;
 	}
-	memset(&o, 0, sizeof(o));
-	o.mode = a.replay ? "replay" : a.record ? "record" : "live";
-	o.models = words;
-	o.chat_prefix = prefix;
-	o.parallel = a.parallel;
-	o.timeout_ms = a.timeout_ms;
-	o.work_dir = work;
-	o.log_dir = a.out;
-	o.keep = a.keep;
-	o.sandbox.backend = scfg.sandbox;
-	o.sandbox.image = scfg.sandbox_image;
-	o.sandbox.runtime = scfg.sandbox_runtime;
-	o.sandbox.allow_degraded = scfg.allow_degraded;
-	o.progress = stderr;
-	o.interrupt = &g_interrupt;
-	{
-		/* Ctrl-C: the projects are cancelled and the report written */
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_interrupt;
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-	}
+	eval_options(&o, &a, &scfg, words, prefix, work);
 	fprintf(stderr, "eval: %zu task%s (%s), %s, %d at a time; chats %s-<task>\n", nitems,
 		nitems == 1 ? "" : "s", o.mode, words, a.parallel, prefix);
 	if (ev_run(&o, items, nitems, pool, px, &front, &report) < 0) {

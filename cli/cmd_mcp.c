@@ -10,6 +10,7 @@
  */
 #include "bot/approval.h"
 #include "bot/bot.h"
+#include "bot/report.h"
 #include "bot/route.h"
 #include "cli/cli.h"
 #include "core/err.h"
@@ -17,6 +18,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "engine/control.h"
+#include "engine/report.h"
 #include "llm/ledger.h"
 #include "mcp/http.h"
 #include "mcp/mcp.h"
@@ -44,18 +46,6 @@ static const char USAGE[] =
 	"  A running 'orchestrator serve' (or engine and spawner) does the work.";
 
 /* --- the backend --- */
-
-static const pg_stmt STMT_THREAD_CHAT = {
-	"mcp_thread_chat",
-	"SELECT key, coalesce(metadata->>'channel', ''), coalesce(metadata->>'chat', '') "
-	"FROM threads WHERE id = $1::bigint",
-	1,
-};
-
-static const pg_stmt STMT_OPTIONS = {
-	"mcp_question_options",
-	"SELECT options::text FROM approvals WHERE id = $1::bigint AND state = 'pending'", 1,
-};
 
 static const pg_stmt STMT_UNSHOWN_THREADS = {
 	"mcp_unshown",
@@ -194,15 +184,12 @@ static void add_options(pg_conn *c, json_t *rep)
 	json_t *q;
 
 	json_array_foreach(json_object_get(rep, "open"), i, q) {
-		char sid[24];
-		const char *params[1] = {sid};
-		PGresult *r = NULL;
+		json_t *opts = NULL;
+
 		if (!json_is_integer(json_object_get(q, "id")))
 			continue;
-		snprintf(sid, sizeof(sid), "%lld", jx_int(q, "id"));
-		if (pg_exec_stmt(c, &r, &STMT_OPTIONS, params) == 0 && pg_rows(r) == 1)
-			json_object_set_new(q, "options", json_loads(pg_val(r, 0, 0), 0, NULL));
-		PQclear(r);
+		if (bot_report_open_options(c, jx_int(q, "id"), &opts) == 0 && opts)
+			json_object_set_new(q, "options", opts);
 	}
 	err_clear();
 }
@@ -309,22 +296,23 @@ static int may_act(pg_conn *c, const mcp_identity *who, int64_t thread, char *ke
 		   char *chat)
 {
 	char tid[24], spec[4096];
-	const char *params[1] = {tid};
-	PGresult *r = NULL;
+	json_t *t = NULL;
 	int64_t allowed[BOT_MAX_ALLOWED], as = 0;
 	bot_operator ops[64];
 	int nallowed = 0, nops = 0, ok = 0, rc;
 
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
-	rc = pg_exec_stmt(c, &r, &STMT_THREAD_CHAT, params);
-	if (rc == 0 && pg_rows(r) != 1)
+	rc = eng_report_thread(c, thread, &t);
+	if (rc == ERR_NOTFOUND)
 		rc = err_set(ERR_NOTFOUND, "there is no project %s", tid);
 	if (rc == 0) {
-		snprintf(key, 128, "%s", pg_val(r, 0, 0));
-		snprintf(channel, 128, "%s", pg_val(r, 0, 1));
-		snprintf(chat, 128, "%s", pg_val(r, 0, 2));
+		const json_t *meta = json_object_get(t, "metadata");
+
+		snprintf(key, 128, "%s", jx_str(t, "key"));
+		snprintf(channel, 128, "%s", jx_str(meta, "channel"));
+		snprintf(chat, 128, "%s", jx_str(meta, "chat"));
 	}
-	PQclear(r);
+	json_decref(t);
 	if (rc == 0)
 		rc = cfg_env_str("ORCH_ALLOWED_USERS", NULL, spec, sizeof(spec));
 	if (rc == 0)
@@ -454,16 +442,14 @@ static int be_usage(pg_conn *c, const char *project, json_t **out, void *udata)
 	(void)udata;
 	*out = NULL;
 	if (project) {
-		char tid[24];
-		const char *p1[1] = {tid};
+		json_t *t = NULL;
+
 		rc = eng_thread_find(c, project, &thread);
-		snprintf(tid, sizeof(tid), "%lld", (long long)thread);
 		if (rc == 0)
-			rc = pg_exec_stmt(c, &r, &STMT_THREAD_CHAT, p1);
-		if (rc == 0 && pg_rows(r) == 1)
-			snprintf(key, sizeof(key), "%s", pg_val(r, 0, 0));
-		PQclear(r);
-		r = NULL;
+			rc = eng_report_thread(c, thread, &t);
+		if (rc == 0)
+			snprintf(key, sizeof(key), "%s", jx_str(t, "key"));
+		json_decref(t);
 		params[0] = key;
 	}
 	if (rc == 0)

@@ -2,6 +2,7 @@
 #include "bot/route.h"
 #include "cli/cli.h"
 #include "core/err.h"
+#include "engine/report.h"
 #include "nodes/repo.h"
 
 #include <stdio.h>
@@ -45,16 +46,13 @@ int cli_change_repo(const char *repo, char *out, size_t cap)
 /* Says so when no engine runs on the database: the project would wait. */
 static void warn_no_engine(pg_pool *pool)
 {
-	PGresult *res = NULL;
+	int64_t live = -1;
 	pg_conn *q = NULL;
 
-	if (pg_pool_acquire(pool, 10000, &q) == 0 &&
-	    pg_exec(q, &res, "SELECT count(*) FROM engines WHERE stopped_at IS NULL AND "
-			     "heartbeat_at > now() - interval '60 seconds'", 0, NULL) == 0 &&
-	    pg_int(res, 0, 0) == 0)
+	if (pg_pool_acquire(pool, 10000, &q) == 0 && eng_report_live_engines(q, 60, &live) == 0 &&
+	    live == 0)
 		fprintf(stderr, "orchestrator: no engine is running on this database: start "
 				"'orchestrator serve' so the project makes progress\n");
-	PQclear(res);
 	if (q)
 		pg_pool_release(pool, q);
 }

@@ -8,6 +8,7 @@
  */
 #include "bot/approval.h"
 #include "bot/bot.h"
+#include "bot/report.h"
 #include "bot/route.h"
 #include "bot/text.h"
 #include "cli/cli.h"
@@ -15,9 +16,12 @@
 #include "core/gitx.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "engine/control.h"
+#include "engine/outbox.h"
 #include "llm/llm.h"
 #include "llm/registry.h"
 #include "secrets/runtime.h"
+#include "spawner/report.h"
 #include "web/app.h"
 #include "web/auth.h"
 #include "web/web.h"
@@ -44,41 +48,6 @@ static const char USAGE[] =
 
 /* --- the backend --- */
 
-static const pg_stmt STMT_APPROVAL = {
-	"web_approval",
-	"SELECT channel, chat, options::text, coalesce(message_id, 0), coalesce(outbox_id, 0) "
-	"FROM approvals WHERE id = $1",
-	1,
-};
-
-static const pg_stmt STMT_OUTBOX_DONE = {
-	"web_approval_outbox_done",
-	"UPDATE outbox SET state = 'sent', sent_at = now(), result = $2::jsonb, claimed_by = NULL "
-	"WHERE id = $1 AND state = 'pending' AND kind = 'term.approval'",
-	2,
-};
-
-static const pg_stmt STMT_WORKER = {
-	"web_worker",
-	"SELECT json_build_object('id', id, 'task', task, 'project', project, 'state', state, "
-	"'status', status, 'progress', progress, 'reason', result->>'reason', 'finished', "
-	"state = 'finished')::text FROM workers WHERE id = $1",
-	1,
-};
-
-static const pg_stmt STMT_MERGE = {
-	"web_task_merge",
-	"SELECT coalesce(w.request->>'repo', ''), coalesce(w.result->>'commit', '') FROM workers w "
-	"JOIN threads t ON t.id = w.thread_id WHERE (t.key = $1 OR t.id::text = $1) AND w.task = $2 "
-	"AND w.request->>'mode' = 'merge' AND w.status = 'done' ORDER BY w.finished_at DESC LIMIT 1",
-	2,
-};
-
-static const pg_stmt STMT_OPTIONS = {
-	"web_question_options",
-	"SELECT options::text FROM approvals WHERE id = $1 AND state = 'pending'", 1,
-};
-
 /* The answers of each open question in `qs` (its "options"), for buttons. */
 static void add_options(pg_conn *c, json_t *qs)
 {
@@ -86,15 +55,14 @@ static void add_options(pg_conn *c, json_t *qs)
 	json_t *q;
 
 	json_array_foreach(qs, i, q) {
-		char sid[24];
-		const char *params[1] = {sid};
-		PGresult *r = NULL;
+		json_t *opts = NULL;
+
 		if (!json_is_integer(json_object_get(q, "id")))
 			continue;
-		snprintf(sid, sizeof(sid), "%lld", (long long)json_integer_value(json_object_get(q, "id")));
-		if (pg_exec_stmt(c, &r, &STMT_OPTIONS, params) == 0 && pg_rows(r) == 1)
-			json_object_set_new(q, "options", json_loads(pg_val(r, 0, 0), 0, NULL));
-		PQclear(r);
+		if (bot_report_open_options(c, json_integer_value(json_object_get(q, "id")), &opts) ==
+			    0 &&
+		    opts)
+			json_object_set_new(q, "options", opts);
 	}
 	err_clear();
 }
@@ -121,17 +89,11 @@ static int be_project(pg_conn *c, const char *project, json_t **out, void *udata
 
 static int be_worker(pg_conn *c, const char *id, json_t **out, void *udata)
 {
-	const char *params[1] = {id};
-	PGresult *r = NULL;
-	int rc = pg_exec_stmt(c, &r, &STMT_WORKER, params);
+	int rc = spw_report_worker_json(c, id, out);
 
 	(void)udata;
-	*out = NULL;
-	if (rc == 0 && pg_rows(r) == 0)
+	if (rc == 0 && !*out)
 		rc = err_set(ERR_NOTFOUND, "no worker %s", id);
-	if (rc == 0)
-		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
-	PQclear(r);
 	return rc;
 }
 
@@ -151,8 +113,8 @@ static llm_registry *be_seed(void *udata)
  * first parent. */
 static int be_diff(pg_conn *c, const char *project, const char *task, buf *out, void *udata)
 {
-	const char *params[2] = {project, task};
-	PGresult *r = NULL;
+	char repo_path[4096], merged[64];
+	int64_t thread = 0;
 	git_repository *repo = NULL;
 	git_commit *commit = NULL, *parent = NULL;
 	git_tree *t1 = NULL, *t0 = NULL;
@@ -162,16 +124,24 @@ static int be_diff(pg_conn *c, const char *project, const char *task, buf *out, 
 	int rc;
 
 	(void)udata;
-	rc = pg_exec_stmt(c, &r, &STMT_MERGE, params);
-	if (rc == 0 && (pg_rows(r) == 0 || !*pg_val(r, 0, 0) || !*pg_val(r, 0, 1)))
+	rc = eng_thread_find(c, project, &thread);
+	if (rc == ERR_NOTFOUND) {
+		err_clear();
+		rc = 0;
+	}
+	repo_path[0] = merged[0] = '\0';
+	if (rc == 0 && thread > 0)
+		rc = spw_report_merge(c, thread, task, repo_path, sizeof(repo_path), merged,
+				      sizeof(merged));
+	if (rc == 0 && (!*repo_path || !*merged))
 		rc = err_set(ERR_NOTFOUND, "task %s of %s has not been merged (yet)", task, project);
 	if (rc == 0)
 		rc = gitx_init();
-	if (rc == 0 && (git_repository_open_bare(&repo, pg_val(r, 0, 0)) < 0 &&
-			git_repository_open(&repo, pg_val(r, 0, 0)) < 0))
+	if (rc == 0 && (git_repository_open_bare(&repo, repo_path) < 0 &&
+			git_repository_open(&repo, repo_path) < 0))
 		rc = err_set(ERR_GIT, "the repository of %s cannot be opened here (is this the "
 				      "spawner's host?)", project);
-	if (rc == 0 && (git_oid_fromstr(&oid, pg_val(r, 0, 1)) < 0 ||
+	if (rc == 0 && (git_oid_fromstr(&oid, merged) < 0 ||
 			git_commit_lookup(&commit, repo, &oid) < 0))
 		rc = err_set(ERR_GIT, "the merged commit of %s is not in the repository", task);
 	if (rc == 0 && git_commit_parentcount(commit) > 0 && git_commit_parent(&parent, commit, 0) < 0)
@@ -191,18 +161,17 @@ static int be_diff(pg_conn *c, const char *project, const char *task, buf *out, 
 	git_commit_free(parent);
 	git_commit_free(commit);
 	git_repository_free(repo);
-	PQclear(r);
 	return rc;
 }
 
 /* The option's index in the question's options (by id or label). */
-static int option_index(const char *options, const char *want)
+static int option_index(const json_t *options, const char *want)
 {
-	json_t *o = json_loads(options, 0, NULL), *v;
+	const json_t *v;
 	size_t i;
 	int found = -1;
 
-	json_array_foreach(o, i, v) {
+	json_array_foreach(options, i, v) {
 		const char *id = json_string_value(json_object_get(v, "id"));
 		const char *label = json_string_value(json_object_get(v, "label"));
 		if ((id && strcmp(id, want) == 0) || (label && strcmp(label, want) == 0)) {
@@ -210,7 +179,6 @@ static int option_index(const char *options, const char *want)
 			break;
 		}
 	}
-	json_decref(o);
 	return found;
 }
 
@@ -278,31 +246,28 @@ static int web_actor(pg_conn *c, int64_t id, const web_identity *who, const char
 static int be_decide(pg_conn *c, const web_identity *who, int64_t id, const char *option,
 		     json_t **out, void *udata)
 {
-	char sid[24];
-	const char *params[1] = {sid};
 	int64_t allowed[BOT_MAX_ALLOWED];
 	int nallowed = 0, idx, rc;
-	PGresult *res = NULL;
+	json_t *q = NULL;
 	bot_actor actor;
 	bot_decision d;
 
 	(void)udata;
 	*out = NULL;
 	memset(&d, 0, sizeof(d));
-	snprintf(sid, sizeof(sid), "%lld", (long long)id);
 	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_APPROVAL, params);
-	if (rc == 0 && pg_rows(res) == 0)
+		rc = bot_report_question(c, id, &q);
+	if (rc == 0 && !q)
 		rc = err_set(ERR_NOTFOUND, "no question %lld", (long long)id);
-	idx = rc == 0 ? option_index(pg_val(res, 0, 2), option) : -1;
+	idx = rc == 0 ? option_index(json_object_get(q, "options"), option) : -1;
 	if (rc == 0 && idx < 0)
 		rc = err_set(ERR_INVALID, "question %lld has no answer '%s'", (long long)id, option);
 	if (rc == 0)
-		rc = web_actor(c, id, who, pg_val(res, 0, 0), &actor, allowed, &nallowed);
+		rc = web_actor(c, id, who, jx_str(q, "channel"), &actor, allowed, &nallowed);
 	if (rc == 0)
-		rc = bot_approval_decide(c, id, idx, &actor, pg_val(res, 0, 1), allowed, nallowed, &d);
-	if (rc == 0 && d.outcome == BOT_DEC_OK && strcmp(pg_val(res, 0, 0), "telegram") == 0 &&
+		rc = bot_approval_decide(c, id, idx, &actor, jx_str(q, "chat"), allowed, nallowed, &d);
+	if (rc == 0 && d.outcome == BOT_DEC_OK && strcmp(jx_str(q, "channel"), "telegram") == 0 &&
 	    d.message_id > 0) {
 		/* the message loses its buttons and says who decided, as after a click */
 		buf html;
@@ -319,12 +284,13 @@ static int be_decide(pg_conn *c, const web_identity *who, int64_t id, const char
 			  : err_set(ERR_NOMEM, "out of memory");
 		json_decref(edit);
 		buf_free(&html);
-	} else if (rc == 0 && d.outcome == BOT_DEC_OK && pg_int(res, 0, 4) > 0 &&
-		   strcmp(pg_val(res, 0, 0), "term") == 0) {
-		char ob[24];
-		const char *p2[2] = {ob, "{\"decided_from\": \"web\"}"};
-		snprintf(ob, sizeof(ob), "%lld", (long long)pg_int(res, 0, 4));
-		rc = pg_exec_stmt(c, NULL, &STMT_OUTBOX_DONE, p2);
+	} else if (rc == 0 && d.outcome == BOT_DEC_OK && jx_int(q, "outbox_id") > 0 &&
+		   strcmp(jx_str(q, "channel"), "term") == 0) {
+		json_t *from = json_pack("{s:s}", "decided_from", "web");
+
+		rc = from ? eng_outbox_done_pending(c, jx_int(q, "outbox_id"), "term.approval", from)
+			  : err_set(ERR_NOMEM, "out of memory");
+		json_decref(from);
 	}
 	if (rc == 0)
 		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
@@ -334,7 +300,7 @@ static int be_decide(pg_conn *c, const web_identity *who, int64_t id, const char
 		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
 		err_set(rc, "%s", msg);
 	}
-	PQclear(res);
+	json_decref(q);
 	if (rc < 0)
 		return rc;
 	*out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "outcome",

@@ -24,16 +24,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const pg_stmt STMT_CLAIM = {
-	"ev_term_claim",
-	"UPDATE outbox o SET claimed_by = $2, claim_until = now() + interval '60 seconds' "
-	"WHERE o.id IN (SELECT c.id FROM outbox c WHERE c.dest = $1 AND c.kind LIKE 'term.%' "
-	"AND c.state = 'pending' AND c.next_attempt_at <= now() AND (c.claim_until IS NULL OR "
-	"c.claim_until < now()) ORDER BY c.id LIMIT 50 FOR UPDATE SKIP LOCKED) "
-	"RETURNING o.id, o.thread_id, o.kind, o.payload::text",
-	2,
-};
-
 static int start(void *udata, pg_conn *c, const char *chat, const char *idea, int64_t *thread,
 		 char *key, size_t cap)
 {
@@ -153,10 +143,9 @@ static int show(pg_conn *c, const eng_outbox_row *row, json_t *out)
 static int take(void *udata, pg_conn *c, const char *chat, json_t **out)
 {
 	char relay[64];
-	const char *params[2] = {chat, relay};
-	PGresult *res = NULL;
+	eng_outbox_row *rows = NULL;
 	json_t *msgs = json_array();
-	int rc;
+	int rc, n = 0;
 
 	(void)udata;
 	*out = NULL;
@@ -165,32 +154,14 @@ static int take(void *udata, pg_conn *c, const char *chat, json_t **out)
 	snprintf(relay, sizeof(relay), "eval-%d", (int)getpid());
 	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_CLAIM, params);
+		rc = eng_outbox_claim_dest(c, relay, chat, "term.", 50, 60000, &rows, &n);
 	/* in the order they were written */
-	for (int64_t last = 0; rc == 0;) {
-		int pick = -1;
-		for (int i = 0; i < pg_rows(res); i++)
-			if (pg_int(res, i, 0) > last &&
-			    (pick < 0 || pg_int(res, i, 0) < pg_int(res, pick, 0)))
-				pick = i;
-		if (pick < 0)
-			break;
-		{
-			eng_outbox_row row;
-			memset(&row, 0, sizeof(row));
-			row.id = pg_int(res, pick, 0);
-			row.thread_id = pg_int(res, pick, 1);
-			row.dest = (char *)chat;
-			row.payload = json_loads(pg_val(res, pick, 3), 0, NULL);
-			snprintf(row.kind, sizeof(row.kind), "%s", pg_val(res, pick, 2));
-			rc = row.payload ? show(c, &row, msgs)
-					 : err_set(ERR_INVALID, "outbox row %lld: unreadable",
-						   (long long)row.id);
-			if (rc == 0)
-				rc = eng_outbox_done(c, row.id, NULL);
-			json_decref(row.payload);
-			last = row.id;
-		}
+	for (int i = 0; rc == 0 && i < n; i++) {
+		rc = rows[i].payload ? show(c, &rows[i], msgs)
+				     : err_set(ERR_INVALID, "outbox row %lld: unreadable",
+					       (long long)rows[i].id);
+		if (rc == 0)
+			rc = eng_outbox_done(c, rows[i].id, NULL);
 	}
 	if (rc == 0)
 		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
@@ -200,7 +171,7 @@ static int take(void *udata, pg_conn *c, const char *chat, json_t **out)
 	} else {
 		*out = msgs;
 	}
-	PQclear(res);
+	eng_outbox_rows_free(rows, n);
 	return rc;
 }
 

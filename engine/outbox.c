@@ -66,23 +66,30 @@ void eng_outbox_rows_free(eng_outbox_row *rows, int n)
 	free(rows);
 }
 
-int eng_outbox_claim(pg_conn *c, const char *relay_id, const char *kinds, int limit,
-		     int64_t claim_ms, eng_outbox_row **out, int *n)
-{
-	char lim[16], claim[24];
-	const char *params[4] = {relay_id, kinds, lim, claim};
-	PGresult *res = NULL;
-	eng_outbox_row *rows = NULL;
-	int rc, count;
+static const pg_stmt STMT_CLAIM_DEST = {
+	"ob_claim_dest",
+	"UPDATE outbox o SET claimed_by = $2, "
+	"claim_until = now() + make_interval(secs => $5::int / 1000.0) "
+	"WHERE o.id IN (SELECT c.id FROM outbox c WHERE c.dest = $1 AND starts_with(c.kind, $3) "
+	"AND c.state = 'pending' AND c.next_attempt_at <= now() AND (c.claim_until IS NULL OR "
+	"c.claim_until < now()) ORDER BY c.id LIMIT $4 FOR UPDATE SKIP LOCKED) "
+	"RETURNING o.id, o.thread_id, o.run_id, o.step, o.kind, o.dest, o.payload::text, o.attempts",
+	5,
+};
 
-	*out = NULL;
-	*n = 0;
-	snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 50);
-	snprintf(claim, sizeof(claim), "%lld", (long long)claim_ms);
-	rc = pg_exec_stmt(c, &res, &STMT_CLAIM, params);
-	if (rc < 0)
-		return rc;
-	count = pg_rows(res);
+static const pg_stmt STMT_ADD = {
+	"ob_add",
+	"INSERT INTO outbox (thread_id, kind, dest, payload) VALUES ($1::bigint, $2, $3, $4::jsonb)",
+	4,
+};
+
+/* The claimed rows of `res` (the claim statements' columns), oldest first,
+ * into *out (owned) and *n; takes res. */
+static int rows_of(PGresult *res, eng_outbox_row **out, int *n)
+{
+	eng_outbox_row *rows = NULL;
+	int count = pg_rows(res);
+
 	if (count > 0) {
 		rows = calloc((size_t)count, sizeof(*rows));
 		if (!rows) {
@@ -102,10 +109,69 @@ int eng_outbox_claim(pg_conn *c, const char *relay_id, const char *kinds, int li
 		rows[i].payload = json_loads(pg_val(res, i, 6), JSON_DECODE_ANY, &jerr);
 		rows[i].attempts = (int)pg_int(res, i, 7);
 	}
+	/* UPDATE ... RETURNING gives no order */
+	for (int i = 1; i < count; i++)
+		for (int j = i; j > 0 && rows[j - 1].id > rows[j].id; j--) {
+			eng_outbox_row t = rows[j];
+			rows[j] = rows[j - 1];
+			rows[j - 1] = t;
+		}
 	PQclear(res);
 	*out = rows;
 	*n = count;
 	return 0;
+}
+
+int eng_outbox_claim(pg_conn *c, const char *relay_id, const char *kinds, int limit,
+		     int64_t claim_ms, eng_outbox_row **out, int *n)
+{
+	char lim[16], claim[24];
+	const char *params[4] = {relay_id, kinds, lim, claim};
+	PGresult *res = NULL;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 50);
+	snprintf(claim, sizeof(claim), "%lld", (long long)claim_ms);
+	rc = pg_exec_stmt(c, &res, &STMT_CLAIM, params);
+	if (rc < 0)
+		return rc;
+	return rows_of(res, out, n);
+}
+
+int eng_outbox_claim_dest(pg_conn *c, const char *claimer, const char *dest,
+			  const char *kind_prefix, int limit, int64_t claim_ms,
+			  eng_outbox_row **out, int *n)
+{
+	char lim[16], claim[24];
+	const char *params[5] = {dest, claimer, kind_prefix, lim, claim};
+	PGresult *res = NULL;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 50);
+	snprintf(claim, sizeof(claim), "%lld", (long long)claim_ms);
+	rc = pg_exec_stmt(c, &res, &STMT_CLAIM_DEST, params);
+	if (rc < 0)
+		return rc;
+	return rows_of(res, out, n);
+}
+
+int eng_outbox_add(pg_conn *c, int64_t thread_id, const char *kind, const char *dest,
+		   const json_t *payload)
+{
+	char tid[24], *p = json_dumps(payload, JSON_COMPACT);
+	const char *params[4] = {thread_id > 0 ? tid : NULL, kind, dest, p};
+	int rc;
+
+	if (!p)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, NULL, &STMT_ADD, params);
+	free(p);
+	return rc;
 }
 
 int eng_outbox_done(pg_conn *c, int64_t id, const json_t *result)
@@ -334,7 +400,8 @@ static void *relay_main(void *arg)
 				continue;
 			if (!PQconsumeInput(pg_conn_raw(listen)))
 				break;
-			while ((note = PQnotifies(pg_conn_raw(listen))) != NULL) {
+			for (note = PQnotifies(pg_conn_raw(listen)); note;
+			     note = PQnotifies(pg_conn_raw(listen))) {
 				PQfreemem(note);
 				got = 1;
 			}
@@ -383,4 +450,24 @@ void eng_relay_free(eng_relay *r)
 		return;
 	eng_relay_stop(r);
 	free(r);
+}
+
+static const pg_stmt STMT_DONE_PENDING = {
+	"ob_done_pending",
+	"UPDATE outbox SET state = 'sent', sent_at = now(), result = $2::jsonb, claimed_by = NULL "
+	"WHERE id = $1 AND state = 'pending' AND kind = $3",
+	3,
+};
+
+int eng_outbox_done_pending(pg_conn *c, int64_t id, const char *kind, const json_t *result)
+{
+	char sid[24];
+	char *res_s = result ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	const char *params[3] = {sid, res_s, kind};
+	int rc;
+
+	snprintf(sid, sizeof(sid), "%lld", (long long)id);
+	rc = pg_exec_stmt(c, NULL, &STMT_DONE_PENDING, params);
+	free(res_s);
+	return rc;
 }

@@ -40,8 +40,26 @@ int eng_outbox_claim(pg_conn *c, const char *relay_id, const char *kinds, int li
 		     int64_t claim_ms, eng_outbox_row **out, int *n);
 void eng_outbox_rows_free(eng_outbox_row *rows, int n);
 
+/* Claims, as `claimer`, up to `limit` pending rows to `dest` whose kind
+ * starts with `kind_prefix` ("term.") for `claim_ms`, oldest first: a
+ * chat that shows its own messages (the eval's person, a terminal). *out
+ * as eng_outbox_claim's. */
+int eng_outbox_claim_dest(pg_conn *c, const char *claimer, const char *dest,
+			  const char *kind_prefix, int limit, int64_t claim_ms,
+			  eng_outbox_row **out, int *n);
+
+/* Writes a pending row outside a step (thread_id 0: none), in the caller's
+ * transaction, as a node's eng_emit would: a chat's answer to a command. */
+int eng_outbox_add(pg_conn *c, int64_t thread_id, const char *kind, const char *dest,
+		   const json_t *payload);
+
 /* Marks a row delivered, keeping `result` (may be NULL) for the record. */
 int eng_outbox_done(pg_conn *c, int64_t id, const json_t *result);
+
+/* Marks row `id` delivered when it is still pending and of kind `kind`
+ * (a question answered elsewhere than where it was shown); otherwise
+ * nothing changes. */
+int eng_outbox_done_pending(pg_conn *c, int64_t id, const char *kind, const json_t *result);
 
 /* Records a failed delivery: the row is tried again after `delay_ms`, or
  * becomes dead once it has failed `max_attempts` times. *out_dead (may be

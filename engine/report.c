@@ -119,3 +119,95 @@ int eng_report_live_engines(pg_conn *c, int within_s, int64_t *out_n)
 	snprintf(s, sizeof(s), "%d", within_s);
 	return count_of(c, &STMT_LIVE_ENGINES, params, out_n);
 }
+
+static const pg_stmt STMT_KEY_RUN = {
+	"eng_report_key_run",
+	"SELECT t.id, coalesce(t.metadata->>'title', ''), coalesce(r.status, 'idle'), "
+	"coalesce(array_to_string(r.waiting_on, ', '), ''), coalesce(r.step, 0), "
+	"coalesce(r.error, ''), (SELECT count(*) FROM runs q WHERE q.thread_id = t.id "
+	"AND q.status = 'queued') FROM threads t LEFT JOIN LATERAL (SELECT x.status, x.waiting_on, "
+	"x.step, x.error FROM runs x WHERE x.thread_id = t.id AND " ENG_SQL_NOT_HANDED_OFF("x") " "
+	"ORDER BY (x.status IN ('running', 'waiting')) DESC, x.id DESC LIMIT 1) r ON true "
+	"WHERE t.key = $1",
+	1,
+};
+
+int eng_report_key_run(pg_conn *c, const char *key, eng_report_run *out)
+{
+	const char *params[1] = {key};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_KEY_RUN, params);
+
+	memset(out, 0, sizeof(*out));
+	if (rc == 0 && pg_rows(r) > 0) {
+		out->thread_id = pg_int(r, 0, 0);
+		snprintf(out->title, sizeof(out->title), "%s", pg_val(r, 0, 1));
+		snprintf(out->status, sizeof(out->status), "%s", pg_val(r, 0, 2));
+		snprintf(out->waiting, sizeof(out->waiting), "%s", pg_val(r, 0, 3));
+		out->step = pg_int(r, 0, 4);
+		snprintf(out->error, sizeof(out->error), "%s", pg_val(r, 0, 5));
+		out->queued = pg_int(r, 0, 6);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static const pg_stmt STMT_NUMBERED = {
+	"eng_report_numbered",
+	"SELECT coalesce(json_agg(json_build_object('n', n, 'title', title, 'status', status) "
+	"ORDER BY n), '[]')::text FROM (SELECT (t.metadata->>'n')::int AS n, "
+	"coalesce(t.metadata->>'title', '') AS title, coalesce((SELECT x.status FROM runs x WHERE "
+	"x.thread_id = t.id AND " ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY (x.status IN ('running', "
+	"'waiting')) DESC, x.id DESC LIMIT 1), 'idle') AS status FROM threads t "
+	"WHERE starts_with(t.key, $1 || ':') AND t.metadata ? 'n' ORDER BY n LIMIT 50) p",
+	1,
+};
+
+int eng_report_numbered(pg_conn *c, const char *prefix, json_t **out)
+{
+	const char *params[1] = {prefix};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_NUMBERED, params);
+
+	*out = rc == 0 && pg_rows(r) == 1 ? json_loads(pg_val(r, 0, 0), 0, NULL) : NULL;
+	PQclear(r);
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	return rc;
+}
+
+static const pg_stmt STMT_FIND_TITLE = {
+	"eng_report_find_title",
+	"SELECT (metadata->>'n')::int FROM threads WHERE starts_with(key, $1 || ':') AND metadata ? "
+	"'n' AND starts_with(lower(metadata->>'title'), lower($2)) ORDER BY updated_at DESC LIMIT 1",
+	2,
+};
+
+int eng_report_find_title(pg_conn *c, const char *prefix, const char *title, int64_t *out_n)
+{
+	const char *params[2] = {prefix, title};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_FIND_TITLE, params);
+
+	*out_n = rc == 0 && pg_rows(r) > 0 ? pg_int(r, 0, 0) : 0;
+	PQclear(r);
+	return rc;
+}
+
+static const pg_stmt STMT_THREAD_KEY = {
+	"eng_report_thread_key", "SELECT key FROM threads WHERE id = $1::bigint", 1,
+};
+
+int eng_report_thread_key(pg_conn *c, int64_t thread_id, char *key, size_t cap)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+	PGresult *r = NULL;
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &r, &STMT_THREAD_KEY, params);
+	snprintf(key, cap, "%s", rc == 0 && pg_rows(r) == 1 ? pg_val(r, 0, 0) : "");
+	PQclear(r);
+	return rc;
+}

@@ -39,4 +39,35 @@ int eng_report_pending_outbox(pg_conn *c, const char *dest, const char *kind_pre
  * `within_s` seconds. */
 int eng_report_live_engines(pg_conn *c, int within_s, int64_t *out_n);
 
+/* --- the threads of a chat (keys "<prefix>:<n>", metadata "n" and
+ * "title"; bot/route.h) --- */
+
+/* A thread's current run, as a chat's /status shows it. */
+typedef struct eng_report_run {
+	int64_t thread_id;  /* 0: no thread has the key */
+	char title[256];    /* the metadata's "title" ("" when none) */
+	char status[32];    /* the running or waiting run's, else the latest run's; "idle" */
+	char waiting[512];  /* its waiting_on, joined by ", " */
+	int64_t step;
+	int64_t queued;     /* runs queued behind it */
+	char error[2048];   /* its error ("" when none) */
+} eng_report_run;
+
+/* The thread with key `key` and its current run (a run whose input was
+ * handed off does not count) into *out. */
+int eng_report_key_run(pg_conn *c, const char *key, eng_report_run *out);
+
+/* The threads whose key starts with `prefix` ":" and whose metadata has
+ * "n", by n (at most 50), into *out (owned): [{"n", "title", "status" (of
+ * the current run, "idle")}]. */
+int eng_report_numbered(pg_conn *c, const char *prefix, json_t **out);
+
+/* The n of the most recently updated of those threads whose title starts
+ * with `title` (any case): *out_n, 0 when none. */
+int eng_report_find_title(pg_conn *c, const char *prefix, const char *title, int64_t *out_n);
+
+/* Thread `thread_id`'s key into key[cap] ("" when there is no such
+ * thread). */
+int eng_report_thread_key(pg_conn *c, int64_t thread_id, char *key, size_t cap);
+
 #endif

@@ -196,15 +196,18 @@ int eng_delta_apply(json_t *state, const json_t *delta)
 
 		if (!json_is_object(op))
 			return err_set(ERR_PARSE, "stored delta for key '%s' is not an object", key);
-		if ((v = json_object_get(op, "set")) != NULL)
+		v = json_object_get(op, "set");
+		if (v)
 			rc = json_object_set(state, key, v);
-		if (rc == 0 && (v = json_object_get(op, "append")) != NULL) {
+		v = json_object_get(op, "append");
+		if (rc == 0 && v) {
 			json_t *a = array_at(state, key);
 			if (!a || !json_is_array(v))
 				return err_set(ERR_PARSE, "stored append for key '%s' is not a list", key);
 			rc = json_array_extend(a, v);
 		}
-		if (rc == 0 && (v = json_object_get(op, "merge")) != NULL) {
+		v = json_object_get(op, "merge");
+		if (rc == 0 && v) {
 			json_t *o = object_at(state, key);
 			if (!o || !json_is_object(v))
 				return err_set(ERR_PARSE, "stored merge for key '%s' is not an object", key);

@@ -62,3 +62,51 @@ int spw_report_workers(pg_conn *c, int64_t thread_id, json_t **out)
 		rc = err_set(ERR_NOMEM, "out of memory");
 	return rc;
 }
+
+static const pg_stmt STMT_WORKER_JSON = {
+	"spw_report_worker_json",
+	"SELECT json_build_object('id', id, 'task', task, 'project', project, 'state', state, "
+	"'status', status, 'progress', progress, 'reason', result->>'reason', 'finished', "
+	"state = 'finished')::text FROM workers WHERE id = $1",
+	1,
+};
+
+int spw_report_worker_json(pg_conn *c, const char *id, json_t **out)
+{
+	const char *params[1] = {id};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_WORKER_JSON, params);
+
+	*out = NULL;
+	if (rc == 0 && pg_rows(r) == 1) {
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+		if (!*out)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	PQclear(r);
+	return rc;
+}
+
+static const pg_stmt STMT_MERGE = {
+	"spw_report_merge",
+	"SELECT coalesce(request->>'repo', ''), coalesce(result->>'commit', '') FROM workers "
+	"WHERE thread_id = $1::bigint AND task = $2 AND request->>'mode' = 'merge' AND "
+	"status = 'done' ORDER BY finished_at DESC LIMIT 1",
+	2,
+};
+
+int spw_report_merge(pg_conn *c, int64_t thread_id, const char *task, char *repo, size_t rcap,
+		     char *commit, size_t ccap)
+{
+	char tid[24];
+	const char *params[2] = {tid, task};
+	PGresult *r = NULL;
+	int rc;
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &r, &STMT_MERGE, params);
+	snprintf(repo, rcap, "%s", rc == 0 && pg_rows(r) == 1 ? pg_val(r, 0, 0) : "");
+	snprintf(commit, ccap, "%s", rc == 0 && pg_rows(r) == 1 ? pg_val(r, 0, 1) : "");
+	PQclear(r);
+	return rc;
+}

@@ -27,4 +27,15 @@ int spw_report_worker(pg_conn *c, const char *id, int *found, spw_worker_info *o
  * "started" ("YYYY-MM-DD HH:MM:SSZ")}. */
 int spw_report_workers(pg_conn *c, int64_t thread_id, json_t **out);
 
+/* The worker `id` as the dashboard shows it, into *out (owned; NULL when
+ * there is no such worker): {"id", "task", "project", "state", "status",
+ * "progress", "reason", "finished"}. */
+int spw_report_worker_json(pg_conn *c, const char *id, json_t **out);
+
+/* The repository and the commit of the latest merge of task `task` in
+ * thread `thread_id` that ended "done", into repo[rcap] and commit[ccap]
+ * ("" when there is none). */
+int spw_report_merge(pg_conn *c, int64_t thread_id, const char *task, char *repo, size_t rcap,
+		     char *commit, size_t ccap);
+
 #endif

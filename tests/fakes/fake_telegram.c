@@ -10,17 +10,20 @@
  * Bot API: getMe, deleteWebhook, getUpdates (offset confirms, long polls up
  * to `timeout`, a second poll ends the first with 409), sendMessage,
  * editMessageText, editMessageReplyMarkup, answerCallbackQuery,
- * sendChatAction, sendDocument (multipart), sendMessageDraft. Refused like
- * Telegram: a wrong token (401), text over 4096 characters after entity
- * parsing, HTML it cannot parse ("can't parse entities"), callback_data
- * over 64 bytes, a second answer to one callback query, an edit to
- * identical content ("message is not modified"), an edit of an unknown
- * message; a draft (sendMessageDraft: a reply streamed while it is written,
- * ephemeral, shown about 30 s) anywhere but a private chat
- * (TEXTDRAFT_PEER_INVALID, as Telegram answers), with a draft_id of 0 or
- * none, with an empty text or one over 4096 characters. In this fake a
- * chat id below 0 is a group (a supergroup), above 0 a private chat.
- * Drafts are not messages: GET /control/drafts lists them.
+ * sendChatAction, sendDocument (multipart), sendMessageDraft, setMyCommands,
+ * getMyCommands. Refused like Telegram: a wrong token (401), text over 4096
+ * characters after entity parsing, HTML it cannot parse ("can't parse
+ * entities"), callback_data over 64 bytes, a second answer to one callback
+ * query, an edit to identical content ("message is not modified"), an edit
+ * of an unknown message; a command list that is not an array of at most
+ * 100 {"command" (1-32 of a-z, 0-9, _), "description" (1-256 characters)}
+ * (BOT_COMMAND_INVALID, ...), a command listed twice; a draft
+ * (sendMessageDraft: a reply streamed while it is written, ephemeral, shown
+ * about 30 s) anywhere but a private chat (TEXTDRAFT_PEER_INVALID, as
+ * Telegram answers), with a draft_id of 0 or none, with an empty text or
+ * one over 4096 characters. In this fake a chat id below 0 is a group (a
+ * supergroup), above 0 a private chat. Drafts are not messages: GET
+ * /control/drafts lists them.
  *
  * Control API (JSON):
  *   POST /control/updates    [update, ...] queued; update_id assigned when
@@ -106,6 +109,7 @@ static struct {
 	int poll_limit;
 	struct event *poll_timer;
 	struct timespec t0;
+	json_t *commands; /* the last list setMyCommands accepted */
 } S;
 
 static double now_ms(void)
@@ -628,6 +632,42 @@ static json_t *request_params(struct evhttp_request *rq)
 	return p ? p : json_object();
 }
 
+/* NULL when `list` (setMyCommands' "commands", an array or its JSON
+ * text) is what Telegram accepts, else the error's description. */
+static const char *commands_invalid(const json_t *list)
+{
+	json_t *parsed = json_is_string(list) ? json_loads(json_string_value(list), 0, NULL) : NULL;
+	const json_t *l = parsed ? parsed : list, *c;
+	const char *bad = NULL;
+	size_t i, j;
+
+	if (!json_is_array(l))
+		bad = "Bad Request: parameter \"commands\" is required";
+	else if (json_array_size(l) > 100)
+		bad = "Bad Request: BOT_COMMANDS_TOO_MUCH";
+	json_array_foreach(l, i, c) {
+		const char *name = json_string_value(json_object_get(c, "command"));
+		const char *desc = json_string_value(json_object_get(c, "description"));
+		size_t chars = 0;
+
+		if (bad)
+			break;
+		if (!name || !*name || strlen(name) > 32 ||
+		    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name))
+			bad = "Bad Request: BOT_COMMAND_INVALID";
+		for (const char *d = desc ? desc : ""; *d; d++)
+			chars += ((unsigned char)*d & 0xC0) != 0x80;
+		if (!bad && (chars < 1 || chars > 256))
+			bad = "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID";
+		for (j = 0; !bad && j < i; j++)
+			if (strcmp(name, json_string_value(json_object_get(json_array_get(l, j),
+									      "command"))) == 0)
+				bad = "Bad Request: BOT_COMMAND_DUPLICATE";
+	}
+	json_decref(parsed);
+	return bad;
+}
+
 static script *take_script(const char *method)
 {
 	for (int i = 0; i < S.nscripts; i++)
@@ -742,6 +782,20 @@ static void bot_api(struct evhttp_request *rq, const char *method)
 						"draft_id", did, "text", text, "t_ms", now_ms()));
 		free(text);
 		api_ok(rq, method, p, json_true());
+	} else if (strcmp(method, "setMyCommands") == 0) {
+		const json_t *list = json_object_get(p, "commands");
+		const char *bad = commands_invalid(list);
+
+		if (bad) {
+			api_err(rq, method, p, 400, bad, 0);
+			goto done;
+		}
+		json_decref(S.commands);
+		S.commands = json_is_string(list) ? json_loads(json_string_value(list), 0, NULL)
+						  : json_deep_copy(list);
+		api_ok(rq, method, p, json_true());
+	} else if (strcmp(method, "getMyCommands") == 0) {
+		api_ok(rq, method, p, S.commands ? json_incref(S.commands) : json_array());
 	} else if (strcmp(method, "sendChatAction") == 0) {
 		if (!chat)
 			api_err(rq, method, p, 400, "Bad Request: chat not found", 0);

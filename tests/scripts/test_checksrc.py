@@ -28,11 +28,14 @@ CLEAN = ["nodes", "engine/graph.c", "engine/graph.h", "engine/graph_int.h", "cli
          "llm/server.h", "llm/wire.c", "cli/cmd_demo.c", "cli/cmd_llm.c", "cli/cmd_logs.c",
          "cli/cmd_migrate.c", "cli/cmd_models.c", "cli/cmd_prune.c", "cli/cmd_resources.c",
          "cli/cmd_secrets.c", "cli/cmd_show.c", "cli/cmd_status.c", "cli/dashboard.c",
-         "cli/hint.c", "cli/inproc.c", "cli/roles.c"]
+         "cli/hint.c", "cli/inproc.c", "cli/roles.c", "bot/text.c", "bot/text.h", "bot/limit.c",
+         "bot/limit.h", "bot/route.c", "bot/route.h", "bot/command.c", "bot/command.h",
+         "engine/outbox.c", "engine/outbox.h", "engine/state.c", "engine/state.h",
+         "cli/cmd_eval.c", "cli/cmd_new.c", "cli/eval_front.c"]
 CLEAN_SKIP = ["sql-table"]
 # and of those, clean under the SQL rule too (each part's tables reached
 # through its own functions)
-SQL_LEFT = ["nodes", "web/health.c", "cli/dashboard.c", "engine/graph.c", "engine/graph.h",
+SQL_LEFT = ["nodes", "web/health.c", "bot/route.c", "engine/graph.c", "engine/graph.h",
             "engine/graph_int.h"]
 CLEAN_SQL = [p for p in CLEAN if p not in SQL_LEFT] + ["web/app.c", "web/app.h", "web/auth.c",
                                                         "web/auth.h", "web/health.h", "web/web.c",
