@@ -1,5 +1,6 @@
 #include "bot/bot.h"
 #include "bot/approval.h"
+#include "bot/command.h"
 #include "bot/limit.h"
 #include "bot/draft.h"
 #include "bot/relay.h"
@@ -1036,6 +1037,11 @@ static void on_next(evutil_socket_t fd, short kind, void *arg)
 		}
 		b->failures = 0;
 		b->started = 1;
+		/* Telegram's command menu lists what /help lists; a refusal
+		 * leaves the menu as it was and is not retried */
+		if (bot_commands_publish(b->tg) < 0)
+			log_warn(MOD, "setMyCommands: %s (the command menu stays as it was)",
+				 err_last());
 		log_info(MOD, "Telegram bot @%s (id %lld) ready; %d allowed user(s); graph '%s'",
 			 b->me.username, (long long)b->me.id, b->cfg.nallowed, b->cfg.graph);
 		if (b->cfg.nallowed == 0)

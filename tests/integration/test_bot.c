@@ -10,6 +10,7 @@
 
 #include "bot/approval.h"
 #include "bot/bot.h"
+#include "bot/command.h"
 #include "bot/limit.h"
 #include "bot/route.h"
 #include "bot/text.h"
@@ -279,6 +280,21 @@ static void test_message_run_reply(void **st)
 				 100);
 		json_decref(r);
 		json_decref(g);
+	}
+	/* the command menu was set at start to what /help lists, and the fake
+	 * (which refuses what Telegram refuses) took it */
+	{
+		json_t *r = ts_fake_requests(&e->fake, "setMyCommands");
+		json_t *want = bot_commands_json();
+		json_t *got = ts_fake_call(&e->fake, "/bot" TS_TG_TOKEN "/getMyCommands", NULL);
+
+		assert_int_equal(json_array_size(r), 1);
+		assert_true(json_array_size(want) >= 5);
+		assert_true(json_is_true(json_object_get(got, "ok")));
+		assert_true(json_equal(json_object_get(got, "result"), want));
+		json_decref(got);
+		json_decref(want);
+		json_decref(r);
 	}
 	teardown_env(e);
 }
