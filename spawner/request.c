@@ -26,11 +26,6 @@ static const char *const MODES[] = {"work", "merge", "publish", "import", "test"
 
 static const char *const KNOWN_NETWORK[] = {"policy", "language", "hosts", "phases", NULL};
 
-static const char *const KNOWN_LIMITS[] = {
-	"steps", "cost_usd", "wall_s", "cmd_timeout_s", "mem", "pids", "cpus", "disk",
-	"format_errors", "repeats", "stall_steps", NULL,
-};
-
 static int known(const char *const *list, const char *key)
 {
 	for (size_t i = 0; list[i]; i++)
@@ -128,107 +123,6 @@ static int get_text(const json_t *j, const char *key, int required, size_t max, 
 	*out = strdup(json_string_value(v));
 	if (!*out)
 		return err_set(ERR_NOMEM, "out of memory");
-	return 0;
-}
-
-static int lim_int(const json_t *l, const char *key, int64_t min, int64_t max, int64_t *out)
-{
-	const json_t *v = json_object_get(l, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-		return err_set(ERR_INVALID, "limits.%s must be an integer from %lld to %lld", key,
-			       (long long)min, (long long)max);
-	*out = (int64_t)json_integer_value(v);
-	return 0;
-}
-
-static int lim_num(const json_t *l, const char *key, double max, double *out)
-{
-	const json_t *v = json_object_get(l, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_number(v) || !(json_number_value(v) > 0) || json_number_value(v) > max ||
-	    !isfinite(json_number_value(v)))
-		return err_set(ERR_INVALID, "limits.%s must be a number above 0, at most %g", key,
-			       max);
-	*out = json_number_value(v);
-	return 0;
-}
-
-/* A size: bytes as an integer, or "512M", "2G". */
-static int lim_size(const json_t *l, const char *key, int64_t *out)
-{
-	const json_t *v = json_object_get(l, key);
-	int64_t b = 0;
-
-	if (!v)
-		return 0;
-	if (json_is_integer(v))
-		b = (int64_t)json_integer_value(v);
-	else if (!json_is_string(v) || cfg_parse_size(json_string_value(v), &b) < 0)
-		b = -1;
-	if (b < (1 << 20))
-		return err_set(ERR_INVALID, "limits.%s must be a size of at least 1M (bytes, or "
-					    "\"512M\", \"2G\")", key);
-	*out = b;
-	return 0;
-}
-
-static int parse_limits(const json_t *l, spw_limits *out)
-{
-	const char *key;
-	const json_t *v;
-	int64_t n;
-	int rc;
-
-	if (!l || json_is_null(l))
-		return 0;
-	if (!json_is_object(l))
-		return err_set(ERR_INVALID, "\"limits\" must be an object");
-	json_object_foreach((json_t *)l, key, v) {
-		(void)v;
-		if (!known(KNOWN_LIMITS, key))
-			return err_set(ERR_INVALID, "limits.%s is not a known limit (steps, cost_usd, "
-						    "wall_s, cmd_timeout_s, mem, pids, cpus, disk, "
-						    "format_errors, repeats, stall_steps)", key);
-	}
-	n = 0;
-	if ((rc = lim_int(l, "steps", 1, 10000, &n)) < 0)
-		return rc;
-	out->steps = (int)n;
-	if ((rc = lim_num(l, "cost_usd", 1e6, &out->cost_usd)) < 0)
-		return rc;
-	n = 0;
-	if ((rc = lim_int(l, "wall_s", 1, 7 * 86400, &n)) < 0)
-		return rc;
-	out->wall_ms = n * 1000;
-	n = 0;
-	if ((rc = lim_int(l, "cmd_timeout_s", 1, 86400, &n)) < 0)
-		return rc;
-	out->cmd_timeout_ms = n * 1000;
-	if ((rc = lim_size(l, "mem", &out->mem_bytes)) < 0)
-		return rc;
-	if ((rc = lim_int(l, "pids", 8, 1 << 20, &out->pids)) < 0)
-		return rc;
-	if ((rc = lim_num(l, "cpus", 1024, &out->cpus)) < 0)
-		return rc;
-	if ((rc = lim_size(l, "disk", &out->disk_bytes)) < 0)
-		return rc;
-	n = 0;
-	if ((rc = lim_int(l, "format_errors", 1, 1000, &n)) < 0)
-		return rc;
-	out->format_errors = (int)n;
-	n = 0;
-	if ((rc = lim_int(l, "repeats", 2, 1000, &n)) < 0)
-		return rc;
-	out->repeats = (int)n;
-	n = 0;
-	if ((rc = lim_int(l, "stall_steps", 1, 10000, &n)) < 0)
-		return rc;
-	out->stall_steps = (int)n;
 	return 0;
 }
 
@@ -605,7 +499,7 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 			out->nhandles = i + 1;
 		}
 	}
-	if ((rc = parse_limits(json_object_get(j, "limits"), &out->limits)) < 0)
+	if ((rc = spw_limits_from_json(json_object_get(j, "limits"), &out->limits)) < 0)
 		return rc;
 	v = json_object_get(j, "meta");
 	if (v && !json_is_null(v)) {
@@ -657,7 +551,7 @@ int spw_request_parse(const char *text, size_t len, spw_request *out)
 
 json_t *spw_request_json(const spw_request *r)
 {
-	json_t *j = json_object(), *h = json_array(), *l = json_object();
+	json_t *j = json_object(), *h = json_array(), *l = spw_limits_json(&r->limits);
 
 	if (!j || !h || !l) {
 		json_decref(j);
@@ -725,51 +619,8 @@ json_t *spw_request_json(const spw_request *r)
 		json_object_set_new(j, "role", json_string(r->role));
 	if (r->prompt)
 		json_object_set_new(j, "prompt", json_string(r->prompt));
-	if (r->limits.steps)
-		json_object_set_new(l, "steps", json_integer(r->limits.steps));
-	if (r->limits.cost_usd > 0)
-		json_object_set_new(l, "cost_usd", json_real(r->limits.cost_usd));
-	if (r->limits.wall_ms)
-		json_object_set_new(l, "wall_s", json_integer(r->limits.wall_ms / 1000));
-	if (r->limits.cmd_timeout_ms)
-		json_object_set_new(l, "cmd_timeout_s", json_integer(r->limits.cmd_timeout_ms / 1000));
-	if (r->limits.mem_bytes)
-		json_object_set_new(l, "mem", json_integer(r->limits.mem_bytes));
-	if (r->limits.pids)
-		json_object_set_new(l, "pids", json_integer(r->limits.pids));
-	if (r->limits.cpus > 0)
-		json_object_set_new(l, "cpus", json_real(r->limits.cpus));
-	if (r->limits.disk_bytes)
-		json_object_set_new(l, "disk", json_integer(r->limits.disk_bytes));
-	if (r->limits.format_errors)
-		json_object_set_new(l, "format_errors", json_integer(r->limits.format_errors));
-	if (r->limits.repeats)
-		json_object_set_new(l, "repeats", json_integer(r->limits.repeats));
-	if (r->limits.stall_steps)
-		json_object_set_new(l, "stall_steps", json_integer(r->limits.stall_steps));
 	json_object_set_new(j, "limits", l);
 	if (r->meta)
 		json_object_set(j, "meta", r->meta);
 	return j;
-}
-
-#define LOWER(f)                                                                               \
-	do {                                                                                   \
-		if (l->f <= 0 || (max->f > 0 && l->f > max->f))                               \
-			l->f = max->f;                                                         \
-	} while (0)
-
-void spw_limits_apply(spw_limits *l, const spw_limits *max)
-{
-	LOWER(steps);
-	LOWER(cost_usd);
-	LOWER(wall_ms);
-	LOWER(cmd_timeout_ms);
-	LOWER(mem_bytes);
-	LOWER(pids);
-	LOWER(cpus);
-	LOWER(disk_bytes);
-	LOWER(format_errors);
-	LOWER(repeats);
-	LOWER(stall_steps);
 }

@@ -459,9 +459,7 @@ int spw_worker_sandbox(const spw_worker_ctx *w, const spw_limits *lim, const cha
 		return rc;
 	}
 	o.workspace = ws;
-	o.mem_bytes = lim->mem_bytes;
-	o.pids = lim->pids;
-	o.cpus = lim->cpus;
+	spw_limits_to_sbx(lim, &o);
 	o.allow_degraded = cfg->allow_degraded;
 	o.image = cfg->sandbox_image[0] ? cfg->sandbox_image : NULL;
 	o.runtime = cfg->sandbox_runtime[0] ? cfg->sandbox_runtime : NULL;
