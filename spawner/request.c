@@ -233,9 +233,11 @@ static int parse_network(const json_t *n, spw_network *out)
 			return err_set(ERR_INVALID, "network.%s is not known (policy, language, hosts, "
 						    "phases)", key);
 	}
-	if ((rc = get_str(n, "policy", 1, out->policy, sizeof(out->policy))) < 0)
+	rc = get_str(n, "policy", 1, out->policy, sizeof(out->policy));
+	if (rc < 0)
 		return err_wrap("network.policy");
-	if ((rc = get_str(n, "language", 0, out->language, sizeof(out->language))) < 0)
+	rc = get_str(n, "language", 0, out->language, sizeof(out->language));
+	if (rc < 0)
 		return err_wrap("network.language");
 	for (char *c = out->language; *c; c++) {
 		*c = (char)tolower((unsigned char)*c);
@@ -371,24 +373,26 @@ static int parse_pr(const json_t *p, spw_request *out)
 	return 0;
 }
 
-int spw_request_from_json(const json_t *j, spw_request *out)
+/* The fields that address a refusal (id, thread_id, run_id), then the
+ * check that every field is known. */
+static int req_address(const json_t *j, spw_request *out)
 {
 	const char *key;
-	const json_t *v, *h;
+	const json_t *v;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	if (!json_is_object(j))
-		return err_set(ERR_INVALID, "a spawn request must be a JSON object");
-	/* the fields that address a refusal first */
-	if ((rc = get_str(j, "id", 1, out->id, sizeof(out->id))) < 0)
+	rc = get_str(j, "id", 1, out->id, sizeof(out->id));
+	if (rc < 0)
 		return rc;
-	if ((rc = spw_id_check(out->id)) < 0) {
+	rc = spw_id_check(out->id);
+	if (rc < 0) {
 		out->id[0] = '\0';
 		return rc;
 	}
-	if ((rc = get_id(j, "thread_id", &out->thread_id)) < 0 ||
-	    (rc = get_id(j, "run_id", &out->run_id)) < 0)
+	rc = get_id(j, "thread_id", &out->thread_id);
+	if (rc == 0)
+		rc = get_id(j, "run_id", &out->run_id);
+	if (rc < 0)
 		return rc;
 	json_object_foreach((json_t *)j, key, v) {
 		(void)v;
@@ -396,126 +400,191 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 			return err_set(ERR_INVALID, "\"%s\" is not a field of a spawn request (see "
 						    "README: Spawner and workers)", key);
 	}
-	if ((rc = get_str(j, "mode", 0, out->mode, sizeof(out->mode))) < 0)
+	return 0;
+}
+
+/* A branch name as "target" and "base" take it: "" (none) is fine. */
+static int ref_ok(const char *s)
+{
+	return !s[0] || (s[0] != '-' && !strstr(s, "..") && !strpbrk(s, " ~^:?*[\\"));
+}
+
+/* What the request works on: mode, task, project, repo, prompt, target and
+ * mirror. */
+static int req_subject(const json_t *j, spw_request *out)
+{
+	int rc;
+
+	rc = get_str(j, "mode", 0, out->mode, sizeof(out->mode));
+	if (rc < 0)
 		return rc;
 	if (!out->mode[0])
 		snprintf(out->mode, sizeof(out->mode), "work");
 	if (!known(MODES, out->mode))
 		return err_set(ERR_INVALID, "\"mode\" must be \"work\", \"merge\", \"publish\", "
 					    "\"import\", \"test\" or \"pr\"");
-	if ((rc = get_str(j, "task", 1, out->task, sizeof(out->task))) < 0 ||
-	    (rc = task_check(out->task)) < 0)
+	rc = get_str(j, "task", 1, out->task, sizeof(out->task));
+	if (rc == 0)
+		rc = task_check(out->task);
+	if (rc == 0)
+		rc = get_str(j, "project", 1, out->project, SEC_SCOPE_MAX + 1);
+	if (rc == 0)
+		rc = get_str(j, "repo", 1, out->repo, sizeof(out->repo));
+	if (rc == 0)
+		rc = repo_check(out->repo);
+	if (rc == 0)
+		rc = get_text(j, "prompt", strcmp(out->mode, "work") == 0, SPW_PROMPT_MAX,
+			      &out->prompt);
+	if (rc == 0)
+		rc = get_str(j, "target", 0, out->target, sizeof(out->target));
+	if (rc < 0)
 		return rc;
-	if ((rc = get_str(j, "project", 1, out->project, SEC_SCOPE_MAX + 1)) < 0)
-		return rc;
-	if ((rc = get_str(j, "repo", 1, out->repo, sizeof(out->repo))) < 0 ||
-	    (rc = repo_check(out->repo)) < 0)
-		return rc;
-	if ((rc = get_text(j, "prompt", strcmp(out->mode, "work") == 0, SPW_PROMPT_MAX,
-			   &out->prompt)) < 0)
-		return rc;
-	if ((rc = get_str(j, "target", 0, out->target, sizeof(out->target))) < 0)
-		return rc;
-	if (out->target[0] && (out->target[0] == '-' || strstr(out->target, "..") ||
-			       strpbrk(out->target, " ~^:?*[\\")))
+	if (!ref_ok(out->target))
 		return err_set(ERR_INVALID, "\"target\" must be a branch name");
-	if ((rc = get_str(j, "mirror", 0, out->mirror, sizeof(out->mirror))) < 0)
+	rc = get_str(j, "mirror", 0, out->mirror, sizeof(out->mirror));
+	if (rc < 0)
 		return rc;
-	if (out->mirror[0] && (rc = repo_check(out->mirror)) < 0)
+	if (out->mirror[0] && repo_check(out->mirror) < 0)
 		return err_set(ERR_INVALID, "\"mirror\": %s", err_last());
 	if ((strcmp(out->mode, "publish") == 0 || strcmp(out->mode, "import") == 0 ||
 	     strcmp(out->mode, "pr") == 0) && !out->mirror[0])
 		return err_set(ERR_INVALID, "\"mirror\" is missing (mode %s pushes to it)", out->mode);
-	v = json_object_get(j, "min_tests");
-	if (v && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > 10000000)
-			return err_set(ERR_INVALID, "\"min_tests\" must be an integer from 0");
-		out->min_tests = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+/* An optional integer from 0 into *out (left as it is when absent). */
+static int get_count(const json_t *j, const char *key, int64_t *out)
+{
+	const json_t *v = json_object_get(j, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000000)
+		return err_set(ERR_INVALID, "\"%s\" must be an integer from 0", key);
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+/* A command ("test_command", "setup_command"): an empty one is none. */
+static int get_command(const json_t *j, const char *key, char **out)
+{
+	int rc = get_text(j, key, 0, 4096, out);
+
+	if (rc == 0 && *out && !(*out)[0]) {
+		free(*out);
+		*out = NULL;
 	}
-	v = json_object_get(j, "allowed_failures");
-	if (v && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > 10000000)
-			return err_set(ERR_INVALID, "\"allowed_failures\" must be an integer from 0");
-		out->allowed_failures = (int)json_integer_value(v);
-	}
-	rc = parse_names(json_object_get(j, "allowed_failing"), &out->allowed_failing);
+	return rc;
+}
+
+/* What is checked and how: min_tests, allowed_failures, allowed_failing,
+ * pr, base, test_command and setup_command. */
+static int req_checks(const json_t *j, spw_request *out)
+{
+	int64_t allowed = 0;
+	int rc;
+
+	rc = get_count(j, "min_tests", &out->min_tests);
+	if (rc == 0)
+		rc = get_count(j, "allowed_failures", &allowed);
+	out->allowed_failures = (int)allowed;
+	if (rc == 0)
+		rc = parse_names(json_object_get(j, "allowed_failing"), &out->allowed_failing);
+	if (rc == 0)
+		rc = parse_pr(json_object_get(j, "pr"), out);
+	if (rc == 0)
+		rc = get_str(j, "base", 0, out->base, sizeof(out->base));
 	if (rc < 0)
 		return rc;
-	rc = parse_pr(json_object_get(j, "pr"), out);
-	if (rc < 0)
-		return rc;
-	if ((rc = get_str(j, "base", 0, out->base, sizeof(out->base))) < 0)
-		return rc;
-	if (out->base[0] && (out->base[0] == '-' || strstr(out->base, "..") ||
-			     strpbrk(out->base, " ~^:?*[\\")))
+	if (!ref_ok(out->base))
 		return err_set(ERR_INVALID, "\"base\" must be a branch, tag or commit id");
-	if ((rc = get_text(j, "test_command", 0, 4096, &out->test_command)) < 0)
+	rc = get_command(j, "test_command", &out->test_command);
+	if (rc < 0)
 		return rc;
-	if (out->test_command && !out->test_command[0]) {
-		free(out->test_command);
-		out->test_command = NULL;
-	}
 	if (strcmp(out->mode, "test") == 0 && !out->test_command)
 		return err_set(ERR_INVALID, "\"test_command\" is missing (mode test runs it)");
-	if ((rc = get_text(j, "setup_command", 0, 4096, &out->setup_command)) < 0)
-		return rc;
-	if (out->setup_command && !out->setup_command[0]) {
-		free(out->setup_command);
-		out->setup_command = NULL;
-	}
-	if ((rc = parse_network(json_object_get(j, "network"), &out->net)) < 0)
-		return rc;
-	if ((rc = get_str(j, "repo_secret", 0, out->repo_secret, sizeof(out->repo_secret))) < 0)
-		return rc;
-	if (out->repo_secret[0] && (rc = sec_handle_check(out->repo_secret)) < 0)
-		return err_set(ERR_INVALID, "\"repo_secret\": %s", err_last());
-	if ((rc = get_str(j, "user", 0, out->user, sizeof(out->user))) < 0 ||
-	    (rc = get_str(j, "role", 0, out->role, sizeof(out->role))) < 0)
-		return rc;
-	h = json_object_get(j, "handles");
-	if (h && !json_is_null(h)) {
-		size_t i;
+	return get_command(j, "setup_command", &out->setup_command);
+}
 
-		if (!json_is_array(h))
-			return err_set(ERR_INVALID, "\"handles\" must be an array of resource handles");
-		if (json_array_size(h) > SPW_HANDLES_MAX)
-			return err_set(ERR_INVALID, "\"handles\" holds more than %d handles",
-				       SPW_HANDLES_MAX);
-		if (json_array_size(h)) {
-			out->handles = calloc(json_array_size(h), sizeof(char *));
-			if (!out->handles)
-				return err_set(ERR_NOMEM, "out of memory");
-		}
-		json_array_foreach(h, i, v) {
-			if (!json_is_string(v))
-				return err_set(ERR_INVALID, "handles[%zu] must be a string", i);
-			if (sec_handle_check(json_string_value(v)) < 0)
-				return err_set(ERR_INVALID, "handles[%zu]: %s", i, err_last());
-			out->handles[i] = strdup(json_string_value(v));
-			if (!out->handles[i])
-				return err_set(ERR_NOMEM, "out of memory");
-			out->nhandles = i + 1;
-		}
-	}
-	if ((rc = spw_limits_from_json(json_object_get(j, "limits"), &out->limits)) < 0)
-		return rc;
-	v = json_object_get(j, "meta");
-	if (v && !json_is_null(v)) {
-		char *s;
-		size_t n;
+/* "handles": the resource handles granted to the sandbox. */
+static int req_handles(const json_t *h, spw_request *out)
+{
+	const json_t *v;
+	size_t i;
 
-		if (!json_is_object(v))
-			return err_set(ERR_INVALID, "\"meta\" must be an object");
-		s = json_dumps(v, JSON_COMPACT);
-		n = s ? strlen(s) : 0;
-		free(s);
-		if (n > 4096)
-			return err_set(ERR_INVALID, "\"meta\" is larger than 4 KiB");
-		out->meta = json_deep_copy(v);
+	if (!h || json_is_null(h))
+		return 0;
+	if (!json_is_array(h))
+		return err_set(ERR_INVALID, "\"handles\" must be an array of resource handles");
+	if (json_array_size(h) > SPW_HANDLES_MAX)
+		return err_set(ERR_INVALID, "\"handles\" holds more than %d handles", SPW_HANDLES_MAX);
+	if (json_array_size(h)) {
+		out->handles = calloc(json_array_size(h), sizeof(char *));
+		if (!out->handles)
+			return err_set(ERR_NOMEM, "out of memory");
+	}
+	json_array_foreach(h, i, v) {
+		if (!json_is_string(v))
+			return err_set(ERR_INVALID, "handles[%zu] must be a string", i);
+		if (sec_handle_check(json_string_value(v)) < 0)
+			return err_set(ERR_INVALID, "handles[%zu]: %s", i, err_last());
+		out->handles[i] = strdup(json_string_value(v));
+		if (!out->handles[i])
+			return err_set(ERR_NOMEM, "out of memory");
+		out->nhandles = i + 1;
 	}
 	return 0;
+}
+
+/* "meta": an object of at most 4 KiB, carried to the result. */
+static int req_meta(const json_t *v, spw_request *out)
+{
+	char *s;
+	size_t n;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return err_set(ERR_INVALID, "\"meta\" must be an object");
+	s = json_dumps(v, JSON_COMPACT);
+	n = s ? strlen(s) : 0;
+	free(s);
+	if (n > 4096)
+		return err_set(ERR_INVALID, "\"meta\" is larger than 4 KiB");
+	out->meta = json_deep_copy(v);
+	return 0;
+}
+
+int spw_request_from_json(const json_t *j, spw_request *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(j))
+		return err_set(ERR_INVALID, "a spawn request must be a JSON object");
+	rc = req_address(j, out);
+	if (rc == 0)
+		rc = req_subject(j, out);
+	if (rc == 0)
+		rc = req_checks(j, out);
+	if (rc == 0)
+		rc = parse_network(json_object_get(j, "network"), &out->net);
+	if (rc == 0)
+		rc = get_str(j, "repo_secret", 0, out->repo_secret, sizeof(out->repo_secret));
+	if (rc < 0)
+		return rc;
+	if (out->repo_secret[0] && sec_handle_check(out->repo_secret) < 0)
+		return err_set(ERR_INVALID, "\"repo_secret\": %s", err_last());
+	rc = get_str(j, "user", 0, out->user, sizeof(out->user));
+	if (rc == 0)
+		rc = get_str(j, "role", 0, out->role, sizeof(out->role));
+	if (rc == 0)
+		rc = req_handles(json_object_get(j, "handles"), out);
+	if (rc == 0)
+		rc = spw_limits_from_json(json_object_get(j, "limits"), &out->limits);
+	if (rc == 0)
+		rc = req_meta(json_object_get(j, "meta"), out);
+	return rc;
 }
 
 int spw_request_is_git_only(const spw_request *r)
