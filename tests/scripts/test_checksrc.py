@@ -28,7 +28,16 @@ CLEAN = ["nodes", "engine/graph.c", "engine/graph.h", "engine/graph_int.h", "cli
          "llm/server.h", "llm/wire.c", "cli/cmd_demo.c", "cli/cmd_llm.c", "cli/cmd_logs.c",
          "cli/cmd_migrate.c", "cli/cmd_models.c", "cli/cmd_prune.c", "cli/cmd_resources.c",
          "cli/cmd_secrets.c", "cli/cmd_show.c", "cli/cmd_status.c", "cli/dashboard.c",
-         "cli/hint.c", "cli/inproc.c", "cli/roles.c"]
+         "cli/hint.c", "cli/inproc.c", "cli/roles.c",
+         # spawner/ but spawner.c and spawner.h
+         "spawner/agent.c", "spawner/agent.h", "spawner/change.c", "spawner/egress.c",
+         "spawner/egress.h", "spawner/forge.c", "spawner/forge.h", "spawner/gitws.c",
+         "spawner/gitws.h", "spawner/limits.c", "spawner/limits.h", "spawner/merge.c",
+         "spawner/request.c", "spawner/request.h", "spawner/sandbox.c", "spawner/sandbox.h",
+         "spawner/sbx_cgroup.c", "spawner/sbx_docker.c", "spawner/sbx_fwd.c", "spawner/sbx_int.h",
+         "spawner/sbx_ns.c", "spawner/sbx_quota.c", "spawner/sbx_seccomp.c", "spawner/spw_int.h",
+         "spawner/testsum.c", "spawner/testsum.h", "spawner/toolenv.c", "spawner/toolenv.h",
+         "spawner/worker.c", "spawner/worker_net.c", "cli/cmd_sandbox.c"]
 CLEAN_SKIP = ["sql-table"]
 # and of those, clean under the SQL rule too (each part's tables reached
 # through its own functions)
