@@ -117,31 +117,166 @@ static int parse_count(const char *flag, const char *v, int64_t *out)
 	return 0;
 }
 
-static int cmd_sandbox_run(int argc, char **argv)
-{
+/* A `sandbox run`'s options, as parsed. */
+typedef struct sandbox_args {
 	sbx_opts o;
-	sbx_cmd c;
-	sbx_result r;
 	sbx_bind binds[16];
-	const char *envs[257];
-	const char *cwd = NULL, *v;
 	char *bind_strs[16];
-	int nenv = 0, nbind = 0, verbose = 0, toolenv = 0, i, rc, status = 125;
-	char **joined = NULL;
-	int64_t timeout = 30000, n;
-	sbx *b = NULL;
-	char *end;
-	egr_policy *pol = NULL;
-	egr_proxy *proxy = NULL;
-	egr_attach *att = NULL;
+	const char *envs[257];
+	const char *cwd;
+	int nenv, nbind, verbose, toolenv;
+	int cmd;         /* argv index of the command */
+	int64_t timeout;
+	egr_policy *pol; /* --allow-host, owned */
+} sandbox_args;
 
-	memset(&o, 0, sizeof(o));
-	memset(&c, 0, sizeof(c));
-	memset(&r, 0, sizeof(r));
-	o.image = getenv("ORCH_SANDBOX_IMAGE");
-	o.runtime = getenv("ORCH_SANDBOX_RUNTIME");
+/* What an option's parse asks for: go on, exit with 2, or the usage. */
+enum { SB_OK = 0, SB_EXIT2 = 2, SB_USAGE = 3 };
+
+/* --bind HOST:INSIDE[:ro|rw] */
+static int sb_bind(sandbox_args *a, const char *v)
+{
+	char *colon, *s;
+	sbx_bind *bd = &a->binds[a->nbind];
+
+	if (a->nbind >= 16) {
+		fprintf(stderr, "orchestrator sandbox: at most 16 --bind\n");
+		return SB_USAGE;
+	}
+	s = strdup(v);
+	if (!s)
+		return SB_USAGE;
+	bd->host = s;
+	colon = strchr(s, ':');
+	if (!colon) {
+		free(s);
+		fprintf(stderr, "orchestrator sandbox: --bind wants HOST:INSIDE[:rw], not '%s'\n", v);
+		return SB_USAGE;
+	}
+	*colon = 0;
+	bd->inside = colon + 1;
+	bd->writable = 0;
+	colon = strchr(colon + 1, ':');
+	if (colon) {
+		*colon = 0;
+		if (strcmp(colon + 1, "rw") != 0 && strcmp(colon + 1, "ro") != 0) {
+			free(s);
+			fprintf(stderr, "orchestrator sandbox: --bind mode must be ro or rw\n");
+			return SB_USAGE;
+		}
+		bd->writable = strcmp(colon + 1, "rw") == 0;
+	}
+	a->bind_strs[a->nbind++] = s;
+	return SB_OK;
+}
+
+/* The options that set a sandbox limit; -1 when argv[*i] is none of them. */
+static int sb_limit(sandbox_args *a, int argc, char **argv, int *i)
+{
+	const char *v;
+	char *end;
+	int64_t n;
+
+	if (cli_opt(argc, argv, i, "--mem", &v))
+		return parse_size("--mem", v, &a->o.mem_bytes) < 0 ? SB_EXIT2 : SB_OK;
+	if (cli_opt(argc, argv, i, "--tmp", &v))
+		return parse_size("--tmp", v, &a->o.tmp_bytes) < 0 ? SB_EXIT2 : SB_OK;
+	if (cli_opt(argc, argv, i, "--fsize", &v))
+		return parse_size("--fsize", v, &a->o.fsize_bytes) < 0 ? SB_EXIT2 : SB_OK;
+	if (cli_opt(argc, argv, i, "--pids", &v))
+		return parse_count("--pids", v, &a->o.pids) < 0 ? SB_EXIT2 : SB_OK;
+	if (cli_opt(argc, argv, i, "--nofile", &v))
+		return parse_count("--nofile", v, &a->o.nofile) < 0 ? SB_EXIT2 : SB_OK;
+	if (cli_opt(argc, argv, i, "--uid-base", &v)) {
+		if (parse_count("--uid-base", v, &n) < 0 || n > 4294967295LL)
+			return SB_EXIT2;
+		a->o.uid_base = (uint32_t)n;
+		return SB_OK;
+	}
+	if (cli_opt(argc, argv, i, "--cpus", &v)) {
+		errno = 0;
+		a->o.cpus = strtod(v, &end);
+		if (errno || end == v || *end || a->o.cpus <= 0) {
+			fprintf(stderr, "orchestrator sandbox: --cpus wants a number like 1 or 0.5, not '%s'\n", v);
+			return SB_EXIT2;
+		}
+		return SB_OK;
+	}
+	if (cli_opt(argc, argv, i, "--timeout", &v)) {
+		if (cfg_parse_duration_ms(v, &a->timeout) < 0 || a->timeout < 0) {
+			fprintf(stderr, "orchestrator sandbox: --timeout wants a duration like 30s or 500ms, not '%s'\n", v);
+			return SB_EXIT2;
+		}
+		return SB_OK;
+	}
+	return -1;
+}
+
+/* One option at argv[*i] (moving *i past its value). */
+static int sb_option(sandbox_args *a, int argc, char **argv, int *i)
+{
+	const char *v;
+	int rc = sb_limit(a, argc, argv, i);
+
+	if (rc >= 0)
+		return rc;
+	if (cli_flag(argv, *i, "-v") || cli_flag(argv, *i, "--verbose")) {
+		a->verbose = 1;
+	} else if (cli_flag(argv, *i, "--toolchain-env")) {
+		a->toolenv = 1;
+	} else if (cli_flag(argv, *i, "--allow-degraded")) {
+		a->o.allow_degraded = 1;
+	} else if (cli_opt(argc, argv, i, "--backend", &v)) {
+		if (sbx_backend_parse(v, &a->o.backend) < 0) {
+			fprintf(stderr, "orchestrator sandbox: %s\n", err_last());
+			return SB_EXIT2;
+		}
+	} else if (cli_opt(argc, argv, i, "--net", &v)) {
+		a->o.net = v;
+	} else if (cli_opt(argc, argv, i, "--allow-host", &v)) {
+		if ((!a->pol && egr_policy_new(&a->pol) < 0) || egr_policy_add(a->pol, v) < 0) {
+			fprintf(stderr, "orchestrator sandbox: --allow-host: %s\n", err_last());
+			return SB_USAGE;
+		}
+	} else if (cli_opt(argc, argv, i, "--workspace", &v)) {
+		a->o.workspace = v;
+	} else if (cli_opt(argc, argv, i, "--rootfs", &v)) {
+		a->o.rootfs = v;
+	} else if (cli_opt(argc, argv, i, "--cwd", &v)) {
+		a->cwd = v;
+	} else if (cli_opt(argc, argv, i, "--image", &v)) {
+		a->o.image = v;
+	} else if (cli_opt(argc, argv, i, "--runtime", &v)) {
+		a->o.runtime = v;
+	} else if (cli_opt(argc, argv, i, "--docker-socket", &v)) {
+		a->o.docker_socket = v;
+	} else if (cli_opt(argc, argv, i, "--env", &v)) {
+		if (a->nenv >= 256) {
+			fprintf(stderr, "orchestrator sandbox: at most 256 --env\n");
+			return SB_EXIT2;
+		}
+		a->envs[a->nenv++] = v;
+	} else if (cli_opt(argc, argv, i, "--bind", &v)) {
+		return sb_bind(a, v);
+	} else {
+		fprintf(stderr, "orchestrator sandbox: unknown option '%s'\n", argv[*i]);
+		return SB_USAGE;
+	}
+	return SB_OK;
+}
+
+/* The options before `--` into *a: -1 when there is a command to run at
+ * argv[a->cmd], else the status to exit with. */
+static int sb_parse(sandbox_args *a, int argc, char **argv)
+{
+	const char *v;
+	int i, rc;
+
+	a->timeout = 30000;
+	a->o.image = getenv("ORCH_SANDBOX_IMAGE");
+	a->o.runtime = getenv("ORCH_SANDBOX_RUNTIME");
 	v = getenv("ORCH_SANDBOX_BACKEND");
-	if (v && *v && sbx_backend_parse(v, &o.backend) < 0) {
+	if (v && *v && sbx_backend_parse(v, &a->o.backend) < 0) {
 		fprintf(stderr, "orchestrator sandbox: ORCH_SANDBOX_BACKEND: %s\n", err_last());
 		return 2;
 	}
@@ -154,157 +289,113 @@ static int cmd_sandbox_run(int argc, char **argv)
 			puts(USAGE);
 			return 0;
 		}
-		if (cli_flag(argv, i, "-v") || cli_flag(argv, i, "--verbose")) {
-			verbose = 1;
-		} else if (cli_flag(argv, i, "--toolchain-env")) {
-			toolenv = 1;
-		} else if (cli_flag(argv, i, "--allow-degraded")) {
-			o.allow_degraded = 1;
-		} else if (cli_opt(argc, argv, &i, "--backend", &v)) {
-			if (sbx_backend_parse(v, &o.backend) < 0) {
-				fprintf(stderr, "orchestrator sandbox: %s\n", err_last());
-				return 2;
-			}
-		} else if (cli_opt(argc, argv, &i, "--mem", &v)) {
-			if (parse_size("--mem", v, &o.mem_bytes) < 0)
-				return 2;
-		} else if (cli_opt(argc, argv, &i, "--tmp", &v)) {
-			if (parse_size("--tmp", v, &o.tmp_bytes) < 0)
-				return 2;
-		} else if (cli_opt(argc, argv, &i, "--fsize", &v)) {
-			if (parse_size("--fsize", v, &o.fsize_bytes) < 0)
-				return 2;
-		} else if (cli_opt(argc, argv, &i, "--pids", &v)) {
-			if (parse_count("--pids", v, &o.pids) < 0)
-				return 2;
-		} else if (cli_opt(argc, argv, &i, "--nofile", &v)) {
-			if (parse_count("--nofile", v, &o.nofile) < 0)
-				return 2;
-		} else if (cli_opt(argc, argv, &i, "--uid-base", &v)) {
-			if (parse_count("--uid-base", v, &n) < 0 || n > 4294967295LL)
-				return 2;
-			o.uid_base = (uint32_t)n;
-		} else if (cli_opt(argc, argv, &i, "--cpus", &v)) {
-			errno = 0;
-			o.cpus = strtod(v, &end);
-			if (errno || end == v || *end || o.cpus <= 0) {
-				fprintf(stderr, "orchestrator sandbox: --cpus wants a number like 1 or 0.5, not '%s'\n", v);
-				return 2;
-			}
-		} else if (cli_opt(argc, argv, &i, "--timeout", &v)) {
-			if (cfg_parse_duration_ms(v, &timeout) < 0 || timeout < 0) {
-				fprintf(stderr, "orchestrator sandbox: --timeout wants a duration like 30s or 500ms, not '%s'\n", v);
-				return 2;
-			}
-		} else if (cli_opt(argc, argv, &i, "--net", &v)) {
-			o.net = v;
-		} else if (cli_opt(argc, argv, &i, "--allow-host", &v)) {
-			if ((!pol && egr_policy_new(&pol) < 0) || egr_policy_add(pol, v) < 0) {
-				fprintf(stderr, "orchestrator sandbox: --allow-host: %s\n", err_last());
-				goto usage_bind;
-			}
-		} else if (cli_opt(argc, argv, &i, "--workspace", &v)) {
-			o.workspace = v;
-		} else if (cli_opt(argc, argv, &i, "--rootfs", &v)) {
-			o.rootfs = v;
-		} else if (cli_opt(argc, argv, &i, "--cwd", &v)) {
-			cwd = v;
-		} else if (cli_opt(argc, argv, &i, "--image", &v)) {
-			o.image = v;
-		} else if (cli_opt(argc, argv, &i, "--runtime", &v)) {
-			o.runtime = v;
-		} else if (cli_opt(argc, argv, &i, "--docker-socket", &v)) {
-			o.docker_socket = v;
-		} else if (cli_opt(argc, argv, &i, "--env", &v)) {
-			if (nenv >= 256) {
-				fprintf(stderr, "orchestrator sandbox: at most 256 --env\n");
-				return 2;
-			}
-			envs[nenv++] = v;
-		} else if (cli_opt(argc, argv, &i, "--bind", &v)) {
-			char *colon;
-			if (nbind >= 16) {
-				fprintf(stderr, "orchestrator sandbox: at most 16 --bind\n");
-				goto usage_bind;
-			}
-			bind_strs[nbind] = strdup(v);
-			if (!bind_strs[nbind])
-				goto usage_bind;
-			binds[nbind].host = bind_strs[nbind];
-			colon = strchr(bind_strs[nbind], ':');
-			if (!colon) {
-				free(bind_strs[nbind]);
-				fprintf(stderr, "orchestrator sandbox: --bind wants HOST:INSIDE[:rw], not '%s'\n", v);
-				goto usage_bind;
-			}
-			*colon = 0;
-			binds[nbind].inside = colon + 1;
-			binds[nbind].writable = 0;
-			colon = strchr(colon + 1, ':');
-			if (colon) {
-				*colon = 0;
-				if (strcmp(colon + 1, "rw") != 0 && strcmp(colon + 1, "ro") != 0) {
-					free(bind_strs[nbind]);
-					fprintf(stderr, "orchestrator sandbox: --bind mode must be ro or rw\n");
-					goto usage_bind;
-				}
-				binds[nbind].writable = strcmp(colon + 1, "rw") == 0;
-			}
-			nbind++;
-		} else {
-			fprintf(stderr, "orchestrator sandbox: unknown option '%s'\n", argv[i]);
-			goto usage_bind;
-		}
+		rc = sb_option(a, argc, argv, &i);
+		if (rc == SB_EXIT2)
+			return 2;
+		if (rc == SB_USAGE)
+			return cli_usage(USAGE);
 	}
 	if (i >= argc) {
 		fprintf(stderr, "orchestrator sandbox: no command given (put it after --)\n");
-		goto usage_bind;
+		return cli_usage(USAGE);
 	}
-	envs[nenv] = NULL;
-	o.binds = binds;
-	o.nbinds = (size_t)nbind;
+	a->envs[a->nenv] = NULL;
+	a->o.binds = a->binds;
+	a->o.nbinds = (size_t)a->nbind;
+	a->cmd = i;
+	return -1;
+}
 
-	if (pol) {
+/* Stops the command on SIGINT, SIGTERM and SIGHUP; ignores SIGPIPE. */
+static void sb_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* What the run reports on stderr: why it stopped, and with -v its figures. */
+static void sb_report(const sbx_result *r, int verbose)
+{
+	char peak[96];
+
+	if (verbose || r->timed_out || r->oom_killed || r->pids_limited || r->disk_full ||
+	    r->fsize_limited || r->cancelled)
+		fprintf(stderr, "sandbox: %s\n", r->reason);
+	if (!verbose) {
+		if (r->degraded[0])
+			fprintf(stderr, "sandbox: warning: NOT enforced on this host: %s\n",
+				r->degraded);
+		return;
+	}
+	if (r->mem_peak_bytes >= 0)
+		snprintf(peak, sizeof(peak), "peak memory %lld KiB", (long long)(r->mem_peak_bytes >> 10));
+	else
+		snprintf(peak, sizeof(peak), "peak memory and cpu not reported by this backend");
+	fprintf(stderr, "sandbox: exit %d, wall %lld ms, cpu %lld ms, %s%s%s\n", r->exit_code,
+		(long long)r->wall_ms, (long long)r->cpu_ms, peak,
+		r->degraded[0] ? "; NOT enforced: " : "", r->degraded);
+}
+
+static int cmd_sandbox_run(int argc, char **argv)
+{
+	sandbox_args *a = calloc(1, sizeof(*a));
+	sbx_cmd c;
+	sbx_result r;
+	int rc, status = 125;
+	char **joined = NULL;
+	sbx *b = NULL;
+	egr_proxy *proxy = NULL;
+	egr_attach *att = NULL;
+
+	memset(&c, 0, sizeof(c));
+	memset(&r, 0, sizeof(r));
+	if (!a) {
+		fprintf(stderr, "orchestrator sandbox: out of memory\n");
+		return 125;
+	}
+	status = sb_parse(a, argc, argv);
+	if (status >= 0)
+		goto done;
+	status = 125;
+	if (a->pol) {
 		rc = egr_new(&proxy, NULL);
 		if (rc == 0)
-			rc = egr_attach_new(proxy, &att, "sandbox run", pol, on_decision, NULL);
+			rc = egr_attach_new(proxy, &att, "sandbox run", a->pol, on_decision, NULL);
 		if (rc < 0) {
 			fprintf(stderr, "orchestrator sandbox: the egress proxy: %s\n", err_last());
 			goto done;
 		}
 		egr_attach_phase(att, "run", 1);
-		o.egress_socket = egr_attach_socket(att);
+		a->o.egress_socket = egr_attach_socket(att);
 	}
-	rc = sbx_new(&b, &o);
+	rc = sbx_new(&b, &a->o);
 	if (rc < 0) {
 		fprintf(stderr, "orchestrator sandbox: %s\n", err_last());
 		status = rc == ERR_INVALID ? 2 : 125;
 		goto done;
 	}
-	if (verbose)
+	if (a->verbose)
 		fprintf(stderr, "sandbox: %s\n", sbx_describe(b));
-	{
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGHUP, &sa, NULL);
-		sa.sa_handler = SIG_IGN;
-		sigaction(SIGPIPE, &sa, NULL);
-	}
-	c.argv = (const char *const *)(argv + i);
-	c.env = envs;
-	if (toolenv) {
-		rc = spw_toolenv_join(pol != NULL, envs, &joined);
+	sb_signals();
+	c.argv = (const char *const *)(argv + a->cmd);
+	c.env = a->envs;
+	if (a->toolenv) {
+		rc = spw_toolenv_join(a->pol != NULL, a->envs, &joined);
 		if (rc < 0) {
 			fprintf(stderr, "orchestrator sandbox: %s\n", err_last());
 			goto done;
 		}
 		c.env = (const char *const *)joined;
 	}
-	c.cwd = cwd;
-	c.timeout_ms = timeout == 0 ? -1 : timeout;
+	c.cwd = a->cwd;
+	c.timeout_ms = a->timeout == 0 ? -1 : a->timeout;
 	c.output_cap = 64 << 10;
 	c.on_output = pass_through;
 	c.cancel = &g_cancel;
@@ -315,37 +406,18 @@ static int cmd_sandbox_run(int argc, char **argv)
 		goto done;
 	}
 	status = r.exit_code;
-	if (verbose || r.timed_out || r.oom_killed || r.pids_limited || r.disk_full || r.fsize_limited ||
-	    r.cancelled)
-		fprintf(stderr, "sandbox: %s\n", r.reason);
-	if (verbose) {
-		char peak[96];
-		if (r.mem_peak_bytes >= 0)
-			snprintf(peak, sizeof(peak), "peak memory %lld KiB",
-				 (long long)(r.mem_peak_bytes >> 10));
-		else
-			snprintf(peak, sizeof(peak), "peak memory and cpu not reported by this backend");
-		fprintf(stderr, "sandbox: exit %d, wall %lld ms, cpu %lld ms, %s%s%s\n", r.exit_code,
-			(long long)r.wall_ms, (long long)r.cpu_ms, peak,
-			r.degraded[0] ? "; NOT enforced: " : "", r.degraded);
-	}
-	else if (r.degraded[0])
-		fprintf(stderr, "sandbox: warning: NOT enforced on this host: %s\n", r.degraded);
+	sb_report(&r, a->verbose);
 done:
 	spw_toolenv_free(joined);
 	sbx_result_free(&r);
 	sbx_free(b);
 	egr_detach(att);
 	egr_free(proxy);
-	egr_policy_free(pol);
-	for (int k = 0; k < nbind; k++)
-		free(bind_strs[k]);
+	egr_policy_free(a->pol);
+	for (int k = 0; k < a->nbind; k++)
+		free(a->bind_strs[k]);
+	free(a);
 	return status;
-usage_bind:
-	for (int k = 0; k < nbind; k++)
-		free(bind_strs[k]);
-	egr_policy_free(pol);
-	return cli_usage(USAGE);
 }
 
 int cmd_sandbox(int argc, char **argv)

@@ -52,7 +52,8 @@ int agent_transcript_append(const char *path, const json_t *line)
 	if (rc < 0)
 		goto done;
 	redact_buf(&b);
-	if ((rc = buf_putc(&b, '\n')) < 0)
+	rc = buf_putc(&b, '\n');
+	if (rc < 0)
 		goto done;
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -238,7 +239,7 @@ static int find_blocks(const char *text, char **out)
 	int count = 0;
 
 	*out = NULL;
-	while ((p = strstr(p, "```")) != NULL) {
+	for (p = strstr(p, "```"); p; p = strstr(p, "```")) {
 		const char *lang, *eol, *body, *end;
 		size_t ln;
 
@@ -429,7 +430,10 @@ static int run_action(const agent_config *cfg, const char *cmd, int64_t timeout_
 	buf_init(&script, 0);
 	memset(&sc, 0, sizeof(sc));
 	memset(&res, 0, sizeof(res));
-	if ((rc = buf_puts(&script, "exec 2>&1\n")) < 0 || (rc = buf_puts(&script, cmd)) < 0)
+	rc = buf_puts(&script, "exec 2>&1\n");
+	if (rc == 0)
+		rc = buf_puts(&script, cmd);
+	if (rc < 0)
 		goto done;
 	argv[2] = buf_cstr(&script);
 	sc.argv = argv;
@@ -535,298 +539,356 @@ static void logline(const agent_config *cfg, const char *kind, const char *fmt, 
 	buf_free(&b);
 }
 
+/* One agent's session: what its steps share. */
+typedef struct agent_loop {
+	const agent_config *cfg;
+	agent_result *out;
+	conv cv;
+	json_t *bash_params, *submit_params;
+	llm_tool tools[2];
+	seen *reps;
+	size_t nreps, capreps;
+	unsigned char fp[32];
+	int have_fp, format_streak, since_change;
+	char last_reason[200];
+	int64_t t0;
+} agent_loop;
+
+/* Appends `line` to the transcript and frees it; NULL is out of memory. */
+static int al_line(const agent_loop *a, json_t *line)
+{
+	int rc = line ? agent_transcript_append(a->cfg->transcript, line)
+		      : err_set(ERR_NOMEM, "out of memory");
+
+	json_decref(line);
+	return rc;
+}
+
+/* The tools, the first two messages, the transcript's "start" line and the
+ * work's first fingerprint. */
+static int al_start(agent_loop *a)
+{
+	const agent_config *cfg = a->cfg;
+	int rc;
+
+	a->bash_params = tool_schema(
+		"{\"type\":\"object\",\"properties\":{\"command\":{\"type\":\"string\","
+		"\"description\":\"the shell command to run in /workspace\"}},"
+		"\"required\":[\"command\"]}");
+	a->submit_params = tool_schema(
+		"{\"type\":\"object\",\"properties\":{\"summary\":{\"type\":\"string\","
+		"\"description\":\"what was changed and why\"}}}");
+	if (!a->bash_params || !a->submit_params)
+		return err_set(ERR_NOMEM, "out of memory");
+	a->tools[0].name = "bash";
+	a->tools[0].description = "Run one shell command in a fresh sandbox over /workspace and "
+				  "see its exit status and output.";
+	a->tools[0].parameters = a->bash_params;
+	a->tools[1].name = "submit";
+	a->tools[1].description = "Submit the work when the task is done and the tests pass. "
+				  "Ends the session.";
+	a->tools[1].parameters = a->submit_params;
+	rc = conv_add(&a->cv, "system", cfg->system_prompt, NULL, 0, NULL);
+	if (rc == 0)
+		rc = conv_add(&a->cv, "user", cfg->task_prompt, NULL, 0, NULL);
+	if (rc == 0)
+		rc = al_line(a, json_pack("{s:s, s:I, s:s, s:s, s:{s:i, s:f, s:I, s:I, s:i, s:i, "
+					  "s:i}}", "type", "start", "t", (json_int_t)util_wall_ms(),
+					  "system", cfg->system_prompt, "task", cfg->task_prompt,
+					  "limits", "steps", cfg->max_steps, "cost_usd",
+					  cfg->max_cost_usd, "wall_ms", (json_int_t)cfg->wall_ms,
+					  "cmd_timeout_ms", (json_int_t)cfg->cmd_timeout_ms,
+					  "format_errors", cfg->max_format_errors, "repeats",
+					  cfg->max_repeats, "stall_steps", cfg->stall_steps));
+	if (rc == 0 && cfg->fingerprint && cfg->fingerprint(cfg->fp_udata, a->fp) == 0)
+		a->have_fp = 1;
+	return rc;
+}
+
+/* 1 (and the exit set) when a limit ends the session before the next step. */
+static int al_limits(agent_loop *a)
+{
+	const agent_config *cfg = a->cfg;
+	agent_result *out = a->out;
+
+	if (cfg->cancel && atomic_load(cfg->cancel))
+		finish(out, AGENT_CANCELLED, "the worker was stopped");
+	else if (out->steps >= cfg->max_steps)
+		finish(out, AGENT_STEP_LIMIT, "the step limit (%d model replies) was reached "
+					      "before the agent submitted", cfg->max_steps);
+	else if (cfg->max_cost_usd > 0 && out->cost_usd >= cfg->max_cost_usd)
+		finish(out, AGENT_COST_LIMIT, "the cost limit ($%.4f) was reached ($%.4f spent)",
+		       cfg->max_cost_usd, out->cost_usd);
+	else if (util_mono_ms() - a->t0 >= cfg->wall_ms)
+		finish(out, AGENT_TIME_LIMIT, "the time limit (%lld s) was reached",
+		       (long long)(cfg->wall_ms / 1000));
+	else
+		return 0;
+	return 1;
+}
+
+/* The model's next reply into *resp: 0, or 1 when the call failed (the
+ * exit set). */
+static int al_call(agent_loop *a, llm_response *resp)
+{
+	const agent_config *cfg = a->cfg;
+	agent_result *out = a->out;
+	llm_request rq;
+	int crc;
+
+	llm_request_init(&rq);
+	rq.messages = conv_wire(&a->cv);
+	rq.n_messages = a->cv.n;
+	if (cfg->use_tools) {
+		rq.tools = a->tools;
+		rq.n_tools = 2;
+		rq.tool_choice = "auto";
+	}
+	crc = llm_chat(cfg->llm, &cfg->call, &rq, resp);
+	out->cost_usd += resp->cost_usd;
+	out->tokens_in += resp->tokens_in;
+	out->tokens_out += resp->tokens_out;
+	if (crc >= 0)
+		return 0;
+	if (crc == ERR_BUDGET)
+		finish(out, AGENT_BUDGET, "the %s budget of %s is used up ($%.2f of $%.2f): extend "
+					  "it to continue", resp->budget.kind, resp->budget.scope,
+		       resp->budget.spent_usd, resp->budget.limit_usd);
+	else if (crc == ERR_CANCELLED)
+		finish(out, AGENT_CANCELLED, "the worker was stopped");
+	else if (crc == ERR_CONTEXT)
+		finish(out, AGENT_CONTEXT, "the conversation no longer fits the model's context: %s",
+		       err_last());
+	else
+		finish(out, AGENT_LLM_ERROR, "the model call failed: %s", err_last());
+	return 1;
+}
+
+/* The reply as the assistant's message of the conversation. */
+static int al_assistant(agent_loop *a, const llm_response *resp)
+{
+	return conv_add(&a->cv, "assistant", resp->content && resp->content[0] ? resp->content
+				    : (resp->n_tool_calls ? NULL : ""),
+			resp->tool_calls, resp->n_tool_calls, NULL);
+}
+
+/* A reply with no single command: the model is told why. 0 to go on, 1
+ * when too many came in a row, <0 on an error. */
+static int al_format_error(agent_loop *a, const llm_response *resp, const agent_action *act)
+{
+	const agent_config *cfg = a->cfg;
+	agent_result *out = a->out;
+	const char *vars[] = {"reason", act->reason, NULL, NULL};
+	buf msg;
+	int rc;
+
+	out->format_errors++;
+	a->format_streak++;
+	buf_init(&msg, 0);
+	agent_render(&msg, cfg->format_error_prompt ? cfg->format_error_prompt
+						    : "Your reply was not run: {{reason}}.",
+		     vars);
+	rc = al_assistant(a, resp);
+	for (size_t k = 0; rc == 0 && k < resp->n_tool_calls; k++)
+		rc = conv_add(&a->cv, "tool", buf_cstr(&msg), NULL, 0,
+			      resp->tool_calls[k].id ? resp->tool_calls[k].id : "call");
+	if (rc == 0 && resp->n_tool_calls == 0)
+		rc = conv_add(&a->cv, "user", buf_cstr(&msg), NULL, 0, NULL);
+	buf_free(&msg);
+	snprintf(a->last_reason, sizeof(a->last_reason), "%s", act->reason);
+	if (rc == 0)
+		rc = al_line(a, json_pack("{s:s, s:i, s:I, s:s, s:s, s:f, s:I, s:I, s:s}", "type",
+					  "format_error", "step", out->steps, "t",
+					  (json_int_t)util_wall_ms(), "assistant",
+					  resp->content ? resp->content : "", "reason", act->reason,
+					  "cost_usd", resp->cost_usd, "tokens_in",
+					  (json_int_t)resp->tokens_in, "tokens_out",
+					  (json_int_t)resp->tokens_out, "model", resp->model));
+	if (rc < 0)
+		return rc;
+	if (a->format_streak < cfg->max_format_errors)
+		return 0;
+	finish(out, AGENT_FORMAT_ERRORS, "%d replies in a row held no single command (last: %s)",
+	       a->format_streak, a->last_reason);
+	return 1;
+}
+
+/* The agent submitted: 1, or <0 on an error. */
+static int al_submit(agent_loop *a, const llm_response *resp, agent_action *act)
+{
+	agent_result *out = a->out;
+	int rc;
+
+	out->summary = act->summary;
+	act->summary = NULL;
+	rc = al_line(a, json_pack("{s:s, s:i, s:I, s:s, s:s, s:f, s:I, s:I, s:s}", "type", "step",
+				  "step", out->steps, "t", (json_int_t)util_wall_ms(), "assistant",
+				  resp->content ? resp->content : "", "action", "submit", "cost_usd",
+				  resp->cost_usd, "tokens_in", (json_int_t)resp->tokens_in,
+				  "tokens_out", (json_int_t)resp->tokens_out, "model", resp->model));
+	if (rc < 0)
+		return rc;
+	finish(out, AGENT_SUBMITTED, "the agent submitted after %d steps", out->steps);
+	return 1;
+}
+
+/* After a command: a loop (the same action, exit status and output, `h`,
+ * with the work unchanged) or no progress ends the session (1). */
+static int al_progress(agent_loop *a, const agent_action *act, const unsigned char h[16])
+{
+	const agent_config *cfg = a->cfg;
+	unsigned char fp_new[32];
+	int repeats;
+
+	if (a->have_fp && cfg->fingerprint(cfg->fp_udata, fp_new) == 0 &&
+	    memcmp(a->fp, fp_new, sizeof(a->fp)) != 0) {
+		memcpy(a->fp, fp_new, sizeof(a->fp));
+		a->since_change = 0;
+		a->nreps = 0;
+	} else {
+		a->since_change++;
+	}
+	repeats = seen_add(&a->reps, &a->nreps, &a->capreps, h);
+	if (cfg->max_repeats > 0 && repeats >= cfg->max_repeats) {
+		finish(a->out, AGENT_LOOP, "the agent is in a loop: it ran `%.120s` %d times with the "
+					   "same output and no change to its work", act->cmd, repeats);
+		return 1;
+	}
+	if (a->have_fp && cfg->stall_steps > 0 && a->since_change >= cfg->stall_steps) {
+		finish(a->out, AGENT_NO_PROGRESS, "no change to the work in the last %d commands",
+		       a->since_change);
+		return 1;
+	}
+	return 0;
+}
+
+/* A command, run in a fresh sandbox; its observation goes back to the
+ * model. 0 to go on, 1 when the session ends, <0 on an error. */
+static int al_command(agent_loop *a, const llm_response *resp, const agent_action *act)
+{
+	const agent_config *cfg = a->cfg;
+	agent_result *out = a->out;
+	buf obs, output;
+	int exit_code = -1, rc;
+	unsigned char h[16];
+	crypto_generichash_state hs;
+	int64_t timeout = cfg->cmd_timeout_ms, left = cfg->wall_ms - (util_mono_ms() - a->t0);
+
+	buf_init(&obs, 0);
+	buf_init(&output, 0);
+	if (timeout > left)
+		timeout = left;
+	if (timeout < 1000)
+		timeout = 1000;
+	logline(cfg, "action", "$ %s", act->cmd);
+	rc = run_action(cfg, act->cmd, timeout, &obs, &exit_code, &output);
+	if (rc < 0) {
+		finish(out, AGENT_SANDBOX, "a command could not be run: %s", err_last());
+		rc = 1;
+		goto done;
+	}
+	out->actions++;
+	logline(cfg, "status", "exit %d", exit_code);
+	rc = al_assistant(a, resp);
+	if (rc == 0 && resp->n_tool_calls)
+		rc = conv_add(&a->cv, "tool", buf_cstr(&obs), NULL, 0,
+			      resp->tool_calls[0].id ? resp->tool_calls[0].id : "call");
+	else if (rc == 0)
+		rc = conv_add(&a->cv, "user", buf_cstr(&obs), NULL, 0, NULL);
+	if (rc == 0)
+		rc = al_line(a, json_pack("{s:s, s:i, s:I, s:s, s:s, s:i, s:s, s:f, s:I, s:I, s:s}",
+					  "type", "step", "step", out->steps, "t",
+					  (json_int_t)util_wall_ms(), "assistant",
+					  resp->content ? resp->content : "", "action", act->cmd,
+					  "exit_code", exit_code, "observation", buf_cstr(&obs),
+					  "cost_usd", resp->cost_usd, "tokens_in",
+					  (json_int_t)resp->tokens_in, "tokens_out",
+					  (json_int_t)resp->tokens_out, "model", resp->model));
+	if (rc < 0)
+		goto done;
+	/* loops: the same action, exit status and output, diff unchanged */
+	crypto_generichash_init(&hs, NULL, 0, sizeof(h));
+	crypto_generichash_update(&hs, (const unsigned char *)act->cmd, strlen(act->cmd) + 1);
+	crypto_generichash_update(&hs, (const unsigned char *)&exit_code, sizeof(exit_code));
+	crypto_generichash_update(&hs, (const unsigned char *)buf_cstr(&output), output.len);
+	crypto_generichash_final(&hs, h, sizeof(h));
+	rc = al_progress(a, act, h);
+done:
+	buf_free(&obs);
+	buf_free(&output);
+	return rc;
+}
+
+/* One step: the limits, the model's reply and what it asks. 0 to go on, 1
+ * when the session ends, <0 on an error. */
+static int al_step(agent_loop *a)
+{
+	const agent_config *cfg = a->cfg;
+	llm_response resp;
+	agent_action act;
+	int rc;
+
+	if (al_limits(a))
+		return 1;
+	llm_response_init(&resp);
+	memset(&act, 0, sizeof(act));
+	rc = al_call(a, &resp);
+	if (rc != 0)
+		goto done;
+	a->out->steps++;
+	agent_parse_reply(&resp, &act);
+	logline(cfg, "model", "step %d: %s", a->out->steps,
+		act.kind == AGENT_ACT_BASH     ? act.cmd
+		: act.kind == AGENT_ACT_SUBMIT ? "submit"
+					       : act.reason);
+	if (act.kind == AGENT_ACT_NONE) {
+		rc = al_format_error(a, &resp, &act);
+		goto done;
+	}
+	a->format_streak = 0;
+	if (act.kind == AGENT_ACT_SUBMIT)
+		rc = al_submit(a, &resp, &act);
+	else
+		rc = al_command(a, &resp, &act);
+done:
+	llm_response_free(&resp);
+	agent_action_free(&act);
+	return rc;
+}
+
 int agent_run(const agent_config *cfg, agent_result *out)
 {
-	conv cv;
-	json_t *bash_params = NULL, *submit_params = NULL, *line = NULL;
-	llm_tool tools[2];
-	seen *reps = NULL;
-	size_t nreps = 0, capreps = 0;
-	unsigned char fp[32], fp_new[32];
-	int have_fp = 0, format_streak = 0, since_change = 0, rc = 0;
-	char last_reason[200];
-	int64_t t0 = util_mono_ms();
+	agent_loop a;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
-	memset(&cv, 0, sizeof(cv));
+	memset(&a, 0, sizeof(a));
+	a.cfg = cfg;
+	a.out = out;
+	a.t0 = util_mono_ms();
 	if (!cfg || !cfg->llm || !cfg->box || !cfg->system_prompt || !cfg->task_prompt ||
 	    !cfg->transcript || cfg->max_steps <= 0 || cfg->wall_ms <= 0 ||
 	    cfg->cmd_timeout_ms <= 0)
 		return err_set(ERR_INVALID, "the agent needs a model, a sandbox, prompts, a "
 					    "transcript and positive limits");
-	bash_params = tool_schema(
-		"{\"type\":\"object\",\"properties\":{\"command\":{\"type\":\"string\","
-		"\"description\":\"the shell command to run in /workspace\"}},"
-		"\"required\":[\"command\"]}");
-	submit_params = tool_schema(
-		"{\"type\":\"object\",\"properties\":{\"summary\":{\"type\":\"string\","
-		"\"description\":\"what was changed and why\"}}}");
-	if (!bash_params || !submit_params) {
-		rc = err_set(ERR_NOMEM, "out of memory");
+	rc = al_start(&a);
+	while (rc == 0)
+		rc = al_step(&a);
+	if (rc < 0)
 		goto done;
-	}
-	tools[0].name = "bash";
-	tools[0].description = "Run one shell command in a fresh sandbox over /workspace and see "
-			       "its exit status and output.";
-	tools[0].parameters = bash_params;
-	tools[1].name = "submit";
-	tools[1].description = "Submit the work when the task is done and the tests pass. Ends "
-			       "the session.";
-	tools[1].parameters = submit_params;
-
-	if ((rc = conv_add(&cv, "system", cfg->system_prompt, NULL, 0, NULL)) < 0 ||
-	    (rc = conv_add(&cv, "user", cfg->task_prompt, NULL, 0, NULL)) < 0)
-		goto done;
-	line = json_pack("{s:s, s:I, s:s, s:s, s:{s:i, s:f, s:I, s:I, s:i, s:i, s:i}}", "type",
-			 "start", "t", (json_int_t)util_wall_ms(), "system", cfg->system_prompt,
-			 "task", cfg->task_prompt, "limits", "steps", cfg->max_steps, "cost_usd",
-			 cfg->max_cost_usd, "wall_ms", (json_int_t)cfg->wall_ms, "cmd_timeout_ms",
-			 (json_int_t)cfg->cmd_timeout_ms, "format_errors", cfg->max_format_errors,
-			 "repeats", cfg->max_repeats, "stall_steps", cfg->stall_steps);
-	if (!line || (rc = agent_transcript_append(cfg->transcript, line)) < 0) {
-		if (!line)
-			rc = err_set(ERR_NOMEM, "out of memory");
-		goto done;
-	}
-	json_decref(line);
-	line = NULL;
-	if (cfg->fingerprint && cfg->fingerprint(cfg->fp_udata, fp) == 0)
-		have_fp = 1;
-
-	for (;;) {
-		llm_request rq;
-		llm_response resp;
-		agent_action act;
-		int64_t elapsed = util_mono_ms() - t0, timeout;
-		int crc;
-
-		if (cfg->cancel && atomic_load(cfg->cancel)) {
-			finish(out, AGENT_CANCELLED, "the worker was stopped");
-			break;
-		}
-		if (out->steps >= cfg->max_steps) {
-			finish(out, AGENT_STEP_LIMIT, "the step limit (%d model replies) was reached "
-						      "before the agent submitted", cfg->max_steps);
-			break;
-		}
-		if (cfg->max_cost_usd > 0 && out->cost_usd >= cfg->max_cost_usd) {
-			finish(out, AGENT_COST_LIMIT, "the cost limit ($%.4f) was reached ($%.4f spent)",
-			       cfg->max_cost_usd, out->cost_usd);
-			break;
-		}
-		if (elapsed >= cfg->wall_ms) {
-			finish(out, AGENT_TIME_LIMIT, "the time limit (%lld s) was reached",
-			       (long long)(cfg->wall_ms / 1000));
-			break;
-		}
-
-		llm_request_init(&rq);
-		rq.messages = conv_wire(&cv);
-		rq.n_messages = cv.n;
-		if (cfg->use_tools) {
-			rq.tools = tools;
-			rq.n_tools = 2;
-			rq.tool_choice = "auto";
-		}
-		llm_response_init(&resp);
-		crc = llm_chat(cfg->llm, &cfg->call, &rq, &resp);
-		out->cost_usd += resp.cost_usd;
-		out->tokens_in += resp.tokens_in;
-		out->tokens_out += resp.tokens_out;
-		if (crc < 0) {
-			if (crc == ERR_BUDGET)
-				finish(out, AGENT_BUDGET, "the %s budget of %s is used up ($%.2f of "
-							  "$%.2f): extend it to continue",
-				       resp.budget.kind, resp.budget.scope, resp.budget.spent_usd,
-				       resp.budget.limit_usd);
-			else if (crc == ERR_CANCELLED)
-				finish(out, AGENT_CANCELLED, "the worker was stopped");
-			else if (crc == ERR_CONTEXT)
-				finish(out, AGENT_CONTEXT, "the conversation no longer fits the model's "
-							   "context: %s", err_last());
-			else
-				finish(out, AGENT_LLM_ERROR, "the model call failed: %s", err_last());
-			llm_response_free(&resp);
-			break;
-		}
-		out->steps++;
-		agent_parse_reply(&resp, &act);
-		logline(cfg, "model", "step %d: %s", out->steps,
-			act.kind == AGENT_ACT_BASH     ? act.cmd
-			: act.kind == AGENT_ACT_SUBMIT ? "submit"
-						       : act.reason);
-
-		if (act.kind == AGENT_ACT_NONE) {
-			buf msg;
-			const char *vars[] = {"reason", act.reason, NULL, NULL};
-
-			out->format_errors++;
-			format_streak++;
-			buf_init(&msg, 0);
-			agent_render(&msg, cfg->format_error_prompt ? cfg->format_error_prompt
-								    : "Your reply was not run: {{reason}}.",
-				     vars);
-			rc = conv_add(&cv, "assistant", resp.content && resp.content[0] ? resp.content
-							: (resp.n_tool_calls ? NULL : ""),
-				      resp.tool_calls, resp.n_tool_calls, NULL);
-			for (size_t k = 0; rc == 0 && k < resp.n_tool_calls; k++)
-				rc = conv_add(&cv, "tool", buf_cstr(&msg), NULL, 0,
-					      resp.tool_calls[k].id ? resp.tool_calls[k].id : "call");
-			if (rc == 0 && resp.n_tool_calls == 0)
-				rc = conv_add(&cv, "user", buf_cstr(&msg), NULL, 0, NULL);
-			line = json_pack("{s:s, s:i, s:I, s:s, s:s, s:f, s:I, s:I, s:s}", "type",
-					 "format_error", "step", out->steps, "t",
-					 (json_int_t)util_wall_ms(), "assistant",
-					 resp.content ? resp.content : "", "reason", act.reason,
-					 "cost_usd", resp.cost_usd, "tokens_in",
-					 (json_int_t)resp.tokens_in, "tokens_out",
-					 (json_int_t)resp.tokens_out, "model", resp.model);
-			buf_free(&msg);
-			llm_response_free(&resp);
-			snprintf(last_reason, sizeof(last_reason), "%s", act.reason);
-			agent_action_free(&act);
-			if (rc == 0)
-				rc = line ? agent_transcript_append(cfg->transcript, line)
-					  : err_set(ERR_NOMEM, "out of memory");
-			json_decref(line);
-			line = NULL;
-			if (rc < 0)
-				goto done;
-			if (format_streak >= cfg->max_format_errors) {
-				finish(out, AGENT_FORMAT_ERRORS,
-				       "%d replies in a row held no single command (last: %s)",
-				       format_streak, last_reason);
-				break;
-			}
-			continue;
-		}
-		format_streak = 0;
-
-		if (act.kind == AGENT_ACT_SUBMIT) {
-			out->summary = act.summary;
-			act.summary = NULL;
-			line = json_pack("{s:s, s:i, s:I, s:s, s:s, s:f, s:I, s:I, s:s}", "type", "step",
-					 "step", out->steps, "t", (json_int_t)util_wall_ms(),
-					 "assistant", resp.content ? resp.content : "", "action",
-					 "submit", "cost_usd", resp.cost_usd, "tokens_in",
-					 (json_int_t)resp.tokens_in, "tokens_out",
-					 (json_int_t)resp.tokens_out, "model", resp.model);
-			llm_response_free(&resp);
-			agent_action_free(&act);
-			rc = line ? agent_transcript_append(cfg->transcript, line)
-				  : err_set(ERR_NOMEM, "out of memory");
-			json_decref(line);
-			line = NULL;
-			if (rc < 0)
-				goto done;
-			finish(out, AGENT_SUBMITTED, "the agent submitted after %d steps", out->steps);
-			break;
-		}
-
-		/* a command: run it in a fresh sandbox */
-		{
-			buf obs, output;
-			int exit_code = -1;
-			unsigned char h[16];
-			crypto_generichash_state hs;
-			int repeats;
-
-			buf_init(&obs, 0);
-			buf_init(&output, 0);
-			timeout = cfg->cmd_timeout_ms;
-			if (timeout > cfg->wall_ms - (util_mono_ms() - t0))
-				timeout = cfg->wall_ms - (util_mono_ms() - t0);
-			if (timeout < 1000)
-				timeout = 1000;
-			logline(cfg, "action", "$ %s", act.cmd);
-			crc = run_action(cfg, act.cmd, timeout, &obs, &exit_code, &output);
-			if (crc < 0) {
-				finish(out, AGENT_SANDBOX, "a command could not be run: %s", err_last());
-				buf_free(&obs);
-				buf_free(&output);
-				llm_response_free(&resp);
-				agent_action_free(&act);
-				break;
-			}
-			out->actions++;
-			logline(cfg, "status", "exit %d", exit_code);
-			rc = conv_add(&cv, "assistant", resp.content && resp.content[0] ? resp.content
-							: (resp.n_tool_calls ? NULL : ""),
-				      resp.tool_calls, resp.n_tool_calls, NULL);
-			if (rc == 0 && resp.n_tool_calls)
-				rc = conv_add(&cv, "tool", buf_cstr(&obs), NULL, 0,
-					      resp.tool_calls[0].id ? resp.tool_calls[0].id : "call");
-			else if (rc == 0)
-				rc = conv_add(&cv, "user", buf_cstr(&obs), NULL, 0, NULL);
-			line = json_pack("{s:s, s:i, s:I, s:s, s:s, s:i, s:s, s:f, s:I, s:I, s:s}",
-					 "type", "step", "step", out->steps, "t",
-					 (json_int_t)util_wall_ms(), "assistant",
-					 resp.content ? resp.content : "", "action", act.cmd,
-					 "exit_code", exit_code, "observation", buf_cstr(&obs),
-					 "cost_usd", resp.cost_usd, "tokens_in",
-					 (json_int_t)resp.tokens_in, "tokens_out",
-					 (json_int_t)resp.tokens_out, "model", resp.model);
-			if (rc == 0)
-				rc = line ? agent_transcript_append(cfg->transcript, line)
-					  : err_set(ERR_NOMEM, "out of memory");
-			json_decref(line);
-			line = NULL;
-
-			/* loops: the same action, exit status and output, diff unchanged */
-			crypto_generichash_init(&hs, NULL, 0, sizeof(h));
-			crypto_generichash_update(&hs, (const unsigned char *)act.cmd,
-						  strlen(act.cmd) + 1);
-			crypto_generichash_update(&hs, (const unsigned char *)&exit_code,
-						  sizeof(exit_code));
-			crypto_generichash_update(&hs, (const unsigned char *)buf_cstr(&output),
-						  output.len);
-			crypto_generichash_final(&hs, h, sizeof(h));
-			buf_free(&obs);
-			buf_free(&output);
-			llm_response_free(&resp);
-			if (rc < 0) {
-				agent_action_free(&act);
-				goto done;
-			}
-			if (have_fp && cfg->fingerprint(cfg->fp_udata, fp_new) == 0 &&
-			    memcmp(fp, fp_new, sizeof(fp)) != 0) {
-				memcpy(fp, fp_new, sizeof(fp));
-				since_change = 0;
-				nreps = 0;
-			} else {
-				since_change++;
-			}
-			repeats = seen_add(&reps, &nreps, &capreps, h);
-			if (cfg->max_repeats > 0 && repeats >= cfg->max_repeats) {
-				finish(out, AGENT_LOOP, "the agent is in a loop: it ran `%.120s` %d times "
-							"with the same output and no change to its work",
-				       act.cmd, repeats);
-				agent_action_free(&act);
-				break;
-			}
-			agent_action_free(&act);
-			if (have_fp && cfg->stall_steps > 0 && since_change >= cfg->stall_steps) {
-				finish(out, AGENT_NO_PROGRESS, "no change to the work in the last %d "
-							       "commands", since_change);
-				break;
-			}
-		}
-	}
-	out->wall_ms = util_mono_ms() - t0;
-	line = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i, s:f, s:I, s:I, s:I, s:s?}", "type", "end",
-			 "t", (json_int_t)util_wall_ms(), "exit", agent_exit_name(out->exit), "reason",
-			 out->reason, "steps", out->steps, "format_errors", out->format_errors,
-			 "cost_usd", out->cost_usd, "tokens_in", (json_int_t)out->tokens_in,
-			 "tokens_out", (json_int_t)out->tokens_out, "wall_ms",
-			 (json_int_t)out->wall_ms, "summary", out->summary);
-	rc = line ? agent_transcript_append(cfg->transcript, line)
-		  : err_set(ERR_NOMEM, "out of memory");
+	out->wall_ms = util_mono_ms() - a.t0;
+	rc = al_line(&a, json_pack("{s:s, s:I, s:s, s:s, s:i, s:i, s:f, s:I, s:I, s:I, s:s?}",
+				   "type", "end", "t", (json_int_t)util_wall_ms(), "exit",
+				   agent_exit_name(out->exit), "reason", out->reason, "steps", out->steps,
+				   "format_errors", out->format_errors, "cost_usd", out->cost_usd,
+				   "tokens_in", (json_int_t)out->tokens_in, "tokens_out",
+				   (json_int_t)out->tokens_out, "wall_ms", (json_int_t)out->wall_ms,
+				   "summary", out->summary));
 	logline(cfg, "status", "agent ended: %s: %s", agent_exit_name(out->exit), out->reason);
 done:
-	json_decref(line);
-	json_decref(bash_params);
-	json_decref(submit_params);
-	free(reps);
-	conv_free(&cv);
+	json_decref(a.bash_params);
+	json_decref(a.submit_params);
+	free(a.reps);
+	conv_free(&a.cv);
 	return rc;
 }

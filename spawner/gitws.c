@@ -704,7 +704,7 @@ int spw_git_rebase(spw_git *g, const char *branch, const char *target, spw_rebas
 			goto done;
 		}
 		git_oid_cpy(&result, &onto);
-		while ((grc = git_rebase_next(&op, rb)) == 0) {
+		for (grc = git_rebase_next(&op, rb); grc == 0; grc = git_rebase_next(&op, rb)) {
 			git_oid id;
 
 			git_index_free(idx);

@@ -26,11 +26,6 @@ static const char *const MODES[] = {"work", "merge", "publish", "import", "test"
 
 static const char *const KNOWN_NETWORK[] = {"policy", "language", "hosts", "phases", NULL};
 
-static const char *const KNOWN_LIMITS[] = {
-	"steps", "cost_usd", "wall_s", "cmd_timeout_s", "mem", "pids", "cpus", "disk",
-	"format_errors", "repeats", "stall_steps", NULL,
-};
-
 static int known(const char *const *list, const char *key)
 {
 	for (size_t i = 0; list[i]; i++)
@@ -128,107 +123,6 @@ static int get_text(const json_t *j, const char *key, int required, size_t max, 
 	*out = strdup(json_string_value(v));
 	if (!*out)
 		return err_set(ERR_NOMEM, "out of memory");
-	return 0;
-}
-
-static int lim_int(const json_t *l, const char *key, int64_t min, int64_t max, int64_t *out)
-{
-	const json_t *v = json_object_get(l, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-		return err_set(ERR_INVALID, "limits.%s must be an integer from %lld to %lld", key,
-			       (long long)min, (long long)max);
-	*out = (int64_t)json_integer_value(v);
-	return 0;
-}
-
-static int lim_num(const json_t *l, const char *key, double max, double *out)
-{
-	const json_t *v = json_object_get(l, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_number(v) || !(json_number_value(v) > 0) || json_number_value(v) > max ||
-	    !isfinite(json_number_value(v)))
-		return err_set(ERR_INVALID, "limits.%s must be a number above 0, at most %g", key,
-			       max);
-	*out = json_number_value(v);
-	return 0;
-}
-
-/* A size: bytes as an integer, or "512M", "2G". */
-static int lim_size(const json_t *l, const char *key, int64_t *out)
-{
-	const json_t *v = json_object_get(l, key);
-	int64_t b = 0;
-
-	if (!v)
-		return 0;
-	if (json_is_integer(v))
-		b = (int64_t)json_integer_value(v);
-	else if (!json_is_string(v) || cfg_parse_size(json_string_value(v), &b) < 0)
-		b = -1;
-	if (b < (1 << 20))
-		return err_set(ERR_INVALID, "limits.%s must be a size of at least 1M (bytes, or "
-					    "\"512M\", \"2G\")", key);
-	*out = b;
-	return 0;
-}
-
-static int parse_limits(const json_t *l, spw_limits *out)
-{
-	const char *key;
-	const json_t *v;
-	int64_t n;
-	int rc;
-
-	if (!l || json_is_null(l))
-		return 0;
-	if (!json_is_object(l))
-		return err_set(ERR_INVALID, "\"limits\" must be an object");
-	json_object_foreach((json_t *)l, key, v) {
-		(void)v;
-		if (!known(KNOWN_LIMITS, key))
-			return err_set(ERR_INVALID, "limits.%s is not a known limit (steps, cost_usd, "
-						    "wall_s, cmd_timeout_s, mem, pids, cpus, disk, "
-						    "format_errors, repeats, stall_steps)", key);
-	}
-	n = 0;
-	if ((rc = lim_int(l, "steps", 1, 10000, &n)) < 0)
-		return rc;
-	out->steps = (int)n;
-	if ((rc = lim_num(l, "cost_usd", 1e6, &out->cost_usd)) < 0)
-		return rc;
-	n = 0;
-	if ((rc = lim_int(l, "wall_s", 1, 7 * 86400, &n)) < 0)
-		return rc;
-	out->wall_ms = n * 1000;
-	n = 0;
-	if ((rc = lim_int(l, "cmd_timeout_s", 1, 86400, &n)) < 0)
-		return rc;
-	out->cmd_timeout_ms = n * 1000;
-	if ((rc = lim_size(l, "mem", &out->mem_bytes)) < 0)
-		return rc;
-	if ((rc = lim_int(l, "pids", 8, 1 << 20, &out->pids)) < 0)
-		return rc;
-	if ((rc = lim_num(l, "cpus", 1024, &out->cpus)) < 0)
-		return rc;
-	if ((rc = lim_size(l, "disk", &out->disk_bytes)) < 0)
-		return rc;
-	n = 0;
-	if ((rc = lim_int(l, "format_errors", 1, 1000, &n)) < 0)
-		return rc;
-	out->format_errors = (int)n;
-	n = 0;
-	if ((rc = lim_int(l, "repeats", 2, 1000, &n)) < 0)
-		return rc;
-	out->repeats = (int)n;
-	n = 0;
-	if ((rc = lim_int(l, "stall_steps", 1, 10000, &n)) < 0)
-		return rc;
-	out->stall_steps = (int)n;
 	return 0;
 }
 
@@ -339,9 +233,11 @@ static int parse_network(const json_t *n, spw_network *out)
 			return err_set(ERR_INVALID, "network.%s is not known (policy, language, hosts, "
 						    "phases)", key);
 	}
-	if ((rc = get_str(n, "policy", 1, out->policy, sizeof(out->policy))) < 0)
+	rc = get_str(n, "policy", 1, out->policy, sizeof(out->policy));
+	if (rc < 0)
 		return err_wrap("network.policy");
-	if ((rc = get_str(n, "language", 0, out->language, sizeof(out->language))) < 0)
+	rc = get_str(n, "language", 0, out->language, sizeof(out->language));
+	if (rc < 0)
 		return err_wrap("network.language");
 	for (char *c = out->language; *c; c++) {
 		*c = (char)tolower((unsigned char)*c);
@@ -477,24 +373,26 @@ static int parse_pr(const json_t *p, spw_request *out)
 	return 0;
 }
 
-int spw_request_from_json(const json_t *j, spw_request *out)
+/* The fields that address a refusal (id, thread_id, run_id), then the
+ * check that every field is known. */
+static int req_address(const json_t *j, spw_request *out)
 {
 	const char *key;
-	const json_t *v, *h;
+	const json_t *v;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	if (!json_is_object(j))
-		return err_set(ERR_INVALID, "a spawn request must be a JSON object");
-	/* the fields that address a refusal first */
-	if ((rc = get_str(j, "id", 1, out->id, sizeof(out->id))) < 0)
+	rc = get_str(j, "id", 1, out->id, sizeof(out->id));
+	if (rc < 0)
 		return rc;
-	if ((rc = spw_id_check(out->id)) < 0) {
+	rc = spw_id_check(out->id);
+	if (rc < 0) {
 		out->id[0] = '\0';
 		return rc;
 	}
-	if ((rc = get_id(j, "thread_id", &out->thread_id)) < 0 ||
-	    (rc = get_id(j, "run_id", &out->run_id)) < 0)
+	rc = get_id(j, "thread_id", &out->thread_id);
+	if (rc == 0)
+		rc = get_id(j, "run_id", &out->run_id);
+	if (rc < 0)
 		return rc;
 	json_object_foreach((json_t *)j, key, v) {
 		(void)v;
@@ -502,126 +400,191 @@ int spw_request_from_json(const json_t *j, spw_request *out)
 			return err_set(ERR_INVALID, "\"%s\" is not a field of a spawn request (see "
 						    "README: Spawner and workers)", key);
 	}
-	if ((rc = get_str(j, "mode", 0, out->mode, sizeof(out->mode))) < 0)
+	return 0;
+}
+
+/* A branch name as "target" and "base" take it: "" (none) is fine. */
+static int ref_ok(const char *s)
+{
+	return !s[0] || (s[0] != '-' && !strstr(s, "..") && !strpbrk(s, " ~^:?*[\\"));
+}
+
+/* What the request works on: mode, task, project, repo, prompt, target and
+ * mirror. */
+static int req_subject(const json_t *j, spw_request *out)
+{
+	int rc;
+
+	rc = get_str(j, "mode", 0, out->mode, sizeof(out->mode));
+	if (rc < 0)
 		return rc;
 	if (!out->mode[0])
 		snprintf(out->mode, sizeof(out->mode), "work");
 	if (!known(MODES, out->mode))
 		return err_set(ERR_INVALID, "\"mode\" must be \"work\", \"merge\", \"publish\", "
 					    "\"import\", \"test\" or \"pr\"");
-	if ((rc = get_str(j, "task", 1, out->task, sizeof(out->task))) < 0 ||
-	    (rc = task_check(out->task)) < 0)
+	rc = get_str(j, "task", 1, out->task, sizeof(out->task));
+	if (rc == 0)
+		rc = task_check(out->task);
+	if (rc == 0)
+		rc = get_str(j, "project", 1, out->project, SEC_SCOPE_MAX + 1);
+	if (rc == 0)
+		rc = get_str(j, "repo", 1, out->repo, sizeof(out->repo));
+	if (rc == 0)
+		rc = repo_check(out->repo);
+	if (rc == 0)
+		rc = get_text(j, "prompt", strcmp(out->mode, "work") == 0, SPW_PROMPT_MAX,
+			      &out->prompt);
+	if (rc == 0)
+		rc = get_str(j, "target", 0, out->target, sizeof(out->target));
+	if (rc < 0)
 		return rc;
-	if ((rc = get_str(j, "project", 1, out->project, SEC_SCOPE_MAX + 1)) < 0)
-		return rc;
-	if ((rc = get_str(j, "repo", 1, out->repo, sizeof(out->repo))) < 0 ||
-	    (rc = repo_check(out->repo)) < 0)
-		return rc;
-	if ((rc = get_text(j, "prompt", strcmp(out->mode, "work") == 0, SPW_PROMPT_MAX,
-			   &out->prompt)) < 0)
-		return rc;
-	if ((rc = get_str(j, "target", 0, out->target, sizeof(out->target))) < 0)
-		return rc;
-	if (out->target[0] && (out->target[0] == '-' || strstr(out->target, "..") ||
-			       strpbrk(out->target, " ~^:?*[\\")))
+	if (!ref_ok(out->target))
 		return err_set(ERR_INVALID, "\"target\" must be a branch name");
-	if ((rc = get_str(j, "mirror", 0, out->mirror, sizeof(out->mirror))) < 0)
+	rc = get_str(j, "mirror", 0, out->mirror, sizeof(out->mirror));
+	if (rc < 0)
 		return rc;
-	if (out->mirror[0] && (rc = repo_check(out->mirror)) < 0)
+	if (out->mirror[0] && repo_check(out->mirror) < 0)
 		return err_set(ERR_INVALID, "\"mirror\": %s", err_last());
 	if ((strcmp(out->mode, "publish") == 0 || strcmp(out->mode, "import") == 0 ||
 	     strcmp(out->mode, "pr") == 0) && !out->mirror[0])
 		return err_set(ERR_INVALID, "\"mirror\" is missing (mode %s pushes to it)", out->mode);
-	v = json_object_get(j, "min_tests");
-	if (v && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > 10000000)
-			return err_set(ERR_INVALID, "\"min_tests\" must be an integer from 0");
-		out->min_tests = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+/* An optional integer from 0 into *out (left as it is when absent). */
+static int get_count(const json_t *j, const char *key, int64_t *out)
+{
+	const json_t *v = json_object_get(j, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000000)
+		return err_set(ERR_INVALID, "\"%s\" must be an integer from 0", key);
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
+/* A command ("test_command", "setup_command"): an empty one is none. */
+static int get_command(const json_t *j, const char *key, char **out)
+{
+	int rc = get_text(j, key, 0, 4096, out);
+
+	if (rc == 0 && *out && !(*out)[0]) {
+		free(*out);
+		*out = NULL;
 	}
-	v = json_object_get(j, "allowed_failures");
-	if (v && !json_is_null(v)) {
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > 10000000)
-			return err_set(ERR_INVALID, "\"allowed_failures\" must be an integer from 0");
-		out->allowed_failures = (int)json_integer_value(v);
-	}
-	rc = parse_names(json_object_get(j, "allowed_failing"), &out->allowed_failing);
+	return rc;
+}
+
+/* What is checked and how: min_tests, allowed_failures, allowed_failing,
+ * pr, base, test_command and setup_command. */
+static int req_checks(const json_t *j, spw_request *out)
+{
+	int64_t allowed = 0;
+	int rc;
+
+	rc = get_count(j, "min_tests", &out->min_tests);
+	if (rc == 0)
+		rc = get_count(j, "allowed_failures", &allowed);
+	out->allowed_failures = (int)allowed;
+	if (rc == 0)
+		rc = parse_names(json_object_get(j, "allowed_failing"), &out->allowed_failing);
+	if (rc == 0)
+		rc = parse_pr(json_object_get(j, "pr"), out);
+	if (rc == 0)
+		rc = get_str(j, "base", 0, out->base, sizeof(out->base));
 	if (rc < 0)
 		return rc;
-	rc = parse_pr(json_object_get(j, "pr"), out);
-	if (rc < 0)
-		return rc;
-	if ((rc = get_str(j, "base", 0, out->base, sizeof(out->base))) < 0)
-		return rc;
-	if (out->base[0] && (out->base[0] == '-' || strstr(out->base, "..") ||
-			     strpbrk(out->base, " ~^:?*[\\")))
+	if (!ref_ok(out->base))
 		return err_set(ERR_INVALID, "\"base\" must be a branch, tag or commit id");
-	if ((rc = get_text(j, "test_command", 0, 4096, &out->test_command)) < 0)
+	rc = get_command(j, "test_command", &out->test_command);
+	if (rc < 0)
 		return rc;
-	if (out->test_command && !out->test_command[0]) {
-		free(out->test_command);
-		out->test_command = NULL;
-	}
 	if (strcmp(out->mode, "test") == 0 && !out->test_command)
 		return err_set(ERR_INVALID, "\"test_command\" is missing (mode test runs it)");
-	if ((rc = get_text(j, "setup_command", 0, 4096, &out->setup_command)) < 0)
-		return rc;
-	if (out->setup_command && !out->setup_command[0]) {
-		free(out->setup_command);
-		out->setup_command = NULL;
-	}
-	if ((rc = parse_network(json_object_get(j, "network"), &out->net)) < 0)
-		return rc;
-	if ((rc = get_str(j, "repo_secret", 0, out->repo_secret, sizeof(out->repo_secret))) < 0)
-		return rc;
-	if (out->repo_secret[0] && (rc = sec_handle_check(out->repo_secret)) < 0)
-		return err_set(ERR_INVALID, "\"repo_secret\": %s", err_last());
-	if ((rc = get_str(j, "user", 0, out->user, sizeof(out->user))) < 0 ||
-	    (rc = get_str(j, "role", 0, out->role, sizeof(out->role))) < 0)
-		return rc;
-	h = json_object_get(j, "handles");
-	if (h && !json_is_null(h)) {
-		size_t i;
+	return get_command(j, "setup_command", &out->setup_command);
+}
 
-		if (!json_is_array(h))
-			return err_set(ERR_INVALID, "\"handles\" must be an array of resource handles");
-		if (json_array_size(h) > SPW_HANDLES_MAX)
-			return err_set(ERR_INVALID, "\"handles\" holds more than %d handles",
-				       SPW_HANDLES_MAX);
-		if (json_array_size(h)) {
-			out->handles = calloc(json_array_size(h), sizeof(char *));
-			if (!out->handles)
-				return err_set(ERR_NOMEM, "out of memory");
-		}
-		json_array_foreach(h, i, v) {
-			if (!json_is_string(v))
-				return err_set(ERR_INVALID, "handles[%zu] must be a string", i);
-			if (sec_handle_check(json_string_value(v)) < 0)
-				return err_set(ERR_INVALID, "handles[%zu]: %s", i, err_last());
-			out->handles[i] = strdup(json_string_value(v));
-			if (!out->handles[i])
-				return err_set(ERR_NOMEM, "out of memory");
-			out->nhandles = i + 1;
-		}
-	}
-	if ((rc = parse_limits(json_object_get(j, "limits"), &out->limits)) < 0)
-		return rc;
-	v = json_object_get(j, "meta");
-	if (v && !json_is_null(v)) {
-		char *s;
-		size_t n;
+/* "handles": the resource handles granted to the sandbox. */
+static int req_handles(const json_t *h, spw_request *out)
+{
+	const json_t *v;
+	size_t i;
 
-		if (!json_is_object(v))
-			return err_set(ERR_INVALID, "\"meta\" must be an object");
-		s = json_dumps(v, JSON_COMPACT);
-		n = s ? strlen(s) : 0;
-		free(s);
-		if (n > 4096)
-			return err_set(ERR_INVALID, "\"meta\" is larger than 4 KiB");
-		out->meta = json_deep_copy(v);
+	if (!h || json_is_null(h))
+		return 0;
+	if (!json_is_array(h))
+		return err_set(ERR_INVALID, "\"handles\" must be an array of resource handles");
+	if (json_array_size(h) > SPW_HANDLES_MAX)
+		return err_set(ERR_INVALID, "\"handles\" holds more than %d handles", SPW_HANDLES_MAX);
+	if (json_array_size(h)) {
+		out->handles = calloc(json_array_size(h), sizeof(char *));
+		if (!out->handles)
+			return err_set(ERR_NOMEM, "out of memory");
+	}
+	json_array_foreach(h, i, v) {
+		if (!json_is_string(v))
+			return err_set(ERR_INVALID, "handles[%zu] must be a string", i);
+		if (sec_handle_check(json_string_value(v)) < 0)
+			return err_set(ERR_INVALID, "handles[%zu]: %s", i, err_last());
+		out->handles[i] = strdup(json_string_value(v));
+		if (!out->handles[i])
+			return err_set(ERR_NOMEM, "out of memory");
+		out->nhandles = i + 1;
 	}
 	return 0;
+}
+
+/* "meta": an object of at most 4 KiB, carried to the result. */
+static int req_meta(const json_t *v, spw_request *out)
+{
+	char *s;
+	size_t n;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return err_set(ERR_INVALID, "\"meta\" must be an object");
+	s = json_dumps(v, JSON_COMPACT);
+	n = s ? strlen(s) : 0;
+	free(s);
+	if (n > 4096)
+		return err_set(ERR_INVALID, "\"meta\" is larger than 4 KiB");
+	out->meta = json_deep_copy(v);
+	return 0;
+}
+
+int spw_request_from_json(const json_t *j, spw_request *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(j))
+		return err_set(ERR_INVALID, "a spawn request must be a JSON object");
+	rc = req_address(j, out);
+	if (rc == 0)
+		rc = req_subject(j, out);
+	if (rc == 0)
+		rc = req_checks(j, out);
+	if (rc == 0)
+		rc = parse_network(json_object_get(j, "network"), &out->net);
+	if (rc == 0)
+		rc = get_str(j, "repo_secret", 0, out->repo_secret, sizeof(out->repo_secret));
+	if (rc < 0)
+		return rc;
+	if (out->repo_secret[0] && sec_handle_check(out->repo_secret) < 0)
+		return err_set(ERR_INVALID, "\"repo_secret\": %s", err_last());
+	rc = get_str(j, "user", 0, out->user, sizeof(out->user));
+	if (rc == 0)
+		rc = get_str(j, "role", 0, out->role, sizeof(out->role));
+	if (rc == 0)
+		rc = req_handles(json_object_get(j, "handles"), out);
+	if (rc == 0)
+		rc = spw_limits_from_json(json_object_get(j, "limits"), &out->limits);
+	if (rc == 0)
+		rc = req_meta(json_object_get(j, "meta"), out);
+	return rc;
 }
 
 int spw_request_is_git_only(const spw_request *r)
@@ -657,7 +620,7 @@ int spw_request_parse(const char *text, size_t len, spw_request *out)
 
 json_t *spw_request_json(const spw_request *r)
 {
-	json_t *j = json_object(), *h = json_array(), *l = json_object();
+	json_t *j = json_object(), *h = json_array(), *l = spw_limits_json(&r->limits);
 
 	if (!j || !h || !l) {
 		json_decref(j);
@@ -725,51 +688,8 @@ json_t *spw_request_json(const spw_request *r)
 		json_object_set_new(j, "role", json_string(r->role));
 	if (r->prompt)
 		json_object_set_new(j, "prompt", json_string(r->prompt));
-	if (r->limits.steps)
-		json_object_set_new(l, "steps", json_integer(r->limits.steps));
-	if (r->limits.cost_usd > 0)
-		json_object_set_new(l, "cost_usd", json_real(r->limits.cost_usd));
-	if (r->limits.wall_ms)
-		json_object_set_new(l, "wall_s", json_integer(r->limits.wall_ms / 1000));
-	if (r->limits.cmd_timeout_ms)
-		json_object_set_new(l, "cmd_timeout_s", json_integer(r->limits.cmd_timeout_ms / 1000));
-	if (r->limits.mem_bytes)
-		json_object_set_new(l, "mem", json_integer(r->limits.mem_bytes));
-	if (r->limits.pids)
-		json_object_set_new(l, "pids", json_integer(r->limits.pids));
-	if (r->limits.cpus > 0)
-		json_object_set_new(l, "cpus", json_real(r->limits.cpus));
-	if (r->limits.disk_bytes)
-		json_object_set_new(l, "disk", json_integer(r->limits.disk_bytes));
-	if (r->limits.format_errors)
-		json_object_set_new(l, "format_errors", json_integer(r->limits.format_errors));
-	if (r->limits.repeats)
-		json_object_set_new(l, "repeats", json_integer(r->limits.repeats));
-	if (r->limits.stall_steps)
-		json_object_set_new(l, "stall_steps", json_integer(r->limits.stall_steps));
 	json_object_set_new(j, "limits", l);
 	if (r->meta)
 		json_object_set(j, "meta", r->meta);
 	return j;
-}
-
-#define LOWER(f)                                                                               \
-	do {                                                                                   \
-		if (l->f <= 0 || (max->f > 0 && l->f > max->f))                               \
-			l->f = max->f;                                                         \
-	} while (0)
-
-void spw_limits_apply(spw_limits *l, const spw_limits *max)
-{
-	LOWER(steps);
-	LOWER(cost_usd);
-	LOWER(wall_ms);
-	LOWER(cmd_timeout_ms);
-	LOWER(mem_bytes);
-	LOWER(pids);
-	LOWER(cpus);
-	LOWER(disk_bytes);
-	LOWER(format_errors);
-	LOWER(repeats);
-	LOWER(stall_steps);
 }

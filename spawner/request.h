@@ -70,6 +70,8 @@
 #ifndef ORCH_SPAWNER_REQUEST_H
 #define ORCH_SPAWNER_REQUEST_H
 
+#include "spawner/limits.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,21 +81,6 @@
 #define SPW_PROMPT_MAX (64 * 1024)
 #define SPW_HANDLES_MAX 64
 
-/* Limits of one worker. In a request 0 means "not given"; after
- * spw_limits_apply every field holds the value in force. */
-typedef struct spw_limits {
-	int steps;              /* model replies */
-	double cost_usd;        /* model spending */
-	int64_t wall_ms;        /* the agent's whole run */
-	int64_t cmd_timeout_ms; /* one shell action */
-	int64_t mem_bytes;      /* sandbox memory */
-	int64_t pids;           /* sandbox processes */
-	double cpus;            /* sandbox CPU */
-	int64_t disk_bytes;     /* workspace quota */
-	int format_errors;      /* replies in a row without one action */
-	int repeats;            /* the same action with the same output, diff unchanged */
-	int stall_steps;        /* steps in a row without a change to the diff */
-} spw_limits;
 
 /* Phases of a worker that may get the network. */
 #define SPW_NET_SETUP 1u
@@ -165,8 +152,5 @@ int spw_request_is_git_only(const spw_request *r);
 /* Checks an idempotency id's form. */
 int spw_id_check(const char *id);
 
-/* Fills every unset (0) field of `l` from `max`, and lowers every field
- * above its maximum to it. */
-void spw_limits_apply(spw_limits *l, const spw_limits *max);
 
 #endif

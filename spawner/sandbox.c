@@ -226,9 +226,11 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 	b->net = strdup(o->net && *o->net ? o->net : "none");
 	if (!b->net)
 		return err_set(ERR_NOMEM, "out of memory");
-	if (o->workspace && (rc = abs_dir("workspace", o->workspace, &b->workspace)) < 0)
-		return rc;
-	if (o->rootfs && (rc = abs_dir("root file system folder", o->rootfs, &b->rootfs)) < 0)
+	if (o->workspace)
+		rc = abs_dir("workspace", o->workspace, &b->workspace);
+	if (rc == 0 && o->rootfs)
+		rc = abs_dir("root file system folder", o->rootfs, &b->rootfs);
+	if (rc < 0)
 		return rc;
 	if (o->nbinds > 64)
 		return err_set(ERR_INVALID, "at most 64 binds");
@@ -248,7 +250,8 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 			if (!realpath(o->binds[i].host, real))
 				return err_set(ERR_INVALID, "bind source '%s': %s", o->binds[i].host,
 					       strerror(errno));
-			if ((rc = check_inside(o->binds[i].inside)) < 0)
+			rc = check_inside(o->binds[i].inside);
+			if (rc < 0)
 				return rc;
 			b->binds[i].host = strdup(real);
 			b->binds[i].inside = strdup(o->binds[i].inside);
@@ -276,7 +279,8 @@ static int copy_opts(sbx *b, const sbx_opts *o)
 	}
 	if (b->kind == SBX_DOCKER) {
 		char sock[PATH_MAX];
-		if ((rc = sbx_docker_socket(o->docker_socket, sock, sizeof(sock))) < 0)
+		rc = sbx_docker_socket(o->docker_socket, sock, sizeof(sock));
+		if (rc < 0)
 			return rc;
 		b->docker_socket = strdup(sock);
 	} else {
@@ -462,7 +466,10 @@ static int build_env(const sbx *b, const sbx_cmd *c, char ***out)
 		for (size_t i = 0; i < n; i++)
 			if (strncmp(c->env[i], defaults[d], nl) == 0)
 				overridden = 1;
-		if (!overridden && !(env[k++] = strdup(defaults[d])))
+		if (overridden)
+			continue;
+		env[k] = strdup(defaults[d]);
+		if (!env[k++])
 			goto nomem;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -472,7 +479,10 @@ static int build_env(const sbx *b, const sbx_cmd *c, char ***out)
 		for (size_t j = i + 1; j < n; j++)
 			if (strncmp(c->env[j], c->env[i], nl) == 0)
 				dup = 1;
-		if (!dup && !(env[k++] = strdup(c->env[i])))
+		if (dup)
+			continue;
+		env[k] = strdup(c->env[i]);
+		if (!env[k++])
 			goto nomem;
 	}
 	*out = env;
@@ -511,11 +521,13 @@ int sbx_start(sbx *b, const sbx_cmd *c)
 		rc = err_set(ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!(r->argv[i] = strdup(c->argv[i]))) {
+	for (size_t i = 0; i < n; i++) {
+		r->argv[i] = strdup(c->argv[i]);
+		if (!r->argv[i]) {
 			rc = err_set(ERR_NOMEM, "out of memory");
 			goto done;
 		}
+	}
 	rc = build_env(b, c, &r->envp);
 	if (rc < 0)
 		goto done;

@@ -286,84 +286,88 @@ static int set_limit(sbx_cg *cg, const char *dir, const char *file, const char *
 	return 0;
 }
 
-int sbx_cg_new(sbx_cg **out, sbx *b)
+/* The sandbox's groups: one per v1 hierarchy that exists, and one under
+ * cgroup2 for the controllers that can be enabled there (its failure only
+ * logged: a missing controller is judged by cg_missing). */
+static int cg_groups(sbx_cg *cg, const char *name)
 {
-	sbx_cg *cg = calloc(1, sizeof(*cg));
-	char name[64], val[64];
-	int rc = 0, nj = 0, missing[C_N] = {0};
-
-	*out = NULL;
-	if (!cg)
-		return err_set(ERR_NOMEM, "out of memory");
-	for (int i = 0; i < C_N + 2; i++)
-		cg->join[i] = -1;
-	pthread_once(&g_lay_once, load_layout);
-	snprintf(name, sizeof(name), "orch-sbx-%d-%u", (int)getpid(), atomic_fetch_add(&g_seq, 1));
+	int rc;
 
 	for (int c = 0; c < C_N; c++) {
 		if (!g_lay.v1[c][0])
 			continue;
 		rc = make_group(g_lay.v1[c], name, cg->dir[c]);
-		if (rc < 0) {
-			rc = err_set(ERR_SANDBOX, "cannot create the %s cgroup under %s: %s (the ns "
-				     "backend needs root)", ctrl_name[c], g_lay.v1[c], strerror(-rc));
-			goto done;
-		}
+		if (rc < 0)
+			return err_set(ERR_SANDBOX, "cannot create the %s cgroup under %s: %s (the ns "
+				       "backend needs root)", ctrl_name[c], g_lay.v1[c], strerror(-rc));
 	}
-	if (g_lay.v2[0]) {
-		pthread_mutex_lock(&g_v2_lock);
+	if (!g_lay.v2[0])
+		return 0;
+	pthread_mutex_lock(&g_v2_lock);
+	for (int c = 0; c < C_N; c++)
+		if (!cg->dir[c][0] && g_lay.v2_ctrl[c]) {
+			int e = v2_enable(c);
+			if (e == 0)
+				cg->v2_used[c] = 1;
+			else
+				log_warn("sandbox", "cannot enable the %s controller in %s: %s",
+					 ctrl_name[c], g_lay.v2, strerror(-e));
+		}
+	rc = make_group(g_lay.v2, name, cg->v2dir);
+	pthread_mutex_unlock(&g_v2_lock);
+	if (rc < 0) {
 		for (int c = 0; c < C_N; c++)
-			if (!cg->dir[c][0] && g_lay.v2_ctrl[c]) {
-				int e = v2_enable(c);
-				if (e == 0)
-					cg->v2_used[c] = 1;
-				else
-					log_warn("sandbox", "cannot enable the %s controller in %s: %s",
-						 ctrl_name[c], g_lay.v2, strerror(-e));
-			}
-		rc = make_group(g_lay.v2, name, cg->v2dir);
-		pthread_mutex_unlock(&g_v2_lock);
-		if (rc < 0) {
-			for (int c = 0; c < C_N; c++)
-				cg->v2_used[c] = 0;
-			log_warn("sandbox", "cannot create a cgroup v2 group under %s: %s", g_lay.v2,
-				 strerror(-rc));
-			rc = 0;
-		}
+			cg->v2_used[c] = 0;
+		log_warn("sandbox", "cannot create a cgroup v2 group under %s: %s", g_lay.v2,
+			 strerror(-rc));
 	}
+	return 0;
+}
+
+/* The controllers neither hierarchy gives into missing[]: refused, or a
+ * degradation of `b` when it allows them. */
+static int cg_missing(const sbx_cg *cg, sbx *b, int missing[C_N])
+{
+	char val[64];
+
 	for (int c = 0; c < C_N; c++)
 		missing[c] = !cg->dir[c][0] && !cg->v2_used[c];
 	for (int c = 0; c < C_N; c++) {
 		if (!missing[c])
 			continue;
-		if (!b->allow_degraded) {
-			rc = err_set(ERR_SANDBOX,
-				     "no %s cgroup controller is available to this process (neither "
-				     "a v1 hierarchy nor cgroup2 with %s delegated), so the %s limit "
-				     "cannot be enforced; give the process a delegated cgroup, or "
-				     "allow degraded sandboxes (--allow-degraded) to run without it",
-				     ctrl_name[c], ctrl_name[c], ctrl_name[c]);
-			goto done;
-		}
+		if (!b->allow_degraded)
+			return err_set(ERR_SANDBOX,
+				       "no %s cgroup controller is available to this process (neither "
+				       "a v1 hierarchy nor cgroup2 with %s delegated), so the %s limit "
+				       "cannot be enforced; give the process a delegated cgroup, or "
+				       "allow degraded sandboxes (--allow-degraded) to run without it",
+				       ctrl_name[c], ctrl_name[c], ctrl_name[c]);
 		snprintf(val, sizeof(val), "no %s limit (controller unavailable)%s", ctrl_name[c],
 			 c == C_PIDS ? ", RLIMIT_NPROC only" : "");
 		sbx_degrade(b, val);
 	}
+	return 0;
+}
 
-	/* limits */
+/* The limits of `b` (memory, processes, CPU) written into the groups. */
+static int cg_limits(sbx_cg *cg, const sbx *b)
+{
+	char val[64];
+	long long quota = (long long)(b->cpus * 100000.0 + 0.5);
+	int rc = 0;
+
 	snprintf(val, sizeof(val), "%lld", (long long)b->mem_bytes);
 	if (cg->dir[C_MEM][0]) {
 		rc = set_limit(cg, cg->dir[C_MEM], "memory.limit_in_bytes", val);
 		if (rc < 0)
-			goto done;
+			return rc;
 		/* swap too, where swap accounting exists */
 		write_file(cg->dir[C_MEM], "memory.memsw.limit_in_bytes", val);
 	} else if (cg->v2_used[C_MEM]) {
 		rc = set_limit(cg, cg->v2dir, "memory.max", val);
-		if (rc == 0)
-			write_file(cg->v2dir, "memory.swap.max", "0");
 		if (rc < 0)
-			goto done;
+			return rc;
+		write_file(cg->v2dir, "memory.swap.max", "0");
 	}
 	snprintf(val, sizeof(val), "%lld", (long long)b->pids);
 	if (cg->dir[C_PIDS][0])
@@ -371,8 +375,7 @@ int sbx_cg_new(sbx_cg **out, sbx *b)
 	else if (cg->v2_used[C_PIDS])
 		rc = set_limit(cg, cg->v2dir, "pids.max", val);
 	if (rc < 0)
-		goto done;
-	long long quota = (long long)(b->cpus * 100000.0 + 0.5);
+		return rc;
 	if (cg->dir[C_CPU][0]) {
 		rc = set_limit(cg, cg->dir[C_CPU], "cpu.cfs_period_us", "100000");
 		snprintf(val, sizeof(val), "%lld", quota);
@@ -382,42 +385,63 @@ int sbx_cg_new(sbx_cg **out, sbx *b)
 		snprintf(val, sizeof(val), "%lld 100000", quota);
 		rc = set_limit(cg, cg->v2dir, "cpu.max", val);
 	}
+	return rc;
+}
+
+/* Opens `dir`/cgroup.procs as the next join fd. */
+static int cg_join_one(sbx_cg *cg, int *nj, const char *dir)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", dir);
+	cg->join[*nj] = open(p, O_WRONLY | O_CLOEXEC);
+	if (cg->join[(*nj)++] < 0)
+		return err_set(ERR_SANDBOX, "cannot open %s: %s", p, strerror(errno));
+	return 0;
+}
+
+/* cg->desc: which controllers are in force, through which hierarchy. */
+static void cg_describe(sbx_cg *cg)
+{
+	char v1s[64] = "", v2s[64] = "";
+
+	for (int c = 0; c < C_N; c++) {
+		char *t = cg->dir[c][0] ? v1s : cg->v2_used[c] ? v2s : NULL;
+		if (t)
+			snprintf(t + strlen(t), 64 - strlen(t), "%s%s", t[0] ? "," : "", ctrl_name[c]);
+	}
+	snprintf(cg->desc, sizeof(cg->desc), "cgroup limits:%s%s%s%s%s%s", v1s[0] ? " v1 " : "",
+		 v1s, v2s[0] ? " v2 " : "", v2s, v1s[0] || v2s[0] ? "" : " none",
+		 cg->v2dir[0] ? ", tree kill via cgroup2" : "");
+}
+
+int sbx_cg_new(sbx_cg **out, sbx *b)
+{
+	sbx_cg *cg = calloc(1, sizeof(*cg));
+	char name[64];
+	int rc = 0, nj = 0, missing[C_N] = {0};
+
+	*out = NULL;
+	if (!cg)
+		return err_set(ERR_NOMEM, "out of memory");
+	for (int i = 0; i < C_N + 2; i++)
+		cg->join[i] = -1;
+	pthread_once(&g_lay_once, load_layout);
+	snprintf(name, sizeof(name), "orch-sbx-%d-%u", (int)getpid(), atomic_fetch_add(&g_seq, 1));
+	rc = cg_groups(cg, name);
+	if (rc == 0)
+		rc = cg_missing(cg, b, missing);
+	if (rc == 0)
+		rc = cg_limits(cg, b);
+	/* the fds the sandbox's first process joins through */
+	for (int c = 0; rc == 0 && c < C_N; c++)
+		if (cg->dir[c][0])
+			rc = cg_join_one(cg, &nj, cg->dir[c]);
+	if (rc == 0 && cg->v2dir[0])
+		rc = cg_join_one(cg, &nj, cg->v2dir);
 	if (rc < 0)
 		goto done;
-
-	/* the fds the sandbox's first process joins through */
-	for (int c = 0; c < C_N; c++) {
-		char p[PATH_MAX];
-		if (!cg->dir[c][0])
-			continue;
-		snprintf(p, sizeof(p), "%s/cgroup.procs", cg->dir[c]);
-		cg->join[nj] = open(p, O_WRONLY | O_CLOEXEC);
-		if (cg->join[nj++] < 0) {
-			rc = err_set(ERR_SANDBOX, "cannot open %s: %s", p, strerror(errno));
-			goto done;
-		}
-	}
-	if (cg->v2dir[0]) {
-		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s/cgroup.procs", cg->v2dir);
-		cg->join[nj] = open(p, O_WRONLY | O_CLOEXEC);
-		if (cg->join[nj++] < 0) {
-			rc = err_set(ERR_SANDBOX, "cannot open %s: %s", p, strerror(errno));
-			goto done;
-		}
-	}
-	{
-		char v1s[64] = "", v2s[64] = "";
-		for (int c = 0; c < C_N; c++) {
-			char *t = cg->dir[c][0] ? v1s : cg->v2_used[c] ? v2s : NULL;
-			if (t)
-				snprintf(t + strlen(t), 64 - strlen(t), "%s%s", t[0] ? "," : "",
-					 ctrl_name[c]);
-		}
-		snprintf(cg->desc, sizeof(cg->desc), "cgroup limits:%s%s%s%s%s%s", v1s[0] ? " v1 " : "",
-			 v1s, v2s[0] ? " v2 " : "", v2s, v1s[0] || v2s[0] ? "" : " none",
-			 cg->v2dir[0] ? ", tree kill via cgroup2" : "");
-	}
+	cg_describe(cg);
 	b->nproc_fallback = missing[C_PIDS];
 	*out = cg;
 	cg = NULL;
@@ -622,9 +646,12 @@ static int sweep_dir(const char *parent)
 	struct dirent *e;
 	int removed = 0;
 
-	if (!parent[0] || !(d = opendir(parent)))
+	if (!parent[0])
 		return 0;
-	while ((e = readdir(d))) {
+	d = opendir(parent);
+	if (!d)
+		return 0;
+	for (e = readdir(d); e; e = readdir(d)) {
 		char path[1][PATH_MAX];
 		long pid;
 		char *end;

@@ -805,8 +805,9 @@ static void fetch_end(dk_impl *d)
 	json_t *j = NULL;
 
 	snprintf(path, sizeof(path), "/containers/%s/wait", d->id);
-	if (call(d, "POST", path, NULL, 60000, &r) == 0 && r.status == 200 && (j = body_json(&r)) &&
-	    json_is_integer(json_object_get(j, "StatusCode"))) {
+	if (call(d, "POST", path, NULL, 60000, &r) == 0 && r.status == 200)
+		j = body_json(&r);
+	if (j && json_is_integer(json_object_get(j, "StatusCode"))) {
 		d->exit_code = (int)json_integer_value(json_object_get(j, "StatusCode"));
 		d->have_exit = 1;
 	}
@@ -814,7 +815,9 @@ static void fetch_end(dk_impl *d)
 	j = NULL;
 	http_response_free(&r);
 	snprintf(path, sizeof(path), "/containers/%s/json", d->id);
-	if (call(d, "GET", path, NULL, 30000, &r) == 0 && r.status == 200 && (j = body_json(&r))) {
+	if (call(d, "GET", path, NULL, 30000, &r) == 0 && r.status == 200)
+		j = body_json(&r);
+	if (j) {
 		json_t *st = json_object_get(j, "State");
 		d->oom = json_is_true(json_object_get(st, "OOMKilled"));
 		if (!d->have_exit && json_is_integer(json_object_get(st, "ExitCode")) &&

@@ -309,9 +309,10 @@ static size_t c_num(char *d, size_t at, size_t cap, long v)
 	int n = 0;
 	unsigned long u = v < 0 ? (unsigned long)-v : (unsigned long)v;
 
-	do
+	do {
 		t[n++] = (char)('0' + u % 10);
-	while ((u /= 10) && n < 23);
+		u /= 10;
+	} while (u && n < 23);
 	if (v < 0 && at + 1 < cap)
 		d[at++] = '-';
 	while (n && at + 1 < cap)
@@ -933,8 +934,15 @@ static int ns_prepare(sbx *b)
 			snprintf(p, sizeof(p), "%s%s", b->rootfs, b->binds[i].inside);
 			if (stat(b->binds[i].host, &hs) == 0 && stat(p, &st) < 0) {
 				/* make the mount point in the folder */
-				int fd;
-				if (S_ISDIR(hs.st_mode) ? mkdir(p, 0755) : (fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644)) < 0 ? -1 : close(fd))
+				int mk = -1;
+				if (S_ISDIR(hs.st_mode)) {
+					mk = mkdir(p, 0755);
+				} else {
+					int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+					if (fd >= 0)
+						mk = close(fd);
+				}
+				if (mk != 0)
 					return err_set(ERR_SANDBOX,
 						       "cannot create bind target %s in the root file system "
 						       "folder: %s", p, strerror(errno));

@@ -88,7 +88,7 @@ static int dir_empty(const char *dir)
 
 	if (!d)
 		return -1;
-	while ((e = readdir(d)))
+	for (e = readdir(d); e; e = readdir(d))
 		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
 		    strcmp(e->d_name, "lost+found") != 0)
 			empty = 0;

@@ -252,8 +252,10 @@ int spw_run_tests(const spw_worker_ctx *w, sbx *box, char *const *env, spw_tests
 	memset(&sc, 0, sizeof(sc));
 	memset(&res, 0, sizeof(res));
 	why[0] = '\0';
-	if ((rc = buf_puts(&script, "exec 2>&1\ncd /workspace && ")) < 0 ||
-	    (rc = buf_puts(&script, w->req->test_command)) < 0)
+	rc = buf_puts(&script, "exec 2>&1\ncd /workspace && ");
+	if (rc == 0)
+		rc = buf_puts(&script, w->req->test_command);
+	if (rc < 0)
 		goto done;
 	argv[2] = buf_cstr(&script);
 	sc.argv = argv;
@@ -457,9 +459,7 @@ int spw_worker_sandbox(const spw_worker_ctx *w, const spw_limits *lim, const cha
 		return rc;
 	}
 	o.workspace = ws;
-	o.mem_bytes = lim->mem_bytes;
-	o.pids = lim->pids;
-	o.cpus = lim->cpus;
+	spw_limits_to_sbx(lim, &o);
 	o.allow_degraded = cfg->allow_degraded;
 	o.image = cfg->sandbox_image[0] ? cfg->sandbox_image : NULL;
 	o.runtime = cfg->sandbox_runtime[0] ? cfg->sandbox_runtime : NULL;
@@ -559,445 +559,516 @@ done:
 
 /* --- the worker --- */
 
-json_t *spw_worker_run(const spw_worker_ctx *w)
-{
-	const spw_request *req = w->req;
-	const spw_config *cfg = w->cfg;
-	spw_limits lim = req->limits;
-	sec_env *env = NULL;
-	char **wenv = NULL; /* the toolchains' variables and the granted ones */
-	char *repo_secret = NULL;
-	spw_git *git = NULL;
-	spw_git_cred cred = {NULL};
-	sbx *box = NULL;
+/* One worker's run: what its steps share, freed at its end. */
+typedef struct worker_ctx {
+	const spw_worker_ctx *w;
+	const spw_request *req;
+	spw_limits lim;
+	sec_env *env;
+	char **wenv;           /* the toolchains' variables and the granted ones */
+	char *repo_secret;
+	spw_git *git;
+	spw_git_cred cred;
+	sbx *box;
 	spw_net net;
 	agent_result ar;
 	spw_testsum base_sum, sum;
 	spw_diffstat ds;
 	buf sys, task, tail, notes;
-	json_t *res = NULL, *tests = NULL, *netj = NULL;
+	json_t *tests;
+	int changed, pushed, have_base, agent_ran;
+	int64_t t0;
+	const char *status;
+	char reason[1024];
 	char dir[PATH_MAX], ws[PATH_MAX], host[PATH_MAX], transcript[PATH_MAX], url[1100];
-	char branch[128], commit[41] = "", why[300];
-	const char *status = "error";
-	int rc, changed = 0, pushed = 0, have_base = 0, agent_ran = 0;
-	int64_t t0 = util_mono_ms();
-	char reason[1024] = "";
+	char branch[128], commit[41], why[300];
+} worker_ctx;
 
-	if (spw_request_is_git_only(req))
-		return spw_merge_run(w);
-	memset(&ar, 0, sizeof(ar));
-	memset(&ds, 0, sizeof(ds));
-	memset(&base_sum, 0, sizeof(base_sum));
-	memset(&sum, 0, sizeof(sum));
-	buf_init(&sys, 0);
-	buf_init(&task, 0);
-	buf_init(&tail, 0);
-	buf_init(&notes, 0);
-	spw_limits_apply(&lim, &cfg->max);
-	spw_worker_dir(cfg, req->id, dir, sizeof(dir));
-	snprintf(ws, sizeof(ws), "%s/ws", dir);
-	snprintf(host, sizeof(host), "%s/host.git", dir);
-	spw_transcript_path(cfg, req->id, transcript, sizeof(transcript));
-	spw_net_init(&net, w, transcript);
-	snprintf(branch, sizeof(branch), "task/%s", req->task);
-	spw_wlog(w, "status", "worker %s (task %s, attempt %d) starting on %s", req->id, req->task,
-		 w->attempt, w->spawner_id);
+/* The one place a step's end is written: the status (NULL keeps the one in
+ * force) and the reason from `fmt`. Returns -1, for `return wk_stop(...)`. */
+static int wk_stop(worker_ctx *k, const char *status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-	/* 1. grants and 2. the repository */
-	rc = spw_worker_access(w, &env, &repo_secret, url, sizeof(url), &status, reason,
-			       sizeof(reason));
+static int wk_stop(worker_ctx *k, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (status)
+		k->status = status;
+	va_start(ap, fmt);
+	vsnprintf(k->reason, sizeof(k->reason), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Appends `line` to the transcript (nothing when NULL); takes it. */
+static void wk_transcript(const worker_ctx *k, json_t *line)
+{
+	if (line)
+		agent_transcript_append(k->transcript, line);
+	json_decref(line);
+}
+
+/* The paths and the limits in force, before any step. */
+static void wk_init(worker_ctx *k, const spw_worker_ctx *w)
+{
+	const spw_config *cfg = w->cfg;
+
+	k->w = w;
+	k->req = w->req;
+	k->lim = w->req->limits;
+	k->status = "error";
+	k->t0 = util_mono_ms();
+	buf_init(&k->sys, 0);
+	buf_init(&k->task, 0);
+	buf_init(&k->tail, 0);
+	buf_init(&k->notes, 0);
+	spw_limits_apply(&k->lim, &cfg->max);
+	spw_worker_dir(cfg, k->req->id, k->dir, sizeof(k->dir));
+	snprintf(k->ws, sizeof(k->ws), "%s/ws", k->dir);
+	snprintf(k->host, sizeof(k->host), "%s/host.git", k->dir);
+	spw_transcript_path(cfg, k->req->id, k->transcript, sizeof(k->transcript));
+	spw_net_init(&k->net, w, k->transcript);
+	snprintf(k->branch, sizeof(k->branch), "task/%s", k->req->task);
+	spw_wlog(w, "status", "worker %s (task %s, attempt %d) starting on %s", k->req->id,
+		 k->req->task, w->attempt, w->spawner_id);
+}
+
+/* Steps 1 to 3: the grants, the repository, the workspace (a previous
+ * attempt's is discarded) and the clone. */
+static int wk_workspace(worker_ctx *k)
+{
+	const spw_worker_ctx *w = k->w;
+	char parent[PATH_MAX];
+	int rc;
+
+	rc = spw_worker_access(w, &k->env, &k->repo_secret, k->url, sizeof(k->url), &k->status,
+			       k->reason, sizeof(k->reason));
 	if (rc < 0)
-		goto done;
-	cred.secret = repo_secret;
-
-	/* 3. the workspace (a previous attempt's is discarded) */
-	if (spw_worker_dir_reset(cfg, dir, reason, sizeof(reason)) < 0)
-		goto done;
-	{
-		char parent[PATH_MAX];
-
-		snprintf(parent, sizeof(parent), "%s/transcripts", cfg->data_dir);
-		mkdir(parent, 0700);
-	}
-	if (mkdir(dir, 0700) < 0) {
-		snprintf(reason, sizeof(reason), "cannot create the workspace %s: %s", ws,
-			 strerror(errno));
-		goto done;
-	}
-	if (spw_workspace_make(w, &lim, ws, reason, sizeof(reason)) < 0)
-		goto done;
-	if (w->attempt > 1) {
-		json_t *l = json_pack("{s:s, s:I, s:i, s:s}", "type", "attempt", "t",
-				      (json_int_t)util_wall_ms(), "attempt", w->attempt, "spawner",
-				      w->spawner_id);
-		if (l)
-			agent_transcript_append(transcript, l);
-		json_decref(l);
-	}
+		return rc;
+	k->cred.secret = k->repo_secret;
+	if (spw_worker_dir_reset(w->cfg, k->dir, k->reason, sizeof(k->reason)) < 0)
+		return -1;
+	snprintf(parent, sizeof(parent), "%s/transcripts", w->cfg->data_dir);
+	mkdir(parent, 0700);
+	if (mkdir(k->dir, 0700) < 0)
+		return wk_stop(k, NULL, "cannot create the workspace %s: %s", k->ws, strerror(errno));
+	if (spw_workspace_make(w, &k->lim, k->ws, k->reason, sizeof(k->reason)) < 0)
+		return -1;
+	if (w->attempt > 1)
+		wk_transcript(k, json_pack("{s:s, s:I, s:i, s:s}", "type", "attempt", "t",
+					   (json_int_t)util_wall_ms(), "attempt", w->attempt,
+					   "spawner", w->spawner_id));
 	spw_wphase(w, SPW_PHASE_CLONING);
-	spw_wlog(w, "status", "cloning %s (base %s)", req->repo, req->base[0] ? req->base : "default");
-	rc = spw_git_prepare(&git, url, &cred, req->base, branch, host, ws);
+	spw_wlog(w, "status", "cloning %s (base %s)", k->req->repo,
+		 k->req->base[0] ? k->req->base : "default");
+	rc = spw_git_prepare(&k->git, k->url, &k->cred, k->req->base, k->branch, k->host, k->ws);
+	if (rc < 0)
+		return wk_stop(k, rc == ERR_AUTH ? "refused" : "error", "%s", err_last());
+	return 0;
+}
+
+/* The setup command (the dependencies), with the network the policy gives
+ * it; nothing without one. A failing setup ends the worker "failed". */
+static int wk_setup(worker_ctx *k)
+{
+	int rc;
+
+	if (!k->req->setup_command)
+		return 0;
+	rc = spw_run_setup(k->w, k->box, k->wenv, &k->net, k->reason, sizeof(k->reason));
+	if (rc < 0)
+		return wk_stop(k, NULL, "the setup command could not be run: %s", err_last());
+	if (rc == 1)
+		k->status = "failed";
+	return rc;
+}
+
+/* Step 4: the network (its policy, the proxy's attachment), the sandbox,
+ * the environment, the setup; step 5: the base's tests. */
+static int wk_sandbox(worker_ctx *k)
+{
+	const spw_worker_ctx *w = k->w;
+	int rc;
+
+	rc = spw_net_open(&k->net, k->ws, &k->status, k->reason, sizeof(k->reason));
+	if (rc < 0)
+		return rc;
+	rc = spw_worker_sandbox(w, &k->lim, k->ws, spw_net_socket(&k->net), &k->box, k->reason,
+				sizeof(k->reason));
+	if (rc < 0)
+		return rc;
+	rc = spw_toolenv_join(k->net.pol != NULL,
+			      k->env ? (const char *const *)sec_env_strings(k->env) : NULL, &k->wenv);
+	if (rc < 0)
+		return wk_stop(k, NULL, "%s", err_last());
+	if (wk_setup(k) != 0)
+		return -1;
+	if (!k->req->test_command)
+		return 0;
+	spw_net_phase(&k->net, "test", SPW_NET_TEST);
+	spw_wphase(w, SPW_PHASE_BASE_TESTS);
+	spw_wlog(w, "status", "counting the base's tests");
+	rc = spw_run_tests(w, k->box, k->wenv, &k->base_sum, NULL, k->why, sizeof(k->why));
+	if (rc < 0)
+		return wk_stop(k, NULL, "the base's tests could not be run: %s", err_last());
+	k->have_base = 1;
+	return 0;
+}
+
+/* The agent's system and task prompts rendered into k->sys and k->task,
+ * with what the repository's AGENTS.md says (k->notes); *tfmt the format error's
+ * template (owned by the caller). */
+static int wk_prompts(worker_ctx *k, char **tfmt)
+{
+	const spw_request *req = k->req;
+	char *tsys = NULL, *ttask = NULL;
+	char steps[16], cmdto[24];
+	int rc;
+	const char *vars[] = {
+		"task",         req->task,
+		"branch",       k->branch,
+		"base",         spw_git_base(k->git),
+		"prompt",       req->prompt,
+		"test_command", req->test_command ? req->test_command
+						  : "(none given: find out how the project "
+						    "runs its tests)",
+		"max_steps",    steps,
+		"cmd_timeout_s", cmdto,
+		"agents_md",    buf_cstr(&k->notes),
+		NULL,           NULL,
+	};
+
+	snprintf(steps, sizeof(steps), "%d", k->lim.steps);
+	snprintf(cmdto, sizeof(cmdto), "%lld", (long long)(k->lim.cmd_timeout_ms / 1000));
+	rc = embedded("spawner/prompts/agent_system.md", &tsys);
+	if (rc == 0)
+		rc = embedded("spawner/prompts/agent_task.md", &ttask);
+	if (rc == 0)
+		rc = embedded("spawner/prompts/agent_format_error.md", tfmt);
+	if (rc == 0)
+		rc = agent_render(&k->sys, tsys, vars);
+	if (rc == 0)
+		rc = agent_render(&k->task, ttask, vars);
+	if (rc < 0)
+		wk_stop(k, NULL, "%s", err_last());
+	free(tsys);
+	free(ttask);
+	return rc;
+}
+
+/* Step 6: the agent. */
+static int wk_agent(worker_ctx *k)
+{
+	const spw_worker_ctx *w = k->w;
+	const spw_request *req = k->req;
+	agent_config ac;
+	char *tfmt = NULL;
+	int rc;
+
+	rc = agents_md(w, k->ws, &k->notes);
 	if (rc < 0) {
-		status = rc == ERR_AUTH ? "refused" : "error";
-		snprintf(reason, sizeof(reason), "%s", err_last());
+		wk_stop(k, NULL, "%s", err_last());
 		goto done;
 	}
-
-	/* 4. the network (its policy, the proxy's attachment) and the sandbox */
-	rc = spw_net_open(&net, ws, &status, reason, sizeof(reason));
+	rc = wk_prompts(k, &tfmt);
 	if (rc < 0)
 		goto done;
-	rc = spw_worker_sandbox(w, &lim, ws, spw_net_socket(&net), &box, reason, sizeof(reason));
-	if (rc < 0)
-		goto done;
-	rc = spw_toolenv_join(net.pol != NULL, env ? (const char *const *)sec_env_strings(env) : NULL,
-			      &wenv);
+	memset(&ac, 0, sizeof(ac));
+	ac.llm = w->llm;
+	ac.call.role = req->role[0] ? req->role : w->cfg->role;
+	ac.call.project = req->project;
+	ac.call.user = req->user[0] ? req->user : NULL;
+	ac.call.thread_id = req->thread_id;
+	ac.call.run_id = req->run_id;
+	ac.call.node = "worker";
+	ac.call.worker = req->id;
+	ac.call.subject = req->task;
+	ac.call.owner = req->project;
+	ac.call.cancel = w->cancel;
+	ac.box = k->box;
+	ac.env = (const char *const *)k->wenv;
+	ac.system_prompt = buf_cstr(&k->sys);
+	ac.task_prompt = buf_cstr(&k->task);
+	ac.format_error_prompt = tfmt;
+	ac.transcript = k->transcript;
+	ac.use_tools = w->cfg->use_tools;
+	ac.max_steps = k->lim.steps;
+	ac.max_cost_usd = k->lim.cost_usd;
+	ac.wall_ms = k->lim.wall_ms;
+	ac.cmd_timeout_ms = k->lim.cmd_timeout_ms;
+	ac.max_format_errors = k->lim.format_errors;
+	ac.max_repeats = k->lim.repeats;
+	ac.stall_steps = k->lim.stall_steps;
+	ac.output_cap = (size_t)w->cfg->output_cap;
+	ac.fingerprint = fingerprint_cb;
+	ac.fp_udata = k->git;
+	ac.log = w->log;
+	ac.log_udata = w->log_udata;
+	ac.cancel = w->cancel;
+	spw_net_phase(&k->net, "agent", SPW_NET_AGENT);
+	spw_wphase(w, SPW_PHASE_AGENT);
+	rc = agent_run(&ac, &k->ar);
 	if (rc < 0) {
-		snprintf(reason, sizeof(reason), "%s", err_last());
+		wk_stop(k, NULL, "the agent could not run: %s", err_last());
 		goto done;
 	}
-
-	/* 4b. the setup (dependencies), with the network the policy gives it */
-	if (req->setup_command) {
-		rc = spw_run_setup(w, box, wenv, &net, reason, sizeof(reason));
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
-				 err_last());
-			goto done;
-		}
-		if (rc == 1) {
-			status = "failed";
-			goto done;
-		}
-	}
-
-	/* 5. the base's tests */
-	if (req->test_command) {
-		spw_net_phase(&net, "test", SPW_NET_TEST);
-		spw_wphase(w, SPW_PHASE_BASE_TESTS);
-		spw_wlog(w, "status", "counting the base's tests");
-		rc = spw_run_tests(w, box, wenv, &base_sum, NULL, why,
-			       sizeof(why));
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "the base's tests could not be run: %s",
-				 err_last());
-			goto done;
-		}
-		have_base = 1;
-	}
-
-	/* 6. the agent, told what the repository's AGENTS.md says */
-	if (agents_md(w, ws, &notes) < 0) {
-		snprintf(reason, sizeof(reason), "%s", err_last());
-		goto done;
-	}
-	{
-		agent_config ac;
-		char *tsys = NULL, *ttask = NULL, *tfmt = NULL;
-		char steps[16], cmdto[24];
-		const char *vars[] = {
-			"task",         req->task,
-			"branch",       branch,
-			"base",         spw_git_base(git),
-			"prompt",       req->prompt,
-			"test_command", req->test_command ? req->test_command
-							  : "(none given: find out how the project "
-							    "runs its tests)",
-			"max_steps",    steps,
-			"cmd_timeout_s", cmdto,
-			"agents_md",    buf_cstr(&notes),
-			NULL,           NULL,
-		};
-
-		snprintf(steps, sizeof(steps), "%d", lim.steps);
-		snprintf(cmdto, sizeof(cmdto), "%lld", (long long)(lim.cmd_timeout_ms / 1000));
-		if (embedded("spawner/prompts/agent_system.md", &tsys) < 0 ||
-		    embedded("spawner/prompts/agent_task.md", &ttask) < 0 ||
-		    embedded("spawner/prompts/agent_format_error.md", &tfmt) < 0 ||
-		    agent_render(&sys, tsys, vars) < 0 || agent_render(&task, ttask, vars) < 0) {
-			snprintf(reason, sizeof(reason), "%s", err_last());
-			free(tsys);
-			free(ttask);
-			free(tfmt);
-			goto done;
-		}
-		free(tsys);
-		free(ttask);
-		memset(&ac, 0, sizeof(ac));
-		ac.llm = w->llm;
-		ac.call.role = req->role[0] ? req->role : cfg->role;
-		ac.call.project = req->project;
-		ac.call.user = req->user[0] ? req->user : NULL;
-		ac.call.thread_id = req->thread_id;
-		ac.call.run_id = req->run_id;
-		ac.call.node = "worker";
-		ac.call.worker = req->id;
-		ac.call.subject = req->task;
-		ac.call.owner = req->project;
-		ac.call.cancel = w->cancel;
-		ac.box = box;
-		ac.env = (const char *const *)wenv;
-		ac.system_prompt = buf_cstr(&sys);
-		ac.task_prompt = buf_cstr(&task);
-		ac.format_error_prompt = tfmt;
-		ac.transcript = transcript;
-		ac.use_tools = cfg->use_tools;
-		ac.max_steps = lim.steps;
-		ac.max_cost_usd = lim.cost_usd;
-		ac.wall_ms = lim.wall_ms;
-		ac.cmd_timeout_ms = lim.cmd_timeout_ms;
-		ac.max_format_errors = lim.format_errors;
-		ac.max_repeats = lim.repeats;
-		ac.stall_steps = lim.stall_steps;
-		ac.output_cap = (size_t)cfg->output_cap;
-		ac.fingerprint = fingerprint_cb;
-		ac.fp_udata = git;
-		ac.log = w->log;
-		ac.log_udata = w->log_udata;
-		ac.cancel = w->cancel;
-		spw_net_phase(&net, "agent", SPW_NET_AGENT);
-		spw_wphase(w, SPW_PHASE_AGENT);
-		rc = agent_run(&ac, &ar);
-		free(tfmt);
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "the agent could not run: %s", err_last());
-			goto done;
-		}
-		agent_ran = 1;
-	}
-	if (ar.exit == AGENT_CANCELLED) {
-		status = "cancelled";
-		snprintf(reason, sizeof(reason), "%s", ar.reason);
-		goto done;
-	}
-
-	/* 7. commit, then the tests */
-	{
-		char msg[1200];
-		const char *summary = ar.summary && ar.summary[0] ? ar.summary : NULL;
-		size_t sl = summary ? strcspn(summary, "\n") : 0;
-
-		snprintf(msg, sizeof(msg), "task %s: %.*s\n\nWorker %s, attempt %d; agent: %s (%s).\n",
-			 req->task, summary ? (int)(sl > 200 ? 200 : sl) : 60,
-			 summary ? summary : req->prompt, req->id, w->attempt,
-			 agent_exit_name(ar.exit), ar.reason);
-		{
-			/* no secret value in a commit message */
-			char *red = redact_str(msg);
-			if (red) {
-				snprintf(msg, sizeof(msg), "%s", red);
-				free(red);
-			}
-		}
-		rc = spw_git_commit(git, msg, commit, &changed, &ds);
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "%s", err_last());
-			goto done;
-		}
-	}
-	/* no secret's value leaves in the work */
-	if (changed) {
-		char leak[512];
-
-		rc = spw_git_find_secrets(git, commit, leak, sizeof(leak));
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "%s", err_last());
-			goto done;
-		}
-		if (rc == 1) {
-			status = "failed";
-			snprintf(reason, sizeof(reason),
-				 "the work was not pushed: %s holds the value of a secret (the agent "
-				 "wrote a credential into the project)", leak);
-			goto done;
-		}
-	}
-	if (ar.exit == AGENT_SUBMITTED && req->test_command) {
-		spw_wphase(w, SPW_PHASE_TESTS);
-		spw_wlog(w, "status", "running the tests");
-		/* on exactly what is committed: no stale build output or cache */
-		rc = spw_git_clean(git, commit);
-		if (rc == 0)
-			rc = sbx_reown(box); /* what the host wrote goes back to the sandbox */
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "%s", err_last());
-			goto done;
-		}
-		/* the dependencies again: the reset removed them with everything ignored */
-		if (req->setup_command) {
-			rc = spw_run_setup(w, box, wenv, &net, reason, sizeof(reason));
-			if (rc < 0) {
-				snprintf(reason, sizeof(reason), "the setup command could not be run: %s",
-					 err_last());
-				goto done;
-			}
-			if (rc == 1) {
-				status = "failed";
-				goto done;
-			}
-		}
-		spw_net_phase(&net, "test", SPW_NET_TEST);
-		rc = spw_run_tests(w, box, wenv, &sum, &tail, why, sizeof(why));
-		if (rc < 0) {
-			snprintf(reason, sizeof(reason), "the tests could not be run: %s", err_last());
-			goto done;
-		}
-		tests = spw_testsum_json(&sum);
-		/* the repository's own failing tests (its baseline) may still fail */
-		sum.ok = spw_tests_accepted(req, &sum, have_base ? &base_sum : NULL);
-	}
-
-	/* 8. push */
-	if (changed) {
-		spw_wphase(w, SPW_PHASE_PUSHING);
-		spw_wlog(w, "status", "pushing %s", branch);
-		rc = spw_git_push(git, url, &cred, branch);
-		if (rc < 0) {
-			status = "error";
-			snprintf(reason, sizeof(reason), "the work is committed but not pushed: %s",
-				 err_last());
-			goto done;
-		}
-		pushed = 1;
-	}
-
-	/* the verdict */
-	if (w->cancel && atomic_load(w->cancel)) {
-		status = "cancelled";
-		snprintf(reason, sizeof(reason), "the worker was stopped");
-	} else if (ar.exit != AGENT_SUBMITTED) {
-		status = "failed";
-		snprintf(reason, sizeof(reason), "the agent did not finish: %s", ar.reason);
-	} else if (!req->test_command) {
-		status = "unverified";
-		snprintf(reason, sizeof(reason), "the agent submitted; no test command was given, so "
-						 "nothing checked the work");
-	} else if (!sum.ok) {
-		status = "failed";
-		if (sum.total >= 0)
-			snprintf(reason, sizeof(reason), "the tests failed: %d of %d failed (exit %d)%s%s",
-				 sum.failed, sum.total, sum.exit_code, why[0] ? ": " : "", why);
-		else
-			snprintf(reason, sizeof(reason), "the tests failed (exit %d)%s%s", sum.exit_code,
-				 why[0] ? ": " : "", why);
-	} else if (have_base && base_sum.total >= 0 && sum.total >= 0 &&
-		   sum.total < base_sum.total) {
-		status = "failed";
-		snprintf(reason, sizeof(reason), "the tests pass but there are fewer of them: %d, "
-						 "the base had %d", sum.total, base_sum.total);
-	} else if (have_base && base_sum.total > 0 && sum.total < 0) {
-		status = "failed";
-		snprintf(reason, sizeof(reason), "the tests no longer report a count (the base had %d "
-						 "tests)", base_sum.total);
-	} else {
-		status = "done";
-		if (sum.total >= 0 && sum.failed > 0)
-			snprintf(reason, sizeof(reason), "done: %d tests passed; %d fail, as on the "
-							 "base before any work (allowed: %d)",
-				 sum.passed, sum.failed, req->allowed_failures);
-		else if (sum.total >= 0)
-			snprintf(reason, sizeof(reason), "done: %d tests passed", sum.passed);
-		else
-			snprintf(reason, sizeof(reason), "done: the tests passed (exit 0)");
-	}
-	if (tests) {
-		const char *verdict = strcmp(status, "done") == 0 ? "passed"
-				      : !sum.ok			  ? "failed"
-								  : "shrank";
-		json_object_set_new(tests, "verdict", json_string(verdict));
-	}
-
+	k->agent_ran = 1;
+	if (k->ar.exit == AGENT_CANCELLED)
+		rc = wk_stop(k, "cancelled", "%s", k->ar.reason);
 done:
-	if (w->cancel && atomic_load(w->cancel) && strcmp(status, "error") == 0)
-		status = "cancelled"; /* a step cut short by the stop: run it again */
-	/* the connections still open are cut first: every decision is counted */
-	sbx_free(box);
-	box = NULL;
-	netj = spw_net_result(&net);
-	res = spw_result_base(req, req->id, status, reason);
-	if (res) {
-		if (netj)
-			json_object_set(res, "network", netj);
-		json_object_set_new(res, "attempt", json_integer(w->attempt));
-		json_object_set_new(res, "spawner", json_string(w->spawner_id));
-		json_object_set_new(res, "branch", json_string(branch));
-		if (git) {
-			json_object_set_new(res, "base_commit", json_string(spw_git_base(git)));
-			json_object_set_new(res, "commit", json_string(commit[0] ? commit
-										 : spw_git_base(git)));
-			json_object_set_new(res, "changed", json_boolean(changed));
-			json_object_set_new(res, "pushed", json_boolean(pushed));
-		}
-		if (changed) {
-			json_t *paths = spw_lines_json(ds.names);
+	free(tfmt);
+	return rc;
+}
 
-			json_object_set_new(res, "diff",
-					    json_pack("{s:i, s:i, s:i, s:o}", "files", ds.files,
-						      "insertions", ds.insertions, "deletions",
-						      ds.deletions, "paths", paths ? paths : json_array()));
-		}
-		if (req->test_command && (agent_ran || have_base)) {
-			if (!tests)
-				tests = json_pack("{s:s}", "verdict", "none");
-			if (tests) {
-				json_object_set_new(tests, "command", json_string(req->test_command));
-				if (have_base)
-					json_object_set_new(tests, "base",
-							    json_pack("{s:i, s:i, s:i}", "passed",
-								      base_sum.passed, "failed",
-								      base_sum.failed, "total",
-								      base_sum.total));
-				if (tail.len)
-					json_object_set_new(tests, "output",
-							    json_string(buf_cstr(&tail)));
-				json_object_set(res, "tests", tests);
-			}
-		}
-		if (agent_ran) {
-			char *summary = ar.summary ? redact_str(ar.summary) : NULL;
-			char *areason = redact_str(ar.reason);
+/* Step 7: the commit of the work tree; no secret's value leaves in it. */
+static int wk_commit(worker_ctx *k)
+{
+	const spw_request *req = k->req;
+	const char *summary = k->ar.summary && k->ar.summary[0] ? k->ar.summary : NULL;
+	size_t sl = summary ? strcspn(summary, "\n") : 0;
+	char msg[1200], leak[512];
+	char *red;
+	int rc;
 
-			json_object_set_new(res, "agent",
-					    json_pack("{s:s, s:s, s:i, s:i, s:i, s:s?}", "exit",
-						      agent_exit_name(ar.exit), "reason",
-						      areason ? areason : "", "steps", ar.steps,
-						      "actions", ar.actions, "format_errors",
-						      ar.format_errors, "summary", summary));
-			free(summary);
-			free(areason);
-			json_object_set_new(res, "tokens", json_pack("{s:I, s:I}", "in",
-								     (json_int_t)ar.tokens_in, "out",
-								     (json_int_t)ar.tokens_out));
-			json_object_set_new(res, "cost_usd", json_real(ar.cost_usd));
-			json_object_set_new(res, "transcript", json_string(transcript));
-		}
-		json_object_set_new(res, "wall_ms", json_integer(util_mono_ms() - t0));
-		if (agent_ran) {
-			json_t *l = json_pack("{s:s, s:I, s:O}", "type", "result", "t",
-					      (json_int_t)util_wall_ms(), "result", res);
-			if (l)
-				agent_transcript_append(transcript, l);
-			json_decref(l);
+	snprintf(msg, sizeof(msg), "task %s: %.*s\n\nWorker %s, attempt %d; agent: %s (%s).\n",
+		 req->task, summary ? (int)(sl > 200 ? 200 : sl) : 60, summary ? summary : req->prompt,
+		 req->id, k->w->attempt, agent_exit_name(k->ar.exit), k->ar.reason);
+	/* no secret value in a commit message */
+	red = redact_str(msg);
+	if (red) {
+		snprintf(msg, sizeof(msg), "%s", red);
+		free(red);
+	}
+	rc = spw_git_commit(k->git, msg, k->commit, &k->changed, &k->ds);
+	if (rc < 0)
+		return wk_stop(k, NULL, "%s", err_last());
+	if (!k->changed)
+		return 0;
+	rc = spw_git_find_secrets(k->git, k->commit, leak, sizeof(leak));
+	if (rc < 0)
+		return wk_stop(k, NULL, "%s", err_last());
+	if (rc == 1)
+		return wk_stop(k, "failed",
+			       "the work was not pushed: %s holds the value of a secret (the agent "
+			       "wrote a credential into the project)", leak);
+	return 0;
+}
+
+/* Step 7 (end): the tests on exactly what is committed, when the agent
+ * submitted and there is a test command. */
+static int wk_tests(worker_ctx *k)
+{
+	const spw_worker_ctx *w = k->w;
+	int rc;
+
+	if (k->ar.exit != AGENT_SUBMITTED || !k->req->test_command)
+		return 0;
+	spw_wphase(w, SPW_PHASE_TESTS);
+	spw_wlog(w, "status", "running the tests");
+	/* on exactly what is committed: no stale build output or cache */
+	rc = spw_git_clean(k->git, k->commit);
+	if (rc == 0)
+		rc = sbx_reown(k->box); /* what the host wrote goes back to the sandbox */
+	if (rc < 0)
+		return wk_stop(k, NULL, "%s", err_last());
+	/* the dependencies again: the reset removed them with everything ignored */
+	if (wk_setup(k) != 0)
+		return -1;
+	spw_net_phase(&k->net, "test", SPW_NET_TEST);
+	rc = spw_run_tests(w, k->box, k->wenv, &k->sum, &k->tail, k->why, sizeof(k->why));
+	if (rc < 0)
+		return wk_stop(k, NULL, "the tests could not be run: %s", err_last());
+	k->tests = spw_testsum_json(&k->sum);
+	/* the repository's own failing tests (its baseline) may still fail */
+	k->sum.ok = spw_tests_accepted(k->req, &k->sum, k->have_base ? &k->base_sum : NULL);
+	return 0;
+}
+
+/* Step 8: the push of task/<task>, when anything changed. */
+static int wk_push(worker_ctx *k)
+{
+	int rc;
+
+	if (!k->changed)
+		return 0;
+	spw_wphase(k->w, SPW_PHASE_PUSHING);
+	spw_wlog(k->w, "status", "pushing %s", k->branch);
+	rc = spw_git_push(k->git, k->url, &k->cred, k->branch);
+	if (rc < 0)
+		return wk_stop(k, "error", "the work is committed but not pushed: %s", err_last());
+	k->pushed = 1;
+	return 0;
+}
+
+/* The verdict of a worker that went through every step. */
+static void wk_verdict(worker_ctx *k)
+{
+	const spw_testsum *s = &k->sum, *b = &k->base_sum;
+	const char *sep = k->why[0] ? ": " : "";
+
+	if (k->w->cancel && atomic_load(k->w->cancel))
+		wk_stop(k, "cancelled", "the worker was stopped");
+	else if (k->ar.exit != AGENT_SUBMITTED)
+		wk_stop(k, "failed", "the agent did not finish: %s", k->ar.reason);
+	else if (!k->req->test_command)
+		wk_stop(k, "unverified", "the agent submitted; no test command was given, so "
+					 "nothing checked the work");
+	else if (!s->ok && s->total >= 0)
+		wk_stop(k, "failed", "the tests failed: %d of %d failed (exit %d)%s%s", s->failed,
+			s->total, s->exit_code, sep, k->why);
+	else if (!s->ok)
+		wk_stop(k, "failed", "the tests failed (exit %d)%s%s", s->exit_code, sep, k->why);
+	else if (k->have_base && b->total >= 0 && s->total >= 0 && s->total < b->total)
+		wk_stop(k, "failed", "the tests pass but there are fewer of them: %d, the base had %d",
+			s->total, b->total);
+	else if (k->have_base && b->total > 0 && s->total < 0)
+		wk_stop(k, "failed", "the tests no longer report a count (the base had %d tests)",
+			b->total);
+	else if (s->total >= 0 && s->failed > 0)
+		wk_stop(k, "done", "done: %d tests passed; %d fail, as on the base before any work "
+				   "(allowed: %d)", s->passed, s->failed, k->req->allowed_failures);
+	else if (s->total >= 0)
+		wk_stop(k, "done", "done: %d tests passed", s->passed);
+	else
+		wk_stop(k, "done", "done: the tests passed (exit 0)");
+	if (k->tests) {
+		const char *verdict = strcmp(k->status, "done") == 0 ? "passed"
+				      : !s->ok			     ? "failed"
+								     : "shrank";
+		json_object_set_new(k->tests, "verdict", json_string(verdict));
+	}
+}
+
+/* The result's "tests" and "agent" parts. */
+static void wk_result_work(worker_ctx *k, json_t *res)
+{
+	const spw_request *req = k->req;
+	const agent_result *ar = &k->ar;
+
+	if (req->test_command && (k->agent_ran || k->have_base)) {
+		if (!k->tests)
+			k->tests = json_pack("{s:s}", "verdict", "none");
+		if (k->tests) {
+			json_object_set_new(k->tests, "command", json_string(req->test_command));
+			if (k->have_base)
+				json_object_set_new(k->tests, "base",
+						    json_pack("{s:i, s:i, s:i}", "passed",
+							      k->base_sum.passed, "failed",
+							      k->base_sum.failed, "total",
+							      k->base_sum.total));
+			if (k->tail.len)
+				json_object_set_new(k->tests, "output", json_string(buf_cstr(&k->tail)));
+			json_object_set(res, "tests", k->tests);
 		}
 	}
-	/* the result goes to Redis, the database and a chat */
-	res = spw_result_redact(res);
-	spw_wlog(w, "status", "worker %s ended: %s: %s", req->id, status, reason);
-	json_decref(tests);
-	agent_result_free(&ar);
-	sbx_free(box);
-	spw_net_free(&net);
+	if (k->agent_ran) {
+		char *summary = ar->summary ? redact_str(ar->summary) : NULL;
+		char *areason = redact_str(ar->reason);
+
+		json_object_set_new(res, "agent",
+				    json_pack("{s:s, s:s, s:i, s:i, s:i, s:s?}", "exit",
+					      agent_exit_name(ar->exit), "reason", areason ? areason : "",
+					      "steps", ar->steps, "actions", ar->actions,
+					      "format_errors", ar->format_errors, "summary", summary));
+		free(summary);
+		free(areason);
+		json_object_set_new(res, "tokens", json_pack("{s:I, s:I}", "in",
+							     (json_int_t)ar->tokens_in, "out",
+							     (json_int_t)ar->tokens_out));
+		json_object_set_new(res, "cost_usd", json_real(ar->cost_usd));
+		json_object_set_new(res, "transcript", json_string(k->transcript));
+	}
+}
+
+/* Step 9 (first half): the sandbox closed, the result made (redacted);
+ * NULL when out of memory. */
+static json_t *wk_result(worker_ctx *k)
+{
+	const spw_worker_ctx *w = k->w;
+	json_t *res, *netj;
+
+	if (w->cancel && atomic_load(w->cancel) && strcmp(k->status, "error") == 0)
+		k->status = "cancelled"; /* a step cut short by the stop: run it again */
+	/* the connections still open are cut first: every decision is counted */
+	sbx_free(k->box);
+	k->box = NULL;
+	netj = spw_net_result(&k->net);
+	res = spw_result_base(k->req, k->req->id, k->status, k->reason);
+	if (!res)
+		goto done;
+	if (netj)
+		json_object_set(res, "network", netj);
+	json_object_set_new(res, "attempt", json_integer(w->attempt));
+	json_object_set_new(res, "spawner", json_string(w->spawner_id));
+	json_object_set_new(res, "branch", json_string(k->branch));
+	if (k->git) {
+		const char *base = spw_git_base(k->git);
+
+		json_object_set_new(res, "base_commit", json_string(base));
+		json_object_set_new(res, "commit", json_string(k->commit[0] ? k->commit : base));
+		json_object_set_new(res, "changed", json_boolean(k->changed));
+		json_object_set_new(res, "pushed", json_boolean(k->pushed));
+	}
+	if (k->changed) {
+		json_t *paths = spw_lines_json(k->ds.names);
+
+		json_object_set_new(res, "diff",
+				    json_pack("{s:i, s:i, s:i, s:o}", "files", k->ds.files, "insertions",
+					      k->ds.insertions, "deletions", k->ds.deletions, "paths",
+					      paths ? paths : json_array()));
+	}
+	wk_result_work(k, res);
+	json_object_set_new(res, "wall_ms", json_integer(util_mono_ms() - k->t0));
+	if (k->agent_ran)
+		wk_transcript(k, json_pack("{s:s, s:I, s:O}", "type", "result", "t",
+					   (json_int_t)util_wall_ms(), "result", res));
+done:
 	json_decref(netj);
-	spw_git_free(git);
-	if (dir[0] && spw_remove_worker_dir(dir) < 0)
-		log_warn("spawner", "worker %s: %s (the janitor tries again)", req->id, err_last());
-	spw_toolenv_free(wenv);
-	sec_env_free(env);
-	if (repo_secret)
-		sec_value_free(repo_secret);
-	buf_free(&sys);
-	buf_free(&task);
-	buf_free(&notes);
-	buf_free(&tail);
+	/* the result goes to Redis, the database and a chat */
+	return spw_result_redact(res);
+}
+
+/* Step 9 (second half): everything the run held, its folder removed. */
+static void wk_free(worker_ctx *k)
+{
+	json_decref(k->tests);
+	agent_result_free(&k->ar);
+	sbx_free(k->box);
+	spw_net_free(&k->net);
+	spw_git_free(k->git);
+	if (k->dir[0] && spw_remove_worker_dir(k->dir) < 0)
+		log_warn("spawner", "worker %s: %s (the janitor tries again)", k->req->id,
+			 err_last());
+	spw_toolenv_free(k->wenv);
+	sec_env_free(k->env);
+	if (k->repo_secret)
+		sec_value_free(k->repo_secret);
+	buf_free(&k->sys);
+	buf_free(&k->task);
+	buf_free(&k->notes);
+	buf_free(&k->tail);
+}
+
+json_t *spw_worker_run(const spw_worker_ctx *w)
+{
+	worker_ctx *k;
+	json_t *res;
+
+	if (spw_request_is_git_only(w->req))
+		return spw_merge_run(w);
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	wk_init(k, w);
+	if (wk_workspace(k) != 0 || wk_sandbox(k) != 0 || wk_agent(k) != 0 || wk_commit(k) != 0 ||
+	    wk_tests(k) != 0 || wk_push(k) != 0)
+		goto done;
+	wk_verdict(k);
+done:
+	res = wk_result(k);
+	spw_wlog(w, "status", "worker %s ended: %s: %s", k->req->id, k->status, k->reason);
+	wk_free(k);
+	free(k);
 	return res;
 }

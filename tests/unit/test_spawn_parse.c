@@ -4,6 +4,8 @@
 #include "core/err.h"
 #include "core/redis.h"
 #include "spawner/agent.h"
+#include "spawner/limits.h"
+#include "spawner/spawner.h"
 #include "spawner/request.h"
 #include "spawner/testsum.h"
 
@@ -350,11 +352,82 @@ static void test_render(void **state)
 	buf_free(&b);
 }
 
+/* The limits table: the configuration it reads is the spawner's (unset,
+ * set, wrong), a request's keys round-trip, and the README lists each row
+ * (its request key, its variable and its default). */
+static void test_limits_table(void **state)
+{
+	static const char *const vars[][2] = {
+		{"ORCH_WORKER_MEM", "512M"}, {"ORCH_AGENT_MAX_WALL", "10m"},
+		{"ORCH_AGENT_MAX_COST", "0.25"}, {"ORCH_WORKER_PIDS", "64"}};
+	spw_config cfg;
+	spw_limits env, req, back;
+	json_t *j;
+	FILE *f;
+	char *readme = NULL;
+	size_t n = 0;
+	(void)state;
+
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			if (round)
+				setenv(vars[i][0], vars[i][1], 1);
+			else
+				unsetenv(vars[i][0]);
+		}
+		assert_int_equal(spw_config_from_env(&cfg, "redis://127.0.0.1:1", "/tmp"), 0);
+		assert_int_equal(spw_limits_from_env(&env), 0);
+		assert_memory_equal(&env, &cfg.max, sizeof(env));
+	}
+	assert_int_equal(env.mem_bytes, 512 << 20);
+	assert_int_equal(env.wall_ms, 600000);
+	setenv("ORCH_WORKER_CPUS", "0", 1);
+	assert_true(spw_limits_from_env(&env) < 0);
+	assert_non_null(strstr(err_last(), "ORCH_WORKER_CPUS"));
+	unsetenv("ORCH_WORKER_CPUS");
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i][0]);
+
+	/* a request's limits, written back and read again */
+	j = json_pack("{s:i, s:f, s:i, s:s, s:i}", "steps", 7, "cpus", 0.5, "wall_s", 90, "disk",
+		      "3G", "repeats", 4);
+	memset(&req, 0, sizeof(req));
+	assert_int_equal(spw_limits_from_json(j, &req), 0);
+	json_decref(j);
+	assert_int_equal(req.wall_ms, 90000);
+	assert_int_equal(req.disk_bytes, (int64_t)3 << 30);
+	j = spw_limits_json(&req);
+	memset(&back, 0, sizeof(back));
+	assert_int_equal(spw_limits_from_json(j, &back), 0);
+	json_decref(j);
+	assert_memory_equal(&req, &back, sizeof(req));
+
+	/* the README's tables hold every row */
+	f = fopen("README.md", "r");
+	assert_non_null(f);
+	assert_true(getdelim(&readme, &n, '\0', f) > 0);
+	fclose(f);
+	for (size_t i = 0; i < spw_limit_count; i++) {
+		const spw_limit_def *d = &spw_limit_table[i];
+		char want[128];
+		const char *row = strstr(readme, "| `limits` |");
+
+		assert_non_null(row);
+		snprintf(want, sizeof(want), "`%s`", d->key);
+		assert_true(strstr(row, want) && strstr(row, want) < strchr(row, '\n'));
+		snprintf(want, sizeof(want), "| `%s` | `%s` |", d->env, d->def);
+		if (!strstr(readme, want))
+			fail_msg("README.md has no row %s", want);
+	}
+	free(readme);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_testsum_formats),
 		cmocka_unit_test(test_requests),
+		cmocka_unit_test(test_limits_table),
 		cmocka_unit_test(test_change_requests),
 		cmocka_unit_test(test_testsum_failing_names),
 		cmocka_unit_test(test_redis_urls),
