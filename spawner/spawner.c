@@ -110,23 +110,6 @@ static const pg_stmt STMT_RELEASE = {
 
 /* --- configuration --- */
 
-static int env_double(const char *name, double def, double max, double *out)
-{
-	const char *v = getenv(name);
-	char *end;
-	double d;
-
-	*out = def;
-	if (!v || !*v)
-		return 0;
-	d = strtod(v, &end);
-	if (*end || !isfinite(d) || d <= 0 || d > max)
-		return err_set(ERR_INVALID, "%s must be a number above 0, at most %g (got '%s')", name,
-			       max, v);
-	*out = d;
-	return 0;
-}
-
 static int env_size(const char *name, int64_t def, int64_t *out)
 {
 	const char *v = getenv(name);
@@ -294,78 +277,61 @@ static int net_registries_from_env(spw_config *out)
 	return rc;
 }
 
-int spw_config_from_env(spw_config *out, const char *redis_url, const char *data_dir)
+/* Reads one integer setting into *field (an int). */
+static int env_int_field(const char *name, int64_t def, int64_t min, int64_t max, int *field)
 {
-	int64_t v;
+	int64_t v = 0;
+	int rc = cfg_env_int(name, def, min, max, &v);
+
+	if (rc == 0)
+		*field = (int)v;
+	return rc;
+}
+
+/* Reads settings in order until one is refused: each row a variable, its
+ * kind, default and bounds, and where it goes. */
+typedef struct env_row {
+	const char *name;
+	char kind; /* 'i' int, 'l' int64_t, 'd' duration in ms, 's' string */
+	int64_t def, min, max;
+	const char *sdef;
+	void *field;
+	size_t cap; /* strings */
+} env_row;
+
+static int env_rows(const env_row *rows, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const env_row *r = &rows[i];
+
+		if (r->kind == 'i')
+			rc = env_int_field(r->name, r->def, r->min, r->max, r->field);
+		else if (r->kind == 'l')
+			rc = cfg_env_int(r->name, r->def, r->min, r->max, r->field);
+		else if (r->kind == 'd')
+			rc = cfg_env_duration_ms(r->name, r->def, r->min, r->max, r->field);
+		else
+			rc = cfg_env_str(r->name, r->sdef, r->field, r->cap);
+	}
+	return rc;
+}
+
+/* The network settings: the default policy, its phases, the registries'
+ * host lists and where the proxy's sockets go. */
+static int config_net(spw_config *out)
+{
+	char phases[128];
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	snprintf(out->redis_url, sizeof(out->redis_url), "%s", redis_url ? redis_url : "");
-	snprintf(out->data_dir, sizeof(out->data_dir), "%s", data_dir ? data_dir : ".");
-#define INT(name, def, min, max, field)                                                        \
-	do {                                                                                   \
-		if ((rc = cfg_env_int(name, def, min, max, &v)) < 0)                           \
-			return rc;                                                             \
-		out->field = (int)v;                                                           \
-	} while (0)
-#define DUR(name, def, min, max, field)                                                        \
-	do {                                                                                   \
-		if ((rc = cfg_env_duration_ms(name, def, min, max, &out->field)) < 0)          \
-			return rc;                                                             \
-	} while (0)
-	INT("ORCH_MAX_WORKERS", 2, 1, 256, max_workers);
-	DUR("ORCH_SPAWN_CLAIM_IDLE", 60000, 1000, 86400000, claim_idle_ms);
-	INT("ORCH_SPAWN_MAX_ATTEMPTS", 3, 1, 100, max_attempts);
-	DUR("ORCH_SPAWN_CLEANUP", 600000, 1000, 86400000, cleanup_ms);
-	INT("ORCH_SPAWN_RELAY", 1, 0, 1, relay);
-	{
-		char def[1100];
-
-		snprintf(def, sizeof(def), "%s/repos", out->data_dir);
-		if ((rc = cfg_env_str("ORCH_SPAWN_REPO_ROOTS", def, out->repo_roots,
-				      sizeof(out->repo_roots))) < 0)
-			return rc;
-	}
-	INT("ORCH_AGENT_MAX_STEPS", 50, 1, 10000, max.steps);
-	if ((rc = env_double("ORCH_AGENT_MAX_COST", 2.0, 1e6, &out->max.cost_usd)) < 0)
-		return rc;
-	DUR("ORCH_AGENT_MAX_WALL", 1800000, 1000, 7 * 86400000LL, max.wall_ms);
-	DUR("ORCH_AGENT_CMD_TIMEOUT", 120000, 1000, 86400000, max.cmd_timeout_ms);
-	INT("ORCH_AGENT_FORMAT_ERRORS", 3, 1, 1000, max.format_errors);
-	INT("ORCH_AGENT_REPEATS", 3, 2, 1000, max.repeats);
-	INT("ORCH_AGENT_STALL_STEPS", 20, 1, 10000, max.stall_steps);
-	INT("ORCH_AGENT_TOOLS", 1, 0, 1, use_tools);
-	if ((rc = cfg_env_int("ORCH_AGENT_OUTPUT_CAP", 10000, 1000, 1 << 20, &out->output_cap)) < 0)
-		return rc;
-	if ((rc = cfg_env_str("ORCH_AGENT_ROLE", "worker", out->role, sizeof(out->role))) < 0)
-		return rc;
-	DUR("ORCH_TEST_TIMEOUT", 600000, 1000, 86400000, test_timeout_ms);
-	if ((rc = env_size("ORCH_WORKER_MEM", (int64_t)1 << 30, &out->max.mem_bytes)) < 0 ||
-	    (rc = env_size("ORCH_WORKER_DISK", (int64_t)2 << 30, &out->max.disk_bytes)) < 0)
-		return rc;
-	if ((rc = cfg_env_int("ORCH_WORKER_PIDS", 256, 8, 1 << 20, &out->max.pids)) < 0)
-		return rc;
-	if ((rc = env_double("ORCH_WORKER_CPUS", 1.0, 1024, &out->max.cpus)) < 0)
-		return rc;
-	if ((rc = cfg_env_str("ORCH_SANDBOX", "ns", out->sandbox, sizeof(out->sandbox))) < 0 ||
-	    (rc = cfg_env_str("ORCH_SANDBOX_IMAGE", NULL, out->sandbox_image,
-			      sizeof(out->sandbox_image))) < 0 ||
-	    (rc = cfg_env_str("ORCH_SANDBOX_RUNTIME", NULL, out->sandbox_runtime,
-			      sizeof(out->sandbox_runtime))) < 0 ||
-	    (rc = cfg_env_str("ORCH_WORKER_DISK_KIND", "loop", out->disk_kind,
-			      sizeof(out->disk_kind))) < 0)
-		return rc;
-	INT("ORCH_SANDBOX_DEGRADED", 0, 0, 1, allow_degraded);
-	if ((rc = cfg_env_str("ORCH_FORGE_API", "", out->forge_api, sizeof(out->forge_api))) < 0)
-		return rc;
-	DUR("ORCH_FORGE_POLL", 60000, 0, 86400000, forge_poll_ms);
-	INT("ORCH_NET_MAX_CONNS", 32, 1, 4096, net_max_conns);
-	if ((rc = env_size("ORCH_NET_MAX_BYTES", (int64_t)2 << 30, &out->net_max_bytes)) < 0)
-		return rc;
-	if ((rc = cfg_env_str("ORCH_NET_POLICY", "none", out->net_policy,
-			      sizeof(out->net_policy))) < 0)
-		return rc;
-	if (strcmp(out->net_policy, "none") != 0 && strcmp(out->net_policy, "registries") != 0) {
+	rc = env_int_field("ORCH_NET_MAX_CONNS", 32, 1, 4096, &out->net_max_conns);
+	if (rc == 0)
+		rc = env_size("ORCH_NET_MAX_BYTES", (int64_t)2 << 30, &out->net_max_bytes);
+	if (rc == 0)
+		rc = cfg_env_str("ORCH_NET_POLICY", "none", out->net_policy, sizeof(out->net_policy));
+	if (rc == 0 && strcmp(out->net_policy, "none") != 0 &&
+	    strcmp(out->net_policy, "registries") != 0) {
 		egr_policy *pol = NULL;
 
 		rc = egr_policy_new(&pol);
@@ -375,28 +341,67 @@ int spw_config_from_env(spw_config *out, const char *redis_url, const char *data
 			rc = err_set(ERR_INVALID, "ORCH_NET_POLICY must be none, registries or host "
 						  "patterns");
 		egr_policy_free(pol);
-		if (rc < 0)
-			return rc;
 	}
-	{
-		char phases[128];
+	if (rc == 0)
+		rc = cfg_env_str("ORCH_NET_PHASES", "setup", phases, sizeof(phases));
+	if (rc == 0 && spw_phases_parse(phases, &out->net_phases) < 0)
+		rc = err_wrap("ORCH_NET_PHASES");
+	if (rc == 0)
+		rc = net_registries_from_env(out);
+	if (rc == 0)
+		rc = net_socket_dir_from_env(out);
+	return rc;
+}
 
-		if ((rc = cfg_env_str("ORCH_NET_PHASES", "setup", phases, sizeof(phases))) < 0)
-			return rc;
-		if (spw_phases_parse(phases, &out->net_phases) < 0)
-			return err_wrap("ORCH_NET_PHASES");
-	}
-	if ((rc = net_registries_from_env(out)) < 0 ||
-	    (rc = net_socket_dir_from_env(out)) < 0)
-		return rc;
-#undef INT
-#undef DUR
+int spw_config_from_env(spw_config *out, const char *redis_url, const char *data_dir)
+{
+	char repos[1100];
+	sbx_backend b;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->redis_url, sizeof(out->redis_url), "%s", redis_url ? redis_url : "");
+	snprintf(out->data_dir, sizeof(out->data_dir), "%s", data_dir ? data_dir : ".");
+	snprintf(repos, sizeof(repos), "%s/repos", out->data_dir);
 	{
-		sbx_backend b;
-		if (sbx_backend_parse(out->sandbox, &b) < 0)
-			return err_set(ERR_INVALID, "ORCH_SANDBOX must be ns or docker, got '%s'",
-				       out->sandbox);
+		const env_row rows[] = {
+			{"ORCH_MAX_WORKERS", 'i', 2, 1, 256, NULL, &out->max_workers, 0},
+			{"ORCH_SPAWN_CLAIM_IDLE", 'd', 60000, 1000, 86400000, NULL,
+			 &out->claim_idle_ms, 0},
+			{"ORCH_SPAWN_MAX_ATTEMPTS", 'i', 3, 1, 100, NULL, &out->max_attempts, 0},
+			{"ORCH_SPAWN_CLEANUP", 'd', 600000, 1000, 86400000, NULL, &out->cleanup_ms, 0},
+			{"ORCH_SPAWN_RELAY", 'i', 1, 0, 1, NULL, &out->relay, 0},
+			{"ORCH_SPAWN_REPO_ROOTS", 's', 0, 0, 0, repos, out->repo_roots,
+			 sizeof(out->repo_roots)},
+			{"ORCH_AGENT_TOOLS", 'i', 1, 0, 1, NULL, &out->use_tools, 0},
+			{"ORCH_AGENT_OUTPUT_CAP", 'l', 10000, 1000, 1 << 20, NULL, &out->output_cap, 0},
+			{"ORCH_AGENT_ROLE", 's', 0, 0, 0, "worker", out->role, sizeof(out->role)},
+			{"ORCH_TEST_TIMEOUT", 'd', 600000, 1000, 86400000, NULL, &out->test_timeout_ms,
+			 0},
+			{"ORCH_SANDBOX", 's', 0, 0, 0, "ns", out->sandbox, sizeof(out->sandbox)},
+			{"ORCH_SANDBOX_IMAGE", 's', 0, 0, 0, NULL, out->sandbox_image,
+			 sizeof(out->sandbox_image)},
+			{"ORCH_SANDBOX_RUNTIME", 's', 0, 0, 0, NULL, out->sandbox_runtime,
+			 sizeof(out->sandbox_runtime)},
+			{"ORCH_WORKER_DISK_KIND", 's', 0, 0, 0, "loop", out->disk_kind,
+			 sizeof(out->disk_kind)},
+			{"ORCH_SANDBOX_DEGRADED", 'i', 0, 0, 1, NULL, &out->allow_degraded, 0},
+			{"ORCH_FORGE_API", 's', 0, 0, 0, "", out->forge_api, sizeof(out->forge_api)},
+			{"ORCH_FORGE_POLL", 'd', 60000, 0, 86400000, NULL, &out->forge_poll_ms, 0},
+		};
+
+		rc = env_rows(rows, sizeof(rows) / sizeof(rows[0]));
 	}
+	/* every limit of a worker (spawner/limits.c's table) */
+	if (rc == 0)
+		rc = spw_limits_from_env(&out->max);
+	if (rc == 0)
+		rc = config_net(out);
+	if (rc < 0)
+		return rc;
+	if (sbx_backend_parse(out->sandbox, &b) < 0)
+		return err_set(ERR_INVALID, "ORCH_SANDBOX must be ns or docker, got '%s'",
+			       out->sandbox);
 	if (strcmp(out->disk_kind, "loop") != 0 && strcmp(out->disk_kind, "tmpfs") != 0 &&
 	    strcmp(out->disk_kind, "none") != 0)
 		return err_set(ERR_INVALID, "ORCH_WORKER_DISK_KIND must be loop, tmpfs or none, got "
@@ -437,9 +442,7 @@ int spw_preflight(const spw_config *cfg)
 	memset(&o, 0, sizeof(o));
 	sbx_backend_parse(cfg->sandbox, &o.backend);
 	o.workspace = ws;
-	o.mem_bytes = cfg->max.mem_bytes;
-	o.pids = cfg->max.pids;
-	o.cpus = cfg->max.cpus;
+	spw_limits_to_sbx(&cfg->max, &o);
 	o.allow_degraded = cfg->allow_degraded;
 	o.image = cfg->sandbox_image[0] ? cfg->sandbox_image : NULL;
 	o.runtime = cfg->sandbox_runtime[0] ? cfg->sandbox_runtime : NULL;
@@ -931,7 +934,8 @@ static int start_worker(spw_spawner *s, spw_request *req, const char *entry, int
 	pthread_mutex_unlock(&s->lock);
 	if (!sl)
 		return err_set(ERR_BUSY, "no free worker slot");
-	if (!sl->conn && (rc = rds_connect(&sl->conn, s->cfg.redis_url, 1)) < 0)
+	rc = sl->conn ? 0 : rds_connect(&sl->conn, s->cfg.redis_url, 1);
+	if (rc < 0)
 		goto fail;
 	rds_set_cancel(sl->conn, &s->stopping);
 	if (pthread_create(&sl->thread, NULL, worker_main, sl) != 0) {
@@ -1579,7 +1583,7 @@ int spw_cleanup(spw_spawner *s, int *out_removed)
 	d = opendir(path);
 	if (!d)
 		return 0;
-	while ((e = readdir(d)) != NULL) {
+	for (e = readdir(d); e; e = readdir(d)) {
 		char state[16], dir[PATH_MAX];
 		json_t *result = NULL;
 		int live = 0, mine = 0;

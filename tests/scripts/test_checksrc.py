@@ -32,15 +32,7 @@ CLEAN = ["nodes", "engine/graph.c", "engine/graph.h", "engine/graph_int.h", "cli
          "bot/limit.h", "bot/route.c", "bot/route.h", "bot/command.c", "bot/command.h",
          "engine/outbox.c", "engine/outbox.h", "engine/state.c", "engine/state.h",
          "cli/cmd_eval.c", "cli/cmd_new.c", "cli/eval_front.c",
-         # spawner/ but spawner.c and spawner.h
-         "spawner/agent.c", "spawner/agent.h", "spawner/change.c", "spawner/egress.c",
-         "spawner/egress.h", "spawner/forge.c", "spawner/forge.h", "spawner/gitws.c",
-         "spawner/gitws.h", "spawner/limits.c", "spawner/limits.h", "spawner/merge.c",
-         "spawner/request.c", "spawner/request.h", "spawner/sandbox.c", "spawner/sandbox.h",
-         "spawner/sbx_cgroup.c", "spawner/sbx_docker.c", "spawner/sbx_fwd.c", "spawner/sbx_int.h",
-         "spawner/sbx_ns.c", "spawner/sbx_quota.c", "spawner/sbx_seccomp.c", "spawner/spw_int.h",
-         "spawner/testsum.c", "spawner/testsum.h", "spawner/toolenv.c", "spawner/toolenv.h",
-         "spawner/worker.c", "spawner/worker_net.c", "cli/cmd_sandbox.c"]
+         "spawner", "cli/cmd_sandbox.c"]
 CLEAN_SKIP = ["sql-table"]
 # and of those, clean under the SQL rule too (each part's tables reached
 # through its own functions)
