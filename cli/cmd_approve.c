@@ -32,42 +32,36 @@ static const char USAGE[] =
 	"  \"root:*\"); the decision records that user, by its uid.";
 
 /* The questions of thread `thread` asked through the outbox (kinds ending
- * with `kind_suffix`) but not shown yet (no approvals row), oldest first:
- * *out (owned; eng_outbox_rows_free) and *n. */
+ * with `kind_suffix`) but not shown yet (no approvals row): the first *kept
+ * of *out, oldest first. *out (owned) holds *n rows in all: free them with
+ * eng_outbox_rows_free(*out, *n). */
 static int unshown(pg_conn *c, int64_t thread, const char *kind_suffix, eng_outbox_row **out,
-		   int *n)
+		   int *n, int *kept)
 {
-	eng_outbox_row *rows = NULL;
-	int nrows = 0, kept = 0;
-	int rc = eng_outbox_pending_of(c, thread, kind_suffix, &rows, &nrows);
+	int rc = eng_outbox_pending_of(c, thread, kind_suffix, out, n);
 
-	for (int i = 0; rc == 0 && i < nrows; i++) {
+	*kept = 0;
+	for (int i = 0; rc == 0 && i < *n; i++) {
 		int64_t shown = 0;
 
-		rc = bot_report_of_outbox(c, rows[i].id, &shown);
+		rc = bot_report_of_outbox(c, (*out)[i].id, &shown);
 		if (rc == 0 && shown == 0) {
-			eng_outbox_row keep = rows[kept];
-			rows[kept++] = rows[i];
-			rows[i] = keep;
+			eng_outbox_row keep = (*out)[*kept];
+			(*out)[*kept] = (*out)[i];
+			(*out)[i] = keep;
+			(*kept)++;
 		}
 	}
-	if (rc < 0) {
-		eng_outbox_rows_free(rows, nrows);
-		return rc;
-	}
-	eng_outbox_rows_free(rows + kept, nrows - kept);
-	*out = rows;
-	*n = kept;
-	return 0;
+	return rc;
 }
 
 int cli_unshown_count(pg_conn *c, int64_t thread, const char *kind_suffix, int *out_n)
 {
 	eng_outbox_row *rows = NULL;
-	int rc = unshown(c, thread, kind_suffix, &rows, out_n);
+	int n = 0;
+	int rc = unshown(c, thread, kind_suffix, &rows, &n, out_n);
 
-	if (rc == 0)
-		eng_outbox_rows_free(rows, *out_n);
+	eng_outbox_rows_free(rows, n);
 	return rc;
 }
 
@@ -75,14 +69,14 @@ int cli_materialize(pg_conn *c, int64_t thread)
 {
 	eng_outbox_row *rows = NULL;
 	int64_t ttl_ms = 86400000;
-	int n = 0, rc;
+	int n = 0, kept = 0, rc;
 
 	if (cfg_env_duration_ms("ORCH_APPROVAL_TTL", 86400000, 1000, 365LL * 86400000, &ttl_ms) < 0)
 		return ERR_INVALID;
 	/* questions of the thread its run waits for, asked but not shown yet:
 	 * they get their approvals rows now */
-	rc = unshown(c, thread, ".approval", &rows, &n);
-	for (int i = 0; rc == 0 && i < n; i++) {
+	rc = unshown(c, thread, ".approval", &rows, &n, &kept);
+	for (int i = 0; rc == 0 && i < kept; i++) {
 		bot_approval a;
 		char channel[16];
 		size_t len = strcspn(rows[i].kind, ".");
