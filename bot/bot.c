@@ -14,6 +14,7 @@
 #include "core/metrics.h"
 #include "core/util.h"
 #include "engine/deadletter.h"
+#include "engine/report.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -994,7 +995,8 @@ static void check_done(bot *b)
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(b->multi, &left)) != NULL) {
+	for (msg = curl_multi_info_read(b->multi, &left); msg;
+	     msg = curl_multi_info_read(b->multi, &left)) {
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == b->easy) {
 			CURLcode cc = msg->data.result;
 			long status = 0;
@@ -1091,32 +1093,26 @@ static void on_next(evutil_socket_t fd, short kind, void *arg)
 	}
 }
 
-static const pg_stmt STMT_TYPING = {
-	"bot_typing_chats",
-	"SELECT DISTINCT t.metadata->>'chat' FROM runs r JOIN threads t ON t.id = r.thread_id "
-	"WHERE r.status = 'running' AND t.metadata->>'channel' = 'telegram' LIMIT 100",
-	0,
-};
-
 static void typing(bot *b)
 {
 	pg_conn *c = NULL;
-	PGresult *res = NULL;
+	json_t *chats = NULL, *chat;
+	size_t i;
 
 	if (pg_pool_acquire(b->pool, 1000, &c) < 0)
 		return;
-	if (pg_exec_stmt(c, &res, &STMT_TYPING, NULL) < 0)
+	if (eng_report_running_chats(c, "telegram", 100, &chats) < 0)
 		log_warn(MOD, "typing: %s", err_last());
 	pg_pool_release(b->pool, c);
-	for (int i = 0; i < pg_rows(res); i++) {
+	json_array_foreach(chats, i, chat) {
 		tg_reply rep;
 		if (bot_limit_wait(b->lim, 0, util_mono_ms()) > 0)
 			break;
 		bot_limit_note(b->lim, 0, util_mono_ms());
-		if (tg_send_chat_action(b->tg, pg_val(res, i, 0), "typing", &rep) < 0)
+		if (tg_send_chat_action(b->tg, json_string_value(chat), "typing", &rep) < 0)
 			log_debug(MOD, "sendChatAction: %s", err_last());
 	}
-	PQclear(res);
+	json_decref(chats);
 }
 
 static void on_tick(evutil_socket_t fd, short kind, void *arg)

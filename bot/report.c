@@ -2,6 +2,7 @@
 #include "core/err.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static const pg_stmt STMT_QUESTIONS = {
 	"bot_report_questions",
@@ -104,5 +105,54 @@ int bot_report_open_options(pg_conn *c, int64_t id, json_t **out)
 	if (rc == 0 && pg_rows(r) == 1)
 		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
 	PQclear(r);
+	return rc;
+}
+
+static const pg_stmt STMT_OF_OUTBOX = {
+	"bot_report_of_outbox",
+	"SELECT id FROM approvals WHERE outbox_id = $1::bigint LIMIT 1",
+	1,
+};
+
+int bot_report_of_outbox(pg_conn *c, int64_t outbox_id, int64_t *out_id)
+{
+	char sid[24];
+	const char *params[1] = {sid};
+	PGresult *r = NULL;
+	int rc;
+
+	snprintf(sid, sizeof(sid), "%lld", (long long)outbox_id);
+	rc = pg_exec_stmt(c, &r, &STMT_OF_OUTBOX, params);
+	*out_id = rc == 0 && pg_rows(r) == 1 ? pg_int(r, 0, 0) : 0;
+	PQclear(r);
+	return rc;
+}
+
+static const pg_stmt STMT_OPEN_KEYS = {
+	"bot_report_open_keys",
+	"SELECT coalesce(json_agg(json_build_object('id', id, 'question', question) ORDER BY id "
+	"DESC), '[]')::text FROM approvals WHERE thread_id = $1::bigint AND state = 'pending' AND "
+	"expires_at > now() AND key IN (SELECT jsonb_array_elements_text($2::jsonb))",
+	2,
+};
+
+int bot_report_open_keys(pg_conn *c, int64_t thread_id, const json_t *keys, json_t **out)
+{
+	char tid[24], *k = json_dumps(keys, JSON_COMPACT);
+	const char *params[2] = {tid, k};
+	PGresult *r = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!k)
+		return err_set(ERR_NOMEM, "out of memory");
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &r, &STMT_OPEN_KEYS, params);
+	free(k);
+	if (rc == 0 && pg_rows(r) == 1)
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+	PQclear(r);
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
 	return rc;
 }

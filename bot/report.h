@@ -32,4 +32,13 @@ int bot_report_question(pg_conn *c, int64_t id, json_t **out);
  * NULL when it is not (or there is no such question). */
 int bot_report_open_options(pg_conn *c, int64_t id, json_t **out);
 
+/* The question made from outbox row `outbox_id` (a chat showed it): *out_id
+ * its approval id, 0 when none was made yet. */
+int bot_report_of_outbox(pg_conn *c, int64_t outbox_id, int64_t *out_id);
+
+/* The pending questions of thread `thread_id`, not expired, whose key is
+ * one of `keys` (an array of strings: what its run waits on), newest first,
+ * into *out (owned): [{"id", "question"}]. */
+int bot_report_open_keys(pg_conn *c, int64_t thread_id, const json_t *keys, json_t **out);
+
 #endif

@@ -306,11 +306,12 @@ int bot_new_project(pg_conn *c, const char *graph, const bot_input *in, const ch
 	return bot_say(c, in->channel, in->dest, thread, msg);
 }
 
-static const pg_stmt STMT_CANCEL_WORKERS = {
-	"bot_cancel_workers",
-	"SELECT spawn_cancel_thread($1::bigint, $2)",
-	2,
-};
+static _Atomic(bot_cancel_workers_fn) g_cancel_workers;
+
+void bot_set_cancel_workers(bot_cancel_workers_fn fn)
+{
+	atomic_store(&g_cancel_workers, fn);
+}
 
 /* Questions of a cancelled project can no longer be answered: they end,
  * and their Telegram messages lose their buttons. */
@@ -346,29 +347,29 @@ static int cancel_approvals(pg_conn *c, int64_t thread)
 int bot_cancel_project(pg_conn *c, int64_t thread, const char *who, int *out_runs,
 		       int *out_workers)
 {
-	char tid[24], reason[200], idem[64];
-	const char *params[2] = {tid, reason};
-	PGresult *res = NULL;
+	char reason[200], idem[64];
+	bot_cancel_workers_fn cancel_workers = atomic_load(&g_cancel_workers);
 	json_t *ev;
-	int rc, runs = 0;
+	int rc, runs = 0, workers = 0;
 
 	if (out_runs)
 		*out_runs = 0;
 	if (out_workers)
 		*out_workers = 0;
+	if (!cancel_workers)
+		return err_set(ERR_INTERNAL, "cannot cancel project %lld: no one stops its workers "
+			       "(bot_set_cancel_workers was not called)", (long long)thread);
 	rc = eng_cancel_thread(c, thread, &runs);
 	if (rc == 0)
 		rc = cancel_approvals(c, thread);
 	if (rc < 0)
 		return rc;
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
 	snprintf(reason, sizeof(reason), "the project was cancelled by %s", who ? who : "its owner");
-	rc = pg_exec_stmt(c, &res, &STMT_CANCEL_WORKERS, params);
-	if (rc == 0 && out_workers)
-		*out_workers = (int)pg_int(res, 0, 0);
-	PQclear(res);
+	rc = cancel_workers(c, thread, reason, &workers);
 	if (rc < 0)
 		return rc;
+	if (out_workers)
+		*out_workers = workers;
 	/* the next run of the project learns it was cancelled */
 	ev = json_pack("{s:s, s:I}", "by", who ? who : "", "at", (json_int_t)util_wall_ms());
 	snprintf(idem, sizeof(idem), "cancel:%lld:%llx", (long long)thread,

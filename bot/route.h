@@ -99,12 +99,24 @@ int bot_new_project(pg_conn *c, const char *graph, const bot_input *in, const ch
 int bot_command(pg_conn *c, const char *graph, const bot_input *in, const char *cmd,
 		const char *args);
 
+/* Stops the workers of thread `thread` in the caller's transaction (unsent
+ * requests dropped, running workers stopped) with `reason`; *out_n (may be
+ * NULL) gets how many. The spawner's spw_cancel_thread (spawner/spawner.h)
+ * is one, installed by the command line (the bot does not know the
+ * spawner, ARCHITECTURE §2). */
+typedef int (*bot_cancel_workers_fn)(pg_conn *c, int64_t thread, const char *reason, int *out_n);
+
+/* Installs the process-wide worker cancel that bot_cancel_project calls
+ * (NULL removes it). Thread-safe. */
+void bot_set_cancel_workers(bot_cancel_workers_fn fn);
+
 /* Cancels a project (thread `thread`): its active runs (engine/control.h),
  * its open approvals (their Telegram messages lose their buttons), its
- * workers (spawn_cancel_thread, migration 006: unsent requests dropped,
- * running workers stopped), and delivers the event "cancel" ({"by", "at"})
- * so the project's next run knows. `who` names the canceller. Runs in the
- * caller's transaction. out_runs/out_workers (may be NULL) get the counts. */
+ * workers (the bot_set_cancel_workers hook), and delivers the event
+ * "cancel" ({"by", "at"}) so the project's next run knows. `who` names the
+ * canceller. Runs in the caller's transaction. out_runs/out_workers (may be
+ * NULL) get the counts. ERR_INTERNAL, before anything changes, when no
+ * worker cancel was installed. */
 int bot_cancel_project(pg_conn *c, int64_t thread, const char *who, int *out_runs,
 		       int *out_workers);
 

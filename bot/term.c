@@ -10,6 +10,7 @@
 #include "core/util.h"
 #include "engine/control.h"
 #include "engine/outbox.h"
+#include "engine/report.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,42 +42,11 @@ typedef struct term {
 	buf done_text;
 } term;
 
-static const pg_stmt STMT_TERM_CLAIM = {
-	"term_claim",
-	"UPDATE outbox o SET claimed_by = $2, claim_until = now() + interval '60 seconds' "
-	"WHERE o.id IN (SELECT c.id FROM outbox c WHERE c.dest = $1 AND c.kind LIKE 'term.%' "
-	"AND c.state = 'pending' AND c.next_attempt_at <= now() AND (c.claim_until IS NULL OR "
-	"c.claim_until < now()) ORDER BY c.id LIMIT 50 FOR UPDATE SKIP LOCKED) "
-	"RETURNING o.id, o.thread_id, o.kind, o.payload::text",
-	2,
-};
-
-static const pg_stmt STMT_TERM_HISTORY = {
-	"term_history",
-	"SELECT who, text FROM (SELECT r.created_at AS at, r.id AS ord, 'you' AS who, "
-	"r.input->'input'->>'text' AS text FROM runs r WHERE r.thread_id = $1 AND r.input ? 'input' "
-	"AND " ENG_SQL_NOT_HANDED_OFF("r") " "
-	"UNION ALL SELECT e.created_at, e.id, 'you', e.value->>'text' FROM events e "
-	"WHERE e.thread_id = $1 AND e.key = 'input' "
-	"UNION ALL SELECT o.created_at, o.id, 'orchestrator', coalesce(o.payload->>'text', "
-	"o.payload->>'html', o.payload->>'question') FROM outbox o WHERE o.thread_id = $1 "
-	"AND o.kind IN ('term.send', 'term.approval', 'telegram.send', 'telegram.approval')) h "
-	"WHERE text IS NOT NULL ORDER BY at DESC, ord DESC LIMIT $2",
-	2,
-};
-
 static const pg_stmt STMT_TERM_PENDING = {
 	"term_pending",
 	"SELECT id, jsonb_array_length(options) FROM approvals WHERE channel = 'term' AND chat = $1 "
 	"AND state = 'pending' AND message_id IS NOT NULL ORDER BY id DESC LIMIT 1",
 	1,
-};
-
-static const pg_stmt STMT_ENGINES_ALIVE = {
-	"term_engines_alive",
-	"SELECT count(*) FROM engines WHERE stopped_at IS NULL AND heartbeat_at > now() - "
-	"interval '60 seconds'",
-	0,
 };
 
 static void out(term *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -353,84 +323,61 @@ static int live_message(term *t, const json_t *p, const char *text)
 	return 1;
 }
 
-/* Claims and prints this chat's outbox rows. Returns how many. */
+/* Prints (or saves) one claimed row; `kind` is after "term.". */
+static int deliver_row(term *t, pg_conn *c, eng_outbox_row *row)
+{
+	const char *kind = row->kind + 5;
+	json_t *p = row->payload;
+	int drc = 0;
+
+	if (!p) {
+		drc = err_set(ERR_INVALID, "unreadable payload");
+	} else if (strcmp(kind, "send") == 0 || strcmp(kind, "edit") == 0 ||
+		   strcmp(kind, "progress") == 0) {
+		char *text = payload_plain(p);
+		if (strcmp(kind, "send") != 0 || !live_message(t, p, text ? text : ""))
+			say_block(t, strcmp(kind, "send") == 0 ? "\033[1;36m" : "\033[2;36m",
+				  text ? text : "");
+		free(text);
+	} else if (strcmp(kind, "document") == 0) {
+		char path[1400], msg[1600];
+		drc = save_document(t, row->id, p, path, sizeof(path));
+		if (drc == 0) {
+			const char *cap = json_string_value(json_object_get(p, "caption"));
+			snprintf(msg, sizeof(msg), "%s%s📎 saved to %s", cap ? cap : "",
+				 cap ? "\n" : "", path);
+			say_block(t, "\033[1;36m", msg);
+		}
+	} else if (strcmp(kind, "approval") == 0) {
+		drc = show_approval(t, c, row);
+	} else if (strcmp(kind, "action") != 0) {
+		drc = err_set(ERR_INVALID, "unknown kind %s", row->kind);
+	}
+	return drc;
+}
+
+/* Claims and prints this chat's outbox rows, in id order. Returns how many. */
 static int deliver(term *t)
 {
 	pg_conn *c = NULL;
-	PGresult *res = NULL;
-	const char *params[2] = {t->opt->name, t->relay_id};
+	eng_outbox_row *rows = NULL;
 	int rc, n = 0;
-	int *order = NULL;
 
 	rc = pg_pool_acquire(t->pool, 5000, &c);
 	if (rc < 0)
 		return rc;
-	rc = pg_exec_stmt(c, &res, &STMT_TERM_CLAIM, params);
-	if (rc < 0)
-		goto done;
-	n = pg_rows(res);
-	order = calloc((size_t)(n > 0 ? n : 1), sizeof(*order));
-	if (!order) {
-		rc = err_set(ERR_NOMEM, "out of memory");
-		goto done;
-	}
-	for (int i = 0; i < n; i++)
-		order[i] = i;
-	for (int i = 1; i < n; i++) /* by id: rows of one chat in order */
-		for (int k = i; k > 0 && pg_int(res, order[k], 0) < pg_int(res, order[k - 1], 0); k--) {
-			int tmp = order[k];
-			order[k] = order[k - 1];
-			order[k - 1] = tmp;
-		}
-	for (int k = 0; k < n; k++) {
-		int i = order[k];
-		eng_outbox_row row;
-		const char *kind = pg_val(res, i, 2) + 5; /* after "term." */
-		json_t *p = json_loads(pg_val(res, i, 3), 0, NULL);
-		int drc = 0;
+	rc = eng_outbox_claim_dest(c, t->relay_id, t->opt->name, "term.", 50, 60000, &rows, &n);
+	for (int i = 0; rc == 0 && i < n; i++) {
+		int drc = deliver_row(t, c, &rows[i]);
 
-		memset(&row, 0, sizeof(row));
-		row.id = pg_int(res, i, 0);
-		row.thread_id = pg_int(res, i, 1);
-		row.dest = (char *)t->opt->name;
-		row.payload = p;
-		snprintf(row.kind, sizeof(row.kind), "%s", pg_val(res, i, 2));
-		if (!p) {
-			drc = err_set(ERR_INVALID, "unreadable payload");
-		} else if (strcmp(kind, "send") == 0 || strcmp(kind, "edit") == 0 ||
-			   strcmp(kind, "progress") == 0) {
-			char *text = payload_plain(p);
-			if (strcmp(kind, "send") != 0 || !live_message(t, p, text ? text : ""))
-				say_block(t, strcmp(kind, "send") == 0 ? "\033[1;36m" : "\033[2;36m",
-					  text ? text : "");
-			free(text);
-		} else if (strcmp(kind, "document") == 0) {
-			char path[1400], msg[1600];
-			drc = save_document(t, row.id, p, path, sizeof(path));
-			if (drc == 0) {
-				const char *cap = json_string_value(json_object_get(p, "caption"));
-				snprintf(msg, sizeof(msg), "%s%s📎 saved to %s", cap ? cap : "",
-					 cap ? "\n" : "", path);
-				say_block(t, "\033[1;36m", msg);
-			}
-		} else if (strcmp(kind, "approval") == 0) {
-			drc = show_approval(t, c, &row);
-		} else if (strcmp(kind, "action") != 0) {
-			drc = err_set(ERR_INVALID, "unknown kind %s", row.kind);
-		}
 		if (drc < 0 && pg_conn_broken(c)) {
-			json_decref(p);
 			rc = drc;
-			goto done;
+			break;
 		}
-		rc = drc < 0 ? eng_outbox_dead(c, row.id, err_last()) : eng_outbox_done(c, row.id, NULL);
-		json_decref(p);
-		if (rc < 0)
-			goto done;
+		rc = drc < 0 ? eng_outbox_dead(c, rows[i].id, err_last())
+			     : eng_outbox_done(c, rows[i].id, NULL);
 	}
-done:
-	free(order);
-	PQclear(res);
+	eng_outbox_rows_free(rows, n);
 	pg_pool_release(t->pool, c);
 	return rc < 0 ? rc : n;
 }
@@ -439,32 +386,31 @@ static void show_history(term *t, pg_conn *c, int limit)
 {
 	int64_t thread;
 	int n;
-	char tid[24], lim[16];
-	const char *params[2] = {tid, lim};
-	PGresult *res = NULL;
+	json_t *h = NULL, *m;
+	size_t i;
 
 	if (bot_active_project(c, t->chat, &thread, &n) < 0 || thread == 0) {
 		say_block(t, "\033[2m", "No project yet: describe an idea to start one.");
 		return;
 	}
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
-	snprintf(lim, sizeof(lim), "%d", limit);
-	if (pg_exec_stmt(c, &res, &STMT_TERM_HISTORY, params) < 0) {
+	if (eng_report_history(c, thread, limit, &h) < 0) {
 		say_block(t, "\033[31m", err_last());
 		return;
 	}
 	clear_prompt(t);
-	out(t, "%s— project #%d, last %d message(s) —%s\n", c_on(t, "\033[2m"), n, pg_rows(res),
-	    c_on(t, "\033[0m"));
-	for (int i = pg_rows(res) - 1; i >= 0; i--) {
+	out(t, "%s— project #%d, last %d message(s) —%s\n", c_on(t, "\033[2m"), n,
+	    (int)json_array_size(h), c_on(t, "\033[0m"));
+	json_array_foreach(h, i, m) {
+		const char *text = json_string_value(json_object_get(m, "text"));
 		buf line;
 		buf_init(&line, 0);
-		tg_truncate(&line, pg_val(res, i, 1), 400);
-		out(t, "%s%s:%s %s\n", c_on(t, "\033[2m"), pg_val(res, i, 0), c_on(t, "\033[0m"),
+		tg_truncate(&line, text ? text : "", 400);
+		out(t, "%s%s:%s %s\n", c_on(t, "\033[2m"),
+		    json_string_value(json_object_get(m, "who")), c_on(t, "\033[0m"),
 		    buf_cstr(&line));
 		buf_free(&line);
 	}
-	PQclear(res);
+	json_decref(h);
 }
 
 static int decide(term *t, pg_conn *c, int64_t id, int option)
@@ -662,12 +608,11 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 	{
 		int64_t thread;
 		int n;
-		PGresult *res = NULL;
-		if (pg_exec_stmt(c, &res, &STMT_ENGINES_ALIVE, NULL) == 0 && pg_int(res, 0, 0) == 0)
+		int64_t engines = -1;
+		if (eng_report_live_engines(c, 60, &engines) == 0 && engines == 0)
 			out(&t, "%s(no engine is running on this database: start `orchestrator serve` "
 				"so your projects make progress)%s\n",
 			    c_on(&t, "\033[33m"), c_on(&t, "\033[0m"));
-		PQclear(res);
 		out(&t, "orchestrator chat — you are '%s'. /help lists the commands, /quit ends.\n",
 		    opt->name);
 		if (bot_active_project(c, t.chat, &thread, &n) == 0 && thread > 0)
@@ -714,8 +659,11 @@ int bot_term_run(pg_pool *pool, const bot_term_options *opt)
 				pg_conn_close(listen);
 				listen = NULL;
 			} else {
-				while ((note = PQnotifies(pg_conn_raw(listen))) != NULL)
+				note = PQnotifies(pg_conn_raw(listen));
+				while (note) {
 					PQfreemem(note);
+					note = PQnotifies(pg_conn_raw(listen));
+				}
 			}
 		}
 		if (pfd[0].revents & (POLLIN | POLLHUP)) {

@@ -579,7 +579,9 @@ static void parse_one(const json_t *j, const char *bot_username, tg_update *u)
 
 	u->kind = TG_UPD_INVALID;
 	snprintf(u->what, sizeof(u->what), "unknown");
-	if ((m = json_object_get(j, "message")) != NULL) {
+	m = json_object_get(j, "message");
+	cb = json_object_get(j, "callback_query");
+	if (m) {
 		const json_t *text = json_object_get(m, "text");
 		snprintf(u->what, sizeof(u->what), "message");
 		if (!json_is_object(m) || parse_chat(json_object_get(m, "chat"), u) < 0 ||
@@ -614,7 +616,7 @@ static void parse_one(const json_t *j, const char *bot_username, tg_update *u)
 		}
 		return;
 	}
-	if ((cb = json_object_get(j, "callback_query")) != NULL) {
+	if (cb) {
 		const json_t *msg = json_object_get(cb, "message");
 		snprintf(u->what, sizeof(u->what), "callback_query");
 		if (!json_is_object(cb) || !json_is_string(json_object_get(cb, "id")) ||

@@ -253,6 +253,11 @@ int cli_decide(pg_conn *c, const char *target, const char *want, int reject,
  * In the caller's transaction. */
 int cli_materialize(pg_conn *c, int64_t thread);
 
+/* How many questions of thread `thread` (outbox kinds ending with
+ * `kind_suffix`: "term.approval", ".approval") were asked but not shown in
+ * a chat yet, into *out_n. */
+int cli_unshown_count(pg_conn *c, int64_t thread, const char *kind_suffix, int *out_n);
+
 int cmd_mcp(int argc, char **argv);
 /* The MCP server's backend (mcp/mcp.h) of this program: stdio and /mcp. */
 struct mcp_backend;

@@ -4,6 +4,7 @@
  */
 #include "bot/approval.h"
 #include "bot/bot.h"
+#include "bot/report.h"
 #include "bot/route.h"
 #include "bot/text.h"
 #include "cli/cli.h"
@@ -12,6 +13,7 @@
 #include "core/jsonx.h"
 #include "engine/control.h"
 #include "engine/outbox.h"
+#include "engine/report.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,74 +31,79 @@ static const char USAGE[] =
 	"  user that ORCH_OPERATORS maps to one of them may decide it (\"ada:111111111\",\n"
 	"  \"root:*\"); the decision records that user, by its uid.";
 
-static const pg_stmt STMT_BY_ID = {
-	"cli_approval_by_id",
-	"SELECT id, thread_id, channel, chat, question, options::text, state, "
-	"coalesce(message_id, 0), coalesce(outbox_id, 0), expires_at < now() "
-	"FROM approvals WHERE id = $1",
-	1,
-};
+/* The questions of thread `thread` asked through the outbox (kinds ending
+ * with `kind_suffix`) but not shown yet (no approvals row): the first *kept
+ * of *out, oldest first. *out (owned) holds *n rows in all: free them with
+ * eng_outbox_rows_free(*out, *n). */
+static int unshown(pg_conn *c, int64_t thread, const char *kind_suffix, eng_outbox_row **out,
+		   int *n, int *kept)
+{
+	int rc = eng_outbox_pending_of(c, thread, kind_suffix, out, n);
 
-/* Questions of the thread its run waits for, asked through the outbox but
- * not shown yet (no approvals row): they get one now. */
-static const pg_stmt STMT_UNSHOWN = {
-	"cli_approval_unshown",
-	"SELECT o.id, o.thread_id, coalesce(o.run_id, 0), o.kind, o.dest, o.payload::text "
-	"FROM outbox o WHERE o.thread_id = $1 AND o.kind LIKE '%.approval' AND o.state = 'pending' "
-	"AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) ORDER BY o.id",
-	1,
-};
+	*kept = 0;
+	for (int i = 0; rc == 0 && i < *n; i++) {
+		int64_t shown = 0;
 
-static const pg_stmt STMT_OPEN = {
-	"cli_approval_open",
-	"SELECT a.id, a.question FROM approvals a WHERE a.thread_id = $1 AND a.state = 'pending' "
-	"AND a.expires_at > now() AND a.key = ANY (coalesce((SELECT r.waiting_on FROM runs r "
-	"WHERE r.thread_id = $1 AND r.status IN ('waiting', 'queued', 'running') ORDER BY r.id "
-	"DESC LIMIT 1), '{}')) ORDER BY a.id DESC",
-	1,
-};
+		rc = bot_report_of_outbox(c, (*out)[i].id, &shown);
+		if (rc == 0 && shown == 0) {
+			eng_outbox_row keep = (*out)[*kept];
+			(*out)[*kept] = (*out)[i];
+			(*out)[i] = keep;
+			(*kept)++;
+		}
+	}
+	return rc;
+}
 
-static const pg_stmt STMT_OUTBOX_DONE = {
-	"cli_approval_outbox_done",
-	"UPDATE outbox SET state = 'sent', sent_at = now(), result = $2::jsonb, claimed_by = NULL "
-	"WHERE id = $1 AND state = 'pending' AND kind = 'term.approval'",
-	2,
-};
+int cli_unshown_count(pg_conn *c, int64_t thread, const char *kind_suffix, int *out_n)
+{
+	eng_outbox_row *rows = NULL;
+	int n = 0;
+	int rc = unshown(c, thread, kind_suffix, &rows, &n, out_n);
+
+	eng_outbox_rows_free(rows, n);
+	return rc;
+}
 
 int cli_materialize(pg_conn *c, int64_t thread)
 {
-	char tid[24];
-	const char *params[1] = {tid};
-	PGresult *res = NULL;
+	eng_outbox_row *rows = NULL;
 	int64_t ttl_ms = 86400000;
-	int rc;
+	int n = 0, kept = 0, rc;
 
 	if (cfg_env_duration_ms("ORCH_APPROVAL_TTL", 86400000, 1000, 365LL * 86400000, &ttl_ms) < 0)
 		return ERR_INVALID;
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
-	rc = pg_exec_stmt(c, &res, &STMT_UNSHOWN, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
-		eng_outbox_row row;
+	/* questions of the thread its run waits for, asked but not shown yet:
+	 * they get their approvals rows now */
+	rc = unshown(c, thread, ".approval", &rows, &n, &kept);
+	for (int i = 0; rc == 0 && i < kept; i++) {
 		bot_approval a;
 		char channel[16];
-		const char *kind = pg_val(res, i, 3);
-		size_t n = strcspn(kind, ".");
+		size_t len = strcspn(rows[i].kind, ".");
 
-		memset(&row, 0, sizeof(row));
-		row.id = pg_int(res, i, 0);
-		row.thread_id = pg_int(res, i, 1);
-		row.run_id = pg_int(res, i, 2);
-		snprintf(row.kind, sizeof(row.kind), "%s", kind);
-		row.dest = (char *)pg_val(res, i, 4);
-		row.payload = json_loads(pg_val(res, i, 5), 0, NULL);
-		snprintf(channel, sizeof(channel), "%.*s", (int)(n < sizeof(channel) ? n : 15), kind);
-		rc = row.payload ? bot_approval_create(c, &row, channel, ttl_ms / 1000, &a)
-				 : err_set(ERR_INVALID, "outbox row %lld: unreadable", (long long)row.id);
+		snprintf(channel, sizeof(channel), "%.*s", (int)(len < sizeof(channel) ? len : 15),
+			 rows[i].kind);
+		rc = rows[i].payload ? bot_approval_create(c, &rows[i], channel, ttl_ms / 1000, &a)
+				     : err_set(ERR_INVALID, "outbox row %lld: unreadable",
+					       (long long)rows[i].id);
 		if (rc == 0)
 			bot_approval_clear(&a);
-		json_decref(row.payload);
 	}
-	PQclear(res);
+	eng_outbox_rows_free(rows, n);
+	return rc;
+}
+
+/* The open questions of `thread` that its run waits for, into *out
+ * (owned): [{"id", "question"}], newest first. */
+static int open_questions(pg_conn *c, int64_t thread, json_t **out)
+{
+	json_t *keys = NULL;
+	int rc = eng_report_waiting_on(c, thread, &keys);
+
+	*out = NULL;
+	if (rc == 0)
+		rc = bot_report_open_keys(c, thread, keys, out);
+	json_decref(keys);
 	return rc;
 }
 
@@ -106,24 +113,19 @@ int cli_materialize(pg_conn *c, int64_t thread)
 static int resolve(pg_conn *c, const char *arg, int64_t *out)
 {
 	int64_t v = cli_int(arg), thread = 0;
-	char sid[24];
-	const char *params[1] = {sid};
-	PGresult *res = NULL;
+	json_t *open = NULL, *q = NULL;
 	int rc;
 
 	*out = 0;
 	if (v > 0) {
-		snprintf(sid, sizeof(sid), "%lld", (long long)v);
-		rc = pg_exec_stmt(c, &res, &STMT_BY_ID, params);
+		rc = bot_report_question(c, v, &q);
 		if (rc < 0)
 			return rc;
-		if (pg_rows(res) == 1) {
+		if (q) {
+			json_decref(q);
 			*out = v;
-			PQclear(res);
 			return 0;
 		}
-		PQclear(res);
-		res = NULL;
 	}
 	rc = eng_thread_find(c, arg, &thread);
 	if (rc < 0)
@@ -131,23 +133,25 @@ static int resolve(pg_conn *c, const char *arg, int64_t *out)
 	rc = cli_materialize(c, thread);
 	if (rc < 0)
 		return rc;
-	snprintf(sid, sizeof(sid), "%lld", (long long)thread);
-	rc = pg_exec_stmt(c, &res, &STMT_OPEN, params);
+	rc = open_questions(c, thread, &open);
 	if (rc < 0)
 		return rc;
-	if (pg_rows(res) == 0) {
+	if (json_array_size(open) == 0) {
 		rc = err_set(ERR_NOTFOUND, "project %s waits for no answer now", arg);
-	} else if (pg_rows(res) > 1) {
+	} else if (json_array_size(open) > 1) {
 		char list[600] = "";
-		for (int i = 0; i < pg_rows(res) && strlen(list) + 140 < sizeof(list); i++)
+		for (size_t i = 0; i < json_array_size(open) && strlen(list) + 140 < sizeof(list);
+		     i++) {
+			json_t *o = json_array_get(open, i);
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%lld (%.100s)",
-				 i ? "; " : "", (long long)pg_int(res, i, 0), pg_val(res, i, 1));
+				 i ? "; " : "", (long long)jx_int(o, "id"), jx_str(o, "question"));
+		}
 		rc = err_set(ERR_CONFLICT, "project %s has %d open questions; name one by its id: %s",
-			     arg, pg_rows(res), list);
+			     arg, (int)json_array_size(open), list);
 	} else {
-		*out = pg_int(res, 0, 0);
+		*out = jx_int(json_array_get(open, 0), "id");
 	}
-	PQclear(res);
+	json_decref(open);
 	return rc;
 }
 
@@ -271,11 +275,11 @@ static int actor_for(pg_conn *c, int64_t id, const cli_decider *d, bot_actor *wh
 /* After a decision: a Telegram question's message loses its buttons and
  * says who decided, as after a click; a terminal question not shown in a
  * chat yet is marked answered. */
-static int after_decision(pg_conn *c, const PGresult *res, const bot_decision *d,
+static int after_decision(pg_conn *c, const json_t *q, const bot_decision *d,
 			  const cli_decider *dec)
 {
 	const char *actor = dec->shown;
-	const char *channel = pg_val(res, 0, 2);
+	const char *channel = jx_str(q, "channel");
 
 	if (strcmp(channel, "telegram") == 0 && d->message_id > 0) {
 		buf html;
@@ -295,12 +299,13 @@ static int after_decision(pg_conn *c, const PGresult *res, const bot_decision *d
 		buf_free(&html);
 		return rc;
 	}
-	if (strcmp(channel, "term") == 0 && pg_int(res, 0, 8) > 0) {
-		char ob[24], result[64];
-		const char *p2[2] = {ob, result};
-		snprintf(ob, sizeof(ob), "%lld", (long long)pg_int(res, 0, 8));
-		snprintf(result, sizeof(result), "{\"decided_from\": \"%s\"}", dec->channel);
-		return pg_exec_stmt(c, NULL, &STMT_OUTBOX_DONE, p2);
+	if (strcmp(channel, "term") == 0 && jx_int(q, "outbox_id") > 0) {
+		json_t *result = json_pack("{s:s}", "decided_from", dec->channel);
+		int rc = result ? eng_outbox_done_pending(c, jx_int(q, "outbox_id"), "term.approval",
+							  result)
+				: err_set(ERR_NOMEM, "out of memory");
+		json_decref(result);
+		return rc;
 	}
 	return 0;
 }
@@ -310,10 +315,7 @@ int cli_decide(pg_conn *c, const char *target, const char *want, int reject,
 {
 	int option = -1, nallowed = 0, rc;
 	int64_t id = 0, allowed[BOT_MAX_ALLOWED];
-	char sid[24];
-	const char *params[1] = {sid};
-	PGresult *res = NULL;
-	json_t *options = NULL;
+	json_t *q = NULL;
 	bot_actor who;
 	bot_decision d;
 
@@ -322,21 +324,19 @@ int cli_decide(pg_conn *c, const char *target, const char *want, int reject,
 	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 	if (rc == 0)
 		rc = resolve(c, target, &id);
-	if (rc == 0) {
-		snprintf(sid, sizeof(sid), "%lld", (long long)id);
-		rc = pg_exec_stmt(c, &res, &STMT_BY_ID, params);
-	}
-	if (rc == 0) {
-		options = json_loads(pg_val(res, 0, 5), 0, NULL);
-		rc = pick(options, want, reject, &option);
-	}
+	if (rc == 0)
+		rc = bot_report_question(c, id, &q);
+	if (rc == 0 && !q)
+		rc = err_set(ERR_NOTFOUND, "no approval %lld", (long long)id);
+	if (rc == 0)
+		rc = pick(json_object_get(q, "options"), want, reject, &option);
 	if (rc == 0)
 		rc = actor_for(c, id, dec, &who, allowed, &nallowed);
 	if (rc == 0)
-		rc = bot_approval_decide(c, id, option, &who, pg_val(res, 0, 3), allowed, nallowed,
+		rc = bot_approval_decide(c, id, option, &who, jx_str(q, "chat"), allowed, nallowed,
 					 &d);
 	if (rc == 0 && d.outcome == BOT_DEC_OK)
-		rc = after_decision(c, res, &d, dec);
+		rc = after_decision(c, q, &d, dec);
 	if (rc == 0)
 		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
 	if (rc < 0) {
@@ -345,8 +345,7 @@ int cli_decide(pg_conn *c, const char *target, const char *want, int reject,
 		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
 		err_set(rc, "%s", msg);
 	}
-	PQclear(res);
-	json_decref(options);
+	json_decref(q);
 	if (rc < 0)
 		return rc;
 	*out = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "question", (json_int_t)id,

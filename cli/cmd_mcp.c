@@ -23,6 +23,7 @@
 #include "mcp/http.h"
 #include "mcp/mcp.h"
 #include "nodes/report.h"
+#include "spawner/report.h"
 #include "secrets/runtime.h"
 #include "web/auth.h"
 #include "web/web.h"
@@ -46,38 +47,6 @@ static const char USAGE[] =
 	"  A running 'orchestrator serve' (or engine and spawner) does the work.";
 
 /* --- the backend --- */
-
-static const pg_stmt STMT_UNSHOWN_THREADS = {
-	"mcp_unshown",
-	"SELECT 1 FROM outbox o WHERE o.thread_id = $1::bigint AND o.kind = 'term.approval' AND "
-	"o.state = 'pending' AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) "
-	"LIMIT 1",
-	1,
-};
-
-static const pg_stmt STMT_WORKER = {
-	"mcp_worker",
-	"SELECT json_build_object('id', id, 'task', task, 'project', project, 'mode', "
-	"coalesce(request->>'mode', 'work'), 'state', state, 'status', status, 'attempt', "
-	"attempt, 'reason', result->>'reason', 'tests', result->'tests'->>'verdict', 'branch', "
-	"result->>'branch', 'progress', progress)::text FROM workers WHERE id = $1",
-	1,
-};
-
-static const pg_stmt STMT_USAGE = {
-	"mcp_usage",
-	"SELECT count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
-	"coalesce(sum(cost_usd), 0)::float8, "
-	"coalesce((SELECT json_agg(x ORDER BY x.cost_usd DESC, x.role) FROM (SELECT coalesce(role, "
-	"'?') AS role, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS "
-	"tokens_out, sum(cost_usd)::float8 AS cost_usd FROM llm_calls WHERE $1::text IS NULL OR "
-	"project = $1 GROUP BY 1) x), '[]')::text, "
-	"coalesce((SELECT json_agg(y ORDER BY y.cost_usd DESC, y.model) FROM (SELECT model, "
-	"endpoint, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, "
-	"sum(cost_usd)::float8 AS cost_usd FROM llm_calls WHERE $1::text IS NULL OR project = $1 "
-	"GROUP BY 1, 2) y), '[]')::text FROM llm_calls WHERE $1::text IS NULL OR project = $1",
-	1,
-};
 
 static void graph_name(char *out, size_t cap)
 {
@@ -196,24 +165,19 @@ static void add_options(pg_conn *c, json_t *rep)
 
 static int be_report(pg_conn *c, int64_t thread, json_t **out, void *udata)
 {
-	char tid[24];
-	const char *params[1] = {tid};
-	PGresult *r = NULL;
-	int rc;
+	int rc, unshown = 0;
 
 	(void)udata;
 	*out = NULL;
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
 	/* a terminal question not shown in a chat yet gets its id now, as
 	 * `orchestrator approve` gives it one */
-	rc = pg_exec_stmt(c, &r, &STMT_UNSHOWN_THREADS, params);
-	if (rc == 0 && pg_rows(r) > 0) {
+	rc = cli_unshown_count(c, thread, "term.approval", &unshown);
+	if (rc == 0 && unshown > 0) {
 		rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 		if (rc == 0)
 			rc = cli_materialize(c, thread);
 		rc = in_tx(c, rc);
 	}
-	PQclear(r);
 	if (rc == 0)
 		rc = nd_report_project(out, c, thread);
 	if (rc == 0 && !*out)
@@ -408,23 +372,15 @@ static int be_cancel(pg_conn *c, const mcp_identity *who, int64_t thread, json_t
 
 static int be_worker(pg_conn *c, const char *id, json_t **out, void *udata)
 {
-	const char *params[1] = {id};
-	PGresult *r = NULL;
 	char path[2048];
-	int rc = pg_exec_stmt(c, &r, &STMT_WORKER, params);
+	int rc = spw_report_worker_detail(c, id, out);
 
 	(void)udata;
-	*out = NULL;
-	if (rc == 0 && pg_rows(r) == 0)
+	if (rc == 0 && !*out)
 		rc = err_set(ERR_NOTFOUND, "there is no worker '%.100s': show_project lists a "
 					   "project's workers by id", id);
-	if (rc == 0)
-		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
-	PQclear(r);
 	if (rc < 0)
 		return rc;
-	if (!*out)
-		return err_set(ERR_NOMEM, "out of memory");
 	snprintf(path, sizeof(path), "%s/transcripts/%s.jsonl", cli_cfg.data_dir, id);
 	json_object_set_new(*out, "transcript", json_string(path));
 	return 0;
@@ -433,10 +389,9 @@ static int be_worker(pg_conn *c, const char *id, json_t **out, void *udata)
 static int be_usage(pg_conn *c, const char *project, json_t **out, void *udata)
 {
 	char key[160] = "";
-	const char *params[1] = {NULL};
-	json_t *budgets = NULL, *mine;
-	PGresult *r = NULL;
-	int64_t thread = 0;
+	json_t *budgets = NULL, *mine, *by_role = NULL, *by_model = NULL;
+	int64_t thread = 0, calls = 0;
+	llm_cost total;
 	int rc = 0;
 
 	(void)udata;
@@ -450,14 +405,14 @@ static int be_usage(pg_conn *c, const char *project, json_t **out, void *udata)
 		if (rc == 0)
 			snprintf(key, sizeof(key), "%s", jx_str(t, "key"));
 		json_decref(t);
-		params[0] = key;
 	}
 	if (rc == 0)
-		rc = pg_exec_stmt(c, &r, &STMT_USAGE, params);
+		rc = llm_ledger_usage(c, project ? key : NULL, &calls, &total, &by_role, &by_model);
 	if (rc == 0)
 		rc = llm_budget_list(c, &budgets);
 	if (rc < 0) {
-		PQclear(r);
+		json_decref(by_role);
+		json_decref(by_model);
 		return rc;
 	}
 	mine = json_array();
@@ -468,14 +423,12 @@ static int be_usage(pg_conn *c, const char *project, json_t **out, void *udata)
 			if (!project || strcmp(jx_str(b, "scope"), key) == 0)
 				json_array_append(mine, b);
 	}
-	*out = json_pack("{s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "calls",
-			 (json_int_t)pg_int(r, 0, 0), "tokens_in", (json_int_t)pg_int(r, 0, 1),
-			 "tokens_out", (json_int_t)pg_int(r, 0, 2), "cost_usd",
-			 strtod(pg_val(r, 0, 3), NULL), "by_role", json_loads(pg_val(r, 0, 4), 0, NULL),
-			 "by_model", json_loads(pg_val(r, 0, 5), 0, NULL), "budgets", mine);
+	*out = json_pack("{s:I, s:I, s:I, s:f, s:o, s:o, s:o}", "calls", (json_int_t)calls,
+			 "tokens_in", (json_int_t)total.tokens_in, "tokens_out",
+			 (json_int_t)total.tokens_out, "cost_usd", total.cost_usd, "by_role", by_role,
+			 "by_model", by_model, "budgets", mine);
 	if (*out && project)
 		json_object_set_new(*out, "project", json_string(key));
-	PQclear(r);
 	json_decref(budgets);
 	return *out ? 0 : err_set(ERR_NOMEM, "out of memory");
 }

@@ -70,135 +70,194 @@ static void prune_now(pg_pool *pool)
 	pg_pool_release(pool, c);
 }
 
-int cmd_serve(int argc, char **argv)
-{
-	int serve_all = strcmp(argv[0], "serve") == 0;
-	int64_t threads = cli_cfg.engine_threads;
-	eng_options opt;
-	eng_engine *e = NULL;
-	bot *b = NULL;
-	pg_pool *pool = NULL;
-	llm_service *llm = NULL;
-	spw_spawner *sp = NULL;
-	health_pub *hp = NULL;
-	eng_graph *factory = NULL;
-	eng_stream_hub *hub = NULL;
-	bot_live *live = NULL;
+/* What serve and engine start, stopped in reverse by serve_stop. */
+typedef struct serve_ctx {
+	int serve_all;       /* serve: every role; engine: the engine only */
+	int64_t threads;
+	int64_t with_spawner;
+	eng_engine *e;
+	bot *b;
+	pg_pool *pool;
+	llm_service *llm;
+	spw_spawner *sp;
+	health_pub *hp;
+	eng_graph *factory;
+	eng_stream_hub *hub;
+	bot_live *live;
 	nd_app app;
-	int64_t with_spawner = 0;
-	sigset_t sigs;
-	int64_t last_prune = 0, last_expire = 0;
-	cli_web web = {0};
-	int rc = 1;
+	cli_web web;
+} serve_ctx;
 
+/* The options into x: 0 to run, 1 when --help was printed, 2 for a usage
+ * error (printed). */
+static int serve_args(serve_ctx *x, int argc, char **argv)
+{
 	for (int i = 1; i < argc; i++) {
 		const char *v;
-		if (cli_opt(argc, argv, &i, "--threads", &v) && (threads = cli_int(v)) >= 1)
-			continue;
+		if (cli_opt(argc, argv, &i, "--threads", &v)) {
+			x->threads = cli_int(v);
+			if (x->threads >= 1)
+				continue;
+		}
 		if (cli_flag(argv, i, "--help")) {
 			puts(USAGE);
-			return 0;
+			return 1;
 		}
-		return cli_usage(USAGE);
+		cli_usage(USAGE);
+		return 2;
 	}
-	/* signals are taken by sigwait below, in this thread only */
-	cli_block_signals(&sigs);
-	/* the bot needs its own connections besides the engine's */
-	if (cli_role_start(cli_cfg.db_pool_size + (serve_all ? 4 : 0), &pool, &llm))
-		goto done;
-	{
-		char origin[256];
-		int nm, ne;
-		llm_service_summary(llm, origin, sizeof(origin), &nm, &ne);
-		log_info("serve", "language models from %s: %d models on %d endpoints", origin, nm,
-			 ne);
-		if (nm == 0)
-			cli_model_hint();
-	}
-	/* live streams: this process's runs and workers to the others (chat, web, another
-	 * bot); the bot here shows the replies of every engine as drafts */
-	if (cli_streams_start(pool, 1, serve_all, 0, &hub, &live))
-		goto done;
+	return 0;
+}
+
+/* Logs where the models come from, with a hint when there are none. */
+static void serve_models_log(llm_service *llm)
+{
+	char origin[256];
+	int nm, ne;
+
+	llm_service_summary(llm, origin, sizeof(origin), &nm, &ne);
+	log_info("serve", "language models from %s: %d models on %d endpoints", origin, nm, ne);
+	if (nm == 0)
+		cli_model_hint();
+}
+
+/* The engine with the factory's graph, started. -1 when it cannot start
+ * (said). */
+static int serve_engine(serve_ctx *x)
+{
+	eng_options opt;
+
 	/* the factory: its settings are checked now, not at the first project */
-	memset(&app, 0, sizeof(app));
-	app.llm = llm;
-	app.pool = pool;
-	if (nd_config_from_env(&app.cfg, cli_cfg.data_dir) < 0 || nd_factory_graph(&factory) < 0) {
+	memset(&x->app, 0, sizeof(x->app));
+	x->app.llm = x->llm;
+	x->app.pool = x->pool;
+	if (nd_config_from_env(&x->app.cfg, cli_cfg.data_dir) < 0 ||
+	    nd_factory_graph(&x->factory) < 0) {
 		cli_fail("the factory");
-		goto done;
+		return -1;
 	}
 	memset(&opt, 0, sizeof(opt));
-	opt.threads = (int)threads;
+	opt.threads = (int)x->threads;
 	opt.lease_ms = cli_cfg.lease_ms;
 	opt.poll_ms = cli_cfg.poll_ms;
 	opt.durability = cli_cfg.durability_async ? ENG_DURABILITY_ASYNC : ENG_DURABILITY_SYNC;
-	opt.app = &app;
-	opt.sink = eng_stream_hub_sink(hub);
-	if (eng_engine_new(&e, pool, &opt) < 0) {
+	opt.app = &x->app;
+	opt.sink = eng_stream_hub_sink(x->hub);
+	if (eng_engine_new(&x->e, x->pool, &opt) < 0 || eng_engine_add_graph(x->e, x->factory) < 0 ||
+	    eng_engine_start(x->e) < 0) {
 		cli_fail("engine");
-		goto done;
+		return -1;
 	}
-	if (eng_engine_add_graph(e, factory) < 0 || eng_engine_start(e) < 0) {
-		cli_fail("engine");
-		goto done;
-	}
-	if (serve_all && cfg_env_int("ORCH_SPAWNER", 1, 0, 1, &with_spawner) < 0) {
+	return 0;
+}
+
+/* serve's other roles: the spawner (unless ORCH_SPAWNER=0; one that cannot
+ * start is logged and left out) and the Telegram bot when it has a token.
+ * -1 when they cannot start (said). */
+static int serve_roles(serve_ctx *x)
+{
+	int brc;
+
+	if (!x->serve_all)
+		return 0;
+	if (cfg_env_int("ORCH_SPAWNER", 1, 0, 1, &x->with_spawner) < 0) {
 		cli_fail("configuration");
-		goto done;
+		return -1;
 	}
-	if (with_spawner && cli_spawner_start(pool, llm, 0, hub, &sp) < 0)
+	if (x->with_spawner && cli_spawner_start(x->pool, x->llm, 0, x->hub, &x->sp) < 0)
 		log_error("serve", "the spawner role is not running: %s (the other roles run; fix "
 				   "it and restart, or set ORCH_SPAWNER=0)", err_last());
-	if (serve_all) {
-		int brc = cli_bot_start(pool, hub, &b);
-		if (brc < 0) {
-			cli_fail("telegram bot");
-			goto done;
-		}
-		if (brc == 0)
-			log_info("serve", "TELEGRAM_BOT_TOKEN is not set: running without the Telegram "
-					  "bot (`orchestrator chat` talks to this engine from a terminal)");
+	brc = cli_bot_start(x->pool, x->hub, &x->b);
+	if (brc < 0) {
+		cli_fail("telegram bot");
+		return -1;
 	}
-	hp = cli_health_start(pool, serve_all ? "serve" : "engine");
+	if (brc == 0)
+		log_info("serve", "TELEGRAM_BOT_TOKEN is not set: running without the Telegram "
+				  "bot (`orchestrator chat` talks to this engine from a terminal)");
+	return 0;
+}
+
+/* Runs until SIGINT or SIGTERM (0) or the bot stops (-1), expiring
+ * questions and, for serve, pruning on the way. */
+static int serve_loop(serve_ctx *x, sigset_t *sigs)
+{
+	int64_t last_prune = 0, last_expire = 0;
+
+	for (;;) {
+		struct timespec tick = {.tv_sec = 5, .tv_nsec = 0};
+		int sig = sigtimedwait(sigs, NULL, &tick);
+
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_info("serve", "signal %d: stopping gracefully", sig);
+			return 0;
+		}
+		if (x->b && bot_done(x->b)) {
+			log_error("serve", "the Telegram bot stopped; stopping");
+			return -1;
+		}
+		if (util_mono_ms() - last_expire >= EXPIRE_EVERY_MS) {
+			last_expire = util_mono_ms();
+			expire_questions(x->pool);
+		}
+		if (x->serve_all && util_mono_ms() - last_prune >= 3600 * 1000) {
+			last_prune = util_mono_ms();
+			prune_now(x->pool);
+		}
+	}
+}
+
+/* Stops what serve started, in order. */
+static void serve_stop(serve_ctx *x)
+{
+	health_pub_stop(x->hp);
+	cli_web_stop(&x->web);
+	spw_free(x->sp); /* workers call the models until they stop */
+	bot_free(x->b);
+	eng_engine_free(x->e);
+	eng_graph_free(x->factory); /* after the engine that ran it */
+	cli_streams_stop(x->hub, x->live); /* after everything that emits into it */
+	sec_runtime_stop();
+	llm_service_free(x->llm); /* after the engine: nodes may call it until then */
+	pg_pool_free(x->pool);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	serve_ctx x;
+	sigset_t sigs;
+	int rc = 1, arc;
+
+	memset(&x, 0, sizeof(x));
+	x.serve_all = strcmp(argv[0], "serve") == 0;
+	x.threads = cli_cfg.engine_threads;
+	arc = serve_args(&x, argc, argv);
+	if (arc)
+		return arc == 1 ? 0 : 2;
+	/* signals are taken by sigwait below, in this thread only */
+	cli_block_signals(&sigs);
+	/* the bot needs its own connections besides the engine's */
+	if (cli_role_start(cli_cfg.db_pool_size + (x.serve_all ? 4 : 0), &x.pool, &x.llm))
+		goto done;
+	serve_models_log(x.llm);
+	/* live streams: this process's runs and workers to the others (chat, web, another
+	 * bot); the bot here shows the replies of every engine as drafts */
+	if (cli_streams_start(x.pool, 1, x.serve_all, 0, &x.hub, &x.live))
+		goto done;
+	if (serve_engine(&x) < 0 || serve_roles(&x) < 0)
+		goto done;
+	x.hp = cli_health_start(x.pool, x.serve_all ? "serve" : "engine");
 	/* /healthz and /metrics; serve's spawner uses Redis */
-	if (cli_web_start(argv[0], pool, serve_all && with_spawner ? cli_cfg.redis_url : NULL, &web) < 0) {
+	if (cli_web_start(argv[0], x.pool, x.serve_all && x.with_spawner ? cli_cfg.redis_url : NULL,
+			  &x.web) < 0) {
 		cli_fail("http listener");
 		goto done;
 	}
 	log_info("serve", "%s running as engine %s (pid %d); SIGINT or SIGTERM stops it",
-		 serve_all ? "serve" : "engine", eng_engine_id(e), (int)getpid());
-	for (;;) {
-		struct timespec tick = {.tv_sec = 5, .tv_nsec = 0};
-		int sig = sigtimedwait(&sigs, NULL, &tick);
-
-		if (sig == SIGINT || sig == SIGTERM) {
-			log_info("serve", "signal %d: stopping gracefully", sig);
-			break;
-		}
-		if (b && bot_done(b)) {
-			log_error("serve", "the Telegram bot stopped; stopping");
-			goto done;
-		}
-		if (util_mono_ms() - last_expire >= EXPIRE_EVERY_MS) {
-			last_expire = util_mono_ms();
-			expire_questions(pool);
-		}
-		if (serve_all && util_mono_ms() - last_prune >= 3600 * 1000) {
-			last_prune = util_mono_ms();
-			prune_now(pool);
-		}
-	}
-	rc = 0;
+		 x.serve_all ? "serve" : "engine", eng_engine_id(x.e), (int)getpid());
+	if (serve_loop(&x, &sigs) == 0)
+		rc = 0;
 done:
-	health_pub_stop(hp);
-	cli_web_stop(&web);
-	spw_free(sp); /* workers call the models until they stop */
-	bot_free(b);
-	eng_engine_free(e);
-	eng_graph_free(factory); /* after the engine that ran it */
-	cli_streams_stop(hub, live); /* after everything that emits into it */
-	sec_runtime_stop();
-	llm_service_free(llm); /* after the engine: nodes may call it until then */
-	pg_pool_free(pool);
+	serve_stop(&x);
 	return rc;
 }

@@ -74,8 +74,11 @@ int cmd_spawner(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		const char *v;
-		if (cli_opt(argc, argv, &i, "--workers", &v) && (workers = cli_int(v)) >= 1)
-			continue;
+		if (cli_opt(argc, argv, &i, "--workers", &v)) {
+			workers = cli_int(v);
+			if (workers >= 1)
+				continue;
+		}
 		if (cli_flag(argv, i, "--help")) {
 			puts(USAGE);
 			return 0;

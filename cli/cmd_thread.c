@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "core/err.h"
 #include "engine/control.h"
+#include "engine/report.h"
 #include "engine/stream.h"
 #include "nodes/factory.h"
 
@@ -38,13 +39,16 @@ static int parse(int argc, char **argv, list_opts *o, const char *usage)
 		if (cli_flag(argv, i, "--json")) {
 			o->json = 1;
 		} else if (cli_opt(argc, argv, &i, "--limit", &v)) {
-			if ((o->limit = cli_int(v)) < 1)
+			o->limit = cli_int(v);
+			if (o->limit < 1)
 				return cli_usage(usage);
 		} else if (cli_opt(argc, argv, &i, "--seq", &v)) {
-			if ((o->seq = cli_int(v)) < 1)
+			o->seq = cli_int(v);
+			if (o->seq < 1)
 				return cli_usage(usage);
 		} else if (cli_opt(argc, argv, &i, "--run", &v)) {
-			if ((o->run = cli_int(v)) < 1)
+			o->run = cli_int(v);
+			if (o->run < 1)
 				return cli_usage(usage);
 		} else if (cli_opt(argc, argv, &i, "--update", &v)) {
 			o->update = v;
@@ -78,7 +82,8 @@ int cmd_threads(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	if (o.npos)
 		return cli_usage(USAGE_THREADS);
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	rc = eng_threads_list(c, (int)o.limit, &list);
 	pg_conn_close(c);
@@ -136,7 +141,8 @@ int cmd_history(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	if (o.npos != 1)
 		return cli_usage(USAGE_HISTORY);
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	rc = find_thread(c, o.pos[0], &tid);
 	if (rc == 0)
@@ -239,7 +245,8 @@ int cmd_state(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	if (o.npos != 1 || ((o.as || o.cont) && !o.set) || (o.set && o.seq))
 		return cli_usage(USAGE_STATE);
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	rc = find_thread(c, o.pos[0], &tid);
 	if (rc == 0 && o.set) {
@@ -276,7 +283,8 @@ int cmd_fork(int argc, char **argv)
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (o.npos != 2 || (seq = cli_int(o.pos[1])) < 1)
+	seq = o.npos == 2 ? cli_int(o.pos[1]) : 0;
+	if (o.npos != 2 || seq < 1)
 		return cli_usage(USAGE_FORK);
 	if (o.update) {
 		update = json_loads(o.update, 0, &jerr);
@@ -287,7 +295,8 @@ int cmd_fork(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!(c = cli_db())) {
+	c = cli_db();
+	if (!c) {
 		json_decref(update);
 		return 1;
 	}
@@ -352,9 +361,11 @@ int cmd_run(int argc, char **argv)
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (o.npos != 1 || (id = cli_int(o.pos[0])) < 1)
+	id = o.npos == 1 ? cli_int(o.pos[0]) : 0;
+	if (o.npos != 1 || id < 1)
 		return cli_usage(USAGE_RUN);
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	rc = eng_run_get(c, id, &r);
 	pg_conn_close(c);
@@ -372,34 +383,29 @@ static const char USAGE_CANCEL[] =
 	"  and its workers (requests not started are withdrawn, running workers stop);\n"
 	"  its chat is told. --run cancels one run only.";
 
-static const pg_stmt STMT_THREAD_CHAT = {
-	"cli_cancel_chat",
-	"SELECT coalesce(metadata->>'channel', ''), coalesce(metadata->>'chat', '') FROM threads "
-	"WHERE id = $1",
-	1,
-};
-
 /* Cancels the project of thread `tid` in one transaction and tells its chat. */
 static int cancel_project(pg_conn *c, int64_t tid, int *runs, int *workers)
 {
-	char actor[96], tids[24], msg[300];
-	const char *params[1] = {tids};
-	PGresult *res = NULL;
+	char actor[96], msg[300];
+	json_t *th = NULL, *meta;
+	const char *channel, *chat;
 	int rc;
 
 	cli_actor(actor, sizeof(actor));
-	snprintf(tids, sizeof(tids), "%lld", (long long)tid);
 	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 	if (rc == 0)
 		rc = bot_cancel_project(c, tid, actor, runs, workers);
 	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_THREAD_CHAT, params);
-	if (rc == 0 && pg_rows(res) == 1 && *pg_val(res, 0, 0) && *pg_val(res, 0, 1)) {
+		rc = eng_report_thread(c, tid, &th);
+	meta = json_object_get(th, "metadata");
+	channel = json_string_value(json_object_get(meta, "channel"));
+	chat = json_string_value(json_object_get(meta, "chat"));
+	if (rc == 0 && channel && *channel && chat && *chat) {
 		snprintf(msg, sizeof(msg), "🛑 This project was cancelled from the terminal (%s). "
 					   "Send /new <idea> to start another.", actor);
-		rc = bot_say(c, pg_val(res, 0, 0), pg_val(res, 0, 1), tid, msg);
+		rc = bot_say(c, channel, chat, tid, msg);
 	}
-	PQclear(res);
+	json_decref(th);
 	if (rc == 0)
 		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
 	if (rc < 0)
@@ -420,7 +426,8 @@ int cmd_cancel(int argc, char **argv)
 		return rc == 1 ? 0 : rc;
 	if ((o.npos == 1) == (o.run > 0))
 		return cli_usage(USAGE_CANCEL);
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	if (o.run > 0) {
 		rc = eng_cancel_run(c, o.run, state);
@@ -455,9 +462,11 @@ int cmd_retry(int argc, char **argv)
 
 	if (rc)
 		return rc == 1 ? 0 : rc;
-	if (o.npos != 1 || (id = cli_int(o.pos[0])) < 1)
+	id = o.npos == 1 ? cli_int(o.pos[0]) : 0;
+	if (o.npos != 1 || id < 1)
 		return cli_usage(USAGE_RETRY);
-	if (!(c = cli_db()))
+	c = cli_db();
+	if (!c)
 		return 1;
 	rc = eng_retry_run(c, id);
 	pg_conn_close(c);

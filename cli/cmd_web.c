@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "spawner/report.h"
 #include "web/app.h"
 #include "web/health.h"
 #include "web/web.h"
@@ -38,6 +39,7 @@ int cli_web_start(const char *role, pg_pool *pool, const char *redis_url, cli_we
 	o.redis_url = redis_url;
 	o.interval_ms = interval;
 	o.db_metrics_ms = db_ms == 0 ? -1 : db_ms;
+	o.worker_counts = spw_report_worker_states;
 	if (web_health_start(&out->health, out->server, &o) < 0 ||
 	    ((strcmp(role, "serve") == 0 || strcmp(role, "web") == 0) &&
 	     (cli_dashboard_attach(out->server, pool, &out->dash) < 0 ||

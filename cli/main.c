@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "nodes/report.h"
+#include "spawner/spawner.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -294,6 +295,8 @@ int main(int argc, char **argv)
 	log_configure(cli_cfg.log_level, cli_cfg.log_text);
 	/* the chat's /status reports factory projects as `orchestrator status` does */
 	bot_set_report(nd_report_project);
+	/* a cancelled project's workers stop (bot/ does not know the spawner) */
+	bot_set_cancel_workers(spw_cancel_thread);
 	name = argv[1];
 	for (const command *c = commands; c->name; c++) {
 		int rc;

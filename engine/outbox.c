@@ -471,3 +471,28 @@ int eng_outbox_done_pending(pg_conn *c, int64_t id, const char *kind, const json
 	free(res_s);
 	return rc;
 }
+
+static const pg_stmt STMT_PENDING_OF = {
+	"ob_pending_of",
+	"SELECT o.id, o.thread_id, o.run_id, o.step, o.kind, o.dest, o.payload::text, o.attempts "
+	"FROM outbox o WHERE o.thread_id = $1::bigint AND right(o.kind, char_length($2)) = $2 AND "
+	"o.state = 'pending' ORDER BY o.id",
+	2,
+};
+
+int eng_outbox_pending_of(pg_conn *c, int64_t thread_id, const char *kind_suffix,
+			  eng_outbox_row **out, int *n)
+{
+	char tid[24];
+	const char *params[2] = {tid, kind_suffix};
+	PGresult *res = NULL;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &res, &STMT_PENDING_OF, params);
+	if (rc < 0)
+		return rc;
+	return rows_of(res, out, n);
+}

@@ -48,6 +48,12 @@ int eng_outbox_claim_dest(pg_conn *c, const char *claimer, const char *dest,
 			  const char *kind_prefix, int limit, int64_t claim_ms,
 			  eng_outbox_row **out, int *n);
 
+/* The pending rows of thread `thread_id` whose kind ends with `kind_suffix`
+ * (".approval": the questions of every channel), oldest first, without
+ * claiming them: what a chat has not shown yet. *out as eng_outbox_claim's. */
+int eng_outbox_pending_of(pg_conn *c, int64_t thread_id, const char *kind_suffix,
+			  eng_outbox_row **out, int *n);
+
 /* Writes a pending row outside a step (thread_id 0: none), in the caller's
  * transaction, as a node's eng_emit would: a chat's answer to a command. */
 int eng_outbox_add(pg_conn *c, int64_t thread_id, const char *kind, const char *dest,

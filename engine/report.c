@@ -211,3 +211,107 @@ int eng_report_thread_key(pg_conn *c, int64_t thread_id, char *key, size_t cap)
 	PQclear(r);
 	return rc;
 }
+
+/* --- database-wide figures (the /metrics gauges, web/health.h) --- */
+
+static const pg_stmt STMT_RUN_COUNTS = {
+	"eng_report_run_counts",
+	"SELECT coalesce(json_object_agg(status, n), '{}')::text FROM (SELECT status, count(*) AS n "
+	"FROM runs GROUP BY status) s",
+	0,
+};
+
+/* The one-row, one-column JSON text statement `st` returns, parsed into
+ * *out (owned). */
+static int fig_json(pg_conn *c, const pg_stmt *st, const char *const *params, json_t **out)
+{
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, st, params);
+
+	*out = rc == 0 && pg_rows(r) == 1 ? json_loads(pg_val(r, 0, 0), 0, NULL) : NULL;
+	PQclear(r);
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	return rc;
+}
+
+int eng_report_run_counts(pg_conn *c, json_t **out)
+{
+	return fig_json(c, &STMT_RUN_COUNTS, NULL, out);
+}
+
+static const pg_stmt STMT_OUTBOX_BACKLOG = {
+	"eng_report_outbox_backlog",
+	"SELECT coalesce(json_object_agg(kind, json_build_object('pending', pending, 'oldest_s', "
+	"oldest_s, 'dead', dead)), '{}')::text FROM (SELECT kind, count(*) FILTER (WHERE state = "
+	"'pending') AS pending, coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE "
+	"state = 'pending')), 0) AS oldest_s, count(*) FILTER (WHERE state = 'dead') AS dead "
+	"FROM outbox WHERE state <> 'sent' GROUP BY kind) k",
+	0,
+};
+
+int eng_report_outbox_backlog(pg_conn *c, json_t **out)
+{
+	return fig_json(c, &STMT_OUTBOX_BACKLOG, NULL, out);
+}
+
+/* --- a chat's conversation (bot/term.c) --- */
+
+static const pg_stmt STMT_HISTORY = {
+	"eng_report_history",
+	"SELECT coalesce(json_agg(json_build_object('who', who, 'text', text) ORDER BY at, ord), "
+	"'[]')::text FROM (SELECT who, text, at, ord FROM (SELECT r.created_at AS at, r.id AS ord, "
+	"'you' AS who, r.input->'input'->>'text' AS text FROM runs r WHERE r.thread_id = $1 AND "
+	"r.input ? 'input' AND " ENG_SQL_NOT_HANDED_OFF("r") " "
+	"UNION ALL SELECT e.created_at, e.id, 'you', e.value->>'text' FROM events e "
+	"WHERE e.thread_id = $1 AND e.key = 'input' "
+	"UNION ALL SELECT o.created_at, o.id, 'orchestrator', coalesce(o.payload->>'text', "
+	"o.payload->>'html', o.payload->>'question') FROM outbox o WHERE o.thread_id = $1 "
+	"AND o.kind IN ('term.send', 'term.approval', 'telegram.send', 'telegram.approval')) h "
+	"WHERE text IS NOT NULL ORDER BY at DESC, ord DESC LIMIT $2) l",
+	2,
+};
+
+int eng_report_history(pg_conn *c, int64_t thread_id, int limit, json_t **out)
+{
+	char tid[24], lim[16];
+	const char *params[2] = {tid, lim};
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	return fig_json(c, &STMT_HISTORY, params, out);
+}
+
+static const pg_stmt STMT_RUNNING_CHATS = {
+	"eng_report_running_chats",
+	"SELECT coalesce(json_agg(chat), '[]')::text FROM (SELECT DISTINCT t.metadata->>'chat' AS "
+	"chat FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.status = 'running' AND "
+	"t.metadata->>'channel' = $1 AND t.metadata ? 'chat' LIMIT $2) c",
+	2,
+};
+
+int eng_report_running_chats(pg_conn *c, const char *channel, int limit, json_t **out)
+{
+	char lim[16];
+	const char *params[2] = {channel, lim};
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	return fig_json(c, &STMT_RUNNING_CHATS, params, out);
+}
+
+static const pg_stmt STMT_WAITING_ON = {
+	"eng_report_waiting_on",
+	"SELECT coalesce(to_json((SELECT r.waiting_on FROM runs r WHERE r.thread_id = $1::bigint "
+	"AND r.status IN ('waiting', 'queued', 'running') ORDER BY r.id DESC LIMIT 1)), "
+	"'[]')::text",
+	1,
+};
+
+int eng_report_waiting_on(pg_conn *c, int64_t thread_id, json_t **out)
+{
+	char tid[24];
+	const char *params[1] = {tid};
+
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	return fig_json(c, &STMT_WAITING_ON, params, out);
+}

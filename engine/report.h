@@ -70,4 +70,32 @@ int eng_report_find_title(pg_conn *c, const char *prefix, const char *title, int
  * thread). */
 int eng_report_thread_key(pg_conn *c, int64_t thread_id, char *key, size_t cap);
 
+/* --- database-wide figures (the /metrics gauges, web/health.h) --- */
+
+/* How many runs each status has: *out (owned) {status: count}, only the
+ * statuses that have runs. */
+int eng_report_run_counts(pg_conn *c, json_t **out);
+
+/* The outbox rows not yet sent, per kind: *out (owned) {kind: {"pending"
+ * (rows), "oldest_s" (age of the oldest pending row, 0 when none), "dead"
+ * (rows)}}, only the kinds that have such rows. */
+int eng_report_outbox_backlog(pg_conn *c, json_t **out);
+
+/* --- a chat's conversation (bot/) --- */
+
+/* The last `limit` messages of thread `thread_id`, oldest first, into *out
+ * (owned): [{"who" ("you": a run's or an event's input text;
+ * "orchestrator": a message or question sent to a chat), "text"}]. */
+int eng_report_history(pg_conn *c, int64_t thread_id, int limit, json_t **out);
+
+/* The chats (metadata "chat") of the threads of channel `channel` (metadata
+ * "channel") that have a running run, at most `limit`, into *out (owned):
+ * an array of strings. */
+int eng_report_running_chats(pg_conn *c, const char *channel, int limit, json_t **out);
+
+/* What the latest active run (waiting, queued or running) of thread
+ * `thread_id` waits on: *out (owned) an array of event keys, empty when it
+ * waits on nothing or the thread has no active run. */
+int eng_report_waiting_on(pg_conn *c, int64_t thread_id, json_t **out);
+
 #endif

@@ -598,3 +598,48 @@ int llm_budget_get(pg_conn *c, const char *kind, const char *scope, int *found,
 	PQclear(r);
 	return rc;
 }
+
+static const pg_stmt STMT_USAGE = {
+	"llm_ledger_usage",
+	"SELECT count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
+	"coalesce(sum(cost_usd), 0)::float8, "
+	"coalesce((SELECT json_agg(x ORDER BY x.cost_usd DESC, x.role) FROM (SELECT coalesce(role, "
+	"'?') AS role, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS "
+	"tokens_out, sum(cost_usd)::float8 AS cost_usd FROM llm_calls WHERE $1::text IS NULL OR "
+	"project = $1 GROUP BY 1) x), '[]')::text, "
+	"coalesce((SELECT json_agg(y ORDER BY y.cost_usd DESC, y.model) FROM (SELECT model, "
+	"endpoint, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out, "
+	"sum(cost_usd)::float8 AS cost_usd FROM llm_calls WHERE $1::text IS NULL OR project = $1 "
+	"GROUP BY 1, 2) y), '[]')::text FROM llm_calls WHERE $1::text IS NULL OR project = $1",
+	1,
+};
+
+int llm_ledger_usage(pg_conn *c, const char *project, int64_t *out_calls, llm_cost *out_total,
+		     json_t **out_by_role, json_t **out_by_model)
+{
+	const char *params[1] = {project};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_USAGE, params);
+
+	*out_calls = 0;
+	memset(out_total, 0, sizeof(*out_total));
+	*out_by_role = NULL;
+	*out_by_model = NULL;
+	if (rc == 0 && pg_rows(r) == 1) {
+		*out_calls = pg_int(r, 0, 0);
+		out_total->tokens_in = pg_int(r, 0, 1);
+		out_total->tokens_out = pg_int(r, 0, 2);
+		out_total->cost_usd = strtod(pg_val(r, 0, 3), NULL);
+		*out_by_role = json_loads(pg_val(r, 0, 4), 0, NULL);
+		*out_by_model = json_loads(pg_val(r, 0, 5), 0, NULL);
+	}
+	PQclear(r);
+	if (rc == 0 && (!*out_by_role || !*out_by_model)) {
+		json_decref(*out_by_role);
+		json_decref(*out_by_model);
+		*out_by_role = NULL;
+		*out_by_model = NULL;
+		rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	return rc;
+}

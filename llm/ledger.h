@@ -138,6 +138,15 @@ int llm_ledger_calls(pg_conn *c, const char *project, json_t **out);
  * the calls of its nodes), "tokens_in", "tokens_out", "cost_usd"}]. */
 int llm_ledger_worker_costs(pg_conn *c, const char *project, json_t **out);
 
+/* What `project` (NULL: every project) spent in all: *out_calls HTTP
+ * attempts, *out_total their tokens and cost, and per role and per model,
+ * most expensive first, into *out_by_role (owned): [{"role" (NULL as "?"),
+ * "calls", "tokens_in", "tokens_out", "cost_usd"}] and *out_by_model
+ * (owned): [{"model", "endpoint", "calls", "tokens_in", "tokens_out",
+ * "cost_usd"}]. One round trip. */
+int llm_ledger_usage(pg_conn *c, const char *project, int64_t *out_calls, llm_cost *out_total,
+		     json_t **out_by_role, json_t **out_by_model);
+
 /* The budget of `kind` ("project" or "user") `scope`: *found 1 with its
  * limit and what was spent in its current period (either pointer may be
  * NULL), or *found 0 when the scope has no budget. ERR_DB. */

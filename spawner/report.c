@@ -110,3 +110,47 @@ int spw_report_merge(pg_conn *c, int64_t thread_id, const char *task, char *repo
 	PQclear(r);
 	return rc;
 }
+
+static const pg_stmt STMT_WORKER_STATES = {
+	"spw_report_worker_states",
+	"SELECT coalesce(json_object_agg(state, n), '{}')::text FROM (SELECT state, count(*) AS n "
+	"FROM workers WHERE state <> 'finished' GROUP BY state) s",
+	0,
+};
+
+int spw_report_worker_states(pg_conn *c, json_t **out)
+{
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_WORKER_STATES, NULL);
+
+	*out = rc == 0 && pg_rows(r) == 1 ? json_loads(pg_val(r, 0, 0), 0, NULL) : NULL;
+	PQclear(r);
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	return rc;
+}
+
+static const pg_stmt STMT_WORKER_DETAIL = {
+	"spw_report_worker_detail",
+	"SELECT json_build_object('id', id, 'task', task, 'project', project, 'mode', "
+	"coalesce(request->>'mode', 'work'), 'state', state, 'status', status, 'attempt', "
+	"attempt, 'reason', result->>'reason', 'tests', result->'tests'->>'verdict', 'branch', "
+	"result->>'branch', 'progress', progress)::text FROM workers WHERE id = $1",
+	1,
+};
+
+int spw_report_worker_detail(pg_conn *c, const char *id, json_t **out)
+{
+	const char *params[1] = {id};
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, &STMT_WORKER_DETAIL, params);
+
+	*out = NULL;
+	if (rc == 0 && pg_rows(r) == 1) {
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+		if (!*out)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	PQclear(r);
+	return rc;
+}

@@ -38,4 +38,14 @@ int spw_report_worker_json(pg_conn *c, const char *id, json_t **out);
 int spw_report_merge(pg_conn *c, int64_t thread_id, const char *task, char *repo, size_t rcap,
 		     char *commit, size_t ccap);
 
+/* How many workers not finished each state has: *out (owned) {state:
+ * count}, only the states that have workers (the /metrics gauge). */
+int spw_report_worker_states(pg_conn *c, json_t **out);
+
+/* The worker `id` as an MCP client sees it, into *out (owned; NULL when
+ * there is no such worker): {"id", "task", "project", "mode" ("work" when
+ * not set), "state", "status", "attempt", "reason", "tests" (the verdict),
+ * "branch", "progress"}. */
+int spw_report_worker_detail(pg_conn *c, const char *id, json_t **out);
+
 #endif

@@ -8,6 +8,7 @@
 #include "core/metrics.h"
 #include "core/redis.h"
 #include "core/util.h"
+#include "engine/report.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,6 +29,7 @@ struct web_health {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	met_family *probe_s, *runs, *backlog, *age, *dead, *workers, *up;
+	web_counts_fn worker_counts; /* NULL: no workers gauge */
 };
 
 static int healthz(web_request *rq, void *udata)
@@ -71,26 +73,55 @@ static int metrics(web_request *rq, void *udata)
 	return rc;
 }
 
-/* One query's rows into gauge `f`: column 0 the label, the others values
- * (one gauge per column: fs[0] for column 1, ...). Series absent from the
- * answer are set to 0 by `zero` first. */
-static void gauge_rows(pg_conn *c, const char *sql, met_family *const *fs, int nf,
-		       const char *const *zero)
+/* Figures {label: count} into gauge `f`; series absent from them are set
+ * to 0 by `zero` first. `fig` NULL: the query failed (logged), nothing
+ * changes but the zeros. */
+static void gauge_counts(met_family *f, const json_t *fig, const char *const *zero)
 {
-	PGresult *r = NULL;
+	const char *label;
+	json_t *v;
 
 	for (int i = 0; zero && zero[i]; i++)
-		for (int k = 0; k < nf; k++)
-			met_set(met_with(fs[k], zero[i]), 0);
-	if (pg_exec(c, &r, sql, 0, NULL) < 0) {
+		met_set(met_with(f, zero[i]), 0);
+	json_object_foreach((json_t *)fig, label, v)
+		met_set(met_with(f, label), json_number_value(v));
+}
+
+/* The database-wide gauges: runs by status and the outbox's backlog through
+ * engine/report.h, workers through the hook the program installed. */
+static void gauge_db(web_health *h, pg_conn *c)
+{
+	static const char *const states[] = {"queued", "running", "waiting", "done",
+					     "failed", "cancelled", NULL};
+	static const char *const kinds[] = {"telegram.send", "spawn", NULL};
+	json_t *fig = NULL, *v;
+	const char *kind;
+
+	if (eng_report_run_counts(c, &fig) < 0)
 		log_warn("web", "metrics query failed: %s", err_last());
-		return;
+	gauge_counts(h->runs, fig, states);
+	json_decref(fig);
+	fig = NULL;
+	for (int i = 0; kinds[i]; i++) {
+		met_set(met_with(h->backlog, kinds[i]), 0);
+		met_set(met_with(h->age, kinds[i]), 0);
+		met_set(met_with(h->dead, kinds[i]), 0);
 	}
-	for (int row = 0; row < pg_rows(r); row++)
-		for (int k = 0; k < nf; k++)
-			met_set(met_with(fs[k], pg_val(r, row, 0)),
-				pg_isnull(r, row, k + 1) ? 0 : strtod(pg_val(r, row, k + 1), NULL));
-	PQclear(r);
+	if (eng_report_outbox_backlog(c, &fig) < 0)
+		log_warn("web", "metrics query failed: %s", err_last());
+	json_object_foreach(fig, kind, v) {
+		met_set(met_with(h->backlog, kind), json_number_value(json_object_get(v, "pending")));
+		met_set(met_with(h->age, kind), json_number_value(json_object_get(v, "oldest_s")));
+		met_set(met_with(h->dead, kind), json_number_value(json_object_get(v, "dead")));
+	}
+	json_decref(fig);
+	fig = NULL;
+	if (!h->worker_counts)
+		return;
+	if (h->worker_counts(c, &fig) < 0)
+		log_warn("web", "metrics query failed: %s", err_last());
+	gauge_counts(h->workers, fig, NULL);
+	json_decref(fig);
 }
 
 static void probe_db(web_health *h)
@@ -108,20 +139,8 @@ static void probe_db(web_health *h)
 	} else {
 		health_report("postgres", HEALTH_OK, NULL);
 		if (h->db_ms > 0 && util_mono_ms() - h->last_db_ms >= h->db_ms) {
-			static const char *const states[] = {"queued", "running", "waiting", "done",
-							     "failed", "cancelled", NULL};
-			static const char *const kinds[] = {"telegram.send", "spawn", NULL};
-			met_family *out3[3] = {h->backlog, h->age, h->dead};
 			h->last_db_ms = util_mono_ms();
-			gauge_rows(c, "SELECT status, count(*) FROM runs GROUP BY status", &h->runs, 1, states);
-			gauge_rows(c,
-				   "SELECT kind, count(*) FILTER (WHERE state = 'pending'), "
-				   "coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE "
-				   "state = 'pending')), 0), count(*) FILTER (WHERE state = 'dead') "
-				   "FROM outbox WHERE state <> 'sent' GROUP BY kind",
-				   out3, 3, kinds);
-			gauge_rows(c, "SELECT state, count(*) FROM workers WHERE state <> 'finished' "
-				      "GROUP BY state", &h->workers, 1, NULL);
+			gauge_db(h, c);
 		}
 	}
 	if (c)
@@ -190,6 +209,7 @@ int web_health_start(web_health **out, web_server *s, const web_health_opts *o)
 		return err_set(ERR_NOMEM, "out of memory");
 	snprintf(h->role, sizeof(h->role), "%s", o->role ? o->role : "orchestrator");
 	h->pool = o->pool;
+	h->worker_counts = o->worker_counts;
 	h->interval_ms = o->interval_ms > 0 ? o->interval_ms : 5000;
 	h->db_ms = o->db_metrics_ms == 0 ? 15000 : o->db_metrics_ms;
 	h->redis_url = o->redis_url ? strdup(o->redis_url) : NULL;

@@ -18,10 +18,16 @@
 #ifndef ORCH_WEB_HEALTH_H
 #define ORCH_WEB_HEALTH_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "core/pg.h"
 #include "web/web.h"
+
+/* Database-wide figures of a part web/ does not reach (ARCHITECTURE §2):
+ * *out (owned) {label: count}. The spawner's spw_report_worker_states is
+ * one, installed by the command line. */
+typedef int (*web_counts_fn)(pg_conn *c, json_t **out);
 
 typedef struct web_health_opts {
 	const char *role;      /* "serve", "engine", "bot", "spawner" */
@@ -29,6 +35,7 @@ typedef struct web_health_opts {
 	const char *redis_url; /* probed with PING; NULL: none */
 	int64_t interval_ms;   /* between probes; 0: 5 s */
 	int64_t db_metrics_ms; /* between refreshes of the database gauges; 0: 15 s, < 0: never */
+	web_counts_fn worker_counts; /* workers by state; NULL: no orch_workers gauge */
 } web_health_opts;
 
 typedef struct web_health web_health;

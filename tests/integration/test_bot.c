@@ -18,6 +18,7 @@
 #include "core/util.h"
 #include "engine/engine.h"
 #include "nodes/report.h"
+#include "spawner/spawner.h"
 
 #include <pwd.h>
 #include <signal.h>
@@ -1457,6 +1458,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_crash_between_send_and_mark, td),
 	};
 	ts_init();
+	bot_set_cancel_workers(spw_cancel_thread); /* as the command line does */
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("CMOCKA_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("CMOCKA_TEST_FILTER"));
