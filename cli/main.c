@@ -294,6 +294,7 @@ int main(int argc, char **argv)
 	log_configure(cli_cfg.log_level, cli_cfg.log_text);
 	/* the chat's /status reports factory projects as `orchestrator status` does */
 	bot_set_report(nd_report_project);
+	cli_wire_factory();
 	name = argv[1];
 	for (const command *c = commands; c->name; c++) {
 		int rc;
