@@ -156,3 +156,56 @@ int bot_report_open_keys(pg_conn *c, int64_t thread_id, const json_t *keys, json
 		rc = err_set(ERR_NOMEM, "out of memory");
 	return rc;
 }
+
+static const pg_stmt STMT_OPEN = {
+	"bot_report_open",
+	"SELECT (SELECT coalesce(json_agg(json_build_object('id', a.id, 'thread_id', a.thread_id, "
+	"'question', a.question, 'channel', a.channel, 'options', (SELECT "
+	"coalesce(jsonb_agg(x->>'label'), '[]') FROM jsonb_array_elements(a.options) x)) "
+	"ORDER BY a.id), '[]') FROM approvals a WHERE a.thread_id = ANY ($1::bigint[]) "
+	"AND a.state = 'pending' AND a.expires_at > now())::text, (SELECT "
+	"coalesce(json_agg(a.outbox_id), '[]') FROM approvals a WHERE a.outbox_id = ANY "
+	"($2::bigint[]))::text",
+	2,
+};
+
+/* ids[0..n) as a bigint[] literal ("{1,2}"), new (NULL when out of memory). */
+static char *id_array(const int64_t *ids, size_t n)
+{
+	size_t cap = 3 + n * 21, off = 1;
+	char *s = malloc(cap);
+
+	if (!s)
+		return NULL;
+	s[0] = '{';
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)snprintf(s + off, cap - off, "%s%lld", i ? "," : "", (long long)ids[i]);
+	snprintf(s + off, cap - off, "}");
+	return s;
+}
+
+int bot_report_open(pg_conn *c, const int64_t *threads, size_t n, const int64_t *outbox_ids,
+		    size_t nout, json_t **open, json_t **linked)
+{
+	char *a = id_array(threads, n), *b = id_array(outbox_ids, nout);
+	const char *params[2] = {a, b};
+	PGresult *r = NULL;
+	int rc = a && b ? pg_exec_stmt(c, &r, &STMT_OPEN, params)
+			: err_set(ERR_NOMEM, "out of memory");
+
+	*open = *linked = NULL;
+	if (rc == 0 && pg_rows(r) == 1) {
+		*open = json_loads(pg_val(r, 0, 0), 0, NULL);
+		*linked = json_loads(pg_val(r, 0, 1), 0, NULL);
+	}
+	if (rc == 0 && (!*open || !*linked)) {
+		json_decref(*open);
+		json_decref(*linked);
+		*open = *linked = NULL;
+		rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	PQclear(r);
+	free(a);
+	free(b);
+	return rc;
+}

@@ -41,4 +41,12 @@ int bot_report_of_outbox(pg_conn *c, int64_t outbox_id, int64_t *out_id);
  * into *out (owned): [{"id", "question"}]. */
 int bot_report_open_keys(pg_conn *c, int64_t thread_id, const json_t *keys, json_t **out);
 
+/* The open questions of threads[0..n) (pending, not expired), oldest
+ * first, into *open (owned): [{"id", "thread_id", "question", "channel",
+ * "options": ["label", ...]}]; and which of outbox_ids[0..nout) a question
+ * was made of (in any state; the relay creates it before it marks the row
+ * sent) into *linked (owned): [id, ...]. */
+int bot_report_open(pg_conn *c, const int64_t *threads, size_t n, const int64_t *outbox_ids,
+		    size_t nout, json_t **open, json_t **linked);
+
 #endif

@@ -88,6 +88,10 @@ void cli_actor(char *out, size_t cap);
 /* The real uid's user name (or "uid N" when it has none). */
 void cli_unix_user(char *out, size_t cap);
 
+/* Installs the factory's hooks into the bot and the spawner
+ * (nd_set_ops), in every program that runs or reports factory projects. */
+void cli_wire_factory(void);
+
 /* Installs the redaction filter, opens the secrets store (when `secrets
  * init` was run) and lets the LLM layer resolve endpoint keys from it.
  * Fails on a wrong or unreadable master key. Call before other threads. */

@@ -297,6 +297,7 @@ int main(int argc, char **argv)
 	bot_set_report(nd_report_project);
 	/* a cancelled project's workers stop (bot/ does not know the spawner) */
 	bot_set_cancel_workers(spw_cancel_thread);
+	cli_wire_factory();
 	name = argv[1];
 	for (const command *c = commands; c->name; c++) {
 		int rc;

@@ -15,9 +15,20 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "bot/report.h"
 #include "llm/registry.h"
+#include "nodes/report.h"
 #include "secrets/runtime.h"
 #include "secrets/store.h"
+#include "spawner/report.h"
+#include "spawner/spawner.h"
+
+static const nd_ops FACTORY_OPS = {bot_report_open, spw_report_workers, spw_cancel_thread};
+
+void cli_wire_factory(void)
+{
+	nd_set_ops(&FACTORY_OPS);
+}
 
 static int llm_key_from_secrets(const char *name, buf *out, void *udata)
 {

@@ -563,7 +563,7 @@ int rds_cmd(rds_conn *c, rds_reply **out, ...)
 	va_list ap;
 
 	va_start(ap, out);
-	while ((a = va_arg(ap, const char *)) != NULL) {
+	for (a = va_arg(ap, const char *); a; a = va_arg(ap, const char *)) {
 		if (argc == RDS_MAX_ARGS) {
 			va_end(ap);
 			if (out)

@@ -1351,7 +1351,7 @@ static void *listener_main(void *arg)
 			continue;
 		if (!PQconsumeInput(pg_conn_raw(c)))
 			continue;
-		while ((n = PQnotifies(pg_conn_raw(c))) != NULL) {
+		for (n = PQnotifies(pg_conn_raw(c)); n; n = PQnotifies(pg_conn_raw(c))) {
 			PQfreemem(n);
 			got++;
 		}

@@ -315,3 +315,39 @@ int eng_report_waiting_on(pg_conn *c, int64_t thread_id, json_t **out)
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
 	return fig_json(c, &STMT_WAITING_ON, params, out);
 }
+
+static const pg_stmt STMT_GRAPH_THREADS = {
+	"eng_report_graph_threads",
+	"SELECT coalesce(json_agg(json_build_object('id', t.id, 'key', t.key, 'title', "
+	"coalesce(t.metadata->>'title', ''), 'run', coalesce((SELECT x.status FROM runs x WHERE "
+	"x.thread_id = t.id AND " ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY x.id DESC LIMIT 1), "
+	"'none'), 'cancel_pending', EXISTS (SELECT 1 FROM events e WHERE e.thread_id = t.id AND "
+	"e.key = 'cancel' AND e.consumed_at IS NULL), 'waiting_on', coalesce((SELECT "
+	"to_json(w.waiting_on) FROM runs w WHERE w.thread_id = t.id AND w.status = 'waiting' "
+	"ORDER BY w.id DESC LIMIT 1), '[]'), 'updated', to_char(t.updated_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), 'pending', (SELECT coalesce(json_agg(json_build_object("
+	"'id', o.id, 'kind', o.kind, 'payload', o.payload) ORDER BY o.id), '[]') FROM outbox o "
+	"WHERE o.thread_id = t.id AND o.state = 'pending' AND right(o.kind, length($3)) = $3)) "
+	"ORDER BY t.updated_at DESC, t.id DESC), '[]')::text FROM threads t WHERE t.graph = $1 "
+	"AND ($2::bigint IS NULL OR t.id = $2::bigint)",
+	3,
+};
+
+int eng_report_graph_threads(pg_conn *c, const char *graph, int64_t thread_id,
+			     const char *kind_suffix, json_t **out)
+{
+	char tid[24];
+	const char *params[3] = {graph, thread_id > 0 ? tid : NULL, kind_suffix};
+	PGresult *r = NULL;
+	int rc;
+
+	*out = NULL;
+	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
+	rc = pg_exec_stmt(c, &r, &STMT_GRAPH_THREADS, params);
+	if (rc == 0 && pg_rows(r) == 1)
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+	PQclear(r);
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	return rc;
+}

@@ -98,4 +98,15 @@ int eng_report_running_chats(pg_conn *c, const char *channel, int limit, json_t 
  * waits on nothing or the thread has no active run. */
 int eng_report_waiting_on(pg_conn *c, int64_t thread_id, json_t **out);
 
+/* The threads of graph `graph` (thread_id > 0: only that one), most
+ * recently updated first, into *out (owned): [{"id", "key", "title" (the
+ * metadata's, "" when none), "run" (the latest run's status, but a run
+ * whose input was handed off; "none"), "cancel_pending" (a cancel event
+ * not yet consumed), "waiting_on" (the keys its waiting run waits for; []
+ * when none waits), "updated" ("YYYY-MM-DD HH:MM:SSZ"), "pending" (its
+ * outbox rows still to deliver whose kind ends with `kind_suffix`, oldest
+ * first: [{"id", "kind", "payload"}])}]. */
+int eng_report_graph_threads(pg_conn *c, const char *graph, int64_t thread_id,
+			     const char *kind_suffix, json_t **out);
+
 #endif

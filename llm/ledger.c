@@ -312,6 +312,16 @@ int llm_budget_extend(pg_conn *c, const char *kind, const char *scope, double ad
 	return 0;
 }
 
+json_t *llm_budget_extension(const char *grant_key, const char *kind, const char *scope,
+			     double add_usd)
+{
+	char add[40];
+
+	fmt_usd(add, sizeof(add), add_usd);
+	return json_pack("{s:s?, s:s?, s:s?, s:s}", "grant_key", grant_key, "kind", kind, "scope",
+			 scope, "add_usd", add);
+}
+
 int llm_budget_remove(pg_conn *c, const char *kind, const char *scope)
 {
 	const char *params[2] = {kind, scope};

@@ -88,6 +88,18 @@ void llm_budget_fmt_reset(int64_t at, char *out, size_t cap);
 int llm_budget_extend(pg_conn *c, const char *kind, const char *scope, double add_usd,
 		      double *out_limit);
 
+/* A budget extension as an effect of a graph step: the outbox row kind and
+ * its payload. A node writes it with eng_emit(ctx, LLM_BUDGET_EXTEND_KIND,
+ * NULL, llm_budget_extension(...)); the database applies it in the step's
+ * own transaction (migrations/040_llm_budget_grants.sql), so the budget is
+ * raised exactly when the step's checkpoint commits, and once per
+ * `grant_key` however often the row is written. The payload is new (NULL
+ * when out of memory); ERR_INVALID-worthy input (bad kind, no scope, an
+ * amount <= 0) makes the step's commit fail. */
+#define LLM_BUDGET_EXTEND_KIND "llm.budget_extend"
+json_t *llm_budget_extension(const char *grant_key, const char *kind, const char *scope,
+			     double add_usd);
+
 /* Deletes a budget: the scope then has no limit. */
 int llm_budget_remove(pg_conn *c, const char *kind, const char *scope);
 

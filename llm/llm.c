@@ -196,18 +196,25 @@ int llm_options_from_env(llm_options *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = env_usd("ORCH_LLM_PROJECT_BUDGET", &out->project_budget)) < 0 ||
-	    (rc = env_usd("ORCH_LLM_USER_BUDGET", &out->user_budget)) < 0 ||
-	    (rc = cfg_env_duration_ms("ORCH_LLM_STATS_INTERVAL", 5000, 100, 3600000,
-				      &out->stats_interval_ms)) < 0 ||
-	    (rc = cfg_env_duration_ms("ORCH_LLM_QUEUE_TIMEOUT", 600000, 1, 86400000,
-				      &out->queue_timeout_ms)) < 0 ||
-	    (rc = cfg_env_duration_ms("ORCH_LLM_IDLE_TIMEOUT", 60000, 1, 86400000,
-				      &out->idle_timeout_ms)) < 0 ||
-	    (rc = cfg_env_duration_ms("ORCH_LLM_HEALTH_WAIT", 180000, 1, 86400000,
-				      &out->health_wait_ms)) < 0 ||
-	    (rc = cfg_env_str("ORCH_LLM_BUDGET_PERIOD", "total", out->budget_period,
-			      sizeof(out->budget_period))) < 0)
+	rc = env_usd("ORCH_LLM_PROJECT_BUDGET", &out->project_budget);
+	if (rc == 0)
+		rc = env_usd("ORCH_LLM_USER_BUDGET", &out->user_budget);
+	if (rc == 0)
+		rc = cfg_env_duration_ms("ORCH_LLM_STATS_INTERVAL", 5000, 100, 3600000,
+					 &out->stats_interval_ms);
+	if (rc == 0)
+		rc = cfg_env_duration_ms("ORCH_LLM_QUEUE_TIMEOUT", 600000, 1, 86400000,
+					 &out->queue_timeout_ms);
+	if (rc == 0)
+		rc = cfg_env_duration_ms("ORCH_LLM_IDLE_TIMEOUT", 60000, 1, 86400000,
+					 &out->idle_timeout_ms);
+	if (rc == 0)
+		rc = cfg_env_duration_ms("ORCH_LLM_HEALTH_WAIT", 180000, 1, 86400000,
+					 &out->health_wait_ms);
+	if (rc == 0)
+		rc = cfg_env_str("ORCH_LLM_BUDGET_PERIOD", "total", out->budget_period,
+				 sizeof(out->budget_period));
+	if (rc < 0)
 		return rc;
 	if (llm_budget_period_check(out->budget_period) < 0)
 		return err_set(ERR_INVALID, "ORCH_LLM_BUDGET_PERIOD=%s: %s", out->budget_period,
@@ -1100,6 +1107,115 @@ static int server_alive(void *udata)
 	return h == LLM_HEALTH_UP ? 0 : 1;
 }
 
+/* The request of an attempt at endpoint e into *hr (borrowing url,
+ * headers, body and alive). */
+static void request_init(http_request *hr, const call_ctx *cc, const llm_endpoint *e,
+			 const char *url, const char *const *headers, const buf *body,
+			 int wire_stream, alive_ctx *alive)
+{
+	memset(hr, 0, sizeof(*hr));
+	hr->method = "POST";
+	hr->url = url;
+	hr->headers = headers;
+	hr->body = body->data;
+	hr->body_len = body->len;
+	hr->connect_timeout_ms = e->connect_timeout_ms;
+	hr->timeout_ms = e->timeout_ms;
+	hr->idle_timeout_ms = e->idle_timeout_ms > 0 ? e->idle_timeout_ms
+						     : cc->s->opt.idle_timeout_ms;
+	if (hr->idle_timeout_ms < 0)
+		hr->idle_timeout_ms = 0;
+	hr->idle_from_response = !wire_stream;
+	/* before the first byte, silence is a frozen server only when /health says so */
+	hr->on_idle = server_alive;
+	hr->idle_udata = alive;
+	hr->max_response = REPLY_MAX;
+	hr->cancel = cc->call->cancel;
+}
+
+/* An attempt whose transfer failed (rc): why, into ar, and the message.
+ * x is the stream's context when its parser stopped the transfer (its
+ * reason counts), else NULL. */
+static void transfer_failed(const xfer_ctx *x, const llm_model *m, const llm_endpoint *e,
+			    const http_request *hr, const http_response *resp, int rc,
+			    attempt_result *ar)
+{
+	char text[640];
+
+	if (x) {
+		ar->rc = x->sse_rc;
+		snprintf(ar->outcome, sizeof(ar->outcome), "%s",
+			 x->sse_rc == ERR_CANCELLED ? "cancelled"
+			 : x->sse_rc == ERR_HTTP    ? "provider_error"
+						    : "parse");
+		ar->retryable = x->sse_rc == ERR_HTTP && !ar->delivered;
+		err_set(x->sse_rc, "model '%s' at endpoint '%s': %s", m->name, e->name, x->sse_msg);
+		return;
+	}
+	ar->rc = rc;
+	switch (rc) {
+	case ERR_CANCELLED: snprintf(ar->outcome, sizeof(ar->outcome), "cancelled"); break;
+	case ERR_TIMEOUT:
+		snprintf(ar->outcome, sizeof(ar->outcome), "%s", resp->idle ? "stalled" : "timeout");
+		break;
+	case ERR_TOOBIG: snprintf(ar->outcome, sizeof(ar->outcome), "too_big"); break;
+	default: snprintf(ar->outcome, sizeof(ar->outcome), "network"); break;
+	}
+	ar->retryable = (rc == ERR_TIMEOUT || rc == ERR_HTTP) && !ar->delivered;
+	/* nothing came back, or the reply stopped: is the server there? */
+	ar->outage = ar->retryable && (rc == ERR_TIMEOUT || resp->status == 0);
+	if (rc == ERR_HTTP && ar->delivered) {
+		snprintf(text, sizeof(text), "%s", err_last());
+		err_set(ERR_HTTP, "model '%s' at endpoint '%s': the stream broke after part of the "
+				  "reply had arrived (%s); not retried, as the reply was "
+				  "already being shown", m->name, e->name, text);
+	} else if (resp->idle) {
+		idle_error(m, e, hr, resp->received > 0);
+	} else {
+		err_wrap("model '%s' at endpoint '%s'", m->name, e->name);
+	}
+}
+
+/* Reads a 2xx reply into out (the stream's, or the body); on failure sets
+ * ar and the message and returns its code. */
+static int read_reply(xfer_ctx *x, const llm_model *m, const llm_endpoint *e,
+		      http_response *resp, llm_response *out, attempt_result *ar)
+{
+	char text[640];
+	int rc, is_ctx = 0;
+
+	if (x->sse) {
+		rc = llm_sse_finish(x->sse);
+	} else if (strstr(resp->content_type, "html")) {
+		llm_wire_error_text(buf_cstr(&resp->body), resp->body.len, resp->content_type, text,
+				    sizeof(text), &is_ctx);
+		rc = err_set(ERR_PARSE, "the reply is %s", text);
+	} else {
+		rc = llm_wire_parse_reply(buf_cstr(&resp->body), resp->body.len, out);
+	}
+	if (rc == 0)
+		return 0;
+	ar->rc = rc;
+	snprintf(ar->outcome, sizeof(ar->outcome), rc == ERR_HTTP ? "provider_error" : "parse");
+	/* a provider's error inside a 200 (overloaded, ...) is worth another try */
+	ar->retryable = rc == ERR_HTTP && !ar->delivered;
+	if (rc == ERR_HTTP)
+		llm_wire_error_text(buf_cstr(&resp->body), resp->body.len, resp->content_type, text,
+				    sizeof(text), &is_ctx);
+	if (rc == ERR_HTTP && is_ctx) {
+		ar->rc = ERR_CONTEXT;
+		ar->retryable = 0;
+		snprintf(ar->outcome, sizeof(ar->outcome), "context");
+	}
+	if (ar->rc == ERR_CONTEXT)
+		err_set(ERR_CONTEXT, "model '%s' at endpoint '%s': the prompt does not fit the "
+				     "model's context (%s); trim or summarise the conversation",
+			m->name, e->name, text);
+	else
+		err_wrap("model '%s' at endpoint '%s'", m->name, e->name);
+	return ar->rc;
+}
+
 /* One HTTP attempt: sends `body`, fills `out` with the reply. `wire_stream`:
  * the body asks for a stream (the caller's, or the endpoint's
  * stream_replies); deltas reach the caller only when it asked for them. */
@@ -1130,23 +1246,7 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	if (cc->call->on_token)
 		cc->call->on_token(cc->call->token_udata, LLM_TOKEN_START, "", 0, &x.tok);
 	snprintf(url, sizeof(url), "%s/chat/completions", e->base_url);
-	memset(&hr, 0, sizeof(hr));
-	hr.method = "POST";
-	hr.url = url;
-	hr.headers = headers;
-	hr.body = body->data;
-	hr.body_len = body->len;
-	hr.connect_timeout_ms = e->connect_timeout_ms;
-	hr.timeout_ms = e->timeout_ms;
-	hr.idle_timeout_ms = e->idle_timeout_ms > 0 ? e->idle_timeout_ms : cc->s->opt.idle_timeout_ms;
-	if (hr.idle_timeout_ms < 0)
-		hr.idle_timeout_ms = 0;
-	hr.idle_from_response = !wire_stream;
-	/* before the first byte, silence is a frozen server only when /health says so */
-	hr.on_idle = server_alive;
-	hr.idle_udata = &alive;
-	hr.max_response = REPLY_MAX;
-	hr.cancel = cc->call->cancel;
+	request_init(&hr, cc, e, url, headers, body, wire_stream, &alive);
 	if (wire_stream) {
 		int tap = cc->call->on_token || (cc->rq->stream && cc->rq->on_delta);
 		rc = llm_sse_new(&x.sse, out, tap ? on_reply_delta : NULL, &x);
@@ -1169,40 +1269,8 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 	ar->retry_after_ms = resp.retry_after_ms;
 	/* only a caller that asked for a stream has seen part of the reply */
 	ar->delivered = x.sse && cc->rq->stream ? llm_sse_delivered(x.sse) : 0;
-	if (rc < 0 && x.sse_rc < 0) {
-		/* the stream parser stopped the transfer: its reason counts */
-		ar->rc = x.sse_rc;
-		snprintf(ar->outcome, sizeof(ar->outcome), "%s",
-			 x.sse_rc == ERR_CANCELLED ? "cancelled"
-			 : x.sse_rc == ERR_HTTP	   ? "provider_error"
-						   : "parse");
-		ar->retryable = x.sse_rc == ERR_HTTP && !ar->delivered;
-		err_set(x.sse_rc, "model '%s' at endpoint '%s': %s", m->name, e->name, x.sse_msg);
-		goto done;
-	}
 	if (rc < 0) {
-		ar->rc = rc;
-		switch (rc) {
-		case ERR_CANCELLED: snprintf(ar->outcome, sizeof(ar->outcome), "cancelled"); break;
-		case ERR_TIMEOUT:
-			snprintf(ar->outcome, sizeof(ar->outcome), "%s", resp.idle ? "stalled" : "timeout");
-			break;
-		case ERR_TOOBIG: snprintf(ar->outcome, sizeof(ar->outcome), "too_big"); break;
-		default: snprintf(ar->outcome, sizeof(ar->outcome), "network"); break;
-		}
-		ar->retryable = (rc == ERR_TIMEOUT || rc == ERR_HTTP) && !ar->delivered;
-		/* nothing came back, or the reply stopped: is the server there? */
-		ar->outage = ar->retryable && (rc == ERR_TIMEOUT || resp.status == 0);
-		if (rc == ERR_HTTP && ar->delivered) {
-			snprintf(text, sizeof(text), "%s", err_last());
-			err_set(ERR_HTTP, "model '%s' at endpoint '%s': the stream broke after part of the "
-					  "reply had arrived (%s); not retried, as the reply was "
-					  "already being shown", m->name, e->name, text);
-		}
-		else if (resp.idle)
-			idle_error(m, e, &hr, resp.received > 0);
-		else
-			err_wrap("model '%s' at endpoint '%s'", m->name, e->name);
+		transfer_failed(x.sse_rc < 0 ? &x : NULL, m, e, &hr, &resp, rc, ar);
 		goto done;
 	}
 	if (resp.status < 200 || resp.status >= 300) {
@@ -1212,36 +1280,8 @@ static void do_attempt(call_ctx *cc, const llm_model *m, const llm_endpoint *e,
 		classify_status(cc, ar, text, is_ctx, m, e);
 		goto done;
 	}
-	if (x.sse) {
-		rc = llm_sse_finish(x.sse);
-	} else if (strstr(resp.content_type, "html")) {
-		llm_wire_error_text(buf_cstr(&resp.body), resp.body.len, resp.content_type, text,
-				    sizeof(text), &is_ctx);
-		rc = err_set(ERR_PARSE, "the reply is %s", text);
-	} else {
-		rc = llm_wire_parse_reply(buf_cstr(&resp.body), resp.body.len, out);
-	}
-	if (rc < 0) {
-		ar->rc = rc;
-		snprintf(ar->outcome, sizeof(ar->outcome), rc == ERR_HTTP ? "provider_error" : "parse");
-		/* a provider's error inside a 200 (overloaded, ...) is worth another try */
-		ar->retryable = rc == ERR_HTTP && !ar->delivered;
-		if (rc == ERR_HTTP)
-			llm_wire_error_text(buf_cstr(&resp.body), resp.body.len, resp.content_type, text,
-					    sizeof(text), &is_ctx);
-		if (rc == ERR_HTTP && is_ctx) {
-			ar->rc = ERR_CONTEXT;
-			ar->retryable = 0;
-			snprintf(ar->outcome, sizeof(ar->outcome), "context");
-		}
-		if (ar->rc == ERR_CONTEXT)
-			err_set(ERR_CONTEXT, "model '%s' at endpoint '%s': the prompt does not fit the "
-					     "model's context (%s); trim or summarise the conversation",
-				m->name, e->name, text);
-		else
-			err_wrap("model '%s' at endpoint '%s'", m->name, e->name);
+	if (read_reply(&x, m, e, &resp, out, ar) < 0)
 		goto done;
-	}
 	snprintf(ar->outcome, sizeof(ar->outcome), "ok");
 	if (!x.sse && cc->call->on_token && out->content && out->content_len)
 		/* not streamed on the wire: the observer hears it whole */
@@ -1473,6 +1513,250 @@ static int schema_in_prompt(const llm_request *rq, llm_message **out_msgs, size_
 	return 0;
 }
 
+/* One ask of one model (ask_model), its steps' shared state. */
+typedef struct ask_ctx {
+	call_ctx *cc;
+	const llm_model *m;
+	const llm_endpoint *e;
+	ep_rt *rt;
+	int max_tokens;
+	const char *headers[8]; /* of the request */
+	const char *hhdrs[3];   /* of /health */
+	char idh[3][200];
+	llm_request wrq;        /* the request as sent */
+	llm_message *pmsgs;     /* the messages with the schema in the prompt (owned) */
+	char *ptext;
+	json_t *sent_schema;    /* the schema as the server takes it (owned) */
+	int64_t res, est_in;    /* the budget reservation (0: none left to settle) */
+	int wire_stream;
+	buf body, key, auth;
+	char errmsg[1024];
+} ask_ctx;
+
+/* An ask that ends before (another) attempt with rc: a ledger row with
+ * `outcome` settles the reservation; the message stays. Returns rc. */
+static int ask_stop(ask_ctx *a, int rc, const char *outcome)
+{
+	snprintf(a->errmsg, sizeof(a->errmsg), "%s", err_last());
+	a->cc->attempt++;
+	write_row(a->cc, a->m, a->e, NULL, 0, 0, 0, outcome, a->errmsg, 0, a->res, 1);
+	a->res = 0;
+	return err_set(rc, "%s", a->errmsg);
+}
+
+/* Reserves the worst case against the budgets (the configuration's
+ * default budgets win over the environment's); ERR_BUDGET, with a ledger
+ * row, when a budget refuses. */
+static int ask_reserve(ask_ctx *a, llm_response *out)
+{
+	call_ctx *cc = a->cc;
+	llm_service *s = cc->s;
+	double worst = ((double)a->est_in * a->m->price_in +
+			(double)a->max_tokens * a->m->price_out) / 1e6;
+	llm_budget_defaults bd;
+	pg_conn *c = NULL;
+	int rc;
+
+	llm_registry_budgets(cc->g->reg, &bd);
+	if (!s->opt.pool || worst <= 0 || (!cc->call->project && !cc->call->user))
+		return 0;
+	rc = pg_pool_acquire(s->opt.pool, 10000, &c);
+	if (rc == 0)
+		rc = llm_ledger_reserve(c, cc->call->project, cc->call->user, worst,
+					s->opt.reserve_ttl_ms,
+					bd.project >= 0 ? bd.project : s->opt.project_budget,
+					bd.user >= 0 ? bd.user : s->opt.user_budget,
+					bd.period[0] ? bd.period : s->opt.budget_period, &a->res,
+					&out->budget);
+	pg_pool_release(s->opt.pool, c);
+	if (rc < 0) {
+		snprintf(a->errmsg, sizeof(a->errmsg), "%s", err_last());
+		if (rc == ERR_BUDGET) {
+			cc->attempt++;
+			write_row(cc, a->m, a->e, NULL, 0, 0, 0, "budget", a->errmsg, 0, 0, 0);
+		}
+		err_set(rc, "%s", a->errmsg);
+	}
+	return rc;
+}
+
+/* The headers and the body: streamed when the caller or the endpoint wants
+ * it; the schema as the server can take it. */
+static int ask_request(ask_ctx *a, const llm_message *extra, size_t n_extra)
+{
+	call_ctx *cc = a->cc;
+	llm_wire_opts wo = {a->m->id, a->max_tokens, a->e->max_tokens_field, a->e->stream_usage,
+			    0, 0, &a->m->quirks, &a->m->params};
+	int rc = 0, nh = 1;
+
+	a->wire_stream = cc->rq->stream || a->e->stream_replies;
+	a->wrq.stream = a->wire_stream;
+	pthread_mutex_lock(&a->rt->mu);
+	wo.progress = a->wire_stream && a->rt->info.llamacpp;
+	pthread_mutex_unlock(&a->rt->mu);
+	if (cc->rq->json_schema && cc->schema_level == LLM_SCHEMA_NONE) {
+		a->wrq.json_schema = NULL;
+		rc = schema_in_prompt(cc->rq, &a->pmsgs, &a->wrq.n_messages, &a->ptext);
+		a->wrq.messages = a->pmsgs;
+	} else if (cc->rq->json_schema) {
+		rc = llm_schema_for_server(cc->rq->json_schema, cc->schema_level, &a->sent_schema);
+		a->wrq.json_schema = a->sent_schema;
+		wo.loose_schema = cc->schema_level == LLM_SCHEMA_SIMPLE;
+	}
+	if (rc == 0)
+		rc = llm_registry_key(cc->g->reg, a->m->endpoint, &a->key);
+	if (rc == 0 && a->key.len > 0) {
+		rc = buf_printf(&a->auth, "Authorization: Bearer %s", a->key.data);
+		a->headers[nh++] = a->auth.data;
+		a->hhdrs[1] = a->auth.data;
+	}
+	if (rc == 0 && cc->s->opt.identity_headers) {
+		/* who asks, for the eval's record/replay server (no CR or LF gets in) */
+		const char *const v[3] = {cc->call->project, cc->call->node, cc->call->subject};
+		const char *const name[3] = {"Project", "Node", "Subject"};
+		for (int i = 0; i < 3; i++) {
+			snprintf(a->idh[i], sizeof(a->idh[i]), "X-Orch-%s: %.160s", name[i],
+				 v[i] ? v[i] : "");
+			a->idh[i][strcspn(a->idh[i], "\r\n")] = '\0';
+			a->headers[nh++] = a->idh[i];
+		}
+	}
+	if (rc == 0) {
+		a->headers[nh++] = a->wire_stream ? "Accept: text/event-stream"
+						  : "Accept: application/json";
+		rc = llm_wire_body(&a->body, &a->wrq, extra, n_extra, &wo);
+	}
+	if (rc < 0)
+		return ask_stop(a, rc, rc == ERR_AUTH ? "auth" : "invalid");
+	redact_buf(&a->body);
+	return 0;
+}
+
+/* Whether attempt `try` (ar) is the last, after the endpoint's retry
+ * rules: its retries, its longest wait, an outage waited out (which costs
+ * no retry: *waited, one of *free_left), and the whole ask's timeout since
+ * t_first. Updates ar and the message when it gives up. */
+static int attempt_last(ask_ctx *a, attempt_result *ar, int try, int64_t t_first, int *waited,
+			int *free_left)
+{
+	const llm_endpoint *e = a->e;
+	int last = ar->rc == 0 || !ar->retryable || try >= e->max_retries;
+
+	*waited = 0;
+	if (!last && ar->retry_after_ms > e->max_retry_wait_ms) {
+		last = 1;
+		ar->rc = err_set(ar->rc, "%s; the endpoint asks to wait %lld s, longer than its "
+					 "max_retry_wait", a->errmsg,
+				 (long long)(ar->retry_after_ms / 1000));
+		snprintf(a->errmsg, sizeof(a->errmsg), "%s", err_last());
+	}
+	/* no answer: wait for the server (a restart, a model loading) rather than spend
+	 * the retries at once; an outage costs no retry */
+	if (ar->outage && ar->retryable && (*free_left > 0 || !last)) {
+		int hw = wait_healthy(a->cc, a->m, e, a->hhdrs);
+		if (hw == 1 && *free_left > 0) {
+			(*free_left)--;
+			*waited = 1;
+			last = 0;
+		} else if (hw < 0) {
+			char why[700];
+			snprintf(why, sizeof(why), "%s", err_last());
+			last = 1;
+			ar->rc = err_set(hw, "%s (the last attempt: %s)", why, a->errmsg);
+			snprintf(a->errmsg, sizeof(a->errmsg), "%s", err_last());
+		}
+	}
+	/* the whole ask is bounded: no new attempt once the endpoint's timeout has
+	 * passed since the first */
+	if (!last && !*waited && util_mono_ms() - t_first >= e->timeout_ms) {
+		last = 1;
+		ar->rc = err_set(ar->rc, "%s; no more retries: %lld s have passed since the first "
+					 "attempt (the endpoint's timeout)", a->errmsg,
+				 (long long)((util_mono_ms() - t_first) / 1000));
+		snprintf(a->errmsg, sizeof(a->errmsg), "%s", err_last());
+	}
+	return last;
+}
+
+/* One attempt and its reply checked (check_reply); what it cost, into
+ * *cost (the provider's usage, else an estimate: the provider charges
+ * anyway). */
+static void attempt_one(ask_ctx *a, llm_response *out, ask_out *ao, attempt_result *ar,
+			double *latency, double *cost)
+{
+	const llm_model *m = a->m;
+
+	llm_response_reset_reply(out);
+	a->cc->attempt++;
+	out->attempts++;
+	do_attempt(a->cc, m, a->e, a->headers, &a->body, a->wire_stream, out, ar, latency);
+	out->http_status = ar->status;
+	if (ar->rc == 0) {
+		ar->rc = check_reply(a->cc, m, a->e, a->max_tokens, out, ao);
+		if (ar->rc < 0)
+			snprintf(ar->outcome, sizeof(ar->outcome), "%s",
+				 ao->problem == PB_TRUNCATED || ao->problem == PB_CALL_TRUNCATED
+					 ? "truncated"
+					 : "invalid_output");
+	}
+	if (ar->schema_refused)
+		ao->problem = PB_SCHEMA_REFUSED;
+	if (ar->rc < 0)
+		snprintf(a->errmsg, sizeof(a->errmsg), "%s", err_last());
+	if (ar->status >= 200 && ar->status < 300 && (out->tokens_in == 0 && out->tokens_out == 0)) {
+		out->usage_estimated = 1;
+		out->tokens_in = a->est_in;
+		estimate_out(out);
+	}
+	*cost = ((double)out->tokens_in * m->price_in + (double)out->tokens_out * m->price_out) / 1e6;
+	out->cost_usd += *cost;
+	if (ar->rc == 0)
+		out->latency_ms = *latency;
+}
+
+/* The attempts, with the retries of the endpoint; a ledger row each. */
+static int ask_attempts(ask_ctx *a, llm_response *out, ask_out *ao, double queue_ms)
+{
+	const llm_model *m = a->m;
+	const llm_endpoint *e = a->e;
+	int64_t t_first = util_mono_ms();
+	int free_left = FREE_RETRIES, rc = 0;
+
+	for (int try = 0;; try++) {
+		attempt_result ar;
+		double cost, latency = 0;
+		int last, waited;
+		int64_t wait;
+
+		attempt_one(a, out, ao, &ar, &latency, &cost);
+		last = attempt_last(a, &ar, try, t_first, &waited, &free_left);
+		write_row(a->cc, m, e, out, latency, try == 0 ? queue_ms : 0, ar.status, ar.outcome,
+			  ar.rc < 0 ? a->errmsg : NULL, cost, last ? a->res : 0, 1);
+		if (last) {
+			rc = ar.rc;
+			if (rc < 0 && try > 0 && ar.retryable)
+				err_set(rc, "%s (gave up after %d attempts)", a->errmsg, try + 1);
+			else if (rc < 0)
+				err_set(rc, "%s", a->errmsg);
+			a->res = 0;
+			return rc;
+		}
+		if (waited) {
+			log_warn("llm", "model %s at endpoint %s: %s; the server is back, trying again",
+				 m->name, e->name, ar.outcome);
+			try--;
+			continue;
+		}
+		wait = ar.retry_after_ms >= 0 ? ar.retry_after_ms
+					      : util_backoff_ms(try, e->retry_base_ms, e->retry_max_ms);
+		log_warn("llm", "model %s at endpoint %s: %s; retry %d of %d in %lld ms", m->name,
+			 e->name, ar.outcome, try + 1, e->max_retries, (long long)wait);
+		rc = sleep_cancellable(wait, a->cc->call->cancel);
+		if (rc < 0)
+			return ask_stop(a, rc, "cancelled");
+	}
+}
+
 /* Asks one model, with the retries of its endpoint: budget reservation,
  * slot, attempts (each reply checked by check_reply), waits for the server
  * during an outage, ledger rows. The request goes at cc->schema_level.
@@ -1482,259 +1766,66 @@ static int ask_model(call_ctx *cc, int mi, int max_tokens, const llm_message *ex
 		     size_t n_extra, llm_response *out, ask_out *ao)
 {
 	llm_service *s = cc->s;
-	const llm_model *m = llm_registry_model(cc->g->reg, mi);
-	const llm_endpoint *e = llm_registry_endpoint(cc->g->reg, m->endpoint);
-	ep_rt *rt = rt_of(s, cc->g, m->endpoint);
-	llm_budget_defaults bd;
-	const char *headers[8] = {"Content-Type: application/json", NULL, NULL, NULL,
-				  NULL, NULL, NULL, NULL};
-	char idh[3][200];
-	const char *hhdrs[3] = {"Accept: application/json", NULL, NULL};
-	llm_wire_opts wo = {m->id, max_tokens, e->max_tokens_field, e->stream_usage, 0, 0,
-			    &m->quirks, &m->params};
-	llm_request wrq = *cc->rq;
-	llm_message *pmsgs = NULL;
-	char *ptext = NULL;
-	json_t *sent_schema = NULL;
-	double worst, latency = 0, queue_ms = 0;
-	int64_t res = 0, est_in = cc->est_in, t_first = 0;
+	ask_ctx a;
 	llm_ticket ticket;
-	int have_slot = 0, rc = 0, nh = 1, free_left = FREE_RETRIES, wire_stream, down;
-	buf body, key, auth;
-	pg_conn *c = NULL;
-	char errmsg[1024];
+	int have_slot = 0, rc, down;
 
+	memset(&a, 0, sizeof(a));
 	memset(ao, 0, sizeof(*ao));
-	buf_init(&body, 0);
-	buf_init(&key, 8192);
-	buf_init(&auth, 8300);
-	snprintf(out->model, sizeof(out->model), "%s", m->name);
-	snprintf(out->endpoint, sizeof(out->endpoint), "%s", e->name);
+	a.cc = cc;
+	a.m = llm_registry_model(cc->g->reg, mi);
+	a.e = llm_registry_endpoint(cc->g->reg, a.m->endpoint);
+	a.rt = rt_of(s, cc->g, a.m->endpoint);
+	a.max_tokens = max_tokens;
+	a.headers[0] = "Content-Type: application/json";
+	a.hhdrs[0] = "Accept: application/json";
+	a.wrq = *cc->rq;
+	a.est_in = cc->est_in;
+	buf_init(&a.body, 0);
+	buf_init(&a.key, 8192);
+	buf_init(&a.auth, 8300);
+	snprintf(out->model, sizeof(out->model), "%s", a.m->name);
+	snprintf(out->endpoint, sizeof(out->endpoint), "%s", a.e->name);
 	for (size_t i = 0; i < n_extra; i++)
-		est_in += 4 + (int64_t)(extra[i].content ? strlen(extra[i].content) * 10 / 27 : 0);
+		a.est_in += 4 + (int64_t)(extra[i].content ? strlen(extra[i].content) * 10 / 27 : 0);
 
-	/* reserve the worst case against the budgets */
-	worst = ((double)est_in * m->price_in + (double)max_tokens * m->price_out) / 1e6;
-	/* the configuration's default budgets win over the environment's */
-	llm_registry_budgets(cc->g->reg, &bd);
-	if (s->opt.pool && worst > 0 && (cc->call->project || cc->call->user)) {
-		rc = pg_pool_acquire(s->opt.pool, 10000, &c);
-		if (rc == 0)
-			rc = llm_ledger_reserve(c, cc->call->project, cc->call->user, worst,
-						s->opt.reserve_ttl_ms,
-						bd.project >= 0 ? bd.project : s->opt.project_budget,
-						bd.user >= 0 ? bd.user : s->opt.user_budget,
-						bd.period[0] ? bd.period : s->opt.budget_period, &res,
-						&out->budget);
-		pg_pool_release(s->opt.pool, c);
-		c = NULL;
-		if (rc < 0) {
-			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-			if (rc == ERR_BUDGET) {
-				cc->attempt++;
-				write_row(cc, m, e, NULL, 0, 0, 0, "budget", errmsg, 0, 0, 0);
-			}
-			err_set(rc, "%s", errmsg);
-			goto done;
-		}
-	}
-
-	/* the body: streamed when the caller or the endpoint wants it; the schema as the
-	 * server can take it */
-	wire_stream = cc->rq->stream || e->stream_replies;
-	wrq.stream = wire_stream;
-	pthread_mutex_lock(&rt->mu);
-	wo.progress = wire_stream && rt->info.llamacpp;
-	pthread_mutex_unlock(&rt->mu);
-	if (cc->rq->json_schema && cc->schema_level == LLM_SCHEMA_NONE) {
-		wrq.json_schema = NULL;
-		rc = schema_in_prompt(cc->rq, &pmsgs, &wrq.n_messages, &ptext);
-		wrq.messages = pmsgs;
-	} else if (cc->rq->json_schema) {
-		rc = llm_schema_for_server(cc->rq->json_schema, cc->schema_level, &sent_schema);
-		wrq.json_schema = sent_schema;
-		wo.loose_schema = cc->schema_level == LLM_SCHEMA_SIMPLE;
-	}
+	rc = ask_reserve(&a, out);
 	if (rc == 0)
-		rc = llm_registry_key(cc->g->reg, m->endpoint, &key);
-	if (rc == 0 && key.len > 0) {
-		rc = buf_printf(&auth, "Authorization: Bearer %s", key.data);
-		headers[nh++] = auth.data;
-		hhdrs[1] = auth.data;
-	}
-	if (rc == 0 && s->opt.identity_headers) {
-		/* who asks, for the eval's record/replay server (no CR or LF gets in) */
-		const char *const v[3] = {cc->call->project, cc->call->node, cc->call->subject};
-		const char *const name[3] = {"Project", "Node", "Subject"};
-		for (int i = 0; i < 3; i++) {
-			snprintf(idh[i], sizeof(idh[i]), "X-Orch-%s: %.160s", name[i], v[i] ? v[i] : "");
-			idh[i][strcspn(idh[i], "\r\n")] = '\0';
-			headers[nh++] = idh[i];
-		}
-	}
-	if (rc == 0) {
-		headers[nh++] = wire_stream ? "Accept: text/event-stream" : "Accept: application/json";
-		rc = llm_wire_body(&body, &wrq, extra, n_extra, &wo);
-	}
-	if (rc < 0) {
-		snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-		cc->attempt++;
-		write_row(cc, m, e, NULL, 0, 0, 0, rc == ERR_AUTH ? "auth" : "invalid", errmsg, 0, res,
-			  1);
-		res = 0;
-		err_set(rc, "%s", errmsg);
+		rc = ask_request(&a, extra, n_extra);
+	if (rc < 0)
 		goto done;
-	}
-	redact_buf(&body);
-
-	rc = llm_sched_acquire(s->sched, cc->g->rt[m->endpoint], cc->call->priority, cc->owner,
+	rc = llm_sched_acquire(s->sched, cc->g->rt[a.m->endpoint], cc->call->priority, cc->owner,
 			       cc->call->cancel, s->opt.queue_timeout_ms, &ticket);
 	if (rc < 0) {
-		snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-		cc->attempt++;
-		write_row(cc, m, e, NULL, 0, 0, 0, rc == ERR_CANCELLED ? "cancelled" : "queue_timeout",
-			  errmsg, 0, res, 1);
-		res = 0;
-		err_set(rc, "%s", errmsg);
+		ask_stop(&a, rc, rc == ERR_CANCELLED ? "cancelled" : "queue_timeout");
 		goto done;
 	}
 	have_slot = 1;
-	queue_ms = ticket.wait_ms;
-	out->queue_ms += queue_ms;
+	out->queue_ms += ticket.wait_ms;
 
 	/* a server known to be down: wait for it before sending (or give up at once when
 	 * it has been down longer than its health_wait) */
-	pthread_mutex_lock(&rt->mu);
-	down = rt->down_since != 0;
-	pthread_mutex_unlock(&rt->mu);
-	if (down) {
-		rc = wait_healthy(cc, m, e, hhdrs);
-		if (rc < 0) {
-			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-			cc->attempt++;
-			write_row(cc, m, e, NULL, 0, 0, 0, rc == ERR_CANCELLED ? "cancelled" : "down",
-				  errmsg, 0, res, 1);
-			res = 0;
-			err_set(rc, "%s", errmsg);
-			goto done;
-		}
+	pthread_mutex_lock(&a.rt->mu);
+	down = a.rt->down_since != 0;
+	pthread_mutex_unlock(&a.rt->mu);
+	if (down)
+		rc = wait_healthy(cc, a.m, a.e, a.hhdrs);
+	if (rc < 0) {
+		ask_stop(&a, rc, rc == ERR_CANCELLED ? "cancelled" : "down");
+		goto done;
 	}
-
-	for (int try = 0;; try++) {
-		attempt_result ar;
-		double cost;
-		int last, waited = 0;
-
-		llm_response_reset_reply(out);
-		cc->attempt++;
-		out->attempts++;
-		if (t_first == 0)
-			t_first = util_mono_ms();
-		do_attempt(cc, m, e, headers, &body, wire_stream, out, &ar, &latency);
-		out->http_status = ar.status;
-		if (ar.rc == 0) {
-			ar.rc = check_reply(cc, m, e, max_tokens, out, ao);
-			if (ar.rc < 0)
-				snprintf(ar.outcome, sizeof(ar.outcome), "%s",
-					 ao->problem == PB_TRUNCATED || ao->problem == PB_CALL_TRUNCATED
-						 ? "truncated"
-						 : "invalid_output");
-		}
-		if (ar.schema_refused)
-			ao->problem = PB_SCHEMA_REFUSED;
-		if (ar.rc < 0)
-			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-		/* tokens: the provider's usage, else an estimate (the provider charges anyway) */
-		if (ar.status >= 200 && ar.status < 300 &&
-		    (out->tokens_in == 0 && out->tokens_out == 0)) {
-			out->usage_estimated = 1;
-			out->tokens_in = est_in;
-			estimate_out(out);
-		}
-		cost = ((double)out->tokens_in * m->price_in + (double)out->tokens_out * m->price_out) /
-		       1e6;
-		out->cost_usd += cost;
-		if (ar.rc == 0)
-			out->latency_ms = latency;
-		last = ar.rc == 0 || !ar.retryable || try >= e->max_retries;
-		if (!last && ar.retry_after_ms > e->max_retry_wait_ms) {
-			last = 1;
-			ar.rc = err_set(ar.rc, "%s; the endpoint asks to wait %lld s, longer than its "
-					       "max_retry_wait", errmsg, (long long)(ar.retry_after_ms / 1000));
-			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-		}
-		/* no answer: wait for the server (a restart, a model loading) rather than spend
-		 * the retries at once; an outage costs no retry */
-		if (ar.outage && ar.retryable && (free_left > 0 || !last)) {
-			int hw = wait_healthy(cc, m, e, hhdrs);
-			if (hw == 1 && free_left > 0) {
-				free_left--;
-				waited = 1;
-				last = 0;
-			} else if (hw < 0) {
-				char why[700];
-				snprintf(why, sizeof(why), "%s", err_last());
-				last = 1;
-				ar.rc = err_set(hw, "%s (the last attempt: %s)", why, errmsg);
-				snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-			}
-		}
-		/* the whole ask is bounded: no new attempt once the endpoint's timeout has
-		 * passed since the first */
-		if (!last && !waited && util_mono_ms() - t_first >= e->timeout_ms) {
-			last = 1;
-			ar.rc = err_set(ar.rc, "%s; no more retries: %lld s have passed since the first "
-					       "attempt (the endpoint's timeout)", errmsg,
-					(long long)((util_mono_ms() - t_first) / 1000));
-			snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-		}
-		write_row(cc, m, e, out, latency, try == 0 ? queue_ms : 0, ar.status, ar.outcome,
-			  ar.rc < 0 ? errmsg : NULL, cost, last ? res : 0, 1);
-		if (last) {
-			rc = ar.rc;
-			if (rc < 0) {
-				if (try > 0 && ar.retryable)
-					err_set(rc, "%s (gave up after %d attempts)", errmsg, try + 1);
-				else
-					err_set(rc, "%s", errmsg);
-			}
-			res = 0;
-			break;
-		}
-		if (waited) {
-			log_warn("llm", "model %s at endpoint %s: %s; the server is back, trying again",
-				 m->name, e->name, ar.outcome);
-			try--;
-			continue;
-		}
-		{
-			int64_t wait = ar.retry_after_ms >= 0
-					       ? ar.retry_after_ms
-					       : util_backoff_ms(try, e->retry_base_ms, e->retry_max_ms);
-			log_warn("llm", "model %s at endpoint %s: %s; retry %d of %d in %lld ms", m->name,
-				 e->name, ar.outcome, try + 1, e->max_retries, (long long)wait);
-			rc = sleep_cancellable(wait, cc->call->cancel);
-			if (rc < 0) {
-				snprintf(errmsg, sizeof(errmsg), "%s", err_last());
-				cc->attempt++;
-				write_row(cc, m, e, NULL, 0, 0, 0, "cancelled", errmsg, 0, res, 1);
-				res = 0;
-				err_set(rc, "%s", errmsg);
-				break;
-			}
-		}
-	}
+	rc = ask_attempts(&a, out, ao, ticket.wait_ms);
 done:
 	if (have_slot)
 		llm_sched_release(s->sched, &ticket);
-	if (res) /* a reservation not settled above (refused before sending) */
-		write_row(cc, m, e, NULL, 0, 0, 0, "not_sent", NULL, 0, res, 1);
-	json_decref(sent_schema);
-	free(pmsgs);
-	free(ptext);
-	buf_free(&body);
-	buf_free_wipe(&key);
-	buf_free_wipe(&auth);
+	if (a.res) /* a reservation not settled above (refused before sending) */
+		write_row(cc, a.m, a.e, NULL, 0, 0, 0, "not_sent", NULL, 0, a.res, 1);
+	json_decref(a.sent_schema);
+	free(a.pmsgs);
+	free(a.ptext);
+	buf_free(&a.body);
+	buf_free_wipe(&a.key);
+	buf_free_wipe(&a.auth);
 	return rc;
 }
 
@@ -1856,6 +1947,28 @@ static size_t build_reask(call_ctx *cc, const llm_response *out, const ask_out *
 	return n;
 }
 
+/* A call's context: its id, role and owner (who waits in the scheduler's
+ * queue: the caller's owner, else its thread, project or worker). */
+static void call_init(call_ctx *cc, llm_service *s, llm_gen *g, const llm_call *call,
+		      const llm_request *rq)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->s = s;
+	cc->g = g;
+	cc->call = call;
+	cc->rq = rq;
+	cc->role = call->role ? call->role : "default";
+	util_rand_hex(cc->call_id, 16);
+	if (call->owner)
+		snprintf(cc->owner, sizeof(cc->owner), "%s", call->owner);
+	else if (call->thread_id)
+		snprintf(cc->owner, sizeof(cc->owner), "thread:%lld", (long long)call->thread_id);
+	else if (call->project)
+		snprintf(cc->owner, sizeof(cc->owner), "project:%s", call->project);
+	else if (call->worker)
+		snprintf(cc->owner, sizeof(cc->owner), "worker:%s", call->worker);
+}
+
 /* llm_chat under configuration g. */
 static int chat_gen(llm_service *s, llm_gen *g, const llm_call *call, const llm_request *rq,
 		    llm_response *out)
@@ -1869,24 +1982,9 @@ static int chat_gen(llm_service *s, llm_gen *g, const llm_call *call, const llm_
 	uint64_t shash = 0;
 
 	llm_response_init(out);
-	if (!call)
-		call = &none;
-	memset(&cc, 0, sizeof(cc));
-	cc.s = s;
-	cc.g = g;
-	cc.call = call;
-	cc.rq = rq;
-	cc.role = call->role ? call->role : "default";
-	util_rand_hex(cc.call_id, 16);
+	call_init(&cc, s, g, call ? call : &none, rq);
+	call = cc.call;
 	snprintf(out->call_id, sizeof(out->call_id), "%s", cc.call_id);
-	if (call->owner)
-		snprintf(cc.owner, sizeof(cc.owner), "%s", call->owner);
-	else if (call->thread_id)
-		snprintf(cc.owner, sizeof(cc.owner), "thread:%lld", (long long)call->thread_id);
-	else if (call->project)
-		snprintf(cc.owner, sizeof(cc.owner), "project:%s", call->project);
-	else if (call->worker)
-		snprintf(cc.owner, sizeof(cc.owner), "worker:%s", call->worker);
 	if (!rq || rq->n_messages == 0)
 		return err_set(ERR_INVALID, "llm_chat: the request has no messages");
 	if (rq->stream == 0 && rq->on_delta)

@@ -218,79 +218,33 @@ int nd_ask_budget(nd_step *s, const llm_budget_info *b, const char *resume)
 	return 0;
 }
 
-static const pg_stmt STMT_GRANT = {
-	"nd_budget_grant",
-	"INSERT INTO factory_budget_grants (grant_key, thread_id, kind, scope, add_usd) "
-	"VALUES ($1, $2::bigint, $3, $4, $5::numeric) ON CONFLICT (grant_key) DO NOTHING "
-	"RETURNING grant_key",
-	5,
-};
-
-static const pg_stmt STMT_LIMIT = {
-	"nd_budget_limit",
-	"SELECT limit_usd::float8 FROM llm_budgets WHERE kind = $1 AND scope = $2",
-	2,
-};
-
-/* The grant and the extension in one transaction on c. */
-static int grant(pg_conn *c, const char *const *params, const char *kind, const char *scope,
-		 double step, double *out_limit)
-{
-	PGresult *res = NULL;
-	int rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
-
-	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_GRANT, params);
-	if (rc == 0 && pg_rows(res) == 1) {
-		rc = llm_budget_extend(c, kind, scope, step, out_limit);
-		if (rc == ERR_NOTFOUND) /* no budget row: nothing limits it any more */
-			rc = 0;
-	}
-	PQclear(res);
-	if (rc == 0)
-		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
-	if (rc < 0)
-		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
-	return rc;
-}
-
 int nd_budget_extend(eng_ctx *ctx, const char *key, const char *kind, const char *scope,
 		     double *out_limit)
 {
 	nd_app *app = eng_ctx_app(ctx);
-	char gk[200], tid[24], add[40];
-	const char *params[5] = {gk, tid, kind, scope, add};
+	double step = app->cfg.budget_step, limit = 0;
+	char gk[200];
 	pg_conn *c = NULL;
-	int rc;
+	int found = 0, rc;
 
 	*out_limit = 0;
+	if (!(step > 0))
+		return err_set(ERR_INVALID, "ORCH_BUDGET_EXTEND must be a positive amount of USD");
 	snprintf(gk, sizeof(gk), "%lld:%s", (long long)eng_ctx_thread_id(ctx), key);
-	snprintf(tid, sizeof(tid), "%lld", (long long)eng_ctx_thread_id(ctx));
-	snprintf(add, sizeof(add), "%.9f", app->cfg.budget_step);
 	rc = pg_pool_acquire(app->pool, 10000, &c);
 	if (rc < 0)
 		return rc;
-	rc = grant(c, params, kind, scope, app->cfg.budget_step, out_limit);
-	if (rc == 0 && *out_limit <= 0) {
-		const char *p2[2] = {kind, scope};
-		PGresult *res = NULL;
-		if (pg_exec_stmt(c, &res, &STMT_LIMIT, p2) == 0 && pg_rows(res) == 1)
-			*out_limit = strtod(pg_val(res, 0, 0), NULL);
-		PQclear(res);
-	}
+	rc = llm_budget_get(c, kind, scope, &found, &limit, NULL);
 	pg_pool_release(app->pool, c);
-	return rc;
+	if (rc < 0)
+		return rc;
+	if (found) /* what it will be once the step commits */
+		*out_limit = limit + step;
+	return eng_emit(ctx, LLM_BUDGET_EXTEND_KIND, NULL,
+			llm_budget_extension(gk, kind, scope, step));
 }
 
 /* --- costs --- */
-
-/* The project's spending per worker (NULL: its nodes' calls). */
-static const pg_stmt STMT_COSTS = {
-	"nd_costs",
-	"SELECT worker, sum(tokens_in), sum(tokens_out), sum(cost_usd)::float8 FROM llm_calls "
-	"WHERE project = $1 GROUP BY worker",
-	1,
-};
 
 void nd_worker_id(const eng_ctx *ctx, const char *task, const char *suffix, char *out,
 		  size_t cap)
@@ -338,27 +292,31 @@ static int costs_add(nd_costs *out, const char *task, int64_t tin, int64_t tout,
 
 int nd_costs_load(nd_costs *out, pg_conn *c, const char *project)
 {
-	const char *params[1] = {project};
-	PGresult *res = NULL;
+	json_t *rows = NULL, *row;
+	size_t i;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = pg_exec_stmt(c, &res, &STMT_COSTS, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
-		int64_t tin = pg_int(res, i, 1), tout = pg_int(res, i, 2);
-		double usd = strtod(pg_val(res, i, 3), NULL);
+	rc = llm_ledger_worker_costs(c, project, &rows);
+	json_array_foreach(rows, i, row) {
+		int64_t tin = json_integer_value(json_object_get(row, "tokens_in"));
+		int64_t tout = json_integer_value(json_object_get(row, "tokens_out"));
+		double usd = json_number_value(json_object_get(row, "cost_usd"));
+		const char *worker = json_string_value(json_object_get(row, "worker"));
 		char task[40];
 
+		if (rc < 0)
+			break;
 		out->tokens_in += tin;
 		out->tokens_out += tout;
 		out->cost_usd += usd;
-		if (pg_isnull(res, i, 0))
+		if (!worker)
 			continue;
 		out->workers_usd += usd;
-		if (worker_task(pg_val(res, i, 0), task, sizeof(task)))
+		if (worker_task(worker, task, sizeof(task)))
 			rc = costs_add(out, task, tin, tout, usd);
 	}
-	PQclear(res);
+	json_decref(rows);
 	return rc;
 }
 

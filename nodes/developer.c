@@ -32,6 +32,7 @@
 #include "nodes/netspec.h"
 #include "nodes/prompt.h"
 #include "nodes/repo.h"
+#include "nodes/report.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -865,17 +866,17 @@ static int start_ready(dev *d)
 
 static int stop_project(dev *d)
 {
-	char msg[400], tid[24];
-	const char *params[2] = {tid, "the person stopped the project"};
-	PGresult *res = NULL;
+	const nd_ops *ops = nd_ops_need();
+	char msg[400];
 	pg_conn *c = NULL;
 	int n = 0, rc;
 
-	snprintf(tid, sizeof(tid), "%lld", (long long)eng_ctx_thread_id(d->s->ctx));
+	if (!ops)
+		return ERR_INTERNAL;
 	if (pg_pool_acquire(d->s->app->pool, 10000, &c) == 0) {
-		if (pg_exec(c, &res, "SELECT spawn_cancel_thread($1::bigint, $2)", 2, params) == 0)
-			n = (int)pg_int(res, 0, 0);
-		PQclear(res);
+		if (ops->cancel_workers(c, eng_ctx_thread_id(d->s->ctx),
+					"the person stopped the project", &n) < 0)
+			n = 0;
 		pg_pool_release(d->s->app->pool, c);
 	}
 	err_clear();

@@ -145,8 +145,11 @@ int nd_llm_failed(nd_step *s, int rc, const char *what);
 int nd_ask_budget(nd_step *s, const llm_budget_info *b, const char *resume);
 
 /* Extends the budget `kind`/`scope` by the configured step, once per
- * `key` of this thread (a repeated call changes nothing). *out_limit gets
- * the new limit. */
+ * `key` of this thread, as an effect of the node's step: an outbox row
+ * (LLM_BUDGET_EXTEND_KIND) that the database applies in the transaction
+ * of the step's checkpoint, so an attempt that does not commit extends
+ * nothing and a step run again extends once. *out_limit gets the limit it
+ * will have (0 when the scope has no budget: nothing limits it). */
 int nd_budget_extend(eng_ctx *ctx, const char *key, const char *kind, const char *scope,
 		     double *out_limit);
 

@@ -1,100 +1,209 @@
 #include "nodes/report.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "engine/control.h"
 #include "engine/report.h"
 #include "llm/ledger.h"
 #include "nodes/factory.h"
 #include "nodes/model.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* $2 NULL: every project of the graph; else the one thread. Every project
- * that waits for an answer from its person (an open question, one still
- * being sent, or a run waiting for the person's reply and no worker) comes
- * first and is always listed; the others fill up to $3 rows (< 0: all),
- * most recently updated first. The last columns: waits, how many projects
- * there are in all. */
-static const pg_stmt STMT_PROJECTS = {
-	"nd_report_projects",
-	"WITH p AS (SELECT t.id, t.key, t.metadata, t.updated_at, "
-	"(EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = t.id AND a.state = 'pending' "
-	"AND a.expires_at > now()) OR EXISTS (SELECT 1 FROM outbox o WHERE o.thread_id = t.id "
-	"AND o.kind LIKE '%.approval' AND o.state = 'pending' AND NOT EXISTS (SELECT 1 FROM "
-	"approvals a2 WHERE a2.outbox_id = o.id)) OR EXISTS (SELECT 1 FROM runs w WHERE "
-	"w.thread_id = t.id AND w.status = 'waiting' AND 'input' = ANY (w.waiting_on) AND NOT "
-	"'worker' = ANY (w.waiting_on))) AS waits "
-	"FROM threads t WHERE t.graph = $1 AND ($2::bigint IS NULL OR t.id = $2::bigint)), "
-	"q AS (SELECT p.*, row_number() OVER (PARTITION BY p.waits ORDER BY p.updated_at DESC, "
-	"p.id DESC) AS rn, count(*) FILTER (WHERE p.waits) OVER () AS nwait, count(*) OVER () "
-	"AS total FROM p) "
-	"SELECT q.id, q.key, coalesce(q.metadata->>'title', ''), coalesce(r.status, 'none'), "
-	"0, 0, 0, "
-	"(SELECT count(*) FROM workers w WHERE w.thread_id = q.id AND w.state = 'running'), "
-	"EXISTS (SELECT 1 FROM events e WHERE e.thread_id = q.id AND e.key = 'cancel' "
-	"AND e.consumed_at IS NULL), to_char(q.updated_at AT TIME ZONE 'UTC', "
-	"'YYYY-MM-DD HH24:MI:SS\"Z\"'), q.waits, q.total FROM q "
-	"LEFT JOIN LATERAL (SELECT x.status FROM runs x WHERE x.thread_id = q.id AND "
-	ENG_SQL_NOT_HANDED_OFF("x") " ORDER BY x.id DESC LIMIT 1) r ON true "
-	"WHERE q.waits OR $3::int < 0 OR q.rn <= $3::int - q.nwait "
-	"ORDER BY q.waits DESC, q.updated_at DESC, q.id DESC",
-	3,
-};
+static _Atomic(const nd_ops *) g_ops;
 
-static const pg_stmt STMT_QUESTIONS = {
-	"nd_report_questions",
-	"SELECT a.id, t.key, a.question, a.channel FROM approvals a JOIN threads t ON "
-	"t.id = a.thread_id WHERE a.state = 'pending' AND a.expires_at > now() AND t.graph = $1 "
-	"ORDER BY a.id",
-	1,
-};
-
-static const pg_stmt STMT_UNSHOWN = {
-	"nd_report_unshown",
-	"SELECT t.key, o.payload->>'question' FROM outbox o JOIN threads t ON t.id = o.thread_id "
-	"WHERE o.kind LIKE '%.approval' AND o.state = 'pending' AND t.graph = $1 AND NOT EXISTS "
-	"(SELECT 1 FROM approvals a WHERE a.outbox_id = o.id) ORDER BY o.id",
-	1,
-};
-
-/* One project's open questions: those shown (approval id) first, then those
- * still in the outbox; options as their labels. */
-static const pg_stmt STMT_OPEN = {
-	"nd_report_open",
-	"SELECT id, question, channel, options FROM ("
-	"SELECT a.id, a.question, a.channel, (SELECT coalesce(jsonb_agg(x->>'label'), '[]') "
-	"FROM jsonb_array_elements(a.options) x)::text AS options, 0 AS shown, a.id AS ord "
-	"FROM approvals a WHERE a.thread_id = $1::bigint AND a.state = 'pending' "
-	"AND a.expires_at > now() "
-	"UNION ALL SELECT NULL, coalesce(o.payload->>'question', ''), split_part(o.kind, '.', 1), "
-	"(SELECT coalesce(jsonb_agg(CASE WHEN jsonb_typeof(x) = 'object' THEN x->>'label' "
-	"ELSE x #>> '{}' END), '[]') FROM jsonb_array_elements(CASE WHEN "
-	"jsonb_typeof(o.payload->'options') = 'array' THEN o.payload->'options' ELSE '[]' END) "
-	"x)::text, 1, o.id FROM outbox o WHERE o.thread_id = $1::bigint AND o.kind LIKE "
-	"'%.approval' AND o.state = 'pending' AND NOT EXISTS (SELECT 1 FROM approvals a "
-	"WHERE a.outbox_id = o.id)) q ORDER BY shown, ord LIMIT 20",
-	1,
-};
-
-static const pg_stmt STMT_WORKERS = {
-	"nd_report_workers",
-	"SELECT id, coalesce(task, ''), coalesce(progress->>'phase', ''), "
-	"coalesce((progress->>'step')::int, 0), coalesce(progress->>'action', ''), "
-	"coalesce((extract(epoch FROM now()) * 1000)::bigint - (progress->>'at')::bigint, -1), "
-	"(extract(epoch FROM now() - created_at) * 1000)::bigint "
-	"FROM workers WHERE thread_id = $1 AND state = 'running' ORDER BY created_at, id",
-	1,
-};
-
-/* The report of row i of a STMT_PROJECTS result (owned; NULL on ENOMEM),
- * with what the project spent (the ledger's). */
-static json_t *row_report(pg_conn *c, PGresult *res, int i, const llm_cost *cost)
+void nd_set_ops(const nd_ops *ops)
 {
+	atomic_store(&g_ops, ops);
+}
+
+const nd_ops *nd_ops_need(void)
+{
+	const nd_ops *ops = atomic_load(&g_ops);
+
+	if (!ops || !ops->open_questions || !ops->workers || !ops->cancel_workers) {
+		err_set(ERR_INTERNAL, "the factory's questions and workers are not wired in this "
+				      "program (nd_set_ops was not called at start)");
+		return NULL;
+	}
+	return ops;
+}
+
+/* The kind suffix of the outbox rows that ask a person (bot/relay.h). */
+#define APPROVAL_KIND ".approval"
+
+/* What the reports read once for the threads of a graph: the engine's
+ * threads (eng_report_graph_threads) and the bot's open questions and the
+ * pending question rows it has made a question of. */
+typedef struct facts {
+	const nd_ops *ops; /* NULL until there is a thread to report */
+	json_t *threads, *open, *linked;
+} facts;
+
+static void facts_clear(facts *f)
+{
+	json_decref(f->threads);
+	json_decref(f->open);
+	json_decref(f->linked);
+	memset(f, 0, sizeof(*f));
+}
+
+static int facts_load(facts *f, pg_conn *c, const char *graph, int64_t thread)
+{
+	int64_t *ids = NULL, *oids = NULL;
+	size_t n = 0, no = 0, i, j;
+	json_t *t, *row;
+	int rc = eng_report_graph_threads(c, graph, thread, APPROVAL_KIND, &f->threads);
+
+	if (rc < 0 || json_array_size(f->threads) == 0)
+		return rc;
+	f->ops = nd_ops_need();
+	if (!f->ops)
+		return ERR_INTERNAL;
+	json_array_foreach(f->threads, i, t)
+		no += json_array_size(json_object_get(t, "pending"));
+	ids = calloc(json_array_size(f->threads) + 1, sizeof(*ids));
+	oids = calloc(no + 1, sizeof(*oids));
+	if (!ids || !oids)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	no = 0;
+	json_array_foreach(rc == 0 ? f->threads : NULL, i, t) {
+		ids[n++] = json_integer_value(json_object_get(t, "id"));
+		json_array_foreach(json_object_get(t, "pending"), j, row)
+			oids[no++] = json_integer_value(json_object_get(row, "id"));
+	}
+	if (rc == 0)
+		rc = f->ops->open_questions(c, ids, n, oids, no, &f->open, &f->linked);
+	free(ids);
+	free(oids);
+	return rc;
+}
+
+/* True when pending row `id` has been made a question already. */
+static int is_linked(const facts *f, json_int_t id)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(f->linked, i, v)
+		if (json_integer_value(v) == id)
+			return 1;
+	return 0;
+}
+
+/* True when the run waits for its person: keys has "input" and not
+ * "worker". */
+static int waits_input(const json_t *keys)
+{
+	int input = 0, worker = 0;
+	size_t i;
+	json_t *k;
+
+	json_array_foreach(keys, i, k) {
+		input |= strcmp(json_string_value(k) ? json_string_value(k) : "", "input") == 0;
+		worker |= strcmp(json_string_value(k) ? json_string_value(k) : "", "worker") == 0;
+	}
+	return input && !worker;
+}
+
+/* Whether thread t waits for an answer from its person: an open question,
+ * one still being sent, or its run waiting for the person's reply and no
+ * worker. */
+static int thread_waits(const facts *f, const json_t *t)
+{
+	json_int_t id = json_integer_value(json_object_get(t, "id"));
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(f->open, i, v)
+		if (json_integer_value(json_object_get(v, "thread_id")) == id)
+			return 1;
+	json_array_foreach(json_object_get(t, "pending"), i, v)
+		if (!is_linked(f, json_integer_value(json_object_get(v, "id"))))
+			return 1;
+	return waits_input(json_object_get(t, "waiting_on"));
+}
+
+/* Seconds since the epoch of "YYYY-MM-DD HH:MM:SSZ" (UTC); 0 when it is
+ * not one. */
+static int64_t utc_seconds(const char *s)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!s || sscanf(s, "%d-%d-%d %d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm);
+}
+
+/* A running worker as a report lists it, from the spawner's row w (owned;
+ * NULL when out of memory). */
+static json_t *worker_item(const json_t *w, int64_t now_ms)
+{
+	const json_t *pr = json_object_get(w, "progress");
+	const json_t *at = json_object_get(pr, "at");
+	const char *task = json_string_value(json_object_get(w, "task"));
+	const char *phase = json_string_value(json_object_get(pr, "phase"));
+	const char *action = json_string_value(json_object_get(pr, "action"));
+	int64_t at_ms = json_is_string(at) ? strtoll(json_string_value(at), NULL, 10)
+					   : (int64_t)json_integer_value(at);
+	int64_t started = utc_seconds(json_string_value(json_object_get(w, "started")));
+
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I}", "id",
+			 json_string_value(json_object_get(w, "id")) ? json_string_value(
+									       json_object_get(w, "id"))
+								     : "",
+			 "task", task ? task : "", "phase", phase ? phase : "", "step",
+			 (json_int_t)json_integer_value(json_object_get(pr, "step")), "action",
+			 action ? action : "", "progress_age_ms",
+			 (json_int_t)(at_ms ? now_ms - at_ms : -1), "running_ms",
+			 (json_int_t)(started ? now_ms - started * 1000 : 0));
+}
+
+/* Sets "workers" on r (how many of its workers run) and, when some do,
+ * "worker_list": what each does (the spawner's progress: phase, the
+ * agent's step and last command, how long ago; -1 when none was reported
+ * yet) and how long it has run. */
+static int add_workers(json_t *r, pg_conn *c, const nd_ops *ops)
+{
+	json_t *all = NULL, *list = json_array(), *w;
+	int64_t now = util_wall_ms();
+	size_t i;
+	int rc = ops->workers(c, json_integer_value(json_object_get(r, "thread")), &all);
+
+	json_array_foreach(rc == 0 ? all : NULL, i, w) {
+		const char *st = json_string_value(json_object_get(w, "state"));
+		json_t *item;
+		if (!st || strcmp(st, "running") != 0)
+			continue;
+		item = worker_item(w, now);
+		if (!item || json_array_append_new(list, item) < 0)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	json_decref(all);
+	json_object_set_new(r, "workers", json_integer((json_int_t)json_array_size(list)));
+	if (rc == 0 && json_array_size(list) > 0)
+		json_object_set_new(r, "worker_list", list);
+	else
+		json_decref(list);
+	return rc;
+}
+
+/* The report of thread t, with what the project spent (the ledger's) and
+ * whether it waits (owned; NULL on ENOMEM). */
+static json_t *row_report(pg_conn *c, const json_t *t, const llm_cost *cost, int waits)
+{
+	json_int_t id = json_integer_value(json_object_get(t, "id"));
 	json_t *state = NULL, *sum;
 	const char *stage;
 
-	if (eng_state_at(c, pg_int(res, i, 0), 0, &state, NULL, NULL) < 0) {
+	if (eng_state_at(c, id, 0, &state, NULL, NULL) < 0) {
 		err_clear(); /* no checkpoint yet: an empty state */
 		state = json_object();
 	}
@@ -104,90 +213,96 @@ static json_t *row_report(pg_conn *c, PGresult *res, int i, const llm_cost *cost
 		return NULL;
 	stage = json_string_value(json_object_get(sum, "stage"));
 	/* cancelled while it waited: its next run would say so */
-	if (strcmp(pg_val(res, i, 8), "t") == 0 &&
+	if (json_is_true(json_object_get(t, "cancel_pending")) &&
 	    !nd_stage_closed((nd_stage)nd_word_find(ND_STAGES, ND_STAGE_COUNT, stage)))
 		json_object_set_new(sum, "stage", json_string(ND_STAGES[ND_STAGE_CANCELLED].name));
-	json_object_set_new(sum, "thread", json_integer(pg_int(res, i, 0)));
-	json_object_set_new(sum, "key", json_string(pg_val(res, i, 1)));
-	json_object_set_new(sum, "title", json_string(pg_val(res, i, 2)));
-	json_object_set_new(sum, "run", json_string(pg_val(res, i, 3)));
+	json_object_set_new(sum, "thread", json_integer(id));
+	json_object_set(sum, "key", json_object_get(t, "key"));
+	json_object_set(sum, "title", json_object_get(t, "title"));
+	json_object_set(sum, "run", json_object_get(t, "run"));
 	json_object_set_new(sum, "tokens_in", json_integer(cost->tokens_in));
 	json_object_set_new(sum, "tokens_out", json_integer(cost->tokens_out));
 	json_object_set_new(sum, "cost_usd", json_real(cost->cost_usd));
-	json_object_set_new(sum, "workers", json_integer(pg_int(res, i, 7)));
-	json_object_set_new(sum, "updated", json_string(pg_val(res, i, 9)));
-	json_object_set_new(sum, "waiting_for_answer", json_boolean(strcmp(pg_val(res, i, 10), "t") == 0));
+	json_object_set(sum, "updated", json_object_get(t, "updated"));
+	json_object_set_new(sum, "waiting_for_answer", json_boolean(waits));
 	return sum;
 }
 
-/* Adds "worker_list" to r: its running workers with what they are doing
- * (the spawner's progress: phase, the agent's step and last command, how
- * long ago; -1 when none was reported yet) and how long they have run. */
-static int add_workers(json_t *r, pg_conn *c)
+/* The threads of f in report order into *out (owned, borrowed items):
+ * every one that waits for an answer first, then the others, most recently
+ * updated first, up to `limit` in all (< 0: all); waits[i] for out[i]. */
+static int pick(const facts *f, int limit, json_t **out, int **waits)
 {
-	char tid[24];
-	const char *params[1] = {tid};
-	PGresult *res = NULL;
-	json_t *list = json_array();
-	int rc;
+	size_t n = json_array_size(f->threads), i, k = 0;
+	int *w = calloc(n + 1, sizeof(*w)), *wo = calloc(n + 1, sizeof(*wo));
+	json_t *list = json_array(), *t;
 
-	snprintf(tid, sizeof(tid), "%lld", (long long)json_integer_value(json_object_get(r, "thread")));
-	rc = pg_exec_stmt(c, &res, &STMT_WORKERS, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
-		json_t *w = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I}", "id", pg_val(res, i, 0),
-				      "task", pg_val(res, i, 1), "phase", pg_val(res, i, 2), "step",
-				      (json_int_t)pg_int(res, i, 3), "action", pg_val(res, i, 4),
-				      "progress_age_ms", (json_int_t)pg_int(res, i, 5), "running_ms",
-				      (json_int_t)pg_int(res, i, 6));
-		if (!w || json_array_append_new(list, w) < 0)
-			rc = err_set(ERR_NOMEM, "out of memory");
+	*out = NULL;
+	*waits = NULL;
+	if (!w || !wo || !list) {
+		free(w);
+		free(wo);
+		json_decref(list);
+		return err_set(ERR_NOMEM, "out of memory");
 	}
-	PQclear(res);
-	json_object_set_new(r, "worker_list", list);
-	return rc;
+	json_array_foreach(f->threads, i, t)
+		w[i] = thread_waits(f, t);
+	for (int pass = 1; pass >= 0; pass--)
+		json_array_foreach(f->threads, i, t) {
+			if (w[i] != pass)
+				continue;
+			if (!pass && limit >= 0 && k >= (size_t)limit)
+				break;
+			json_array_append(list, t);
+			wo[k++] = pass;
+		}
+	free(w);
+	*out = list;
+	*waits = wo;
+	return 0;
 }
 
 /* The reports of graph's projects (thread 0: all; at most `limit` rows
  * besides those waiting for an answer, < 0: all), into *out (owned);
- * *total (may be NULL) the number of projects. */
+ * *total (may be NULL) the number of projects. The facts read go into *f
+ * (cleared by the caller). */
 static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread, int limit,
-		   int64_t *total)
+		   int64_t *total, facts *f)
 {
-	char tid[24], lim[16];
-	const char *params[3] = {graph, thread > 0 ? tid : NULL, lim};
-	PGresult *res = NULL;
-	json_t *list = json_array();
+	json_t *list = json_array(), *picked = NULL;
 	const char **keys = NULL;
 	llm_cost *costs = NULL;
-	int rc, n;
+	int *waits = NULL;
+	size_t n = 0;
+	int rc = list ? 0 : err_set(ERR_NOMEM, "out of memory");
 
 	*out = NULL;
 	if (total)
 		*total = 0;
-	if (!list)
-		return err_set(ERR_NOMEM, "out of memory");
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
-	snprintf(lim, sizeof(lim), "%d", limit);
-	rc = pg_exec_stmt(c, &res, &STMT_PROJECTS, params);
-	n = rc == 0 ? pg_rows(res) : 0;
+	if (rc == 0)
+		rc = facts_load(f, c, graph, thread);
+	if (rc == 0)
+		rc = pick(f, limit, &picked, &waits);
+	n = json_array_size(picked);
 	if (rc == 0 && total)
-		*total = n > 0 ? pg_int(res, 0, 11) : 0;
-	keys = calloc((size_t)n + 1, sizeof(*keys));
-	costs = calloc((size_t)n + 1, sizeof(*costs));
+		*total = (int64_t)json_array_size(f->threads);
+	keys = calloc(n + 1, sizeof(*keys));
+	costs = calloc(n + 1, sizeof(*costs));
 	if (rc == 0 && (!keys || !costs))
 		rc = err_set(ERR_NOMEM, "out of memory");
-	for (int i = 0; rc == 0 && i < n; i++)
-		keys[i] = pg_val(res, i, 1);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		keys[i] = json_string_value(json_object_get(json_array_get(picked, i), "key"));
 	if (rc == 0)
-		rc = llm_ledger_costs(c, keys, (size_t)n, costs);
-	for (int i = 0; rc == 0 && i < n; i++) {
-		json_t *sum = row_report(c, res, i, &costs[i]);
+		rc = llm_ledger_costs(c, keys, n, costs);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		json_t *sum = row_report(c, json_array_get(picked, i), &costs[i], waits[i]);
 		if (!sum || json_array_append_new(list, sum) < 0)
 			rc = err_set(ERR_NOMEM, "out of memory");
-		else if (json_integer_value(json_object_get(sum, "workers")) > 0)
-			rc = add_workers(sum, c);
+		else
+			rc = add_workers(sum, c, f->ops);
 	}
-	PQclear(res);
+	json_decref(picked);
+	free(waits);
 	free(keys);
 	free(costs);
 	if (rc < 0) {
@@ -201,13 +316,10 @@ static int reports(json_t **out, pg_conn *c, const char *graph, int64_t thread, 
 int nd_report_projects(json_t **out, pg_conn *c, const char *graph, int limit,
 		       int64_t *out_total)
 {
-	int rc = reports(out, c, graph, 0, limit, out_total);
+	facts f = {0};
+	int rc = reports(out, c, graph, 0, limit, out_total, &f);
 
-	if (rc == 0 && out_total && *out_total == 0 && json_array_size(*out) == 0) {
-		/* none listed: count them anyway (a limit of 0 lists only those
-		 * that wait) */
-		rc = eng_report_thread_count(c, graph, out_total);
-	}
+	facts_clear(&f);
 	return rc;
 }
 
@@ -229,27 +341,80 @@ static json_t *task_list(const json_t *state)
 	return list;
 }
 
-/* Adds "open" (the project's open questions) to r. */
-static int add_open(json_t *r, pg_conn *c, int64_t thread)
+/* The labels of a question row's options (objects with a "label", or
+ * scalars as their text), new. */
+static json_t *option_labels(const json_t *options)
 {
-	char tid[24];
-	const char *params[1] = {tid};
-	PGresult *res = NULL;
-	json_t *open = json_array();
-	int rc;
+	json_t *out = json_array(), *o;
+	size_t i;
 
-	snprintf(tid, sizeof(tid), "%lld", (long long)thread);
-	rc = pg_exec_stmt(c, &res, &STMT_OPEN, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++) {
-		json_t *opts = json_loads(pg_val(res, i, 3), 0, NULL);
-		json_t *q = json_pack("{s:o, s:s, s:s, s:o}", "id",
-				      pg_isnull(res, i, 0) ? json_null() : json_integer(pg_int(res, i, 0)),
-				      "question", pg_val(res, i, 1), "channel", pg_val(res, i, 2),
-				      "options", opts ? opts : json_array());
-		if (!q || json_array_append_new(open, q) < 0)
-			rc = err_set(ERR_NOMEM, "out of memory");
+	json_array_foreach(options, i, o) {
+		json_t *l = json_is_object(o) ? json_object_get(o, "label") : o;
+		char *text = NULL;
+		if (json_is_string(l) || !l || json_is_null(l)) {
+			json_array_append_new(out, json_is_string(l) ? json_incref(l) : json_null());
+			continue;
+		}
+		text = json_dumps(l, JSON_ENCODE_ANY);
+		json_array_append_new(out, text ? json_string(text) : json_null());
+		free(text);
 	}
-	PQclear(res);
+	return out;
+}
+
+/* Thread t's questions still being sent (pending rows the bot made no
+ * question of), appended to `to` in the form make() gives; NULL on
+ * ENOMEM. */
+static int add_unshown(json_t *to, const facts *f, const json_t *t,
+		       json_t *(*make)(const json_t *t, const json_t *row))
+{
+	size_t i;
+	json_t *row;
+
+	json_array_foreach(json_object_get(t, "pending"), i, row) {
+		json_t *q;
+		if (is_linked(f, json_integer_value(json_object_get(row, "id"))))
+			continue;
+		q = make(t, row);
+		if (!q || json_array_append_new(to, q) < 0)
+			return err_set(ERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static json_t *open_unshown(const json_t *t, const json_t *row)
+{
+	const json_t *p = json_object_get(row, "payload");
+	const char *q = json_string_value(json_object_get(p, "question"));
+	const char *kind = json_string_value(json_object_get(row, "kind"));
+	char channel[64];
+
+	(void)t;
+	snprintf(channel, sizeof(channel), "%s", kind ? kind : "");
+	channel[strcspn(channel, ".")] = 0;
+	return json_pack("{s:n, s:s, s:s, s:o}", "id", "question", q ? q : "", "channel", channel,
+			 "options", option_labels(json_object_get(p, "options")));
+}
+
+/* Adds "open" to r: the project's open questions, those shown (approval
+ * id) first, then those still being sent; options as their labels; at
+ * most 20. */
+static int add_open(json_t *r, const facts *f)
+{
+	json_t *open = json_array(), *t = json_array_get(f->threads, 0), *q;
+	size_t i;
+	int rc = open ? 0 : err_set(ERR_NOMEM, "out of memory");
+
+	json_array_foreach(rc == 0 ? f->open : NULL, i, q)
+		json_array_append_new(open, json_pack("{s:O, s:O, s:O, s:O}", "id",
+						      json_object_get(q, "id"), "question",
+						      json_object_get(q, "question"), "channel",
+						      json_object_get(q, "channel"), "options",
+						      json_object_get(q, "options")));
+	if (rc == 0)
+		rc = add_unshown(open, f, t, open_unshown);
+	while (rc == 0 && json_array_size(open) > 20)
+		json_array_remove(open, 20);
 	json_object_set_new(r, "open", open);
 	return rc;
 }
@@ -271,11 +436,14 @@ static int add_budget(json_t *r, pg_conn *c)
 int nd_report_project(json_t **out, pg_conn *c, int64_t thread)
 {
 	json_t *list = NULL, *r = NULL, *state = NULL;
+	facts f = {0};
 	const char *branch;
 	int rc;
 
 	*out = NULL;
-	rc = reports(&list, c, ND_GRAPH, thread, -1, NULL);
+	if (thread <= 0)
+		return 0;
+	rc = reports(&list, c, ND_GRAPH, thread, -1, NULL, &f);
 	if (rc < 0 || json_array_size(list) == 0)
 		goto done; /* not a factory project: no report */
 	r = json_incref(json_array_get(list, 0));
@@ -287,7 +455,7 @@ int nd_report_project(json_t **out, pg_conn *c, int64_t thread)
 	branch = json_string_value(json_object_get(json_object_get(state, "repo"), "branch"));
 	if (branch)
 		json_object_set_new(r, "branch", json_string(branch));
-	rc = add_open(r, c, thread);
+	rc = add_open(r, &f);
 	if (rc == 0)
 		rc = add_budget(r, c);
 	if (rc == 0) {
@@ -298,33 +466,87 @@ done:
 	json_decref(r);
 	json_decref(state);
 	json_decref(list);
+	facts_clear(&f);
 	return rc;
+}
+
+static json_t *question_unshown(const json_t *t, const json_t *row)
+{
+	const char *q = json_string_value(json_object_get(json_object_get(row, "payload"),
+							  "question"));
+
+	return json_pack("{s:n, s:O, s:s, s:O}", "id", "project", json_object_get(t, "key"),
+			 "question", q ? q : "", "row", json_object_get(row, "id"));
+}
+
+static int by_row(const void *a, const void *b)
+{
+	json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "row"));
+	json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "row"));
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts the items of list by their "row" (the outbox row's id) and drops
+ * the key. */
+static int sort_by_row(json_t *list)
+{
+	size_t n = json_array_size(list);
+	json_t **v = calloc(n + 1, sizeof(*v));
+
+	if (!v)
+		return err_set(ERR_NOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(list, i));
+	qsort(v, n, sizeof(*v), by_row);
+	json_array_clear(list);
+	for (size_t i = 0; i < n; i++) {
+		json_object_del(v[i], "row");
+		json_array_append_new(list, v[i]);
+	}
+	free(v);
+	return 0;
+}
+
+/* The key of thread `id` among f's; "" when it is not one. */
+static const char *thread_key(const facts *f, json_int_t id)
+{
+	size_t i;
+	json_t *t;
+
+	json_array_foreach(f->threads, i, t)
+		if (json_integer_value(json_object_get(t, "id")) == id)
+			return json_string_value(json_object_get(t, "key"));
+	return "";
 }
 
 int nd_report_questions(json_t **out, pg_conn *c, const char *graph)
 {
-	const char *params[1] = {graph};
-	PGresult *res = NULL;
-	json_t *qs = json_array();
-	int rc;
+	json_t *qs = json_array(), *q, *t, *unshown = json_array();
+	facts f = {0};
+	size_t i;
+	int rc = qs && unshown ? 0 : err_set(ERR_NOMEM, "out of memory");
 
 	*out = NULL;
-	if (!qs)
-		return err_set(ERR_NOMEM, "out of memory");
-	rc = pg_exec_stmt(c, &res, &STMT_QUESTIONS, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++)
-		json_array_append_new(qs, json_pack("{s:I, s:s, s:s, s:s}", "id",
-						    (json_int_t)pg_int(res, i, 0), "project",
-						    pg_val(res, i, 1), "question", pg_val(res, i, 2),
-						    "channel", pg_val(res, i, 3)));
-	PQclear(res);
-	res = NULL;
 	if (rc == 0)
-		rc = pg_exec_stmt(c, &res, &STMT_UNSHOWN, params);
-	for (int i = 0; rc == 0 && i < pg_rows(res); i++)
-		json_array_append_new(qs, json_pack("{s:n, s:s, s:s}", "id", "project",
-						    pg_val(res, i, 0), "question", pg_val(res, i, 1)));
-	PQclear(res);
+		rc = facts_load(&f, c, graph, 0);
+	json_array_foreach(rc == 0 ? f.open : NULL, i, q)
+		json_array_append_new(qs, json_pack("{s:O, s:s, s:O, s:O}", "id",
+						    json_object_get(q, "id"), "project",
+						    thread_key(&f, json_integer_value(json_object_get(
+								       q, "thread_id"))),
+						    "question", json_object_get(q, "question"),
+						    "channel", json_object_get(q, "channel")));
+	json_array_foreach(rc == 0 ? f.threads : NULL, i, t)
+		if (rc == 0)
+			rc = add_unshown(unshown, &f, t, question_unshown);
+	/* oldest first, as they were written (threads come by update) */
+	if (rc == 0)
+		rc = sort_by_row(unshown);
+	if (rc == 0)
+		json_array_extend(qs, unshown);
+	json_decref(unshown);
+	facts_clear(&f);
 	if (rc < 0) {
 		json_decref(qs);
 		return rc;

@@ -38,6 +38,29 @@
 
 #include "core/pg.h"
 
+/* What the factory reads and does through parts it may not include
+ * (ARCHITECTURE §2): the bot's questions and the spawner's workers. The
+ * program that links them installs it at start (cli/wiring.c,
+ * cli_wire_factory); a report or a stop without it fails with ERR_INTERNAL
+ * saying so. */
+typedef struct nd_ops {
+	/* bot_report_open (bot/report.h) */
+	int (*open_questions)(pg_conn *c, const int64_t *threads, size_t n,
+			      const int64_t *outbox_ids, size_t nout, json_t **open,
+			      json_t **linked);
+	/* spw_report_workers (spawner/report.h): every worker of a thread */
+	int (*workers)(pg_conn *c, int64_t thread_id, json_t **out);
+	/* spw_cancel_thread (spawner/spawner.h) */
+	int (*cancel_workers)(pg_conn *c, int64_t thread_id, const char *reason, int *out_n);
+} nd_ops;
+
+/* Installs the hooks (`ops` must outlive their use; NULL removes them).
+ * Thread-safe. */
+void nd_set_ops(const nd_ops *ops);
+
+/* The installed hooks, or NULL with ERR_INTERNAL set when none are. */
+const nd_ops *nd_ops_need(void);
+
 /* The reports of the projects of graph `graph` (the factory's: ND_GRAPH,
  * or ORCH_GRAPH) into *out (an array the caller owns): every project that
  * waits for an answer from its person ("waiting_for_answer": an open

@@ -9,6 +9,7 @@
 #include "tests/support/fake_tg.h"
 
 #include "bot/approval.h"
+#include "bot/report.h"
 #include "bot/bot.h"
 #include "bot/command.h"
 #include "bot/limit.h"
@@ -18,6 +19,7 @@
 #include "core/util.h"
 #include "engine/engine.h"
 #include "nodes/report.h"
+#include "spawner/report.h"
 #include "spawner/spawner.h"
 
 #include <pwd.h>
@@ -28,6 +30,9 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* the factory's hooks, as cli/wiring.c installs them */
+static const nd_ops FACTORY_OPS = {bot_report_open, spw_report_workers, spw_cancel_thread};
 
 #define WAIT_MS 20000
 #define OWNER 111
@@ -233,6 +238,7 @@ static void test_message_run_reply(void **st)
 		      "'cancelled', 'its input was handed to the waiting run 1', now() "
 		      "FROM threads WHERE key = 'tg:111:1'");
 	/* a plain chat thread gets its run state, also with the factory's report installed */
+	nd_set_ops(&FACTORY_OPS);
 	bot_set_report(nd_report_project);
 	ts_fake_text(&e->fake, OWNER, OWNER, "/status");
 	m = ts_fake_wait_message(&e->fake, OWNER, "State: done", WAIT_MS);

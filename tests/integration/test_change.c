@@ -51,7 +51,7 @@ static void begin(void)
 	tf_start(&E);
 	ts_sql(E.db, "TRUNCATE bot_updates, bot_chats, bot_refused, bot_sent, bot_refs, approvals, "
 		     "outbox, threads, workers, llm_calls, llm_budgets, llm_reservations, "
-		     "factory_budget_grants, forge_prs CASCADE");
+		     "llm_budget_grants, forge_prs CASCADE");
 }
 
 static int teardown(void **st)

@@ -90,7 +90,7 @@ static void begin(void)
 	tf_start(&E);
 	ts_sql(E.db, "TRUNCATE bot_updates, bot_chats, bot_refused, bot_sent, bot_refs, approvals, "
 		     "outbox, threads, workers, llm_calls, llm_budgets, llm_reservations, "
-		     "factory_budget_grants CASCADE");
+		     "llm_budget_grants CASCADE");
 }
 
 /* The names of a checkpoint's "nodes" or "next" (names or {"node"}). */
@@ -752,7 +752,8 @@ static void test_review_rounds_escalate(void **st)
 }
 
 /* A budget reached in the brainstorm: the person extends it with a button
- * and the conversation goes on; the extension is made once. */
+ * and the conversation goes on; the extension is made once, in the
+ * transaction of the step that took the answer. */
 static void test_budget_extended(void **st)
 {
 	const char *env[] = {"ORCH_LLM_PROJECT_BUDGET=0.000001", "ORCH_BUDGET_EXTEND=1", NULL};
@@ -766,7 +767,13 @@ static void test_budget_extended(void **st)
 	tf_click(&E, "budget of tg:111:1 is reached", "Extend");
 	json_decref(tf_wait_msg(&E, "Budget extended: the limit is now $1.00"));
 	json_decref(tf_wait_msg(&E, "library, a command line tool, or both"));
-	assert_int_equal(sql_int("SELECT count(*) FROM factory_budget_grants"), 1);
+	/* the extension is an effect of the step that took the decision: its
+	 * outbox row, the grant and the step's checkpoint were written together */
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budget_grants WHERE applied"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budget_grants g JOIN outbox o ON "
+				 "o.kind = 'llm.budget_extend' AND o.state = 'sent' AND o.run_id = "
+				 "g.run_id AND o.step = g.step JOIN checkpoints c ON c.run_id = "
+				 "g.run_id AND c.step = g.step"), 1);
 	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE kind = 'project' AND scope "
 				 "= 'tg:111:1' AND limit_usd > 1 AND limit_usd < 1.0001"), 1);
 	assert_int_equal(sql_int("SELECT count(*) FROM llm_calls WHERE outcome = 'budget'"), 1);

@@ -1110,6 +1110,69 @@ static void test_budgets(void **state)
 	llm_service_free(s);
 }
 
+/* Writes a budget extension as a step does (an outbox row), in a
+ * transaction that commits or not. */
+static int extension_row(const char *key, const char *scope, double add, int commit)
+{
+	json_t *p = llm_budget_extension(key, "project", scope, add);
+	char *text = json_dumps(p, 0);
+	const char *params[1] = {text};
+	int rc = pg_exec(g_db, NULL, "BEGIN", 0, NULL);
+
+	if (rc == 0)
+		rc = pg_exec(g_db, NULL, "INSERT INTO outbox (thread_id, run_id, step, kind, payload) "
+					 "VALUES (7, 8, 3, '" LLM_BUDGET_EXTEND_KIND "', $1::jsonb)",
+			     1, params);
+	pg_exec(g_db, NULL, rc == 0 && commit ? "COMMIT" : "ROLLBACK", 0, NULL);
+	free(text);
+	json_decref(p);
+	return rc;
+}
+
+/* A budget extension is an effect of a step: it lands with the step's
+ * transaction or not at all, and a step written again (run again after a
+ * crash, or a decision taken twice) extends once. */
+static void test_budget_extension_in_step(void **state)
+{
+	(void)state;
+	ts_sql(g_db, "TRUNCATE llm_budget_grants");
+	assert_int_equal(llm_budget_set(g_db, "project", "acme", 0.01, NULL), 0);
+
+	/* a step that does not commit extends nothing */
+	assert_int_equal(extension_row("7:budget:1", "acme", 1.0, 0), 0);
+	assert_int_equal(sql_int("SELECT (limit_usd * 1000)::int FROM llm_budgets WHERE scope = "
+				 "'acme'"), 10);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budget_grants"), 0);
+
+	/* it commits: the limit rises; written again, it does not rise twice */
+	assert_int_equal(extension_row("7:budget:1", "acme", 1.0, 1), 0);
+	assert_int_equal(extension_row("7:budget:1", "acme", 1.0, 1), 0);
+	assert_int_equal(sql_int("SELECT (limit_usd * 1000)::int FROM llm_budgets WHERE scope = "
+				 "'acme'"), 1010);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budget_grants WHERE applied AND "
+				 "run_id = 8 AND step = 3"), 1);
+	/* nothing is left for a relay to deliver */
+	assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE kind = 'llm.budget_extend' AND "
+				 "state = 'sent' AND (result->>'granted')::boolean"), 1);
+	assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE kind = 'llm.budget_extend' AND "
+				 "state <> 'sent'"), 0);
+
+	/* another decision extends again; a scope without a budget stays unlimited */
+	assert_int_equal(extension_row("7:budget:2", "acme", 0.5, 1), 0);
+	assert_int_equal(sql_int("SELECT (limit_usd * 1000)::int FROM llm_budgets WHERE scope = "
+				 "'acme'"), 1510);
+	assert_int_equal(extension_row("7:budget:3", "nobody", 0.5, 1), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budgets WHERE scope = 'nobody'"), 0);
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budget_grants WHERE scope = 'nobody' "
+				 "AND NOT applied"), 1);
+
+	/* an extension by nothing is refused, and so the step's commit with it */
+	assert_true(extension_row("7:budget:4", "acme", 0, 1) < 0);
+	err_clear();
+	assert_int_equal(sql_int("SELECT count(*) FROM llm_budget_grants"), 3);
+	ts_sql(g_db, "DELETE FROM outbox WHERE kind = 'llm.budget_extend'");
+}
+
 static void test_budget_periods(void **state)
 {
 	llm_service *s = service(1);
@@ -1386,6 +1449,7 @@ int main(void)
 		cmocka_unit_test_setup(test_context_overflow, before_each),
 		cmocka_unit_test_setup(test_budgets, before_each),
 		cmocka_unit_test_setup(test_budget_periods, before_each),
+		cmocka_unit_test_setup(test_budget_extension_in_step, before_each),
 		cmocka_unit_test_setup(test_keys_and_redaction, before_each),
 		cmocka_unit_test_setup(test_slots_end_to_end, before_each),
 		cmocka_unit_test_setup(test_stats_thread, before_each),
