@@ -179,8 +179,13 @@ int spw_net_registries(const spw_config *cfg, const char *language, char *out, s
 		       language, fam[0] ? fam : "LANGUAGE");
 }
 
+/* The longest ORCH_NET_SOCKET_DIR: a unix socket's path holds at most 107
+ * bytes, and under the folder go "/<pid>-<8 hex>" (at most 17 bytes) and
+ * "/<n>.sock" (at most 26). */
+#define NET_SOCKET_DIR_MAX 60
+
 /* ORCH_NET_SOCKET_DIR: an absolute folder, short enough for the socket
- * paths under it (a unix socket's path holds at most 107 bytes). */
+ * paths under it. */
 static int net_socket_dir_from_env(spw_config *out)
 {
 	const char *v = getenv("ORCH_NET_SOCKET_DIR");
@@ -188,10 +193,10 @@ static int net_socket_dir_from_env(spw_config *out)
 	out->net_socket_dir[0] = '\0';
 	if (!v || !*v)
 		return 0;
-	if (v[0] != '/' || strlen(v) >= sizeof(out->net_socket_dir) - 40)
+	if (v[0] != '/' || strlen(v) > NET_SOCKET_DIR_MAX)
 		return err_set(ERR_INVALID, "ORCH_NET_SOCKET_DIR must be an absolute folder of at most "
-					    "%zu bytes (the sockets' paths under it must fit), got '%s'",
-			       sizeof(out->net_socket_dir) - 41, v);
+					    "%d bytes (the sockets' paths under it must fit), got '%s'",
+			       NET_SOCKET_DIR_MAX, v);
 	snprintf(out->net_socket_dir, sizeof(out->net_socket_dir), "%s", v);
 	return 0;
 }

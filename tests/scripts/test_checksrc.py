@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
 """The conventions checked (tests/env/checksrc.py): each rule catches what it
-must on samples, the folders that are clean stay clean, and the count of
-what is left elsewhere is printed. Prints TAP.
+must on samples, and the whole tree has no finding. Prints TAP.
 
-CLEAN lists what must have no finding; the rest of the tree is reported
-(`# ...` lines), not failed, until each part is made clean."""
+CLEAN lists what must have no finding (every part); the summary of the tree
+is printed as `# ...` lines."""
 import os
 import subprocess
 import sys
