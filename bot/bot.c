@@ -944,7 +944,7 @@ static void on_poll_done(bot *b, CURLcode cc, long status)
 			      "getUpdates conflict: another process polls with this token, or a "
 			      "webhook is set (%s)",
 			      rep.description);
-		if (strstr(rep.description, "webhook") && tg_delete_webhook(b->tg) < 0)
+		if (rep.why == TG_WHY_WEBHOOK && tg_delete_webhook(b->tg) < 0)
 			log_warn(MOD, "deleteWebhook failed: %s", err_last());
 		schedule(b, d);
 		return;

@@ -195,7 +195,7 @@ static int after_call(bot_relay *r, int64_t chat, int rc, const tg_reply *rep,
 
 static int cant_parse(int rc, const tg_reply *rep)
 {
-	return rc == ERR_INVALID && strcasestr(rep->description, "can't parse entities") != NULL;
+	return rc == ERR_INVALID && rep->why == TG_WHY_BAD_ENTITIES;
 }
 
 /* The text of a payload ("html" or "text"), redacted; *html tells which. */

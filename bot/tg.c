@@ -74,6 +74,26 @@ static void reply_init(tg_reply *r)
 	r->retry_after_ms = -1;
 }
 
+/* Telegram's descriptions that mean more than their error_code: the one
+ * place that reads the text (case-insensitive substrings). */
+static const struct {
+	int code;
+	const char *text;
+	tg_why why;
+} WHY[] = {
+	{400, "message is not modified", TG_WHY_NOT_MODIFIED},
+	{400, "can't parse entities", TG_WHY_BAD_ENTITIES},
+	{409, "webhook", TG_WHY_WEBHOOK},
+};
+
+static tg_why why_of(int code, const char *description)
+{
+	for (size_t i = 0; i < sizeof(WHY) / sizeof(WHY[0]); i++)
+		if (WHY[i].code == code && strcasestr(description, WHY[i].text))
+			return WHY[i].why;
+	return TG_WHY_OTHER;
+}
+
 int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry_after_hdr,
 		   json_t **out_result, tg_reply *reply)
 {
@@ -131,6 +151,7 @@ int tg_parse_reply(long http_status, const char *body, size_t len, int64_t retry
 	desc = json_string_value(json_object_get(j, "description"));
 	reply->error_code = code;
 	snprintf(reply->description, sizeof(reply->description), "%s", desc ? desc : "");
+	reply->why = why_of(code, reply->description);
 	params = json_object_get(j, "parameters");
 	if (json_is_integer(json_object_get(params, "retry_after")) &&
 	    json_integer_value(json_object_get(params, "retry_after")) > 0)
@@ -302,7 +323,7 @@ int tg_send_message(tg_client *c, const tg_message *m, int64_t *out_message_id, 
 
 static int not_modified(int rc, const tg_reply *r)
 {
-	return rc == ERR_INVALID && strstr(r->description, "message is not modified") != NULL;
+	return rc == ERR_INVALID && r->why == TG_WHY_NOT_MODIFIED;
 }
 
 int tg_edit_message_text(tg_client *c, const tg_message *m, int *out_unchanged, tg_reply *reply)

@@ -38,10 +38,21 @@
 typedef struct tg_client tg_client;
 
 /* What went wrong in the last failed call (also in err_last()). */
+/* What a refusal means where its error_code alone does not say: read
+ * once from Telegram's description (tg.c's table), so no caller matches
+ * the text. */
+typedef enum tg_why {
+	TG_WHY_OTHER = 0,
+	TG_WHY_NOT_MODIFIED,  /* an edit to the content the message has */
+	TG_WHY_BAD_ENTITIES,  /* HTML it cannot parse ("can't parse entities") */
+	TG_WHY_WEBHOOK,       /* getUpdates while a webhook is set */
+} tg_why;
+
 typedef struct tg_reply {
 	long http_status;         /* 0 when no response arrived */
 	int error_code;           /* Telegram's error_code, 0 when ok */
 	char description[512];    /* Telegram's description */
+	tg_why why;               /* the description's meaning, TG_WHY_OTHER when none */
 	int64_t retry_after_ms;   /* 429: parameters.retry_after (1 s to a day); else -1 */
 } tg_reply;
 

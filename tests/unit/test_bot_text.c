@@ -359,6 +359,40 @@ static void test_allowed(void **st)
 	assert_int_equal(bot_parse_allowed("1,2,3", ids, 2, &n), ERR_TOOBIG);
 }
 
+/* Telegram's descriptions read once, in tg.c, into what they mean. */
+static void test_refusal_reasons(void **state)
+{
+	static const struct {
+		long status;
+		const char *body;
+		tg_why why;
+	} cases[] = {
+		{400, "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: message is not "
+		      "modified: specified new message content and reply markup are exactly the same\"}",
+		 TG_WHY_NOT_MODIFIED},
+		{400, "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: can't parse "
+		      "entities: Unsupported start tag \\\"x\\\" at byte offset 0\"}",
+		 TG_WHY_BAD_ENTITIES},
+		{409, "{\"ok\":false,\"error_code\":409,\"description\":\"Conflict: can't use getUpdates "
+		      "method while webhook is active; use deleteWebhook to delete the webhook first\"}",
+		 TG_WHY_WEBHOOK},
+		{409, "{\"ok\":false,\"error_code\":409,\"description\":\"Conflict: terminated by other "
+		      "getUpdates request; make sure that only one bot instance is running\"}",
+		 TG_WHY_OTHER},
+		{403, "{\"ok\":false,\"error_code\":403,\"description\":\"Forbidden: bot was blocked by "
+		      "the user\"}",
+		 TG_WHY_OTHER},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tg_reply r;
+
+		assert_true(tg_parse_reply(cases[i].status, cases[i].body, strlen(cases[i].body), -1,
+					   NULL, &r) < 0);
+		assert_int_equal(r.why, cases[i].why);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +401,7 @@ int main(void)
 		cmocka_unit_test(test_callback_mac), cmocka_unit_test(test_key_file),
 		cmocka_unit_test(test_limiter),      cmocka_unit_test(test_updates_parse),
 		cmocka_unit_test(test_replies),      cmocka_unit_test(test_allowed),
+		cmocka_unit_test(test_refusal_reasons),
 	};
 	ts_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
