@@ -17,20 +17,9 @@ int bot_report_questions(pg_conn *c, int64_t thread_id, json_t **out)
 {
 	char tid[24];
 	const char *params[1] = {tid};
-	PGresult *r = NULL;
-	int rc;
 
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
-	rc = pg_exec_stmt(c, &r, &STMT_QUESTIONS, params);
-	*out = rc == 0 && pg_rows(r) == 1 && !pg_isnull(r, 0, 0)
-		       ? json_loads(pg_val(r, 0, 0), 0, NULL)
-		       : NULL;
-	PQclear(r);
-	if (rc == 0 && !*out)
-		*out = json_array();
-	if (rc == 0 && !*out)
-		rc = err_set(ERR_NOMEM, "out of memory");
-	return rc;
+	return pg_query_json(c, &STMT_QUESTIONS, params, PG_JSON_ARRAY, out);
 }
 
 static const pg_stmt STMT_SHOWN = {
@@ -71,19 +60,9 @@ int bot_report_question(pg_conn *c, int64_t id, json_t **out)
 {
 	char sid[24];
 	const char *params[1] = {sid};
-	PGresult *r = NULL;
-	int rc;
 
-	*out = NULL;
 	snprintf(sid, sizeof(sid), "%lld", (long long)id);
-	rc = pg_exec_stmt(c, &r, &STMT_QUESTION, params);
-	if (rc == 0 && pg_rows(r) == 1) {
-		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
-		if (!*out)
-			rc = err_set(ERR_NOMEM, "out of memory");
-	}
-	PQclear(r);
-	return rc;
+	return pg_query_json(c, &STMT_QUESTION, params, PG_JSON_NULL, out);
 }
 
 static const pg_stmt STMT_OPEN_OPTIONS = {
@@ -96,16 +75,9 @@ int bot_report_open_options(pg_conn *c, int64_t id, json_t **out)
 {
 	char sid[24];
 	const char *params[1] = {sid};
-	PGresult *r = NULL;
-	int rc;
 
-	*out = NULL;
 	snprintf(sid, sizeof(sid), "%lld", (long long)id);
-	rc = pg_exec_stmt(c, &r, &STMT_OPEN_OPTIONS, params);
-	if (rc == 0 && pg_rows(r) == 1)
-		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
-	PQclear(r);
-	return rc;
+	return pg_query_json(c, &STMT_OPEN_OPTIONS, params, PG_JSON_NULL, out);
 }
 
 static const pg_stmt STMT_OF_OUTBOX = {

@@ -4,6 +4,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -295,6 +296,26 @@ int pg_exec_stmt(pg_conn *c, PGresult **out, const pg_stmt *st, const char *cons
 	count(&g_statements, 1);
 	count(&g_round_trips, 1);
 	return finish_result(c, r, out, st->name);
+}
+
+int pg_query_json(pg_conn *c, const pg_stmt *st, const char *const *params, pg_json_empty empty,
+		  json_t **out)
+{
+	PGresult *r = NULL;
+	int rc = pg_exec_stmt(c, &r, st, params);
+
+	*out = NULL;
+	if (rc == 0 && pg_rows(r) == 1 && !pg_isnull(r, 0, 0)) {
+		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
+		if (!*out)
+			rc = err_set(ERR_PARSE, "%s: the database's answer is not JSON", st->name);
+	} else if (rc == 0 && empty == PG_JSON_ARRAY) {
+		*out = json_array();
+		if (!*out)
+			rc = err_set(ERR_NOMEM, "out of memory");
+	}
+	PQclear(r);
+	return rc;
 }
 
 int pg_exec_script(pg_conn *c, const char *sql)

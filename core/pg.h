@@ -61,6 +61,20 @@ int pg_exec(pg_conn *c, PGresult **out, const char *sql, int nparams,
  * needed. Same contract as pg_exec. */
 int pg_exec_stmt(pg_conn *c, PGresult **out, const pg_stmt *st, const char *const *params);
 
+/* What pg_query_json gives when the statement returns no row or NULL. */
+typedef enum pg_json_empty {
+	PG_JSON_NULL,  /* *out stays NULL */
+	PG_JSON_ARRAY, /* [] */
+} pg_json_empty;
+
+/* Runs prepared statement `st`, whose one row and column is a JSON text
+ * (json_agg(...)::text, json_build_object(...)::text), and parses it into
+ * *out (owned); no row or NULL gives `empty`. ERR_DB as pg_exec_stmt,
+ * ERR_PARSE for text that is not JSON. */
+struct json_t;
+int pg_query_json(pg_conn *c, const pg_stmt *st, const char *const *params, pg_json_empty empty,
+		  struct json_t **out);
+
 /* Runs a statement string made of several commands (DDL, migrations) with the
  * simple query protocol. No parameters. */
 int pg_exec_script(pg_conn *c, const char *sql);

@@ -5,6 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The one-row, one-column JSON text statement `st` returns, parsed into
+ * *out (owned). */
+static int fig_json(pg_conn *c, const pg_stmt *st, const char *const *params, json_t **out)
+{
+	int rc = pg_query_json(c, st, params, PG_JSON_NULL, out);
+
+	if (rc == 0 && !*out)
+		rc = err_set(ERR_NOMEM, "out of memory");
+	return rc;
+}
+
 static const pg_stmt STMT_THREAD = {
 	"eng_report_thread",
 	"SELECT key, graph, metadata::text, to_char(created_at AT TIME ZONE 'UTC', "
@@ -166,14 +177,7 @@ static const pg_stmt STMT_NUMBERED = {
 int eng_report_numbered(pg_conn *c, const char *prefix, json_t **out)
 {
 	const char *params[1] = {prefix};
-	PGresult *r = NULL;
-	int rc = pg_exec_stmt(c, &r, &STMT_NUMBERED, params);
-
-	*out = rc == 0 && pg_rows(r) == 1 ? json_loads(pg_val(r, 0, 0), 0, NULL) : NULL;
-	PQclear(r);
-	if (rc == 0 && !*out)
-		rc = err_set(ERR_NOMEM, "out of memory");
-	return rc;
+	return fig_json(c, &STMT_NUMBERED, params, out);
 }
 
 static const pg_stmt STMT_FIND_TITLE = {
@@ -220,20 +224,6 @@ static const pg_stmt STMT_RUN_COUNTS = {
 	"FROM runs GROUP BY status) s",
 	0,
 };
-
-/* The one-row, one-column JSON text statement `st` returns, parsed into
- * *out (owned). */
-static int fig_json(pg_conn *c, const pg_stmt *st, const char *const *params, json_t **out)
-{
-	PGresult *r = NULL;
-	int rc = pg_exec_stmt(c, &r, st, params);
-
-	*out = rc == 0 && pg_rows(r) == 1 ? json_loads(pg_val(r, 0, 0), 0, NULL) : NULL;
-	PQclear(r);
-	if (rc == 0 && !*out)
-		rc = err_set(ERR_NOMEM, "out of memory");
-	return rc;
-}
 
 int eng_report_run_counts(pg_conn *c, json_t **out)
 {
@@ -338,16 +328,7 @@ int eng_report_graph_threads(pg_conn *c, const char *graph, int64_t thread_id,
 {
 	char tid[24];
 	const char *params[3] = {graph, thread_id > 0 ? tid : NULL, kind_suffix};
-	PGresult *r = NULL;
-	int rc;
 
-	*out = NULL;
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
-	rc = pg_exec_stmt(c, &r, &STMT_GRAPH_THREADS, params);
-	if (rc == 0 && pg_rows(r) == 1)
-		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
-	PQclear(r);
-	if (rc == 0 && !*out)
-		rc = err_set(ERR_NOMEM, "out of memory");
-	return rc;
+	return fig_json(c, &STMT_GRAPH_THREADS, params, out);
 }

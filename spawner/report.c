@@ -47,20 +47,9 @@ int spw_report_workers(pg_conn *c, int64_t thread_id, json_t **out)
 {
 	char tid[24];
 	const char *params[1] = {tid};
-	PGresult *r = NULL;
-	int rc;
 
 	snprintf(tid, sizeof(tid), "%lld", (long long)thread_id);
-	rc = pg_exec_stmt(c, &r, &STMT_WORKERS, params);
-	*out = rc == 0 && pg_rows(r) == 1 && !pg_isnull(r, 0, 0)
-		       ? json_loads(pg_val(r, 0, 0), 0, NULL)
-		       : NULL;
-	PQclear(r);
-	if (rc == 0 && !*out)
-		*out = json_array();
-	if (rc == 0 && !*out)
-		rc = err_set(ERR_NOMEM, "out of memory");
-	return rc;
+	return pg_query_json(c, &STMT_WORKERS, params, PG_JSON_ARRAY, out);
 }
 
 static const pg_stmt STMT_WORKER_JSON = {
@@ -74,17 +63,7 @@ static const pg_stmt STMT_WORKER_JSON = {
 int spw_report_worker_json(pg_conn *c, const char *id, json_t **out)
 {
 	const char *params[1] = {id};
-	PGresult *r = NULL;
-	int rc = pg_exec_stmt(c, &r, &STMT_WORKER_JSON, params);
-
-	*out = NULL;
-	if (rc == 0 && pg_rows(r) == 1) {
-		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
-		if (!*out)
-			rc = err_set(ERR_NOMEM, "out of memory");
-	}
-	PQclear(r);
-	return rc;
+	return pg_query_json(c, &STMT_WORKER_JSON, params, PG_JSON_NULL, out);
 }
 
 static const pg_stmt STMT_MERGE = {
@@ -142,15 +121,5 @@ static const pg_stmt STMT_WORKER_DETAIL = {
 int spw_report_worker_detail(pg_conn *c, const char *id, json_t **out)
 {
 	const char *params[1] = {id};
-	PGresult *r = NULL;
-	int rc = pg_exec_stmt(c, &r, &STMT_WORKER_DETAIL, params);
-
-	*out = NULL;
-	if (rc == 0 && pg_rows(r) == 1) {
-		*out = json_loads(pg_val(r, 0, 0), 0, NULL);
-		if (!*out)
-			rc = err_set(ERR_NOMEM, "out of memory");
-	}
-	PQclear(r);
-	return rc;
+	return pg_query_json(c, &STMT_WORKER_DETAIL, params, PG_JSON_NULL, out);
 }
