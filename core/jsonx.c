@@ -1,6 +1,7 @@
 /* jsonx — the lenient decoder of outside JSON (core/jsonx.h). */
 #include "core/jsonx.h"
 #include "core/buf.h"
+#include "core/util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -23,17 +24,6 @@ static void put(fixer *f, const char *s, size_t n)
 	f->n += n;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The code unit of "\\uXXXX" at p[0..5], or -1 when it is not one. */
 static long escape_at(const char *p, size_t left)
 {
@@ -42,7 +32,7 @@ static long escape_at(const char *p, size_t left)
 	if (left < 6 || p[0] != '\\' || p[1] != 'u')
 		return -1;
 	for (int i = 2; i < 6; i++) {
-		int h = hexval(p[i]);
+		int h = util_hexval(p[i]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + h;
@@ -289,7 +279,7 @@ static void pick_escape(jx_pick *p, char c, buf *out)
 		{
 			unsigned cp = 0;
 			for (int i = 1; i < 5; i++) {
-				int d = hexval(p->u[i]);
+				int d = util_hexval(p->u[i]);
 				cp = cp * 16 + (unsigned)(d < 0 ? 0 : d);
 			}
 			p->u_len = 0;

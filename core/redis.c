@@ -30,17 +30,6 @@ struct rds_conn {
 
 /* --- URLs --- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Copies s[0..n) percent-decoded into out[cap]. */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap, const char *what)
 {
@@ -50,9 +39,9 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap, const char
 		char ch = s[i];
 
 		if (ch == '%') {
-			if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+			if (i + 2 >= n || util_hexval(s[i + 1]) < 0 || util_hexval(s[i + 2]) < 0)
 				return err_set(ERR_INVALID, "REDIS_URL: a bad %%-escape in the %s", what);
-			ch = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			ch = (char)(util_hexval(s[i + 1]) * 16 + util_hexval(s[i + 2]));
 			if (ch == '\0') /* it would end the value there */
 				return err_set(ERR_INVALID, "REDIS_URL: %%00 in the %s", what);
 			i += 2;

@@ -99,3 +99,14 @@ int64_t util_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms)
 	lo = cap / 2;
 	return lo + (int64_t)util_rand_below((uint64_t)(cap - lo + 1));
 }
+
+int util_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -25,6 +25,9 @@ uint64_t util_rand_below(uint64_t n);
 /* Writes 2*nbytes lowercase hex digits and a NUL into out[2*nbytes+1]. */
 void util_rand_hex(char *out, size_t nbytes);
 
+/* The value of hex digit c (either case), or -1 when it is not one. */
+int util_hexval(char c);
+
 /* Exponential backoff with jitter: a random delay in [cap/2, cap] where
  * cap = min(max_ms, base_ms * 2^attempt), for attempt 0, 1, 2, ... */
 int64_t util_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms);

@@ -751,17 +751,6 @@ static const char *skip_ws(const char *p, const char *end)
 	return p;
 }
 
-static int hexdigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Reads a JSON string at *pp (after its opening quote) into b, unescaped. */
 static int read_str(const char **pp, const char *end, buf *b)
 {
@@ -789,7 +778,7 @@ static int read_str(const char **pp, const char *end, buf *b)
 			if (end - p < 5)
 				return -1;
 			for (int i = 1; i <= 4; i++) {
-				int d = hexdigit(p[i]);
+				int d = util_hexval(p[i]);
 				if (d < 0)
 					return -1;
 				cp = cp * 16 + (unsigned)d;

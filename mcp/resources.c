@@ -5,6 +5,7 @@
 #include "core/err.h"
 #include "core/jsonx.h"
 #include "engine/control.h"
+#include "core/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +16,6 @@
 void mcp_uri(const char *key, const char *which, char *out, size_t cap)
 {
 	snprintf(out, cap, URI_PREFIX "%s/%s", key, which);
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Splits a resource URI into the project (percent-decoded) and which
@@ -49,8 +39,8 @@ static int parse_uri(const char *uri, char *key, size_t cap, int *which)
 	else
 		goto bad;
 	for (; p < slash && n + 1 < cap; p++) {
-		if (*p == '%' && p + 2 < slash && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-			key[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+		if (*p == '%' && p + 2 < slash && util_hexval(p[1]) >= 0 && util_hexval(p[2]) >= 0) {
+			key[n++] = (char)(util_hexval(p[1]) * 16 + util_hexval(p[2]));
 			p += 2;
 		} else {
 			key[n++] = *p;
