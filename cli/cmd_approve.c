@@ -337,14 +337,7 @@ int cli_decide(pg_conn *c, const char *target, const char *want, int reject,
 					 &d);
 	if (rc == 0 && d.outcome == BOT_DEC_OK)
 		rc = after_decision(c, q, &d, dec);
-	if (rc == 0)
-		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
-	if (rc < 0) {
-		char msg[1024];
-		snprintf(msg, sizeof(msg), "%s", err_last());
-		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
-		err_set(rc, "%s", msg);
-	}
+	rc = pg_tx_end(c, rc);
 	json_decref(q);
 	if (rc < 0)
 		return rc;

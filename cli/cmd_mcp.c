@@ -54,19 +54,6 @@ static void graph_name(char *out, size_t cap)
 		snprintf(out, cap, "%s", BOT_DEFAULT_GRAPH);
 }
 
-/* Ends the transaction begun on `c`: commits when `rc` is 0, else rolls
- * back keeping the error message. */
-static int in_tx(pg_conn *c, int rc)
-{
-	char msg[1024];
-
-	if (rc == 0)
-		return pg_exec(c, NULL, "COMMIT", 0, NULL);
-	snprintf(msg, sizeof(msg), "%s", err_last());
-	pg_exec(c, NULL, "ROLLBACK", 0, NULL);
-	return err_set(rc, "%s", msg);
-}
-
 /* A client's change made what the project's input carries: its repo a URL
  * as it is, or (over stdio only: the server's disk is the client's) a local
  * repository's absolute path. (owned) or NULL with err_set(). */
@@ -176,7 +163,7 @@ static int be_report(pg_conn *c, int64_t thread, json_t **out, void *udata)
 		rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 		if (rc == 0)
 			rc = cli_materialize(c, thread);
-		rc = in_tx(c, rc);
+		rc = pg_tx_end(c, rc);
 	}
 	if (rc == 0)
 		rc = nd_report_project(out, c, thread);
@@ -335,7 +322,7 @@ static int be_message(pg_conn *c, const mcp_identity *who, int64_t thread, const
 	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 	if (rc == 0)
 		rc = bot_route_project(c, graph, thread, &in, idem, how, sizeof(how));
-	rc = in_tx(c, rc);
+	rc = pg_tx_end(c, rc);
 	if (rc < 0)
 		return rc;
 	*out = json_pack("{s:s, s:s}", "project", key, "how", how);
@@ -362,7 +349,7 @@ static int be_cancel(pg_conn *c, const mcp_identity *who, int64_t thread, json_t
 					   "<idea> to start another.", who->name);
 		rc = bot_say(c, channel, chat, thread, msg);
 	}
-	rc = in_tx(c, rc);
+	rc = pg_tx_end(c, rc);
 	if (rc < 0)
 		return rc;
 	log_info("mcp", "%s (%s) cancelled project %s", who->name, who->via, key);

@@ -74,11 +74,7 @@ int cli_new_change(pg_conn *c, const char *graph, const char *name, const char *
 	rc = pg_exec(c, NULL, "BEGIN", 0, NULL);
 	if (rc == 0)
 		rc = bot_new_project(c, graph, &in, idea, change, thread, n);
-	if (rc == 0)
-		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
-	if (rc < 0)
-		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
-	return rc;
+	return pg_tx_end(c, rc);
 }
 
 int cli_new_project(pg_conn *c, const char *graph, const char *name, const char *idea,

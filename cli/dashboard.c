@@ -292,14 +292,7 @@ static int be_decide(pg_conn *c, const web_identity *who, int64_t id, const char
 			  : err_set(ERR_NOMEM, "out of memory");
 		json_decref(from);
 	}
-	if (rc == 0)
-		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
-	if (rc < 0) {
-		char msg[1024];
-		snprintf(msg, sizeof(msg), "%s", err_last());
-		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
-		err_set(rc, "%s", msg);
-	}
+	rc = pg_tx_end(c, rc);
 	json_decref(q);
 	if (rc < 0)
 		return rc;

@@ -298,6 +298,17 @@ int pg_exec_stmt(pg_conn *c, PGresult **out, const pg_stmt *st, const char *cons
 	return finish_result(c, r, out, st->name);
 }
 
+int pg_tx_end(pg_conn *c, int rc)
+{
+	char msg[1024];
+
+	if (rc == 0)
+		return pg_exec(c, NULL, "COMMIT", 0, NULL);
+	snprintf(msg, sizeof(msg), "%s", err_last());
+	pg_exec(c, NULL, "ROLLBACK", 0, NULL);
+	return err_set(rc, "%s", msg);
+}
+
 int pg_query_json(pg_conn *c, const pg_stmt *st, const char *const *params, pg_json_empty empty,
 		  json_t **out)
 {

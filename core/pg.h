@@ -61,6 +61,11 @@ int pg_exec(pg_conn *c, PGresult **out, const char *sql, int nparams,
  * needed. Same contract as pg_exec. */
 int pg_exec_stmt(pg_conn *c, PGresult **out, const pg_stmt *st, const char *const *params);
 
+/* Ends the transaction begun on `c`: COMMIT when rc is 0 (and returns
+ * COMMIT's result), else ROLLBACK, returning rc with its error message kept
+ * (the ROLLBACK's own outcome does not replace it). */
+int pg_tx_end(pg_conn *c, int rc);
+
 /* What pg_query_json gives when the statement returns no row or NULL. */
 typedef enum pg_json_empty {
 	PG_JSON_NULL,  /* *out stays NULL */

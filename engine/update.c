@@ -214,14 +214,8 @@ int eng_update_state(pg_conn *c, const eng_graph *g, int64_t thread_id, const js
 	if (rc < 0)
 		return rc;
 	rc = update_tx(c, g, thread_id, update, as_node, flags, out);
-	if (rc == 0)
-		rc = pg_exec(c, NULL, "COMMIT", 0, NULL);
-	if (rc < 0) {
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", err_last());
-		pg_exec(c, NULL, "ROLLBACK", 0, NULL);
-		err_set(rc, "%s", why);
+	rc = pg_tx_end(c, rc);
+	if (rc < 0)
 		memset(out, 0, sizeof(*out));
-	}
 	return rc;
 }

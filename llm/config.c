@@ -147,17 +147,6 @@ static const pg_stmt STMT_BUDGET_GET = {
 	2,
 };
 
-/* --- reading --- */
-
-static int rollback(pg_conn *c, int rc)
-{
-	char msg[1024];
-
-	snprintf(msg, sizeof(msg), "%s", err_last());
-	pg_exec(c, NULL, "ROLLBACK", 0, NULL);
-	return err_set(rc, "%s", msg);
-}
-
 /* Rows (name, JSON text) into obj[name]. */
 static int rows_into(pg_conn *c, const pg_stmt *st, json_t *obj)
 {
@@ -621,7 +610,7 @@ static int apply_prompt(pg_conn *c, const llm_config_change *ch, llm_config_resu
 	}
 	json_decref(old);
 	if (rc < 0)
-		return rollback(c, rc);
+		return pg_tx_end(c, rc);
 	return pg_exec(c, NULL, "COMMIT", 0, NULL);
 }
 
@@ -866,7 +855,7 @@ int llm_config_apply(pg_conn *c, const llm_config_change *ch, const llm_registry
 		in_tx = 0;
 	}
 	if (rc < 0 && in_tx)
-		rc = rollback(c, rc);
+		rc = pg_tx_end(c, rc);
 	PQclear(head);
 	json_decref(x.doc);
 	json_decref(x.old);
@@ -907,7 +896,7 @@ int llm_config_clear(pg_conn *c, const char *actor, int64_t *out_version)
 	PQclear(r);
 	json_decref(doc);
 	if (rc < 0)
-		return rollback(c, rc);
+		return pg_tx_end(c, rc);
 	return pg_exec(c, NULL, "COMMIT", 0, NULL);
 }
 
@@ -1035,7 +1024,7 @@ int llm_config_budget(pg_conn *c, const char *actor, const char *kind, const cha
 	json_decref(old);
 	json_decref(now);
 	if (rc < 0)
-		return rollback(c, rc);
+		return pg_tx_end(c, rc);
 	return pg_exec(c, NULL, "COMMIT", 0, NULL);
 }
 
